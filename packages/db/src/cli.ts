@@ -1,0 +1,181 @@
+/**
+ * Database commands: `pnpm db:<command>` from the repository root.
+ *
+ *   migrate              apply every pending migration
+ *   rollback [--steps N | --all]
+ *                        revert the newest migration (or N, or all of them)
+ *   status               list migrations, applied and pending
+ *   seed                 run seeds/*.ts (refused in production)
+ *   new <name>           create migrations/<timestamp>_<name>.ts
+ *   reset                drop everything, migrate, seed (refused in production)
+ *
+ * Uses DATABASE_URL, or the embedded development cluster when it is unset.
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs, styleText } from 'node:util';
+import { sql } from 'kysely';
+import { createDb, type Db } from './client.ts';
+import { resolveDatabase } from './connect.ts';
+import {
+  MIGRATION_FILE,
+  type MigrationStep,
+  migrateToLatest,
+  migrationStatus,
+  migrationsDir,
+  rollback,
+} from './migrate.ts';
+import { defaultEmbeddedDataDir, loadRepoEnvFile } from './paths.ts';
+import { runSeeds } from './seed.ts';
+
+const USAGE = `Usage: pnpm db:<command>
+  db:migrate                      apply every pending migration
+  db:rollback [--steps N | --all] revert the newest migration (or N, or all)
+  db:status                       list applied and pending migrations
+  db:seed                         run the seeds (not in production)
+  db:new <name>                   create a migration file, name in snake_case
+  db:reset                        drop all tables, migrate, seed (not in production)`;
+
+const ms = (value: number) => styleText('dim', `${value.toFixed(value < 10 ? 1 : 0)} ms`);
+const ok = (text: string) => `${styleText('green', '✓')} ${text}`;
+
+function printStep(step: MigrationStep) {
+  const arrow = step.direction === 'Up' ? styleText('green', '↑') : styleText('yellow', '↓');
+  console.log(`  ${arrow} ${step.name} ${ms(step.durationMs)}`);
+}
+
+class UsageError extends Error {}
+
+function timestamp(date = new Date()): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${date.getUTCFullYear()}${pad(date.getUTCMonth() + 1)}${pad(date.getUTCDate())}${pad(date.getUTCHours())}${pad(date.getUTCMinutes())}${pad(date.getUTCSeconds())}`;
+}
+
+async function createMigrationFile(name: string | undefined): Promise<void> {
+  if (!name || !/^[a-z][a-z0-9_]*$/.test(name)) {
+    throw new UsageError('db:new needs a name in snake_case, e.g. `pnpm db:new add_notes`');
+  }
+  const file = path.join(migrationsDir, `${timestamp()}_${name}.ts`);
+  if (!MIGRATION_FILE.test(path.basename(file))) throw new UsageError(`Invalid migration name: ${name}`);
+  const body = `import type { Kysely } from 'kysely';
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations are frozen and must not depend on the current schema types
+export async function up(db: Kysely<any>): Promise<void> {
+  // await db.schema.createTable('...').addColumn(...).execute();
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: see up()
+export async function down(db: Kysely<any>): Promise<void> {
+  // Undo exactly what up() did.
+}
+`;
+  await writeFile(file, body, { flag: 'wx' });
+  console.log(ok(`Created ${path.relative(process.cwd(), file)}`));
+  console.log('  Fill in up() and down(), then run `pnpm db:migrate`; update src/schema.ts to match.');
+}
+
+async function migrate(db: Db) {
+  const started = performance.now();
+  const steps = await migrateToLatest(db, { onStep: printStep });
+  console.log(
+    steps.length === 0
+      ? ok('Nothing to migrate: the database is up to date.')
+      : ok(`Applied ${steps.length} migration${steps.length === 1 ? '' : 's'} in ${ms(performance.now() - started)}`),
+  );
+}
+
+async function rollbackCommand(db: Db, args: string[]) {
+  const { values } = parseArgs({ args, options: { steps: { type: 'string' }, all: { type: 'boolean' } } });
+  const steps = values.all ? Number.POSITIVE_INFINITY : Number(values.steps ?? 1);
+  if (!Number.isInteger(steps) && steps !== Number.POSITIVE_INFINITY)
+    throw new UsageError('--steps must be a whole number');
+  if (steps < 1) throw new UsageError('--steps must be at least 1');
+  const done = await rollback(db, steps, { onStep: printStep });
+  console.log(
+    done.length === 0
+      ? ok('Nothing to roll back.')
+      : ok(`Reverted ${done.length} migration${done.length === 1 ? '' : 's'}`),
+  );
+}
+
+async function status(db: Db) {
+  const migrations = await migrationStatus(db);
+  if (migrations.length === 0) return console.log('No migrations in packages/db/migrations.');
+  for (const m of migrations) {
+    console.log(
+      m.executedAt
+        ? `  ${styleText('green', 'applied')}  ${m.name} ${styleText('dim', m.executedAt.toISOString())}`
+        : `  ${styleText('yellow', 'pending')}  ${m.name}`,
+    );
+  }
+  const pending = migrations.filter((m) => !m.executedAt).length;
+  console.log(pending === 0 ? ok('Up to date.') : `${pending} pending: run \`pnpm db:migrate\`.`);
+}
+
+async function seed(db: Db) {
+  const steps = await runSeeds(db, {
+    nodeEnv: process.env.NODE_ENV,
+    onStep: (s) => console.log(`  ${styleText('green', '•')} ${s.name} ${ms(s.durationMs)}`),
+  });
+  console.log(
+    steps.length === 0
+      ? 'No seeds in packages/db/seeds.'
+      : ok(`Ran ${steps.length} seed${steps.length === 1 ? '' : 's'}`),
+  );
+}
+
+async function reset(db: Db) {
+  if (process.env.NODE_ENV === 'production') throw new UsageError('db:reset is refused in production.');
+  await sql`drop schema public cascade`.execute(db);
+  await sql`create schema public`.execute(db);
+  console.log(ok('Dropped every table'));
+  await migrate(db);
+  await seed(db);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  if (!command || command === 'help' || command === '--help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === 'new') {
+    await createMigrationFile(args[0]);
+    return 0;
+  }
+  const commands: Record<string, (db: Db) => Promise<void>> = {
+    migrate,
+    rollback: (db) => rollbackCommand(db, args),
+    status,
+    seed,
+    reset,
+  };
+  const run = commands[command];
+  if (!run) throw new UsageError(`Unknown command "${command}".\n${USAGE}`);
+
+  const target = await resolveDatabase({
+    url: process.env.DATABASE_URL || undefined,
+    embeddedDataDir: defaultEmbeddedDataDir,
+  });
+  console.log(styleText('dim', `Database: ${target.description}`));
+  const db = createDb({ url: target.url, poolMax: 2 });
+  try {
+    await run(db);
+    return 0;
+  } finally {
+    await db.destroy();
+    await target.embedded?.stop();
+  }
+}
+
+loadRepoEnvFile();
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`${styleText('red', '✗')} ${message}`);
+    process.exitCode = error instanceof UsageError ? 2 : 1;
+  },
+);

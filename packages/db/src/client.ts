@@ -1,0 +1,44 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.ts';
+
+export interface DbConfig {
+  url: string;
+  /** Most connections the pool opens. */
+  poolMax?: number;
+  /** How long to wait for a connection before failing a query. */
+  connectionTimeoutMs?: number;
+  /** How long an idle connection stays open. */
+  idleTimeoutMs?: number;
+  /** Server-side limit for one statement; 0 disables it. */
+  statementTimeoutMs?: number;
+  applicationName?: string;
+  /** Called when an idle pooled connection fails (say, the server restarted). */
+  onIdleError?: (error: Error) => void;
+}
+
+export type Db = Kysely<Database>;
+
+export function createDb(config: DbConfig): Db {
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: config.poolMax ?? 10,
+    connectionTimeoutMillis: config.connectionTimeoutMs ?? 5_000,
+    idleTimeoutMillis: config.idleTimeoutMs ?? 10_000,
+    statement_timeout: config.statementTimeoutMs ?? 30_000,
+    application_name: config.applicationName ?? 'app',
+  });
+  // Without a listener an idle client's error (a restarted server) crashes the process.
+  pool.on('error', (error) => config.onIdleError?.(error));
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** "postgres://user@host:5432/db" without the password, for logs and error messages. */
+export function describeDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || '5432'}${parsed.pathname}`;
+  } catch {
+    return '(unparseable DATABASE_URL)';
+  }
+}

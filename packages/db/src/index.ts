@@ -1,0 +1,17 @@
+export { createDb, type Db, type DbConfig, describeDatabaseUrl } from './client.ts';
+export { type DatabaseTarget, resolveDatabase } from './connect.ts';
+export { type EmbeddedPostgres, type EmbeddedPostgresOptions, startEmbeddedPostgres } from './embedded.ts';
+export {
+  MigrationError,
+  type MigrationState,
+  type MigrationStep,
+  migrateToLatest,
+  migrationStatus,
+  migrationsDir,
+  pendingMigrations,
+  rollback,
+  rollbackAll,
+} from './migrate.ts';
+export { defaultEmbeddedDataDir, loadRepoEnvFile, repoRoot } from './paths.ts';
+export type * from './schema.ts';
+export { runSeeds, type SeedStep } from './seed.ts';

@@ -1,0 +1,121 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Kysely } from 'kysely';
+import {
+  type Migration,
+  type MigrationProvider,
+  type MigrationResult,
+  Migrator,
+  NO_MIGRATIONS,
+} from 'kysely/migration';
+
+export const migrationsDir = fileURLToPath(new URL('../migrations/', import.meta.url));
+
+/** `<14-digit timestamp>_<snake_case_name>.ts`; the timestamp orders them. */
+export const MIGRATION_FILE = /^\d{14}_[a-z0-9_]+\.ts$/;
+
+/** Loads `migrations/*.ts` by file URL (portable, unlike Kysely's path-based provider). */
+class MigrationFolderProvider implements MigrationProvider {
+  readonly folder: string;
+  constructor(folder: string) {
+    this.folder = folder;
+  }
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const files = (await readdir(this.folder)).filter((file) => MIGRATION_FILE.test(file)).sort();
+    const migrations: Record<string, Migration> = {};
+    for (const file of files) {
+      const module = (await import(pathToFileURL(path.join(this.folder, file)).href)) as Partial<Migration>;
+      if (typeof module.up !== 'function' || typeof module.down !== 'function') {
+        throw new Error(`Migration ${file} must export both up() and down()`);
+      }
+      migrations[file.replace(/\.ts$/, '')] = { up: module.up, down: module.down };
+    }
+    return migrations;
+  }
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations run against any schema state
+type AnyDb = Kysely<any>;
+
+export function createMigrator(db: AnyDb, folder = migrationsDir): Migrator {
+  return new Migrator({ db, provider: new MigrationFolderProvider(folder) });
+}
+
+export interface MigrationStep {
+  name: string;
+  direction: 'Up' | 'Down';
+  durationMs: number;
+}
+
+export class MigrationError extends Error {
+  readonly migration: string | undefined;
+  constructor(migration: string | undefined, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(migration ? `Migration ${migration} failed: ${reason}` : `Migrating failed: ${reason}`, { cause });
+    this.name = 'MigrationError';
+    this.migration = migration;
+  }
+}
+
+/** Applies or reverts one migration at a time (each in its own transaction) so progress can be reported. */
+async function step(
+  move: () => Promise<{ error?: unknown; results?: MigrationResult[] }>,
+): Promise<MigrationStep | undefined> {
+  const started = performance.now();
+  const { error, results } = await move();
+  const result = results?.[0];
+  if (error !== undefined || result?.status === 'Error') throw new MigrationError(result?.migrationName, error);
+  if (!result) return undefined;
+  return { name: result.migrationName, direction: result.direction, durationMs: performance.now() - started };
+}
+
+export interface MigrateOptions {
+  folder?: string;
+  onStep?: (step: MigrationStep) => void;
+}
+
+/** Applies every pending migration, oldest first. Returns what ran. */
+export async function migrateToLatest(db: AnyDb, options: MigrateOptions = {}): Promise<MigrationStep[]> {
+  const migrator = createMigrator(db, options.folder);
+  const done: MigrationStep[] = [];
+  for (;;) {
+    const ran = await step(() => migrator.migrateUp());
+    if (!ran) return done;
+    done.push(ran);
+    options.onStep?.(ran);
+  }
+}
+
+/** Reverts the newest `steps` applied migrations (all of them with `Infinity`). */
+export async function rollback(db: AnyDb, steps: number, options: MigrateOptions = {}): Promise<MigrationStep[]> {
+  const migrator = createMigrator(db, options.folder);
+  const done: MigrationStep[] = [];
+  while (done.length < steps) {
+    const ran = await step(() => migrator.migrateDown());
+    if (!ran) break;
+    done.push(ran);
+    options.onStep?.(ran);
+  }
+  return done;
+}
+
+/** Reverts everything in one go (used by tests and `db:reset`). */
+export async function rollbackAll(db: AnyDb, folder?: string): Promise<void> {
+  const { error } = await createMigrator(db, folder).migrateTo(NO_MIGRATIONS);
+  if (error !== undefined) throw new MigrationError(undefined, error);
+}
+
+export interface MigrationState {
+  name: string;
+  executedAt: Date | undefined;
+}
+
+export async function migrationStatus(db: AnyDb, folder?: string): Promise<MigrationState[]> {
+  const migrations = await createMigrator(db, folder).getMigrations();
+  return migrations.map((m) => ({ name: m.name, executedAt: m.executedAt }));
+}
+
+export async function pendingMigrations(db: AnyDb, folder?: string): Promise<string[]> {
+  return (await migrationStatus(db, folder)).filter((m) => !m.executedAt).map((m) => m.name);
+}
