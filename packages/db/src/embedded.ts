@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { arch, platform, userInfo } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -238,7 +238,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     for (const line of text.split('\n')) if (line.trim()) log(line.trim());
   });
   child.unref();
-  child.stderr?.unref?.();
+  (child.stderr as unknown as Socket | null)?.unref();
   await waitUntilReady(dataDir, child, () => stderr);
   writeFileSync(ownerFile(dataDir), String(process.pid));
   return handle(dataDir, port, child.pid as number, true);

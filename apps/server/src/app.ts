@@ -1,0 +1,84 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
+import { AccessLogController } from './http/access-log.ts';
+import { flattenBridgeError } from './http/error-body.ts';
+import { errorHandling } from './http/errors.ts';
+import { openApiRoutes } from './http/openapi.ts';
+import { requestLifecycle } from './http/request-lifecycle.ts';
+import { requestIdFor } from './infra/logger.ts';
+import type { Services } from './services.ts';
+import { createContextFactory } from './trpc/context.ts';
+import { type AppRouter, appRouter } from './trpc/router.ts';
+
+/** Batched GETs put every procedure name and input in the path: allow long ones. */
+const MAX_PARAM_LENGTH = 5_000;
+
+/** Builds the HTTP app around ready services. Never reads process.env, never listens. */
+export async function buildApp(services: Services): Promise<FastifyInstance> {
+  const { config } = services;
+  const app = Fastify({
+    loggerInstance: services.log as FastifyBaseLogger,
+    logController: new AccessLogController(),
+    requestIdHeader: false,
+    genReqId: requestIdFor,
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+  });
+
+  await app.register(requestLifecycle);
+  await app.register(errorHandling, { services });
+  await app.register(helmet, {
+    // A JSON API; the only page is /docs, whose bundle is served from here (no CDN).
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'", "'unsafe-inline'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        upgradeInsecureRequests: null, // /docs must work over plain http on localhost
+      },
+    },
+  });
+  const allowAnyOrigin = config.corsOrigins.includes('*');
+  await app.register(cors, {
+    origin: allowAnyOrigin ? true : config.corsOrigins,
+    exposedHeaders: [
+      'x-request-id',
+      'server-timing',
+      'retry-after',
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+    ],
+    maxAge: 600,
+  });
+
+  const createContext = createContextFactory(services);
+  const onError = ({ error, path }: { error: { code: string; message: string; cause?: unknown }; path?: string }) => {
+    if (error.code === 'INTERNAL_SERVER_ERROR')
+      services.log.error({ err: error.cause ?? error, path }, `procedure ${path ?? '?'} failed`);
+  };
+
+  await app.register(fastifyTRPCPlugin, {
+    prefix: '/trpc',
+    trpcOptions: { router: appRouter, createContext, onError },
+  } satisfies { prefix: string; trpcOptions: { router: AppRouter } & Record<string, unknown> });
+
+  await app.register(async (rest) => {
+    rest.addHook('onSend', async (request, reply, payload) => {
+      if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
+      const flat = flattenBridgeError(payload, `${request.method} ${request.pathForLog}`, request.id);
+      return flat ? JSON.stringify(flat) : payload;
+    });
+    await rest.register(fastifyTRPCOpenApiPlugin, { basePath: '/api', router: appRouter, createContext, onError });
+  });
+
+  await app.register(openApiRoutes, { config });
+  return app;
+}

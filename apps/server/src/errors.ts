@@ -1,0 +1,72 @@
+/**
+ * Application errors: services throw `AppError(code, message)`; one errorFormatter turns
+ * it into the tRPC code, the HTTP status and the stable `appCode` clients see on both
+ * transports. Framework-free apart from the tRPC code names it maps to.
+ */
+import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+
+/** Every app code a client can receive, and the tRPC code (hence HTTP status) it travels as. */
+export const APP_ERROR_CODES = {
+  VALIDATION_FAILED: 'BAD_REQUEST',
+  BAD_REQUEST: 'BAD_REQUEST',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  ROUTE_NOT_FOUND: 'NOT_FOUND',
+  METHOD_NOT_SUPPORTED: 'METHOD_NOT_SUPPORTED',
+  CONFLICT: 'CONFLICT',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  RATE_LIMITED: 'TOO_MANY_REQUESTS',
+  TIMEOUT: 'TIMEOUT',
+  CLIENT_CLOSED_REQUEST: 'CLIENT_CLOSED_REQUEST',
+  SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
+  INTERNAL_ERROR: 'INTERNAL_SERVER_ERROR',
+} as const satisfies Record<string, TRPC_ERROR_CODE_KEY>;
+
+export type AppErrorCode = keyof typeof APP_ERROR_CODES;
+
+export class AppError extends Error {
+  readonly code: AppErrorCode;
+  /** Extra, client-safe facts about the failure (e.g. which health check failed). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: AppErrorCode,
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.details = options.details;
+  }
+
+  get trpcCode(): TRPC_ERROR_CODE_KEY {
+    return APP_ERROR_CODES[this.code];
+  }
+}
+
+/** The app code for an error that did not come from an AppError. */
+export function defaultAppCode(trpcCode: TRPC_ERROR_CODE_KEY): AppErrorCode {
+  switch (trpcCode) {
+    case 'PARSE_ERROR':
+    case 'BAD_REQUEST':
+      return 'BAD_REQUEST';
+    case 'TOO_MANY_REQUESTS':
+      return 'RATE_LIMITED';
+    case 'INTERNAL_SERVER_ERROR':
+    case 'NOT_IMPLEMENTED':
+    case 'BAD_GATEWAY':
+      return 'INTERNAL_ERROR';
+    case 'GATEWAY_TIMEOUT':
+      return 'TIMEOUT';
+    case 'PRECONDITION_FAILED':
+    case 'UNPROCESSABLE_CONTENT':
+      return 'BAD_REQUEST';
+    case 'PAYMENT_REQUIRED':
+      return 'FORBIDDEN';
+    default:
+      return trpcCode in APP_ERROR_CODES ? (trpcCode as AppErrorCode) : 'INTERNAL_ERROR';
+  }
+}

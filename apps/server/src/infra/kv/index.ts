@@ -1,0 +1,17 @@
+import type { KeyValueStore } from './key-value-store.ts';
+import { MemoryStore } from './memory-store.ts';
+import { RedisStore } from './redis-store.ts';
+
+export { KeyValueError, type KeyValueStore } from './key-value-store.ts';
+export { MemoryStore } from './memory-store.ts';
+export { RedisStore } from './redis-store.ts';
+
+/** Redis when a URL is configured, else the in-process store. */
+export function createKeyValueStore(options: {
+  redisUrl: string | undefined;
+  keyPrefix: string;
+  onError?: (error: Error) => void;
+}): KeyValueStore {
+  if (!options.redisUrl) return new MemoryStore();
+  return new RedisStore({ url: options.redisUrl, keyPrefix: options.keyPrefix, onError: options.onError });
+}

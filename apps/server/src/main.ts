@@ -1,0 +1,158 @@
+/**
+ * Process entry: load config, start the database (embedded by default), run the start-up
+ * checks, then serve: in this process, or in WORKERS cluster workers that the primary
+ * restarts when one dies. SIGINT/SIGTERM shut down gracefully.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { type DatabaseTarget, loadRepoEnvFile, resolveDatabase } from '@app/db';
+import { buildApp } from './app.ts';
+import { type Config, formatConfigReport, loadConfig } from './config.ts';
+import { createLogger, type Logger } from './infra/logger.ts';
+import { createServices } from './services.ts';
+import { checkDatabase, checkKeyValueStore, ensureMigrations, StartupError } from './startup.ts';
+
+/** A worker that dies this many times within the window is not restarted again. */
+const RESTART_LIMIT = 5;
+const RESTART_WINDOW_MS = 60_000;
+
+function onShutdownSignal(log: Logger, shutdown: (signal: string) => Promise<number>) {
+  let started = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (started) {
+      log.warn(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    started = true;
+    shutdown(signal).then(
+      (code) => process.exit(code),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+/** Serves HTTP in this process; `database` is undefined in a cluster worker (the primary owns it). */
+async function serve(config: Config, log: Logger, databaseUrl: string, database?: DatabaseTarget): Promise<void> {
+  const services = createServices(config, log, databaseUrl);
+  try {
+    await checkDatabase(services.db, databaseUrl);
+    if (database) await ensureMigrations(services.db, config, log);
+    await checkKeyValueStore(services.kv, config);
+  } catch (error) {
+    await services.close();
+    throw error;
+  }
+  const app = await buildApp(services);
+  await app.listen({ host: config.host, port: config.port });
+
+  onShutdownSignal(log, async (signal) => {
+    log.info(`${signal}: finishing in-flight requests (up to ${config.shutdownTimeoutMs} ms)`);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      log.warn('shutdown timeout reached: closing remaining connections');
+      app.server.closeAllConnections();
+    }, config.shutdownTimeoutMs);
+    await app.close();
+    clearTimeout(timer);
+    await services.close();
+    await database?.embedded?.stop();
+    log.info('stopped');
+    return timedOut ? 1 : 0;
+  });
+}
+
+async function runPrimary(config: Config, log: Logger, database: DatabaseTarget): Promise<void> {
+  const env = { DATABASE_URL: database.url };
+  const deaths: number[] = [];
+  let stopping = false;
+
+  const fork = (): Worker => cluster.fork(env);
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    if (code === 0 && !signal) return; // it shut down on purpose
+    const now = Date.now();
+    deaths.push(now);
+    while (deaths.length > 0 && (deaths[0] ?? 0) < now - RESTART_WINDOW_MS) deaths.shift();
+    if (deaths.length > RESTART_LIMIT) {
+      log.fatal(`workers died ${deaths.length} times in ${RESTART_WINDOW_MS / 1000} s: giving up`);
+      process.kill(process.pid, 'SIGTERM');
+      return;
+    }
+    log.error(`worker ${worker.process.pid} died (${signal ?? `exit ${code}`}): starting a new one`);
+    fork();
+  });
+
+  for (let i = 0; i < config.workers; i++) fork();
+  log.info(`primary ${process.pid} started ${config.workers} workers`);
+
+  onShutdownSignal(log, async (signal) => {
+    stopping = true;
+    log.info(`${signal}: stopping ${Object.keys(cluster.workers ?? {}).length} workers`);
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    const codes = await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<number>((resolve) => {
+            worker.once('exit', (code) => resolve(code ?? 1));
+            worker.process.kill('SIGTERM');
+          }),
+      ),
+    );
+    await database.embedded?.stop();
+    log.info('stopped');
+    return codes.every((code) => code === 0) ? 0 : 1;
+  });
+}
+
+async function main(): Promise<void> {
+  loadRepoEnvFile();
+  const result = loadConfig(process.env, { isTTY: process.stdout.isTTY });
+  if (!result.ok) {
+    process.stderr.write(formatConfigReport(result.problems));
+    process.exit(1);
+  }
+  const config = result.config;
+  const role = cluster.isWorker ? { worker: cluster.worker?.id } : undefined;
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, base: role });
+
+  try {
+    if (cluster.isWorker) {
+      await serve(config, log, config.database.url as string);
+      return;
+    }
+    const database = await resolveDatabase({
+      url: config.database.url,
+      embeddedDataDir: config.database.embeddedDataDir,
+      log: (message) => log.debug(message),
+    });
+    log.info(`database: ${database.description}`);
+    if (config.workers === 1) {
+      await serve(config, log, database.url, database).catch(async (error: unknown) => {
+        await database.embedded?.stop();
+        throw error;
+      });
+      return;
+    }
+    // The primary prepares the database once; workers only connect.
+    const services = createServices(config, log, database.url);
+    try {
+      await checkDatabase(services.db, database.url);
+      await ensureMigrations(services.db, config, log);
+      await checkKeyValueStore(services.kv, config);
+    } finally {
+      await services.close();
+    }
+    await runPrimary(config, log, database);
+  } catch (error) {
+    if (error instanceof StartupError) log.fatal(error.message);
+    else log.fatal({ err: error }, `start-up failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { router } from '../../trpc/init.ts';
+import { publicProcedure } from '../../trpc/procedures.ts';
+import { liveOutput, readyOutput } from './health.schemas.ts';
+import * as health from './health.service.ts';
+
+export const healthRouter = router({
+  live: publicProcedure
+    .meta({
+      openapi: { method: 'GET', path: '/health', tags: ['health'], summary: 'Liveness: the process answers' },
+    })
+    .input(z.void())
+    .output(liveOutput)
+    .query(({ ctx }) => health.live(ctx.services)),
+
+  ready: publicProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/health/ready',
+        tags: ['health'],
+        summary: 'Readiness: the database and Redis answer',
+        description: 'Answers 503 naming the failing check when a dependency is down.',
+        errorResponses: { 503: 'A dependency is down' },
+      },
+    })
+    .input(z.void())
+    .output(readyOutput)
+    .query(({ ctx }) => health.ready(ctx.services)),
+});

@@ -1,0 +1,19 @@
+import { z } from 'zod';
+
+export const checkStatus = z.enum(['ok', 'down', 'disabled']).meta({
+  description: '"disabled" when the dependency is not configured (Redis on embedded defaults)',
+});
+
+export const liveOutput = z.object({
+  status: z.literal('ok'),
+  version: z.string(),
+  uptimeSeconds: z.number().int().nonnegative(),
+});
+
+export const readyOutput = z.object({
+  status: z.literal('ok'),
+  checks: z.object({ database: checkStatus, redis: checkStatus }),
+});
+
+export type CheckStatus = z.infer<typeof checkStatus>;
+export type ReadyChecks = z.infer<typeof readyOutput>['checks'];

@@ -1,0 +1,74 @@
+import { type Db, describeDatabaseUrl, migrateToLatest, pendingMigrations } from '@app/db';
+import { sql } from 'kysely';
+import type { Config } from './config.ts';
+import type { KeyValueStore } from './infra/kv/index.ts';
+import type { Logger } from './infra/logger.ts';
+
+/** A start-up check that failed: printed as one line, then the process exits 1 (no stack). */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+const reason = (error: unknown) =>
+  error instanceof AggregateError
+    ? error.errors.map((e: Error) => e.message).join('; ')
+    : error instanceof Error
+      ? error.message
+      : String(error);
+
+export async function checkDatabase(db: Db, url: string): Promise<void> {
+  try {
+    await sql`select 1`.execute(db);
+  } catch (error) {
+    throw new StartupError(
+      `Cannot reach the database at ${describeDatabaseUrl(url)}: ${reason(error)}. ` +
+        'Check DATABASE_URL, or unset it to use the embedded database.',
+    );
+  }
+}
+
+/**
+ * Pending migrations are applied when MIGRATE_ON_START is on (the default outside
+ * production); otherwise they stop the start-up, since the code expects the new schema.
+ */
+export async function ensureMigrations(db: Db, config: Config, log: Logger): Promise<void> {
+  const pending = await pendingMigrations(db);
+  if (pending.length === 0) return;
+  if (!config.migrateOnStart) {
+    throw new StartupError(
+      `${pending.length} pending migration(s): ${pending.join(', ')}. ` +
+        'Run `pnpm db:migrate` (or the migrate service), or set MIGRATE_ON_START=true.',
+    );
+  }
+  log.info(`Applying ${pending.length} pending migration(s)`);
+  try {
+    await migrateToLatest(db, {
+      onStep: (step) => log.info(`migrated ${step.name} (${step.durationMs.toFixed(0)} ms)`),
+    });
+  } catch (error) {
+    throw new StartupError(reason(error));
+  }
+}
+
+export async function checkKeyValueStore(kv: KeyValueStore, config: Config): Promise<void> {
+  if (kv.kind !== 'redis') return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      kv.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5_000);
+      }),
+    ]);
+  } catch (error) {
+    const where = config.redis.url ? new URL(config.redis.url).host : 'REDIS_URL';
+    throw new StartupError(
+      `Cannot reach Redis at ${where}: ${reason(error)}. Check REDIS_URL, or unset it to use the in-memory store.`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}

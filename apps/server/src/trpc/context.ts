@@ -1,0 +1,24 @@
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../services.ts';
+
+export interface Context {
+  services: Services;
+  requestId: string;
+  log: FastifyBaseLogger;
+  /** Client IP (X-Forwarded-For is believed only with TRUST_PROXY). */
+  ip: string;
+  userAgent: string | undefined;
+  /** Whether responses may carry stack traces and internal messages (development only). */
+  exposeErrorDetails: boolean;
+}
+
+export function createContextFactory(services: Services) {
+  return ({ req }: { req: FastifyRequest; res: FastifyReply }): Context => ({
+    services,
+    requestId: req.id,
+    log: req.log,
+    ip: req.ip,
+    userAgent: req.headers['user-agent'],
+    exposeErrorDetails: services.config.exposeErrorDetails,
+  });
+}
