@@ -1,0 +1,130 @@
+/**
+ * Test databases: one cluster per test run (DATABASE_URL's server, or an embedded one),
+ * one migrated template per package, and one clone of it per test file, so test files
+ * run in parallel without seeing each other's rows.
+ *
+ *   globalSetup:  export default () => setupTestDatabases('server')
+ *   a test file:  const database = await createTestDatabase(); ... await database.drop()
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
+import { createDb } from './client.ts';
+import { startEmbeddedPostgres } from './embedded.ts';
+import { migrateToLatest } from './migrate.ts';
+import { repoRoot } from './paths.ts';
+
+const ADMIN_URL = 'TEST_DATABASE_ADMIN_URL';
+const TEMPLATE = 'TEST_DATABASE_TEMPLATE';
+
+export function databaseUrl(adminUrl: string, database: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+async function withAdmin<T>(adminUrl: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    return await run(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  await withAdmin(adminUrl, async (client) => {
+    await client.query(`alter database ${quote(name)} is_template false`).catch(() => {});
+    await client.query(`drop database if exists ${quote(name)} with (force)`);
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Drops this package's databases left behind by test runs that died (their pid is gone). */
+async function dropStaleDatabases(adminUrl: string, prefix: string): Promise<void> {
+  // Only names this module makes: never touch anyone else's database on a shared server.
+  const ours = new RegExp(`^(t|tmpl)_${prefix}_(\\d+)(_[0-9a-f]{8})?$`);
+  const { rows } = await withAdmin(adminUrl, (client) =>
+    client.query<{ datname: string }>('select datname from pg_database'),
+  );
+  for (const { datname } of rows) {
+    const pid = Number(ours.exec(datname)?.[2]);
+    if (pid > 0 && !isAlive(pid)) await dropDatabase(adminUrl, datname);
+  }
+}
+
+/**
+ * Vitest globalSetup: picks the cluster, builds the migrated template, and exposes both to
+ * the test files through environment variables. Returns the teardown.
+ */
+export async function setupTestDatabases(packageName: string): Promise<() => Promise<void>> {
+  const embedded = process.env.DATABASE_URL
+    ? undefined
+    : await startEmbeddedPostgres({
+        dataDir: path.join(repoRoot, '.data', 'test-postgres', packageName),
+        ephemeral: true,
+      });
+  const adminUrl = process.env.DATABASE_URL || (embedded?.url as string);
+  await dropStaleDatabases(adminUrl, packageName);
+
+  const template = `tmpl_${packageName}_${process.pid}`;
+  await withAdmin(adminUrl, (client) => client.query(`create database ${quote(template)}`));
+  const db = createDb({ url: databaseUrl(adminUrl, template), poolMax: 1 });
+  try {
+    await migrateToLatest(db);
+  } finally {
+    await db.destroy(); // a template must have no connections when it is cloned
+  }
+  await withAdmin(adminUrl, (client) => client.query(`alter database ${quote(template)} is_template true`));
+
+  process.env[ADMIN_URL] = adminUrl;
+  process.env[TEMPLATE] = template;
+  return async () => {
+    await dropDatabase(adminUrl, template);
+    await embedded?.stop();
+  };
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** The cluster's maintenance URL (for creating more databases). */
+  adminUrl: string;
+  drop(): Promise<void>;
+}
+
+function testSetup(): { adminUrl: string; template: string } {
+  const adminUrl = process.env[ADMIN_URL];
+  const template = process.env[TEMPLATE];
+  if (!adminUrl || !template) throw new Error('No test databases: add setupTestDatabases() as vitest globalSetup');
+  return { adminUrl, template };
+}
+
+/** A fresh, fully migrated database of its own for one test file. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const { adminUrl, template } = testSetup();
+  const [, packageName, pid] = template.split('_');
+  const name = `t_${packageName}_${pid}_${randomBytes(4).toString('hex')}`;
+  await withAdmin(adminUrl, (client) => client.query(`create database ${quote(name)} template ${quote(template)}`));
+  return { name, url: databaseUrl(adminUrl, name), adminUrl, drop: () => dropDatabase(adminUrl, name) };
+}
+
+/** An empty database (no migrations), for testing migrations themselves. */
+export async function createEmptyTestDatabase(): Promise<TestDatabase> {
+  const { adminUrl, template } = testSetup();
+  const [, packageName, pid] = template.split('_');
+  const name = `t_${packageName}_${pid}_${randomBytes(4).toString('hex')}`;
+  await withAdmin(adminUrl, (client) => client.query(`create database ${quote(name)}`));
+  return { name, url: databaseUrl(adminUrl, name), adminUrl, drop: () => dropDatabase(adminUrl, name) };
+}

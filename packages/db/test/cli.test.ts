@@ -1,0 +1,73 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEmptyTestDatabase, type TestDatabase } from '../src/testing.ts';
+
+const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+
+async function run(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args], {
+      env: { PATH: process.env.PATH, NODE_ENV: 'test', NO_COLOR: '1', ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe('db CLI', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createEmptyTestDatabase();
+  });
+  afterAll(() => database.drop());
+
+  it('reports pending migrations, applies them with timings, then says it is up to date', async () => {
+    const env = { DATABASE_URL: database.url };
+    const before = await run(['status'], env);
+    expect(before.code).toBe(0);
+    expect(before.stdout).toMatch(/pending\s+\d{14}_create_users/);
+    expect(before.stdout).not.toContain(database.url); // no credentials in output
+
+    const migrate = await run(['migrate'], env);
+    expect(migrate.stdout).toMatch(/↑ \d{14}_create_users \d+(\.\d)? ms/);
+    expect(migrate.stdout).toMatch(/Applied 1 migration/);
+
+    expect((await run(['migrate'], env)).stdout).toMatch(/Nothing to migrate/);
+    expect((await run(['status'], env)).stdout).toMatch(/applied\s+\d{14}_create_users/);
+
+    const rollback = await run(['rollback', '--all'], env);
+    expect(rollback.stdout).toMatch(/↓ \d{14}_create_users/);
+    expect((await run(['rollback'], env)).stdout).toMatch(/Nothing to roll back/);
+  });
+
+  it('refuses bad usage with exit code 2 and a readable message', async () => {
+    const bogus = await run(['bogus']);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toMatch(/Unknown command "bogus"/);
+    const badName = await run(['new', 'Add Notes!']);
+    expect(badName.code).toBe(2);
+    expect(badName.stderr).toMatch(/snake_case/);
+    const badSteps = await run(['rollback', '--steps', 'x'], { DATABASE_URL: database.url });
+    expect(badSteps.code).toBe(2);
+    expect(badSteps.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('refuses to seed or reset a production database', async () => {
+    for (const command of ['seed', 'reset']) {
+      const result = await run([command], { DATABASE_URL: database.url, NODE_ENV: 'production' });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/refused in production/);
+    }
+  });
+
+  it('explains an unreachable database in one line', async () => {
+    const result = await run(['status'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/✗/);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});

@@ -1,0 +1,3 @@
+import { setupTestDatabases } from '../src/testing.ts';
+
+export default () => setupTestDatabases('db');

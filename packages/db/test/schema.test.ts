@@ -1,0 +1,63 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, type Db } from '../src/client.ts';
+import { createTestDatabase, type TestDatabase } from '../src/testing.ts';
+
+describe('users table', () => {
+  let database: TestDatabase;
+  let db: Db;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createDb({ url: database.url, poolMax: 2 });
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await database.drop();
+  });
+
+  it('generates time-ordered UUIDv7 ids', async () => {
+    const first = await db
+      .insertInto('users')
+      .values({ email: 'first@example.com' })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const second = await db
+      .insertInto('users')
+      .values({ email: 'second@example.com' })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    expect(first.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(second.id > first.id).toBe(true);
+    // The first 48 bits are the creation time in milliseconds.
+    const millis = Number.parseInt(first.id.replaceAll('-', '').slice(0, 12), 16);
+    expect(Math.abs(millis - first.created_at.getTime())).toBeLessThan(5_000);
+    expect(first).toMatchObject({ name: null, password_hash: null, email_verified_at: null, disabled_at: null });
+  });
+
+  it('keeps emails unique whatever their case, and stored lower-cased', async () => {
+    await db.insertInto('users').values({ email: 'taken@example.com' }).execute();
+    await expect(db.insertInto('users').values({ email: 'taken@example.com' }).execute()).rejects.toThrow(
+      /users_email_key/,
+    );
+    await expect(db.insertInto('users').values({ email: 'Taken@Example.com' }).execute()).rejects.toThrow(/check/);
+    await expect(db.insertInto('users').values({ email: ' padded@example.com' }).execute()).rejects.toThrow(/check/);
+  });
+
+  it('maintains updated_at on every update', async () => {
+    const user = await db
+      .insertInto('users')
+      .values({ email: 'touch@example.com' })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await sql`select pg_sleep(0.01)`.execute(db);
+    const updated = await db
+      .updateTable('users')
+      .set({ name: 'Touched' })
+      .where('id', '=', user.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    expect(updated.updated_at.getTime()).toBeGreaterThan(user.updated_at.getTime());
+    expect(updated.created_at.getTime()).toBe(user.created_at.getTime());
+  });
+});
