@@ -16,8 +16,14 @@ import { type AppRouter, appRouter } from './trpc/router.ts';
 /** Batched GETs put every procedure name and input in the path: allow long ones. */
 const MAX_PARAM_LENGTH = 5_000;
 
+export interface BuildAppOptions {
+  /** The router to serve; tests add procedures of their own to `appRouter`. */
+  router?: AppRouter;
+}
+
 /** Builds the HTTP app around ready services. Never reads process.env, never listens. */
-export async function buildApp(services: Services): Promise<FastifyInstance> {
+export async function buildApp(services: Services, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const router = options.router ?? appRouter;
   const { config } = services;
   const app = Fastify({
     loggerInstance: services.log as FastifyBaseLogger,
@@ -67,8 +73,8 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
 
   await app.register(fastifyTRPCPlugin, {
     prefix: '/trpc',
-    trpcOptions: { router: appRouter, createContext, onError },
-  } satisfies { prefix: string; trpcOptions: { router: AppRouter } & Record<string, unknown> });
+    trpcOptions: { router, createContext, onError },
+  });
 
   await app.register(async (rest) => {
     rest.addHook('onSend', async (request, reply, payload) => {
@@ -76,9 +82,9 @@ export async function buildApp(services: Services): Promise<FastifyInstance> {
       const flat = flattenBridgeError(payload, `${request.method} ${request.pathForLog}`, request.id);
       return flat ? JSON.stringify(flat) : payload;
     });
-    await rest.register(fastifyTRPCOpenApiPlugin, { basePath: '/api', router: appRouter, createContext, onError });
+    await rest.register(fastifyTRPCOpenApiPlugin, { basePath: '/api', router, createContext, onError });
   });
 
-  await app.register(openApiRoutes, { config });
+  await app.register(openApiRoutes, { config, router });
   return app;
 }

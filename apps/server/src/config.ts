@@ -11,7 +11,10 @@ import packageJson from '../package.json' with { type: 'json' };
 /** Used only outside production, where start-up refuses it. */
 export const DEVELOPMENT_JWT_SECRET = 'development-only-secret-change-me-in-production!!';
 
-const integer = (min: number, max: number) => z.coerce.number<string>().int().min(min).max(max);
+const integer = (min: number, max: number) => {
+  const error = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number<string>({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
 const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 const list = z.string().transform((value) =>
   value
@@ -20,51 +23,60 @@ const list = z.string().transform((value) =>
     .filter(Boolean),
 );
 
-const schema = z
-  .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-    HOST: z.string().min(1).default('127.0.0.1'),
-    PORT: integer(0, 65_535).default(3000),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
-    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
-    DATABASE_POOL_MAX: integer(1, 1_000).default(10),
-    DATABASE_CONNECT_TIMEOUT_MS: integer(100, 120_000).default(5_000),
-    DATABASE_STATEMENT_TIMEOUT_MS: integer(0, 3_600_000).default(30_000),
-    EMBEDDED_POSTGRES_DIR: z.string().min(1).default(defaultEmbeddedDataDir),
-    REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
-    REDIS_KEY_PREFIX: z.string().default('app:'),
-    JWT_SECRET: z.string().min(1).optional(),
-    CORS_ORIGINS: list.default(['http://localhost:3000', 'http://localhost:5173']),
-    BODY_LIMIT_BYTES: integer(1_024, 100 * 1024 * 1024).default(1024 * 1024),
-    TRUST_PROXY: flag.default(false),
-    WORKERS: z
-      .union([z.literal('auto'), integer(1, 256)], { error: 'must be a whole number from 1 to 256, or "auto"' })
-      .default(1),
-    MIGRATE_ON_START: flag.optional(),
-    SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
-    HEALTH_CHECK_TIMEOUT_MS: integer(50, 60_000).default(2_000),
-  })
-  .superRefine((env, ctx) => {
-    const problem = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
-    const workers = env.WORKERS === 'auto' ? availableParallelism() : env.WORKERS;
-    if (workers > 1 && !env.REDIS_URL) {
-      problem('WORKERS', 'more than one worker needs REDIS_URL: the in-memory store is per process');
-    }
-    for (const origin of env.CORS_ORIGINS) {
-      if (origin !== '*' && !URL.canParse(origin))
-        problem('CORS_ORIGINS', `"${origin}" is not an origin (https://host[:port])`);
-    }
-    if (env.NODE_ENV !== 'production') return;
-    if (!env.JWT_SECRET) problem('JWT_SECRET', 'is required in production');
-    else if (env.JWT_SECRET === DEVELOPMENT_JWT_SECRET)
-      problem('JWT_SECRET', 'is the development secret; generate one');
-    else if (Buffer.byteLength(env.JWT_SECRET) < 32) problem('JWT_SECRET', 'must be at least 32 bytes in production');
-    if (!env.DATABASE_URL)
-      problem('DATABASE_URL', 'is required in production (the embedded database is for development)');
-    if (!env.REDIS_URL) problem('REDIS_URL', 'is required in production (the in-memory store is for development)');
-    if (env.CORS_ORIGINS.includes('*')) problem('CORS_ORIGINS', 'must list origins in production, not "*"');
-  });
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: integer(0, 65_535).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
+  DATABASE_POOL_MAX: integer(1, 1_000).default(10),
+  DATABASE_CONNECT_TIMEOUT_MS: integer(100, 120_000).default(5_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: integer(0, 3_600_000).default(30_000),
+  EMBEDDED_POSTGRES_DIR: z.string().min(1).default(defaultEmbeddedDataDir),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  REDIS_KEY_PREFIX: z.string().default('app:'),
+  JWT_SECRET: z.string().min(1).optional(),
+  CORS_ORIGINS: list.default(['http://localhost:3000', 'http://localhost:5173']),
+  BODY_LIMIT_BYTES: integer(1_024, 100 * 1024 * 1024).default(1024 * 1024),
+  TRUST_PROXY: flag.default(false),
+  WORKERS: z
+    .union([z.literal('auto'), integer(1, 256)], { error: 'must be a whole number from 1 to 256, or "auto"' })
+    .default(1),
+  MIGRATE_ON_START: flag.optional(),
+  SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+  HEALTH_CHECK_TIMEOUT_MS: integer(50, 60_000).default(2_000),
+});
+
+/**
+ * Rules across variables and for production. They read the raw strings so they run even
+ * when another variable failed to parse: the report lists every problem at once.
+ */
+function crossChecks(env: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const workers = env.WORKERS === 'auto' ? availableParallelism() : Number(env.WORKERS ?? 1);
+  if (workers > 1 && !env.REDIS_URL) {
+    problems.push('WORKERS: more than one worker needs REDIS_URL: the in-memory store is per process');
+  }
+  const origins = (env.CORS_ORIGINS ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    if (origin !== '*' && !URL.canParse(origin))
+      problems.push(`CORS_ORIGINS: "${origin}" is not an origin (https://host[:port])`);
+  }
+  if (env.NODE_ENV !== 'production') return problems;
+  const secret = env.JWT_SECRET;
+  if (!secret) problems.push('JWT_SECRET: is required in production');
+  else if (secret === DEVELOPMENT_JWT_SECRET) problems.push('JWT_SECRET: is the development secret; generate one');
+  else if (Buffer.byteLength(secret) < 32) problems.push('JWT_SECRET: must be at least 32 bytes in production');
+  if (!env.DATABASE_URL)
+    problems.push('DATABASE_URL: is required in production (the embedded database is for development)');
+  if (!env.REDIS_URL) problems.push('REDIS_URL: is required in production (the in-memory store is for development)');
+  if (origins.includes('*')) problems.push('CORS_ORIGINS: must list origins in production, not "*"');
+  return problems;
+}
 
 /** Variables whose values must never be echoed back in a report. */
 const SECRET_VARIABLES = new Set(['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL']);
@@ -109,18 +121,22 @@ export type ConfigResult = { ok: true; config: Config } | { ok: false; problems:
 
 export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } = {}): ConfigResult {
   // An empty variable (`PORT=`) means "use the default", as most tools treat it.
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const present = Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''),
+  );
   const parsed = schema.safeParse(present);
+  const problems = crossChecks(present);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
+    const parseProblems = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? '(config)');
       const value = present[name];
       const shown = value === undefined ? '' : SECRET_VARIABLES.has(name) ? '' : ` (got "${value}")`;
       const message = issue.code === 'invalid_value' ? `must be one of: ${issue.values.join(', ')}` : issue.message;
       return `${name}: ${message}${shown}`;
     });
-    return { ok: false, problems };
+    problems.unshift(...parseProblems);
   }
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
   const e = parsed.data;
   const isProduction = e.NODE_ENV === 'production';
   return {

@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const config = result.config;
-  const role = cluster.isWorker ? { worker: cluster.worker?.id } : undefined;
+  const role = cluster.isWorker ? { worker: cluster.worker?.id, pid: process.pid } : undefined;
   const log = createLogger({ level: config.logLevel, format: config.logFormat, base: role });
 
   try {

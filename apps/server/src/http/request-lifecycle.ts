@@ -9,12 +9,19 @@ declare module 'fastify' {
 }
 
 /**
- * The request id echoed in `x-request-id` and `Server-Timing: app;dur=<ms>` on every
- * response (the access log line is AccessLogController's).
+ * The request id echoed in `x-request-id`, `Server-Timing: app;dur=<ms>` on every
+ * response, and `Connection: close` during shutdown (the access log is AccessLogController's).
  */
 export const requestLifecycle = fp(
   async (app: FastifyInstance) => {
     app.decorateRequest('pathForLog', '');
+
+    // Once shutdown starts, responses to requests still in flight close their keep-alive
+    // connection, so the server can finish closing without waiting for clients to hang up.
+    let closing = false;
+    app.addHook('preClose', async () => {
+      closing = true;
+    });
 
     app.addHook('onRequest', async (request, reply) => {
       const query = request.url.indexOf('?');
@@ -24,6 +31,7 @@ export const requestLifecycle = fp(
 
     app.addHook('onSend', async (_request, reply, payload) => {
       reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(1)}`);
+      if (closing) reply.header('connection', 'close');
       return payload;
     });
   },

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { DEVELOPMENT_JWT_SECRET, formatConfigReport, loadConfig } from '../src/config.ts';
+import { spawnServer } from './helpers/index.ts';
+
+const productionBase = {
+  NODE_ENV: 'production',
+  JWT_SECRET: 'x'.repeat(48),
+  DATABASE_URL: 'postgres://app@db:5432/app',
+  REDIS_URL: 'redis://redis:6379',
+  CORS_ORIGINS: 'https://app.example.com',
+};
+
+function problems(env: Record<string, string>): string[] {
+  const result = loadConfig(env);
+  return result.ok ? [] : result.problems;
+}
+
+describe('config', () => {
+  it('starts on development defaults with nothing set', () => {
+    const result = loadConfig({});
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.config).toMatchObject({
+      nodeEnv: 'development',
+      port: 3000,
+      workers: 1,
+      migrateOnStart: true,
+      jwtSecret: DEVELOPMENT_JWT_SECRET,
+      database: { url: undefined },
+      redis: { url: undefined },
+      exposeErrorDetails: true,
+    });
+  });
+
+  it('treats empty variables as unset and parses lists and flags', () => {
+    const result = loadConfig({ PORT: '', CORS_ORIGINS: 'https://a.example, https://b.example', TRUST_PROXY: '1' });
+    expect(result.ok && result.config.port).toBe(3000);
+    expect(result.ok && result.config.corsOrigins).toEqual(['https://a.example', 'https://b.example']);
+    expect(result.ok && result.config.trustProxy).toBe(true);
+  });
+
+  it('lists every bad variable at once', () => {
+    const found = problems({
+      PORT: 'abc',
+      LOG_LEVEL: 'loud',
+      DATABASE_URL: 'mysql://x',
+      WORKERS: 'many',
+      TRUST_PROXY: 'yes',
+    });
+    expect(found).toHaveLength(5);
+    expect(found.join('\n')).toMatch(/PORT: .*\(got "abc"\)/);
+    expect(found.join('\n')).toMatch(/LOG_LEVEL: must be one of: fatal, error/);
+    expect(found.join('\n')).toMatch(/DATABASE_URL: must be a postgres:\/\/ URL/);
+    expect(found.join('\n')).toMatch(/WORKERS: must be a whole number from 1 to 256, or "auto"/);
+  });
+
+  it('never echoes secret values', () => {
+    const found = problems({ DATABASE_URL: 'mysql://user:hunter2@host/db' });
+    expect(found.join('\n')).not.toContain('hunter2');
+  });
+
+  it('refuses more than one worker without Redis', () => {
+    expect(problems({ WORKERS: '2' })).toEqual([
+      expect.stringMatching(/^WORKERS: more than one worker needs REDIS_URL/),
+    ]);
+    expect(problems({ WORKERS: '2', REDIS_URL: 'redis://localhost:6379' })).toEqual([]);
+  });
+
+  it('accepts a complete production configuration', () => {
+    const result = loadConfig(productionBase);
+    expect(result.ok).toBe(true);
+    expect(result.ok && result.config).toMatchObject({
+      isProduction: true,
+      migrateOnStart: false,
+      exposeErrorDetails: false,
+    });
+  });
+
+  it.each([
+    ['a missing JWT_SECRET', { JWT_SECRET: undefined }, /JWT_SECRET: is required in production/],
+    ['a short JWT_SECRET', { JWT_SECRET: 'short-secret' }, /JWT_SECRET: must be at least 32 bytes/],
+    ['the development JWT_SECRET', { JWT_SECRET: DEVELOPMENT_JWT_SECRET }, /JWT_SECRET: is the development secret/],
+    ['the embedded database', { DATABASE_URL: undefined }, /DATABASE_URL: is required in production/],
+    ['the memory store', { REDIS_URL: undefined }, /REDIS_URL: is required in production/],
+    ['wildcard CORS', { CORS_ORIGINS: '*' }, /CORS_ORIGINS: must list origins in production/],
+  ])('refuses production with %s', (_, change, expected) => {
+    const env = Object.fromEntries(
+      Object.entries({ ...productionBase, ...change }).filter(
+        (entry): entry is [string, string] => entry[1] !== undefined,
+      ),
+    );
+    expect(problems(env).join('\n')).toMatch(expected);
+  });
+
+  it('formats one readable report', () => {
+    expect(formatConfigReport(['PORT: bad', 'HOST: bad'])).toBe(
+      'Invalid configuration (2 problems):\n  - PORT: bad\n  - HOST: bad\nEvery variable is described in .env.example.\n',
+    );
+  });
+
+  it('makes the real process print the report and exit 1, without a stack trace', async () => {
+    const server = spawnServer({ NODE_ENV: 'production', PORT: 'not-a-port', JWT_SECRET: 'short' });
+    const code = await server.exited;
+    expect(code).toBe(1);
+    const output = server.output();
+    expect(output).toMatch(/^Invalid configuration \(\d+ problems\):/m);
+    expect(output).toMatch(/- PORT: .*not-a-port/);
+    expect(output).toMatch(/- JWT_SECRET: must be at least 32 bytes/);
+    expect(output).toMatch(/- DATABASE_URL: is required in production/);
+    expect(output).not.toMatch(/\n\s+at /);
+  });
+});

@@ -1,0 +1,11 @@
+export { startFakeRedis } from './fake-redis.ts';
+export { testRouter } from './probe-router.ts';
+export { listeningUrl, type SpawnedServer, spawnServer } from './spawn-server.ts';
+export {
+  buildTestApp,
+  createTestKeyValueStore,
+  startTestServer,
+  type TestApp,
+  type TestAppOptions,
+  testConfig,
+} from './test-app.ts';

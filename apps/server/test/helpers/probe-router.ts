@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { AppError } from '../../src/errors.ts';
+import { router, t } from '../../src/trpc/init.ts';
+import { publicProcedure } from '../../src/trpc/procedures.ts';
+import { appRouter } from '../../src/trpc/router.ts';
+
+/**
+ * Procedures that exist only in tests, mounted beside the real ones, to exercise the
+ * transport contract (validation, AppError mapping, internal errors) on both transports.
+ */
+const probeRouter = router({
+  probe: router({
+    echo: publicProcedure
+      .meta({ openapi: { method: 'POST', path: '/probe/echo', tags: ['probe'] } })
+      .input(z.object({ name: z.string().min(2).max(20), count: z.number().int().max(10) }))
+      .output(z.object({ name: z.string(), count: z.number() }))
+      .mutation(({ input }) => input),
+    fail: publicProcedure
+      .meta({ openapi: { method: 'GET', path: '/probe/fail', tags: ['probe'] } })
+      .input(z.object({ kind: z.enum(['conflict', 'internal']) }))
+      .output(z.object({ ok: z.boolean() }))
+      .query(({ input }) => {
+        if (input.kind === 'conflict')
+          throw new AppError('CONFLICT', 'That name is taken', { details: { field: 'name' } });
+        throw new Error('relation "secret_table" does not exist: select * from secret_table');
+      }),
+  }),
+});
+
+export const testRouter = t.mergeRouters(appRouter, probeRouter);

@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import { createDb } from '@app/db';
+import { createTestDatabase, type TestDatabase } from '@app/db/testing';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { type BuildAppOptions, buildApp } from '../../src/app.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
+import { type KeyValueStore, MemoryStore, RedisStore } from '../../src/infra/kv/index.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { createServices, type ServiceOverrides, type Services } from '../../src/services.ts';
+
+/** The config a test app runs with: NODE_ENV=test, quiet logs, plus `env`. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  const result = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env });
+  if (!result.ok) throw new Error(`Invalid test config: ${result.problems.join('; ')}`);
+  return result.config;
+}
+
+/** Real Redis under a key prefix of its own when REDIS_URL is set (as in CI), else the memory store. */
+export function createTestKeyValueStore(): KeyValueStore & { cleanup(): Promise<void> } {
+  const url = process.env.REDIS_URL;
+  if (!url) {
+    const memory = new MemoryStore();
+    return Object.assign(memory, { cleanup: () => memory.close() });
+  }
+  const keyPrefix = `test:${randomBytes(6).toString('hex')}:`;
+  const redis = new RedisStore({ url, keyPrefix });
+  return Object.assign(redis, {
+    async cleanup() {
+      await redis.close();
+      const raw = new Redis(url);
+      const keys = await raw.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await raw.del(...keys);
+      await raw.quit();
+    },
+  });
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  services: Services;
+  database: TestDatabase;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions extends BuildAppOptions {
+  env?: Record<string, string>;
+  overrides?: ServiceOverrides;
+}
+
+/** An app over a fresh database of its own (and its own Redis keys); call close() after. */
+export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const database = await createTestDatabase();
+  const config = testConfig({ DATABASE_URL: database.url, ...options.env });
+  const log = createLogger({ level: config.logLevel, format: 'json' });
+  const kv = createTestKeyValueStore();
+  const services = createServices(config, log, database.url, {
+    db: createDb({ url: database.url, poolMax: 4 }),
+    kv,
+    ...options.overrides,
+  });
+  const app = await buildApp(services, { router: options.router });
+  await app.ready();
+  return {
+    app,
+    services,
+    database,
+    async close() {
+      await app.close();
+      await services.close();
+      await kv.cleanup();
+      await database.drop();
+    },
+  };
+}
+
+/** A TestApp listening on a random local port, for clients that speak real HTTP (the SDK). */
+export async function startTestServer(options: TestAppOptions = {}): Promise<TestApp & { url: string }> {
+  const testApp = await buildTestApp(options);
+  const address = await testApp.app.listen({ host: '127.0.0.1', port: 0 });
+  return { ...testApp, url: address };
+}

@@ -1,0 +1,266 @@
+import { createDb } from '@app/db';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisStore } from '../src/infra/kv/index.ts';
+import { buildTestApp, type TestApp, testRouter } from './helpers/index.ts';
+
+describe('HTTP surface', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp({ router: testRouter });
+  });
+  afterAll(() => t.close());
+
+  describe('health', () => {
+    it('answers live over REST and tRPC with the same body', async () => {
+      const rest = await t.app.inject({ method: 'GET', url: '/api/health' });
+      expect(rest.statusCode).toBe(200);
+      expect(rest.json()).toEqual({ status: 'ok', version: '0.1.0', uptimeSeconds: expect.any(Number) });
+      const trpc = await t.app.inject({ method: 'GET', url: '/trpc/health.live' });
+      expect(trpc.statusCode).toBe(200);
+      expect(trpc.json()).toEqual({ result: { data: rest.json() } });
+    });
+
+    it('answers ready with every check', async () => {
+      const rest = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+      expect(rest.statusCode).toBe(200);
+      const redis = process.env.REDIS_URL ? 'ok' : 'disabled';
+      expect(rest.json()).toEqual({ status: 'ok', checks: { database: 'ok', redis } });
+    });
+  });
+
+  describe('request id and timing', () => {
+    it('generates a request id, echoes it, and reports Server-Timing', async () => {
+      const response = await t.app.inject({ method: 'GET', url: '/api/health' });
+      expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(response.headers['server-timing']).toMatch(/^app;dur=\d+(\.\d+)?$/);
+    });
+
+    it('keeps a sane incoming request id and replaces a hostile one', async () => {
+      const kept = await t.app.inject({
+        method: 'GET',
+        url: '/api/health',
+        headers: { 'x-request-id': 'edge-42.abc' },
+      });
+      expect(kept.headers['x-request-id']).toBe('edge-42.abc');
+      const hostile = 'x'.repeat(500);
+      const replaced = await t.app.inject({ method: 'GET', url: '/nope', headers: { 'x-request-id': hostile } });
+      expect(replaced.headers['x-request-id']).not.toBe(hostile);
+      expect(replaced.json().requestId).toBe(replaced.headers['x-request-id']);
+    });
+  });
+
+  describe('errors', () => {
+    it('answers an unknown route with a JSON 404 carrying the request id', async () => {
+      for (const url of ['/nope', '/api/nope']) {
+        const response = await t.app.inject({ method: 'GET', url });
+        expect(response.statusCode).toBe(404);
+        expect(response.headers['content-type']).toMatch(/application\/json/);
+        expect(response.json()).toEqual({
+          code: 'NOT_FOUND',
+          appCode: 'ROUTE_NOT_FOUND',
+          message: `No route for GET ${url}`,
+          requestId: response.headers['x-request-id'],
+        });
+      }
+    });
+
+    it('answers bad input with 400 and field issues over REST', async () => {
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/probe/echo',
+        payload: { name: 'x', count: 'many' },
+      });
+      expect(response.statusCode).toBe(400);
+      const body = response.json();
+      expect(body).toMatchObject({
+        code: 'BAD_REQUEST',
+        appCode: 'VALIDATION_FAILED',
+        message: 'Input validation failed',
+      });
+      expect(body.requestId).toBe(response.headers['x-request-id']);
+      expect(body.issues).toEqual([
+        expect.objectContaining({ path: ['name'], message: expect.stringMatching(/2/) }),
+        expect.objectContaining({ path: ['count'], message: expect.any(String) }),
+      ]);
+      expect(body).not.toHaveProperty('data');
+    });
+
+    it('answers bad input with 400 and the same issues over tRPC', async () => {
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/trpc/probe.echo',
+        payload: { name: 'x', count: 'many' },
+      });
+      expect(response.statusCode).toBe(400);
+      const { error } = response.json();
+      expect(error.message).toBe('Input validation failed');
+      expect(error.data).toMatchObject({
+        code: 'BAD_REQUEST',
+        httpStatus: 400,
+        appCode: 'VALIDATION_FAILED',
+        path: 'probe.echo',
+      });
+      expect(error.data.issues.map((issue: { path: string[] }) => issue.path)).toEqual([['name'], ['count']]);
+      expect(error.data.requestId).toBe(response.headers['x-request-id']);
+    });
+
+    it('passes valid input through on both transports', async () => {
+      const rest = await t.app.inject({ method: 'POST', url: '/api/probe/echo', payload: { name: 'Ada', count: 3 } });
+      expect(rest.json()).toEqual({ name: 'Ada', count: 3 });
+      const trpc = await t.app.inject({ method: 'POST', url: '/trpc/probe.echo', payload: { name: 'Ada', count: 3 } });
+      expect(trpc.json()).toEqual({ result: { data: { name: 'Ada', count: 3 } } });
+    });
+
+    it('maps an AppError to its status and app code on both transports', async () => {
+      const rest = await t.app.inject({ method: 'GET', url: '/api/probe/fail?kind=conflict' });
+      expect(rest.statusCode).toBe(409);
+      expect(rest.json()).toMatchObject({
+        code: 'CONFLICT',
+        appCode: 'CONFLICT',
+        message: 'That name is taken',
+        details: { field: 'name' },
+      });
+      const input = encodeURIComponent(JSON.stringify({ kind: 'conflict' }));
+      const trpc = await t.app.inject({ method: 'GET', url: `/trpc/probe.fail?input=${input}` });
+      expect(trpc.statusCode).toBe(409);
+      expect(trpc.json().error.data).toMatchObject({ appCode: 'CONFLICT', httpStatus: 409 });
+    });
+
+    it('hides internal error messages and stacks outside development', async () => {
+      const rest = await t.app.inject({ method: 'GET', url: '/api/probe/fail?kind=internal' });
+      expect(rest.statusCode).toBe(500);
+      expect(rest.json()).toEqual({
+        code: 'INTERNAL_SERVER_ERROR',
+        appCode: 'INTERNAL_ERROR',
+        message: 'Internal server error',
+        requestId: rest.headers['x-request-id'],
+      });
+      const input = encodeURIComponent(JSON.stringify({ kind: 'internal' }));
+      const trpc = await t.app.inject({ method: 'GET', url: `/trpc/probe.fail?input=${input}` });
+      expect(trpc.statusCode).toBe(500);
+      expect(trpc.body).not.toMatch(/secret_table|stack|\.ts:/);
+      expect(trpc.json().error.message).toBe('Internal server error');
+    });
+
+    it('answers malformed JSON with 400 and an oversized body with 413', async () => {
+      const malformed = await t.app.inject({
+        method: 'POST',
+        url: '/api/probe/echo',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"name": ',
+      });
+      expect(malformed.statusCode).toBe(400);
+      expect(malformed.json()).toMatchObject({ code: 'BAD_REQUEST', appCode: 'BAD_REQUEST' });
+      const huge = await t.app.inject({
+        method: 'POST',
+        url: '/api/probe/echo',
+        payload: { name: 'x'.repeat(t.services.config.bodyLimitBytes + 1), count: 1 },
+      });
+      expect(huge.statusCode).toBe(413);
+      expect(huge.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', appCode: 'PAYLOAD_TOO_LARGE' });
+    });
+
+    it('answers the wrong method on a tRPC procedure with 405', async () => {
+      const response = await t.app.inject({ method: 'GET', url: '/trpc/probe.echo' });
+      expect(response.statusCode).toBe(405);
+      expect(response.json().error.data.appCode).toBe('METHOD_NOT_SUPPORTED');
+    });
+  });
+
+  describe('documentation', () => {
+    it('serves an OpenAPI document that validates, with every REST path', async () => {
+      const response = await t.app.inject({ method: 'GET', url: '/openapi.json' });
+      expect(response.statusCode).toBe(200);
+      const document = response.json();
+      const validator = new Validator();
+      const result = await validator.validate(document);
+      expect(result.errors ?? []).toEqual([]);
+      expect(result.valid).toBe(true);
+      expect(Object.keys(document.paths)).toEqual(expect.arrayContaining(['/health', '/health/ready', '/probe/echo']));
+      expect(document.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
+    });
+
+    it('serves the interactive reference at /docs with its script from this server', async () => {
+      const redirect = await t.app.inject({ method: 'GET', url: '/docs' });
+      expect(redirect.statusCode).toBe(301);
+      const page = await t.app.inject({ method: 'GET', url: '/docs/' });
+      expect(page.statusCode).toBe(200);
+      expect(page.headers['content-type']).toMatch(/text\/html/);
+      expect(page.body).toContain('/openapi.json');
+      const script = /<script[^>]+src="([^"]+)"/.exec(page.body)?.[1];
+      expect(script).toBeDefined();
+      expect(script).not.toMatch(/^https?:/);
+      const bundle = await t.app.inject({ method: 'GET', url: new URL(script as string, 'http://x/docs/').pathname });
+      expect(bundle.statusCode).toBe(200);
+    });
+  });
+
+  describe('CORS and headers', () => {
+    it('allows listed origins only', async () => {
+      const allowed = await t.app.inject({
+        method: 'GET',
+        url: '/api/health',
+        headers: { origin: 'http://localhost:5173' },
+      });
+      expect(allowed.headers['access-control-allow-origin']).toBe('http://localhost:5173');
+      const denied = await t.app.inject({
+        method: 'GET',
+        url: '/api/health',
+        headers: { origin: 'https://evil.example' },
+      });
+      expect(denied.headers['access-control-allow-origin']).toBeUndefined();
+    });
+
+    it('sets the security headers', async () => {
+      const response = await t.app.inject({ method: 'GET', url: '/api/health' });
+      expect(response.headers['x-content-type-options']).toBe('nosniff');
+      expect(response.headers['content-security-policy']).toMatch(/default-src 'self'/);
+    });
+  });
+});
+
+describe('readiness when a dependency is down', () => {
+  it('answers 503 naming the database when it is unreachable', async () => {
+    const t = await buildTestApp({
+      overrides: { db: createDb({ url: 'postgres://postgres@127.0.0.1:1/nowhere', connectionTimeoutMs: 1_000 }) },
+    });
+    try {
+      const response = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+      expect(response.statusCode).toBe(503);
+      expect(response.json()).toMatchObject({
+        code: 'SERVICE_UNAVAILABLE',
+        appCode: 'SERVICE_UNAVAILABLE',
+        message: 'Not ready: database is down',
+        details: { checks: { database: 'down' } },
+      });
+      const live = await t.app.inject({ method: 'GET', url: '/api/health' });
+      expect(live.statusCode).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('answers 503 naming Redis when it is unreachable', async () => {
+    const t = await buildTestApp({
+      env: { HEALTH_CHECK_TIMEOUT_MS: '500' },
+      overrides: { kv: new RedisStore({ url: 'redis://127.0.0.1:1', keyPrefix: 'x:' }) },
+    });
+    try {
+      const response = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+      expect(response.statusCode).toBe(503);
+      expect(response.json()).toMatchObject({
+        message: 'Not ready: redis is down',
+        details: { checks: { database: 'ok', redis: 'down' } },
+      });
+      const trpc = await t.app.inject({ method: 'GET', url: '/trpc/health.ready' });
+      expect(trpc.statusCode).toBe(503);
+      expect(trpc.json().error.data).toMatchObject({
+        appCode: 'SERVICE_UNAVAILABLE',
+        details: { checks: { redis: 'down' } },
+      });
+    } finally {
+      await t.close();
+    }
+  });
+});

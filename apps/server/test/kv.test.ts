@@ -1,0 +1,83 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { KeyValueError, type KeyValueStore, MemoryStore } from '../src/infra/kv/index.ts';
+import { createTestKeyValueStore } from './helpers/index.ts';
+
+/** The contract every store meets, so the embedded default behaves like production. */
+function contract(name: string, makeStore: () => KeyValueStore & { cleanup?: () => Promise<void> }, skip = false) {
+  describe.skipIf(skip)(`${name} key-value store`, () => {
+    const store = skip ? (undefined as never) : makeStore();
+    afterAll(async () => {
+      if (store?.cleanup) await store.cleanup();
+      else await store?.close();
+    });
+
+    it('gets what was set, and null for a missing key', async () => {
+      expect(await store.get('missing')).toBeNull();
+      await store.set('greeting', 'hello');
+      expect(await store.get('greeting')).toBe('hello');
+      await store.set('greeting', 'hello again');
+      expect(await store.get('greeting')).toBe('hello again');
+    });
+
+    it('forgets a key after its TTL, keeps one without', async () => {
+      await store.set('short', 'lived', { ttlMs: 60 });
+      await store.set('forever', 'kept');
+      expect(await store.get('short')).toBe('lived');
+      await sleep(120);
+      expect(await store.get('short')).toBeNull();
+      expect(await store.get('forever')).toBe('kept');
+    });
+
+    it('deletes, and says whether the key existed', async () => {
+      await store.set('doomed', '1');
+      expect(await store.delete('doomed')).toBe(true);
+      expect(await store.delete('doomed')).toBe(false);
+      expect(await store.get('doomed')).toBeNull();
+    });
+
+    it('increments from zero and keeps the window of the first increment', async () => {
+      expect(await store.increment('counter', { ttlMs: 150 })).toBe(1);
+      await sleep(60);
+      expect(await store.increment('counter', { ttlMs: 150 })).toBe(2); // does not extend the TTL
+      expect(await store.increment('counter', { ttlMs: 150 })).toBe(3);
+      await sleep(130);
+      expect(await store.get('counter')).toBeNull();
+      expect(await store.increment('counter', { ttlMs: 150 })).toBe(1);
+    });
+
+    it('increments a key without TTL forever, and refuses a non-integer value', async () => {
+      expect(await store.increment('plain')).toBe(1);
+      expect(await store.increment('plain')).toBe(2);
+      await store.set('word', 'abc');
+      await expect(store.increment('word')).rejects.toBeInstanceOf(KeyValueError);
+      expect(await store.get('word')).toBe('abc');
+    });
+
+    it('rejects a TTL that is not a positive whole number', async () => {
+      await expect(store.set('bad', 'ttl', { ttlMs: 0 })).rejects.toBeInstanceOf(KeyValueError);
+      await expect(store.set('bad', 'ttl', { ttlMs: 1.5 })).rejects.toBeInstanceOf(KeyValueError);
+      expect(await store.get('bad')).toBeNull();
+    });
+
+    it('answers ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
+
+contract('memory', () => new MemoryStore());
+contract('Redis', () => createTestKeyValueStore(), !process.env.REDIS_URL);
+
+describe('memory store with a controlled clock', () => {
+  it('expires exactly at the TTL', async () => {
+    let now = 1_000;
+    const store = new MemoryStore({ now: () => now });
+    await store.set('k', 'v', { ttlMs: 500 });
+    now = 1_499;
+    expect(await store.get('k')).toBe('v');
+    now = 1_500;
+    expect(await store.get('k')).toBeNull();
+    await store.close();
+  });
+});

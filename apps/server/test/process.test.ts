@@ -1,0 +1,147 @@
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createDb, repoRoot, rollbackAll } from '@app/db';
+import { createTestDatabase, type TestDatabase } from '@app/db/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listeningUrl, spawnServer, startFakeRedis } from './helpers/index.ts';
+
+function alive(pid: number) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('the server process', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database.drop());
+
+  it('finishes a slow request in flight when SIGTERM arrives, then exits 0', async () => {
+    const redis = await startFakeRedis();
+    const server = spawnServer({ DATABASE_URL: database.url, REDIS_URL: redis.url, HEALTH_CHECK_TIMEOUT_MS: '10000' });
+    try {
+      const url = await listeningUrl(server);
+      redis.setPingDelay(1_500); // readiness now waits on a slow (but healthy) Redis
+      const inFlight = fetch(`${url}/api/health/ready`);
+      await sleep(300);
+      server.process.kill('SIGTERM');
+      const response = await inFlight;
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ status: 'ok', checks: { database: 'ok', redis: 'ok' } });
+      expect(await server.exited).toBe(0);
+      expect(server.output()).toMatch(/SIGTERM: finishing in-flight requests/);
+      // New connections are refused once it has stopped.
+      await expect(fetch(`${url}/api/health`)).rejects.toThrow();
+    } finally {
+      server.process.kill('SIGKILL');
+      await redis.close();
+    }
+  });
+
+  it('refuses to start when migrations are pending and MIGRATE_ON_START is off', async () => {
+    const empty = await createTestDatabase();
+    try {
+      const db = createDb({ url: empty.url, poolMax: 1 });
+      await rollbackAll(db);
+      await db.destroy();
+      const server = spawnServer({ DATABASE_URL: empty.url, MIGRATE_ON_START: 'false' });
+      expect(await server.exited).toBe(1);
+      expect(server.output()).toMatch(/1 pending migration\(s\): \d{14}_create_users.*pnpm db:migrate/);
+      expect(server.output()).not.toMatch(/\n\s+at /);
+
+      const migrating = spawnServer({ DATABASE_URL: empty.url });
+      await listeningUrl(migrating);
+      expect(migrating.output()).toMatch(/migrated \d{14}_create_users/);
+      migrating.process.kill('SIGTERM');
+      expect(await migrating.exited).toBe(0);
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it('explains an unreachable database in one line and exits 1', async () => {
+    const server = spawnServer({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toMatch(/Cannot reach the database at 127\.0\.0\.1:1\/nowhere/);
+    expect(server.output()).not.toMatch(/\n\s+at /);
+  });
+
+  it('explains an unreachable Redis in one line and exits 1', async () => {
+    const server = spawnServer({ DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toMatch(/Cannot reach Redis at 127\.0\.0\.1:1/);
+  });
+});
+
+describe('embedded defaults', () => {
+  const dataDir = path.join(repoRoot, '.data', 'test-postgres', `server-embedded-${process.pid}`);
+  afterAll(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(`${dataDir}.owner`, { force: true });
+  });
+
+  it('starts with no DATABASE_URL and no REDIS_URL, becomes ready, and stops cleanly', async () => {
+    const server = spawnServer({ DATABASE_URL: undefined, REDIS_URL: undefined, EMBEDDED_POSTGRES_DIR: dataDir });
+    try {
+      const url = await listeningUrl(server);
+      expect(server.output()).toMatch(/database: embedded Postgres on port \d+/);
+      const response = await fetch(`${url}/api/health/ready`);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ status: 'ok', checks: { database: 'ok', redis: 'disabled' } });
+      const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      expect(alive(postmasterPid)).toBe(true);
+
+      server.process.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+      expect(alive(postmasterPid)).toBe(false);
+      expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
+    } finally {
+      server.process.kill('SIGKILL');
+    }
+  });
+});
+
+describe.skipIf(!process.env.REDIS_URL)('cluster workers', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database.drop());
+
+  it('runs WORKERS=2 workers, replaces one that dies, and shuts all down on SIGTERM', async () => {
+    const server = spawnServer({
+      DATABASE_URL: database.url,
+      REDIS_URL: process.env.REDIS_URL,
+      WORKERS: '2',
+      PORT: '0',
+    });
+    try {
+      await server.waitFor(/started 2 workers/);
+      const listening = () =>
+        server
+          .output()
+          .split('\n')
+          .filter((line) => line.includes('Server listening'));
+      for (let i = 0; i < 100 && listening().length < 2; i++) await sleep(100);
+      const workerPids = listening().map((line) => JSON.parse(line).pid as number);
+      expect(new Set(workerPids).size).toBe(2);
+
+      process.kill(workerPids[0] as number, 'SIGKILL');
+      await server.waitFor(/died \(SIGKILL\): starting a new one/);
+      for (let i = 0; i < 100 && listening().length < 3; i++) await sleep(100);
+      expect(listening()).toHaveLength(3);
+
+      server.process.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+      for (const line of listening()) expect(alive(JSON.parse(line).pid)).toBe(false);
+    } finally {
+      server.process.kill('SIGKILL');
+    }
+  });
+});
