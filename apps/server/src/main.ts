@@ -47,8 +47,9 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
     throw error;
   }
   const app = await buildApp(services);
-  await app.listen({ host: config.host, port: config.port });
 
+  // Installed before listening: a signal that arrives as soon as the port is open still
+  // gets a graceful shutdown.
   onShutdownSignal(log, async (signal) => {
     log.info(`${signal}: finishing in-flight requests (up to ${config.shutdownTimeoutMs} ms)`);
     let timedOut = false;
@@ -64,6 +65,7 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
     log.info('stopped');
     return timedOut ? 1 : 0;
   });
+  await app.listen({ host: config.host, port: config.port });
 }
 
 async function runPrimary(config: Config, log: Logger, database: DatabaseTarget): Promise<void> {
@@ -87,9 +89,6 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
     fork();
   });
 
-  for (let i = 0; i < config.workers; i++) fork();
-  log.info(`primary ${process.pid} started ${config.workers} workers`);
-
   onShutdownSignal(log, async (signal) => {
     stopping = true;
     log.info(`${signal}: stopping ${Object.keys(cluster.workers ?? {}).length} workers`);
@@ -107,6 +106,9 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
     log.info('stopped');
     return codes.every((code) => code === 0) ? 0 : 1;
   });
+
+  for (let i = 0; i < config.workers; i++) fork();
+  log.info(`primary ${process.pid} started ${config.workers} workers`);
 }
 
 async function main(): Promise<void> {

@@ -1,0 +1,76 @@
+/**
+ * The typed client for TypeScript frontends:
+ *
+ *   const api = createClient({ url: 'http://localhost:3000', getAccessToken: () => token });
+ *   const { status } = await api.health.live.query();
+ *
+ * Types come from the server (type-only imports: no server code reaches the bundle).
+ */
+
+import type { AppErrorCode, AppErrorData, AppRouter } from '@app/server/router';
+import {
+  createTRPCClient,
+  type HTTPHeaders,
+  httpBatchLink,
+  httpLink,
+  isNonJsonSerializable,
+  splitLink,
+  type TRPCClient,
+  TRPCClientError,
+} from '@trpc/client';
+
+export type {
+  AppErrorCode,
+  AppErrorData,
+  AppRouter,
+  RouterInputs,
+  RouterOutputs,
+  ValidationIssue,
+} from '@app/server/router';
+export { TRPCClientError };
+
+type MaybePromise<T> = T | Promise<T>;
+
+export interface ClientOptions {
+  /** The server's base URL, e.g. `https://api.example.com` (tRPC is served under `/trpc`). */
+  url: string;
+  /** Sent as `Authorization: Bearer <token>` when it returns a token. */
+  getAccessToken?: () => MaybePromise<string | null | undefined>;
+  /** Extra headers for every request. */
+  headers?: HTTPHeaders | (() => MaybePromise<HTTPHeaders>);
+  /** A fetch implementation (tests, React Native, instrumentation). */
+  fetch?: typeof globalThis.fetch;
+  /**
+   * Longest URL a batched GET may have before the batch is split; keeps requests
+   * under the limits of browsers, proxies and CDNs.
+   */
+  maxURLLength?: number;
+}
+
+export type Client = TRPCClient<AppRouter>;
+
+export function createClient(options: ClientOptions): Client {
+  const url = `${options.url.replace(/\/+$/, '')}/trpc`;
+  const headers = async (): Promise<HTTPHeaders> => {
+    const base = typeof options.headers === 'function' ? await options.headers() : (options.headers ?? {});
+    const token = await options.getAccessToken?.();
+    return token ? { ...base, authorization: `Bearer ${token}` } : base;
+  };
+  const common = { url, headers, ...(options.fetch && { fetch: options.fetch }) };
+  return createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        // FormData, Blob and bytes cannot be batched as JSON: one request each.
+        condition: (op) => isNonJsonSerializable(op.input),
+        true: httpLink(common),
+        false: httpBatchLink({ ...common, maxURLLength: options.maxURLLength ?? 2_083 }),
+      }),
+    ],
+  });
+}
+
+/** The stable app code of an error from this API (`undefined` for network and other errors). */
+export function getAppErrorCode(error: unknown): AppErrorCode | undefined {
+  if (!(error instanceof TRPCClientError)) return undefined;
+  return (error.data as Partial<AppErrorData> | undefined)?.appCode;
+}

@@ -1,0 +1,3 @@
+import { setupTestDatabases } from '@app/db/testing';
+
+export default () => setupTestDatabases('sdk');
