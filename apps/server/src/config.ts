@@ -78,6 +78,15 @@ function crossChecks(env: Record<string, string>): string[] {
   return problems;
 }
 
+/** Pretty for people (development, even when turbo pipes the output, or a terminal), JSON for machines. */
+function autoLogFormat(nodeEnv: string, isTTY: boolean | undefined): LogFormat {
+  if (nodeEnv === 'development') return 'pretty';
+  return isTTY && nodeEnv !== 'production' ? 'pretty' : 'json';
+}
+
+/** Every environment variable the server reads. */
+export const CONFIG_VARIABLES = Object.keys(schema.shape);
+
 /** Variables whose values must never be echoed back in a report. */
 const SECRET_VARIABLES = new Set(['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL']);
 
@@ -90,7 +99,7 @@ export interface Config {
   host: string;
   port: number;
   logLevel: string;
-  /** 'pretty' in a terminal outside production, else 'json', unless LOG_FORMAT says otherwise. */
+  /** LOG_FORMAT, or with 'auto': pretty in development or a terminal, JSON in production and tests. */
   logFormat: LogFormat;
   database: {
     /** Unset: use the embedded cluster in `embeddedDataDir`. */
@@ -148,7 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
       host: e.HOST,
       port: e.PORT,
       logLevel: e.LOG_LEVEL,
-      logFormat: e.LOG_FORMAT === 'auto' ? (options.isTTY && !isProduction ? 'pretty' : 'json') : e.LOG_FORMAT,
+      logFormat: e.LOG_FORMAT === 'auto' ? autoLogFormat(e.NODE_ENV, options.isTTY) : e.LOG_FORMAT,
       database: {
         url: e.DATABASE_URL,
         poolMax: e.DATABASE_POOL_MAX,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEVELOPMENT_JWT_SECRET, formatConfigReport, loadConfig } from '../src/config.ts';
+import { CONFIG_VARIABLES, DEVELOPMENT_JWT_SECRET, formatConfigReport, loadConfig } from '../src/config.ts';
 import { spawnServer } from './helpers/index.ts';
 
 const productionBase = {
@@ -108,5 +108,26 @@ describe('config', () => {
     expect(output).toMatch(/- JWT_SECRET: must be at least 32 bytes/);
     expect(output).toMatch(/- DATABASE_URL: is required in production/);
     expect(output).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('.env.example', () => {
+  it('documents every variable the config reads, and nothing else', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { repoRoot } = await import('@app/db');
+    const documented = [...readFileSync(`${repoRoot}/.env.example`, 'utf8').matchAll(/^#? ?([A-Z][A-Z0-9_]+)=/gm)].map(
+      (m) => m[1],
+    );
+    expect(CONFIG_VARIABLES.length).toBeGreaterThan(15);
+    expect(new Set(documented)).toEqual(new Set(CONFIG_VARIABLES));
+  });
+
+  it('is itself a valid configuration', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { parseEnv } = await import('node:util');
+    const { repoRoot } = await import('@app/db');
+    const env = parseEnv(readFileSync(`${repoRoot}/.env.example`, 'utf8'));
+    const result = loadConfig(env);
+    expect(result.ok ? [] : result.problems).toEqual([]);
   });
 });

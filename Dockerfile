@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# The API server. Node 24 runs the TypeScript sources directly (type stripping), so
+# there is no compile step: the image holds the sources and production dependencies.
+
+ARG NODE_VERSION=24
+
+FROM node:${NODE_VERSION}-slim AS base
+ENV PNPM_HOME=/pnpm PATH=/pnpm:$PATH COREPACK_ENABLE_DOWNLOAD_PROMPT=0
+RUN corepack enable
+WORKDIR /app
+
+# Production dependencies of the server and the packages it uses; no dev tools, no
+# embedded Postgres binaries (optional dependencies), no install scripts.
+FROM base AS deps
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
+COPY apps/server/package.json apps/server/
+COPY packages/db/package.json packages/db/
+COPY packages/sdk/package.json packages/sdk/
+RUN --mount=type=cache,id=pnpm,target=/pnpm/store \
+    pnpm install --frozen-lockfile --prod --no-optional --ignore-scripts --filter "@app/server..."
+
+FROM node:${NODE_VERSION}-slim AS runtime
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000
+WORKDIR /app
+COPY --from=deps /app /app
+COPY packages/db/src packages/db/src
+COPY packages/db/migrations packages/db/migrations
+COPY packages/db/seeds packages/db/seeds
+COPY apps/server/src apps/server/src
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:3000/api/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "apps/server/src/main.ts"]
