@@ -1,19 +1,10 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDb, repoRoot, rollbackAll } from '@app/db';
+import { createDb, isProcessAlive, repoRoot, rollbackAll } from '@app/db';
 import { createTestDatabase, type TestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listeningUrl, spawnServer, startFakeRedis } from './helpers/index.ts';
-
-function alive(pid: number) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('the server process', () => {
   let database: TestDatabase;
@@ -95,11 +86,11 @@ describe('embedded defaults', () => {
       expect(response.status).toBe(200);
       expect(await response.json()).toEqual({ status: 'ok', checks: { database: 'ok', redis: 'disabled' } });
       const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      expect(alive(postmasterPid)).toBe(true);
+      expect(isProcessAlive(postmasterPid)).toBe(true);
 
       server.process.kill('SIGTERM');
       expect(await server.exited).toBe(0);
-      expect(alive(postmasterPid)).toBe(false);
+      expect(isProcessAlive(postmasterPid)).toBe(false);
       expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
     } finally {
       server.process.kill('SIGKILL');
@@ -139,7 +130,7 @@ describe.skipIf(!process.env.REDIS_URL)('cluster workers', () => {
 
       server.process.kill('SIGTERM');
       expect(await server.exited).toBe(0);
-      for (const line of listening()) expect(alive(JSON.parse(line).pid)).toBe(false);
+      for (const line of listening()) expect(isProcessAlive(JSON.parse(line).pid)).toBe(false);
     } finally {
       server.process.kill('SIGKILL');
     }

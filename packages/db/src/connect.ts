@@ -16,10 +16,12 @@ export async function resolveDatabase(options: {
   log?: (message: string) => void;
 }): Promise<DatabaseTarget> {
   if (options.url) return { url: options.url, embedded: undefined, description: describeDatabaseUrl(options.url) };
+  const started = performance.now();
   const embedded = await startEmbeddedPostgres({ dataDir: options.embeddedDataDir, log: options.log });
+  const how = embedded.owned ? `ready in ${Math.round(performance.now() - started)} ms` : 'attached';
   return {
     url: embedded.url,
     embedded,
-    description: `embedded Postgres on port ${embedded.port} (${options.embeddedDataDir})`,
+    description: `embedded Postgres on port ${embedded.port}, ${how} (${options.embeddedDataDir})`,
   };
 }

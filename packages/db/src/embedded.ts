@@ -13,6 +13,7 @@ import { createServer, type Socket } from 'node:net';
 import { arch, platform, userInfo } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isProcessAlive } from './process-alive.ts';
 
 export interface EmbeddedPostgresOptions {
   /** The cluster's data directory; created and initialised on first start. */
@@ -85,15 +86,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 interface PostmasterStatus {
   pid: number;
   port: number;
@@ -107,7 +99,7 @@ function readPostmaster(dataDir: string): PostmasterStatus | undefined {
   const lines = readFileSync(file, 'utf8').split('\n');
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
+  if (!Number.isInteger(pid) || pid <= 0 || !isProcessAlive(pid)) return undefined;
   return { pid, port, ready: lines[7]?.trim() === 'ready' };
 }
 
@@ -180,7 +172,7 @@ async function stopPostmaster(pid: number): Promise<void> {
     return;
   }
   const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (isAlive(pid)) {
+  while (isProcessAlive(pid)) {
     if (Date.now() > deadline) {
       process.kill(pid, 'SIGQUIT');
       return;
@@ -201,7 +193,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const running = readPostmaster(dataDir);
   if (running?.ready) {
     const owner = readOwnerPid(dataDir);
-    const owned = owner === undefined || owner === process.pid || !isAlive(owner);
+    const owned = owner === undefined || owner === process.pid || !isProcessAlive(owner);
     if (owned) writeFileSync(ownerFile(dataDir), String(process.pid));
     log(`${owned ? 'Adopted' : 'Attached to'} the embedded Postgres already running on port ${running.port}`);
     return handle(dataDir, running.port, running.pid, owned);

@@ -13,5 +13,6 @@ export {
   rollbackAll,
 } from './migrate.ts';
 export { defaultEmbeddedDataDir, loadRepoEnvFile, repoRoot } from './paths.ts';
+export { isProcessAlive } from './process-alive.ts';
 export type * from './schema.ts';
 export { runSeeds, type SeedStep } from './seed.ts';

@@ -13,6 +13,7 @@ import { createDb } from './client.ts';
 import { startEmbeddedPostgres } from './embedded.ts';
 import { migrateToLatest } from './migrate.ts';
 import { repoRoot } from './paths.ts';
+import { isProcessAlive } from './process-alive.ts';
 
 const ADMIN_URL = 'TEST_DATABASE_ADMIN_URL';
 const TEMPLATE = 'TEST_DATABASE_TEMPLATE';
@@ -42,15 +43,6 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
   });
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Drops this package's databases left behind by test runs that died (their pid is gone). */
 async function dropStaleDatabases(adminUrl: string, prefix: string): Promise<void> {
   // Only names this module makes: never touch anyone else's database on a shared server.
@@ -60,7 +52,7 @@ async function dropStaleDatabases(adminUrl: string, prefix: string): Promise<voi
   );
   for (const { datname } of rows) {
     const pid = Number(ours.exec(datname)?.[2]);
-    if (pid > 0 && !isAlive(pid)) await dropDatabase(adminUrl, datname);
+    if (pid > 0 && !isProcessAlive(pid)) await dropDatabase(adminUrl, datname);
   }
 }
 

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres } from '../src/embedded.ts';
 import { repoRoot } from '../src/paths.ts';
+import { isProcessAlive } from '../src/process-alive.ts';
 
 const dataDir = path.join(repoRoot, '.data', 'test-postgres', `embedded-${process.pid}`);
 
@@ -14,15 +15,6 @@ async function query(url: string, text: string) {
     return (await client.query(text)).rows;
   } finally {
     await client.end();
-  }
-}
-
-function alive(pid: number) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -37,9 +29,9 @@ describe('embedded Postgres', () => {
     expect(pg1.owned).toBe(true);
     expect(await query(pg1.url, 'select 1 as one')).toEqual([{ one: 1 }]);
     const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    expect(alive(postmasterPid)).toBe(true);
+    expect(isProcessAlive(postmasterPid)).toBe(true);
     await pg1.stop();
-    expect(alive(postmasterPid)).toBe(false);
+    expect(isProcessAlive(postmasterPid)).toBe(false);
     expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
     await expect(query(pg1.url, 'select 1')).rejects.toThrow();
   });
@@ -73,6 +65,6 @@ describe('embedded Postgres', () => {
     expect(adopted.owned).toBe(true);
     expect(adopted.port).toBe(first.port);
     await adopted.stop();
-    expect(alive(postmasterPid)).toBe(false);
+    expect(isProcessAlive(postmasterPid)).toBe(false);
   });
 });

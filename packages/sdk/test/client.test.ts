@@ -47,6 +47,38 @@ describe('createClient', () => {
     expect(requests[0]?.headers.get('x-request-id')).toBe('sdk-test-1');
   });
 
+  it('sends a long batch in one GET (the server accepts long batched paths)', async () => {
+    requests.length = 0;
+    const api = createClient({ url: server.url, fetch: recordingFetch, maxURLLength: 100_000 });
+    const results = await Promise.all(Array.from({ length: 60 }, () => api.health.live.query()));
+    expect(results.every((result) => result.status === 'ok')).toBe(true);
+    expect(requests).toHaveLength(1);
+    // Far past Fastify's default maxParamLength (100): the server raised it for batches.
+    expect(new URL(requests[0]?.url as string).pathname.length).toBeGreaterThan(500);
+  });
+
+  it('splits a batch whose URL would exceed maxURLLength', async () => {
+    requests.length = 0;
+    const maxURLLength = server.url.length + 60; // room for about three procedure names
+    const api = createClient({ url: server.url, fetch: recordingFetch, maxURLLength });
+    const results = await Promise.all(Array.from({ length: 8 }, () => api.health.live.query()));
+    expect(results).toHaveLength(8);
+    expect(requests.length).toBeGreaterThan(1);
+    for (const request of requests) expect(request.url.length).toBeLessThanOrEqual(maxURLLength);
+  });
+
+  it('sends non-JSON input (FormData) unbatched through httpLink', async () => {
+    requests.length = 0;
+    const api = createClient({ url: server.url, fetch: recordingFetch });
+    const form = new FormData();
+    form.append('file', new Blob(['hello']), 'hello.txt');
+    // No procedure takes a file yet: the point is how the client sends it.
+    const untyped = api as unknown as { health: { upload: { mutate(input: FormData): Promise<unknown> } } };
+    await untyped.health.upload.mutate(form).catch(() => undefined);
+    expect(requests).toHaveLength(1);
+    expect(requests[0]?.url).toMatch(/\/trpc\/health\.upload$/);
+  });
+
   it('sends no Authorization header when there is no token', async () => {
     requests.length = 0;
     const api = createClient({ url: server.url, fetch: recordingFetch, getAccessToken: () => null });
