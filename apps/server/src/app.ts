@@ -6,6 +6,7 @@ import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
 import { AccessLogController } from './http/access-log.ts';
 import { flattenBridgeError } from './http/error-body.ts';
 import { errorHandling } from './http/errors.ts';
+import { jwksRoute } from './http/jwks.ts';
 import { openApiRoutes } from './http/openapi.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
 import { requestIdFor } from './infra/logger.ts';
@@ -86,5 +87,6 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   });
 
   await app.register(openApiRoutes, { config, router });
+  await app.register(jwksRoute, { tokens: services.tokens });
   return app;
 }

@@ -16,6 +16,17 @@ const integer = (min: number, max: number) => {
   return z.coerce.number<string>({ error }).int({ error }).min(min, { error }).max(max, { error });
 };
 const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
+/** "900", "15m", "12h", "30d" -> seconds. */
+const duration = z
+  .string()
+  .regex(/^\d+[smhd]?$/, { error: 'must be a duration like 900, 15m, 12h or 30d' })
+  .transform((value) => {
+    const unit = { s: 1, m: 60, h: 3_600, d: 86_400 }[value.at(-1) as string] ?? 1;
+    return Number.parseInt(value, 10) * unit;
+  })
+  .refine((seconds) => seconds > 0, { error: 'must be longer than 0' });
+/** A PEM key in one env line: literal "\n" sequences stand for line breaks. */
+const pem = z.string().transform((value) => value.replaceAll('\\n', '\n').trim());
 const list = z.string().transform((value) =>
   value
     .split(',')
@@ -37,6 +48,15 @@ const schema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().default('app:'),
   JWT_SECRET: z.string().min(1).optional(),
+  JWT_PRIVATE_KEY: pem.optional(),
+  JWT_PUBLIC_KEY: pem.optional(),
+  JWT_KEY_ID: z.string().min(1).max(100).optional(),
+  JWT_ISSUER: z.string().min(1).default('app'),
+  JWT_AUDIENCE: z.string().min(1).default('app'),
+  ACCESS_TOKEN_TTL: duration.default(15 * 60),
+  REFRESH_TOKEN_TTL: duration.default(30 * 86_400),
+  RATE_LIMIT_AUTH_PER_MINUTE: integer(1, 100_000).default(10),
+  RATE_LIMIT_DEFAULT_PER_MINUTE: integer(1, 1_000_000).default(300),
   CORS_ORIGINS: list.default(['http://localhost:3000', 'http://localhost:5173']),
   BODY_LIMIT_BYTES: integer(1_024, 100 * 1024 * 1024).default(1024 * 1024),
   TRUST_PROXY: flag.default(false),
@@ -66,9 +86,18 @@ function crossChecks(env: Record<string, string>): string[] {
     if (origin !== '*' && !URL.canParse(origin))
       problems.push(`CORS_ORIGINS: "${origin}" is not an origin (https://host[:port])`);
   }
+  const keyPair = Boolean(env.JWT_PRIVATE_KEY) || Boolean(env.JWT_PUBLIC_KEY);
+  if (keyPair && !(env.JWT_PRIVATE_KEY && env.JWT_PUBLIC_KEY)) {
+    problems.push('JWT_PRIVATE_KEY: and JWT_PUBLIC_KEY must be set together (an Ed25519 key pair, PEM)');
+  }
   if (env.NODE_ENV !== 'production') return problems;
   const secret = env.JWT_SECRET;
-  if (!secret) problems.push('JWT_SECRET: is required in production');
+  if (keyPair) {
+    // Tokens are signed with the key pair; a JWT_SECRET, if given, must still be real.
+    if (secret && (secret === DEVELOPMENT_JWT_SECRET || Buffer.byteLength(secret) < 32)) {
+      problems.push('JWT_SECRET: must be at least 32 bytes and not the development secret');
+    }
+  } else if (!secret) problems.push('JWT_SECRET: is required in production (or JWT_PRIVATE_KEY and JWT_PUBLIC_KEY)');
   else if (secret === DEVELOPMENT_JWT_SECRET) problems.push('JWT_SECRET: is the development secret; generate one');
   else if (Buffer.byteLength(secret) < 32) problems.push('JWT_SECRET: must be at least 32 bytes in production');
   if (!env.DATABASE_URL)
@@ -88,7 +117,7 @@ function autoLogFormat(nodeEnv: string, isTTY: boolean | undefined): LogFormat {
 export const CONFIG_VARIABLES = Object.keys(schema.shape);
 
 /** Variables whose values must never be echoed back in a report. */
-const SECRET_VARIABLES = new Set(['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL']);
+const SECRET_VARIABLES = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'DATABASE_URL', 'REDIS_URL']);
 
 export type LogFormat = 'pretty' | 'json';
 
@@ -114,7 +143,22 @@ export interface Config {
     url: string | undefined;
     keyPrefix: string;
   };
-  jwtSecret: string;
+  jwt: {
+    /** HS256 key, used unless a key pair is configured. */
+    secret: string;
+    /** EdDSA (Ed25519) key pair, PEM: the public key is served at /.well-known/jwks.json. */
+    keyPair: { privateKey: string; publicKey: string; keyId: string | undefined } | undefined;
+    issuer: string;
+    audience: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+  };
+  rateLimits: {
+    /** auth.login, auth.register and the other credential endpoints, per IP and per email. */
+    authPerMinute: number;
+    /** Every other procedure, per IP. */
+    defaultPerMinute: number;
+  };
   corsOrigins: string[];
   bodyLimitBytes: number;
   trustProxy: boolean;
@@ -166,7 +210,18 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
         embeddedDataDir: e.EMBEDDED_POSTGRES_DIR,
       },
       redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX },
-      jwtSecret: e.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET,
+      jwt: {
+        secret: e.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET,
+        keyPair:
+          e.JWT_PRIVATE_KEY && e.JWT_PUBLIC_KEY
+            ? { privateKey: e.JWT_PRIVATE_KEY, publicKey: e.JWT_PUBLIC_KEY, keyId: e.JWT_KEY_ID }
+            : undefined,
+        issuer: e.JWT_ISSUER,
+        audience: e.JWT_AUDIENCE,
+        accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL,
+        refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
+      },
+      rateLimits: { authPerMinute: e.RATE_LIMIT_AUTH_PER_MINUTE, defaultPerMinute: e.RATE_LIMIT_DEFAULT_PER_MINUTE },
       corsOrigins: e.CORS_ORIGINS,
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
       trustProxy: e.TRUST_PROXY,

@@ -9,7 +9,13 @@ import { buildApp } from './app.ts';
 import { type Config, formatConfigReport, loadConfig } from './config.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
 import { createServices } from './services.ts';
-import { checkDatabase, checkKeyValueStore, ensureMigrations, StartupError } from './startup.ts';
+import {
+  checkDatabase,
+  checkKeyValueStore,
+  ensureMigrations,
+  StartupError,
+  seedDevelopmentDatabase,
+} from './startup.ts';
 
 /** A worker that dies this many times within the window is not restarted again. */
 const RESTART_LIMIT = 5;
@@ -37,10 +43,11 @@ function onShutdownSignal(log: Logger, shutdown: (signal: string) => Promise<num
 
 /** Serves HTTP in this process; `database` is undefined in a cluster worker (the primary owns it). */
 async function serve(config: Config, log: Logger, databaseUrl: string, database?: DatabaseTarget): Promise<void> {
-  const services = createServices(config, log, databaseUrl);
+  const services = await createServices(config, log, databaseUrl);
   try {
     await checkDatabase(services.db, databaseUrl);
     if (database) await ensureMigrations(services.db, config, log);
+    if (database?.embedded) await seedDevelopmentDatabase(services.db, config, log);
     await checkKeyValueStore(services.kv, config);
   } catch (error) {
     await services.close();
@@ -141,10 +148,11 @@ async function main(): Promise<void> {
       return;
     }
     // The primary prepares the database once; workers only connect.
-    const services = createServices(config, log, database.url);
+    const services = await createServices(config, log, database.url);
     try {
       await checkDatabase(services.db, database.url);
       await ensureMigrations(services.db, config, log);
+      if (database.embedded) await seedDevelopmentDatabase(services.db, config, log);
       await checkKeyValueStore(services.kv, config);
     } finally {
       await services.close();

@@ -2,6 +2,8 @@ import { createDb, type Db } from '@app/db';
 import type { Config } from './config.ts';
 import { createKeyValueStore, type KeyValueStore } from './infra/kv/index.ts';
 import type { Logger } from './infra/logger.ts';
+import { createRateLimiter, type RateLimiter } from './infra/rate-limiter.ts';
+import { createTokenService, type TokenService } from './infra/tokens.ts';
 
 /** Everything a request handler may use; built once per process. */
 export interface Services {
@@ -9,6 +11,8 @@ export interface Services {
   log: Logger;
   db: Db;
   kv: KeyValueStore;
+  tokens: TokenService;
+  rateLimits: { auth: RateLimiter; default: RateLimiter };
   /** Epoch ms when this process started serving (for `uptimeSeconds`). */
   startedAt: number;
   close(): Promise<void>;
@@ -23,12 +27,12 @@ export interface ServiceOverrides {
  * `databaseUrl` is the resolved connection (DATABASE_URL or the embedded cluster that
  * main.ts started); tests pass their own `db` and `kv`.
  */
-export function createServices(
+export async function createServices(
   config: Config,
   log: Logger,
   databaseUrl: string,
   overrides: ServiceOverrides = {},
-): Services {
+): Promise<Services> {
   const db =
     overrides.db ??
     createDb({
@@ -46,11 +50,25 @@ export function createServices(
       keyPrefix: config.redis.keyPrefix,
       onError: (error) => log.warn({ err: error }, `Redis connection problem: ${error.message}`),
     });
+  const onRateLimitError = (error: unknown) => log.warn({ err: error }, 'rate limiter store failed: request allowed');
   return {
     config,
     log,
     db,
     kv,
+    tokens: await createTokenService(config.jwt),
+    rateLimits: {
+      auth: createRateLimiter(kv, {
+        name: 'auth',
+        perMinute: config.rateLimits.authPerMinute,
+        onError: onRateLimitError,
+      }),
+      default: createRateLimiter(kv, {
+        name: 'default',
+        perMinute: config.rateLimits.defaultPerMinute,
+        onError: onRateLimitError,
+      }),
+    },
     startedAt: Date.now(),
     async close() {
       await Promise.allSettled([db.destroy(), kv.close()]);

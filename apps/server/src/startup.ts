@@ -1,4 +1,4 @@
-import { type Db, describeDatabaseUrl, migrateToLatest, pendingMigrations } from '@app/db';
+import { type Db, describeDatabaseUrl, migrateToLatest, pendingMigrations, runSeeds } from '@app/db';
 import { sql } from 'kysely';
 import type { Config } from './config.ts';
 import type { KeyValueStore } from './infra/kv/index.ts';
@@ -71,4 +71,13 @@ export async function checkKeyValueStore(kv: KeyValueStore, config: Config): Pro
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** `pnpm dev` on the embedded database starts with the development accounts (seeds are idempotent). */
+export async function seedDevelopmentDatabase(db: Db, config: Config, log: Logger): Promise<void> {
+  if (config.nodeEnv !== 'development') return;
+  const steps = await runSeeds(db, { nodeEnv: config.nodeEnv });
+  log.info(
+    `seeded the development database (${steps.map((s) => s.name).join(', ')}): admin@example.com / Adminpassword1`,
+  );
 }

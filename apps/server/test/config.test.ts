@@ -25,7 +25,12 @@ describe('config', () => {
       port: 3000,
       workers: 1,
       migrateOnStart: true,
-      jwtSecret: DEVELOPMENT_JWT_SECRET,
+      jwt: {
+        secret: DEVELOPMENT_JWT_SECRET,
+        keyPair: undefined,
+        accessTokenTtlSeconds: 900,
+        refreshTokenTtlSeconds: 2_592_000,
+      },
       database: { url: undefined },
       redis: { url: undefined },
       exposeErrorDetails: true,
@@ -78,6 +83,7 @@ describe('config', () => {
 
   it.each([
     ['a missing JWT_SECRET', { JWT_SECRET: undefined }, /JWT_SECRET: is required in production/],
+    ['half a key pair', { JWT_PRIVATE_KEY: 'x' }, /JWT_PRIVATE_KEY: and JWT_PUBLIC_KEY must be set together/],
     ['a short JWT_SECRET', { JWT_SECRET: 'short-secret' }, /JWT_SECRET: must be at least 32 bytes/],
     ['the development JWT_SECRET', { JWT_SECRET: DEVELOPMENT_JWT_SECRET }, /JWT_SECRET: is the development secret/],
     ['the embedded database', { DATABASE_URL: undefined }, /DATABASE_URL: is required in production/],

@@ -43,7 +43,7 @@ describe('the server process', () => {
       await db.destroy();
       const server = spawnServer({ DATABASE_URL: empty.url, MIGRATE_ON_START: 'false' });
       expect(await server.exited).toBe(1);
-      expect(server.output()).toMatch(/1 pending migration\(s\): \d{14}_create_users.*pnpm db:migrate/);
+      expect(server.output()).toMatch(/\d+ pending migration\(s\): \d{14}_create_users.*pnpm db:migrate/);
       expect(server.output()).not.toMatch(/\n\s+at /);
 
       const migrating = spawnServer({ DATABASE_URL: empty.url });

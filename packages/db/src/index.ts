@@ -12,6 +12,7 @@ export {
   rollback,
   rollbackAll,
 } from './migrate.ts';
+export { hashPassword, PASSWORD_HASH_OPTIONS, verifyPassword } from './password-hash.ts';
 export { defaultEmbeddedDataDir, loadRepoEnvFile, repoRoot } from './paths.ts';
 export { isProcessAlive } from './process-alive.ts';
 export type * from './schema.ts';

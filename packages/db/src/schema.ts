@@ -22,10 +22,70 @@ export interface UsersTable {
   updated_at: GeneratedTimestamp;
 }
 
+export interface RolesTable {
+  id: Generated<string>;
+  /** Lower-case, 2-50 characters: [a-z][a-z0-9_-]*. */
+  name: string;
+  description: Generated<string>;
+  /** `admin` and `user`: created by migration, cannot be deleted or renamed. */
+  built_in: Generated<boolean>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface RolePermissionsTable {
+  role_id: string;
+  /** A permission the code declares (`resource:action`). */
+  permission: string;
+}
+
+export interface UserRolesTable {
+  user_id: string;
+  role_id: string;
+  created_at: GeneratedTimestamp;
+}
+
+export interface SessionsTable {
+  id: Generated<string>;
+  user_id: string;
+  /** SHA-256 (base64url) of the current refresh token. */
+  refresh_token_hash: string;
+  /** SHA-256 of the token the current one replaced: seeing it again revokes the session. */
+  previous_refresh_token_hash: string | null;
+  user_agent: string | null;
+  ip: string | null;
+  created_at: GeneratedTimestamp;
+  last_used_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface NotesTable {
+  id: Generated<string>;
+  owner_id: string;
+  /** 1-200 characters. */
+  title: string;
+  /** Up to 20,000 characters. */
+  body: Generated<string>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
 export interface Database {
   users: UsersTable;
+  roles: RolesTable;
+  role_permissions: RolePermissionsTable;
+  user_roles: UserRolesTable;
+  sessions: SessionsTable;
+  notes: NotesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
 export type NewUserRow = Insertable<UsersTable>;
 export type UserRowUpdate = Updateable<UsersTable>;
+
+export type RoleRow = Selectable<RolesTable>;
+export type SessionRow = Selectable<SessionsTable>;
+export type NoteRow = Selectable<NotesTable>;
+export type NewNoteRow = Insertable<NotesTable>;
+export type NoteRowUpdate = Updateable<NotesTable>;

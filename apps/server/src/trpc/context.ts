@@ -10,15 +10,23 @@ export interface Context {
   userAgent: string | undefined;
   /** Whether responses may carry stack traces and internal messages (development only). */
   exposeErrorDetails: boolean;
+  /** The raw `Authorization` header; authedProcedure turns it into `caller`. */
+  authorization: string | undefined;
+  /** Sets a response header (rate-limit headers, for instance). */
+  setHeader(name: string, value: string): void;
 }
 
 export function createContextFactory(services: Services) {
-  return ({ req }: { req: FastifyRequest; res: FastifyReply }): Context => ({
+  return ({ req, res }: { req: FastifyRequest; res: FastifyReply }): Context => ({
     services,
     requestId: req.id,
     log: req.log,
     ip: req.ip,
     userAgent: req.headers['user-agent'],
     exposeErrorDetails: services.config.exposeErrorDetails,
+    authorization: req.headers.authorization,
+    setHeader(name, value) {
+      res.header(name, value);
+    },
   });
 }

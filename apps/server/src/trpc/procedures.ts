@@ -1,5 +1,12 @@
 import { TRPCError } from '@trpc/server';
 import { AppError } from '../errors.ts';
+import type { RateLimiter, RateLimitState } from '../infra/rate-limiter.ts';
+import { AccessTokenError } from '../infra/tokens.ts';
+import type { Caller } from '../modules/auth/auth.service.ts';
+import type { Permission } from '../modules/rbac/permissions.ts';
+import { permissionsOfUser } from '../modules/rbac/rbac.service.ts';
+import { isSessionRevoked } from '../modules/sessions/sessions.service.ts';
+import type { Context } from './context.ts';
 import { t } from './init.ts';
 
 /** Services throw AppError; this turns it into the TRPCError whose code sets the HTTP status. */
@@ -12,4 +19,84 @@ const appErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-export const publicProcedure = t.procedure.use(appErrors);
+/** Without a rate limit: only for infrastructure probes (health), which orchestrators poll. */
+export const unlimitedProcedure = t.procedure.use(appErrors);
+
+function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
+  const resetSeconds = Math.max(1, Math.ceil(state.resetMs / 1000));
+  ctx.setHeader('ratelimit-limit', String(state.limit));
+  ctx.setHeader('ratelimit-remaining', String(state.remaining));
+  ctx.setHeader('ratelimit-reset', String(resetSeconds));
+  if (!state.allowed) ctx.setHeader('retry-after', String(resetSeconds));
+}
+
+/** Consumes one call from each key; the tightest answer wins. Per procedure call, so a batch cannot slip past. */
+async function enforce(ctx: Context, limiter: RateLimiter, keys: string[]): Promise<void> {
+  const states = await Promise.all(keys.map((key) => limiter.consume(key)));
+  const denied = states.find((state) => !state.allowed);
+  const tightest = denied ?? states.reduce((a, b) => (b.remaining < a.remaining ? b : a));
+  setRateLimitHeaders(ctx, tightest);
+  if (denied) {
+    const retryAfterSeconds = Math.max(1, Math.ceil(denied.resetMs / 1000));
+    throw new AppError('RATE_LIMITED', `Too many requests: try again in ${retryAfterSeconds} s`, {
+      details: { retryAfterSeconds },
+    });
+  }
+}
+
+/** Every procedure: RATE_LIMIT_DEFAULT_PER_MINUTE calls per client IP. */
+export const publicProcedure = unlimitedProcedure.use(async ({ ctx, next }) => {
+  await enforce(ctx, ctx.services.rateLimits.default, [`ip:${ctx.ip}`]);
+  return next();
+});
+
+/**
+ * Credential endpoints: RATE_LIMIT_AUTH_PER_MINUTE per IP, and per target email when the
+ * input names one (so one account cannot be hammered from many addresses).
+ */
+export const credentialProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
+  const raw = (await getRawInput()) as { email?: unknown } | undefined;
+  const keys = [`ip:${ctx.ip}`];
+  if (typeof raw?.email === 'string' && raw.email.trim()) keys.push(`email:${raw.email.trim().toLowerCase()}`);
+  await enforce(ctx, ctx.services.rateLimits.auth, keys);
+  return next();
+});
+
+function bearerToken(header: string | undefined): string | undefined {
+  const match = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(header.trim()) : null;
+  return match?.[1];
+}
+
+/**
+ * A valid access token whose session has not been revoked: a signature check and one
+ * key-value lookup, no database query. Adds `caller` to the context.
+ */
+export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  const token = bearerToken(ctx.authorization);
+  if (!token) throw new AppError('UNAUTHORIZED', 'Sign in first: send Authorization: Bearer <accessToken>');
+  let caller: Caller;
+  try {
+    const claims = await ctx.services.tokens.verifyAccessToken(token);
+    caller = { userId: claims.sub, sessionId: claims.sid };
+  } catch (error) {
+    if (error instanceof AccessTokenError && error.reason === 'expired') {
+      throw new AppError('TOKEN_EXPIRED', 'The access token has expired: refresh it');
+    }
+    throw new AppError('UNAUTHORIZED', 'The access token is not valid');
+  }
+  if (await isSessionRevoked(ctx.services.kv, caller.sessionId)) {
+    throw new AppError('SESSION_REVOKED', 'This session has ended: sign in again');
+  }
+  return next({ ctx: { caller } });
+});
+
+/** The caller must hold `permission` (through any role; admin holds all), checked on every call. */
+export function requirePermission(permission: Permission) {
+  return authedProcedure.use(async ({ ctx, next }) => {
+    const granted = await permissionsOfUser(ctx.services.db, ctx.caller.userId);
+    if (!granted.has(permission)) {
+      throw new AppError('PERMISSION_DENIED', `Missing permission: ${permission}`, { details: { permission } });
+    }
+    return next({ ctx: { permissions: granted } });
+  });
+}

@@ -1,9 +1,17 @@
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
+import { authRouter } from '../modules/auth/auth.router.ts';
 import { healthRouter } from '../modules/health/health.router.ts';
+import { notesRouter } from '../modules/notes/notes.router.ts';
+import { rbacRouter } from '../modules/rbac/rbac.router.ts';
+import { usersRouter } from '../modules/users/users.router.ts';
 import { router } from './init.ts';
 
 export const appRouter = router({
   health: healthRouter,
+  auth: authRouter,
+  users: usersRouter,
+  rbac: rbacRouter,
+  notes: notesRouter,
 });
 
 export type AppRouter = typeof appRouter;

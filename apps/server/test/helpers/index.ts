@@ -1,3 +1,4 @@
+export { type Account, bearer, grantRole, login, registerAccount, registerAdmin, uniqueEmail } from './accounts.ts';
 export { startFakeRedis } from './fake-redis.ts';
 export { testRouter } from './probe-router.ts';
 export { listeningUrl, type SpawnedServer, spawnServer } from './spawn-server.ts';

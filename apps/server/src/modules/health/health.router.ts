@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { router } from '../../trpc/init.ts';
-import { publicProcedure } from '../../trpc/procedures.ts';
+import { unlimitedProcedure } from '../../trpc/procedures.ts';
 import { liveOutput, readyOutput } from './health.schemas.ts';
 import * as health from './health.service.ts';
 
 export const healthRouter = router({
-  live: publicProcedure
+  live: unlimitedProcedure
     .meta({
       openapi: { method: 'GET', path: '/health', tags: ['health'], summary: 'Liveness: the process answers' },
     })
@@ -13,7 +13,7 @@ export const healthRouter = router({
     .output(liveOutput)
     .query(({ ctx }) => health.live(ctx.services)),
 
-  ready: publicProcedure
+  ready: unlimitedProcedure
     .meta({
       openapi: {
         method: 'GET',

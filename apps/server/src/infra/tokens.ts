@@ -1,0 +1,120 @@
+/**
+ * Access tokens (JWT, jose) and refresh tokens (opaque random strings, stored hashed).
+ * HS256 with JWT_SECRET by default; EdDSA when a key pair is configured, in which case
+ * the public key is published as a JWKS for other services.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import {
+  calculateJwkThumbprint,
+  errors,
+  exportJWK,
+  importPKCS8,
+  importSPKI,
+  type JWK,
+  type JWTPayload,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
+import type { Config } from '../config.ts';
+
+export interface AccessTokenClaims {
+  /** User id. */
+  sub: string;
+  /** Session id. */
+  sid: string;
+  jti: string;
+  iat: number;
+  exp: number;
+}
+
+export class AccessTokenError extends Error {
+  readonly reason: 'expired' | 'invalid';
+  constructor(reason: 'expired' | 'invalid', message: string) {
+    super(message);
+    this.name = 'AccessTokenError';
+    this.reason = reason;
+  }
+}
+
+export interface TokenService {
+  readonly algorithm: 'HS256' | 'EdDSA';
+  issueAccessToken(subject: { userId: string; sessionId: string }): Promise<{ token: string; expiresAt: Date }>;
+  /** The verified claims; throws AccessTokenError for anything else (expired, forged, wrong alg/iss/aud). */
+  verifyAccessToken(token: string): Promise<AccessTokenClaims>;
+  /** Public keys for `/.well-known/jwks.json` (none with HS256: a shared secret is never published). */
+  jwks(): { keys: JWK[] };
+}
+
+type SigningKey = Awaited<ReturnType<typeof importPKCS8>> | Uint8Array;
+
+export async function createTokenService(jwt: Config['jwt']): Promise<TokenService> {
+  let algorithm: 'HS256' | 'EdDSA';
+  let signingKey: SigningKey;
+  let verifyingKey: SigningKey;
+  let keyId: string | undefined;
+  let publicJwks: JWK[] = [];
+
+  if (jwt.keyPair) {
+    algorithm = 'EdDSA';
+    signingKey = await importPKCS8(jwt.keyPair.privateKey, 'EdDSA', { extractable: false });
+    verifyingKey = await importSPKI(jwt.keyPair.publicKey, 'EdDSA', { extractable: true });
+    const publicJwk = await exportJWK(verifyingKey);
+    keyId = jwt.keyPair.keyId ?? (await calculateJwkThumbprint(publicJwk));
+    publicJwks = [{ ...publicJwk, kid: keyId, alg: 'EdDSA', use: 'sig' }];
+  } else {
+    algorithm = 'HS256';
+    signingKey = new TextEncoder().encode(jwt.secret);
+    verifyingKey = signingKey;
+  }
+
+  return {
+    algorithm,
+    async issueAccessToken({ userId, sessionId }) {
+      const issuedAt = Math.floor(Date.now() / 1000);
+      const expiresAt = issuedAt + jwt.accessTokenTtlSeconds;
+      const token = await new SignJWT({ sid: sessionId })
+        .setProtectedHeader({ alg: algorithm, typ: 'JWT', ...(keyId && { kid: keyId }) })
+        .setSubject(userId)
+        .setJti(randomUUID())
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(expiresAt)
+        .setIssuer(jwt.issuer)
+        .setAudience(jwt.audience)
+        .sign(signingKey);
+      return { token, expiresAt: new Date(expiresAt * 1000) };
+    },
+    async verifyAccessToken(token) {
+      let payload: JWTPayload;
+      try {
+        // Only our algorithm: no "none", no HS/EdDSA confusion.
+        ({ payload } = await jwtVerify(token, verifyingKey, {
+          algorithms: [algorithm],
+          issuer: jwt.issuer,
+          audience: jwt.audience,
+          requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'],
+        }));
+      } catch (error) {
+        if (error instanceof errors.JWTExpired) throw new AccessTokenError('expired', 'The access token has expired');
+        throw new AccessTokenError('invalid', 'The access token is not valid');
+      }
+      const { sub, sid, jti, iat, exp } = payload;
+      if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || !iat || !exp) {
+        throw new AccessTokenError('invalid', 'The access token is not valid');
+      }
+      return { sub, sid, jti, iat, exp };
+    },
+    jwks() {
+      return { keys: publicJwks };
+    },
+  };
+}
+
+/** A new opaque refresh token: 256 random bits. */
+export function newRefreshToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** Refresh tokens are high-entropy, so a plain SHA-256 is a safe lookup key for them. */
+export function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}

@@ -1,0 +1,85 @@
+import type { Db, NoteRow } from '@app/db';
+import { AppError } from '../../errors.ts';
+import { likePattern } from '../../trpc/common-schemas.ts';
+import type { NoteDto } from './notes.schemas.ts';
+
+function toDto(row: NoteRow): NoteDto {
+  return {
+    id: row.id,
+    title: row.title,
+    body: row.body,
+    ownerId: row.owner_id,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+/** The owner's notes, newest first (ids are time-ordered), `limit` per page. */
+export async function listNotes(
+  db: Db,
+  ownerId: string,
+  input: { limit: number; cursor?: string | undefined; search?: string | undefined },
+): Promise<{ items: NoteDto[]; nextCursor: string | null }> {
+  let query = db
+    .selectFrom('notes')
+    .selectAll()
+    .where('owner_id', '=', ownerId)
+    .orderBy('id', 'desc')
+    .limit(input.limit + 1);
+  if (input.cursor) query = query.where('id', '<', input.cursor);
+  if (input.search) query = query.where('title', 'ilike', likePattern(input.search));
+  const rows = await query.execute();
+  const page = rows.slice(0, input.limit);
+  return { items: page.map(toDto), nextCursor: rows.length > input.limit ? (page.at(-1)?.id ?? null) : null };
+}
+
+/** Someone else's note is "not found" (never "forbidden"), unless the caller may read any note. */
+export async function getNote(db: Db, viewer: { userId: string; canReadAny: boolean }, id: string): Promise<NoteDto> {
+  let query = db.selectFrom('notes').selectAll().where('id', '=', id);
+  if (!viewer.canReadAny) query = query.where('owner_id', '=', viewer.userId);
+  const row = await query.executeTakeFirst();
+  if (!row) throw new AppError('NOT_FOUND', 'No such note');
+  return toDto(row);
+}
+
+export async function createNote(
+  db: Db,
+  ownerId: string,
+  input: { title: string; body?: string | undefined },
+): Promise<NoteDto> {
+  const row = await db
+    .insertInto('notes')
+    .values({ owner_id: ownerId, title: input.title, body: input.body ?? '' })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toDto(row);
+}
+
+export async function updateNote(
+  db: Db,
+  ownerId: string,
+  id: string,
+  input: { title?: string | undefined; body?: string | undefined },
+): Promise<NoteDto> {
+  const changes = {
+    ...(input.title !== undefined && { title: input.title }),
+    ...(input.body !== undefined && { body: input.body }),
+  };
+  const row =
+    Object.keys(changes).length === 0
+      ? await db.selectFrom('notes').selectAll().where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst()
+      : await db
+          .updateTable('notes')
+          .set(changes)
+          .where('id', '=', id)
+          .where('owner_id', '=', ownerId)
+          .returningAll()
+          .executeTakeFirst();
+  if (!row) throw new AppError('NOT_FOUND', 'No such note');
+  return toDto(row);
+}
+
+export async function deleteNote(db: Db, ownerId: string, id: string): Promise<void> {
+  const deleted = await db.deleteFrom('notes').where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
+  if (deleted.numDeletedRows === 0n) throw new AppError('NOT_FOUND', 'No such note');
+}

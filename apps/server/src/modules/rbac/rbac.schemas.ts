@@ -1,0 +1,28 @@
+import { z } from 'zod';
+import { id } from '../../trpc/common-schemas.ts';
+
+const roleName = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^[a-z][a-z0-9_-]{1,49}$/, { error: 'must be 2-50 characters: a letter, then letters, digits, - or _' });
+const permissionList = z.array(z.string().max(100)).max(200);
+
+export const roleOutput = z
+  .object({ id, name: z.string(), description: z.string(), builtIn: z.boolean(), permissions: z.array(z.string()) })
+  .meta({ id: 'Role' });
+
+export const createRoleInput = z.object({
+  name: roleName,
+  description: z.string().max(500).optional(),
+  permissions: permissionList.default([]),
+});
+export const updateRoleInput = z.object({
+  id,
+  name: roleName.optional(),
+  description: z.string().max(500).optional(),
+  permissions: permissionList.optional(),
+});
+export const roleIdInput = z.object({ id });
+export const assignmentInput = z.object({ id: id.meta({ description: 'The user' }), roleId: id });
+export const permissionOutput = z.object({ name: z.string(), description: z.string() });

@@ -1,0 +1,193 @@
+import type { Db } from '@app/db';
+import { AppError } from '../../errors.ts';
+import { isUniqueViolation } from '../../infra/postgres-errors.ts';
+import { ADMIN_ROLE, ALL_PERMISSIONS, isPermission, PERMISSIONS, type Permission } from './permissions.ts';
+
+export interface RoleDto {
+  id: string;
+  name: string;
+  description: string;
+  builtIn: boolean;
+  permissions: string[];
+}
+
+/** The permissions a set of roles grants: everything for admin, else the union of the grants. */
+function grantedBy(roleName: string, grants: string[]): string[] {
+  return roleName === ADMIN_ROLE ? [...ALL_PERMISSIONS] : grants.filter(isPermission).sort();
+}
+
+/** Roles and permissions of each user in `userIds`, in one query. */
+export async function rolesOfUsers(
+  db: Db,
+  userIds: string[],
+): Promise<Map<string, { roles: string[]; permissions: string[] }>> {
+  const result = new Map<string, { roles: string[]; permissions: string[] }>();
+  if (userIds.length === 0) return result;
+  const rows = await db
+    .selectFrom('user_roles as ur')
+    .innerJoin('roles as r', 'r.id', 'ur.role_id')
+    .leftJoin('role_permissions as rp', 'rp.role_id', 'r.id')
+    .select(['ur.user_id', 'r.name', 'rp.permission'])
+    .where('ur.user_id', 'in', userIds)
+    .execute();
+  const byUser = new Map<string, Map<string, string[]>>();
+  for (const row of rows) {
+    const roles = byUser.get(row.user_id) ?? new Map<string, string[]>();
+    byUser.set(row.user_id, roles);
+    const grants = roles.get(row.name) ?? [];
+    roles.set(row.name, grants);
+    if (row.permission) grants.push(row.permission);
+  }
+  for (const id of userIds) {
+    const roles = byUser.get(id) ?? new Map<string, string[]>();
+    const permissions = new Set<string>();
+    for (const [name, grants] of roles) for (const p of grantedBy(name, grants)) permissions.add(p);
+    result.set(id, { roles: [...roles.keys()].sort(), permissions: [...permissions].sort() });
+  }
+  return result;
+}
+
+export async function permissionsOfUser(db: Db, userId: string): Promise<Set<string>> {
+  return new Set((await rolesOfUsers(db, [userId])).get(userId)?.permissions ?? []);
+}
+
+export function listPermissions(): { name: Permission; description: string }[] {
+  return ALL_PERMISSIONS.map((name) => ({ name, description: PERMISSIONS[name] }));
+}
+
+function assertKnown(permissions: string[]): void {
+  const unknown = permissions.filter((p) => !isPermission(p));
+  if (unknown.length > 0) {
+    throw new AppError('UNKNOWN_PERMISSION', `Unknown permission(s): ${unknown.join(', ')}`, { details: { unknown } });
+  }
+}
+
+export async function listRoles(db: Db): Promise<RoleDto[]> {
+  const roles = await db.selectFrom('roles').selectAll().orderBy('name').execute();
+  const grants = await db.selectFrom('role_permissions').selectAll().execute();
+  return roles.map((role) => ({
+    id: role.id,
+    name: role.name,
+    description: role.description,
+    builtIn: role.built_in,
+    permissions: grantedBy(
+      role.name,
+      grants.filter((g) => g.role_id === role.id).map((g) => g.permission),
+    ),
+  }));
+}
+
+async function getRole(db: Db, id: string): Promise<RoleDto> {
+  const role = (await listRoles(db)).find((r) => r.id === id);
+  if (!role) throw new AppError('NOT_FOUND', 'No such role');
+  return role;
+}
+
+export async function createRole(
+  db: Db,
+  input: { name: string; description?: string; permissions: string[] },
+): Promise<RoleDto> {
+  assertKnown(input.permissions);
+  try {
+    const id = await db.transaction().execute(async (trx) => {
+      const role = await trx
+        .insertInto('roles')
+        .values({ name: input.name, description: input.description ?? '' })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      if (input.permissions.length > 0) {
+        await trx
+          .insertInto('role_permissions')
+          .values([...new Set(input.permissions)].map((permission) => ({ role_id: role.id, permission })))
+          .execute();
+      }
+      return role.id;
+    });
+    return getRole(db, id);
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new AppError('ROLE_NAME_TAKEN', `A role named "${input.name}" already exists`);
+    throw error;
+  }
+}
+
+export async function updateRole(
+  db: Db,
+  id: string,
+  input: { name?: string; description?: string; permissions?: string[] },
+): Promise<RoleDto> {
+  const role = await getRole(db, id);
+  if (role.builtIn && input.name !== undefined && input.name !== role.name) {
+    throw new AppError('BUILT_IN_ROLE', `The built-in role "${role.name}" cannot be renamed`);
+  }
+  if (role.name === ADMIN_ROLE && input.permissions !== undefined) {
+    throw new AppError('BUILT_IN_ROLE', 'The admin role holds every permission; its grants cannot be changed');
+  }
+  if (input.permissions) assertKnown(input.permissions);
+  try {
+    await db.transaction().execute(async (trx) => {
+      if (input.name !== undefined || input.description !== undefined) {
+        await trx
+          .updateTable('roles')
+          .set({
+            ...(input.name !== undefined && { name: input.name }),
+            ...(input.description !== undefined && { description: input.description }),
+          })
+          .where('id', '=', id)
+          .execute();
+      }
+      if (input.permissions) {
+        await trx.deleteFrom('role_permissions').where('role_id', '=', id).execute();
+        if (input.permissions.length > 0) {
+          await trx
+            .insertInto('role_permissions')
+            .values([...new Set(input.permissions)].map((permission) => ({ role_id: id, permission })))
+            .execute();
+        }
+      }
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new AppError('ROLE_NAME_TAKEN', `A role named "${input.name}" already exists`);
+    throw error;
+  }
+  return getRole(db, id);
+}
+
+export async function deleteRole(db: Db, id: string): Promise<void> {
+  const role = await getRole(db, id);
+  if (role.builtIn) throw new AppError('BUILT_IN_ROLE', `The built-in role "${role.name}" cannot be deleted`);
+  await db.deleteFrom('roles').where('id', '=', id).execute();
+}
+
+async function assertUserAndRole(db: Db, userId: string, roleId: string): Promise<void> {
+  const [user, role] = await Promise.all([
+    db.selectFrom('users').select('id').where('id', '=', userId).executeTakeFirst(),
+    db.selectFrom('roles').select('id').where('id', '=', roleId).executeTakeFirst(),
+  ]);
+  if (!user) throw new AppError('NOT_FOUND', 'No such user');
+  if (!role) throw new AppError('NOT_FOUND', 'No such role');
+}
+
+/** Idempotent: assigning a role the user has is a no-op. */
+export async function assignRole(db: Db, userId: string, roleId: string): Promise<void> {
+  await assertUserAndRole(db, userId, roleId);
+  await db
+    .insertInto('user_roles')
+    .values({ user_id: userId, role_id: roleId })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+}
+
+/** Idempotent: taking away a role the user does not have is a no-op. */
+export async function unassignRole(db: Db, userId: string, roleId: string): Promise<void> {
+  await assertUserAndRole(db, userId, roleId);
+  await db.deleteFrom('user_roles').where('user_id', '=', userId).where('role_id', '=', roleId).execute();
+}
+
+export async function assignDefaultRole(db: Db, userId: string): Promise<void> {
+  const role = await db.selectFrom('roles').select('id').where('name', '=', 'user').executeTakeFirstOrThrow();
+  await db
+    .insertInto('user_roles')
+    .values({ user_id: userId, role_id: role.id })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+}

@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { id, isoDateTime, pageInput } from '../../trpc/common-schemas.ts';
+
+export const userOutput = z
+  .object({
+    id,
+    email: z.string(),
+    name: z.string().nullable(),
+    emailVerified: z.boolean(),
+    disabled: z.boolean(),
+    roles: z.array(z.string()),
+    permissions: z.array(z.string()),
+    createdAt: isoDateTime,
+    updatedAt: isoDateTime,
+  })
+  .meta({ id: 'User' });
+
+export const name = z.string().trim().min(1).max(100);
+
+export const updateMeInput = z.object({ name: name.nullable().optional() });
+export const deleteMeInput = z.object({
+  password: z.string().max(128).optional().meta({ description: 'Required when the account has a password' }),
+});
+export const listUsersInput = z.object(pageInput);
+export const listUsersOutput = z.object({ items: z.array(userOutput), nextCursor: id.nullable() });
+export const userIdInput = z.object({ id });
+export const updateUserInput = z.object({ id, name: name.nullable().optional(), disabled: z.boolean().optional() });
+
+export type UserDto = z.infer<typeof userOutput>;
