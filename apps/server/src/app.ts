@@ -78,6 +78,16 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   });
 
   await app.register(async (rest) => {
+    // `curl -X POST /api/auth/logout` sends no body and no content type: read it as `{}`
+    // rather than refusing it with 415 as the bridge would.
+    rest.addHook('preValidation', async (request) => {
+      const hasBody =
+        request.headers['content-type'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
+      if (!hasBody && (request.method === 'POST' || request.method === 'PUT' || request.method === 'PATCH')) {
+        request.headers['content-type'] = 'application/json';
+        request.body = {};
+      }
+    });
     rest.addHook('onSend', async (request, reply, payload) => {
       if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
       const flat = flattenBridgeError(payload, `${request.method} ${request.pathForLog}`, request.id);

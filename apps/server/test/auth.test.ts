@@ -1,0 +1,357 @@
+import { hashPassword } from '@app/db';
+import { hash } from '@node-rs/argon2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearer, buildTestApp, login, registerAccount, type TestApp, uniqueEmail } from './helpers/index.ts';
+
+describe('auth: password and sessions', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp();
+  });
+  afterAll(() => t.close());
+
+  const me = (token: string) =>
+    t.app.inject({ method: 'GET', url: '/api/users/me', headers: { authorization: `Bearer ${token}` } });
+  const refresh = (refreshToken: string) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refreshToken } });
+
+  describe('register', () => {
+    it('creates the account, normalises the email, gives the user role, and signs in', async () => {
+      const raw = `  New.Person-${Date.now()}@Example.COM `;
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { email: raw, password: 'Sunny-day-2026', name: 'New Person' },
+      });
+      expect(response.statusCode).toBe(200);
+      const body = response.json();
+      expect(body).toMatchObject({
+        tokenType: 'Bearer',
+        accessToken: expect.stringMatching(/^[\w-]+\.[\w-]+\.[\w-]+$/),
+        refreshToken: expect.stringMatching(/^[\w-]{43}$/),
+        user: { email: raw.trim().toLowerCase(), name: 'New Person', emailVerified: false, roles: ['user'] },
+      });
+      expect(Date.parse(body.accessTokenExpiresAt) - Date.now()).toBeGreaterThan(14 * 60_000);
+      expect(Date.parse(body.refreshTokenExpiresAt) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+      expect((await me(body.accessToken)).json().id).toBe(body.user.id);
+      const row = await t.services.db
+        .selectFrom('users')
+        .selectAll()
+        .where('id', '=', body.user.id)
+        .executeTakeFirstOrThrow();
+      expect(row.password_hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    });
+
+    it('answers a duplicate email, in any case, with 409 EMAIL_TAKEN', async () => {
+      const account = await registerAccount(t.app);
+      for (const email of [account.email, account.email.toUpperCase()]) {
+        const response = await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/register',
+          payload: { email, password: 'Another-pass-1' },
+        });
+        expect(response.statusCode).toBe(409);
+        expect(response.json().appCode).toBe('EMAIL_TAKEN');
+      }
+    });
+
+    it.each([
+      ['too short', 'Ab1', /at least 8/],
+      ['no digit', 'only-letters-here', /digit/],
+      ['no letter', '12345678901', /letter/],
+      ['too long', `A1${'x'.repeat(130)}`, /at most 128/],
+    ])('refuses a password that is %s, naming the field', async (_, password, message) => {
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { email: uniqueEmail(), password },
+      });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().issues).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ path: ['password'], message: expect.stringMatching(message) }),
+        ]),
+      );
+    });
+
+    it('refuses a password equal to the email, and a malformed email', async () => {
+      const email = `abc12345@example.com`;
+      const same = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { email, password: email },
+      });
+      expect(same.statusCode).toBe(400);
+      expect(same.json().issues[0]).toMatchObject({ path: ['password'], message: 'must not be the email address' });
+      const bad = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        payload: { email: 'not-an-email', password: 'Valid-pass-1' },
+      });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().issues[0].path).toEqual(['email']);
+    });
+  });
+
+  describe('login', () => {
+    it('signs in with the right password, case-insensitively on the email', async () => {
+      const account = await registerAccount(t.app);
+      const response = await login(t.app, account.email.toUpperCase(), account.password);
+      expect(response.statusCode).toBe(200);
+      expect(response.json().user.id).toBe(account.id);
+    });
+
+    it('answers an unknown email and a wrong password identically', async () => {
+      const account = await registerAccount(t.app);
+      const wrong = await login(t.app, account.email, 'Wrong-password-1');
+      const unknown = await login(t.app, uniqueEmail('ghost'), 'Wrong-password-1');
+      for (const response of [wrong, unknown]) {
+        expect(response.statusCode).toBe(401);
+        const { requestId: _, ...body } = response.json();
+        expect(body).toEqual({
+          code: 'UNAUTHORIZED',
+          appCode: 'INVALID_CREDENTIALS',
+          message: 'Email or password is incorrect',
+        });
+      }
+    });
+
+    it('names a disabled account only to someone who knows its password', async () => {
+      const account = await registerAccount(t.app);
+      await t.services.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', account.id).execute();
+      expect((await login(t.app, account.email, 'Wrong-password-1')).json().appCode).toBe('INVALID_CREDENTIALS');
+      const right = await login(t.app, account.email, account.password);
+      expect(right.statusCode).toBe(403);
+      expect(right.json().appCode).toBe('ACCOUNT_DISABLED');
+    });
+
+    it('re-hashes a password stored with outdated parameters on a successful login', async () => {
+      const email = uniqueEmail();
+      const old = await hash('Legacy-pass-1', {
+        algorithm: 2 /* argon2id */,
+        memoryCost: 8_192,
+        timeCost: 1,
+        parallelism: 1,
+      });
+      const user = await t.services.db
+        .insertInto('users')
+        .values({ email, password_hash: old })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      expect((await login(t.app, email, 'Legacy-pass-1')).statusCode).toBe(200);
+      const row = await t.services.db
+        .selectFrom('users')
+        .select('password_hash')
+        .where('id', '=', user.id)
+        .executeTakeFirstOrThrow();
+      expect(row.password_hash).not.toBe(old);
+      expect(row.password_hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+      expect((await login(t.app, email, 'Legacy-pass-1')).statusCode).toBe(200);
+    });
+
+    it('refuses an account without a password (one-time code or SSO only)', async () => {
+      const email = uniqueEmail();
+      await t.services.db.insertInto('users').values({ email }).execute();
+      expect((await login(t.app, email, '')).statusCode).toBe(400);
+      expect((await login(t.app, email, 'Anything-1')).json().appCode).toBe('INVALID_CREDENTIALS');
+    });
+
+    it('keeps the stored hash format shared with the seeds', async () => {
+      expect(await hashPassword('x')).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    });
+  });
+
+  describe('refresh', () => {
+    it('rotates: the new token works once, the old one stops working', async () => {
+      const account = await registerAccount(t.app);
+      const first = await refresh(account.refreshToken);
+      expect(first.statusCode).toBe(200);
+      const next = first.json();
+      expect(next.refreshToken).not.toBe(account.refreshToken);
+      expect((await me(next.accessToken)).statusCode).toBe(200);
+      const second = await refresh(next.refreshToken);
+      expect(second.statusCode).toBe(200);
+    });
+
+    it('revokes the whole session when a rotated token is presented again (reuse detection)', async () => {
+      const account = await registerAccount(t.app);
+      const rotated = (await refresh(account.refreshToken)).json();
+      const replay = await refresh(account.refreshToken);
+      expect(replay.statusCode).toBe(401);
+      expect(replay.json().appCode).toBe('SESSION_REVOKED');
+      // The legitimate holder of the newest tokens is signed out too.
+      expect((await refresh(rotated.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
+      expect((await me(rotated.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+    });
+
+    it('answers an unknown or malformed refresh token with 401 / 400', async () => {
+      expect((await refresh('x'.repeat(43))).json().appCode).toBe('INVALID_REFRESH_TOKEN');
+      expect((await refresh('')).statusCode).toBe(400);
+      const tooLong = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/refresh',
+        payload: { refreshToken: 'x'.repeat(5_000) },
+      });
+      expect(tooLong.statusCode).toBe(400);
+    });
+
+    it('refuses an expired session', async () => {
+      const account = await registerAccount(t.app);
+      await t.services.db
+        .updateTable('sessions')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('user_id', '=', account.id)
+        .execute();
+      expect((await refresh(account.refreshToken)).json().appCode).toBe('INVALID_REFRESH_TOKEN');
+    });
+
+    it('refuses a disabled account and ends its sessions', async () => {
+      const account = await registerAccount(t.app);
+      await t.services.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', account.id).execute();
+      const response = await refresh(account.refreshToken);
+      expect(response.statusCode).toBe(403);
+      expect((await me(account.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+    });
+  });
+
+  describe('logout and sessions', () => {
+    it('logout ends the current session at once: access and refresh tokens both stop working', async () => {
+      const account = await registerAccount(t.app);
+      const other = (await login(t.app, account.email, account.password)).json();
+      expect(
+        (await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(account) })).json(),
+      ).toEqual({ ok: true });
+      expect((await me(account.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+      expect((await refresh(account.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
+      // The other session is untouched.
+      expect((await me(other.accessToken)).statusCode).toBe(200);
+    });
+
+    it('logout-all ends every session of the user', async () => {
+      const account = await registerAccount(t.app);
+      const second = (await login(t.app, account.email, account.password)).json();
+      const ended = await t.app.inject({ method: 'POST', url: '/api/auth/logout-all', headers: bearer(account) });
+      expect(ended.statusCode).toBe(200);
+      for (const token of [account.accessToken, second.accessToken])
+        expect((await me(token)).json().appCode).toBe('SESSION_REVOKED');
+    });
+
+    it('lists active sessions with the current one marked, and revokes one of them', async () => {
+      const account = await registerAccount(t.app);
+      const second = (await login(t.app, account.email, account.password, { 'user-agent': 'Phone/1.0' })).json();
+      const list = await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer(account) });
+      expect(list.statusCode).toBe(200);
+      const sessions = list.json() as { id: string; current: boolean; userAgent: string }[];
+      expect(sessions).toHaveLength(2);
+      expect(sessions.filter((s) => s.current)).toHaveLength(1);
+      const phone = sessions.find((s) => s.userAgent === 'Phone/1.0');
+      expect(phone?.current).toBe(false);
+
+      const revoked = await t.app.inject({
+        method: 'DELETE',
+        url: `/api/auth/sessions/${phone?.id}`,
+        headers: bearer(account),
+      });
+      expect(revoked.statusCode).toBe(200);
+      expect((await me(second.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+      expect(
+        (await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer(account) })).json(),
+      ).toHaveLength(1);
+    });
+
+    it("answers another user's session id, or an unknown one, with 404; a malformed one with 400", async () => {
+      const alice = await registerAccount(t.app);
+      const bob = await registerAccount(t.app);
+      const bobSession = (
+        await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer(bob) })
+      ).json()[0].id;
+      const attempt = await t.app.inject({
+        method: 'DELETE',
+        url: `/api/auth/sessions/${bobSession}`,
+        headers: bearer(alice),
+      });
+      expect(attempt.statusCode).toBe(404);
+      expect((await me(bob.accessToken)).statusCode).toBe(200);
+      const malformed = await t.app.inject({
+        method: 'DELETE',
+        url: '/api/auth/sessions/not-a-uuid',
+        headers: bearer(alice),
+      });
+      expect(malformed.statusCode).toBe(400);
+    });
+  });
+
+  describe('change password', () => {
+    it('refuses a wrong current password with 401 and changes nothing', async () => {
+      const account = await registerAccount(t.app);
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/change',
+        headers: bearer(account),
+        payload: { currentPassword: 'Wrong-one-1', newPassword: 'Brand-new-2' },
+      });
+      expect(response.statusCode).toBe(401);
+      expect(response.json().appCode).toBe('INVALID_CREDENTIALS');
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
+    });
+
+    it('sets the new password and ends the other sessions, keeping this one', async () => {
+      const account = await registerAccount(t.app);
+      const other = (await login(t.app, account.email, account.password)).json();
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/change',
+        headers: bearer(account),
+        payload: { currentPassword: account.password, newPassword: 'Brand-new-2' },
+      });
+      expect(response.statusCode).toBe(200);
+      expect((await me(account.accessToken)).statusCode).toBe(200);
+      expect((await me(other.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(401);
+      expect((await login(t.app, account.email, 'Brand-new-2')).statusCode).toBe(200);
+    });
+
+    it('refuses a weak new password or the email as password', async () => {
+      const account = await registerAccount(t.app);
+      for (const newPassword of ['short1', account.email]) {
+        const response = await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/password/change',
+          headers: bearer(account),
+          payload: { currentPassword: account.password, newPassword },
+        });
+        expect(response.statusCode).toBe(400);
+      }
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
+    });
+  });
+
+  describe('over tRPC', () => {
+    it('serves the same procedures with the same error codes', async () => {
+      const email = uniqueEmail();
+      const registered = await t.app.inject({
+        method: 'POST',
+        url: '/trpc/auth.register',
+        payload: { email, password: 'Trpc-pass-1' },
+      });
+      expect(registered.statusCode).toBe(200);
+      const { accessToken } = registered.json().result.data;
+      const meResponse = await t.app.inject({
+        method: 'GET',
+        url: '/trpc/users.me',
+        headers: { authorization: `Bearer ${accessToken}` },
+      });
+      expect(meResponse.json().result.data.email).toBe(email);
+      const bad = await t.app.inject({
+        method: 'POST',
+        url: '/trpc/auth.login',
+        payload: { email, password: 'Nope-nope-1' },
+      });
+      expect(bad.statusCode).toBe(401);
+      expect(bad.json().error.data.appCode).toBe('INVALID_CREDENTIALS');
+      const anonymous = await t.app.inject({ method: 'GET', url: '/trpc/users.me' });
+      expect(anonymous.statusCode).toBe(401);
+      expect(anonymous.json().error.data.appCode).toBe('UNAUTHORIZED');
+    });
+  });
+});
