@@ -13,7 +13,7 @@ export interface RoleDto {
 
 /** The permissions a set of roles grants: everything for admin, else the union of the grants. */
 function grantedBy(roleName: string, grants: string[]): string[] {
-  return roleName === ADMIN_ROLE ? [...ALL_PERMISSIONS] : grants.filter(isPermission).sort();
+  return (roleName === ADMIN_ROLE ? [...ALL_PERMISSIONS] : grants.filter(isPermission)).sort();
 }
 
 /** Roles and permissions of each user in `userIds`, in one query. */

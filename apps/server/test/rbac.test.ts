@@ -1,0 +1,178 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALL_PERMISSIONS, type Permission } from '../src/modules/rbac/permissions.ts';
+import { type Account, bearer, buildTestApp, registerAccount, registerAdmin, type TestApp } from './helpers/index.ts';
+
+describe('RBAC', () => {
+  let t: TestApp;
+  let admin: Account;
+  beforeAll(async () => {
+    t = await buildTestApp();
+    admin = await registerAdmin(t.app, t.services.db);
+  });
+  afterAll(() => t.close());
+
+  const as = (account: Account, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object) =>
+    t.app.inject({ method, url, headers: bearer(account), ...(payload && { payload }) });
+
+  async function createRole(name: string, permissions: string[]) {
+    const response = await as(admin, 'POST', '/api/roles', { name, permissions });
+    expect(response.statusCode).toBe(200);
+    return response.json() as { id: string; name: string; permissions: string[] };
+  }
+
+  async function assign(userId: string, roleId: string) {
+    expect((await as(admin, 'POST', `/api/users/${userId}/roles/${roleId}`)).statusCode).toBe(200);
+  }
+
+  /** Each protected REST call and the permission it needs; `target` is a fresh user for each run. */
+  const matrix: { permission: Permission; call: (caller: Account, target: Account) => ReturnType<typeof as> }[] = [
+    { permission: 'users:read', call: (c) => as(c, 'GET', '/api/users') },
+    { permission: 'users:read', call: (c, target) => as(c, 'GET', `/api/users/${target.id}`) },
+    { permission: 'users:write', call: (c, target) => as(c, 'PATCH', `/api/users/${target.id}`, { name: 'Renamed' }) },
+    { permission: 'users:delete', call: (c, target) => as(c, 'DELETE', `/api/users/${target.id}`) },
+    { permission: 'roles:read', call: (c) => as(c, 'GET', '/api/roles') },
+    { permission: 'roles:read', call: (c) => as(c, 'GET', '/api/permissions') },
+    {
+      permission: 'roles:write',
+      call: (c) => as(c, 'POST', '/api/roles', { name: `r-${Math.random().toString(36).slice(2, 10)}` }),
+    },
+    {
+      permission: 'roles:assign',
+      call: async (c, target) => {
+        const roles = (await as(admin, 'GET', '/api/roles')).json() as { id: string; name: string }[];
+        return as(c, 'POST', `/api/users/${target.id}/roles/${roles.find((r) => r.name === 'user')?.id}`);
+      },
+    },
+  ];
+
+  describe.each(matrix.map((row, index) => ({ ...row, index })))(
+    '$permission (case $index)',
+    ({ permission, call }) => {
+      it('is refused to a plain user with 403 naming the permission', async () => {
+        const user = await registerAccount(t.app);
+        const response = await call(user, await registerAccount(t.app));
+        expect(response.statusCode).toBe(403);
+        expect(response.json()).toMatchObject({
+          appCode: 'PERMISSION_DENIED',
+          message: `Missing permission: ${permission}`,
+          details: { permission },
+        });
+      });
+
+      it('is allowed to an admin', async () => {
+        const response = await call(admin, await registerAccount(t.app));
+        expect(response.statusCode).toBe(200);
+      });
+
+      it('is allowed to a custom role holding exactly that permission, and refused to one without it', async () => {
+        const holder = await registerAccount(t.app);
+        const role = await createRole(`with-${Math.random().toString(36).slice(2, 10)}`, [permission]);
+        await assign(holder.id, role.id);
+        expect((await call(holder, await registerAccount(t.app))).statusCode).toBe(200);
+
+        const other = await registerAccount(t.app);
+        const otherPermission = ALL_PERMISSIONS.find((p) => p !== permission) as Permission;
+        const otherRole = await createRole(`without-${Math.random().toString(36).slice(2, 10)}`, [otherPermission]);
+        await assign(other.id, otherRole.id);
+        expect((await call(other, await registerAccount(t.app))).statusCode).toBe(403);
+      });
+    },
+  );
+
+  it('applies role changes on the very next request', async () => {
+    const user = await registerAccount(t.app);
+    const role = await createRole('auditors', []);
+    await assign(user.id, role.id);
+    expect((await as(user, 'GET', '/api/users')).statusCode).toBe(403);
+    await as(admin, 'PATCH', `/api/roles/${role.id}`, { permissions: ['users:read'] });
+    expect((await as(user, 'GET', '/api/users')).statusCode).toBe(200);
+    expect((await as(user, 'GET', '/api/users/me')).json().permissions).toEqual(['users:read']);
+    await as(admin, 'DELETE', `/api/users/${user.id}/roles/${role.id}`);
+    expect((await as(user, 'GET', '/api/users')).statusCode).toBe(403);
+  });
+
+  it('lists every declared permission with a description', async () => {
+    const list = (await as(admin, 'GET', '/api/permissions')).json() as { name: string; description: string }[];
+    expect(list.map((p) => p.name)).toEqual(ALL_PERMISSIONS);
+    expect(list.every((p) => p.description.length > 5)).toBe(true);
+  });
+
+  it('shows admin holding every permission and the user role by default', async () => {
+    const roles = (await as(admin, 'GET', '/api/roles')).json() as {
+      name: string;
+      builtIn: boolean;
+      permissions: string[];
+    }[];
+    expect(roles.find((r) => r.name === 'admin')).toMatchObject({
+      builtIn: true,
+      permissions: [...ALL_PERMISSIONS].sort(),
+    });
+    expect(roles.find((r) => r.name === 'user')).toMatchObject({ builtIn: true });
+    expect((await as(admin, 'GET', '/api/users/me')).json().permissions).toEqual([...ALL_PERMISSIONS].sort());
+  });
+
+  describe('roles', () => {
+    it('refuses a duplicate name with 409, an unknown permission and a bad name with 400', async () => {
+      await createRole('editors', ['users:read']);
+      const duplicate = await as(admin, 'POST', '/api/roles', { name: 'Editors' });
+      expect(duplicate.statusCode).toBe(409);
+      expect(duplicate.json().appCode).toBe('ROLE_NAME_TAKEN');
+      const unknown = await as(admin, 'POST', '/api/roles', {
+        name: 'ghosts',
+        permissions: ['users:read', 'nukes:launch'],
+      });
+      expect(unknown.statusCode).toBe(400);
+      expect(unknown.json()).toMatchObject({ appCode: 'UNKNOWN_PERMISSION', details: { unknown: ['nukes:launch'] } });
+      for (const name of ['a', 'has space', "x'; drop table roles; --", '9lives']) {
+        expect((await as(admin, 'POST', '/api/roles', { name })).statusCode).toBe(400);
+      }
+      const renamedOnto = await createRole('writers', []);
+      expect((await as(admin, 'PATCH', `/api/roles/${renamedOnto.id}`, { name: 'editors' })).statusCode).toBe(409);
+    });
+
+    it('protects the built-in roles', async () => {
+      const roles = (await as(admin, 'GET', '/api/roles')).json() as { id: string; name: string }[];
+      const adminRole = roles.find((r) => r.name === 'admin') as { id: string };
+      const userRole = roles.find((r) => r.name === 'user') as { id: string };
+      for (const id of [adminRole.id, userRole.id]) {
+        const response = await as(admin, 'DELETE', `/api/roles/${id}`);
+        expect(response.statusCode).toBe(403);
+        expect(response.json().appCode).toBe('BUILT_IN_ROLE');
+      }
+      expect((await as(admin, 'PATCH', `/api/roles/${userRole.id}`, { name: 'members' })).json().appCode).toBe(
+        'BUILT_IN_ROLE',
+      );
+      expect((await as(admin, 'PATCH', `/api/roles/${adminRole.id}`, { permissions: [] })).json().appCode).toBe(
+        'BUILT_IN_ROLE',
+      );
+      // The user role's grants may change: that is how every account gets a permission.
+      const updated = await as(admin, 'PATCH', `/api/roles/${userRole.id}`, { description: 'Everyone' });
+      expect(updated.json()).toMatchObject({ name: 'user', description: 'Everyone' });
+    });
+
+    it('deletes a custom role, taking it from its users; a missing one is 404', async () => {
+      const user = await registerAccount(t.app);
+      const role = await createRole('temporary', ['users:read']);
+      await assign(user.id, role.id);
+      expect((await as(admin, 'DELETE', `/api/roles/${role.id}`)).statusCode).toBe(200);
+      expect((await as(user, 'GET', '/api/users/me')).json().roles).toEqual(['user']);
+      expect((await as(admin, 'DELETE', `/api/roles/${role.id}`)).statusCode).toBe(404);
+      expect((await as(admin, 'PATCH', `/api/roles/${role.id}`, { description: 'x' })).statusCode).toBe(404);
+    });
+
+    it('assigns and unassigns idempotently; unknown user or role is 404', async () => {
+      const user = await registerAccount(t.app);
+      const role = await createRole('twice', []);
+      await assign(user.id, role.id);
+      await assign(user.id, role.id);
+      expect((await as(user, 'GET', '/api/users/me')).json().roles).toEqual(['twice', 'user']);
+      for (let i = 0; i < 2; i++)
+        expect((await as(admin, 'DELETE', `/api/users/${user.id}/roles/${role.id}`)).statusCode).toBe(200);
+      expect((await as(user, 'GET', '/api/users/me')).json().roles).toEqual(['user']);
+      const missing = '01900000-0000-7000-8000-000000000000';
+      expect((await as(admin, 'POST', `/api/users/${missing}/roles/${role.id}`)).statusCode).toBe(404);
+      expect((await as(admin, 'POST', `/api/users/${user.id}/roles/${missing}`)).statusCode).toBe(404);
+      expect((await as(admin, 'POST', `/api/users/${user.id}/roles/not-a-uuid`)).statusCode).toBe(400);
+    });
+  });
+});
