@@ -2,9 +2,7 @@ import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { fastifyTRPCOpenApiPlugin } from 'trpc-to-openapi';
 import { AccessLogController } from './http/access-log.ts';
-import { flattenBridgeError } from './http/error-body.ts';
 import { errorHandling } from './http/errors.ts';
 import { jwksRoute } from './http/jwks.ts';
 import { openApiRoutes } from './http/openapi.ts';
@@ -12,6 +10,7 @@ import { requestLifecycle } from './http/request-lifecycle.ts';
 import { requestIdFor } from './infra/logger.ts';
 import type { Services } from './services.ts';
 import { createContextFactory } from './trpc/context.ts';
+import { restRoutes } from './trpc/rest/rest-routes.ts';
 import { type AppRouter, appRouter } from './trpc/router.ts';
 
 /** Batched GETs put every procedure name and input in the path: allow long ones. */
@@ -77,24 +76,7 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     trpcOptions: { router, createContext, onError },
   });
 
-  await app.register(async (rest) => {
-    // `curl -X POST /api/auth/logout` sends no body and no content type: read it as `{}`
-    // rather than refusing it with 415 as the bridge would.
-    rest.addHook('preValidation', async (request) => {
-      const hasBody =
-        request.headers['content-type'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
-      if (!hasBody && (request.method === 'POST' || request.method === 'PUT' || request.method === 'PATCH')) {
-        request.headers['content-type'] = 'application/json';
-        request.body = {};
-      }
-    });
-    rest.addHook('onSend', async (request, reply, payload) => {
-      if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
-      const flat = flattenBridgeError(payload, `${request.method} ${request.pathForLog}`, request.id);
-      return flat ? JSON.stringify(flat) : payload;
-    });
-    await rest.register(fastifyTRPCOpenApiPlugin, { basePath: '/api', router, createContext, onError });
-  });
+  await app.register(restRoutes, { router, basePath: '/api', createContext, onError });
 
   await app.register(openApiRoutes, { config, router });
   await app.register(jwksRoute, { tokens: services.tokens });

@@ -1,6 +1,6 @@
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { type AppErrorCode, defaultAppCode } from '../errors.ts';
-import type { ValidationIssue } from '../trpc/error-formatter.ts';
+import type { AppErrorShape, ValidationIssue } from '../trpc/error-formatter.ts';
 
 /** The REST error body of API.md; tRPC carries the same facts in `error.data`. */
 export interface RestErrorBody {
@@ -37,39 +37,13 @@ export function errorBody(status: number, message: string, requestId: string, ap
   return { code, appCode: appCode ?? defaultAppCode(code), message, requestId };
 }
 
-interface BridgeErrorPayload {
-  code?: TRPC_ERROR_CODE_KEY;
-  message?: string;
-  data?: {
-    appCode?: AppErrorCode;
-    requestId?: string;
-    path?: string;
-    issues?: ValidationIssue[];
-    details?: Record<string, unknown>;
-    stack?: string;
-  };
-}
-
-/**
- * The REST bridge sends our formatter's tRPC shape (`{ message, code, data: {...} }`) as
- * its error body; REST clients get the flat body instead. Returns undefined when the
- * payload is not such an error (then it is left alone).
- */
-export function flattenBridgeError(payload: string, requestLine: string, requestId: string): RestErrorBody | undefined {
-  let parsed: BridgeErrorPayload;
-  try {
-    parsed = JSON.parse(payload) as BridgeErrorPayload;
-  } catch {
-    return undefined;
-  }
-  const { data, code } = parsed;
-  if (!data?.appCode || !code) return undefined;
-  // No procedure matched the path: the same answer as any unknown route.
-  const unknownRoute = code === 'NOT_FOUND' && data.path === undefined;
+/** The REST body for an error our formatter shaped (the same facts tRPC carries in `error.data`). */
+export function restErrorBody(shape: AppErrorShape, requestId: string): RestErrorBody {
+  const { data } = shape;
   return {
-    code,
-    appCode: unknownRoute ? 'ROUTE_NOT_FOUND' : data.appCode,
-    message: unknownRoute ? `No route for ${requestLine}` : (parsed.message ?? 'Error'),
+    code: data.code,
+    appCode: data.appCode,
+    message: shape.message,
     requestId: data.requestId ?? requestId,
     ...(data.issues && { issues: data.issues }),
     ...(data.details && { details: data.details }),

@@ -27,7 +27,7 @@ export const isoDateTime = z.iso.datetime({ offset: true }).meta({ example: '202
 
 /** Keyset pagination: `cursor` is the `nextCursor` of the previous page. */
 export const pageInput = {
-  limit: z.coerce.number<string | number>().int().min(1).max(100).default(20),
+  limit: z.number().int().min(1).max(100).default(20),
   cursor: id.optional(),
   search: z.string().trim().max(200).optional(),
 };

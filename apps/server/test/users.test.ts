@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Account,
+  bearer,
+  buildTestApp,
+  login,
+  registerAccount,
+  registerAdmin,
+  type TestApp,
+} from './helpers/index.ts';
+
+describe('users', () => {
+  let t: TestApp;
+  let admin: Account;
+  beforeAll(async () => {
+    t = await buildTestApp();
+    admin = await registerAdmin(t.app, t.services.db);
+  });
+  afterAll(() => t.close());
+
+  const as = (account: Account, method: 'GET' | 'PATCH' | 'DELETE', url: string, payload?: object) =>
+    t.app.inject({ method, url, headers: bearer(account), ...(payload && { payload }) });
+
+  describe('me', () => {
+    it('returns the caller with roles and permissions, and renames them', async () => {
+      const account = await registerAccount(t.app, { name: 'Ada' });
+      expect((await as(account, 'GET', '/api/users/me')).json()).toMatchObject({
+        id: account.id,
+        email: account.email,
+        name: 'Ada',
+        emailVerified: false,
+        disabled: false,
+        roles: ['user'],
+        permissions: [],
+      });
+      const renamed = await as(account, 'PATCH', '/api/users/me', { name: '  Ada Lovelace ' });
+      expect(renamed.json().name).toBe('Ada Lovelace');
+      expect((await as(account, 'PATCH', '/api/users/me', { name: null })).json().name).toBeNull();
+      expect((await as(account, 'PATCH', '/api/users/me', { name: 'x'.repeat(101) })).statusCode).toBe(400);
+    });
+
+    it('deletes the account with its password, ending its sessions and removing its data', async () => {
+      const account = await registerAccount(t.app);
+      await t.app.inject({ method: 'POST', url: '/api/notes', headers: bearer(account), payload: { title: 'mine' } });
+      const wrong = await as(account, 'DELETE', '/api/users/me?password=Wrong-pass-1');
+      expect(wrong.statusCode).toBe(401);
+      expect((await as(account, 'GET', '/api/users/me')).statusCode).toBe(200);
+      const missing = await as(account, 'DELETE', '/api/users/me');
+      expect(missing.json().appCode).toBe('INVALID_CREDENTIALS');
+
+      const deleted = await as(account, 'DELETE', `/api/users/me?password=${encodeURIComponent(account.password)}`);
+      expect(deleted.statusCode).toBe(200);
+      expect((await as(account, 'GET', '/api/users/me')).json().appCode).toBe('SESSION_REVOKED');
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(401);
+      const notes = await t.services.db.selectFrom('notes').select('id').where('owner_id', '=', account.id).execute();
+      expect(notes).toEqual([]);
+    });
+
+    it('deletes a password-less account without a password (over tRPC too)', async () => {
+      const account = await registerAccount(t.app);
+      await t.services.db.updateTable('users').set({ password_hash: null }).where('id', '=', account.id).execute();
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/trpc/users.deleteMe',
+        headers: bearer(account),
+        payload: {},
+      });
+      expect(response.statusCode).toBe(200);
+      expect(
+        await t.services.db.selectFrom('users').select('id').where('id', '=', account.id).executeTakeFirst(),
+      ).toBeUndefined();
+    });
+  });
+
+  describe('admin', () => {
+    it('lists users newest first, page by page, with search', async () => {
+      const tag = `page${Date.now()}`;
+      const made: Account[] = [];
+      for (let i = 0; i < 5; i++)
+        made.push(await registerAccount(t.app, { email: `${tag}-${i}@example.com`, name: `Pager ${i}` }));
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const url: string = `/api/users?limit=2&search=${tag}${cursor ? `&cursor=${cursor}` : ''}`;
+        const page = (await as(admin, 'GET', url)).json() as { items: { id: string }[]; nextCursor: string | null };
+        expect(page.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.items.map((u) => u.id));
+        cursor = page.nextCursor;
+      } while (cursor);
+      expect(seen).toEqual(made.map((a) => a.id).reverse());
+      const byName = (await as(admin, 'GET', '/api/users?search=pager%203')).json();
+      expect(byName.items.map((u: { id: string }) => u.id)).toEqual([made[3]?.id]);
+    });
+
+    it.each([
+      ['limit=0', 400],
+      ['limit=101', 400],
+      ['limit=abc', 400],
+      ['cursor=not-a-uuid', 400],
+      [`search=${'x'.repeat(201)}`, 400],
+      ["search=%25' OR 1=1 --", 200],
+    ])('answers %s with %i', async (query, status) => {
+      const response = await as(admin, 'GET', `/api/users?${query}`);
+      expect(response.statusCode).toBe(status);
+      if (status === 200) expect(response.json().items).toEqual([]);
+    });
+
+    it('treats LIKE wildcards in a search literally', async () => {
+      expect((await as(admin, 'GET', '/api/users?search=%25')).json().items).toEqual([]);
+      expect((await as(admin, 'GET', '/api/users?search=_')).json().items).toEqual([]);
+    });
+
+    it('gets one user, 404 for a missing one', async () => {
+      const account = await registerAccount(t.app);
+      expect((await as(admin, 'GET', `/api/users/${account.id}`)).json().email).toBe(account.email);
+      expect((await as(admin, 'GET', '/api/users/01900000-0000-7000-8000-000000000000')).statusCode).toBe(404);
+    });
+
+    it('disables a user, ending their sessions at once; enabling lets them sign in again', async () => {
+      const account = await registerAccount(t.app);
+      const disabled = await as(admin, 'PATCH', `/api/users/${account.id}`, { disabled: true });
+      expect(disabled.json().disabled).toBe(true);
+      expect((await as(account, 'GET', '/api/users/me')).json().appCode).toBe('SESSION_REVOKED');
+      expect((await login(t.app, account.email, account.password)).json().appCode).toBe('ACCOUNT_DISABLED');
+      await as(admin, 'PATCH', `/api/users/${account.id}`, { disabled: false });
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
+    });
+
+    it('deletes a user, ending their sessions; a second delete is 404', async () => {
+      const account = await registerAccount(t.app);
+      expect((await as(admin, 'DELETE', `/api/users/${account.id}`)).statusCode).toBe(200);
+      expect((await as(account, 'GET', '/api/users/me')).json().appCode).toBe('SESSION_REVOKED');
+      expect((await as(admin, 'DELETE', `/api/users/${account.id}`)).statusCode).toBe(404);
+    });
+
+    it('never coerces REST bodies: "false" is not a boolean, on REST or, afterwards, on tRPC', async () => {
+      const account = await registerAccount(t.app);
+      const rest = await as(admin, 'PATCH', `/api/users/${account.id}`, { disabled: 'false' });
+      expect(rest.statusCode).toBe(400);
+      const trpc = await t.app.inject({
+        method: 'POST',
+        url: '/trpc/users.update',
+        headers: bearer(admin),
+        payload: { id: account.id, disabled: 'false' },
+      });
+      expect(trpc.statusCode).toBe(400);
+      expect((await as(admin, 'GET', `/api/users/${account.id}`)).json().disabled).toBe(false);
+    });
+
+    it('converts query-string numbers exactly, refusing anything else', async () => {
+      expect((await as(admin, 'GET', '/api/users?limit=2')).json().items.length).toBeLessThanOrEqual(2);
+      for (const limit of ['2abc', '1e400', '', ' 3'])
+        expect((await as(admin, 'GET', `/api/users?limit=${limit}`)).statusCode).toBe(400);
+    });
+
+    it('refuses wrong types without changing anything', async () => {
+      const account = await registerAccount(t.app, { name: 'Before' });
+      for (const payload of [{ disabled: 'yes' }, { name: 42 }, { name: { $ne: null } }, { disabled: [true] }]) {
+        expect((await as(admin, 'PATCH', `/api/users/${account.id}`, payload)).statusCode).toBe(400);
+      }
+      expect((await as(admin, 'GET', `/api/users/${account.id}`)).json()).toMatchObject({
+        name: 'Before',
+        disabled: false,
+      });
+    });
+  });
+});
