@@ -16,14 +16,18 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return result.config;
 }
 
-/** Real Redis under a key prefix of its own when REDIS_URL is set (as in CI), else the memory store. */
-export function createTestKeyValueStore(): KeyValueStore & { cleanup(): Promise<void> } {
+/**
+ * Real Redis under a key prefix of its own when REDIS_URL is set (as in CI), else the
+ * memory store. Two stores given the same `keyPrefix` share their keys, like two processes.
+ */
+export function createTestKeyValueStore(
+  keyPrefix = `test:${randomBytes(6).toString('hex')}:`,
+): KeyValueStore & { cleanup(): Promise<void> } {
   const url = process.env.REDIS_URL;
   if (!url) {
     const memory = new MemoryStore();
     return Object.assign(memory, { cleanup: () => memory.close() });
   }
-  const keyPrefix = `test:${randomBytes(6).toString('hex')}:`;
   const redis = new RedisStore({ url, keyPrefix });
   return Object.assign(redis, {
     async cleanup() {
@@ -46,11 +50,14 @@ export interface TestApp {
 export interface TestAppOptions extends BuildAppOptions {
   env?: Record<string, string>;
   overrides?: ServiceOverrides;
+  /** Share another app's database (a second instance); it is then not dropped on close. */
+  database?: TestDatabase;
 }
 
 /** An app over a fresh database of its own (and its own Redis keys); call close() after. */
 export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const database = await createTestDatabase();
+  const ownsDatabase = !options.database;
+  const database = options.database ?? (await createTestDatabase());
   // Tests sign in far more than 10 times a minute from one address: only the rate-limit
   // tests ask for the real limits.
   const config = testConfig({ DATABASE_URL: database.url, RATE_LIMIT_AUTH_PER_MINUTE: '100000', ...options.env });
@@ -71,7 +78,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
       await app.close();
       await services.close();
       await kv.cleanup();
-      await database.drop();
+      if (ownsDatabase) await database.drop();
     },
   };
 }

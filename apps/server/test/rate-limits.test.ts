@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearer, buildTestApp, login, registerAccount, type TestApp, uniqueEmail } from './helpers/index.ts';
+
+const LIMITED = { RATE_LIMIT_AUTH_PER_MINUTE: '10', TRUST_PROXY: 'true' };
+
+function expectRateLimited(response: { statusCode: number; headers: Record<string, unknown> }) {
+  expect(response.statusCode).toBe(429);
+  const retryAfter = Number(response.headers['retry-after']);
+  expect(retryAfter).toBeGreaterThanOrEqual(1);
+  expect(retryAfter).toBeLessThanOrEqual(60);
+  expect(response.headers['ratelimit-limit']).toBe('10');
+  expect(response.headers['ratelimit-remaining']).toBe('0');
+  expect(Number(response.headers['ratelimit-reset'])).toBe(retryAfter);
+}
+
+describe('rate limits', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp({ env: LIMITED });
+  });
+  afterAll(() => t.close());
+
+  it('answers the 11th login in a minute from one IP with 429, Retry-After and RateLimit-* (REST)', async () => {
+    const ip = { 'x-forwarded-for': '203.0.113.1' };
+    for (let i = 0; i < 10; i++) {
+      const response = await login(t.app, uniqueEmail(), 'Wrong-pass-1', ip);
+      expect(response.statusCode).toBe(401);
+      expect(response.headers['ratelimit-remaining']).toBe(String(9 - i));
+    }
+    const eleventh = await login(t.app, uniqueEmail(), 'Wrong-pass-1', ip);
+    expectRateLimited(eleventh);
+    expect(eleventh.json()).toMatchObject({
+      code: 'TOO_MANY_REQUESTS',
+      appCode: 'RATE_LIMITED',
+      details: { retryAfterSeconds: expect.any(Number) },
+    });
+    // Another address is not affected.
+    expect((await login(t.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': '203.0.113.2' })).statusCode).toBe(
+      401,
+    );
+  });
+
+  it('limits over tRPC the same way', async () => {
+    const ip = { 'x-forwarded-for': '203.0.113.3' };
+    const call = () =>
+      t.app.inject({
+        method: 'POST',
+        url: '/trpc/auth.login',
+        headers: ip,
+        payload: { email: uniqueEmail(), password: 'Wrong-pass-1' },
+      });
+    for (let i = 0; i < 10; i++) expect((await call()).statusCode).toBe(401);
+    const eleventh = await call();
+    expectRateLimited(eleventh);
+    expect(eleventh.json().error.data).toMatchObject({
+      code: 'TOO_MANY_REQUESTS',
+      appCode: 'RATE_LIMITED',
+      httpStatus: 429,
+    });
+  });
+
+  it('counts every call of a tRPC batch: 12 logins in 4 batches of 3 get exactly 2 refusals', async () => {
+    const ip = { 'x-forwarded-for': '203.0.113.4' };
+    const statuses: number[] = [];
+    for (let batch = 0; batch < 4; batch++) {
+      const payload = Object.fromEntries(
+        [0, 1, 2].map((i) => [String(i), { email: uniqueEmail(), password: 'Wrong-pass-1' }]),
+      );
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/trpc/auth.login,auth.login,auth.login?batch=1',
+        headers: ip,
+        payload,
+      });
+      for (const item of response.json() as { error: { data: { httpStatus: number } } }[])
+        statuses.push(item.error.data.httpStatus);
+    }
+    expect(statuses.filter((s) => s === 401)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(2);
+  });
+
+  it('limits one target email across many addresses', async () => {
+    const account = await registerAccount(t.app);
+    for (let i = 0; i < 9; i++) {
+      expect(
+        (await login(t.app, account.email, 'Wrong-pass-1', { 'x-forwarded-for': `198.51.100.${i + 1}` })).statusCode,
+      ).toBe(401);
+    }
+    // register counted once for this email; the 11th call naming it is refused, even with the right password
+    const refused = await login(t.app, account.email.toUpperCase(), account.password, {
+      'x-forwarded-for': '198.51.100.200',
+    });
+    expectRateLimited(refused);
+  });
+
+  it('ignores X-Forwarded-For unless TRUST_PROXY is on', async () => {
+    const untrusting = await buildTestApp({ env: { RATE_LIMIT_AUTH_PER_MINUTE: '10', TRUST_PROXY: 'false' } });
+    try {
+      for (let i = 0; i < 10; i++)
+        await login(untrusting.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': `192.0.2.${i}` });
+      expectRateLimited(
+        await login(untrusting.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': '192.0.2.99' }),
+      );
+    } finally {
+      await untrusting.close();
+    }
+  });
+
+  it('applies the default limit to every other procedure, and none to health probes', async () => {
+    const strict = await buildTestApp({ env: { RATE_LIMIT_DEFAULT_PER_MINUTE: '3' } });
+    try {
+      const account = await registerAccount(strict.app); // 1
+      const me = () => strict.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(account) });
+      expect((await me()).statusCode).toBe(200); // 2
+      expect((await me()).statusCode).toBe(200); // 3
+      const refused = await me();
+      expect(refused.statusCode).toBe(429);
+      expect(refused.headers['ratelimit-limit']).toBe('3');
+      for (let i = 0; i < 5; i++)
+        expect((await strict.app.inject({ method: 'GET', url: '/api/health' })).statusCode).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
+});
