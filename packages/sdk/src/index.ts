@@ -8,6 +8,10 @@
  */
 
 import type { AppErrorCode, AppErrorData, AppRouter } from '@app/server/router';
+import { type AuthOptions, authLink } from './auth.ts';
+
+export { type AuthOptions, memoryTokenStore, type SessionEndReason, type TokenStore, type Tokens } from './auth.ts';
+
 import {
   createTRPCClient,
   type HTTPHeaders,
@@ -34,7 +38,13 @@ type MaybePromise<T> = T | Promise<T>;
 export interface ClientOptions {
   /** The server's base URL, e.g. `https://api.example.com` (tRPC is served under `/trpc`). */
   url: string;
-  /** Sent as `Authorization: Bearer <token>` when it returns a token. */
+  /**
+   * Auth-aware mode: tokens from sign-in results are kept in `tokenStore`, sent as the
+   * bearer token, refreshed once on a 401 (then the call is retried once), and cleared on
+   * sign-out; `onSessionEnded` hears when the session cannot be refreshed.
+   */
+  auth?: AuthOptions;
+  /** Sent as `Authorization: Bearer <token>` when it returns a token (without `auth`). */
   getAccessToken?: () => MaybePromise<string | null | undefined>;
   /** Extra headers for every request. */
   headers?: HTTPHeaders | (() => MaybePromise<HTTPHeaders>);
@@ -53,12 +63,15 @@ export function createClient(options: ClientOptions): Client {
   const url = `${options.url.replace(/\/+$/, '')}/trpc`;
   const headers = async (): Promise<HTTPHeaders> => {
     const base = typeof options.headers === 'function' ? await options.headers() : (options.headers ?? {});
-    const token = await options.getAccessToken?.();
+    const token = options.auth ? (await options.auth.tokenStore.get())?.accessToken : await options.getAccessToken?.();
     return token ? { ...base, authorization: `Bearer ${token}` } : base;
   };
   const common = { url, headers, ...(options.fetch && { fetch: options.fetch }) };
   return createTRPCClient<AppRouter>({
     links: [
+      ...(options.auth
+        ? [authLink({ ...options.auth, trpcUrl: url, ...(options.fetch && { fetch: options.fetch }) })]
+        : []),
       splitLink({
         // FormData, Blob and bytes cannot be batched as JSON: one request each.
         condition: (op) => isNonJsonSerializable(op.input),

@@ -1,0 +1,140 @@
+/**
+ * Auth-aware mode: the client keeps the tokens in a pluggable store, sends the bearer
+ * token, refreshes once when a call answers 401 (concurrent calls wait for that one
+ * refresh), retries the call once, and reports a session that cannot be refreshed.
+ */
+
+import type { AppRouter } from '@app/server/router';
+import { createTRPCClient, httpLink, type TRPCClientError, type TRPCLink } from '@trpc/client';
+import type { AnyTRPCRouter } from '@trpc/server';
+import { observable } from '@trpc/server/observable';
+
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+}
+
+/** Where the client keeps the tokens: memory, localStorage, secure storage on mobile... */
+export interface TokenStore {
+  get(): Tokens | null | Promise<Tokens | null>;
+  set(tokens: Tokens | null): void | Promise<void>;
+}
+
+export function memoryTokenStore(initial: Tokens | null = null): TokenStore {
+  let tokens = initial;
+  return {
+    get: () => tokens,
+    set: (next) => {
+      tokens = next;
+    },
+  };
+}
+
+export type SessionEndReason = 'refresh-failed' | 'session-revoked';
+
+export interface AuthOptions {
+  tokenStore: TokenStore;
+  /** Called once when the session cannot continue (the store has been cleared). */
+  onSessionEnded?: (reason: SessionEndReason) => void;
+}
+
+/** Procedures that sign in: their result (an AuthResult) is stored. */
+const SIGN_IN_PATHS = new Set([
+  'auth.register',
+  'auth.login',
+  'auth.refresh',
+  'auth.otp.verify',
+  'auth.oauth.exchange',
+]);
+/** Procedures that end the session on success: the store is cleared. */
+const SIGN_OUT_PATHS = new Set(['auth.logout', 'auth.logoutAll', 'users.deleteMe']);
+
+function tokensOf(data: unknown): Tokens | undefined {
+  const value = data as Partial<Tokens> | undefined;
+  return typeof value?.accessToken === 'string' && typeof value.refreshToken === 'string'
+    ? { accessToken: value.accessToken, refreshToken: value.refreshToken }
+    : undefined;
+}
+
+function errorCode(error: unknown): { status?: number; appCode?: string } {
+  const data = (error as TRPCClientError<AnyTRPCRouter>).data as { httpStatus?: number; appCode?: string } | undefined;
+  return { status: data?.httpStatus, appCode: data?.appCode };
+}
+
+/**
+ * The link that stores tokens and refreshes them. `baseUrl` is the tRPC endpoint; the
+ * refresh call goes through a plain link of its own, never through this one.
+ */
+export function authLink(
+  options: AuthOptions & { trpcUrl: string; fetch?: typeof globalThis.fetch },
+): TRPCLink<AppRouter> {
+  const refresher = createTRPCClient<AppRouter>({
+    links: [httpLink({ url: options.trpcUrl, ...(options.fetch && { fetch: options.fetch }) })],
+  });
+  let refreshing: Promise<boolean> | null = null;
+
+  const endSession = async (reason: SessionEndReason) => {
+    await options.tokenStore.set(null);
+    options.onSessionEnded?.(reason);
+  };
+
+  /** One refresh at a time: every caller that hits a 401 meanwhile waits for the same one. */
+  const refreshOnce = (): Promise<boolean> => {
+    refreshing ??= (async () => {
+      const tokens = await options.tokenStore.get();
+      if (!tokens) return false;
+      try {
+        const result = await refresher.auth.refresh.mutate({ refreshToken: tokens.refreshToken });
+        await options.tokenStore.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
+        return true;
+      } catch (error) {
+        const { status } = errorCode(error);
+        // Only a definite "no" from the server ends the session; a network error does not.
+        if (status === 401 || status === 403) await endSession('refresh-failed');
+        return false;
+      }
+    })().finally(() => {
+      refreshing = null;
+    });
+    return refreshing;
+  };
+
+  return () =>
+    ({ op, next }) =>
+      observable((observer) => {
+        let retried = false;
+        let subscription: { unsubscribe(): void } | undefined;
+        // Storing tokens may be async: the result, and completion, wait for it, so the
+        // caller's next call already sends the new token.
+        let stored: Promise<void> = Promise.resolve();
+        const attempt = () => {
+          subscription = next(op).subscribe({
+            next: (value) => {
+              stored = (async () => {
+                const data = 'data' in value.result ? value.result.data : undefined;
+                const tokens = SIGN_IN_PATHS.has(op.path) ? tokensOf(data) : undefined;
+                if (tokens) await options.tokenStore.set(tokens);
+                if (SIGN_OUT_PATHS.has(op.path)) await options.tokenStore.set(null);
+                observer.next(value);
+              })();
+            },
+            error: async (error) => {
+              const { status, appCode } = errorCode(error);
+              if (status === 401 && appCode === 'SESSION_REVOKED') {
+                await endSession('session-revoked');
+              } else if (status === 401 && !retried && !SIGN_IN_PATHS.has(op.path) && (await refreshOnce())) {
+                retried = true;
+                attempt();
+                return;
+              }
+              observer.error(error);
+            },
+            complete: () => {
+              void stored.then(() => observer.complete());
+            },
+          });
+        };
+        attempt();
+        return () => subscription?.unsubscribe();
+      });
+}

@@ -1,0 +1,106 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startTestServer, type TestApp } from '@app/server/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, getAppErrorCode, memoryTokenStore, type SessionEndReason } from '../src/index.ts';
+
+/** Access tokens live 1 s here, so a test can let one expire. */
+describe('auth-aware client', () => {
+  let server: TestApp & { url: string };
+  beforeAll(async () => {
+    server = await startTestServer({ env: { ACCESS_TOKEN_TTL: '1' } });
+  });
+  afterAll(() => server.close());
+
+  function setup() {
+    const store = memoryTokenStore();
+    const ended: SessionEndReason[] = [];
+    const calls: string[] = [];
+    const api = createClient({
+      url: server.url,
+      auth: { tokenStore: store, onSessionEnded: (reason) => ended.push(reason) },
+      fetch: async (input, init) => {
+        calls.push(new URL(String(input)).pathname);
+        return fetch(input, init);
+      },
+    });
+    return { api, store, ended, calls };
+  }
+
+  const newEmail = () => `sdk-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+
+  it('stores the tokens of a sign-in and sends them', async () => {
+    const { api, store } = setup();
+    const email = newEmail();
+    const result = await api.auth.register.mutate({ email, password: 'Sdk-pass-123' });
+    expect(await store.get()).toEqual({ accessToken: result.accessToken, refreshToken: result.refreshToken });
+    expect((await api.users.me.query()).email).toBe(email);
+  });
+
+  it('refreshes an expired access token once and retries, even for many concurrent calls', async () => {
+    const { api, store, calls } = setup();
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    const before = await store.get();
+    await sleep(1_100);
+    calls.length = 0;
+    const results = await Promise.all([
+      api.users.me.query(),
+      api.auth.sessions.query(),
+      api.users.me.query(),
+      api.notes.list.query({}),
+    ]);
+    expect(results).toHaveLength(4);
+    expect(calls.filter((path) => path.endsWith('/auth.refresh'))).toHaveLength(1);
+    const after = await store.get();
+    expect(after?.refreshToken).not.toBe(before?.refreshToken);
+    expect(after?.accessToken).not.toBe(before?.accessToken);
+  });
+
+  it('clears the store on logout', async () => {
+    const { api, store } = setup();
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    await api.auth.logout.mutate();
+    expect(await store.get()).toBeNull();
+    const error = await api.users.me.query().catch((e: unknown) => e);
+    expect(getAppErrorCode(error)).toBe('UNAUTHORIZED');
+  });
+
+  it('ends the session when the refresh fails, telling onSessionEnded once', async () => {
+    const victim = setup();
+    const email = newEmail();
+    await victim.api.auth.register.mutate({ email, password: 'Sdk-pass-123' });
+    // The same user signs in elsewhere and ends every session; the victim's access token then expires.
+    const elsewhere = setup();
+    await elsewhere.api.auth.login.mutate({ email, password: 'Sdk-pass-123' });
+    await elsewhere.api.auth.logoutAll.mutate();
+    await sleep(1_100);
+    const errors = await Promise.all(
+      [victim.api.users.me.query(), victim.api.users.me.query()].map((p) => p.catch((e: unknown) => e)),
+    );
+    for (const error of errors) expect(getAppErrorCode(error)).toMatch(/SESSION_REVOKED|TOKEN_EXPIRED/);
+    expect(victim.ended).toEqual(['refresh-failed']);
+    expect(await victim.store.get()).toBeNull();
+  });
+
+  it('ends the session at once when the server says it was revoked', async () => {
+    const { api, store, ended, calls } = setup();
+    const email = newEmail();
+    await api.auth.register.mutate({ email, password: 'Sdk-pass-123' });
+    const other = setup();
+    await other.api.auth.login.mutate({ email, password: 'Sdk-pass-123' });
+    await other.api.auth.logoutAll.mutate();
+    calls.length = 0;
+    const error = await api.users.me.query().catch((e: unknown) => e);
+    expect(getAppErrorCode(error)).toBe('SESSION_REVOKED');
+    expect(ended).toEqual(['session-revoked']);
+    expect(await store.get()).toBeNull();
+    expect(calls.filter((path) => path.endsWith('/auth.refresh'))).toHaveLength(0);
+  });
+
+  it('does not retry a wrong password (a sign-in call is never refreshed)', async () => {
+    const { api, calls, ended } = setup();
+    const error = await api.auth.login.mutate({ email: newEmail(), password: 'Wrong-pass-1' }).catch((e: unknown) => e);
+    expect(getAppErrorCode(error)).toBe('INVALID_CREDENTIALS');
+    expect(calls).toHaveLength(1);
+    expect(ended).toEqual([]);
+  });
+});
