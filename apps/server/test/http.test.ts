@@ -181,6 +181,23 @@ describe('HTTP surface', () => {
       expect(document.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
     });
 
+    it('marks exactly the operations that refuse a caller without a bearer token', async () => {
+      const { paths } = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json() as {
+        paths: Record<string, Record<string, { security?: unknown }>>;
+      };
+      let protectedCount = 0;
+      for (const [path, operations] of Object.entries(paths)) {
+        for (const [method, operation] of Object.entries(operations)) {
+          const url = `/api${path.replace(/\{\w+\}/g, '01900000-0000-7000-8000-000000000000')}`;
+          const response = await t.app.inject({ method: method.toUpperCase() as 'GET', url });
+          const needsToken = response.statusCode === 401 && response.json().appCode === 'UNAUTHORIZED';
+          if (needsToken) protectedCount += 1;
+          expect(operation.security, `${method} ${path}`).toEqual(needsToken ? [{ bearerAuth: [] }] : undefined);
+        }
+      }
+      expect(protectedCount).toBeGreaterThan(15);
+    });
+
     it('serves the interactive reference at /docs with its script from this server', async () => {
       const redirect = await t.app.inject({ method: 'GET', url: '/docs' });
       expect(redirect.statusCode).toBe(301);

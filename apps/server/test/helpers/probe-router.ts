@@ -11,12 +11,12 @@ import { appRouter } from '../../src/trpc/router.ts';
 const probeRouter = router({
   probe: router({
     echo: publicProcedure
-      .meta({ openapi: { method: 'POST', path: '/probe/echo', tags: ['probe'] } })
+      .meta({ openapi: { method: 'POST', path: '/probe/echo', tags: ['probe'], protect: false } })
       .input(z.object({ name: z.string().min(2).max(20), count: z.number().int().max(10) }))
       .output(z.object({ name: z.string(), count: z.number() }))
       .mutation(({ input }) => input),
     fail: publicProcedure
-      .meta({ openapi: { method: 'GET', path: '/probe/fail', tags: ['probe'] } })
+      .meta({ openapi: { method: 'GET', path: '/probe/fail', tags: ['probe'], protect: false } })
       .input(z.object({ kind: z.enum(['conflict', 'internal']) }))
       .output(z.object({ ok: z.boolean() }))
       .query(({ input }) => {

@@ -7,7 +7,13 @@ import * as health from './health.service.ts';
 export const healthRouter = router({
   live: unlimitedProcedure
     .meta({
-      openapi: { method: 'GET', path: '/health', tags: ['health'], summary: 'Liveness: the process answers' },
+      openapi: {
+        method: 'GET',
+        path: '/health',
+        tags: ['health'],
+        protect: false,
+        summary: 'Liveness: the process answers',
+      },
     })
     .input(z.void())
     .output(liveOutput)
@@ -19,6 +25,7 @@ export const healthRouter = router({
         method: 'GET',
         path: '/health/ready',
         tags: ['health'],
+        protect: false,
         summary: 'Readiness: the database and Redis answer',
         description: 'Answers 503 naming the failing check when a dependency is down.',
         errorResponses: { 503: 'A dependency is down' },
