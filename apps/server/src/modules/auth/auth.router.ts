@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { ok } from '../../trpc/common-schemas.ts';
 import { router } from '../../trpc/init.ts';
 import { authedProcedure, credentialProcedure, publicProcedure } from '../../trpc/procedures.ts';
+import { ok } from '../common-schemas.ts';
 import {
   authResult,
   changePasswordInput,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { email, id, isoDateTime, newPassword, password } from '../../trpc/common-schemas.ts';
+import { email, id, isoDateTime, newPassword, password } from '../common-schemas.ts';
 import { name, userOutput } from '../users/users.schemas.ts';
 
 export const registerInput = z

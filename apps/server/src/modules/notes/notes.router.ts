@@ -1,6 +1,6 @@
-import { ok } from '../../trpc/common-schemas.ts';
 import { router } from '../../trpc/init.ts';
 import { authedProcedure } from '../../trpc/procedures.ts';
+import { ok } from '../common-schemas.ts';
 import { permissionsOfUser } from '../rbac/rbac.service.ts';
 import {
   createNoteInput,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { id, isoDateTime, pageInput } from '../../trpc/common-schemas.ts';
+import { id, isoDateTime, pageInput } from '../common-schemas.ts';
 
 const title = z.string().trim().min(1, { error: 'must not be empty' }).max(200);
 const body = z.string().max(20_000);

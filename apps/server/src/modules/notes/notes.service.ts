@@ -1,6 +1,6 @@
 import type { Db, NoteRow } from '@app/db';
 import { AppError } from '../../errors.ts';
-import { likePattern } from '../../trpc/common-schemas.ts';
+import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { NoteDto } from './notes.schemas.ts';
 
 function toDto(row: NoteRow): NoteDto {
@@ -28,9 +28,7 @@ export async function listNotes(
     .limit(input.limit + 1);
   if (input.cursor) query = query.where('id', '<', input.cursor);
   if (input.search) query = query.where('title', 'ilike', likePattern(input.search));
-  const rows = await query.execute();
-  const page = rows.slice(0, input.limit);
-  return { items: page.map(toDto), nextCursor: rows.length > input.limit ? (page.at(-1)?.id ?? null) : null };
+  return keysetPage(await query.execute(), input.limit, toDto);
 }
 
 /** Someone else's note is "not found" (never "forbidden"), unless the caller may read any note. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { id } from '../../trpc/common-schemas.ts';
+import { id } from '../common-schemas.ts';
 
 const roleName = z
   .string()

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { id, isoDateTime, pageInput } from '../../trpc/common-schemas.ts';
+import { id, isoDateTime, pageInput } from '../common-schemas.ts';
 
 export const userOutput = z
   .object({

@@ -1,8 +1,8 @@
 import type { Db, UserRow } from '@app/db';
 import { AppError } from '../../errors.ts';
 import { checkPassword } from '../../infra/passwords.ts';
+import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
-import { likePattern } from '../../trpc/common-schemas.ts';
 import { rolesOfUsers } from '../rbac/rbac.service.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
@@ -56,9 +56,8 @@ export async function listUsers(
     const pattern = likePattern(input.search);
     query = query.where((eb) => eb.or([eb('email', 'ilike', pattern), eb('name', 'ilike', pattern)]));
   }
-  const rows = await query.execute();
-  const page = rows.slice(0, input.limit);
-  return { items: await toDtos(db, page), nextCursor: rows.length > input.limit ? (page.at(-1)?.id ?? null) : null };
+  const { items, nextCursor } = keysetPage(await query.execute(), input.limit, (row) => row);
+  return { items: await toDtos(db, items), nextCursor };
 }
 
 export async function updateUser(

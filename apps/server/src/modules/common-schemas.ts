@@ -33,8 +33,3 @@ export const pageInput = {
 };
 
 export const ok = z.object({ ok: z.literal(true) });
-
-/** Escapes LIKE wildcards so a search for "50%" finds "50%", not everything. */
-export function likePattern(search: string): string {
-  return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
