@@ -3,11 +3,13 @@ import helmet from '@fastify/helmet';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { AccessLogController } from './http/access-log.ts';
+import { devOutboxRoutes } from './http/dev-outbox.ts';
 import { errorHandling } from './http/errors.ts';
 import { jwksRoute } from './http/jwks.ts';
 import { openApiRoutes } from './http/openapi.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
 import { requestIdFor } from './infra/logger.ts';
+import { OutboxTransport } from './infra/mail/index.ts';
 import type { Services } from './services.ts';
 import { createContextFactory } from './trpc/context.ts';
 import { restRoutes } from './trpc/rest/rest-routes.ts';
@@ -80,5 +82,9 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
 
   await app.register(openApiRoutes, { config, router });
   await app.register(jwksRoute, { tokens: services.tokens });
+  const { transport } = services.mailer;
+  if (!config.isProduction && transport instanceof OutboxTransport) {
+    await app.register(devOutboxRoutes, { outbox: transport });
+  }
   return app;
 }

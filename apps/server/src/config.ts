@@ -4,9 +4,12 @@
  * Document each variable in .env.example and the README's table.
  */
 import { availableParallelism } from 'node:os';
-import { defaultEmbeddedDataDir } from '@app/db';
+import path from 'node:path';
+import { defaultEmbeddedDataDir, repoRoot } from '@app/db';
 import { z } from 'zod';
 import packageJson from '../package.json' with { type: 'json' };
+
+const defaultOutboxDir = path.join(repoRoot, '.data', 'outbox');
 
 /** Used only outside production, where start-up refuses it. */
 export const DEVELOPMENT_JWT_SECRET = 'development-only-secret-change-me-in-production!!';
@@ -57,6 +60,25 @@ const schema = z.object({
   REFRESH_TOKEN_TTL: duration.default(30 * 86_400),
   RATE_LIMIT_AUTH_PER_MINUTE: integer(1, 100_000).default(10),
   RATE_LIMIT_DEFAULT_PER_MINUTE: integer(1, 1_000_000).default(300),
+  RESEND_API_KEY: z.string().min(1).optional(),
+  RESEND_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  EMAIL_FROM: z.string().min(3).default('App <no-reply@example.com>'),
+  EMAIL_SEND_TIMEOUT_MS: integer(100, 60_000).default(5_000),
+  EMAIL_OUTBOX_DIR: z.string().min(1).default(defaultOutboxDir),
+  PRODUCT_NAME: z.string().min(1).max(100).default('App'),
+  EMAIL_FOOTER: z.string().max(500).default('You received this email because of an account with this address.'),
+  APP_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).default('http://localhost:3000'),
+  DEV_OTP: z
+    .string()
+    .regex(/^\d{6}$/, { error: 'must be 6 digits' })
+    .optional(),
+  APPLE_REVIEW_EMAIL: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.email({ error: 'must be an email address' }))
+    .default('review@apple.com'),
+  APPLE_REVIEW_OTP_DAYS: integer(1, 365).default(15),
   CORS_ORIGINS: list.default(['http://localhost:3000', 'http://localhost:5173']),
   BODY_LIMIT_BYTES: integer(1_024, 100 * 1024 * 1024).default(1024 * 1024),
   TRUST_PROXY: flag.default(false),
@@ -104,6 +126,9 @@ function crossChecks(env: Record<string, string>): string[] {
     problems.push('DATABASE_URL: is required in production (the embedded database is for development)');
   if (!env.REDIS_URL) problems.push('REDIS_URL: is required in production (the in-memory store is for development)');
   if (origins.includes('*')) problems.push('CORS_ORIGINS: must list origins in production, not "*"');
+  if (!env.RESEND_API_KEY) problems.push('RESEND_API_KEY: is required in production (emails must be delivered)');
+  if (!env.EMAIL_FROM) problems.push('EMAIL_FROM: is required in production (e.g. "Acme <no-reply@acme.com>")');
+  if (env.DEV_OTP) problems.push('DEV_OTP: is refused in production');
   return problems;
 }
 
@@ -117,7 +142,14 @@ function autoLogFormat(nodeEnv: string, isTTY: boolean | undefined): LogFormat {
 export const CONFIG_VARIABLES = Object.keys(schema.shape);
 
 /** Variables whose values must never be echoed back in a report. */
-const SECRET_VARIABLES = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'DATABASE_URL', 'REDIS_URL']);
+const SECRET_VARIABLES = new Set([
+  'JWT_SECRET',
+  'JWT_PRIVATE_KEY',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'RESEND_API_KEY',
+  'DEV_OTP',
+]);
 
 export type LogFormat = 'pretty' | 'json';
 
@@ -152,6 +184,24 @@ export interface Config {
     audience: string;
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
+  };
+  email: {
+    /** Set: deliver through Resend. Unset (never in production): the development outbox. */
+    resendApiKey: string | undefined;
+    resendBaseUrl: string | undefined;
+    from: string;
+    sendTimeoutMs: number;
+    outboxDir: string;
+    productName: string;
+    footer: string;
+  };
+  /** The frontend's base URL: links in emails point there (/verify-email, /reset-password). */
+  appUrl: string;
+  otp: {
+    /** A fixed code that signs in existing users, outside production only. */
+    devCode: string | undefined;
+    appleReviewEmail: string;
+    appleReviewDays: number;
   };
   rateLimits: {
     /** auth.login, auth.register and the other credential endpoints, per IP and per email. */
@@ -221,6 +271,17 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
         accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL,
         refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
       },
+      email: {
+        resendApiKey: e.RESEND_API_KEY,
+        resendBaseUrl: e.RESEND_BASE_URL,
+        from: e.EMAIL_FROM,
+        sendTimeoutMs: e.EMAIL_SEND_TIMEOUT_MS,
+        outboxDir: e.EMAIL_OUTBOX_DIR,
+        productName: e.PRODUCT_NAME,
+        footer: e.EMAIL_FOOTER,
+      },
+      appUrl: e.APP_URL.replace(/\/+$/, ''),
+      otp: { devCode: e.DEV_OTP, appleReviewEmail: e.APPLE_REVIEW_EMAIL, appleReviewDays: e.APPLE_REVIEW_OTP_DAYS },
       rateLimits: { authPerMinute: e.RATE_LIMIT_AUTH_PER_MINUTE, defaultPerMinute: e.RATE_LIMIT_DEFAULT_PER_MINUTE },
       corsOrigins: e.CORS_ORIGINS,
       bodyLimitBytes: e.BODY_LIMIT_BYTES,

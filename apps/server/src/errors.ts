@@ -33,6 +33,10 @@ export const APP_ERROR_CODES = {
   ROLE_NAME_TAKEN: 'CONFLICT',
   BUILT_IN_ROLE: 'FORBIDDEN',
   UNKNOWN_PERMISSION: 'BAD_REQUEST',
+  // Email and one-time codes
+  INVALID_TOKEN: 'BAD_REQUEST',
+  INVALID_CODE: 'UNAUTHORIZED',
+  EMAIL_DELIVERY_FAILED: 'SERVICE_UNAVAILABLE',
 } as const satisfies Record<string, TRPC_ERROR_CODE_KEY>;
 
 export type AppErrorCode = keyof typeof APP_ERROR_CODES;

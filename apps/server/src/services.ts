@@ -1,7 +1,9 @@
 import { createDb, type Db } from '@app/db';
 import type { Config } from './config.ts';
+import { type Clock, systemClock } from './infra/clock.ts';
 import { createKeyValueStore, type KeyValueStore } from './infra/kv/index.ts';
 import type { Logger } from './infra/logger.ts';
+import { createMailer, type Mailer, type MailTransport } from './infra/mail/index.ts';
 import { createRateLimiter, type RateLimiter } from './infra/rate-limiter.ts';
 import { createTokenService, type TokenService } from './infra/tokens.ts';
 
@@ -12,6 +14,8 @@ export interface Services {
   db: Db;
   kv: KeyValueStore;
   tokens: TokenService;
+  mailer: Mailer;
+  clock: Clock;
   rateLimits: { auth: RateLimiter; default: RateLimiter };
   /** Epoch ms when this process started serving (for `uptimeSeconds`). */
   startedAt: number;
@@ -21,6 +25,8 @@ export interface Services {
 export interface ServiceOverrides {
   db?: Db;
   kv?: KeyValueStore;
+  mailTransport?: MailTransport;
+  clock?: Clock;
 }
 
 /**
@@ -50,6 +56,7 @@ export async function createServices(
       keyPrefix: config.redis.keyPrefix,
       onError: (error) => log.warn({ err: error }, `Redis connection problem: ${error.message}`),
     });
+  const mailer = createMailer(config, log, overrides.mailTransport);
   const onRateLimitError = (error: unknown) => log.warn({ err: error }, 'rate limiter store failed: request allowed');
   return {
     config,
@@ -57,6 +64,8 @@ export async function createServices(
     db,
     kv,
     tokens: await createTokenService(config.jwt),
+    mailer,
+    clock: overrides.clock ?? systemClock,
     rateLimits: {
       auth: createRateLimiter(kv, {
         name: 'auth',
@@ -71,6 +80,7 @@ export async function createServices(
     },
     startedAt: Date.now(),
     async close() {
+      await mailer.flush(); // background sends finish before their dependencies close
       await Promise.allSettled([db.destroy(), kv.close()]);
     },
   };

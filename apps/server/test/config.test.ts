@@ -8,6 +8,8 @@ const productionBase = {
   DATABASE_URL: 'postgres://app@db:5432/app',
   REDIS_URL: 'redis://redis:6379',
   CORS_ORIGINS: 'https://app.example.com',
+  RESEND_API_KEY: 're_live_key',
+  EMAIL_FROM: 'Acme <no-reply@acme.example>',
 };
 
 function problems(env: Record<string, string>): string[] {
@@ -89,6 +91,9 @@ describe('config', () => {
     ['the embedded database', { DATABASE_URL: undefined }, /DATABASE_URL: is required in production/],
     ['the memory store', { REDIS_URL: undefined }, /REDIS_URL: is required in production/],
     ['wildcard CORS', { CORS_ORIGINS: '*' }, /CORS_ORIGINS: must list origins in production/],
+    ['no email provider', { RESEND_API_KEY: undefined }, /RESEND_API_KEY: is required in production/],
+    ['the default sender', { EMAIL_FROM: undefined }, /EMAIL_FROM: is required in production/],
+    ['a development one-time code', { DEV_OTP: '123456' }, /DEV_OTP: is refused in production/],
   ])('refuses production with %s', (_, change, expected) => {
     const env = Object.fromEntries(
       Object.entries({ ...productionBase, ...change }).filter(

@@ -71,6 +71,17 @@ export interface NotesTable {
   updated_at: GeneratedTimestamp;
 }
 
+export interface UserTokensTable {
+  id: Generated<string>;
+  user_id: string;
+  purpose: 'verify-email' | 'reset-password';
+  /** SHA-256 (base64url) of the token sent by email. */
+  token_hash: string;
+  created_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -78,6 +89,7 @@ export interface Database {
   user_roles: UserRolesTable;
   sessions: SessionsTable;
   notes: NotesTable;
+  user_tokens: UserTokensTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -3,7 +3,7 @@
  * HS256 with JWT_SECRET by default; EdDSA when a key pair is configured, in which case
  * the public key is published as a JWKS for other services.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import {
   calculateJwkThumbprint,
   errors,
@@ -43,6 +43,11 @@ export interface TokenService {
   verifyAccessToken(token: string): Promise<AccessTokenClaims>;
   /** Public keys for `/.well-known/jwks.json` (none with HS256: a shared secret is never published). */
   jwks(): { keys: JWK[] };
+  /**
+   * HMAC-SHA256 with a server-side key: for short secrets (one-time codes) that a plain
+   * hash would not protect if the store leaked.
+   */
+  keyedHash(value: string): string;
 }
 
 type SigningKey = Awaited<ReturnType<typeof importPKCS8>> | Uint8Array;
@@ -54,6 +59,8 @@ export async function createTokenService(jwt: Config['jwt']): Promise<TokenServi
   let keyId: string | undefined;
   let publicJwks: JWK[] = [];
 
+  // With a key pair, JWT_SECRET may be unset: the private key is the server's secret then.
+  const hmacKey = jwt.keyPair ? createHash('sha256').update(jwt.keyPair.privateKey).digest() : jwt.secret;
   if (jwt.keyPair) {
     algorithm = 'EdDSA';
     signingKey = await importPKCS8(jwt.keyPair.privateKey, 'EdDSA', { extractable: false });
@@ -105,6 +112,9 @@ export async function createTokenService(jwt: Config['jwt']): Promise<TokenServi
     },
     jwks() {
       return { keys: publicJwks };
+    },
+    keyedHash(value) {
+      return createHmac('sha256', hmacKey).update(value).digest('base64url');
     },
   };
 }

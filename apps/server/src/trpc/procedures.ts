@@ -10,10 +10,12 @@ import type { Context } from './context.ts';
 import { t } from './init.ts';
 
 /** Services throw AppError; this turns it into the TRPCError whose code sets the HTTP status. */
-const appErrors = t.middleware(async ({ next }) => {
+const appErrors = t.middleware(async ({ ctx, next }) => {
   const result = await next();
   if (!result.ok && result.error.cause instanceof AppError) {
     const cause = result.error.cause;
+    const retryAfter = cause.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') ctx.setHeader('retry-after', String(retryAfter));
     throw new TRPCError({ code: cause.trpcCode, message: cause.message, cause });
   }
   return result;
@@ -56,11 +58,15 @@ export const publicProcedure = unlimitedProcedure.use(async ({ ctx, next }) => {
  */
 export const credentialProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
   const raw = (await getRawInput()) as { email?: unknown } | undefined;
-  const keys = [`ip:${ctx.ip}`];
-  if (typeof raw?.email === 'string' && raw.email.trim()) keys.push(`email:${raw.email.trim().toLowerCase()}`);
-  await enforce(ctx, ctx.services.rateLimits.auth, keys);
+  const email = typeof raw?.email === 'string' && raw.email.trim() ? [`email:${raw.email.trim().toLowerCase()}`] : [];
+  await consumeCredentialLimit(ctx, email);
   return next();
 });
+
+/** One call against the credential limit, for the client IP and the given extra keys. */
+export function consumeCredentialLimit(ctx: Context, keys: string[]): Promise<void> {
+  return enforce(ctx, ctx.services.rateLimits.auth, [`ip:${ctx.ip}`, ...keys]);
+}
 
 function bearerToken(header: string | undefined): string | undefined {
   const match = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(header.trim()) : null;

@@ -1,4 +1,5 @@
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
+import { adminRouter } from '../modules/admin/admin.router.ts';
 import { authRouter } from '../modules/auth/auth.router.ts';
 import { healthRouter } from '../modules/health/health.router.ts';
 import { notesRouter } from '../modules/notes/notes.router.ts';
@@ -12,6 +13,7 @@ export const appRouter = router({
   users: usersRouter,
   rbac: rbacRouter,
   notes: notesRouter,
+  admin: adminRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -5,6 +5,8 @@ export { listeningUrl, type SpawnedServer, spawnServer } from './spawn-server.ts
 export {
   buildTestApp,
   createTestKeyValueStore,
+  type FakeClock,
+  fakeClock,
   startTestServer,
   type TestApp,
   type TestAppOptions,

@@ -5,8 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { type BuildAppOptions, buildApp } from '../../src/app.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
+import type { Clock } from '../../src/infra/clock.ts';
 import { type KeyValueStore, MemoryStore, RedisStore } from '../../src/infra/kv/index.ts';
 import { createLogger } from '../../src/infra/logger.ts';
+import { MemoryTransport } from '../../src/infra/mail/index.ts';
 import { createServices, type ServiceOverrides, type Services } from '../../src/services.ts';
 
 /** The config a test app runs with: NODE_ENV=test, quiet logs, plus `env`. */
@@ -40,9 +42,28 @@ export function createTestKeyValueStore(
   });
 }
 
+/** A clock the test moves by hand. */
+export interface FakeClock extends Clock {
+  advance(ms: number): void;
+}
+
+export function fakeClock(start = Date.now()): FakeClock {
+  let now = start;
+  return {
+    now: () => now,
+    advance(ms) {
+      now += ms;
+    },
+  };
+}
+
 export interface TestApp {
   app: FastifyInstance;
   services: Services;
+  /** Every email the app sent (unless a test chose another transport). */
+  mail: MemoryTransport;
+  /** Waits until background work (emails) is done: read `mail` after this. */
+  settle(): Promise<void>;
   database: TestDatabase;
   close(): Promise<void>;
 }
@@ -63,9 +84,11 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const config = testConfig({ DATABASE_URL: database.url, RATE_LIMIT_AUTH_PER_MINUTE: '100000', ...options.env });
   const log = createLogger({ level: config.logLevel, format: 'json' });
   const kv = createTestKeyValueStore();
+  const mail = new MemoryTransport();
   const services = await createServices(config, log, database.url, {
     db: createDb({ url: database.url, poolMax: 4 }),
     kv,
+    mailTransport: mail,
     ...options.overrides,
   });
   const app = await buildApp(services, { router: options.router });
@@ -73,6 +96,8 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   return {
     app,
     services,
+    mail,
+    settle: () => services.mailer.flush(),
     database,
     async close() {
       await app.close();

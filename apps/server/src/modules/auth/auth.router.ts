@@ -1,20 +1,39 @@
 import { z } from 'zod';
 import { router } from '../../trpc/init.ts';
-import { authedProcedure, credentialProcedure, publicProcedure } from '../../trpc/procedures.ts';
+import {
+  authedProcedure,
+  consumeCredentialLimit,
+  credentialProcedure,
+  publicProcedure,
+} from '../../trpc/procedures.ts';
 import { ok } from '../common-schemas.ts';
 import {
   authResult,
   changePasswordInput,
+  forgotPasswordInput,
   loginInput,
+  otpRequestInput,
+  otpRequestOutput,
+  otpVerifyInput,
+  otpVerifyOutput,
   refreshInput,
   registerInput,
+  resetPasswordInput,
   sessionIdInput,
   sessionOutput,
+  verifyEmailInput,
 } from './auth.schemas.ts';
 import * as auth from './auth.service.ts';
+import * as emailFlows from './email-flows.service.ts';
+import * as otp from './otp.service.ts';
 
 const tags = ['auth'];
-const client = (ctx: { ip: string; userAgent: string | undefined }) => ({ ip: ctx.ip, userAgent: ctx.userAgent });
+const client = (ctx: { ip: string; userAgent: string | undefined; requestId: string }) => ({
+  ip: ctx.ip,
+  userAgent: ctx.userAgent,
+  requestId: ctx.requestId,
+});
+const done = { ok: true as const };
 
 export const authRouter = router({
   register: credentialProcedure
@@ -125,4 +144,116 @@ export const authRouter = router({
       await auth.changePassword(ctx.services, ctx.caller, input);
       return { ok: true as const };
     }),
+
+  forgotPassword: credentialProcedure
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/auth/password/forgot',
+        tags,
+        protect: false,
+        summary: 'Email a password-reset link (valid 1 h)',
+        description: 'Always `{ ok: true }`, whether or not the email has an account.',
+      },
+    })
+    .input(forgotPasswordInput)
+    .output(ok)
+    .mutation(({ ctx, input }) => {
+      emailFlows.forgotPassword(ctx.services, input.email, ctx.requestId);
+      return done;
+    }),
+
+  resetPassword: credentialProcedure
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/auth/password/reset',
+        tags,
+        protect: false,
+        summary: 'Set a new password with the emailed token; ends every session',
+        errorResponses: { 400: 'INVALID_TOKEN or an invalid password' },
+      },
+    })
+    .input(resetPasswordInput)
+    .output(ok)
+    .mutation(async ({ ctx, input }) => {
+      await emailFlows.resetPassword(ctx.services, input.token, input.newPassword);
+      return done;
+    }),
+
+  verifyEmail: publicProcedure
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/auth/email/verify',
+        tags,
+        protect: false,
+        summary: 'Confirm the email address with the emailed token (single use)',
+        errorResponses: { 400: 'INVALID_TOKEN' },
+      },
+    })
+    .input(verifyEmailInput)
+    .output(ok)
+    .mutation(async ({ ctx, input }) => {
+      await emailFlows.verifyEmail(ctx.services, input.token);
+      return done;
+    }),
+
+  resendVerification: authedProcedure
+    .use(async ({ ctx, next }) => {
+      // The credential limit, keyed by account: re-sending is an email to someone's inbox.
+      await consumeCredentialLimit(ctx, [`user:${ctx.caller.userId}`]);
+      return next();
+    })
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/auth/email/resend',
+        tags,
+        protect: true,
+        summary: 'Send the verification email again (nothing when already verified)',
+        errorResponses: { 429: 'Too many requests' },
+      },
+    })
+    .input(z.void())
+    .output(ok)
+    .mutation(({ ctx }) => {
+      emailFlows.sendVerificationEmail(ctx.services, ctx.caller.userId, ctx.requestId);
+      return done;
+    }),
+
+  otp: router({
+    request: credentialProcedure
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/auth/otp/request',
+          tags,
+          protect: false,
+          summary: 'Email a 6-digit sign-in code (valid 10 min)',
+          description:
+            'The same answer for every email. A new request replaces the previous code; 30 s must pass between two.',
+          errorResponses: { 429: 'Too many requests, or within 30 s of the previous code' },
+        },
+      })
+      .input(otpRequestInput)
+      .output(otpRequestOutput)
+      .mutation(({ ctx, input }) => otp.requestCode(ctx.services, input.email, ctx.requestId)),
+
+    verify: credentialProcedure
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/auth/otp/verify',
+          tags,
+          protect: false,
+          summary: 'Sign in (or sign up) with the emailed code',
+          description: 'Creates a verified account for an unknown email. 5 wrong tries burn the code.',
+          errorResponses: { 401: 'INVALID_CODE', 403: 'ACCOUNT_DISABLED' },
+        },
+      })
+      .input(otpVerifyInput)
+      .output(otpVerifyOutput)
+      .mutation(({ ctx, input }) => otp.verifyCode(ctx.services, input, client(ctx))),
+  }),
 });

@@ -17,6 +17,28 @@ export const changePasswordInput = z.object({ currentPassword: password, newPass
 
 export const sessionIdInput = z.object({ id });
 
+/** A token from an email link: 43 URL-safe characters. */
+const emailToken = z.string().min(20).max(200);
+export const verifyEmailInput = z.object({ token: emailToken });
+export const forgotPasswordInput = z.object({ email });
+export const resetPasswordInput = z.object({ token: emailToken, newPassword });
+
+export const otpRequestInput = z.object({ email });
+export const otpRequestOutput = z.object({
+  ok: z.literal(true),
+  devCode: z
+    .string()
+    .optional()
+    .meta({ description: 'The code itself: only outside production, when no email provider is configured' }),
+});
+export const otpVerifyInput = z.object({
+  email,
+  code: z
+    .string()
+    .trim()
+    .regex(/^\d{6}$/, { error: 'must be 6 digits' }),
+});
+
 export const authResult = z
   .object({
     accessToken: z.string(),
@@ -38,5 +60,9 @@ export const sessionOutput = z
     current: z.boolean(),
   })
   .meta({ id: 'Session' });
+
+export const otpVerifyOutput = authResult.extend({ created: z.boolean() }).meta({ id: 'OtpAuthResult' });
+
+export const reviewCodeOutput = z.object({ email: z.string(), code: z.string(), expiresAt: isoDateTime });
 
 export type AuthResult = z.infer<typeof authResult>;

@@ -14,8 +14,9 @@ import {
 } from '../sessions/sessions.service.ts';
 import { findUserRow, findUserRowByEmail, getUser } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
+import { sendVerificationEmail } from './email-flows.service.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock'>;
 
 export interface Caller {
   userId: string;
@@ -62,6 +63,7 @@ export async function register(
     if (isUniqueViolation(error)) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists');
     throw error;
   }
+  sendVerificationEmail(deps, userId, client.requestId);
   return startSession(deps, userId, client);
 }
 

@@ -16,6 +16,8 @@ type Deps = Pick<Services, 'db' | 'kv' | 'config'>;
 export interface ClientInfo {
   ip: string;
   userAgent: string | undefined;
+  /** For logs of work that outlives the request (emails). */
+  requestId?: string;
 }
 
 export interface IssuedRefreshToken {

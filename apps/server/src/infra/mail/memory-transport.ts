@@ -1,0 +1,29 @@
+import { randomUUID } from 'node:crypto';
+import type { EmailMessage, MailTransport } from './mailer.ts';
+
+/** Keeps sent emails in memory: for tests, which read codes and links from it. */
+export class MemoryTransport implements MailTransport {
+  readonly name = 'memory';
+  readonly delivers: boolean;
+  readonly sent: (EmailMessage & { from: string; id: string })[] = [];
+
+  /** `delivers: false` makes it stand for "no provider configured", like the outbox. */
+  constructor(options: { delivers?: boolean } = {}) {
+    this.delivers = options.delivers ?? true;
+  }
+
+  async send(message: EmailMessage & { from: string }): Promise<{ id: string }> {
+    const id = randomUUID();
+    this.sent.push({ ...message, id });
+    return { id };
+  }
+
+  /** The emails sent to `to`, oldest first. */
+  to(to: string): (EmailMessage & { from: string; id: string })[] {
+    return this.sent.filter((message) => message.to === to);
+  }
+
+  last(to: string): (EmailMessage & { from: string; id: string }) | undefined {
+    return this.to(to).at(-1);
+  }
+}

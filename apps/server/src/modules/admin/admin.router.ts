@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { AppError } from '../../errors.ts';
+import { router } from '../../trpc/init.ts';
+import { requirePermission } from '../../trpc/procedures.ts';
+import { reviewCodeOutput } from '../auth/auth.schemas.ts';
+import * as otp from '../auth/otp.service.ts';
+import { email, ok } from '../common-schemas.ts';
+import { sendTestEmail } from './admin.service.ts';
+
+const tags = ['admin'];
+
+export const adminRouter = router({
+  appleReviewOtp: router({
+    generate: requirePermission('auth:manage')
+      .meta({
+        openapi: {
+          method: 'POST',
+          path: '/admin/apple-review-otp',
+          tags,
+          protect: true,
+          summary: 'Generate the reusable sign-in code of the app-store review account',
+          description: 'Creates the review account when missing; replaces any previous review code.',
+        },
+      })
+      .input(z.void())
+      .output(reviewCodeOutput)
+      .mutation(({ ctx }) => otp.generateReviewCode(ctx.services)),
+
+    revoke: requirePermission('auth:manage')
+      .meta({
+        openapi: {
+          method: 'DELETE',
+          path: '/admin/apple-review-otp',
+          tags,
+          protect: true,
+          summary: 'Revoke the review code',
+          errorResponses: { 404: 'There is no review code' },
+        },
+      })
+      .input(z.void())
+      .output(ok)
+      .mutation(async ({ ctx }) => {
+        await otp.revokeReviewCode(ctx.services);
+        return { ok: true as const };
+      }),
+  }),
+
+  sendTestEmail: requirePermission('email:send-test')
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/admin/test-email',
+        tags,
+        protect: true,
+        summary: 'Send a test email (to yourself by default) and report the delivery',
+        errorResponses: { 503: 'EMAIL_DELIVERY_FAILED' },
+      },
+    })
+    .input(z.object({ to: email.optional() }))
+    .output(z.object({ ok: z.literal(true), transport: z.string(), messageId: z.string(), to: z.string() }))
+    .mutation(async ({ ctx, input }) => {
+      const result = await sendTestEmail(ctx.services, ctx.caller.userId, input.to);
+      if (!result.ok) throw new AppError('EMAIL_DELIVERY_FAILED', `Email delivery failed: ${result.reason}`);
+      return result;
+    }),
+});

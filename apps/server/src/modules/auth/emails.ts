@@ -1,0 +1,18 @@
+import { renderEmail, type TemplateName } from '../../infra/mail/index.ts';
+import type { EmailMessage } from '../../infra/mail/mailer.ts';
+import type { Services } from '../../services.ts';
+
+/** Renders a template for `to` with the product's name and footer. */
+export async function composeEmail(
+  deps: Pick<Services, 'config'>,
+  template: TemplateName,
+  to: string,
+  vars: Record<string, string>,
+): Promise<EmailMessage> {
+  const { productName, footer } = deps.config.email;
+  const rendered = await renderEmail(template, vars, { productName, footer });
+  return { to, template, ...rendered };
+}
+
+/** " Ada" or "": the greeting's name part. */
+export const greeting = (name: string | null) => (name ? ` ${name}` : '');

@@ -1,0 +1,185 @@
+/**
+ * Email one-time codes: unified sign-in and sign-up. A 6-digit code from a CSPRNG is
+ * stored as an HMAC in the key-value store for 10 minutes, one live code per email; 5
+ * wrong tries burn it; 30 s must pass between requests for one email. A valid code signs
+ * in the account, or creates it (email verified); an invalid code never creates anything.
+ */
+import { randomInt, timingSafeEqual } from 'node:crypto';
+import { AppError } from '../../errors.ts';
+import { isUniqueViolation } from '../../infra/postgres-errors.ts';
+import type { Services } from '../../services.ts';
+import { assignDefaultRole } from '../rbac/rbac.service.ts';
+import type { ClientInfo } from '../sessions/sessions.service.ts';
+import { findUserRowByEmail } from '../users/users.service.ts';
+import type { AuthResult } from './auth.schemas.ts';
+import { startSession } from './auth.service.ts';
+import { composeEmail } from './emails.ts';
+
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens'>;
+
+export const OTP_TTL_MS = 10 * 60 * 1000;
+export const OTP_COOLDOWN_MS = 30 * 1000;
+export const OTP_MAX_ATTEMPTS = 5;
+/** Wrong review codes allowed per hour: the review code is reusable, so guessing is capped. */
+const REVIEW_FAILURES_PER_HOUR = 20;
+
+interface StoredCode {
+  hash: string;
+  attempts: number;
+  issuedAt: number;
+  expiresAt: number;
+}
+
+const codeKey = (email: string) => `otp:${email}`;
+const REVIEW_KEY = 'otp-review';
+const REVIEW_FAILURES_KEY = 'otp-review-failures';
+
+const sixDigits = () => String(randomInt(0, 1_000_000)).padStart(6, '0');
+
+function sameHash(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+async function readCode(deps: Deps, key: string): Promise<StoredCode | undefined> {
+  const raw = await deps.kv.get(key);
+  if (!raw) return undefined;
+  const stored = JSON.parse(raw) as StoredCode;
+  return stored.expiresAt > deps.clock.now() ? stored : undefined;
+}
+
+async function writeCode(deps: Deps, key: string, stored: StoredCode): Promise<void> {
+  await deps.kv.set(key, JSON.stringify(stored), { ttlMs: Math.max(1, stored.expiresAt - deps.clock.now()) });
+}
+
+/** `devCode` only outside production, and only when no provider delivers email. */
+export async function requestCode(
+  deps: Deps,
+  email: string,
+  requestId?: string,
+): Promise<{ ok: true; devCode?: string }> {
+  // The review account signs in with its own code only: same answer, nothing sent.
+  if (email === deps.config.otp.appleReviewEmail) return { ok: true };
+  const now = deps.clock.now();
+  const previous = await readCode(deps, codeKey(email));
+  if (previous && now - previous.issuedAt < OTP_COOLDOWN_MS) {
+    const retryAfterSeconds = Math.ceil((OTP_COOLDOWN_MS - (now - previous.issuedAt)) / 1000);
+    throw new AppError('RATE_LIMITED', `Wait ${retryAfterSeconds} s before asking for another code`, {
+      details: { retryAfterSeconds },
+    });
+  }
+  const code = sixDigits();
+  await writeCode(deps, codeKey(email), {
+    hash: deps.tokens.keyedHash(`${email}:${code}`),
+    attempts: 0,
+    issuedAt: now,
+    expiresAt: now + OTP_TTL_MS,
+  });
+  deps.mailer.dispatch(
+    () => composeEmail(deps, 'one-time-code', email, { code, minutes: String(OTP_TTL_MS / 60_000) }),
+    { requestId },
+  );
+  const exposeCode = !deps.config.isProduction && !deps.mailer.transport.delivers;
+  return exposeCode ? { ok: true, devCode: code } : { ok: true };
+}
+
+const invalidCode = () => new AppError('INVALID_CODE', 'The code is wrong or has expired');
+
+/** Checks the code and uses it up; wrong tries count towards burning it. */
+async function claimCode(deps: Deps, email: string, code: string): Promise<void> {
+  const key = codeKey(email);
+  const stored = await readCode(deps, key);
+  if (!stored) throw invalidCode();
+  if (!sameHash(stored.hash, deps.tokens.keyedHash(`${email}:${code}`))) {
+    const attempts = stored.attempts + 1;
+    if (attempts >= OTP_MAX_ATTEMPTS) await deps.kv.delete(key);
+    else await writeCode(deps, key, { ...stored, attempts });
+    throw invalidCode();
+  }
+  // Whoever deletes it first used it: a code works once, even for concurrent calls.
+  if (!(await deps.kv.delete(key))) throw invalidCode();
+}
+
+async function claimReviewCode(deps: Deps, code: string): Promise<void> {
+  const failures = Number((await deps.kv.get(REVIEW_FAILURES_KEY)) ?? 0);
+  const stored = await readCode(deps, REVIEW_KEY);
+  const matches = stored && sameHash(stored.hash, deps.tokens.keyedHash(`${deps.config.otp.appleReviewEmail}:${code}`));
+  if (!matches || failures >= REVIEW_FAILURES_PER_HOUR) {
+    if (!matches) await deps.kv.increment(REVIEW_FAILURES_KEY, { ttlMs: 60 * 60 * 1000 });
+    throw invalidCode();
+  }
+}
+
+export async function verifyCode(
+  deps: Deps,
+  input: { email: string; code: string },
+  client: ClientInfo,
+): Promise<AuthResult & { created: boolean }> {
+  const { email, code } = input;
+  const existing = await findUserRowByEmail(deps.db, email);
+  const devCode = deps.config.isProduction ? undefined : deps.config.otp.devCode;
+
+  if (email === deps.config.otp.appleReviewEmail) await claimReviewCode(deps, code);
+  else if (devCode && existing && sameHash(code, devCode)) {
+    // The development code signs in existing accounts only; it never creates one.
+  } else await claimCode(deps, email, code);
+
+  if (existing) {
+    if (existing.disabled_at) throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
+    if (!existing.email_verified_at) {
+      await deps.db
+        .updateTable('users')
+        .set({ email_verified_at: new Date(deps.clock.now()) })
+        .where('id', '=', existing.id)
+        .execute();
+    }
+    return { ...(await startSession(deps, existing.id, client)), created: false };
+  }
+  const userId = await createVerifiedUser(deps, email);
+  deps.mailer.dispatch(() => composeEmail(deps, 'welcome', email, { email, link: deps.config.appUrl }), {
+    requestId: client.requestId,
+  });
+  return { ...(await startSession(deps, userId, client)), created: true };
+}
+
+async function createVerifiedUser(deps: Deps, email: string): Promise<string> {
+  try {
+    return await deps.db.transaction().execute(async (trx) => {
+      const user = await trx
+        .insertInto('users')
+        .values({ email, email_verified_at: new Date(deps.clock.now()) })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      await assignDefaultRole(trx, user.id);
+      return user.id;
+    });
+  } catch (error) {
+    // Created meanwhile by a concurrent sign-up: use that account.
+    if (!isUniqueViolation(error)) throw error;
+    const user = await findUserRowByEmail(deps.db, email);
+    if (!user) throw error;
+    return user.id;
+  }
+}
+
+/** The reusable review code (created with the review account when missing). */
+export async function generateReviewCode(deps: Deps): Promise<{ email: string; code: string; expiresAt: string }> {
+  const email = deps.config.otp.appleReviewEmail;
+  if (!(await findUserRowByEmail(deps.db, email))) await createVerifiedUser(deps, email);
+  const code = sixDigits();
+  const now = deps.clock.now();
+  const expiresAt = now + deps.config.otp.appleReviewDays * 86_400_000;
+  await writeCode(deps, REVIEW_KEY, {
+    hash: deps.tokens.keyedHash(`${email}:${code}`),
+    attempts: 0,
+    issuedAt: now,
+    expiresAt,
+  });
+  await deps.kv.delete(REVIEW_FAILURES_KEY);
+  return { email, code, expiresAt: new Date(expiresAt).toISOString() };
+}
+
+export async function revokeReviewCode(deps: Deps): Promise<void> {
+  if (!(await deps.kv.delete(REVIEW_KEY))) throw new AppError('NOT_FOUND', 'There is no review code to revoke');
+}
