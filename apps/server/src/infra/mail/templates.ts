@@ -74,11 +74,11 @@ function compile(name: TemplateName): Promise<{ html: string; text: string }> {
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 export const escapeHtml = (value: string) => value.replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
 
-function fill(source: string, vars: Record<string, string>, escape: (value: string) => string): string {
+function fill(source: string, vars: Record<string, string>, encode: (value: string) => string): string {
   return source.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
     const value = vars[key];
     if (value === undefined) throw new Error(`Email template variable "${key}" has no value`);
-    return escape(value);
+    return encode(value);
   });
 }
 
