@@ -73,6 +73,8 @@ export interface TestAppOptions extends BuildAppOptions {
   overrides?: ServiceOverrides;
   /** Share another app's database (a second instance); it is then not dropped on close. */
   database?: TestDatabase;
+  /** Send email as the config says (Resend or the outbox) instead of into `mail`. */
+  configuredMail?: boolean;
 }
 
 /** An app over a fresh database of its own (and its own Redis keys); call close() after. */
@@ -88,7 +90,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const services = await createServices(config, log, database.url, {
     db: createDb({ url: database.url, poolMax: 4 }),
     kv,
-    mailTransport: mail,
+    ...(!options.configuredMail && { mailTransport: mail }),
     ...options.overrides,
   });
   const app = await buildApp(services, { router: options.router });

@@ -81,6 +81,11 @@ export class Mailer {
     void sending.finally(() => this.#pending.delete(sending));
   }
 
+  /** Background sends still in flight. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
   /** Waits for background sends (shutdown). */
   async flush(): Promise<void> {
     await Promise.allSettled([...this.#pending]);

@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  bearer,
+  buildTestApp,
+  type FakeClock,
+  fakeClock,
+  login,
+  registerAccount,
+  type TestApp,
+  uniqueEmail,
+} from './helpers/index.ts';
+
+const tokenIn = (text: string | undefined, path: string) =>
+  new RegExp(`${path}\\?token=([\\w-]+)`).exec(text ?? '')?.[1];
+
+describe('email verification and password reset', () => {
+  let t: TestApp;
+  let clock: FakeClock;
+  beforeAll(async () => {
+    clock = fakeClock();
+    t = await buildTestApp({
+      overrides: { clock },
+      env: { APP_URL: 'https://app.example.test', PRODUCT_NAME: 'Acme' },
+    });
+  });
+  afterAll(() => t.close());
+
+  const me = (token: string) =>
+    t.app.inject({ method: 'GET', url: '/api/users/me', headers: { authorization: `Bearer ${token}` } });
+  const verify = (token: string | undefined) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/email/verify', payload: { token } });
+  const forgot = (email: string) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/password/forgot', payload: { email } });
+  const reset = (token: string | undefined, newPassword: string) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/password/reset', payload: { token, newPassword } });
+
+  describe('verification', () => {
+    it('registration emails a link; the link verifies the address once', async () => {
+      const account = await registerAccount(t.app, { name: 'Ada' });
+      await t.settle();
+      const email = t.mail.last(account.email);
+      expect(email).toMatchObject({
+        template: 'verify-email',
+        subject: 'Confirm your email for Acme',
+        from: 'App <no-reply@example.com>',
+      });
+      expect(email?.text).toContain('Hello Ada,');
+      const token = tokenIn(email?.text, 'https://app.example.test/verify-email');
+      expect(token).toBeDefined();
+      expect(email?.html).toContain(`https://app.example.test/verify-email?token=${token}`);
+
+      expect((await me(account.accessToken)).json().emailVerified).toBe(false);
+      expect((await verify(token)).statusCode).toBe(200);
+      expect((await me(account.accessToken)).json().emailVerified).toBe(true);
+      const again = await verify(token);
+      expect(again.statusCode).toBe(400);
+      expect(again.json().appCode).toBe('INVALID_TOKEN');
+    });
+
+    it('refuses an expired link (after 24 h) and an unknown one', async () => {
+      const account = await registerAccount(t.app);
+      await t.settle();
+      const token = tokenIn(t.mail.last(account.email)?.text, '/verify-email');
+      clock.advance(24 * 60 * 60 * 1000 + 1000);
+      expect((await verify(token)).json().appCode).toBe('INVALID_TOKEN');
+      expect((await verify('x'.repeat(43))).json().appCode).toBe('INVALID_TOKEN');
+      expect((await verify('short')).statusCode).toBe(400);
+    });
+
+    it('re-sends on request (the new link replaces the old), and sends nothing once verified', async () => {
+      const account = await registerAccount(t.app);
+      await t.settle();
+      const first = tokenIn(t.mail.last(account.email)?.text, '/verify-email');
+      const resend = await t.app.inject({ method: 'POST', url: '/api/auth/email/resend', headers: bearer(account) });
+      expect(resend.json()).toEqual({ ok: true });
+      await t.settle();
+      expect(t.mail.to(account.email)).toHaveLength(2);
+      const second = tokenIn(t.mail.last(account.email)?.text, '/verify-email');
+      expect(second).not.toBe(first);
+      expect((await verify(first)).statusCode).toBe(400);
+      expect((await verify(second)).statusCode).toBe(200);
+      await t.app.inject({ method: 'POST', url: '/api/auth/email/resend', headers: bearer(account) });
+      await t.settle();
+      expect(t.mail.to(account.email)).toHaveLength(2);
+      expect((await t.app.inject({ method: 'POST', url: '/api/auth/email/resend' })).statusCode).toBe(401);
+    });
+  });
+
+  describe('password reset', () => {
+    it('answers known and unknown emails identically, and emails only the known one', async () => {
+      const account = await registerAccount(t.app);
+      const ghost = uniqueEmail('ghost');
+      const known = await forgot(account.email);
+      const unknown = await forgot(ghost);
+      expect([known.statusCode, unknown.statusCode]).toEqual([200, 200]);
+      expect(known.body).toBe(unknown.body);
+      expect(known.json()).toEqual({ ok: true });
+      await t.settle();
+      expect(t.mail.last(account.email)?.template).toBe('reset-password');
+      expect(t.mail.to(ghost)).toEqual([]);
+    });
+
+    it('sets the new password with the link, once, and ends every session', async () => {
+      const account = await registerAccount(t.app);
+      await forgot(account.email);
+      await t.settle();
+      const email = t.mail.last(account.email);
+      expect(email?.text).toContain('for 60 minutes');
+      const token = tokenIn(email?.text, '/reset-password');
+      expect((await reset(token, 'Brand-new-123')).json()).toEqual({ ok: true });
+      expect((await me(account.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(401);
+      const signedIn = await login(t.app, account.email, 'Brand-new-123');
+      expect(signedIn.statusCode).toBe(200);
+      expect(signedIn.json().user.emailVerified).toBe(true); // the link proved the inbox
+      expect((await reset(token, 'Another-one-456')).json().appCode).toBe('INVALID_TOKEN');
+    });
+
+    it('keeps the link usable when the new password is refused', async () => {
+      const account = await registerAccount(t.app);
+      await forgot(account.email);
+      await t.settle();
+      const token = tokenIn(t.mail.last(account.email)?.text, '/reset-password');
+      expect((await reset(token, 'weak')).statusCode).toBe(400);
+      expect((await reset(token, account.email)).statusCode).toBe(400);
+      expect((await reset(token, 'Strong-enough-1')).statusCode).toBe(200);
+    });
+
+    it('refuses a link after 1 h, and an older link once a newer one was sent', async () => {
+      const account = await registerAccount(t.app);
+      await forgot(account.email);
+      await t.settle();
+      const expiring = tokenIn(t.mail.last(account.email)?.text, '/reset-password');
+      clock.advance(60 * 60 * 1000 + 1000);
+      expect((await reset(expiring, 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
+
+      await forgot(account.email);
+      await t.settle();
+      const older = tokenIn(t.mail.last(account.email)?.text, '/reset-password');
+      await forgot(account.email);
+      await t.settle();
+      const newer = tokenIn(t.mail.last(account.email)?.text, '/reset-password');
+      expect((await reset(older, 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
+      expect((await reset(newer, 'Brand-new-123')).statusCode).toBe(200);
+    });
+
+    it('sends nothing to a disabled account', async () => {
+      const account = await registerAccount(t.app);
+      await t.settle();
+      await t.services.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', account.id).execute();
+      const before = t.mail.to(account.email).length;
+      expect((await forgot(account.email)).json()).toEqual({ ok: true });
+      await t.settle();
+      expect(t.mail.to(account.email)).toHaveLength(before);
+    });
+  });
+});

@@ -1,0 +1,254 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryTransport } from '../src/infra/mail/index.ts';
+import {
+  type Account,
+  bearer,
+  buildTestApp,
+  type FakeClock,
+  fakeClock,
+  registerAccount,
+  registerAdmin,
+  type TestApp,
+  uniqueEmail,
+} from './helpers/index.ts';
+
+const codeIn = (text: string | undefined) => /code: (\d{6})/.exec(text ?? '')?.[1];
+
+describe('email one-time codes', () => {
+  let t: TestApp;
+  let clock: FakeClock;
+  beforeAll(async () => {
+    clock = fakeClock();
+    t = await buildTestApp({ overrides: { clock } });
+  });
+  afterAll(() => t.close());
+
+  const request = (email: string) => t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email } });
+  const verify = (email: string, code: string | undefined) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/otp/verify', payload: { email, code } });
+  async function codeFor(email: string): Promise<string> {
+    expect((await request(email)).statusCode).toBe(200);
+    await t.settle();
+    const code = codeIn(t.mail.last(email)?.text);
+    expect(code).toMatch(/^\d{6}$/);
+    return code as string;
+  }
+  const nextWindow = () => clock.advance(31_000);
+
+  it('answers every email alike and emails a 6-digit code (no devCode when email is delivered)', async () => {
+    const account = await registerAccount(t.app);
+    const unknown = uniqueEmail('new');
+    const known = await request(account.email);
+    const fresh = await request(unknown);
+    expect(known.json()).toEqual({ ok: true });
+    expect(fresh.body).toBe(known.body);
+    await t.settle();
+    expect(t.mail.last(unknown)).toMatchObject({
+      template: 'one-time-code',
+      subject: expect.stringMatching(/^\d{6} is your App code$/),
+    });
+  });
+
+  it('signs up an unknown email with a valid code: a verified account, created: true, and a welcome email', async () => {
+    const email = uniqueEmail('signup');
+    const code = await codeFor(email);
+    const response = await verify(email, code);
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({
+      created: true,
+      tokenType: 'Bearer',
+      user: { email, emailVerified: true, roles: ['user'] },
+    });
+    await t.settle();
+    expect(t.mail.last(email)?.template).toBe('welcome');
+    expect(
+      (await t.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(response.json()) })).statusCode,
+    ).toBe(200);
+  });
+
+  it('signs in an existing account (created: false) and verifies its email', async () => {
+    const account = await registerAccount(t.app);
+    const response = await verify(account.email, await codeFor(account.email));
+    expect(response.json()).toMatchObject({ created: false, user: { id: account.id, emailVerified: true } });
+  });
+
+  it('works once', async () => {
+    const email = uniqueEmail();
+    const code = await codeFor(email);
+    expect((await verify(email, code)).statusCode).toBe(200);
+    const again = await verify(email, code);
+    expect(again.statusCode).toBe(401);
+    expect(again.json().appCode).toBe('INVALID_CODE');
+  });
+
+  it('never creates an account for a wrong code', async () => {
+    const email = uniqueEmail('never');
+    const code = await codeFor(email);
+    const wrong = code === '000000' ? '000001' : '000000';
+    expect((await verify(email, wrong)).json().appCode).toBe('INVALID_CODE');
+    expect((await verify(uniqueEmail('nocode'), '123456')).json().appCode).toBe('INVALID_CODE');
+    expect(
+      await t.services.db.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst(),
+    ).toBeUndefined();
+  });
+
+  it('burns the code after 5 wrong tries: even the right one fails then', async () => {
+    const email = uniqueEmail('burn');
+    const code = await codeFor(email);
+    const wrong = code === '999999' ? '999998' : '999999';
+    for (let i = 0; i < 5; i++) expect((await verify(email, wrong)).statusCode).toBe(401);
+    expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
+  });
+
+  it('keeps 4 wrong tries from burning it', async () => {
+    const email = uniqueEmail('four');
+    const code = await codeFor(email);
+    const wrong = code === '999999' ? '999998' : '999999';
+    for (let i = 0; i < 4; i++) await verify(email, wrong);
+    expect((await verify(email, code)).statusCode).toBe(200);
+  });
+
+  it('expires after 10 minutes', async () => {
+    const email = uniqueEmail('expire');
+    const code = await codeFor(email);
+    clock.advance(10 * 60 * 1000 + 1);
+    expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
+  });
+
+  it('allows one request per 30 s per email, and a new code replaces the old one', async () => {
+    const email = uniqueEmail('cooldown');
+    const first = await codeFor(email);
+    const tooSoon = await request(email);
+    expect(tooSoon.statusCode).toBe(429);
+    expect(tooSoon.json()).toMatchObject({ appCode: 'RATE_LIMITED', details: { retryAfterSeconds: 30 } });
+    expect(tooSoon.headers['retry-after']).toBe('30');
+    nextWindow();
+    const second = await codeFor(email);
+    if (second !== first) expect((await verify(email, first)).json().appCode).toBe('INVALID_CODE');
+    expect((await verify(email, second)).statusCode).toBe(200);
+  });
+
+  it('refuses malformed input with 400', async () => {
+    for (const code of ['12345', '1234567', 'abcdef', ''])
+      expect((await verify(uniqueEmail(), code)).statusCode).toBe(400);
+    expect((await request('not-an-email')).statusCode).toBe(400);
+  });
+
+  it('refuses a disabled account even with a valid code', async () => {
+    const account = await registerAccount(t.app);
+    await t.services.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', account.id).execute();
+    const response = await verify(account.email, await codeFor(account.email));
+    expect(response.statusCode).toBe(403);
+    expect(response.json().appCode).toBe('ACCOUNT_DISABLED');
+  });
+
+  it('works over tRPC', async () => {
+    const email = uniqueEmail('trpc');
+    await t.app.inject({ method: 'POST', url: '/trpc/auth.otp.request', payload: { email } });
+    await t.settle();
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/trpc/auth.otp.verify',
+      payload: { email, code: codeIn(t.mail.last(email)?.text) },
+    });
+    expect(response.json().result.data).toMatchObject({ created: true, user: { email } });
+  });
+
+  describe('the app-store review code', () => {
+    let admin: Account;
+    beforeAll(async () => {
+      admin = await registerAdmin(t.app, t.services.db);
+    });
+    const generate = (account: Account) =>
+      t.app.inject({ method: 'POST', url: '/api/admin/apple-review-otp', headers: bearer(account) });
+    const revoke = (account: Account) =>
+      t.app.inject({ method: 'DELETE', url: '/api/admin/apple-review-otp', headers: bearer(account) });
+
+    it('needs auth:manage', async () => {
+      const user = await registerAccount(t.app);
+      expect((await generate(user)).json()).toMatchObject({
+        appCode: 'PERMISSION_DENIED',
+        details: { permission: 'auth:manage' },
+      });
+      expect((await revoke(user)).statusCode).toBe(403);
+    });
+
+    it('creates the review account, works repeatedly for that email only, until revoked', async () => {
+      const generated = await generate(admin);
+      expect(generated.statusCode).toBe(200);
+      const { email, code, expiresAt } = generated.json();
+      expect(email).toBe('review@apple.com');
+      expect(code).toMatch(/^\d{6}$/);
+      expect(Date.parse(expiresAt) - clock.now()).toBe(15 * 86_400_000);
+
+      const first = await verify(email, code);
+      expect(first.json()).toMatchObject({ created: false, user: { email: 'review@apple.com' } });
+      expect((await verify(email, code)).statusCode).toBe(200); // reusable
+      expect((await verify(uniqueEmail(), code)).statusCode).toBe(401); // that email only
+
+      expect((await revoke(admin)).json()).toEqual({ ok: true });
+      expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
+      expect((await revoke(admin)).statusCode).toBe(404);
+    });
+
+    it('expires after APPLE_REVIEW_OTP_DAYS', async () => {
+      const { email, code } = (await generate(admin)).json();
+      clock.advance(15 * 86_400_000 + 1);
+      expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
+    });
+
+    it('lets the review email not request ordinary codes: the same answer, nothing sent', async () => {
+      const ordinary = await request(uniqueEmail());
+      const review = await request('Review@Apple.com');
+      expect(review.statusCode).toBe(200);
+      expect(review.body).toBe(ordinary.body);
+      await t.settle();
+      expect(t.mail.to('review@apple.com')).toEqual([]);
+    });
+  });
+});
+
+describe('development codes', () => {
+  it('returns devCode when no provider delivers email, outside production', async () => {
+    const t = await buildTestApp({ overrides: { mailTransport: new MemoryTransport({ delivers: false }) } });
+    try {
+      const email = uniqueEmail();
+      const response = await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email } });
+      const { devCode } = response.json();
+      expect(devCode).toMatch(/^\d{6}$/);
+      const verified = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/otp/verify',
+        payload: { email, code: devCode },
+      });
+      expect(verified.json().created).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('DEV_OTP signs in existing accounts only, never creating one', async () => {
+    const t = await buildTestApp({ env: { DEV_OTP: '424242' } });
+    try {
+      const account = await registerAccount(t.app);
+      const known = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/otp/verify',
+        payload: { email: account.email, code: '424242' },
+      });
+      expect(known.json()).toMatchObject({ created: false, user: { id: account.id } });
+      const email = uniqueEmail();
+      const unknown = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/otp/verify',
+        payload: { email, code: '424242' },
+      });
+      expect(unknown.json().appCode).toBe('INVALID_CODE');
+      expect(
+        await t.services.db.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst(),
+      ).toBeUndefined();
+    } finally {
+      await t.close();
+    }
+  });
+});
