@@ -72,7 +72,10 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
     log.info('stopped');
     return timedOut ? 1 : 0;
   });
-  await app.listen({ host: config.host, port: config.port });
+  const address = await app.listen({ host: config.host, port: config.port });
+  if (services.mailer.transport.name === 'outbox') {
+    log.info(`no RESEND_API_KEY: emails are written to ${config.email.outboxDir} and listed at ${address}/dev/outbox`);
+  }
 }
 
 async function runPrimary(config: Config, log: Logger, database: DatabaseTarget): Promise<void> {
