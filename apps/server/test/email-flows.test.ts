@@ -38,7 +38,7 @@ describe('email verification and password reset', () => {
     it('registration emails a link; the link verifies the address once', async () => {
       const account = await registerAccount(t.app, { name: 'Ada' });
       await t.settle();
-      const email = t.mail.last(account.email);
+      const email = t.mail.last(account.email, 'verify-email');
       expect(email).toMatchObject({
         template: 'verify-email',
         subject: 'Confirm your email for Acme',
@@ -60,7 +60,7 @@ describe('email verification and password reset', () => {
     it('refuses an expired link (after 24 h) and an unknown one', async () => {
       const account = await registerAccount(t.app);
       await t.settle();
-      const token = tokenIn(t.mail.last(account.email)?.text, '/verify-email');
+      const token = tokenIn(t.mail.last(account.email, 'verify-email')?.text, '/verify-email');
       clock.advance(24 * 60 * 60 * 1000 + 1000);
       expect((await verify(token)).json().appCode).toBe('INVALID_TOKEN');
       expect((await verify('x'.repeat(43))).json().appCode).toBe('INVALID_TOKEN');
@@ -70,12 +70,12 @@ describe('email verification and password reset', () => {
     it('re-sends on request (the new link replaces the old), and sends nothing once verified', async () => {
       const account = await registerAccount(t.app);
       await t.settle();
-      const first = tokenIn(t.mail.last(account.email)?.text, '/verify-email');
+      const first = tokenIn(t.mail.last(account.email, 'verify-email')?.text, '/verify-email');
       const resend = await t.app.inject({ method: 'POST', url: '/api/auth/email/resend', headers: bearer(account) });
       expect(resend.json()).toEqual({ ok: true });
       await t.settle();
       expect(t.mail.to(account.email)).toHaveLength(2);
-      const second = tokenIn(t.mail.last(account.email)?.text, '/verify-email');
+      const second = tokenIn(t.mail.last(account.email, 'verify-email')?.text, '/verify-email');
       expect(second).not.toBe(first);
       expect((await verify(first)).statusCode).toBe(400);
       expect((await verify(second)).statusCode).toBe(200);
@@ -104,7 +104,7 @@ describe('email verification and password reset', () => {
       const account = await registerAccount(t.app);
       await forgot(account.email);
       await t.settle();
-      const email = t.mail.last(account.email);
+      const email = t.mail.last(account.email, 'reset-password');
       expect(email?.text).toContain('for 60 minutes');
       const token = tokenIn(email?.text, '/reset-password');
       expect((await reset(token, 'Brand-new-123')).json()).toEqual({ ok: true });
@@ -120,7 +120,7 @@ describe('email verification and password reset', () => {
       const account = await registerAccount(t.app);
       await forgot(account.email);
       await t.settle();
-      const token = tokenIn(t.mail.last(account.email)?.text, '/reset-password');
+      const token = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
       expect((await reset(token, 'weak')).statusCode).toBe(400);
       expect((await reset(token, account.email)).statusCode).toBe(400);
       expect((await reset(token, 'Strong-enough-1')).statusCode).toBe(200);
@@ -130,16 +130,16 @@ describe('email verification and password reset', () => {
       const account = await registerAccount(t.app);
       await forgot(account.email);
       await t.settle();
-      const expiring = tokenIn(t.mail.last(account.email)?.text, '/reset-password');
+      const expiring = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
       clock.advance(60 * 60 * 1000 + 1000);
       expect((await reset(expiring, 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
 
       await forgot(account.email);
       await t.settle();
-      const older = tokenIn(t.mail.last(account.email)?.text, '/reset-password');
+      const older = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
       await forgot(account.email);
       await t.settle();
-      const newer = tokenIn(t.mail.last(account.email)?.text, '/reset-password');
+      const newer = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
       expect((await reset(older, 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
       expect((await reset(newer, 'Brand-new-123')).statusCode).toBe(200);
     });

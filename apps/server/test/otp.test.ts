@@ -29,7 +29,7 @@ describe('email one-time codes', () => {
   async function codeFor(email: string): Promise<string> {
     expect((await request(email)).statusCode).toBe(200);
     await t.settle();
-    const code = codeIn(t.mail.last(email)?.text);
+    const code = codeIn(t.mail.last(email, 'one-time-code')?.text);
     expect(code).toMatch(/^\d{6}$/);
     return code as string;
   }
@@ -149,7 +149,7 @@ describe('email one-time codes', () => {
     const response = await t.app.inject({
       method: 'POST',
       url: '/trpc/auth.otp.verify',
-      payload: { email, code: codeIn(t.mail.last(email)?.text) },
+      payload: { email, code: codeIn(t.mail.last(email, 'one-time-code')?.text) },
     });
     expect(response.json().result.data).toMatchObject({ created: true, user: { email } });
   });

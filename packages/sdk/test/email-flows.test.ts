@@ -20,7 +20,7 @@ describe('email flows through the SDK', () => {
     const address = email('otp');
     expect(await api.auth.otp.request.mutate({ email: address })).toEqual({ ok: true });
     await server.settle();
-    const code = codeIn(server.mail.last(address)?.text);
+    const code = codeIn(server.mail.last(address, 'one-time-code')?.text);
     const wrong = code === '000000' ? '000001' : '000000';
     expect(
       getAppErrorCode(await api.auth.otp.verify.mutate({ email: address, code: wrong }).catch((e: unknown) => e)),
@@ -37,7 +37,7 @@ describe('email flows through the SDK', () => {
     await api.auth.register.mutate({ email: address, password: 'Sdk-pass-123' });
     await api.auth.resendVerification.mutate();
     await server.settle();
-    const token = tokenIn(server.mail.last(address)?.text, '/verify-email');
+    const token = tokenIn(server.mail.last(address, 'verify-email')?.text, '/verify-email');
     await api.auth.verifyEmail.mutate({ token });
     expect((await api.users.me.query()).emailVerified).toBe(true);
     expect(getAppErrorCode(await api.auth.verifyEmail.mutate({ token }).catch((e: unknown) => e))).toBe(
@@ -52,7 +52,7 @@ describe('email flows through the SDK', () => {
     expect(await api.auth.forgotPassword.mutate({ email: address })).toEqual({ ok: true });
     expect(await api.auth.forgotPassword.mutate({ email: email('nobody') })).toEqual({ ok: true });
     await server.settle();
-    const token = tokenIn(server.mail.last(address)?.text, '/reset-password');
+    const token = tokenIn(server.mail.last(address, 'reset-password')?.text, '/reset-password');
     await api.auth.resetPassword.mutate({ token, newPassword: 'Reset-pass-456' });
     expect((await api.auth.login.mutate({ email: address, password: 'Reset-pass-456' })).user.email).toBe(address);
   });

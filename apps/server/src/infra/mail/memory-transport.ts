@@ -23,7 +23,10 @@ export class MemoryTransport implements MailTransport {
     return this.sent.filter((message) => message.to === to);
   }
 
-  last(to: string): (EmailMessage & { from: string; id: string }) | undefined {
-    return this.to(to).at(-1);
+  /** The newest email to `to`, of `template` when given (background sends may finish in any order). */
+  last(to: string, template?: string): (EmailMessage & { from: string; id: string }) | undefined {
+    return this.to(to)
+      .filter((message) => template === undefined || message.template === template)
+      .at(-1);
   }
 }
