@@ -6,17 +6,23 @@ import { createClient, getAppErrorCode, memoryTokenStore, type SessionEndReason 
 /** Access tokens live 1 s here, so a test can let one expire. */
 describe('auth-aware client', () => {
   let server: TestApp & { url: string };
+  /** Default token lifetimes: for checks that must not race an expiring token. */
+  let steady: TestApp & { url: string };
   beforeAll(async () => {
     server = await startTestServer({ env: { ACCESS_TOKEN_TTL: '1' } });
+    steady = await startTestServer();
   });
-  afterAll(() => server.close());
+  afterAll(async () => {
+    await server.close();
+    await steady.close();
+  });
 
-  function setup() {
+  function setup(target: { url: string } = server) {
     const store = memoryTokenStore();
     const ended: SessionEndReason[] = [];
     const calls: string[] = [];
     const api = createClient({
-      url: server.url,
+      url: target.url,
       auth: { tokenStore: store, onSessionEnded: (reason) => ended.push(reason) },
       fetch: async (input, init) => {
         calls.push(new URL(String(input)).pathname);
@@ -82,10 +88,10 @@ describe('auth-aware client', () => {
   });
 
   it('ends the session at once when the server says it was revoked', async () => {
-    const { api, store, ended, calls } = setup();
+    const { api, store, ended, calls } = setup(steady);
     const email = newEmail();
     await api.auth.register.mutate({ email, password: 'Sdk-pass-123' });
-    const other = setup();
+    const other = setup(steady);
     await other.api.auth.login.mutate({ email, password: 'Sdk-pass-123' });
     await other.api.auth.logoutAll.mutate();
     calls.length = 0;
