@@ -3,13 +3,13 @@ import { startTestServer, type TestApp } from '@app/server/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, getAppErrorCode, memoryTokenStore, type SessionEndReason } from '../src/index.ts';
 
-/** Access tokens live 1 s here, so a test can let one expire. */
+/** Access tokens live 2 s here (whole seconds: a new one has at least 1 s left), so a test can let one expire. */
 describe('auth-aware client', () => {
   let server: TestApp & { url: string };
   /** Default token lifetimes: for checks that must not race an expiring token. */
   let steady: TestApp & { url: string };
   beforeAll(async () => {
-    server = await startTestServer({ env: { ACCESS_TOKEN_TTL: '1' } });
+    server = await startTestServer({ env: { ACCESS_TOKEN_TTL: '2' } });
     steady = await startTestServer();
   });
   afterAll(async () => {
@@ -46,7 +46,7 @@ describe('auth-aware client', () => {
     const { api, store, calls } = setup();
     await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
     const before = await store.get();
-    await sleep(1_100);
+    await sleep(2_100);
     calls.length = 0;
     const results = await Promise.all([
       api.users.me.query(),
@@ -78,7 +78,7 @@ describe('auth-aware client', () => {
     const elsewhere = setup();
     await elsewhere.api.auth.login.mutate({ email, password: 'Sdk-pass-123' });
     await elsewhere.api.auth.logoutAll.mutate();
-    await sleep(1_100);
+    await sleep(2_100);
     const errors = await Promise.all(
       [victim.api.users.me.query(), victim.api.users.me.query()].map((p) => p.catch((e: unknown) => e)),
     );
