@@ -1,9 +1,10 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { AccessLogController } from './http/access-log.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
+import { errorBody } from './http/error-body.ts';
 import { errorHandling } from './http/errors.ts';
 import { jwksRoute } from './http/jwks.ts';
 import { openApiRoutes } from './http/openapi.ts';
@@ -12,6 +13,7 @@ import { requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
 import type { Services } from './services.ts';
 import { createContextFactory } from './trpc/context.ts';
+import { fastTrpc } from './trpc/fast/fast-trpc.ts';
 import { restRoutes } from './trpc/rest/rest-routes.ts';
 import { type AppRouter, appRouter } from './trpc/router.ts';
 
@@ -21,6 +23,10 @@ const MAX_PARAM_LENGTH = 5_000;
 export interface BuildAppOptions {
   /** The router to serve; tests add procedures of their own to `appRouter`. */
   router?: AppRouter;
+  /** What serves /trpc: the Fastify-native handler (default) or tRPC's own Fastify adapter. */
+  trpcTransport?: 'fast' | 'official';
+  /** Also mount tRPC's own adapter at this prefix (conformance tests and benchmarks compare the two). */
+  officialTrpcPrefix?: string;
 }
 
 /** Builds the HTTP app around ready services. Never reads process.env, never listens. */
@@ -35,6 +41,14 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Errors Fastify raises before routing (a malformed URL, say) get our error body too.
+    frameworkErrors: (error, request, reply: FastifyReply) => {
+      const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 400;
+      reply
+        .code(status)
+        .header('x-request-id', request.id)
+        .send(errorBody(status, error.message, request.id));
+    },
   });
 
   await app.register(requestLifecycle);
@@ -73,10 +87,11 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
       services.log.error({ err: error.cause ?? error, path }, `procedure ${path ?? '?'} failed`);
   };
 
-  await app.register(fastifyTRPCPlugin, {
-    prefix: '/trpc',
-    trpcOptions: { router, createContext, onError },
-  });
+  const official = (prefix: string) =>
+    app.register(fastifyTRPCPlugin, { prefix, trpcOptions: { router, createContext, onError } });
+  if (options.trpcTransport === 'official') await official('/trpc');
+  else await app.register(fastTrpc, { prefix: '/trpc', router, createContext, onError });
+  if (options.officialTrpcPrefix) await official(options.officialTrpcPrefix);
 
   await app.register(restRoutes, { router, basePath: '/api', createContext, onError });
 

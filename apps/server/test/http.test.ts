@@ -161,6 +161,16 @@ describe('HTTP surface', () => {
       expect(huge.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', appCode: 'PAYLOAD_TOO_LARGE' });
     });
 
+    it('answers a malformed URL with the JSON error body', async () => {
+      const response = await t.app.inject({ method: 'GET', url: '/api/notes/%E0%A4%A' });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({
+        code: 'BAD_REQUEST',
+        appCode: 'BAD_REQUEST',
+        requestId: response.headers['x-request-id'],
+      });
+    });
+
     it('answers the wrong method on a tRPC procedure with 405', async () => {
       const response = await t.app.inject({ method: 'GET', url: '/trpc/probe.echo' });
       expect(response.statusCode).toBe(405);

@@ -24,7 +24,25 @@ const probeRouter = router({
           throw new AppError('CONFLICT', 'That name is taken', { details: { field: 'name' } });
         throw new Error('relation "secret_table" does not exist: select * from secret_table');
       }),
+    /** Waits until the request is aborted (or 5 s), and remembers whether it saw the abort. */
+    wait: publicProcedure
+      .input(z.object({ id: z.string() }))
+      .output(z.object({ aborted: z.boolean() }))
+      .query(async ({ input, signal }) => {
+        const aborted = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 5_000);
+          signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve(true);
+          });
+        });
+        abortedCalls.set(input.id, aborted);
+        return { aborted };
+      }),
   }),
 });
 
 export const testRouter = t.mergeRouters(appRouter, probeRouter);
+
+/** probe.wait results by id: whether the server saw the client go away. */
+export const abortedCalls = new Map<string, boolean>();

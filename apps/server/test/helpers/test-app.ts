@@ -93,7 +93,8 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     ...(!options.configuredMail && { mailTransport: mail }),
     ...options.overrides,
   });
-  const app = await buildApp(services, { router: options.router });
+  const { router, trpcTransport, officialTrpcPrefix } = options;
+  const app = await buildApp(services, { router, trpcTransport, officialTrpcPrefix });
   await app.ready();
   return {
     app,
