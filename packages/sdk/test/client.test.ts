@@ -3,7 +3,8 @@ import { startTestServer, type TestApp } from '@app/server/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppRouter, createClient, getAppErrorCode, TRPCClientError } from '../src/index.ts';
 
-describe('createClient', () => {
+/** Every test here runs over both tRPC transports: the Fastify-native one and tRPC's own adapter. */
+describe.each(['fast', 'official'] as const)('createClient (%s transport)', (trpcTransport) => {
   let server: TestApp & { url: string };
   const requests: { url: string; headers: Headers }[] = [];
   const recordingFetch: typeof fetch = async (input, init) => {
@@ -12,7 +13,7 @@ describe('createClient', () => {
   };
 
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ trpcTransport });
   });
   afterAll(() => server.close());
 
@@ -87,9 +88,10 @@ describe('createClient', () => {
   });
 });
 
-describe('errors through the SDK', () => {
+describe.each(['fast', 'official'] as const)('errors through the SDK (%s transport)', (trpcTransport) => {
   it('exposes the app code, HTTP status and request id of a failed call', async () => {
     const server = await startTestServer({
+      trpcTransport,
       overrides: { db: createDb({ url: 'postgres://postgres@127.0.0.1:1/nowhere', connectionTimeoutMs: 500 }) },
     });
     try {

@@ -10,7 +10,7 @@ const failure = (promise: Promise<unknown>) =>
   );
 const email = (tag: string) => `${tag}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
 
-describe('every procedure through the SDK', () => {
+describe.each(['fast', 'official'] as const)('every procedure through the SDK (%s transport)', (trpcTransport) => {
   let server: TestApp & { url: string };
   let admin: Client;
   let adminId: string;
@@ -21,7 +21,7 @@ describe('every procedure through the SDK', () => {
   };
 
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ trpcTransport });
     const made = await signedIn('admin');
     admin = made.api;
     adminId = made.user.id;
