@@ -87,6 +87,7 @@ const schema = z.object({
     .default(1),
   MIGRATE_ON_START: flag.optional(),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+  TRPC_TRANSPORT: z.enum(['fast', 'official']).default('fast'),
   HEALTH_CHECK_TIMEOUT_MS: integer(50, 60_000).default(2_000),
 });
 
@@ -213,6 +214,8 @@ export interface Config {
   bodyLimitBytes: number;
   trustProxy: boolean;
   workers: number;
+  /** What serves /trpc: the Fastify-native handler, or tRPC's own adapter (a fallback). */
+  trpcTransport: 'fast' | 'official';
   migrateOnStart: boolean;
   shutdownTimeoutMs: number;
   healthCheckTimeoutMs: number;
@@ -287,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
       trustProxy: e.TRUST_PROXY,
       workers: e.WORKERS === 'auto' ? availableParallelism() : e.WORKERS,
+      trpcTransport: e.TRPC_TRANSPORT,
       migrateOnStart: e.MIGRATE_ON_START ?? !isProduction,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
       healthCheckTimeoutMs: e.HEALTH_CHECK_TIMEOUT_MS,

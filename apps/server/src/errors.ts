@@ -1,8 +1,10 @@
 /**
- * Application errors: services throw `AppError(code, message)`; one errorFormatter turns
- * it into the tRPC code, the HTTP status and the stable `appCode` clients see on both
- * transports. Framework-free apart from the tRPC code names it maps to.
+ * Application errors: services throw `AppError(appCode, message)`. It is a TRPCError
+ * carrying the tRPC code (hence the HTTP status) its app code travels as, so tRPC passes
+ * it through untouched (no extra middleware on every call); the one errorFormatter adds
+ * the stable `appCode` clients see on both transports.
  */
+import { TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 
 /** Every app code a client can receive, and the tRPC code (hence HTTP status) it travels as. */
@@ -41,24 +43,20 @@ export const APP_ERROR_CODES = {
 
 export type AppErrorCode = keyof typeof APP_ERROR_CODES;
 
-export class AppError extends Error {
-  readonly code: AppErrorCode;
+export class AppError extends TRPCError {
+  readonly appCode: AppErrorCode;
   /** Extra, client-safe facts about the failure (e.g. which health check failed). */
   readonly details: Record<string, unknown> | undefined;
 
   constructor(
-    code: AppErrorCode,
+    appCode: AppErrorCode,
     message: string,
     options: { details?: Record<string, unknown>; cause?: unknown } = {},
   ) {
-    super(message, { cause: options.cause });
+    super({ code: APP_ERROR_CODES[appCode], message, cause: options.cause });
     this.name = 'AppError';
-    this.code = code;
+    this.appCode = appCode;
     this.details = options.details;
-  }
-
-  get trpcCode(): TRPC_ERROR_CODE_KEY {
-    return APP_ERROR_CODES[this.code];
   }
 }
 

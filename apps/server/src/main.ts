@@ -53,7 +53,7 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
     await services.close();
     throw error;
   }
-  const app = await buildApp(services);
+  const app = await buildApp(services, { trpcTransport: config.trpcTransport });
 
   // Installed before listening: a signal that arrives as soon as the port is open still
   // gets a graceful shutdown.

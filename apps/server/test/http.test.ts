@@ -239,10 +239,14 @@ describe('HTTP surface', () => {
       expect(denied.headers['access-control-allow-origin']).toBeUndefined();
     });
 
-    it('sets the security headers', async () => {
-      const response = await t.app.inject({ method: 'GET', url: '/api/health' });
-      expect(response.headers['x-content-type-options']).toBe('nosniff');
-      expect(response.headers['content-security-policy']).toMatch(/default-src 'self'/);
+    it('sets the security headers, and a CSP on HTML pages', async () => {
+      const json = await t.app.inject({ method: 'GET', url: '/api/health' });
+      expect(json.headers['x-content-type-options']).toBe('nosniff');
+      expect(json.headers['x-frame-options']).toBe('SAMEORIGIN');
+      expect(json.headers['content-security-policy']).toBeUndefined();
+      const page = await t.app.inject({ method: 'GET', url: '/docs/' });
+      expect(page.headers['content-security-policy']).toMatch(/default-src 'self'/);
+      expect(page.headers['content-security-policy']).not.toMatch(/upgrade-insecure-requests/);
     });
   });
 });

@@ -9,8 +9,11 @@ export class AccessLogController extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    const durationMs = Math.round(reply.elapsedTime * 10) / 10;
     const status = reply.statusCode;
+    // Nothing to build when the line would not be written (LOG_LEVEL above info).
+    const log = reply.log as typeof reply.log & { isLevelEnabled?(level: string): boolean };
+    if (!error && status < 500 && log.isLevelEnabled?.('info') === false) return;
+    const durationMs = Math.round(reply.elapsedTime * 10) / 10;
     const line = { method: request.method, path: request.pathForLog, status, durationMs };
     const message = `${request.method} ${request.pathForLog} ${status} ${durationMs}ms`;
     if (error || status >= 500) reply.log.error({ ...line, err: error ?? undefined }, message);

@@ -1,6 +1,24 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 
+/**
+ * For the HTML pages (/docs and its locally served bundle, /dev/outbox): same-origin only,
+ * inline scripts and styles allowed (Scalar needs them), no upgrade-insecure-requests so
+ * /docs works over plain http on localhost.
+ */
+export const HTML_CSP = [
+  "default-src 'self'",
+  "base-uri 'self'",
+  "script-src 'self' 'unsafe-inline'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "frame-ancestors 'self'",
+  "form-action 'self'",
+].join(';');
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** Path without the query string, taken before any handler rewrites the URL. */
@@ -10,7 +28,8 @@ declare module 'fastify' {
 
 /**
  * The request id echoed in `x-request-id`, `Server-Timing: app;dur=<ms>` on every
- * response, and `Connection: close` during shutdown (the access log is AccessLogController's).
+ * response, the CSP on HTML ones, and `Connection: close` during shutdown (the access log
+ * is AccessLogController's).
  */
 export const requestLifecycle = fp(
   async (app: FastifyInstance) => {
@@ -19,20 +38,25 @@ export const requestLifecycle = fp(
     // Once shutdown starts, responses to requests still in flight close their keep-alive
     // connection, so the server can finish closing without waiting for clients to hang up.
     let closing = false;
-    app.addHook('preClose', async () => {
+    app.addHook('preClose', (done) => {
       closing = true;
+      done();
     });
 
-    app.addHook('onRequest', async (request, reply) => {
+    // Callback-style hooks: no promise per request.
+    app.addHook('onRequest', (request, reply, done) => {
       const query = request.url.indexOf('?');
       request.pathForLog = query === -1 ? request.url : request.url.slice(0, query);
       reply.header('x-request-id', request.id);
+      done();
     });
 
-    app.addHook('onSend', async (_request, reply, payload) => {
+    app.addHook('onSend', (_request, reply, payload, done) => {
       reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(1)}`);
       if (closing) reply.header('connection', 'close');
-      return payload;
+      const type = reply.getHeader('content-type');
+      if (typeof type === 'string' && type.startsWith('text/html')) reply.header('content-security-policy', HTML_CSP);
+      done(null, payload);
     });
   },
   { name: 'request-lifecycle' },

@@ -46,18 +46,21 @@ export function formatError(opts: {
   ctx: Context | undefined;
 }): AppErrorShape {
   const { shape, error, ctx } = opts;
-  const appError = error.cause instanceof AppError ? error.cause : undefined;
+  const appError = error instanceof AppError ? error : undefined;
   const issues = validationIssues(error);
   const expose = ctx?.exposeErrorDetails ?? false;
   const isInternal = error.code === 'INTERNAL_SERVER_ERROR' && !appError;
   const message = issues ? 'Input validation failed' : isInternal && !expose ? GENERIC_INTERNAL_MESSAGE : error.message;
   const { stack: _stack, ...data } = shape.data;
+  // The one place every error passes: a "try again in N s" error tells clients when, in a header.
+  const retryAfter = appError?.details?.retryAfterSeconds;
+  if (typeof retryAfter === 'number') ctx?.setHeader('retry-after', String(retryAfter));
   return {
     message,
     code: shape.code,
     data: {
       ...data,
-      appCode: appError?.code ?? (issues ? 'VALIDATION_FAILED' : defaultAppCode(error.code as TRPC_ERROR_CODE_KEY)),
+      appCode: appError?.appCode ?? (issues ? 'VALIDATION_FAILED' : defaultAppCode(error.code as TRPC_ERROR_CODE_KEY)),
       requestId: ctx?.requestId,
       ...(issues && { issues }),
       ...(appError?.details && { details: appError.details }),

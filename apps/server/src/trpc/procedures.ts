@@ -1,4 +1,3 @@
-import { TRPCError } from '@trpc/server';
 import { AppError } from '../errors.ts';
 import type { RateLimiter, RateLimitState } from '../infra/rate-limiter.ts';
 import { AccessTokenError } from '../infra/tokens.ts';
@@ -9,20 +8,7 @@ import { isSessionRevoked } from '../modules/sessions/sessions.service.ts';
 import type { Context } from './context.ts';
 import { t } from './init.ts';
 
-/** Services throw AppError; this turns it into the TRPCError whose code sets the HTTP status. */
-const appErrors = t.middleware(async ({ ctx, next }) => {
-  const result = await next();
-  if (!result.ok && result.error.cause instanceof AppError) {
-    const cause = result.error.cause;
-    const retryAfter = cause.details?.retryAfterSeconds;
-    if (typeof retryAfter === 'number') ctx.setHeader('retry-after', String(retryAfter));
-    throw new TRPCError({ code: cause.trpcCode, message: cause.message, cause });
-  }
-  return result;
-});
-
-/** Without a rate limit: only for infrastructure probes (health), which orchestrators poll. */
-export const unlimitedProcedure = t.procedure.use(appErrors);
+export const unlimitedProcedure = t.procedure;
 
 function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
   const resetSeconds = Math.max(1, Math.ceil(state.resetMs / 1000));

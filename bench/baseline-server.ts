@@ -1,0 +1,74 @@
+/**
+ * The baselines: plain Fastify routes with no tRPC, doing the same work as the procedures
+ * they are compared with.
+ *   GET /health  the JSON of health.live
+ *   GET /notes   what notes.list does, by hand: verify the JWT (jose, same key and claims),
+ *                check the session's revocation marker (Redis, or memory), one indexed
+ *                query (Kysely), the same JSON out
+ * Configured by the environment the benchmark gives it: PORT, DATABASE_URL, REDIS_URL,
+ * JWT_SECRET.
+ */
+import { createDb } from '@app/db';
+import Fastify from 'fastify';
+import { Redis } from 'ioredis';
+import { jwtVerify } from 'jose';
+
+const env = process.env;
+const db = createDb({ url: env.DATABASE_URL as string, poolMax: 10 });
+const redis = env.REDIS_URL ? new Redis(env.REDIS_URL, { keyPrefix: env.REDIS_KEY_PREFIX ?? 'app:' }) : undefined;
+const revoked = new Set<string>(); // the memory-store equivalent
+const key = new TextEncoder().encode(env.JWT_SECRET as string);
+const startedAt = Date.now();
+
+const app = Fastify({ logger: false });
+
+app.get('/health', async () => ({
+  status: 'ok',
+  version: '0.1.0',
+  uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
+}));
+
+app.get<{ Querystring: { limit?: string } }>('/notes', async (request, reply) => {
+  const token = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+  if (!token) return reply.code(401).send({ message: 'unauthorized' });
+  let userId: string;
+  let sessionId: string;
+  try {
+    const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], issuer: 'app', audience: 'app' });
+    userId = payload.sub as string;
+    sessionId = payload.sid as string;
+  } catch {
+    return reply.code(401).send({ message: 'unauthorized' });
+  }
+  const isRevoked = redis ? (await redis.get(`revoked-session:${sessionId}`)) !== null : revoked.has(sessionId);
+  if (isRevoked) return reply.code(401).send({ message: 'revoked' });
+  const limit = Math.min(100, Math.max(1, Number(request.query.limit ?? 20)));
+  const rows = await db
+    .selectFrom('notes')
+    .selectAll()
+    .where('owner_id', '=', userId)
+    .orderBy('id', 'desc')
+    .limit(limit + 1)
+    .execute();
+  const page = rows.slice(0, limit);
+  return {
+    items: page.map((row) => ({
+      id: row.id,
+      title: row.title,
+      body: row.body,
+      ownerId: row.owner_id,
+      createdAt: row.created_at.toISOString(),
+      updatedAt: row.updated_at.toISOString(),
+    })),
+    nextCursor: rows.length > limit ? (page.at(-1)?.id ?? null) : null,
+  };
+});
+
+const address = await app.listen({ host: '127.0.0.1', port: Number(env.PORT ?? 0) });
+console.log(`baseline listening at ${address}`);
+process.on('SIGTERM', async () => {
+  await app.close();
+  await db.destroy();
+  redis?.disconnect();
+  process.exit(0);
+});
