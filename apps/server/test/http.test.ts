@@ -243,6 +243,9 @@ describe('HTTP surface', () => {
       const json = await t.app.inject({ method: 'GET', url: '/api/health' });
       expect(json.headers['x-content-type-options']).toBe('nosniff');
       expect(json.headers['x-frame-options']).toBe('SAMEORIGIN');
+      expect(json.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+      expect(json.headers['referrer-policy']).toBe('no-referrer');
+      expect(json.headers['cross-origin-resource-policy']).toBe('same-origin');
       expect(json.headers['content-security-policy']).toBeUndefined();
       const page = await t.app.inject({ method: 'GET', url: '/docs/' });
       expect(page.headers['content-security-policy']).toMatch(/default-src 'self'/);
