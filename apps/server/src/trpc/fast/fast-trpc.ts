@@ -102,6 +102,15 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
     throw new Error('fastTrpc: lazy routers are not supported; serve this router with the official adapter');
   }
 
+  // Fastify appends "; charset=utf-8" to a JSON string's content type in send(); tRPC's adapter
+  // sends plain "application/json". Restored here, before the headers are written: a string body
+  // goes out in one write with the headers (a Buffer would take the slower writev path).
+  const exactJson = new WeakSet<FastifyReply>();
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (exactJson.has(reply)) reply.header('content-type', 'application/json');
+    done(null, payload);
+  });
+
   // As the official adapter does: bodies reach tRPC as text, so malformed JSON is a tRPC error, per call.
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => done(null, body));
@@ -209,8 +218,8 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
 
       reply.code(status).header('vary', VARY).header('content-type', 'application/json');
       if (allow) reply.header('allow', allow);
-      // A Buffer, so Fastify sends the content type as is (a string would gain "; charset=utf-8").
-      return reply.send(Buffer.from(JSON.stringify(isBatch ? bodies : bodies[0])));
+      exactJson.add(reply);
+      return reply.send(JSON.stringify(isBatch ? bodies : bodies[0]));
     },
   );
 }
