@@ -2,8 +2,10 @@
  * The Fastify-native tRPC handler (/trpc) against tRPC's own adapter (/trpc-official), on
  * one app: the same requests must get the same status, content type, body and headers.
  */
+import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WRITTEN_FOR_TRPC } from '../src/trpc/fast/fast-trpc.ts';
 import {
   type Account,
   abortedCalls,
@@ -205,6 +207,11 @@ describe('tRPC transport conformance', () => {
     ];
   });
   afterAll(() => t.close());
+
+  it('mirrors the installed tRPC version (re-run this suite and bump WRITTEN_FOR_TRPC when upgrading)', () => {
+    const installed = createRequire(import.meta.url)('@trpc/server/package.json').version;
+    expect(installed).toBe(WRITTEN_FOR_TRPC);
+  });
 
   it('has at least 40 cases', () => {
     expect(cases.length).toBeGreaterThanOrEqual(40);

@@ -27,6 +27,9 @@ import { getHTTPStatusCode } from '@trpc/server/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Context } from '../context.ts';
 
+/** The @trpc/server version this file mirrors; a test fails when the installed one differs. */
+export const WRITTEN_FOR_TRPC = '11.25.2';
+
 export interface FastTrpcOptions {
   router: AnyTRPCRouter;
   createContext(opts: { req: FastifyRequest; res: FastifyReply }): Context;
