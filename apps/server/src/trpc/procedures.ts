@@ -8,6 +8,10 @@ import { isSessionRevoked } from '../modules/sessions/sessions.service.ts';
 import type { Context } from './context.ts';
 import { t } from './init.ts';
 
+/**
+ * Without a rate limit: only for infrastructure probes (health), which orchestrators poll.
+ * (AppError is a TRPCError, so errors need no converting middleware.)
+ */
 export const unlimitedProcedure = t.procedure;
 
 function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
