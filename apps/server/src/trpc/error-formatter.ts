@@ -37,7 +37,7 @@ function validationIssues(error: TRPCError): ValidationIssue[] | undefined {
 }
 
 /**
- * The one error formatter (tRPC and, through the bridge, REST). Internal errors lose
+ * The one error formatter (tRPC, and REST through the route table). Internal errors lose
  * their message and stack outside development: a pg error can carry SQL and data.
  */
 export function formatError(opts: {
