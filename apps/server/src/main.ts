@@ -21,14 +21,19 @@ import {
 const RESTART_LIMIT = 5;
 const RESTART_WINDOW_MS = 60_000;
 
-function onShutdownSignal(log: Logger, shutdown: (signal: string) => Promise<number>) {
-  let started = false;
+/** A repeat within this window is the same Ctrl-C arriving twice (terminal and turbo both forward it). */
+const DUPLICATE_SIGNAL_MS = 1_000;
+
+function onShutdownSignal(log: Logger, shutdown: (signal: string) => Promise<number>, onForcedExit?: () => void) {
+  let startedAt: number | undefined;
   const handler = (signal: NodeJS.Signals) => {
-    if (started) {
+    if (startedAt !== undefined) {
+      if (Date.now() - startedAt < DUPLICATE_SIGNAL_MS) return;
       log.warn(`${signal} again: exiting now`);
+      onForcedExit?.();
       process.exit(1);
     }
-    started = true;
+    startedAt = Date.now();
     shutdown(signal).then(
       (code) => process.exit(code),
       (error: unknown) => {
@@ -57,21 +62,25 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
 
   // Installed before listening: a signal that arrives as soon as the port is open still
   // gets a graceful shutdown.
-  onShutdownSignal(log, async (signal) => {
-    log.info(`${signal}: finishing in-flight requests (up to ${config.shutdownTimeoutMs} ms)`);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      log.warn('shutdown timeout reached: closing remaining connections');
-      app.server.closeAllConnections();
-    }, config.shutdownTimeoutMs);
-    await app.close();
-    clearTimeout(timer);
-    await services.close();
-    await database?.embedded?.stop();
-    log.info('stopped');
-    return timedOut ? 1 : 0;
-  });
+  onShutdownSignal(
+    log,
+    async (signal) => {
+      log.info(`${signal}: finishing in-flight requests (up to ${config.shutdownTimeoutMs} ms)`);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        log.warn('shutdown timeout reached: closing remaining connections');
+        app.server.closeAllConnections();
+      }, config.shutdownTimeoutMs);
+      await app.close();
+      clearTimeout(timer);
+      await services.close();
+      await database?.embedded?.stop();
+      log.info('stopped');
+      return timedOut ? 1 : 0;
+    },
+    () => database?.embedded?.stopNow(),
+  );
   const address = await app.listen({ host: config.host, port: config.port });
   if (services.mailer.transport.name === 'outbox') {
     log.info(`no RESEND_API_KEY: emails are written to ${config.email.outboxDir} and listed at ${address}/dev/outbox`);
@@ -99,23 +108,27 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
     fork();
   });
 
-  onShutdownSignal(log, async (signal) => {
-    stopping = true;
-    log.info(`${signal}: stopping ${Object.keys(cluster.workers ?? {}).length} workers`);
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-    const codes = await Promise.all(
-      workers.map(
-        (worker) =>
-          new Promise<number>((resolve) => {
-            worker.once('exit', (code) => resolve(code ?? 1));
-            worker.process.kill('SIGTERM');
-          }),
-      ),
-    );
-    await database.embedded?.stop();
-    log.info('stopped');
-    return codes.every((code) => code === 0) ? 0 : 1;
-  });
+  onShutdownSignal(
+    log,
+    async (signal) => {
+      stopping = true;
+      log.info(`${signal}: stopping ${Object.keys(cluster.workers ?? {}).length} workers`);
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+      const codes = await Promise.all(
+        workers.map(
+          (worker) =>
+            new Promise<number>((resolve) => {
+              worker.once('exit', (code) => resolve(code ?? 1));
+              worker.process.kill('SIGTERM');
+            }),
+        ),
+      );
+      await database.embedded?.stop();
+      log.info('stopped');
+      return codes.every((code) => code === 0) ? 0 : 1;
+    },
+    () => database.embedded?.stopNow(),
+  );
 
   for (let i = 0; i < config.workers; i++) fork();
   log.info(`primary ${process.pid} started ${config.workers} workers`);

@@ -22,6 +22,9 @@ describe('the server process', () => {
       const inFlight = fetch(`${url}/api/health/ready`);
       await sleep(300);
       server.process.kill('SIGTERM');
+      // The same signal again at once (a terminal and turbo both forward Ctrl-C): still graceful.
+      await sleep(50);
+      server.process.kill('SIGTERM');
       const response = await inFlight;
       expect(response.status).toBe(200);
       expect(await response.json()).toEqual({ status: 'ok', checks: { database: 'ok', redis: 'ok' } });

@@ -35,6 +35,8 @@ export interface EmbeddedPostgres {
   owned: boolean;
   /** Stops the cluster if this process owns it; otherwise just detaches. */
   stop(): Promise<void>;
+  /** Tells an owned cluster to stop, without waiting: for a process that must exit right now. */
+  stopNow(): void;
 }
 
 interface PostgresBinaries {
@@ -246,6 +248,13 @@ function handle(dataDir: string, port: number, pid: number, owned: boolean): Emb
       if (!owned) return Promise.resolve();
       stopping ??= stopPostmaster(pid).then(() => rmSync(ownerFile(dataDir), { force: true }));
       return stopping;
+    },
+    stopNow() {
+      if (!owned) return;
+      try {
+        process.kill(pid, 'SIGINT'); // Postgres finishes its fast shutdown on its own
+      } catch {}
+      rmSync(ownerFile(dataDir), { force: true });
     },
   };
 }
