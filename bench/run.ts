@@ -119,7 +119,7 @@ interface Result {
 }
 
 async function load(name: string, options: autocannon.Options): Promise<Result> {
-  await autocannon({ ...options, connections: CONNECTIONS, duration: 1 }); // warm-up (JIT, pools)
+  await autocannon({ ...options, connections: CONNECTIONS, duration: 3 }); // warm-up (JIT, pools): 1 s was too short
   const result = await autocannon({ ...options, connections: CONNECTIONS, duration: DURATION });
   const errors = result.non2xx + result.errors + result.timeouts;
   process.stderr.write(
