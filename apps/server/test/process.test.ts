@@ -19,8 +19,9 @@ describe('the server process', () => {
     try {
       const url = await listeningUrl(server);
       redis.setPingDelay(1_500); // readiness now waits on a slow (but healthy) Redis
+      const pinged = redis.nextPing();
       const inFlight = fetch(`${url}/api/health/ready`);
-      await sleep(300);
+      await pinged; // the request is in the server, waiting on Redis
       server.process.kill('SIGTERM');
       // The same signal again at once (a terminal and turbo both forward Ctrl-C): still graceful.
       await sleep(50);

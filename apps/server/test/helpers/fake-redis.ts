@@ -6,6 +6,8 @@ import { createServer, type Socket } from 'node:net';
  */
 export async function startFakeRedis() {
   let pingDelayMs = 0;
+  let pings = 0;
+  const pingWaiters: (() => void)[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -26,6 +28,8 @@ export async function startFakeRedis() {
   function reply(socket: Socket, args: string[]) {
     const command = args[0]?.toUpperCase();
     if (command === 'PING') {
+      pings += 1;
+      for (const wake of pingWaiters.splice(0)) wake();
       setTimeout(() => socket.writable && socket.write('+PONG\r\n'), pingDelayMs);
     } else if (command === 'INFO') {
       const info = '# Server\r\nredis_version:7.0.0\r\nloading:0\r\n';
@@ -44,6 +48,14 @@ export async function startFakeRedis() {
     url: `redis://127.0.0.1:${port}`,
     setPingDelay(ms: number) {
       pingDelayMs = ms;
+    },
+    /** Resolves when the next PING arrives (a request is then certainly in flight). */
+    nextPing(): Promise<void> {
+      const seen = pings;
+      return new Promise((resolve) => {
+        if (pings > seen) resolve();
+        else pingWaiters.push(resolve);
+      });
     },
     async close() {
       for (const socket of sockets) socket.destroy();
