@@ -1,7 +1,7 @@
 export { type Account, bearer, grantRole, login, registerAccount, registerAdmin, uniqueEmail } from './accounts.ts';
 export { startFakeRedis } from './fake-redis.ts';
 export { startFakeResend } from './fake-resend.ts';
-export { abortedCalls, testRouter } from './probe-router.ts';
+export { abortedCalls, startedCalls, testRouter } from './probe-router.ts';
 export { listeningUrl, type SpawnedServer, spawnServer } from './spawn-server.ts';
 export {
   buildTestApp,

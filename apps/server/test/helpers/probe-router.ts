@@ -29,6 +29,7 @@ const probeRouter = router({
       .input(z.object({ id: z.string() }))
       .output(z.object({ aborted: z.boolean() }))
       .query(async ({ input, signal }) => {
+        startedCalls.add(input.id);
         const aborted = await new Promise<boolean>((resolve) => {
           const timer = setTimeout(() => resolve(false), 5_000);
           signal?.addEventListener('abort', () => {
@@ -46,3 +47,5 @@ export const testRouter = t.mergeRouters(appRouter, probeRouter);
 
 /** probe.wait results by id: whether the server saw the client go away. */
 export const abortedCalls = new Map<string, boolean>();
+/** probe.wait calls that have started (the request is in the procedure). */
+export const startedCalls = new Set<string>();
