@@ -13,6 +13,7 @@ import {
   buildTestApp,
   registerAccount,
   registerAdmin,
+  startedCalls,
   startTestServer,
   type TestApp,
   testRouter,
@@ -261,7 +262,7 @@ describe.each(['fast', 'official'] as const)('aborted requests (%s transport)', 
     const call = fetch(`${server.url}/trpc/probe.wait?input=${q({ id })}`, { signal: controller.signal }).catch(
       () => undefined,
     );
-    await sleep(200);
+    for (let i = 0; i < 200 && !startedCalls.has(id); i++) await sleep(25); // the procedure is running
     controller.abort();
     await call;
     for (let i = 0; i < 50 && !abortedCalls.has(id); i++) await sleep(50);
