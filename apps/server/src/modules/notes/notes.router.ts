@@ -34,8 +34,9 @@ export const notesRouter = router({
     })
     .input(noteIdInput)
     .output(noteOutput)
-    .query(async ({ ctx, input }) => {
-      const canReadAny = (await permissionsOfUser(ctx.services.db, ctx.caller.userId)).has('notes:read-any');
+    .query(({ ctx, input }) => {
+      const canReadAny = async () =>
+        (await permissionsOfUser(ctx.services.db, ctx.caller.userId)).has('notes:read-any');
       return notes.getNote(ctx.services.db, { userId: ctx.caller.userId, canReadAny }, input.id);
     }),
 

@@ -31,12 +31,19 @@ export async function listNotes(
   return keysetPage(await query.execute(), input.limit, toDto);
 }
 
-/** Someone else's note is "not found" (never "forbidden"), unless the caller may read any note. */
-export async function getNote(db: Db, viewer: { userId: string; canReadAny: boolean }, id: string): Promise<NoteDto> {
-  let query = db.selectFrom('notes').selectAll().where('id', '=', id);
-  if (!viewer.canReadAny) query = query.where('owner_id', '=', viewer.userId);
-  const row = await query.executeTakeFirst();
-  if (!row) throw new AppError('NOT_FOUND', 'No such note');
+/**
+ * Someone else's note is "not found" (never "forbidden"), unless the caller may read any
+ * note; that permission is looked up only for someone else's note.
+ */
+export async function getNote(
+  db: Db,
+  viewer: { userId: string; canReadAny: () => Promise<boolean> },
+  id: string,
+): Promise<NoteDto> {
+  const row = await db.selectFrom('notes').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row || (row.owner_id !== viewer.userId && !(await viewer.canReadAny()))) {
+    throw new AppError('NOT_FOUND', 'No such note');
+  }
   return toDto(row);
 }
 
