@@ -2,7 +2,7 @@ import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/infra/kv/index.ts';
-import { buildTestApp, type TestApp, testRouter } from './helpers/index.ts';
+import { bearer, buildTestApp, registerAccount, type TestApp, testRouter } from './helpers/index.ts';
 
 describe('HTTP surface', () => {
   let t: TestApp;
@@ -272,6 +272,28 @@ describe('readiness when a dependency is down', () => {
       expect(live.statusCode).toBe(200);
     } finally {
       await t.close();
+    }
+  });
+
+  it('refuses signed-in calls with 503 (fail closed) while the session store is unreachable', async () => {
+    const healthy = await buildTestApp();
+    const account = await registerAccount(healthy.app);
+    const t = await buildTestApp({
+      database: healthy.database,
+      overrides: { kv: new RedisStore({ url: 'redis://127.0.0.1:1', keyPrefix: 'x:' }) },
+    });
+    try {
+      const rest = await t.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(account) });
+      expect(rest.statusCode).toBe(503);
+      expect(rest.json()).toMatchObject({
+        appCode: 'SERVICE_UNAVAILABLE',
+        message: expect.stringMatching(/session store/),
+      });
+      const trpc = await t.app.inject({ method: 'GET', url: '/trpc/users.me', headers: bearer(account) });
+      expect(trpc.statusCode).toBe(503);
+    } finally {
+      await t.close();
+      await healthy.close();
     }
   });
 

@@ -80,9 +80,15 @@ export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
     }
     throw new AppError('UNAUTHORIZED', 'The access token is not valid');
   }
-  if (await isSessionRevoked(ctx.services.kv, caller.sessionId)) {
-    throw new AppError('SESSION_REVOKED', 'This session has ended: sign in again');
+  let revoked: boolean;
+  try {
+    revoked = await isSessionRevoked(ctx.services.kv, caller.sessionId);
+  } catch (error) {
+    // Fail closed: without the revocation store nobody is let in, and the client learns why.
+    ctx.log.error({ err: error }, 'session store unavailable');
+    throw new AppError('SERVICE_UNAVAILABLE', 'The session store is unavailable: try again shortly');
   }
+  if (revoked) throw new AppError('SESSION_REVOKED', 'This session has ended: sign in again');
   return next({ ctx: { caller } });
 });
 
