@@ -1,11 +1,13 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
+import type { TRPCError } from '@trpc/server';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import { recognizeError } from './errors.ts';
 import { AccessLogController } from './http/access-log.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
 import { errorBody } from './http/error-body.ts';
-import { errorHandling } from './http/errors.ts';
+import { dependencyOutageLog, errorHandling } from './http/errors.ts';
 import { jwksRoute } from './http/jwks.ts';
 import { openApiRoutes } from './http/openapi.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
@@ -39,7 +41,14 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     requestIdHeader: false,
     genReqId: requestIdFor,
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: config.trustProxy,
+    // A client trickling a request (or its body) cannot hold a connection for ever.
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.requestTimeoutMs,
+    // A hop count trusts that many proxies nearest to the server (as proxy-addr counts hops).
+    trustProxy:
+      typeof config.trustProxy === 'number'
+        ? (_address: string, hop: number) => hop < (config.trustProxy as number)
+        : config.trustProxy,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Errors Fastify raises before routing (a malformed URL, say) get our error body too.
     frameworkErrors: (error, request, reply: FastifyReply) => {
@@ -81,15 +90,19 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   });
 
   const createContext = createContextFactory(services);
-  const onError = ({ error, path }: { error: { code: string; message: string; cause?: unknown }; path?: string }) => {
-    if (error.code === 'INTERNAL_SERVER_ERROR')
-      services.log.error({ err: error.cause ?? error, path }, `procedure ${path ?? '?'} failed`);
+  const dependencyLog = dependencyOutageLog(services.log);
+  const onError = ({ error, path }: { error: TRPCError; path?: string }) => {
+    if (error.code !== 'INTERNAL_SERVER_ERROR') return;
+    const recognized = recognizeError(error);
+    if (!recognized) services.log.error({ err: error.cause ?? error, path }, `procedure ${path ?? '?'} failed`);
+    else if (recognized.appCode === 'DEPENDENCY_DOWN') dependencyLog.warn(recognized);
   };
 
   const official = (prefix: string) =>
-    app.register(fastifyTRPCPlugin, { prefix, trpcOptions: { router, createContext, onError } });
+    app.register(fastifyTRPCPlugin, { prefix, trpcOptions: { router, createContext, onError, maxBatchSize } });
+  const maxBatchSize = config.trpcMaxBatchSize;
   if (options.trpcTransport === 'official') await official('/trpc');
-  else await app.register(fastTrpc, { prefix: '/trpc', router, createContext, onError });
+  else await app.register(fastTrpc, { prefix: '/trpc', router, createContext, onError, maxBatchSize });
   if (options.officialTrpcPrefix) await official(options.officialTrpcPrefix);
 
   await app.register(restRoutes, { router, basePath: '/api', createContext, onError });

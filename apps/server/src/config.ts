@@ -3,6 +3,7 @@
  * defaults; a bad or missing variable is reported together with every other problem.
  * Document each variable in .env.example and the README's table.
  */
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { defaultEmbeddedDataDir, repoRoot } from '@app/db';
@@ -30,6 +31,32 @@ const duration = z
   .refine((seconds) => seconds > 0, { error: 'must be longer than 0' });
 /** A PEM key in one env line: literal "\n" sequences stand for line breaks. */
 const pem = z.string().transform((value) => value.replaceAll('\\n', '\n').trim());
+/**
+ * Whom to believe about the client's address in X-Forwarded-For: nobody (`false`), the
+ * last N proxies (a hop count), or proxies at these addresses/CIDRs. Never "everyone": the
+ * left-most entry is whatever the client wrote.
+ */
+const trustProxy = z
+  .string()
+  .transform((value, ctx): false | number | string[] => {
+    if (value === 'false' || value === '0') return false;
+    if (/^\d+$/.test(value)) return Number(value);
+    if (value === 'true') {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'must say which proxies to trust: their number in front of the server (usually 1) or their addresses; "true" would believe any client-supplied X-Forwarded-For',
+      });
+      return z.NEVER;
+    }
+    const addresses = value.split(',').map((item) => item.trim()).filter(Boolean);
+    const bad = addresses.find((address) => !isIP(address.split('/')[0] ?? ''));
+    if (bad) {
+      ctx.addIssue({ code: 'custom', message: `"${bad}" is not an IP address or CIDR range` });
+      return z.NEVER;
+    }
+    return addresses;
+  });
 const list = z.string().transform((value) =>
   value
     .split(',')
@@ -50,6 +77,7 @@ const schema = z.object({
   EMBEDDED_POSTGRES_DIR: z.string().min(1).default(defaultEmbeddedDataDir),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().default('app:'),
+  REDIS_COMMAND_TIMEOUT_MS: integer(10, 60_000).default(500),
   JWT_SECRET: z.string().min(1).optional(),
   JWT_PRIVATE_KEY: pem.optional(),
   JWT_PUBLIC_KEY: pem.optional(),
@@ -58,8 +86,10 @@ const schema = z.object({
   JWT_AUDIENCE: z.string().min(1).default('app'),
   ACCESS_TOKEN_TTL: duration.default(15 * 60),
   REFRESH_TOKEN_TTL: duration.default(30 * 86_400),
+  REFRESH_REUSE_GRACE_SECONDS: integer(0, 300).default(10),
   RATE_LIMIT_AUTH_PER_MINUTE: integer(1, 100_000).default(10),
   RATE_LIMIT_DEFAULT_PER_MINUTE: integer(1, 1_000_000).default(300),
+  RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE: integer(1, 100_000).default(50),
   RESEND_API_KEY: z.string().min(1).optional(),
   RESEND_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   EMAIL_FROM: z.string().min(3).default('App <no-reply@example.com>'),
@@ -81,15 +111,40 @@ const schema = z.object({
   APPLE_REVIEW_OTP_DAYS: integer(1, 365).default(15),
   CORS_ORIGINS: list.default(['http://localhost:3000', 'http://localhost:5173']),
   BODY_LIMIT_BYTES: integer(1_024, 100 * 1024 * 1024).default(1024 * 1024),
-  TRUST_PROXY: flag.default(false),
+  TRUST_PROXY: trustProxy.default(false),
   WORKERS: z
     .union([z.literal('auto'), integer(1, 256)], { error: 'must be a whole number from 1 to 256, or "auto"' })
     .default(1),
   MIGRATE_ON_START: flag.optional(),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+  REQUEST_TIMEOUT_MS: integer(1_000, 3_600_000).default(60_000),
   TRPC_TRANSPORT: z.enum(['fast', 'official']).default('fast'),
+  TRPC_MAX_BATCH_SIZE: integer(1, 1_000).default(50),
   HEALTH_CHECK_TIMEOUT_MS: integer(50, 60_000).default(2_000),
 });
+
+const MIN_SECRET_ENTROPY_BITS = 128;
+
+/**
+ * An upper estimate of a secret's entropy: its length times the Shannon entropy of its
+ * characters. Repeated or few distinct characters ("aaaa…", "abab…") score near zero; 48
+ * random bytes in base64 score well over 256.
+ */
+function estimatedEntropyBits(secret: string): number {
+  const counts = new Map<string, number>();
+  const characters = [...secret];
+  for (const character of characters) counts.set(character, (counts.get(character) ?? 0) + 1);
+  let perCharacter = 0;
+  for (const count of counts.values()) {
+    const p = count / characters.length;
+    perCharacter -= p * Math.log2(p);
+  }
+  return perCharacter * characters.length;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
 
 /**
  * Rules across variables and for production. They read the raw strings so they run even
@@ -113,6 +168,12 @@ function crossChecks(env: Record<string, string>): string[] {
   if (keyPair && !(env.JWT_PRIVATE_KEY && env.JWT_PUBLIC_KEY)) {
     problems.push('JWT_PRIVATE_KEY: and JWT_PUBLIC_KEY must be set together (an Ed25519 key pair, PEM)');
   }
+  if (!env.NODE_ENV && env.HOST && !isLoopback(env.HOST)) {
+    problems.push(
+      `NODE_ENV: is unset while HOST=${env.HOST} accepts connections from other machines: set NODE_ENV=production ` +
+        '(or NODE_ENV=development to serve the development defaults on a network on purpose)',
+    );
+  }
   if (env.NODE_ENV !== 'production') return problems;
   const secret = env.JWT_SECRET;
   if (keyPair) {
@@ -123,6 +184,12 @@ function crossChecks(env: Record<string, string>): string[] {
   } else if (!secret) problems.push('JWT_SECRET: is required in production (or JWT_PRIVATE_KEY and JWT_PUBLIC_KEY)');
   else if (secret === DEVELOPMENT_JWT_SECRET) problems.push('JWT_SECRET: is the development secret; generate one');
   else if (Buffer.byteLength(secret) < 32) problems.push('JWT_SECRET: must be at least 32 bytes in production');
+  else if (estimatedEntropyBits(secret) < MIN_SECRET_ENTROPY_BITS) {
+    problems.push(
+      `JWT_SECRET: looks guessable (about ${Math.round(estimatedEntropyBits(secret))} bits of entropy, ` +
+        `${MIN_SECRET_ENTROPY_BITS} needed): generate one with \`openssl rand -base64 48\``,
+    );
+  }
   if (!env.DATABASE_URL)
     problems.push('DATABASE_URL: is required in production (the embedded database is for development)');
   if (!env.REDIS_URL) problems.push('REDIS_URL: is required in production (the in-memory store is for development)');
@@ -175,6 +242,8 @@ export interface Config {
     /** Unset: use the in-process memory store. */
     url: string | undefined;
     keyPrefix: string;
+    /** A command without an answer within this long fails: a 503, not a hang. */
+    commandTimeoutMs: number;
   };
   jwt: {
     /** HS256 key, used unless a key pair is configured. */
@@ -185,6 +254,8 @@ export interface Config {
     audience: string;
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
+    /** A rotated refresh token presented again within this long gets the same successor (concurrent tabs). */
+    refreshReuseGraceSeconds: number;
   };
   email: {
     /** Set: deliver through Resend. Unset (never in production): the development outbox. */
@@ -209,10 +280,17 @@ export interface Config {
     authPerMinute: number;
     /** Every other procedure, per IP. */
     defaultPerMinute: number;
+    /** Failed credential checks per account (email or signed-in user), from every address together. */
+    failuresPerMinute: number;
   };
   corsOrigins: string[];
   bodyLimitBytes: number;
-  trustProxy: boolean;
+  /** Fastify's trustProxy: false, a hop count, or proxy addresses/CIDRs. */
+  trustProxy: false | number | string[];
+  /** A request must arrive whole (headers and body) within this long. */
+  requestTimeoutMs: number;
+  /** Most procedure calls in one tRPC batch. */
+  trpcMaxBatchSize: number;
   workers: number;
   /** What serves /trpc: the Fastify-native handler, or tRPC's own adapter (a fallback). */
   trpcTransport: 'fast' | 'official';
@@ -262,7 +340,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
         statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
         embeddedDataDir: e.EMBEDDED_POSTGRES_DIR,
       },
-      redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX },
+      redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
       jwt: {
         secret: e.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET,
         keyPair:
@@ -273,6 +351,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
         audience: e.JWT_AUDIENCE,
         accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL,
         refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
+        refreshReuseGraceSeconds: e.REFRESH_REUSE_GRACE_SECONDS,
       },
       email: {
         resendApiKey: e.RESEND_API_KEY,
@@ -285,10 +364,16 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
       },
       appUrl: e.APP_URL.replace(/\/+$/, ''),
       otp: { devCode: e.DEV_OTP, appleReviewEmail: e.APPLE_REVIEW_EMAIL, appleReviewDays: e.APPLE_REVIEW_OTP_DAYS },
-      rateLimits: { authPerMinute: e.RATE_LIMIT_AUTH_PER_MINUTE, defaultPerMinute: e.RATE_LIMIT_DEFAULT_PER_MINUTE },
+      rateLimits: {
+        authPerMinute: e.RATE_LIMIT_AUTH_PER_MINUTE,
+        defaultPerMinute: e.RATE_LIMIT_DEFAULT_PER_MINUTE,
+        failuresPerMinute: e.RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE,
+      },
       corsOrigins: e.CORS_ORIGINS,
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
       trustProxy: e.TRUST_PROXY,
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      trpcMaxBatchSize: e.TRPC_MAX_BATCH_SIZE,
       workers: e.WORKERS === 'auto' ? availableParallelism() : e.WORKERS,
       trpcTransport: e.TRPC_TRANSPORT,
       migrateOnStart: e.MIGRATE_ON_START ?? !isProduction,

@@ -5,7 +5,10 @@
  * the stable `appCode` clients see on both transports.
  */
 import { TRPCError } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { type Dependency, unavailableDependency } from './infra/dependency-errors.ts';
+import { isForeignKeyViolation, isUniqueViolation } from './infra/postgres-errors.ts';
 
 /** Every app code a client can receive, and the tRPC code (hence HTTP status) it travels as. */
 export const APP_ERROR_CODES = {
@@ -23,6 +26,7 @@ export const APP_ERROR_CODES = {
   TIMEOUT: 'TIMEOUT',
   CLIENT_CLOSED_REQUEST: 'CLIENT_CLOSED_REQUEST',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
+  DEPENDENCY_DOWN: 'SERVICE_UNAVAILABLE',
   INTERNAL_ERROR: 'INTERNAL_SERVER_ERROR',
   // Accounts
   EMAIL_TAKEN: 'CONFLICT',
@@ -47,6 +51,8 @@ export class AppError extends TRPCError {
   readonly appCode: AppErrorCode;
   /** Extra, client-safe facts about the failure (e.g. which health check failed). */
   readonly details: Record<string, unknown> | undefined;
+  /** The HTTP status it is answered with, on every transport. */
+  readonly httpStatus: number;
 
   constructor(
     appCode: AppErrorCode,
@@ -57,6 +63,7 @@ export class AppError extends TRPCError {
     this.name = 'AppError';
     this.appCode = appCode;
     this.details = options.details;
+    this.httpStatus = getHTTPStatusCodeFromError(this);
   }
 }
 
@@ -82,4 +89,35 @@ export function defaultAppCode(trpcCode: TRPC_ERROR_CODE_KEY): AppErrorCode {
     default:
       return trpcCode in APP_ERROR_CODES ? (trpcCode as AppErrorCode) : 'INTERNAL_ERROR';
   }
+}
+
+/** How long clients are told to wait before retrying while a dependency is down. */
+export const DEPENDENCY_RETRY_AFTER_SECONDS = 2;
+
+export function dependencyDown(dependency: Dependency, cause?: unknown): AppError {
+  const name = dependency === 'database' ? 'The database' : 'The session and rate-limit store';
+  return new AppError('DEPENDENCY_DOWN', `${name} is unavailable: try again shortly`, {
+    details: { dependency, retryAfterSeconds: DEPENDENCY_RETRY_AFTER_SECONDS },
+    cause,
+  });
+}
+
+/**
+ * The AppError a failure stands for: itself, or what an unexpected error means to a client.
+ * A dependency that is down is a 503; a row that a concurrent request deleted (23503) or
+ * created (23505) is a 404 or 409, not a 500. Undefined for everything else (a bug: 500).
+ */
+export function recognizeError(error: unknown): AppError | undefined {
+  if (error instanceof AppError) return error;
+  const cause = error instanceof TRPCError ? error.cause : error;
+  if (error instanceof TRPCError && error.code !== 'INTERNAL_SERVER_ERROR') return undefined;
+  const dependency = unavailableDependency(cause);
+  if (dependency) return dependencyDown(dependency, cause);
+  if (isForeignKeyViolation(cause)) {
+    return new AppError('NOT_FOUND', 'Something this request refers to was deleted meanwhile', { cause });
+  }
+  if (isUniqueViolation(cause)) {
+    return new AppError('CONFLICT', 'This conflicts with a change made at the same time: try again', { cause });
+  }
+  return undefined;
 }

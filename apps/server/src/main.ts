@@ -50,7 +50,7 @@ function onShutdownSignal(log: Logger, shutdown: (signal: string) => Promise<num
 async function serve(config: Config, log: Logger, databaseUrl: string, database?: DatabaseTarget): Promise<void> {
   const services = await createServices(config, log, databaseUrl);
   try {
-    await checkDatabase(services.db, databaseUrl);
+    await checkDatabase(services.db, databaseUrl, config);
     if (database) await ensureMigrations(services.db, config, log);
     if (database?.embedded) await seedDevelopmentDatabase(services.db, config, log);
     await checkKeyValueStore(services.kv, config);
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
     // The primary prepares the database once; workers only connect.
     const services = await createServices(config, log, database.url);
     try {
-      await checkDatabase(services.db, database.url);
+      await checkDatabase(services.db, database.url, config);
       await ensureMigrations(services.db, config, log);
       if (database.embedded) await seedDevelopmentDatabase(services.db, config, log);
       await checkKeyValueStore(services.kv, config);

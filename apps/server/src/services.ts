@@ -2,7 +2,7 @@ import { createDb, type Db } from '@app/db';
 import type { Config } from './config.ts';
 import { type Clock, systemClock } from './infra/clock.ts';
 import { createKeyValueStore, type KeyValueStore } from './infra/kv/index.ts';
-import type { Logger } from './infra/logger.ts';
+import { createOutageLog, type Logger } from './infra/logger.ts';
 import { createMailer, type Mailer, type MailTransport } from './infra/mail/index.ts';
 import { createRateLimiter, type RateLimiter } from './infra/rate-limiter.ts';
 import { createTokenService, type TokenService } from './infra/tokens.ts';
@@ -16,7 +16,14 @@ export interface Services {
   tokens: TokenService;
   mailer: Mailer;
   clock: Clock;
-  rateLimits: { auth: RateLimiter; default: RateLimiter };
+  rateLimits: {
+    /** Credential endpoints, per IP (and per target email where they send one). */
+    auth: RateLimiter;
+    /** Every procedure, per IP. */
+    default: RateLimiter;
+    /** Wrong passwords and codes, per account. */
+    failures: RateLimiter;
+  };
   /** Epoch ms when this process started serving (for `uptimeSeconds`). */
   startedAt: number;
   close(): Promise<void>;
@@ -54,10 +61,17 @@ export async function createServices(
     createKeyValueStore({
       redisUrl: config.redis.url,
       keyPrefix: config.redis.keyPrefix,
+      commandTimeoutMs: config.redis.commandTimeoutMs,
       onError: (error) => log.warn({ err: error }, `Redis connection problem: ${error.message}`),
     });
   const mailer = createMailer(config, log, overrides.mailTransport);
-  const onRateLimitError = (error: unknown) => log.warn({ err: error }, 'rate limiter store failed: request allowed');
+  const outage = createOutageLog(log);
+  const limiter = (name: string, perMinute: number) =>
+    createRateLimiter(kv, {
+      name,
+      perMinute,
+      onStoreError: (error) => outage.warn('redis', `rate limits are per process while Redis is unavailable (${String(error)})`),
+    });
   return {
     config,
     log,
@@ -67,16 +81,9 @@ export async function createServices(
     mailer,
     clock: overrides.clock ?? systemClock,
     rateLimits: {
-      auth: createRateLimiter(kv, {
-        name: 'auth',
-        perMinute: config.rateLimits.authPerMinute,
-        onError: onRateLimitError,
-      }),
-      default: createRateLimiter(kv, {
-        name: 'default',
-        perMinute: config.rateLimits.defaultPerMinute,
-        onError: onRateLimitError,
-      }),
+      auth: limiter('auth', config.rateLimits.authPerMinute),
+      default: limiter('default', config.rateLimits.defaultPerMinute),
+      failures: limiter('failures', config.rateLimits.failuresPerMinute),
     },
     startedAt: Date.now(),
     async close() {

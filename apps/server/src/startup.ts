@@ -19,14 +19,13 @@ const reason = (error: unknown) =>
       ? error.message
       : String(error);
 
-export async function checkDatabase(db: Db, url: string): Promise<void> {
+export async function checkDatabase(db: Db, url: string, config: Config): Promise<void> {
   try {
     await sql`select 1`.execute(db);
   } catch (error) {
-    throw new StartupError(
-      `Cannot reach the database at ${describeDatabaseUrl(url)}: ${reason(error)}. ` +
-        'Check DATABASE_URL, or unset it to use the embedded database.',
-    );
+    // The embedded database is a development fallback: never suggested to a production deploy.
+    const hint = config.isProduction ? 'Check DATABASE_URL.' : 'Check DATABASE_URL, or unset it to use the embedded database.';
+    throw new StartupError(`Cannot reach the database at ${describeDatabaseUrl(url)}: ${reason(error)}. ${hint}`);
   }
 }
 
@@ -65,9 +64,8 @@ export async function checkKeyValueStore(kv: KeyValueStore, config: Config): Pro
     ]);
   } catch (error) {
     const where = config.redis.url ? new URL(config.redis.url).host : 'REDIS_URL';
-    throw new StartupError(
-      `Cannot reach Redis at ${where}: ${reason(error)}. Check REDIS_URL, or unset it to use the in-memory store.`,
-    );
+    const hint = config.isProduction ? 'Check REDIS_URL.' : 'Check REDIS_URL, or unset it to use the in-memory store.';
+    throw new StartupError(`Cannot reach Redis at ${where}: ${reason(error)}. ${hint}`);
   } finally {
     clearTimeout(timer);
   }

@@ -173,15 +173,52 @@ describe('auth: password and sessions', () => {
       expect(second.statusCode).toBe(200);
     });
 
+    /** Moves the session's last rotation back, past the reuse grace window. */
+    const pastGraceWindow = (userId: string) =>
+      t.services.db
+        .updateTable('sessions')
+        .set({ last_used_at: new Date(Date.now() - 60_000) })
+        .where('user_id', '=', userId)
+        .execute();
+
     it('revokes the whole session when a rotated token is presented again (reuse detection)', async () => {
       const account = await registerAccount(t.app);
       const rotated = (await refresh(account.refreshToken)).json();
+      await pastGraceWindow(account.id);
       const replay = await refresh(account.refreshToken);
       expect(replay.statusCode).toBe(401);
       expect(replay.json().appCode).toBe('SESSION_REVOKED');
       // The legitimate holder of the newest tokens is signed out too.
       expect((await refresh(rotated.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
       expect((await me(rotated.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+    });
+
+    it('gives concurrent refreshes of one token the same successor instead of ending the session', async () => {
+      const account = await registerAccount(t.app);
+      const answers = await Promise.all(Array.from({ length: 20 }, () => refresh(account.refreshToken)));
+      expect(answers.map((answer) => answer.statusCode)).toEqual(Array(20).fill(200));
+      const successors = new Set(answers.map((answer) => answer.json().refreshToken));
+      expect(successors.size).toBe(1);
+      expect(answers[0]?.headers['cache-control']).toBe('no-store');
+      // Every access token works, and the session goes on with the shared successor.
+      for (const answer of answers.slice(0, 3)) expect((await me(answer.json().accessToken)).statusCode).toBe(200);
+      const [successor] = successors;
+      const next = await refresh(successor as string);
+      expect(next.statusCode).toBe(200);
+      // Once the chain has moved on two steps, the first token is simply unknown.
+      const late = await refresh(account.refreshToken);
+      expect(late.json().appCode).toBe('INVALID_REFRESH_TOKEN');
+      expect((await me(next.json().accessToken)).statusCode).toBe(200);
+    });
+
+    it('treats a replay after the grace window as reuse, and never extends the window with a grace answer', async () => {
+      const account = await registerAccount(t.app);
+      const first = (await refresh(account.refreshToken)).json();
+      const again = (await refresh(account.refreshToken)).json(); // within the window: the same successor
+      expect(again.refreshToken).toBe(first.refreshToken);
+      await pastGraceWindow(account.id);
+      expect((await refresh(account.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
+      expect((await refresh(first.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
     });
 
     it('answers an unknown or malformed refresh token with 401 / 400', async () => {

@@ -4,7 +4,7 @@ import { spawnServer } from './helpers/index.ts';
 
 const productionBase = {
   NODE_ENV: 'production',
-  JWT_SECRET: 'x'.repeat(48),
+  JWT_SECRET: 'rVY8m2Qk7tLx0pZcN4wE9sHf1uJb6gDaK3oTy5iBnXvMqCe', // 48 random characters
   DATABASE_URL: 'postgres://app@db:5432/app',
   REDIS_URL: 'redis://redis:6379',
   CORS_ORIGINS: 'https://app.example.com',
@@ -43,7 +43,30 @@ describe('config', () => {
     const result = loadConfig({ PORT: '', CORS_ORIGINS: 'https://a.example, https://b.example', TRUST_PROXY: '1' });
     expect(result.ok && result.config.port).toBe(3000);
     expect(result.ok && result.config.corsOrigins).toEqual(['https://a.example', 'https://b.example']);
-    expect(result.ok && result.config.trustProxy).toBe(true);
+    expect(result.ok && result.config.trustProxy).toBe(1);
+  });
+
+  it('trusts a number of proxy hops or a list of proxy addresses, never "everyone"', () => {
+    const trust = (value: string) => {
+      const result = loadConfig({ TRUST_PROXY: value });
+      return result.ok ? result.config.trustProxy : result.problems.join('\n');
+    };
+    expect(trust('false')).toBe(false);
+    expect(trust('0')).toBe(false);
+    expect(trust('2')).toBe(2);
+    expect(trust('10.0.0.0/8, 127.0.0.1,::1')).toEqual(['10.0.0.0/8', '127.0.0.1', '::1']);
+    expect(trust('true')).toMatch(/TRUST_PROXY: must say which proxies to trust: .*number .*\(usually 1\)/);
+    expect(trust('10.0.0.0/8,proxy.local')).toMatch(/TRUST_PROXY: "proxy\.local" is not an IP address or CIDR range/);
+  });
+
+  it('refuses to listen beyond loopback when NODE_ENV is unset', () => {
+    expect(problems({ HOST: '0.0.0.0' })).toEqual([
+      expect.stringMatching(/^NODE_ENV: is unset while HOST=0\.0\.0\.0 accepts connections from other machines/),
+    ]);
+    expect(problems({ HOST: '127.0.0.1' })).toEqual([]);
+    expect(problems({ HOST: 'localhost' })).toEqual([]);
+    expect(problems({ HOST: '::1' })).toEqual([]);
+    expect(problems({ HOST: '0.0.0.0', NODE_ENV: 'development' })).toEqual([]);
   });
 
   it('lists every bad variable at once', () => {
@@ -87,6 +110,8 @@ describe('config', () => {
     ['a missing JWT_SECRET', { JWT_SECRET: undefined }, /JWT_SECRET: is required in production/],
     ['half a key pair', { JWT_PRIVATE_KEY: 'x' }, /JWT_PRIVATE_KEY: and JWT_PUBLIC_KEY must be set together/],
     ['a short JWT_SECRET', { JWT_SECRET: 'short-secret' }, /JWT_SECRET: must be at least 32 bytes/],
+    ['a JWT_SECRET of one repeated character', { JWT_SECRET: 'a'.repeat(32) }, /JWT_SECRET: looks guessable \(about 0 bits/],
+    ['a JWT_SECRET of a repeated phrase', { JWT_SECRET: 'password1'.repeat(4) }, /JWT_SECRET: looks guessable/],
     ['the development JWT_SECRET', { JWT_SECRET: DEVELOPMENT_JWT_SECRET }, /JWT_SECRET: is the development secret/],
     ['the embedded database', { DATABASE_URL: undefined }, /DATABASE_URL: is required in production/],
     ['the memory store', { REDIS_URL: undefined }, /REDIS_URL: is required in production/],
@@ -119,6 +144,17 @@ describe('config', () => {
     expect(output).toMatch(/- JWT_SECRET: must be at least 32 bytes/);
     expect(output).toMatch(/- DATABASE_URL: is required in production/);
     expect(output).not.toMatch(/\n\s+at /);
+  });
+
+  it('never suggests development stand-ins to a production deploy', async () => {
+    const server = spawnServer({
+      ...productionBase,
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere',
+      HOST: '127.0.0.1',
+    });
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toMatch(/Cannot reach the database at 127\.0\.0\.1:1\/nowhere: .*Check DATABASE_URL\./);
+    expect(server.output()).not.toMatch(/embedded/);
   });
 });
 

@@ -3,6 +3,7 @@
  * statically: structure, start-up order, non-root production image, real paths, and
  * only variables the config knows.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '@app/db';
@@ -40,10 +41,10 @@ describe('docker-compose.yml', () => {
     const env = Object.fromEntries(
       Object.entries(compose.services.server.environment as Record<string, string>).map(([name, value]) => [
         name,
-        // "${NAME:-default}" -> default; "${NAME:?message}" must be supplied: use a valid secret.
+        // "${NAME:-default}" -> default; "${NAME:?message}" must be supplied: use a random secret.
         String(value)
           .replace(/\$\{\w+:-([^}]*)\}/g, '$1')
-          .replace(/\$\{\w+:\?[^}]*\}/g, 'a'.repeat(48)),
+          .replace(/\$\{\w+:\?[^}]*\}/g, randomBytes(36).toString('base64')),
       ]),
     );
     const result = loadConfig(env);

@@ -264,7 +264,7 @@ describe('readiness when a dependency is down', () => {
       expect(response.statusCode).toBe(503);
       expect(response.json()).toMatchObject({
         code: 'SERVICE_UNAVAILABLE',
-        appCode: 'SERVICE_UNAVAILABLE',
+        appCode: 'DEPENDENCY_DOWN',
         message: 'Not ready: database is down',
         details: { checks: { database: 'down' } },
       });
@@ -285,9 +285,11 @@ describe('readiness when a dependency is down', () => {
     try {
       const rest = await t.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(account) });
       expect(rest.statusCode).toBe(503);
+      expect(rest.headers['retry-after']).toBe('2');
       expect(rest.json()).toMatchObject({
-        appCode: 'SERVICE_UNAVAILABLE',
-        message: expect.stringMatching(/session store/),
+        appCode: 'DEPENDENCY_DOWN',
+        message: expect.stringMatching(/store is unavailable/),
+        details: { dependency: 'redis' },
       });
       const trpc = await t.app.inject({ method: 'GET', url: '/trpc/users.me', headers: bearer(account) });
       expect(trpc.statusCode).toBe(503);
@@ -312,7 +314,7 @@ describe('readiness when a dependency is down', () => {
       const trpc = await t.app.inject({ method: 'GET', url: '/trpc/health.ready' });
       expect(trpc.statusCode).toBe(503);
       expect(trpc.json().error.data).toMatchObject({
-        appCode: 'SERVICE_UNAVAILABLE',
+        appCode: 'DEPENDENCY_DOWN',
         details: { checks: { redis: 'down' } },
       });
     } finally {

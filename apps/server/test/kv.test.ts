@@ -38,21 +38,45 @@ function contract(name: string, makeStore: () => KeyValueStore & { cleanup?: () 
     });
 
     it('increments from zero and keeps the window of the first increment', async () => {
-      expect(await store.increment('counter', { ttlMs: 800 })).toBe(1);
+      expect(await store.increment('counter', { ttlMs: 800 })).toEqual({ value: 1, expiresInMs: 800 });
       await sleep(300);
-      expect(await store.increment('counter', { ttlMs: 800 })).toBe(2); // does not extend the TTL
-      expect(await store.increment('counter', { ttlMs: 800 })).toBe(3);
+      const second = await store.increment('counter', { ttlMs: 800 }); // does not extend the TTL
+      expect(second.value).toBe(2);
+      expect(second.expiresInMs).toBeLessThan(800);
+      expect(second.expiresInMs).toBeGreaterThan(0);
+      expect((await store.increment('counter', { ttlMs: 800 })).value).toBe(3);
       await sleep(700); // past the first increment's window, though not past the last one's
       expect(await store.get('counter')).toBeNull();
-      expect(await store.increment('counter', { ttlMs: 800 })).toBe(1);
+      expect((await store.increment('counter', { ttlMs: 800 })).value).toBe(1);
+    });
+
+    it('reads a counter with by: 0 and takes back with a negative step', async () => {
+      expect((await store.increment('stepped', { ttlMs: 5_000, by: 0 })).value).toBe(0);
+      expect((await store.increment('stepped', { ttlMs: 5_000 })).value).toBe(1);
+      expect((await store.increment('stepped', { ttlMs: 5_000 })).value).toBe(2);
+      const back = await store.increment('stepped', { by: -1 });
+      expect(back.value).toBe(1);
+      expect(back.expiresInMs).toBeGreaterThan(0); // keeps its window
+      expect((await store.increment('stepped', { by: 0 })).value).toBe(1);
     });
 
     it('increments a key without TTL forever, and refuses a non-integer value', async () => {
-      expect(await store.increment('plain')).toBe(1);
-      expect(await store.increment('plain')).toBe(2);
+      expect(await store.increment('plain')).toEqual({ value: 1, expiresInMs: undefined });
+      expect((await store.increment('plain')).value).toBe(2);
       await store.set('word', 'abc');
       await expect(store.increment('word')).rejects.toBeInstanceOf(KeyValueError);
       expect(await store.get('word')).toBe('abc');
+    });
+
+    it('gets and sets several keys at once', async () => {
+      await store.setMany([
+        { key: 'many:a', value: '1' },
+        { key: 'many:b', value: '2', ttlMs: 400 },
+      ]);
+      expect(await store.getMany(['many:a', 'many:missing', 'many:b'])).toEqual(['1', null, '2']);
+      await sleep(600);
+      expect(await store.getMany(['many:a', 'many:b'])).toEqual(['1', null]);
+      expect(await store.getMany([])).toEqual([]);
     });
 
     it('rejects a TTL that is not a positive whole number', async () => {

@@ -187,7 +187,7 @@ describe('the development outbox', () => {
       overrides: { mailTransport: new OutboxTransport(dir) },
       env: {
         NODE_ENV: 'production',
-        JWT_SECRET: 'p'.repeat(48),
+        JWT_SECRET: 'rVY8m2Qk7tLx0pZcN4wE9sHf1uJb6gDaK3oTy5iBnXvMqCe',
         REDIS_URL: 'redis://127.0.0.1:6379',
         CORS_ORIGINS: 'https://app.example.com',
         RESEND_API_KEY: 're_prod',

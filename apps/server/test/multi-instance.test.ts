@@ -17,7 +17,7 @@ describe.skipIf(!process.env.REDIS_URL)('two instances sharing Postgres and Redi
   const keyPrefix = `test:${randomBytes(6).toString('hex')}:`;
   const stores = [createTestKeyValueStore(keyPrefix), createTestKeyValueStore(keyPrefix)] as const;
   beforeAll(async () => {
-    const env = { RATE_LIMIT_AUTH_PER_MINUTE: '10', TRUST_PROXY: 'true' };
+    const env = { RATE_LIMIT_AUTH_PER_MINUTE: '10', TRUST_PROXY: '1' };
     first = await buildTestApp({ env, overrides: { kv: stores[0] } });
     second = await buildTestApp({ env, database: first.database, overrides: { kv: stores[1] } });
   });

@@ -15,7 +15,12 @@ describe('the server process', () => {
 
   it('finishes a slow request in flight when SIGTERM arrives, then exits 0', async () => {
     const redis = await startFakeRedis();
-    const server = spawnServer({ DATABASE_URL: database.url, REDIS_URL: redis.url, HEALTH_CHECK_TIMEOUT_MS: '10000' });
+    const server = spawnServer({
+      DATABASE_URL: database.url,
+      REDIS_URL: redis.url,
+      HEALTH_CHECK_TIMEOUT_MS: '10000',
+      REDIS_COMMAND_TIMEOUT_MS: '10000',
+    });
     try {
       const url = await listeningUrl(server);
       redis.setPingDelay(1_500); // readiness now waits on a slow (but healthy) Redis

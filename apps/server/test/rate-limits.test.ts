@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, buildTestApp, login, registerAccount, type TestApp, uniqueEmail } from './helpers/index.ts';
+import {
+  bearer,
+  buildTestApp,
+  login,
+  registerAccount,
+  storedKeys,
+  type TestApp,
+  uniqueEmail,
+} from './helpers/index.ts';
 
-const LIMITED = { RATE_LIMIT_AUTH_PER_MINUTE: '10', TRUST_PROXY: 'true' };
+const LIMITED = { RATE_LIMIT_AUTH_PER_MINUTE: '10', RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE: '15', TRUST_PROXY: '1' };
 
 function expectRateLimited(response: { statusCode: number; headers: Record<string, unknown> }) {
   expect(response.statusCode).toBe(429);
@@ -79,18 +87,65 @@ describe('rate limits', () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(2);
   });
 
-  it('limits one target email across many addresses', async () => {
+  it('counts wrong passwords per email across many addresses, never the owner’s successes', async () => {
     const account = await registerAccount(t.app);
-    for (let i = 0; i < 9; i++) {
-      expect(
-        (await login(t.app, account.email, 'Wrong-pass-1', { 'x-forwarded-for': `198.51.100.${i + 1}` })).statusCode,
-      ).toBe(401);
+    const from = (i: number) => ({ 'x-forwarded-for': `198.51.100.${i}` });
+    // Successes do not count: the owner signs in as often as the per-IP limit allows.
+    for (let i = 0; i < 5; i++) expect((await login(t.app, account.email, account.password, from(1))).statusCode).toBe(200);
+    for (let i = 0; i < 15; i++) {
+      expect((await login(t.app, account.email, 'Wrong-pass-1', from(10 + i))).statusCode).toBe(401);
     }
-    // register counted once for this email; the 11th call naming it is refused, even with the right password
-    const refused = await login(t.app, account.email.toUpperCase(), account.password, {
-      'x-forwarded-for': '198.51.100.200',
+    // The 16th wrong password for this email, from yet another address, is refused before it is checked.
+    const refused = await login(t.app, account.email.toUpperCase(), 'Wrong-pass-1', from(100));
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['ratelimit-limit']).toBe('15');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+  });
+
+  it('does not let a stranger lock the owner out: the stranger’s address is throttled first', async () => {
+    const account = await registerAccount(t.app);
+    const stranger = { 'x-forwarded-for': '198.51.100.201' };
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await login(t.app, account.email, 'Wrong-pass-1', stranger)).statusCode);
+    expect(statuses.filter((status) => status === 401)).toHaveLength(10);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(10);
+    const owner = await login(t.app, account.email, account.password, { 'x-forwarded-for': '198.51.100.202' });
+    expect(owner.statusCode).toBe(200);
+  });
+
+  it('puts the signed-in password checks under the credential limits', async () => {
+    const account = await registerAccount(t.app);
+    const ip = { 'x-forwarded-for': '198.51.100.210' };
+    const change = (currentPassword: string) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/change',
+        headers: { ...bearer(account), ...ip },
+        payload: { currentPassword, newPassword: 'Another-pass-2' },
+      });
+    for (let i = 0; i < 10; i++) expect((await change('Wrong-pass-1')).statusCode).toBe(401);
+    expectRateLimited(await change('Wrong-pass-1'));
+    const deleteMe = await t.app.inject({
+      method: 'DELETE',
+      url: '/api/users/me',
+      headers: { ...bearer(account), ...ip },
+      payload: { password: 'Wrong-pass-1' },
     });
-    expectRateLimited(refused);
+    expectRateLimited(deleteMe);
+  });
+
+  it('builds email keys from bounded, hashed values: a huge email adds nothing big to the store', async () => {
+    const huge = `${'a'.repeat(1_000_000)}@example.com`;
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      headers: { 'x-forwarded-for': '198.51.100.220' },
+      payload: { email: huge, password: 'Wrong-pass-1' },
+    });
+    expect(response.statusCode).toBe(400);
+    const keys = await storedKeys(t);
+    expect(keys.length).toBeGreaterThan(0);
+    expect(Math.max(...keys.map((key) => key.length))).toBeLessThan(200);
   });
 
   it('ignores X-Forwarded-For unless TRUST_PROXY is on', async () => {

@@ -26,6 +26,8 @@ export function createDb(config: DbConfig): Db {
     connectionTimeoutMillis: config.connectionTimeoutMs ?? 5_000,
     idleTimeoutMillis: config.idleTimeoutMs ?? 10_000,
     statement_timeout: config.statementTimeoutMs ?? 30_000,
+    // Bounds a query even when the server cannot enforce statement_timeout (frozen, unreachable).
+    query_timeout: config.statementTimeoutMs ? config.statementTimeoutMs + 1_000 : undefined,
     application_name: config.applicationName ?? 'app',
   });
   // Without a listener an idle client's error (a restarted server) crashes the process.

@@ -60,6 +60,18 @@ export interface SessionsTable {
   revoked_at: NullableTimestamp;
 }
 
+/**
+ * Ended sessions whose access tokens may not have expired yet: the truth that the Redis
+ * revocation markers cache. Kept until `expires_at` (access-token lifetime + clock skew).
+ */
+export interface SessionRevocationsTable {
+  session_id: string;
+  /** Not a foreign key: the entry outlives a deleted user. */
+  user_id: string;
+  revoked_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+}
+
 export interface NotesTable {
   id: Generated<string>;
   owner_id: string;
@@ -88,6 +100,7 @@ export interface Database {
   role_permissions: RolePermissionsTable;
   user_roles: UserRolesTable;
   sessions: SessionsTable;
+  session_revocations: SessionRevocationsTable;
   notes: NotesTable;
   user_tokens: UserTokensTable;
 }

@@ -45,3 +45,19 @@ export function requestIdFor(request: IncomingMessage): string {
   const incoming = request.headers['x-request-id'];
   return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
+
+/**
+ * Warnings about a dependency outage, at most one per dependency a second: during an outage
+ * every request fails the same way, and thousands of identical lines would hide the rest.
+ */
+export function createOutageLog(log: Pick<Logger, 'warn'>) {
+  const lastLogged = new Map<string, number>();
+  return {
+    warn(dependency: string, message: string) {
+      const now = Date.now();
+      if (now - (lastLogged.get(dependency) ?? 0) < 1_000) return;
+      lastLogged.set(dependency, now);
+      log.warn({ dependency }, message);
+    },
+  };
+}

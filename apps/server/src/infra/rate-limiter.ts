@@ -1,6 +1,5 @@
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import type { KeyValueStore } from './kv/index.ts';
-import { RedisStore } from './kv/index.ts';
+import { DependencyUnavailableError } from './dependency-errors.ts';
+import { type KeyValueStore, MemoryStore } from './kv/index.ts';
 
 export interface RateLimitState {
   allowed: boolean;
@@ -12,39 +11,49 @@ export interface RateLimitState {
 
 export interface RateLimiter {
   readonly limit: number;
+  /** Counts one call against `key`: allowed while the window holds at most `limit` calls. */
   consume(key: string): Promise<RateLimitState>;
+  /** Whether another call would be allowed, without counting one (for limits that count failures only). */
+  peek(key: string): Promise<RateLimitState>;
 }
 
+const WINDOW_MS = 60_000;
+
 /**
- * A fixed window of `perMinute` calls per key, shared by every process through Redis
- * (in-process on embedded defaults). If Redis fails, the call is allowed and `onError`
- * is told: a Redis hiccup must not lock every user out.
+ * A window of `perMinute` calls per key that starts at the key's first call, shared by
+ * every process through the key-value store (one atomic INCRBY+PEXPIRE). While the shared
+ * store is unavailable, a per-process store stands in (`onStoreError` is told), so there
+ * is always a limit, if a looser one: each process then allows `perMinute` on its own.
  */
 export function createRateLimiter(
   kv: KeyValueStore,
-  options: { name: string; perMinute: number; onError?: (error: unknown) => void },
+  options: { name: string; perMinute: number; onStoreError?: (error: unknown) => void },
 ): RateLimiter {
-  const settings = { keyPrefix: `rate:${options.name}`, points: options.perMinute, duration: 60 };
-  const limiter =
-    kv instanceof RedisStore
-      ? new RateLimiterRedis({ ...settings, storeClient: kv.client })
-      : new RateLimiterMemory(settings);
-  const state = (res: RateLimiterRes, allowed: boolean): RateLimitState => ({
-    allowed,
-    limit: options.perMinute,
-    remaining: Math.max(0, res.remainingPoints),
-    resetMs: res.msBeforeNext,
-  });
+  const { perMinute: limit } = options;
+  const standIn = kv.kind === 'memory' ? kv : new MemoryStore();
+
+  async function count(key: string, by: number): Promise<RateLimitState> {
+    const counterKey = `rate:${options.name}:${key}`;
+    let counter: Awaited<ReturnType<KeyValueStore['increment']>>;
+    try {
+      counter = await kv.increment(counterKey, { ttlMs: WINDOW_MS, by });
+    } catch (error) {
+      if (!(error instanceof DependencyUnavailableError) || standIn === kv) throw error;
+      options.onStoreError?.(error);
+      counter = await standIn.increment(counterKey, { ttlMs: WINDOW_MS, by });
+    }
+    const used = counter.value;
+    return {
+      allowed: by === 0 ? used < limit : used <= limit,
+      limit,
+      remaining: Math.max(0, limit - used),
+      resetMs: counter.expiresInMs ?? WINDOW_MS,
+    };
+  }
+
   return {
-    limit: options.perMinute,
-    async consume(key) {
-      try {
-        return state(await limiter.consume(key), true);
-      } catch (error) {
-        if (error instanceof RateLimiterRes) return state(error, false);
-        options.onError?.(error);
-        return { allowed: true, limit: options.perMinute, remaining: options.perMinute, resetMs: 60_000 };
-      }
-    },
+    limit,
+    consume: (key) => count(key, 1),
+    peek: (key) => count(key, 0),
   };
 }

@@ -1,7 +1,7 @@
 import type { TRPCError } from '@trpc/server';
-import type { TRPC_ERROR_CODE_KEY, TRPC_ERROR_CODE_NUMBER } from '@trpc/server/rpc';
+import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY, type TRPC_ERROR_CODE_NUMBER } from '@trpc/server/rpc';
 import type { DefaultErrorData } from '@trpc/server/unstable-core-do-not-import';
-import { AppError, type AppErrorCode, defaultAppCode } from '../errors.ts';
+import { type AppErrorCode, defaultAppCode, recognizeError } from '../errors.ts';
 import type { Context } from './context.ts';
 
 /** One field-level validation problem: where (`path`) and what (`message`). */
@@ -45,26 +45,33 @@ export function formatError(opts: {
   error: TRPCError;
   ctx: Context | undefined;
 }): AppErrorShape {
-  const { shape, error, ctx } = opts;
-  const appError = error instanceof AppError ? error : undefined;
+  const { shape, error: thrown, ctx } = opts;
+  // An unexpected error that means something to clients (a dependency down, a race) is shown as that.
+  const appError = recognizeError(thrown);
+  const error = appError ?? thrown;
   const issues = validationIssues(error);
   const expose = ctx?.exposeErrorDetails ?? false;
   const isInternal = error.code === 'INTERNAL_SERVER_ERROR' && !appError;
   const message = issues ? 'Input validation failed' : isInternal && !expose ? GENERIC_INTERNAL_MESSAGE : error.message;
   const { stack: _stack, ...data } = shape.data;
+  // Every transport takes the HTTP status from data.httpStatus.
+  if (appError && appError !== thrown) {
+    data.code = appError.code;
+    data.httpStatus = appError.httpStatus;
+  }
   // The one place every error passes: a "try again in N s" error tells clients when, in a header.
   const retryAfter = appError?.details?.retryAfterSeconds;
   if (typeof retryAfter === 'number') ctx?.setHeader('retry-after', String(retryAfter));
   return {
     message,
-    code: shape.code,
+    code: appError ? TRPC_ERROR_CODES_BY_KEY[appError.code] : shape.code,
     data: {
       ...data,
       appCode: appError?.appCode ?? (issues ? 'VALIDATION_FAILED' : defaultAppCode(error.code as TRPC_ERROR_CODE_KEY)),
       requestId: ctx?.requestId,
       ...(issues && { issues }),
       ...(appError?.details && { details: appError.details }),
-      ...(expose && error.stack && { stack: error.stack }),
+      ...(expose && thrown.stack && { stack: thrown.stack }),
     },
   };
 }

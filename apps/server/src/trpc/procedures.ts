@@ -1,4 +1,5 @@
-import { AppError } from '../errors.ts';
+import { createHash } from 'node:crypto';
+import { AppError, type AppErrorCode } from '../errors.ts';
 import type { RateLimiter, RateLimitState } from '../infra/rate-limiter.ts';
 import { AccessTokenError } from '../infra/tokens.ts';
 import type { Caller } from '../modules/auth/auth.service.ts';
@@ -14,6 +15,12 @@ import { t } from './init.ts';
  */
 export const unlimitedProcedure = t.procedure;
 
+/** For answers that carry tokens: no browser or proxy cache may keep them. */
+export const noStore = t.middleware(({ ctx, next }) => {
+  ctx.setHeader('cache-control', 'no-store');
+  return next();
+});
+
 function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
   const resetSeconds = Math.max(1, Math.ceil(state.resetMs / 1000));
   ctx.setHeader('ratelimit-limit', String(state.limit));
@@ -28,12 +35,14 @@ async function enforce(ctx: Context, limiter: RateLimiter, keys: string[]): Prom
   const denied = states.find((state) => !state.allowed);
   const tightest = denied ?? states.reduce((a, b) => (b.remaining < a.remaining ? b : a));
   setRateLimitHeaders(ctx, tightest);
-  if (denied) {
-    const retryAfterSeconds = Math.max(1, Math.ceil(denied.resetMs / 1000));
-    throw new AppError('RATE_LIMITED', `Too many requests: try again in ${retryAfterSeconds} s`, {
-      details: { retryAfterSeconds },
-    });
-  }
+  if (denied) throw rateLimited(denied);
+}
+
+function rateLimited(state: RateLimitState): AppError {
+  const retryAfterSeconds = Math.max(1, Math.ceil(state.resetMs / 1000));
+  return new AppError('RATE_LIMITED', `Too many requests: try again in ${retryAfterSeconds} s`, {
+    details: { retryAfterSeconds },
+  });
 }
 
 /** Every procedure: RATE_LIMIT_DEFAULT_PER_MINUTE calls per client IP. */
@@ -43,20 +52,70 @@ export const publicProcedure = unlimitedProcedure.use(async ({ ctx, next }) => {
 });
 
 /**
- * Credential endpoints: RATE_LIMIT_AUTH_PER_MINUTE per IP, and per target email when the
- * input names one (so one account cannot be hammered from many addresses).
+ * The rate-limit key of the email a credential call names, from its raw input (limits run
+ * before validation): only a plausible, bounded address, and hashed, so a hostile input
+ * never becomes a large key.
  */
-export const credentialProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
-  const raw = (await getRawInput()) as { email?: unknown } | undefined;
-  const email = typeof raw?.email === 'string' && raw.email.trim() ? [`email:${raw.email.trim().toLowerCase()}`] : [];
-  await consumeCredentialLimit(ctx, email);
-  return next();
-});
+function emailKey(raw: unknown): string | undefined {
+  const email = (raw as { email?: unknown } | undefined)?.email;
+  if (typeof email !== 'string') return undefined;
+  const normalized = email.trim().toLowerCase();
+  if (normalized.length === 0 || normalized.length > 320 || !normalized.includes('@')) return undefined;
+  return `email:${createHash('sha256').update(normalized).digest('base64url')}`;
+}
 
-/** One call against the credential limit, for the client IP and the given extra keys. */
-export function consumeCredentialLimit(ctx: Context, keys: string[]): Promise<void> {
+/** App codes that mean "a wrong secret was presented": what the per-account failure limit counts. */
+const CREDENTIAL_FAILURES = new Set<AppErrorCode>(['INVALID_CREDENTIALS', 'INVALID_CODE']);
+
+/**
+ * Limits guessing at one account from every address together, counting failures only:
+ * the owner with the right secret is never locked out by a stranger's wrong guesses
+ * (the stranger's own address is throttled by the per-IP credential limit first).
+ */
+async function limitFailures<Result extends { ok: boolean; error?: unknown }>(
+  ctx: Context,
+  account: string | undefined,
+  next: () => Promise<Result>,
+): Promise<Result> {
+  if (!account) return next();
+  const limiter = ctx.services.rateLimits.failures;
+  const state = await limiter.peek(account);
+  if (!state.allowed) {
+    setRateLimitHeaders(ctx, state);
+    throw rateLimited(state);
+  }
+  const result = await next();
+  if (!result.ok && result.error instanceof AppError && CREDENTIAL_FAILURES.has(result.error.appCode)) {
+    await limiter.consume(account);
+  }
+  return result;
+}
+
+/** One call against the credential limit (RATE_LIMIT_AUTH_PER_MINUTE), for the client IP and the given extra keys. */
+export function consumeCredentialLimit(ctx: Context, keys: string[] = []): Promise<void> {
   return enforce(ctx, ctx.services.rateLimits.auth, [`ip:${ctx.ip}`, ...keys]);
 }
+
+/**
+ * Endpoints that check a secret for an email (sign-in, sign-up, codes, reset):
+ * RATE_LIMIT_AUTH_PER_MINUTE calls per IP, and RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE wrong
+ * secrets per target email.
+ */
+export const credentialProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
+  await consumeCredentialLimit(ctx);
+  return limitFailures(ctx, emailKey(await getRawInput()), next);
+});
+
+/**
+ * Endpoints that email the address in their input (password reset link, sign-in code):
+ * RATE_LIMIT_AUTH_PER_MINUTE calls per IP and per target email, successes included, so
+ * nobody's inbox can be flooded from many addresses.
+ */
+export const emailSendingProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
+  const email = emailKey(await getRawInput());
+  await consumeCredentialLimit(ctx, email ? [email] : []);
+  return next();
+});
 
 function bearerToken(header: string | undefined): string | undefined {
   const match = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(header.trim()) : null;
@@ -80,16 +139,20 @@ export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
     }
     throw new AppError('UNAUTHORIZED', 'The access token is not valid');
   }
-  let revoked: boolean;
-  try {
-    revoked = await isSessionRevoked(ctx.services.kv, caller.sessionId);
-  } catch (error) {
-    // Fail closed: without the revocation store nobody is let in, and the client learns why.
-    ctx.log.error({ err: error }, 'session store unavailable');
-    throw new AppError('SERVICE_UNAVAILABLE', 'The session store is unavailable: try again shortly');
+  // Fails closed: when neither the store nor Postgres can answer, the error is a 503.
+  if (await isSessionRevoked(ctx.services, caller.sessionId)) {
+    throw new AppError('SESSION_REVOKED', 'This session has ended: sign in again');
   }
-  if (revoked) throw new AppError('SESSION_REVOKED', 'This session has ended: sign in again');
   return next({ ctx: { caller } });
+});
+
+/**
+ * Signed-in endpoints that check the caller's password (change it, delete the account):
+ * the credential limit per IP, and wrong passwords per account.
+ */
+export const passwordCheckingProcedure = authedProcedure.use(async ({ ctx, next }) => {
+  await consumeCredentialLimit(ctx);
+  return limitFailures(ctx, `user:${ctx.caller.userId}`, next);
 });
 
 /** The caller must hold `permission` (through any role; admin holds all), checked on every call. */

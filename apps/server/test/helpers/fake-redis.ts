@@ -1,8 +1,8 @@
 import { createServer, type Socket } from 'node:net';
 
 /**
- * Just enough of the Redis protocol for a client to connect and PING, with a PING delay
- * the test controls: a dependency that is up but slow, for real in-flight requests.
+ * Just enough of the Redis protocol for a client to connect, PING and SET, with a reply
+ * delay the test controls: a dependency that is up but slow, for real in-flight requests.
  */
 export async function startFakeRedis() {
   let pingDelayMs = 0;
@@ -27,10 +27,11 @@ export async function startFakeRedis() {
 
   function reply(socket: Socket, args: string[]) {
     const command = args[0]?.toUpperCase();
-    if (command === 'PING') {
+    if (command === 'PING' || command === 'SET') {
       pings += 1;
       for (const wake of pingWaiters.splice(0)) wake();
-      setTimeout(() => socket.writable && socket.write('+PONG\r\n'), pingDelayMs);
+      const answer = command === 'PING' ? '+PONG\r\n' : '+OK\r\n';
+      setTimeout(() => socket.writable && socket.write(answer), pingDelayMs);
     } else if (command === 'INFO') {
       const info = '# Server\r\nredis_version:7.0.0\r\nloading:0\r\n';
       socket.write(`$${Buffer.byteLength(info)}\r\n${info}\r\n`);
@@ -46,10 +47,11 @@ export async function startFakeRedis() {
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
     url: `redis://127.0.0.1:${port}`,
+    /** Delay of PING and SET answers (readiness writes a probe key). */
     setPingDelay(ms: number) {
       pingDelayMs = ms;
     },
-    /** Resolves when the next PING arrives (a request is then certainly in flight). */
+    /** Resolves when the next PING or SET arrives (a request is then certainly in flight). */
     nextPing(): Promise<void> {
       const seen = pings;
       return new Promise((resolve) => {

@@ -9,6 +9,7 @@ export {
   type FakeClock,
   fakeClock,
   startTestServer,
+  storedKeys,
   type TestApp,
   type TestAppOptions,
   testConfig,

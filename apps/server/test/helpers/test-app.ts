@@ -42,6 +42,16 @@ export function createTestKeyValueStore(
   });
 }
 
+/** Every key the app's store holds (without the prefix), whichever store it is. */
+export async function storedKeys(t: Pick<TestApp, 'services'>): Promise<string[]> {
+  const { kv } = t.services;
+  if (kv instanceof MemoryStore) return kv.keys();
+  if (!(kv instanceof RedisStore)) throw new Error('storedKeys: unknown store');
+  const prefix = kv.client.options.keyPrefix ?? '';
+  const keys = await kv.client.keys(`${prefix}*`);
+  return keys.map((key) => key.slice(prefix.length));
+}
+
 /** A clock the test moves by hand. */
 export interface FakeClock extends Clock {
   advance(ms: number): void;

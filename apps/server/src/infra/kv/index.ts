@@ -2,7 +2,7 @@ import type { KeyValueStore } from './key-value-store.ts';
 import { MemoryStore } from './memory-store.ts';
 import { RedisStore } from './redis-store.ts';
 
-export { KeyValueError, type KeyValueStore } from './key-value-store.ts';
+export { type Counter, KeyValueError, type KeyValueStore } from './key-value-store.ts';
 export { MemoryStore } from './memory-store.ts';
 export { RedisStore } from './redis-store.ts';
 
@@ -10,8 +10,14 @@ export { RedisStore } from './redis-store.ts';
 export function createKeyValueStore(options: {
   redisUrl: string | undefined;
   keyPrefix: string;
+  commandTimeoutMs?: number;
   onError?: (error: Error) => void;
 }): KeyValueStore {
   if (!options.redisUrl) return new MemoryStore();
-  return new RedisStore({ url: options.redisUrl, keyPrefix: options.keyPrefix, onError: options.onError });
+  return new RedisStore({
+    url: options.redisUrl,
+    keyPrefix: options.keyPrefix,
+    commandTimeoutMs: options.commandTimeoutMs,
+    onError: options.onError,
+  });
 }

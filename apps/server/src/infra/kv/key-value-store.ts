@@ -1,23 +1,35 @@
 /**
  * Short-lived shared state (revocation markers, rate-limit counters, one-time codes).
  * Redis in production; an in-process map with the same semantics on embedded defaults.
- * Values are strings; TTLs are in milliseconds.
+ * Values are strings; TTLs are in milliseconds. A store that cannot answer in time throws
+ * DependencyUnavailableError (infra/dependency-errors.ts).
  */
 export interface KeyValueStore {
   readonly kind: 'redis' | 'memory';
   get(key: string): Promise<string | null>;
+  /** Several keys in one round trip, in order. */
+  getMany(keys: string[]): Promise<(string | null)[]>;
   /** Stores `value`; with `ttlMs` the key disappears after that long, without it it never expires. */
   set(key: string, value: string, options?: { ttlMs?: number }): Promise<void>;
+  /** Several keys at once, all or none (one transaction). */
+  setMany(entries: { key: string; value: string; ttlMs?: number }[]): Promise<void>;
   /** True when the key existed. */
   delete(key: string): Promise<boolean>;
   /**
-   * Adds 1 and returns the new value; a missing key counts from 0. `ttlMs` is applied only
-   * when this call creates the key, so a counter's window starts at its first increment.
+   * Adds `by` (default 1; 0 reads, a negative number takes back) and returns the new value
+   * with the counter's remaining lifetime; a missing key counts from 0. `ttlMs` is applied
+   * only when the counter has none yet, so a window starts at its first increment.
    */
-  increment(key: string, options?: { ttlMs?: number }): Promise<number>;
+  increment(key: string, options?: { ttlMs?: number; by?: number }): Promise<Counter>;
   /** Rejects when the store cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface Counter {
+  value: number;
+  /** Milliseconds until the counter disappears; undefined when it never does. */
+  expiresInMs: number | undefined;
 }
 
 export class KeyValueError extends Error {

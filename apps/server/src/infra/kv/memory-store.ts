@@ -1,4 +1,4 @@
-import { assertTtl, KeyValueError, type KeyValueStore } from './key-value-store.ts';
+import { assertTtl, type Counter, KeyValueError, type KeyValueStore } from './key-value-store.ts';
 
 interface Entry {
   value: string;
@@ -41,9 +41,18 @@ export class MemoryStore implements KeyValueStore {
     return this.#live(key)?.value ?? null;
   }
 
+  async getMany(keys: string[]): Promise<(string | null)[]> {
+    return keys.map((key) => this.#live(key)?.value ?? null);
+  }
+
   async set(key: string, value: string, options: { ttlMs?: number } = {}): Promise<void> {
     assertTtl(options.ttlMs);
     this.#entries.set(key, { value, expiresAt: options.ttlMs === undefined ? undefined : this.#now() + options.ttlMs });
+  }
+
+  async setMany(entries: { key: string; value: string; ttlMs?: number }[]): Promise<void> {
+    for (const entry of entries) assertTtl(entry.ttlMs);
+    for (const { key, value, ttlMs } of entries) await this.set(key, value, { ttlMs });
   }
 
   async delete(key: string): Promise<boolean> {
@@ -52,20 +61,26 @@ export class MemoryStore implements KeyValueStore {
     return existed;
   }
 
-  async increment(key: string, options: { ttlMs?: number } = {}): Promise<number> {
+  async increment(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<Counter> {
     assertTtl(options.ttlMs);
-    const entry = this.#live(key);
-    if (!entry) {
-      const expiresAt = options.ttlMs === undefined ? undefined : this.#now() + options.ttlMs;
-      this.#entries.set(key, { value: '1', expiresAt });
-      return 1;
-    }
+    const by = options.by ?? 1;
+    const entry = this.#live(key) ?? { value: '0', expiresAt: undefined };
     const current = Number(entry.value);
     if (!Number.isSafeInteger(current) || !/^-?\d+$/.test(entry.value)) {
       throw new KeyValueError(`Cannot increment "${key}": its value is not an integer`);
     }
-    entry.value = String(current + 1);
-    return current + 1;
+    entry.value = String(current + by);
+    if (entry.expiresAt === undefined && options.ttlMs !== undefined) entry.expiresAt = this.#now() + options.ttlMs;
+    this.#entries.set(key, entry);
+    return {
+      value: current + by,
+      expiresInMs: entry.expiresAt === undefined ? undefined : entry.expiresAt - this.#now(),
+    };
+  }
+
+  /** The live keys (tests look at what was stored). */
+  keys(): string[] {
+    return [...this.#entries.keys()].filter((key) => this.#live(key) !== undefined);
   }
 
   async ping(): Promise<void> {}

@@ -1,33 +1,56 @@
-import { Redis } from 'ioredis';
-import { assertTtl, KeyValueError, type KeyValueStore } from './key-value-store.ts';
+import { Redis, ReplyError } from 'ioredis';
+import { DependencyUnavailableError } from '../dependency-errors.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
+import { assertTtl, type Counter, KeyValueError, type KeyValueStore } from './key-value-store.ts';
 
-// INCR, and PEXPIRE only when INCR created the key: one round trip, atomic, any Redis >= 2.6.
+// INCRBY, PEXPIRE when the counter has no TTL yet, and its remaining TTL: one round trip, atomic.
 const INCREMENT_SCRIPT = `
-local value = redis.call('INCR', KEYS[1])
-if value == 1 and tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return value`;
+local value = redis.call('INCRBY', KEYS[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -1 and tonumber(ARGV[1]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {value, ttl}`;
 
-type RedisWithIncrement = Redis & { incrementWithTtl(key: string, ttlMs: number): Promise<number> };
+type RedisWithIncrement = Redis & {
+  incrementWithTtl(key: string, ttlMs: number, by: number): Promise<[number, number]>;
+};
 
 export interface RedisStoreOptions {
   url: string;
   keyPrefix: string;
+  /** A command without an answer within this long fails (a hung or overloaded Redis). */
+  commandTimeoutMs?: number;
   /** Connection problems, reported at most once per outage. */
   onError?: (error: Error) => void;
 }
 
+/** Consecutive connection failures that open the circuit, and how long it then stays open. */
+const BREAKER = { threshold: 3, cooldownMs: 1_000 };
+const CONNECT_TIMEOUT_MS = 2_000;
+
+/**
+ * Every command is bounded: `commandTimeoutMs` for an answer, no offline queue (while the
+ * connection is down a command fails at once instead of waiting for a reconnect), and a
+ * circuit breaker that fails calls at once while Redis keeps failing. Whatever cannot be
+ * answered surfaces as DependencyUnavailableError: a 503 for the client, never a hang.
+ */
 export class RedisStore implements KeyValueStore {
   readonly kind = 'redis';
   readonly client: RedisWithIncrement;
+  readonly #breaker = new CircuitBreaker(BREAKER);
+  /** Settles when the first connection is ready (commands before it wait, bounded, instead of failing). */
+  readonly #firstConnection: Promise<void>;
 
   constructor(options: RedisStoreOptions) {
     const client = new Redis(options.url, {
       keyPrefix: options.keyPrefix,
-      // Fail a command fast while Redis is away instead of queueing requests behind it.
-      maxRetriesPerRequest: 1,
-      connectTimeout: 5_000,
+      commandTimeout: options.commandTimeoutMs ?? 500,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-      lazyConnect: false,
     });
     client.defineCommand('incrementWithTtl', { numberOfKeys: 1, lua: INCREMENT_SCRIPT });
     let reported = false;
@@ -38,37 +61,84 @@ export class RedisStore implements KeyValueStore {
     client.on('ready', () => {
       reported = false;
     });
+    this.#firstConnection = new Promise<void>((resolve) => {
+      client.once('ready', resolve);
+      setTimeout(resolve, CONNECT_TIMEOUT_MS).unref();
+    });
     this.client = client as RedisWithIncrement;
   }
 
+  /** Runs one command under the breaker; every failure but a script's own error means Redis is unavailable. */
+  async #run<T>(command: () => Promise<T>): Promise<T> {
+    if (this.client.status === 'wait' || this.client.status === 'connecting' || this.client.status === 'connect') {
+      await this.#firstConnection;
+    }
+    if (!this.#breaker.allow()) {
+      throw new DependencyUnavailableError('redis', 'Redis is unavailable (circuit open after repeated failures)');
+    }
+    try {
+      const result = await command();
+      this.#breaker.succeeded();
+      return result;
+    } catch (error) {
+      // An error reply (OOM, READONLY, LOADING, WRONGTYPE) comes from a Redis that answers: not a
+      // connection failure, so it does not open the circuit. It still cannot serve the call.
+      if (error instanceof ReplyError) {
+        this.#breaker.succeeded();
+        if (/not an integer/.test((error as Error).message)) throw new KeyValueError(`The value is not an integer`);
+      } else this.#breaker.failed();
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new DependencyUnavailableError('redis', `Redis could not serve the call: ${reason}`, { cause: error });
+    }
+  }
+
   async get(key: string): Promise<string | null> {
-    return this.client.get(key);
+    return this.#run(() => this.client.get(key));
+  }
+
+  async getMany(keys: string[]): Promise<(string | null)[]> {
+    if (keys.length === 0) return [];
+    return this.#run(() => this.client.mget(keys));
   }
 
   async set(key: string, value: string, options: { ttlMs?: number } = {}): Promise<void> {
     assertTtl(options.ttlMs);
-    if (options.ttlMs === undefined) await this.client.set(key, value);
-    else await this.client.set(key, value, 'PX', options.ttlMs);
+    const { ttlMs } = options;
+    await this.#run(() => (ttlMs === undefined ? this.client.set(key, value) : this.client.set(key, value, 'PX', ttlMs)));
+  }
+
+  async setMany(entries: { key: string; value: string; ttlMs?: number }[]): Promise<void> {
+    for (const entry of entries) assertTtl(entry.ttlMs);
+    if (entries.length === 0) return;
+    await this.#run(async () => {
+      const transaction = this.client.multi();
+      for (const { key, value, ttlMs } of entries) {
+        if (ttlMs === undefined) transaction.set(key, value);
+        else transaction.set(key, value, 'PX', ttlMs);
+      }
+      const results = (await transaction.exec()) ?? [];
+      const failed = results.find(([error]) => error);
+      if (failed?.[0]) throw failed[0];
+    });
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.client.del(key)) > 0;
+    return (await this.#run(() => this.client.del(key))) > 0;
   }
 
-  async increment(key: string, options: { ttlMs?: number } = {}): Promise<number> {
+  async increment(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<Counter> {
     assertTtl(options.ttlMs);
     try {
-      return await this.client.incrementWithTtl(key, options.ttlMs ?? 0);
+      const [value, ttl] = await this.#run(() => this.client.incrementWithTtl(key, options.ttlMs ?? 0, options.by ?? 1));
+      return { value, expiresInMs: ttl >= 0 ? ttl : undefined };
     } catch (error) {
-      if (error instanceof Error && /not an integer/.test(error.message)) {
-        throw new KeyValueError(`Cannot increment "${key}": its value is not an integer`);
-      }
+      if (error instanceof KeyValueError) throw new KeyValueError(`Cannot increment "${key}": its value is not an integer`);
       throw error;
     }
   }
 
   async ping(): Promise<void> {
-    await this.client.ping();
+    await this.#run(() => this.client.ping());
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,9 @@ import {
   authedProcedure,
   consumeCredentialLimit,
   credentialProcedure,
+  emailSendingProcedure,
+  noStore,
+  passwordCheckingProcedure,
   publicProcedure,
 } from '../../trpc/procedures.ts';
 import { ok } from '../common-schemas.ts';
@@ -37,6 +40,7 @@ const done = { ok: true as const };
 
 export const authRouter = router({
   register: credentialProcedure
+    .use(noStore)
     .meta({
       openapi: {
         method: 'POST',
@@ -52,6 +56,7 @@ export const authRouter = router({
     .mutation(({ ctx, input }) => auth.register(ctx.services, input, client(ctx))),
 
   login: credentialProcedure
+    .use(noStore)
     .meta({
       openapi: {
         method: 'POST',
@@ -68,6 +73,7 @@ export const authRouter = router({
     .mutation(({ ctx, input }) => auth.login(ctx.services, input, client(ctx))),
 
   refresh: publicProcedure
+    .use(noStore)
     .meta({
       openapi: {
         method: 'POST',
@@ -127,7 +133,7 @@ export const authRouter = router({
       return { ok: true as const };
     }),
 
-  changePassword: authedProcedure
+  changePassword: passwordCheckingProcedure
     .meta({
       openapi: {
         method: 'POST',
@@ -145,7 +151,7 @@ export const authRouter = router({
       return { ok: true as const };
     }),
 
-  forgotPassword: credentialProcedure
+  forgotPassword: emailSendingProcedure
     .meta({
       openapi: {
         method: 'POST',
@@ -223,7 +229,7 @@ export const authRouter = router({
     }),
 
   otp: router({
-    request: credentialProcedure
+    request: emailSendingProcedure
       .meta({
         openapi: {
           method: 'POST',
@@ -241,6 +247,7 @@ export const authRouter = router({
       .mutation(({ ctx, input }) => otp.requestCode(ctx.services, input.email, ctx.requestId)),
 
     verify: credentialProcedure
+      .use(noStore)
       .meta({
         openapi: {
           method: 'POST',

@@ -16,7 +16,7 @@ import { findUserRow, findUserRowByEmail, getUser } from '../users/users.service
 import type { AuthResult } from './auth.schemas.ts';
 import { sendVerificationEmail } from './email-flows.service.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log'>;
 
 export interface Caller {
   userId: string;

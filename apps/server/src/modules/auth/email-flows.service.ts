@@ -7,7 +7,7 @@ import { findUserRow, findUserRowByEmail } from '../users/users.service.ts';
 import { composeEmail, greeting } from './emails.ts';
 import { consumeUserToken, issueUserToken } from './user-tokens.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'log'>;
 
 const VERIFY_EMAIL_TTL_MS = 24 * 60 * 60 * 1000;
 const RESET_PASSWORD_TTL_MS = 60 * 60 * 1000;

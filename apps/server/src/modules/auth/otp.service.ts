@@ -15,7 +15,7 @@ import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
 import { composeEmail } from './emails.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens' | 'log'>;
 
 export const OTP_TTL_MS = 10 * 60 * 1000;
 export const OTP_COOLDOWN_MS = 30 * 1000;
@@ -25,12 +25,13 @@ const REVIEW_FAILURES_PER_HOUR = 20;
 
 interface StoredCode {
   hash: string;
-  attempts: number;
   issuedAt: number;
   expiresAt: number;
 }
 
 const codeKey = (email: string) => `otp:${email}`;
+/** Tries at one code: its own counter, so a new code starts from zero. */
+const attemptsKey = (email: string, code: StoredCode) => `otp-attempts:${email}:${code.issuedAt}`;
 const REVIEW_KEY = 'otp-review';
 const REVIEW_FAILURES_KEY = 'otp-review-failures';
 
@@ -72,7 +73,6 @@ export async function requestCode(
   const code = sixDigits();
   await writeCode(deps, codeKey(email), {
     hash: deps.tokens.keyedHash(`${email}:${code}`),
-    attempts: 0,
     issuedAt: now,
     expiresAt: now + OTP_TTL_MS,
   });
@@ -86,29 +86,35 @@ export async function requestCode(
 
 const invalidCode = () => new AppError('INVALID_CODE', 'The code is wrong or has expired');
 
-/** Checks the code and uses it up; wrong tries count towards burning it. */
+/**
+ * Checks the code and uses it up. Every try is counted atomically before the comparison,
+ * so concurrent guesses cannot slip past the limit: after OTP_MAX_ATTEMPTS tries the code
+ * is burnt, even for the right one.
+ */
 async function claimCode(deps: Deps, email: string, code: string): Promise<void> {
   const key = codeKey(email);
   const stored = await readCode(deps, key);
   if (!stored) throw invalidCode();
-  if (!sameHash(stored.hash, deps.tokens.keyedHash(`${email}:${code}`))) {
-    const attempts = stored.attempts + 1;
-    if (attempts >= OTP_MAX_ATTEMPTS) await deps.kv.delete(key);
-    else await writeCode(deps, key, { ...stored, attempts });
-    throw invalidCode();
-  }
+  const remainingMs = Math.max(1, stored.expiresAt - deps.clock.now());
+  const tries = await deps.kv.increment(attemptsKey(email, stored), { ttlMs: remainingMs });
+  const matches = sameHash(stored.hash, deps.tokens.keyedHash(`${email}:${code}`));
+  if (tries.value > OTP_MAX_ATTEMPTS || (!matches && tries.value === OTP_MAX_ATTEMPTS)) await deps.kv.delete(key);
+  if (!matches || tries.value > OTP_MAX_ATTEMPTS) throw invalidCode();
   // Whoever deletes it first used it: a code works once, even for concurrent calls.
   if (!(await deps.kv.delete(key))) throw invalidCode();
 }
 
+/**
+ * The review code is reusable, so wrong guesses are capped per hour. Each try is counted
+ * before the comparison (atomically, so a burst cannot exceed the cap) and taken back when
+ * it was right.
+ */
 async function claimReviewCode(deps: Deps, code: string): Promise<void> {
-  const failures = Number((await deps.kv.get(REVIEW_FAILURES_KEY)) ?? 0);
+  const tries = await deps.kv.increment(REVIEW_FAILURES_KEY, { ttlMs: 60 * 60 * 1000 });
   const stored = await readCode(deps, REVIEW_KEY);
   const matches = stored && sameHash(stored.hash, deps.tokens.keyedHash(`${deps.config.otp.appleReviewEmail}:${code}`));
-  if (!matches || failures >= REVIEW_FAILURES_PER_HOUR) {
-    if (!matches) await deps.kv.increment(REVIEW_FAILURES_KEY, { ttlMs: 60 * 60 * 1000 });
-    throw invalidCode();
-  }
+  if (!matches || tries.value > REVIEW_FAILURES_PER_HOUR) throw invalidCode();
+  await deps.kv.increment(REVIEW_FAILURES_KEY, { by: -1 });
 }
 
 export async function verifyCode(
@@ -172,7 +178,6 @@ export async function generateReviewCode(deps: Deps): Promise<{ email: string; c
   const expiresAt = now + deps.config.otp.appleReviewDays * 86_400_000;
   await writeCode(deps, REVIEW_KEY, {
     hash: deps.tokens.keyedHash(`${email}:${code}`),
-    attempts: 0,
     issuedAt: now,
     expiresAt,
   });

@@ -26,19 +26,41 @@ async function probe(check: () => Promise<unknown>, timeoutMs: number): Promise<
   }
 }
 
-/** Every dependency answers within the health-check timeout, or a 503 names the ones that did not. */
-export async function ready(deps: Pick<Services, 'config' | 'db' | 'kv'>) {
+/** How long one readiness answer is reused: probes are polled, and batches could multiply them. */
+const READY_CACHE_MS = 1_000;
+
+/** Per store (so per process): the last probe and when it was started. */
+const lastProbes = new WeakMap<object, { startedAt: number; checks: Promise<ReadyChecks> }>();
+
+async function probeAll(deps: Pick<Services, 'config' | 'db' | 'kv'>): Promise<ReadyChecks> {
   const timeoutMs = deps.config.healthCheckTimeoutMs;
   const [database, redis] = await Promise.all([
     probe(() => sql`select 1`.execute(deps.db), timeoutMs),
-    deps.kv.kind === 'redis' ? probe(() => deps.kv.ping(), timeoutMs) : Promise.resolve<CheckStatus>('disabled'),
+    // A write, not a PING: a full Redis (maxmemory, noeviction) answers PING but refuses revocations.
+    deps.kv.kind === 'redis'
+      ? probe(() => deps.kv.set('health:write-probe', String(Date.now()), { ttlMs: 60_000 }), timeoutMs)
+      : Promise.resolve<CheckStatus>('disabled'),
   ]);
-  const checks: ReadyChecks = { database, redis };
+  return { database, redis };
+}
+
+/**
+ * Every dependency answers within the health-check timeout (Redis accepting a write), or a
+ * 503 names the ones that did not. One probe per second per process, however many callers.
+ */
+export async function ready(deps: Pick<Services, 'config' | 'db' | 'kv'>) {
+  const now = Date.now();
+  let last = lastProbes.get(deps.db);
+  if (!last || now - last.startedAt >= READY_CACHE_MS) {
+    last = { startedAt: now, checks: probeAll(deps) };
+    lastProbes.set(deps.db, last);
+  }
+  const checks = await last.checks;
   const failing = Object.entries(checks).filter(([, status]) => status === 'down');
   if (failing.length > 0) {
     const names = failing.map(([name]) => name).join(' and ');
-    throw new AppError('SERVICE_UNAVAILABLE', `Not ready: ${names} ${failing.length === 1 ? 'is' : 'are'} down`, {
-      details: { checks },
+    throw new AppError('DEPENDENCY_DOWN', `Not ready: ${names} ${failing.length === 1 ? 'is' : 'are'} down`, {
+      details: { checks, retryAfterSeconds: 1 },
     });
   }
   return { status: 'ok' as const, checks };

@@ -1,17 +1,27 @@
 /**
  * Refresh sessions: one row per sign-in, the refresh token rotated on every use, a reused
- * (already rotated) token revoking the whole session. Revoking also writes a marker per
- * session in the key-value store that outlives every access token of that session, so
- * `authedProcedure` rejects them on the very next request, in every process.
+ * (already rotated) token revoking the whole session, except within a short grace window
+ * in which concurrent refreshes of one token (two tabs, a retrying client) all get the
+ * same successor.
+ *
+ * Revocation is durable: ending a session records it in `session_revocations` (Postgres,
+ * the truth), in the same statement, until no access token of it can still be valid. The
+ * key-value store caches that list as one marker per session, so `authedProcedure` checks
+ * a session with one round trip and no SQL. A lost cache (Redis restarted or flushed) is
+ * detected by a missing "cache ready" key: callers then ask Postgres while the cache is
+ * rebuilt from the list. A revocation counts as done only once it is effective: its marker
+ * is written, or the cache is marked as lost so every process asks Postgres.
  */
 import type { Db, SessionRow } from '@app/db';
 import { sql } from 'kysely';
 import { AppError } from '../../errors.ts';
+import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
 import { hashRefreshToken, newRefreshToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens'>;
+type RevocationDeps = Pick<Services, 'db' | 'kv' | 'config' | 'log'>;
 
 export interface ClientInfo {
   ip: string;
@@ -28,8 +38,14 @@ export interface IssuedRefreshToken {
 }
 
 const revokedMarker = (sessionId: string) => `revoked-session:${sessionId}`;
+/** Present while the markers mirror `session_revocations`; gone after a restart or flush of the store. */
+const CACHE_READY = 'revoked-sessions:cached';
+/** Access tokens are refused a little longer than they live, so no clock skew lets one through. */
+const CLOCK_SKEW_SECONDS = 60;
+/** After a failed rebuild, callers keep asking Postgres for this long before the next attempt. */
+const REBUILD_RETRY_MS = 1_000;
 
-function expiresAt(deps: Deps): Date {
+function expiresAt(deps: Pick<Deps, 'config'>): Date {
   return new Date(Date.now() + deps.config.jwt.refreshTokenTtlSeconds * 1000);
 }
 
@@ -51,86 +67,198 @@ export async function createSession(deps: Deps, userId: string, client: ClientIn
 }
 
 /**
+ * The token that replaces `refreshToken`: derived from it with the server's key, so every
+ * concurrent refresh of one token can be handed the same successor without storing it.
+ */
+function successorOf(deps: Pick<Deps, 'tokens'>, refreshToken: string): string {
+  return deps.tokens.keyedHash(`refresh-successor:${refreshToken}`);
+}
+
+/**
+ * The already-issued successor, when `refreshToken` was rotated moments ago (within
+ * REFRESH_REUSE_GRACE_SECONDS) and that successor is still the session's current token.
+ */
+function graceSuccessor(deps: Deps, session: SessionRow, refreshToken: string): IssuedRefreshToken | undefined {
+  const graceMs = deps.config.jwt.refreshReuseGraceSeconds * 1000;
+  const successor = successorOf(deps, refreshToken);
+  const withinGrace = Date.now() - session.last_used_at.getTime() <= graceMs;
+  if (graceMs === 0 || !withinGrace || session.revoked_at) return undefined;
+  if (session.previous_refresh_token_hash !== hashRefreshToken(refreshToken)) return undefined;
+  if (session.refresh_token_hash !== hashRefreshToken(successor)) return undefined;
+  return {
+    sessionId: session.id,
+    userId: session.user_id,
+    refreshToken: successor,
+    refreshTokenExpiresAt: session.expires_at,
+  };
+}
+
+async function findSessionByToken(db: Db, tokenHash: string): Promise<SessionRow | undefined> {
+  return db
+    .selectFrom('sessions')
+    .selectAll()
+    .where((eb) => eb.or([eb('refresh_token_hash', '=', tokenHash), eb('previous_refresh_token_hash', '=', tokenHash)]))
+    .executeTakeFirst();
+}
+
+/**
  * Swaps a refresh token for a new one. An unknown or expired token: INVALID_REFRESH_TOKEN.
- * A token that was already swapped (stolen, or replayed): the session is revoked and the
- * answer is SESSION_REVOKED, for the thief and the owner alike.
+ * A token that was already swapped (stolen, or replayed) outside the grace window: the
+ * session is revoked and the answer is SESSION_REVOKED, for the thief and the owner alike.
  */
 export async function rotateRefreshToken(
-  deps: Deps,
+  deps: Deps & Pick<Services, 'log'>,
   refreshToken: string,
   client: ClientInfo,
 ): Promise<IssuedRefreshToken> {
   const presented = hashRefreshToken(refreshToken);
-  const session = await deps.db
-    .selectFrom('sessions')
-    .selectAll()
-    .where((eb) => eb.or([eb('refresh_token_hash', '=', presented), eb('previous_refresh_token_hash', '=', presented)]))
-    .executeTakeFirst();
+  const session = await findSessionByToken(deps.db, presented);
   if (!session) throw new AppError('INVALID_REFRESH_TOKEN', 'The refresh token is not valid');
   if (session.revoked_at) throw new AppError('SESSION_REVOKED', 'This session has ended');
-  if (session.refresh_token_hash !== presented) {
+  const reuse = async () => {
     await revokeSessions(deps, { userId: session.user_id, sessionIds: [session.id] });
-    throw new AppError('SESSION_REVOKED', 'This refresh token was already used: the session has been ended');
+    return new AppError('SESSION_REVOKED', 'This refresh token was already used: the session has been ended');
+  };
+  if (session.refresh_token_hash !== presented) {
+    const again = graceSuccessor(deps, session, refreshToken);
+    if (again) return again;
+    throw await reuse();
   }
   if (session.expires_at.getTime() <= Date.now())
     throw new AppError('INVALID_REFRESH_TOKEN', 'The session has expired');
 
-  const next = newRefreshToken();
+  const next = successorOf(deps, refreshToken);
   const refreshTokenExpiresAt = expiresAt(deps);
   const rotated = await deps.db
     .updateTable('sessions')
     .set({
       refresh_token_hash: hashRefreshToken(next),
       previous_refresh_token_hash: presented,
-      last_used_at: sql`now()`,
+      last_used_at: sql`now()`, // also the rotation time the grace window counts from
       expires_at: refreshTokenExpiresAt,
       ip: client.ip,
       user_agent: client.userAgent?.slice(0, 500) ?? session.user_agent,
     })
     .where('id', '=', session.id)
-    .where('refresh_token_hash', '=', presented) // lost a race with a concurrent refresh: that is reuse too
+    .where('refresh_token_hash', '=', presented)
     .where('revoked_at', 'is', null)
     .returning('id')
     .executeTakeFirst();
-  if (!rotated) {
-    await revokeSessions(deps, { userId: session.user_id, sessionIds: [session.id] });
-    throw new AppError('SESSION_REVOKED', 'This refresh token was already used: the session has been ended');
-  }
-  return { sessionId: session.id, userId: session.user_id, refreshToken: next, refreshTokenExpiresAt };
+  if (rotated) return { sessionId: session.id, userId: session.user_id, refreshToken: next, refreshTokenExpiresAt };
+  // A concurrent refresh of the same token won the race: within the grace window, share its successor.
+  const now = await findSessionByToken(deps.db, presented);
+  const again = now && graceSuccessor(deps, now, refreshToken);
+  if (again) return again;
+  throw await reuse();
 }
 
 /**
- * Ends the user's sessions (all, the listed ones, or all but one) and marks them revoked
- * for as long as any access token of theirs could still be valid. Returns the ended ids.
+ * Ends the user's sessions (all, the listed ones, or all but one) and records them in the
+ * revocation list in the same statement. Returns the ended ids. Answers only once the
+ * revocation is effective everywhere (see the header); otherwise throws (a 503), and a
+ * retry finishes the job.
  */
 export async function revokeSessions(
-  deps: Deps,
+  deps: RevocationDeps,
   scope: { userId: string; sessionIds?: string[]; exceptSessionId?: string },
 ): Promise<string[]> {
   if (scope.sessionIds?.length === 0) return [];
-  let query = deps.db
-    .updateTable('sessions')
-    .set({ revoked_at: sql`now()` })
-    .where('user_id', '=', scope.userId)
-    .where('revoked_at', 'is', null);
-  if (scope.sessionIds) query = query.where('id', 'in', scope.sessionIds);
-  if (scope.exceptSessionId) query = query.where('id', '!=', scope.exceptSessionId);
-  const ended = await query.returning('id').execute();
-  await markRevoked(
-    deps,
-    ended.map((row) => row.id),
-  );
-  return ended.map((row) => row.id);
+  const windowSeconds = deps.config.jwt.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS;
+  const ended = await deps.db
+    .with('ended', (db) => {
+      let query = db
+        .updateTable('sessions')
+        .set({ revoked_at: sql`now()` })
+        .where('user_id', '=', scope.userId)
+        .where('revoked_at', 'is', null);
+      if (scope.sessionIds) query = query.where('id', 'in', scope.sessionIds);
+      if (scope.exceptSessionId) query = query.where('id', '!=', scope.exceptSessionId);
+      return query.returning(['id', 'user_id']);
+    })
+    .insertInto('session_revocations')
+    .columns(['session_id', 'user_id', 'expires_at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('ended')
+        .select(['ended.id', 'ended.user_id', sql<Date>`now() + make_interval(secs => ${windowSeconds})`.as('expires_at')]),
+    )
+    .onConflict((oc) => oc.column('session_id').doNothing())
+    .returning('session_id')
+    .execute();
+  await cacheRevocationsOf(deps, scope.userId);
+  await deps.db.deleteFrom('session_revocations').where('expires_at', '<', sql<Date>`now()`).execute();
+  return ended.map((row) => row.session_id);
 }
 
-async function markRevoked(deps: Deps, sessionIds: string[]): Promise<void> {
-  // A little longer than the access-token lifetime, so no clock skew lets one through.
-  const ttlMs = (deps.config.jwt.accessTokenTtlSeconds + 60) * 1000;
-  await Promise.all(sessionIds.map((id) => deps.kv.set(revokedMarker(id), '1', { ttlMs })));
+/** Markers for the user's revocations still in force (so a retry after a failed write completes it). */
+async function cacheRevocationsOf(deps: RevocationDeps, userId: string): Promise<void> {
+  const entries = await revocationMarkers(deps.db, userId);
+  try {
+    await deps.kv.setMany(entries);
+  } catch (error) {
+    if (!(error instanceof DependencyUnavailableError)) throw error;
+    // The store answers but refuses writes (full), or is away. If the "cache ready" key
+    // can still be removed, every process asks Postgres from now on: effective. If not,
+    // the store is fully down; callers are refused anyway, and this one learns it failed.
+    await deps.kv.delete(CACHE_READY);
+    deps.log.warn({ err: error }, 'revocation markers not written: sessions are checked in Postgres until the cache is rebuilt');
+  }
 }
 
-export async function isSessionRevoked(kv: KeyValueStore, sessionId: string): Promise<boolean> {
-  return (await kv.get(revokedMarker(sessionId))) !== null;
+async function revocationMarkers(db: Db, userId?: string) {
+  let query = db
+    .selectFrom('session_revocations')
+    .select(['session_id', sql<number>`ceil(extract(epoch from expires_at - now()) * 1000)::int`.as('ttl_ms')])
+    .where('expires_at', '>', sql<Date>`now()`);
+  if (userId) query = query.where('user_id', '=', userId);
+  const rows = await query.execute();
+  return rows.map((row) => ({ key: revokedMarker(row.session_id), value: '1', ttlMs: Math.max(1, row.ttl_ms) }));
+}
+
+/** Per store (so per process): the rebuild in progress, and when a failed one may be retried. */
+const rebuilds = new WeakMap<KeyValueStore, { running?: Promise<void>; notBefore: number }>();
+
+function rebuildCache(deps: RevocationDeps): void {
+  const state = rebuilds.get(deps.kv) ?? { notBefore: 0 };
+  rebuilds.set(deps.kv, state);
+  if (state.running || Date.now() < state.notBefore) return;
+  state.running = (async () => {
+    const markers = await revocationMarkers(deps.db);
+    await deps.kv.setMany([...markers, { key: CACHE_READY, value: new Date().toISOString() }]);
+    // A revocation committed while the first pass ran, whose own marker a second flush took:
+    // the second pass restores it.
+    await deps.kv.setMany(await revocationMarkers(deps.db));
+    deps.log.info(`revocation cache rebuilt from Postgres (${markers.length} ended sessions in force)`);
+  })()
+    .catch((error: unknown) => {
+      state.notBefore = Date.now() + REBUILD_RETRY_MS;
+      deps.log.warn({ err: error }, 'revocation cache rebuild failed: sessions are checked in Postgres meanwhile');
+    })
+    .finally(() => {
+      state.running = undefined;
+    });
+}
+
+/**
+ * Whether the session was ended: one key-value round trip normally; Postgres while the
+ * cache is lost or being rebuilt. Throws (a 503) when neither can answer: fail closed.
+ */
+export async function isSessionRevoked(deps: RevocationDeps, sessionId: string): Promise<boolean> {
+  const [marker, cached] = await deps.kv.getMany([revokedMarker(sessionId), CACHE_READY]);
+  if (marker !== null) return true;
+  if (cached !== null) return false;
+  rebuildCache(deps);
+  const entry = await deps.db
+    .selectFrom('session_revocations')
+    .select('session_id')
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
+  return entry !== undefined;
+}
+
+/** Waits for a rebuild this process started (tests, and shutdown). */
+export async function revocationCacheSettled(kv: KeyValueStore): Promise<void> {
+  await rebuilds.get(kv)?.running;
 }
 
 export async function activeSessions(db: Db, userId: string): Promise<SessionRow[]> {

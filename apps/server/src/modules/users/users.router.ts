@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { router } from '../../trpc/init.ts';
-import { authedProcedure, requirePermission } from '../../trpc/procedures.ts';
+import { authedProcedure, passwordCheckingProcedure, requirePermission } from '../../trpc/procedures.ts';
 import { ok } from '../common-schemas.ts';
 import {
   deleteMeInput,
@@ -28,7 +28,7 @@ export const usersRouter = router({
     .output(userOutput)
     .mutation(({ ctx, input }) => users.updateUser(ctx.services, ctx.caller.userId, { name: input.name })),
 
-  deleteMe: authedProcedure
+  deleteMe: passwordCheckingProcedure
     .meta({
       openapi: {
         method: 'DELETE',
@@ -36,7 +36,7 @@ export const usersRouter = router({
         tags,
         protect: true,
         summary: 'Delete your account and its data',
-        description: 'Accounts with a password confirm with it (over REST: the `password` query parameter).',
+        description: 'Accounts with a password confirm with it, in the JSON body (never in the URL).',
         errorResponses: { 401: 'INVALID_CREDENTIALS' },
       },
     })

@@ -7,7 +7,7 @@ import { rolesOfUsers } from '../rbac/rbac.service.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log'>;
 
 async function toDtos(db: Db, rows: UserRow[]): Promise<UserDto[]> {
   const access = await rolesOfUsers(

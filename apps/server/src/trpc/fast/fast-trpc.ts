@@ -7,6 +7,9 @@
  * non-JSON bodies (FormData, binary), streaming (`trpc-accept`), subscriptions, batches
  * that mix procedure types, and malformed paths.
  *
+ * Batches over `maxBatchSize` also go there (tRPC refuses them whole); TRACE, TRACK and
+ * CONNECT, which its Fetch-API bridge cannot represent, are answered 405 here.
+ *
  * Written against @trpc/server 11.25.2 (the catalog's pin): it mirrors
  * `resolveResponse` and the JSON content-type handler of that version, and relies on
  * `router._def.procedures` (the flat path -> procedure map), `router._def.lazy`,
@@ -34,7 +37,12 @@ export interface FastTrpcOptions {
   router: AnyTRPCRouter;
   createContext(opts: { req: FastifyRequest; res: FastifyReply }): Context;
   onError?(opts: { error: TRPCError; path: string | undefined }): void;
+  /** Most calls in one batch; a larger batch is refused whole (400), as tRPC's `maxBatchSize`. */
+  maxBatchSize?: number;
 }
+
+/** Methods that the Fetch API (hence tRPC's adapter) cannot represent: answered 405 here. */
+const FORBIDDEN_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
 type ProcedureType = 'query' | 'mutation' | 'subscription';
 const METHOD_FOR: Record<ProcedureType, string> = { query: 'GET', mutation: 'POST', subscription: 'GET' };
@@ -128,13 +136,14 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
       path: request.params.path,
       createContext: ({ req, res }) => options.createContext({ req, res }),
       onError: ({ error, path }) => options.onError?.({ error, path }),
+      maxBatchSize: options.maxBatchSize,
     });
 
   app.all<{ Params: { path: string }; Querystring: Record<string, string | string[] | undefined> }>(
     '/:path',
     async (request, reply) => {
       const method = request.method;
-      if (method !== 'GET' && method !== 'POST') return official(request, reply);
+      if (method !== 'GET' && method !== 'POST' && !FORBIDDEN_METHODS.has(method)) return official(request, reply);
       if (request.headers['trpc-accept'] !== undefined) return official(request, reply);
       if (method === 'POST' && !isJsonContentType(request.headers['content-type'])) return official(request, reply);
 
@@ -148,6 +157,7 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
       const first = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
       const isBatch = first(query.batch) === '1';
       const paths = isBatch ? path.split(',') : [path];
+      if (options.maxBatchSize !== undefined && paths.length > options.maxBatchSize) return official(request, reply);
       const calls = paths.map((p) => procedures[p]);
 
       const types = new Set<ProcedureType>();
@@ -173,6 +183,7 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
             throw new TRPCError({ code: 'NOT_FOUND', message: `No procedure found on path "${callPath}"` });
           const type = procedure._def.type as ProcedureType;
           if (METHOD_FOR[type] !== method) {
+            // (TRACE and the like get here too: tRPC's adapter would fail on them with a 500.)
             allow = METHOD_FOR[type];
             throw new TRPCError({
               code: 'METHOD_NOT_SUPPORTED',

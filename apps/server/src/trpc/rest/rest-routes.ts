@@ -6,8 +6,7 @@
  *
  * Relies on these tRPC v11 exports: `router._def.procedures` (the flat path -> procedure
  * map) with each procedure's `_def.meta`, `_def.type` and `_def.inputs`; `callTRPCProcedure`,
- * `getTRPCErrorFromUnknown` and `getTRPCErrorShape` from '@trpc/server';
- * `getHTTPStatusCodeFromError` from '@trpc/server/http'.
+ * `getTRPCErrorFromUnknown` and `getTRPCErrorShape` from '@trpc/server'.
  */
 import {
   type AnyTRPCProcedure,
@@ -17,7 +16,6 @@ import {
   getTRPCErrorShape,
   type TRPCError,
 } from '@trpc/server';
-import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { errorBody, restErrorBody } from '../../http/error-body.ts';
@@ -95,7 +93,9 @@ export async function restRoutes(app: FastifyInstance, options: RestRoutesOption
           const error = getTRPCErrorFromUnknown(cause);
           options.onError?.({ error, path: route.path });
           const shape = getTRPCErrorShape({ config: router._def._config, error, type, path: route.path, input, ctx });
-          return reply.code(getHTTPStatusCodeFromError(error)).send(restErrorBody(shape as AppErrorShape, request.id));
+          // The formatter may have recognised the error as another status (a dependency down: 503).
+          const { data } = shape as AppErrorShape;
+          return reply.code(data.httpStatus).send(restErrorBody(shape as AppErrorShape, request.id));
         }
       },
     });

@@ -1,0 +1,66 @@
+/**
+ * Which failures mean "a dependency is down" (as opposed to a bug): the one place that
+ * knows the connection-class errors of pg and of the key-value store. The error formatter
+ * turns them into 503 DEPENDENCY_DOWN with Retry-After; nothing else needs to catch them.
+ */
+
+export type Dependency = 'database' | 'redis';
+
+/** Thrown by the key-value store when Redis cannot answer in time (down, hung, refusing writes). */
+export class DependencyUnavailableError extends Error {
+  readonly dependency: Dependency;
+  constructor(dependency: Dependency, message: string, options: { cause?: unknown } = {}) {
+    super(message, options);
+    this.name = 'DependencyUnavailableError';
+    this.dependency = dependency;
+  }
+}
+
+/** Socket-level failures (Node's error codes) seen while connecting or talking to a server. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * Postgres SQLSTATEs of an unavailable server: class 08 (connection exception), 57P01-57P03
+ * (shutting down, crashed, not accepting connections yet), 53300 (too many connections),
+ * 57014 (statement timeout: the database did not answer in time).
+ */
+function isUnavailableSqlState(code: string): boolean {
+  return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300' || code === '57014';
+}
+
+/** node-postgres raises these as plain Errors, without a code. */
+const PG_CONNECTION_MESSAGES = [
+  'timeout exceeded when trying to connect', // the pool waited connectionTimeoutMillis for a client
+  'Connection terminated',
+  'Client has encountered a connection error',
+  'Query read timeout',
+  'Client was closed and is not queryable',
+];
+
+/** The dependency a failure says is down, or undefined when it is something else (a bug, a constraint). */
+export function unavailableDependency(error: unknown): Dependency | undefined {
+  for (let current = error, depth = 0; current && depth < 5; depth++) {
+    if (current instanceof DependencyUnavailableError) return current.dependency;
+    if (typeof current !== 'object') return undefined;
+    const { code, message } = current as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || (/^[0-9A-Z]{5}$/.test(code) && isUnavailableSqlState(code)))) {
+      return 'database';
+    }
+    if (typeof message === 'string' && PG_CONNECTION_MESSAGES.some((m) => message.startsWith(m))) return 'database';
+    if (current instanceof AggregateError) {
+      const inner = current.errors.map(unavailableDependency).find(Boolean);
+      if (inner) return inner;
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
