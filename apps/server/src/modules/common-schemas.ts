@@ -1,11 +1,19 @@
 import { z } from 'zod';
 
+/**
+ * Where every string input starts (`text`, never `z.string()`): Postgres cannot store NUL
+ * characters, so they are refused here, with the field named, instead of failing in SQL.
+ * A test walks every procedure's input and checks that each string refuses them.
+ */
+export const text = z.string().refine((value) => !value.includes('\u0000'), {
+  error: 'must not contain NUL (\\u0000) characters',
+});
+
 /** Ids are UUIDv7 strings. */
 export const id = z.uuid({ error: 'must be a UUID' });
 
 /** Trimmed and lower-cased before it is checked, as every stored email is. */
-export const email = z
-  .string()
+export const email = text
   .trim()
   .toLowerCase()
   .max(320)
@@ -13,15 +21,14 @@ export const email = z
   .meta({ example: 'ada@example.com' });
 
 /** 8-128 characters with at least one letter and one digit. */
-export const newPassword = z
-  .string()
+export const newPassword = text
   .min(8, { error: 'must be at least 8 characters' })
   .max(128, { error: 'must be at most 128 characters' })
   .regex(/\p{L}/u, { error: 'must contain a letter' })
   .regex(/\p{N}/u, { error: 'must contain a digit' });
 
 /** A password as typed at sign-in: only bounded, never judged (old passwords may predate the rules). */
-export const password = z.string().min(1, { error: 'is required' }).max(128);
+export const password = text.min(1, { error: 'is required' }).max(128);
 
 export const isoDateTime = z.iso.datetime({ offset: true }).meta({ example: '2026-11-21T12:00:00.000Z' });
 
@@ -29,7 +36,7 @@ export const isoDateTime = z.iso.datetime({ offset: true }).meta({ example: '202
 export const pageInput = {
   limit: z.number().int().min(1).max(100).default(20),
   cursor: id.optional(),
-  search: z.string().trim().max(200).optional(),
+  search: text.trim().max(200).optional(),
 };
 
 export const ok = z.object({ ok: z.literal(true) });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { email, id, isoDateTime, newPassword, password } from '../common-schemas.ts';
+import { email, id, isoDateTime, newPassword, password, text } from '../common-schemas.ts';
 import { name, userOutput } from '../users/users.schemas.ts';
 
 export const registerInput = z
@@ -11,14 +11,14 @@ export const registerInput = z
 
 export const loginInput = z.object({ email, password });
 
-export const refreshInput = z.object({ refreshToken: z.string().min(1).max(200) });
+export const refreshInput = z.object({ refreshToken: text.min(1).max(200) });
 
 export const changePasswordInput = z.object({ currentPassword: password, newPassword });
 
 export const sessionIdInput = z.object({ id });
 
 /** A token from an email link: 43 URL-safe characters. */
-const emailToken = z.string().min(20).max(200);
+const emailToken = text.min(20).max(200);
 export const verifyEmailInput = z.object({ token: emailToken });
 export const forgotPasswordInput = z.object({ email });
 export const resetPasswordInput = z.object({ token: emailToken, newPassword });
@@ -33,10 +33,7 @@ export const otpRequestOutput = z.object({
 });
 export const otpVerifyInput = z.object({
   email,
-  code: z
-    .string()
-    .trim()
-    .regex(/^\d{6}$/, { error: 'must be 6 digits' }),
+  code: text.trim().regex(/^\d{6}$/, { error: 'must be 6 digits' }),
 });
 
 export const authResult = z

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { id, isoDateTime, pageInput } from '../common-schemas.ts';
+import { id, isoDateTime, pageInput, text } from '../common-schemas.ts';
 
-const title = z.string().trim().min(1, { error: 'must not be empty' }).max(200);
-const body = z.string().max(20_000);
+const title = text.trim().min(1, { error: 'must not be empty' }).max(200);
+const body = text.max(20_000);
 
 export const noteOutput = z
   .object({ id, title: z.string(), body: z.string(), ownerId: id, createdAt: isoDateTime, updatedAt: isoDateTime })

@@ -1,12 +1,11 @@
 import { z } from 'zod';
-import { id } from '../common-schemas.ts';
+import { id, text } from '../common-schemas.ts';
 
-const roleName = z
-  .string()
+const roleName = text
   .trim()
   .toLowerCase()
   .regex(/^[a-z][a-z0-9_-]{1,49}$/, { error: 'must be 2-50 characters: a letter, then letters, digits, - or _' });
-const permissionList = z.array(z.string().max(100)).max(200);
+const permissionList = z.array(text.max(100)).max(200);
 
 export const roleOutput = z
   .object({ id, name: z.string(), description: z.string(), builtIn: z.boolean(), permissions: z.array(z.string()) })
@@ -14,13 +13,13 @@ export const roleOutput = z
 
 export const createRoleInput = z.object({
   name: roleName,
-  description: z.string().max(500).optional(),
+  description: text.max(500).optional(),
   permissions: permissionList.default([]),
 });
 export const updateRoleInput = z.object({
   id,
   name: roleName.optional(),
-  description: z.string().max(500).optional(),
+  description: text.max(500).optional(),
   permissions: permissionList.optional(),
 });
 export const roleIdInput = z.object({ id });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { id, isoDateTime, pageInput } from '../common-schemas.ts';
+import { id, isoDateTime, pageInput, text } from '../common-schemas.ts';
 
 export const userOutput = z
   .object({
@@ -15,11 +15,11 @@ export const userOutput = z
   })
   .meta({ id: 'User' });
 
-export const name = z.string().trim().min(1).max(100);
+export const name = text.trim().min(1).max(100);
 
 export const updateMeInput = z.object({ name: name.nullable().optional() });
 export const deleteMeInput = z.object({
-  password: z.string().max(128).optional().meta({ description: 'Required when the account has a password' }),
+  password: text.max(128).optional().meta({ description: 'Required when the account has a password' }),
 });
 export const listUsersInput = z.object(pageInput);
 export const listUsersOutput = z.object({ items: z.array(userOutput), nextCursor: id.nullable() });

@@ -50,7 +50,12 @@ export function restRouteTable(router: AnyTRPCRouter, basePath: string): RestRou
   });
 }
 
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+/**
+ * Methods whose input is the JSON body (plus path parameters). DELETE is one: what it
+ * needs beyond the path (a password confirming an account deletion) must not travel in
+ * a URL, which proxies log. GET alone reads the query string.
+ */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 function readInput(request: FastifyRequest, procedure: AnyTRPCProcedure): unknown {
   const inputs = procedure._def.inputs as unknown[];

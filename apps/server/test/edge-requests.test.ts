@@ -1,0 +1,282 @@
+/**
+ * Requests at the edges that must get a clear 4xx, never a 500: NUL characters in any
+ * string, TRACE, oversized batches, rows deleted by a concurrent request, a spoofed
+ * X-Forwarded-For; and headers that keep tokens out of caches.
+ */
+import { createDb } from '@app/db';
+import type { AnyTRPCProcedure } from '@trpc/server';
+import { type KyselyPlugin, sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appRouter } from '../src/trpc/router.ts';
+import { recognizeError } from '../src/errors.ts';
+import {
+  type Account,
+  bearer,
+  buildTestApp,
+  login,
+  registerAccount,
+  registerAdmin,
+  type TestApp,
+  uniqueEmail,
+} from './helpers/index.ts';
+
+interface ZodNode {
+  _zod: { def: Record<string, unknown> & { type: string } };
+  safeParse(value: unknown): { success: boolean };
+}
+
+/** Every string schema reachable from `schema`, with its path. */
+function stringSchemas(schema: ZodNode, path: string): [string, ZodNode][] {
+  const def = schema._zod.def;
+  switch (def.type) {
+    case 'string':
+      return [[path, schema]];
+    case 'object':
+      return Object.entries(def.shape as Record<string, ZodNode>).flatMap(([key, value]) =>
+        stringSchemas(value, `${path}.${key}`),
+      );
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+      return stringSchemas(def.innerType as ZodNode, path);
+    case 'pipe':
+      return stringSchemas(def.in as ZodNode, path);
+    case 'array':
+      return stringSchemas(def.element as ZodNode, `${path}[]`);
+    default:
+      return [];
+  }
+}
+
+describe('NUL characters', () => {
+  it('are refused by every string field of every procedure input', () => {
+    const procedures = appRouter._def.procedures as Record<string, AnyTRPCProcedure>;
+    const fields: string[] = [];
+    for (const [name, procedure] of Object.entries(procedures)) {
+      for (const input of procedure._def.inputs as ZodNode[]) {
+        for (const [path, schema] of stringSchemas(input, name)) {
+          fields.push(path);
+          expect(schema.safeParse('ok\u0000ok').success, path).toBe(false);
+          expect(schema.safeParse('\u0000').success, path).toBe(false);
+        }
+      }
+    }
+    expect(fields).toEqual(expect.arrayContaining(['notes.create.title', 'auth.register.name', 'users.list.search']));
+  });
+
+  describe('over HTTP', () => {
+    let t: TestApp;
+    let admin: Account;
+    beforeAll(async () => {
+      t = await buildTestApp();
+      admin = await registerAdmin(t.app, t.services.db);
+    });
+    afterAll(() => t.close());
+
+    it.each([
+      ['register name', 'POST', '/api/auth/register', () => ({ email: uniqueEmail(), password: 'Sunny-day-42', name: 'A\u0000' }), ['name']],
+      ['note title', 'POST', '/api/notes', () => ({ title: 'x\u0000y' }), ['title']],
+      ['note body', 'POST', '/api/notes', () => ({ title: 'ok', body: '\u0000' }), ['body']],
+      ['role description', 'POST', '/api/roles', () => ({ name: 'nul-role', description: 'a\u0000' }), ['description']],
+    ] as const)('answers 400 naming the field for a NUL in the %s', async (_, method, url, payload, path) => {
+      const response = await t.app.inject({ method, url, headers: bearer(admin), payload: payload() });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({
+        appCode: 'VALIDATION_FAILED',
+        issues: [{ path, message: 'must not contain NUL (\\u0000) characters' }],
+      });
+    });
+
+    it('answers 400 for a NUL in a search query string, and over tRPC', async () => {
+      const rest = await t.app.inject({ method: 'GET', url: '/api/users?search=a%00b', headers: bearer(admin) });
+      expect(rest.statusCode).toBe(400);
+      expect(rest.json().issues[0].path).toEqual(['search']);
+      const input = encodeURIComponent(JSON.stringify({ search: 'a\u0000b' }));
+      const trpc = await t.app.inject({ method: 'GET', url: `/trpc/notes.list?input=${input}`, headers: bearer(admin) });
+      expect(trpc.statusCode).toBe(400);
+      expect(trpc.json().error.data.appCode).toBe('VALIDATION_FAILED');
+    });
+  });
+});
+
+describe('HTTP edges', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp({ env: { TRPC_MAX_BATCH_SIZE: '5', TRUST_PROXY: '1', RATE_LIMIT_AUTH_PER_MINUTE: '10' } });
+  });
+  afterAll(() => t.close());
+
+  it('answers TRACE on /trpc with 405, without logging an error', async () => {
+    for (const url of ['/trpc/health.live', '/trpc/auth.login', '/trpc/nope']) {
+      const response = await t.app.inject({ method: 'TRACE', url });
+      expect(response.statusCode, url).toBeLessThan(500);
+    }
+    const known = await t.app.inject({ method: 'TRACE', url: '/trpc/health.live' });
+    expect(known.statusCode).toBe(405);
+    expect(known.headers.allow).toBe('GET');
+    expect(known.json().error.data).toMatchObject({ code: 'METHOD_NOT_SUPPORTED', appCode: 'METHOD_NOT_SUPPORTED' });
+  });
+
+  it('refuses a tRPC batch larger than TRPC_MAX_BATCH_SIZE as a whole, on both transports', async () => {
+    const paths = (n: number) => Array(n).fill('health.live').join(',');
+    const five = await t.app.inject({ method: 'GET', url: `/trpc/${paths(5)}?batch=1` });
+    expect(five.statusCode).toBe(200);
+    expect(five.json()).toHaveLength(5);
+    const six = await t.app.inject({ method: 'GET', url: `/trpc/${paths(6)}?batch=1` });
+    expect(six.statusCode).toBe(400);
+    expect(six.json().error.message).toMatch(/Batch call exceeds maximum size/);
+    const official = await buildTestApp({ env: { TRPC_MAX_BATCH_SIZE: '5' }, trpcTransport: 'official' });
+    try {
+      const response = await official.app.inject({ method: 'GET', url: `/trpc/${paths(6)}?batch=1` });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toEqual(six.json());
+    } finally {
+      await official.close();
+    }
+  });
+
+  it('probes the dependencies once a second however many readiness calls arrive', async () => {
+    let probes = 0;
+    const counting: KyselyPlugin = {
+      transformQuery({ node }) {
+        if (node.kind === 'RawNode') probes += 1; // readiness runs `select 1` as raw SQL
+        return node;
+      },
+      transformResult: async ({ result }) => result,
+    };
+    const probed = await buildTestApp({
+      database: t.database,
+      overrides: { db: createDb({ url: t.database.url, poolMax: 2 }).withPlugin(counting) },
+    });
+    try {
+      const batch = Array(5).fill('health.ready').join(',');
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, () => probed.app.inject({ method: 'GET', url: `/trpc/${batch}?batch=1` })),
+      );
+      expect(answers.every((answer) => answer.statusCode === 200)).toBe(true);
+      expect(probes).toBe(1); // 50 readiness calls, one probe
+    } finally {
+      await probed.close();
+    }
+  });
+
+  it('believes only the address the trusted proxy added, not what the client wrote in X-Forwarded-For', async () => {
+    // Behind one proxy (TRUST_PROXY=1): the client's own entries come first, the proxy appends the real address.
+    const attempt = (spoofed: string) =>
+      login(t.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': `${spoofed}, 203.0.113.50` });
+    for (let i = 0; i < 10; i++) expect((await attempt(`10.9.9.${i}`)).statusCode).toBe(401);
+    expect((await attempt('10.9.9.99')).statusCode).toBe(429);
+    // Another real client behind the same proxy is not affected.
+    const other = await login(t.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': '203.0.113.51' });
+    expect(other.statusCode).toBe(401);
+  });
+
+  it('sends Cache-Control: no-store with every token-bearing answer', async () => {
+    const email = uniqueEmail();
+    const register = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      headers: { 'x-forwarded-for': '203.0.113.60' },
+      payload: { email, password: 'Sunny-day-42' },
+    });
+    expect(register.headers['cache-control']).toBe('no-store');
+    const signIn = await login(t.app, email, 'Sunny-day-42', { 'x-forwarded-for': '203.0.113.61' });
+    expect(signIn.headers['cache-control']).toBe('no-store');
+    const refreshed = await t.app.inject({
+      method: 'POST',
+      url: '/trpc/auth.refresh',
+      payload: { refreshToken: register.json().refreshToken },
+    });
+    expect(refreshed.headers['cache-control']).toBe('no-store');
+    await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/otp/request',
+      headers: { 'x-forwarded-for': '203.0.113.62' },
+      payload: { email },
+    });
+    await t.settle();
+    const code = /\b(\d{6})\b/.exec(t.mail.last(email, 'one-time-code')?.text ?? '')?.[1];
+    const verified = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/otp/verify',
+      headers: { 'x-forwarded-for': '203.0.113.62' },
+      payload: { email, code },
+    });
+    expect(verified.statusCode).toBe(200);
+    expect(verified.headers['cache-control']).toBe('no-store');
+  });
+});
+
+describe('rows that a concurrent request deleted', () => {
+  let t: TestApp;
+  let admin: Account;
+  beforeAll(async () => {
+    t = await buildTestApp();
+    admin = await registerAdmin(t.app, t.services.db);
+  });
+  afterAll(() => t.close());
+
+  it('answers 404, not 500, when the user is deleted while something is created for them', async () => {
+    const account = await registerAccount(t.app);
+    // Gone without the API (the token's session was never revoked): the insert meets the foreign key.
+    await t.services.db.deleteFrom('users').where('id', '=', account.id).execute();
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/api/notes',
+      headers: bearer(account),
+      payload: { title: 'orphan' },
+    });
+    expect(response.statusCode).toBe(404);
+    expect(response.json()).toMatchObject({ appCode: 'NOT_FOUND' });
+  });
+
+  it('answers 404, not 500, when a role is deleted while it is being assigned', async () => {
+    const user = await registerAccount(t.app);
+    const role = (
+      await t.app.inject({ method: 'POST', url: '/api/roles', headers: bearer(admin), payload: { name: 'doomed' } })
+    ).json();
+    // The delete holds the role's row while the assignment checks it and inserts: the insert
+    // waits on the foreign key, then fails when the delete commits.
+    const { assignment } = await t.services.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('roles').where('id', '=', role.id).execute();
+      const pending = t.app.inject({
+        method: 'POST',
+        url: `/api/users/${user.id}/roles/${role.id}`,
+        headers: bearer(admin),
+      });
+      for (let i = 0; i < 200; i++) {
+        const waiting = await sql<{ n: number }>`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(t.services.db);
+        if ((waiting.rows[0]?.n ?? 0) > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return { assignment: pending }; // wrapped: returning the promise itself would wait for it inside the transaction
+    });
+    const response = await assignment;
+    expect(response.statusCode).toBe(404);
+    expect(response.json().appCode).toBe('NOT_FOUND');
+  });
+});
+
+describe('recognizeError', () => {
+  const pgError = (code: string, message = 'boom') => Object.assign(new Error(message), { code });
+  it.each([
+    [pgError('23505'), 'CONFLICT'],
+    [pgError('23503'), 'NOT_FOUND'],
+    [pgError('ECONNREFUSED'), 'DEPENDENCY_DOWN'],
+    [pgError('57P01', 'terminating connection due to administrator command'), 'DEPENDENCY_DOWN'],
+    [pgError('08006'), 'DEPENDENCY_DOWN'],
+    [pgError('53300'), 'DEPENDENCY_DOWN'],
+    [new Error('timeout exceeded when trying to connect'), 'DEPENDENCY_DOWN'],
+    [new Error('Connection terminated unexpectedly'), 'DEPENDENCY_DOWN'],
+  ])('maps %s to %s', (error, appCode) => {
+    expect(recognizeError(error)?.appCode).toBe(appCode);
+  });
+
+  it('leaves bugs alone (a 500 without details)', () => {
+    expect(recognizeError(new TypeError('x is undefined'))).toBeUndefined();
+    expect(recognizeError(pgError('42P01'))).toBeUndefined();
+  });
+});
