@@ -54,7 +54,7 @@ export async function createServices(
       connectionTimeoutMs: config.database.connectTimeoutMs,
       statementTimeoutMs: config.database.statementTimeoutMs,
       applicationName: `app-server@${config.version}`,
-      onIdleError: (error) => log.warn({ err: error }, 'idle database connection failed'),
+      onConnectionError: (error) => log.warn({ err: error }, `database connection failed: ${error.message}`),
     });
   const kv =
     overrides.kv ??

@@ -13,8 +13,8 @@ export interface DbConfig {
   /** Server-side limit for one statement; 0 disables it. */
   statementTimeoutMs?: number;
   applicationName?: string;
-  /** Called when an idle pooled connection fails (say, the server restarted). */
-  onIdleError?: (error: Error) => void;
+  /** Called when a pooled connection fails outside a query (say, the server restarted). */
+  onConnectionError?: (error: Error) => void;
 }
 
 export type Db = Kysely<Database>;
@@ -30,8 +30,10 @@ export function createDb(config: DbConfig): Db {
     query_timeout: config.statementTimeoutMs ? config.statementTimeoutMs + 1_000 : undefined,
     application_name: config.applicationName ?? 'app',
   });
-  // Without a listener an idle client's error (a restarted server) crashes the process.
-  pool.on('error', (error) => config.onIdleError?.(error));
+  // Without a listener, a connection that fails outside a query crashes the process: an idle
+  // one (the pool's 'error'), or one checked out between two queries (the client's own).
+  pool.on('error', (error) => config.onConnectionError?.(error));
+  pool.on('connect', (client) => client.on('error', (error) => config.onConnectionError?.(error)));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -68,6 +68,11 @@ export class RedisStore implements KeyValueStore {
     this.client = client as RedisWithIncrement;
   }
 
+  /** True while repeated failures keep calls from going out (they fail at once). */
+  get circuitOpen(): boolean {
+    return this.#breaker.isOpen;
+  }
+
   /** Runs one command under the breaker; every failure but a script's own error means Redis is unavailable. */
   async #run<T>(command: () => Promise<T>): Promise<T> {
     if (this.client.status === 'wait' || this.client.status === 'connecting' || this.client.status === 'connect') {

@@ -1,0 +1,373 @@
+/**
+ * Trust under faults, with real parts: a Redis of the test's own that is flushed,
+ * restarted, filled or frozen; the machine's Postgres behind a TCP proxy the test cuts.
+ * Revoked sessions stay revoked, outages are 503 DEPENDENCY_DOWN (never a 500 or a hang),
+ * and rate limits hold while Redis is away.
+ */
+import { createDb } from '@app/db';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStore, RedisStore } from '../src/infra/kv/index.ts';
+import {
+  type Account,
+  bearer,
+  buildTestApp,
+  login,
+  type RedisServer,
+  registerAccount,
+  registerAdmin,
+  startRedisServer,
+  startTcpProxy,
+  type TestApp,
+  uniqueEmail,
+} from './helpers/index.ts';
+
+const REDIS_AVAILABLE = process.env.PATH?.split(':').some((dir) => {
+  try {
+    return require('node:fs').existsSync(`${dir}/redis-server`);
+  } catch {
+    return false;
+  }
+});
+
+const me = (t: TestApp, account: { accessToken: string }) =>
+  t.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(account) });
+
+/** Polls until `call` answers something other than 503 (a client reconnecting after a restart). */
+async function untilAvailable<T extends { statusCode: number }>(call: () => Promise<T>): Promise<T> {
+  for (let i = 0; i < 100; i++) {
+    const response = await call();
+    if (response.statusCode !== 503) return response;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return call();
+}
+
+/** Ends sessions in each way the API can, returning the access tokens that must now be refused. */
+async function revokeEveryWay(t: TestApp, admin: Account): Promise<Record<string, Account>> {
+  const post = (account: Account, url: string, payload?: object) =>
+    t.app.inject({ method: 'POST', url, headers: bearer(account), ...(payload && { payload }) });
+  const ended: Record<string, Account> = {};
+
+  const loggedOut = await registerAccount(t.app);
+  expect((await post(loggedOut, '/api/auth/logout')).statusCode).toBe(200);
+  ended.logout = loggedOut;
+
+  const everywhere = await registerAccount(t.app);
+  expect((await post(everywhere, '/api/auth/logout-all')).statusCode).toBe(200);
+  ended.logoutAll = everywhere;
+
+  const owner = await registerAccount(t.app);
+  const second = (await login(t.app, owner.email, owner.password)).json();
+  const other = { ...owner, accessToken: second.accessToken, refreshToken: second.refreshToken };
+  const sessionId = JSON.parse(Buffer.from(other.accessToken.split('.')[1] as string, 'base64url').toString()).sid;
+  const revoke = await t.app.inject({ method: 'DELETE', url: `/api/auth/sessions/${sessionId}`, headers: bearer(owner) });
+  expect(revoke.statusCode).toBe(200);
+  ended.revokeSession = other;
+
+  const changer = await registerAccount(t.app);
+  const changerOther = (await login(t.app, changer.email, changer.password)).json();
+  const change = await post(changer, '/api/auth/password/change', {
+    currentPassword: changer.password,
+    newPassword: 'Brand-new-pass-7',
+  });
+  expect(change.statusCode).toBe(200);
+  ended.passwordChanged = { ...changer, accessToken: changerOther.accessToken };
+
+  const disabled = await registerAccount(t.app);
+  const disable = await t.app.inject({
+    method: 'PATCH',
+    url: `/api/users/${disabled.id}`,
+    headers: bearer(admin),
+    payload: { disabled: true },
+  });
+  expect(disable.statusCode).toBe(200);
+  ended.disabled = disabled;
+
+  const deleted = await registerAccount(t.app);
+  const remove = await t.app.inject({
+    method: 'DELETE',
+    url: '/api/users/me',
+    headers: bearer(deleted),
+    payload: { password: deleted.password },
+  });
+  expect(remove.statusCode).toBe(200);
+  ended.deleted = deleted;
+
+  const stolen = await registerAccount(t.app);
+  const refresh = (refreshToken: string) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refreshToken } });
+  const rotated = (await refresh(stolen.refreshToken)).json();
+  await t.services.db
+    .updateTable('sessions')
+    .set({ last_used_at: new Date(Date.now() - 60_000) }) // past the reuse grace window
+    .where('user_id', '=', stolen.id)
+    .execute();
+  expect((await refresh(stolen.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
+  ended.reuseDetected = { ...stolen, accessToken: rotated.accessToken };
+
+  return ended;
+}
+
+async function expectAllRefused(apps: TestApp[], ended: Record<string, Account>) {
+  for (const t of apps) {
+    for (const [how, account] of Object.entries(ended)) {
+      const response = await untilAvailable(() => me(t, account));
+      expect(response.statusCode, how).toBe(401);
+      expect(response.json().appCode, how).toBe('SESSION_REVOKED');
+    }
+  }
+}
+
+describe('revocation is durable: Postgres is the truth, the store a cache of it', () => {
+  it('keeps every kind of ended session refused by a process whose store starts empty', async () => {
+    const first = await buildTestApp({ overrides: { kv: new MemoryStore() } });
+    const admin = await registerAdmin(first.app, first.services.db);
+    const ended = await revokeEveryWay(first, admin);
+    const live = await registerAccount(first.app);
+    // A restarted process: same database, a new (empty) in-memory store.
+    const restarted = await buildTestApp({ database: first.database, overrides: { kv: new MemoryStore() } });
+    try {
+      await expectAllRefused([first, restarted], ended);
+      expect((await me(restarted, live)).statusCode).toBe(200);
+    } finally {
+      await restarted.close();
+      await first.close();
+    }
+  });
+
+  describe.skipIf(!REDIS_AVAILABLE)('with a Redis of its own', () => {
+    let redis: RedisServer;
+    let a: TestApp;
+    let b: TestApp;
+    let admin: Account;
+    beforeAll(async () => {
+      redis = await startRedisServer();
+      const kv = () => new RedisStore({ url: redis.url, keyPrefix: 'durable:' });
+      a = await buildTestApp({ overrides: { kv: kv() } });
+      b = await buildTestApp({ database: a.database, overrides: { kv: kv() } });
+      admin = await registerAdmin(a.app, a.services.db);
+    });
+    afterAll(async () => {
+      await b?.close();
+      await a?.close();
+      await redis?.stop();
+    });
+
+    it('refuses every ended session on every process after FLUSHALL and after a real restart', async () => {
+      const ended = await revokeEveryWay(a, admin);
+      const live = await registerAccount(a.app);
+      await expectAllRefused([a, b], ended);
+
+      await redis.flushAll();
+      await expectAllRefused([a, b], ended);
+      expect((await me(b, live)).statusCode).toBe(200);
+
+      await redis.restart();
+      await expectAllRefused([a, b], ended);
+      expect((await untilAvailable(() => me(a, live))).statusCode).toBe(200);
+      // The cache was rebuilt: the markers are back in Redis.
+      const client = redis.command();
+      expect((await client.keys('durable:revoked-session:*')).length).toBeGreaterThanOrEqual(7);
+      client.disconnect();
+    });
+  });
+});
+
+describe.skipIf(!REDIS_AVAILABLE)('a Redis that refuses writes (maxmemory, noeviction)', () => {
+  let redis: RedisServer;
+  let t: TestApp;
+  let other: TestApp;
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    t = await buildTestApp({ overrides: { kv: new RedisStore({ url: redis.url, keyPrefix: 'full:' }) } });
+    other = await buildTestApp({
+      database: t.database,
+      overrides: { kv: new RedisStore({ url: redis.url, keyPrefix: 'full:' }) },
+    });
+  });
+  afterAll(async () => {
+    await other?.close();
+    await t?.close();
+    await redis?.stop();
+  });
+
+  it('still ends sessions for real (Postgres takes over the check), and readiness names Redis', async () => {
+    const account = await registerAccount(t.app);
+    expect((await me(other, account)).statusCode).toBe(200);
+    // Data above the memory limit, with no eviction: Redis now refuses every write.
+    const filler = redis.command();
+    const chunk = 'x'.repeat(256 * 1024);
+    for (let i = 0; i < 8; i++) await filler.set(`filler:${i}`, chunk);
+    await filler.config('SET', 'maxmemory-policy', 'noeviction');
+    await filler.config('SET', 'maxmemory', '1mb');
+    await expect(filler.set('one-more', 'x')).rejects.toThrow(/OOM/);
+    filler.disconnect();
+
+    const logout = await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(account) });
+    expect(logout.statusCode).toBe(200);
+    for (const app of [t, other]) {
+      const refused = await me(app, account);
+      expect(refused.statusCode).toBe(401);
+      expect(refused.json().appCode).toBe('SESSION_REVOKED');
+    }
+    // Signing in still works (the rate limits count per process meanwhile), and so do live sessions.
+    const fresh = await login(t.app, account.email, account.password);
+    expect(fresh.statusCode).toBe(200);
+    expect((await me(other, fresh.json())).statusCode).toBe(200);
+
+    const ready = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json()).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { checks: { redis: 'down' } } });
+  });
+});
+
+describe.skipIf(!REDIS_AVAILABLE)('Redis down or hung', () => {
+  let redis: RedisServer;
+  let t: TestApp;
+  let store: RedisStore;
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    store = new RedisStore({ url: redis.url, keyPrefix: 'down:', commandTimeoutMs: 300 });
+    t = await buildTestApp({ env: { RATE_LIMIT_AUTH_PER_MINUTE: '10', TRUST_PROXY: '1' }, overrides: { kv: store } });
+  });
+  afterAll(async () => {
+    redis?.thaw();
+    await t?.close();
+    await redis?.stop();
+  });
+
+  it('answers 503 DEPENDENCY_DOWN while Redis is frozen, then stops waiting on it (circuit open)', async () => {
+    const account = await registerAccount(t.app);
+    redis.freeze();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const response = await me(t, account);
+        expect(response.statusCode).toBe(503);
+        expect(response.headers['retry-after']).toBe('2');
+        expect(response.json()).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { dependency: 'redis' } });
+      }
+      expect(store.circuitOpen).toBe(true);
+      // While the circuit is open, calls fail without waiting for Redis at all.
+      const otp = await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email: uniqueEmail() } });
+      expect(otp.statusCode).toBe(503);
+      expect(otp.json().appCode).toBe('DEPENDENCY_DOWN');
+    } finally {
+      redis.thaw();
+    }
+    expect((await untilAvailable(() => me(t, account))).statusCode).toBe(200);
+    expect(store.circuitOpen).toBe(false);
+  });
+
+  it('keeps a per-process login limit while Redis is down, and signs in for real meanwhile', async () => {
+    const account = await registerAccount(t.app);
+    await redis.stop();
+    try {
+      const statuses: number[] = [];
+      const ip = { 'x-forwarded-for': '203.0.113.77' };
+      for (let i = 0; i < 11; i++) statuses.push((await login(t.app, uniqueEmail(), 'Wrong-pass-1', ip)).statusCode);
+      expect(statuses.slice(0, 10)).toEqual(Array(10).fill(401));
+      expect(statuses[10]).toBe(429);
+      // Signed-in calls fail closed (the revocation check cannot be made): 503, not 500.
+      const signedIn = await me(t, account);
+      expect(signedIn.statusCode).toBe(503);
+      expect(signedIn.json().appCode).toBe('DEPENDENCY_DOWN');
+    } finally {
+      await redis.start();
+    }
+    expect((await untilAvailable(() => me(t, account))).statusCode).toBe(200);
+  });
+});
+
+describe('Postgres down', () => {
+  let proxy: Awaited<ReturnType<typeof startTcpProxy>>;
+  let t: TestApp;
+  let account: Account;
+  beforeAll(async () => {
+    const healthy = await buildTestApp();
+    const target = new URL(healthy.database.url);
+    await healthy.app.close();
+    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const viaProxy = new URL(healthy.database.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    t = await buildTestApp({
+      database: healthy.database,
+      overrides: { db: createDb({ url: viaProxy.toString(), poolMax: 2, connectionTimeoutMs: 500 }) },
+    });
+    account = await registerAccount(t.app);
+    // The first app only created the database; it is dropped when `t`'s owner closes.
+    Object.assign(t, { closeDatabase: () => healthy.close() });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await (t as unknown as { closeDatabase?: () => Promise<void> })?.closeDatabase?.();
+    await proxy?.close();
+  });
+
+  it('answers 503 DEPENDENCY_DOWN with Retry-After on every transport, never a 500, then recovers', async () => {
+    proxy.cut();
+    try {
+      const calls = [
+        () => t.app.inject({ method: 'GET', url: '/api/notes', headers: bearer(account) }),
+        () => t.app.inject({ method: 'GET', url: '/trpc/notes.list', headers: bearer(account) }),
+        () => t.app.inject({ method: 'POST', url: '/api/notes', headers: bearer(account), payload: { title: 'x' } }),
+        () => login(t.app, account.email, account.password),
+        () => t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { email: uniqueEmail(), password: 'Sunny-day-42' } }),
+      ];
+      for (const call of calls) {
+        const response = await call();
+        expect(response.statusCode).toBe(503);
+        expect(response.headers['retry-after']).toBe('2');
+        const body = response.json();
+        const error = body.error?.data ?? body;
+        expect(error).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { dependency: 'database' } });
+        expect(JSON.stringify(body)).not.toMatch(/select|insert|ECONN|stack/i);
+      }
+    } finally {
+      proxy.restore();
+    }
+    expect((await untilAvailable(() => t.app.inject({ method: 'GET', url: '/api/notes', headers: bearer(account) }))).statusCode).toBe(200);
+  });
+
+  it('answers 503 when the pool is exhausted for longer than the connection wait', async () => {
+    const held = t.services.db.transaction().execute(async (trx) => {
+      const other = trx.selectFrom('users').select('id').execute();
+      await other;
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+    });
+    const second = t.services.db.transaction().execute(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+    });
+    const response = await t.app.inject({ method: 'GET', url: '/api/notes', headers: bearer(account) });
+    expect(response.statusCode).toBe(503);
+    expect(response.json().appCode).toBe('DEPENDENCY_DOWN');
+    await Promise.all([held, second]);
+  });
+});
+
+describe('one-time codes under concurrent guesses', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp();
+  });
+  afterAll(() => t.close());
+
+  it('burns the code after 5 tries even when 8 wrong guesses arrive at once', async () => {
+    for (let trial = 0; trial < 3; trial++) {
+      const email = uniqueEmail();
+      expect((await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email } })).statusCode).toBe(200);
+      await t.settle();
+      const code = /\b(\d{6})\b/.exec(t.mail.last(email, 'one-time-code')?.text ?? '')?.[1] as string;
+      const wrong = code === '000000' ? '111111' : '000000';
+      const guesses = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          t.app.inject({ method: 'POST', url: '/api/auth/otp/verify', payload: { email, code: wrong } }),
+        ),
+      );
+      expect(guesses.map((guess) => guess.statusCode)).toEqual(Array(8).fill(401));
+      const real = await t.app.inject({ method: 'POST', url: '/api/auth/otp/verify', payload: { email, code } });
+      expect(real.statusCode, `trial ${trial}`).toBe(401);
+      expect(real.json().appCode).toBe('INVALID_CODE');
+    }
+  });
+});
