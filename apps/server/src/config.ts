@@ -36,27 +36,28 @@ const pem = z.string().transform((value) => value.replaceAll('\\n', '\n').trim()
  * last N proxies (a hop count), or proxies at these addresses/CIDRs. Never "everyone": the
  * left-most entry is whatever the client wrote.
  */
-const trustProxy = z
-  .string()
-  .transform((value, ctx): false | number | string[] => {
-    if (value === 'false' || value === '0') return false;
-    if (/^\d+$/.test(value)) return Number(value);
-    if (value === 'true') {
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          'must say which proxies to trust: their number in front of the server (usually 1) or their addresses; "true" would believe any client-supplied X-Forwarded-For',
-      });
-      return z.NEVER;
-    }
-    const addresses = value.split(',').map((item) => item.trim()).filter(Boolean);
-    const bad = addresses.find((address) => !isIP(address.split('/')[0] ?? ''));
-    if (bad) {
-      ctx.addIssue({ code: 'custom', message: `"${bad}" is not an IP address or CIDR range` });
-      return z.NEVER;
-    }
-    return addresses;
-  });
+const trustProxy = z.string().transform((value, ctx): false | number | string[] => {
+  if (value === 'false' || value === '0') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  if (value === 'true') {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'must say which proxies to trust: their number in front of the server (usually 1) or their addresses; "true" would believe any client-supplied X-Forwarded-For',
+    });
+    return z.NEVER;
+  }
+  const addresses = value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+  const bad = addresses.find((address) => !isIP(address.split('/')[0] ?? ''));
+  if (bad) {
+    ctx.addIssue({ code: 'custom', message: `"${bad}" is not an IP address or CIDR range` });
+    return z.NEVER;
+  }
+  return addresses;
+});
 const list = z.string().transform((value) =>
   value
     .split(',')

@@ -70,7 +70,8 @@ export async function createServices(
     createRateLimiter(kv, {
       name,
       perMinute,
-      onStoreError: (error) => outage.warn('redis', `rate limits are per process while Redis is unavailable (${String(error)})`),
+      onStoreError: (error) =>
+        outage.warn('redis', `rate limits are per process while Redis is unavailable (${String(error)})`),
     });
   return {
     config,

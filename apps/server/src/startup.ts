@@ -24,7 +24,9 @@ export async function checkDatabase(db: Db, url: string, config: Config): Promis
     await sql`select 1`.execute(db);
   } catch (error) {
     // The embedded database is a development fallback: never suggested to a production deploy.
-    const hint = config.isProduction ? 'Check DATABASE_URL.' : 'Check DATABASE_URL, or unset it to use the embedded database.';
+    const hint = config.isProduction
+      ? 'Check DATABASE_URL.'
+      : 'Check DATABASE_URL, or unset it to use the embedded database.';
     throw new StartupError(`Cannot reach the database at ${describeDatabaseUrl(url)}: ${reason(error)}. ${hint}`);
   }
 }

@@ -110,7 +110,11 @@ describe('config', () => {
     ['a missing JWT_SECRET', { JWT_SECRET: undefined }, /JWT_SECRET: is required in production/],
     ['half a key pair', { JWT_PRIVATE_KEY: 'x' }, /JWT_PRIVATE_KEY: and JWT_PUBLIC_KEY must be set together/],
     ['a short JWT_SECRET', { JWT_SECRET: 'short-secret' }, /JWT_SECRET: must be at least 32 bytes/],
-    ['a JWT_SECRET of one repeated character', { JWT_SECRET: 'a'.repeat(32) }, /JWT_SECRET: looks guessable \(about 0 bits/],
+    [
+      'a JWT_SECRET of one repeated character',
+      { JWT_SECRET: 'a'.repeat(32) },
+      /JWT_SECRET: looks guessable \(about 0 bits/,
+    ],
     ['a JWT_SECRET of a repeated phrase', { JWT_SECRET: 'password1'.repeat(4) }, /JWT_SECRET: looks guessable/],
     ['the development JWT_SECRET', { JWT_SECRET: DEVELOPMENT_JWT_SECRET }, /JWT_SECRET: is the development secret/],
     ['the embedded database', { DATABASE_URL: undefined }, /DATABASE_URL: is required in production/],

@@ -7,8 +7,8 @@ import { createDb } from '@app/db';
 import type { AnyTRPCProcedure } from '@trpc/server';
 import { type KyselyPlugin, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appRouter } from '../src/trpc/router.ts';
 import { recognizeError } from '../src/errors.ts';
+import { appRouter } from '../src/trpc/router.ts';
 import {
   type Account,
   bearer,
@@ -51,10 +51,10 @@ function stringSchemas(schema: ZodNode, path: string): [string, ZodNode][] {
 
 describe('NUL characters', () => {
   it('are refused by every string field of every procedure input', () => {
-    const procedures = appRouter._def.procedures as Record<string, AnyTRPCProcedure>;
+    const procedures = appRouter._def.procedures as unknown as Record<string, AnyTRPCProcedure>;
     const fields: string[] = [];
     for (const [name, procedure] of Object.entries(procedures)) {
-      for (const input of procedure._def.inputs as ZodNode[]) {
+      for (const input of procedure._def.inputs as unknown as ZodNode[]) {
         for (const [path, schema] of stringSchemas(input, name)) {
           fields.push(path);
           expect(schema.safeParse('ok\u0000ok').success, path).toBe(false);
@@ -75,7 +75,13 @@ describe('NUL characters', () => {
     afterAll(() => t.close());
 
     it.each([
-      ['register name', 'POST', '/api/auth/register', () => ({ email: uniqueEmail(), password: 'Sunny-day-42', name: 'A\u0000' }), ['name']],
+      [
+        'register name',
+        'POST',
+        '/api/auth/register',
+        () => ({ email: uniqueEmail(), password: 'Sunny-day-42', name: 'A\u0000' }),
+        ['name'],
+      ],
       ['note title', 'POST', '/api/notes', () => ({ title: 'x\u0000y' }), ['title']],
       ['note body', 'POST', '/api/notes', () => ({ title: 'ok', body: '\u0000' }), ['body']],
       ['role description', 'POST', '/api/roles', () => ({ name: 'nul-role', description: 'a\u0000' }), ['description']],
@@ -93,7 +99,11 @@ describe('NUL characters', () => {
       expect(rest.statusCode).toBe(400);
       expect(rest.json().issues[0].path).toEqual(['search']);
       const input = encodeURIComponent(JSON.stringify({ search: 'a\u0000b' }));
-      const trpc = await t.app.inject({ method: 'GET', url: `/trpc/notes.list?input=${input}`, headers: bearer(admin) });
+      const trpc = await t.app.inject({
+        method: 'GET',
+        url: `/trpc/notes.list?input=${input}`,
+        headers: bearer(admin),
+      });
       expect(trpc.statusCode).toBe(400);
       expect(trpc.json().error.data.appCode).toBe('VALIDATION_FAILED');
     });

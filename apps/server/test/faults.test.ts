@@ -4,6 +4,7 @@
  * Revoked sessions stay revoked, outages are 503 DEPENDENCY_DOWN (never a 500 or a hang),
  * and rate limits hold while Redis is away.
  */
+import { existsSync } from 'node:fs';
 import { createDb } from '@app/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore, RedisStore } from '../src/infra/kv/index.ts';
@@ -21,13 +22,8 @@ import {
   uniqueEmail,
 } from './helpers/index.ts';
 
-const REDIS_AVAILABLE = process.env.PATH?.split(':').some((dir) => {
-  try {
-    return require('node:fs').existsSync(`${dir}/redis-server`);
-  } catch {
-    return false;
-  }
-});
+/** Fault tests start their own redis-server (never touching the machine's shared one). */
+const REDIS_AVAILABLE = (process.env.PATH ?? '').split(':').some((dir) => existsSync(`${dir}/redis-server`));
 
 const me = (t: TestApp, account: { accessToken: string }) =>
   t.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(account) });
@@ -60,7 +56,11 @@ async function revokeEveryWay(t: TestApp, admin: Account): Promise<Record<string
   const second = (await login(t.app, owner.email, owner.password)).json();
   const other = { ...owner, accessToken: second.accessToken, refreshToken: second.refreshToken };
   const sessionId = JSON.parse(Buffer.from(other.accessToken.split('.')[1] as string, 'base64url').toString()).sid;
-  const revoke = await t.app.inject({ method: 'DELETE', url: `/api/auth/sessions/${sessionId}`, headers: bearer(owner) });
+  const revoke = await t.app.inject({
+    method: 'DELETE',
+    url: `/api/auth/sessions/${sessionId}`,
+    headers: bearer(owner),
+  });
   expect(revoke.statusCode).toBe(200);
   ended.revokeSession = other;
 
@@ -248,7 +248,11 @@ describe.skipIf(!REDIS_AVAILABLE)('Redis down or hung', () => {
       }
       expect(store.circuitOpen).toBe(true);
       // While the circuit is open, calls fail without waiting for Redis at all.
-      const otp = await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email: uniqueEmail() } });
+      const otp = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/otp/request',
+        payload: { email: uniqueEmail() },
+      });
       expect(otp.statusCode).toBe(503);
       expect(otp.json().appCode).toBe('DEPENDENCY_DOWN');
     } finally {
@@ -312,7 +316,12 @@ describe('Postgres down', () => {
         () => t.app.inject({ method: 'GET', url: '/trpc/notes.list', headers: bearer(account) }),
         () => t.app.inject({ method: 'POST', url: '/api/notes', headers: bearer(account), payload: { title: 'x' } }),
         () => login(t.app, account.email, account.password),
-        () => t.app.inject({ method: 'POST', url: '/api/auth/register', payload: { email: uniqueEmail(), password: 'Sunny-day-42' } }),
+        () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/api/auth/register',
+            payload: { email: uniqueEmail(), password: 'Sunny-day-42' },
+          }),
       ];
       for (const call of calls) {
         const response = await call();
@@ -326,7 +335,10 @@ describe('Postgres down', () => {
     } finally {
       proxy.restore();
     }
-    expect((await untilAvailable(() => t.app.inject({ method: 'GET', url: '/api/notes', headers: bearer(account) }))).statusCode).toBe(200);
+    expect(
+      (await untilAvailable(() => t.app.inject({ method: 'GET', url: '/api/notes', headers: bearer(account) })))
+        .statusCode,
+    ).toBe(200);
   });
 
   it('answers 503 when the pool is exhausted for longer than the connection wait', async () => {
@@ -355,7 +367,9 @@ describe('one-time codes under concurrent guesses', () => {
   it('burns the code after 5 tries even when 8 wrong guesses arrive at once', async () => {
     for (let trial = 0; trial < 3; trial++) {
       const email = uniqueEmail();
-      expect((await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email } })).statusCode).toBe(200);
+      expect(
+        (await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email } })).statusCode,
+      ).toBe(200);
       await t.settle();
       const code = /\b(\d{6})\b/.exec(t.mail.last(email, 'one-time-code')?.text ?? '')?.[1] as string;
       const wrong = code === '000000' ? '111111' : '000000';

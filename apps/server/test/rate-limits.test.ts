@@ -91,7 +91,8 @@ describe('rate limits', () => {
     const account = await registerAccount(t.app);
     const from = (i: number) => ({ 'x-forwarded-for': `198.51.100.${i}` });
     // Successes do not count: the owner signs in as often as the per-IP limit allows.
-    for (let i = 0; i < 5; i++) expect((await login(t.app, account.email, account.password, from(1))).statusCode).toBe(200);
+    for (let i = 0; i < 5; i++)
+      expect((await login(t.app, account.email, account.password, from(1))).statusCode).toBe(200);
     for (let i = 0; i < 15; i++) {
       expect((await login(t.app, account.email, 'Wrong-pass-1', from(10 + i))).statusCode).toBe(401);
     }
@@ -106,7 +107,8 @@ describe('rate limits', () => {
     const account = await registerAccount(t.app);
     const stranger = { 'x-forwarded-for': '198.51.100.201' };
     const statuses: number[] = [];
-    for (let i = 0; i < 20; i++) statuses.push((await login(t.app, account.email, 'Wrong-pass-1', stranger)).statusCode);
+    for (let i = 0; i < 20; i++)
+      statuses.push((await login(t.app, account.email, 'Wrong-pass-1', stranger)).statusCode);
     expect(statuses.filter((status) => status === 401)).toHaveLength(10);
     expect(statuses.filter((status) => status === 429)).toHaveLength(10);
     const owner = await login(t.app, account.email, account.password, { 'x-forwarded-for': '198.51.100.202' });

@@ -12,7 +12,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('revoked_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('session_revocations_expires_at_idx').on('session_revocations').column('expires_at').execute();
+  await db.schema
+    .createIndex('session_revocations_expires_at_idx')
+    .on('session_revocations')
+    .column('expires_at')
+    .execute();
   await db.schema
     .createIndex('session_revocations_user_id_idx')
     .on('session_revocations')

@@ -34,7 +34,14 @@ const NETWORK_CODES = new Set([
  * 57014 (statement timeout: the database did not answer in time).
  */
 function isUnavailableSqlState(code: string): boolean {
-  return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300' || code === '57014';
+  return (
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === '57P02' ||
+    code === '57P03' ||
+    code === '53300' ||
+    code === '57014'
+  );
 }
 
 /** node-postgres raises these as plain Errors, without a code. */
@@ -52,7 +59,10 @@ export function unavailableDependency(error: unknown): Dependency | undefined {
     if (current instanceof DependencyUnavailableError) return current.dependency;
     if (typeof current !== 'object') return undefined;
     const { code, message } = current as { code?: unknown; message?: unknown };
-    if (typeof code === 'string' && (NETWORK_CODES.has(code) || (/^[0-9A-Z]{5}$/.test(code) && isUnavailableSqlState(code)))) {
+    if (
+      typeof code === 'string' &&
+      (NETWORK_CODES.has(code) || (/^[0-9A-Z]{5}$/.test(code) && isUnavailableSqlState(code)))
+    ) {
       return 'database';
     }
     if (typeof message === 'string' && PG_CONNECTION_MESSAGES.some((m) => message.startsWith(m))) return 'database';

@@ -1,5 +1,5 @@
 import type { TRPCError } from '@trpc/server';
-import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY, type TRPC_ERROR_CODE_NUMBER } from '@trpc/server/rpc';
+import { type TRPC_ERROR_CODE_KEY, type TRPC_ERROR_CODE_NUMBER, TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import type { DefaultErrorData } from '@trpc/server/unstable-core-do-not-import';
 import { type AppErrorCode, defaultAppCode, recognizeError } from '../errors.ts';
 import type { Context } from './context.ts';

@@ -1,10 +1,10 @@
 export { type Account, bearer, grantRole, login, registerAccount, registerAdmin, uniqueEmail } from './accounts.ts';
 export { startFakeRedis } from './fake-redis.ts';
 export { startFakeResend } from './fake-resend.ts';
-export { freePort, type RedisServer, startRedisServer } from './redis-server.ts';
-export { startTcpProxy } from './tcp-proxy.ts';
 export { abortedCalls, startedCalls, testRouter } from './probe-router.ts';
+export { freePort, type RedisServer, startRedisServer } from './redis-server.ts';
 export { listeningUrl, type SpawnedServer, spawnServer } from './spawn-server.ts';
+export { startTcpProxy } from './tcp-proxy.ts';
 export {
   buildTestApp,
   createTestKeyValueStore,

@@ -109,7 +109,9 @@ export class RedisStore implements KeyValueStore {
   async set(key: string, value: string, options: { ttlMs?: number } = {}): Promise<void> {
     assertTtl(options.ttlMs);
     const { ttlMs } = options;
-    await this.#run(() => (ttlMs === undefined ? this.client.set(key, value) : this.client.set(key, value, 'PX', ttlMs)));
+    await this.#run(() =>
+      ttlMs === undefined ? this.client.set(key, value) : this.client.set(key, value, 'PX', ttlMs),
+    );
   }
 
   async setMany(entries: { key: string; value: string; ttlMs?: number }[]): Promise<void> {
@@ -134,10 +136,13 @@ export class RedisStore implements KeyValueStore {
   async increment(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<Counter> {
     assertTtl(options.ttlMs);
     try {
-      const [value, ttl] = await this.#run(() => this.client.incrementWithTtl(key, options.ttlMs ?? 0, options.by ?? 1));
+      const [value, ttl] = await this.#run(() =>
+        this.client.incrementWithTtl(key, options.ttlMs ?? 0, options.by ?? 1),
+      );
       return { value, expiresInMs: ttl >= 0 ? ttl : undefined };
     } catch (error) {
-      if (error instanceof KeyValueError) throw new KeyValueError(`Cannot increment "${key}": its value is not an integer`);
+      if (error instanceof KeyValueError)
+        throw new KeyValueError(`Cannot increment "${key}": its value is not an integer`);
       throw error;
     }
   }

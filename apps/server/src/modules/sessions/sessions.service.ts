@@ -180,7 +180,11 @@ export async function revokeSessions(
     .expression((eb) =>
       eb
         .selectFrom('ended')
-        .select(['ended.id', 'ended.user_id', sql<Date>`now() + make_interval(secs => ${windowSeconds})`.as('expires_at')]),
+        .select([
+          'ended.id',
+          'ended.user_id',
+          sql<Date>`now() + make_interval(secs => ${windowSeconds})`.as('expires_at'),
+        ]),
     )
     .onConflict((oc) => oc.column('session_id').doNothing())
     .returning('session_id')
@@ -201,7 +205,10 @@ async function cacheRevocationsOf(deps: RevocationDeps, userId: string): Promise
     // can still be removed, every process asks Postgres from now on: effective. If not,
     // the store is fully down; callers are refused anyway, and this one learns it failed.
     await deps.kv.delete(CACHE_READY);
-    deps.log.warn({ err: error }, 'revocation markers not written: sessions are checked in Postgres until the cache is rebuilt');
+    deps.log.warn(
+      { err: error },
+      'revocation markers not written: sessions are checked in Postgres until the cache is rebuilt',
+    );
   }
 }
 
