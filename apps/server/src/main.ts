@@ -4,6 +4,8 @@
  * restarts when one dies. SIGINT/SIGTERM shut down gracefully.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { Server } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type DatabaseTarget, loadRepoEnvFile, resolveDatabase } from '@app/db';
 import { buildApp } from './app.ts';
 import { type Config, formatConfigReport, loadConfig } from './config.ts';
@@ -20,6 +22,9 @@ import {
 /** A worker that dies this many times within the window is not restarted again. */
 const RESTART_LIMIT = 5;
 const RESTART_WINDOW_MS = 60_000;
+
+/** How long shutdown keeps serving with `Connection: close` before it stops listening. */
+const DRAIN_MS = 500;
 
 /** A repeat within this window is the same Ctrl-C arriving twice (terminal and turbo both forward it). */
 const DUPLICATE_SIGNAL_MS = 1_000;
@@ -66,6 +71,15 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
     log,
     async (signal) => {
       log.info(`${signal}: finishing in-flight requests (up to ${config.shutdownTimeoutMs} ms)`);
+      // Closing at once would reset keep-alive connections on which a client has just sent a
+      // request the server has not read yet. First answer everything with `Connection: close`
+      // for a moment (clients move to new connections), then stop listening and close.
+      app.startDraining();
+      await sleep(Math.min(DRAIN_MS, config.shutdownTimeoutMs / 2));
+      // Then stop accepting, without http's closing of idle connections: one accepted a moment
+      // ago may carry a request not read yet. It is read, answered and closed meanwhile.
+      Server.prototype.close.call(app.server);
+      await sleep(Math.min(DRAIN_MS, config.shutdownTimeoutMs / 2));
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;

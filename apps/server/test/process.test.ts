@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb, isProcessAlive, repoRoot, rollbackAll } from '@app/db';
@@ -141,6 +142,113 @@ describe.skipIf(!process.env.REDIS_URL)('cluster workers', () => {
       expect(await server.exited).toBe(0);
       for (const line of listening()) expect(isProcessAlive(JSON.parse(line).pid)).toBe(false);
     } finally {
+      server.process.kill('SIGKILL');
+    }
+  });
+});
+
+describe('graceful shutdown under load', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database.drop());
+
+  /** A POST over a keep-alive connection; `slowly` sends the body in two halves, 300 ms apart. */
+  function post(agent: Agent, url: string, body: object, slowly = false) {
+    return new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+      const payload = Buffer.from(JSON.stringify(body));
+      const request = httpRequest(url, {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': payload.length },
+      });
+      request.on('response', (response) => {
+        response.resume();
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, connection: response.headers.connection }),
+        );
+      });
+      request.on('error', reject);
+      if (!slowly) request.end(payload);
+      else {
+        request.write(payload.subarray(0, 10));
+        setTimeout(() => request.end(payload.subarray(10)), 300);
+      }
+    });
+  }
+
+  it('answers every request it accepted before SIGTERM, including slow uploads, then exits 0', async () => {
+    const server = spawnServer({
+      DATABASE_URL: database.url,
+      SHUTDOWN_TIMEOUT_MS: '10000',
+      RATE_LIMIT_AUTH_PER_MINUTE: '1000',
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    try {
+      const url = await listeningUrl(server);
+      // Warm keep-alive connections, as a busy client would have.
+      await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          post(agent, `${url}/api/auth/register`, {
+            email: `warm-${i}-${process.pid}@example.com`,
+            password: 'Sunny-day-42',
+          }),
+        ),
+      );
+      const registrations = Array.from({ length: 6 }, (_, i) =>
+        post(agent, `${url}/api/auth/register`, {
+          email: `load-${i}-${process.pid}@example.com`,
+          password: 'Sunny-day-42',
+        }),
+      );
+      const uploads = Array.from({ length: 2 }, (_, i) =>
+        post(
+          agent,
+          `${url}/api/auth/login`,
+          { email: `warm-${i}-${process.pid}@example.com`, password: 'Sunny-day-42' },
+          true,
+        ),
+      );
+      await sleep(100); // every request is on the wire (the uploads half-sent)
+      server.process.kill('SIGTERM');
+      const answers = await Promise.all([...registrations, ...uploads]);
+      expect(answers.map((answer) => answer.status)).toEqual(Array(8).fill(200));
+      expect(await server.exited).toBe(0);
+    } finally {
+      agent.destroy();
+      server.process.kill('SIGKILL');
+    }
+  });
+
+  it('never resets a request sent on a kept-alive connection while it shuts down', async () => {
+    const server = spawnServer({ DATABASE_URL: database.url, RATE_LIMIT_DEFAULT_PER_MINUTE: '100000' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+    try {
+      const url = await listeningUrl(server);
+      const get = () =>
+        new Promise<string>((resolve) => {
+          const request = httpRequest(`${url}/api/health`, { agent }, (response) => {
+            response.resume();
+            response.on('end', () => resolve(String(response.statusCode)));
+          });
+          request.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+          request.end();
+        });
+      await Promise.all(Array.from({ length: 4 }, get)); // four warm keep-alive connections
+      const outcomes: Promise<string>[] = [];
+      for (let i = 0; i < 60; i++) {
+        if (i === 10) server.process.kill('SIGTERM');
+        outcomes.push(get());
+        await sleep(10);
+      }
+      const results = await Promise.all(outcomes);
+      // Answered, or refused before anything was sent (a new connection to a closed port): never reset.
+      expect(results.filter((result) => result !== '200' && result !== 'ECONNREFUSED')).toEqual([]);
+      expect(results.slice(0, 10)).toEqual(Array(10).fill('200'));
+      expect(await server.exited).toBe(0);
+    } finally {
+      agent.destroy();
       server.process.kill('SIGKILL');
     }
   });

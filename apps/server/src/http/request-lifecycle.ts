@@ -24,6 +24,13 @@ declare module 'fastify' {
     /** Path without the query string, taken before any handler rewrites the URL. */
     pathForLog: string;
   }
+  interface FastifyInstance {
+    /**
+     * Shutdown's first step: keep serving (new connections too), but close each keep-alive
+     * connection after its next response, so clients move off before the server closes.
+     */
+    startDraining(): void;
+  }
 }
 
 /**
@@ -38,6 +45,9 @@ export const requestLifecycle = fp(
     // Once shutdown starts, responses to requests still in flight close their keep-alive
     // connection, so the server can finish closing without waiting for clients to hang up.
     let closing = false;
+    app.decorate('startDraining', () => {
+      closing = true;
+    });
     app.addHook('preClose', (done) => {
       closing = true;
       done();
