@@ -55,6 +55,11 @@ export interface ClientOptions {
    * under the limits of browsers, proxies and CDNs.
    */
   maxURLLength?: number;
+  /**
+   * Most calls in one batched request (the server's TRPC_MAX_BATCH_SIZE, 50 by default,
+   * refuses larger batches): more concurrent calls are split into several requests.
+   */
+  maxBatchSize?: number;
 }
 
 export type Client = TRPCClient<AppRouter>;
@@ -76,7 +81,11 @@ export function createClient(options: ClientOptions): Client {
         // FormData, Blob and bytes cannot be batched as JSON: one request each.
         condition: (op) => isNonJsonSerializable(op.input),
         true: httpLink(common),
-        false: httpBatchLink({ ...common, maxURLLength: options.maxURLLength ?? 2_083 }),
+        false: httpBatchLink({
+          ...common,
+          maxURLLength: options.maxURLLength ?? 2_083,
+          maxItems: options.maxBatchSize ?? 50,
+        }),
       }),
     ],
   });
