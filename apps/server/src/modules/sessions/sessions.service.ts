@@ -263,11 +263,6 @@ export async function isSessionRevoked(deps: RevocationDeps, sessionId: string):
   return entry !== undefined;
 }
 
-/** Waits for a rebuild this process started (tests, and shutdown). */
-export async function revocationCacheSettled(kv: KeyValueStore): Promise<void> {
-  await rebuilds.get(kv)?.running;
-}
-
 export async function activeSessions(db: Db, userId: string): Promise<SessionRow[]> {
   return db
     .selectFrom('sessions')
