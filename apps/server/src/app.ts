@@ -3,6 +3,7 @@ import helmet from '@fastify/helmet';
 import type { TRPCError } from '@trpc/server';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Config } from './config.ts';
 import { recognizeError } from './errors.ts';
 import { AccessLogController } from './http/access-log.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
@@ -31,6 +32,12 @@ export interface BuildAppOptions {
   officialTrpcPrefix?: string;
 }
 
+/** A hop count trusts that many proxies nearest to the server (as proxy-addr counts hops). */
+function trustedProxies(trust: Config['trustProxy']) {
+  if (typeof trust !== 'number') return trust;
+  return (_address: string, hop: number) => hop < trust;
+}
+
 /** Builds the HTTP app around ready services. Never reads process.env, never listens. */
 export async function buildApp(services: Services, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const router = options.router ?? appRouter;
@@ -44,11 +51,7 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     // A client trickling a request (or its body) cannot hold a connection for ever.
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.requestTimeoutMs,
-    // A hop count trusts that many proxies nearest to the server (as proxy-addr counts hops).
-    trustProxy:
-      typeof config.trustProxy === 'number'
-        ? (_address: string, hop: number) => hop < (config.trustProxy as number)
-        : config.trustProxy,
+    trustProxy: trustedProxies(config.trustProxy),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Errors Fastify raises before routing (a malformed URL, say) get our error body too.
     frameworkErrors: (error, request, reply: FastifyReply) => {
@@ -61,7 +64,8 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   });
 
   await app.register(requestLifecycle);
-  await app.register(errorHandling, { services });
+  const dependencyLog = dependencyOutageLog(services.log);
+  await app.register(errorHandling, { services, dependencyLog });
   // The headers that protect an API's responses (OWASP REST guidance): HSTS, nosniff,
   // X-Frame-Options, Referrer-Policy, Cross-Origin-Resource-Policy. Helmet's document-only
   // headers are left out: each header costs every response (Node validates each one). The
@@ -90,7 +94,6 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   });
 
   const createContext = createContextFactory(services);
-  const dependencyLog = dependencyOutageLog(services.log);
   const onError = ({ error, path }: { error: TRPCError; path?: string }) => {
     if (error.code !== 'INTERNAL_SERVER_ERROR') return;
     const recognized = recognizeError(error);
@@ -98,9 +101,9 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     else if (recognized.appCode === 'DEPENDENCY_DOWN') dependencyLog.warn(recognized);
   };
 
+  const maxBatchSize = config.trpcMaxBatchSize;
   const official = (prefix: string) =>
     app.register(fastifyTRPCPlugin, { prefix, trpcOptions: { router, createContext, onError, maxBatchSize } });
-  const maxBatchSize = config.trpcMaxBatchSize;
   if (options.trpcTransport === 'official') await official('/trpc');
   else await app.register(fastTrpc, { prefix: '/trpc', router, createContext, onError, maxBatchSize });
   if (options.officialTrpcPrefix) await official(options.officialTrpcPrefix);

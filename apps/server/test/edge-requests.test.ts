@@ -49,6 +49,15 @@ function stringSchemas(schema: ZodNode, path: string): [string, ZodNode][] {
   }
 }
 
+/** The app most tests here share (the HTTP-edge tests need settings of their own). */
+let t: TestApp;
+let admin: Account;
+beforeAll(async () => {
+  t = await buildTestApp();
+  admin = await registerAdmin(t.app, t.services.db);
+});
+afterAll(() => t.close());
+
 describe('NUL characters', () => {
   it('are refused by every string field of every procedure input', () => {
     const procedures = appRouter._def.procedures as unknown as Record<string, AnyTRPCProcedure>;
@@ -66,14 +75,6 @@ describe('NUL characters', () => {
   });
 
   describe('over HTTP', () => {
-    let t: TestApp;
-    let admin: Account;
-    beforeAll(async () => {
-      t = await buildTestApp();
-      admin = await registerAdmin(t.app, t.services.db);
-    });
-    afterAll(() => t.close());
-
     it.each([
       [
         'register name',
@@ -111,18 +112,20 @@ describe('NUL characters', () => {
 });
 
 describe('HTTP edges', () => {
-  let t: TestApp;
+  let edge: TestApp;
   beforeAll(async () => {
-    t = await buildTestApp({ env: { TRPC_MAX_BATCH_SIZE: '5', TRUST_PROXY: '1', RATE_LIMIT_AUTH_PER_MINUTE: '10' } });
+    edge = await buildTestApp({
+      env: { TRPC_MAX_BATCH_SIZE: '5', TRUST_PROXY: '1', RATE_LIMIT_AUTH_PER_MINUTE: '10' },
+    });
   });
-  afterAll(() => t.close());
+  afterAll(() => edge.close());
 
   it('answers TRACE on /trpc with 405, without logging an error', async () => {
     for (const url of ['/trpc/health.live', '/trpc/auth.login', '/trpc/nope']) {
-      const response = await t.app.inject({ method: 'TRACE', url });
+      const response = await edge.app.inject({ method: 'TRACE', url });
       expect(response.statusCode, url).toBeLessThan(500);
     }
-    const known = await t.app.inject({ method: 'TRACE', url: '/trpc/health.live' });
+    const known = await edge.app.inject({ method: 'TRACE', url: '/trpc/health.live' });
     expect(known.statusCode).toBe(405);
     expect(known.headers.allow).toBe('GET');
     expect(known.json().error.data).toMatchObject({ code: 'METHOD_NOT_SUPPORTED', appCode: 'METHOD_NOT_SUPPORTED' });
@@ -130,10 +133,10 @@ describe('HTTP edges', () => {
 
   it('refuses a tRPC batch larger than TRPC_MAX_BATCH_SIZE as a whole, on both transports', async () => {
     const paths = (n: number) => Array(n).fill('health.live').join(',');
-    const five = await t.app.inject({ method: 'GET', url: `/trpc/${paths(5)}?batch=1` });
+    const five = await edge.app.inject({ method: 'GET', url: `/trpc/${paths(5)}?batch=1` });
     expect(five.statusCode).toBe(200);
     expect(five.json()).toHaveLength(5);
-    const six = await t.app.inject({ method: 'GET', url: `/trpc/${paths(6)}?batch=1` });
+    const six = await edge.app.inject({ method: 'GET', url: `/trpc/${paths(6)}?batch=1` });
     expect(six.statusCode).toBe(400);
     expect(six.json().error.message).toMatch(/Batch call exceeds maximum size/);
     const official = await buildTestApp({ env: { TRPC_MAX_BATCH_SIZE: '5' }, trpcTransport: 'official' });
@@ -156,8 +159,8 @@ describe('HTTP edges', () => {
       transformResult: async ({ result }) => result,
     };
     const probed = await buildTestApp({
-      database: t.database,
-      overrides: { db: createDb({ url: t.database.url, poolMax: 2 }).withPlugin(counting) },
+      database: edge.database,
+      overrides: { db: createDb({ url: edge.database.url, poolMax: 2 }).withPlugin(counting) },
     });
     try {
       const batch = Array(5).fill('health.ready').join(',');
@@ -174,40 +177,40 @@ describe('HTTP edges', () => {
   it('believes only the address the trusted proxy added, not what the client wrote in X-Forwarded-For', async () => {
     // Behind one proxy (TRUST_PROXY=1): the client's own entries come first, the proxy appends the real address.
     const attempt = (spoofed: string) =>
-      login(t.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': `${spoofed}, 203.0.113.50` });
+      login(edge.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': `${spoofed}, 203.0.113.50` });
     for (let i = 0; i < 10; i++) expect((await attempt(`10.9.9.${i}`)).statusCode).toBe(401);
     expect((await attempt('10.9.9.99')).statusCode).toBe(429);
     // Another real client behind the same proxy is not affected.
-    const other = await login(t.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': '203.0.113.51' });
+    const other = await login(edge.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': '203.0.113.51' });
     expect(other.statusCode).toBe(401);
   });
 
   it('sends Cache-Control: no-store with every token-bearing answer', async () => {
     const email = uniqueEmail();
-    const register = await t.app.inject({
+    const register = await edge.app.inject({
       method: 'POST',
       url: '/api/auth/register',
       headers: { 'x-forwarded-for': '203.0.113.60' },
       payload: { email, password: 'Sunny-day-42' },
     });
     expect(register.headers['cache-control']).toBe('no-store');
-    const signIn = await login(t.app, email, 'Sunny-day-42', { 'x-forwarded-for': '203.0.113.61' });
+    const signIn = await login(edge.app, email, 'Sunny-day-42', { 'x-forwarded-for': '203.0.113.61' });
     expect(signIn.headers['cache-control']).toBe('no-store');
-    const refreshed = await t.app.inject({
+    const refreshed = await edge.app.inject({
       method: 'POST',
       url: '/trpc/auth.refresh',
       payload: { refreshToken: register.json().refreshToken },
     });
     expect(refreshed.headers['cache-control']).toBe('no-store');
-    await t.app.inject({
+    await edge.app.inject({
       method: 'POST',
       url: '/api/auth/otp/request',
       headers: { 'x-forwarded-for': '203.0.113.62' },
       payload: { email },
     });
-    await t.settle();
-    const code = /\b(\d{6})\b/.exec(t.mail.last(email, 'one-time-code')?.text ?? '')?.[1];
-    const verified = await t.app.inject({
+    await edge.settle();
+    const code = /\b(\d{6})\b/.exec(edge.mail.last(email, 'one-time-code')?.text ?? '')?.[1];
+    const verified = await edge.app.inject({
       method: 'POST',
       url: '/api/auth/otp/verify',
       headers: { 'x-forwarded-for': '203.0.113.62' },
@@ -219,14 +222,6 @@ describe('HTTP edges', () => {
 });
 
 describe('rows that a concurrent request deleted', () => {
-  let t: TestApp;
-  let admin: Account;
-  beforeAll(async () => {
-    t = await buildTestApp();
-    admin = await registerAdmin(t.app, t.services.db);
-  });
-  afterAll(() => t.close());
-
   it('answers 404, not 500, when the user is deleted while something is created for them', async () => {
     const account = await registerAccount(t.app);
     // Gone without the API (the token's session was never revoked): the insert meets the foreign key.

@@ -262,6 +262,26 @@ describe.skipIf(!REDIS_AVAILABLE)('Redis down or hung', () => {
     expect(store.circuitOpen).toBe(false);
   });
 
+  it('refuses to report a logout it could not make effective, and a retry finishes it', async () => {
+    const account = await registerAccount(t.app);
+    const logout = () => t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(account) });
+    redis.freeze();
+    try {
+      // The session is ended in Postgres, but neither its marker nor the cache flag can be written.
+      const failed = await logout();
+      expect(failed.statusCode).toBe(503);
+      expect(failed.json().appCode).toBe('DEPENDENCY_DOWN');
+    } finally {
+      redis.thaw();
+    }
+    // Redis is back with its data (and its "cache ready" key): the client retries, as the 503 told it to.
+    const retried = await untilAvailable(logout);
+    expect(retried.statusCode).toBe(200);
+    const refused = await me(t, account);
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().appCode).toBe('SESSION_REVOKED');
+  });
+
   it('keeps a per-process login limit while Redis is down, and signs in for real meanwhile', async () => {
     const account = await registerAccount(t.app);
     await redis.stop();

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CircuitBreaker } from '../src/infra/kv/circuit-breaker.ts';
 import { KeyValueError, type KeyValueStore, MemoryStore } from '../src/infra/kv/index.ts';
 import { createTestKeyValueStore } from './helpers/index.ts';
 
@@ -104,5 +105,41 @@ describe('memory store with a controlled clock', () => {
     now = 1_500;
     expect(await store.get('k')).toBeNull();
     await store.close();
+  });
+});
+
+describe('circuit breaker', () => {
+  it('opens after the threshold, fails fast while open, then lets one probe through', () => {
+    let now = 0;
+    const breaker = new CircuitBreaker({ threshold: 3, cooldownMs: 1_000, now: () => now });
+    for (let i = 0; i < 2; i++) {
+      expect(breaker.allow()).toBe(true);
+      breaker.failed();
+    }
+    expect(breaker.isOpen).toBe(false);
+    expect(breaker.allow()).toBe(true);
+    breaker.failed(); // the third failure in a row
+    expect(breaker.isOpen).toBe(true);
+    expect(breaker.allow()).toBe(false);
+    now = 999;
+    expect(breaker.allow()).toBe(false);
+    now = 1_000;
+    expect(breaker.allow()).toBe(true); // the probe
+    expect(breaker.allow()).toBe(false); // one probe at a time
+    breaker.failed();
+    expect(breaker.allow()).toBe(false); // open again for a full cooldown
+    now = 2_000;
+    expect(breaker.allow()).toBe(true);
+    breaker.succeeded();
+    expect(breaker.isOpen).toBe(false);
+    expect(breaker.allow()).toBe(true);
+  });
+
+  it('counts consecutive failures only: a success in between starts over', () => {
+    const breaker = new CircuitBreaker({ threshold: 2, cooldownMs: 1_000 });
+    breaker.failed();
+    breaker.succeeded();
+    breaker.failed();
+    expect(breaker.isOpen).toBe(false);
   });
 });

@@ -17,15 +17,18 @@ export function dependencyOutageLog(log: Pick<Logger, 'warn'>) {
   };
 }
 
+/** JSON bodies for unknown routes and for errors raised by Fastify itself (body parsing, limits) or its routes. */
 export const errorHandling = fp(
-  async (app: FastifyInstance, { services }: { services: Services }) => {
+  async (
+    app: FastifyInstance,
+    { services, dependencyLog }: { services: Services; dependencyLog: ReturnType<typeof dependencyOutageLog> },
+  ) => {
     app.setNotFoundHandler((request, reply) => {
       reply
         .code(404)
         .send(errorBody(404, `No route for ${request.method} ${request.pathForLog}`, request.id, 'ROUTE_NOT_FOUND'));
     });
 
-    const dependencyLog = dependencyOutageLog(services.log);
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const recognized = error.statusCode ? undefined : recognizeError(error);
       if (recognized) {

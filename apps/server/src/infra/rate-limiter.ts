@@ -1,5 +1,5 @@
 import { DependencyUnavailableError } from './dependency-errors.ts';
-import { type KeyValueStore, MemoryStore } from './kv/index.ts';
+import { type Counter, type KeyValueStore, MemoryStore } from './kv/index.ts';
 
 export interface RateLimitState {
   allowed: boolean;
@@ -34,7 +34,7 @@ export function createRateLimiter(
 
   async function count(key: string, by: number): Promise<RateLimitState> {
     const counterKey = `rate:${options.name}:${key}`;
-    let counter: Awaited<ReturnType<KeyValueStore['increment']>>;
+    let counter: Counter;
     try {
       counter = await kv.increment(counterKey, { ttlMs: WINDOW_MS, by });
     } catch (error) {

@@ -90,7 +90,8 @@ export class RedisStore implements KeyValueStore {
       // connection failure, so it does not open the circuit. It still cannot serve the call.
       if (error instanceof ReplyError) {
         this.#breaker.succeeded();
-        if (/not an integer/.test((error as Error).message)) throw new KeyValueError(`The value is not an integer`);
+        // The caller's mistake, not an outage.
+        if (/not an integer/.test((error as Error).message)) throw new KeyValueError('The value is not an integer');
       } else this.#breaker.failed();
       const reason = error instanceof Error ? error.message : String(error);
       throw new DependencyUnavailableError('redis', `Redis could not serve the call: ${reason}`, { cause: error });
@@ -135,16 +136,8 @@ export class RedisStore implements KeyValueStore {
 
   async increment(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<Counter> {
     assertTtl(options.ttlMs);
-    try {
-      const [value, ttl] = await this.#run(() =>
-        this.client.incrementWithTtl(key, options.ttlMs ?? 0, options.by ?? 1),
-      );
-      return { value, expiresInMs: ttl >= 0 ? ttl : undefined };
-    } catch (error) {
-      if (error instanceof KeyValueError)
-        throw new KeyValueError(`Cannot increment "${key}": its value is not an integer`);
-      throw error;
-    }
+    const [value, ttl] = await this.#run(() => this.client.incrementWithTtl(key, options.ttlMs ?? 0, options.by ?? 1));
+    return { value, expiresInMs: ttl >= 0 ? ttl : undefined };
   }
 
   async ping(): Promise<void> {

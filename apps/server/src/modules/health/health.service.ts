@@ -29,7 +29,7 @@ async function probe(check: () => Promise<unknown>, timeoutMs: number): Promise<
 /** How long one readiness answer is reused: probes are polled, and batches could multiply them. */
 const READY_CACHE_MS = 1_000;
 
-/** Per store (so per process): the last probe and when it was started. */
+/** Per database handle (so per app and process): the last probe and when it was started. */
 const lastProbes = new WeakMap<object, { startedAt: number; checks: Promise<ReadyChecks> }>();
 
 async function probeAll(deps: Pick<Services, 'config' | 'db' | 'kv'>): Promise<ReadyChecks> {
