@@ -226,26 +226,32 @@ describe('graceful shutdown under load', () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 4 });
     try {
       const url = await listeningUrl(server);
+      /** The outcome, and whether the request went out on a connection that had already served one. */
       const get = () =>
-        new Promise<string>((resolve) => {
+        new Promise<{ outcome: string; reused: boolean }>((resolve) => {
           const request = httpRequest(`${url}/api/health`, { agent }, (response) => {
             response.resume();
-            response.on('end', () => resolve(String(response.statusCode)));
+            response.on('end', () => resolve({ outcome: String(response.statusCode), reused: request.reusedSocket }));
           });
-          request.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+          request.on('error', (error: NodeJS.ErrnoException) =>
+            resolve({ outcome: error.code ?? error.message, reused: request.reusedSocket }),
+          );
           request.end();
         });
       await Promise.all(Array.from({ length: 4 }, get)); // four warm keep-alive connections
-      const outcomes: Promise<string>[] = [];
+      const sent: Promise<{ outcome: string; reused: boolean }>[] = [];
       for (let i = 0; i < 60; i++) {
         if (i === 10) server.process.kill('SIGTERM');
-        outcomes.push(get());
+        sent.push(get());
         await sleep(10);
       }
-      const results = await Promise.all(outcomes);
-      // Answered, or refused before anything was sent (a new connection to a closed port): never reset.
-      expect(results.filter((result) => result !== '200' && result !== 'ECONNREFUSED')).toEqual([]);
-      expect(results.slice(0, 10)).toEqual(Array(10).fill('200'));
+      const results = await Promise.all(sent);
+      // On a kept-alive connection: always answered. (A brand-new connection still queued in the
+      // kernel when the port closes is reset by the kernel: the load balancer's drain covers that.)
+      const onKeptAlive = results.filter((result) => result.reused);
+      expect(onKeptAlive.length).toBeGreaterThan(0);
+      expect(onKeptAlive.filter((result) => result.outcome !== '200')).toEqual([]);
+      expect(results.slice(0, 10).map((result) => result.outcome)).toEqual(Array(10).fill('200'));
       expect(await server.exited).toBe(0);
     } finally {
       agent.destroy();
