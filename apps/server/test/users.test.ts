@@ -73,6 +73,29 @@ describe('users', () => {
         await t.services.db.selectFrom('users').select('id').where('id', '=', account.id).executeTakeFirst(),
       ).toBeUndefined();
     });
+    it('signs out a caller whose account is gone under a live token (a database reset): 401, never 404', async () => {
+      const account = await registerAccount(t.app);
+      // What `pnpm db:reset` does under a running server: the row goes, the app is not told.
+      await t.services.db.deleteFrom('users').where('id', '=', account.id).execute();
+      const calls = [
+        await as(account, 'GET', '/api/users/me'),
+        await as(account, 'PATCH', '/api/users/me', { name: 'Ghost' }),
+        await as(account, 'DELETE', '/api/users/me', { password: account.password }),
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/auth/password/change',
+          headers: bearer(account),
+          payload: { currentPassword: account.password, newPassword: 'Another-pass-2' },
+        }),
+        await t.app.inject({ method: 'POST', url: '/api/notes', headers: bearer(account), payload: { title: 'x' } }),
+      ];
+      for (const response of calls) {
+        expect({ status: response.statusCode, appCode: response.json().appCode }).toEqual({
+          status: 401,
+          appCode: 'SESSION_REVOKED',
+        });
+      }
+    });
   });
 
   describe('admin', () => {

@@ -12,7 +12,7 @@ import {
   revokeSessions,
   rotateRefreshToken,
 } from '../sessions/sessions.service.ts';
-import { findUserRow, findUserRowByEmail, getUser } from '../users/users.service.ts';
+import { callerRow, findUserRow, findUserRowByEmail, getUser } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { sendVerificationEmail } from './email-flows.service.ts';
 
@@ -132,9 +132,9 @@ export async function changePassword(
   caller: Caller,
   input: { currentPassword: string; newPassword: string },
 ): Promise<void> {
-  const user = await findUserRow(deps.db, caller.userId);
-  const { valid } = await checkPassword(user?.password_hash, input.currentPassword);
-  if (!user || !valid) throw new AppError('INVALID_CREDENTIALS', 'The current password is incorrect');
+  const user = await callerRow(deps.db, caller.userId);
+  const { valid } = await checkPassword(user.password_hash, input.currentPassword);
+  if (!valid) throw new AppError('INVALID_CREDENTIALS', 'The current password is incorrect');
   if (input.newPassword.toLowerCase() === user.email) {
     throw new AppError('VALIDATION_FAILED', 'The new password must not be the email address', {
       details: { field: 'newPassword' },

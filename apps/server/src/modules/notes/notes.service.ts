@@ -1,6 +1,8 @@
 import type { Db, NoteRow } from '@app/db';
 import { AppError } from '../../errors.ts';
+import { isForeignKeyViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
+import { callerAccountGone } from '../users/users.service.ts';
 import type { NoteDto } from './notes.schemas.ts';
 
 function toDto(row: NoteRow): NoteDto {
@@ -56,7 +58,11 @@ export async function createNote(
     .insertInto('notes')
     .values({ owner_id: ownerId, title: input.title, body: input.body ?? '' })
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirstOrThrow()
+    .catch((error: unknown) => {
+      // The only reference a note makes is to its owner, the caller.
+      throw isForeignKeyViolation(error) ? callerAccountGone() : error;
+    });
   return toDto(row);
 }
 

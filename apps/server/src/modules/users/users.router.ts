@@ -20,13 +20,13 @@ export const usersRouter = router({
     .meta({ openapi: { method: 'GET', path: '/users/me', tags, protect: true, summary: 'Your account' } })
     .input(z.void())
     .output(userOutput)
-    .query(({ ctx }) => users.getUser(ctx.services.db, ctx.caller.userId)),
+    .query(({ ctx }) => users.getMe(ctx.services.db, ctx.caller.userId)),
 
   updateMe: authedProcedure
     .meta({ openapi: { method: 'PATCH', path: '/users/me', tags, protect: true, summary: 'Change your name' } })
     .input(updateMeInput)
     .output(userOutput)
-    .mutation(({ ctx, input }) => users.updateUser(ctx.services, ctx.caller.userId, { name: input.name })),
+    .mutation(({ ctx, input }) => users.updateMe(ctx.services, ctx.caller.userId, { name: input.name })),
 
   deleteMe: passwordCheckingProcedure
     .meta({

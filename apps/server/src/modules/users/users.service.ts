@@ -41,6 +41,25 @@ export async function getUser(db: Db, id: string): Promise<UserDto> {
   return (await toDtos(db, [row]))[0] as UserDto;
 }
 
+/**
+ * The signed-in caller's account is gone (deleted while a token was still valid, or the
+ * database was reset under a running session): their session is over, not "not found".
+ */
+export function callerAccountGone(): AppError {
+  return new AppError('SESSION_REVOKED', 'This account no longer exists: sign in again');
+}
+
+/** The signed-in caller's own row; a 401 SESSION_REVOKED when the account is gone. */
+export async function callerRow(db: Db, callerId: string): Promise<UserRow> {
+  const row = await findUserRow(db, callerId);
+  if (!row) throw callerAccountGone();
+  return row;
+}
+
+export async function getMe(db: Db, callerId: string): Promise<UserDto> {
+  return (await toDtos(db, [await callerRow(db, callerId)]))[0] as UserDto;
+}
+
 /** Newest first; `search` matches email or name, case-insensitively. */
 export async function listUsers(
   db: Db,
@@ -60,13 +79,20 @@ export async function listUsers(
   return { items: await toDtos(db, items), nextCursor };
 }
 
-export async function updateUser(
-  deps: Deps,
-  id: string,
-  input: { name?: string | null | undefined; disabled?: boolean | undefined },
-): Promise<UserDto> {
+type UserChanges = { name?: string | null | undefined; disabled?: boolean | undefined };
+
+export async function updateUser(deps: Deps, id: string, input: UserChanges): Promise<UserDto> {
   const existing = await findUserRow(deps.db, id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
+  return applyUserChanges(deps, existing, input);
+}
+
+export async function updateMe(deps: Deps, callerId: string, input: { name?: string | null | undefined }): Promise<UserDto> {
+  return applyUserChanges(deps, await callerRow(deps.db, callerId), input);
+}
+
+async function applyUserChanges(deps: Deps, existing: UserRow, input: UserChanges): Promise<UserDto> {
+  const id = existing.id;
   const changes = {
     ...(input.name !== undefined && { name: input.name }),
     ...(input.disabled !== undefined && { disabled_at: input.disabled ? (existing.disabled_at ?? new Date()) : null }),
@@ -86,8 +112,7 @@ export async function deleteUser(deps: Deps, id: string): Promise<void> {
 
 /** Deleting one's own account: a password account must confirm with its password. */
 export async function deleteMe(deps: Deps, userId: string, password: string | undefined): Promise<void> {
-  const user = await findUserRow(deps.db, userId);
-  if (!user) throw new AppError('NOT_FOUND', 'No such user');
+  const user = await callerRow(deps.db, userId);
   if (user.password_hash) {
     const { valid } = await checkPassword(user.password_hash, password ?? '');
     if (!valid) throw new AppError('INVALID_CREDENTIALS', 'The password is incorrect');
