@@ -17,7 +17,7 @@ import { OutboxTransport } from './infra/mail/index.ts';
 import type { Services } from './services.ts';
 import { createContextFactory } from './trpc/context.ts';
 import { fastTrpc } from './trpc/fast/fast-trpc.ts';
-import { restRoutes } from './trpc/rest/rest-routes.ts';
+import { restRoutes, restRouteTable } from './trpc/rest/rest-routes.ts';
 import { type AppRouter, appRouter } from './trpc/router.ts';
 
 /** Batched GETs put every procedure name and input in the path: allow long ones. */
@@ -82,6 +82,8 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   const allowAnyOrigin = config.corsOrigins.includes('*');
   await app.register(cors, {
     origin: allowAnyOrigin ? true : config.corsOrigins,
+    // tRPC's GET and POST, and every method of the REST route table (PATCH, DELETE…).
+    methods: [...new Set(['GET', 'HEAD', 'POST', ...restRouteTable(router, '/api').map((route) => route.method)])],
     exposedHeaders: [
       'x-request-id',
       'server-timing',

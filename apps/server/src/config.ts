@@ -148,6 +148,19 @@ function isLoopback(host: string): boolean {
 }
 
 /**
+ * In development a browser may open the frontend as http://localhost:5173 or as
+ * http://127.0.0.1:5173: each loopback origin listed is allowed under both names.
+ */
+function withLoopbackTwins(origins: string[]): string[] {
+  const twins = origins.flatMap((origin) => {
+    const match = /^(https?):\/\/(localhost|127\.0\.0\.1)(:\d+)?$/.exec(origin);
+    if (!match) return [];
+    return [`${match[1]}://${match[2] === 'localhost' ? '127.0.0.1' : 'localhost'}${match[3] ?? ''}`];
+  });
+  return [...new Set([...origins, ...twins])];
+}
+
+/**
  * Rules across variables and for production. They read the raw strings so they run even
  * when another variable failed to parse: the report lists every problem at once.
  */
@@ -370,7 +383,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
         defaultPerMinute: e.RATE_LIMIT_DEFAULT_PER_MINUTE,
         failuresPerMinute: e.RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE,
       },
-      corsOrigins: e.CORS_ORIGINS,
+      corsOrigins: isProduction ? e.CORS_ORIGINS : withLoopbackTwins(e.CORS_ORIGINS),
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
       trustProxy: e.TRUST_PROXY,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,

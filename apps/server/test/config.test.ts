@@ -46,6 +46,21 @@ describe('config', () => {
     expect(result.ok && result.config.trustProxy).toBe(1);
   });
 
+  it('allows each loopback development origin under both names, but only outside production', () => {
+    const origins = (env: Record<string, string>) => {
+      const result = loadConfig(env);
+      return result.ok ? result.config.corsOrigins : result;
+    };
+    expect(origins({ CORS_ORIGINS: 'http://localhost:5173,http://127.0.0.1:8080,https://a.example' })).toEqual([
+      'http://localhost:5173',
+      'http://127.0.0.1:8080',
+      'https://a.example',
+      'http://127.0.0.1:5173',
+      'http://localhost:8080',
+    ]);
+    expect(origins({ ...productionBase, CORS_ORIGINS: 'http://localhost:5173' })).toEqual(['http://localhost:5173']);
+  });
+
   it('trusts a number of proxy hops or a list of proxy addresses, never "everyone"', () => {
     const trust = (value: string) => {
       const result = loadConfig({ TRUST_PROXY: value });

@@ -2,7 +2,14 @@ import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/infra/kv/index.ts';
-import { bearer, buildTestApp, registerAccount, type TestApp, testRouter } from './helpers/index.ts';
+import {
+  bearer,
+  buildTestApp,
+  registerAccount,
+  startTestServer,
+  type TestApp,
+  testRouter,
+} from './helpers/index.ts';
 
 describe('HTTP surface', () => {
   let t: TestApp;
@@ -237,6 +244,44 @@ describe('HTTP surface', () => {
         headers: { origin: 'https://evil.example' },
       });
       expect(denied.headers['access-control-allow-origin']).toBeUndefined();
+    });
+
+    it('lets a browser page on a development origin PATCH and DELETE over REST (real preflight over HTTP)', async () => {
+      const server = await startTestServer();
+      try {
+        const account = await registerAccount(server.app);
+        for (const origin of ['http://localhost:5173', 'http://127.0.0.1:5173']) {
+          for (const method of ['PATCH', 'DELETE']) {
+            // What a browser sends before a cross-origin PATCH/DELETE with a bearer token and JSON.
+            const preflight = await fetch(`${server.url}/api/users/me`, {
+              method: 'OPTIONS',
+              headers: {
+                origin,
+                'access-control-request-method': method,
+                'access-control-request-headers': 'authorization,content-type',
+              },
+            });
+            expect(preflight.status).toBe(204);
+            expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
+            expect(preflight.headers.get('access-control-allow-methods')?.split(/,\s*/)).toContain(method);
+            expect(preflight.headers.get('access-control-allow-headers')).toMatch(/authorization/i);
+          }
+          const renamed = await fetch(`${server.url}/api/users/me`, {
+            method: 'PATCH',
+            headers: { origin, ...bearer(account), 'content-type': 'application/json' },
+            body: JSON.stringify({ name: 'From the browser' }),
+          });
+          expect(renamed.status).toBe(200);
+          expect(renamed.headers.get('access-control-allow-origin')).toBe(origin);
+        }
+        const stranger = await fetch(`${server.url}/api/users/me`, {
+          method: 'OPTIONS',
+          headers: { origin: 'http://127.0.0.1:6666', 'access-control-request-method': 'DELETE' },
+        });
+        expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
+      } finally {
+        await server.close();
+      }
     });
 
     it('sets the security headers, and a CSP on HTML pages', async () => {
