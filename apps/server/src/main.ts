@@ -149,7 +149,12 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
 }
 
 async function main(): Promise<void> {
-  loadRepoEnvFile();
+  try {
+    loadRepoEnvFile();
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
   const result = loadConfig(process.env, { isTTY: process.stdout.isTTY });
   if (!result.ok) {
     process.stderr.write(formatConfigReport(result.problems));

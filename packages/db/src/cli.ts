@@ -168,14 +168,18 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-loadRepoEnvFile();
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    const message = error instanceof Error ? error.message : String(error);
-    console.error(`${styleText('red', '✗')} ${message}`);
-    process.exitCode = error instanceof UsageError ? 2 : 1;
-  },
-);
+Promise.resolve()
+  .then(() => {
+    loadRepoEnvFile();
+    return main(process.argv.slice(2));
+  })
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error);
+      console.error(`${styleText('red', '✗')} ${message}`);
+      process.exitCode = error instanceof UsageError ? 2 : 1;
+    },
+  );

@@ -13,7 +13,7 @@ export {
   rollbackAll,
 } from './migrate.ts';
 export { hashPassword, PASSWORD_HASH_OPTIONS, verifyPassword } from './password-hash.ts';
-export { defaultEmbeddedDataDir, loadRepoEnvFile, repoRoot } from './paths.ts';
+export { defaultEmbeddedDataDir, loadRepoEnvFile, repoEnvFile, repoRoot } from './paths.ts';
 export { isProcessAlive } from './process-alive.ts';
 export type * from './schema.ts';
 export { runSeeds, type SeedStep } from './seed.ts';

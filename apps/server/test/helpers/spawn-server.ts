@@ -16,8 +16,24 @@ export interface SpawnedServer {
 
 /** Runs the real `src/main.ts` with exactly `env` (plus PATH), like a user would. */
 export function spawnServer(env: Record<string, string | undefined>): SpawnedServer {
-  const child = spawn(process.execPath, [main], {
+  return spawnCommand(process.execPath, [main], {
     env: { PATH: process.env.PATH, NODE_ENV: 'test', LOG_FORMAT: 'json', HOST: '127.0.0.1', PORT: '0', ...env },
+  });
+}
+
+/**
+ * Runs any command (`pnpm dev`, say) with exactly `options.env`, collecting its output.
+ * `detached` gives it its own process group, to signal a whole tree (turbo and its tasks).
+ */
+export function spawnCommand(
+  command: string,
+  args: string[],
+  options: { env: Record<string, string | undefined>; cwd?: string; detached?: boolean },
+): SpawnedServer {
+  const child = spawn(command, args, {
+    env: options.env,
+    cwd: options.cwd,
+    detached: options.detached,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,0 +1,62 @@
+/**
+ * `pnpm dev` for the server: `node --watch src/main.ts`, which restarts on changes to the
+ * code it imports, and restarts it as well when the env file (`.env`, or ENV_FILE) changes,
+ * which node's watch mode does not follow. So fixing a variable after a configuration error,
+ * or changing one while the server runs, takes effect on save.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { watch } from 'node:fs';
+import path from 'node:path';
+import { styleText } from 'node:util';
+import { repoEnvFile } from '@app/db';
+
+/** Editors save in bursts (write, rename, chmod): one restart per burst. */
+const SETTLE_MS = 150;
+
+const envFile = repoEnvFile();
+const main = path.join(import.meta.dirname, '..', 'src', 'main.ts');
+
+let child: ChildProcess;
+let restartPending = false;
+let stopping = false;
+
+function start(): void {
+  child = spawn(process.execPath, ['--watch', main], { stdio: 'inherit' });
+  child.once('exit', (code, signal) => {
+    if (restartPending && !stopping) {
+      restartPending = false;
+      start();
+      return;
+    }
+    process.exit(code ?? (signal ? 1 : 0));
+  });
+}
+
+function restart(): void {
+  if (restartPending || stopping) return;
+  restartPending = true;
+  console.log(styleText('cyan', `${path.basename(envFile)} changed: restarting`));
+  child.kill('SIGTERM'); // node --watch passes it on: the server shuts down gracefully first
+}
+
+// The directory, not the file: the file may not exist yet, and editors replace it on save.
+let settle: NodeJS.Timeout | undefined;
+const watcher = watch(path.dirname(envFile), (_event, filename) => {
+  if (filename !== path.basename(envFile)) return;
+  clearTimeout(settle);
+  settle = setTimeout(restart, SETTLE_MS);
+});
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    // Passed on once: a Ctrl-C may also reach the server straight from the terminal; it
+    // treats a repeat within a second as the same signal.
+    if (stopping) return;
+    stopping = true;
+    watcher.close();
+    clearTimeout(settle);
+    child.kill(signal);
+  });
+}
+
+start();
