@@ -1,11 +1,7 @@
 /**
  * `pnpm bench`: starts the app and a plain-Fastify baseline as separate processes, loads
- * each scenario with autocannon (50 connections, 10 s by default) and prints req/s,
- * latency and the ratio to the baseline measured in the same run. Options:
- *   --duration <s>   per scenario (default 10)
- *   --connections <n>  (default 50)
- * Uses DATABASE_URL / REDIS_URL when set (a fresh database is created and dropped), else
- * an embedded Postgres and the in-memory store (then the 2-worker scenario is skipped).
+ * each scenario with autocannon and prints req/s, latency and the ratio to the baseline
+ * measured in the same run. Options and what it needs: `pnpm bench --help` (USAGE below).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -17,12 +13,57 @@ import { createDb, hashPassword, migrateToLatest, repoRoot, startEmbeddedPostgre
 import autocannon from 'autocannon';
 import pg from 'pg';
 
-const { values } = parseArgs({
-  args: process.argv.slice(2).filter((arg) => arg !== '--'),
-  options: { duration: { type: 'string' }, connections: { type: 'string' } },
-});
-const DURATION = Number(values.duration ?? 10);
-const CONNECTIONS = Number(values.connections ?? 50);
+const USAGE = `Usage: pnpm bench [--duration <seconds>] [--connections <n>]
+
+Starts the app and a plain-Fastify baseline, loads each scenario with autocannon and prints
+req/s, latency and the ratio to the baseline measured in the same run.
+
+Options:
+  --duration <seconds>   load per scenario, after a warm-up (default 10)
+  --connections <n>      concurrent connections (default 50)
+  -h, --help             show this help
+
+Uses DATABASE_URL / REDIS_URL when set (a fresh database is created and dropped), else an
+embedded Postgres and the in-memory store. See bench/README.md for how to read the results.
+`;
+
+/** The options, or the process ends: with the usage (--help) or one line saying what is wrong. */
+function readOptions(args: string[]): { duration: number; connections: number } {
+  const fail = (message: string): never => {
+    process.stderr.write(`pnpm bench: ${message} (see pnpm bench --help)\n`);
+    process.exit(2);
+  };
+  let values: { duration?: string; connections?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: args.filter((arg) => arg !== '--'),
+      options: {
+        duration: { type: 'string' },
+        connections: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    // parseArgs explains well ("Unknown option '--x'"); only its first sentence is kept.
+    return fail((error as Error).message.split('. ')[0]?.replace(/\.$/, '') ?? 'bad arguments');
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const positive = (name: string, raw: string | undefined, fallback: number, max: number) => {
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 1 || value > max) fail(`--${name} must be a whole number from 1 to ${max}`);
+    return value;
+  };
+  return {
+    duration: positive('duration', values.duration, 10, 3600),
+    connections: positive('connections', values.connections, 50, 10_000),
+  };
+}
+
+const { duration: DURATION, connections: CONNECTIONS } = readOptions(process.argv.slice(2));
 const here = path.dirname(fileURLToPath(import.meta.url));
 const JWT_SECRET = 'bench-secret-that-is-long-enough-for-hs256!!';
 const PASSWORD = 'Bench-pass-123';

@@ -1,0 +1,34 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const run = fileURLToPath(new URL('../run.ts', import.meta.url));
+const bench = (...args: string[]) => spawnSync(process.execPath, [run, ...args], { encoding: 'utf8', timeout: 20_000 });
+
+describe('pnpm bench command line', () => {
+  it('prints its usage for --help and -h, and starts nothing', () => {
+    for (const flag of ['--help', '-h']) {
+      const result = bench(flag);
+      expect(result.status).toBe(0);
+      expect(result.stdout).toMatch(/^Usage: pnpm bench \[--duration <seconds>\] \[--connections <n>\]/);
+      expect(result.stderr).toBe('');
+    }
+  });
+
+  it('refuses unknown options and bad values in one line, without a stack trace', () => {
+    const cases: [string[], RegExp][] = [
+      [['--nope'], /^pnpm bench: Unknown option '--nope' \(see pnpm bench --help\)\n$/],
+      [['--duration'], /^pnpm bench: Option '--duration <value>' argument missing/],
+      [['--duration', '0'], /^pnpm bench: --duration must be a whole number from 1 to 3600/],
+      [['--connections', 'many'], /^pnpm bench: --connections must be a whole number from 1 to 10000/],
+      [['fast'], /^pnpm bench: Unexpected argument 'fast'/],
+    ];
+    for (const [args, message] of cases) {
+      const result = bench(...args);
+      expect({ args, status: result.status }).toEqual({ args, status: 2 });
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stdout).toBe('');
+    }
+  });
+});
