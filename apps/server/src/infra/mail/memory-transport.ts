@@ -23,10 +23,13 @@ export class MemoryTransport implements MailTransport {
     return this.sent.filter((message) => message.to === to);
   }
 
-  /** The newest email to `to`, of `template` when given (background sends may finish in any order). */
-  last(to: string, template?: string): (EmailMessage & { from: string; id: string }) | undefined {
+  /**
+   * The newest email of `template` to `to`. Always by template: background sends finish in
+   * any order, so "the newest email to someone" may be another flow's.
+   */
+  last(to: string, template: string): (EmailMessage & { from: string; id: string }) | undefined {
     return this.to(to)
-      .filter((message) => template === undefined || message.template === template)
+      .filter((message) => message.template === template)
       .at(-1);
   }
 }
