@@ -60,7 +60,12 @@ describe('email one-time codes', () => {
       user: { email, emailVerified: true, roles: ['user'] },
     });
     await t.settle();
-    expect(t.mail.to(email).map((message) => message.template).sort()).toEqual(['one-time-code', 'welcome']);
+    expect(
+      t.mail
+        .to(email)
+        .map((message) => message.template)
+        .sort(),
+    ).toEqual(['one-time-code', 'welcome']);
     expect(
       (await t.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(response.json()) })).statusCode,
     ).toBe(200);

@@ -87,7 +87,11 @@ export async function updateUser(deps: Deps, id: string, input: UserChanges): Pr
   return applyUserChanges(deps, existing, input);
 }
 
-export async function updateMe(deps: Deps, callerId: string, input: { name?: string | null | undefined }): Promise<UserDto> {
+export async function updateMe(
+  deps: Deps,
+  callerId: string,
+  input: { name?: string | null | undefined },
+): Promise<UserDto> {
   return applyUserChanges(deps, await callerRow(deps.db, callerId), input);
 }
 
