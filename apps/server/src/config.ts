@@ -58,6 +58,47 @@ const trustProxy = z.string().transform((value, ctx): false | number | string[] 
   }
   return addresses;
 });
+/**
+ * SMTP_URL: smtp://[user:password@]host[:port] (STARTTLS, port 587 by default) or smtps://…
+ * (TLS from the first byte, port 465). Messages never quote the URL: it holds the password.
+ */
+const smtpUrl = z.string().transform((value, ctx): SmtpServer => {
+  const refuse = (message: string) => {
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER;
+  };
+  const form =
+    'must be smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465 (TLS), ' +
+    'with / @ : ? # in the user or password percent-encoded (%2F %40 %3A %3F %23)';
+  if (!URL.canParse(value)) return refuse(form);
+  const url = new URL(value);
+  const extra = (url.pathname !== '' && url.pathname !== '/') || url.search || url.hash;
+  if ((url.protocol !== 'smtp:' && url.protocol !== 'smtps:') || extra) return refuse(form);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (!host) return refuse('has no host, e.g. smtp://user:password@smtp.example.com:587');
+  if (url.port === '0') return refuse('must not use port 0');
+  if (Boolean(url.username) !== Boolean(url.password)) {
+    return refuse('must have both a user and a password, or neither (user:password@host)');
+  }
+  let auth: SmtpServer['auth'];
+  try {
+    auth = url.username
+      ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) }
+      : undefined;
+  } catch {
+    return refuse('has a malformed %-escape in its user or password');
+  }
+  const secure = url.protocol === 'smtps:';
+  return {
+    host,
+    port: url.port ? Number(url.port) : secure ? 465 : 587,
+    secure,
+    // Opportunistic STARTTLS can be stripped by anyone on the path: a password only travels
+    // encrypted, except to a relay on this machine.
+    requireTls: !secure && auth !== undefined && !isLoopback(host),
+    auth,
+  };
+});
 const list = z.string().transform((value) =>
   value
     .split(',')
@@ -91,8 +132,10 @@ const schema = z.object({
   RATE_LIMIT_AUTH_PER_MINUTE: integer(1, 100_000).default(10),
   RATE_LIMIT_DEFAULT_PER_MINUTE: integer(1, 1_000_000).default(300),
   RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE: integer(1, 100_000).default(50),
+  MAIL_TRANSPORT: z.enum(['resend', 'smtp']).optional(),
   RESEND_API_KEY: z.string().min(1).optional(),
   RESEND_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  SMTP_URL: smtpUrl.optional(),
   EMAIL_FROM: z.string().min(3).default('App <no-reply@example.com>'),
   EMAIL_SEND_TIMEOUT_MS: integer(100, 60_000).default(5_000),
   EMAIL_OUTBOX_DIR: z.string().min(1).default(defaultOutboxDir),
@@ -147,6 +190,35 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
+/** MAIL_TRANSPORT, or the one provider configured; undefined when there is none (or two). */
+function chosenMailTransport(env: Record<string, string>): 'resend' | 'smtp' | undefined {
+  if (env.MAIL_TRANSPORT === 'resend' || env.MAIL_TRANSPORT === 'smtp') return env.MAIL_TRANSPORT;
+  if (env.RESEND_API_KEY && env.SMTP_URL) return undefined;
+  if (env.RESEND_API_KEY) return 'resend';
+  if (env.SMTP_URL) return 'smtp';
+  return undefined;
+}
+
+function mailProblems(env: Record<string, string>): string[] {
+  const chosen = env.MAIL_TRANSPORT;
+  if (chosen === 'resend' && !env.RESEND_API_KEY) {
+    return ['RESEND_API_KEY: is required with MAIL_TRANSPORT=resend (an API key from resend.com)'];
+  }
+  if (chosen === 'smtp' && !env.SMTP_URL) {
+    return ['SMTP_URL: is required with MAIL_TRANSPORT=smtp, e.g. smtp://user:password@smtp.example.com:587'];
+  }
+  if (!chosen && env.RESEND_API_KEY && env.SMTP_URL) {
+    return ['MAIL_TRANSPORT: RESEND_API_KEY and SMTP_URL are both set: choose one with MAIL_TRANSPORT=resend or smtp'];
+  }
+  if (!chosen && !env.RESEND_API_KEY && !env.SMTP_URL && env.NODE_ENV === 'production') {
+    return [
+      'MAIL_TRANSPORT: is required in production (emails must be delivered): ' +
+        'smtp with SMTP_URL (SES, Postmark, Mailgun, a relay), or resend with RESEND_API_KEY',
+    ];
+  }
+  return [];
+}
+
 /**
  * In development a browser may open the frontend as http://localhost:5173 or as
  * http://127.0.0.1:5173: each loopback origin listed is allowed under both names.
@@ -188,6 +260,7 @@ function crossChecks(env: Record<string, string>): string[] {
         '(or NODE_ENV=development to serve the development defaults on a network on purpose)',
     );
   }
+  problems.push(...mailProblems(env));
   if (env.NODE_ENV !== 'production') return problems;
   const secret = env.JWT_SECRET;
   if (keyPair) {
@@ -208,7 +281,6 @@ function crossChecks(env: Record<string, string>): string[] {
     problems.push('DATABASE_URL: is required in production (the embedded database is for development)');
   if (!env.REDIS_URL) problems.push('REDIS_URL: is required in production (the in-memory store is for development)');
   if (origins.includes('*')) problems.push('CORS_ORIGINS: must list origins in production, not "*"');
-  if (!env.RESEND_API_KEY) problems.push('RESEND_API_KEY: is required in production (emails must be delivered)');
   if (!env.EMAIL_FROM) problems.push('EMAIL_FROM: is required in production (e.g. "Acme <no-reply@acme.com>")');
   if (env.DEV_OTP) problems.push('DEV_OTP: is refused in production');
   return problems;
@@ -230,10 +302,28 @@ const SECRET_VARIABLES = new Set([
   'DATABASE_URL',
   'REDIS_URL',
   'RESEND_API_KEY',
+  'SMTP_URL',
   'DEV_OTP',
 ]);
 
 export type LogFormat = 'pretty' | 'json';
+
+/** An SMTP server to deliver through, from SMTP_URL. */
+export interface SmtpServer {
+  host: string;
+  port: number;
+  /** smtps://: TLS from the first byte. Otherwise STARTTLS whenever the server offers it. */
+  secure: boolean;
+  /** STARTTLS is mandatory (with credentials, unless the server is on this machine). */
+  requireTls: boolean;
+  auth: { user: string; pass: string } | undefined;
+}
+
+/** Where emails go; the development outbox never in production. */
+export type MailDelivery =
+  | { transport: 'resend'; apiKey: string; baseUrl: string | undefined }
+  | { transport: 'smtp'; server: SmtpServer }
+  | { transport: 'outbox' };
 
 export interface Config {
   nodeEnv: 'development' | 'test' | 'production';
@@ -272,9 +362,8 @@ export interface Config {
     refreshReuseGraceSeconds: number;
   };
   email: {
-    /** Set: deliver through Resend. Unset (never in production): the development outbox. */
-    resendApiKey: string | undefined;
-    resendBaseUrl: string | undefined;
+    /** MAIL_TRANSPORT (or the one provider configured); without one, the development outbox. */
+    delivery: MailDelivery;
     from: string;
     sendTimeoutMs: number;
     outboxDir: string;
@@ -368,8 +457,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
         refreshReuseGraceSeconds: e.REFRESH_REUSE_GRACE_SECONDS,
       },
       email: {
-        resendApiKey: e.RESEND_API_KEY,
-        resendBaseUrl: e.RESEND_BASE_URL,
+        delivery: mailDelivery(chosenMailTransport(present), e),
         from: e.EMAIL_FROM,
         sendTimeoutMs: e.EMAIL_SEND_TIMEOUT_MS,
         outboxDir: e.EMAIL_OUTBOX_DIR,
@@ -396,6 +484,17 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
       exposeErrorDetails: e.NODE_ENV === 'development',
     },
   };
+}
+
+function mailDelivery(
+  transport: 'resend' | 'smtp' | undefined,
+  e: Pick<z.infer<typeof schema>, 'RESEND_API_KEY' | 'RESEND_BASE_URL' | 'SMTP_URL'>,
+): MailDelivery {
+  if (transport === 'resend' && e.RESEND_API_KEY) {
+    return { transport, apiKey: e.RESEND_API_KEY, baseUrl: e.RESEND_BASE_URL };
+  }
+  if (transport === 'smtp' && e.SMTP_URL) return { transport, server: e.SMTP_URL };
+  return { transport: 'outbox' };
 }
 
 export function formatConfigReport(problems: string[]): string {

@@ -97,7 +97,9 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
   );
   const address = await app.listen({ host: config.host, port: config.port });
   if (services.mailer.transport.name === 'outbox') {
-    log.info(`no RESEND_API_KEY: emails are written to ${config.email.outboxDir} and listed at ${address}/dev/outbox`);
+    log.info(
+      `no email transport (MAIL_TRANSPORT): emails are written to ${config.email.outboxDir} and listed at ${address}/dev/outbox`,
+    );
   }
 }
 

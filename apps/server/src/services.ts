@@ -88,7 +88,7 @@ export async function createServices(
     },
     startedAt: Date.now(),
     async close() {
-      await mailer.flush(); // background sends finish before their dependencies close
+      await mailer.close(); // background sends finish before their dependencies close
       await Promise.allSettled([db.destroy(), kv.close()]);
     },
   };

@@ -135,7 +135,7 @@ describe('config', () => {
     ['the embedded database', { DATABASE_URL: undefined }, /DATABASE_URL: is required in production/],
     ['the memory store', { REDIS_URL: undefined }, /REDIS_URL: is required in production/],
     ['wildcard CORS', { CORS_ORIGINS: '*' }, /CORS_ORIGINS: must list origins in production/],
-    ['no email provider', { RESEND_API_KEY: undefined }, /RESEND_API_KEY: is required in production/],
+    ['no email provider', { RESEND_API_KEY: undefined }, /MAIL_TRANSPORT: is required in production/],
     ['the default sender', { EMAIL_FROM: undefined }, /EMAIL_FROM: is required in production/],
     ['a development one-time code', { DEV_OTP: '123456' }, /DEV_OTP: is refused in production/],
   ])('refuses production with %s', (_, change, expected) => {

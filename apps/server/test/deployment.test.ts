@@ -23,7 +23,7 @@ describe('docker-compose.yml', () => {
     expect(compose.services.redis.healthcheck.test.join(' ')).toMatch(/redis-cli ping/);
   });
 
-  it('migrates once after Postgres is healthy, then starts the server after all three', () => {
+  it('migrates once after Postgres is healthy, then starts the server after all four', () => {
     const { migrate, server } = compose.services;
     expect(migrate.command).toEqual(['node', 'packages/db/src/cli.ts', 'migrate']);
     expect(migrate.depends_on.postgres.condition).toBe('service_healthy');
@@ -31,6 +31,7 @@ describe('docker-compose.yml', () => {
     expect(server.depends_on).toEqual({
       postgres: { condition: 'service_healthy' },
       redis: { condition: 'service_healthy' },
+      mailpit: { condition: 'service_healthy' },
       migrate: { condition: 'service_completed_successfully' },
     });
     expect(migrate.image).toBe(server.image);
@@ -51,6 +52,20 @@ describe('docker-compose.yml', () => {
     expect(result.ok ? [] : result.problems).toEqual([]);
     expect(env.NODE_ENV).toBe('production');
     expect(compose.services.server.environment.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?/);
+  });
+
+  it('delivers every email to Mailpit unless told otherwise, so JWT_SECRET is the one secret to supply', () => {
+    const { mailpit, server } = compose.services;
+    expect(mailpit.image).toMatch(/^axllent\/mailpit:/);
+    expect(mailpit.healthcheck.test.join(' ')).toMatch(/readyz/);
+    // The UI shows every reset link and sign-in code: this machine only.
+    expect(mailpit.ports).toEqual(['127.0.0.1:8025:8025', '127.0.0.1:1025:1025']);
+    expect(server.environment.MAIL_TRANSPORT).toMatch(/^\$\{MAIL_TRANSPORT:-smtp\}$/);
+    expect(server.environment.SMTP_URL).toMatch(/^\$\{SMTP_URL:-smtp:\/\/mailpit:1025\}$/);
+    const required = Object.entries(server.environment as Record<string, string>)
+      .filter(([, value]) => /\$\{\w+:\?/.test(String(value)))
+      .map(([name]) => name);
+    expect(required).toEqual(['JWT_SECRET']);
   });
 
   it('sets only variables that .env.example documents', () => {

@@ -1,16 +1,25 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { AddressObject } from 'mailparser';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OutboxTransport } from '../src/infra/mail/index.ts';
+import { loadConfig } from '../src/config.ts';
+import { type EmailMessage, Mailer, OutboxTransport, SmtpTransport } from '../src/infra/mail/index.ts';
 import {
   type Account,
   bearer,
   buildTestApp,
+  freePort,
+  LOCALHOST_TLS,
   registerAccount,
   registerAdmin,
+  spawnServer,
   startFakeResend,
+  startSilentServer,
+  startSmtpServer,
   type TestApp,
+  uniqueEmail,
 } from './helpers/index.ts';
 
 describe('the Resend transport, against a local fake Resend', () => {
@@ -201,5 +210,360 @@ describe('the development outbox', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+/** The addresses of a parsed To/From header. */
+const addresses = (field: AddressObject | AddressObject[] | undefined) =>
+  [field ?? []].flat().flatMap((group) => group.value.map((entry) => entry.address));
+
+const testEmail = (to: string): EmailMessage => ({
+  to,
+  subject: 'Hello over SMTP',
+  html: '<p>Hello</p>',
+  text: 'Hello',
+  template: 'test-email',
+});
+
+describe('the SMTP transport, against a real local SMTP server', () => {
+  let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+  let t: TestApp;
+  let admin: Account;
+  beforeAll(async () => {
+    smtp = await startSmtpServer();
+    t = await buildTestApp({
+      configuredMail: true,
+      env: {
+        MAIL_TRANSPORT: 'smtp',
+        SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
+        EMAIL_FROM: 'Acme <hello@acme.test>',
+        EMAIL_SEND_TIMEOUT_MS: '5000',
+        PRODUCT_NAME: 'Acme',
+      },
+    });
+    admin = await registerAdmin(t.app, t.services.db);
+    await t.settle();
+  });
+  afterAll(async () => {
+    await t.close();
+    await smtp.close();
+  });
+
+  it('delivers the verification email, HTML and text, from EMAIL_FROM to the new account', async () => {
+    const before = smtp.received.length;
+    const account = await registerAccount(t.app, { name: 'Ada' });
+    await t.settle();
+    const sent = smtp.received.slice(before);
+    expect(sent).toHaveLength(1);
+    const [mail] = sent;
+    expect(mail?.mailFrom).toBe('hello@acme.test');
+    expect(mail?.rcptTo).toEqual([account.email]);
+    const parsed = mail?.parsed;
+    expect(parsed?.from?.value).toEqual([{ address: 'hello@acme.test', name: 'Acme' }]);
+    expect(addresses(parsed?.to)).toEqual([account.email]);
+    expect(parsed?.subject).toBe('Confirm your email for Acme');
+    expect(parsed?.headers.get('content-type')).toMatchObject({ value: 'multipart/alternative' });
+    expect(parsed?.html).toContain('Confirm my email');
+    expect(parsed?.text).toContain('Hello Ada,');
+    const link = /http:\/\/localhost:3000\/verify-email\?token=[\w-]+/;
+    expect(parsed?.text).toMatch(link);
+    expect(parsed?.html).toContain(parsed?.text?.match(link)?.[0]);
+    expect(t.services.mailer.transport).toMatchObject({ name: 'smtp', delivers: true });
+  });
+
+  it('signs in with a one-time code that arrived by SMTP', async () => {
+    const email = uniqueEmail('otp');
+    const request = await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email } });
+    expect(request.json()).toEqual({ ok: true }); // no devCode: the email is delivered
+    await t.settle();
+    const mail = smtp.received.findLast((m) => m.rcptTo.includes(email));
+    const code = mail?.parsed.subject?.match(/^(\d{6}) is your Acme code$/)?.[1];
+    expect(code).toBeDefined();
+    expect(mail?.parsed.text).toContain(`Your Acme sign-in code: ${code}`);
+    const verify = await t.app.inject({ method: 'POST', url: '/api/auth/otp/verify', payload: { email, code } });
+    expect(verify.statusCode).toBe(200);
+    expect(verify.json().accessToken).toEqual(expect.any(String));
+  });
+
+  it('reports delivery to the admin, reusing the pooled connection', async () => {
+    const connections = smtp.connections;
+    for (const to of ['ops@acme.test', 'ops2@acme.test', 'ops3@acme.test']) {
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/admin/test-email',
+        headers: bearer(admin),
+        payload: { to },
+      });
+      expect(response.json()).toEqual({
+        ok: true,
+        transport: 'smtp',
+        to,
+        messageId: expect.stringMatching(/^<.+@.+>$/),
+      });
+      const mail = smtp.received.at(-1);
+      expect(mail?.rcptTo).toEqual([to]);
+      expect(mail?.parsed.messageId).toBe(response.json().messageId);
+      expect(mail?.parsed.subject).toBe('Test email from Acme');
+    }
+    expect(smtp.connections - connections).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('the SMTP transport when the server fails', () => {
+  const smtpApp = (smtpUrl: string) =>
+    buildTestApp({
+      configuredMail: true,
+      env: { MAIL_TRANSPORT: 'smtp', SMTP_URL: smtpUrl, EMAIL_SEND_TIMEOUT_MS: '500', PRODUCT_NAME: 'Acme' },
+    });
+  const sendTestEmail = (t: TestApp, admin: Account) =>
+    t.app.inject({ method: 'POST', url: '/api/admin/test-email', headers: bearer(admin), payload: {} });
+
+  it('is down (connection refused): requests are answered as usual; the test email is a 503 naming the server', async () => {
+    const port = await freePort();
+    const t = await smtpApp(`smtp://127.0.0.1:${port}`);
+    try {
+      const admin = await registerAdmin(t.app, t.services.db);
+      const forgot = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/forgot',
+        payload: { email: admin.email },
+      });
+      expect(forgot.json()).toEqual({ ok: true });
+      const response = await sendTestEmail(t, admin);
+      expect(response.statusCode).toBe(503);
+      expect(response.json()).toMatchObject({
+        appCode: 'EMAIL_DELIVERY_FAILED',
+        message: expect.stringMatching(
+          new RegExp(`^Email delivery failed: cannot reach the SMTP server 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`),
+        ),
+      });
+      await t.settle();
+      expect(t.services.mailer.pending).toBe(0);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('hangs before its greeting: given up at EMAIL_SEND_TIMEOUT_MS, and the connection is closed', async () => {
+    const silent = await startSilentServer();
+    const t = await smtpApp(`smtp://127.0.0.1:${silent.port}`);
+    try {
+      const admin = await registerAdmin(t.app, t.services.db);
+      const otp = await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email: admin.email } });
+      expect(otp.json()).toEqual({ ok: true });
+      expect(t.services.mailer.pending).toBeGreaterThan(0); // answered while the server still holds the emails
+      await t.settle();
+      expect(t.services.mailer.pending).toBe(0);
+
+      const response = await sendTestEmail(t, admin);
+      expect(response.statusCode).toBe(503);
+      expect(response.json()).toMatchObject({
+        appCode: 'EMAIL_DELIVERY_FAILED',
+        message: 'Email delivery failed: the email provider did not answer within 500 ms',
+      });
+      // The abandoned sends did not leave connections hanging on the silent server.
+      await expect.poll(() => silent.open).toBe(0);
+      expect(silent.closed).toBeGreaterThan(0);
+    } finally {
+      await t.close();
+      await silent.close();
+    }
+  });
+
+  it('refuses the login: a 503 that says so, and neither it nor the log holds the password', async () => {
+    const password = 'p@ss/w0rd:1';
+    const smtp = await startSmtpServer({ auth: { user: 'mailer', pass: password } });
+    const wrong = 'wr0ng/p@ss';
+    const t = await smtpApp(`smtp://mailer:${encodeURIComponent(wrong)}@127.0.0.1:${smtp.port}`);
+    const right = await smtpApp(`smtp://mailer:${encodeURIComponent(password)}@127.0.0.1:${smtp.port}`);
+    try {
+      const admin = await registerAdmin(t.app, t.services.db);
+      const response = await sendTestEmail(t, admin);
+      expect(response.statusCode).toBe(503);
+      expect(response.json().appCode).toBe('EMAIL_DELIVERY_FAILED');
+      expect(response.json().message).toMatch(
+        /^Email delivery failed: the SMTP server 127\.0\.0\.1:\d+ refused the user and password of SMTP_URL: .*535/,
+      );
+      expect(response.body).not.toContain('wr0ng');
+      expect(smtp.received).toHaveLength(0);
+
+      // The background sends log the same reason, without the password.
+      const lines: string[] = [];
+      const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+      const server = { host: '127.0.0.1', port: smtp.port, secure: false, requireTls: false };
+      const mailer = new Mailer(
+        new SmtpTransport({ ...server, auth: { user: 'mailer', pass: wrong }, timeoutMs: 2_000 }),
+        {
+          from: 'hello@acme.test',
+          timeoutMs: 2_000,
+          log,
+        },
+      );
+      mailer.dispatch(async () => testEmail('ada@acme.test'), { requestId: 'req-1' });
+      await mailer.close();
+      const failure = lines.map((line) => JSON.parse(line)).find((entry) => entry.msg.startsWith('email not sent'));
+      expect(failure).toMatchObject({
+        level: 50,
+        requestId: 'req-1',
+        template: 'test-email',
+        msg: expect.stringMatching(/refused the user and password of SMTP_URL: .*535/),
+        err: { type: 'SmtpError', smtpCode: 'EAUTH', responseCode: 535 },
+      });
+      expect(lines.join('\n')).not.toContain('wr0ng');
+
+      // The right password, percent-encoded in the URL, gets through.
+      const rightAdmin = await registerAdmin(right.app, right.services.db);
+      expect((await sendTestEmail(right, rightAdmin)).json()).toMatchObject({ ok: true, transport: 'smtp' });
+      expect(smtp.received.at(-1)?.user).toBe('mailer');
+    } finally {
+      await Promise.all([t.close(), right.close()]);
+      await smtp.close();
+    }
+  });
+});
+
+describe('the SMTP transport over TLS', () => {
+  const auth = { user: 'mailer', pass: 's3cret' };
+  const send = async (transport: SmtpTransport, to = 'ada@acme.test') => {
+    const mailer = new Mailer(transport, { from: 'hello@acme.test', timeoutMs: 2_000, log: pino({ level: 'silent' }) });
+    try {
+      return await mailer.send(testEmail(to));
+    } finally {
+      await mailer.close();
+    }
+  };
+  const transport = (port: number, options: { secure: boolean; requireTls: boolean; trusted?: boolean }) =>
+    new SmtpTransport({
+      host: '127.0.0.1',
+      port,
+      secure: options.secure,
+      requireTls: options.requireTls,
+      auth,
+      timeoutMs: 2_000,
+      ...(options.trusted !== false && { tls: { ca: LOCALHOST_TLS.cert } }),
+    });
+
+  it('speaks TLS from the first byte with smtps://', async () => {
+    const smtp = await startSmtpServer({ auth, tls: 'implicit' });
+    try {
+      await send(transport(smtp.port, { secure: true, requireTls: false }));
+      expect(smtp.received).toMatchObject([{ secure: true, user: 'mailer', rcptTo: ['ada@acme.test'] }]);
+    } finally {
+      await smtp.close();
+    }
+  });
+
+  it('upgrades with STARTTLS before signing in', async () => {
+    const smtp = await startSmtpServer({ auth, tls: 'starttls' });
+    try {
+      await send(transport(smtp.port, { secure: false, requireTls: true }));
+      expect(smtp.received).toMatchObject([{ secure: true, user: 'mailer' }]);
+    } finally {
+      await smtp.close();
+    }
+  });
+
+  it('never sends the password to a server without STARTTLS when TLS is required', async () => {
+    const smtp = await startSmtpServer({ auth, tls: 'none' });
+    try {
+      await expect(send(transport(smtp.port, { secure: false, requireTls: true }))).rejects.toThrow(
+        /^TLS with the SMTP server 127\.0\.0\.1:\d+ failed/,
+      );
+      expect(smtp.authAttempts).toBe(0);
+      expect(smtp.received).toHaveLength(0);
+    } finally {
+      await smtp.close();
+    }
+  });
+
+  it('checks the server certificate', async () => {
+    const smtp = await startSmtpServer({ auth, tls: 'implicit' });
+    try {
+      await expect(send(transport(smtp.port, { secure: true, requireTls: false, trusted: false }))).rejects.toThrow(
+        /^TLS with the SMTP server 127\.0\.0\.1:\d+ failed: self-signed certificate/,
+      );
+      expect(smtp.authAttempts).toBe(0);
+    } finally {
+      await smtp.close();
+    }
+  });
+});
+
+describe('MAIL_TRANSPORT and SMTP_URL', () => {
+  const delivery = (env: Record<string, string>) => {
+    const result = loadConfig(env);
+    return result.ok ? result.config.email.delivery : result.problems.join('\n');
+  };
+
+  it('reads the server, the port, TLS and the percent-encoded credentials from SMTP_URL', () => {
+    expect(
+      delivery({
+        MAIL_TRANSPORT: 'smtp',
+        SMTP_URL: 'smtp://AKIA123:wJal%2Fr%2BXUtn%40@email-smtp.eu-west-1.amazonaws.com',
+      }),
+    ).toEqual({
+      transport: 'smtp',
+      server: {
+        host: 'email-smtp.eu-west-1.amazonaws.com',
+        port: 587,
+        secure: false,
+        requireTls: true, // a password never travels in plaintext
+        auth: { user: 'AKIA123', pass: 'wJal/r+XUtn@' },
+      },
+    });
+    expect(delivery({ SMTP_URL: 'smtps://token:token@smtp.postmarkapp.com' })).toMatchObject({
+      transport: 'smtp',
+      server: { port: 465, secure: true, requireTls: false },
+    });
+    expect(delivery({ SMTP_URL: 'smtp://mailpit:1025' })).toMatchObject({
+      server: { host: 'mailpit', port: 1025, secure: false, requireTls: false, auth: undefined },
+    });
+    // A relay on this machine may take credentials in plaintext: they never cross a network.
+    expect(delivery({ SMTP_URL: 'smtp://u:p@127.0.0.1:2525' })).toMatchObject({ server: { requireTls: false } });
+    expect(delivery({ SMTP_URL: 'smtp://[::1]:25' })).toMatchObject({ server: { host: '::1', port: 25 } });
+  });
+
+  it('takes the one provider configured, MAIL_TRANSPORT to choose, and the outbox outside production', () => {
+    expect(delivery({})).toEqual({ transport: 'outbox' });
+    expect(delivery({ RESEND_API_KEY: 're_1' })).toEqual({ transport: 'resend', apiKey: 're_1', baseUrl: undefined });
+    expect(delivery({ SMTP_URL: 'smtp://mailpit:1025' })).toMatchObject({ transport: 'smtp' });
+    const both = { RESEND_API_KEY: 're_1', SMTP_URL: 'smtp://mailpit:1025' };
+    expect(delivery({ ...both, MAIL_TRANSPORT: 'resend' })).toMatchObject({ transport: 'resend' });
+    expect(delivery({ ...both, MAIL_TRANSPORT: 'smtp' })).toMatchObject({ transport: 'smtp' });
+    expect(delivery(both)).toMatch(/^MAIL_TRANSPORT: RESEND_API_KEY and SMTP_URL are both set: choose one/);
+  });
+
+  it.each([
+    [{ MAIL_TRANSPORT: 'smtp' }, /^SMTP_URL: is required with MAIL_TRANSPORT=smtp, e\.g\. smtp:\/\//],
+    [{ MAIL_TRANSPORT: 'resend' }, /^RESEND_API_KEY: is required with MAIL_TRANSPORT=resend/],
+    [{ MAIL_TRANSPORT: 'sendgrid' }, /^MAIL_TRANSPORT: must be one of: resend, smtp \(got "sendgrid"\)$/],
+    [
+      { NODE_ENV: 'production' },
+      /MAIL_TRANSPORT: is required in production .*smtp with SMTP_URL.*resend with RESEND_API_KEY/,
+    ],
+  ])('names what is missing: %o', (env, expected) => {
+    expect(delivery(env)).toMatch(expected);
+  });
+
+  it.each([
+    ['another scheme', 'http://mailer:hunter2@smtp.example.com', /must be smtp:\/\/user:password@host:587/],
+    ['no URL at all', 'smtp.example.com:587', /must be smtp:\/\/user:password@host:587/],
+    ['an unencoded "/" in the password', 'smtp://mailer:hun/ter2@smtp.example.com', /percent-encoded \(%2F/],
+    ['a path', 'smtp://mailer:hunter2@smtp.example.com:587/mail', /must be smtp:\/\//],
+    ['no host', 'smtp://', /has no host/],
+    ['a user without a password', 'smtp://hunter2@smtp.example.com', /both a user and a password, or neither/],
+    ['a broken escape', 'smtp://mailer:hunter2%zz@smtp.example.com', /malformed %-escape/],
+  ])('refuses an SMTP_URL with %s, without echoing it', (_, url, expected) => {
+    const problems = delivery({ MAIL_TRANSPORT: 'smtp', SMTP_URL: url });
+    expect(problems).toMatch(/^SMTP_URL: /);
+    expect(problems).toMatch(expected);
+    expect(problems).not.toContain('hunter2');
+  });
+
+  it('stops the real process with the report, and no password in it', async () => {
+    const server = spawnServer({ MAIL_TRANSPORT: 'smtp', SMTP_URL: 'smtp://mailer:hunter2@smtp.example.com:587/x' });
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toMatch(/^Invalid configuration \(1 problem\):\n {2}- SMTP_URL: must be smtp:\/\//m);
+    expect(server.output()).not.toContain('hunter2');
   });
 });

@@ -3,18 +3,31 @@ import type { Logger } from '../logger.ts';
 import { Mailer, type MailTransport } from './mailer.ts';
 import { OutboxTransport } from './outbox-transport.ts';
 import { ResendTransport } from './resend-transport.ts';
+import { SmtpTransport } from './smtp-transport.ts';
 
 export { type EmailMessage, Mailer, type MailTransport } from './mailer.ts';
 export { MemoryTransport } from './memory-transport.ts';
 export { OutboxTransport } from './outbox-transport.ts';
+export { SmtpTransport } from './smtp-transport.ts';
 export { type RenderedEmail, renderEmail, type TemplateName } from './templates.ts';
 
-/** Resend when RESEND_API_KEY is set; otherwise (never in production) the development outbox. */
+/** The transport the config chose: Resend, an SMTP server, or (never in production) the development outbox. */
 export function createMailer(config: Config, log: Logger, transport?: MailTransport): Mailer {
-  const chosen =
-    transport ??
-    (config.email.resendApiKey
-      ? new ResendTransport({ apiKey: config.email.resendApiKey, baseUrl: config.email.resendBaseUrl })
-      : new OutboxTransport(config.email.outboxDir));
-  return new Mailer(chosen, { from: config.email.from, timeoutMs: config.email.sendTimeoutMs, log });
+  return new Mailer(transport ?? configuredTransport(config.email), {
+    from: config.email.from,
+    timeoutMs: config.email.sendTimeoutMs,
+    log,
+  });
+}
+
+function configuredTransport(email: Config['email']): MailTransport {
+  const { delivery } = email;
+  switch (delivery.transport) {
+    case 'resend':
+      return new ResendTransport({ apiKey: delivery.apiKey, baseUrl: delivery.baseUrl });
+    case 'smtp':
+      return new SmtpTransport({ ...delivery.server, timeoutMs: email.sendTimeoutMs });
+    case 'outbox':
+      return new OutboxTransport(email.outboxDir);
+  }
 }

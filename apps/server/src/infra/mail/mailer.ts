@@ -10,10 +10,13 @@ export interface EmailMessage {
 }
 
 export interface MailTransport {
-  readonly name: 'resend' | 'outbox' | 'memory';
+  readonly name: 'resend' | 'smtp' | 'outbox' | 'memory';
   /** Whether messages reach real inboxes (false for the development outbox). */
   readonly delivers: boolean;
-  send(message: EmailMessage & { from: string }): Promise<{ id: string }>;
+  /** `signal` aborts when the mailer gives up on the send: a transport that can stops and frees its connection. */
+  send(message: EmailMessage & { from: string }, options: { signal: AbortSignal }): Promise<{ id: string }>;
+  /** Releases pooled connections (shutdown), once nothing is being sent. */
+  close?(): Promise<void>;
 }
 
 export class MailTimeoutError extends Error {
@@ -44,12 +47,20 @@ export class Mailer {
 
   /** Sends and waits (at most the timeout); throws when delivery fails. */
   async send(message: EmailMessage): Promise<{ id: string }> {
+    const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new MailTimeoutError(this.#timeoutMs)), this.#timeoutMs);
+      timer = setTimeout(() => {
+        const error = new MailTimeoutError(this.#timeoutMs);
+        reject(error);
+        controller.abort(error);
+      }, this.#timeoutMs);
     });
     try {
-      return await Promise.race([this.transport.send({ ...message, from: this.#from }), timeout]);
+      return await Promise.race([
+        this.transport.send({ ...message, from: this.#from }, { signal: controller.signal }),
+        timeout,
+      ]);
     } finally {
       clearTimeout(timer);
     }
@@ -89,5 +100,11 @@ export class Mailer {
   /** Waits for background sends (shutdown). */
   async flush(): Promise<void> {
     await Promise.allSettled([...this.#pending]);
+  }
+
+  /** Waits for background sends, then closes the transport's connections (shutdown). */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.transport.close?.();
   }
 }

@@ -1,0 +1,120 @@
+import type { ConnectionOptions } from 'node:tls';
+import { createTransport, type Transporter } from 'nodemailer';
+import type { SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer/lib/smtp-pool';
+import type { SmtpServer } from '../../config.ts';
+import type { EmailMessage, MailTransport } from './mailer.ts';
+
+export interface SmtpTransportOptions extends SmtpServer {
+  /** Connecting, DNS, the greeting and each reply: none may take longer (EMAIL_SEND_TIMEOUT_MS). */
+  timeoutMs: number;
+  /** More options for tls.connect, e.g. `ca` for a relay whose certificate a private authority signed. */
+  tls?: ConnectionOptions;
+}
+
+/** Connections kept open to the server: a burst of emails queues on them instead of opening one each. */
+const MAX_CONNECTIONS = 5;
+
+/** A failed delivery, described for the log and the admin's test email; it never holds the password. */
+export class SmtpError extends Error {
+  /** nodemailer's code: ECONNECTION, ETIMEDOUT, ETLS, EAUTH, EENVELOPE… */
+  readonly smtpCode: string | undefined;
+  /** The server's reply code, when it answered (535: bad credentials, 550: mailbox refused…). */
+  readonly responseCode: number | undefined;
+
+  constructor(message: string, smtpCode: string | undefined, responseCode: number | undefined) {
+    super(message);
+    this.name = 'SmtpError';
+    this.smtpCode = smtpCode;
+    this.responseCode = responseCode;
+  }
+}
+
+/**
+ * Any SMTP server: SES, Postmark, Mailgun, a company relay, or Mailpit under docker compose.
+ * Pooled connections; smtps:// is TLS from the first byte, smtp:// upgrades with STARTTLS when
+ * the server offers it (and must, when `requireTls`). Every phase is bounded by `timeoutMs`, and
+ * a send the mailer gives up on is aborted, which closes its connection.
+ */
+export class SmtpTransport implements MailTransport {
+  readonly name = 'smtp';
+  readonly delivers = true;
+  readonly #transporter: Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+  readonly #server: string;
+
+  constructor(options: SmtpTransportOptions) {
+    this.#server = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
+    this.#transporter = createTransport({
+      pool: true,
+      maxConnections: MAX_CONNECTIONS,
+      host: options.host,
+      port: options.port,
+      secure: options.secure,
+      requireTLS: options.requireTls,
+      auth: options.auth,
+      tls: options.tls,
+      connectionTimeout: options.timeoutMs,
+      greetingTimeout: options.timeoutMs,
+      socketTimeout: options.timeoutMs,
+      dnsTimeout: options.timeoutMs,
+      // An idle connection says goodbye before the socket timeout would cut it.
+      idleTimeout: Math.floor(options.timeoutMs / 2),
+      disableFileAccess: true,
+      disableUrlAccess: true,
+    });
+  }
+
+  async send(message: EmailMessage & { from: string }, options: { signal: AbortSignal }): Promise<{ id: string }> {
+    try {
+      const info = await this.#transporter.sendMail({
+        from: message.from,
+        to: message.to,
+        subject: message.subject,
+        html: message.html,
+        text: message.text,
+        signal: options.signal,
+      });
+      return { id: info.messageId };
+    } catch (error) {
+      throw this.#describe(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#transporter.close();
+  }
+
+  /**
+   * nodemailer's error, said in terms of what to check. Not chained as `cause`: its codes
+   * (ETIMEDOUT, ECONNREFUSED) would read as a database outage to unavailableDependency.
+   */
+  #describe(error: unknown): SmtpError {
+    const { code, originalCode, responseCode, message } = (typeof error === 'object' && error ? error : {}) as {
+      code?: string;
+      /** The socket's own code under nodemailer's ESOCKET: ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT… */
+      originalCode?: string;
+      responseCode?: number;
+      message?: string;
+    };
+    const server = `the SMTP server ${this.#server}`;
+    const detail = message ?? String(error);
+    const said = (() => {
+      if (code === 'ETLS' || /CERT|SSL|TLS/.test(originalCode ?? '')) return `TLS with ${server} failed: ${detail}`;
+      switch (code) {
+        case 'ECONNECTION':
+        case 'ESOCKET':
+        case 'EDNS':
+        case 'ETIMEDOUT':
+        case 'EPROXY':
+          return `cannot reach ${server}: ${detail}`;
+        case 'EAUTH':
+        case 'ENOAUTH':
+          return `${server} refused the user and password of SMTP_URL: ${detail}`;
+        case 'EENVELOPE':
+          return `${server} refused the sender (EMAIL_FROM) or the recipient: ${detail}`;
+        default:
+          return `${server} did not take the email: ${detail}`;
+      }
+    })();
+    return new SmtpError(said, code, responseCode);
+  }
+}
