@@ -222,7 +222,7 @@ describe('HTTP edges', () => {
 });
 
 describe('rows that a concurrent request deleted', () => {
-  it('answers 404, not 500, when the user is deleted while something is created for them', async () => {
+  it('answers 401 SESSION_REVOKED, not 500, when the caller is deleted while something is created for them', async () => {
     const account = await registerAccount(t.app);
     // Gone without the API (the token's session was never revoked): the insert meets the foreign key.
     await t.services.db.deleteFrom('users').where('id', '=', account.id).execute();
@@ -232,8 +232,8 @@ describe('rows that a concurrent request deleted', () => {
       headers: bearer(account),
       payload: { title: 'orphan' },
     });
-    expect(response.statusCode).toBe(404);
-    expect(response.json()).toMatchObject({ appCode: 'NOT_FOUND' });
+    expect(response.statusCode).toBe(401);
+    expect(response.json()).toMatchObject({ appCode: 'SESSION_REVOKED' });
   });
 
   it('answers 404, not 500, when a role is deleted while it is being assigned', async () => {
