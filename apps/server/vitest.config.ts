@@ -1,3 +1,6 @@
+import { mergeConfig } from 'vitest/config';
 import { packageTestConfig } from '../../vitest.shared.ts';
 
-export default packageTestConfig('server');
+export default mergeConfig(packageTestConfig('server'), {
+  test: { setupFiles: ['./test/setup-error-observations.ts'] },
+});

@@ -47,6 +47,44 @@ export const APP_ERROR_CODES = {
 
 export type AppErrorCode = keyof typeof APP_ERROR_CODES;
 
+/** What each app code means to a client: the OpenAPI document lists them per operation and status. */
+export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
+  VALIDATION_FAILED: 'the input is invalid; `issues` says where and why',
+  BAD_REQUEST: 'the request cannot be read (malformed JSON or URL)',
+  UNAUTHORIZED: 'no access token, or not a valid one: send `Authorization: Bearer <accessToken>`',
+  FORBIDDEN: 'not allowed',
+  NOT_FOUND: 'no such thing, or not one the caller may see',
+  ROUTE_NOT_FOUND: 'no route for this method and path',
+  METHOD_NOT_SUPPORTED: 'this procedure is not served with this HTTP method',
+  CONFLICT: 'conflicts with a change made at the same time: try again',
+  PAYLOAD_TOO_LARGE: 'the body is larger than the server accepts',
+  UNSUPPORTED_MEDIA_TYPE: 'the body is not `application/json`',
+  RATE_LIMITED: 'too many calls: wait `Retry-After` seconds',
+  TIMEOUT: 'the request took too long to arrive',
+  CLIENT_CLOSED_REQUEST: 'the client went away before the answer',
+  SERVICE_UNAVAILABLE: 'not available right now: try again later',
+  DEPENDENCY_DOWN: 'the database or Redis is unreachable (`details.dependency`): retry after `Retry-After` seconds',
+  INTERNAL_ERROR: 'a bug on the server',
+  EMAIL_TAKEN: 'an account already uses this email',
+  INVALID_CREDENTIALS: 'wrong email or password',
+  ACCOUNT_DISABLED: 'the account is disabled',
+  TOKEN_EXPIRED: 'the access token has expired: refresh it (`POST /api/auth/refresh`)',
+  INVALID_REFRESH_TOKEN: 'the refresh token is unknown or its session has expired: sign in again',
+  SESSION_REVOKED: 'the session has ended (signed out, revoked, password changed, account gone): sign in again',
+  PERMISSION_DENIED: 'the caller lacks the permission `details.permission` names',
+  ROLE_NAME_TAKEN: 'a role already has this name',
+  BUILT_IN_ROLE: 'a built-in role cannot be changed or deleted this way',
+  UNKNOWN_PERMISSION: 'a permission named is not declared (`details.unknown`)',
+  INVALID_TOKEN: 'the emailed link is invalid, already used or expired',
+  INVALID_CODE: 'the code is wrong or has expired',
+  EMAIL_DELIVERY_FAILED: 'the email provider refused or did not answer',
+};
+
+/** The HTTP status an app code is answered with, on every transport. */
+export function httpStatusOf(appCode: AppErrorCode): number {
+  return getHTTPStatusCodeFromError(new TRPCError({ code: APP_ERROR_CODES[appCode] }));
+}
+
 export class AppError extends TRPCError {
   readonly appCode: AppErrorCode;
   /** Extra, client-safe facts about the failure (e.g. which health check failed). */

@@ -2,14 +2,7 @@ import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/infra/kv/index.ts';
-import {
-  bearer,
-  buildTestApp,
-  registerAccount,
-  startTestServer,
-  type TestApp,
-  testRouter,
-} from './helpers/index.ts';
+import { bearer, buildTestApp, registerAccount, startTestServer, type TestApp, testRouter } from './helpers/index.ts';
 
 describe('HTTP surface', () => {
   let t: TestApp;
@@ -209,7 +202,7 @@ describe('HTTP surface', () => {
           const response = await t.app.inject({ method: method.toUpperCase() as 'GET', url });
           const needsToken = response.statusCode === 401 && response.json().appCode === 'UNAUTHORIZED';
           if (needsToken) protectedCount += 1;
-          expect(operation.security, `${method} ${path}`).toEqual(needsToken ? [{ bearerAuth: [] }] : undefined);
+          expect(operation.security, `${method} ${path}`).toEqual(needsToken ? [{ bearerAuth: [] }] : []);
         }
       }
       expect(protectedCount).toBeGreaterThan(15);
@@ -227,6 +220,38 @@ describe('HTTP surface', () => {
       expect(script).not.toMatch(/^https?:/);
       const bundle = await t.app.inject({ method: 'GET', url: new URL(script as string, 'http://x/docs/').pathname });
       expect(bundle.statusCode).toBe(200);
+    });
+
+    it('leads from / to /docs/, which opens on bearer auth with how to get a token, without hosted services', async () => {
+      const server = await startTestServer();
+      try {
+        const root = await fetch(`${server.url}/`, { redirect: 'manual' });
+        expect(root.status).toBe(302);
+        expect(root.headers.get('location')).toBe('/docs/');
+        const page = await (await fetch(`${server.url}/docs/`)).text();
+        const configuration = JSON.parse(
+          /createApiReference\('#app', (\{[\s\S]*?\})\)\s*<\/script>/.exec(page)?.[1] ?? '{}',
+        );
+        expect(configuration).toMatchObject({
+          url: '/openapi.json',
+          authentication: { preferredSecurityScheme: 'bearerAuth' },
+          agent: { disabled: true },
+          mcp: { disabled: true },
+          showDeveloperTools: 'never',
+          telemetry: false,
+        });
+        const document = (await (await fetch(`${server.url}${configuration.url}`)).json()) as {
+          components: { securitySchemes: Record<string, unknown> };
+          info: { description: string };
+          externalDocs?: unknown;
+        };
+        expect(document.components.securitySchemes).toHaveProperty('bearerAuth');
+        expect(document.info.description).toMatch(/POST \/api\/auth\/login[\s\S]*accessToken[\s\S]*Authentication/);
+        // Scalar links the document's externalDocs in its header: it used to point at /docs itself.
+        expect(document.externalDocs).toBeUndefined();
+      } finally {
+        await server.close();
+      }
     });
   });
 

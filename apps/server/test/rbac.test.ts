@@ -128,6 +128,9 @@ describe('RBAC', () => {
       }
       const renamedOnto = await createRole('writers', []);
       expect((await as(admin, 'PATCH', `/api/roles/${renamedOnto.id}`, { name: 'editors' })).statusCode).toBe(409);
+      const granted = await as(admin, 'PATCH', `/api/roles/${renamedOnto.id}`, { permissions: ['nukes:launch'] });
+      expect(granted.statusCode).toBe(400);
+      expect(granted.json()).toMatchObject({ appCode: 'UNKNOWN_PERMISSION', details: { unknown: ['nukes:launch'] } });
     });
 
     it('protects the built-in roles', async () => {
@@ -172,6 +175,7 @@ describe('RBAC', () => {
       const missing = '01900000-0000-7000-8000-000000000000';
       expect((await as(admin, 'POST', `/api/users/${missing}/roles/${role.id}`)).statusCode).toBe(404);
       expect((await as(admin, 'POST', `/api/users/${user.id}/roles/${missing}`)).statusCode).toBe(404);
+      expect((await as(admin, 'DELETE', `/api/users/${missing}/roles/${role.id}`)).statusCode).toBe(404);
       expect((await as(admin, 'POST', `/api/users/${user.id}/roles/not-a-uuid`)).statusCode).toBe(400);
     });
   });

@@ -136,10 +136,14 @@ describe('users', () => {
       expect((await as(admin, 'GET', '/api/users?search=_')).json().items).toEqual([]);
     });
 
-    it('gets one user, 404 for a missing one', async () => {
+    it('gets and changes one user, 404 for a missing one', async () => {
       const account = await registerAccount(t.app);
       expect((await as(admin, 'GET', `/api/users/${account.id}`)).json().email).toBe(account.email);
-      expect((await as(admin, 'GET', '/api/users/01900000-0000-7000-8000-000000000000')).statusCode).toBe(404);
+      const missing = '01900000-0000-7000-8000-000000000000';
+      expect((await as(admin, 'GET', `/api/users/${missing}`)).statusCode).toBe(404);
+      const update = await as(admin, 'PATCH', `/api/users/${missing}`, { name: 'Nobody' });
+      expect(update.statusCode).toBe(404);
+      expect(update.json().appCode).toBe('NOT_FOUND');
     });
 
     it('disables a user, ending their sessions at once; enabling lets them sign in again', async () => {

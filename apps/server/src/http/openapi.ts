@@ -1,8 +1,15 @@
 import scalar from '@scalar/fastify-api-reference';
 import type { FastifyInstance } from 'fastify';
 import { generateOpenApiDocument } from 'trpc-to-openapi';
+import packageJson from '../../package.json' with { type: 'json' };
 import type { Config } from '../config.ts';
+import { APP_ERROR_CODES, APP_ERROR_MEANINGS, type AppErrorCode, httpStatusOf } from '../errors.ts';
+import type { AppMeta } from '../trpc/init.ts';
+import { restOperationErrors } from '../trpc/rest/rest-errors.ts';
+import { restRouteTable } from '../trpc/rest/rest-routes.ts';
 import { type AppRouter, appRouter } from '../trpc/router.ts';
+
+type OpenApiDocument = ReturnType<typeof generateOpenApiDocument>;
 
 interface Parameter {
   in: string;
@@ -14,13 +21,17 @@ interface Parameter {
 interface Operation {
   parameters?: Parameter[];
   requestBody?: unknown;
+  responses?: Record<string, unknown>;
+  security?: Record<string, string[]>[];
 }
+
+const BEARER = 'bearerAuth';
 
 /**
  * trpc-to-openapi documents a DELETE's input as query parameters; the REST routes read it
  * from the JSON body instead (a password in a URL ends up in proxy logs), so say so here.
  */
-function deleteInputsAsBody(document: ReturnType<typeof generateOpenApiDocument>) {
+function deleteInputsAsBody(document: OpenApiDocument) {
   for (const item of Object.values(document.paths ?? {})) {
     const operation = (item as { delete?: Operation }).delete;
     const query = operation?.parameters?.filter((parameter) => parameter.in === 'query') ?? [];
@@ -48,26 +59,158 @@ function deleteInputsAsBody(document: ReturnType<typeof generateOpenApiDocument>
   return document;
 }
 
+/** App codes whose answer carries `Retry-After`. */
+const RETRY_AFTER_CODES = new Set<AppErrorCode>(['RATE_LIMITED', 'DEPENDENCY_DOWN']);
+
+/** The error responses of one operation: per status, the body with `appCode` one of the codes answered with it. */
+function errorResponses(codes: Iterable<AppErrorCode>): Record<string, unknown> {
+  const byStatus = new Map<number, AppErrorCode[]>();
+  for (const code of codes) {
+    const status = httpStatusOf(code);
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const responses: Record<string, unknown> = {};
+  for (const [status, unsorted] of [...byStatus].sort(([a], [b]) => a - b)) {
+    const appCodes = unsorted.sort();
+    responses[String(status)] = {
+      description: appCodes.map((code) => `- \`${code}\`: ${APP_ERROR_MEANINGS[code]}`).join('\n'),
+      ...(appCodes.every((code) => RETRY_AFTER_CODES.has(code)) && {
+        headers: {
+          'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', minimum: 1 } },
+        },
+      }),
+      content: {
+        'application/json': {
+          schema: {
+            type: 'object',
+            properties: {
+              code: { type: 'string', enum: [...new Set(appCodes.map((code) => APP_ERROR_CODES[code]))] },
+              appCode: { type: 'string', enum: appCodes, description: 'Stable: program against it' },
+              message: { type: 'string', description: 'For people: do not parse it' },
+              requestId: { type: 'string', description: 'The `x-request-id` of the request' },
+              ...(appCodes.includes('VALIDATION_FAILED') && {
+                issues: { type: 'array', items: { $ref: '#/components/schemas/ValidationIssue' } },
+              }),
+              details: { type: 'object', additionalProperties: true, description: 'Client-safe facts' },
+            },
+            required: ['code', 'appCode', 'message', 'requestId'],
+          },
+        },
+      },
+    };
+  }
+  return responses;
+}
+
+/**
+ * Each operation's error responses and security, from the procedure itself (see
+ * rest-errors.ts): what trpc-to-openapi writes there is generic (and its error responses
+ * are shared objects, so one operation's description leaked into every other).
+ */
+function documentErrors(document: OpenApiDocument, router: AppRouter) {
+  for (const { procedure } of restRouteTable(router, '')) {
+    const openapi = (procedure._def.meta as AppMeta).openapi;
+    if (!openapi) continue;
+    const item = document.paths?.[openapi.path] as Record<string, Operation> | undefined;
+    const operation = item?.[openapi.method.toLowerCase()];
+    if (!operation) continue;
+    const codes = restOperationErrors(procedure);
+    const success = Object.entries(operation.responses ?? {}).filter(([status]) => status.startsWith('2'));
+    operation.responses = { ...Object.fromEntries(success), ...errorResponses(codes) };
+    operation.security = codes.has('UNAUTHORIZED') ? [{ [BEARER]: [] }] : [];
+  }
+  // trpc-to-openapi's shared error schemas are no longer referenced.
+  const schemas = Object.entries(document.components?.schemas ?? {}).filter(([name]) => !name.startsWith('error.'));
+  document.components = {
+    ...document.components,
+    schemas: {
+      ...Object.fromEntries(schemas),
+      ValidationIssue: {
+        type: 'object',
+        properties: {
+          path: { type: 'array', items: { type: ['string', 'integer'] }, description: 'Where in the input' },
+          message: { type: 'string' },
+          code: { type: 'string', description: 'The kind of problem (`invalid_type`, `too_small`…)' },
+        },
+        required: ['path', 'message', 'code'],
+      },
+    },
+  };
+  return document;
+}
+
+function introduction(config: Config): string {
+  const minutes = (seconds: number) => `${Math.round(seconds / 60)} minutes`;
+  const { rateLimits } = config;
+  return `Every procedure of the API over REST, under \`/api\` (the TypeScript SDK calls the same procedures over tRPC at \`/trpc\`).
+
+## Signing in
+
+1. Call \`POST /api/auth/login\` with \`{ "email": "…", "password": "…" }\` (or \`POST /api/auth/register\` to create an account${config.isProduction ? '' : '; in development `pnpm db:seed` creates `admin@example.com` / `Adminpassword1`'}).
+2. Copy \`accessToken\` from the answer.
+3. Paste it as the bearer token under **Authentication** (\`${BEARER}\`, already selected): the requests sent from this page then carry \`Authorization: Bearer <accessToken>\`.
+
+An access token lasts ${minutes(config.jwt.accessTokenTtlSeconds)}; \`POST /api/auth/refresh\` with the \`refreshToken\` trades it for a new pair.
+
+## Errors
+
+Every error is one JSON shape, with the HTTP status:
+
+\`\`\`json
+{
+  "code": "BAD_REQUEST",
+  "appCode": "VALIDATION_FAILED",
+  "message": "Input validation failed",
+  "requestId": "…",
+  "issues": [{ "path": ["email"], "message": "Invalid email address", "code": "invalid_format" }]
+}
+\`\`\`
+
+Program against \`appCode\`: it is stable, while \`message\` is for people. Each operation lists the app codes it can answer, per status. \`requestId\` is also the \`x-request-id\` response header: quote it when reporting a problem.
+
+## Rate limits
+
+Every call counts, per client address: ${rateLimits.defaultPerMinute} a minute; calls that check a secret or send an email, ${rateLimits.authPerMinute} a minute. Answers carry \`RateLimit-Limit\`, \`RateLimit-Remaining\` and \`RateLimit-Reset\`; a \`429 RATE_LIMITED\` carries \`Retry-After\` (seconds), and so does a \`503 DEPENDENCY_DOWN\`.`;
+}
+
 export function createOpenApiDocument(config: Config, router: AppRouter = appRouter) {
   const document = generateOpenApiDocument(router, {
     title: 'App API',
-    description:
-      'Every procedure of the tRPC API, over REST. Errors carry `{ code, appCode, message, requestId }`, ' +
-      'plus `issues` (field path and message) when the input is invalid.',
+    description: introduction(config),
     version: config.version,
     baseUrl: '/api',
-    docsUrl: '/docs/',
-    securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+    securitySchemes: {
+      [BEARER]: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description: 'The `accessToken` of `POST /api/auth/login`, `register`, `refresh` or `otp/verify`',
+      },
+    },
   });
-  return deleteInputsAsBody(document);
+  // The API's terms are the project's: its SPDX license, from package.json.
+  document.info.license = { name: packageJson.license, identifier: packageJson.license };
+  return documentErrors(deleteInputsAsBody(document), router);
 }
 
-/** `/openapi.json` (built once) and the interactive reference at `/docs`. */
+/** `/openapi.json` (built once), the interactive reference at `/docs`, and `/` leading to it. */
 export async function openApiRoutes(app: FastifyInstance, options: { config: Config; router: AppRouter }) {
   const document = createOpenApiDocument(options.config, options.router);
   app.get('/openapi.json', { logLevel: 'warn' }, async () => document);
+  app.get('/', (_request, reply) => reply.redirect('/docs/', 302));
   await app.register(scalar, {
     routePrefix: '/docs',
-    configuration: { url: '/openapi.json', pageTitle: 'App API reference', withDefaultFonts: false },
+    configuration: {
+      url: '/openapi.json',
+      pageTitle: 'App API reference',
+      withDefaultFonts: false,
+      authentication: { preferredSecurityScheme: BEARER },
+      // Scalar's hosted services (its AI agent, MCP generation, deploy and share through
+      // scalar.com) cannot work for a private API served from here: off, and no telemetry.
+      agent: { disabled: true },
+      mcp: { disabled: true },
+      showDeveloperTools: 'never',
+      telemetry: false,
+    },
   });
 }

@@ -10,6 +10,7 @@ import { type KeyValueStore, MemoryStore, RedisStore } from '../../src/infra/kv/
 import { createLogger } from '../../src/infra/logger.ts';
 import { MemoryTransport } from '../../src/infra/mail/index.ts';
 import { createServices, type ServiceOverrides, type Services } from '../../src/services.ts';
+import { observeErrors } from './error-observations.ts';
 
 /** The config a test app runs with: NODE_ENV=test, quiet logs, plus `env`. */
 export function testConfig(env: Record<string, string> = {}): Config {
@@ -83,7 +84,7 @@ export interface TestAppOptions extends BuildAppOptions {
   overrides?: ServiceOverrides;
   /** Share another app's database (a second instance); it is then not dropped on close. */
   database?: TestDatabase;
-  /** Send email as the config says (Resend or the outbox) instead of into `mail`. */
+  /** Send email as the config says (Resend, SMTP or the outbox) instead of into `mail`. */
   configuredMail?: boolean;
 }
 
@@ -105,6 +106,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   });
   const { router, trpcTransport, officialTrpcPrefix } = options;
   const app = await buildApp(services, { router, trpcTransport, officialTrpcPrefix });
+  observeErrors(app);
   await app.ready();
   return {
     app,
