@@ -11,13 +11,7 @@ import { buildApp } from './app.ts';
 import { type Config, formatConfigReport, loadConfig } from './config.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
 import { createServices } from './services.ts';
-import {
-  checkDatabase,
-  checkKeyValueStore,
-  ensureMigrations,
-  StartupError,
-  seedDevelopmentDatabase,
-} from './startup.ts';
+import { runStartupChecks, StartupError } from './startup.ts';
 
 /** A worker that dies this many times within the window is not restarted again. */
 const RESTART_LIMIT = 5;
@@ -55,10 +49,7 @@ function onShutdownSignal(log: Logger, shutdown: (signal: string) => Promise<num
 async function serve(config: Config, log: Logger, databaseUrl: string, database?: DatabaseTarget): Promise<void> {
   const services = await createServices(config, log, databaseUrl);
   try {
-    await checkDatabase(services.db, databaseUrl, config);
-    if (database) await ensureMigrations(services.db, config, log);
-    if (database?.embedded) await seedDevelopmentDatabase(services.db, config, log);
-    await checkKeyValueStore(services.kv, config);
+    await runStartupChecks(services, databaseUrl, database);
   } catch (error) {
     await services.close();
     throw error;
@@ -187,10 +178,7 @@ async function main(): Promise<void> {
     // The primary prepares the database once; workers only connect.
     const services = await createServices(config, log, database.url);
     try {
-      await checkDatabase(services.db, database.url, config);
-      await ensureMigrations(services.db, config, log);
-      if (database.embedded) await seedDevelopmentDatabase(services.db, config, log);
-      await checkKeyValueStore(services.kv, config);
+      await runStartupChecks(services, database.url, database);
     } finally {
       await services.close();
     }

@@ -15,6 +15,7 @@ export interface Services {
   kv: KeyValueStore;
   tokens: TokenService;
   mailer: Mailer;
+  /** The only source of "now" for services and tokens, so a test can move expiry. */
   clock: Clock;
   rateLimits: {
     /** Credential endpoints, per IP (and per target email where they send one). */
@@ -65,6 +66,7 @@ export async function createServices(
       onError: (error) => log.warn({ err: error }, `Redis connection problem: ${error.message}`),
     });
   const mailer = createMailer(config, log, overrides.mailTransport);
+  const clock = overrides.clock ?? systemClock;
   const outage = createOutageLog(log);
   const limiter = (name: string, perMinute: number) =>
     createRateLimiter(kv, {
@@ -78,15 +80,15 @@ export async function createServices(
     log,
     db,
     kv,
-    tokens: await createTokenService(config.jwt),
+    tokens: await createTokenService(config.jwt, clock),
     mailer,
-    clock: overrides.clock ?? systemClock,
+    clock,
     rateLimits: {
       auth: limiter('auth', config.rateLimits.authPerMinute),
       default: limiter('default', config.rateLimits.defaultPerMinute),
       failures: limiter('failures', config.rateLimits.failuresPerMinute),
     },
-    startedAt: Date.now(),
+    startedAt: clock.now(),
     async close() {
       await mailer.close(); // background sends finish before their dependencies close
       await Promise.allSettled([db.destroy(), kv.close()]);

@@ -1,8 +1,17 @@
-import { type Db, describeDatabaseUrl, migrateToLatest, pendingMigrations, runSeeds } from '@app/db';
+import {
+  type DatabaseTarget,
+  type Db,
+  describeDatabaseUrl,
+  migrateToLatest,
+  pendingMigrations,
+  runSeeds,
+} from '@app/db';
 import { sql } from 'kysely';
 import type { Config } from './config.ts';
 import type { KeyValueStore } from './infra/kv/index.ts';
 import type { Logger } from './infra/logger.ts';
+import { withTimeout } from './infra/with-timeout.ts';
+import type { Services } from './services.ts';
 
 /** A start-up check that failed: printed as one line, then the process exits 1 (no stack). */
 export class StartupError extends Error {
@@ -19,7 +28,7 @@ const reason = (error: unknown) =>
       ? error.message
       : String(error);
 
-export async function checkDatabase(db: Db, url: string, config: Config): Promise<void> {
+async function checkDatabase(db: Db, url: string, config: Config): Promise<void> {
   try {
     await sql`select 1`.execute(db);
   } catch (error) {
@@ -35,7 +44,7 @@ export async function checkDatabase(db: Db, url: string, config: Config): Promis
  * Pending migrations are applied when MIGRATE_ON_START is on (the default outside
  * production); otherwise they stop the start-up, since the code expects the new schema.
  */
-export async function ensureMigrations(db: Db, config: Config, log: Logger): Promise<void> {
+async function ensureMigrations(db: Db, config: Config, log: Logger): Promise<void> {
   const pending = await pendingMigrations(db);
   if (pending.length === 0) return;
   if (!config.migrateOnStart) {
@@ -54,30 +63,43 @@ export async function ensureMigrations(db: Db, config: Config, log: Logger): Pro
   }
 }
 
-export async function checkKeyValueStore(kv: KeyValueStore, config: Config): Promise<void> {
+async function checkKeyValueStore(kv: KeyValueStore, config: Config): Promise<void> {
   if (kv.kind !== 'redis') return;
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      kv.ping(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5_000);
-      }),
-    ]);
+    await withTimeout(
+      () => kv.ping(),
+      5_000,
+      () => new Error('no answer within 5 s'),
+    );
   } catch (error) {
     const where = config.redis.url ? new URL(config.redis.url).host : 'REDIS_URL';
     const hint = config.isProduction ? 'Check REDIS_URL.' : 'Check REDIS_URL, or unset it to use the in-memory store.';
     throw new StartupError(`Cannot reach Redis at ${where}: ${reason(error)}. ${hint}`);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
 /** `pnpm dev` on the embedded database starts with the development accounts (seeds are idempotent). */
-export async function seedDevelopmentDatabase(db: Db, config: Config, log: Logger): Promise<void> {
+async function seedDevelopmentDatabase(db: Db, config: Config, log: Logger): Promise<void> {
   if (config.nodeEnv !== 'development') return;
   const steps = await runSeeds(db, { nodeEnv: config.nodeEnv });
   log.info(
     `seeded the development database (${steps.map((s) => s.name).join(', ')}): admin@example.com / Adminpassword1`,
   );
+}
+
+/**
+ * The start-up sequence: the database answers, its migrations are applied and the
+ * embedded one is seeded, Redis answers. `database` is the target this process owns;
+ * a cluster worker has none (its primary prepared the database) and only checks.
+ */
+export async function runStartupChecks(
+  services: Pick<Services, 'db' | 'kv' | 'config' | 'log'>,
+  databaseUrl: string,
+  database?: DatabaseTarget,
+): Promise<void> {
+  const { db, kv, config, log } = services;
+  await checkDatabase(db, databaseUrl, config);
+  if (database) await ensureMigrations(db, config, log);
+  if (database?.embedded) await seedDevelopmentDatabase(db, config, log);
+  await checkKeyValueStore(kv, config);
 }

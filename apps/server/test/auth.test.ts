@@ -1,7 +1,16 @@
 import { hashPassword } from '@app/db';
 import { hash } from '@node-rs/argon2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, buildTestApp, login, registerAccount, type TestApp, uniqueEmail } from './helpers/index.ts';
+import {
+  bearer,
+  buildTestApp,
+  type FakeClock,
+  fakeClock,
+  login,
+  registerAccount,
+  type TestApp,
+  uniqueEmail,
+} from './helpers/index.ts';
 
 describe('auth: password and sessions', () => {
   let t: TestApp;
@@ -390,5 +399,93 @@ describe('auth: password and sessions', () => {
       expect(anonymous.statusCode).toBe(401);
       expect(anonymous.json().error.data.appCode).toBe('UNAUTHORIZED');
     });
+  });
+});
+
+describe('auth: session and token expiry follow the injected clock', () => {
+  const DAY_MS = 86_400_000;
+  let t: TestApp;
+  let clock: FakeClock;
+  beforeAll(async () => {
+    clock = fakeClock();
+    t = await buildTestApp({ overrides: { clock } });
+  });
+  afterAll(() => t.close());
+
+  const me = (token: string) =>
+    t.app.inject({ method: 'GET', url: '/api/users/me', headers: { authorization: `Bearer ${token}` } });
+  const refresh = (refreshToken: string) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refreshToken } });
+  const sessions = (accessToken: string) =>
+    t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer({ accessToken }) });
+
+  it('refuses a refresh token once the clock passes REFRESH_TOKEN_TTL', async () => {
+    const email = uniqueEmail();
+    const registered = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      payload: { email, password: 'Clock-pass-1' },
+    });
+    const { refreshToken, refreshTokenExpiresAt } = registered.json();
+    expect(Date.parse(refreshTokenExpiresAt)).toBe(clock.now() + 30 * DAY_MS);
+    clock.advance(30 * DAY_MS + 1000);
+    const expired = await refresh(refreshToken);
+    expect(expired.statusCode).toBe(401);
+    expect(expired.json().appCode).toBe('INVALID_REFRESH_TOKEN');
+  });
+
+  it('expires the access token by the clock; a refresh gives a working one', async () => {
+    const account = await registerAccount(t.app);
+    expect((await me(account.accessToken)).statusCode).toBe(200);
+    clock.advance(15 * 60_000 + 1000);
+    const expired = await me(account.accessToken);
+    expect(expired.statusCode).toBe(401);
+    expect(expired.json().appCode).toBe('TOKEN_EXPIRED');
+    const renewed = await refresh(account.refreshToken);
+    expect(renewed.statusCode).toBe(200);
+    expect((await me(renewed.json().accessToken)).statusCode).toBe(200);
+  });
+
+  it('closes the refresh grace window by the clock', async () => {
+    const account = await registerAccount(t.app);
+    const first = (await refresh(account.refreshToken)).json();
+    clock.advance(9_000);
+    expect((await refresh(account.refreshToken)).json().refreshToken).toBe(first.refreshToken);
+    clock.advance(2_000);
+    expect((await refresh(account.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
+  });
+
+  it('lists only the sessions the clock has not expired, with times from the clock', async () => {
+    const account = await registerAccount(t.app);
+    const firstSignIn = clock.now();
+    clock.advance(20 * DAY_MS);
+    const second = (await login(t.app, account.email, account.password)).json();
+    const both = (await sessions(second.accessToken)).json() as { createdAt: string; current: boolean }[];
+    expect(both.map((session) => Date.parse(session.createdAt)).sort()).toEqual([firstSignIn, clock.now()]);
+
+    clock.advance(10 * DAY_MS + 1000); // the first session's 30 days are over; the second has 10 days left
+    const renewed = (await refresh(second.refreshToken)).json();
+    const left = (await sessions(renewed.accessToken)).json() as { current: boolean }[];
+    expect(left).toEqual([expect.objectContaining({ current: true })]);
+  });
+
+  it('keeps a revocation while the access tokens it covers may live, by the clock, then drops it', async () => {
+    const account = await registerAccount(t.app);
+    const revocations = () =>
+      t.services.db.selectFrom('session_revocations').select('session_id').where('user_id', '=', account.id).execute();
+    await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(account) });
+    expect((await me(account.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+    expect(await revocations()).toHaveLength(1);
+
+    clock.advance(15 * 60_000 + 1000); // the access token has expired; the entry (plus clock skew) stays
+    expect((await me(account.accessToken)).json().appCode).toBe('TOKEN_EXPIRED');
+    const other = await registerAccount(t.app);
+    await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(other) });
+    expect(await revocations()).toHaveLength(1);
+
+    clock.advance(60_000); // past the skew too: the next revocation sweeps it away
+    const third = await registerAccount(t.app);
+    await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(third) });
+    expect(await revocations()).toHaveLength(0);
   });
 });

@@ -1,3 +1,4 @@
+/** Where services hash and check passwords; the hash format lives in @app/db, which the seeds share. */
 import { hashPassword, verifyPassword } from '@app/db';
 
 export { hashPassword };

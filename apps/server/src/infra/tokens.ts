@@ -1,7 +1,8 @@
 /**
- * Access tokens (JWT, jose) and refresh tokens (opaque random strings, stored hashed).
- * HS256 with JWT_SECRET by default; EdDSA when a key pair is configured, in which case
- * the public key is published as a JWKS for other services.
+ * Access tokens (JWT, jose) and opaque tokens (random strings, stored hashed: refresh
+ * tokens, email links). HS256 with JWT_SECRET by default; EdDSA when a key pair is
+ * configured, in which case the public key is published as a JWKS for other services.
+ * Issuing and expiry follow the injected clock.
  */
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -16,6 +17,7 @@ import {
   SignJWT,
 } from 'jose';
 import type { Config } from '../config.ts';
+import type { Clock } from './clock.ts';
 
 export interface AccessTokenClaims {
   /** User id. */
@@ -52,7 +54,7 @@ export interface TokenService {
 
 type SigningKey = Awaited<ReturnType<typeof importPKCS8>> | Uint8Array;
 
-export async function createTokenService(jwt: Config['jwt']): Promise<TokenService> {
+export async function createTokenService(jwt: Config['jwt'], clock: Clock): Promise<TokenService> {
   let algorithm: 'HS256' | 'EdDSA';
   let signingKey: SigningKey;
   let verifyingKey: SigningKey;
@@ -77,7 +79,7 @@ export async function createTokenService(jwt: Config['jwt']): Promise<TokenServi
   return {
     algorithm,
     async issueAccessToken({ userId, sessionId }) {
-      const issuedAt = Math.floor(Date.now() / 1000);
+      const issuedAt = Math.floor(clock.now() / 1000);
       const expiresAt = issuedAt + jwt.accessTokenTtlSeconds;
       const token = await new SignJWT({ sid: sessionId })
         .setProtectedHeader({ alg: algorithm, typ: 'JWT', ...(keyId && { kid: keyId }) })
@@ -99,6 +101,7 @@ export async function createTokenService(jwt: Config['jwt']): Promise<TokenServi
           issuer: jwt.issuer,
           audience: jwt.audience,
           requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'],
+          currentDate: new Date(clock.now()),
         }));
       } catch (error) {
         if (error instanceof errors.JWTExpired) throw new AccessTokenError('expired', 'The access token has expired');
@@ -119,12 +122,12 @@ export async function createTokenService(jwt: Config['jwt']): Promise<TokenServi
   };
 }
 
-/** A new opaque refresh token: 256 random bits. */
-export function newRefreshToken(): string {
+/** A new opaque token (refresh token, email link): 256 random bits, URL-safe. */
+export function newOpaqueToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** Refresh tokens are high-entropy, so a plain SHA-256 is a safe lookup key for them. */
-export function hashRefreshToken(token: string): string {
+/** Opaque tokens are high-entropy, so a plain SHA-256 is a safe lookup key for them. */
+export function hashOpaqueToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
 }

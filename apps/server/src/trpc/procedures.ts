@@ -8,6 +8,7 @@ import { permissionsOfUser } from '../modules/rbac/rbac.service.ts';
 import { isSessionRevoked } from '../modules/sessions/sessions.service.ts';
 import type { Context } from './context.ts';
 import { t } from './init.ts';
+import { declareErrors } from './procedure-errors.ts';
 
 /**
  * Without a rate limit: only for infrastructure probes (health), which orchestrators poll.
@@ -50,6 +51,7 @@ export const publicProcedure = unlimitedProcedure.use(async ({ ctx, next }) => {
   await enforce(ctx, ctx.services.rateLimits.default, [`ip:${ctx.ip}`]);
   return next();
 });
+declareErrors(publicProcedure, ['RATE_LIMITED']);
 
 /**
  * The rate-limit key of the email a credential call names, from its raw input (limits run
@@ -105,6 +107,7 @@ export const credentialProcedure = publicProcedure.use(async ({ ctx, getRawInput
   await consumeCredentialLimit(ctx);
   return limitFailures(ctx, emailKey(await getRawInput()), next);
 });
+declareErrors(credentialProcedure, ['RATE_LIMITED']);
 
 /**
  * Endpoints that email the address in their input (password reset link, sign-in code):
@@ -116,6 +119,7 @@ export const emailSendingProcedure = publicProcedure.use(async ({ ctx, getRawInp
   await consumeCredentialLimit(ctx, email ? [email] : []);
   return next();
 });
+declareErrors(emailSendingProcedure, ['RATE_LIMITED']);
 
 function bearerToken(header: string | undefined): string | undefined {
   const match = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(header.trim()) : null;
@@ -145,6 +149,8 @@ export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
   }
   return next({ ctx: { caller } });
 });
+// DEPENDENCY_DOWN: the revocation check fails closed when neither the store nor Postgres answers.
+declareErrors(authedProcedure, ['UNAUTHORIZED', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'DEPENDENCY_DOWN']);
 
 /**
  * Signed-in endpoints that check the caller's password (change it, delete the account):
@@ -154,14 +160,17 @@ export const passwordCheckingProcedure = authedProcedure.use(async ({ ctx, next 
   await consumeCredentialLimit(ctx);
   return limitFailures(ctx, `user:${ctx.caller.userId}`, next);
 });
+declareErrors(passwordCheckingProcedure, ['RATE_LIMITED']);
 
 /** The caller must hold `permission` (through any role; admin holds all), checked on every call. */
 export function requirePermission(permission: Permission) {
-  return authedProcedure.use(async ({ ctx, next }) => {
-    const granted = await permissionsOfUser(ctx.services.db, ctx.caller.userId);
+  const procedure = authedProcedure.use(async ({ ctx, next }) => {
+    const granted = await permissionsOfUser(ctx.services, ctx.caller.userId);
     if (!granted.has(permission)) {
       throw new AppError('PERMISSION_DENIED', `Missing permission: ${permission}`, { details: { permission } });
     }
     return next({ ctx: { permissions: granted } });
   });
+  declareErrors(procedure, ['PERMISSION_DENIED']);
+  return procedure;
 }

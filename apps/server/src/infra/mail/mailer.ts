@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.ts';
+import { withTimeout } from '../with-timeout.ts';
 
 export interface EmailMessage {
   to: string;
@@ -46,24 +47,12 @@ export class Mailer {
   }
 
   /** Sends and waits (at most the timeout); throws when delivery fails. */
-  async send(message: EmailMessage): Promise<{ id: string }> {
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new MailTimeoutError(this.#timeoutMs);
-        reject(error);
-        controller.abort(error);
-      }, this.#timeoutMs);
-    });
-    try {
-      return await Promise.race([
-        this.transport.send({ ...message, from: this.#from }, { signal: controller.signal }),
-        timeout,
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+  send(message: EmailMessage): Promise<{ id: string }> {
+    return withTimeout(
+      (signal) => this.transport.send({ ...message, from: this.#from }, { signal }),
+      this.#timeoutMs,
+      () => new MailTimeoutError(this.#timeoutMs),
+    );
   }
 
   /**

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { AppError } from '../../errors.ts';
 import { router } from '../../trpc/init.ts';
 import { requirePermission } from '../../trpc/procedures.ts';
 import { reviewCodeOutput } from '../auth/auth.schemas.ts';
@@ -17,7 +16,6 @@ export const adminRouter = router({
           method: 'POST',
           path: '/admin/apple-review-otp',
           tags,
-          protect: true,
           summary: 'Generate the reusable sign-in code of the app-store review account',
           description: 'Creates the review account when missing; replaces any previous review code.',
         },
@@ -32,10 +30,9 @@ export const adminRouter = router({
           method: 'DELETE',
           path: '/admin/apple-review-otp',
           tags,
-          protect: true,
           summary: 'Revoke the review code',
-          errorResponses: { 404: 'There is no review code' },
         },
+        errors: ['NOT_FOUND'],
       })
       .input(z.void())
       .output(ok)
@@ -51,16 +48,11 @@ export const adminRouter = router({
         method: 'POST',
         path: '/admin/test-email',
         tags,
-        protect: true,
         summary: 'Send a test email (to yourself by default) and report the delivery',
-        errorResponses: { 503: 'EMAIL_DELIVERY_FAILED' },
       },
+      errors: ['EMAIL_DELIVERY_FAILED'],
     })
     .input(z.object({ to: email.optional() }))
     .output(z.object({ ok: z.literal(true), transport: z.string(), messageId: z.string(), to: z.string() }))
-    .mutation(async ({ ctx, input }) => {
-      const result = await sendTestEmail(ctx.services, ctx.caller.userId, input.to);
-      if (!result.ok) throw new AppError('EMAIL_DELIVERY_FAILED', `Email delivery failed: ${result.reason}`);
-      return result;
-    }),
+    .mutation(({ ctx, input }) => sendTestEmail(ctx.services, { senderId: ctx.caller.userId, to: input.to })),
 });

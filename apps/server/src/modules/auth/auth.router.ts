@@ -46,14 +46,13 @@ export const authRouter = router({
         method: 'POST',
         path: '/auth/register',
         tags,
-        protect: false,
         summary: 'Create an account and sign in',
-        errorResponses: { 400: 'Invalid input', 409: 'EMAIL_TAKEN', 429: 'Too many requests' },
       },
+      errors: ['EMAIL_TAKEN', 'DEPENDENCY_DOWN'],
     })
     .input(registerInput)
     .output(authResult)
-    .mutation(({ ctx, input }) => auth.register(ctx.services, input, client(ctx))),
+    .mutation(({ ctx, input }) => auth.register(ctx.services, { ...input, client: client(ctx) })),
 
   login: credentialProcedure
     .use(noStore)
@@ -62,15 +61,14 @@ export const authRouter = router({
         method: 'POST',
         path: '/auth/login',
         tags,
-        protect: false,
         summary: 'Sign in with email and password',
         description: 'An unknown email and a wrong password get the same 401 INVALID_CREDENTIALS.',
-        errorResponses: { 401: 'INVALID_CREDENTIALS', 403: 'ACCOUNT_DISABLED', 429: 'Too many requests' },
       },
+      errors: ['INVALID_CREDENTIALS', 'ACCOUNT_DISABLED', 'DEPENDENCY_DOWN'],
     })
     .input(loginInput)
     .output(authResult)
-    .mutation(({ ctx, input }) => auth.login(ctx.services, input, client(ctx))),
+    .mutation(({ ctx, input }) => auth.login(ctx.services, { ...input, client: client(ctx) })),
 
   refresh: publicProcedure
     .use(noStore)
@@ -79,19 +77,18 @@ export const authRouter = router({
         method: 'POST',
         path: '/auth/refresh',
         tags,
-        protect: false,
         summary: 'Swap a refresh token for new tokens',
         description: 'The presented refresh token stops working. Presenting it again ends the whole session.',
-        errorResponses: { 401: 'INVALID_REFRESH_TOKEN or SESSION_REVOKED', 403: 'ACCOUNT_DISABLED' },
       },
+      errors: ['INVALID_REFRESH_TOKEN', 'SESSION_REVOKED', 'ACCOUNT_DISABLED', 'DEPENDENCY_DOWN'],
     })
     .input(refreshInput)
     .output(authResult)
-    .mutation(({ ctx, input }) => auth.refresh(ctx.services, input.refreshToken, client(ctx))),
+    .mutation(({ ctx, input }) => auth.refresh(ctx.services, { ...input, client: client(ctx) })),
 
   logout: authedProcedure
     .meta({
-      openapi: { method: 'POST', path: '/auth/logout', tags, protect: true, summary: 'End the current session' },
+      openapi: { method: 'POST', path: '/auth/logout', tags, summary: 'End the current session' },
     })
     .input(z.void())
     .output(ok)
@@ -101,7 +98,7 @@ export const authRouter = router({
     }),
 
   logoutAll: authedProcedure
-    .meta({ openapi: { method: 'POST', path: '/auth/logout-all', tags, protect: true, summary: 'End every session' } })
+    .meta({ openapi: { method: 'POST', path: '/auth/logout-all', tags, summary: 'End every session' } })
     .input(z.void())
     .output(ok)
     .mutation(async ({ ctx }) => {
@@ -110,7 +107,7 @@ export const authRouter = router({
     }),
 
   sessions: authedProcedure
-    .meta({ openapi: { method: 'GET', path: '/auth/sessions', tags, protect: true, summary: 'Active sessions' } })
+    .meta({ openapi: { method: 'GET', path: '/auth/sessions', tags, summary: 'Active sessions' } })
     .input(z.void())
     .output(z.array(sessionOutput))
     .query(({ ctx }) => auth.listSessions(ctx.services, ctx.caller)),
@@ -121,15 +118,14 @@ export const authRouter = router({
         method: 'DELETE',
         path: '/auth/sessions/{id}',
         tags,
-        protect: true,
         summary: 'End one of your sessions',
-        errorResponses: { 404: 'Not one of your active sessions' },
       },
+      errors: ['NOT_FOUND'],
     })
     .input(sessionIdInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
-      await auth.revokeSession(ctx.services, ctx.caller, input.id);
+      await auth.revokeSession(ctx.services, { caller: ctx.caller, sessionId: input.id });
       return { ok: true as const };
     }),
 
@@ -139,15 +135,14 @@ export const authRouter = router({
         method: 'POST',
         path: '/auth/password/change',
         tags,
-        protect: true,
         summary: 'Change your password; ends your other sessions',
-        errorResponses: { 401: 'INVALID_CREDENTIALS' },
       },
+      errors: ['INVALID_CREDENTIALS'],
     })
     .input(changePasswordInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
-      await auth.changePassword(ctx.services, ctx.caller, input);
+      await auth.changePassword(ctx.services, { ...input, caller: ctx.caller });
       return { ok: true as const };
     }),
 
@@ -157,7 +152,6 @@ export const authRouter = router({
         method: 'POST',
         path: '/auth/password/forgot',
         tags,
-        protect: false,
         summary: 'Email a password-reset link (valid 1 h)',
         description: 'Always `{ ok: true }`, whether or not the email has an account.',
       },
@@ -165,7 +159,7 @@ export const authRouter = router({
     .input(forgotPasswordInput)
     .output(ok)
     .mutation(({ ctx, input }) => {
-      emailFlows.forgotPassword(ctx.services, input.email, ctx.requestId);
+      emailFlows.forgotPassword(ctx.services, { ...input, requestId: ctx.requestId });
       return done;
     }),
 
@@ -175,15 +169,14 @@ export const authRouter = router({
         method: 'POST',
         path: '/auth/password/reset',
         tags,
-        protect: false,
         summary: 'Set a new password with the emailed token; ends every session',
-        errorResponses: { 400: 'INVALID_TOKEN or an invalid password' },
       },
+      errors: ['INVALID_TOKEN', 'DEPENDENCY_DOWN'],
     })
     .input(resetPasswordInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
-      await emailFlows.resetPassword(ctx.services, input.token, input.newPassword);
+      await emailFlows.resetPassword(ctx.services, input);
       return done;
     }),
 
@@ -193,10 +186,9 @@ export const authRouter = router({
         method: 'POST',
         path: '/auth/email/verify',
         tags,
-        protect: false,
         summary: 'Confirm the email address with the emailed token (single use)',
-        errorResponses: { 400: 'INVALID_TOKEN' },
       },
+      errors: ['INVALID_TOKEN', 'DEPENDENCY_DOWN'],
     })
     .input(verifyEmailInput)
     .output(ok)
@@ -216,15 +208,13 @@ export const authRouter = router({
         method: 'POST',
         path: '/auth/email/resend',
         tags,
-        protect: true,
         summary: 'Send the verification email again (nothing when already verified)',
-        errorResponses: { 429: 'Too many requests' },
       },
     })
     .input(z.void())
     .output(ok)
     .mutation(({ ctx }) => {
-      emailFlows.sendVerificationEmail(ctx.services, ctx.caller.userId, ctx.requestId);
+      emailFlows.sendVerificationEmail(ctx.services, { userId: ctx.caller.userId, requestId: ctx.requestId });
       return done;
     }),
 
@@ -235,16 +225,15 @@ export const authRouter = router({
           method: 'POST',
           path: '/auth/otp/request',
           tags,
-          protect: false,
           summary: 'Email a 6-digit sign-in code (valid 10 min)',
           description:
             'The same answer for every email. A new request replaces the previous code; 30 s must pass between two.',
-          errorResponses: { 429: 'Too many requests, or within 30 s of the previous code' },
         },
+        errors: ['DEPENDENCY_DOWN'],
       })
       .input(otpRequestInput)
       .output(otpRequestOutput)
-      .mutation(({ ctx, input }) => otp.requestCode(ctx.services, input.email, ctx.requestId)),
+      .mutation(({ ctx, input }) => otp.requestCode(ctx.services, { ...input, requestId: ctx.requestId })),
 
     verify: credentialProcedure
       .use(noStore)
@@ -253,14 +242,13 @@ export const authRouter = router({
           method: 'POST',
           path: '/auth/otp/verify',
           tags,
-          protect: false,
           summary: 'Sign in (or sign up) with the emailed code',
           description: 'Creates a verified account for an unknown email. 5 wrong tries burn the code.',
-          errorResponses: { 401: 'INVALID_CODE', 403: 'ACCOUNT_DISABLED' },
         },
+        errors: ['INVALID_CODE', 'ACCOUNT_DISABLED', 'DEPENDENCY_DOWN'],
       })
       .input(otpVerifyInput)
       .output(otpVerifyOutput)
-      .mutation(({ ctx, input }) => otp.verifyCode(ctx.services, input, client(ctx))),
+      .mutation(({ ctx, input }) => otp.verifyCode(ctx.services, { ...input, client: client(ctx) })),
   }),
 });

@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { email, id, isoDateTime, newPassword, password, text } from '../common-schemas.ts';
 import { name, userOutput } from '../users/users.schemas.ts';
+import { isEmailAsPassword, PASSWORD_IS_EMAIL } from './password-policy.ts';
 
 export const registerInput = z
   .object({ email, password: newPassword, name: name.optional() })
-  .refine((input) => input.password.toLowerCase() !== input.email, {
+  .refine((input) => !isEmailAsPassword(input.password, input.email), {
     path: ['password'],
-    error: 'must not be the email address',
+    error: PASSWORD_IS_EMAIL,
   });
 
 export const loginInput = z.object({ email, password });

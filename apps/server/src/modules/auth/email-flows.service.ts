@@ -1,81 +1,86 @@
 /** Email verification and password reset: single-use links sent by email. */
-import { hashPassword } from '@app/db';
-import { AppError } from '../../errors.ts';
+import type { UserRow } from '@app/db';
+import type { EmailMessage } from '../../infra/mail/mailer.ts';
+import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
-import { findUserRow, findUserRowByEmail } from '../users/users.service.ts';
+import { findUserRow, findUserRowByEmail, markEmailVerified, setPasswordHash } from '../users/users.service.ts';
 import { composeEmail, greeting } from './emails.ts';
-import { consumeUserToken, issueUserToken } from './user-tokens.ts';
+import { assertNewPasswordAllowed } from './password-policy.ts';
+import { consumeUserToken, invalidLink, issueUserToken, type LinkPurpose } from './user-tokens.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'log'>;
 
 const VERIFY_EMAIL_TTL_MS = 24 * 60 * 60 * 1000;
 const RESET_PASSWORD_TTL_MS = 60 * 60 * 1000;
 
+/** The email carrying a new single-use link for `purpose`: the template and the app's page share its name. */
+async function linkEmail(
+  deps: Deps,
+  {
+    user,
+    purpose,
+    ttlMs,
+    vars = {},
+  }: { user: UserRow; purpose: LinkPurpose; ttlMs: number; vars?: Record<string, string> },
+): Promise<EmailMessage> {
+  const token = await issueUserToken(deps, { userId: user.id, purpose, ttlMs });
+  return composeEmail(deps, {
+    template: purpose,
+    to: user.email,
+    vars: { greeting: greeting(user.name), link: `${deps.config.appUrl}/${purpose}?token=${token}`, ...vars },
+  });
+}
+
 /** Emails a verification link (in the background: the caller never waits for delivery). */
-export function sendVerificationEmail(deps: Deps, userId: string, requestId?: string): void {
+export function sendVerificationEmail(deps: Deps, input: { userId: string; requestId?: string | undefined }): void {
   deps.mailer.dispatch(
     async () => {
-      const user = await findUserRow(deps.db, userId);
+      const user = await findUserRow(deps, input.userId);
       if (!user || user.email_verified_at) return undefined;
-      const token = await issueUserToken(deps, user.id, 'verify-email', VERIFY_EMAIL_TTL_MS);
-      return composeEmail(deps, 'verify-email', user.email, {
-        greeting: greeting(user.name),
-        link: `${deps.config.appUrl}/verify-email?token=${token}`,
-      });
+      return linkEmail(deps, { user, purpose: 'verify-email', ttlMs: VERIFY_EMAIL_TTL_MS });
     },
-    { requestId },
+    { requestId: input.requestId },
   );
 }
 
 export async function verifyEmail(deps: Deps, token: string): Promise<void> {
-  const userId = await consumeUserToken(deps, token, 'verify-email');
-  await deps.db
-    .updateTable('users')
-    .set({ email_verified_at: new Date(deps.clock.now()) })
-    .where('id', '=', userId)
-    .where('email_verified_at', 'is', null)
-    .execute();
+  const userId = await consumeUserToken(deps, { token, purpose: 'verify-email' });
+  await markEmailVerified(deps, userId);
 }
 
 /**
  * Always the same answer, in the same time: whether the account exists is decided, and
  * the link made and sent, after the caller has its answer.
  */
-export function forgotPassword(deps: Deps, email: string, requestId?: string): void {
+export function forgotPassword(deps: Deps, input: { email: string; requestId?: string | undefined }): void {
   deps.mailer.dispatch(
     async () => {
-      const user = await findUserRowByEmail(deps.db, email);
+      const user = await findUserRowByEmail(deps, input.email);
       if (!user || user.disabled_at) return undefined;
-      const token = await issueUserToken(deps, user.id, 'reset-password', RESET_PASSWORD_TTL_MS);
-      return composeEmail(deps, 'reset-password', user.email, {
-        greeting: greeting(user.name),
-        link: `${deps.config.appUrl}/reset-password?token=${token}`,
-        minutes: String(RESET_PASSWORD_TTL_MS / 60_000),
+      return linkEmail(deps, {
+        user,
+        purpose: 'reset-password',
+        ttlMs: RESET_PASSWORD_TTL_MS,
+        vars: { minutes: String(RESET_PASSWORD_TTL_MS / 60_000) },
       });
     },
-    { requestId },
+    { requestId: input.requestId },
   );
 }
 
 /** Sets the new password, confirms the email (the link proved the inbox) and ends every session. */
-export async function resetPassword(deps: Deps, token: string, newPassword: string): Promise<void> {
-  const passwordHash = await hashPassword(newPassword);
+export async function resetPassword(deps: Deps, input: { token: string; newPassword: string }): Promise<void> {
+  const passwordHash = await hashPassword(input.newPassword);
   // One transaction: a refused new password leaves the link unused.
   const userId = await deps.db.transaction().execute(async (trx) => {
-    const id = await consumeUserToken({ ...deps, db: trx }, token, 'reset-password');
-    const user = await findUserRow(trx, id);
-    if (!user) throw new AppError('INVALID_TOKEN', 'This link is invalid, already used, or expired: ask for a new one');
-    if (newPassword.toLowerCase() === user.email) {
-      throw new AppError('VALIDATION_FAILED', 'The new password must not be the email address', {
-        details: { field: 'newPassword' },
-      });
-    }
-    await trx
-      .updateTable('users')
-      .set({ password_hash: passwordHash, email_verified_at: user.email_verified_at ?? new Date(deps.clock.now()) })
-      .where('id', '=', id)
-      .execute();
+    const inTransaction = { ...deps, db: trx };
+    const id = await consumeUserToken(inTransaction, { token: input.token, purpose: 'reset-password' });
+    const user = await findUserRow(inTransaction, id);
+    if (!user) throw invalidLink();
+    assertNewPasswordAllowed(input.newPassword, user.email);
+    await setPasswordHash(inTransaction, { userId: id, passwordHash });
+    await markEmailVerified(inTransaction, id);
     return id;
   });
   await revokeSessions(deps, { userId });

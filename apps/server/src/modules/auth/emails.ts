@@ -5,9 +5,7 @@ import type { Services } from '../../services.ts';
 /** Renders a template for `to` with the product's name and footer. */
 export async function composeEmail(
   deps: Pick<Services, 'config'>,
-  template: TemplateName,
-  to: string,
-  vars: Record<string, string>,
+  { template, to, vars }: { template: TemplateName; to: string; vars: Record<string, string> },
 ): Promise<EmailMessage> {
   const { productName, footer } = deps.config.email;
   const rendered = await renderEmail(template, vars, { productName, footer });

@@ -6,20 +6,18 @@
  */
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../../errors.ts';
-import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import type { Services } from '../../services.ts';
-import { assignDefaultRole } from '../rbac/rbac.service.ts';
 import type { ClientInfo } from '../sessions/sessions.service.ts';
-import { findUserRowByEmail } from '../users/users.service.ts';
+import { createUser, findUserRowByEmail, markEmailVerified } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
 import { composeEmail } from './emails.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens' | 'log'>;
 
-export const OTP_TTL_MS = 10 * 60 * 1000;
-export const OTP_COOLDOWN_MS = 30 * 1000;
-export const OTP_MAX_ATTEMPTS = 5;
+const OTP_TTL_MS = 10 * 60 * 1000;
+const OTP_COOLDOWN_MS = 30 * 1000;
+const OTP_MAX_ATTEMPTS = 5;
 /** Wrong review codes allowed per hour: the review code is reusable, so guessing is capped. */
 const REVIEW_FAILURES_PER_HOUR = 20;
 
@@ -57,8 +55,7 @@ async function writeCode(deps: Deps, key: string, stored: StoredCode): Promise<v
 /** `devCode` only outside production, and only when no provider delivers email. */
 export async function requestCode(
   deps: Deps,
-  email: string,
-  requestId?: string,
+  { email, requestId }: { email: string; requestId?: string | undefined },
 ): Promise<{ ok: true; devCode?: string }> {
   // The review account signs in with its own code only: same answer, nothing sent.
   if (email === deps.config.otp.appleReviewEmail) return { ok: true };
@@ -77,7 +74,12 @@ export async function requestCode(
     expiresAt: now + OTP_TTL_MS,
   });
   deps.mailer.dispatch(
-    () => composeEmail(deps, 'one-time-code', email, { code, minutes: String(OTP_TTL_MS / 60_000) }),
+    () =>
+      composeEmail(deps, {
+        template: 'one-time-code',
+        to: email,
+        vars: { code, minutes: String(OTP_TTL_MS / 60_000) },
+      }),
     { requestId },
   );
   const exposeCode = !deps.config.isProduction && !deps.mailer.transport.delivers;
@@ -119,11 +121,9 @@ async function claimReviewCode(deps: Deps, code: string): Promise<void> {
 
 export async function verifyCode(
   deps: Deps,
-  input: { email: string; code: string },
-  client: ClientInfo,
+  { email, code, client }: { email: string; code: string; client: ClientInfo },
 ): Promise<AuthResult & { created: boolean }> {
-  const { email, code } = input;
-  const existing = await findUserRowByEmail(deps.db, email);
+  const existing = await findUserRowByEmail(deps, email);
   const devCode = deps.config.isProduction ? undefined : deps.config.otp.devCode;
 
   if (email === deps.config.otp.appleReviewEmail) await claimReviewCode(deps, code);
@@ -133,37 +133,24 @@ export async function verifyCode(
 
   if (existing) {
     if (existing.disabled_at) throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
-    if (!existing.email_verified_at) {
-      await deps.db
-        .updateTable('users')
-        .set({ email_verified_at: new Date(deps.clock.now()) })
-        .where('id', '=', existing.id)
-        .execute();
-    }
-    return { ...(await startSession(deps, existing.id, client)), created: false };
+    if (!existing.email_verified_at) await markEmailVerified(deps, existing.id);
+    return { ...(await startSession(deps, { userId: existing.id, client })), created: false };
   }
   const userId = await createVerifiedUser(deps, email);
-  deps.mailer.dispatch(() => composeEmail(deps, 'welcome', email, { email, link: deps.config.appUrl }), {
-    requestId: client.requestId,
-  });
-  return { ...(await startSession(deps, userId, client)), created: true };
+  deps.mailer.dispatch(
+    () => composeEmail(deps, { template: 'welcome', to: email, vars: { email, link: deps.config.appUrl } }),
+    { requestId: client.requestId },
+  );
+  return { ...(await startSession(deps, { userId, client })), created: true };
 }
 
 async function createVerifiedUser(deps: Deps, email: string): Promise<string> {
   try {
-    return await deps.db.transaction().execute(async (trx) => {
-      const user = await trx
-        .insertInto('users')
-        .values({ email, email_verified_at: new Date(deps.clock.now()) })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      await assignDefaultRole(trx, user.id);
-      return user.id;
-    });
+    return await createUser(deps, { email, emailVerified: true });
   } catch (error) {
     // Created meanwhile by a concurrent sign-up: use that account.
-    if (!isUniqueViolation(error)) throw error;
-    const user = await findUserRowByEmail(deps.db, email);
+    if (!(error instanceof AppError && error.appCode === 'EMAIL_TAKEN')) throw error;
+    const user = await findUserRowByEmail(deps, email);
     if (!user) throw error;
     return user.id;
   }
@@ -172,7 +159,7 @@ async function createVerifiedUser(deps: Deps, email: string): Promise<string> {
 /** The reusable review code (created with the review account when missing). */
 export async function generateReviewCode(deps: Deps): Promise<{ email: string; code: string; expiresAt: string }> {
   const email = deps.config.otp.appleReviewEmail;
-  if (!(await findUserRowByEmail(deps.db, email))) await createVerifiedUser(deps, email);
+  if (!(await findUserRowByEmail(deps, email))) await createVerifiedUser(deps, email);
   const code = sixDigits();
   const now = deps.clock.now();
   const expiresAt = now + deps.config.otp.appleReviewDays * 86_400_000;

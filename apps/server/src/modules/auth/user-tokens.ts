@@ -1,14 +1,21 @@
+/** Single-use tokens of email links (verify the address, reset the password): the `user_tokens` table's owner. */
 import type { UserTokensTable } from '@app/db';
 import { AppError } from '../../errors.ts';
-import { hashRefreshToken, newRefreshToken } from '../../infra/tokens.ts';
+import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 
-type Purpose = UserTokensTable['purpose'];
+export type LinkPurpose = UserTokensTable['purpose'];
 type Deps = Pick<Services, 'db' | 'clock'>;
 
+export const invalidLink = () =>
+  new AppError('INVALID_TOKEN', 'This link is invalid, already used, or expired: ask for a new one');
+
 /** A new single-use token for `purpose`; earlier unused ones of the same purpose stop working. */
-export async function issueUserToken(deps: Deps, userId: string, purpose: Purpose, ttlMs: number): Promise<string> {
-  const token = newRefreshToken(); // 256 random bits, URL-safe
+export async function issueUserToken(
+  deps: Deps,
+  { userId, purpose, ttlMs }: { userId: string; purpose: LinkPurpose; ttlMs: number },
+): Promise<string> {
+  const token = newOpaqueToken();
   const now = deps.clock.now();
   await deps.db.transaction().execute(async (trx) => {
     await trx
@@ -19,24 +26,27 @@ export async function issueUserToken(deps: Deps, userId: string, purpose: Purpos
       .execute();
     await trx
       .insertInto('user_tokens')
-      .values({ user_id: userId, purpose, token_hash: hashRefreshToken(token), expires_at: new Date(now + ttlMs) })
+      .values({ user_id: userId, purpose, token_hash: hashOpaqueToken(token), expires_at: new Date(now + ttlMs) })
       .execute();
   });
   return token;
 }
 
 /** Uses the token up and returns its user; an unknown, used or expired token is INVALID_TOKEN. */
-export async function consumeUserToken(deps: Deps, token: string, purpose: Purpose): Promise<string> {
+export async function consumeUserToken(
+  deps: Deps,
+  { token, purpose }: { token: string; purpose: LinkPurpose },
+): Promise<string> {
   const now = new Date(deps.clock.now());
   const row = await deps.db
     .updateTable('user_tokens')
     .set({ used_at: now })
-    .where('token_hash', '=', hashRefreshToken(token))
+    .where('token_hash', '=', hashOpaqueToken(token))
     .where('purpose', '=', purpose)
     .where('used_at', 'is', null)
     .where('expires_at', '>', now)
     .returning('user_id')
     .executeTakeFirst();
-  if (!row) throw new AppError('INVALID_TOKEN', 'This link is invalid, already used, or expired: ask for a new one');
+  if (!row) throw invalidLink();
   return row.user_id;
 }

@@ -11,7 +11,6 @@ export const healthRouter = router({
         method: 'GET',
         path: '/health',
         tags: ['health'],
-        protect: false,
         summary: 'Liveness: the process answers',
       },
     })
@@ -25,11 +24,10 @@ export const healthRouter = router({
         method: 'GET',
         path: '/health/ready',
         tags: ['health'],
-        protect: false,
         summary: 'Readiness: the database and Redis answer',
         description: 'Answers 503 naming the failing check when a dependency is down.',
-        errorResponses: { 503: 'A dependency is down' },
       },
+      errors: ['DEPENDENCY_DOWN'],
     })
     .input(z.void())
     .output(readyOutput)

@@ -1,28 +1,23 @@
 import { sql } from 'kysely';
 import { AppError } from '../../errors.ts';
+import { withTimeout } from '../../infra/with-timeout.ts';
 import type { Services } from '../../services.ts';
 import type { CheckStatus, ReadyChecks } from './health.schemas.ts';
 
-export function live(deps: Pick<Services, 'config' | 'startedAt'>) {
+export function live(deps: Pick<Services, 'config' | 'clock' | 'startedAt'>) {
   return {
     status: 'ok' as const,
     version: deps.config.version,
-    uptimeSeconds: Math.floor((Date.now() - deps.startedAt) / 1000),
+    uptimeSeconds: Math.floor((deps.clock.now() - deps.startedAt) / 1000),
   };
 }
 
 async function probe(check: () => Promise<unknown>, timeoutMs: number): Promise<CheckStatus> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
-  });
   try {
-    await Promise.race([check(), timeout]);
+    await withTimeout(check, timeoutMs);
     return 'ok';
   } catch {
     return 'down';
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -32,13 +27,13 @@ const READY_CACHE_MS = 1_000;
 /** Per database handle (so per app and process): the last probe and when it was started. */
 const lastProbes = new WeakMap<object, { startedAt: number; checks: Promise<ReadyChecks> }>();
 
-async function probeAll(deps: Pick<Services, 'config' | 'db' | 'kv'>): Promise<ReadyChecks> {
+async function probeAll(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock'>): Promise<ReadyChecks> {
   const timeoutMs = deps.config.healthCheckTimeoutMs;
   const [database, redis] = await Promise.all([
     probe(() => sql`select 1`.execute(deps.db), timeoutMs),
     // A write, not a PING: a full Redis (maxmemory, noeviction) answers PING but refuses revocations.
     deps.kv.kind === 'redis'
-      ? probe(() => deps.kv.set('health:write-probe', String(Date.now()), { ttlMs: 60_000 }), timeoutMs)
+      ? probe(() => deps.kv.set('health:write-probe', String(deps.clock.now()), { ttlMs: 60_000 }), timeoutMs)
       : Promise.resolve<CheckStatus>('disabled'),
   ]);
   return { database, redis };
@@ -48,8 +43,8 @@ async function probeAll(deps: Pick<Services, 'config' | 'db' | 'kv'>): Promise<R
  * Every dependency answers within the health-check timeout (Redis accepting a write), or a
  * 503 names the ones that did not. One probe per second per process, however many callers.
  */
-export async function ready(deps: Pick<Services, 'config' | 'db' | 'kv'>) {
-  const now = Date.now();
+export async function ready(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock'>) {
+  const now = deps.clock.now();
   let last = lastProbes.get(deps.db);
   if (!last || now - last.startedAt >= READY_CACHE_MS) {
     last = { startedAt: now, checks: probeAll(deps) };

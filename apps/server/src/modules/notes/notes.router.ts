@@ -16,10 +16,10 @@ const tags = ['notes'];
 
 export const notesRouter = router({
   list: authedProcedure
-    .meta({ openapi: { method: 'GET', path: '/notes', tags, protect: true, summary: 'Your notes, newest first' } })
+    .meta({ openapi: { method: 'GET', path: '/notes', tags, summary: 'Your notes, newest first' } })
     .input(listNotesInput)
     .output(listNotesOutput)
-    .query(({ ctx, input }) => notes.listNotes(ctx.services.db, ctx.caller.userId, input)),
+    .query(({ ctx, input }) => notes.listNotes(ctx.services, { ...input, ownerId: ctx.caller.userId })),
 
   get: authedProcedure
     .meta({
@@ -27,41 +27,41 @@ export const notesRouter = router({
         method: 'GET',
         path: '/notes/{id}',
         tags,
-        protect: true,
         summary: "One of your notes (anyone's with notes:read-any)",
-        errorResponses: { 404: 'No such note' },
       },
+      errors: ['NOT_FOUND'],
     })
     .input(noteIdInput)
     .output(noteOutput)
     .query(({ ctx, input }) => {
-      const canReadAny = async () =>
-        (await permissionsOfUser(ctx.services.db, ctx.caller.userId)).has('notes:read-any');
-      return notes.getNote(ctx.services.db, { userId: ctx.caller.userId, canReadAny }, input.id);
+      const canReadAny = async () => (await permissionsOfUser(ctx.services, ctx.caller.userId)).has('notes:read-any');
+      return notes.getNote(ctx.services, { id: input.id, viewer: { userId: ctx.caller.userId, canReadAny } });
     }),
 
   create: authedProcedure
-    .meta({ openapi: { method: 'POST', path: '/notes', tags, protect: true, summary: 'Write a note' } })
+    .meta({ openapi: { method: 'POST', path: '/notes', tags, summary: 'Write a note' } })
     .input(createNoteInput)
     .output(noteOutput)
-    .mutation(({ ctx, input }) => notes.createNote(ctx.services.db, ctx.caller.userId, input)),
+    .mutation(({ ctx, input }) => notes.createNote(ctx.services, { ...input, ownerId: ctx.caller.userId })),
 
   update: authedProcedure
     .meta({
-      openapi: { method: 'PATCH', path: '/notes/{id}', tags, protect: true, summary: 'Change one of your notes' },
+      openapi: { method: 'PATCH', path: '/notes/{id}', tags, summary: 'Change one of your notes' },
+      errors: ['NOT_FOUND'],
     })
     .input(updateNoteInput)
     .output(noteOutput)
-    .mutation(({ ctx, input }) => notes.updateNote(ctx.services.db, ctx.caller.userId, input.id, input)),
+    .mutation(({ ctx, input }) => notes.updateNote(ctx.services, { ...input, ownerId: ctx.caller.userId })),
 
   delete: authedProcedure
     .meta({
-      openapi: { method: 'DELETE', path: '/notes/{id}', tags, protect: true, summary: 'Delete one of your notes' },
+      openapi: { method: 'DELETE', path: '/notes/{id}', tags, summary: 'Delete one of your notes' },
+      errors: ['NOT_FOUND'],
     })
     .input(noteIdInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
-      await notes.deleteNote(ctx.services.db, ctx.caller.userId, input.id);
+      await notes.deleteNote(ctx.services, { ownerId: ctx.caller.userId, id: input.id });
       return { ok: true as const };
     }),
 });

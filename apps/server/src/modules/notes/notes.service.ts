@@ -1,9 +1,12 @@
-import type { Db, NoteRow } from '@app/db';
+import type { NoteRow } from '@app/db';
 import { AppError } from '../../errors.ts';
 import { isForeignKeyViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
+import type { Services } from '../../services.ts';
 import { callerAccountGone } from '../users/users.service.ts';
 import type { NoteDto } from './notes.schemas.ts';
+
+type Deps = Pick<Services, 'db'>;
 
 function toDto(row: NoteRow): NoteDto {
   return {
@@ -18,14 +21,13 @@ function toDto(row: NoteRow): NoteDto {
 
 /** The owner's notes, newest first (ids are time-ordered), `limit` per page. */
 export async function listNotes(
-  db: Db,
-  ownerId: string,
-  input: { limit: number; cursor?: string | undefined; search?: string | undefined },
+  deps: Deps,
+  input: { ownerId: string; limit: number; cursor?: string | undefined; search?: string | undefined },
 ): Promise<{ items: NoteDto[]; nextCursor: string | null }> {
-  let query = db
+  let query = deps.db
     .selectFrom('notes')
     .selectAll()
-    .where('owner_id', '=', ownerId)
+    .where('owner_id', '=', input.ownerId)
     .orderBy('id', 'desc')
     .limit(input.limit + 1);
   if (input.cursor) query = query.where('id', '<', input.cursor);
@@ -38,11 +40,10 @@ export async function listNotes(
  * note; that permission is looked up only for someone else's note.
  */
 export async function getNote(
-  db: Db,
-  viewer: { userId: string; canReadAny: () => Promise<boolean> },
-  id: string,
+  deps: Deps,
+  { id, viewer }: { id: string; viewer: { userId: string; canReadAny: () => Promise<boolean> } },
 ): Promise<NoteDto> {
-  const row = await db.selectFrom('notes').selectAll().where('id', '=', id).executeTakeFirst();
+  const row = await deps.db.selectFrom('notes').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row || (row.owner_id !== viewer.userId && !(await viewer.canReadAny()))) {
     throw new AppError('NOT_FOUND', 'No such note');
   }
@@ -50,13 +51,12 @@ export async function getNote(
 }
 
 export async function createNote(
-  db: Db,
-  ownerId: string,
-  input: { title: string; body?: string | undefined },
+  deps: Deps,
+  input: { ownerId: string; title: string; body?: string | undefined },
 ): Promise<NoteDto> {
-  const row = await db
+  const row = await deps.db
     .insertInto('notes')
-    .values({ owner_id: ownerId, title: input.title, body: input.body ?? '' })
+    .values({ owner_id: input.ownerId, title: input.title, body: input.body ?? '' })
     .returningAll()
     .executeTakeFirstOrThrow()
     .catch((error: unknown) => {
@@ -67,19 +67,23 @@ export async function createNote(
 }
 
 export async function updateNote(
-  db: Db,
-  ownerId: string,
-  id: string,
-  input: { title?: string | undefined; body?: string | undefined },
+  deps: Deps,
+  input: { ownerId: string; id: string; title?: string | undefined; body?: string | undefined },
 ): Promise<NoteDto> {
+  const { ownerId, id } = input;
   const changes = {
     ...(input.title !== undefined && { title: input.title }),
     ...(input.body !== undefined && { body: input.body }),
   };
   const row =
     Object.keys(changes).length === 0
-      ? await db.selectFrom('notes').selectAll().where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst()
-      : await db
+      ? await deps.db
+          .selectFrom('notes')
+          .selectAll()
+          .where('id', '=', id)
+          .where('owner_id', '=', ownerId)
+          .executeTakeFirst()
+      : await deps.db
           .updateTable('notes')
           .set(changes)
           .where('id', '=', id)
@@ -90,7 +94,11 @@ export async function updateNote(
   return toDto(row);
 }
 
-export async function deleteNote(db: Db, ownerId: string, id: string): Promise<void> {
-  const deleted = await db.deleteFrom('notes').where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
+export async function deleteNote(deps: Deps, { ownerId, id }: { ownerId: string; id: string }): Promise<void> {
+  const deleted = await deps.db
+    .deleteFrom('notes')
+    .where('id', '=', id)
+    .where('owner_id', '=', ownerId)
+    .executeTakeFirst();
   if (deleted.numDeletedRows === 0n) throw new AppError('NOT_FOUND', 'No such note');
 }

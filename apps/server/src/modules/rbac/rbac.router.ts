@@ -19,11 +19,11 @@ export const rbacRouter = router({
   roles: router({
     list: requirePermission('roles:read')
       .meta({
-        openapi: { method: 'GET', path: '/roles', tags, protect: true, summary: 'Every role with its permissions' },
+        openapi: { method: 'GET', path: '/roles', tags, summary: 'Every role with its permissions' },
       })
       .input(z.void())
       .output(z.array(roleOutput))
-      .query(({ ctx }) => rbac.listRoles(ctx.services.db)),
+      .query(({ ctx }) => rbac.listRoles(ctx.services)),
 
     create: requirePermission('roles:write')
       .meta({
@@ -31,14 +31,13 @@ export const rbacRouter = router({
           method: 'POST',
           path: '/roles',
           tags,
-          protect: true,
           summary: 'Create a role',
-          errorResponses: { 400: 'Invalid input or UNKNOWN_PERMISSION', 409: 'ROLE_NAME_TAKEN' },
         },
+        errors: ['UNKNOWN_PERMISSION', 'ROLE_NAME_TAKEN'],
       })
       .input(createRoleInput)
       .output(roleOutput)
-      .mutation(({ ctx, input }) => rbac.createRole(ctx.services.db, input)),
+      .mutation(({ ctx, input }) => rbac.createRole(ctx.services, input)),
 
     update: requirePermission('roles:write')
       .meta({
@@ -46,14 +45,13 @@ export const rbacRouter = router({
           method: 'PATCH',
           path: '/roles/{id}',
           tags,
-          protect: true,
           summary: 'Rename a role, describe it, or replace its permissions',
-          errorResponses: { 403: 'BUILT_IN_ROLE', 404: 'No such role', 409: 'ROLE_NAME_TAKEN' },
         },
+        errors: ['NOT_FOUND', 'BUILT_IN_ROLE', 'ROLE_NAME_TAKEN', 'UNKNOWN_PERMISSION'],
       })
       .input(updateRoleInput)
       .output(roleOutput)
-      .mutation(({ ctx, input }) => rbac.updateRole(ctx.services.db, input.id, input)),
+      .mutation(({ ctx, input }) => rbac.updateRole(ctx.services, input)),
 
     delete: requirePermission('roles:write')
       .meta({
@@ -61,15 +59,14 @@ export const rbacRouter = router({
           method: 'DELETE',
           path: '/roles/{id}',
           tags,
-          protect: true,
           summary: 'Delete a role (not a built-in one)',
-          errorResponses: { 403: 'BUILT_IN_ROLE', 404: 'No such role' },
         },
+        errors: ['NOT_FOUND', 'BUILT_IN_ROLE'],
       })
       .input(roleIdInput)
       .output(ok)
       .mutation(async ({ ctx, input }) => {
-        await rbac.deleteRole(ctx.services.db, input.id);
+        await rbac.deleteRole(ctx.services, input.id);
         return done;
       }),
   }),
@@ -81,7 +78,6 @@ export const rbacRouter = router({
           method: 'GET',
           path: '/permissions',
           tags,
-          protect: true,
           summary: 'Every permission the code declares',
         },
       })
@@ -96,14 +92,14 @@ export const rbacRouter = router({
         method: 'POST',
         path: '/users/{id}/roles/{roleId}',
         tags,
-        protect: true,
         summary: 'Give a user a role (idempotent)',
       },
+      errors: ['NOT_FOUND'],
     })
     .input(assignmentInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
-      await rbac.assignRole(ctx.services.db, input.id, input.roleId);
+      await rbac.assignRole(ctx.services, { userId: input.id, roleId: input.roleId });
       return done;
     }),
 
@@ -113,14 +109,14 @@ export const rbacRouter = router({
         method: 'DELETE',
         path: '/users/{id}/roles/{roleId}',
         tags,
-        protect: true,
         summary: 'Take a role from a user (idempotent)',
       },
+      errors: ['NOT_FOUND'],
     })
     .input(assignmentInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
-      await rbac.unassignRole(ctx.services.db, input.id, input.roleId);
+      await rbac.unassignRole(ctx.services, { userId: input.id, roleId: input.roleId });
       return done;
     }),
 });

@@ -1,6 +1,6 @@
-import type { Db } from '@app/db';
 import { AppError } from '../../errors.ts';
 import { isUniqueViolation } from '../../infra/postgres-errors.ts';
+import type { Services } from '../../services.ts';
 import { ADMIN_ROLE, ALL_PERMISSIONS, isPermission, PERMISSIONS, type Permission } from './permissions.ts';
 
 export interface RoleDto {
@@ -11,6 +11,8 @@ export interface RoleDto {
   permissions: string[];
 }
 
+type Deps = Pick<Services, 'db'>;
+
 /** The permissions a set of roles grants: everything for admin, else the union of the grants. */
 function grantedBy(roleName: string, grants: string[]): string[] {
   return (roleName === ADMIN_ROLE ? [...ALL_PERMISSIONS] : grants.filter(isPermission)).sort();
@@ -18,12 +20,12 @@ function grantedBy(roleName: string, grants: string[]): string[] {
 
 /** Roles and permissions of each user in `userIds`, in one query. */
 export async function rolesOfUsers(
-  db: Db,
+  deps: Deps,
   userIds: string[],
 ): Promise<Map<string, { roles: string[]; permissions: string[] }>> {
   const result = new Map<string, { roles: string[]; permissions: string[] }>();
   if (userIds.length === 0) return result;
-  const rows = await db
+  const rows = await deps.db
     .selectFrom('user_roles as ur')
     .innerJoin('roles as r', 'r.id', 'ur.role_id')
     .leftJoin('role_permissions as rp', 'rp.role_id', 'r.id')
@@ -47,8 +49,8 @@ export async function rolesOfUsers(
   return result;
 }
 
-export async function permissionsOfUser(db: Db, userId: string): Promise<Set<string>> {
-  return new Set((await rolesOfUsers(db, [userId])).get(userId)?.permissions ?? []);
+export async function permissionsOfUser(deps: Deps, userId: string): Promise<Set<string>> {
+  return new Set((await rolesOfUsers(deps, [userId])).get(userId)?.permissions ?? []);
 }
 
 export function listPermissions(): { name: Permission; description: string }[] {
@@ -62,9 +64,9 @@ function assertKnown(permissions: string[]): void {
   }
 }
 
-export async function listRoles(db: Db): Promise<RoleDto[]> {
-  const roles = await db.selectFrom('roles').selectAll().orderBy('name').execute();
-  const grants = await db.selectFrom('role_permissions').selectAll().execute();
+export async function listRoles(deps: Deps): Promise<RoleDto[]> {
+  const roles = await deps.db.selectFrom('roles').selectAll().orderBy('name').execute();
+  const grants = await deps.db.selectFrom('role_permissions').selectAll().execute();
   return roles.map((role) => ({
     id: role.id,
     name: role.name,
@@ -77,19 +79,19 @@ export async function listRoles(db: Db): Promise<RoleDto[]> {
   }));
 }
 
-async function getRole(db: Db, id: string): Promise<RoleDto> {
-  const role = (await listRoles(db)).find((r) => r.id === id);
+async function getRole(deps: Deps, id: string): Promise<RoleDto> {
+  const role = (await listRoles(deps)).find((r) => r.id === id);
   if (!role) throw new AppError('NOT_FOUND', 'No such role');
   return role;
 }
 
 export async function createRole(
-  db: Db,
+  deps: Deps,
   input: { name: string; description?: string; permissions: string[] },
 ): Promise<RoleDto> {
   assertKnown(input.permissions);
   try {
-    const id = await db.transaction().execute(async (trx) => {
+    const id = await deps.db.transaction().execute(async (trx) => {
       const role = await trx
         .insertInto('roles')
         .values({ name: input.name, description: input.description ?? '' })
@@ -103,7 +105,7 @@ export async function createRole(
       }
       return role.id;
     });
-    return getRole(db, id);
+    return getRole(deps, id);
   } catch (error) {
     if (isUniqueViolation(error)) throw new AppError('ROLE_NAME_TAKEN', `A role named "${input.name}" already exists`);
     throw error;
@@ -111,11 +113,11 @@ export async function createRole(
 }
 
 export async function updateRole(
-  db: Db,
-  id: string,
-  input: { name?: string; description?: string; permissions?: string[] },
+  deps: Deps,
+  input: { id: string; name?: string; description?: string; permissions?: string[] },
 ): Promise<RoleDto> {
-  const role = await getRole(db, id);
+  const { id } = input;
+  const role = await getRole(deps, id);
   if (role.builtIn && input.name !== undefined && input.name !== role.name) {
     throw new AppError('BUILT_IN_ROLE', `The built-in role "${role.name}" cannot be renamed`);
   }
@@ -124,7 +126,7 @@ export async function updateRole(
   }
   if (input.permissions) assertKnown(input.permissions);
   try {
-    await db.transaction().execute(async (trx) => {
+    await deps.db.transaction().execute(async (trx) => {
       if (input.name !== undefined || input.description !== undefined) {
         await trx
           .updateTable('roles')
@@ -149,43 +151,50 @@ export async function updateRole(
     if (isUniqueViolation(error)) throw new AppError('ROLE_NAME_TAKEN', `A role named "${input.name}" already exists`);
     throw error;
   }
-  return getRole(db, id);
+  return getRole(deps, id);
 }
 
-export async function deleteRole(db: Db, id: string): Promise<void> {
-  const role = await getRole(db, id);
+export async function deleteRole(deps: Deps, id: string): Promise<void> {
+  const role = await getRole(deps, id);
   if (role.builtIn) throw new AppError('BUILT_IN_ROLE', `The built-in role "${role.name}" cannot be deleted`);
-  await db.deleteFrom('roles').where('id', '=', id).execute();
+  await deps.db.deleteFrom('roles').where('id', '=', id).execute();
 }
 
-async function assertUserAndRole(db: Db, userId: string, roleId: string): Promise<void> {
+type Assignment = { userId: string; roleId: string };
+
+async function assertUserAndRole(deps: Deps, { userId, roleId }: Assignment): Promise<void> {
   const [user, role] = await Promise.all([
-    db.selectFrom('users').select('id').where('id', '=', userId).executeTakeFirst(),
-    db.selectFrom('roles').select('id').where('id', '=', roleId).executeTakeFirst(),
+    deps.db.selectFrom('users').select('id').where('id', '=', userId).executeTakeFirst(),
+    deps.db.selectFrom('roles').select('id').where('id', '=', roleId).executeTakeFirst(),
   ]);
   if (!user) throw new AppError('NOT_FOUND', 'No such user');
   if (!role) throw new AppError('NOT_FOUND', 'No such role');
 }
 
 /** Idempotent: assigning a role the user has is a no-op. */
-export async function assignRole(db: Db, userId: string, roleId: string): Promise<void> {
-  await assertUserAndRole(db, userId, roleId);
-  await db
+export async function assignRole(deps: Deps, assignment: Assignment): Promise<void> {
+  await assertUserAndRole(deps, assignment);
+  await deps.db
     .insertInto('user_roles')
-    .values({ user_id: userId, role_id: roleId })
+    .values({ user_id: assignment.userId, role_id: assignment.roleId })
     .onConflict((oc) => oc.doNothing())
     .execute();
 }
 
 /** Idempotent: taking away a role the user does not have is a no-op. */
-export async function unassignRole(db: Db, userId: string, roleId: string): Promise<void> {
-  await assertUserAndRole(db, userId, roleId);
-  await db.deleteFrom('user_roles').where('user_id', '=', userId).where('role_id', '=', roleId).execute();
+export async function unassignRole(deps: Deps, assignment: Assignment): Promise<void> {
+  await assertUserAndRole(deps, assignment);
+  await deps.db
+    .deleteFrom('user_roles')
+    .where('user_id', '=', assignment.userId)
+    .where('role_id', '=', assignment.roleId)
+    .execute();
 }
 
-export async function assignDefaultRole(db: Db, userId: string): Promise<void> {
-  const role = await db.selectFrom('roles').select('id').where('name', '=', 'user').executeTakeFirstOrThrow();
-  await db
+/** The role every new account starts with (called in the transaction that creates the user). */
+export async function assignDefaultRole(deps: Deps, userId: string): Promise<void> {
+  const role = await deps.db.selectFrom('roles').select('id').where('name', '=', 'user').executeTakeFirstOrThrow();
+  await deps.db
     .insertInto('user_roles')
     .values({ user_id: userId, role_id: role.id })
     .onConflict((oc) => oc.doNothing())

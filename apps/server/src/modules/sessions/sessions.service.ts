@@ -17,11 +17,11 @@ import { sql } from 'kysely';
 import { AppError } from '../../errors.ts';
 import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
-import { hashRefreshToken, newRefreshToken } from '../../infra/tokens.ts';
+import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens'>;
-type RevocationDeps = Pick<Services, 'db' | 'kv' | 'config' | 'log'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'clock'>;
+type RevocationDeps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
 
 export interface ClientInfo {
   ip: string;
@@ -45,20 +45,26 @@ const CLOCK_SKEW_SECONDS = 60;
 /** After a failed rebuild, callers keep asking Postgres for this long before the next attempt. */
 const REBUILD_RETRY_MS = 1_000;
 
-function expiresAt(deps: Pick<Deps, 'config'>): Date {
-  return new Date(Date.now() + deps.config.jwt.refreshTokenTtlSeconds * 1000);
+function expiresAt(deps: Pick<Deps, 'config' | 'clock'>): Date {
+  return new Date(deps.clock.now() + deps.config.jwt.refreshTokenTtlSeconds * 1000);
 }
 
-export async function createSession(deps: Deps, userId: string, client: ClientInfo): Promise<IssuedRefreshToken> {
-  const refreshToken = newRefreshToken();
+export async function createSession(
+  deps: Deps,
+  { userId, client }: { userId: string; client: ClientInfo },
+): Promise<IssuedRefreshToken> {
+  const refreshToken = newOpaqueToken();
   const refreshTokenExpiresAt = expiresAt(deps);
+  const now = new Date(deps.clock.now());
   const row = await deps.db
     .insertInto('sessions')
     .values({
       user_id: userId,
-      refresh_token_hash: hashRefreshToken(refreshToken),
+      refresh_token_hash: hashOpaqueToken(refreshToken),
       user_agent: client.userAgent?.slice(0, 500) ?? null,
       ip: client.ip,
+      created_at: now,
+      last_used_at: now,
       expires_at: refreshTokenExpiresAt,
     })
     .returning('id')
@@ -81,10 +87,10 @@ function successorOf(deps: Pick<Deps, 'tokens'>, refreshToken: string): string {
 function graceSuccessor(deps: Deps, session: SessionRow, refreshToken: string): IssuedRefreshToken | undefined {
   const graceMs = deps.config.jwt.refreshReuseGraceSeconds * 1000;
   const successor = successorOf(deps, refreshToken);
-  const withinGrace = Date.now() - session.last_used_at.getTime() <= graceMs;
+  const withinGrace = deps.clock.now() - session.last_used_at.getTime() <= graceMs;
   if (graceMs === 0 || !withinGrace || session.revoked_at) return undefined;
-  if (session.previous_refresh_token_hash !== hashRefreshToken(refreshToken)) return undefined;
-  if (session.refresh_token_hash !== hashRefreshToken(successor)) return undefined;
+  if (session.previous_refresh_token_hash !== hashOpaqueToken(refreshToken)) return undefined;
+  if (session.refresh_token_hash !== hashOpaqueToken(successor)) return undefined;
   return {
     sessionId: session.id,
     userId: session.user_id,
@@ -108,10 +114,9 @@ async function findSessionByToken(db: Db, tokenHash: string): Promise<SessionRow
  */
 export async function rotateRefreshToken(
   deps: Deps & Pick<Services, 'log'>,
-  refreshToken: string,
-  client: ClientInfo,
+  { refreshToken, client }: { refreshToken: string; client: ClientInfo },
 ): Promise<IssuedRefreshToken> {
-  const presented = hashRefreshToken(refreshToken);
+  const presented = hashOpaqueToken(refreshToken);
   const session = await findSessionByToken(deps.db, presented);
   if (!session) throw new AppError('INVALID_REFRESH_TOKEN', 'The refresh token is not valid');
   if (session.revoked_at) throw new AppError('SESSION_REVOKED', 'This session has ended');
@@ -124,17 +129,17 @@ export async function rotateRefreshToken(
     if (again) return again;
     throw await reuse();
   }
-  if (session.expires_at.getTime() <= Date.now())
-    throw new AppError('INVALID_REFRESH_TOKEN', 'The session has expired');
+  const now = deps.clock.now();
+  if (session.expires_at.getTime() <= now) throw new AppError('INVALID_REFRESH_TOKEN', 'The session has expired');
 
   const next = successorOf(deps, refreshToken);
   const refreshTokenExpiresAt = expiresAt(deps);
   const rotated = await deps.db
     .updateTable('sessions')
     .set({
-      refresh_token_hash: hashRefreshToken(next),
+      refresh_token_hash: hashOpaqueToken(next),
       previous_refresh_token_hash: presented,
-      last_used_at: sql`now()`, // also the rotation time the grace window counts from
+      last_used_at: new Date(now), // also the rotation time the grace window counts from
       expires_at: refreshTokenExpiresAt,
       ip: client.ip,
       user_agent: client.userAgent?.slice(0, 500) ?? session.user_agent,
@@ -146,8 +151,8 @@ export async function rotateRefreshToken(
     .executeTakeFirst();
   if (rotated) return { sessionId: session.id, userId: session.user_id, refreshToken: next, refreshTokenExpiresAt };
   // A concurrent refresh of the same token won the race: within the grace window, share its successor.
-  const now = await findSessionByToken(deps.db, presented);
-  const again = now && graceSuccessor(deps, now, refreshToken);
+  const current = await findSessionByToken(deps.db, presented);
+  const again = current && graceSuccessor(deps, current, refreshToken);
   if (again) return again;
   throw await reuse();
 }
@@ -163,40 +168,44 @@ export async function revokeSessions(
   scope: { userId: string; sessionIds?: string[]; exceptSessionId?: string },
 ): Promise<string[]> {
   if (scope.sessionIds?.length === 0) return [];
-  const windowSeconds = deps.config.jwt.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS;
+  const now = new Date(deps.clock.now());
+  const revocationExpiresAt = new Date(
+    now.getTime() + (deps.config.jwt.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS) * 1000,
+  );
   const ended = await deps.db
     .with('ended', (db) => {
       let query = db
         .updateTable('sessions')
-        .set({ revoked_at: sql`now()` })
+        .set({ revoked_at: now })
         .where('user_id', '=', scope.userId)
         .where('revoked_at', 'is', null);
       if (scope.sessionIds) query = query.where('id', 'in', scope.sessionIds);
       if (scope.exceptSessionId) query = query.where('id', '!=', scope.exceptSessionId);
-      return query.returning(['id', 'user_id']);
+      return query.returning(['id', 'user_id', 'revoked_at']);
     })
     .insertInto('session_revocations')
-    .columns(['session_id', 'user_id', 'expires_at'])
+    .columns(['session_id', 'user_id', 'revoked_at', 'expires_at'])
     .expression((eb) =>
       eb
         .selectFrom('ended')
         .select([
           'ended.id',
           'ended.user_id',
-          sql<Date>`now() + make_interval(secs => ${windowSeconds})`.as('expires_at'),
+          'ended.revoked_at',
+          sql<Date>`${revocationExpiresAt}::timestamptz`.as('expires_at'),
         ]),
     )
     .onConflict((oc) => oc.column('session_id').doNothing())
     .returning('session_id')
     .execute();
   await cacheRevocationsOf(deps, scope.userId);
-  await deps.db.deleteFrom('session_revocations').where('expires_at', '<', sql<Date>`now()`).execute();
+  await deps.db.deleteFrom('session_revocations').where('expires_at', '<', now).execute();
   return ended.map((row) => row.session_id);
 }
 
 /** Markers for the user's revocations still in force (so a retry after a failed write completes it). */
 async function cacheRevocationsOf(deps: RevocationDeps, userId: string): Promise<void> {
-  const entries = await revocationMarkers(deps.db, userId);
+  const entries = await revocationMarkers(deps, userId);
   try {
     await deps.kv.setMany(entries);
   } catch (error) {
@@ -212,14 +221,19 @@ async function cacheRevocationsOf(deps: RevocationDeps, userId: string): Promise
   }
 }
 
-async function revocationMarkers(db: Db, userId?: string) {
-  let query = db
+async function revocationMarkers(deps: Pick<RevocationDeps, 'db' | 'clock'>, userId?: string) {
+  const now = deps.clock.now();
+  let query = deps.db
     .selectFrom('session_revocations')
-    .select(['session_id', sql<number>`ceil(extract(epoch from expires_at - now()) * 1000)::int`.as('ttl_ms')])
-    .where('expires_at', '>', sql<Date>`now()`);
+    .select(['session_id', 'expires_at'])
+    .where('expires_at', '>', new Date(now));
   if (userId) query = query.where('user_id', '=', userId);
   const rows = await query.execute();
-  return rows.map((row) => ({ key: revokedMarker(row.session_id), value: '1', ttlMs: Math.max(1, row.ttl_ms) }));
+  return rows.map((row) => ({
+    key: revokedMarker(row.session_id),
+    value: '1',
+    ttlMs: Math.max(1, row.expires_at.getTime() - now),
+  }));
 }
 
 /** Per store (so per process): the rebuild in progress, and when a failed one may be retried. */
@@ -228,17 +242,17 @@ const rebuilds = new WeakMap<KeyValueStore, { running?: Promise<void>; notBefore
 function rebuildCache(deps: RevocationDeps): void {
   const state = rebuilds.get(deps.kv) ?? { notBefore: 0 };
   rebuilds.set(deps.kv, state);
-  if (state.running || Date.now() < state.notBefore) return;
+  if (state.running || deps.clock.now() < state.notBefore) return;
   state.running = (async () => {
-    const markers = await revocationMarkers(deps.db);
-    await deps.kv.setMany([...markers, { key: CACHE_READY, value: new Date().toISOString() }]);
+    const markers = await revocationMarkers(deps);
+    await deps.kv.setMany([...markers, { key: CACHE_READY, value: new Date(deps.clock.now()).toISOString() }]);
     // A revocation committed while the first pass ran, whose own marker a second flush took:
     // the second pass restores it.
-    await deps.kv.setMany(await revocationMarkers(deps.db));
+    await deps.kv.setMany(await revocationMarkers(deps));
     deps.log.info(`revocation cache rebuilt from Postgres (${markers.length} ended sessions in force)`);
   })()
     .catch((error: unknown) => {
-      state.notBefore = Date.now() + REBUILD_RETRY_MS;
+      state.notBefore = deps.clock.now() + REBUILD_RETRY_MS;
       deps.log.warn({ err: error }, 'revocation cache rebuild failed: sessions are checked in Postgres meanwhile');
     })
     .finally(() => {
@@ -263,13 +277,13 @@ export async function isSessionRevoked(deps: RevocationDeps, sessionId: string):
   return entry !== undefined;
 }
 
-export async function activeSessions(db: Db, userId: string): Promise<SessionRow[]> {
-  return db
+export async function activeSessions(deps: Pick<Services, 'db' | 'clock'>, userId: string): Promise<SessionRow[]> {
+  return deps.db
     .selectFrom('sessions')
     .selectAll()
     .where('user_id', '=', userId)
     .where('revoked_at', 'is', null)
-    .where('expires_at', '>', new Date())
+    .where('expires_at', '>', new Date(deps.clock.now()))
     .orderBy('last_used_at', 'desc')
     .execute();
 }

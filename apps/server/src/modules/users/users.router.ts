@@ -17,16 +17,16 @@ const tags = ['users'];
 
 export const usersRouter = router({
   me: authedProcedure
-    .meta({ openapi: { method: 'GET', path: '/users/me', tags, protect: true, summary: 'Your account' } })
+    .meta({ openapi: { method: 'GET', path: '/users/me', tags, summary: 'Your account' } })
     .input(z.void())
     .output(userOutput)
-    .query(({ ctx }) => users.getMe(ctx.services.db, ctx.caller.userId)),
+    .query(({ ctx }) => users.getMe(ctx.services, ctx.caller.userId)),
 
   updateMe: authedProcedure
-    .meta({ openapi: { method: 'PATCH', path: '/users/me', tags, protect: true, summary: 'Change your name' } })
+    .meta({ openapi: { method: 'PATCH', path: '/users/me', tags, summary: 'Change your name' } })
     .input(updateMeInput)
     .output(userOutput)
-    .mutation(({ ctx, input }) => users.updateMe(ctx.services, ctx.caller.userId, { name: input.name })),
+    .mutation(({ ctx, input }) => users.updateMe(ctx.services, { userId: ctx.caller.userId, name: input.name })),
 
   deleteMe: passwordCheckingProcedure
     .meta({
@@ -34,30 +34,29 @@ export const usersRouter = router({
         method: 'DELETE',
         path: '/users/me',
         tags,
-        protect: true,
         summary: 'Delete your account and its data',
         description: 'Accounts with a password confirm with it, in the JSON body (never in the URL).',
-        errorResponses: { 401: 'INVALID_CREDENTIALS' },
       },
+      errors: ['INVALID_CREDENTIALS'],
     })
     .input(deleteMeInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
-      await users.deleteMe(ctx.services, ctx.caller.userId, input.password);
+      await users.deleteMe(ctx.services, { userId: ctx.caller.userId, password: input.password });
       return { ok: true as const };
     }),
 
   list: requirePermission('users:read')
-    .meta({ openapi: { method: 'GET', path: '/users', tags, protect: true, summary: 'Users, newest first' } })
+    .meta({ openapi: { method: 'GET', path: '/users', tags, summary: 'Users, newest first' } })
     .input(listUsersInput)
     .output(listUsersOutput)
-    .query(({ ctx, input }) => users.listUsers(ctx.services.db, input)),
+    .query(({ ctx, input }) => users.listUsers(ctx.services, input)),
 
   get: requirePermission('users:read')
-    .meta({ openapi: { method: 'GET', path: '/users/{id}', tags, protect: true, summary: 'One user' } })
+    .meta({ openapi: { method: 'GET', path: '/users/{id}', tags, summary: 'One user' }, errors: ['NOT_FOUND'] })
     .input(userIdInput)
     .output(userOutput)
-    .query(({ ctx, input }) => users.getUser(ctx.services.db, input.id)),
+    .query(({ ctx, input }) => users.getUser(ctx.services, input.id)),
 
   update: requirePermission('users:write')
     .meta({
@@ -65,17 +64,18 @@ export const usersRouter = router({
         method: 'PATCH',
         path: '/users/{id}',
         tags,
-        protect: true,
         summary: 'Rename, disable or enable a user (disabling ends their sessions)',
       },
+      errors: ['NOT_FOUND'],
     })
     .input(updateUserInput)
     .output(userOutput)
-    .mutation(({ ctx, input }) => users.updateUser(ctx.services, input.id, input)),
+    .mutation(({ ctx, input }) => users.updateUser(ctx.services, input)),
 
   delete: requirePermission('users:delete')
     .meta({
-      openapi: { method: 'DELETE', path: '/users/{id}', tags, protect: true, summary: 'Delete a user and their data' },
+      openapi: { method: 'DELETE', path: '/users/{id}', tags, summary: 'Delete a user and their data' },
+      errors: ['NOT_FOUND'],
     })
     .input(userIdInput)
     .output(ok)

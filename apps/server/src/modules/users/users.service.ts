@@ -1,17 +1,21 @@
-import type { Db, UserRow } from '@app/db';
+/** The `users` table's owner: every write to it (sign-ups, passwords, verification) goes through here. */
+import type { UserRow } from '@app/db';
 import { AppError } from '../../errors.ts';
 import { checkPassword } from '../../infra/passwords.ts';
+import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
-import { rolesOfUsers } from '../rbac/rbac.service.ts';
+import { assignDefaultRole, rolesOfUsers } from '../rbac/rbac.service.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log'>;
+type DbDeps = Pick<Services, 'db'>;
+type DbClockDeps = Pick<Services, 'db' | 'clock'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
 
-async function toDtos(db: Db, rows: UserRow[]): Promise<UserDto[]> {
+async function toDtos(deps: DbDeps, rows: UserRow[]): Promise<UserDto[]> {
   const access = await rolesOfUsers(
-    db,
+    deps,
     rows.map((row) => row.id),
   );
   return rows.map((row) => ({
@@ -27,18 +31,65 @@ async function toDtos(db: Db, rows: UserRow[]): Promise<UserDto[]> {
   }));
 }
 
-export async function findUserRow(db: Db, id: string): Promise<UserRow | undefined> {
-  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+export async function findUserRow(deps: DbDeps, id: string): Promise<UserRow | undefined> {
+  return deps.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-export async function findUserRowByEmail(db: Db, email: string): Promise<UserRow | undefined> {
-  return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
+export async function findUserRowByEmail(deps: DbDeps, email: string): Promise<UserRow | undefined> {
+  return deps.db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
 }
 
-export async function getUser(db: Db, id: string): Promise<UserDto> {
-  const row = await findUserRow(db, id);
+export async function getUser(deps: DbDeps, id: string): Promise<UserDto> {
+  const row = await findUserRow(deps, id);
   if (!row) throw new AppError('NOT_FOUND', 'No such user');
-  return (await toDtos(db, [row]))[0] as UserDto;
+  return (await toDtos(deps, [row]))[0] as UserDto;
+}
+
+/**
+ * Every way of signing up creates the account here: the user and its default role in one
+ * transaction. An email already in use is EMAIL_TAKEN.
+ */
+export async function createUser(
+  deps: DbClockDeps,
+  input: { email: string; passwordHash?: string; name?: string | undefined; emailVerified?: boolean },
+): Promise<string> {
+  try {
+    return await deps.db.transaction().execute(async (trx) => {
+      const user = await trx
+        .insertInto('users')
+        .values({
+          email: input.email,
+          name: input.name ?? null,
+          password_hash: input.passwordHash ?? null,
+          email_verified_at: input.emailVerified ? new Date(deps.clock.now()) : null,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      await assignDefaultRole({ db: trx }, user.id);
+      return user.id;
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists');
+    throw error;
+  }
+}
+
+export async function setPasswordHash(deps: DbDeps, input: { userId: string; passwordHash: string }): Promise<void> {
+  await deps.db
+    .updateTable('users')
+    .set({ password_hash: input.passwordHash })
+    .where('id', '=', input.userId)
+    .execute();
+}
+
+/** Idempotent: an address verified earlier keeps its first verification time. */
+export async function markEmailVerified(deps: DbClockDeps, userId: string): Promise<void> {
+  await deps.db
+    .updateTable('users')
+    .set({ email_verified_at: new Date(deps.clock.now()) })
+    .where('id', '=', userId)
+    .where('email_verified_at', 'is', null)
+    .execute();
 }
 
 /**
@@ -50,22 +101,22 @@ export function callerAccountGone(): AppError {
 }
 
 /** The signed-in caller's own row; a 401 SESSION_REVOKED when the account is gone. */
-export async function callerRow(db: Db, callerId: string): Promise<UserRow> {
-  const row = await findUserRow(db, callerId);
+export async function callerRow(deps: DbDeps, callerId: string): Promise<UserRow> {
+  const row = await findUserRow(deps, callerId);
   if (!row) throw callerAccountGone();
   return row;
 }
 
-export async function getMe(db: Db, callerId: string): Promise<UserDto> {
-  return (await toDtos(db, [await callerRow(db, callerId)]))[0] as UserDto;
+export async function getMe(deps: DbDeps, callerId: string): Promise<UserDto> {
+  return (await toDtos(deps, [await callerRow(deps, callerId)]))[0] as UserDto;
 }
 
 /** Newest first; `search` matches email or name, case-insensitively. */
 export async function listUsers(
-  db: Db,
+  deps: DbDeps,
   input: { limit: number; cursor?: string | undefined; search?: string | undefined },
 ): Promise<{ items: UserDto[]; nextCursor: string | null }> {
-  let query = db
+  let query = deps.db
     .selectFrom('users')
     .selectAll()
     .orderBy('id', 'desc')
@@ -76,50 +127,51 @@ export async function listUsers(
     query = query.where((eb) => eb.or([eb('email', 'ilike', pattern), eb('name', 'ilike', pattern)]));
   }
   const { items, nextCursor } = keysetPage(await query.execute(), input.limit, (row) => row);
-  return { items: await toDtos(db, items), nextCursor };
+  return { items: await toDtos(deps, items), nextCursor };
 }
 
 type UserChanges = { name?: string | null | undefined; disabled?: boolean | undefined };
 
-export async function updateUser(deps: Deps, id: string, input: UserChanges): Promise<UserDto> {
-  const existing = await findUserRow(deps.db, id);
+export async function updateUser(deps: Deps, input: UserChanges & { id: string }): Promise<UserDto> {
+  const existing = await findUserRow(deps, input.id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
   return applyUserChanges(deps, existing, input);
 }
 
 export async function updateMe(
   deps: Deps,
-  callerId: string,
-  input: { name?: string | null | undefined },
+  input: { userId: string; name?: string | null | undefined },
 ): Promise<UserDto> {
-  return applyUserChanges(deps, await callerRow(deps.db, callerId), input);
+  return applyUserChanges(deps, await callerRow(deps, input.userId), { name: input.name });
 }
 
 async function applyUserChanges(deps: Deps, existing: UserRow, input: UserChanges): Promise<UserDto> {
   const id = existing.id;
   const changes = {
     ...(input.name !== undefined && { name: input.name }),
-    ...(input.disabled !== undefined && { disabled_at: input.disabled ? (existing.disabled_at ?? new Date()) : null }),
+    ...(input.disabled !== undefined && {
+      disabled_at: input.disabled ? (existing.disabled_at ?? new Date(deps.clock.now())) : null,
+    }),
   };
   if (Object.keys(changes).length > 0) await deps.db.updateTable('users').set(changes).where('id', '=', id).execute();
   if (input.disabled) await revokeSessions(deps, { userId: id });
-  return getUser(deps.db, id);
+  return getUser(deps, id);
 }
 
 /** Deletes the account and everything it owns (cascades), ending its sessions first. */
 export async function deleteUser(deps: Deps, id: string): Promise<void> {
-  const existing = await findUserRow(deps.db, id);
+  const existing = await findUserRow(deps, id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
   await revokeSessions(deps, { userId: id });
   await deps.db.deleteFrom('users').where('id', '=', id).execute();
 }
 
 /** Deleting one's own account: a password account must confirm with its password. */
-export async function deleteMe(deps: Deps, userId: string, password: string | undefined): Promise<void> {
-  const user = await callerRow(deps.db, userId);
+export async function deleteMe(deps: Deps, input: { userId: string; password?: string | undefined }): Promise<void> {
+  const user = await callerRow(deps, input.userId);
   if (user.password_hash) {
-    const { valid } = await checkPassword(user.password_hash, password ?? '');
+    const { valid } = await checkPassword(user.password_hash, input.password ?? '');
     if (!valid) throw new AppError('INVALID_CREDENTIALS', 'The password is incorrect');
   }
-  await deleteUser(deps, userId);
+  await deleteUser(deps, input.userId);
 }

@@ -55,7 +55,7 @@ export function restRouteTable(router: AnyTRPCRouter, basePath: string): RestRou
  * needs beyond the path (a password confirming an account deletion) must not travel in
  * a URL, which proxies log. GET alone reads the query string.
  */
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+export const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 function readInput(request: FastifyRequest, procedure: AnyTRPCProcedure): unknown {
   const inputs = procedure._def.inputs as unknown[];
