@@ -1,7 +1,8 @@
 /**
- * The only reader of process.env. Every variable is validated here, with development
- * defaults; a bad or missing variable is reported together with every other problem.
- * Document each variable in .env.example and the README's table.
+ * The only reader of process.env. One schema validates every variable, with development
+ * defaults, checks the rules across variables and builds the Config: a bad or missing
+ * variable is reported together with every other problem. Document each variable in
+ * .env.example and the README's table (a test holds them to the schema).
  */
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -17,7 +18,17 @@ export const DEVELOPMENT_JWT_SECRET = 'development-only-secret-change-me-in-prod
 
 const integer = (min: number, max: number) => {
   const error = `must be a whole number from ${min} to ${max}`;
-  return z.coerce.number<string>({ error }).int({ error }).min(min, { error }).max(max, { error });
+  return (
+    z.coerce
+      .number<string>({ error })
+      // Not .int(): its issue aborts the whole parse, and zod then skips the rules across
+      // variables even with `when`. This one ends only this variable's checks.
+      .check((ctx) => {
+        if (!Number.isInteger(ctx.value)) ctx.issues.push({ code: 'custom', message: error, input: ctx.value });
+      })
+      .min(min, { error })
+      .max(max, { error })
+  );
 };
 const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 /** "900", "15m", "12h", "30d" -> seconds. */
@@ -30,7 +41,11 @@ const duration = z
   })
   .refine((seconds) => seconds > 0, { error: 'must be longer than 0' });
 /** A PEM key in one env line: literal "\n" sequences stand for line breaks. */
-const pem = z.string().transform((value) => value.replaceAll('\\n', '\n').trim());
+const pem = z
+  .string()
+  .transform((value) => value.replaceAll('\\n', '\n').trim())
+  // Blank would mean "no key pair": tokens signed with the development secret.
+  .refine((value) => value.includes('-----BEGIN '), { error: 'must be a PEM key (-----BEGIN … KEY-----)' });
 /**
  * Whom to believe about the client's address in X-Forwarded-For: nobody (`false`), the
  * last N proxies (a hop count), or proxies at these addresses/CIDRs. Never "everyone": the
@@ -58,6 +73,18 @@ const trustProxy = z.string().transform((value, ctx): false | number | string[] 
   }
   return addresses;
 });
+
+/** An SMTP server to deliver through, from SMTP_URL. */
+export interface SmtpServer {
+  host: string;
+  port: number;
+  /** smtps://: TLS from the first byte. Otherwise STARTTLS whenever the server offers it. */
+  secure: boolean;
+  /** STARTTLS is mandatory (with credentials, unless the server is on this machine). */
+  requireTls: boolean;
+  auth: { user: string; pass: string } | undefined;
+}
+
 /**
  * SMTP_URL: smtp://[user:password@]host[:port] (STARTTLS, port 587 by default) or smtps://…
  * (TLS from the first byte, port 465). Messages never quote the URL: it holds the password.
@@ -106,8 +133,9 @@ const list = z.string().transform((value) =>
     .filter(Boolean),
 );
 
-const schema = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+const variables = z.object({
+  // Optional rather than defaulted: unset and "development" differ for the HOST rule.
+  NODE_ENV: z.enum(['development', 'test', 'production']).optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: integer(0, 65_535).default(3000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -136,7 +164,8 @@ const schema = z.object({
   RESEND_API_KEY: z.string().min(1).optional(),
   RESEND_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   SMTP_URL: smtpUrl.optional(),
-  EMAIL_FROM: z.string().min(3).default('App <no-reply@example.com>'),
+  // Optional rather than defaulted: production requires it to be set.
+  EMAIL_FROM: z.string().min(3).optional(),
   EMAIL_SEND_TIMEOUT_MS: integer(100, 60_000).default(5_000),
   EMAIL_OUTBOX_DIR: z.string().min(1).default(defaultOutboxDir),
   PRODUCT_NAME: z.string().min(1).max(100).default('App'),
@@ -166,6 +195,21 @@ const schema = z.object({
   TRPC_MAX_BATCH_SIZE: integer(1, 1_000).default(50),
   HEALTH_CHECK_TIMEOUT_MS: integer(50, 60_000).default(2_000),
 });
+type Variables = z.output<typeof variables>;
+
+/** Every environment variable the server reads. */
+export const CONFIG_VARIABLES = Object.keys(variables.shape);
+
+/** Variables whose values must never be echoed back in a report. */
+const SECRET_VARIABLES = new Set([
+  'JWT_SECRET',
+  'JWT_PRIVATE_KEY',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'RESEND_API_KEY',
+  'SMTP_URL',
+  'DEV_OTP',
+]);
 
 const MIN_SECRET_ENTROPY_BITS = 128;
 
@@ -190,33 +234,98 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
-/** MAIL_TRANSPORT, or the one provider configured; undefined when there is none (or two). */
-function chosenMailTransport(env: Record<string, string>): 'resend' | 'smtp' | undefined {
-  if (env.MAIL_TRANSPORT === 'resend' || env.MAIL_TRANSPORT === 'smtp') return env.MAIL_TRANSPORT;
-  if (env.RESEND_API_KEY && env.SMTP_URL) return undefined;
-  if (env.RESEND_API_KEY) return 'resend';
-  if (env.SMTP_URL) return 'smtp';
-  return undefined;
+/**
+ * Rules across variables and for production. They run even when a variable failed its own
+ * parse, so that the report lists every problem at once; such a variable then holds what its
+ * parse left (its string, a number out of range, or z.NEVER). So a rule asks of a variable
+ * that can fail only whether it is set, or compares it with `===` or as a number.
+ */
+function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): void {
+  const refuse = (variable: keyof Variables, message: string) =>
+    ctx.addIssue({ code: 'custom', path: [variable], message, params: { acrossVariables: true } });
+  const workers = e.WORKERS === 'auto' ? availableParallelism() : Number(e.WORKERS);
+  if (workers > 1 && e.REDIS_URL === undefined) {
+    refuse('WORKERS', 'more than one worker needs REDIS_URL: the in-memory store is per process');
+  }
+  for (const origin of e.CORS_ORIGINS) {
+    if (origin !== '*' && !URL.canParse(origin))
+      refuse('CORS_ORIGINS', `"${origin}" is not an origin (https://host[:port])`);
+  }
+  const keyPair = e.JWT_PRIVATE_KEY !== undefined || e.JWT_PUBLIC_KEY !== undefined;
+  if (keyPair && (e.JWT_PRIVATE_KEY === undefined || e.JWT_PUBLIC_KEY === undefined)) {
+    refuse('JWT_PRIVATE_KEY', 'and JWT_PUBLIC_KEY must be set together (an Ed25519 key pair, PEM)');
+  }
+  if (e.NODE_ENV === undefined && !isLoopback(e.HOST)) {
+    refuse(
+      'NODE_ENV',
+      `is unset while HOST=${e.HOST} accepts connections from other machines: set NODE_ENV=production ` +
+        '(or NODE_ENV=development to serve the development defaults on a network on purpose)',
+    );
+  }
+  const resend = e.RESEND_API_KEY !== undefined;
+  const smtp = e.SMTP_URL !== undefined;
+  if (e.MAIL_TRANSPORT === 'resend' && !resend) {
+    refuse('RESEND_API_KEY', 'is required with MAIL_TRANSPORT=resend (an API key from resend.com)');
+  } else if (e.MAIL_TRANSPORT === 'smtp' && !smtp) {
+    refuse('SMTP_URL', 'is required with MAIL_TRANSPORT=smtp, e.g. smtp://user:password@smtp.example.com:587');
+  } else if (e.MAIL_TRANSPORT === undefined && resend && smtp) {
+    refuse('MAIL_TRANSPORT', 'RESEND_API_KEY and SMTP_URL are both set: choose one with MAIL_TRANSPORT=resend or smtp');
+  } else if (e.MAIL_TRANSPORT === undefined && !resend && !smtp && e.NODE_ENV === 'production') {
+    refuse(
+      'MAIL_TRANSPORT',
+      'is required in production (emails must be delivered): ' +
+        'smtp with SMTP_URL (SES, Postmark, Mailgun, a relay), or resend with RESEND_API_KEY',
+    );
+  }
+  if (e.NODE_ENV !== 'production') return;
+  const secret = e.JWT_SECRET;
+  if (keyPair) {
+    // Tokens are signed with the key pair; a JWT_SECRET, if given, must still be real.
+    if (secret && (secret === DEVELOPMENT_JWT_SECRET || Buffer.byteLength(secret) < 32)) {
+      refuse('JWT_SECRET', 'must be at least 32 bytes and not the development secret');
+    }
+  } else if (!secret) refuse('JWT_SECRET', 'is required in production (or JWT_PRIVATE_KEY and JWT_PUBLIC_KEY)');
+  else if (secret === DEVELOPMENT_JWT_SECRET) refuse('JWT_SECRET', 'is the development secret; generate one');
+  else if (Buffer.byteLength(secret) < 32) refuse('JWT_SECRET', 'must be at least 32 bytes in production');
+  else if (estimatedEntropyBits(secret) < MIN_SECRET_ENTROPY_BITS) {
+    refuse(
+      'JWT_SECRET',
+      `looks guessable (about ${Math.round(estimatedEntropyBits(secret))} bits of entropy, ` +
+        `${MIN_SECRET_ENTROPY_BITS} needed): generate one with \`openssl rand -base64 48\``,
+    );
+  }
+  if (e.DATABASE_URL === undefined) {
+    refuse('DATABASE_URL', 'is required in production (the embedded database is for development)');
+  }
+  if (e.REDIS_URL === undefined)
+    refuse('REDIS_URL', 'is required in production (the in-memory store is for development)');
+  if (e.CORS_ORIGINS.includes('*')) refuse('CORS_ORIGINS', 'must list origins in production, not "*"');
+  if (e.EMAIL_FROM === undefined) refuse('EMAIL_FROM', 'is required in production (e.g. "Acme <no-reply@acme.com>")');
+  if (e.DEV_OTP !== undefined) refuse('DEV_OTP', 'is refused in production');
 }
 
-function mailProblems(env: Record<string, string>): string[] {
-  const chosen = env.MAIL_TRANSPORT;
-  if (chosen === 'resend' && !env.RESEND_API_KEY) {
-    return ['RESEND_API_KEY: is required with MAIL_TRANSPORT=resend (an API key from resend.com)'];
+export type LogFormat = 'pretty' | 'json';
+
+/** Pretty for people (development, even when turbo pipes the output, or a terminal), JSON for machines. */
+function autoLogFormat(nodeEnv: string, isTTY: boolean | undefined): LogFormat {
+  if (nodeEnv === 'development') return 'pretty';
+  return isTTY && nodeEnv !== 'production' ? 'pretty' : 'json';
+}
+
+/** Where emails go; the development outbox never in production. */
+export type MailDelivery =
+  | { transport: 'resend'; apiKey: string; baseUrl: string | undefined }
+  | { transport: 'smtp'; server: SmtpServer }
+  | { transport: 'outbox' };
+
+/** MAIL_TRANSPORT, or the one provider configured (the rules refuse two without a choice). */
+function mailDelivery(e: Variables): MailDelivery {
+  const transport = e.MAIL_TRANSPORT ?? (e.RESEND_API_KEY ? 'resend' : e.SMTP_URL ? 'smtp' : undefined);
+  if (transport === 'resend' && e.RESEND_API_KEY) {
+    return { transport, apiKey: e.RESEND_API_KEY, baseUrl: e.RESEND_BASE_URL };
   }
-  if (chosen === 'smtp' && !env.SMTP_URL) {
-    return ['SMTP_URL: is required with MAIL_TRANSPORT=smtp, e.g. smtp://user:password@smtp.example.com:587'];
-  }
-  if (!chosen && env.RESEND_API_KEY && env.SMTP_URL) {
-    return ['MAIL_TRANSPORT: RESEND_API_KEY and SMTP_URL are both set: choose one with MAIL_TRANSPORT=resend or smtp'];
-  }
-  if (!chosen && !env.RESEND_API_KEY && !env.SMTP_URL && env.NODE_ENV === 'production') {
-    return [
-      'MAIL_TRANSPORT: is required in production (emails must be delivered): ' +
-        'smtp with SMTP_URL (SES, Postmark, Mailgun, a relay), or resend with RESEND_API_KEY',
-    ];
-  }
-  return [];
+  if (transport === 'smtp' && e.SMTP_URL) return { transport, server: e.SMTP_URL };
+  return { transport: 'outbox' };
 }
 
 /**
@@ -232,220 +341,40 @@ function withLoopbackTwins(origins: string[]): string[] {
   return [...new Set([...origins, ...twins])];
 }
 
-/**
- * Rules across variables and for production. They read the raw strings so they run even
- * when another variable failed to parse: the report lists every problem at once.
- */
-function crossChecks(env: Record<string, string>): string[] {
-  const problems: string[] = [];
-  const workers = env.WORKERS === 'auto' ? availableParallelism() : Number(env.WORKERS ?? 1);
-  if (workers > 1 && !env.REDIS_URL) {
-    problems.push('WORKERS: more than one worker needs REDIS_URL: the in-memory store is per process');
-  }
-  const origins = (env.CORS_ORIGINS ?? '')
-    .split(',')
-    .map((o) => o.trim())
-    .filter(Boolean);
-  for (const origin of origins) {
-    if (origin !== '*' && !URL.canParse(origin))
-      problems.push(`CORS_ORIGINS: "${origin}" is not an origin (https://host[:port])`);
-  }
-  const keyPair = Boolean(env.JWT_PRIVATE_KEY) || Boolean(env.JWT_PUBLIC_KEY);
-  if (keyPair && !(env.JWT_PRIVATE_KEY && env.JWT_PUBLIC_KEY)) {
-    problems.push('JWT_PRIVATE_KEY: and JWT_PUBLIC_KEY must be set together (an Ed25519 key pair, PEM)');
-  }
-  if (!env.NODE_ENV && env.HOST && !isLoopback(env.HOST)) {
-    problems.push(
-      `NODE_ENV: is unset while HOST=${env.HOST} accepts connections from other machines: set NODE_ENV=production ` +
-        '(or NODE_ENV=development to serve the development defaults on a network on purpose)',
-    );
-  }
-  problems.push(...mailProblems(env));
-  if (env.NODE_ENV !== 'production') return problems;
-  const secret = env.JWT_SECRET;
-  if (keyPair) {
-    // Tokens are signed with the key pair; a JWT_SECRET, if given, must still be real.
-    if (secret && (secret === DEVELOPMENT_JWT_SECRET || Buffer.byteLength(secret) < 32)) {
-      problems.push('JWT_SECRET: must be at least 32 bytes and not the development secret');
-    }
-  } else if (!secret) problems.push('JWT_SECRET: is required in production (or JWT_PRIVATE_KEY and JWT_PUBLIC_KEY)');
-  else if (secret === DEVELOPMENT_JWT_SECRET) problems.push('JWT_SECRET: is the development secret; generate one');
-  else if (Buffer.byteLength(secret) < 32) problems.push('JWT_SECRET: must be at least 32 bytes in production');
-  else if (estimatedEntropyBits(secret) < MIN_SECRET_ENTROPY_BITS) {
-    problems.push(
-      `JWT_SECRET: looks guessable (about ${Math.round(estimatedEntropyBits(secret))} bits of entropy, ` +
-        `${MIN_SECRET_ENTROPY_BITS} needed): generate one with \`openssl rand -base64 48\``,
-    );
-  }
-  if (!env.DATABASE_URL)
-    problems.push('DATABASE_URL: is required in production (the embedded database is for development)');
-  if (!env.REDIS_URL) problems.push('REDIS_URL: is required in production (the in-memory store is for development)');
-  if (origins.includes('*')) problems.push('CORS_ORIGINS: must list origins in production, not "*"');
-  if (!env.EMAIL_FROM) problems.push('EMAIL_FROM: is required in production (e.g. "Acme <no-reply@acme.com>")');
-  if (env.DEV_OTP) problems.push('DEV_OTP: is refused in production');
-  return problems;
-}
-
-/** Pretty for people (development, even when turbo pipes the output, or a terminal), JSON for machines. */
-function autoLogFormat(nodeEnv: string, isTTY: boolean | undefined): LogFormat {
-  if (nodeEnv === 'development') return 'pretty';
-  return isTTY && nodeEnv !== 'production' ? 'pretty' : 'json';
-}
-
-/** Every environment variable the server reads. */
-export const CONFIG_VARIABLES = Object.keys(schema.shape);
-
-/** Variables whose values must never be echoed back in a report. */
-const SECRET_VARIABLES = new Set([
-  'JWT_SECRET',
-  'JWT_PRIVATE_KEY',
-  'DATABASE_URL',
-  'REDIS_URL',
-  'RESEND_API_KEY',
-  'SMTP_URL',
-  'DEV_OTP',
-]);
-
-export type LogFormat = 'pretty' | 'json';
-
-/** An SMTP server to deliver through, from SMTP_URL. */
-export interface SmtpServer {
-  host: string;
-  port: number;
-  /** smtps://: TLS from the first byte. Otherwise STARTTLS whenever the server offers it. */
-  secure: boolean;
-  /** STARTTLS is mandatory (with credentials, unless the server is on this machine). */
-  requireTls: boolean;
-  auth: { user: string; pass: string } | undefined;
-}
-
-/** Where emails go; the development outbox never in production. */
-export type MailDelivery =
-  | { transport: 'resend'; apiKey: string; baseUrl: string | undefined }
-  | { transport: 'smtp'; server: SmtpServer }
-  | { transport: 'outbox' };
-
-export interface Config {
-  nodeEnv: 'development' | 'test' | 'production';
-  isProduction: boolean;
-  version: string;
-  host: string;
-  port: number;
-  logLevel: string;
-  /** LOG_FORMAT, or with 'auto': pretty in development or a terminal, JSON in production and tests. */
-  logFormat: LogFormat;
-  database: {
-    /** Unset: use the embedded cluster in `embeddedDataDir`. */
-    url: string | undefined;
-    poolMax: number;
-    connectTimeoutMs: number;
-    statementTimeoutMs: number;
-    embeddedDataDir: string;
-  };
-  redis: {
-    /** Unset: use the in-process memory store. */
-    url: string | undefined;
-    keyPrefix: string;
-    /** A command without an answer within this long fails: a 503, not a hang. */
-    commandTimeoutMs: number;
-  };
-  jwt: {
-    /** HS256 key, used unless a key pair is configured. */
-    secret: string;
-    /** EdDSA (Ed25519) key pair, PEM: the public key is served at /.well-known/jwks.json. */
-    keyPair: { privateKey: string; publicKey: string; keyId: string | undefined } | undefined;
-    issuer: string;
-    audience: string;
-    accessTokenTtlSeconds: number;
-    refreshTokenTtlSeconds: number;
-    /** A rotated refresh token presented again within this long gets the same successor (concurrent tabs). */
-    refreshReuseGraceSeconds: number;
-  };
-  email: {
-    /** MAIL_TRANSPORT (or the one provider configured); without one, the development outbox. */
-    delivery: MailDelivery;
-    from: string;
-    sendTimeoutMs: number;
-    outboxDir: string;
-    productName: string;
-    footer: string;
-  };
-  /** The frontend's base URL: links in emails point there (/verify-email, /reset-password). */
-  appUrl: string;
-  otp: {
-    /** A fixed code that signs in existing users, outside production only. */
-    devCode: string | undefined;
-    appleReviewEmail: string;
-    appleReviewDays: number;
-  };
-  rateLimits: {
-    /** auth.login, auth.register and the other credential endpoints, per IP and per email. */
-    authPerMinute: number;
-    /** Every other procedure, per IP. */
-    defaultPerMinute: number;
-    /** Failed credential checks per account (email or signed-in user), from every address together. */
-    failuresPerMinute: number;
-  };
-  corsOrigins: string[];
-  bodyLimitBytes: number;
-  /** Fastify's trustProxy: false, a hop count, or proxy addresses/CIDRs. */
-  trustProxy: false | number | string[];
-  /** A request must arrive whole (headers and body) within this long. */
-  requestTimeoutMs: number;
-  /** Most procedure calls in one tRPC batch. */
-  trpcMaxBatchSize: number;
-  workers: number;
-  /** What serves /trpc: the Fastify-native handler, or tRPC's own adapter (a fallback). */
-  trpcTransport: 'fast' | 'official';
-  migrateOnStart: boolean;
-  shutdownTimeoutMs: number;
-  healthCheckTimeoutMs: number;
-  /** Stack traces and internal error messages in responses: development only. */
-  exposeErrorDetails: boolean;
-}
-
-export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
-
-export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } = {}): ConfigResult {
-  // An empty variable (`PORT=`) means "use the default", as most tools treat it.
-  const present = Object.fromEntries(
-    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''),
-  );
-  const parsed = schema.safeParse(present);
-  const problems = crossChecks(present);
-  if (!parsed.success) {
-    const parseProblems = parsed.error.issues.map((issue) => {
-      const name = String(issue.path[0] ?? '(config)');
-      const value = present[name];
-      const shown = value === undefined ? '' : SECRET_VARIABLES.has(name) ? '' : ` (got "${value}")`;
-      const message = issue.code === 'invalid_value' ? `must be one of: ${issue.values.join(', ')}` : issue.message;
-      return `${name}: ${message}${shown}`;
-    });
-    problems.unshift(...parseProblems);
-  }
-  if (!parsed.success || problems.length > 0) return { ok: false, problems };
-  const e = parsed.data;
-  const isProduction = e.NODE_ENV === 'production';
-  return {
-    ok: true,
-    config: {
-      nodeEnv: e.NODE_ENV,
+/** The environment -> Config. `isTTY` chooses the log format when LOG_FORMAT is auto. */
+function configSchema({ isTTY }: { isTTY?: boolean }) {
+  // `when`: the rules run even after a variable failed, so the report lists every problem.
+  return variables.superRefine(checkAcrossVariables, { when: () => true }).transform((e) => {
+    const nodeEnv = e.NODE_ENV ?? 'development';
+    const isProduction = nodeEnv === 'production';
+    return {
+      nodeEnv,
       isProduction,
       version: packageJson.version,
       host: e.HOST,
       port: e.PORT,
       logLevel: e.LOG_LEVEL,
-      logFormat: e.LOG_FORMAT === 'auto' ? autoLogFormat(e.NODE_ENV, options.isTTY) : e.LOG_FORMAT,
+      /** LOG_FORMAT, or with 'auto': pretty in development or a terminal, JSON in production and tests. */
+      logFormat: e.LOG_FORMAT === 'auto' ? autoLogFormat(nodeEnv, isTTY) : e.LOG_FORMAT,
       database: {
+        /** Unset: use the embedded cluster in `embeddedDataDir`. */
         url: e.DATABASE_URL,
         poolMax: e.DATABASE_POOL_MAX,
         connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
         statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
         embeddedDataDir: e.EMBEDDED_POSTGRES_DIR,
       },
-      redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
+      redis: {
+        /** Unset: use the in-process memory store. */
+        url: e.REDIS_URL,
+        keyPrefix: e.REDIS_KEY_PREFIX,
+        /** A command without an answer within this long fails: a 503, not a hang. */
+        commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+      },
       jwt: {
+        /** HS256 key, used unless a key pair is configured. */
         secret: e.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET,
+        /** EdDSA (Ed25519) key pair, PEM: the public key is served at /.well-known/jwks.json. */
         keyPair:
           e.JWT_PRIVATE_KEY && e.JWT_PUBLIC_KEY
             ? { privateKey: e.JWT_PRIVATE_KEY, publicKey: e.JWT_PUBLIC_KEY, keyId: e.JWT_KEY_ID }
@@ -454,47 +383,80 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
         audience: e.JWT_AUDIENCE,
         accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL,
         refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
+        /** A rotated refresh token presented again within this long gets the same successor (concurrent tabs). */
         refreshReuseGraceSeconds: e.REFRESH_REUSE_GRACE_SECONDS,
       },
       email: {
-        delivery: mailDelivery(chosenMailTransport(present), e),
-        from: e.EMAIL_FROM,
+        /** MAIL_TRANSPORT (or the one provider configured); without one, the development outbox. */
+        delivery: mailDelivery(e),
+        from: e.EMAIL_FROM ?? 'App <no-reply@example.com>',
         sendTimeoutMs: e.EMAIL_SEND_TIMEOUT_MS,
         outboxDir: e.EMAIL_OUTBOX_DIR,
         productName: e.PRODUCT_NAME,
         footer: e.EMAIL_FOOTER,
       },
+      /** The frontend's base URL: links in emails point there (/verify-email, /reset-password). */
       appUrl: e.APP_URL.replace(/\/+$/, ''),
-      otp: { devCode: e.DEV_OTP, appleReviewEmail: e.APPLE_REVIEW_EMAIL, appleReviewDays: e.APPLE_REVIEW_OTP_DAYS },
+      otp: {
+        /** A fixed code that signs in existing users, outside production only. */
+        devCode: e.DEV_OTP,
+        appleReviewEmail: e.APPLE_REVIEW_EMAIL,
+        appleReviewDays: e.APPLE_REVIEW_OTP_DAYS,
+      },
       rateLimits: {
+        /** auth.login, auth.register and the other credential endpoints, per IP and per email. */
         authPerMinute: e.RATE_LIMIT_AUTH_PER_MINUTE,
+        /** Every other procedure, per IP. */
         defaultPerMinute: e.RATE_LIMIT_DEFAULT_PER_MINUTE,
+        /** Failed credential checks per account (email or signed-in user), from every address together. */
         failuresPerMinute: e.RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE,
       },
       corsOrigins: isProduction ? e.CORS_ORIGINS : withLoopbackTwins(e.CORS_ORIGINS),
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
+      /** Fastify's trustProxy: false, a hop count, or proxy addresses/CIDRs. */
       trustProxy: e.TRUST_PROXY,
+      /** A request must arrive whole (headers and body) within this long. */
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      /** Most procedure calls in one tRPC batch. */
       trpcMaxBatchSize: e.TRPC_MAX_BATCH_SIZE,
       workers: e.WORKERS === 'auto' ? availableParallelism() : e.WORKERS,
+      /** What serves /trpc: the Fastify-native handler, or tRPC's own adapter (a fallback). */
       trpcTransport: e.TRPC_TRANSPORT,
       migrateOnStart: e.MIGRATE_ON_START ?? !isProduction,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
       healthCheckTimeoutMs: e.HEALTH_CHECK_TIMEOUT_MS,
-      exposeErrorDetails: e.NODE_ENV === 'development',
-    },
-  };
+      /** Stack traces and internal error messages in responses: development only. */
+      exposeErrorDetails: nodeEnv === 'development',
+    };
+  });
 }
 
-function mailDelivery(
-  transport: 'resend' | 'smtp' | undefined,
-  e: Pick<z.infer<typeof schema>, 'RESEND_API_KEY' | 'RESEND_BASE_URL' | 'SMTP_URL'>,
-): MailDelivery {
-  if (transport === 'resend' && e.RESEND_API_KEY) {
-    return { transport, apiKey: e.RESEND_API_KEY, baseUrl: e.RESEND_BASE_URL };
-  }
-  if (transport === 'smtp' && e.SMTP_URL) return { transport, server: e.SMTP_URL };
-  return { transport: 'outbox' };
+export type Config = z.output<ReturnType<typeof configSchema>>;
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+
+export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } = {}): ConfigResult {
+  // An empty variable (`PORT=`) means "use the default", as most tools treat it.
+  const present = Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''),
+  );
+  const parsed = configSchema(options).safeParse(present);
+  if (parsed.success) return { ok: true, config: parsed.data };
+  const problems = parsed.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? '(config)');
+    // A rule across variables names them in its message and quotes no value.
+    if (issue.code === 'custom' && issue.params?.acrossVariables) return `${name}: ${issue.message}`;
+    const value = present[name];
+    const shown = value === undefined ? '' : SECRET_VARIABLES.has(name) ? '' : ` (got "${value}")`;
+    const message = issue.code === 'invalid_value' ? `must be one of: ${issue.values.join(', ')}` : issue.message;
+    return `${name}: ${message}${shown}`;
+  });
+  return { ok: false, problems };
+}
+
+/** The process's own configuration: the environment, and whether stdout is a terminal. */
+export function loadProcessConfig(): ConfigResult {
+  return loadConfig(process.env, { isTTY: process.stdout.isTTY });
 }
 
 export function formatConfigReport(problems: string[]): string {

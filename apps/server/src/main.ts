@@ -8,7 +8,7 @@ import { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DatabaseTarget, loadRepoEnvFile, resolveDatabase } from '@app/db';
 import { buildApp } from './app.ts';
-import { type Config, formatConfigReport, loadConfig } from './config.ts';
+import { type Config, formatConfigReport, loadProcessConfig } from './config.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
 import { createServices } from './services.ts';
 import { runStartupChecks, StartupError } from './startup.ts';
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
   }
-  const result = loadConfig(process.env, { isTTY: process.stdout.isTTY });
+  const result = loadProcessConfig();
   if (!result.ok) {
     process.stderr.write(formatConfigReport(result.problems));
     process.exit(1);
