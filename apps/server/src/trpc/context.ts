@@ -10,7 +10,7 @@ export interface Context {
   userAgent: string | undefined;
   /** Whether responses may carry stack traces and internal messages (development only). */
   exposeErrorDetails: boolean;
-  /** The raw `Authorization` header; authedProcedure turns it into `caller`. */
+  /** The raw `Authorization` header; authedProcedure turns it into `caller` (with auth's `authenticate`). */
   authorization: string | undefined;
   /** Sets a response header (rate-limit headers, for instance). */
   setHeader(name: string, value: string): void;

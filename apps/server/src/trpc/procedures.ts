@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
 import { AppError, type AppErrorCode } from '../errors.ts';
 import type { RateLimiter, RateLimitState } from '../infra/rate-limiter.ts';
-import { AccessTokenError } from '../infra/tokens.ts';
-import type { Caller } from '../modules/auth/auth.service.ts';
+import { assertPermission, PERMISSION_ERRORS } from '../modules/auth/assert-permission.ts';
+import { AUTHENTICATION_ERRORS, authenticate } from '../modules/auth/authenticate.ts';
 import type { Permission } from '../modules/rbac/permissions.ts';
-import { permissionsOfUser } from '../modules/rbac/rbac.service.ts';
-import { isSessionRevoked } from '../modules/sessions/sessions.service.ts';
 import type { Context } from './context.ts';
 import { t } from './init.ts';
 import { declareErrors } from './procedure-errors.ts';
@@ -121,36 +119,11 @@ export const emailSendingProcedure = publicProcedure.use(async ({ ctx, getRawInp
 });
 declareErrors(emailSendingProcedure, ['RATE_LIMITED']);
 
-function bearerToken(header: string | undefined): string | undefined {
-  const match = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(header.trim()) : null;
-  return match?.[1];
-}
-
-/**
- * A valid access token whose session has not been revoked: a signature check and one
- * key-value lookup, no database query. Adds `caller` to the context.
- */
-export const authedProcedure = publicProcedure.use(async ({ ctx, next }) => {
-  const token = bearerToken(ctx.authorization);
-  if (!token) throw new AppError('UNAUTHORIZED', 'Sign in first: send Authorization: Bearer <accessToken>');
-  let caller: Caller;
-  try {
-    const claims = await ctx.services.tokens.verifyAccessToken(token);
-    caller = { userId: claims.sub, sessionId: claims.sid };
-  } catch (error) {
-    if (error instanceof AccessTokenError && error.reason === 'expired') {
-      throw new AppError('TOKEN_EXPIRED', 'The access token has expired: refresh it');
-    }
-    throw new AppError('UNAUTHORIZED', 'The access token is not valid');
-  }
-  // Fails closed: when neither the store nor Postgres can answer, the error is a 503.
-  if (await isSessionRevoked(ctx.services, caller.sessionId)) {
-    throw new AppError('SESSION_REVOKED', 'This session has ended: sign in again');
-  }
-  return next({ ctx: { caller } });
-});
-// DEPENDENCY_DOWN: the revocation check fails closed when neither the store nor Postgres answers.
-declareErrors(authedProcedure, ['UNAUTHORIZED', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'DEPENDENCY_DOWN']);
+/** A valid access token whose session has not been revoked (see `authenticate`). Adds `caller` to the context. */
+export const authedProcedure = publicProcedure.use(async ({ ctx, next }) =>
+  next({ ctx: { caller: await authenticate(ctx.services, ctx.authorization) } }),
+);
+declareErrors(authedProcedure, AUTHENTICATION_ERRORS);
 
 /**
  * Signed-in endpoints that check the caller's password (change it, delete the account):
@@ -162,15 +135,11 @@ export const passwordCheckingProcedure = authedProcedure.use(async ({ ctx, next 
 });
 declareErrors(passwordCheckingProcedure, ['RATE_LIMITED']);
 
-/** The caller must hold `permission` (through any role; admin holds all), checked on every call. */
+/** The caller must hold `permission` (see `assertPermission`), checked on every call. */
 export function requirePermission(permission: Permission) {
-  const procedure = authedProcedure.use(async ({ ctx, next }) => {
-    const granted = await permissionsOfUser(ctx.services, ctx.caller.userId);
-    if (!granted.has(permission)) {
-      throw new AppError('PERMISSION_DENIED', `Missing permission: ${permission}`, { details: { permission } });
-    }
-    return next({ ctx: { permissions: granted } });
-  });
-  declareErrors(procedure, ['PERMISSION_DENIED']);
+  const procedure = authedProcedure.use(async ({ ctx, next }) =>
+    next({ ctx: { permissions: await assertPermission(ctx.services, ctx.caller, permission) } }),
+  );
+  declareErrors(procedure, PERMISSION_ERRORS);
   return procedure;
 }

@@ -86,6 +86,8 @@ export interface TestAppOptions extends BuildAppOptions {
   database?: TestDatabase;
   /** Send email as the config says (Resend, SMTP or the outbox) instead of into `mail`. */
   configuredMail?: boolean;
+  /** Adds plain Fastify routes (not procedures) to the app before it is ready. */
+  plainRoutes?: (app: FastifyInstance, services: Services) => void;
 }
 
 /** An app over a fresh database of its own (and its own Redis keys); call close() after. */
@@ -107,6 +109,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const { router, trpcTransport, officialTrpcPrefix } = options;
   const app = await buildApp(services, { router, trpcTransport, officialTrpcPrefix });
   observeErrors(app);
+  options.plainRoutes?.(app, services);
   await app.ready();
   return {
     app,

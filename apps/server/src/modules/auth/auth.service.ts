@@ -18,15 +18,11 @@ import {
   setPasswordHash,
 } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
+import type { Caller } from './authenticate.ts';
 import { sendVerificationEmail } from './email-flows.service.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log'>;
-
-export interface Caller {
-  userId: string;
-  sessionId: string;
-}
 
 const INVALID_CREDENTIALS = 'Email or password is incorrect';
 

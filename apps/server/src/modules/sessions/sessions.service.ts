@@ -6,7 +6,7 @@
  *
  * Revocation is durable: ending a session records it in `session_revocations` (Postgres,
  * the truth), in the same statement, until no access token of it can still be valid. The
- * key-value store caches that list as one marker per session, so `authedProcedure` checks
+ * key-value store caches that list as one marker per session, so `authenticate` checks
  * a session with one round trip and no SQL. A lost cache (Redis restarted or flushed) is
  * detected by a missing "cache ready" key: callers then ask Postgres while the cache is
  * rebuilt from the list. A revocation counts as done only once it is effective: its marker
