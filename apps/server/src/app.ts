@@ -2,22 +2,21 @@ import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import type { TRPCError } from '@trpc/server';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
-import { recognizeError } from './errors.ts';
+import { recognizeError, setRetryAfter } from './errors/index.ts';
 import { AccessLogController } from './http/access-log.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
-import { errorBody } from './http/error-body.ts';
-import { dependencyOutageLog, errorHandling } from './http/errors.ts';
+import { answerFrameworkError, dependencyOutageLog, errorHandling } from './http/error-handling.ts';
 import { jwksRoute } from './http/jwks.ts';
-import { openApiRoutes } from './http/openapi.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
 import { requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
+import { openApiRoutes } from './rest/openapi.ts';
+import { restRoutes, restRouteTable } from './rest/rest-routes.ts';
 import type { Services } from './services.ts';
-import { createContextFactory } from './trpc/context.ts';
+import { type Context, createContextFactory } from './trpc/context.ts';
 import { fastTrpc } from './trpc/fast/fast-trpc.ts';
-import { restRoutes, restRouteTable } from './trpc/rest/rest-routes.ts';
 import { type AppRouter, appRouter } from './trpc/router.ts';
 
 /** Batched GETs put every procedure name and input in the path: allow long ones. */
@@ -53,14 +52,7 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     connectionTimeout: config.requestTimeoutMs,
     trustProxy: trustedProxies(config.trustProxy),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    // Errors Fastify raises before routing (a malformed URL, say) get our error body too.
-    frameworkErrors: (error, request, reply: FastifyReply) => {
-      const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 400;
-      reply
-        .code(status)
-        .header('x-request-id', request.id)
-        .send(errorBody(status, error.message, request.id));
-    },
+    frameworkErrors: answerFrameworkError,
   });
 
   await app.register(requestLifecycle);
@@ -96,9 +88,11 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   });
 
   const createContext = createContextFactory(services);
-  const onError = ({ error, path }: { error: TRPCError; path?: string }) => {
-    if (error.code !== 'INTERNAL_SERVER_ERROR') return;
+  // Every failed procedure call, on every transport (the fast path, tRPC's adapter, REST), before its answer.
+  const onError = ({ error, path, ctx }: { error: TRPCError; path?: string; ctx?: Context }) => {
     const recognized = recognizeError(error);
+    if (ctx) setRetryAfter(recognized, (name, value) => ctx.setHeader(name, value));
+    if (error.code !== 'INTERNAL_SERVER_ERROR') return;
     if (!recognized) services.log.error({ err: error.cause ?? error, path }, `procedure ${path ?? '?'} failed`);
     else if (recognized.appCode === 'DEPENDENCY_DOWN') dependencyLog.warn(recognized);
   };

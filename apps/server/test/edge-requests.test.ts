@@ -7,7 +7,7 @@ import { createDb } from '@app/db';
 import type { AnyTRPCProcedure } from '@trpc/server';
 import { type KyselyPlugin, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recognizeError } from '../src/errors.ts';
+import { recognizeError } from '../src/errors/index.ts';
 import { appRouter } from '../src/trpc/router.ts';
 import {
   type Account,

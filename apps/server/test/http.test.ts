@@ -1,8 +1,18 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/infra/kv/index.ts';
-import { bearer, buildTestApp, registerAccount, startTestServer, type TestApp, testRouter } from './helpers/index.ts';
+import {
+  abortedCalls,
+  bearer,
+  buildTestApp,
+  registerAccount,
+  startedCalls,
+  startTestServer,
+  type TestApp,
+  testRouter,
+} from './helpers/index.ts';
 
 describe('HTTP surface', () => {
   let t: TestApp;
@@ -321,6 +331,24 @@ describe('HTTP surface', () => {
       expect(page.headers['content-security-policy']).toMatch(/default-src 'self'/);
       expect(page.headers['content-security-policy']).not.toMatch(/upgrade-insecure-requests/);
     });
+  });
+});
+
+describe('a REST call the client abandons', () => {
+  it('signals the procedure, as tRPC does', async () => {
+    const server = await startTestServer({ router: testRouter });
+    try {
+      const id = `rest-${Date.now()}`;
+      const controller = new AbortController();
+      const call = fetch(`${server.url}/api/probe/wait?id=${id}`, { signal: controller.signal }).catch(() => undefined);
+      for (let i = 0; i < 200 && !startedCalls.has(id); i++) await sleep(25); // the procedure is running
+      controller.abort();
+      await call;
+      for (let i = 0; i < 50 && !abortedCalls.has(id); i++) await sleep(50);
+      expect(abortedCalls.get(id)).toBe(true);
+    } finally {
+      await server.close();
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * Which failures mean "a dependency is down" (as opposed to a bug): the one place that
- * knows the connection-class errors of pg and of the key-value store. The error formatter
- * turns them into 503 DEPENDENCY_DOWN with Retry-After; nothing else needs to catch them.
+ * knows the connection-class errors of pg and of the key-value store. `recognizeError`
+ * (src/errors) turns them into 503 DEPENDENCY_DOWN with Retry-After; nothing else needs to catch them.
  */
 
 export type Dependency = 'database' | 'redis';

@@ -1,6 +1,6 @@
 import { initTRPC } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
-import type { AppErrorCode } from '../errors.ts';
+import type { AppErrorCode } from '../errors/index.ts';
 import type { Context } from './context.ts';
 import { formatError } from './error-formatter.ts';
 

@@ -9,9 +9,9 @@
  * order, shared by every procedure built on it) and `_def.inputs`.
  */
 import type { AnyTRPCProcedure } from '@trpc/server';
-import type { AppErrorCode } from '../errors.ts';
+import type { AppErrorCode } from '../errors/index.ts';
 import type { AppMeta } from './init.ts';
-import { takesNoInput } from './rest/rest-input.ts';
+import { takesNoInput } from './procedure-input.ts';
 
 interface BuilderLike {
   _def: { middlewares: readonly unknown[] };

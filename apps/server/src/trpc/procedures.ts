@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AppError, type AppErrorCode } from '../errors.ts';
+import { AppError, type AppErrorCode } from '../errors/index.ts';
 import type { RateLimiter, RateLimitState } from '../infra/rate-limiter.ts';
 import { assertPermission, PERMISSION_ERRORS } from '../modules/auth/assert-permission.ts';
 import { AUTHENTICATION_ERRORS, authenticate } from '../modules/auth/authenticate.ts';
@@ -25,7 +25,6 @@ function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
   ctx.setHeader('ratelimit-limit', String(state.limit));
   ctx.setHeader('ratelimit-remaining', String(state.remaining));
   ctx.setHeader('ratelimit-reset', String(resetSeconds));
-  if (!state.allowed) ctx.setHeader('retry-after', String(resetSeconds));
 }
 
 /** Consumes one call from each key; the tightest answer wins. Per procedure call, so a batch cannot slip past. */

@@ -19,5 +19,5 @@ export const appRouter = router({
 export type AppRouter = typeof appRouter;
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;
-export type { AppErrorCode } from '../errors.ts';
-export type { AppErrorData, ValidationIssue } from './error-formatter.ts';
+export type { AppErrorCode, ValidationIssue } from '../errors/index.ts';
+export type { AppErrorData } from './error-formatter.ts';

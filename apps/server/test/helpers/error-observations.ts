@@ -10,10 +10,10 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { AppErrorCode } from '../../src/errors.ts';
+import type { AppErrorCode } from '../../src/errors/index.ts';
+import { restOperationErrors } from '../../src/rest/rest-errors.ts';
+import { restRouteTable } from '../../src/rest/rest-routes.ts';
 import type { AppMeta } from '../../src/trpc/init.ts';
-import { restOperationErrors } from '../../src/trpc/rest/rest-errors.ts';
-import { restRouteTable } from '../../src/trpc/rest/rest-routes.ts';
 import { appRouter } from '../../src/trpc/router.ts';
 
 export const OBSERVATIONS_DIR_ENV = 'ERROR_OBSERVATIONS_DIR';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '../../src/errors.ts';
+import { AppError } from '../../src/errors/index.ts';
 import { router, t } from '../../src/trpc/init.ts';
 import { publicProcedure } from '../../src/trpc/procedures.ts';
 import { appRouter } from '../../src/trpc/router.ts';
@@ -26,6 +26,7 @@ const probeRouter = router({
       }),
     /** Waits until the request is aborted (or 5 s), and remembers whether it saw the abort. */
     wait: publicProcedure
+      .meta({ openapi: { method: 'GET', path: '/probe/wait', tags: ['probe'], protect: false } })
       .input(z.object({ id: z.string() }))
       .output(z.object({ aborted: z.boolean() }))
       .query(async ({ input, signal }) => {

@@ -1,4 +1,4 @@
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../errors/index.ts';
 import type { Services } from '../../services.ts';
 import { composeEmail } from '../auth/emails.ts';
 import { getUser } from '../users/users.service.ts';

@@ -3,7 +3,7 @@
  * every transport shares (`requirePermission` for procedures; plain Fastify routes call it
  * themselves). Read on every call, so a change of roles or grants applies on the next request.
  */
-import { AppError, type AppErrorCode } from '../../errors.ts';
+import { AppError, type AppErrorCode } from '../../errors/index.ts';
 import type { Services } from '../../services.ts';
 import type { Permission } from '../rbac/permissions.ts';
 import { permissionsOfUser } from '../rbac/rbac.service.ts';

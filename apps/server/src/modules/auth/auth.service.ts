@@ -1,4 +1,4 @@
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../errors/index.ts';
 import { checkPassword, hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
 import {

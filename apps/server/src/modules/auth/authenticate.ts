@@ -3,7 +3,7 @@
  * `authedProcedure`, plain Fastify routes by calling it themselves). A signature check and
  * one key-value lookup, no database query while the revocation cache is intact.
  */
-import { AppError, type AppErrorCode } from '../../errors.ts';
+import { AppError, type AppErrorCode } from '../../errors/index.ts';
 import { AccessTokenError } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 import { isSessionRevoked } from '../sessions/sessions.service.ts';

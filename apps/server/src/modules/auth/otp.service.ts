@@ -5,7 +5,7 @@
  * in the account, or creates it (email verified); an invalid code never creates anything.
  */
 import { randomInt, timingSafeEqual } from 'node:crypto';
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../errors/index.ts';
 import type { Services } from '../../services.ts';
 import type { ClientInfo } from '../sessions/sessions.service.ts';
 import { createUser, findUserRowByEmail, markEmailVerified } from '../users/users.service.ts';

@@ -3,7 +3,7 @@
  * it must not be the email address. Sign-up refuses it as an input issue; changing and
  * resetting (where the email is known only to the service) as VALIDATION_FAILED.
  */
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../errors/index.ts';
 
 export const PASSWORD_IS_EMAIL = 'must not be the email address';
 

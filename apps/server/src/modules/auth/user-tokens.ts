@@ -1,6 +1,6 @@
 /** Single-use tokens of email links (verify the address, reset the password): the `user_tokens` table's owner. */
 import type { UserTokensTable } from '@app/db';
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../errors/index.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../errors/index.ts';
 import { withTimeout } from '../../infra/with-timeout.ts';
 import type { Services } from '../../services.ts';
 import type { CheckStatus, ReadyChecks } from './health.schemas.ts';

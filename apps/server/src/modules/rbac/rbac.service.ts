@@ -1,4 +1,4 @@
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../errors/index.ts';
 import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import type { Services } from '../../services.ts';
 import { ADMIN_ROLE, ALL_PERMISSIONS, isPermission, PERMISSIONS, type Permission } from './permissions.ts';

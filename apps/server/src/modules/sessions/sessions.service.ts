@@ -14,7 +14,7 @@
  */
 import type { Db, SessionRow } from '@app/db';
 import { sql } from 'kysely';
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../errors/index.ts';
 import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';

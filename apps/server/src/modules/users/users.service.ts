@@ -1,6 +1,6 @@
 /** The `users` table's owner: every write to it (sign-ups, passwords, verification) goes through here. */
 import type { UserRow } from '@app/db';
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../errors/index.ts';
 import { checkPassword } from '../../infra/passwords.ts';
 import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';

@@ -10,6 +10,9 @@
  * Batches over `maxBatchSize` also go there (tRPC refuses them whole); TRACE, TRACK and
  * CONNECT, which its Fetch-API bridge cannot represent, are answered 405 here.
  *
+ * Each request takes three steps: `parseRequest` (which calls, or the official adapter),
+ * `runCalls` (the procedures, concurrently) and `writeResponse` (tRPC's status and body).
+ *
  * Written against @trpc/server 11.25.2 (the catalog's pin): it mirrors
  * `resolveResponse` and the JSON content-type handler of that version, and relies on
  * `router._def.procedures` (the flat path -> procedure map), `router._def.lazy`,
@@ -29,14 +32,19 @@ import { fastifyRequestHandler } from '@trpc/server/adapters/fastify';
 import { getHTTPStatusCode } from '@trpc/server/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Context } from '../context.ts';
+import { isRecord } from '../procedure-input.ts';
+import { requestSignal } from '../request-signal.ts';
 
 /** The @trpc/server version this file mirrors; a test fails when the installed one differs. */
 export const WRITTEN_FOR_TRPC = '11.25.2';
 
+type OnError = (opts: { error: TRPCError; path: string | undefined; ctx: Context | undefined }) => void;
+
 export interface FastTrpcOptions {
   router: AnyTRPCRouter;
   createContext(opts: { req: FastifyRequest; res: FastifyReply }): Context;
-  onError?(opts: { error: TRPCError; path: string | undefined }): void;
+  /** Called once per failed call, before the answer is written. */
+  onError?: OnError;
   /** Most calls in one batch; a larger batch is refused whole (400), as tRPC's `maxBatchSize`. */
   maxBatchSize?: number;
 }
@@ -49,18 +57,18 @@ const METHOD_FOR: Record<ProcedureType, string> = { query: 'GET', mutation: 'POS
 const VARY = 'trpc-accept, accept';
 
 type Outcome = { ok: true; data: unknown } | { ok: false; error: TRPCError };
+type Query = Record<string, string | string[] | undefined>;
+type TrpcFastifyRequest = FastifyRequest<{ Params: { path: string }; Querystring: Query }>;
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return !!value && !Array.isArray(value) && typeof value === 'object';
-}
+const first = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 /** tRPC refuses promises and async iterables in a non-streaming response. */
 function isDataStream(value: unknown): boolean {
-  if (!isObject(value)) return false;
+  if (!isRecord(value)) return false;
   if (Symbol.asyncIterator in value) return true;
   return Object.values(value).some(
     (v) =>
-      (isObject(v) || typeof v === 'function') &&
+      (isRecord(v) || typeof v === 'function') &&
       (typeof (v as { then?: unknown }).then === 'function' || Symbol.asyncIterator in (v as object)),
   );
 }
@@ -69,44 +77,185 @@ function isJsonContentType(header: string | undefined): boolean {
   return header?.split(';', 1)[0]?.trim().toLowerCase() === 'application/json';
 }
 
-/** The request's inputs by batch index, parsed once, on first use (as tRPC does). */
-function lazyInputs(raw: string | undefined, isBatch: boolean, count: number) {
-  let parsed: { ok: true; value: Record<number, unknown> } | { ok: false; error: TRPCError } | undefined;
-  const parse = (): { ok: true; value: Record<number, unknown> } | { ok: false; error: TRPCError } => {
-    if (!raw) return { ok: true, value: {} };
-    let inputs: unknown;
-    try {
-      inputs = JSON.parse(raw);
-    } catch (cause) {
-      const message = cause instanceof Error ? cause.message : 'Invalid input';
-      return { ok: false, error: new TRPCError({ code: 'BAD_REQUEST', message, cause }) };
+type ParsedInputs = { ok: true; value: Record<number, unknown> } | { ok: false; error: TRPCError };
+
+function parseInputs(raw: string | undefined, isBatch: boolean, count: number): ParsedInputs {
+  if (!raw) return { ok: true, value: {} };
+  let inputs: unknown;
+  try {
+    inputs = JSON.parse(raw);
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : 'Invalid input';
+    return { ok: false, error: new TRPCError({ code: 'BAD_REQUEST', message, cause }) };
+  }
+  if (!isBatch) return { ok: true, value: { 0: inputs } };
+  if (!isRecord(inputs)) {
+    return {
+      ok: false,
+      error: new TRPCError({ code: 'BAD_REQUEST', message: '"input" needs to be an object when doing a batch call' }),
+    };
+  }
+  const value: Record<number, unknown> = {};
+  for (let index = 0; index < count; index++) if (inputs[index] !== undefined) value[index] = inputs[index];
+  return { ok: true, value };
+}
+
+/** The calls of one request, by batch index; their inputs are parsed once, on first use (as tRPC does). */
+class TrpcCalls {
+  readonly method: string;
+  readonly isBatch: boolean;
+  readonly paths: string[];
+  readonly procedures: (AnyTRPCProcedure | undefined)[];
+  /** The type of every procedure found (a batch never mixes them); undefined when none is. */
+  readonly type: 'query' | 'mutation' | undefined;
+  readonly #raw: string | undefined;
+  #inputs: ParsedInputs | undefined;
+
+  constructor(
+    method: string,
+    isBatch: boolean,
+    paths: string[],
+    procedures: (AnyTRPCProcedure | undefined)[],
+    type: 'query' | 'mutation' | undefined,
+    raw: string | undefined,
+  ) {
+    this.method = method;
+    this.isBatch = isBatch;
+    this.paths = paths;
+    this.procedures = procedures;
+    this.type = type;
+    this.#raw = raw;
+  }
+
+  /** Call `index`'s input; throws when the request's inputs are malformed. */
+  input(index: number): unknown {
+    this.#inputs ??= parseInputs(this.#raw, this.isBatch, this.paths.length);
+    if (!this.#inputs.ok) throw this.#inputs.error;
+    return this.#inputs.value[index];
+  }
+
+  /** What the error shape shows as `input`: undefined until (or unless) parsed. */
+  parsedInput(index: number): unknown {
+    return this.#inputs?.ok ? this.#inputs.value[index] : undefined;
+  }
+}
+
+/** Step 1: the request's calls, or undefined when the official adapter is to answer it. */
+function parseRequest(
+  request: TrpcFastifyRequest,
+  procedures: Record<string, AnyTRPCProcedure | undefined>,
+  maxBatchSize: number | undefined,
+): TrpcCalls | undefined {
+  const method = request.method;
+  if (method !== 'GET' && method !== 'POST' && !FORBIDDEN_METHODS.has(method)) return undefined;
+  if (request.headers['trpc-accept'] !== undefined) return undefined;
+  if (method === 'POST' && !isJsonContentType(request.headers['content-type'])) return undefined;
+
+  let path: string;
+  try {
+    path = decodeURIComponent(request.params.path);
+  } catch {
+    return undefined;
+  }
+  const query = request.query;
+  const isBatch = first(query.batch) === '1';
+  const paths = isBatch ? path.split(',') : [path];
+  if (maxBatchSize !== undefined && paths.length > maxBatchSize) return undefined;
+  const calls = paths.map((p) => procedures[p]);
+
+  let type: 'query' | 'mutation' | undefined;
+  for (const procedure of calls) {
+    if (!procedure) continue;
+    const callType = procedure._def.type as ProcedureType;
+    if (callType === 'subscription' || (type !== undefined && callType !== type)) return undefined;
+    type = callType;
+  }
+  const raw = method === 'GET' ? first(query.input) : (request.body as string | undefined);
+  return new TrpcCalls(method, isBatch, paths, calls, type, raw);
+}
+
+async function runCall(
+  calls: TrpcCalls,
+  index: number,
+  ctx: Context,
+  signal: AbortSignal,
+  onError: OnError | undefined,
+): Promise<Outcome> {
+  const procedure = calls.procedures[index];
+  const path = calls.paths[index] as string;
+  try {
+    if (!procedure) throw new TRPCError({ code: 'NOT_FOUND', message: `No procedure found on path "${path}"` });
+    const type = procedure._def.type as ProcedureType;
+    if (METHOD_FOR[type] !== calls.method) {
+      // (TRACE and the like get here too: tRPC's adapter would fail on them with a 500.)
+      throw new TRPCError({
+        code: 'METHOD_NOT_SUPPORTED',
+        message: `Unsupported ${calls.method}-request to ${type} procedure at path "${path}"`,
+      });
     }
-    if (!isBatch) return { ok: true, value: { 0: inputs } };
-    if (!isObject(inputs)) {
-      return {
-        ok: false,
-        error: new TRPCError({ code: 'BAD_REQUEST', message: '"input" needs to be an object when doing a batch call' }),
-      };
+    const data = await procedure({
+      path,
+      getRawInput: async () => calls.input(index),
+      ctx,
+      type,
+      signal,
+      batchIndex: index,
+    });
+    if (isDataStream(data)) {
+      throw new TRPCError({
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+        message: 'Cannot use stream-like response in non-streaming request - use httpBatchStreamLink',
+      });
     }
-    const value: Record<number, unknown> = {};
-    for (let index = 0; index < count; index++) if (inputs[index] !== undefined) value[index] = inputs[index];
-    return { ok: true, value };
-  };
-  return {
-    read(index: number): unknown {
-      parsed ??= parse();
-      if (!parsed.ok) throw parsed.error;
-      return parsed.value[index];
-    },
-    /** What the error shape shows as `input`: undefined until (or unless) parsed. */
-    result(index: number): unknown {
-      return parsed?.ok ? parsed.value[index] : undefined;
-    },
-  };
+    return { ok: true, data };
+  } catch (cause) {
+    const error = getTRPCErrorFromUnknown(cause);
+    onError?.({ error, path, ctx });
+    return { ok: false, error };
+  }
+}
+
+/** Step 2: every call, concurrently; one outcome per call, in batch order. */
+function runCalls(calls: TrpcCalls, ctx: Context, signal: AbortSignal, onError: OnError | undefined) {
+  const running: Promise<Outcome>[] = [];
+  for (let index = 0; index < calls.paths.length; index++) running.push(runCall(calls, index, ctx, signal, onError));
+  return Promise.all(running);
+}
+
+/** Step 3: status, headers and the JSON body tRPC's adapter would write; returns the body. */
+function writeResponse(
+  reply: FastifyReply,
+  calls: TrpcCalls,
+  outcomes: Outcome[],
+  ctx: Context,
+  config: AnyTRPCRouter['_def']['_config'],
+): string {
+  let errors: TRPCError[] | undefined;
+  const bodies = outcomes.map((outcome, index) => {
+    if (outcome.ok) return { result: { data: outcome.data } };
+    errors ??= [];
+    errors[index] = outcome.error;
+    return {
+      error: getTRPCErrorShape({
+        config,
+        ctx,
+        error: outcome.error,
+        input: calls.parsedInput(index),
+        path: calls.paths[index],
+        type: (calls.procedures[index]?._def.type as ProcedureType | undefined) ?? 'unknown',
+      }),
+    };
+  });
+  const status = getHTTPStatusCode(bodies as Parameters<typeof getHTTPStatusCode>[0], errors);
+
+  reply.code(status).header('vary', VARY).header('content-type', 'application/json');
+  // A procedure called with the wrong method: the one it takes.
+  if (calls.type && METHOD_FOR[calls.type] !== calls.method) reply.header('allow', METHOD_FOR[calls.type]);
+  return JSON.stringify(calls.isBatch ? bodies : bodies[0]);
 }
 
 export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): Promise<void> {
-  const { router } = options;
+  const { router, onError, maxBatchSize } = options;
   const config = router._def._config;
   const procedures = router._def.procedures as Record<string, AnyTRPCProcedure | undefined>;
   if (Object.keys(router._def.lazy ?? {}).length > 0) {
@@ -128,112 +277,24 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
   app.removeContentTypeParser('multipart/form-data');
   app.addContentTypeParser('multipart/form-data', (_request, payload, done) => done(null, payload));
 
-  const official = (request: FastifyRequest<{ Params: { path: string } }>, reply: FastifyReply) =>
+  const official = (request: TrpcFastifyRequest, reply: FastifyReply) =>
     fastifyRequestHandler({
       router,
       req: request,
       res: reply,
       path: request.params.path,
       createContext: ({ req, res }) => options.createContext({ req, res }),
-      onError: ({ error, path }) => options.onError?.({ error, path }),
-      maxBatchSize: options.maxBatchSize,
+      onError: ({ error, path, ctx }) => onError?.({ error, path, ctx }),
+      maxBatchSize,
     });
 
-  app.all<{ Params: { path: string }; Querystring: Record<string, string | string[] | undefined> }>(
-    '/:path',
-    async (request, reply) => {
-      const method = request.method;
-      if (method !== 'GET' && method !== 'POST' && !FORBIDDEN_METHODS.has(method)) return official(request, reply);
-      if (request.headers['trpc-accept'] !== undefined) return official(request, reply);
-      if (method === 'POST' && !isJsonContentType(request.headers['content-type'])) return official(request, reply);
-
-      let path: string;
-      try {
-        path = decodeURIComponent(request.params.path);
-      } catch {
-        return official(request, reply);
-      }
-      const query = request.query;
-      const first = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
-      const isBatch = first(query.batch) === '1';
-      const paths = isBatch ? path.split(',') : [path];
-      if (options.maxBatchSize !== undefined && paths.length > options.maxBatchSize) return official(request, reply);
-      const calls = paths.map((p) => procedures[p]);
-
-      const types = new Set<ProcedureType>();
-      for (const procedure of calls) if (procedure) types.add(procedure._def.type as ProcedureType);
-      if (types.size > 1 || types.has('subscription')) return official(request, reply);
-
-      const ctx = options.createContext({ req: request, res: reply });
-      const raw = method === 'GET' ? first(query.input) : (request.body as string | undefined);
-      const inputs = lazyInputs(raw, isBatch, paths.length);
-
-      // Aborted when the client goes away before the answer, like the official adapter's request signal.
-      const abort = new AbortController();
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) abort.abort();
-      });
-
-      let allow: string | undefined;
-      const run = async (index: number): Promise<Outcome> => {
-        const procedure = calls[index];
-        const callPath = paths[index] as string;
-        try {
-          if (!procedure)
-            throw new TRPCError({ code: 'NOT_FOUND', message: `No procedure found on path "${callPath}"` });
-          const type = procedure._def.type as ProcedureType;
-          if (METHOD_FOR[type] !== method) {
-            // (TRACE and the like get here too: tRPC's adapter would fail on them with a 500.)
-            allow = METHOD_FOR[type];
-            throw new TRPCError({
-              code: 'METHOD_NOT_SUPPORTED',
-              message: `Unsupported ${method}-request to ${type} procedure at path "${callPath}"`,
-            });
-          }
-          const data = await procedure({
-            path: callPath,
-            getRawInput: async () => inputs.read(index),
-            ctx,
-            type,
-            signal: abort.signal,
-            batchIndex: index,
-          });
-          if (isDataStream(data)) {
-            throw new TRPCError({
-              code: 'UNSUPPORTED_MEDIA_TYPE',
-              message: 'Cannot use stream-like response in non-streaming request - use httpBatchStreamLink',
-            });
-          }
-          return { ok: true, data };
-        } catch (cause) {
-          const error = getTRPCErrorFromUnknown(cause);
-          options.onError?.({ error, path: callPath });
-          return { ok: false, error };
-        }
-      };
-
-      const outcomes = await Promise.all(paths.map((_, index) => run(index)));
-      const bodies = outcomes.map((outcome, index) =>
-        outcome.ok
-          ? { result: { data: outcome.data } }
-          : {
-              error: getTRPCErrorShape({
-                config,
-                ctx,
-                error: outcome.error,
-                input: inputs.result(index),
-                path: paths[index],
-                type: (calls[index]?._def.type as ProcedureType | undefined) ?? 'unknown',
-              }),
-            },
-      );
-      const errors = outcomes.map((outcome) => (outcome.ok ? undefined : outcome.error));
-      const status = getHTTPStatusCode(bodies as Parameters<typeof getHTTPStatusCode>[0], errors as TRPCError[]);
-
-      reply.code(status).header('vary', VARY).header('content-type', 'application/json');
-      if (allow) reply.header('allow', allow);
-      exactJson.add(reply);
-      return reply.send(JSON.stringify(isBatch ? bodies : bodies[0]));
-    },
-  );
+  app.all<{ Params: { path: string }; Querystring: Query }>('/:path', async (request, reply) => {
+    const calls = parseRequest(request, procedures, maxBatchSize);
+    if (!calls) return official(request, reply);
+    const ctx = options.createContext({ req: request, res: reply });
+    const outcomes = await runCalls(calls, ctx, requestSignal(reply), onError);
+    const body = writeResponse(reply, calls, outcomes, ctx, config);
+    exactJson.add(reply);
+    return reply.send(body);
+  });
 }

@@ -3,11 +3,17 @@ import type { FastifyInstance } from 'fastify';
 import { generateOpenApiDocument } from 'trpc-to-openapi';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { Config } from '../config.ts';
-import { APP_ERROR_CODES, APP_ERROR_MEANINGS, type AppErrorCode, httpStatusOf } from '../errors.ts';
+import {
+  APP_ERROR_CODES,
+  APP_ERROR_MEANINGS,
+  type AppErrorCode,
+  httpStatusOf,
+  RETRY_AFTER_CODES,
+} from '../errors/index.ts';
 import type { AppMeta } from '../trpc/init.ts';
-import { restOperationErrors } from '../trpc/rest/rest-errors.ts';
-import { restRouteTable } from '../trpc/rest/rest-routes.ts';
 import { type AppRouter, appRouter } from '../trpc/router.ts';
+import { restOperationErrors } from './rest-errors.ts';
+import { restRouteTable } from './rest-routes.ts';
 
 type OpenApiDocument = ReturnType<typeof generateOpenApiDocument>;
 
@@ -58,9 +64,6 @@ function deleteInputsAsBody(document: OpenApiDocument) {
   }
   return document;
 }
-
-/** App codes whose answer carries `Retry-After`. */
-const RETRY_AFTER_CODES = new Set<AppErrorCode>(['RATE_LIMITED', 'DEPENDENCY_DOWN']);
 
 /** The error responses of one operation: per status, the body with `appCode` one of the codes answered with it. */
 function errorResponses(codes: Iterable<AppErrorCode>): Record<string, unknown> {

@@ -1,8 +1,8 @@
 import type { AnyTRPCProcedure } from '@trpc/server';
-import type { AppErrorCode } from '../../errors.ts';
-import type { AppMeta } from '../init.ts';
-import { procedureErrors } from '../procedure-errors.ts';
-import { BODY_METHODS } from './rest-routes.ts';
+import type { AppErrorCode } from '../errors/index.ts';
+import type { AppMeta } from '../trpc/init.ts';
+import { procedureErrors } from '../trpc/procedure-errors.ts';
+import { BODY_METHODS } from './rest-input.ts';
 
 /**
  * Every app code a procedure's REST operation can answer: the procedure's own, and what

@@ -1,14 +1,10 @@
 /**
- * Application errors: services throw `AppError(appCode, message)`. It is a TRPCError
- * carrying the tRPC code (hence the HTTP status) its app code travels as, so tRPC passes
- * it through untouched (no extra middleware on every call); the one errorFormatter adds
- * the stable `appCode` clients see on both transports.
+ * The app codes clients can receive, the one table saying which tRPC code (hence which HTTP
+ * status) each travels as, and what each means. Every transport answers from this table.
  */
 import { TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
-import { type Dependency, unavailableDependency } from './infra/dependency-errors.ts';
-import { isForeignKeyViolation, isUniqueViolation } from './infra/postgres-errors.ts';
 
 /** Every app code a client can receive, and the tRPC code (hence HTTP status) it travels as. */
 export const APP_ERROR_CODES = {
@@ -85,26 +81,6 @@ export function httpStatusOf(appCode: AppErrorCode): number {
   return getHTTPStatusCodeFromError(new TRPCError({ code: APP_ERROR_CODES[appCode] }));
 }
 
-export class AppError extends TRPCError {
-  readonly appCode: AppErrorCode;
-  /** Extra, client-safe facts about the failure (e.g. which health check failed). */
-  readonly details: Record<string, unknown> | undefined;
-  /** The HTTP status it is answered with, on every transport. */
-  readonly httpStatus: number;
-
-  constructor(
-    appCode: AppErrorCode,
-    message: string,
-    options: { details?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
-    super({ code: APP_ERROR_CODES[appCode], message, cause: options.cause });
-    this.name = 'AppError';
-    this.appCode = appCode;
-    this.details = options.details;
-    this.httpStatus = getHTTPStatusCodeFromError(this);
-  }
-}
-
 /** The app code for an error that did not come from an AppError. */
 export function defaultAppCode(trpcCode: TRPC_ERROR_CODE_KEY): AppErrorCode {
   switch (trpcCode) {
@@ -129,33 +105,22 @@ export function defaultAppCode(trpcCode: TRPC_ERROR_CODE_KEY): AppErrorCode {
   }
 }
 
-/** How long clients are told to wait before retrying while a dependency is down. */
-export const DEPENDENCY_RETRY_AFTER_SECONDS = 2;
+const STATUS_TO_TRPC_CODE: Record<number, TRPC_ERROR_CODE_KEY> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_SUPPORTED',
+  408: 'TIMEOUT',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'TOO_MANY_REQUESTS',
+  499: 'CLIENT_CLOSED_REQUEST',
+  503: 'SERVICE_UNAVAILABLE',
+};
 
-export function dependencyDown(dependency: Dependency, cause?: unknown): AppError {
-  const name = dependency === 'database' ? 'The database' : 'The session and rate-limit store';
-  return new AppError('DEPENDENCY_DOWN', `${name} is unavailable: try again shortly`, {
-    details: { dependency, retryAfterSeconds: DEPENDENCY_RETRY_AFTER_SECONDS },
-    cause,
-  });
-}
-
-/**
- * The AppError a failure stands for: itself, or what an unexpected error means to a client.
- * A dependency that is down is a 503; a row that a concurrent request deleted (23503) or
- * created (23505) is a 404 or 409, not a 500. Undefined for everything else (a bug: 500).
- */
-export function recognizeError(error: unknown): AppError | undefined {
-  if (error instanceof AppError) return error;
-  const cause = error instanceof TRPCError ? error.cause : error;
-  if (error instanceof TRPCError && error.code !== 'INTERNAL_SERVER_ERROR') return undefined;
-  const dependency = unavailableDependency(cause);
-  if (dependency) return dependencyDown(dependency, cause);
-  if (isForeignKeyViolation(cause)) {
-    return new AppError('NOT_FOUND', 'Something this request refers to was deleted meanwhile', { cause });
-  }
-  if (isUniqueViolation(cause)) {
-    return new AppError('CONFLICT', 'This conflicts with a change made at the same time: try again', { cause });
-  }
-  return undefined;
+/** The tRPC code of an HTTP refusal that no procedure made (no route, a body Fastify refused). */
+export function trpcCodeForStatus(status: number): TRPC_ERROR_CODE_KEY {
+  return STATUS_TO_TRPC_CODE[status] ?? (status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR');
 }

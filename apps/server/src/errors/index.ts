@@ -1,0 +1,13 @@
+/** Errors, as services throw them and every transport answers them. */
+export { AppError } from './app-error.ts';
+export { APP_ERROR_CODES, APP_ERROR_MEANINGS, type AppErrorCode, httpStatusOf } from './app-error-codes.ts';
+export {
+  type ErrorAnswer,
+  type ErrorBody,
+  errorAnswer,
+  httpErrorBody,
+  INTERNAL_ERROR_MESSAGE,
+  type ValidationIssue,
+} from './error-body.ts';
+export { recognizeError } from './recognize-error.ts';
+export { RETRY_AFTER_CODES, setRetryAfter } from './retry-after.ts';

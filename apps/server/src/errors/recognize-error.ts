@@ -1,0 +1,24 @@
+import { TRPCError } from '@trpc/server';
+import { unavailableDependency } from '../infra/dependency-errors.ts';
+import { isForeignKeyViolation, isUniqueViolation } from '../infra/postgres-errors.ts';
+import { AppError, dependencyDown } from './app-error.ts';
+
+/**
+ * The AppError a failure stands for: itself, or what an unexpected error means to a client.
+ * A dependency that is down is a 503; a row that a concurrent request deleted (23503) or
+ * created (23505) is a 404 or 409, not a 500. Undefined for everything else (a bug: 500).
+ */
+export function recognizeError(error: unknown): AppError | undefined {
+  if (error instanceof AppError) return error;
+  const cause = error instanceof TRPCError ? error.cause : error;
+  if (error instanceof TRPCError && error.code !== 'INTERNAL_SERVER_ERROR') return undefined;
+  const dependency = unavailableDependency(cause);
+  if (dependency) return dependencyDown(dependency, cause);
+  if (isForeignKeyViolation(cause)) {
+    return new AppError('NOT_FOUND', 'Something this request refers to was deleted meanwhile', { cause });
+  }
+  if (isUniqueViolation(cause)) {
+    return new AppError('CONFLICT', 'This conflicts with a change made at the same time: try again', { cause });
+  }
+  return undefined;
+}

@@ -1,0 +1,70 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import {
+  type AppError,
+  errorAnswer,
+  httpErrorBody,
+  INTERNAL_ERROR_MESSAGE,
+  recognizeError,
+  setRetryAfter,
+} from '../errors/index.ts';
+import { createOutageLog, type Logger } from '../infra/logger.ts';
+import type { Services } from '../services.ts';
+
+/** Logs a recognised dependency outage (throttled): the 503 needs no stack trace. */
+export function dependencyOutageLog(log: Pick<Logger, 'warn'>) {
+  const outage = createOutageLog(log);
+  return {
+    warn(error: AppError) {
+      const dependency = String(error.details?.dependency ?? 'dependency');
+      const cause = error.cause instanceof Error ? error.cause.message : String(error.cause);
+      outage.warn(dependency, `${dependency} unavailable: answering 503 (${cause})`);
+    },
+  };
+}
+
+/** Errors Fastify raises before routing (a malformed URL, say): the JSON error body too. */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 400;
+  reply
+    .code(status)
+    .header('x-request-id', request.id)
+    .send(httpErrorBody(status, error.message, request.id));
+}
+
+/**
+ * JSON bodies for unknown routes, for errors Fastify raises itself (a body too large or
+ * unreadable), and for what a plain route throws: answered as a procedure's error is.
+ */
+export const errorHandling = fp(
+  async (
+    app: FastifyInstance,
+    { services, dependencyLog }: { services: Services; dependencyLog: ReturnType<typeof dependencyOutageLog> },
+  ) => {
+    const expose = services.config.exposeErrorDetails;
+
+    app.setNotFoundHandler((request, reply) => {
+      reply
+        .code(404)
+        .send(
+          httpErrorBody(404, `No route for ${request.method} ${request.pathForLog}`, request.id, 'ROUTE_NOT_FOUND'),
+        );
+    });
+
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      const recognized = error.statusCode ? undefined : recognizeError(error);
+      if (recognized) {
+        if (recognized.appCode === 'DEPENDENCY_DOWN') dependencyLog.warn(recognized);
+        setRetryAfter(recognized, (name, value) => reply.header(name, value));
+        const { status, body } = errorAnswer(recognized, request.id, expose);
+        return reply.code(status).send(body);
+      }
+      const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+      if (status >= 500) request.log.error({ err: error }, 'unhandled error');
+      const shown = status < 500 || expose;
+      const body = httpErrorBody(status, shown ? error.message : INTERNAL_ERROR_MESSAGE, request.id);
+      reply.code(status).send(shown && status >= 500 ? { ...body, stack: error.stack } : body);
+    });
+  },
+  { name: 'error-handling' },
+);

@@ -1,0 +1,120 @@
+/**
+ * The rules of docs/architecture.md, checked on the sources: which room may import which,
+ * and who may read the environment. A failure names the file, the import and the rule.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const src = fileURLToPath(new URL('../src/', import.meta.url));
+
+interface SourceFile {
+  /** Relative to src/, with forward slashes: `modules/notes/notes.service.ts`. */
+  file: string;
+  text: string;
+  /** Relative imports, resolved relative to src/ (`errors/index.ts`); package imports as written. */
+  imports: string[];
+}
+
+function sourceFiles(dir = src): SourceFile[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(full);
+    if (!entry.name.endsWith('.ts')) return [];
+    const text = readFileSync(full, 'utf8');
+    const specifiers = [...text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((match) => match[1] as string);
+    const imports = specifiers.map((specifier) =>
+      specifier.startsWith('.')
+        ? path
+            .relative(src, path.resolve(path.dirname(full), specifier))
+            .split(path.sep)
+            .join('/')
+        : specifier,
+    );
+    return [{ file: path.relative(src, full).split(path.sep).join('/'), text, imports }];
+  });
+}
+
+/** The room a file (or a resolved import) belongs to: its top folder under src/, or the file's name. */
+function room(file: string): string {
+  const [first, second] = file.split('/');
+  return second === undefined ? (first as string).replace(/\.ts$/, '') : (first as string);
+}
+
+const files = sourceFiles();
+
+function violations(rule: (from: SourceFile, target: string) => boolean): string[] {
+  return files.flatMap((from) =>
+    from.imports.filter((target) => rule(from, target)).map((t) => `${from.file} -> ${t}`),
+  );
+}
+
+const TRANSPORTS = new Set(['trpc', 'rest', 'http', 'app', 'main']);
+
+describe('architecture (docs/architecture.md)', () => {
+  it('finds the sources it checks', () => {
+    expect(files.length).toBeGreaterThan(40);
+    expect(files.some((f) => f.file.startsWith('modules/'))).toBe(true);
+  });
+
+  it('module services and schemas never import a transport: a module is adapted by its router and routes files only', () => {
+    const found = violations(
+      (from, target) => room(from.file) === 'modules' && !isAdapter(from.file) && TRANSPORTS.has(room(target)),
+    );
+    expect(found).toEqual([]);
+  });
+
+  it('infra imports nothing of the app above it (no module, transport, services or errors)', () => {
+    const allowed = new Set(['infra', 'config']);
+    const found = violations(
+      (from, target) => room(from.file) === 'infra' && isLocal(target) && !allowed.has(room(target)),
+    );
+    expect(found).toEqual([]);
+  });
+
+  it('the error room depends on infra only: every room may use it, it uses none of them', () => {
+    const found = violations(
+      (from, target) => room(from.file) === 'errors' && isLocal(target) && !['errors', 'infra'].includes(room(target)),
+    );
+    expect(found).toEqual([]);
+  });
+
+  it('modules never import the app, main, or the process', () => {
+    const found = violations(
+      (from, target) =>
+        room(from.file) === 'modules' && isLocal(target) && ['app', 'main', 'startup'].includes(room(target)),
+    );
+    expect(found).toEqual([]);
+  });
+
+  it('the transports do not import each other, except REST running the tRPC procedures', () => {
+    const allowed: Record<string, string[]> = { rest: ['trpc'], trpc: [], http: [] };
+    const found = violations((from, target) => {
+      const fromRoom = room(from.file);
+      const targetRoom = room(target);
+      const permitted = allowed[fromRoom];
+      if (!permitted || !isLocal(target) || targetRoom === fromRoom) return false;
+      return ['trpc', 'rest', 'http'].includes(targetRoom) && !permitted.includes(targetRoom);
+    });
+    expect(found).toEqual([]);
+  });
+
+  it('nothing but the config module reads process.env', () => {
+    const readers = files
+      .filter(
+        (f) => room(f.file) !== 'config' && /process\.env\b/.test(f.text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')),
+      )
+      .map((f) => f.file);
+    expect(readers).toEqual([]);
+  });
+});
+
+/** A module's adapters to the transports: its tRPC/REST router and its plain Fastify routes. */
+function isAdapter(file: string): boolean {
+  return file.endsWith('.router.ts') || file.endsWith('.routes.ts');
+}
+
+function isLocal(target: string): boolean {
+  return !target.startsWith('@') && !target.startsWith('node:') && /\.(ts|json)$/.test(target);
+}
