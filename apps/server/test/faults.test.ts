@@ -142,7 +142,7 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
     let admin: Account;
     beforeAll(async () => {
       redis = await startRedisServer();
-      const kv = () => new RedisStore({ url: redis.url, keyPrefix: 'durable:' });
+      const kv = () => new RedisStore({ url: redis.url, keyPrefix: 'durable:', commandTimeoutMs: 5_000 });
       a = await buildTestApp({ overrides: { kv: kv() } });
       b = await buildTestApp({ database: a.database, overrides: { kv: kv() } });
       admin = await registerAdmin(a.app, a.services.db);
@@ -179,10 +179,12 @@ describe.skipIf(!REDIS_AVAILABLE)('a Redis that refuses writes (maxmemory, noevi
   let other: TestApp;
   beforeAll(async () => {
     redis = await startRedisServer();
-    t = await buildTestApp({ overrides: { kv: new RedisStore({ url: redis.url, keyPrefix: 'full:' }) } });
+    t = await buildTestApp({
+      overrides: { kv: new RedisStore({ url: redis.url, keyPrefix: 'full:', commandTimeoutMs: 5_000 }) },
+    });
     other = await buildTestApp({
       database: t.database,
-      overrides: { kv: new RedisStore({ url: redis.url, keyPrefix: 'full:' }) },
+      overrides: { kv: new RedisStore({ url: redis.url, keyPrefix: 'full:', commandTimeoutMs: 5_000 }) },
     });
   });
   afterAll(async () => {

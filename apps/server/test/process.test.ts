@@ -119,6 +119,7 @@ describe.skipIf(!process.env.REDIS_URL)('cluster workers', () => {
     const server = spawnServer({
       DATABASE_URL: database.url,
       REDIS_URL: process.env.REDIS_URL,
+      REDIS_COMMAND_TIMEOUT_MS: '5000', // a loaded CI machine, not the code, may be slow
       WORKERS: '2',
       PORT: '0',
     });

@@ -31,7 +31,10 @@ export function createTestKeyValueStore(
     const memory = new MemoryStore();
     return Object.assign(memory, { cleanup: () => memory.close() });
   }
-  const redis = new RedisStore({ url, keyPrefix });
+  // A whole suite on two cores can keep a real Redis from answering within production's
+  // 500 ms default: a 503 there would be the machine's load, not the code. Tests about
+  // timeouts give their store a timeout of its own.
+  const redis = new RedisStore({ url, keyPrefix, commandTimeoutMs: 5_000 });
   return Object.assign(redis, {
     async cleanup() {
       await redis.close();
