@@ -5,7 +5,7 @@
  * or changing one while the server runs, takes effect on save.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { watch } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import path from 'node:path';
 import { styleText } from 'node:util';
 import { repoEnvFile } from '@app/db';
@@ -32,20 +32,31 @@ function start(): void {
   });
 }
 
+/** A server that has not shut down by then (its own limit is SHUTDOWN_TIMEOUT_MS) is stopped hard. */
+const RESTART_DEADLINE_MS = 30_000;
+
 function restart(): void {
   if (restartPending || stopping) return;
   restartPending = true;
   console.log(styleText('cyan', `${path.basename(envFile)} changed: restarting`));
-  child.kill('SIGTERM'); // node --watch passes it on: the server shuts down gracefully first
+  const stopped = child;
+  stopped.kill('SIGTERM'); // node --watch passes it on: the server shuts down gracefully first
+  setTimeout(
+    () => stopped.exitCode === null && stopped.signalCode === null && stopped.kill('SIGKILL'),
+    RESTART_DEADLINE_MS,
+  ).unref();
 }
 
 // The directory, not the file: the file may not exist yet, and editors replace it on save.
+// (A directory that does not exist is not watched: the server itself says what is wrong.)
 let settle: NodeJS.Timeout | undefined;
-const watcher = watch(path.dirname(envFile), (_event, filename) => {
-  if (filename !== path.basename(envFile)) return;
-  clearTimeout(settle);
-  settle = setTimeout(restart, SETTLE_MS);
-});
+const watcher = existsSync(path.dirname(envFile))
+  ? watch(path.dirname(envFile), (_event, filename) => {
+      if (filename !== path.basename(envFile)) return;
+      clearTimeout(settle);
+      settle = setTimeout(restart, SETTLE_MS);
+    })
+  : undefined;
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
@@ -53,7 +64,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     // treats a repeat within a second as the same signal.
     if (stopping) return;
     stopping = true;
-    watcher.close();
+    watcher?.close();
     clearTimeout(settle);
     child.kill(signal);
   });

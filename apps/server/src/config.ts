@@ -230,8 +230,9 @@ function estimatedEntropyBits(secret: string): number {
   return perCharacter * characters.length;
 }
 
+/** This machine only: `localhost`, `::1` or an IPv4 address in 127/8 (never a name like 127.0.0.1.example.com). */
 function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
 /**

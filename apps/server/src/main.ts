@@ -176,11 +176,16 @@ async function main(): Promise<void> {
       return;
     }
     // The primary prepares the database once; workers only connect.
-    const services = await createServices(config, log, database.url);
     try {
-      await runStartupChecks(services, database.url, database);
-    } finally {
-      await services.close();
+      const services = await createServices(config, log, database.url);
+      try {
+        await runStartupChecks(services, database.url, database);
+      } finally {
+        await services.close();
+      }
+    } catch (error) {
+      await database.embedded?.stop(); // never leave the embedded cluster running behind a failed start
+      throw error;
     }
     await runPrimary(config, log, database);
   } catch (error) {

@@ -58,7 +58,7 @@ describe('architecture (docs/architecture.md)', () => {
     expect(files.some((f) => f.file.startsWith('modules/'))).toBe(true);
   });
 
-  it('module services and schemas never import a transport: a module is adapted by its router and routes files only', () => {
+  it('module services and schemas never import a transport: a module is adapted by its router file only', () => {
     const found = violations(
       (from, target) => room(from.file) === 'modules' && !isAdapter(from.file) && TRANSPORTS.has(room(target)),
     );
@@ -110,9 +110,9 @@ describe('architecture (docs/architecture.md)', () => {
   });
 });
 
-/** A module's adapters to the transports: its tRPC/REST router and its plain Fastify routes. */
+/** A module's one adapter to the transports: its tRPC/REST router (plain routes live in http/). */
 function isAdapter(file: string): boolean {
-  return file.endsWith('.router.ts') || file.endsWith('.routes.ts');
+  return file.endsWith('.router.ts');
 }
 
 function isLocal(target: string): boolean {

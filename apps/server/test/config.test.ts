@@ -81,6 +81,7 @@ describe('config', () => {
     expect(problems({ HOST: '127.0.0.1' })).toEqual([]);
     expect(problems({ HOST: 'localhost' })).toEqual([]);
     expect(problems({ HOST: '::1' })).toEqual([]);
+    expect(problems({ HOST: '127.0.0.1.nip.io' })).toHaveLength(1); // a name, not this machine
     expect(problems({ HOST: '0.0.0.0', NODE_ENV: 'development' })).toEqual([]);
   });
 

@@ -351,7 +351,6 @@ describe('the SMTP transport when the server fails', () => {
       const admin = await registerAdmin(t.app, t.services.db);
       const otp = await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email: admin.email } });
       expect(otp.json()).toEqual({ ok: true });
-      expect(t.services.mailer.pending).toBeGreaterThan(0); // answered while the server still holds the emails
       await t.settle();
       expect(t.services.mailer.pending).toBe(0);
 
@@ -520,6 +519,8 @@ describe('MAIL_TRANSPORT and SMTP_URL', () => {
     });
     // A relay on this machine may take credentials in plaintext: they never cross a network.
     expect(delivery({ SMTP_URL: 'smtp://u:p@127.0.0.1:2525' })).toMatchObject({ server: { requireTls: false } });
+    // A name that merely starts like a loopback address is somewhere else on the network.
+    expect(delivery({ SMTP_URL: 'smtp://u:p@127.0.0.1.nip.io:2525' })).toMatchObject({ server: { requireTls: true } });
     expect(delivery({ SMTP_URL: 'smtp://[::1]:25' })).toMatchObject({ server: { host: '::1', port: 25 } });
   });
 

@@ -79,6 +79,7 @@ describe('users', () => {
       await t.services.db.deleteFrom('users').where('id', '=', account.id).execute();
       const calls = [
         await as(account, 'GET', '/api/users/me'),
+        await as(account, 'GET', '/api/users'), // permission-gated: signed out, not forbidden
         await as(account, 'PATCH', '/api/users/me', { name: 'Ghost' }),
         await as(account, 'DELETE', '/api/users/me', { password: account.password }),
         await t.app.inject({

@@ -98,7 +98,9 @@ export function stageBinaries(nativeDir: string, root: string): string {
   if (complete()) return target;
   for (const name of readdirSync(root)) {
     const leftover = path.join(root, name);
-    if (name.startsWith('.staging-') && Date.now() - statSync(leftover).mtimeMs > STALE_STAGING_MS) {
+    // Another start may rename its finished copy away meanwhile: a missing entry is no leftover.
+    const modified = name.startsWith('.staging-') ? statSync(leftover, { throwIfNoEntry: false })?.mtimeMs : undefined;
+    if (modified !== undefined && Date.now() - modified > STALE_STAGING_MS) {
       rmSync(leftover, { recursive: true, force: true }); // an interrupted copy
     }
   }
@@ -151,9 +153,10 @@ function collectOrphans(clusters: string, isRunning: (clusterDir: string) => boo
     try {
       const { dataDir, ephemeral } = JSON.parse(readFileSync(record, 'utf8')) as ClusterRecord;
       if (linkTarget(dataDir) === cluster || isRunning(cluster)) continue;
-      // `rm -rf .data` (the link is gone, its directory is not): the cluster is unwanted.
-      // A checkout that is gone altogether may have been moved: its development data waits.
-      const grace = ephemeral || existsSync(path.dirname(dataDir)) ? EPHEMERAL_ORPHAN_MS : DURABLE_ORPHAN_MS;
+      // `rm -rf .data` (the link is gone, the checkout around `.data` is not): the cluster is
+      // unwanted. A checkout that is gone altogether may have been moved: its data waits.
+      const checkout = path.dirname(path.dirname(dataDir));
+      const grace = ephemeral || existsSync(checkout) ? EPHEMERAL_ORPHAN_MS : DURABLE_ORPHAN_MS;
       if (Date.now() - statSync(record).mtimeMs < grace) continue;
       rmSync(cluster, { recursive: true, force: true });
       rmSync(record, { force: true });

@@ -7,10 +7,11 @@ import { AppError, type AppErrorCode } from '../../errors/index.ts';
 import type { Services } from '../../services.ts';
 import type { Permission } from '../rbac/permissions.ts';
 import { permissionsOfUser } from '../rbac/rbac.service.ts';
+import { callerAccountGone, findUserRow } from '../users/users.service.ts';
 import type { Caller } from './authenticate.ts';
 
 /** Every app code `assertPermission` throws. */
-export const PERMISSION_ERRORS = ['PERMISSION_DENIED'] as const satisfies readonly AppErrorCode[];
+export const PERMISSION_ERRORS = ['PERMISSION_DENIED', 'SESSION_REVOKED'] as const satisfies readonly AppErrorCode[];
 
 /** The permissions the caller holds (through any role; admin holds all), if they include `permission`. */
 export async function assertPermission(
@@ -20,6 +21,9 @@ export async function assertPermission(
 ): Promise<Set<string>> {
   const granted = await permissionsOfUser(deps, caller.userId);
   if (!granted.has(permission)) {
+    // A caller without roles may be a caller without an account (deleted under a live token):
+    // signed out, not "forbidden". Looked up only for a refusal, never on the allowed path.
+    if (!(await findUserRow(deps, caller.userId))) throw callerAccountGone();
     throw new AppError('PERMISSION_DENIED', `Missing permission: ${permission}`, { details: { permission } });
   }
   return granted;
