@@ -21,7 +21,9 @@ let restartPending = false;
 let stopping = false;
 
 function start(): void {
-  child = spawn(process.execPath, ['--watch', main], { stdio: 'inherit' });
+  // Its own process group, so a server that hangs on restart can be stopped with its watcher.
+  // Signals reach it through us (below), once.
+  child = spawn(process.execPath, ['--watch', main], { stdio: 'inherit', detached: true });
   child.once('exit', (code, signal) => {
     if (restartPending && !stopping) {
       restartPending = false;
@@ -41,10 +43,10 @@ function restart(): void {
   console.log(styleText('cyan', `${path.basename(envFile)} changed: restarting`));
   const stopped = child;
   stopped.kill('SIGTERM'); // node --watch passes it on: the server shuts down gracefully first
-  setTimeout(
-    () => stopped.exitCode === null && stopped.signalCode === null && stopped.kill('SIGKILL'),
-    RESTART_DEADLINE_MS,
-  ).unref();
+  setTimeout(() => {
+    if (stopped.exitCode !== null || stopped.signalCode !== null || !stopped.pid) return;
+    process.kill(-stopped.pid, 'SIGKILL'); // the watcher and the server under it
+  }, RESTART_DEADLINE_MS).unref();
 }
 
 // The directory, not the file: the file may not exist yet, and editors replace it on save.
@@ -60,8 +62,7 @@ const watcher = existsSync(path.dirname(envFile))
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
-    // Passed on once: a Ctrl-C may also reach the server straight from the terminal; it
-    // treats a repeat within a second as the same signal.
+    // Passed on once (node --watch passes it to the server, which shuts down gracefully).
     if (stopping) return;
     stopping = true;
     watcher?.close();
