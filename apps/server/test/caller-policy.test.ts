@@ -33,6 +33,9 @@ describe('caller policy on a plain Fastify route', () => {
           const permissions = await assertPermission(services, caller, 'users:read');
           return { userId: caller.userId, permissions: [...permissions].sort() };
         });
+        app.get('/plain/bug', async () => {
+          throw new Error('relation "secrets" does not exist: SELECT * FROM secrets');
+        });
       },
     });
   });
@@ -71,6 +74,14 @@ describe('caller policy on a plain Fastify route', () => {
   ])('answers 401 UNAUTHORIZED to %s, as the procedures do', async (_, headers, message) => {
     const refused = await refusedAlike('/plain/me', '/api/users/me', headers);
     expect(refused).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED', appCode: 'UNAUTHORIZED', message } });
+  });
+
+  it('answers a bug in a plain route as a 500 that shows neither its message nor its stack', async () => {
+    expect(errorOf(await get('/plain/bug'))).toEqual({
+      status: 500,
+      retryAfter: undefined,
+      body: { code: 'INTERNAL_SERVER_ERROR', appCode: 'INTERNAL_ERROR', message: 'Internal server error' },
+    });
   });
 
   it('answers 401 SESSION_REVOKED once the session has ended, as the procedures do', async () => {

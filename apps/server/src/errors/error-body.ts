@@ -32,7 +32,7 @@ export interface ErrorAnswer {
 }
 
 /** What an internal error says outside development. */
-export const INTERNAL_ERROR_MESSAGE = 'Internal server error';
+const INTERNAL_ERROR_MESSAGE = 'Internal server error';
 
 function validationIssues(error: TRPCError): ValidationIssue[] | undefined {
   const cause = error.cause as { name?: string; issues?: unknown } | undefined;

@@ -6,7 +6,6 @@ export {
   type ErrorBody,
   errorAnswer,
   httpErrorBody,
-  INTERNAL_ERROR_MESSAGE,
   type ValidationIssue,
 } from './error-body.ts';
 export { recognizeError } from './recognize-error.ts';

@@ -1,13 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import {
-  type AppError,
-  errorAnswer,
-  httpErrorBody,
-  INTERNAL_ERROR_MESSAGE,
-  recognizeError,
-  setRetryAfter,
-} from '../errors/index.ts';
+import { type AppError, errorAnswer, httpErrorBody, recognizeError, setRetryAfter } from '../errors/index.ts';
 import { createOutageLog, type Logger } from '../infra/logger.ts';
 import type { Services } from '../services.ts';
 
@@ -52,18 +45,18 @@ export const errorHandling = fp(
     });
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
-      const recognized = error.statusCode ? undefined : recognizeError(error);
-      if (recognized) {
-        if (recognized.appCode === 'DEPENDENCY_DOWN') dependencyLog.warn(recognized);
-        setRetryAfter(recognized, (name, value) => reply.header(name, value));
-        const { status, body } = errorAnswer(recognized, request.id, expose);
-        return reply.code(status).send(body);
+      // Fastify's own refusals (a body too large or unreadable): their status and message.
+      const status = error.statusCode;
+      if (status !== undefined && status >= 400 && status < 500) {
+        return reply.code(status).send(httpErrorBody(status, error.message, request.id));
       }
-      const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
-      if (status >= 500) request.log.error({ err: error }, 'unhandled error');
-      const shown = status < 500 || expose;
-      const body = httpErrorBody(status, shown ? error.message : INTERNAL_ERROR_MESSAGE, request.id);
-      reply.code(status).send(shown && status >= 500 ? { ...body, stack: error.stack } : body);
+      // Anything else a route threw: answered as a procedure's error is (one rule for what is hidden).
+      const recognized = recognizeError(error);
+      if (!recognized) request.log.error({ err: error }, 'unhandled error');
+      else if (recognized.appCode === 'DEPENDENCY_DOWN') dependencyLog.warn(recognized);
+      setRetryAfter(recognized, (name, value) => reply.header(name, value));
+      const answer = errorAnswer(error, request.id, expose);
+      return reply.code(answer.status).send(answer.body);
     });
   },
   { name: 'error-handling' },

@@ -13,6 +13,15 @@ import type { Caller } from './authenticate.ts';
 /** Every app code `assertPermission` throws. */
 export const PERMISSION_ERRORS = ['PERMISSION_DENIED', 'SESSION_REVOKED'] as const satisfies readonly AppErrorCode[];
 
+/** Whether the caller holds `permission` (through any role; admin holds all): for a choice, not a refusal. */
+export async function hasPermission(
+  deps: Pick<Services, 'db'>,
+  caller: Pick<Caller, 'userId'>,
+  permission: Permission,
+): Promise<boolean> {
+  return (await permissionsOfUser(deps, caller.userId)).has(permission);
+}
+
 /** The permissions the caller holds (through any role; admin holds all), if they include `permission`. */
 export async function assertPermission(
   deps: Pick<Services, 'db'>,

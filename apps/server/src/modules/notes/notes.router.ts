@@ -1,7 +1,7 @@
 import { router } from '../../trpc/init.ts';
 import { authedProcedure } from '../../trpc/procedures.ts';
+import { hasPermission } from '../auth/assert-permission.ts';
 import { ok } from '../common-schemas.ts';
-import { permissionsOfUser } from '../rbac/rbac.service.ts';
 import {
   createNoteInput,
   listNotesInput,
@@ -34,7 +34,7 @@ export const notesRouter = router({
     .input(noteIdInput)
     .output(noteOutput)
     .query(({ ctx, input }) => {
-      const canReadAny = async () => (await permissionsOfUser(ctx.services, ctx.caller.userId)).has('notes:read-any');
+      const canReadAny = () => hasPermission(ctx.services, ctx.caller, 'notes:read-any');
       return notes.getNote(ctx.services, { id: input.id, viewer: { userId: ctx.caller.userId, canReadAny } });
     }),
 
