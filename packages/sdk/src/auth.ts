@@ -4,10 +4,10 @@
  * refresh), retries the call once, and reports a session that cannot be refreshed.
  */
 
-import type { AppRouter } from '@app/server/router';
 import { createTRPCClient, httpLink, type TRPCClientError, type TRPCLink } from '@trpc/client';
 import type { AnyTRPCRouter } from '@trpc/server';
 import { observable } from '@trpc/server/observable';
+import type { AppRouter } from './router.gen.ts';
 
 export interface Tokens {
   accessToken: string;

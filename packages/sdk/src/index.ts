@@ -4,11 +4,13 @@
  *   const api = createClient({ url: 'http://localhost:3000', getAccessToken: () => token });
  *   const { status } = await api.health.live.query();
  *
- * Types come from the server (type-only imports: no server code reaches the bundle).
+ * The types are the server's router as the client sees it (router.gen.ts, generated from
+ * the server's code): no server code or server types reach a frontend.
  */
 
-import type { AppErrorCode, AppErrorData, AppRouter } from '@app/server/router';
+import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import { type AuthOptions, authLink } from './auth.ts';
+import type { AppErrorCode, AppErrorData, AppRouter } from './router.gen.ts';
 
 export { type AuthOptions, memoryTokenStore, type SessionEndReason, type TokenStore, type Tokens } from './auth.ts';
 
@@ -26,12 +28,22 @@ import {
 export type {
   AppErrorCode,
   AppErrorData,
+  AppErrorShape,
   AppRouter,
-  RouterInputs,
-  RouterOutputs,
+  AuthResult,
+  Note,
+  Permission,
+  Role,
+  Session,
+  User,
   ValidationIssue,
-} from '@app/server/router';
+} from './router.gen.ts';
 export { TRPCClientError };
+
+/** Every procedure's input, by path: `RouterInputs['notes']['create']`. */
+export type RouterInputs = inferRouterInputs<AppRouter>;
+/** Every procedure's output, by path: `RouterOutputs['users']['me']`. */
+export type RouterOutputs = inferRouterOutputs<AppRouter>;
 
 type MaybePromise<T> = T | Promise<T>;
 

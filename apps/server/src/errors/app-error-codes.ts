@@ -41,6 +41,7 @@ export const APP_ERROR_CODES = {
   EMAIL_DELIVERY_FAILED: 'SERVICE_UNAVAILABLE',
 } as const satisfies Record<string, TRPC_ERROR_CODE_KEY>;
 
+/** The stable code of every error the API answers (`error.data.appCode`); docs/api.md says what each means. */
 export type AppErrorCode = keyof typeof APP_ERROR_CODES;
 
 /** What each app code means to a client: the OpenAPI document lists them per operation and status. */

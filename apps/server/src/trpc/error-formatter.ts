@@ -4,7 +4,7 @@ import type { DefaultErrorData } from '@trpc/server/unstable-core-do-not-import'
 import { type AppErrorCode, errorAnswer, type ValidationIssue } from '../errors/index.ts';
 import type { Context } from './context.ts';
 
-/** `error.data` on tRPC: the facts of the REST error body (src/errors/error-body.ts). */
+/** `error.data` of a tRPC error: the same facts as the REST error body (`appCode`, `requestId`, `issues`, `details`). */
 export interface AppErrorData extends DefaultErrorData {
   appCode: AppErrorCode;
   requestId: string | undefined;
@@ -12,7 +12,8 @@ export interface AppErrorData extends DefaultErrorData {
   details?: Record<string, unknown>;
 }
 
-interface AppErrorShape {
+/** tRPC's error shape for this API (what `TRPCClientError#shape` holds). */
+export interface AppErrorShape {
   message: string;
   code: TRPC_ERROR_CODE_NUMBER;
   data: AppErrorData;

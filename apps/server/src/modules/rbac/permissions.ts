@@ -15,6 +15,7 @@ export const PERMISSIONS = {
   'email:send-test': 'Send a test email to check delivery',
 } as const;
 
+/** The name of a permission the code declares. */
 export type Permission = keyof typeof PERMISSIONS;
 
 export const ALL_PERMISSIONS = Object.keys(PERMISSIONS) as Permission[];

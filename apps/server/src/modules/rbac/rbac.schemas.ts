@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { id, text } from '../common-schemas.ts';
+import { ALL_PERMISSIONS } from './permissions.ts';
 
 const roleName = text
   .trim()
@@ -8,7 +9,13 @@ const roleName = text
 const permissionList = z.array(text.max(100)).max(200);
 
 export const roleOutput = z
-  .object({ id, name: z.string(), description: z.string(), builtIn: z.boolean(), permissions: z.array(z.string()) })
+  .object({
+    id,
+    name: z.string(),
+    description: z.string(),
+    builtIn: z.boolean(),
+    permissions: z.array(z.enum(ALL_PERMISSIONS)),
+  })
   .meta({ id: 'Role' });
 
 export const createRoleInput = z.object({
@@ -24,4 +31,4 @@ export const updateRoleInput = z.object({
 });
 export const roleIdInput = z.object({ id });
 export const assignmentInput = z.object({ id: id.meta({ description: 'The user' }), roleId: id });
-export const permissionOutput = z.object({ name: z.string(), description: z.string() });
+export const permissionOutput = z.object({ name: z.enum(ALL_PERMISSIONS), description: z.string() });

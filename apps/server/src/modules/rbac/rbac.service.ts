@@ -8,13 +8,13 @@ export interface RoleDto {
   name: string;
   description: string;
   builtIn: boolean;
-  permissions: string[];
+  permissions: Permission[];
 }
 
 type Deps = Pick<Services, 'db'>;
 
 /** The permissions a set of roles grants: everything for admin, else the union of the grants. */
-function grantedBy(roleName: string, grants: string[]): string[] {
+function grantedBy(roleName: string, grants: string[]): Permission[] {
   return (roleName === ADMIN_ROLE ? [...ALL_PERMISSIONS] : grants.filter(isPermission)).sort();
 }
 
@@ -22,8 +22,8 @@ function grantedBy(roleName: string, grants: string[]): string[] {
 export async function rolesOfUsers(
   deps: Deps,
   userIds: string[],
-): Promise<Map<string, { roles: string[]; permissions: string[] }>> {
-  const result = new Map<string, { roles: string[]; permissions: string[] }>();
+): Promise<Map<string, { roles: string[]; permissions: Permission[] }>> {
+  const result = new Map<string, { roles: string[]; permissions: Permission[] }>();
   if (userIds.length === 0) return result;
   const rows = await deps.db
     .selectFrom('user_roles as ur')
@@ -42,14 +42,14 @@ export async function rolesOfUsers(
   }
   for (const id of userIds) {
     const roles = byUser.get(id) ?? new Map<string, string[]>();
-    const permissions = new Set<string>();
+    const permissions = new Set<Permission>();
     for (const [name, grants] of roles) for (const p of grantedBy(name, grants)) permissions.add(p);
     result.set(id, { roles: [...roles.keys()].sort(), permissions: [...permissions].sort() });
   }
   return result;
 }
 
-export async function permissionsOfUser(deps: Deps, userId: string): Promise<Set<string>> {
+export async function permissionsOfUser(deps: Deps, userId: string): Promise<Set<Permission>> {
   return new Set((await rolesOfUsers(deps, [userId])).get(userId)?.permissions ?? []);
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { id, isoDateTime, pageInput, text } from '../common-schemas.ts';
+import { ALL_PERMISSIONS } from '../rbac/permissions.ts';
 
 export const userOutput = z
   .object({
@@ -9,7 +10,7 @@ export const userOutput = z
     emailVerified: z.boolean(),
     disabled: z.boolean(),
     roles: z.array(z.string()),
-    permissions: z.array(z.string()),
+    permissions: z.array(z.enum(ALL_PERMISSIONS)),
     createdAt: isoDateTime,
     updatedAt: isoDateTime,
   })
