@@ -28,7 +28,9 @@ describe('pnpm dev', () => {
     writeFileSync(envFile, 'TRUST_PROXY=true\n'); // refused: the server waits for a fix
     const port = await freePort();
     const origin = 'http://passed-through.test:8080';
-    const dev = spawnCommand('pnpm', ['dev'], {
+    // The server's dev task only: the SDK's (which rebuilds packages/sdk/dist) would race
+    // with the SDK's own tests, which pack that directory.
+    const dev = spawnCommand('pnpm', ['dev', '--filter', '@app/server'], {
       cwd: repoRoot,
       detached: true,
       env: {

@@ -7,7 +7,7 @@
  * module once imported would not be read again.
  */
 
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { type FSWatcher, watch } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,7 @@ const sdkDir = fileURLToPath(new URL('..', import.meta.url));
 const watched = [join(sdkDir, '../../apps/server/src'), join(sdkDir, 'src')];
 const DEBOUNCE_MS = 200;
 
-let running = false;
+let running: ChildProcess | undefined;
 let pending = false;
 let timer: NodeJS.Timeout | undefined;
 
@@ -25,12 +25,12 @@ function build(reason: string): void {
     pending = true;
     return;
   }
-  running = true;
   const started = Date.now();
   console.log(`sdk: building (${reason})`);
   const child = spawn(process.execPath, [join(sdkDir, 'scripts/build.ts')], { cwd: sdkDir, stdio: 'inherit' });
+  running = child;
   child.on('exit', (code) => {
-    running = false;
+    running = undefined;
     console.log(
       code === 0
         ? `sdk: ready in ${Date.now() - started} ms`
@@ -55,6 +55,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     for (const watcher of watchers) watcher.close();
     clearTimeout(timer);
+    running?.kill(signal);
     process.exit(0);
   });
 }

@@ -6,13 +6,13 @@
  */
 
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startTestServer, type TestApp } from '@app/server/testing';
+import { spawnCommand, startTestServer, type TestApp } from '@app/server/testing';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -221,4 +221,28 @@ export const api = createClient({ url: location.origin, auth: { tokenStore: memo
     expect(files.filter((file) => /\/(apps\/server|packages\/db|packages\/sdk\/src)\//.test(file))).toEqual([]);
     await run(process.execPath, [tscBin, '-p', config, '--pretty', 'false'], { cwd: sdkDir });
   }, 60_000);
+
+  // Last: it rebuilds dist/, which the tests above read.
+  it('is rebuilt by `pnpm dev` when a source changes', async () => {
+    const dev = spawnCommand(process.execPath, [join(sdkDir, 'scripts/dev.ts')], { cwd: sdkDir, env: process.env });
+    const builds = () => dev.output().match(/^sdk: ready in/gm)?.length ?? 0;
+    const until = async (condition: () => boolean, what: string) => {
+      for (let waited = 0; !condition(); waited += 100) {
+        if (waited > 60_000) throw new Error(`timed out waiting for ${what}:\n${dev.output()}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    try {
+      await until(() => builds() === 1, 'the first build');
+      const source = join(sdkDir, 'src/index.ts');
+      const now = new Date();
+      utimesSync(source, now, now);
+      await until(() => builds() === 2, 'the rebuild');
+      expect(dev.output()).toMatch(/sdk: building \(index\.ts changed\)/);
+      expect(dev.output()).not.toMatch(/build failed/);
+    } finally {
+      dev.process.kill('SIGTERM');
+    }
+    expect(await dev.exited).toBe(0);
+  }, 120_000);
 });
