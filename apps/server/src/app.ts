@@ -9,6 +9,7 @@ import { AccessLogController } from './http/access-log.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
 import { answerFrameworkError, dependencyOutageLog, errorHandling } from './http/error-handling.ts';
 import { jwksRoute } from './http/jwks.ts';
+import { oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
 import { requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
@@ -105,6 +106,7 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   if (options.officialTrpcPrefix) await official(options.officialTrpcPrefix);
 
   await app.register(restRoutes, { router, basePath: '/api', createContext, onError });
+  await app.register(oauthRoutes, { services });
 
   await app.register(openApiRoutes, { config, router });
   await app.register(jwksRoute, { tokens: services.tokens });

@@ -133,6 +133,8 @@ const list = z.string().transform((value) =>
     .filter(Boolean),
 );
 
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
 const variables = z.object({
   // Optional rather than defaulted: unset and "development" differ for the HOST rule.
   NODE_ENV: z.enum(['development', 'test', 'production']).optional(),
@@ -194,6 +196,31 @@ const variables = z.object({
   TRPC_TRANSPORT: z.enum(['fast', 'official']).default('fast'),
   TRPC_MAX_BATCH_SIZE: integer(1, 1_000).default(50),
   HEALTH_CHECK_TIMEOUT_MS: integer(50, 60_000).default(2_000),
+  PUBLIC_URL: httpUrl.optional(),
+  OAUTH_REDIRECT_ORIGINS: list.optional(),
+  OAUTH_TIMEOUT_MS: integer(100, 60_000).default(5_000),
+  OAUTH_GOOGLE_CLIENT_ID: z.string().min(1).optional(),
+  OAUTH_GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
+  OAUTH_GOOGLE_ISSUER: httpUrl.default('https://accounts.google.com'),
+  OAUTH_GOOGLE_AUDIENCES: list.default([]),
+  OAUTH_GITHUB_CLIENT_ID: z.string().min(1).optional(),
+  OAUTH_GITHUB_CLIENT_SECRET: z.string().min(1).optional(),
+  OAUTH_GITHUB_URL: httpUrl.default('https://github.com'),
+  OAUTH_GITHUB_API_URL: httpUrl.default('https://api.github.com'),
+  OAUTH_FACEBOOK_CLIENT_ID: z.string().min(1).optional(),
+  OAUTH_FACEBOOK_CLIENT_SECRET: z.string().min(1).optional(),
+  OAUTH_FACEBOOK_URL: httpUrl.default('https://www.facebook.com'),
+  OAUTH_FACEBOOK_GRAPH_URL: httpUrl.default('https://graph.facebook.com'),
+  OAUTH_APPLE_CLIENT_ID: z.string().min(1).optional(),
+  OAUTH_APPLE_TEAM_ID: z.string().min(1).optional(),
+  OAUTH_APPLE_KEY_ID: z.string().min(1).optional(),
+  OAUTH_APPLE_PRIVATE_KEY: pem.optional(),
+  OAUTH_APPLE_ISSUER: httpUrl.default('https://appleid.apple.com'),
+  OAUTH_APPLE_AUDIENCES: list.default([]),
+  OAUTH_OIDC_ISSUER: httpUrl.optional(),
+  OAUTH_OIDC_CLIENT_ID: z.string().min(1).optional(),
+  OAUTH_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  OAUTH_OIDC_NAME: z.string().min(1).max(50).default('Single sign-on'),
 });
 type Variables = z.output<typeof variables>;
 
@@ -209,6 +236,11 @@ const SECRET_VARIABLES = new Set([
   'RESEND_API_KEY',
   'SMTP_URL',
   'DEV_OTP',
+  'OAUTH_GOOGLE_CLIENT_SECRET',
+  'OAUTH_GITHUB_CLIENT_SECRET',
+  'OAUTH_FACEBOOK_CLIENT_SECRET',
+  'OAUTH_APPLE_PRIVATE_KEY',
+  'OAUTH_OIDC_CLIENT_SECRET',
 ]);
 
 const MIN_SECRET_ENTROPY_BITS = 128;
@@ -230,9 +262,34 @@ function estimatedEntropyBits(secret: string): number {
   return perCharacter * characters.length;
 }
 
+const OAUTH_PROVIDERS = ['GOOGLE', 'GITHUB', 'FACEBOOK', 'APPLE', 'OIDC'] as const;
+/** Where the providers are: https, except on this machine. */
+const OAUTH_URLS = [
+  'OAUTH_GOOGLE_ISSUER',
+  'OAUTH_GITHUB_URL',
+  'OAUTH_GITHUB_API_URL',
+  'OAUTH_FACEBOOK_URL',
+  'OAUTH_FACEBOOK_GRAPH_URL',
+  'OAUTH_APPLE_ISSUER',
+  'OAUTH_OIDC_ISSUER',
+] as const;
+/** Each provider's client secret (Apple's is a JWT signed with its private key). */
+const OAUTH_SECRETS = [
+  ['GOOGLE', 'OAUTH_GOOGLE_CLIENT_SECRET'],
+  ['GITHUB', 'OAUTH_GITHUB_CLIENT_SECRET'],
+  ['FACEBOOK', 'OAUTH_FACEBOOK_CLIENT_SECRET'],
+  ['APPLE', 'OAUTH_APPLE_PRIVATE_KEY'],
+  ['OIDC', 'OAUTH_OIDC_CLIENT_SECRET'],
+] as const;
+
 /** This machine only: `localhost`, `::1` or an IPv4 address in 127/8 (never a name like 127.0.0.1.example.com). */
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+/** A URL on this machine (`http://127.0.0.1:8080`, `http://[::1]/`). */
+export function isLoopbackUrl(url: string): boolean {
+  return isLoopback(new URL(url).hostname.replace(/^\[(.*)\]$/, '$1'));
 }
 
 /**
@@ -278,7 +335,38 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
         'smtp with SMTP_URL (SES, Postmark, Mailgun, a relay), or resend with RESEND_API_KEY',
     );
   }
+  if (e.OAUTH_OIDC_CLIENT_ID !== undefined && e.OAUTH_OIDC_ISSUER === undefined) {
+    refuse('OAUTH_OIDC_ISSUER', "is required with OAUTH_OIDC_CLIENT_ID (the provider's issuer URL, for discovery)");
+  }
+  for (const variable of OAUTH_URLS) {
+    const url = e[variable];
+    if (typeof url === 'string' && url.startsWith('http:') && URL.canParse(url) && !isLoopbackUrl(url)) {
+      refuse(variable, 'must be https (plain http only for a provider on this machine)');
+    }
+  }
+  for (const origin of e.OAUTH_REDIRECT_ORIGINS ?? []) {
+    if (!URL.canParse(origin) || new URL(origin).origin !== origin.replace(/\/+$/, '')) {
+      refuse('OAUTH_REDIRECT_ORIGINS', `"${origin}" is not an origin (https://host[:port])`);
+    }
+  }
   if (e.NODE_ENV !== 'production') return;
+  for (const [provider, secretVariable] of OAUTH_SECRETS) {
+    if (e[`OAUTH_${provider}_CLIENT_ID`] !== undefined && e[secretVariable] === undefined) {
+      refuse(secretVariable, `is required in production when OAUTH_${provider}_CLIENT_ID is set`);
+    }
+  }
+  if (e.OAUTH_APPLE_CLIENT_ID !== undefined) {
+    for (const variable of ['OAUTH_APPLE_TEAM_ID', 'OAUTH_APPLE_KEY_ID'] as const) {
+      if (e[variable] === undefined) refuse(variable, 'is required in production when OAUTH_APPLE_CLIENT_ID is set');
+    }
+  }
+  if (e.PUBLIC_URL === undefined) {
+    if (OAUTH_PROVIDERS.some((provider) => e[`OAUTH_${provider}_CLIENT_ID`] !== undefined)) {
+      refuse('PUBLIC_URL', 'is required in production with a sign-in provider (the callback URLs are built on it)');
+    }
+  } else if (e.PUBLIC_URL.startsWith('http:')) {
+    refuse('PUBLIC_URL', 'must be https in production (providers send sign-in codes to it)');
+  }
   const secret = e.JWT_SECRET;
   if (keyPair) {
     // Tokens are signed with the key pair; a JWT_SECRET, if given, must still be real.
@@ -341,6 +429,70 @@ function withLoopbackTwins(origins: string[]): string[] {
   });
   return [...new Set([...origins, ...twins])];
 }
+
+/** Sign-in with outside providers: each one is on when its client id is set. */
+function oauthConfig(e: Variables, isProduction: boolean) {
+  const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  const appOrigin = new URL(e.APP_URL).origin;
+  const redirectOrigins = e.OAUTH_REDIRECT_ORIGINS ?? [...e.CORS_ORIGINS.filter((o) => o !== '*'), appOrigin];
+  const normalized = redirectOrigins.map((origin) => origin.replace(/\/+$/, ''));
+  const secret = (value: string | undefined) => value ?? '';
+  return {
+    /** The server's public origin: callback URLs are `<publicUrl>/api/auth/oauth/<provider>/callback`. */
+    publicUrl,
+    /** Origins a sign-in may return the browser to. */
+    redirectOrigins: isProduction ? normalized : withLoopbackTwins(normalized),
+    /** Each call to a provider (discovery, token, user info, keys) gives up after this long. */
+    timeoutMs: e.OAUTH_TIMEOUT_MS,
+    google: e.OAUTH_GOOGLE_CLIENT_ID
+      ? {
+          clientId: e.OAUTH_GOOGLE_CLIENT_ID,
+          clientSecret: secret(e.OAUTH_GOOGLE_CLIENT_SECRET),
+          issuer: e.OAUTH_GOOGLE_ISSUER,
+          /** Client ids whose ID tokens native apps may present (the web client id is always one). */
+          audiences: [e.OAUTH_GOOGLE_CLIENT_ID, ...e.OAUTH_GOOGLE_AUDIENCES],
+        }
+      : undefined,
+    github: e.OAUTH_GITHUB_CLIENT_ID
+      ? {
+          clientId: e.OAUTH_GITHUB_CLIENT_ID,
+          clientSecret: secret(e.OAUTH_GITHUB_CLIENT_SECRET),
+          url: e.OAUTH_GITHUB_URL.replace(/\/+$/, ''),
+          apiUrl: e.OAUTH_GITHUB_API_URL.replace(/\/+$/, ''),
+        }
+      : undefined,
+    facebook: e.OAUTH_FACEBOOK_CLIENT_ID
+      ? {
+          clientId: e.OAUTH_FACEBOOK_CLIENT_ID,
+          clientSecret: secret(e.OAUTH_FACEBOOK_CLIENT_SECRET),
+          url: e.OAUTH_FACEBOOK_URL.replace(/\/+$/, ''),
+          graphUrl: e.OAUTH_FACEBOOK_GRAPH_URL.replace(/\/+$/, ''),
+        }
+      : undefined,
+    apple: e.OAUTH_APPLE_CLIENT_ID
+      ? {
+          clientId: e.OAUTH_APPLE_CLIENT_ID,
+          teamId: e.OAUTH_APPLE_TEAM_ID,
+          keyId: e.OAUTH_APPLE_KEY_ID,
+          privateKey: e.OAUTH_APPLE_PRIVATE_KEY,
+          issuer: e.OAUTH_APPLE_ISSUER,
+          audiences: [e.OAUTH_APPLE_CLIENT_ID, ...e.OAUTH_APPLE_AUDIENCES],
+        }
+      : undefined,
+    oidc:
+      e.OAUTH_OIDC_CLIENT_ID && e.OAUTH_OIDC_ISSUER
+        ? {
+            clientId: e.OAUTH_OIDC_CLIENT_ID,
+            clientSecret: secret(e.OAUTH_OIDC_CLIENT_SECRET),
+            issuer: e.OAUTH_OIDC_ISSUER,
+            name: e.OAUTH_OIDC_NAME,
+            audiences: [e.OAUTH_OIDC_CLIENT_ID],
+          }
+        : undefined,
+  };
+}
+
+export type OAuthConfig = ReturnType<typeof oauthConfig>;
 
 /** The environment -> Config. `isTTY` chooses the log format when LOG_FORMAT is auto. */
 function configSchema({ isTTY }: { isTTY?: boolean }) {
@@ -428,6 +580,7 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
       healthCheckTimeoutMs: e.HEALTH_CHECK_TIMEOUT_MS,
       /** Stack traces and internal error messages in responses: development only. */
       exposeErrorDetails: nodeEnv === 'development',
+      oauth: oauthConfig(e, isProduction),
     };
   });
 }

@@ -4,6 +4,7 @@ import { type Clock, systemClock } from './infra/clock.ts';
 import { createKeyValueStore, type KeyValueStore } from './infra/kv/index.ts';
 import { createOutageLog, type Logger } from './infra/logger.ts';
 import { createMailer, type Mailer, type MailTransport } from './infra/mail/index.ts';
+import { createOAuthProviders, type OAuthProviders } from './infra/oauth/providers.ts';
 import { createRateLimiter, type RateLimiter } from './infra/rate-limiter.ts';
 import { createTokenService, type TokenService } from './infra/tokens.ts';
 
@@ -25,6 +26,8 @@ export interface Services {
     /** Wrong passwords and codes, per account. */
     failures: RateLimiter;
   };
+  /** The configured sign-in providers (Google, GitHub, Facebook, Apple, OpenID Connect). */
+  oauth: OAuthProviders;
   /** Epoch ms when this process started serving (for `uptimeSeconds`). */
   startedAt: number;
   close(): Promise<void>;
@@ -88,6 +91,7 @@ export async function createServices(
       default: limiter('default', config.rateLimits.defaultPerMinute),
       failures: limiter('failures', config.rateLimits.failuresPerMinute),
     },
+    oauth: createOAuthProviders(config.oauth),
     startedAt: clock.now(),
     async close() {
       await mailer.close(); // background sends finish before their dependencies close

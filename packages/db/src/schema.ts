@@ -94,6 +94,39 @@ export interface UserTokensTable {
   used_at: NullableTimestamp;
 }
 
+export interface UserIdentitiesTable {
+  id: Generated<string>;
+  user_id: string;
+  /** The provider's id in the configuration: google, github, facebook, apple, oidc. */
+  provider: string;
+  /** The provider's stable id for the person (`sub`, or GitHub's and Facebook's user id). */
+  subject: string;
+  /** The email the provider gave at the last sign-in, if any. */
+  email: string | null;
+  created_at: GeneratedTimestamp;
+  last_used_at: GeneratedTimestamp;
+}
+
+export interface OAuthFlowsTable {
+  id: Generated<string>;
+  provider: string;
+  /** SHA-256 (base64url) of the `state` sent to the provider; null once the callback used it. */
+  state_hash: string | null;
+  /** SHA-256 of the binding cookie of the browser that started it: another browser cannot finish it. */
+  browser_hash: string;
+  code_verifier: string | null;
+  nonce: string | null;
+  /** Where the browser goes back to (an allowed origin). */
+  redirect_to: string;
+  /** SHA-256 of the one-time code handed to the frontend, once the sign-in succeeded. */
+  code_hash: string | null;
+  user_id: string | null;
+  /** Whether the sign-in created the account. */
+  created: Generated<boolean>;
+  created_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -103,6 +136,8 @@ export interface Database {
   session_revocations: SessionRevocationsTable;
   notes: NotesTable;
   user_tokens: UserTokensTable;
+  user_identities: UserIdentitiesTable;
+  oauth_flows: OAuthFlowsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

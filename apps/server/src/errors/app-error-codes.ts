@@ -39,6 +39,13 @@ export const APP_ERROR_CODES = {
   INVALID_TOKEN: 'BAD_REQUEST',
   INVALID_CODE: 'UNAUTHORIZED',
   EMAIL_DELIVERY_FAILED: 'SERVICE_UNAVAILABLE',
+  // Sign-in with outside providers
+  OAUTH_STATE_INVALID: 'BAD_REQUEST',
+  OAUTH_DENIED: 'FORBIDDEN',
+  OAUTH_PROVIDER_ERROR: 'BAD_GATEWAY',
+  OAUTH_EMAIL_MISSING: 'BAD_REQUEST',
+  INVALID_ID_TOKEN: 'UNAUTHORIZED',
+  LAST_SIGN_IN_METHOD: 'CONFLICT',
 } as const satisfies Record<string, TRPC_ERROR_CODE_KEY>;
 
 /** The stable code of every error the API answers (`error.data.appCode`); docs/api.md says what each means. */
@@ -75,6 +82,12 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   INVALID_TOKEN: 'the emailed link is invalid, already used or expired',
   INVALID_CODE: 'the code is wrong or has expired',
   EMAIL_DELIVERY_FAILED: 'the email provider refused or did not answer',
+  OAUTH_STATE_INVALID: 'the sign-in is unknown, already finished or older than 10 minutes: start it again',
+  OAUTH_DENIED: "the person declined on the provider's page",
+  OAUTH_PROVIDER_ERROR: 'the sign-in provider failed, did not answer, or answered something that does not check out',
+  OAUTH_EMAIL_MISSING: 'the provider shared no email address, and an account needs one',
+  INVALID_ID_TOKEN: 'the ID token is not valid (signature, issuer, audience, expiry or nonce)',
+  LAST_SIGN_IN_METHOD: 'the account would have no way left to sign in: set a password or link another provider first',
 };
 
 /** The HTTP status an app code is answered with, on every transport. */

@@ -40,3 +40,11 @@ export function dependencyDown(dependency: Dependency, cause?: unknown): AppErro
     cause,
   });
 }
+
+/** Too many calls: the client waits until the limit's window resets (`Retry-After`). */
+export function rateLimited(resetMs: number): AppError {
+  const retryAfterSeconds = Math.max(1, Math.ceil(resetMs / 1000));
+  return new AppError('RATE_LIMITED', `Too many requests: try again in ${retryAfterSeconds} s`, {
+    details: { retryAfterSeconds },
+  });
+}

@@ -1,5 +1,5 @@
 /** Errors, as services throw them and every transport answers them. */
-export { AppError } from './app-error.ts';
+export { AppError, rateLimited } from './app-error.ts';
 export { APP_ERROR_CODES, APP_ERROR_MEANINGS, type AppErrorCode, httpStatusOf } from './app-error-codes.ts';
 export {
   type ErrorAnswer,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AppError, type AppErrorCode } from '../errors/index.ts';
+import { AppError, type AppErrorCode, rateLimited } from '../errors/index.ts';
 import type { RateLimiter, RateLimitState } from '../infra/rate-limiter.ts';
 import { assertPermission, PERMISSION_ERRORS } from '../modules/auth/assert-permission.ts';
 import { AUTHENTICATION_ERRORS, authenticate } from '../modules/auth/authenticate.ts';
@@ -33,14 +33,7 @@ async function enforce(ctx: Context, limiter: RateLimiter, keys: string[]): Prom
   const denied = states.find((state) => !state.allowed);
   const tightest = denied ?? states.reduce((a, b) => (b.remaining < a.remaining ? b : a));
   setRateLimitHeaders(ctx, tightest);
-  if (denied) throw rateLimited(denied);
-}
-
-function rateLimited(state: RateLimitState): AppError {
-  const retryAfterSeconds = Math.max(1, Math.ceil(state.resetMs / 1000));
-  return new AppError('RATE_LIMITED', `Too many requests: try again in ${retryAfterSeconds} s`, {
-    details: { retryAfterSeconds },
-  });
+  if (denied) throw rateLimited(denied.resetMs);
 }
 
 /** Every procedure: RATE_LIMIT_DEFAULT_PER_MINUTE calls per client IP. */
@@ -81,7 +74,7 @@ async function limitFailures<Result extends { ok: boolean; error?: unknown }>(
   const state = await limiter.peek(account);
   if (!state.allowed) {
     setRateLimitHeaders(ctx, state);
-    throw rateLimited(state);
+    throw rateLimited(state.resetMs);
   }
   const result = await next();
   if (!result.ok && result.error instanceof AppError && CREDENTIAL_FAILURES.has(result.error.appCode)) {

@@ -1,4 +1,16 @@
 export { type Account, bearer, grantRole, login, registerAccount, registerAdmin, uniqueEmail } from './accounts.ts';
+export { type FacebookUser, type FakeFacebook, type FakeFacebookOptions, startFakeFacebook } from './fake-facebook.ts';
+export { type FakeGitHub, type FakeGitHubOptions, type GitHubUser, startFakeGitHub } from './fake-github.ts';
+export {
+  type AuthorizeOutcome,
+  type FakeOidcProvider,
+  type FakeOidcProviderOptions,
+  type FakeRequest,
+  formPostFields,
+  type OidcUser,
+  startFakeOidcProvider,
+  type TokenEndpointMode,
+} from './fake-oidc-provider.ts';
 export { startFakeRedis } from './fake-redis.ts';
 export { startFakeResend } from './fake-resend.ts';
 export { abortedCalls, startedCalls, testRouter } from './probe-router.ts';

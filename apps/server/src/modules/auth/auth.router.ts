@@ -18,24 +18,22 @@ import {
   otpRequestInput,
   otpRequestOutput,
   otpVerifyInput,
-  otpVerifyOutput,
   refreshInput,
   registerInput,
   resetPasswordInput,
   sessionIdInput,
   sessionOutput,
+  signInResult,
   verifyEmailInput,
 } from './auth.schemas.ts';
 import * as auth from './auth.service.ts';
+import { clientInfo } from './client-info.ts';
 import * as emailFlows from './email-flows.service.ts';
 import * as otp from './otp.service.ts';
+import { identitiesRouter, oauthRouter } from './sso.router.ts';
 
 const tags = ['auth'];
-const client = (ctx: { ip: string; userAgent: string | undefined; requestId: string }) => ({
-  ip: ctx.ip,
-  userAgent: ctx.userAgent,
-  requestId: ctx.requestId,
-});
+const client = clientInfo;
 const done = { ok: true as const };
 
 export const authRouter = router({
@@ -248,7 +246,10 @@ export const authRouter = router({
         errors: ['INVALID_CODE', 'ACCOUNT_DISABLED', 'DEPENDENCY_DOWN'],
       })
       .input(otpVerifyInput)
-      .output(otpVerifyOutput)
+      .output(signInResult)
       .mutation(({ ctx, input }) => otp.verifyCode(ctx.services, { ...input, client: client(ctx) })),
   }),
+
+  oauth: oauthRouter,
+  identities: identitiesRouter,
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PROVIDER_IDS } from '../../infra/oauth/provider.ts';
 import { email, id, isoDateTime, newPassword, password, text } from '../common-schemas.ts';
 import { name, userOutput } from '../users/users.schemas.ts';
 import { isEmailAsPassword, PASSWORD_IS_EMAIL } from './password-policy.ts';
@@ -59,7 +60,35 @@ export const sessionOutput = z
   })
   .meta({ id: 'Session' });
 
-export const otpVerifyOutput = authResult.extend({ created: z.boolean() }).meta({ id: 'OtpAuthResult' });
+/** A sign-in that may have created the account (one-time codes, providers). */
+export const signInResult = authResult
+  .extend({ created: z.boolean().meta({ description: 'true when this sign-in created the account' }) })
+  .meta({ id: 'SignInResult' });
+
+export const oauthProvidersOutput = z.array(
+  z.object({ id: z.enum(PROVIDER_IDS), name: z.string().meta({ description: 'What to show on the button' }) }),
+);
+export const oauthExchangeInput = z.object({
+  code: text.min(1).max(200).meta({ description: 'The `code` the callback returned to your `redirectTo`' }),
+});
+export const idTokenInput = z.object({
+  provider: z.enum(['google', 'apple', 'oidc']),
+  idToken: text.min(1).max(20_000),
+  nonce: text
+    .min(1)
+    .max(500)
+    .optional()
+    .meta({ description: 'The nonce the app sent to the provider (Apple: the raw one, before hashing)' }),
+});
+export const identityOutput = z
+  .object({
+    provider: z.enum(PROVIDER_IDS),
+    email: z.string().nullable().meta({ description: 'The email the provider gave at the last sign-in' }),
+    createdAt: isoDateTime,
+    lastUsedAt: isoDateTime,
+  })
+  .meta({ id: 'Identity' });
+export const unlinkIdentityInput = z.object({ provider: z.enum(PROVIDER_IDS) });
 
 export const reviewCodeOutput = z.object({ email: z.string(), code: z.string(), expiresAt: isoDateTime });
 

@@ -82,6 +82,20 @@ export async function setPasswordHash(deps: DbDeps, input: { userId: string; pas
     .execute();
 }
 
+/**
+ * Someone proved they own the account's email through a provider before anyone verified it
+ * by email: whoever registered it with a password may be a stranger (a pre-hijacked
+ * account), so the password goes, the address counts as verified, and every session ends.
+ */
+export async function reclaimUnverifiedAccount(deps: Deps, userId: string): Promise<void> {
+  await deps.db
+    .updateTable('users')
+    .set({ password_hash: null, email_verified_at: new Date(deps.clock.now()) })
+    .where('id', '=', userId)
+    .execute();
+  await revokeSessions(deps, { userId });
+}
+
 /** Idempotent: an address verified earlier keeps its first verification time. */
 export async function markEmailVerified(deps: DbClockDeps, userId: string): Promise<void> {
   await deps.db

@@ -1,0 +1,110 @@
+/**
+ * The browser's side of a provider sign-in, as redirects (not procedures: a browser
+ * navigates here and must be sent on, not answered with JSON):
+ *
+ *   GET  /api/auth/oauth/:provider/start?redirectTo=   → 302 to the provider
+ *   GET  /api/auth/oauth/:provider/callback            → 302 to redirectTo?code=… (or ?error=<appCode>)
+ *   POST /api/auth/oauth/:provider/callback            (Apple posts its answer as a form) → 303
+ *
+ * A cookie binds the sign-in to the browser that started it, so a sign-in started by
+ * someone else cannot be finished in a victim's browser (login CSRF). Both routes count
+ * against the credential rate limit per IP.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, rateLimited } from '../errors/index.ts';
+import { clientInfo } from '../modules/auth/client-info.ts';
+import {
+  allowedRedirect,
+  finishSignIn,
+  providerFor,
+  signInErrorCode,
+  startSignIn,
+} from '../modules/auth/sso.service.ts';
+import type { Services } from '../services.ts';
+
+const BROWSER_COOKIE = 'app_oauth_browser';
+const COOKIE_PATH = '/api/auth/oauth';
+/** Form answers are small (a code, a state, Apple's user JSON). */
+const FORM_LIMIT_BYTES = 16 * 1024;
+
+export async function oauthRoutes(app: FastifyInstance, { services }: { services: Services }) {
+  // Apple's form_post callback; this plugin's routes only (the API's bodies are JSON).
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: FORM_LIMIT_BYTES },
+    (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))),
+  );
+
+  const limit = async (request: FastifyRequest) => {
+    const state = await services.rateLimits.auth.consume(`ip:${request.ip}`);
+    if (!state.allowed) throw rateLimited(state.resetMs);
+  };
+  const secureCookies = services.config.oauth.publicUrl.startsWith('https:');
+
+  app.get<{ Params: { provider: string }; Querystring: { redirectTo?: string } }>(
+    '/api/auth/oauth/:provider/start',
+    async (request, reply) => {
+      await limit(request);
+      const provider = providerFor(services, request.params.provider);
+      const redirectTo = allowedRedirect(services, request.query.redirectTo);
+      const browser = readCookie(request, BROWSER_COOKIE) ?? randomBytes(32).toString('base64url');
+      // Apple's answer is a cross-site POST: only a SameSite=None (so Secure) cookie comes with it.
+      const sameSite = secureCookies ? 'None; Secure' : 'Lax';
+      reply.header(
+        'set-cookie',
+        `${BROWSER_COOKIE}=${browser}; Path=${COOKIE_PATH}; Max-Age=600; HttpOnly; SameSite=${sameSite}`,
+      );
+      let target: URL;
+      try {
+        target = await startSignIn(services, { provider: provider.id, redirectTo, browser });
+      } catch (error) {
+        target = new URL(redirectTo);
+        target.searchParams.set('error', signInErrorCode(services, error, provider.id));
+      }
+      return redirect(reply, target, 302);
+    },
+  );
+
+  const callback = async (request: FastifyRequest<{ Params: { provider: string } }>, reply: FastifyReply) => {
+    await limit(request);
+    const form = request.method === 'POST' ? formFields(request.body) : undefined;
+    // The URL the provider was told to call, with what it sent: the library derives the
+    // token request's redirect_uri from it.
+    const url = new URL(`${services.config.oauth.publicUrl}/api/auth/oauth/${request.params.provider}/callback`);
+    url.search = new URL(request.url, 'http://callback.invalid').search;
+    const target = await finishSignIn(services, {
+      provider: request.params.provider,
+      url,
+      form,
+      browser: readCookie(request, BROWSER_COOKIE),
+      client: clientInfo({ ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id }),
+    });
+    return redirect(reply, target, request.method === 'POST' ? 303 : 302);
+  };
+  app.get('/api/auth/oauth/:provider/callback', callback);
+  app.post('/api/auth/oauth/:provider/callback', callback);
+}
+
+function redirect(reply: FastifyReply, target: URL, status: 302 | 303) {
+  // The location may carry a one-time code: no cache keeps it.
+  reply.header('cache-control', 'no-store');
+  return reply.redirect(target.toString(), status);
+}
+
+function formFields(body: unknown): Record<string, string> {
+  if (typeof body !== 'object' || body === null) {
+    throw new AppError('BAD_REQUEST', 'The callback must be a form (application/x-www-form-urlencoded)');
+  }
+  return Object.fromEntries(
+    Object.entries(body).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
+  );
+}
+
+function readCookie(request: FastifyRequest, name: string): string | undefined {
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const [key, ...value] = part.trim().split('=');
+    if (key === name) return value.join('=') || undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,99 @@
+/** The configured sign-in providers, by id: each one is on when its client id is set. */
+import { importPKCS8, SignJWT } from 'jose';
+import type { OAuthConfig } from '../../config.ts';
+import { facebookProvider } from './facebook.ts';
+import { githubProvider } from './github.ts';
+import { oidcProvider } from './oidc.ts';
+import type { OAuthProvider, ProviderId } from './provider.ts';
+
+export type OAuthProviders = ReadonlyMap<ProviderId, OAuthProvider>;
+
+export function createOAuthProviders(oauth: OAuthConfig): OAuthProviders {
+  const providers: OAuthProvider[] = [];
+  const { timeoutMs } = oauth;
+  if (oauth.google) {
+    providers.push(
+      oidcProvider({
+        id: 'google',
+        displayName: 'Google',
+        issuer: oauth.google.issuer,
+        clientId: oauth.google.clientId,
+        clientSecret: oauth.google.clientSecret,
+        audiences: oauth.google.audiences,
+        scope: 'openid email profile',
+        timeoutMs,
+      }),
+    );
+  }
+  if (oauth.github) providers.push(githubProvider(oauth.github, timeoutMs));
+  if (oauth.facebook) providers.push(facebookProvider(oauth.facebook, timeoutMs));
+  if (oauth.apple) {
+    const apple = oauth.apple;
+    providers.push(
+      oidcProvider({
+        id: 'apple',
+        displayName: 'Apple',
+        issuer: apple.issuer,
+        clientId: apple.clientId,
+        clientSecret: appleClientSecret(apple),
+        audiences: apple.audiences,
+        scope: 'openid name email',
+        // Apple posts its answer when a name or email is asked for.
+        responseMode: 'form_post',
+        timeoutMs,
+        nameFromForm: appleName,
+      }),
+    );
+  }
+  if (oauth.oidc) {
+    providers.push(
+      oidcProvider({
+        id: 'oidc',
+        displayName: oauth.oidc.name,
+        issuer: oauth.oidc.issuer,
+        clientId: oauth.oidc.clientId,
+        clientSecret: oauth.oidc.clientSecret,
+        audiences: oauth.oidc.audiences,
+        scope: 'openid email profile',
+        timeoutMs,
+      }),
+    );
+  }
+  return new Map(providers.map((provider) => [provider.id, provider]));
+}
+
+/**
+ * Apple's client secret is a short-lived JWT signed (ES256) with the .p8 key from the
+ * developer account; one is made per hour. Without a key (development) it is empty, and
+ * Apple refuses the code exchange.
+ */
+function appleClientSecret(apple: NonNullable<OAuthConfig['apple']>): () => Promise<string> {
+  let cached: { secret: string; until: number } | undefined;
+  return async () => {
+    if (!apple.privateKey || !apple.teamId || !apple.keyId) return '';
+    const now = Math.floor(Date.now() / 1000);
+    if (cached && cached.until > now) return cached.secret;
+    const key = await importPKCS8(apple.privateKey, 'ES256');
+    const secret = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: apple.keyId })
+      .setIssuer(apple.teamId)
+      .setSubject(apple.clientId)
+      .setAudience(apple.issuer.replace(/\/+$/, ''))
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3_600)
+      .sign(key);
+    cached = { secret, until: now + 3_000 };
+    return secret;
+  };
+}
+
+/** Apple sends the person's name once, on the first sign-in, in the `user` form field. */
+function appleName(form: Record<string, string>): string | null {
+  try {
+    const user = JSON.parse(form.user ?? '{}') as { name?: { firstName?: string; lastName?: string } };
+    const name = [user.name?.firstName, user.name?.lastName].filter(Boolean).join(' ').trim();
+    return name || null;
+  } catch {
+    return null;
+  }
+}
