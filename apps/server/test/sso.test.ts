@@ -1,0 +1,730 @@
+/**
+ * Sign-in with providers, end to end over real HTTP: the real server, the real
+ * `openid-client`, and local fake providers (OpenID Connect as Google, Apple and a company
+ * IdP; GitHub-shaped; Facebook-shaped). The test plays the browser: it follows each
+ * redirect, carries the cookie, and posts Apple's form.
+ */
+import { createPublicKey, verify } from 'node:crypto';
+import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildTestApp,
+  type FakeClock,
+  type FakeFacebook,
+  type FakeGitHub,
+  type FakeOidcProvider,
+  fakeClock,
+  formPostFields,
+  freePort,
+  startFakeFacebook,
+  startFakeGitHub,
+  startFakeOidcProvider,
+  type TestApp,
+} from './helpers/index.ts';
+
+const FRONTEND = 'http://app.test';
+const APPLE_TEAM = 'TEAM123456';
+const APPLE_KEY_ID = 'KEY1234567';
+
+interface Providers {
+  google: FakeOidcProvider;
+  apple: FakeOidcProvider;
+  oidc: FakeOidcProvider;
+  github: FakeGitHub;
+  facebook: FakeFacebook;
+}
+
+let fakes: Providers;
+let appleKeys: { privatePem: string; publicPem: string };
+
+/** Apple's client secret is a JWT the server signs with its .p8 key: the fake checks it. */
+function isAppleClientSecret(secret: string): boolean {
+  const [header, payload, signature] = secret.split('.');
+  if (!header || !payload || !signature) return false;
+  const signed = verify(
+    'sha256',
+    Buffer.from(`${header}.${payload}`),
+    { key: createPublicKey(appleKeys.publicPem), dsaEncoding: 'ieee-p1363' },
+    Buffer.from(signature, 'base64url'),
+  );
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+  const { kid } = JSON.parse(Buffer.from(header, 'base64url').toString());
+  return (
+    signed &&
+    kid === APPLE_KEY_ID &&
+    claims.iss === APPLE_TEAM &&
+    claims.sub === 'com.example.web' &&
+    claims.aud === fakes.apple.issuer &&
+    claims.exp > Date.now() / 1000
+  );
+}
+
+beforeAll(async () => {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  appleKeys = { privatePem: await exportPKCS8(privateKey), publicPem: await exportSPKI(publicKey) };
+  fakes = {
+    google: await startFakeOidcProvider({ clientId: 'google-web-client', clientSecret: 'google-secret' }),
+    apple: await startFakeOidcProvider({
+      alg: 'ES256',
+      clientId: 'com.example.web',
+      clientSecret: isAppleClientSecret,
+    }),
+    oidc: await startFakeOidcProvider({ clientId: 'company-client', clientSecret: 'company-secret' }),
+    github: await startFakeGitHub({ clientId: 'github-client', clientSecret: 'github-secret' }),
+    facebook: await startFakeFacebook({ clientId: 'facebook-app', clientSecret: 'facebook-secret' }),
+  };
+});
+afterAll(async () => {
+  await Promise.all(Object.values(fakes ?? {}).map((fake) => fake.close()));
+});
+
+function providerEnv(): Record<string, string> {
+  return {
+    OAUTH_REDIRECT_ORIGINS: FRONTEND,
+    OAUTH_TIMEOUT_MS: '1000',
+    OAUTH_GOOGLE_CLIENT_ID: 'google-web-client',
+    OAUTH_GOOGLE_CLIENT_SECRET: 'google-secret',
+    OAUTH_GOOGLE_ISSUER: fakes.google.issuer,
+    OAUTH_GOOGLE_AUDIENCES: 'google-ios-client',
+    OAUTH_APPLE_CLIENT_ID: 'com.example.web',
+    OAUTH_APPLE_TEAM_ID: APPLE_TEAM,
+    OAUTH_APPLE_KEY_ID: APPLE_KEY_ID,
+    OAUTH_APPLE_PRIVATE_KEY: appleKeys.privatePem,
+    OAUTH_APPLE_ISSUER: fakes.apple.issuer,
+    OAUTH_APPLE_AUDIENCES: 'com.example.ios',
+    OAUTH_OIDC_ISSUER: fakes.oidc.issuer,
+    OAUTH_OIDC_CLIENT_ID: 'company-client',
+    OAUTH_OIDC_CLIENT_SECRET: 'company-secret',
+    OAUTH_OIDC_NAME: 'Acme SSO',
+    OAUTH_GITHUB_CLIENT_ID: 'github-client',
+    OAUTH_GITHUB_CLIENT_SECRET: 'github-secret',
+    OAUTH_GITHUB_URL: fakes.github.url,
+    OAUTH_GITHUB_API_URL: fakes.github.apiUrl,
+    OAUTH_FACEBOOK_CLIENT_ID: 'facebook-app',
+    OAUTH_FACEBOOK_CLIENT_SECRET: 'facebook-secret',
+    OAUTH_FACEBOOK_URL: fakes.facebook.url,
+    OAUTH_FACEBOOK_GRAPH_URL: fakes.facebook.graphUrl,
+  };
+}
+
+type Server = TestApp & { url: string; clock: FakeClock };
+
+/** A JSON answer, read loosely: the assertions say what it must hold. */
+// biome-ignore lint/suspicious/noExplicitAny: the assertions check the shape
+type Answer = any;
+
+/** A test app listening on the port its PUBLIC_URL names (the callback URLs are built on it). */
+async function startServer(env: Record<string, string> = {}): Promise<Server> {
+  const port = await freePort();
+  const clock = fakeClock();
+  const t = await buildTestApp({
+    env: { PUBLIC_URL: `http://127.0.0.1:${port}`, ...providerEnv(), ...env },
+    overrides: { clock },
+  });
+  await t.app.listen({ host: '127.0.0.1', port });
+  return { ...t, url: `http://127.0.0.1:${port}`, clock };
+}
+
+interface BrowserResult {
+  /** Where the server sent the browser at the end (the frontend). */
+  landing: URL;
+  /** The callback request, to replay it. */
+  callback: { url: string; init: RequestInit };
+}
+
+/**
+ * The browser up to the provider's answer: start → the provider (which approves, denies or
+ * answers with Apple's form); returns the callback request to make, with the binding cookie.
+ */
+async function untilCallback(
+  server: Server,
+  provider: string,
+  options: { redirectTo?: string } = {},
+): Promise<BrowserResult['callback']> {
+  const redirectTo = options.redirectTo ?? `${FRONTEND}/signed-in?from=sso`;
+  const start = await fetch(
+    `${server.url}/api/auth/oauth/${provider}/start?redirectTo=${encodeURIComponent(redirectTo)}`,
+    { redirect: 'manual' },
+  );
+  expect(start.status, await start.clone().text()).toBe(302);
+  const setCookie = start.headers.get('set-cookie') ?? '';
+  expect(setCookie).toMatch(/HttpOnly/);
+  const cookie = setCookie.split(';')[0] ?? '';
+  const atProvider = await fetch(start.headers.get('location') ?? '', { redirect: 'manual' });
+  let callback: BrowserResult['callback'];
+  if (atProvider.status === 302) {
+    callback = { url: atProvider.headers.get('location') ?? '', init: { headers: { cookie }, redirect: 'manual' } };
+  } else {
+    expect(atProvider.status).toBe(200);
+    const { action, fields } = formPostFields(await atProvider.text());
+    callback = {
+      url: action,
+      init: {
+        method: 'POST',
+        body: new URLSearchParams(fields).toString(),
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        redirect: 'manual',
+      },
+    };
+  }
+  return callback;
+}
+
+/** The whole browser flow: … → the callback → where the server sends the browser (the frontend). */
+async function signInWithBrowser(
+  server: Server,
+  provider: string,
+  options: { redirectTo?: string; beforeCallback?: () => Promise<void> } = {},
+): Promise<BrowserResult> {
+  const callback = await untilCallback(server, provider, options);
+  await options.beforeCallback?.();
+  const answer = await fetch(callback.url, callback.init);
+  expect([302, 303], await answer.clone().text()).toContain(answer.status);
+  return { landing: new URL(answer.headers.get('location') ?? ''), callback };
+}
+
+async function post(server: Server, path: string, body: unknown, token?: string) {
+  const response = await fetch(`${server.url}/api${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as Answer };
+}
+
+async function get(server: Server, path: string, token?: string) {
+  const response = await fetch(`${server.url}/api${path}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
+  return { status: response.status, body: (await response.json()) as Answer };
+}
+
+async function exchange(server: Server, landing: URL) {
+  const code = landing.searchParams.get('code');
+  expect(code, landing.toString()).toBeTruthy();
+  return post(server, '/auth/oauth/exchange', { code });
+}
+
+let server: Server;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(() => server?.close());
+afterEach(() => {
+  for (const fake of [fakes.google, fakes.apple, fakes.oidc, fakes.github, fakes.facebook]) {
+    fake.tokenEndpoint = 'ok';
+  }
+});
+
+let counter = 0;
+const unique = (name: string) => `${name}-${Date.now()}-${++counter}`;
+
+describe('providers', () => {
+  it('lists the configured providers with their display names', async () => {
+    const { status, body } = await get(server, '/auth/oauth/providers');
+    expect(status).toBe(200);
+    expect(body).toEqual([
+      { id: 'google', name: 'Google' },
+      { id: 'github', name: 'GitHub' },
+      { id: 'facebook', name: 'Facebook' },
+      { id: 'apple', name: 'Apple' },
+      { id: 'oidc', name: 'Acme SSO' },
+    ]);
+  });
+
+  it('lists none, and starts none, when no provider is configured', async () => {
+    const bare = await buildTestApp();
+    try {
+      expect((await bare.app.inject({ url: '/api/auth/oauth/providers' })).json()).toEqual([]);
+      const start = await bare.app.inject({ url: `/api/auth/oauth/google/start?redirectTo=${FRONTEND}` });
+      expect(start.statusCode).toBe(404);
+      expect(start.json().appCode).toBe('NOT_FOUND');
+    } finally {
+      await bare.close();
+    }
+  });
+});
+
+describe('the browser flow', () => {
+  it('signs up with the company provider, then signs in again to the same account', async () => {
+    const sub = unique('company');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true, name: 'Ada Company' };
+    const first = await signInWithBrowser(server, 'oidc');
+    expect(first.landing.origin + first.landing.pathname).toBe(`${FRONTEND}/signed-in`);
+    expect(first.landing.searchParams.get('from')).toBe('sso');
+    const signedUp = await exchange(server, first.landing);
+    expect(signedUp.status).toBe(200);
+    expect(signedUp.body).toMatchObject({
+      created: true,
+      tokenType: 'Bearer',
+      user: { email: `${sub}@acme.test`, name: 'Ada Company', emailVerified: true, roles: ['user'] },
+    });
+    const me = await get(server, '/users/me', signedUp.body.accessToken);
+    expect(me.body.id).toBe(signedUp.body.user.id);
+
+    const again = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    expect(again.body).toMatchObject({ created: false, user: { id: signedUp.body.user.id } });
+    const identities = await get(server, '/auth/identities', again.body.accessToken);
+    expect(identities.body).toEqual([
+      { provider: 'oidc', email: `${sub}@acme.test`, createdAt: expect.any(String), lastUsedAt: expect.any(String) },
+    ]);
+  });
+
+  it('sends state, PKCE (S256) and a nonce to the provider', async () => {
+    const start = await fetch(`${server.url}/api/auth/oauth/google/start?redirectTo=${FRONTEND}/`, {
+      redirect: 'manual',
+    });
+    const location = new URL(start.headers.get('location') ?? '');
+    expect(location.origin).toBe(fakes.google.issuer);
+    expect(Object.fromEntries(location.searchParams)).toMatchObject({
+      client_id: 'google-web-client',
+      response_type: 'code',
+      redirect_uri: `${server.url}/api/auth/oauth/google/callback`,
+      code_challenge_method: 'S256',
+      code_challenge: expect.stringMatching(/^[\w-]{43}$/),
+      state: expect.stringMatching(/^[\w-]{32,}$/),
+      nonce: expect.stringMatching(/^[\w-]{32,}$/),
+      scope: 'openid email profile',
+    });
+    expect(start.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('signs up with Google, GitHub and Facebook', async () => {
+    const googleSub = unique('google');
+    fakes.google.user = { sub: googleSub, email: `${googleSub}@gmail.test`, email_verified: true, name: 'Grace' };
+    const google = await exchange(server, (await signInWithBrowser(server, 'google')).landing);
+    expect(google.body).toMatchObject({ created: true, user: { email: `${googleSub}@gmail.test`, name: 'Grace' } });
+
+    const login = unique('octo');
+    fakes.github.user = {
+      id: 1_000_000 + counter,
+      login,
+      name: null,
+      emails: [
+        { email: `${login}@old.test`, primary: false, verified: true },
+        { email: `${login}@github.test`, primary: true, verified: true },
+      ],
+    };
+    const github = await exchange(server, (await signInWithBrowser(server, 'github')).landing);
+    expect(github.body).toMatchObject({
+      created: true,
+      user: { email: `${login}@github.test`, name: login, emailVerified: true },
+    });
+
+    const fbName = unique('fb');
+    fakes.facebook.user = { id: fbName, name: 'Face Book', email: `${fbName}@facebook.test` };
+    const facebook = await exchange(server, (await signInWithBrowser(server, 'facebook')).landing);
+    // Facebook does not vouch for the address: the account starts unverified, and the
+    // verification email goes out.
+    expect(facebook.body).toMatchObject({
+      created: true,
+      user: { email: `${fbName}@facebook.test`, name: 'Face Book', emailVerified: false },
+    });
+    await server.settle();
+    expect(server.mail.sent.some((mail) => mail.to === `${fbName}@facebook.test`)).toBe(true);
+  });
+
+  it('signs up with Apple (its answer is a POST), keeping the name Apple sends only the first time', async () => {
+    const sub = unique('apple');
+    fakes.apple.user = {
+      sub,
+      email: `${sub}@privaterelay.test`,
+      email_verified: 'true',
+      given_name: 'Tim',
+      family_name: 'Apple',
+    };
+    const first = await signInWithBrowser(server, 'apple');
+    expect(first.callback.init.method).toBe('POST');
+    const signedUp = await exchange(server, first.landing);
+    expect(signedUp.body).toMatchObject({
+      created: true,
+      user: { email: `${sub}@privaterelay.test`, name: 'Tim Apple', emailVerified: true },
+    });
+    const again = await exchange(server, (await signInWithBrowser(server, 'apple')).landing);
+    expect(again.body).toMatchObject({ created: false, user: { id: signedUp.body.user.id, name: 'Tim Apple' } });
+  });
+
+  it('links to the account with the same email when the provider vouches for it', async () => {
+    const email = `${unique('linked')}@example.test`;
+    const registered = await post(server, '/auth/register', { email, password: 'Linked-pass-1' });
+    await server.services.db
+      .updateTable('users')
+      .set({ email_verified_at: new Date() })
+      .where('email', '=', email)
+      .execute();
+    fakes.google.user = { sub: unique('google'), email, email_verified: true };
+    const linked = await exchange(server, (await signInWithBrowser(server, 'google')).landing);
+    expect(linked.body).toMatchObject({ created: false, user: { id: registered.body.user.id } });
+    // The password still works: nothing was taken from a verified account.
+    expect((await post(server, '/auth/login', { email, password: 'Linked-pass-1' })).status).toBe(200);
+  });
+
+  it('refuses to link to an existing account when the provider does not vouch for the email', async () => {
+    const email = `${unique('unvouched')}@example.test`;
+    await post(server, '/auth/register', { email, password: 'Unvouched-pass-1' });
+    fakes.github.user = {
+      id: 2_000_000 + counter,
+      login: unique('gh'),
+      name: 'Mallory',
+      emails: [{ email, primary: true, verified: false }],
+    };
+    expect((await signInWithBrowser(server, 'github')).landing.searchParams.get('error')).toBe('EMAIL_TAKEN');
+    fakes.facebook.user = { id: unique('fb'), name: 'Mallory', email };
+    expect((await signInWithBrowser(server, 'facebook')).landing.searchParams.get('error')).toBe('EMAIL_TAKEN');
+  });
+
+  it('takes an unverified account back from whoever registered the email first (pre-account-takeover)', async () => {
+    const email = `${unique('victim')}@example.test`;
+    const squatter = await post(server, '/auth/register', { email, password: 'Squatter-pass-1' });
+    expect(squatter.body.user.emailVerified).toBe(false);
+    fakes.google.user = { sub: unique('google'), email, email_verified: true, name: 'Victim' };
+    const victim = await exchange(server, (await signInWithBrowser(server, 'google')).landing);
+    expect(victim.body).toMatchObject({ created: false, user: { id: squatter.body.user.id, emailVerified: true } });
+    // The squatter's password is gone and their session has ended.
+    expect((await post(server, '/auth/login', { email, password: 'Squatter-pass-1' })).body.appCode).toBe(
+      'INVALID_CREDENTIALS',
+    );
+    expect((await get(server, '/users/me', squatter.body.accessToken)).body.appCode).toBe('SESSION_REVOKED');
+    expect((await get(server, '/users/me', victim.body.accessToken)).status).toBe(200);
+  });
+
+  it('answers error=OAUTH_DENIED when the person declines', async () => {
+    fakes.oidc.nextOutcome = 'deny';
+    const { landing } = await signInWithBrowser(server, 'oidc');
+    expect(landing.searchParams.get('error')).toBe('OAUTH_DENIED');
+    expect(landing.searchParams.has('code')).toBe(false);
+  });
+
+  it('answers error=ACCOUNT_DISABLED for a disabled account', async () => {
+    const sub = unique('disabled');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const created = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    await server.services.db
+      .updateTable('users')
+      .set({ disabled_at: new Date() })
+      .where('id', '=', created.body.user.id)
+      .execute();
+    expect((await signInWithBrowser(server, 'oidc')).landing.searchParams.get('error')).toBe('ACCOUNT_DISABLED');
+  });
+
+  it('answers error=OAUTH_EMAIL_MISSING when the provider shares no email', async () => {
+    fakes.github.user = { id: 3_000_000 + counter, login: unique('noemail'), name: null, emails: [] };
+    expect((await signInWithBrowser(server, 'github')).landing.searchParams.get('error')).toBe('OAUTH_EMAIL_MISSING');
+  });
+});
+
+describe('a flow that does not check out', () => {
+  it('refuses a replayed callback (the state works once)', async () => {
+    const sub = unique('replay');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const { callback } = await signInWithBrowser(server, 'oidc');
+    const replay = await fetch(callback.url, callback.init);
+    expect(replay.status).toBe(400);
+    expect(((await replay.json()) as Answer).appCode).toBe('OAUTH_STATE_INVALID');
+  });
+
+  it('refuses a state it never issued, and a callback without the browser cookie (login CSRF)', async () => {
+    const tampered = await fetch(`${server.url}/api/auth/oauth/oidc/callback?code=x&state=forged`, {
+      redirect: 'manual',
+    });
+    expect(tampered.status).toBe(400);
+    expect(((await tampered.json()) as Answer).appCode).toBe('OAUTH_STATE_INVALID');
+
+    // An attacker's own sign-in, finished in another browser (no cookie, or another one).
+    for (const cookie of ['', 'app_oauth_browser=someone-else']) {
+      const sub = unique('csrf');
+      fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+      const start = await fetch(`${server.url}/api/auth/oauth/oidc/start?redirectTo=${FRONTEND}/`, {
+        redirect: 'manual',
+      });
+      const atProvider = await fetch(start.headers.get('location') ?? '', { redirect: 'manual' });
+      const planted = await fetch(atProvider.headers.get('location') ?? '', {
+        redirect: 'manual',
+        headers: cookie ? { cookie } : {},
+      });
+      expect(planted.status).toBe(400);
+      expect(((await planted.json()) as Answer).appCode).toBe('OAUTH_STATE_INVALID');
+    }
+  });
+
+  it('refuses a flow older than 10 minutes', async () => {
+    const callback = await untilCallback(server, 'oidc');
+    server.clock.advance(10 * 60_000 + 1);
+    const late = await fetch(callback.url, callback.init);
+    expect(late.status).toBe(400);
+    expect(((await late.json()) as Answer).appCode).toBe('OAUTH_STATE_INVALID');
+  });
+
+  it('answers error=OAUTH_PROVIDER_ERROR when the PKCE verifier is wrong or missing', async () => {
+    for (const verifier of ['x'.repeat(43), null]) {
+      const { landing } = await signInWithBrowser(server, 'oidc', {
+        beforeCallback: async () => {
+          await server.services.db
+            .updateTable('oauth_flows')
+            .set({ code_verifier: verifier })
+            .where('state_hash', 'is not', null)
+            .execute();
+        },
+      });
+      expect(landing.searchParams.get('error')).toBe('OAUTH_PROVIDER_ERROR');
+    }
+  });
+
+  it('answers error=OAUTH_PROVIDER_ERROR when the ID token carries another nonce', async () => {
+    const { landing } = await signInWithBrowser(server, 'google', {
+      beforeCallback: async () => {
+        await server.services.db
+          .updateTable('oauth_flows')
+          .set({ nonce: 'another-nonce' })
+          .where('state_hash', 'is not', null)
+          .execute();
+      },
+    });
+    expect(landing.searchParams.get('error')).toBe('OAUTH_PROVIDER_ERROR');
+  });
+
+  it('answers error=OAUTH_PROVIDER_ERROR, not a 500 or a hang, when the provider fails or does not answer', async () => {
+    for (const mode of ['error500', 'hang'] as const) {
+      for (const fake of [fakes.google, fakes.github]) {
+        fake.tokenEndpoint = mode;
+        const provider = fake === fakes.google ? 'google' : 'github';
+        const { landing } = await signInWithBrowser(server, provider);
+        expect(landing.searchParams.get('error'), `${provider} ${mode}`).toBe('OAUTH_PROVIDER_ERROR');
+        fake.tokenEndpoint = 'ok';
+      }
+    }
+  });
+
+  it('answers error=OAUTH_PROVIDER_ERROR at the start when the provider cannot be discovered', async () => {
+    const down = await startFakeOidcProvider({ clientId: 'down-client' });
+    const issuer = down.issuer;
+    await down.close();
+    const isolated = await startServer({ OAUTH_OIDC_ISSUER: issuer, OAUTH_OIDC_CLIENT_ID: 'down-client' });
+    try {
+      const start = await fetch(`${isolated.url}/api/auth/oauth/oidc/start?redirectTo=${FRONTEND}/x`, {
+        redirect: 'manual',
+      });
+      expect(start.status).toBe(302);
+      expect(start.headers.get('location')).toBe(`${FRONTEND}/x?error=OAUTH_PROVIDER_ERROR`);
+    } finally {
+      await isolated.close();
+    }
+  });
+
+  it('refuses to send the browser anywhere but an allowed origin', async () => {
+    for (const redirectTo of [
+      'http://evil.example/steal',
+      '//evil.example/steal',
+      'javascript:alert(1)',
+      '/relative/path',
+      'http://app.test.evil.example/',
+      'http://user:pass@app.test/',
+      '',
+    ]) {
+      const start = await fetch(
+        `${server.url}/api/auth/oauth/google/start?redirectTo=${encodeURIComponent(redirectTo)}`,
+        { redirect: 'manual' },
+      );
+      expect(start.status, redirectTo).toBe(400);
+      expect(((await start.json()) as Answer).appCode, redirectTo).toBe('VALIDATION_FAILED');
+    }
+    const unknown = await fetch(`${server.url}/api/auth/oauth/myspace/start?redirectTo=${FRONTEND}/`, {
+      redirect: 'manual',
+    });
+    expect(unknown.status).toBe(404);
+  });
+});
+
+describe('the one-time code', () => {
+  it('works once', async () => {
+    const sub = unique('once');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const { landing } = await signInWithBrowser(server, 'oidc');
+    expect((await exchange(server, landing)).status).toBe(200);
+    const again = await exchange(server, landing);
+    expect(again.status).toBe(401);
+    expect(again.body.appCode).toBe('INVALID_CODE');
+  });
+
+  it('expires after 60 seconds', async () => {
+    const sub = unique('late');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const { landing } = await signInWithBrowser(server, 'oidc');
+    server.clock.advance(61_000);
+    const late = await exchange(server, landing);
+    expect(late.body.appCode).toBe('INVALID_CODE');
+  });
+
+  it('does not sign in an account disabled after the callback', async () => {
+    const sub = unique('disabled-later');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const first = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    const { landing } = await signInWithBrowser(server, 'oidc');
+    await server.services.db
+      .updateTable('users')
+      .set({ disabled_at: new Date() })
+      .where('id', '=', first.body.user.id)
+      .execute();
+    const refused = await exchange(server, landing);
+    expect(refused.status).toBe(403);
+    expect(refused.body.appCode).toBe('ACCOUNT_DISABLED');
+  });
+});
+
+describe('native apps: signInWithIdToken', () => {
+  it('signs up with a Google ID token issued to the iOS client', async () => {
+    const sub = unique('ios');
+    const idToken = await fakes.google.signIdToken(
+      { sub, email: `${sub}@gmail.test`, email_verified: true, nonce: 'n-1' },
+      { audience: 'google-ios-client' },
+    );
+    const signedIn = await post(server, '/auth/oauth/id-token', { provider: 'google', idToken, nonce: 'n-1' });
+    expect(signedIn.status).toBe(200);
+    expect(signedIn.body).toMatchObject({ created: true, user: { email: `${sub}@gmail.test` } });
+    const again = await post(server, '/auth/oauth/id-token', {
+      provider: 'google',
+      idToken: await fakes.google.signIdToken({ sub }, { audience: 'google-web-client' }),
+    });
+    expect(again.body).toMatchObject({ created: false, user: { id: signedIn.body.user.id } });
+  });
+
+  it('signs in with an Apple ID token whose nonce is the SHA-256 of the app nonce', async () => {
+    const sub = unique('apple-native');
+    const { createHash } = await import('node:crypto');
+    const nonce = 'raw-app-nonce';
+    const idToken = await fakes.apple.signIdToken(
+      {
+        sub,
+        email: `${sub}@privaterelay.test`,
+        email_verified: 'true',
+        nonce: createHash('sha256').update(nonce).digest('hex'),
+      },
+      { audience: 'com.example.ios' },
+    );
+    const signedIn = await post(server, '/auth/oauth/id-token', { provider: 'apple', idToken, nonce });
+    expect(signedIn.body).toMatchObject({ created: true, user: { email: `${sub}@privaterelay.test` } });
+  });
+
+  it('refuses a token with the wrong issuer, audience, nonce, signature, or past its expiry', async () => {
+    const claims = { sub: unique('bad'), email: 'bad@gmail.test', email_verified: true, nonce: 'n-2' };
+    const bad = {
+      issuer: await fakes.google.signIdToken(claims, { issuer: 'https://accounts.evil.example' }),
+      audience: await fakes.google.signIdToken(claims, { audience: 'someone-elses-client' }),
+      expired: await fakes.google.signIdToken(claims, { expiresInSeconds: -60 }),
+      signature: await fakes.google.signIdToken(claims, { signWithForeignKey: true }),
+      otherProvider: await fakes.oidc.signIdToken(claims),
+    };
+    for (const [what, idToken] of Object.entries(bad)) {
+      const refused = await post(server, '/auth/oauth/id-token', { provider: 'google', idToken, nonce: 'n-2' });
+      expect(refused.status, what).toBe(401);
+      expect(refused.body.appCode, what).toBe('INVALID_ID_TOKEN');
+    }
+    const good = await fakes.google.signIdToken(claims);
+    for (const nonce of ['another', undefined]) {
+      const refused = await post(server, '/auth/oauth/id-token', { provider: 'google', idToken: good, nonce });
+      expect(refused.body.appCode, `nonce ${nonce}`).toBe('INVALID_ID_TOKEN');
+    }
+  });
+
+  it('refuses an email a provider does not vouch for when an account has it, and a disabled account', async () => {
+    const email = `${unique('taken')}@example.test`;
+    const owner = await post(server, '/auth/register', { email, password: 'Taken-pass-1' });
+    const unverified = await fakes.oidc.signIdToken({ sub: unique('x'), email, email_verified: false });
+    const taken = await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: unverified });
+    expect(taken.status).toBe(409);
+    expect(taken.body.appCode).toBe('EMAIL_TAKEN');
+
+    const noEmail = await fakes.oidc.signIdToken({ sub: unique('noemail') });
+    expect((await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: noEmail })).body.appCode).toBe(
+      'OAUTH_EMAIL_MISSING',
+    );
+
+    await server.services.db
+      .updateTable('users')
+      .set({ disabled_at: new Date(), email_verified_at: new Date() })
+      .where('id', '=', owner.body.user.id)
+      .execute();
+    const verified = await fakes.oidc.signIdToken({ sub: unique('y'), email, email_verified: true });
+    const disabled = await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: verified });
+    expect(disabled.status).toBe(403);
+    expect(disabled.body.appCode).toBe('ACCOUNT_DISABLED');
+  });
+
+  it('answers 404 for a provider that is not configured, 400 for one without ID tokens', async () => {
+    const bare = await buildTestApp();
+    try {
+      const response = await bare.app.inject({
+        method: 'POST',
+        url: '/api/auth/oauth/id-token',
+        payload: { provider: 'google', idToken: 'x' },
+      });
+      expect(response.statusCode).toBe(404);
+      expect(response.json().appCode).toBe('NOT_FOUND');
+    } finally {
+      await bare.close();
+    }
+    const github = await post(server, '/auth/oauth/id-token', { provider: 'github', idToken: 'x' });
+    expect(github.status).toBe(400);
+    expect(github.body.appCode).toBe('VALIDATION_FAILED');
+  });
+
+  it('answers 502 OAUTH_PROVIDER_ERROR when the provider cannot be reached', async () => {
+    const down = await startFakeOidcProvider({ clientId: 'down-client' });
+    const token = await down.signIdToken({ sub: 'someone', email: 'someone@down.test', email_verified: true });
+    const issuer = down.issuer;
+    await down.close();
+    const isolated = await startServer({ OAUTH_OIDC_ISSUER: issuer, OAUTH_OIDC_CLIENT_ID: 'down-client' });
+    try {
+      const refused = await post(isolated, '/auth/oauth/id-token', { provider: 'oidc', idToken: token });
+      expect(refused.status).toBe(502);
+      expect(refused.body.appCode).toBe('OAUTH_PROVIDER_ERROR');
+    } finally {
+      await isolated.close();
+    }
+  });
+});
+
+describe('identities', () => {
+  it('unlinks a provider, but never the last way to sign in', async () => {
+    const sub = unique('only');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const signedIn = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    const token = signedIn.body.accessToken;
+    const deleteIdentity = (provider: string) =>
+      fetch(`${server.url}/api/auth/identities/${provider}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${token}` },
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as Answer }));
+
+    const last = await deleteIdentity('oidc');
+    expect(last.status).toBe(409);
+    expect(last.body.appCode).toBe('LAST_SIGN_IN_METHOD');
+    expect((await deleteIdentity('github')).body.appCode).toBe('NOT_FOUND');
+
+    // A second provider with the same verified email links; then the first may go.
+    fakes.google.user = { sub: unique('google'), email: `${sub}@acme.test`, email_verified: true };
+    await exchange(server, (await signInWithBrowser(server, 'google')).landing);
+    expect((await deleteIdentity('oidc')).status).toBe(200);
+    const remaining = await get(server, '/auth/identities', token);
+    expect(remaining.body.map((identity: { provider: string }) => identity.provider)).toEqual(['google']);
+  });
+});
+
+describe('rate limit', () => {
+  it('counts the redirects against the credential limit per address', async () => {
+    const limited = await startServer({ RATE_LIMIT_AUTH_PER_MINUTE: '2' });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const start = await fetch(`${limited.url}/api/auth/oauth/google/start?redirectTo=${FRONTEND}/`, {
+          redirect: 'manual',
+        });
+        statuses.push(start.status);
+        if (start.status === 429) expect(start.headers.get('retry-after')).toMatch(/^\d+$/);
+      }
+      expect(statuses).toEqual([302, 302, 429]);
+    } finally {
+      await limited.close();
+    }
+  });
+});
