@@ -9,7 +9,7 @@ import { AccessLogController } from './http/access-log.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
 import { answerFrameworkError, dependencyOutageLog, errorHandling } from './http/error-handling.ts';
 import { jwksRoute } from './http/jwks.ts';
-import { oauthRoutes } from './http/oauth-routes.ts';
+import { OAUTH_REDIRECT_ROUTES, oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
 import { requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
@@ -108,7 +108,7 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   await app.register(restRoutes, { router, basePath: '/api', createContext, onError });
   await app.register(oauthRoutes, { services });
 
-  await app.register(openApiRoutes, { config, router });
+  await app.register(openApiRoutes, { config, router, plainRoutes: OAUTH_REDIRECT_ROUTES });
   await app.register(jwksRoute, { tokens: services.tokens });
   const { transport } = services.mailer;
   if (!config.isProduction && transport instanceof OutboxTransport) {

@@ -154,6 +154,26 @@ describe('config', () => {
     ['no email provider', { RESEND_API_KEY: undefined }, /MAIL_TRANSPORT: is required in production/],
     ['the default sender', { EMAIL_FROM: undefined }, /EMAIL_FROM: is required in production/],
     ['a development one-time code', { DEV_OTP: '123456' }, /DEV_OTP: is refused in production/],
+    [
+      'a provider without its secret',
+      { PUBLIC_URL: 'https://api.example.com', OAUTH_GITHUB_CLIENT_ID: 'gh' },
+      /OAUTH_GITHUB_CLIENT_SECRET: is required in production when OAUTH_GITHUB_CLIENT_ID is set/,
+    ],
+    [
+      'Apple without its key',
+      { PUBLIC_URL: 'https://api.example.com', OAUTH_APPLE_CLIENT_ID: 'com.example.web', OAUTH_APPLE_TEAM_ID: 'T' },
+      /OAUTH_APPLE_PRIVATE_KEY: is required in production[\s\S]*OAUTH_APPLE_KEY_ID: is required in production/,
+    ],
+    [
+      'a provider without PUBLIC_URL',
+      { OAUTH_GOOGLE_CLIENT_ID: 'g', OAUTH_GOOGLE_CLIENT_SECRET: 's' },
+      /PUBLIC_URL: is required in production with a sign-in provider/,
+    ],
+    [
+      'an http PUBLIC_URL',
+      { PUBLIC_URL: 'http://api.example.com', OAUTH_GOOGLE_CLIENT_ID: 'g', OAUTH_GOOGLE_CLIENT_SECRET: 's' },
+      /PUBLIC_URL: must be https in production/,
+    ],
   ])('refuses production with %s', (_, change, expected) => {
     const env = Object.fromEntries(
       Object.entries({ ...productionBase, ...change }).filter(
@@ -161,6 +181,40 @@ describe('config', () => {
       ),
     );
     expect(problems(env).join('\n')).toMatch(expected);
+  });
+
+  it('turns a provider on by its client id, with callbacks on PUBLIC_URL and redirects to the app origins', () => {
+    const result = loadConfig({
+      PORT: '4000',
+      APP_URL: 'http://localhost:5173/app',
+      CORS_ORIGINS: 'https://admin.example.com',
+      OAUTH_GITHUB_CLIENT_ID: 'gh',
+      OAUTH_GITHUB_CLIENT_SECRET: 'secret',
+    });
+    expect(result.ok && result.config.oauth).toMatchObject({
+      publicUrl: 'http://localhost:4000',
+      redirectOrigins: ['https://admin.example.com', 'http://localhost:5173', 'http://127.0.0.1:5173'],
+      github: { clientId: 'gh', url: 'https://github.com', apiUrl: 'https://api.github.com' },
+      google: undefined,
+      apple: undefined,
+      oidc: undefined,
+    });
+  });
+
+  it.each([
+    ['an OIDC client without an issuer', { OAUTH_OIDC_CLIENT_ID: 'c' }, /OAUTH_OIDC_ISSUER: is required with/],
+    [
+      'a provider over plain http on another machine',
+      { OAUTH_OIDC_ISSUER: 'http://idp.example.com' },
+      /OAUTH_OIDC_ISSUER: must be https \(plain http only for a provider on this machine\)/,
+    ],
+    ['a redirect origin with a path', { OAUTH_REDIRECT_ORIGINS: 'https://app.example.com/x' }, /is not an origin/],
+  ])('refuses %s in any environment', (_, env, expected) => {
+    expect(problems(env).join('\n')).toMatch(expected);
+  });
+
+  it('accepts a provider on this machine over http (a local Keycloak)', () => {
+    expect(problems({ OAUTH_OIDC_ISSUER: 'http://127.0.0.1:8080/realms/dev', OAUTH_OIDC_CLIENT_ID: 'c' })).toEqual([]);
   });
 
   it('formats one readable report', () => {

@@ -728,3 +728,52 @@ describe('rate limit', () => {
     }
   });
 });
+
+describe('the redirects, when something else fails', () => {
+  it('refuses a callback POST that is not a form, or too large, and a broken form', async () => {
+    const callback = `${server.url}/api/auth/oauth/apple/callback`;
+    const cases = [
+      [{ 'content-type': 'application/json' }, JSON.stringify({ state: 'x' }), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+      [{ 'content-type': 'text/plain' }, 'state=x', 415, 'UNSUPPORTED_MEDIA_TYPE'],
+      [{ 'content-type': 'application/x-www-form-urlencoded' }, `user=${'x'.repeat(20_000)}`, 413, 'PAYLOAD_TOO_LARGE'],
+      [{ 'content-type': 'application/x-www-form-urlencoded' }, 'code=x', 400, 'OAUTH_STATE_INVALID'],
+    ] as const;
+    for (const [headers, body, status, appCode] of cases) {
+      const response = await fetch(callback, { method: 'POST', headers, body, redirect: 'manual' });
+      expect(response.status, appCode).toBe(status);
+      expect(((await response.json()) as Answer).appCode, appCode).toBe(appCode);
+    }
+  });
+
+  it('answers 503 DEPENDENCY_DOWN to a callback or an ID token, and sends a start back with error=DEPENDENCY_DOWN, while the database is down', async () => {
+    const { createDb } = await import('@app/db');
+    const down = await buildTestApp({
+      env: { PUBLIC_URL: 'http://127.0.0.1:9', ...providerEnv() },
+      overrides: { db: createDb({ url: 'postgres://postgres@127.0.0.1:1/nowhere', connectionTimeoutMs: 500 }) },
+    });
+    try {
+      const start = await down.app.inject({ url: `/api/auth/oauth/oidc/start?redirectTo=${FRONTEND}/x` });
+      expect(start.statusCode).toBe(302);
+      expect(start.headers.location).toBe(`${FRONTEND}/x?error=DEPENDENCY_DOWN`);
+      const callback = await down.app.inject({
+        url: '/api/auth/oauth/oidc/callback?code=x&state=y',
+        headers: { cookie: 'app_oauth_browser=z' },
+      });
+      expect(callback.statusCode).toBe(503);
+      expect(callback.json().appCode).toBe('DEPENDENCY_DOWN');
+      expect(Number(callback.headers['retry-after'])).toBeGreaterThan(0);
+      // A native sign-in: the token checks out with the provider, then the database is needed.
+      const sub = unique('down');
+      const idToken = await fakes.oidc.signIdToken({ sub, email: `${sub}@acme.test`, email_verified: true });
+      const native = await down.app.inject({
+        method: 'POST',
+        url: '/api/auth/oauth/id-token',
+        payload: { provider: 'oidc', idToken },
+      });
+      expect(native.statusCode).toBe(503);
+      expect(native.json().appCode).toBe('DEPENDENCY_DOWN');
+    } finally {
+      await down.close();
+    }
+  });
+});

@@ -37,6 +37,9 @@ const NAMED_TYPES = [
   'Role',
   'Session',
   'AuthResult',
+  'SignInResult',
+  'ProviderId',
+  'Identity',
   'Note',
 ] as const;
 

@@ -45,6 +45,7 @@ const SIGN_IN_PATHS = new Set([
   'auth.refresh',
   'auth.otp.verify',
   'auth.oauth.exchange',
+  'auth.oauth.signInWithIdToken',
 ]);
 /** Procedures that end the session on success: the store is cleared. */
 const SIGN_OUT_PATHS = new Set(['auth.logout', 'auth.logoutAll', 'users.deleteMe']);

@@ -31,10 +31,13 @@ export type {
   AppErrorShape,
   AppRouter,
   AuthResult,
+  Identity,
   Note,
   Permission,
+  ProviderId,
   Role,
   Session,
+  SignInResult,
   User,
   ValidationIssue,
 } from './router.gen.ts';

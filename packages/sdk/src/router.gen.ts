@@ -34,7 +34,13 @@ export type AppErrorCode =
   | 'UNKNOWN_PERMISSION'
   | 'INVALID_TOKEN'
   | 'INVALID_CODE'
-  | 'EMAIL_DELIVERY_FAILED';
+  | 'EMAIL_DELIVERY_FAILED'
+  | 'OAUTH_STATE_INVALID'
+  | 'OAUTH_DENIED'
+  | 'OAUTH_PROVIDER_ERROR'
+  | 'OAUTH_EMAIL_MISSING'
+  | 'INVALID_ID_TOKEN'
+  | 'LAST_SIGN_IN_METHOD';
 
 /** The name of a permission the code declares. */
 export type Permission =
@@ -141,6 +147,28 @@ export type AuthResult = {
   accessTokenExpiresAt: string;
   refreshTokenExpiresAt: string;
   user: User;
+};
+
+/** The answer of a sign-in that may have created the account (one-time codes, providers). */
+export type SignInResult = {
+  accessToken: string;
+  refreshToken: string;
+  tokenType: 'Bearer';
+  accessTokenExpiresAt: string;
+  refreshTokenExpiresAt: string;
+  user: User;
+  created: boolean;
+};
+
+/** A sign-in provider: google, github, facebook, apple or oidc (any OpenID Connect provider). */
+export type ProviderId = 'google' | 'github' | 'facebook' | 'apple' | 'oidc';
+
+/** A sign-in provider linked to the caller's account. */
+export type Identity = {
+  provider: ProviderId;
+  email: string | null;
+  createdAt: string;
+  lastUsedAt: string;
 };
 
 /** A note (the example module). */
@@ -324,14 +352,58 @@ export type AppRouter = TRPCBuiltRouter<
             email: string;
             code: string;
           };
+          output: SignInResult;
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
+      };
+      oauth: {
+        /** The sign-in providers this server offers. REST: `GET /api/auth/oauth/providers` */
+        providers: TRPCQueryProcedure<{
+          input: void;
           output: {
-            accessToken: string;
-            refreshToken: string;
-            tokenType: 'Bearer';
-            accessTokenExpiresAt: string;
-            refreshTokenExpiresAt: string;
-            user: User;
-            created: boolean;
+            id: ProviderId;
+            name: string;
+          }[];
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
+        /** Trade the one-time code of a provider sign-in for tokens. REST: `POST /api/auth/oauth/exchange` */
+        exchange: TRPCMutationProcedure<{
+          input: {
+            code: string;
+          };
+          output: SignInResult;
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
+        /** Sign in (or sign up) with an ID token from a native app. REST: `POST /api/auth/oauth/id-token` */
+        signInWithIdToken: TRPCMutationProcedure<{
+          input: {
+            provider: 'google' | 'apple' | 'oidc';
+            idToken: string;
+            nonce?: string | undefined;
+          };
+          output: SignInResult;
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
+      };
+      identities: {
+        /** The providers linked to your account. REST: `GET /api/auth/identities` */
+        list: TRPCQueryProcedure<{
+          input: void;
+          output: Identity[];
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
+        /** Unlink a provider from your account. REST: `DELETE /api/auth/identities/{provider}` */
+        unlink: TRPCMutationProcedure<{
+          input: {
+            provider: ProviderId;
+          };
+          output: {
+            ok: true;
           };
           meta: object;
           errorShape: AppErrorShape;

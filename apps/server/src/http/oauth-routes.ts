@@ -12,7 +12,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { DocumentedRoute } from '../documented-route.ts';
 import { AppError, rateLimited } from '../errors/index.ts';
+import { PROVIDER_IDS } from '../infra/oauth/provider.ts';
 import { clientInfo } from '../modules/auth/client-info.ts';
 import {
   allowedRedirect,
@@ -24,6 +26,90 @@ import {
 import type { Services } from '../services.ts';
 
 const BROWSER_COOKIE = 'app_oauth_browser';
+
+const providerParameter = {
+  in: 'path',
+  name: 'provider',
+  required: true,
+  description: 'A configured provider (`GET /api/auth/oauth/providers`)',
+  schema: { type: 'string', enum: [...PROVIDER_IDS] },
+};
+const callbackDescription =
+  'Where the provider sends the browser back (register `<PUBLIC_URL>/api/auth/oauth/{provider}/callback` with it). ' +
+  'Redirects to the `redirectTo` given at the start with `code` (one use, 60 s: trade it with ' +
+  '`POST /api/auth/oauth/exchange`) or with `error=<appCode>`: `OAUTH_DENIED`, `OAUTH_PROVIDER_ERROR`, ' +
+  '`OAUTH_EMAIL_MISSING`, `EMAIL_TAKEN` (an account has this email and the provider does not vouch for it), ' +
+  '`ACCOUNT_DISABLED`, `DEPENDENCY_DOWN`.';
+
+/** These routes in the OpenAPI document (they are not procedures). */
+export const OAUTH_REDIRECT_ROUTES = [
+  {
+    method: 'GET',
+    path: '/auth/oauth/{provider}/start',
+    summary: 'Start a sign-in with a provider (open it in the browser)',
+    description:
+      'Redirects the browser to the provider, with `state`, PKCE (S256) and, for OpenID Connect, a `nonce`; ' +
+      'sets a cookie that binds the sign-in to this browser. When the provider cannot be reached, redirects to ' +
+      '`redirectTo` with `error=OAUTH_PROVIDER_ERROR` (`error=DEPENDENCY_DOWN` when the database is down).',
+    tags: ['auth'],
+    parameters: [
+      providerParameter,
+      {
+        in: 'query',
+        name: 'redirectTo',
+        required: true,
+        description: 'The frontend page to return to: an absolute URL on an allowed origin (`OAUTH_REDIRECT_ORIGINS`)',
+        schema: { type: 'string', format: 'uri' },
+      },
+    ],
+    redirect: { status: 302, description: "To the provider's sign-in page" },
+    errors: ['VALIDATION_FAILED', 'NOT_FOUND', 'RATE_LIMITED'],
+  },
+  {
+    method: 'GET',
+    path: '/auth/oauth/{provider}/callback',
+    summary: 'The provider sends the browser back here',
+    description: callbackDescription,
+    tags: ['auth'],
+    parameters: [
+      providerParameter,
+      { in: 'query', name: 'state', required: true, schema: { type: 'string' } },
+      { in: 'query', name: 'code', schema: { type: 'string' } },
+      {
+        in: 'query',
+        name: 'error',
+        description: "The provider's error, e.g. access_denied",
+        schema: { type: 'string' },
+      },
+    ],
+    redirect: { status: 302, description: 'To `redirectTo`, with `code` or `error`' },
+    errors: ['OAUTH_STATE_INVALID', 'RATE_LIMITED', 'DEPENDENCY_DOWN'],
+  },
+  {
+    method: 'POST',
+    path: '/auth/oauth/{provider}/callback',
+    summary: 'The provider posts its answer here (Apple)',
+    description: callbackDescription,
+    tags: ['auth'],
+    parameters: [providerParameter],
+    formFields: {
+      state: 'The state sent at the start',
+      code: 'The authorization code',
+      user: "Apple: the person's name, on the first sign-in only (JSON)",
+      error: "The provider's error, e.g. user_cancelled_authorize",
+    },
+    redirect: { status: 303, description: 'To `redirectTo`, with `code` or `error`' },
+    errors: [
+      'OAUTH_STATE_INVALID',
+      'BAD_REQUEST',
+      'PAYLOAD_TOO_LARGE',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'RATE_LIMITED',
+      'DEPENDENCY_DOWN',
+    ],
+  },
+] satisfies DocumentedRoute[];
+
 const COOKIE_PATH = '/api/auth/oauth';
 /** Form answers are small (a code, a state, Apple's user JSON). */
 const FORM_LIMIT_BYTES = 16 * 1024;
@@ -68,7 +154,7 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
 
   const callback = async (request: FastifyRequest<{ Params: { provider: string } }>, reply: FastifyReply) => {
     await limit(request);
-    const form = request.method === 'POST' ? formFields(request.body) : undefined;
+    const form = request.method === 'POST' ? formFields(request) : undefined;
     // The URL the provider was told to call, with what it sent: the library derives the
     // token request's redirect_uri from it.
     const url = new URL(`${services.config.oauth.publicUrl}/api/auth/oauth/${request.params.provider}/callback`);
@@ -92,10 +178,12 @@ function redirect(reply: FastifyReply, target: URL, status: 302 | 303) {
   return reply.redirect(target.toString(), status);
 }
 
-function formFields(body: unknown): Record<string, string> {
-  if (typeof body !== 'object' || body === null) {
-    throw new AppError('BAD_REQUEST', 'The callback must be a form (application/x-www-form-urlencoded)');
+function formFields(request: FastifyRequest): Record<string, string> {
+  const { body } = request;
+  if (!request.headers['content-type']?.startsWith('application/x-www-form-urlencoded')) {
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'The callback takes a form (application/x-www-form-urlencoded)');
   }
+  if (typeof body !== 'object' || body === null) throw new AppError('BAD_REQUEST', 'The form cannot be read');
   return Object.fromEntries(
     Object.entries(body).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
   );

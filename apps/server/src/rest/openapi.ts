@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { generateOpenApiDocument } from 'trpc-to-openapi';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { Config } from '../config.ts';
+import type { DocumentedRoute } from '../documented-route.ts';
 import {
   APP_ERROR_CODES,
   APP_ERROR_MEANINGS,
@@ -32,6 +33,47 @@ interface Operation {
 }
 
 const BEARER = 'bearerAuth';
+
+function documentPlainRoutes(document: OpenApiDocument, operations: readonly DocumentedRoute[]) {
+  for (const operation of operations) {
+    const item = (document.paths?.[operation.path] ?? {}) as Record<string, unknown>;
+    item[operation.method.toLowerCase()] = {
+      operationId: `${operation.method.toLowerCase()}${operation.path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
+      summary: operation.summary,
+      description: operation.description,
+      tags: operation.tags,
+      parameters: operation.parameters,
+      ...(operation.formFields && {
+        requestBody: {
+          required: true,
+          content: {
+            'application/x-www-form-urlencoded': {
+              schema: {
+                type: 'object',
+                properties: Object.fromEntries(
+                  Object.entries(operation.formFields).map(([name, description]) => [
+                    name,
+                    { type: 'string', description },
+                  ]),
+                ),
+              },
+            },
+          },
+        },
+      }),
+      responses: {
+        [String(operation.redirect.status)]: {
+          description: operation.redirect.description,
+          headers: { Location: { description: 'Where the browser goes next', schema: { type: 'string' } } },
+        },
+        ...errorResponses(operation.errors),
+      },
+      security: [],
+    };
+    document.paths = { ...document.paths, [operation.path]: item };
+  }
+  return document;
+}
 
 /**
  * trpc-to-openapi documents a DELETE's input as query parameters; the REST routes read it
@@ -176,7 +218,11 @@ Program against \`appCode\`: it is stable, while \`message\` is for people. Each
 Every call counts, per client address: ${rateLimits.defaultPerMinute} a minute; calls that check a secret or send an email, ${rateLimits.authPerMinute} a minute. Answers carry \`RateLimit-Limit\`, \`RateLimit-Remaining\` and \`RateLimit-Reset\`; a \`429 RATE_LIMITED\` carries \`Retry-After\` (seconds), and so does a \`503 DEPENDENCY_DOWN\`.`;
 }
 
-export function createOpenApiDocument(config: Config, router: AppRouter = appRouter) {
+export function createOpenApiDocument(
+  config: Config,
+  router: AppRouter = appRouter,
+  plainRoutes: readonly DocumentedRoute[] = [],
+) {
   const document = generateOpenApiDocument(router, {
     title: 'App API',
     description: introduction(config),
@@ -193,12 +239,15 @@ export function createOpenApiDocument(config: Config, router: AppRouter = appRou
   });
   // The API's terms are the project's: its SPDX license, from package.json.
   document.info.license = { name: packageJson.license, identifier: packageJson.license };
-  return documentErrors(deleteInputsAsBody(document), router);
+  return documentPlainRoutes(documentErrors(deleteInputsAsBody(document), router), plainRoutes);
 }
 
 /** `/openapi.json` (built once), the interactive reference at `/docs`, and `/` leading to it. */
-export async function openApiRoutes(app: FastifyInstance, options: { config: Config; router: AppRouter }) {
-  const document = createOpenApiDocument(options.config, options.router);
+export async function openApiRoutes(
+  app: FastifyInstance,
+  options: { config: Config; router: AppRouter; plainRoutes?: readonly DocumentedRoute[] },
+) {
+  const document = createOpenApiDocument(options.config, options.router, options.plainRoutes);
   app.get('/openapi.json', { logLevel: 'warn' }, async () => document);
   app.get('/', (_request, reply) => reply.redirect('/docs/', 302));
   await app.register(scalar, {

@@ -2,7 +2,7 @@ import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import type { z } from 'zod';
 import { adminRouter } from '../modules/admin/admin.router.ts';
 import { authRouter } from '../modules/auth/auth.router.ts';
-import type { authResult, sessionOutput } from '../modules/auth/auth.schemas.ts';
+import type { authResult, identityOutput, sessionOutput, signInResult } from '../modules/auth/auth.schemas.ts';
 import { healthRouter } from '../modules/health/health.router.ts';
 import { notesRouter } from '../modules/notes/notes.router.ts';
 import type { noteOutput } from '../modules/notes/notes.schemas.ts';
@@ -35,6 +35,11 @@ export type Role = z.output<typeof roleOutput>;
 export type Session = z.output<typeof sessionOutput>;
 /** The answer of every sign-in: the tokens and the user. */
 export type AuthResult = z.output<typeof authResult>;
+/** The answer of a sign-in that may have created the account (one-time codes, providers). */
+export type SignInResult = z.output<typeof signInResult>;
+/** A sign-in provider linked to the caller's account. */
+export type Identity = z.output<typeof identityOutput>;
+export type { ProviderId } from '../infra/oauth/provider.ts';
 /** A note (the example module). */
 export type Note = z.output<typeof noteOutput>;
 export type { AppErrorCode, ValidationIssue } from '../errors/index.ts';

@@ -6,7 +6,9 @@
 
 import { calculatePKCECodeChallenge, randomPKCECodeVerifier } from 'openid-client';
 
+/** Every sign-in provider the server knows. */
 export const PROVIDER_IDS = ['google', 'github', 'facebook', 'apple', 'oidc'] as const;
+/** A sign-in provider: google, github, facebook, apple or oidc (any OpenID Connect provider). */
 export type ProviderId = (typeof PROVIDER_IDS)[number];
 
 /** A PKCE pair: the verifier stays on the server, the S256 challenge goes to the provider. */
