@@ -87,7 +87,8 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   OAUTH_PROVIDER_ERROR: 'the sign-in provider failed, did not answer, or answered something that does not check out',
   OAUTH_EMAIL_MISSING: 'the provider shared no email address, and an account needs one',
   INVALID_ID_TOKEN: 'the ID token is not valid (signature, issuer, audience, expiry or nonce)',
-  LAST_SIGN_IN_METHOD: 'the account would have no way left to sign in: set a password or link another provider first',
+  LAST_SIGN_IN_METHOD:
+    'the account would have no way left to sign in: set a password (the `auth.forgotPassword` email) or link another provider first',
 };
 
 /** The HTTP status an app code is answered with, on every transport. */
