@@ -344,6 +344,12 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
       refuse(variable, 'must be https (plain http only for a provider on this machine)');
     }
   }
+  if (e.PUBLIC_URL !== undefined && URL.canParse(e.PUBLIC_URL)) {
+    const url = new URL(e.PUBLIC_URL);
+    if (url.pathname !== '/' || url.search || url.hash) {
+      refuse('PUBLIC_URL', `must be an origin (https://host[:port]), not ${e.PUBLIC_URL}`);
+    }
+  }
   for (const origin of e.OAUTH_REDIRECT_ORIGINS ?? []) {
     if (!URL.canParse(origin) || new URL(origin).origin !== origin.replace(/\/+$/, '')) {
       refuse('OAUTH_REDIRECT_ORIGINS', `"${origin}" is not an origin (https://host[:port])`);

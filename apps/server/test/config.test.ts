@@ -209,6 +209,7 @@ describe('config', () => {
       /OAUTH_OIDC_ISSUER: must be https \(plain http only for a provider on this machine\)/,
     ],
     ['a redirect origin with a path', { OAUTH_REDIRECT_ORIGINS: 'https://app.example.com/x' }, /is not an origin/],
+    ['a PUBLIC_URL with a path', { PUBLIC_URL: 'https://api.example.com/v1' }, /PUBLIC_URL: must be an origin/],
   ])('refuses %s in any environment', (_, env, expected) => {
     expect(problems(env).join('\n')).toMatch(expected);
   });

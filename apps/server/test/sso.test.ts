@@ -5,8 +5,11 @@
  * redirect, carries the cookie, and posts Apple's form.
  */
 import { createPublicKey, verify } from 'node:crypto';
+import { createServer, type Server as NetServer } from 'node:net';
 import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
+import { calculatePKCECodeChallenge, randomPKCECodeVerifier } from 'openid-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { hashOpaqueToken } from '../src/infra/tokens.ts';
 import {
   buildTestApp,
   type FakeClock,
@@ -314,14 +317,12 @@ describe('the browser flow', () => {
     const fbName = unique('fb');
     fakes.facebook.user = { id: fbName, name: 'Face Book', email: `${fbName}@facebook.test` };
     const facebook = await exchange(server, (await signInWithBrowser(server, 'facebook')).landing);
-    // Facebook does not vouch for the address: the account starts unverified, and the
-    // verification email goes out.
+    // Facebook does not vouch for the address: the account starts unverified (and no
+    // verification email goes out: proving the address later would unlink Facebook).
     expect(facebook.body).toMatchObject({
       created: true,
       user: { email: `${fbName}@facebook.test`, name: 'Face Book', emailVerified: false },
     });
-    await server.settle();
-    expect(server.mail.sent.some((mail) => mail.to === `${fbName}@facebook.test`)).toBe(true);
   });
 
   it('signs up with Apple (its answer is a POST), keeping the name Apple sends only the first time', async () => {
@@ -447,7 +448,13 @@ describe('a flow that does not check out', () => {
     }
   });
 
-  it('refuses a flow older than 10 minutes', async () => {
+  it('refuses a flow older than 10 minutes (and takes one just younger)', async () => {
+    const sub = unique('slow');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const { landing } = await signInWithBrowser(server, 'oidc', {
+      beforeCallback: async () => server.clock.advance(10 * 60_000 - 1_000),
+    });
+    expect(landing.searchParams.get('code')).toBeTruthy();
     const callback = await untilCallback(server, 'oidc');
     server.clock.advance(10 * 60_000 + 1);
     const late = await fetch(callback.url, callback.init);
@@ -455,31 +462,37 @@ describe('a flow that does not check out', () => {
     expect(((await late.json()) as Answer).appCode).toBe('OAUTH_STATE_INVALID');
   });
 
+  /** Changes the stored flow of this callback (found by its state) before the browser returns. */
+  async function tamper(
+    callback: BrowserResult['callback'],
+    change: { code_verifier?: string | null; nonce?: string },
+  ) {
+    const state = new URL(callback.url).searchParams.get('state') ?? '';
+    const changed = await server.services.db
+      .updateTable('oauth_flows')
+      .set(change)
+      .where('state_hash', '=', hashOpaqueToken(state))
+      .executeTakeFirst();
+    expect(changed.numUpdatedRows).toBe(1n);
+    const answer = await fetch(callback.url, callback.init);
+    return new URL(answer.headers.get('location') ?? '');
+  }
+
   it('answers error=OAUTH_PROVIDER_ERROR when the PKCE verifier is wrong or missing', async () => {
-    for (const verifier of ['x'.repeat(43), null]) {
-      const { landing } = await signInWithBrowser(server, 'oidc', {
-        beforeCallback: async () => {
-          await server.services.db
-            .updateTable('oauth_flows')
-            .set({ code_verifier: verifier })
-            .where('state_hash', 'is not', null)
-            .execute();
-        },
-      });
-      expect(landing.searchParams.get('error')).toBe('OAUTH_PROVIDER_ERROR');
-    }
+    const tokenRequests = () => fakes.oidc.requests.filter((r) => r.path === '/token').length;
+    const before = tokenRequests();
+    const wrong = await tamper(await untilCallback(server, 'oidc'), { code_verifier: 'x'.repeat(43) });
+    expect(wrong.searchParams.get('error')).toBe('OAUTH_PROVIDER_ERROR');
+    // The provider itself refused the wrong verifier.
+    expect(tokenRequests()).toBe(before + 1);
+    // A flow without its verifier is refused before the provider is asked (never a code exchange without PKCE).
+    const missing = await tamper(await untilCallback(server, 'oidc'), { code_verifier: null });
+    expect(missing.searchParams.get('error')).toBe('OAUTH_PROVIDER_ERROR');
+    expect(tokenRequests()).toBe(before + 1);
   });
 
   it('answers error=OAUTH_PROVIDER_ERROR when the ID token carries another nonce', async () => {
-    const { landing } = await signInWithBrowser(server, 'google', {
-      beforeCallback: async () => {
-        await server.services.db
-          .updateTable('oauth_flows')
-          .set({ nonce: 'another-nonce' })
-          .where('state_hash', 'is not', null)
-          .execute();
-      },
-    });
+    const landing = await tamper(await untilCallback(server, 'google'), { nonce: 'another-nonce' });
     expect(landing.searchParams.get('error')).toBe('OAUTH_PROVIDER_ERROR');
   });
 
@@ -549,6 +562,9 @@ describe('the one-time code', () => {
   it('expires after 60 seconds', async () => {
     const sub = unique('late');
     fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const early = await signInWithBrowser(server, 'oidc');
+    server.clock.advance(59_000);
+    expect((await exchange(server, early.landing)).status).toBe(200);
     const { landing } = await signInWithBrowser(server, 'oidc');
     server.clock.advance(61_000);
     const late = await exchange(server, landing);
@@ -711,8 +727,8 @@ describe('identities', () => {
 });
 
 describe('rate limit', () => {
-  it('counts the redirects against the credential limit per address', async () => {
-    const limited = await startServer({ RATE_LIMIT_AUTH_PER_MINUTE: '2' });
+  it('counts the redirects against the per-address limit', async () => {
+    const limited = await startServer({ RATE_LIMIT_DEFAULT_PER_MINUTE: '2' });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 3; i++) {
@@ -757,7 +773,7 @@ describe('the redirects, when something else fails', () => {
       expect(start.headers.location).toBe(`${FRONTEND}/x?error=DEPENDENCY_DOWN`);
       const callback = await down.app.inject({
         url: '/api/auth/oauth/oidc/callback?code=x&state=y',
-        headers: { cookie: 'app_oauth_browser=z' },
+        headers: { cookie: `app_oauth_browser=${'z'.repeat(43)}` },
       });
       expect(callback.statusCode).toBe(503);
       expect(callback.json().appCode).toBe('DEPENDENCY_DOWN');
@@ -774,6 +790,255 @@ describe('the redirects, when something else fails', () => {
       expect(native.json().appCode).toBe('DEPENDENCY_DOWN');
     } finally {
       await down.close();
+    }
+  });
+});
+describe('whoever proves the address owns the account', () => {
+  it('drops a squatter who linked a provider that does not vouch for the email, when a vouching one proves it', async () => {
+    const email = `${unique('victim-fb')}@example.test`;
+    // The squatter signs up through Facebook with the victim's address: an unverified account.
+    const squatterFacebook = { id: unique('fb-squatter'), name: 'Squatter', email };
+    fakes.facebook.user = squatterFacebook;
+    const squatter = await exchange(server, (await signInWithBrowser(server, 'facebook')).landing);
+    expect(squatter.body).toMatchObject({ created: true, user: { emailVerified: false } });
+    await server.settle();
+    expect(server.mail.sent.filter((mail) => mail.to === email)).toEqual([]);
+
+    // The victim signs in with Google, which vouches for the address.
+    fakes.google.user = { sub: unique('google-victim'), email, email_verified: true };
+    const victim = await exchange(server, (await signInWithBrowser(server, 'google')).landing);
+    expect(victim.body).toMatchObject({ created: false, user: { id: squatter.body.user.id, emailVerified: true } });
+    expect((await get(server, '/users/me', squatter.body.accessToken)).body.appCode).toBe('SESSION_REVOKED');
+    const identities = await get(server, '/auth/identities', victim.body.accessToken);
+    expect(identities.body.map((i: { provider: string }) => i.provider)).toEqual(['google']);
+
+    // The squatter's Facebook no longer reaches the account.
+    fakes.facebook.user = squatterFacebook;
+    const again = await signInWithBrowser(server, 'facebook');
+    expect(again.landing.searchParams.get('error')).toBe('EMAIL_TAKEN');
+  });
+
+  it('drops unproven identities when the address is proven by the emailed link', async () => {
+    const email = `${unique('fb-link')}@example.test`;
+    const facebookUser = { id: unique('fb'), name: 'Someone', email };
+    fakes.facebook.user = facebookUser;
+    const viaFacebook = await exchange(server, (await signInWithBrowser(server, 'facebook')).landing);
+    // Someone asks for the verification email; the owner of the inbox follows the link.
+    expect((await post(server, '/auth/email/resend', {}, viaFacebook.body.accessToken)).status).toBe(200);
+    await server.settle();
+    const mail = server.mail.sent.findLast((m) => m.to === email);
+    const token = new URL(
+      /https?:\/\/\S+verify-email\?token=[\w-]+/.exec(mail?.text ?? '')?.[0] ?? 'x:',
+    ).searchParams.get('token');
+    expect((await post(server, '/auth/email/verify', { token })).status).toBe(200);
+    fakes.facebook.user = facebookUser;
+    expect((await signInWithBrowser(server, 'facebook')).landing.searchParams.get('error')).toBe('EMAIL_TAKEN');
+  });
+
+  it("gives a nameless account the provider's name when it links", async () => {
+    const email = `${unique('nameless')}@example.test`;
+    const registered = await post(server, '/auth/register', { email, password: 'Nameless-pass-1' });
+    expect(registered.body.user.name).toBeNull();
+    fakes.apple.user = { sub: unique('apple'), email, email_verified: 'true', given_name: 'Ada', family_name: 'L' };
+    const linked = await exchange(server, (await signInWithBrowser(server, 'apple')).landing);
+    expect(linked.body.user).toMatchObject({ id: registered.body.user.id, name: 'Ada L' });
+  });
+});
+
+describe("the frontend's own PKCE (codeChallenge)", () => {
+  async function started(codeChallenge?: string) {
+    const sub = unique('pkce');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const query = new URLSearchParams({ redirectTo: `${FRONTEND}/cb`, ...(codeChallenge && { codeChallenge }) });
+    const start = await fetch(`${server.url}/api/auth/oauth/oidc/start?${query}`, { redirect: 'manual' });
+    const cookie = (start.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const atProvider = await fetch(start.headers.get('location') ?? '', { redirect: 'manual' });
+    const back = await fetch(atProvider.headers.get('location') ?? '', { redirect: 'manual', headers: { cookie } });
+    return new URL(back.headers.get('location') ?? '').searchParams.get('code') ?? '';
+  }
+
+  it('binds the code to the frontend that started the sign-in', async () => {
+    const verifier = randomPKCECodeVerifier();
+    const challenge = await calculatePKCECodeChallenge(verifier);
+    // Without the verifier, or with another one: refused (an attacker's code planted in a frontend).
+    for (const codeVerifier of [undefined, randomPKCECodeVerifier()]) {
+      const refused = await post(server, '/auth/oauth/exchange', { code: await started(challenge), codeVerifier });
+      expect(refused.body.appCode, String(codeVerifier)).toBe('INVALID_CODE');
+    }
+    // A verifier for a sign-in started without a challenge: refused too.
+    const planted = await post(server, '/auth/oauth/exchange', { code: await started(), codeVerifier: verifier });
+    expect(planted.body.appCode).toBe('INVALID_CODE');
+    const signedIn = await post(server, '/auth/oauth/exchange', {
+      code: await started(challenge),
+      codeVerifier: verifier,
+    });
+    expect(signedIn.status).toBe(200);
+  });
+
+  it('refuses a malformed challenge', async () => {
+    const start = await fetch(
+      `${server.url}/api/auth/oauth/oidc/start?redirectTo=${FRONTEND}/&codeChallenge=plain-text-verifier`,
+      { redirect: 'manual' },
+    );
+    expect(start.status).toBe(400);
+    expect(((await start.json()) as Answer).appCode).toBe('VALIDATION_FAILED');
+  });
+
+  it('never returns a code or an error that was planted in redirectTo', async () => {
+    const sub = unique('planted');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    fakes.oidc.nextOutcome = 'deny';
+    const { landing } = await signInWithBrowser(server, 'oidc', {
+      redirectTo: `${FRONTEND}/cb?code=attacker-code&error=NONE&keep=1`,
+    });
+    expect(landing.searchParams.getAll('code')).toEqual([]);
+    expect(landing.searchParams.getAll('error')).toEqual(['OAUTH_DENIED']);
+    expect(landing.searchParams.get('keep')).toBe('1');
+  });
+});
+
+describe('more that can go wrong', () => {
+  /** A TCP server that accepts connections and never answers. */
+  async function silentServer(): Promise<{ url: string; close(): Promise<void> }> {
+    const sockets = new Set<import('node:net').Socket>();
+    const tcp: NetServer = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    const { port } = tcp.address() as { port: number };
+    return {
+      url: `http://127.0.0.1:${port}`,
+      close: () =>
+        new Promise((resolve) => {
+          for (const socket of sockets) socket.destroy();
+          tcp.close(() => resolve());
+        }),
+    };
+  }
+
+  it('gives up on a provider whose discovery or API never answers (OAUTH_TIMEOUT_MS)', async () => {
+    const silent = await silentServer();
+    const isolated = await startServer({ OAUTH_OIDC_ISSUER: silent.url, OAUTH_GITHUB_API_URL: `${silent.url}/api` });
+    try {
+      const start = await fetch(`${isolated.url}/api/auth/oauth/oidc/start?redirectTo=${FRONTEND}/x`, {
+        redirect: 'manual',
+      });
+      expect(start.headers.get('location')).toBe(`${FRONTEND}/x?error=OAUTH_PROVIDER_ERROR`);
+      fakes.github.user = { id: 4_000_000 + counter, login: unique('gh'), name: null, emails: [] };
+      const github = await signInWithBrowser(isolated, 'github');
+      expect(github.landing.searchParams.get('error')).toBe('OAUTH_PROVIDER_ERROR');
+    } finally {
+      await isolated.close();
+      await silent.close();
+    }
+  });
+
+  it("answers 502 when the provider's keys cannot be fetched, not 401", async () => {
+    const { createServer: createHttpServer } = await import('node:http');
+    let issuer = '';
+    const broken = createHttpServer((request, response) => {
+      if (request.url === '/.well-known/openid-configuration') {
+        response.setHeader('content-type', 'application/json');
+        response.end(
+          JSON.stringify({
+            issuer,
+            authorization_endpoint: `${issuer}/authorize`,
+            token_endpoint: `${issuer}/token`,
+            jwks_uri: `${issuer}/jwks`,
+            response_types_supported: ['code'],
+            subject_types_supported: ['public'],
+            id_token_signing_alg_values_supported: ['RS256'],
+          }),
+        );
+      } else {
+        response.statusCode = 500;
+        response.end('down');
+      }
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    issuer = `http://127.0.0.1:${(broken.address() as { port: number }).port}`;
+    const isolated = await startServer({ OAUTH_OIDC_ISSUER: issuer });
+    try {
+      const idToken = await fakes.oidc.signIdToken({ sub: 'x', email: 'x@acme.test' }, { issuer });
+      const refused = await post(isolated, '/auth/oauth/id-token', { provider: 'oidc', idToken });
+      expect(refused.status).toBe(502);
+      expect(refused.body.appCode).toBe('OAUTH_PROVIDER_ERROR');
+    } finally {
+      await isolated.close();
+      await new Promise((resolve) => broken.close(resolve));
+    }
+  });
+
+  it('treats Apple\'s "cancel" as a refusal', async () => {
+    const callback = await untilCallback(server, 'apple');
+    const form = new URLSearchParams(String(callback.init.body));
+    const cancelled = await fetch(callback.url, {
+      ...callback.init,
+      body: new URLSearchParams({ state: form.get('state') ?? '', error: 'user_cancelled_authorize' }).toString(),
+    });
+    expect(cancelled.status).toBe(303);
+    expect(new URL(cancelled.headers.get('location') ?? '').searchParams.get('error')).toBe('OAUTH_DENIED');
+  });
+
+  it('stores only what fits: a bounded subject, a valid email, a name of at most 100 characters', async () => {
+    const tooLong = await fakes.oidc.signIdToken({
+      sub: 'x'.repeat(300),
+      email: 'long@acme.test',
+      email_verified: true,
+    });
+    expect((await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: tooLong })).body.appCode).toBe(
+      'INVALID_ID_TOKEN',
+    );
+    const notAnEmail = await fakes.oidc.signIdToken({
+      sub: unique('bad-email'),
+      email: 'not an email',
+      email_verified: true,
+    });
+    expect((await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: notAnEmail })).body.appCode).toBe(
+      'OAUTH_EMAIL_MISSING',
+    );
+    const sub = unique('long-name');
+    const longName = await fakes.oidc.signIdToken({
+      sub,
+      email: `${sub}@acme.test`,
+      email_verified: true,
+      name: `Ada\u0000 ${'L'.repeat(200)}`,
+    });
+    const signedIn = await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: longName });
+    expect(signedIn.body.user.name).toBe(`Ada ${'L'.repeat(96)}`);
+  });
+
+  it('lets only one of two concurrent unlinks remove the last way to sign in', async () => {
+    const sub = unique('race');
+    const email = `${sub}@acme.test`;
+    fakes.oidc.user = { sub, email, email_verified: true };
+    const signedIn = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    fakes.google.user = { sub: unique('google'), email, email_verified: true };
+    await exchange(server, (await signInWithBrowser(server, 'google')).landing);
+    const unlink = (provider: string) =>
+      fetch(`${server.url}/api/auth/identities/${provider}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${signedIn.body.accessToken}` },
+      }).then((r) => r.status);
+    expect((await Promise.all([unlink('oidc'), unlink('google')])).sort()).toEqual([200, 409]);
+  });
+
+  it('sets a __Host- cookie, Secure and SameSite=None, on an https PUBLIC_URL (Apple posts cross-site)', async () => {
+    const secure = await buildTestApp({ env: { ...providerEnv(), PUBLIC_URL: 'https://api.example.test' } });
+    try {
+      const start = await secure.app.inject({ url: `/api/auth/oauth/oidc/start?redirectTo=${FRONTEND}/` });
+      expect(start.statusCode).toBe(302);
+      expect(String(start.headers['set-cookie'])).toMatch(
+        /^__Host-app_oauth_browser=[\w-]{43}; Path=\/; Max-Age=600; HttpOnly; Secure; SameSite=None$/,
+      );
+      // The same value without the prefix (a cookie a sibling subdomain could set) is not read.
+      const value = String(start.headers['set-cookie']).split(';')[0]?.split('=')[1];
+      const state = new URL(String(start.headers.location)).searchParams.get('state');
+      const planted = await secure.app.inject({
+        url: `/api/auth/oauth/oidc/callback?state=${state}&code=x`,
+        headers: { cookie: `app_oauth_browser=${value}` },
+      });
+      expect(planted.json().appCode).toBe('OAUTH_STATE_INVALID');
+    } finally {
+      await secure.close();
     }
   });
 });

@@ -18,7 +18,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   // A browser sign-in in progress. Started: found by the SHA-256 of its `state` (one use,
   // 10 minutes) together with the browser's binding cookie, with the PKCE verifier and
   // nonce. Completed: found by the SHA-256 of the one-time code handed to the frontend (one
-  // use, 60 seconds).
+  // use, 60 seconds), which must come with the verifier of the frontend's own PKCE challenge
+  // when it sent one.
   await db.schema
     .createTable('oauth_flows')
     .addColumn('id', 'uuid', (c) => c.primaryKey().defaultTo(sql`uuid_generate_v7()`))
@@ -28,9 +29,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('code_verifier', 'text')
     .addColumn('nonce', 'text')
     .addColumn('redirect_to', 'text', (c) => c.notNull())
+    .addColumn('client_challenge', 'text')
     .addColumn('code_hash', 'text', (c) => c.unique())
     .addColumn('user_id', 'uuid', (c) => c.references('users.id').onDelete('cascade'))
-    .addColumn('created', 'boolean', (c) => c.notNull().defaultTo(false))
+    .addColumn('account_created', 'boolean', (c) => c.notNull().defaultTo(false))
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
     .execute();

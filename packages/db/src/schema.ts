@@ -118,11 +118,13 @@ export interface OAuthFlowsTable {
   nonce: string | null;
   /** Where the browser goes back to (an allowed origin). */
   redirect_to: string;
+  /** The frontend's own PKCE challenge (S256), if it sent one: the exchange must prove it. */
+  client_challenge: string | null;
   /** SHA-256 of the one-time code handed to the frontend, once the sign-in succeeded. */
   code_hash: string | null;
   user_id: string | null;
   /** Whether the sign-in created the account. */
-  created: Generated<boolean>;
+  account_created: Generated<boolean>;
   created_at: GeneratedTimestamp;
   expires_at: Timestamp;
 }

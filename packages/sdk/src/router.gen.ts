@@ -372,6 +372,7 @@ export type AppRouter = TRPCBuiltRouter<
         exchange: TRPCMutationProcedure<{
           input: {
             code: string;
+            codeVerifier?: string | undefined;
           };
           output: SignInResult;
           meta: object;

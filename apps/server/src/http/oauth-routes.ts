@@ -25,7 +25,10 @@ import {
 } from '../modules/auth/sso.service.ts';
 import type { Services } from '../services.ts';
 
+/** Secure origins get the `__Host-` prefix: no sibling subdomain can plant the cookie. */
 const BROWSER_COOKIE = 'app_oauth_browser';
+/** 32 random bytes, base64url: the only value accepted back. */
+const BROWSER_VALUE = /^[A-Za-z0-9_-]{43}$/;
 
 const providerParameter = {
   in: 'path',
@@ -60,6 +63,14 @@ export const OAUTH_REDIRECT_ROUTES = [
         required: true,
         description: 'The frontend page to return to: an absolute URL on an allowed origin (`OAUTH_REDIRECT_ORIGINS`)',
         schema: { type: 'string', format: 'uri' },
+      },
+      {
+        in: 'query',
+        name: 'codeChallenge',
+        description:
+          "The frontend's own PKCE challenge (S256 of a verifier it keeps): the exchange then needs the verifier, " +
+          'so a code from a sign-in someone else started cannot be used in this frontend. Recommended.',
+        schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' },
       },
     ],
     redirect: { status: 302, description: "To the provider's sign-in page" },
@@ -110,7 +121,6 @@ export const OAUTH_REDIRECT_ROUTES = [
   },
 ] satisfies DocumentedRoute[];
 
-const COOKIE_PATH = '/api/auth/oauth';
 /** Form answers are small (a code, a state, Apple's user JSON). */
 const FORM_LIMIT_BYTES = 16 * 1024;
 
@@ -123,28 +133,37 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
   );
 
   const limit = async (request: FastifyRequest) => {
-    const state = await services.rateLimits.auth.consume(`ip:${request.ip}`);
+    const state = await services.rateLimits.default.consume(`ip:${request.ip}`);
     if (!state.allowed) throw rateLimited(state.resetMs);
   };
-  const secureCookies = services.config.oauth.publicUrl.startsWith('https:');
+  const secure = services.config.oauth.publicUrl.startsWith('https:');
+  const cookieName = secure ? `__Host-${BROWSER_COOKIE}` : BROWSER_COOKIE;
+  const readBrowser = (request: FastifyRequest) => {
+    const value = readCookie(request, cookieName);
+    return value && BROWSER_VALUE.test(value) ? value : undefined;
+  };
 
-  app.get<{ Params: { provider: string }; Querystring: { redirectTo?: string } }>(
+  app.get<{ Params: { provider: string }; Querystring: { redirectTo?: string; codeChallenge?: string } }>(
     '/api/auth/oauth/:provider/start',
     async (request, reply) => {
       await limit(request);
       const provider = providerFor(services, request.params.provider);
       const redirectTo = allowedRedirect(services, request.query.redirectTo);
-      const browser = readCookie(request, BROWSER_COOKIE) ?? randomBytes(32).toString('base64url');
+      // One value per browser, kept across its sign-ins (two tabs may sign in at once).
+      const browser = readBrowser(request) ?? randomBytes(32).toString('base64url');
       // Apple's answer is a cross-site POST: only a SameSite=None (so Secure) cookie comes with it.
-      const sameSite = secureCookies ? 'None; Secure' : 'Lax';
-      reply.header(
-        'set-cookie',
-        `${BROWSER_COOKIE}=${browser}; Path=${COOKIE_PATH}; Max-Age=600; HttpOnly; SameSite=${sameSite}`,
-      );
+      const attributes = secure ? 'Secure; SameSite=None' : 'SameSite=Lax';
+      reply.header('set-cookie', `${cookieName}=${browser}; Path=/; Max-Age=600; HttpOnly; ${attributes}`);
       let target: URL;
       try {
-        target = await startSignIn(services, { provider: provider.id, redirectTo, browser });
+        target = await startSignIn(services, {
+          provider: provider.id,
+          redirectTo,
+          browser,
+          codeChallenge: request.query.codeChallenge,
+        });
       } catch (error) {
+        if (error instanceof AppError && error.appCode === 'VALIDATION_FAILED') throw error;
         target = new URL(redirectTo);
         target.searchParams.set('error', signInErrorCode(services, error, provider.id));
       }
@@ -155,15 +174,11 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
   const callback = async (request: FastifyRequest<{ Params: { provider: string } }>, reply: FastifyReply) => {
     await limit(request);
     const form = request.method === 'POST' ? formFields(request) : undefined;
-    // The URL the provider was told to call, with what it sent: the library derives the
-    // token request's redirect_uri from it.
-    const url = new URL(`${services.config.oauth.publicUrl}/api/auth/oauth/${request.params.provider}/callback`);
-    url.search = new URL(request.url, 'http://callback.invalid').search;
     const target = await finishSignIn(services, {
       provider: request.params.provider,
-      url,
+      search: new URL(request.url, 'http://callback.invalid').search,
       form,
-      browser: readCookie(request, BROWSER_COOKIE),
+      browser: readBrowser(request),
       client: clientInfo({ ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id }),
     });
     return redirect(reply, target, request.method === 'POST' ? 303 : 302);

@@ -5,12 +5,15 @@
 import { createHmac } from 'node:crypto';
 import type { OAuthConfig } from '../../config.ts';
 import { oauth2Provider } from './oauth2.ts';
-import { type OAuthProvider, ProviderError } from './provider.ts';
+import { normalizeIdentity, type OAuthProvider } from './provider.ts';
 
 /** The Graph API version the calls are written for. */
 export const FACEBOOK_API_VERSION = 'v21.0';
 
-export function facebookProvider(facebook: NonNullable<OAuthConfig['facebook']>, timeoutMs: number): OAuthProvider {
+export function facebookProvider(
+  facebook: NonNullable<OAuthConfig['facebook']>,
+  options: { timeoutMs: number; allowInsecure: boolean },
+): OAuthProvider {
   return oauth2Provider({
     id: 'facebook',
     displayName: 'Facebook',
@@ -20,24 +23,18 @@ export function facebookProvider(facebook: NonNullable<OAuthConfig['facebook']>,
     clientId: facebook.clientId,
     clientSecret: facebook.clientSecret,
     scope: 'email public_profile',
-    timeoutMs,
+    ...options,
     async readIdentity(accessToken, get) {
       // appsecret_proof: the call works even with "Require App Secret" on.
       const proof = createHmac('sha256', facebook.clientSecret).update(accessToken).digest('hex');
       const url = new URL(`${facebook.graphUrl}/${FACEBOOK_API_VERSION}/me`);
       url.search = new URLSearchParams({ fields: 'id,name,email', appsecret_proof: proof }).toString();
-      const me = (await get(url.toString(), { authorization: `Bearer ${accessToken}` })) as {
-        id?: string;
-        name?: string;
-        email?: string;
+      const me = ((await get(url.toString(), { authorization: `Bearer ${accessToken}` })) ?? {}) as {
+        id?: unknown;
+        name?: unknown;
+        email?: unknown;
       };
-      if (typeof me?.id !== 'string') throw new ProviderError('facebook: the profile has no id');
-      return {
-        subject: me.id,
-        email: typeof me.email === 'string' ? me.email.trim().toLowerCase() : null,
-        emailVerified: false,
-        name: me.name?.trim() || null,
-      };
+      return normalizeIdentity({ subject: me.id, email: me.email, emailVerified: false, name: me.name });
     },
   });
 }

@@ -1,20 +1,23 @@
 /** GitHub (and GitHub Enterprise Server): OAuth 2.0; the verified primary email from the emails API. */
 import type { OAuthConfig } from '../../config.ts';
 import { oauth2Provider } from './oauth2.ts';
-import { type OAuthProvider, ProviderError } from './provider.ts';
+import { normalizeIdentity, type OAuthProvider } from './provider.ts';
 
 interface GitHubUser {
-  id: number;
-  login: string;
-  name: string | null;
+  id?: unknown;
+  login?: unknown;
+  name?: unknown;
 }
 interface GitHubEmail {
-  email: string;
-  primary: boolean;
-  verified: boolean;
+  email?: unknown;
+  primary?: unknown;
+  verified?: unknown;
 }
 
-export function githubProvider(github: NonNullable<OAuthConfig['github']>, timeoutMs: number): OAuthProvider {
+export function githubProvider(
+  github: NonNullable<OAuthConfig['github']>,
+  options: { timeoutMs: number; allowInsecure: boolean },
+): OAuthProvider {
   return oauth2Provider({
     id: 'github',
     displayName: 'GitHub',
@@ -24,23 +27,22 @@ export function githubProvider(github: NonNullable<OAuthConfig['github']>, timeo
     clientId: github.clientId,
     clientSecret: github.clientSecret,
     scope: 'read:user user:email',
-    timeoutMs,
+    ...options,
     async readIdentity(accessToken, get) {
       const headers = {
         authorization: `Bearer ${accessToken}`,
         accept: 'application/vnd.github+json',
         'user-agent': 'app-server',
       };
-      const user = (await get(`${github.apiUrl}/user`, headers)) as GitHubUser;
-      if (typeof user?.id !== 'number') throw new ProviderError('github: the user has no id');
-      const emails = (await get(`${github.apiUrl}/user/emails`, headers)) as GitHubEmail[];
-      const primary = Array.isArray(emails) ? emails.find((e) => e.primary) : undefined;
-      return {
-        subject: String(user.id),
-        email: primary ? primary.email.trim().toLowerCase() : null,
+      const user = ((await get(`${github.apiUrl}/user`, headers)) ?? {}) as GitHubUser;
+      const emails = await get(`${github.apiUrl}/user/emails`, headers);
+      const primary = Array.isArray(emails) ? (emails as GitHubEmail[]).find((e) => e?.primary === true) : undefined;
+      return normalizeIdentity({
+        subject: user.id,
+        email: primary?.email,
         emailVerified: primary?.verified === true,
-        name: user.name?.trim() || user.login || null,
-      };
+        name: typeof user.name === 'string' && user.name.trim() ? user.name : user.login,
+      });
     },
   });
 }

@@ -4,15 +4,15 @@
  * comes from the provider's API (`readIdentity`), each call bounded in time.
  */
 import * as client from 'openid-client';
-import { isLoopbackUrl } from '../../config.ts';
-import { withTimeout } from '../with-timeout.ts';
 import {
   type AuthorizationRequest,
   type CallbackInput,
-  type Identity,
+  fetchWithin,
   type OAuthProvider,
   ProviderError,
   type ProviderId,
+  type ProviderIdentity,
+  signInFailure,
 } from './provider.ts';
 
 export interface OAuth2ProviderOptions {
@@ -26,11 +26,13 @@ export interface OAuth2ProviderOptions {
   clientSecret: string;
   scope: string;
   timeoutMs: number;
-  /** Reads the identity with the access token; `get` fetches JSON with the time bound. */
+  /** Plain http (a provider on this machine). */
+  allowInsecure: boolean;
+  /** Reads the identity with the access token; `get` fetches JSON within the time bound. */
   readIdentity(
     accessToken: string,
     get: (url: string, headers?: Record<string, string>) => Promise<unknown>,
-  ): Promise<Identity>;
+  ): Promise<ProviderIdentity>;
 }
 
 export function oauth2Provider(options: OAuth2ProviderOptions): OAuthProvider {
@@ -44,15 +46,15 @@ export function oauth2Provider(options: OAuth2ProviderOptions): OAuthProvider {
     { client_secret: options.clientSecret },
     client.ClientSecretPost(options.clientSecret),
   );
-  config.timeout = Math.ceil(options.timeoutMs / 1000);
-  if (isLoopbackUrl(options.tokenEndpoint)) client.allowInsecureRequests(config);
+  const bounded = fetchWithin(options.timeoutMs);
+  config[client.customFetch] = bounded;
+  if (options.allowInsecure) client.allowInsecureRequests(config);
 
-  const get = (url: string, headers: Record<string, string> = {}) =>
-    withTimeout(async (signal) => {
-      const response = await fetch(url, { headers: { accept: 'application/json', ...headers }, signal });
-      if (!response.ok) throw new Error(`${url} answered ${response.status}`);
-      return response.json() as Promise<unknown>;
-    }, options.timeoutMs);
+  const get = async (url: string, headers: Record<string, string> = {}) => {
+    const response = await bounded(url, { headers: { accept: 'application/json', ...headers } });
+    if (!response.ok) throw new ProviderError(`${options.id}: ${new URL(url).pathname} answered ${response.status}`);
+    return (await response.json()) as unknown;
+  };
 
   return {
     id: options.id,
@@ -69,23 +71,16 @@ export function oauth2Provider(options: OAuth2ProviderOptions): OAuthProvider {
       });
     },
 
-    async completeSignIn(input: CallbackInput): Promise<Identity> {
-      let accessToken: string;
+    async completeSignIn(input: CallbackInput): Promise<ProviderIdentity> {
+      if (!input.codeVerifier) throw new ProviderError(`${options.id}: the flow lost its PKCE verifier`);
       try {
         const tokens = await client.authorizationCodeGrant(config, input.url, {
           pkceCodeVerifier: input.codeVerifier,
           expectedState: input.state,
         });
-        accessToken = tokens.access_token;
+        return await options.readIdentity(tokens.access_token, get);
       } catch (error) {
-        const denied = error instanceof client.AuthorizationResponseError && error.error === 'access_denied';
-        throw new ProviderError(`${options.id}: the sign-in could not be completed`, { cause: error, denied });
-      }
-      try {
-        return await options.readIdentity(accessToken, get);
-      } catch (error) {
-        if (error instanceof ProviderError) throw error;
-        throw new ProviderError(`${options.id}: the account could not be read`, { cause: error });
+        throw signInFailure(options.id, error);
       }
     },
   };

@@ -1,27 +1,32 @@
 /**
  * OpenID Connect providers (Google, Apple, any standards-compliant issuer) on
  * `openid-client`: discovery, the authorization code flow with PKCE, state and nonce, and
- * the ID token checked by the library. Native apps' ID tokens are checked with `jose`
- * against the issuer's published keys.
+ * the ID token checked by the library; the email from userinfo when the ID token has none.
+ * Native apps' ID tokens are checked with `jose` against the issuer's published keys.
  */
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import * as client from 'openid-client';
-import { isLoopbackUrl } from '../../config.ts';
 import {
   type AuthorizationRequest,
   type CallbackInput,
-  type Identity,
+  fetchWithin,
   InvalidIdTokenError,
+  MalformedIdentityError,
+  normalizeIdentity,
   type OAuthProvider,
   ProviderError,
   type ProviderId,
+  type ProviderIdentity,
+  signInFailure,
 } from './provider.ts';
 
 export interface OidcProviderOptions {
   id: ProviderId;
   displayName: string;
   issuer: string;
+  /** Other spellings of the issuer its ID tokens may carry (Google: `accounts.google.com`). */
+  issuerAliases?: string[];
   clientId: string;
   /** The client secret, or (Apple) a function that makes one for each token request. */
   clientSecret: string | (() => Promise<string>);
@@ -31,37 +36,50 @@ export interface OidcProviderOptions {
   /** Apple posts its answer (`form_post`) when names or emails are asked for. */
   responseMode?: 'form_post';
   timeoutMs: number;
+  /** Plain http (a provider on this machine). */
+  allowInsecure: boolean;
   /** Reads the name a provider sends outside the ID token (Apple's `user` form field). */
   nameFromForm?: (form: Record<string, string>) => string | null;
 }
 
+/** Errors of fetching the issuer's keys: the provider's fault, not the token's. */
+const KEY_FETCH_FAILURES = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID', 'ERR_JOSE_GENERIC']);
+
 export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
+  const bounded = fetchWithin(options.timeoutMs);
+  const prepare = (config: client.Configuration) => {
+    config[client.customFetch] = bounded;
+    if (options.allowInsecure) client.allowInsecureRequests(config);
+  };
   let discovered: Promise<client.Configuration> | undefined;
   /** Discovery once per process; a failed one is retried by the next sign-in. */
   const configuration = () => {
     discovered ??= client
       .discovery(new URL(options.issuer), options.clientId, undefined, client.None(), {
-        timeout: Math.ceil(options.timeoutMs / 1000),
-        execute: isLoopbackUrl(options.issuer) ? [client.allowInsecureRequests] : [],
+        [client.customFetch]: bounded,
+        execute: options.allowInsecure ? [client.allowInsecureRequests] : [],
       })
       .catch((error: unknown) => {
         discovered = undefined;
-        throw new ProviderError(`discovery of ${options.issuer} failed`, { cause: error });
+        throw new ProviderError(`${options.id}: discovery of ${options.issuer} failed`, { cause: error });
       });
     return discovered;
   };
   /** A configuration with the client's credentials (Apple's secret is made fresh). */
   const authenticated = async () => {
-    const discoveredConfig = await configuration();
+    const metadata = (await configuration()).serverMetadata();
     const secret = typeof options.clientSecret === 'string' ? options.clientSecret : await options.clientSecret();
-    const config = new client.Configuration(
-      discoveredConfig.serverMetadata(),
-      options.clientId,
-      { client_secret: secret },
-      secret ? client.ClientSecretPost(secret) : client.None(),
-    );
-    config.timeout = Math.ceil(options.timeoutMs / 1000);
-    if (isLoopbackUrl(options.issuer)) client.allowInsecureRequests(config);
+    const methods = metadata.token_endpoint_auth_methods_supported;
+    // Post unless the provider only takes HTTP Basic (the default when it says nothing is Basic,
+    // but every provider here takes post; Okta apps set to Basic list only Basic).
+    const basicOnly = methods?.includes('client_secret_basic') && !methods.includes('client_secret_post');
+    const auth = !secret
+      ? client.None()
+      : basicOnly
+        ? client.ClientSecretBasic(secret)
+        : client.ClientSecretPost(secret);
+    const config = new client.Configuration(metadata, options.clientId, { client_secret: secret }, auth);
+    prepare(config);
     return config;
   };
   let keys: ReturnType<typeof createRemoteJWKSet> | undefined;
@@ -83,12 +101,13 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
       });
     },
 
-    async completeSignIn(input: CallbackInput): Promise<Identity> {
+    async completeSignIn(input: CallbackInput): Promise<ProviderIdentity> {
+      if (!input.codeVerifier || !input.nonce)
+        throw new ProviderError(`${options.id}: the flow lost its PKCE verifier`);
       const config = await authenticated();
       const callback = input.form
         ? new Request(input.url, { method: 'POST', body: new URLSearchParams(input.form) })
         : input.url;
-      let claims: client.IDToken | undefined;
       try {
         const tokens = await client.authorizationCodeGrant(config, callback, {
           pkceCodeVerifier: input.codeVerifier,
@@ -96,33 +115,55 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
           expectedNonce: input.nonce,
           idTokenExpected: true,
         });
-        claims = tokens.claims();
+        const claims = tokens.claims();
+        if (!claims) throw new ProviderError(`${options.id}: no ID token`);
+        // Some providers put the email in userinfo only.
+        const profile =
+          typeof claims.email === 'string'
+            ? claims
+            : await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+        const identity = normalizeIdentity({
+          subject: claims.sub,
+          email: profile.email,
+          emailVerified: profile.email_verified,
+          name: profile.name,
+        });
+        const formName = input.form && options.nameFromForm?.(input.form);
+        return { ...identity, name: identity.name ?? formName ?? null };
       } catch (error) {
-        const denied = error instanceof client.AuthorizationResponseError && error.error === 'access_denied';
-        throw new ProviderError(`${options.id}: the sign-in could not be completed`, { cause: error, denied });
+        throw signInFailure(options.id, error);
       }
-      if (!claims) throw new ProviderError(`${options.id}: no ID token`);
-      const identity = identityFromClaims(claims);
-      const formName = input.form && options.nameFromForm?.(input.form);
-      return { ...identity, name: identity.name ?? formName ?? null };
     },
 
-    async verifyIdToken(idToken: string, nonce: string | undefined): Promise<Identity> {
+    async verifyIdToken(idToken: string, nonce: string | undefined): Promise<ProviderIdentity> {
       const metadata = (await configuration()).serverMetadata();
       if (!metadata.jwks_uri) throw new ProviderError(`${options.issuer} publishes no keys (jwks_uri)`);
       keys ??= createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: options.timeoutMs });
       let payload: JWTPayload;
       try {
-        ({ payload } = await jwtVerify(idToken, keys, { issuer: metadata.issuer, audience: options.audiences }));
+        ({ payload } = await jwtVerify(idToken, keys, {
+          issuer: [metadata.issuer, ...(options.issuerAliases ?? [])],
+          audience: options.audiences,
+          requiredClaims: ['sub', 'exp', 'iat'],
+        }));
       } catch (error) {
-        // The keys could not be fetched: the provider's fault, not the token's.
-        if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) {
+        if (!(error instanceof joseErrors.JOSEError) || KEY_FETCH_FAILURES.has(error.code)) {
           throw new ProviderError(`${options.id}: its keys could not be fetched`, { cause: error });
         }
         throw new InvalidIdTokenError(`the ID token is not valid: ${error.message}`);
       }
       checkNonce(payload.nonce, nonce);
-      return identityFromClaims(payload);
+      try {
+        return normalizeIdentity({
+          subject: payload.sub,
+          email: payload.email,
+          emailVerified: payload.email_verified,
+          name: payload.name,
+        });
+      } catch (error) {
+        if (error instanceof MalformedIdentityError) throw new InvalidIdTokenError(error.message);
+        throw error;
+      }
     },
   };
 }
@@ -138,13 +179,4 @@ function checkNonce(inToken: unknown, given: string | undefined): void {
   }
   const hashed = createHash('sha256').update(given).digest('hex');
   if (inToken !== given && inToken !== hashed) throw new InvalidIdTokenError('the nonce does not match');
-}
-
-function identityFromClaims(claims: JWTPayload): Identity {
-  if (typeof claims.sub !== 'string' || claims.sub === '') throw new ProviderError('the ID token has no subject');
-  const email = typeof claims.email === 'string' ? claims.email.trim().toLowerCase() : null;
-  // Apple sends "true" as a string.
-  const verified = claims.email_verified === true || claims.email_verified === 'true';
-  const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim() : null;
-  return { subject: claims.sub, email, emailVerified: email !== null && verified, name };
 }

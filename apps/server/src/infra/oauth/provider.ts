@@ -3,28 +3,69 @@
  * `openid-client` library (OpenID Connect discovery, PKCE, state, nonce and ID-token
  * checks; plain OAuth 2.0 for GitHub and Facebook); none speaks the protocol by hand.
  */
-
-import { calculatePKCECodeChallenge, randomPKCECodeVerifier } from 'openid-client';
+import {
+  AuthorizationResponseError,
+  type CustomFetchOptions,
+  calculatePKCECodeChallenge,
+  randomPKCECodeVerifier,
+} from 'openid-client';
 
 /** Every sign-in provider the server knows. */
 export const PROVIDER_IDS = ['google', 'github', 'facebook', 'apple', 'oidc'] as const;
 /** A sign-in provider: google, github, facebook, apple or oidc (any OpenID Connect provider). */
 export type ProviderId = (typeof PROVIDER_IDS)[number];
 
-/** A PKCE pair: the verifier stays on the server, the S256 challenge goes to the provider. */
+/** A PKCE pair: the verifier stays with whoever proves it later, the S256 challenge goes ahead. */
 export async function newPkce(): Promise<{ verifier: string; challenge: string }> {
   const verifier = randomPKCECodeVerifier();
   return { verifier, challenge: await calculatePKCECodeChallenge(verifier) };
 }
 
-/** Who signed in, as the provider vouches for it. */
-export interface Identity {
-  /** The provider's stable id for the person. */
+export { calculatePKCECodeChallenge };
+
+/** Who signed in, as the provider vouches for it (see `normalizeIdentity`). */
+export interface ProviderIdentity {
+  /** The provider's stable id for the person: 1-255 characters. */
   subject: string;
+  /** A valid address, lower-cased, or null. */
   email: string | null;
   /** Only true when the provider asserts it (an OIDC `email_verified`, GitHub's verified flag). */
   emailVerified: boolean;
+  /** Up to 100 characters, or null. */
   name: string | null;
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what they find
+const CONTROL = /[\u0000-\u001F\u007F]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: see CONTROL
+const CONTROLS = /[\u0000-\u001F\u007F]/g;
+
+/**
+ * What a provider sent, made safe to store: a subject that is a bounded string, an email
+ * that is an address (else none), a name that fits the users table (else none). A subject
+ * that is missing or unusable makes the answer unusable.
+ */
+export function normalizeIdentity(raw: {
+  subject: unknown;
+  email: unknown;
+  emailVerified: unknown;
+  name: unknown;
+}): ProviderIdentity {
+  const subject = typeof raw.subject === 'number' ? String(raw.subject) : raw.subject;
+  if (typeof subject !== 'string' || subject.length === 0 || subject.length > 255 || CONTROL.test(subject)) {
+    throw new MalformedIdentityError('the provider gave no usable subject');
+  }
+  const email = typeof raw.email === 'string' ? raw.email.trim().toLowerCase() : '';
+  const validEmail = email.length <= 320 && EMAIL.test(email) && !CONTROL.test(email) ? email : null;
+  const name = typeof raw.name === 'string' ? raw.name.replace(CONTROLS, '').trim().slice(0, 100).trim() : '';
+  return {
+    subject,
+    email: validEmail,
+    // Apple sends "true" as a string.
+    emailVerified: validEmail !== null && (raw.emailVerified === true || raw.emailVerified === 'true'),
+    name: name || null,
+  };
 }
 
 export interface AuthorizationRequest {
@@ -36,8 +77,9 @@ export interface AuthorizationRequest {
 }
 
 export interface CallbackInput {
-  /** The callback as the provider called it: its URL (GET) or form fields (Apple's POST). */
+  /** The callback URL the provider was given, with the query it called it with. */
   url: URL;
+  /** Apple posts its answer: the form fields. */
   form: Record<string, string> | undefined;
   state: string;
   codeVerifier: string;
@@ -51,15 +93,15 @@ export interface OAuthProvider {
   usesNonce: boolean;
   authorizationUrl(request: AuthorizationRequest): Promise<URL>;
   /** Exchanges the code (with the PKCE verifier) and reads the identity. */
-  completeSignIn(input: CallbackInput): Promise<Identity>;
+  completeSignIn(input: CallbackInput): Promise<ProviderIdentity>;
   /** Native apps: verifies an ID token the app obtained itself (issuer, audience, expiry, nonce). */
-  verifyIdToken?(idToken: string, nonce: string | undefined): Promise<Identity>;
+  verifyIdToken?(idToken: string, nonce: string | undefined): Promise<ProviderIdentity>;
 }
 
 /** The provider refused, failed, or answered something that does not check out. */
 export class ProviderError extends Error {
   override name = 'ProviderError';
-  /** The person declined on the provider's page. */
+  /** The person declined (or cancelled) on the provider's page. */
   readonly denied: boolean;
   constructor(message: string, options: { cause?: unknown; denied?: boolean } = {}) {
     super(message, { cause: options.cause });
@@ -70,4 +112,30 @@ export class ProviderError extends Error {
 /** A bad ID token from a native app: the caller's fault, not the provider's. */
 export class InvalidIdTokenError extends Error {
   override name = 'InvalidIdTokenError';
+}
+
+/** An identity whose subject cannot be stored. */
+export class MalformedIdentityError extends ProviderError {
+  override name = 'MalformedIdentityError';
+}
+
+/** `error` values that mean "the person said no": OAuth's, and Apple's cancel button. */
+const REFUSALS = new Set(['access_denied', 'user_cancelled_authorize']);
+
+/** A failed code exchange as a ProviderError, telling a refusal from a failure. */
+export function signInFailure(provider: ProviderId, error: unknown): ProviderError {
+  if (error instanceof ProviderError) return error;
+  const denied = error instanceof AuthorizationResponseError && REFUSALS.has(error.error);
+  return new ProviderError(`${provider}: the sign-in could not be completed`, { cause: error, denied });
+}
+
+/** A fetch that gives up after `timeoutMs`; shaped for openid-client's `customFetch` too. */
+export function fetchWithin(
+  timeoutMs: number,
+): (url: string, init?: CustomFetchOptions | RequestInit) => Promise<Response> {
+  return (url, init) => {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    return fetch(url, { ...(init as RequestInit), signal });
+  };
 }

@@ -1,6 +1,6 @@
 /** The configured sign-in providers, by id: each one is on when its client id is set. */
 import { importPKCS8, SignJWT } from 'jose';
-import type { OAuthConfig } from '../../config.ts';
+import { isLoopbackUrl, type OAuthConfig } from '../../config.ts';
 import { facebookProvider } from './facebook.ts';
 import { githubProvider } from './github.ts';
 import { oidcProvider } from './oidc.ts';
@@ -11,22 +11,25 @@ export type OAuthProviders = ReadonlyMap<ProviderId, OAuthProvider>;
 export function createOAuthProviders(oauth: OAuthConfig): OAuthProviders {
   const providers: OAuthProvider[] = [];
   const { timeoutMs } = oauth;
+  const within = (url: string) => ({ timeoutMs, allowInsecure: isLoopbackUrl(url) });
   if (oauth.google) {
     providers.push(
       oidcProvider({
         id: 'google',
         displayName: 'Google',
         issuer: oauth.google.issuer,
+        // Google's ID tokens may name the issuer without the scheme.
+        issuerAliases: ['accounts.google.com'],
         clientId: oauth.google.clientId,
         clientSecret: oauth.google.clientSecret,
         audiences: oauth.google.audiences,
         scope: 'openid email profile',
-        timeoutMs,
+        ...within(oauth.google.issuer),
       }),
     );
   }
-  if (oauth.github) providers.push(githubProvider(oauth.github, timeoutMs));
-  if (oauth.facebook) providers.push(facebookProvider(oauth.facebook, timeoutMs));
+  if (oauth.github) providers.push(githubProvider(oauth.github, within(oauth.github.url)));
+  if (oauth.facebook) providers.push(facebookProvider(oauth.facebook, within(oauth.facebook.graphUrl)));
   if (oauth.apple) {
     const apple = oauth.apple;
     providers.push(
@@ -40,7 +43,7 @@ export function createOAuthProviders(oauth: OAuthConfig): OAuthProviders {
         scope: 'openid name email',
         // Apple posts its answer when a name or email is asked for.
         responseMode: 'form_post',
-        timeoutMs,
+        ...within(apple.issuer),
         nameFromForm: appleName,
       }),
     );
@@ -55,7 +58,7 @@ export function createOAuthProviders(oauth: OAuthConfig): OAuthProviders {
         clientSecret: oauth.oidc.clientSecret,
         audiences: oauth.oidc.audiences,
         scope: 'openid email profile',
-        timeoutMs,
+        ...within(oauth.oidc.issuer),
       }),
     );
   }

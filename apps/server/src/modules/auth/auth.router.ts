@@ -33,7 +33,6 @@ import * as otp from './otp.service.ts';
 import { identitiesRouter, oauthRouter } from './sso.router.ts';
 
 const tags = ['auth'];
-const client = clientInfo;
 const done = { ok: true as const };
 
 export const authRouter = router({
@@ -50,7 +49,7 @@ export const authRouter = router({
     })
     .input(registerInput)
     .output(authResult)
-    .mutation(({ ctx, input }) => auth.register(ctx.services, { ...input, client: client(ctx) })),
+    .mutation(({ ctx, input }) => auth.register(ctx.services, { ...input, client: clientInfo(ctx) })),
 
   login: credentialProcedure
     .use(noStore)
@@ -66,7 +65,7 @@ export const authRouter = router({
     })
     .input(loginInput)
     .output(authResult)
-    .mutation(({ ctx, input }) => auth.login(ctx.services, { ...input, client: client(ctx) })),
+    .mutation(({ ctx, input }) => auth.login(ctx.services, { ...input, client: clientInfo(ctx) })),
 
   refresh: publicProcedure
     .use(noStore)
@@ -82,7 +81,7 @@ export const authRouter = router({
     })
     .input(refreshInput)
     .output(authResult)
-    .mutation(({ ctx, input }) => auth.refresh(ctx.services, { ...input, client: client(ctx) })),
+    .mutation(({ ctx, input }) => auth.refresh(ctx.services, { ...input, client: clientInfo(ctx) })),
 
   logout: authedProcedure
     .meta({
@@ -247,7 +246,7 @@ export const authRouter = router({
       })
       .input(otpVerifyInput)
       .output(signInResult)
-      .mutation(({ ctx, input }) => otp.verifyCode(ctx.services, { ...input, client: client(ctx) })),
+      .mutation(({ ctx, input }) => otp.verifyCode(ctx.services, { ...input, client: clientInfo(ctx) })),
   }),
 
   oauth: oauthRouter,

@@ -70,6 +70,11 @@ export const oauthProvidersOutput = z.array(
 );
 export const oauthExchangeInput = z.object({
   code: text.min(1).max(200).meta({ description: 'The `code` the callback returned to your `redirectTo`' }),
+  codeVerifier: text
+    .min(43)
+    .max(128)
+    .optional()
+    .meta({ description: 'The PKCE verifier of the `codeChallenge` given at the start (required when one was given)' }),
 });
 export const idTokenInput = z.object({
   provider: z.enum(['google', 'apple', 'oidc']),

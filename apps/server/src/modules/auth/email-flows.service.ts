@@ -4,8 +4,9 @@ import type { EmailMessage } from '../../infra/mail/mailer.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
-import { findUserRow, findUserRowByEmail, markEmailVerified, setPasswordHash } from '../users/users.service.ts';
+import { findUserRow, findUserRowByEmail, setPasswordHash } from '../users/users.service.ts';
 import { composeEmail, greeting } from './emails.ts';
+import { confirmEmailOwner } from './identities.service.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
 import { consumeUserToken, invalidLink, issueUserToken, type LinkPurpose } from './user-tokens.ts';
 
@@ -46,7 +47,7 @@ export function sendVerificationEmail(deps: Deps, input: { userId: string; reque
 
 export async function verifyEmail(deps: Deps, token: string): Promise<void> {
   const userId = await consumeUserToken(deps, { token, purpose: 'verify-email' });
-  await markEmailVerified(deps, userId);
+  await confirmEmailOwner(deps, userId);
 }
 
 /**
@@ -80,7 +81,7 @@ export async function resetPassword(deps: Deps, input: { token: string; newPassw
     if (!user) throw invalidLink();
     assertNewPasswordAllowed(input.newPassword, user.email);
     await setPasswordHash(inTransaction, { userId: id, passwordHash });
-    await markEmailVerified(inTransaction, id);
+    await confirmEmailOwner(inTransaction, id);
     return id;
   });
   await revokeSessions(deps, { userId });

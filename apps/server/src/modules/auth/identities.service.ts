@@ -2,33 +2,71 @@
  * The `user_identities` table's owner: which account each provider identity signs in to.
  * An identity is found by (provider, subject); a new one links to the account with the same
  * email only when the provider vouches for that email, otherwise it creates an account.
+ *
+ * An account whose email is unverified holds only identities that did not prove the address
+ * (a vouching provider verifies it). So whenever the address is proven another way (a
+ * vouching provider, the emailed link, a one-time code, a password reset), those identities
+ * are dropped: whoever linked them may not own the address.
  */
 import { AppError } from '../../errors/index.ts';
-import type { Identity, ProviderId } from '../../infra/oauth/provider.ts';
+import type { ProviderId, ProviderIdentity } from '../../infra/oauth/provider.ts';
 import type { Services } from '../../services.ts';
+import { revokeSessions } from '../sessions/sessions.service.ts';
 import {
   callerAccountGone,
-  createUser,
   findUserRow,
   findUserRowByEmail,
-  reclaimUnverifiedAccount,
+  insertUser,
+  markEmailVerified,
+  removePassword,
+  setNameIfMissing,
 } from '../users/users.service.ts';
-import { sendVerificationEmail } from './email-flows.service.ts';
+import { dropCodesOf } from './oauth-flows.ts';
+import { dropUserTokens } from './user-tokens.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'clock' | 'log'>;
 
 const disabled = () => new AppError('ACCOUNT_DISABLED', 'This account is disabled');
+
+/**
+ * The address is proven to belong to whoever holds this account now: it counts as
+ * verified, and the identities linked while it was not are dropped. Call it wherever an
+ * address gets proven (it may run inside the caller's transaction).
+ */
+export async function confirmEmailOwner(deps: Pick<Services, 'db' | 'clock'>, userId: string): Promise<void> {
+  const { newly } = await markEmailVerified(deps, userId);
+  if (newly) await deps.db.deleteFrom('user_identities').where('user_id', '=', userId).execute();
+}
+
+/**
+ * A vouching provider proved the address of an account nobody had verified: whoever
+ * registered it may be a stranger (a pre-hijacked account). Its password, its unproven
+ * identities, its pending links and sign-in codes go, and every session ends.
+ */
+async function reclaim(deps: Deps, userId: string): Promise<void> {
+  await deps.db.transaction().execute(async (trx) => {
+    const inTransaction = { ...deps, db: trx };
+    await removePassword(inTransaction, userId);
+    await confirmEmailOwner(inTransaction, userId);
+    await dropUserTokens(inTransaction, userId);
+    await dropCodesOf(inTransaction, userId);
+  });
+  await revokeSessions(deps, { userId });
+  deps.log.warn(
+    { userId },
+    'an unverified account was claimed through a provider: its password, links and sessions were removed',
+  );
+}
 
 /** The account `identity` signs in to, linked or created on the way. */
 export async function accountForIdentity(
   deps: Deps,
-  input: { provider: ProviderId; identity: Identity; requestId?: string | undefined },
+  input: { provider: ProviderId; identity: ProviderIdentity },
 ): Promise<{ userId: string; created: boolean }> {
   const { provider, identity } = input;
-  const now = new Date(deps.clock.now());
   const known = await deps.db
     .updateTable('user_identities')
-    .set({ last_used_at: now, email: identity.email })
+    .set({ last_used_at: new Date(deps.clock.now()), email: identity.email })
     .where('provider', '=', provider)
     .where('subject', '=', identity.subject)
     .returning('user_id')
@@ -52,37 +90,37 @@ export async function accountForIdentity(
       );
     }
     if (existing.disabled_at) throw disabled();
-    if (!existing.email_verified_at) {
-      await reclaimUnverifiedAccount(deps, existing.id);
-      deps.log.warn(
-        { userId: existing.id, provider },
-        'an unverified account was claimed through a provider: its password was removed and its sessions ended',
-      );
-    }
-    await link(deps, { userId: existing.id, provider, identity });
-    return { userId: existing.id, created: false };
+    if (!existing.email_verified_at) await reclaim(deps, existing.id);
+    if (identity.name) await setNameIfMissing(deps, { userId: existing.id, name: identity.name });
+    return { userId: await link(deps, { userId: existing.id, provider, identity }), created: false };
   }
 
-  let userId: string;
   try {
-    userId = await createUser(deps, {
-      email: identity.email,
-      name: identity.name ?? undefined,
-      emailVerified: identity.emailVerified,
+    // The account and its identity together, or neither.
+    const userId = await deps.db.transaction().execute(async (trx) => {
+      const inTransaction = { ...deps, db: trx };
+      const id = await insertUser(inTransaction, {
+        email: identity.email ?? '',
+        name: identity.name ?? undefined,
+        // No verification email for an address the provider does not vouch for: proving it
+        // later (a reset link, a code) would drop this identity, locking its owner out.
+        emailVerified: identity.emailVerified,
+      });
+      return link(inTransaction, { userId: id, provider, identity });
     });
+    return { userId, created: true };
   } catch (error) {
     // The same person signing in twice at once: the other request created it; try again.
-    if (error instanceof AppError && error.appCode === 'EMAIL_TAKEN' && identity.emailVerified) {
-      return accountForIdentity(deps, input);
-    }
+    if (error instanceof AppError && error.appCode === 'EMAIL_TAKEN') return accountForIdentity(deps, input);
     throw error;
   }
-  await link(deps, { userId, provider, identity });
-  if (!identity.emailVerified) sendVerificationEmail(deps, { userId, requestId: input.requestId });
-  return { userId, created: true };
 }
 
-async function link(deps: Deps, input: { userId: string; provider: ProviderId; identity: Identity }): Promise<void> {
+/** Links the identity (once), and answers the account it is linked to (a concurrent link may have won). */
+async function link(
+  deps: Pick<Services, 'db'>,
+  input: { userId: string; provider: ProviderId; identity: ProviderIdentity },
+): Promise<string> {
   await deps.db
     .insertInto('user_identities')
     .values({
@@ -93,6 +131,13 @@ async function link(deps: Deps, input: { userId: string; provider: ProviderId; i
     })
     .onConflict((oc) => oc.columns(['provider', 'subject']).doNothing())
     .execute();
+  const linked = await deps.db
+    .selectFrom('user_identities')
+    .select('user_id')
+    .where('provider', '=', input.provider)
+    .where('subject', '=', input.identity.subject)
+    .executeTakeFirstOrThrow();
+  return linked.user_id;
 }
 
 export interface IdentityDto {

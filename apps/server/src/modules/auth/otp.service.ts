@@ -8,10 +8,11 @@ import { randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../../errors/index.ts';
 import type { Services } from '../../services.ts';
 import type { ClientInfo } from '../sessions/sessions.service.ts';
-import { createUser, findUserRowByEmail, markEmailVerified } from '../users/users.service.ts';
+import { createUser, findUserRowByEmail } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
 import { composeEmail } from './emails.ts';
+import { confirmEmailOwner } from './identities.service.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens' | 'log'>;
 
@@ -133,7 +134,7 @@ export async function verifyCode(
 
   if (existing) {
     if (existing.disabled_at) throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
-    if (!existing.email_verified_at) await markEmailVerified(deps, existing.id);
+    if (!existing.email_verified_at) await confirmEmailOwner(deps, existing.id);
     return { ...(await startSession(deps, { userId: existing.id, client })), created: false };
   }
   const userId = await createVerifiedUser(deps, email);

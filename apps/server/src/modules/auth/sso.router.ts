@@ -41,13 +41,15 @@ export const oauthRouter = router({
         path: '/auth/oauth/exchange',
         tags,
         summary: 'Trade the one-time code of a provider sign-in for tokens',
-        description: 'The code is the `code` query parameter on your `redirectTo`; it works once, within 60 s.',
+        description:
+          'The code is the `code` query parameter on your `redirectTo`; it works once, within 60 s. When the sign-in ' +
+          'was started with a `codeChallenge`, send its `codeVerifier` (and only then).',
       },
       errors: ['INVALID_CODE', 'ACCOUNT_DISABLED', 'DEPENDENCY_DOWN'],
     })
     .input(oauthExchangeInput)
     .output(signInResult)
-    .mutation(({ ctx, input }) => sso.exchangeCode(ctx.services, { code: input.code, client: clientInfo(ctx) })),
+    .mutation(({ ctx, input }) => sso.exchangeCode(ctx.services, { ...input, client: clientInfo(ctx) })),
 
   signInWithIdToken: credentialProcedure
     .use(noStore)

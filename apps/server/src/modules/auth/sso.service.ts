@@ -1,38 +1,41 @@
 /**
- * Sign-in with outside providers, and the `oauth_flows` table's owner.
+ * Sign-in with outside providers.
  *
- * Browser flow: `startSignIn` stores the flow (state, PKCE verifier, nonce, where to return)
- * and sends the browser to the provider; `finishSignIn` (the callback) takes the flow once
- * by its state, lets the provider library exchange the code and check the answer, finds or
- * creates the account, and returns the browser to the frontend with a one-time code (60 s);
- * `exchangeCode` trades that code for tokens. Native apps send an ID token instead
- * (`signInWithIdToken`).
+ * Browser flow: `startSignIn` stores the flow (state, PKCE verifier, nonce, where to return,
+ * the browser's binding, the frontend's own PKCE challenge) and sends the browser to the
+ * provider; `finishSignIn` (the callback) takes the flow once by its state and browser, lets
+ * the provider library exchange the code and check the answer, finds or creates the account,
+ * and returns the browser to the frontend with a one-time code (60 s); `exchangeCode` trades
+ * that code, with the frontend's PKCE verifier, for tokens. Native apps send an ID token
+ * instead (`signInWithIdToken`).
  */
 import { AppError, type AppErrorCode, recognizeError } from '../../errors/index.ts';
 import {
+  calculatePKCECodeChallenge,
   InvalidIdTokenError,
   newPkce,
   type OAuthProvider,
-  PROVIDER_IDS,
   ProviderError,
   type ProviderId,
+  type ProviderIdentity,
 } from '../../infra/oauth/provider.ts';
-import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
+import { newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 import type { ClientInfo } from '../sessions/sessions.service.ts';
 import { findUserRow } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
 import { accountForIdentity } from './identities.service.ts';
+import { completeFlow, deleteFlow, insertFlow, takeCompletedFlow, takeStartedFlow } from './oauth-flows.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'oauth'>;
 
-const FLOW_TTL_MS = 10 * 60_000;
-const CODE_TTL_MS = 60_000;
+/** Query parameters the server sets on the way back; a `redirectTo` carrying them would let one be planted. */
+const RETURN_PARAMETERS = ['code', 'error'];
 
 /** The configured provider with this id; anything else is a 404. */
 export function providerFor(deps: Pick<Services, 'oauth'>, id: string): OAuthProvider {
-  const provider = (PROVIDER_IDS as readonly string[]).includes(id) ? deps.oauth.get(id as ProviderId) : undefined;
+  const provider = deps.oauth.get(id as ProviderId);
   if (!provider) throw new AppError('NOT_FOUND', `No sign-in provider "${id}" is configured`);
   return provider;
 }
@@ -49,6 +52,7 @@ export function callbackUrl(deps: Pick<Services, 'config'>, provider: ProviderId
 /**
  * `redirectTo` as a URL on an allowed origin (OAUTH_REDIRECT_ORIGINS), or VALIDATION_FAILED:
  * an absolute http(s) URL only, so `//evil.example`, `javascript:` and relative paths fail.
+ * `code` and `error` are removed from it: only the server sets them.
  */
 export function allowedRedirect(deps: Pick<Services, 'config'>, redirectTo: string | undefined): URL {
   const refuse = (why: string) =>
@@ -61,38 +65,44 @@ export function allowedRedirect(deps: Pick<Services, 'config'>, redirectTo: stri
   if (!deps.config.oauth.redirectOrigins.includes(url.origin)) {
     throw refuse(`must be on an allowed origin (OAUTH_REDIRECT_ORIGINS), not ${url.origin}`);
   }
+  for (const name of RETURN_PARAMETERS) url.searchParams.delete(name);
   return url;
 }
+
+/** A frontend's PKCE challenge: S256, base64url of 32 bytes. */
+const CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 
 /** Starts a browser sign-in: the provider's URL to send the browser to. */
 export async function startSignIn(
   deps: Deps,
-  input: { provider: ProviderId; redirectTo: URL; browser: string },
+  input: { provider: ProviderId; redirectTo: URL; browser: string; codeChallenge?: string | undefined },
 ): Promise<URL> {
+  if (input.codeChallenge !== undefined && !CHALLENGE.test(input.codeChallenge)) {
+    throw new AppError('VALIDATION_FAILED', 'codeChallenge must be the S256 challenge: base64url of 32 bytes', {
+      details: { field: 'codeChallenge' },
+    });
+  }
   const provider = providerFor(deps, input.provider);
   const state = newOpaqueToken();
   const nonce = newOpaqueToken();
   const pkce = await newPkce();
-  const now = deps.clock.now();
-  await deps.db.deleteFrom('oauth_flows').where('expires_at', '<', new Date(now)).execute();
-  await deps.db
-    .insertInto('oauth_flows')
-    .values({
-      provider: provider.id,
-      state_hash: hashOpaqueToken(state),
-      browser_hash: hashOpaqueToken(input.browser),
-      code_verifier: pkce.verifier,
-      nonce: provider.usesNonce ? nonce : null,
-      redirect_to: input.redirectTo.toString(),
-      expires_at: new Date(now + FLOW_TTL_MS),
-    })
-    .execute();
-  return provider.authorizationUrl({
+  // The provider first (discovery may fail): no flow is stored for a sign-in that cannot start.
+  const url = await provider.authorizationUrl({
     redirectUri: callbackUrl(deps, provider.id),
     state,
     codeChallenge: pkce.challenge,
     nonce,
   });
+  await insertFlow(deps, {
+    provider: provider.id,
+    state,
+    browser: input.browser,
+    codeVerifier: pkce.verifier,
+    nonce: provider.usesNonce ? nonce : null,
+    redirectTo: input.redirectTo.toString(),
+    clientChallenge: input.codeChallenge ?? null,
+  });
+  return url;
 }
 
 /**
@@ -105,66 +115,43 @@ export async function finishSignIn(
   deps: Deps,
   input: {
     provider: string;
-    url: URL;
+    /** The query string the provider called the callback with (`?code=…&state=…`). */
+    search: string;
+    /** Apple posts its answer: the form fields. */
     form: Record<string, string> | undefined;
     /** The browser's binding cookie, if it sent one. */
     browser: string | undefined;
     client: ClientInfo;
   },
 ): Promise<URL> {
-  const params = input.form ? new URLSearchParams(input.form) : input.url.searchParams;
-  const state = params.get('state');
-  const now = deps.clock.now();
+  const state = (input.form ? new URLSearchParams(input.form) : new URLSearchParams(input.search)).get('state');
   const flow =
     state && input.browser
-      ? await deps.db
-          .updateTable('oauth_flows')
-          .set({ state_hash: null })
-          .where('state_hash', '=', hashOpaqueToken(state))
-          .where('browser_hash', '=', hashOpaqueToken(input.browser))
-          .where('provider', '=', input.provider)
-          .where('expires_at', '>', new Date(now))
-          .returning(['id', 'code_verifier', 'nonce', 'redirect_to'])
-          .executeTakeFirst()
+      ? await takeStartedFlow(deps, { provider: input.provider, state, browser: input.browser })
       : undefined;
   if (!state || !flow) {
     throw new AppError('OAUTH_STATE_INVALID', 'This sign-in is unknown, already finished or expired: start it again');
   }
   const target = new URL(flow.redirect_to);
   try {
-    const provider = providerFor(deps, input.provider);
+    const provider = providerFor(deps, flow.provider);
+    // The URL the provider was told to call, with what it sent: the library derives the
+    // token request's redirect_uri from it.
+    const url = new URL(callbackUrl(deps, provider.id));
+    url.search = input.search;
     const identity = await provider.completeSignIn({
-      url: input.url,
+      url,
       form: input.form,
       state,
       codeVerifier: flow.code_verifier ?? '',
       nonce: flow.nonce ?? '',
     });
-    const account = await accountForIdentity(deps, {
-      provider: provider.id,
-      identity,
-      requestId: input.client.requestId,
-    });
+    const account = await accountForIdentity(deps, { provider: provider.id, identity });
     const code = newOpaqueToken();
-    await deps.db
-      .updateTable('oauth_flows')
-      .set({
-        code_hash: hashOpaqueToken(code),
-        user_id: account.userId,
-        created: account.created,
-        code_verifier: null,
-        nonce: null,
-        expires_at: new Date(deps.clock.now() + CODE_TTL_MS),
-      })
-      .where('id', '=', flow.id)
-      .execute();
+    await completeFlow(deps, { id: flow.id, code, userId: account.userId, accountCreated: account.created });
     target.searchParams.set('code', code);
   } catch (error) {
-    await deps.db
-      .deleteFrom('oauth_flows')
-      .where('id', '=', flow.id)
-      .execute()
-      .catch(() => undefined);
+    await deleteFlow(deps, flow.id).catch(() => undefined);
     target.searchParams.set('error', signInErrorCode(deps, error, input.provider));
   }
   return target;
@@ -173,7 +160,7 @@ export async function finishSignIn(
 /** What a failed sign-in step tells the frontend; the cause goes to the log. */
 export function signInErrorCode(deps: Pick<Services, 'log'>, error: unknown, provider: string): AppErrorCode {
   if (error instanceof ProviderError) {
-    deps.log.warn({ err: error, cause: error.cause, provider }, `sign-in with ${provider} failed: ${error.message}`);
+    if (!error.denied) deps.log.warn({ err: error, provider }, `sign-in with ${provider} failed: ${error.message}`);
     return error.denied ? 'OAUTH_DENIED' : 'OAUTH_PROVIDER_ERROR';
   }
   const known = recognizeError(error);
@@ -182,22 +169,29 @@ export function signInErrorCode(deps: Pick<Services, 'log'>, error: unknown, pro
   return 'INTERNAL_ERROR';
 }
 
-/** Trades the one-time code of a finished browser sign-in for tokens. */
+const invalidCode = () => new AppError('INVALID_CODE', 'This sign-in code is invalid, already used or expired');
+
+/**
+ * Trades the one-time code of a finished browser sign-in for tokens. A flow started with the
+ * frontend's PKCE challenge needs its verifier, and a verifier needs such a flow: a code
+ * from someone else's sign-in cannot be slipped into a frontend that uses PKCE.
+ */
 export async function exchangeCode(
   deps: Deps,
-  input: { code: string; client: ClientInfo },
+  input: { code: string; codeVerifier?: string | undefined; client: ClientInfo },
 ): Promise<AuthResult & { created: boolean }> {
-  const flow = await deps.db
-    .deleteFrom('oauth_flows')
-    .where('code_hash', '=', hashOpaqueToken(input.code))
-    .where('expires_at', '>', new Date(deps.clock.now()))
-    .returning(['user_id', 'created'])
-    .executeTakeFirst();
-  if (!flow?.user_id) throw new AppError('INVALID_CODE', 'This sign-in code is invalid, already used or expired');
+  const flow = await takeCompletedFlow(deps, input.code);
+  if (!flow?.user_id) throw invalidCode();
+  const proven =
+    flow.client_challenge === null
+      ? input.codeVerifier === undefined
+      : input.codeVerifier !== undefined &&
+        (await calculatePKCECodeChallenge(input.codeVerifier)) === flow.client_challenge;
+  if (!proven) throw invalidCode();
   const user = await findUserRow(deps, flow.user_id);
-  if (!user) throw new AppError('INVALID_CODE', 'This sign-in code is invalid, already used or expired');
+  if (!user) throw invalidCode();
   if (user.disabled_at) throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
-  return { ...(await startSession(deps, { userId: user.id, client: input.client })), created: flow.created };
+  return { ...(await startSession(deps, { userId: user.id, client: input.client })), created: flow.account_created };
 }
 
 /** Native apps: signs in with an ID token the app got from Google, Apple or the OIDC provider. */
@@ -207,21 +201,17 @@ export async function signInWithIdToken(
 ): Promise<AuthResult & { created: boolean }> {
   const provider = providerFor(deps, input.provider);
   if (!provider.verifyIdToken) throw new AppError('NOT_FOUND', `${provider.displayName} has no ID tokens`);
-  let identity: Awaited<ReturnType<NonNullable<OAuthProvider['verifyIdToken']>>>;
+  let identity: ProviderIdentity;
   try {
     identity = await provider.verifyIdToken(input.idToken, input.nonce);
   } catch (error) {
     if (error instanceof InvalidIdTokenError) throw new AppError('INVALID_ID_TOKEN', error.message);
     if (error instanceof ProviderError) {
-      deps.log.warn({ err: error, cause: error.cause }, error.message);
+      deps.log.warn({ err: error }, error.message);
       throw new AppError('OAUTH_PROVIDER_ERROR', `${provider.displayName} could not be reached: try again`);
     }
     throw error;
   }
-  const account = await accountForIdentity(deps, {
-    provider: provider.id,
-    identity,
-    requestId: input.client.requestId,
-  });
+  const account = await accountForIdentity(deps, { provider: provider.id, identity });
   return { ...(await startSession(deps, { userId: account.userId, client: input.client })), created: account.created };
 }

@@ -50,3 +50,8 @@ export async function consumeUserToken(
   if (!row) throw invalidLink();
   return row.user_id;
 }
+
+/** Every unused link of the account stops working (someone else proved the address). */
+export async function dropUserTokens(deps: Pick<Services, 'db'>, userId: string): Promise<void> {
+  await deps.db.deleteFrom('user_tokens').where('user_id', '=', userId).where('used_at', 'is', null).execute();
+}

@@ -45,29 +45,36 @@ export async function getUser(deps: DbDeps, id: string): Promise<UserDto> {
   return (await toDtos(deps, [row]))[0] as UserDto;
 }
 
+interface NewUser {
+  email: string;
+  passwordHash?: string;
+  name?: string | undefined;
+  emailVerified?: boolean;
+}
+
 /**
  * Every way of signing up creates the account here: the user and its default role in one
  * transaction. An email already in use is EMAIL_TAKEN.
  */
-export async function createUser(
-  deps: DbClockDeps,
-  input: { email: string; passwordHash?: string; name?: string | undefined; emailVerified?: boolean },
-): Promise<string> {
+export async function createUser(deps: DbClockDeps, input: NewUser): Promise<string> {
+  return deps.db.transaction().execute((trx) => insertUser({ ...deps, db: trx }, input));
+}
+
+/** `createUser` inside a transaction the caller holds (to write more with the account, all or nothing). */
+export async function insertUser(deps: DbClockDeps, input: NewUser): Promise<string> {
   try {
-    return await deps.db.transaction().execute(async (trx) => {
-      const user = await trx
-        .insertInto('users')
-        .values({
-          email: input.email,
-          name: input.name ?? null,
-          password_hash: input.passwordHash ?? null,
-          email_verified_at: input.emailVerified ? new Date(deps.clock.now()) : null,
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      await assignDefaultRole({ db: trx }, user.id);
-      return user.id;
-    });
+    const user = await deps.db
+      .insertInto('users')
+      .values({
+        email: input.email,
+        name: input.name ?? null,
+        password_hash: input.passwordHash ?? null,
+        email_verified_at: input.emailVerified ? new Date(deps.clock.now()) : null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await assignDefaultRole(deps, user.id);
+    return user.id;
   } catch (error) {
     if (isUniqueViolation(error)) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists');
     throw error;
@@ -82,28 +89,33 @@ export async function setPasswordHash(deps: DbDeps, input: { userId: string; pas
     .execute();
 }
 
-/**
- * Someone proved they own the account's email through a provider before anyone verified it
- * by email: whoever registered it with a password may be a stranger (a pre-hijacked
- * account), so the password goes, the address counts as verified, and every session ends.
- */
-export async function reclaimUnverifiedAccount(deps: Deps, userId: string): Promise<void> {
-  await deps.db
-    .updateTable('users')
-    .set({ password_hash: null, email_verified_at: new Date(deps.clock.now()) })
-    .where('id', '=', userId)
-    .execute();
-  await revokeSessions(deps, { userId });
+/** The account no longer has a password (its registrant may not own the address). */
+export async function removePassword(deps: DbDeps, userId: string): Promise<void> {
+  await deps.db.updateTable('users').set({ password_hash: null }).where('id', '=', userId).execute();
 }
 
-/** Idempotent: an address verified earlier keeps its first verification time. */
-export async function markEmailVerified(deps: DbClockDeps, userId: string): Promise<void> {
+/** Gives a nameless account a name (a provider's, at its first sign-in). */
+export async function setNameIfMissing(deps: DbDeps, input: { userId: string; name: string }): Promise<void> {
   await deps.db
+    .updateTable('users')
+    .set({ name: input.name })
+    .where('id', '=', input.userId)
+    .where('name', 'is', null)
+    .execute();
+}
+
+/**
+ * Idempotent: an address verified earlier keeps its first verification time. Within the
+ * auth module, call `confirmEmailOwner` instead (it also drops what the proof overrules).
+ */
+export async function markEmailVerified(deps: DbClockDeps, userId: string): Promise<{ newly: boolean }> {
+  const result = await deps.db
     .updateTable('users')
     .set({ email_verified_at: new Date(deps.clock.now()) })
     .where('id', '=', userId)
     .where('email_verified_at', 'is', null)
-    .execute();
+    .executeTakeFirst();
+  return { newly: result.numUpdatedRows > 0n };
 }
 
 /**

@@ -1,0 +1,30 @@
+/**
+ * What a file is, from its first bytes (magic numbers), never from what the client says.
+ * Formats without a signature are recognised as text when the bytes are valid UTF-8 without
+ * control characters; anything else unknown is `application/octet-stream`.
+ */
+import { fileTypeFromBuffer } from 'file-type';
+
+/** How many leading bytes the sniffing needs (file-type reads at most this many for common formats). */
+export const SNIFF_BYTES = 4_100;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+// Control characters other than tab, line feed, form feed and carriage return: not text.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: this is the point
+const BINARY = /[\u0000-\u0008\u000B\u000E-\u001F\u007F]/;
+
+export async function sniffContentType(head: Uint8Array, options: { complete: boolean }): Promise<string> {
+  const detected = await fileTypeFromBuffer(head);
+  if (detected) return detected.mime;
+  return looksLikeText(head, options.complete) ? 'text/plain' : 'application/octet-stream';
+}
+
+function looksLikeText(head: Uint8Array, complete: boolean): boolean {
+  // A multi-byte character may be cut at the end of a prefix: drop up to 3 trailing bytes.
+  for (let cut = 0; cut <= (complete ? 0 : 3) && cut <= head.length; cut++) {
+    try {
+      return !BINARY.test(utf8.decode(head.subarray(0, head.length - cut)));
+    } catch {}
+  }
+  return false;
+}

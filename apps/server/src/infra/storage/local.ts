@@ -1,0 +1,82 @@
+/**
+ * Files on the local disk (development, one-host deployments). A write goes to a temporary
+ * file in the same directory and is renamed into place once whole, so a reader never sees
+ * half an object and a failed upload leaves nothing behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ByteRange, ObjectInfo, ObjectStorage } from './storage.ts';
+
+export function localStorage(dir: string): ObjectStorage {
+  const root = path.resolve(dir);
+  /** Keys are generated (`files/<uuid>`); anything that would leave the root is refused. */
+  const pathOf = (key: string) => {
+    const full = path.resolve(root, key);
+    if (!full.startsWith(`${root}${path.sep}`)) throw new Error(`storage key outside the root: ${key}`);
+    return full;
+  };
+
+  return {
+    driver: 'local',
+
+    async put(key: string, body: Readable): Promise<void> {
+      const target = pathOf(key);
+      await mkdir(path.dirname(target), { recursive: true });
+      const temporary = `${target}.tmp-${randomBytes(6).toString('hex')}`;
+      try {
+        await pipeline(body, createWriteStream(temporary, { flags: 'wx' }));
+        await rename(temporary, target);
+      } catch (error) {
+        await rm(temporary, { force: true });
+        throw error;
+      }
+    },
+
+    async get(key: string, range?: ByteRange): Promise<Readable | undefined> {
+      const file = pathOf(key);
+      try {
+        await stat(file);
+      } catch {
+        return undefined;
+      }
+      return createReadStream(file, range ? { start: range.start, end: range.end } : {});
+    },
+
+    async head(key: string): Promise<ObjectInfo | undefined> {
+      try {
+        const info = await stat(pathOf(key));
+        return { key, size: info.size, lastModified: info.mtime };
+      } catch {
+        return undefined;
+      }
+    },
+
+    async delete(key: string): Promise<void> {
+      await rm(pathOf(key), { force: true });
+    },
+
+    async *list(prefix: string): AsyncIterable<ObjectInfo> {
+      const dir = pathOf(prefix.replace(/\/+$/, '') || '.');
+      let entries: string[];
+      try {
+        entries = await readdir(dir, { recursive: true });
+      } catch {
+        return;
+      }
+      for (const entry of entries) {
+        const full = path.join(dir, entry);
+        const info = await stat(full).catch(() => undefined);
+        if (!info?.isFile()) continue;
+        const key = path.relative(root, full).split(path.sep).join('/');
+        // An unfinished write (a crash mid-upload) is listed too, so a sweep can remove it.
+        yield { key, size: info.size, lastModified: info.mtime };
+      }
+    },
+
+    async close(): Promise<void> {},
+  };
+}
