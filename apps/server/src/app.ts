@@ -8,6 +8,7 @@ import { recognizeError, setRetryAfter } from './errors/index.ts';
 import { AccessLogController } from './http/access-log.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
 import { answerFrameworkError, dependencyOutageLog, errorHandling } from './http/error-handling.ts';
+import { FILE_ROUTES, filesRoutes } from './http/files-routes.ts';
 import { jwksRoute } from './http/jwks.ts';
 import { OAUTH_REDIRECT_ROUTES, oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
@@ -107,8 +108,9 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
 
   await app.register(restRoutes, { router, basePath: '/api', createContext, onError });
   await app.register(oauthRoutes, { services });
+  await app.register(filesRoutes, { services });
 
-  await app.register(openApiRoutes, { config, router, plainRoutes: OAUTH_REDIRECT_ROUTES });
+  await app.register(openApiRoutes, { config, router, plainRoutes: [...OAUTH_REDIRECT_ROUTES, ...FILE_ROUTES] });
   await app.register(jwksRoute, { tokens: services.tokens });
   const { transport } = services.mailer;
   if (!config.isProduction && transport instanceof OutboxTransport) {

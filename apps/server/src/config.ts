@@ -12,6 +12,8 @@ import { z } from 'zod';
 import packageJson from '../package.json' with { type: 'json' };
 
 const defaultOutboxDir = path.join(repoRoot, '.data', 'outbox');
+const defaultFilesDir = path.join(repoRoot, '.data', 'files');
+const MIB = 1024 * 1024;
 
 /** Used only outside production, where start-up refuses it. */
 export const DEVELOPMENT_JWT_SECRET = 'development-only-secret-change-me-in-production!!';
@@ -221,6 +223,29 @@ const variables = z.object({
   OAUTH_OIDC_CLIENT_ID: z.string().min(1).optional(),
   OAUTH_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
   OAUTH_OIDC_NAME: z.string().min(1).max(50).default('Single sign-on'),
+  STORAGE_DRIVER: z.enum(['local', 's3']).default('local'),
+  FILES_DIR: z.string().min(1).default(defaultFilesDir),
+  FILES_MAX_BYTES: integer(1, 5 * 1024 * MIB).default(25 * MIB),
+  FILES_QUOTA_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(1024 * MIB),
+  FILES_ALLOWED_TYPES: list.default([
+    'image/png',
+    'image/jpeg',
+    'image/gif',
+    'image/webp',
+    'application/pdf',
+    'text/plain',
+  ]),
+  FILES_UPLOAD_URL_TTL: duration.default(15 * 60),
+  FILES_DOWNLOAD_REDIRECT: flag.default(false),
+  FILES_DOWNLOAD_URL_TTL: duration.default(5 * 60),
+  FILES_SWEEP_INTERVAL: duration.default(3_600),
+  S3_BUCKET: z.string().min(3).max(63).optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ENDPOINT: httpUrl.optional(),
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  S3_FORCE_PATH_STYLE: flag.default(false),
+  S3_TIMEOUT_MS: integer(100, 600_000).default(10_000),
 });
 type Variables = z.output<typeof variables>;
 
@@ -241,6 +266,7 @@ const SECRET_VARIABLES = new Set([
   'OAUTH_FACEBOOK_CLIENT_SECRET',
   'OAUTH_APPLE_PRIVATE_KEY',
   'OAUTH_OIDC_CLIENT_SECRET',
+  'S3_SECRET_ACCESS_KEY',
 ]);
 
 const MIN_SECRET_ENTROPY_BITS = 128;
@@ -344,6 +370,15 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
       refuse(variable, 'must be https (plain http only for a provider on this machine)');
     }
   }
+  if (e.STORAGE_DRIVER === 's3' && e.S3_BUCKET === undefined) {
+    refuse('S3_BUCKET', 'is required with STORAGE_DRIVER=s3');
+  }
+  if ((e.S3_ACCESS_KEY_ID === undefined) !== (e.S3_SECRET_ACCESS_KEY === undefined)) {
+    refuse('S3_ACCESS_KEY_ID', 'and S3_SECRET_ACCESS_KEY must be set together (or neither: the AWS default chain)');
+  }
+  if (e.FILES_DOWNLOAD_REDIRECT === true && e.STORAGE_DRIVER !== 's3') {
+    refuse('FILES_DOWNLOAD_REDIRECT', 'needs STORAGE_DRIVER=s3 (downloads redirect to a presigned URL of the store)');
+  }
   if (e.PUBLIC_URL !== undefined && URL.canParse(e.PUBLIC_URL)) {
     const url = new URL(e.PUBLIC_URL);
     if (url.pathname !== '/' || url.search || url.hash) {
@@ -436,16 +471,17 @@ function withLoopbackTwins(origins: string[]): string[] {
   return [...new Set([...origins, ...twins])];
 }
 
+function publicUrlOf(e: Variables): string {
+  return (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+}
+
 /** Sign-in with outside providers: each one is on when its client id is set. */
 function oauthConfig(e: Variables, isProduction: boolean) {
-  const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
   const appOrigin = new URL(e.APP_URL).origin;
   const redirectOrigins = e.OAUTH_REDIRECT_ORIGINS ?? [...e.CORS_ORIGINS.filter((o) => o !== '*'), appOrigin];
   const normalized = redirectOrigins.map((origin) => origin.replace(/\/+$/, ''));
   const secret = (value: string | undefined) => value ?? '';
   return {
-    /** The server's public origin: callback URLs are `<publicUrl>/api/auth/oauth/<provider>/callback`. */
-    publicUrl,
     /** Origins a sign-in may return the browser to. */
     redirectOrigins: isProduction ? normalized : withLoopbackTwins(normalized),
     /** Each call to a provider (discovery, token, user info, keys) gives up after this long. */
@@ -586,7 +622,34 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
       healthCheckTimeoutMs: e.HEALTH_CHECK_TIMEOUT_MS,
       /** Stack traces and internal error messages in responses: development only. */
       exposeErrorDetails: nodeEnv === 'development',
+      /** The server's public origin: provider callbacks and file links (`avatarUrl`) are built on it. */
+      publicUrl: publicUrlOf(e),
       oauth: oauthConfig(e, isProduction),
+      files: {
+        driver: e.STORAGE_DRIVER,
+        /** The local driver's directory. */
+        dir: e.FILES_DIR,
+        maxBytes: e.FILES_MAX_BYTES,
+        /** What one account's files may add up to. */
+        quotaBytes: e.FILES_QUOTA_BYTES,
+        /** Content types accepted, as sniffed from the bytes. */
+        allowedTypes: e.FILES_ALLOWED_TYPES,
+        /** A direct upload's URL lasts this long; an upload not completed by then is swept. */
+        uploadUrlTtlSeconds: e.FILES_UPLOAD_URL_TTL,
+        /** S3: downloads redirect to a presigned URL valid this long, instead of passing through. */
+        downloadRedirect: e.FILES_DOWNLOAD_REDIRECT,
+        downloadUrlTtlSeconds: e.FILES_DOWNLOAD_URL_TTL,
+        sweepIntervalSeconds: e.FILES_SWEEP_INTERVAL,
+        s3: {
+          bucket: e.S3_BUCKET ?? '',
+          region: e.S3_REGION,
+          endpoint: e.S3_ENDPOINT,
+          accessKeyId: e.S3_ACCESS_KEY_ID,
+          secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+          forcePathStyle: e.S3_FORCE_PATH_STYLE,
+          timeoutMs: e.S3_TIMEOUT_MS,
+        },
+      },
     };
   });
 }

@@ -4,6 +4,7 @@ import type { AppErrorCode } from './errors/index.ts';
  * A plain Fastify route (not a procedure) as the OpenAPI document shows it. Each is
  * described beside its handler (src/http/) and app.ts hands the list to the document
  * builder (src/rest/openapi.ts): the transports share this type, not each other's code.
+ * The document marks them `x-plain-route`.
  */
 export interface DocumentedRoute {
   method: 'GET' | 'POST';
@@ -19,9 +20,14 @@ export interface DocumentedRoute {
     description?: string;
     schema?: Record<string, unknown>;
   }[];
-  /** A form body (Apple's POST), by field name. */
-  formFields?: Record<string, string>;
-  /** The success answer: a redirect. */
-  redirect: { status: 302 | 303; description: string };
+  /** A body of these fields, by name: a form (Apple's POST) or a multipart upload. */
+  body?: { type: 'form' | 'multipart'; fields: Record<string, { description: string; binary?: boolean }> };
+  /** The success answer: a redirect, JSON of a named schema, or bytes. */
+  success:
+    | { status: 302 | 303; description: string; redirect: true }
+    | { status: 200 | 201; description: string; schema: string }
+    | { status: 200; description: string; binary: true };
+  /** The bearer token: required, or optional (public resources open without it). */
+  bearer?: 'required' | 'optional';
   errors: AppErrorCode[];
 }

@@ -6,6 +6,7 @@ import { createOutageLog, type Logger } from './infra/logger.ts';
 import { createMailer, type Mailer, type MailTransport } from './infra/mail/index.ts';
 import { createOAuthProviders, type OAuthProviders } from './infra/oauth/providers.ts';
 import { createRateLimiter, type RateLimiter } from './infra/rate-limiter.ts';
+import { createStorage, type ObjectStorage } from './infra/storage/index.ts';
 import { createTokenService, type TokenService } from './infra/tokens.ts';
 
 /** Everything a request handler may use; built once per process. */
@@ -28,6 +29,8 @@ export interface Services {
   };
   /** The configured sign-in providers (Google, GitHub, Facebook, Apple, OpenID Connect). */
   oauth: OAuthProviders;
+  /** Where file bytes live (the local disk or S3). */
+  storage: ObjectStorage;
   /** Epoch ms when this process started serving (for `uptimeSeconds`). */
   startedAt: number;
   close(): Promise<void>;
@@ -38,6 +41,7 @@ export interface ServiceOverrides {
   kv?: KeyValueStore;
   mailTransport?: MailTransport;
   clock?: Clock;
+  storage?: ObjectStorage;
 }
 
 /**
@@ -70,6 +74,7 @@ export async function createServices(
     });
   const mailer = createMailer(config, log, overrides.mailTransport);
   const clock = overrides.clock ?? systemClock;
+  const storage = overrides.storage ?? createStorage(config.files);
   const outage = createOutageLog(log);
   const limiter = (name: string, perMinute: number) =>
     createRateLimiter(kv, {
@@ -92,10 +97,11 @@ export async function createServices(
       failures: limiter('failures', config.rateLimits.failuresPerMinute),
     },
     oauth: createOAuthProviders(config.oauth),
+    storage,
     startedAt: clock.now(),
     async close() {
       await mailer.close(); // background sends finish before their dependencies close
-      await Promise.allSettled([db.destroy(), kv.close()]);
+      await Promise.allSettled([db.destroy(), kv.close(), storage.close()]);
     },
   };
 }

@@ -191,8 +191,8 @@ describe('config', () => {
       OAUTH_GITHUB_CLIENT_ID: 'gh',
       OAUTH_GITHUB_CLIENT_SECRET: 'secret',
     });
+    expect(result.ok && result.config.publicUrl).toBe('http://localhost:4000');
     expect(result.ok && result.config.oauth).toMatchObject({
-      publicUrl: 'http://localhost:4000',
       redirectOrigins: ['https://admin.example.com', 'http://localhost:5173', 'http://127.0.0.1:5173'],
       github: { clientId: 'gh', url: 'https://github.com', apiUrl: 'https://api.github.com' },
       google: undefined,

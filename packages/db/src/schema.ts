@@ -17,6 +17,8 @@ export interface UsersTable {
   password_hash: string | null;
   email_verified_at: NullableTimestamp;
   disabled_at: NullableTimestamp;
+  /** The profile picture: a file the user owns (an image). */
+  avatar_file_id: Generated<string | null>;
   created_at: GeneratedTimestamp;
   /** Maintained by the `set_updated_at` trigger. */
   updated_at: GeneratedTimestamp;
@@ -129,6 +131,25 @@ export interface OAuthFlowsTable {
   expires_at: Timestamp;
 }
 
+export interface FilesTable {
+  id: Generated<string>;
+  owner_id: string;
+  /** For display only (any Unicode, 1-255 characters): storage keys are generated. */
+  name: string;
+  /** Sniffed from the bytes, never taken from the client. */
+  content_type: string;
+  /** Bytes (bigint: read as a string by pg, see `size` in the files module). */
+  size: ColumnType<string, number, number>;
+  /** Hex SHA-256 of the bytes; null while a direct upload is pending. */
+  sha256: string | null;
+  /** Where the bytes are: `files/<uuid>`. */
+  storage_key: string;
+  status: 'pending' | 'ready';
+  created_at: GeneratedTimestamp;
+  /** A pending upload is swept after this. */
+  expires_at: NullableTimestamp;
+}
+
 export interface Database {
   users: UsersTable;
   roles: RolesTable;
@@ -140,6 +161,7 @@ export interface Database {
   user_tokens: UserTokensTable;
   user_identities: UserIdentitiesTable;
   oauth_flows: OAuthFlowsTable;
+  files: FilesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

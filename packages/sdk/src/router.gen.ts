@@ -40,7 +40,13 @@ export type AppErrorCode =
   | 'OAUTH_PROVIDER_ERROR'
   | 'OAUTH_EMAIL_MISSING'
   | 'INVALID_ID_TOKEN'
-  | 'LAST_SIGN_IN_METHOD';
+  | 'LAST_SIGN_IN_METHOD'
+  | 'FILE_TOO_LARGE'
+  | 'QUOTA_EXCEEDED'
+  | 'UNSUPPORTED_FILE_TYPE'
+  | 'DIRECT_UPLOADS_UNAVAILABLE'
+  | 'UPLOAD_REJECTED'
+  | 'NOT_AN_IMAGE';
 
 /** The name of a permission the code declares. */
 export type Permission =
@@ -51,6 +57,8 @@ export type Permission =
   | 'roles:write'
   | 'roles:assign'
   | 'notes:read-any'
+  | 'files:read-any'
+  | 'files:delete-any'
   | 'auth:manage'
   | 'email:send-test';
 
@@ -116,6 +124,7 @@ export type User = {
   disabled: boolean;
   roles: string[];
   permissions: Permission[];
+  avatarUrl: string | null;
   createdAt: string;
   updatedAt: string;
 };
@@ -428,6 +437,22 @@ export type AppRouter = TRPCBuiltRouter<
         meta: object;
         errorShape: AppErrorShape;
       }>;
+      /** Use one of your uploaded images as your picture. REST: `PUT /api/users/me/avatar` */
+      setAvatar: TRPCMutationProcedure<{
+        input: {
+          fileId: string;
+        };
+        output: User;
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+      /** Remove your picture. REST: `DELETE /api/users/me/avatar` */
+      removeAvatar: TRPCMutationProcedure<{
+        input: void;
+        output: User;
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
       /** Delete your account and its data. REST: `DELETE /api/users/me` */
       deleteMe: TRPCMutationProcedure<{
         input: {
@@ -618,6 +643,91 @@ export type AppRouter = TRPCBuiltRouter<
         };
         output: {
           ok: true;
+        };
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+    };
+    files: {
+      /** Your files, newest first. REST: `GET /api/files` */
+      list: TRPCQueryProcedure<{
+        input: {
+          limit?: number | undefined;
+          cursor?: string | undefined;
+          search?: string | undefined;
+        };
+        output: {
+          items: {
+            id: string;
+            name: string;
+            contentType: string;
+            size: number;
+            sha256: string;
+            createdAt: string;
+          }[];
+          nextCursor: string | null;
+        };
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+      /** One of your files (anyone's with files:read-any). REST: `GET /api/files/{id}` */
+      get: TRPCQueryProcedure<{
+        input: {
+          id: string;
+        };
+        output: {
+          id: string;
+          name: string;
+          contentType: string;
+          size: number;
+          sha256: string;
+          createdAt: string;
+        };
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+      /** Delete one of your files, and its bytes (anyone's with files:delete-any). REST: `DELETE /api/files/{id}` */
+      delete: TRPCMutationProcedure<{
+        input: {
+          id: string;
+        };
+        output: {
+          ok: true;
+        };
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+      /** Start a direct upload to storage (S3): a presigned PUT URL. REST: `POST /api/files/uploads` */
+      createUpload: TRPCMutationProcedure<{
+        input: {
+          name: string;
+          contentType: string;
+          size: number;
+        };
+        output: {
+          id: string;
+          url: string;
+          method: 'PUT';
+          headers: {
+            [key: string]: string;
+          };
+          expiresAt: string;
+        };
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+      /** Finish a direct upload: the bytes are checked (size, sniffed type), then the file appears. REST: `POST /api/files/uploads/{id}/complete` */
+      completeUpload: TRPCMutationProcedure<{
+        input: {
+          id: string;
+        };
+        output: {
+          id: string;
+          name: string;
+          contentType: string;
+          size: number;
+          sha256: string;
+          createdAt: string;
         };
         meta: object;
         errorShape: AppErrorShape;

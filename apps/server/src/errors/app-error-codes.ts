@@ -46,6 +46,13 @@ export const APP_ERROR_CODES = {
   OAUTH_EMAIL_MISSING: 'BAD_REQUEST',
   INVALID_ID_TOKEN: 'UNAUTHORIZED',
   LAST_SIGN_IN_METHOD: 'CONFLICT',
+  // Files
+  FILE_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  QUOTA_EXCEEDED: 'PAYLOAD_TOO_LARGE',
+  UNSUPPORTED_FILE_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  DIRECT_UPLOADS_UNAVAILABLE: 'BAD_REQUEST',
+  UPLOAD_REJECTED: 'BAD_REQUEST',
+  NOT_AN_IMAGE: 'BAD_REQUEST',
 } as const satisfies Record<string, TRPC_ERROR_CODE_KEY>;
 
 /** The stable code of every error the API answers (`error.data.appCode`); docs/api.md says what each means. */
@@ -87,6 +94,14 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   OAUTH_PROVIDER_ERROR: 'the sign-in provider failed, did not answer, or answered something that does not check out',
   OAUTH_EMAIL_MISSING: 'the provider shared no email address, and an account needs one',
   INVALID_ID_TOKEN: 'the ID token is not valid (signature, issuer, audience, expiry or nonce)',
+  FILE_TOO_LARGE: 'the file is larger than `FILES_MAX_BYTES` (`details.maxBytes`); nothing was kept',
+  QUOTA_EXCEEDED: 'the file would take the account over its storage quota (`details.quotaBytes`); nothing was kept',
+  UNSUPPORTED_FILE_TYPE:
+    'the bytes are not of an accepted type (`details.contentType` is what they are; `details.allowed`)',
+  DIRECT_UPLOADS_UNAVAILABLE: 'direct uploads need the S3 storage driver: upload through `POST /api/files`',
+  UPLOAD_REJECTED:
+    'the uploaded object is missing, or is not the declared size or an accepted type (`details.reason`); it was removed',
+  NOT_AN_IMAGE: 'a profile picture must be an image you uploaded',
   LAST_SIGN_IN_METHOD:
     'the account would have no way left to sign in: set a password (the `auth.forgotPassword` email) or link another provider first',
 };

@@ -73,7 +73,7 @@ export const OAUTH_REDIRECT_ROUTES = [
         schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' },
       },
     ],
-    redirect: { status: 302, description: "To the provider's sign-in page" },
+    success: { status: 302, description: "To the provider's sign-in page", redirect: true },
     errors: ['VALIDATION_FAILED', 'NOT_FOUND', 'RATE_LIMITED'],
   },
   {
@@ -93,7 +93,7 @@ export const OAUTH_REDIRECT_ROUTES = [
         schema: { type: 'string' },
       },
     ],
-    redirect: { status: 302, description: 'To `redirectTo`, with `code` or `error`' },
+    success: { status: 302, description: 'To `redirectTo`, with `code` or `error`', redirect: true },
     errors: ['OAUTH_STATE_INVALID', 'RATE_LIMITED', 'DEPENDENCY_DOWN'],
   },
   {
@@ -103,13 +103,16 @@ export const OAUTH_REDIRECT_ROUTES = [
     description: callbackDescription,
     tags: ['auth'],
     parameters: [providerParameter],
-    formFields: {
-      state: 'The state sent at the start',
-      code: 'The authorization code',
-      user: "Apple: the person's name, on the first sign-in only (JSON)",
-      error: "The provider's error, e.g. user_cancelled_authorize",
+    body: {
+      type: 'form',
+      fields: {
+        state: { description: 'The state sent at the start' },
+        code: { description: 'The authorization code' },
+        user: { description: "Apple: the person's name, on the first sign-in only (JSON)" },
+        error: { description: "The provider's error, e.g. user_cancelled_authorize" },
+      },
     },
-    redirect: { status: 303, description: 'To `redirectTo`, with `code` or `error`' },
+    success: { status: 303, description: 'To `redirectTo`, with `code` or `error`', redirect: true },
     errors: [
       'OAUTH_STATE_INVALID',
       'BAD_REQUEST',
@@ -136,7 +139,7 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
     const state = await services.rateLimits.default.consume(`ip:${request.ip}`);
     if (!state.allowed) throw rateLimited(state.resetMs);
   };
-  const secure = services.config.oauth.publicUrl.startsWith('https:');
+  const secure = services.config.publicUrl.startsWith('https:');
   const cookieName = secure ? `__Host-${BROWSER_COOKIE}` : BROWSER_COOKIE;
   const readBrowser = (request: FastifyRequest) => {
     const value = readCookie(request, cookieName);

@@ -34,26 +34,42 @@ interface Operation {
 
 const BEARER = 'bearerAuth';
 
-function documentPlainRoutes(document: OpenApiDocument, operations: readonly DocumentedRoute[]) {
-  for (const operation of operations) {
-    const item = (document.paths?.[operation.path] ?? {}) as Record<string, unknown>;
-    item[operation.method.toLowerCase()] = {
-      operationId: `${operation.method.toLowerCase()}${operation.path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
-      summary: operation.summary,
-      description: operation.description,
-      tags: operation.tags,
-      parameters: operation.parameters,
-      ...(operation.formFields && {
+function documentPlainRoutes(document: OpenApiDocument, routes: readonly DocumentedRoute[]) {
+  for (const route of routes) {
+    const item = (document.paths?.[route.path] ?? {}) as Record<string, unknown>;
+    const { success, body } = route;
+    const successResponse =
+      'redirect' in success
+        ? {
+            description: success.description,
+            headers: { Location: { description: 'Where the browser goes next', schema: { type: 'string' } } },
+          }
+        : 'schema' in success
+          ? {
+              description: success.description,
+              content: { 'application/json': { schema: { $ref: `#/components/schemas/${success.schema}` } } },
+            }
+          : {
+              description: success.description,
+              content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+            };
+    item[route.method.toLowerCase()] = {
+      operationId: `${route.method.toLowerCase()}${route.path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
+      summary: route.summary,
+      description: route.description,
+      tags: route.tags,
+      parameters: route.parameters,
+      ...(body && {
         requestBody: {
           required: true,
           content: {
-            'application/x-www-form-urlencoded': {
+            [body.type === 'form' ? 'application/x-www-form-urlencoded' : 'multipart/form-data']: {
               schema: {
                 type: 'object',
                 properties: Object.fromEntries(
-                  Object.entries(operation.formFields).map(([name, description]) => [
+                  Object.entries(body.fields).map(([name, field]) => [
                     name,
-                    { type: 'string', description },
+                    { type: 'string', description: field.description, ...(field.binary && { format: 'binary' }) },
                   ]),
                 ),
               },
@@ -61,16 +77,12 @@ function documentPlainRoutes(document: OpenApiDocument, operations: readonly Doc
           },
         },
       }),
-      responses: {
-        [String(operation.redirect.status)]: {
-          description: operation.redirect.description,
-          headers: { Location: { description: 'Where the browser goes next', schema: { type: 'string' } } },
-        },
-        ...errorResponses(operation.errors),
-      },
-      security: [],
+      responses: { [String(success.status)]: successResponse, ...errorResponses(route.errors) },
+      security:
+        route.bearer === 'required' ? [{ [BEARER]: [] }] : route.bearer === 'optional' ? [{ [BEARER]: [] }, {}] : [],
+      'x-plain-route': true,
     };
-    document.paths = { ...document.paths, [operation.path]: item };
+    document.paths = { ...document.paths, [route.path]: item };
   }
   return document;
 }

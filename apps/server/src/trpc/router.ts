@@ -3,6 +3,8 @@ import type { z } from 'zod';
 import { adminRouter } from '../modules/admin/admin.router.ts';
 import { authRouter } from '../modules/auth/auth.router.ts';
 import type { authResult, identityOutput, sessionOutput, signInResult } from '../modules/auth/auth.schemas.ts';
+import { filesRouter } from '../modules/files/files.router.ts';
+import type { fileOutput } from '../modules/files/files.schemas.ts';
 import { healthRouter } from '../modules/health/health.router.ts';
 import { notesRouter } from '../modules/notes/notes.router.ts';
 import type { noteOutput } from '../modules/notes/notes.schemas.ts';
@@ -18,6 +20,7 @@ export const appRouter = router({
   users: usersRouter,
   rbac: rbacRouter,
   notes: notesRouter,
+  files: filesRouter,
   admin: adminRouter,
 });
 
@@ -40,6 +43,8 @@ export type SignInResult = z.output<typeof signInResult>;
 /** A sign-in provider linked to the caller's account. */
 export type Identity = z.output<typeof identityOutput>;
 export type { ProviderId } from '../infra/oauth/provider.ts';
+/** An uploaded file's metadata (the bytes: `GET /api/files/{id}/content`). */
+export type StoredFile = z.output<typeof fileOutput>;
 /** A note (the example module). */
 export type Note = z.output<typeof noteOutput>;
 export type { AppErrorCode, ValidationIssue } from '../errors/index.ts';

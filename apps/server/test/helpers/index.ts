@@ -15,6 +15,7 @@ export { startFakeRedis } from './fake-redis.ts';
 export { startFakeResend } from './fake-resend.ts';
 export { abortedCalls, startedCalls, testRouter } from './probe-router.ts';
 export { freePort, type RedisServer, startRedisServer } from './redis-server.ts';
+export { type S3Server, startS3Server } from './s3-server.ts';
 export { LOCALHOST_TLS, type ReceivedMail, startSilentServer, startSmtpServer } from './smtp-server.ts';
 export { listeningUrl, type SpawnedServer, spawnCommand, spawnServer } from './spawn-server.ts';
 export { startTcpProxy } from './tcp-proxy.ts';

@@ -19,6 +19,11 @@ export function localStorage(dir: string): ObjectStorage {
     if (!full.startsWith(`${root}${path.sep}`)) throw new Error(`storage key outside the root: ${key}`);
     return full;
   };
+  /** A file under the key (a folder is not an object), or undefined. */
+  const fileAt = async (full: string) => {
+    const info = await stat(full).catch(() => undefined);
+    return info?.isFile() ? info : undefined;
+  };
 
   return {
     driver: 'local',
@@ -38,21 +43,13 @@ export function localStorage(dir: string): ObjectStorage {
 
     async get(key: string, range?: ByteRange): Promise<Readable | undefined> {
       const file = pathOf(key);
-      try {
-        await stat(file);
-      } catch {
-        return undefined;
-      }
+      if (!(await fileAt(file))) return undefined;
       return createReadStream(file, range ? { start: range.start, end: range.end } : {});
     },
 
     async head(key: string): Promise<ObjectInfo | undefined> {
-      try {
-        const info = await stat(pathOf(key));
-        return { key, size: info.size, lastModified: info.mtime };
-      } catch {
-        return undefined;
-      }
+      const info = await fileAt(pathOf(key));
+      return info && { key, size: info.size, lastModified: info.mtime };
     },
 
     async delete(key: string): Promise<void> {
@@ -60,7 +57,9 @@ export function localStorage(dir: string): ObjectStorage {
     },
 
     async *list(prefix: string): AsyncIterable<ObjectInfo> {
-      const dir = pathOf(prefix.replace(/\/+$/, '') || '.');
+      // A prefix is a folder here (`files/`); the empty one is the whole store.
+      const folder = prefix.replace(/\/+$/, '');
+      const dir = folder ? pathOf(folder) : root;
       let entries: string[];
       try {
         entries = await readdir(dir, { recursive: true });

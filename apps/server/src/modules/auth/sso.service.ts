@@ -46,7 +46,7 @@ export function listProviders(deps: Pick<Services, 'oauth'>): { id: ProviderId; 
 
 /** Where the provider sends the browser back: registered with the provider as is. */
 export function callbackUrl(deps: Pick<Services, 'config'>, provider: ProviderId): string {
-  return `${deps.config.oauth.publicUrl}/api/auth/oauth/${provider}/callback`;
+  return `${deps.config.publicUrl}/api/auth/oauth/${provider}/callback`;
 }
 
 /**

@@ -11,6 +11,8 @@ export const PERMISSIONS = {
   'roles:write': 'Create, change and delete roles',
   'roles:assign': 'Give roles to users and take them away',
   'notes:read-any': "Read any user's notes",
+  'files:read-any': "Download any user's files",
+  'files:delete-any': "Delete any user's files",
   'auth:manage': 'Generate and revoke the app-store review sign-in code',
   'email:send-test': 'Send a test email to check delivery',
 } as const;

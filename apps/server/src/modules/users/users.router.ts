@@ -6,6 +6,7 @@ import {
   deleteMeInput,
   listUsersInput,
   listUsersOutput,
+  setAvatarInput,
   updateMeInput,
   updateUserInput,
   userIdInput,
@@ -27,6 +28,26 @@ export const usersRouter = router({
     .input(updateMeInput)
     .output(userOutput)
     .mutation(({ ctx, input }) => users.updateMe(ctx.services, { userId: ctx.caller.userId, name: input.name })),
+
+  setAvatar: authedProcedure
+    .meta({
+      openapi: {
+        method: 'PUT',
+        path: '/users/me/avatar',
+        tags,
+        summary: 'Use one of your uploaded images as your picture',
+      },
+      errors: ['NOT_AN_IMAGE'],
+    })
+    .input(setAvatarInput)
+    .output(userOutput)
+    .mutation(({ ctx, input }) => users.setAvatar(ctx.services, { userId: ctx.caller.userId, fileId: input.fileId })),
+
+  removeAvatar: authedProcedure
+    .meta({ openapi: { method: 'DELETE', path: '/users/me/avatar', tags, summary: 'Remove your picture' } })
+    .input(z.void())
+    .output(userOutput)
+    .mutation(({ ctx }) => users.removeAvatar(ctx.services, ctx.caller.userId)),
 
   deleteMe: passwordCheckingProcedure
     .meta({

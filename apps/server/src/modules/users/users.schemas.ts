@@ -11,6 +11,7 @@ export const userOutput = z
     disabled: z.boolean(),
     roles: z.array(z.string()),
     permissions: z.array(z.enum(ALL_PERMISSIONS)),
+    avatarUrl: z.string().nullable().meta({ description: 'The profile picture (public), or null' }),
     createdAt: isoDateTime,
     updatedAt: isoDateTime,
   })
@@ -25,6 +26,7 @@ export const deleteMeInput = z.object({
 export const listUsersInput = z.object(pageInput);
 export const listUsersOutput = z.object({ items: z.array(userOutput), nextCursor: id.nullable() });
 export const userIdInput = z.object({ id });
+export const setAvatarInput = z.object({ fileId: id.meta({ description: 'An image you uploaded' }) });
 export const updateUserInput = z.object({ id, name: name.nullable().optional(), disabled: z.boolean().optional() });
 
 export type UserDto = z.infer<typeof userOutput>;

@@ -5,15 +5,18 @@ import { checkPassword } from '../../infra/passwords.ts';
 import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
+import { assertOwnImage, removeStoredBytes, storageKeysOf } from '../files/files.service.ts';
 import { assignDefaultRole, rolesOfUsers } from '../rbac/rbac.service.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 
 type DbDeps = Pick<Services, 'db'>;
+/** Reading users as the API shows them (avatar links are absolute: PUBLIC_URL). */
+type ReadDeps = Pick<Services, 'db' | 'config'>;
 type DbClockDeps = Pick<Services, 'db' | 'clock'>;
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
 
-async function toDtos(deps: DbDeps, rows: UserRow[]): Promise<UserDto[]> {
+async function toDtos(deps: ReadDeps, rows: UserRow[]): Promise<UserDto[]> {
   const access = await rolesOfUsers(
     deps,
     rows.map((row) => row.id),
@@ -26,6 +29,7 @@ async function toDtos(deps: DbDeps, rows: UserRow[]): Promise<UserDto[]> {
     disabled: row.disabled_at !== null,
     roles: access.get(row.id)?.roles ?? [],
     permissions: access.get(row.id)?.permissions ?? [],
+    avatarUrl: row.avatar_file_id ? `${deps.config.publicUrl}/api/files/${row.avatar_file_id}/content` : null,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   }));
@@ -39,7 +43,7 @@ export async function findUserRowByEmail(deps: DbDeps, email: string): Promise<U
   return deps.db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
 }
 
-export async function getUser(deps: DbDeps, id: string): Promise<UserDto> {
+export async function getUser(deps: ReadDeps, id: string): Promise<UserDto> {
   const row = await findUserRow(deps, id);
   if (!row) throw new AppError('NOT_FOUND', 'No such user');
   return (await toDtos(deps, [row]))[0] as UserDto;
@@ -133,13 +137,13 @@ export async function callerRow(deps: DbDeps, callerId: string): Promise<UserRow
   return row;
 }
 
-export async function getMe(deps: DbDeps, callerId: string): Promise<UserDto> {
+export async function getMe(deps: ReadDeps, callerId: string): Promise<UserDto> {
   return (await toDtos(deps, [await callerRow(deps, callerId)]))[0] as UserDto;
 }
 
 /** Newest first; `search` matches email or name, case-insensitively. */
 export async function listUsers(
-  deps: DbDeps,
+  deps: ReadDeps,
   input: { limit: number; cursor?: string | undefined; search?: string | undefined },
 ): Promise<{ items: UserDto[]; nextCursor: string | null }> {
   let query = deps.db
@@ -184,16 +188,39 @@ async function applyUserChanges(deps: Deps, existing: UserRow, input: UserChange
   return getUser(deps, id);
 }
 
-/** Deletes the account and everything it owns (cascades), ending its sessions first. */
-export async function deleteUser(deps: Deps, id: string): Promise<void> {
+/**
+ * Deletes the account and everything it owns (the rows cascade), ending its sessions first;
+ * then its files' bytes go (any the store fails to delete are swept later).
+ */
+export async function deleteUser(deps: Deps & Pick<Services, 'storage'>, id: string): Promise<void> {
   const existing = await findUserRow(deps, id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
   await revokeSessions(deps, { userId: id });
+  const keys = await storageKeysOf(deps, id);
   await deps.db.deleteFrom('users').where('id', '=', id).execute();
+  await removeStoredBytes(deps, keys);
+}
+
+/** A profile picture: an image the user uploaded. */
+export async function setAvatar(deps: ReadDeps, input: { userId: string; fileId: string }): Promise<UserDto> {
+  await callerRow(deps, input.userId);
+  await assertOwnImage(deps, { ownerId: input.userId, fileId: input.fileId });
+  await deps.db.updateTable('users').set({ avatar_file_id: input.fileId }).where('id', '=', input.userId).execute();
+  return getMe(deps, input.userId);
+}
+
+/** No profile picture (the file stays among the user's files). */
+export async function removeAvatar(deps: ReadDeps, userId: string): Promise<UserDto> {
+  await callerRow(deps, userId);
+  await deps.db.updateTable('users').set({ avatar_file_id: null }).where('id', '=', userId).execute();
+  return getMe(deps, userId);
 }
 
 /** Deleting one's own account: a password account must confirm with its password. */
-export async function deleteMe(deps: Deps, input: { userId: string; password?: string | undefined }): Promise<void> {
+export async function deleteMe(
+  deps: Deps & Pick<Services, 'storage'>,
+  input: { userId: string; password?: string | undefined },
+): Promise<void> {
   const user = await callerRow(deps, input.userId);
   if (user.password_hash) {
     const { valid } = await checkPassword(user.password_hash, input.password ?? '');

@@ -1,0 +1,188 @@
+/**
+ * File bytes in and out, as plain routes (a multipart stream in, a byte stream out: not
+ * JSON procedures). They sign the caller in and check permissions with the same functions
+ * the procedure builders use.
+ *
+ *   POST /api/files               multipart, field `file`: streamed to storage
+ *   GET  /api/files/:id/content   the bytes: Range, ETag, a safe Content-Disposition
+ */
+import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { DocumentedRoute } from '../documented-route.ts';
+import { AppError, rateLimited } from '../errors/index.ts';
+import type { ByteRange } from '../infra/storage/index.ts';
+import { hasPermission } from '../modules/auth/assert-permission.ts';
+import { authenticate } from '../modules/auth/authenticate.ts';
+import {
+  downloadableFile,
+  presignedDownload,
+  readBytes,
+  storeUpload,
+  type Viewer,
+} from '../modules/files/files.service.ts';
+import type { Services } from '../services.ts';
+
+const fileParameter = {
+  in: 'path',
+  name: 'id',
+  required: true,
+  schema: { type: 'string', format: 'uuid' },
+};
+
+/** These routes in the OpenAPI document. */
+export const FILE_ROUTES = [
+  {
+    method: 'POST',
+    path: '/files',
+    summary: 'Upload a file (multipart, field `file`)',
+    description:
+      'The bytes are streamed to storage, never held whole in memory; their type is sniffed from the bytes ' +
+      '(`FILES_ALLOWED_TYPES`), not taken from the client. Answers `{ id, name, contentType, size, sha256, createdAt }`. ' +
+      'Over `FILES_MAX_BYTES` or the account quota: 413, and nothing is kept.',
+    tags: ['files'],
+    parameters: [],
+    body: {
+      type: 'multipart',
+      fields: { file: { description: 'The file; its filename is kept for display', binary: true } },
+    },
+    success: { status: 201, description: 'The stored file', schema: 'File' },
+    bearer: 'required',
+    errors: [
+      'UNAUTHORIZED',
+      'TOKEN_EXPIRED',
+      'SESSION_REVOKED',
+      'BAD_REQUEST',
+      'FILE_TOO_LARGE',
+      'QUOTA_EXCEEDED',
+      'UNSUPPORTED_FILE_TYPE',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'RATE_LIMITED',
+      'DEPENDENCY_DOWN',
+    ],
+  },
+  {
+    method: 'GET',
+    path: '/files/{id}/content',
+    summary: "A file's bytes",
+    description:
+      'Streams the bytes with the stored content type, `Content-Length`, an `ETag` (the SHA-256; `If-None-Match` ' +
+      'answers 304), `Accept-Ranges` (a single `Range` answers 206; an unsatisfiable one 416) and a ' +
+      '`Content-Disposition` with the name (RFC 6266). Your own file, or any with `files:read-any`; ' +
+      "someone's profile picture is public. With S3 and `FILES_DOWNLOAD_REDIRECT`, a 302 to a short-lived URL.",
+    tags: ['files'],
+    parameters: [
+      fileParameter,
+      { in: 'header', name: 'Range', description: 'bytes=start-end', schema: { type: 'string' } },
+    ],
+    success: { status: 200, description: 'The bytes (206 for a range)', binary: true },
+    bearer: 'optional',
+    errors: ['UNAUTHORIZED', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'NOT_FOUND', 'RATE_LIMITED', 'DEPENDENCY_DOWN'],
+  },
+] satisfies DocumentedRoute[];
+
+export async function filesRoutes(app: FastifyInstance, { services }: { services: Services }) {
+  const { files } = services.config;
+  await app.register(multipart, {
+    // One file per request; a few small fields at most. Bytes over the limit are read and
+    // thrown away (the service has already refused the file), so the client gets the answer.
+    limits: { files: 1, fileSize: files.maxBytes + 1, fields: 10, fieldSize: 1024, parts: 12, headerPairs: 100 },
+  });
+
+  const limit = async (request: FastifyRequest) => {
+    const state = await services.rateLimits.default.consume(`ip:${request.ip}`);
+    if (!state.allowed) throw rateLimited(state.resetMs);
+  };
+  const viewer = (caller: { userId: string }): Viewer => ({
+    userId: caller.userId,
+    mayAccessAny: () => hasPermission(services, caller, 'files:read-any'),
+  });
+
+  app.post('/api/files', async (request, reply) => {
+    await limit(request);
+    const caller = await authenticate(services, request.headers.authorization);
+    if (!request.isMultipart()) {
+      throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Upload the file as multipart/form-data, in the field `file`');
+    }
+    const part = await request.file();
+    if (!part || part.fieldname !== 'file') {
+      throw new AppError('BAD_REQUEST', 'The multipart body must carry the file in the field `file`');
+    }
+    const stored = await storeUpload(services, { ownerId: caller.userId, name: part.filename, body: part.file });
+    return reply.code(201).send(stored);
+  });
+
+  app.get<{ Params: { id: string } }>('/api/files/:id/content', async (request, reply) => {
+    await limit(request);
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(request.params.id)) {
+      throw new AppError('NOT_FOUND', 'No such file');
+    }
+    // Signed in when a token comes; without one only public files (profile pictures) open.
+    const caller = request.headers.authorization
+      ? await authenticate(services, request.headers.authorization)
+      : undefined;
+    const { file, key } = await downloadableFile(services, { id: request.params.id, viewer: caller && viewer(caller) });
+    const etag = `"${file.sha256}"`;
+    const disposition = contentDisposition(file.name, file.contentType);
+    reply.header('etag', etag);
+    reply.header('accept-ranges', 'bytes');
+    reply.header('cache-control', 'private, no-cache');
+    if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+
+    const redirect = await presignedDownload(services, {
+      key,
+      contentType: file.contentType,
+      contentDisposition: disposition,
+    });
+    if (redirect) return reply.header('cache-control', 'no-store').redirect(redirect, 302);
+
+    const range = parseRange(request.headers.range, file.size);
+    if (range === 'unsatisfiable') {
+      return reply.code(416).header('content-range', `bytes */${file.size}`).send();
+    }
+    const body = await readBytes(services, { key, range });
+    reply.header('content-type', file.contentType);
+    reply.header('content-disposition', disposition);
+    reply.header('x-content-type-options', 'nosniff');
+    if (range) {
+      reply.code(206);
+      reply.header('content-range', `bytes ${range.start}-${range.end}/${file.size}`);
+      reply.header('content-length', String(range.end - range.start + 1));
+    } else {
+      reply.header('content-length', String(file.size));
+    }
+    return reply.send(body);
+  });
+}
+
+/**
+ * One `bytes=` range (the common case: media seeking); several ranges, or a header that is
+ * not a byte range, get the whole file (RFC 9110 lets a server ignore Range).
+ */
+export function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header?.trim() ?? '');
+  if (!match || (match[1] === '' && match[2] === '')) return undefined;
+  const [, first, last] = match;
+  if (first === '') {
+    // The last N bytes.
+    const suffix = Number(last);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(first);
+  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
+  if (start >= size || end < start) return 'unsatisfiable';
+  return { start, end };
+}
+
+/**
+ * `Content-Disposition` with the name both as an ASCII fallback (quotes, backslashes and
+ * control characters replaced) and as RFC 8187 UTF-8: no header injection, any Unicode
+ * name. Images and PDFs open inline; everything else downloads.
+ */
+export function contentDisposition(name: string, contentType: string): string {
+  const kind = contentType.startsWith('image/') || contentType === 'application/pdf' ? 'inline' : 'attachment';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces
+  const ascii = name.normalize('NFKD').replace(/[^\x20-\x7E]|["\\%]/g, '_');
+  const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}

@@ -1,0 +1,479 @@
+/**
+ * The `files` table's owner, and the only user of the storage: uploads are streamed to the
+ * store under a generated key while their size and SHA-256 are computed and their type is
+ * sniffed from the first bytes; the row appears only once the bytes are whole and checked.
+ * An object without a row (a crash mid-upload, a deleted user) is removed by `sweepFiles`.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { FilesTable } from '@app/db';
+import type { Selectable } from 'kysely';
+import { AppError } from '../../errors/index.ts';
+import { SNIFF_BYTES, sniffContentType } from '../../infra/sniff.ts';
+import { keysetPage, likePattern } from '../../infra/sql.ts';
+import type { ByteRange } from '../../infra/storage/index.ts';
+import type { Services } from '../../services.ts';
+
+type Deps = Pick<Services, 'db' | 'storage' | 'config' | 'clock' | 'log'>;
+type FileRow = Selectable<FilesTable>;
+
+export interface FileDto {
+  id: string;
+  name: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+  createdAt: string;
+}
+
+const KEY_PREFIX = 'files/';
+const newKey = () => `${KEY_PREFIX}${randomUUID()}`;
+/** An object younger than this may be an upload in progress: the sweep leaves it. */
+const SWEEP_GRACE_MS = 60 * 60_000;
+
+function toDto(row: FileRow): FileDto {
+  return {
+    id: row.id,
+    name: row.name,
+    contentType: row.content_type,
+    size: Number(row.size),
+    sha256: row.sha256 ?? '',
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+/** A name for display: any Unicode, without control characters, 1-255 characters. */
+export function displayName(raw: string | undefined): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
+  const cleaned = (raw ?? '').replace(/[\u0000-\u001F\u007F]/g, '').trim();
+  return [...cleaned].slice(0, 255).join('') || 'file';
+}
+
+const tooLarge = (maxBytes: number) =>
+  new AppError('FILE_TOO_LARGE', `The file is larger than ${maxBytes} bytes`, { details: { maxBytes } });
+const overQuota = (quotaBytes: number) =>
+  new AppError('QUOTA_EXCEEDED', 'This file would take your account over its storage quota', {
+    details: { quotaBytes },
+  });
+
+async function usedBytes(deps: Pick<Services, 'db'>, ownerId: string): Promise<number> {
+  const row = await deps.db
+    .selectFrom('files')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.val('0')).as('total'))
+    .where('owner_id', '=', ownerId)
+    .executeTakeFirstOrThrow();
+  return Number(row.total);
+}
+
+/**
+ * Counts and hashes the bytes that pass, and fails the stream once more than `limit` went
+ * by (the error says which limit).
+ */
+class Meter extends Transform {
+  size = 0;
+  readonly hash = createHash('sha256');
+  private readonly limit: number;
+  private readonly overLimit: () => Error;
+
+  constructor(limit: number, overLimit: () => Error) {
+    super();
+    this.limit = limit;
+    this.overLimit = overLimit;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.size += chunk.length;
+    if (this.size > this.limit) {
+      done(this.overLimit());
+      return;
+    }
+    this.hash.update(chunk);
+    done(null, chunk);
+  }
+}
+
+/**
+ * The first `bytes` of a stream (fewer if it ends), the whole stream again (those bytes
+ * included), and `drain` to read what is left without keeping it (after a refusal, so the
+ * client gets the answer instead of a reset connection).
+ */
+async function peek(
+  source: Readable,
+  bytes: number,
+): Promise<{ head: Buffer; complete: boolean; all: Readable; drain: () => Promise<void> }> {
+  const iterator = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let length = 0;
+  let complete = false;
+  while (length < bytes) {
+    const next = await iterator.next();
+    if (next.done) {
+      complete = true;
+      break;
+    }
+    chunks.push(next.value);
+    length += next.value.length;
+  }
+  const head = Buffer.concat(chunks);
+  const all = Readable.from(
+    (async function* () {
+      if (head.length > 0) yield head;
+      if (complete) return;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    })(),
+  );
+  const drain = async () => {
+    if (complete) return;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {}
+  };
+  return { head: head.subarray(0, bytes), complete, all, drain };
+}
+
+/** Reads a stream to its end, keeping nothing (errors ignored: the client may be gone). */
+async function drainRest(stream: Readable): Promise<void> {
+  try {
+    for await (const _ of stream) {
+      // discarded
+    }
+  } catch {}
+}
+
+/** Stores an upload streamed by the client: the POST /api/files route's work. */
+export async function storeUpload(
+  deps: Deps,
+  input: { ownerId: string; name: string | undefined; body: Readable },
+): Promise<FileDto> {
+  const { maxBytes, quotaBytes, allowedTypes } = deps.config.files;
+  const room = quotaBytes - (await usedBytes(deps, input.ownerId));
+  const limit = Math.min(maxBytes, room);
+  const { head, complete, all, drain } = await peek(input.body, SNIFF_BYTES);
+  const contentType = await sniffContentType(head, { complete });
+  if (!allowedTypes.includes(contentType)) {
+    await drain();
+    throw new AppError('UNSUPPORTED_FILE_TYPE', `Files of type ${contentType} are not accepted`, {
+      details: { contentType, allowed: allowedTypes },
+    });
+  }
+  const meter = new Meter(limit, () => (limit === maxBytes ? tooLarge(maxBytes) : overQuota(quotaBytes)));
+  const key = newKey();
+  try {
+    await deps.storage.put(key, all.pipe(meter), { contentType });
+  } catch (error) {
+    // The meter's own error (too large) is the reason: the store only saw its stream fail.
+    const reason = meter.errored ?? error;
+    all.unpipe(meter);
+    await drainRest(all);
+    throw reason;
+  }
+  try {
+    return await insertReady(deps, {
+      ownerId: input.ownerId,
+      name: displayName(input.name),
+      contentType,
+      size: meter.size,
+      sha256: meter.hash.digest('hex'),
+      key,
+    });
+  } catch (error) {
+    await deps.storage.delete(key).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The row of whole, checked bytes; the quota is checked again with the account locked (concurrent uploads). */
+async function insertReady(
+  deps: Deps,
+  file: { ownerId: string; name: string; contentType: string; size: number; sha256: string; key: string },
+): Promise<FileDto> {
+  return deps.db.transaction().execute(async (trx) => {
+    await trx.selectFrom('users').select('id').where('id', '=', file.ownerId).forUpdate().executeTakeFirst();
+    const used = await usedBytes({ db: trx }, file.ownerId);
+    if (used + file.size > deps.config.files.quotaBytes) throw overQuota(deps.config.files.quotaBytes);
+    const row = await trx
+      .insertInto('files')
+      .values({
+        owner_id: file.ownerId,
+        name: file.name,
+        content_type: file.contentType,
+        size: file.size,
+        sha256: file.sha256,
+        storage_key: file.key,
+        status: 'ready',
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toDto(row);
+  });
+}
+
+export async function listFiles(
+  deps: Pick<Services, 'db'>,
+  input: { ownerId: string; limit: number; cursor?: string | undefined; search?: string | undefined },
+): Promise<{ items: FileDto[]; nextCursor: string | null }> {
+  let query = deps.db
+    .selectFrom('files')
+    .selectAll()
+    .where('owner_id', '=', input.ownerId)
+    .where('status', '=', 'ready')
+    .orderBy('id', 'desc')
+    .limit(input.limit + 1);
+  if (input.cursor) query = query.where('id', '<', input.cursor);
+  if (input.search) query = query.where('name', 'ilike', likePattern(input.search));
+  return keysetPage(await query.execute(), input.limit, toDto);
+}
+
+export interface Viewer {
+  userId: string;
+  /** Whether the viewer holds the `-any` permission; asked only for someone else's file. */
+  mayAccessAny: () => Promise<boolean>;
+}
+
+/**
+ * A ready file the viewer may see: their own, or anyone's with the permission. Someone
+ * else's file is "not found", never "forbidden".
+ */
+async function visibleFile(deps: Pick<Services, 'db'>, id: string, viewer: Viewer): Promise<FileRow> {
+  const row = await deps.db
+    .selectFrom('files')
+    .selectAll()
+    .where('id', '=', id)
+    .where('status', '=', 'ready')
+    .executeTakeFirst();
+  if (!row || (row.owner_id !== viewer.userId && !(await viewer.mayAccessAny()))) {
+    throw new AppError('NOT_FOUND', 'No such file');
+  }
+  return row;
+}
+
+export async function getFile(deps: Pick<Services, 'db'>, input: { id: string; viewer: Viewer }): Promise<FileDto> {
+  return toDto(await visibleFile(deps, input.id, input.viewer));
+}
+
+/** Removes the row, then the bytes (an object left by a failure there is swept). */
+export async function deleteFile(deps: Deps, input: { id: string; viewer: Viewer }): Promise<void> {
+  const row = await visibleFile(deps, input.id, input.viewer);
+  const deleted = await deps.db
+    .deleteFrom('files')
+    .where('id', '=', row.id)
+    .returning('storage_key')
+    .executeTakeFirst();
+  if (!deleted) throw new AppError('NOT_FOUND', 'No such file');
+  await removeObjects(deps, [deleted.storage_key]);
+}
+
+async function removeObjects(deps: Pick<Services, 'storage' | 'log'>, keys: string[]): Promise<void> {
+  for (const key of keys) {
+    await deps.storage.delete(key).catch((error: unknown) => {
+      deps.log.warn({ err: error, key }, 'a file object could not be deleted: the sweep will remove it');
+    });
+  }
+}
+
+/** The storage keys of an account's files, to remove once its rows are gone (account deletion). */
+export async function storageKeysOf(deps: Pick<Services, 'db'>, ownerId: string): Promise<string[]> {
+  const rows = await deps.db.selectFrom('files').select('storage_key').where('owner_id', '=', ownerId).execute();
+  return rows.map((row) => row.storage_key);
+}
+
+/** After an account's rows went (with the account): its bytes go too. */
+export async function removeStoredBytes(deps: Pick<Services, 'storage' | 'log'>, keys: string[]): Promise<void> {
+  await removeObjects(deps, keys);
+}
+
+/**
+ * A file GET /api/files/:id/content may send. A file that is someone's profile picture is
+ * public (an <img> sends no token); any other needs its owner or `files:read-any`.
+ */
+export async function downloadableFile(
+  deps: Pick<Services, 'db'>,
+  input: { id: string; viewer: Viewer | undefined },
+): Promise<{ file: FileDto; key: string }> {
+  const row = await deps.db
+    .selectFrom('files')
+    .selectAll()
+    .select((eb) =>
+      eb
+        .exists(eb.selectFrom('users').select('users.id').whereRef('users.avatar_file_id', '=', 'files.id'))
+        .as('is_avatar'),
+    )
+    .where('id', '=', input.id)
+    .where('status', '=', 'ready')
+    .executeTakeFirst();
+  const { viewer } = input;
+  const allowed =
+    row !== undefined &&
+    (row.is_avatar || (viewer !== undefined && (row.owner_id === viewer.userId || (await viewer.mayAccessAny()))));
+  if (!row || !allowed) throw new AppError('NOT_FOUND', 'No such file');
+  return { file: toDto(row), key: row.storage_key };
+}
+
+/** The bytes (or a range of them); a row whose object is gone is "not found". */
+export async function readBytes(
+  deps: Pick<Services, 'storage'>,
+  input: { key: string; range: ByteRange | undefined },
+): Promise<Readable> {
+  const body = await deps.storage.get(input.key, input.range);
+  if (!body) throw new AppError('NOT_FOUND', 'No such file');
+  return body;
+}
+
+/** A short-lived URL of the store for the bytes (S3 with FILES_DOWNLOAD_REDIRECT), or undefined. */
+export async function presignedDownload(
+  deps: Pick<Services, 'storage' | 'config'>,
+  input: { key: string; contentType: string; contentDisposition: string },
+): Promise<string | undefined> {
+  if (!deps.config.files.downloadRedirect || !deps.storage.presignGet) return undefined;
+  return deps.storage.presignGet(input.key, {
+    expiresInSeconds: deps.config.files.downloadUrlTtlSeconds,
+    contentType: input.contentType,
+    contentDisposition: input.contentDisposition,
+  });
+}
+
+/**
+ * A direct upload (S3): a pending row and a presigned PUT with the size and type signed in.
+ * The declared type must be accepted; `completeUpload` checks what actually arrived.
+ */
+export async function createUpload(
+  deps: Deps,
+  input: { ownerId: string; name: string; contentType: string; size: number },
+): Promise<{ id: string; url: string; method: 'PUT'; headers: Record<string, string>; expiresAt: string }> {
+  const { storage, config } = deps;
+  if (!storage.presignPut) {
+    throw new AppError('DIRECT_UPLOADS_UNAVAILABLE', 'Direct uploads need the S3 storage driver: POST /api/files');
+  }
+  const { maxBytes, quotaBytes, allowedTypes, uploadUrlTtlSeconds } = config.files;
+  if (!allowedTypes.includes(input.contentType)) {
+    throw new AppError('UNSUPPORTED_FILE_TYPE', `Files of type ${input.contentType} are not accepted`, {
+      details: { contentType: input.contentType, allowed: allowedTypes },
+    });
+  }
+  if (input.size > maxBytes) throw tooLarge(maxBytes);
+  const key = newKey();
+  const expiresAt = new Date(deps.clock.now() + uploadUrlTtlSeconds * 1000);
+  // A pending upload counts against the quota at its declared size.
+  const id = await deps.db.transaction().execute(async (trx) => {
+    await trx.selectFrom('users').select('id').where('id', '=', input.ownerId).forUpdate().executeTakeFirst();
+    if ((await usedBytes({ db: trx }, input.ownerId)) + input.size > quotaBytes) throw overQuota(quotaBytes);
+    const row = await trx
+      .insertInto('files')
+      .values({
+        owner_id: input.ownerId,
+        name: displayName(input.name),
+        content_type: input.contentType,
+        size: input.size,
+        storage_key: key,
+        status: 'pending',
+        expires_at: expiresAt,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return row.id;
+  });
+  const presigned = await storage.presignPut(key, {
+    contentType: input.contentType,
+    size: input.size,
+    expiresInSeconds: uploadUrlTtlSeconds,
+  });
+  return { id, url: presigned.url, method: 'PUT', headers: presigned.headers, expiresAt: expiresAt.toISOString() };
+}
+
+/**
+ * The client says its direct upload is done: the object must exist with the declared size
+ * and sniff as an accepted type (the declared one). Then its SHA-256 is computed and the
+ * file becomes visible; otherwise the object and the row go (UPLOAD_REJECTED).
+ */
+export async function completeUpload(deps: Deps, input: { ownerId: string; id: string }): Promise<FileDto> {
+  const row = await deps.db
+    .selectFrom('files')
+    .selectAll()
+    .where('id', '=', input.id)
+    .where('owner_id', '=', input.ownerId)
+    .executeTakeFirst();
+  if (!row) throw new AppError('NOT_FOUND', 'No such upload');
+  if (row.status === 'ready') return toDto(row);
+  const reject = async (reason: 'missing' | 'size' | 'type', message: string) => {
+    await deps.db.deleteFrom('files').where('id', '=', row.id).execute();
+    await removeObjects(deps, [row.storage_key]);
+    return new AppError('UPLOAD_REJECTED', message, { details: { reason } });
+  };
+  const info = await deps.storage.head(row.storage_key);
+  if (!info) throw await reject('missing', 'Nothing was uploaded to the URL');
+  if (info.size !== Number(row.size)) {
+    throw await reject('size', `The upload has ${info.size} bytes, not the ${row.size} declared`);
+  }
+  const body = await deps.storage.get(row.storage_key);
+  if (!body) throw await reject('missing', 'Nothing was uploaded to the URL');
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  let headLength = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    if (headLength < SNIFF_BYTES) {
+      chunks.push(chunk);
+      headLength += chunk.length;
+    }
+  }
+  const head = Buffer.concat(chunks).subarray(0, SNIFF_BYTES);
+  const sniffed = await sniffContentType(head, { complete: info.size <= SNIFF_BYTES });
+  if (sniffed !== row.content_type) {
+    throw await reject('type', `The upload is ${sniffed}, not the ${row.content_type} declared`);
+  }
+  const ready = await deps.db
+    .updateTable('files')
+    .set({ status: 'ready', sha256: hash.digest('hex'), expires_at: null })
+    .where('id', '=', row.id)
+    .where('status', '=', 'pending')
+    .returningAll()
+    .executeTakeFirst();
+  if (!ready) throw new AppError('NOT_FOUND', 'No such upload');
+  return toDto(ready);
+}
+
+/**
+ * Expired pending uploads go (row and object), and so does every object older than an hour
+ * that no row names (a crash mid-upload, a failed delete, a deleted account's leftovers).
+ */
+export async function sweepFiles(deps: Deps): Promise<{ expiredUploads: number; orphanObjects: number }> {
+  const now = deps.clock.now();
+  const expired = await deps.db
+    .deleteFrom('files')
+    .where('status', '=', 'pending')
+    .where('expires_at', '<', new Date(now))
+    .returning('storage_key')
+    .execute();
+  await removeObjects(
+    deps,
+    expired.map((row) => row.storage_key),
+  );
+  let orphanObjects = 0;
+  for await (const object of deps.storage.list(KEY_PREFIX)) {
+    if (object.lastModified.getTime() > now - SWEEP_GRACE_MS) continue;
+    const named = await deps.db
+      .selectFrom('files')
+      .select('id')
+      .where('storage_key', '=', object.key)
+      .executeTakeFirst();
+    if (named) continue;
+    await removeObjects(deps, [object.key]);
+    orphanObjects++;
+  }
+  return { expiredUploads: expired.length, orphanObjects };
+}
+
+/** An image the user owns, for a profile picture; anything else is NOT_AN_IMAGE. */
+export async function assertOwnImage(
+  deps: Pick<Services, 'db'>,
+  input: { ownerId: string; fileId: string },
+): Promise<void> {
+  const row = await deps.db
+    .selectFrom('files')
+    .select('content_type')
+    .where('id', '=', input.fileId)
+    .where('owner_id', '=', input.ownerId)
+    .where('status', '=', 'ready')
+    .executeTakeFirst();
+  if (!row?.content_type.startsWith('image/')) {
+    throw new AppError('NOT_AN_IMAGE', 'A profile picture must be an image you uploaded');
+  }
+}
