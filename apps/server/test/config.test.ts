@@ -210,6 +210,13 @@ describe('config', () => {
     ],
     ['a redirect origin with a path', { OAUTH_REDIRECT_ORIGINS: 'https://app.example.com/x' }, /is not an origin/],
     ['a PUBLIC_URL with a path', { PUBLIC_URL: 'https://api.example.com/v1' }, /PUBLIC_URL: must be an origin/],
+    ['the S3 driver without a bucket', { STORAGE_DRIVER: 's3' }, /S3_BUCKET: is required with STORAGE_DRIVER=s3/],
+    ['half an S3 key', { S3_ACCESS_KEY_ID: 'AKIA' }, /S3_ACCESS_KEY_ID: and S3_SECRET_ACCESS_KEY must be set together/],
+    [
+      'download redirects on local storage',
+      { FILES_DOWNLOAD_REDIRECT: 'true' },
+      /FILES_DOWNLOAD_REDIRECT: needs STORAGE_DRIVER=s3/,
+    ],
   ])('refuses %s in any environment', (_, env, expected) => {
     expect(problems(env).join('\n')).toMatch(expected);
   });

@@ -40,6 +40,7 @@ const NAMED_TYPES = [
   'SignInResult',
   'ProviderId',
   'Identity',
+  'StoredFile',
   'Note',
 ] as const;
 

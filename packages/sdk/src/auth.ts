@@ -62,13 +62,14 @@ function errorCode(error: unknown): { status?: number; appCode?: string } {
   return { status: data?.httpStatus, appCode: data?.appCode };
 }
 
+type SessionOptions = AuthOptions & { trpcUrl: string; fetch?: typeof globalThis.fetch };
+
 /**
- * The link that stores tokens and refreshes them. `baseUrl` is the tRPC endpoint; the
- * refresh call goes through a plain link of its own, never through this one.
+ * Refreshes the stored tokens, one refresh at a time (every caller that hits a 401
+ * meanwhile waits for the same one); a refused refresh ends the session. The refresh call
+ * goes through a plain link of its own.
  */
-export function authLink(
-  options: AuthOptions & { trpcUrl: string; fetch?: typeof globalThis.fetch },
-): TRPCLink<AppRouter> {
+export function sessionKeeper(options: SessionOptions) {
   const refresher = createTRPCClient<AppRouter>({
     links: [httpLink({ url: options.trpcUrl, ...(options.fetch && { fetch: options.fetch }) })],
   });
@@ -99,6 +100,12 @@ export function authLink(
     });
     return refreshing;
   };
+  return { refreshOnce, endSession };
+}
+
+/** The link that stores tokens and refreshes them (`trpcUrl` is the tRPC endpoint). */
+export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
+  const { refreshOnce, endSession } = sessionKeeper(options);
 
   return () =>
     ({ op, next }) =>

@@ -9,8 +9,9 @@
  */
 
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
-import { type AuthOptions, authLink } from './auth.ts';
-import type { AppErrorCode, AppErrorData, AppRouter } from './router.gen.ts';
+import { type AuthOptions, authLink, sessionKeeper } from './auth.ts';
+import { uploadFile as send, UploadError, type UploadOptions } from './files.ts';
+import type { AppErrorCode, AppErrorData, AppRouter, StoredFile } from './router.gen.ts';
 
 export { type AuthOptions, memoryTokenStore, type SessionEndReason, type TokenStore, type Tokens } from './auth.ts';
 
@@ -38,10 +39,11 @@ export type {
   Role,
   Session,
   SignInResult,
+  StoredFile,
   User,
   ValidationIssue,
 } from './router.gen.ts';
-export { TRPCClientError };
+export { TRPCClientError, UploadError, type UploadOptions };
 
 /** Every procedure's input, by path: `RouterInputs['notes']['create']`. */
 export type RouterInputs = inferRouterInputs<AppRouter>;
@@ -108,6 +110,34 @@ export function createClient(options: ClientOptions): Client {
 
 /** The stable app code of an error from this API (`undefined` for network and other errors). */
 export function getAppErrorCode(error: unknown): AppErrorCode | undefined {
+  if (error instanceof UploadError) return error.data.appCode;
   if (!(error instanceof TRPCClientError)) return undefined;
   return (error.data as Partial<AppErrorData> | undefined)?.appCode;
+}
+
+/**
+ * Uploads a file (`POST /api/files`, streamed; progress in browsers and in Node), signed in
+ * as `createClient(options)` would be: with the auth mode, a 401 refreshes the tokens once
+ * and the upload is retried. Refusals throw an `UploadError` (`getAppErrorCode` reads it).
+ *
+ *   const file = await uploadFile(clientOptions, input.files[0], { onProgress: ({ loaded, total }) => … });
+ */
+export function uploadFile(options: ClientOptions, file: Blob, upload: UploadOptions = {}): Promise<StoredFile> {
+  const trpcUrl = `${options.url.replace(/\/+$/, '')}/trpc`;
+  const keeper = options.auth
+    ? sessionKeeper({ ...options.auth, trpcUrl, ...(options.fetch && { fetch: options.fetch }) })
+    : undefined;
+  const headers = async () => {
+    const given = typeof options.headers === 'function' ? await options.headers() : (options.headers ?? {});
+    const entries =
+      Symbol.iterator in given
+        ? [...(given as Iterable<[string, string]>)]
+        : Object.entries(given).flatMap(([key, value]) =>
+            value === undefined
+              ? []
+              : [[key, Array.isArray(value) ? value.join(', ') : String(value)] as [string, string]],
+          );
+    return Object.fromEntries(entries);
+  };
+  return send({ ...options, headers }, file, upload, keeper?.refreshOnce);
 }

@@ -180,6 +180,16 @@ export type Identity = {
   lastUsedAt: string;
 };
 
+/** An uploaded file's metadata (the bytes: `GET /api/files/{id}/content`). */
+export type StoredFile = {
+  id: string;
+  name: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+  createdAt: string;
+};
+
 /** A note (the example module). */
 export type Note = {
   id: string;
@@ -657,14 +667,7 @@ export type AppRouter = TRPCBuiltRouter<
           search?: string | undefined;
         };
         output: {
-          items: {
-            id: string;
-            name: string;
-            contentType: string;
-            size: number;
-            sha256: string;
-            createdAt: string;
-          }[];
+          items: StoredFile[];
           nextCursor: string | null;
         };
         meta: object;
@@ -675,14 +678,7 @@ export type AppRouter = TRPCBuiltRouter<
         input: {
           id: string;
         };
-        output: {
-          id: string;
-          name: string;
-          contentType: string;
-          size: number;
-          sha256: string;
-          createdAt: string;
-        };
+        output: StoredFile;
         meta: object;
         errorShape: AppErrorShape;
       }>;
@@ -721,14 +717,7 @@ export type AppRouter = TRPCBuiltRouter<
         input: {
           id: string;
         };
-        output: {
-          id: string;
-          name: string;
-          contentType: string;
-          size: number;
-          sha256: string;
-          createdAt: string;
-        };
+        output: StoredFile;
         meta: object;
         errorShape: AppErrorShape;
       }>;

@@ -104,7 +104,7 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Upload the file as multipart/form-data, in the field `file`');
     }
     const part = await request.file();
-    if (!part || part.fieldname !== 'file') {
+    if (part?.fieldname !== 'file') {
       throw new AppError('BAD_REQUEST', 'The multipart body must carry the file in the field `file`');
     }
     const stored = await storeUpload(services, { ownerId: caller.userId, name: part.filename, body: part.file });
@@ -181,7 +181,6 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
  */
 export function contentDisposition(name: string, contentType: string): string {
   const kind = contentType.startsWith('image/') || contentType === 'application/pdf' ? 'inline' : 'attachment';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces
   const ascii = name.normalize('NFKD').replace(/[^\x20-\x7E]|["\\%]/g, '_');
   const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;

@@ -1,0 +1,167 @@
+/**
+ * File uploads (`POST /api/files`, multipart): in browsers and React Native through
+ * XMLHttpRequest (upload progress), elsewhere (Node, Deno, Bun) through fetch with a
+ * streamed multipart body (progress too). Signed in like the client: the auth mode's token
+ * store (a 401 refreshes once, then the upload is retried) or `getAccessToken`.
+ */
+import type { AppErrorCode, AppErrorData, StoredFile } from './router.gen.ts';
+
+export interface UploadOptions {
+  /** The name to keep for display; defaults to the File's name. */
+  name?: string;
+  /** Bytes sent so far, of `total`. */
+  onProgress?: (progress: { loaded: number; total: number }) => void;
+  signal?: AbortSignal;
+}
+
+/** Where and as whom to upload: the same options `createClient` takes. */
+export interface UploadTarget {
+  url: string;
+  auth?: { tokenStore: { get(): MaybePromise<{ accessToken: string } | null> } };
+  getAccessToken?: () => MaybePromise<string | null | undefined>;
+  headers?: Record<string, string> | (() => MaybePromise<Record<string, string>>);
+  fetch?: typeof globalThis.fetch;
+}
+
+type MaybePromise<T> = T | Promise<T>;
+
+/** What the streamed body reads of the file at a time (and reports progress for). */
+const CHUNK_BYTES = 256 * 1024;
+
+/** An upload the API refused: `data.appCode` says why (e.g. `FILE_TOO_LARGE`). */
+export class UploadError extends Error {
+  override name = 'UploadError';
+  readonly status: number;
+  readonly data: Pick<AppErrorData, 'appCode' | 'requestId'> & { details?: Record<string, unknown> };
+  constructor(
+    status: number,
+    body: { message?: string; appCode?: AppErrorCode; requestId?: string; details?: Record<string, unknown> },
+  ) {
+    super(body.message ?? `The upload failed (${status})`);
+    this.status = status;
+    this.data = { appCode: body.appCode ?? 'INTERNAL_ERROR', requestId: body.requestId, details: body.details };
+  }
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * Uploads `file` and answers its metadata. With the auth mode, `refresh` is how a 401 is
+ * recovered from (the client's own refresh, shared with its other calls).
+ */
+export async function uploadFile(
+  target: UploadTarget,
+  file: Blob,
+  options: UploadOptions = {},
+  refresh?: () => Promise<boolean>,
+): Promise<StoredFile> {
+  const endpoint = `${target.url.replace(/\/+$/, '')}/api/files`;
+  const name = options.name ?? ('name' in file && typeof file.name === 'string' ? file.name : 'file');
+  const send = async (): Promise<Answer> => {
+    const headers = await headersOf(target);
+    return typeof XMLHttpRequest !== 'undefined' && !target.fetch
+      ? sendWithXhr(endpoint, file, name, headers, options)
+      : sendWithFetch(endpoint, file, name, headers, options, target.fetch ?? globalThis.fetch);
+  };
+  let answer = await send();
+  if (answer.status === 401 && refresh && (await refresh())) answer = await send();
+  if (answer.status !== 201) throw new UploadError(answer.status, (answer.body ?? {}) as object);
+  return answer.body as StoredFile;
+}
+
+async function headersOf(target: UploadTarget): Promise<Record<string, string>> {
+  const base = typeof target.headers === 'function' ? await target.headers() : (target.headers ?? {});
+  const token = target.auth ? (await target.auth.tokenStore.get())?.accessToken : await target.getAccessToken?.();
+  return token ? { ...base, authorization: `Bearer ${token}` } : base;
+}
+
+function sendWithXhr(
+  endpoint: string,
+  file: Blob,
+  name: string,
+  headers: Record<string, string>,
+  options: UploadOptions,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', endpoint);
+    for (const [key, value] of Object.entries(headers)) xhr.setRequestHeader(key, value);
+    xhr.upload.onprogress = (event) => options.onProgress?.({ loaded: event.loaded, total: event.total || file.size });
+    xhr.onload = () => resolve({ status: xhr.status, body: parseJson(xhr.responseText) });
+    xhr.onerror = () => reject(new TypeError('The upload failed: network error'));
+    xhr.onabort = () => reject(options.signal?.reason ?? new DOMException('The upload was aborted', 'AbortError'));
+    options.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+    const form = new FormData();
+    form.append('file', file, name);
+    xhr.send(form);
+  });
+}
+
+/** A multipart body streamed by hand, so that progress can be counted as the bytes go. */
+async function sendWithFetch(
+  endpoint: string,
+  file: Blob,
+  name: string,
+  headers: Record<string, string>,
+  options: UploadOptions,
+  fetchImpl: typeof globalThis.fetch,
+): Promise<Answer> {
+  const boundary = `----app-sdk-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+  const encoder = new TextEncoder();
+  const quoted = name.replace(/[\r\n"]/g, '_');
+  const head = encoder.encode(
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${quoted}"; filename*=UTF-8''${encodeURIComponent(name)}\r\n` +
+      `Content-Type: ${file.type || 'application/octet-stream'}\r\n\r\n`,
+  );
+  const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
+  const total = file.size;
+  let loaded = 0;
+  let stage: 'head' | 'file' | 'tail' | 'done' = 'head';
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (stage === 'head') {
+        controller.enqueue(head);
+        stage = 'file';
+        return;
+      }
+      if (stage === 'file') {
+        if (loaded < total) {
+          // A slice at a time: the file is never read whole, and progress moves per chunk.
+          const chunk = new Uint8Array(await file.slice(loaded, loaded + CHUNK_BYTES).arrayBuffer());
+          controller.enqueue(chunk);
+          loaded += chunk.byteLength;
+          options.onProgress?.({ loaded, total });
+          return;
+        }
+        stage = 'tail';
+      }
+      if (stage === 'tail') {
+        controller.enqueue(tail);
+        stage = 'done';
+        if (total === 0) options.onProgress?.({ loaded: 0, total: 0 });
+        return;
+      }
+      controller.close();
+    },
+  });
+  const response = await fetchImpl(endpoint, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': `multipart/form-data; boundary=${boundary}` },
+    body,
+    // Node's fetch streams a ReadableStream body only in half-duplex mode.
+    duplex: 'half',
+    ...(options.signal && { signal: options.signal }),
+  } as RequestInit);
+  return { status: response.status, body: parseJson(await response.text()) };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * `uploadFile` in Node (the fetch path, with progress), against the real server: typed
+ * results, refusals as app codes, and the auth mode's refresh on an expired token.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startTestServer, type TestApp } from '@app/server/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createClient,
+  getAppErrorCode,
+  memoryTokenStore,
+  type StoredFile,
+  UploadError,
+  uploadFile,
+} from '../src/index.ts';
+
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+describe('uploadFile', () => {
+  let server: TestApp & { url: string };
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sdk-files-'));
+    // Access tokens live 2 s, so the refresh path can be taken.
+    server = await startTestServer({ env: { FILES_DIR: dir, ACCESS_TOKEN_TTL: '2' } });
+  });
+  afterAll(async () => {
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function signedIn() {
+    const tokenStore = memoryTokenStore();
+    const options = { url: server.url, auth: { tokenStore } };
+    const api = createClient(options);
+    await api.auth.register.mutate({
+      email: `sdk-files-${Date.now()}-${Math.random().toString(36).slice(2, 6)}@example.com`,
+      password: 'Sdk-files-123',
+    });
+    return { options, api, tokenStore };
+  }
+
+  it('uploads with progress and answers the stored file, typed', async () => {
+    const { options, api } = await signedIn();
+    // Text of 3 MiB: several chunks, so progress is reported along the way.
+    const bytes = Buffer.alloc(3 * 1024 * 1024, 'a');
+    const progress: number[] = [];
+    const stored: StoredFile = await uploadFile(options, new Blob([bytes], { type: 'text/html' }), {
+      name: 'notes.txt',
+      onProgress: ({ loaded, total }) => {
+        expect(total).toBe(bytes.length);
+        progress.push(loaded);
+      },
+    });
+    expect(stored).toMatchObject({ name: 'notes.txt', contentType: 'text/plain', size: bytes.length });
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(progress.at(-1)).toBe(bytes.length);
+    expect((await api.files.list.query({})).items.map((file) => file.id)).toContain(stored.id);
+
+    const picture = await uploadFile(options, new File([PNG], 'me.png'));
+    expect(picture).toMatchObject({ name: 'me.png', contentType: 'image/png', size: PNG.length });
+    const me = await api.users.setAvatar.mutate({ fileId: picture.id });
+    // Absolute, on PUBLIC_URL (here its default, http://localhost:<PORT>).
+    expect(me.avatarUrl).toBe(`http://localhost:3000/api/files/${picture.id}/content`);
+  });
+
+  it('throws an UploadError whose app code says why', async () => {
+    const { options } = await signedIn();
+    const zip = Buffer.from([0x50, 0x4b, 0x03, 0x04, ...Buffer.alloc(100)]);
+    const refused = await uploadFile(options, new Blob([zip]), { name: 'archive.zip' }).catch(
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(UploadError);
+    expect(getAppErrorCode(refused)).toBe('UNSUPPORTED_FILE_TYPE');
+    expect((refused as UploadError).status).toBe(415);
+    const anonymous = await uploadFile({ url: server.url }, new Blob(['x'])).catch((error: unknown) => error);
+    expect(getAppErrorCode(anonymous)).toBe('UNAUTHORIZED');
+  });
+
+  it('refreshes an expired access token once, then uploads', async () => {
+    const { options, tokenStore } = await signedIn();
+    const before = await tokenStore.get();
+    await sleep(3_100);
+    const stored = await uploadFile(options, new Blob(['after the refresh']), { name: 'late.txt' });
+    expect(stored.size).toBe('after the refresh'.length);
+    expect((await tokenStore.get())?.accessToken).not.toBe(before?.accessToken);
+  });
+});
