@@ -120,12 +120,17 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     const caller = request.headers.authorization
       ? await authenticate(services, request.headers.authorization)
       : undefined;
-    const { file, key } = await downloadableFile(services, { id: request.params.id, viewer: caller && viewer(caller) });
+    const { file, key, isPublic } = await downloadableFile(services, {
+      id: request.params.id,
+      viewer: caller && viewer(caller),
+    });
     const etag = `"${file.sha256}"`;
     const disposition = contentDisposition(file.name, file.contentType);
     reply.header('etag', etag);
     reply.header('accept-ranges', 'bytes');
-    reply.header('cache-control', 'private, no-cache');
+    reply.header('cache-control', isPublic ? 'public, no-cache' : 'private, no-cache');
+    // A profile picture shows in <img> tags on the frontend's origin too.
+    if (isPublic) reply.header('cross-origin-resource-policy', 'cross-origin');
     if (request.headers['if-none-match'] === etag) return reply.code(304).send();
 
     const redirect = await presignedDownload(services, {

@@ -156,8 +156,13 @@ export async function storeUpload(
   }
   const meter = new Meter(limit, () => (limit === maxBytes ? tooLarge(maxBytes) : overQuota(quotaBytes)));
   const key = newKey();
+  // The client going away fails the source; the meter passes that on to the store, and
+  // its own refusal (too large) is read from it below, whoever listens first.
+  const metered = all.pipe(meter);
+  all.once('error', (error) => meter.destroy(error));
+  meter.on('error', () => {});
   try {
-    await deps.storage.put(key, all.pipe(meter), { contentType });
+    await deps.storage.put(key, metered, { contentType });
   } catch (error) {
     // The meter's own error (too large) is the reason: the store only saw its stream fail.
     const reason = meter.errored ?? error;
@@ -287,7 +292,7 @@ export async function removeStoredBytes(deps: Pick<Services, 'storage' | 'log'>,
 export async function downloadableFile(
   deps: Pick<Services, 'db'>,
   input: { id: string; viewer: Viewer | undefined },
-): Promise<{ file: FileDto; key: string }> {
+): Promise<{ file: FileDto; key: string; isPublic: boolean }> {
   const row = await deps.db
     .selectFrom('files')
     .selectAll()
@@ -304,7 +309,7 @@ export async function downloadableFile(
     row !== undefined &&
     (row.is_avatar || (viewer !== undefined && (row.owner_id === viewer.userId || (await viewer.mayAccessAny()))));
   if (!row || !allowed) throw new AppError('NOT_FOUND', 'No such file');
-  return { file: toDto(row), key: row.storage_key };
+  return { file: toDto(row), key: row.storage_key, isPublic: Boolean(row?.is_avatar) };
 }
 
 /** The bytes (or a range of them); a row whose object is gone is "not found". */

@@ -1,0 +1,1062 @@
+/**
+ * Files end to end: uploads streamed over real HTTP into the local disk or S3 (s3rver),
+ * sniffed types, limits and quotas that keep nothing, downloads (ranges, ETags, safe
+ * names), permissions, profile pictures, account deletion, the sweep, and direct uploads
+ * to S3. Bytes flow over real HTTP (fetch, node:http); JSON procedures go through
+ * `app.inject`, whose REST errors the helpers hold to the OpenAPI document.
+ */
+
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes, randomFillSync, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { crc32, deflateSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sweepFiles } from '../src/modules/files/files.service.ts';
+import type { Permission } from '../src/modules/rbac/permissions.ts';
+import {
+  type Account,
+  bearer,
+  type FakeClock,
+  fakeClock,
+  registerAccount,
+  registerAdmin,
+  type S3Server,
+  startS3Server,
+  startTestServer,
+  type TestApp,
+} from './helpers/index.ts';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+interface FileDto {
+  id: string;
+  name: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+  createdAt: string;
+}
+
+// ---------------------------------------------------------------------------------------
+// Bytes of known types
+// ---------------------------------------------------------------------------------------
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** A valid PNG (signature, IHDR, IDAT, IEND with their CRCs) of black RGB pixels. */
+function png(width = 2, height = 2): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const typed = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(typed));
+    return Buffer.concat([length, typed, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  const rows = Buffer.alloc(height * (1 + width * 3)); // filter byte 0 per row, black pixels
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(rows)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** A ZIP with one stored file (local header, central directory, end record). */
+function zip(): Buffer {
+  const name = Buffer.from('a.txt');
+  const content = Buffer.from('hello zip\n');
+  const crc = crc32(content);
+  const local = Buffer.alloc(30);
+  local.writeUInt32LE(0x04034b50, 0);
+  local.writeUInt16LE(20, 4);
+  local.writeUInt32LE(crc, 14);
+  local.writeUInt32LE(content.length, 18);
+  local.writeUInt32LE(content.length, 22);
+  local.writeUInt16LE(name.length, 26);
+  const central = Buffer.alloc(46);
+  central.writeUInt32LE(0x02014b50, 0);
+  central.writeUInt16LE(20, 4);
+  central.writeUInt16LE(20, 6);
+  central.writeUInt32LE(crc, 16);
+  central.writeUInt32LE(content.length, 20);
+  central.writeUInt32LE(content.length, 24);
+  central.writeUInt16LE(name.length, 28);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(1, 8);
+  end.writeUInt16LE(1, 10);
+  end.writeUInt32LE(central.length + name.length, 12);
+  end.writeUInt32LE(local.length + name.length + content.length, 16);
+  return Buffer.concat([local, name, content, central, name, end]);
+}
+
+/** The start of a 64-bit ELF executable. */
+const elf = () => Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), Buffer.alloc(120, 0)]);
+
+/** Printable ASCII (a `text/plain` upload) of any length, different each call. */
+function text(size: number): Buffer {
+  const bytes = randomFillSync(Buffer.allocUnsafe(size));
+  for (let i = 0; i < bytes.length; i++) bytes[i] = 0x61 + ((bytes[i] as number) & 15);
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------
+// Multipart by hand (the test controls every byte of the filename)
+// ---------------------------------------------------------------------------------------
+
+const BOUNDARY = '----files-test-7MA4YWxkTrZu0gW';
+const MULTIPART = `multipart/form-data; boundary=${BOUNDARY}`;
+
+interface PartOptions {
+  /** What the client claims; the server must not believe it. */
+  type?: string;
+  /** A whole Content-Disposition header value instead of the quoted `filename`. */
+  disposition?: string;
+}
+
+function partHead(name: string, options: PartOptions = {}): Buffer {
+  const quoted = name.replace(/[\\"]/g, (c) => `\\${c}`);
+  const disposition = options.disposition ?? `form-data; name="file"; filename="${quoted}"`;
+  const type = options.type ?? 'application/octet-stream';
+  return Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: ${disposition}\r\nContent-Type: ${type}\r\n\r\n`);
+}
+const PART_TAIL = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
+const multipart = (name: string, bytes: Uint8Array, options?: PartOptions) =>
+  Buffer.concat([partHead(name, options), bytes, PART_TAIL]);
+
+/**
+ * The client of the big upload, in a process of its own: the test process then holds the
+ * server alone, so its memory is the server's (undici keeps much of a streamed request body
+ * alive while it is sent, which would hide what the server does). The body is generated
+ * lazily (a ReadableStream, `duplex: 'half'`), multipart framing written by hand, and
+ * hashed as it is generated.
+ */
+const UPLOAD_CLIENT = `
+const { createHash, randomFillSync } = require('node:crypto');
+const { url, authorization, contentType, head, tail, size } = JSON.parse(process.argv[1]);
+const hash = createHash('sha256');
+let generated = 0;
+let state = 'head';
+const body = new ReadableStream({
+  pull(controller) {
+    if (state === 'head') {
+      state = 'bytes';
+      controller.enqueue(Buffer.from(head, 'base64'));
+    } else if (generated < size) {
+      const chunk = randomFillSync(Buffer.allocUnsafe(Math.min(256 * 1024, size - generated)));
+      for (let i = 0; i < chunk.length; i++) chunk[i] = 0x61 + (chunk[i] & 15);
+      hash.update(chunk);
+      generated += chunk.length;
+      controller.enqueue(chunk);
+    } else {
+      controller.enqueue(Buffer.from(tail, 'base64'));
+      controller.close();
+    }
+  },
+});
+fetch(url, { method: 'POST', headers: { authorization, 'content-type': contentType }, body, duplex: 'half' })
+  .then(async (response) => {
+    const answer = { status: response.status, body: await response.json(), sha256: hash.digest('hex'), generated };
+    process.stdout.write(JSON.stringify(answer));
+  })
+  .catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+`;
+
+async function streamUpload(input: { url: string; account: Account; name: string; size: number }) {
+  const args = JSON.stringify({
+    url: input.url,
+    authorization: bearer(input.account).authorization,
+    contentType: MULTIPART,
+    head: partHead(input.name, { type: 'text/plain' }).toString('base64'),
+    tail: PART_TAIL.toString('base64'),
+    size: input.size,
+  });
+  const child = spawn(process.execPath, ['-e', UPLOAD_CLIENT, args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let errors = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    errors += chunk.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`the upload client failed (${code}): ${errors}`);
+  return JSON.parse(output) as { status: number; body: FileDto; sha256: string; generated: number };
+}
+
+// ---------------------------------------------------------------------------------------
+// A server with a store of its own
+// ---------------------------------------------------------------------------------------
+
+type Driver = 'local' | 's3';
+type FilesServer = TestApp & { url: string; dir: string | undefined; s3: S3Server | undefined };
+
+const s3Env = (s3: S3Server) => ({
+  STORAGE_DRIVER: 's3',
+  S3_BUCKET: s3.bucket,
+  S3_ENDPOINT: s3.endpoint,
+  S3_ACCESS_KEY_ID: s3.accessKeyId,
+  S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+  S3_REGION: s3.region,
+  S3_FORCE_PATH_STYLE: 'true',
+});
+
+/** A real HTTP server over a fresh database and store (a temporary FILES_DIR, or an s3rver). */
+async function startFilesServer(
+  options: { driver?: Driver; env?: Record<string, string>; clock?: FakeClock; s3?: S3Server } = {},
+): Promise<FilesServer> {
+  const driver = options.driver ?? 'local';
+  const dir = driver === 'local' ? await mkdtemp(path.join(os.tmpdir(), 'files-test-')) : undefined;
+  const s3 = driver === 's3' ? (options.s3 ?? (await startS3Server())) : undefined;
+  const server = await startTestServer({
+    env: {
+      RATE_LIMIT_DEFAULT_PER_MINUTE: '1000000',
+      ...(dir && { FILES_DIR: dir }),
+      ...(s3 && s3Env(s3)),
+      ...options.env,
+    },
+    ...(options.clock && { overrides: { clock: options.clock } }),
+  });
+  return {
+    ...server,
+    dir,
+    s3,
+    async close() {
+      // Every response has been read by now, but the server may not have marked the last
+      // connection idle yet: left open, it would hold close() for the 72 s keep-alive.
+      const closing = server.close();
+      server.app.server.closeAllConnections();
+      await closing;
+      if (dir) await rm(dir, { recursive: true, force: true });
+      if (s3 && !options.s3) await s3.close();
+    },
+  };
+}
+
+async function upload(
+  server: FilesServer,
+  account: Account | undefined,
+  name: string,
+  bytes: Uint8Array,
+  options?: PartOptions,
+) {
+  const response = await fetch(`${server.url}/api/files`, {
+    method: 'POST',
+    headers: { ...(account && bearer(account)), 'content-type': MULTIPART },
+    body: multipart(name, bytes, options),
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as FileDto & { appCode?: string; details?: unknown },
+  };
+}
+
+async function uploaded(server: FilesServer, account: Account, name: string, bytes: Uint8Array, options?: PartOptions) {
+  const { status, body } = await upload(server, account, name, bytes, options);
+  expect(status, JSON.stringify(body)).toBe(201);
+  return body as FileDto;
+}
+
+/** GET /api/files/:id/content over real HTTP. */
+const content = (server: FilesServer, id: string, account?: Account, headers: Record<string, string> = {}) =>
+  fetch(`${server.url}/api/files/${id}/content`, {
+    headers: { ...(account && bearer(account)), ...headers },
+    redirect: 'manual',
+  });
+
+/** A JSON procedure over REST, as `account`. */
+const call = (
+  server: FilesServer,
+  account: Account | undefined,
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  url: string,
+  payload?: object,
+) =>
+  server.app.inject({
+    method,
+    url,
+    headers: { ...(account && bearer(account)) },
+    ...(payload && { payload }),
+  });
+
+/** Every object the store holds under `files/` (unfinished local writes included). */
+async function objectKeys(server: FilesServer): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const object of server.services.storage.list('files/')) keys.push(object.key);
+  return keys.sort();
+}
+
+const rowsOf = (server: FilesServer, ownerId: string) =>
+  server.services.db
+    .selectFrom('files')
+    .select(['id', 'storage_key', 'status'])
+    .where('owner_id', '=', ownerId)
+    .execute();
+
+const storageKeyOf = async (server: FilesServer, id: string) =>
+  (await server.services.db.selectFrom('files').select('storage_key').where('id', '=', id).executeTakeFirstOrThrow())
+    .storage_key;
+
+/** A role of its own holding `permission`, given to the user. */
+async function grantPermission(server: FilesServer, userId: string, permission: Permission): Promise<void> {
+  const { db } = server.services;
+  const role = await db
+    .insertInto('roles')
+    .values({ name: `files-${randomBytes(5).toString('hex')}` })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  await db.insertInto('role_permissions').values({ role_id: role.id, permission }).execute();
+  await db.insertInto('user_roles').values({ user_id: userId, role_id: role.id }).execute();
+}
+
+/** Polls until `check` holds (true) or time runs out (false). */
+async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(50);
+  }
+  return check();
+}
+
+/** Every file under the directory (temporary files included). */
+const filesUnder = async (dir: string) =>
+  (await readdir(dir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile()).map((e) => e.name);
+
+const SOME_ID = '01900000-0000-7000-8000-000000000000';
+
+/**
+ * Errors nobody handled (an 'error' event without a listener): vitest reports them, and in
+ * production each one ends the process. Tests that provoke failing streams check for them.
+ */
+const uncaught: unknown[] = [];
+const recordUncaught = (error: unknown) => {
+  uncaught.push(error);
+};
+beforeAll(() => {
+  process.on('uncaughtExceptionMonitor', recordUncaught);
+});
+afterAll(() => {
+  process.off('uncaughtExceptionMonitor', recordUncaught);
+});
+const takeUncaught = () =>
+  uncaught.splice(0).map((error) => (error instanceof Error ? `${error.name}: ${error.message}` : String(error)));
+const NOTHING_UNCAUGHT = 'errors nobody handled (each one a crash in production)';
+
+// ---------------------------------------------------------------------------------------
+// Both drivers
+// ---------------------------------------------------------------------------------------
+
+describe.each(['local', 's3'] as const)('uploading and downloading (%s storage)', (driver) => {
+  let server: FilesServer;
+  beforeAll(async () => {
+    server = await startFilesServer({
+      driver,
+      env: { FILES_MAX_BYTES: String(64 * KiB), FILES_QUOTA_BYTES: String(100 * KiB) },
+    });
+  });
+  afterAll(() => server?.close());
+
+  it('stores the bytes and answers their size, SHA-256 and sniffed type', async () => {
+    const alice = await registerAccount(server.app);
+    const bytes = Buffer.from('Hello, files!\nSecond line.\n');
+    const file = await uploaded(server, alice, 'hello.txt', bytes, { type: 'application/x-msdownload' });
+    expect(file).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      name: 'hello.txt',
+      contentType: 'text/plain',
+      size: bytes.length,
+      sha256: sha256(bytes),
+      createdAt: expect.any(String),
+    });
+    expect(Number.isNaN(Date.parse(file.createdAt))).toBe(false);
+
+    const image = png();
+    const disguised = await uploaded(server, alice, 'evil.html', image, { type: 'text/html' });
+    expect(disguised).toMatchObject({
+      name: 'evil.html',
+      contentType: 'image/png',
+      size: image.length,
+      sha256: sha256(image),
+    });
+
+    const empty = await uploaded(server, alice, 'empty.txt', Buffer.alloc(0));
+    expect(empty).toMatchObject({ contentType: 'text/plain', size: 0, sha256: sha256(Buffer.alloc(0)) });
+
+    const unicode = await uploaded(server, alice, 'Überprüfung 📄.txt', Buffer.from('Grüße 👋\n'));
+    expect(unicode.name).toBe('Überprüfung 📄.txt');
+    expect((await call(server, alice, 'GET', `/api/files/${unicode.id}`)).json()).toEqual(unicode);
+    expect(await objectKeys(server)).toHaveLength(4);
+  });
+
+  it('refuses a type that is not allowed with 415, keeping nothing', async () => {
+    const bob = await registerAccount(server.app);
+    const before = await objectKeys(server);
+    for (const [name, bytes] of [
+      ['archive.txt', zip()],
+      ['program.png', elf()],
+    ] as const) {
+      const { status, body } = await upload(server, bob, name, bytes, { type: 'text/plain' });
+      expect(status, name).toBe(415);
+      expect(body.appCode).toBe('UNSUPPORTED_FILE_TYPE');
+    }
+    expect(await rowsOf(server, bob.id)).toEqual([]);
+    expect(await objectKeys(server)).toEqual(before);
+  });
+
+  it('answers a file over FILES_MAX_BYTES with a JSON 413 (not a reset), keeping nothing', async () => {
+    const carol = await registerAccount(server.app);
+    const before = await objectKeys(server);
+    takeUncaught();
+    const { status, body } = await upload(server, carol, 'big.txt', text(MiB));
+    expect(status).toBe(413);
+    expect(body).toMatchObject({ appCode: 'FILE_TOO_LARGE' });
+    expect.soft(takeUncaught(), NOTHING_UNCAUGHT).toEqual([]);
+    expect(await rowsOf(server, carol.id)).toEqual([]);
+    expect(await objectKeys(server)).toEqual(before);
+    // Exactly the limit is fine.
+    expect((await upload(server, carol, 'max.txt', text(64 * KiB))).status).toBe(201);
+  });
+
+  it('answers an upload over the account quota with 413 QUOTA_EXCEEDED, keeping nothing', async () => {
+    const dave = await registerAccount(server.app);
+    await uploaded(server, dave, 'first.txt', text(60 * KiB));
+    const before = await objectKeys(server);
+    takeUncaught();
+    const { status, body } = await upload(server, dave, 'second.txt', text(60 * KiB));
+    expect(status).toBe(413);
+    expect(body).toMatchObject({ appCode: 'QUOTA_EXCEEDED' });
+    expect.soft(takeUncaught(), NOTHING_UNCAUGHT).toEqual([]);
+    expect(await rowsOf(server, dave.id)).toHaveLength(1);
+    expect(await objectKeys(server)).toEqual(before);
+    // What is left of the quota still fits.
+    expect((await upload(server, dave, 'rest.txt', text(40 * KiB))).status).toBe(201);
+    expect((await upload(server, dave, 'one-more.txt', Buffer.from('x'))).body.appCode).toBe('QUOTA_EXCEEDED');
+    expect.soft(takeUncaught(), NOTHING_UNCAUGHT).toEqual([]);
+  });
+
+  it('lists, reads and deletes the caller’s files; another user gets 404 everywhere', async () => {
+    const owner = await registerAccount(server.app);
+    const other = await registerAccount(server.app);
+    const file = await uploaded(server, owner, 'mine.txt', Buffer.from('mine\n'));
+    const key = await storageKeyOf(server, file.id);
+
+    expect((await call(server, owner, 'GET', '/api/files')).json()).toEqual({ items: [file], nextCursor: null });
+    expect((await call(server, other, 'GET', '/api/files')).json()).toEqual({ items: [], nextCursor: null });
+    expect((await call(server, owner, 'GET', `/api/files/${file.id}`)).json()).toEqual(file);
+
+    const hidden = await call(server, other, 'GET', `/api/files/${file.id}`);
+    expect([hidden.statusCode, hidden.json().appCode]).toEqual([404, 'NOT_FOUND']);
+    expect((await content(server, file.id, other)).status).toBe(404);
+    expect((await content(server, file.id)).status).toBe(404);
+    const refused = await call(server, other, 'DELETE', `/api/files/${file.id}`);
+    expect([refused.statusCode, refused.json().appCode]).toEqual([404, 'NOT_FOUND']);
+    expect(await server.services.storage.head(key)).toBeDefined();
+
+    expect((await call(server, owner, 'DELETE', `/api/files/${file.id}`)).json()).toEqual({ ok: true });
+    expect(await server.services.storage.head(key)).toBeUndefined();
+    expect((await call(server, owner, 'GET', `/api/files/${file.id}`)).statusCode).toBe(404);
+    expect((await content(server, file.id, owner)).status).toBe(404);
+    expect((await call(server, owner, 'DELETE', `/api/files/${file.id}`)).statusCode).toBe(404);
+  });
+
+  it('downloads with the stored type, length, ETag, ranges and nosniff', async () => {
+    const owner = await registerAccount(server.app);
+    const bytes = Buffer.from(Array.from({ length: 100 }, (_, i) => 0x41 + (i % 26)));
+    const file = await uploaded(server, owner, 'letters.txt', bytes);
+
+    const whole = await content(server, file.id, owner);
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get('content-type')).toBe('text/plain');
+    expect(whole.headers.get('content-length')).toBe('100');
+    expect(whole.headers.get('etag')).toBe(`"${file.sha256}"`);
+    expect(whole.headers.get('accept-ranges')).toBe('bytes');
+    expect(whole.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(whole.headers.get('content-disposition')).toMatch(/^attachment; /);
+    expect(Buffer.from(await whole.arrayBuffer())).toEqual(bytes);
+
+    const cached = await content(server, file.id, owner, { 'if-none-match': `"${file.sha256}"` });
+    expect(cached.status).toBe(304);
+    expect(await cached.text()).toBe('');
+    expect((await content(server, file.id, owner, { 'if-none-match': '"stale"' })).status).toBe(200);
+
+    const first = await content(server, file.id, owner, { range: 'bytes=0-9' });
+    expect(first.status).toBe(206);
+    expect(first.headers.get('content-range')).toBe('bytes 0-9/100');
+    expect(first.headers.get('content-length')).toBe('10');
+    expect(first.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(Buffer.from(await first.arrayBuffer())).toEqual(bytes.subarray(0, 10));
+
+    const suffix = await content(server, file.id, owner, { range: 'bytes=-5' });
+    expect(suffix.status).toBe(206);
+    expect(suffix.headers.get('content-range')).toBe('bytes 95-99/100');
+    expect(Buffer.from(await suffix.arrayBuffer())).toEqual(bytes.subarray(95));
+
+    const middle = await content(server, file.id, owner, { range: 'bytes=40-' });
+    expect(middle.headers.get('content-range')).toBe('bytes 40-99/100');
+    expect(Buffer.from(await middle.arrayBuffer())).toEqual(bytes.subarray(40));
+
+    for (const range of ['bytes=100-', 'bytes=500-600', 'bytes=-0']) {
+      const unsatisfiable = await content(server, file.id, owner, { range });
+      expect(unsatisfiable.status, range).toBe(416);
+      expect(unsatisfiable.headers.get('content-range')).toBe('bytes */100');
+      await unsatisfiable.arrayBuffer();
+    }
+
+    const image = await uploaded(server, owner, 'pixel.png', png());
+    const inline = await content(server, image.id, owner);
+    expect(inline.headers.get('content-type')).toBe('image/png');
+    expect(inline.headers.get('content-disposition')).toMatch(/^inline; /);
+    expect(Buffer.from(await inline.arrayBuffer())).toEqual(png());
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// The local disk
+// ---------------------------------------------------------------------------------------
+
+describe('upload requests (local storage)', () => {
+  let server: FilesServer;
+  beforeAll(async () => {
+    server = await startFilesServer();
+  });
+  afterAll(() => server?.close());
+
+  it('needs a token, multipart and the field `file`', async () => {
+    expect((await upload(server, undefined, 'a.txt', Buffer.from('a'))).status).toBe(401);
+    const account = await registerAccount(server.app);
+    const json = await fetch(`${server.url}/api/files`, {
+      method: 'POST',
+      headers: { ...bearer(account), 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect([json.status, ((await json.json()) as { appCode: string }).appCode]).toEqual([
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ]);
+    const wrongField = await upload(server, account, 'a.txt', Buffer.from('a'), {
+      disposition: 'form-data; name="attachment"; filename="a.txt"',
+    });
+    expect([wrongField.status, wrongField.body.appCode]).toEqual([400, 'BAD_REQUEST']);
+    expect(await rowsOf(server, account.id)).toEqual([]);
+  });
+
+  it('keeps nothing of an upload aborted mid-stream', async () => {
+    const account = await registerAccount(server.app);
+    const dir = server.dir as string;
+    expect(await objectKeys(server)).toEqual([]);
+    const head = partHead('aborted.txt', { type: 'text/plain' });
+    const request = http.request(`${server.url}/api/files`, {
+      method: 'POST',
+      headers: {
+        ...bearer(account),
+        'content-type': MULTIPART,
+        'content-length': String(head.length + 20 * MiB + PART_TAIL.length),
+      },
+    });
+    request.on('error', () => {}); // the socket is destroyed on purpose
+    takeUncaught();
+    request.write(head);
+    request.write(text(2 * MiB));
+    // The server is writing the object when the client goes away.
+    expect(await eventually(async () => (await filesUnder(dir)).length > 0)).toBe(true);
+    request.destroy();
+
+    const clean = async () =>
+      (await objectKeys(server)).length === 0 &&
+      (await filesUnder(dir)).length === 0 &&
+      (await rowsOf(server, account.id)).length === 0;
+    const cleaned = await eventually(clean);
+    expect.soft(takeUncaught(), NOTHING_UNCAUGHT).toEqual([]);
+    expect(cleaned, `left behind: ${(await filesUnder(dir)).join(', ')}`).toBe(true);
+    await sleep(300);
+    expect(await clean(), 'still clean a moment later').toBe(true);
+    // The server still answers.
+    expect((await upload(server, account, 'after.txt', Buffer.from('ok'))).status).toBe(201);
+  });
+
+  it('refuses a file name with line breaks (the multipart parser drops the part)', async () => {
+    const account = await registerAccount(server.app);
+    const before = await objectKeys(server);
+    const { status } = await upload(server, account, 'ignored', Buffer.from('x'), {
+      disposition: `form-data; name="file"; filename*=UTF-8''line%0D%0AInjected%3A%201.txt`,
+    });
+    expect(status).toBe(400);
+    expect(await rowsOf(server, account.id)).toEqual([]);
+    expect(await objectKeys(server)).toEqual(before);
+  });
+
+  it('names the file safely in Content-Disposition, whatever its name', async () => {
+    const account = await registerAccount(server.app);
+    const names: [sent: string, stored: string][] = [
+      ['a"b.txt', 'a"b.txt'],
+      ['../../etc/passwd', 'passwd'],
+      ['名前.txt', '名前.txt'],
+      ['Überprüfung 📄.txt', 'Überprüfung 📄.txt'],
+      ['tab\there\u001b[31m red\u007f.txt', 'tabhere[31m red.txt'],
+      ["100% (draft) it's *.txt; filename=evil.exe", "100% (draft) it's *.txt; filename=evil.exe"],
+    ];
+    for (const [sent, stored] of names) {
+      const file = await uploaded(server, account, sent, Buffer.from('some text\n'));
+      expect(file.name, JSON.stringify(sent)).toBe(stored);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: what must not be stored
+      expect(file.name).not.toMatch(/[\u0000-\u001f\u007f/\\]/);
+      const response = await content(server, file.id, account);
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      const disposition = response.headers.get('content-disposition') ?? '';
+      expect(disposition).not.toMatch(/[\r\n]/);
+      const match = /^attachment; filename="([\x20-\x7e]*)"; filename\*=UTF-8''([A-Za-z0-9!#$&+\-.^_`|~%]+)$/.exec(
+        disposition,
+      );
+      expect(match, disposition).not.toBeNull();
+      const [, ascii, encoded] = match as unknown as [string, string, string];
+      expect(ascii).not.toMatch(/["\\]/);
+      expect(decodeURIComponent(encoded)).toBe(stored);
+    }
+  });
+
+  it('has no direct uploads: 400 DIRECT_UPLOADS_UNAVAILABLE', async () => {
+    const account = await registerAccount(server.app);
+    const response = await call(server, account, 'POST', '/api/files/uploads', {
+      name: 'a.png',
+      contentType: 'image/png',
+      size: 10,
+    });
+    expect(response.json().appCode).toBe('DIRECT_UPLOADS_UNAVAILABLE');
+    expect(await rowsOf(server, account.id)).toEqual([]);
+  });
+});
+
+describe('a 200 MB upload (local storage)', () => {
+  let server: FilesServer;
+  beforeAll(async () => {
+    server = await startFilesServer({ env: { FILES_MAX_BYTES: String(300 * MiB) } });
+  });
+  afterAll(() => server?.close());
+
+  it('streams to storage without holding the file in memory', { timeout: 180_000 }, async () => {
+    const account = await registerAccount(server.app);
+    const send = (name: string, size: number) => streamUpload({ url: `${server.url}/api/files`, account, name, size });
+    // A first upload brings the process's allocators to their working size: what the big
+    // one adds on top is what it holds.
+    expect((await send('warm-up.txt', 32 * MiB)).status).toBe(201);
+
+    const size = 200 * MiB;
+    const baseline = process.memoryUsage.rss();
+    let peak = baseline;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage.rss());
+    }, 20);
+    const sent = await send('big.txt', size).finally(() => clearInterval(sampler));
+    const growth = (peak - baseline) / MiB;
+    console.log(
+      `200 MB upload: RSS ${(baseline / MiB).toFixed(0)} MiB before, peak ${(peak / MiB).toFixed(0)} MiB, ` +
+        `growth ${growth.toFixed(1)} MiB`,
+    );
+    expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    expect(sent.generated).toBe(size);
+    expect(sent.body).toMatchObject({ name: 'big.txt', contentType: 'text/plain', size, sha256: sent.sha256 });
+    expect((await server.services.storage.head(await storageKeyOf(server, sent.body.id)))?.size).toBe(size);
+    expect(growth).toBeLessThan(128);
+  });
+});
+
+describe('listing and permissions (local storage)', () => {
+  let server: FilesServer;
+  beforeAll(async () => {
+    server = await startFilesServer();
+  });
+  afterAll(() => server?.close());
+
+  it('lists only the caller’s files, newest first, page by page', async () => {
+    const owner = await registerAccount(server.app);
+    const other = await registerAccount(server.app);
+    const made: FileDto[] = [];
+    for (let i = 0; i < 5; i++) made.push(await uploaded(server, owner, `file-${i}.txt`, Buffer.from(`file ${i}\n`)));
+    await uploaded(server, other, 'not-yours.txt', Buffer.from('other\n'));
+
+    const seen: FileDto[] = [];
+    const pages: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const url: string = `/api/files?limit=2${cursor ? `&cursor=${cursor}` : ''}`;
+      const page = (await call(server, owner, 'GET', url)).json() as { items: FileDto[]; nextCursor: string | null };
+      seen.push(...page.items);
+      pages.push(page.items.length);
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(pages).toEqual([2, 2, 1]);
+    expect(seen).toEqual([...made].reverse());
+  });
+
+  it('lets files:read-any read (not delete) and files:delete-any delete anyone’s file', async () => {
+    const owner = await registerAccount(server.app);
+    const reader = await registerAccount(server.app);
+    const deleter = await registerAccount(server.app);
+    await grantPermission(server, reader.id, 'files:read-any');
+    await grantPermission(server, deleter.id, 'files:delete-any');
+    const bytes = Buffer.from('private\n');
+    const file = await uploaded(server, owner, 'private.txt', bytes);
+    const key = await storageKeyOf(server, file.id);
+
+    expect((await call(server, reader, 'GET', `/api/files/${file.id}`)).json()).toEqual(file);
+    const read = await content(server, file.id, reader);
+    expect(read.status).toBe(200);
+    expect(Buffer.from(await read.arrayBuffer())).toEqual(bytes);
+    expect((await call(server, reader, 'DELETE', `/api/files/${file.id}`)).statusCode).toBe(404);
+    expect((await call(server, reader, 'GET', '/api/files')).json().items).toEqual([]);
+
+    expect((await call(server, deleter, 'GET', `/api/files/${file.id}`)).statusCode).toBe(404);
+    expect((await content(server, file.id, deleter)).status).toBe(404);
+    expect((await call(server, deleter, 'DELETE', `/api/files/${file.id}`)).statusCode).toBe(200);
+    expect(await server.services.storage.head(key)).toBeUndefined();
+    expect((await call(server, owner, 'GET', `/api/files/${file.id}`)).statusCode).toBe(404);
+  });
+
+  it('lets one of two concurrent deletes win', async () => {
+    const owner = await registerAccount(server.app);
+    const file = await uploaded(server, owner, 'twice.txt', Buffer.from('twice\n'));
+    const key = await storageKeyOf(server, file.id);
+    const answers = await Promise.all([
+      call(server, owner, 'DELETE', `/api/files/${file.id}`),
+      call(server, owner, 'DELETE', `/api/files/${file.id}`),
+    ]);
+    expect(answers.map((answer) => answer.statusCode).sort()).toEqual([200, 404]);
+    expect(await server.services.storage.head(key)).toBeUndefined();
+    expect(await rowsOf(server, owner.id)).toEqual([]);
+  });
+
+  it('answers 404 for an unknown or malformed id', async () => {
+    const owner = await registerAccount(server.app);
+    expect((await call(server, owner, 'GET', `/api/files/${SOME_ID}`)).json().appCode).toBe('NOT_FOUND');
+    expect((await call(server, owner, 'DELETE', `/api/files/${SOME_ID}`)).json().appCode).toBe('NOT_FOUND');
+    expect((await content(server, SOME_ID, owner)).status).toBe(404);
+    expect((await content(server, 'not-a-uuid', owner)).status).toBe(404);
+  });
+});
+
+describe('profile pictures', () => {
+  let server: FilesServer;
+  beforeAll(async () => {
+    server = await startFilesServer();
+  });
+  afterAll(() => server?.close());
+
+  it('makes the chosen image public until it is removed', async () => {
+    const alice = await registerAccount(server.app);
+    const bob = await registerAccount(server.app);
+    const image = await uploaded(server, alice, 'me.png', png(3, 3));
+
+    const set = await call(server, alice, 'PUT', '/api/users/me/avatar', { fileId: image.id });
+    expect(set.statusCode).toBe(200);
+    const avatarUrl = set.json().avatarUrl as string;
+    expect(URL.canParse(avatarUrl)).toBe(true);
+    expect(avatarUrl).toMatch(new RegExp(`^https?://[^/]+/api/files/${image.id}/content$`));
+    expect((await call(server, alice, 'GET', '/api/users/me')).json().avatarUrl).toBe(avatarUrl);
+
+    const anonymous = await fetch(`${server.url}${new URL(avatarUrl).pathname}`);
+    expect(anonymous.status).toBe(200);
+    expect(anonymous.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await anonymous.arrayBuffer())).toEqual(png(3, 3));
+    expect((await content(server, image.id, bob)).status).toBe(200);
+    // Still private metadata: the procedures show it to its owner only.
+    expect((await call(server, bob, 'GET', `/api/files/${image.id}`)).statusCode).toBe(404);
+
+    const removed = await call(server, alice, 'DELETE', '/api/users/me/avatar');
+    expect(removed.json().avatarUrl).toBeNull();
+    expect((await content(server, image.id)).status).toBe(404);
+    expect((await content(server, image.id, bob)).status).toBe(404);
+    expect((await content(server, image.id, alice)).status).toBe(200);
+  });
+
+  it('refuses a file that is not one of your images: 400 NOT_AN_IMAGE', async () => {
+    const alice = await registerAccount(server.app);
+    const bob = await registerAccount(server.app);
+    const notes = await uploaded(server, alice, 'notes.txt', Buffer.from('not an image\n'));
+    const bobsImage = await uploaded(server, bob, 'bob.png', png());
+    for (const fileId of [notes.id, bobsImage.id, SOME_ID]) {
+      const response = await call(server, alice, 'PUT', '/api/users/me/avatar', { fileId });
+      expect([response.statusCode, response.json().appCode]).toEqual([400, 'NOT_AN_IMAGE']);
+    }
+    expect((await call(server, alice, 'GET', '/api/users/me')).json().avatarUrl).toBeNull();
+    expect((await content(server, bobsImage.id)).status).toBe(404);
+  });
+
+  it('lets a page of another origin show the picture (no same-origin resource policy)', async () => {
+    const alice = await registerAccount(server.app);
+    const image = await uploaded(server, alice, 'me.png', png());
+    await call(server, alice, 'PUT', '/api/users/me/avatar', { fileId: image.id });
+    const response = await content(server, image.id);
+    expect(response.status).toBe(200);
+    await response.arrayBuffer();
+    // An <img> on the front end's origin is a no-cors request: CORP same-origin blocks it.
+    expect(response.headers.get('cross-origin-resource-policy') ?? 'cross-origin').toBe('cross-origin');
+  });
+});
+
+describe('deleting an account', () => {
+  let server: FilesServer;
+  beforeAll(async () => {
+    server = await startFilesServer();
+  });
+  afterAll(() => server?.close());
+
+  const withFiles = async () => {
+    const account = await registerAccount(server.app);
+    const image = await uploaded(server, account, 'me.png', png());
+    await uploaded(server, account, 'notes.txt', Buffer.from('notes\n'));
+    await call(server, account, 'PUT', '/api/users/me/avatar', { fileId: image.id });
+    const keys = (await rowsOf(server, account.id)).map((row) => row.storage_key);
+    expect(keys).toHaveLength(2);
+    return { account, keys };
+  };
+  const gone = async (keys: string[]) =>
+    (await Promise.all(keys.map((key) => server.services.storage.head(key)))).every((info) => info === undefined);
+
+  it('by an admin removes the user’s file rows and objects', async () => {
+    const admin = await registerAdmin(server.app, server.services.db);
+    const { account, keys } = await withFiles();
+    expect((await call(server, admin, 'DELETE', `/api/users/${account.id}`)).statusCode).toBe(200);
+    expect(await rowsOf(server, account.id)).toEqual([]);
+    expect(await gone(keys)).toBe(true);
+  });
+
+  it('by the user removes their file rows and objects', async () => {
+    const { account, keys } = await withFiles();
+    const others = await registerAccount(server.app);
+    const kept = await uploaded(server, others, 'kept.txt', Buffer.from('kept\n'));
+    const deleted = await call(server, account, 'DELETE', '/api/users/me', { password: account.password });
+    expect(deleted.statusCode).toBe(200);
+    expect(await rowsOf(server, account.id)).toEqual([]);
+    expect(await gone(keys)).toBe(true);
+    expect(await server.services.storage.head(await storageKeyOf(server, kept.id))).toBeDefined();
+  });
+});
+
+describe('the sweep', () => {
+  let clock: FakeClock;
+  let server: FilesServer;
+  beforeAll(async () => {
+    clock = fakeClock();
+    server = await startFilesServer({ clock });
+  });
+  afterAll(() => server?.close());
+
+  it('removes an object no row names once it is older than the grace period', async () => {
+    const account = await registerAccount(server.app);
+    const file = await uploaded(server, account, 'kept.txt', Buffer.from('kept\n'));
+    const kept = await storageKeyOf(server, file.id);
+    const orphan = `files/${randomUUID()}`;
+    await server.services.storage.put(orphan, Readable.from([Buffer.from('left by a crash')]), {
+      contentType: 'text/plain',
+    });
+
+    expect(await sweepFiles(server.services)).toEqual({ expiredUploads: 0, orphanObjects: 0 });
+    clock.advance(59 * 60_000);
+    expect(await sweepFiles(server.services)).toEqual({ expiredUploads: 0, orphanObjects: 0 });
+    expect(await objectKeys(server)).toEqual([kept, orphan].sort());
+
+    clock.advance(2 * 60_000);
+    expect(await sweepFiles(server.services)).toEqual({ expiredUploads: 0, orphanObjects: 1 });
+    expect(await objectKeys(server)).toEqual([kept]);
+    expect(await filesUnder(server.dir as string)).toHaveLength(1);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// S3: direct uploads and download redirects
+// ---------------------------------------------------------------------------------------
+
+describe('direct uploads (S3)', () => {
+  let clock: FakeClock;
+  let server: FilesServer;
+  beforeAll(async () => {
+    clock = fakeClock();
+    server = await startFilesServer({
+      driver: 's3',
+      clock,
+      env: { FILES_MAX_BYTES: String(MiB), FILES_QUOTA_BYTES: String(3 * MiB) },
+    });
+  });
+  afterAll(() => server?.close());
+
+  interface Upload {
+    id: string;
+    url: string;
+    method: 'PUT';
+    headers: Record<string, string>;
+    expiresAt: string;
+  }
+  const start = async (account: Account, input: { name: string; contentType: string; size: number }) => {
+    const response = await call(server, account, 'POST', '/api/files/uploads', input);
+    expect(response.statusCode, response.body).toBe(200);
+    return response.json() as Upload;
+  };
+  const put = async (created: Upload, bytes: Uint8Array) => {
+    const response = await fetch(created.url, { method: created.method, headers: created.headers, body: bytes });
+    expect(response.status, await response.text()).toBe(200);
+  };
+  const complete = (account: Account, id: string) =>
+    call(server, account, 'POST', `/api/files/uploads/${id}/complete`, {});
+
+  it('PUTs the bytes to the store, then completes: the file is listed and downloads', async () => {
+    const account = await registerAccount(server.app);
+    const image = png(4, 4);
+    const created = await start(account, { name: 'direct.png', contentType: 'image/png', size: image.length });
+    expect(created).toMatchObject({ method: 'PUT', headers: { 'content-type': 'image/png' } });
+    expect(Date.parse(created.expiresAt)).toBe(clock.now() + 15 * 60_000);
+    expect((await call(server, account, 'GET', '/api/files')).json().items).toEqual([]);
+
+    await put(created, image);
+    const completed = await complete(account, created.id);
+    expect(completed.statusCode, completed.body).toBe(200);
+    const file = completed.json() as FileDto;
+    expect(file).toMatchObject({
+      id: created.id,
+      name: 'direct.png',
+      contentType: 'image/png',
+      size: image.length,
+      sha256: sha256(image),
+    });
+    expect((await call(server, account, 'GET', '/api/files')).json().items).toEqual([file]);
+    const download = await content(server, file.id, account);
+    expect(download.headers.get('etag')).toBe(`"${sha256(image)}"`);
+    expect(Buffer.from(await download.arrayBuffer())).toEqual(image);
+    // Completing again answers the same file.
+    expect((await complete(account, created.id)).json()).toEqual(file);
+  });
+
+  it('rejects an upload of another size, type, or none at all, removing the row and the object', async () => {
+    const account = await registerAccount(server.app);
+    const image = png();
+    const rejected = async (created: Upload, reason: string) => {
+      const key = await storageKeyOf(server, created.id);
+      const response = await complete(account, created.id);
+      expect([response.statusCode, response.json().appCode, response.json().details?.reason]).toEqual([
+        400,
+        'UPLOAD_REJECTED',
+        reason,
+      ]);
+      expect(await rowsOf(server, account.id)).toEqual([]);
+      expect(await server.services.storage.head(key)).toBeUndefined();
+      expect((await complete(account, created.id)).json().appCode).toBe('NOT_FOUND');
+    };
+
+    // s3rver does not check presigned signatures, so it stores what real S3 would refuse.
+    const wrongSize = await start(account, { name: 'a.png', contentType: 'image/png', size: image.length });
+    await put(wrongSize, Buffer.concat([image, Buffer.from('extra')]));
+    await rejected(wrongSize, 'size');
+
+    const textBytes = Buffer.from('I am not a PNG at all, only text pretending.\n');
+    const wrongType = await start(account, { name: 'b.png', contentType: 'image/png', size: textBytes.length });
+    await put(wrongType, textBytes);
+    await rejected(wrongType, 'type');
+
+    const missing = await start(account, { name: 'c.png', contentType: 'image/png', size: image.length });
+    await rejected(missing, 'missing');
+  });
+
+  it('refuses what it would not accept, before any URL', async () => {
+    const account = await registerAccount(server.app);
+    const code = async (input: object) =>
+      (await call(server, account, 'POST', '/api/files/uploads', input)).json().appCode as string;
+    expect(await code({ name: 'a.zip', contentType: 'application/zip', size: 10 })).toBe('UNSUPPORTED_FILE_TYPE');
+    expect(await code({ name: 'a.png', contentType: 'image/png', size: MiB + 1 })).toBe('FILE_TOO_LARGE');
+    for (let i = 0; i < 3; i++) await start(account, { name: `p${i}.png`, contentType: 'image/png', size: MiB });
+    expect(await code({ name: 'p.png', contentType: 'image/png', size: 1 })).toBe('QUOTA_EXCEEDED');
+    expect(await rowsOf(server, account.id)).toHaveLength(3);
+
+    const stranger = await registerAccount(server.app);
+    const [pending] = await rowsOf(server, account.id);
+    expect((await complete(stranger, pending?.id as string)).json().appCode).toBe('NOT_FOUND');
+    expect((await complete(stranger, SOME_ID)).json().appCode).toBe('NOT_FOUND');
+  });
+
+  it('stores a name without control characters, and downloads it under a safe Content-Disposition', async () => {
+    const account = await registerAccount(server.app);
+    const bytes = Buffer.from('direct text\n');
+    const created = await start(account, {
+      name: 'line\r\nInjected: 1.txt',
+      contentType: 'text/plain',
+      size: bytes.length,
+    });
+    await put(created, bytes);
+    const file = (await complete(account, created.id)).json() as FileDto;
+    expect(file.name).toBe('lineInjected: 1.txt');
+    const response = await content(server, file.id, account);
+    await response.arrayBuffer();
+    expect(response.headers.get('content-disposition')).toBe(
+      `attachment; filename="lineInjected: 1.txt"; filename*=UTF-8''lineInjected%3A%201.txt`,
+    );
+  });
+
+  it('sweeps an expired pending upload, row and object, and leaves a live one', async () => {
+    const account = await registerAccount(server.app);
+    const bytes = Buffer.from('never completed\n');
+    const expired = await start(account, { name: 'late.txt', contentType: 'text/plain', size: bytes.length });
+    await put(expired, bytes);
+    const expiredKey = await storageKeyOf(server, expired.id);
+    clock.advance(10 * 60_000);
+    const live = await start(account, { name: 'live.txt', contentType: 'text/plain', size: bytes.length });
+    await put(live, bytes);
+    clock.advance(6 * 60_000); // the first is 16 minutes old: past its 15
+
+    // Pending uploads of earlier tests in this block expired too.
+    const due = await server.services.db
+      .selectFrom('files')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('expires_at', '<', new Date(clock.now()))
+      .execute();
+    expect(due.map((row) => row.id)).toContain(expired.id);
+    expect(due.map((row) => row.id)).not.toContain(live.id);
+    const swept = await sweepFiles(server.services);
+    expect(swept.expiredUploads).toBe(due.length);
+    expect((await rowsOf(server, account.id)).map((row) => row.id)).toEqual([live.id]);
+    expect(await server.services.storage.head(expiredKey)).toBeUndefined();
+    expect(await server.services.storage.head(await storageKeyOf(server, live.id))).toBeDefined();
+  });
+});
+
+describe('download redirects (S3 with FILES_DOWNLOAD_REDIRECT)', () => {
+  let server: FilesServer;
+  beforeAll(async () => {
+    server = await startFilesServer({ driver: 's3', env: { FILES_DOWNLOAD_REDIRECT: 'true' } });
+  });
+  afterAll(() => server?.close());
+
+  it('answers 302 to a short-lived URL of the store that serves the bytes', async () => {
+    const account = await registerAccount(server.app);
+    const image = png(5, 5);
+    const file = await uploaded(server, account, 'redirected.png', image);
+    const response = await content(server, file.id, account);
+    expect(response.status).toBe(302);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    const location = response.headers.get('location') ?? '';
+    expect(location.startsWith(`${server.s3?.endpoint}/`)).toBe(true);
+    expect(new URL(location).searchParams.get('X-Amz-Expires')).toBe('300');
+    const stored = await fetch(location);
+    expect(stored.status).toBe(200);
+    expect(Buffer.from(await stored.arrayBuffer())).toEqual(image);
+    // Someone else still gets nothing, not even a URL.
+    expect((await content(server, file.id, await registerAccount(server.app))).status).toBe(404);
+  });
+});
