@@ -10,6 +10,7 @@ import path from 'node:path';
 import { defaultEmbeddedDataDir, repoRoot } from '@app/db';
 import { z } from 'zod';
 import packageJson from '../package.json' with { type: 'json' };
+import { isSniffable } from './infra/sniff.ts';
 
 const defaultOutboxDir = path.join(repoRoot, '.data', 'outbox');
 const defaultFilesDir = path.join(repoRoot, '.data', 'files');
@@ -235,10 +236,12 @@ const variables = z.object({
     'application/pdf',
     'text/plain',
   ]),
-  FILES_UPLOAD_URL_TTL: duration.default(15 * 60),
+  // Presigned URLs last at most 7 days (SigV4).
+  FILES_UPLOAD_URL_TTL: duration.refine((s) => s <= 7 * 86_400, { error: 'must be at most 7d' }).default(15 * 60),
   FILES_DOWNLOAD_REDIRECT: flag.default(false),
-  FILES_DOWNLOAD_URL_TTL: duration.default(5 * 60),
-  FILES_SWEEP_INTERVAL: duration.default(3_600),
+  FILES_DOWNLOAD_URL_TTL: duration.refine((s) => s <= 7 * 86_400, { error: 'must be at most 7d' }).default(5 * 60),
+  // A timer cannot wait longer than ~24.8 days.
+  FILES_SWEEP_INTERVAL: duration.refine((s) => s <= 24 * 86_400, { error: 'must be at most 24d' }).default(3_600),
   S3_BUCKET: z.string().min(3).max(63).optional(),
   S3_REGION: z.string().min(1).default('us-east-1'),
   S3_ENDPOINT: httpUrl.optional(),
@@ -368,6 +371,14 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
     const url = e[variable];
     if (typeof url === 'string' && url.startsWith('http:') && URL.canParse(url) && !isLoopbackUrl(url)) {
       refuse(variable, 'must be https (plain http only for a provider on this machine)');
+    }
+  }
+  for (const type of e.FILES_ALLOWED_TYPES) {
+    if (typeof type === 'string' && !isSniffable(type)) {
+      refuse(
+        'FILES_ALLOWED_TYPES',
+        `"${type}" can never be recognised from a file's bytes (allowed: text/plain and the binary formats with a signature, e.g. image/png, application/pdf)`,
+      );
     }
   }
   if (e.STORAGE_DRIVER === 's3' && e.S3_BUCKET === undefined) {

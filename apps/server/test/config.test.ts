@@ -211,6 +211,21 @@ describe('config', () => {
     ['a redirect origin with a path', { OAUTH_REDIRECT_ORIGINS: 'https://app.example.com/x' }, /is not an origin/],
     ['a PUBLIC_URL with a path', { PUBLIC_URL: 'https://api.example.com/v1' }, /PUBLIC_URL: must be an origin/],
     ['the S3 driver without a bucket', { STORAGE_DRIVER: 's3' }, /S3_BUCKET: is required with STORAGE_DRIVER=s3/],
+    [
+      'a type sniffing never answers',
+      { FILES_ALLOWED_TYPES: 'image/png,text/html' },
+      /"text\/html" can never be recognised/,
+    ],
+    [
+      'a sweep interval no timer can wait',
+      { FILES_SWEEP_INTERVAL: '30d' },
+      /FILES_SWEEP_INTERVAL: must be at most 24d/,
+    ],
+    [
+      'a presigned URL longer than S3 allows',
+      { FILES_UPLOAD_URL_TTL: '8d' },
+      /FILES_UPLOAD_URL_TTL: must be at most 7d/,
+    ],
     ['half an S3 key', { S3_ACCESS_KEY_ID: 'AKIA' }, /S3_ACCESS_KEY_ID: and S3_SECRET_ACCESS_KEY must be set together/],
     [
       'download redirects on local storage',

@@ -11,6 +11,7 @@ import { createHash, randomBytes, randomFillSync, randomUUID } from 'node:crypto
 import { once } from 'node:events';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import http from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -484,7 +485,7 @@ describe.each(['local', 's3'] as const)('uploading and downloading (%s storage)'
 
     const whole = await content(server, file.id, owner);
     expect(whole.status).toBe(200);
-    expect(whole.headers.get('content-type')).toBe('text/plain');
+    expect(whole.headers.get('content-type')).toBe('text/plain; charset=utf-8');
     expect(whole.headers.get('content-length')).toBe('100');
     expect(whole.headers.get('etag')).toBe(`"${file.sha256}"`);
     expect(whole.headers.get('accept-ranges')).toBe('bytes');
@@ -531,6 +532,58 @@ describe.each(['local', 's3'] as const)('uploading and downloading (%s storage)'
 // ---------------------------------------------------------------------------------------
 // The local disk
 // ---------------------------------------------------------------------------------------
+
+describe('what the first bytes do not show (local storage)', () => {
+  let server: FilesServer;
+  beforeAll(async () => {
+    server = await startFilesServer({ env: { FILES_QUOTA_BYTES: String(2 * MiB) } });
+  });
+  afterAll(() => server?.close());
+
+  it('refuses a "text" file whose bytes turn binary after the sniffed part, keeping nothing', async () => {
+    const account = await registerAccount(server.app);
+    const hidden = Buffer.concat([text(64 * KiB), zip()]);
+    const { status, body } = await upload(server, account, 'readme.txt', hidden);
+    expect([status, body.appCode]).toEqual([415, 'UNSUPPORTED_FILE_TYPE']);
+    expect(await rowsOf(server, account.id)).toEqual([]);
+  });
+
+  it('names a download by what it is, and drops invisible and reordering characters from names', async () => {
+    const account = await registerAccount(server.app);
+    const page = await uploaded(server, account, 'page.html', text(100));
+    const response = await content(server, page.id, account);
+    await response.arrayBuffer();
+    expect(response.headers.get('content-disposition')).toContain('filename="page.html.txt"');
+    expect(response.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(response.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
+    const spoofed = await uploaded(server, account, 'invoice\u202Egpj.exe', text(10));
+    expect(spoofed.name).toBe('invoicegpj.exe');
+  });
+
+  it('answers HEAD with the headers only', async () => {
+    const account = await registerAccount(server.app);
+    const file = await uploaded(server, account, 'head.txt', text(5_000));
+    const head = await fetch(`${server.url}/api/files/${file.id}/content`, {
+      method: 'HEAD',
+      headers: bearer(account),
+    });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe('5000');
+    expect(head.headers.get('etag')).toBe(`"${file.sha256}"`);
+    expect(await head.text()).toBe('');
+  });
+
+  it('keeps concurrent uploads within the quota', async () => {
+    const account = await registerAccount(server.app);
+    // Three uploads of 900 KiB at once against a 2 MiB quota: at most two can fit.
+    const results = await Promise.all([1, 2, 3].map((n) => upload(server, account, `part-${n}.txt`, text(900 * KiB))));
+    const stored = results.filter((r) => r.status === 201);
+    const refused = results.filter((r) => r.status !== 201);
+    expect(stored.length).toBeLessThanOrEqual(2);
+    expect(refused.map((r) => r.body.appCode)).toEqual(refused.map(() => 'QUOTA_EXCEEDED'));
+    expect((await rowsOf(server, account.id)).length).toBe(stored.length);
+  });
+});
 
 describe('upload requests (local storage)', () => {
   let server: FilesServer;
@@ -629,7 +682,8 @@ describe('upload requests (local storage)', () => {
       expect(match, disposition).not.toBeNull();
       const [, ascii, encoded] = match as unknown as [string, string, string];
       expect(ascii).not.toMatch(/["\\]/);
-      expect(decodeURIComponent(encoded)).toBe(stored);
+      // Downloaded under a name that opens as what it is (text: `.txt`).
+      expect(decodeURIComponent(encoded)).toBe(stored.endsWith('.txt') ? stored : `${stored}.txt`);
     }
   });
 
@@ -808,7 +862,25 @@ describe('profile pictures', () => {
     expect(response.status).toBe(200);
     await response.arrayBuffer();
     // An <img> on the front end's origin is a no-cors request: CORP same-origin blocks it.
-    expect(response.headers.get('cross-origin-resource-policy') ?? 'cross-origin').toBe('cross-origin');
+    expect(response.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
+    // A private file keeps the default: same-origin.
+    const note = await uploaded(server, alice, 'private.txt', text(100));
+    const own = await content(server, note.id, alice);
+    await own.arrayBuffer();
+    expect(own.headers.get('cross-origin-resource-policy')).toBe('same-origin');
+  });
+
+  it('takes only raster images every browser shows', async () => {
+    const alice = await registerAccount(server.app);
+    // An ICO sniffs as an image, but is not one of the picture types.
+    const ico = Buffer.concat([Buffer.from([0, 0, 1, 0, 1, 0, 16, 16, 0, 0, 1, 0, 32, 0]), Buffer.alloc(200, 0)]);
+    const { status, body } = await upload(server, alice, 'icon.ico', ico);
+    if (status === 201) {
+      const refused = await call(server, alice, 'PUT', '/api/users/me/avatar', { fileId: body.id });
+      expect(refused.json().appCode).toBe('NOT_AN_IMAGE');
+    } else {
+      expect(body.appCode).toBe('UNSUPPORTED_FILE_TYPE');
+    }
   });
 });
 
@@ -944,6 +1016,20 @@ describe('direct uploads (S3)', () => {
     expect((await complete(account, created.id)).json()).toEqual(file);
   });
 
+  it('keeps a completed file as checked, whatever is PUT to its URL afterwards', async () => {
+    const account = await registerAccount(server.app);
+    const image = png(3, 3);
+    const created = await start(account, { name: 'fixed.png', contentType: 'image/png', size: image.length });
+    await put(created, image);
+    const file = (await complete(account, created.id)).json() as FileDto;
+    // The same URL again (same size and type signed in), with other bytes.
+    const other = Buffer.alloc(image.length, 0x41);
+    await put(created, other);
+    const download = await content(server, file.id, account);
+    expect(Buffer.from(await download.arrayBuffer())).toEqual(image);
+    expect(sha256(image)).toBe(file.sha256);
+  });
+
   it('rejects an upload of another size, type, or none at all, removing the row and the object', async () => {
     const account = await registerAccount(server.app);
     const image = png();
@@ -1059,4 +1145,41 @@ describe('download redirects (S3 with FILES_DOWNLOAD_REDIRECT)', () => {
     // Someone else still gets nothing, not even a URL.
     expect((await content(server, file.id, await registerAccount(server.app))).status).toBe(404);
   });
+});
+
+describe('an S3 store that does not answer', () => {
+  it('answers 503 DEPENDENCY_DOWN within S3_TIMEOUT_MS, never a hang or a 500', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const silent = createNetServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    const server = await startTestServer({
+      env: {
+        STORAGE_DRIVER: 's3',
+        S3_BUCKET: 'nowhere',
+        S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        S3_FORCE_PATH_STYLE: 'true',
+        S3_ACCESS_KEY_ID: 'x',
+        S3_SECRET_ACCESS_KEY: 'y',
+        S3_TIMEOUT_MS: '500',
+      },
+    });
+    try {
+      const account = await registerAccount(server.app);
+      const response = await fetch(`${server.url}/api/files`, {
+        method: 'POST',
+        headers: { ...bearer(account), 'content-type': MULTIPART },
+        body: multipart('late.txt', text(1_000)),
+      });
+      expect(response.status).toBe(503);
+      const body = (await response.json()) as { appCode: string; details: { dependency: string } };
+      expect(body).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { dependency: 'storage' } });
+      expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.app.server.closeAllConnections();
+      await server.close();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 30_000);
 });

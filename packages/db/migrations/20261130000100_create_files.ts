@@ -28,6 +28,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .alterTable('users')
     .addColumn('avatar_file_id', 'uuid', (c) => c.references('files.id').onDelete('set null'))
     .execute();
+  // "Is this file a profile picture?" on each download, and the SET NULL when a file goes.
+  await db.schema
+    .createIndex('users_avatar_file_id_idx')
+    .on('users')
+    .column('avatar_file_id')
+    .where(sql.ref('avatar_file_id'), 'is not', null)
+    .execute();
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: see up()

@@ -49,14 +49,14 @@ interface Answer {
 }
 
 /**
- * Uploads `file` and answers its metadata. With the auth mode, `refresh` is how a 401 is
- * recovered from (the client's own refresh, shared with its other calls).
+ * Uploads `file` and answers its metadata. With the auth mode, `session` handles a 401 as
+ * the client does: a revoked session ends, an expired token is refreshed once.
  */
 export async function uploadFile(
   target: UploadTarget,
   file: Blob,
   options: UploadOptions = {},
-  refresh?: () => Promise<boolean>,
+  session?: { refreshOnce(): Promise<boolean>; endSession(reason: 'session-revoked'): Promise<void> },
 ): Promise<StoredFile> {
   const endpoint = `${target.url.replace(/\/+$/, '')}/api/files`;
   const name = options.name ?? ('name' in file && typeof file.name === 'string' ? file.name : 'file');
@@ -67,7 +67,13 @@ export async function uploadFile(
       : sendWithFetch(endpoint, file, name, headers, options, target.fetch ?? globalThis.fetch);
   };
   let answer = await send();
-  if (answer.status === 401 && refresh && (await refresh())) answer = await send();
+  if (answer.status === 401 && session) {
+    if ((answer.body as { appCode?: string } | undefined)?.appCode === 'SESSION_REVOKED') {
+      await session.endSession('session-revoked');
+    } else if (await session.refreshOnce()) {
+      answer = await send();
+    }
+  }
   if (answer.status !== 201) throw new UploadError(answer.status, (answer.body ?? {}) as object);
   return answer.body as StoredFile;
 }
@@ -92,8 +98,16 @@ function sendWithXhr(
     xhr.upload.onprogress = (event) => options.onProgress?.({ loaded: event.loaded, total: event.total || file.size });
     xhr.onload = () => resolve({ status: xhr.status, body: parseJson(xhr.responseText) });
     xhr.onerror = () => reject(new TypeError('The upload failed: network error'));
-    xhr.onabort = () => reject(options.signal?.reason ?? new DOMException('The upload was aborted', 'AbortError'));
-    options.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+    const { signal } = options;
+    const abort = () => xhr.abort();
+    const done = () => signal?.removeEventListener('abort', abort);
+    xhr.onloadend = done;
+    xhr.onabort = () => reject(signal?.reason ?? new DOMException('The upload was aborted', 'AbortError'));
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    signal?.addEventListener('abort', abort, { once: true });
     const form = new FormData();
     form.append('file', file, name);
     xhr.send(form);

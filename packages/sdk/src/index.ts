@@ -139,5 +139,5 @@ export function uploadFile(options: ClientOptions, file: Blob, upload: UploadOpt
           );
     return Object.fromEntries(entries);
   };
-  return send({ ...options, headers }, file, upload, keeper?.refreshOnce);
+  return send({ ...options, headers }, file, upload, keeper);
 }

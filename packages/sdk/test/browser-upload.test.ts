@@ -36,6 +36,12 @@ describe.skipIf(!existsSync(CHROMIUM))('uploadFile in a browser', () => {
     writeFileSync(
       join(dir, 'entry.ts'),
       `import { getAppErrorCode, uploadFile } from ${JSON.stringify(sdkIndex)};
+let xhrSends = 0;
+const send = XMLHttpRequest.prototype.send;
+XMLHttpRequest.prototype.send = function (...args: Parameters<typeof send>) {
+  xhrSends++;
+  return send.apply(this, args);
+};
 (globalThis as any).runUpload = async (url: string, token: string) => {
   const options = { url, getAccessToken: () => token };
   const text = new File([new Uint8Array(2 * 1024 * 1024).fill(97)], 'notes ✓.txt', { type: 'text/html' });
@@ -43,7 +49,7 @@ describe.skipIf(!existsSync(CHROMIUM))('uploadFile in a browser', () => {
   const stored = await uploadFile(options, text, { onProgress: ({ loaded }) => progress.push(loaded) });
   const zip = new File([new Uint8Array([0x50, 0x4b, 0x03, 0x04, ...new Array(64).fill(0)])], 'archive.zip');
   const refused = await uploadFile(options, zip).then(() => 'accepted', (error) => getAppErrorCode(error));
-  return { stored, progress, total: text.size, refused, usedXhr: typeof XMLHttpRequest !== 'undefined' };
+  return { stored, progress, total: text.size, refused, usedXhr: xhrSends === 2 };
 };`,
     );
     await build({

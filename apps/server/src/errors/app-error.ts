@@ -34,7 +34,12 @@ export class AppError extends TRPCError {
 export const DEPENDENCY_RETRY_AFTER_SECONDS = 2;
 
 export function dependencyDown(dependency: Dependency, cause?: unknown): AppError {
-  const name = dependency === 'database' ? 'The database' : 'The session and rate-limit store';
+  const name =
+    dependency === 'database'
+      ? 'The database'
+      : dependency === 'storage'
+        ? 'The file storage'
+        : 'The session and rate-limit store';
   return new AppError('DEPENDENCY_DOWN', `${name} is unavailable: try again shortly`, {
     details: { dependency, retryAfterSeconds: DEPENDENCY_RETRY_AFTER_SECONDS },
     cause,

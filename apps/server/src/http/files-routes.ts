@@ -7,20 +7,23 @@
  *   GET  /api/files/:id/content   the bytes: Range, ETag, a safe Content-Disposition
  */
 import multipart from '@fastify/multipart';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DocumentedRoute } from '../documented-route.ts';
 import { AppError, rateLimited } from '../errors/index.ts';
 import type { ByteRange } from '../infra/storage/index.ts';
-import { hasPermission } from '../modules/auth/assert-permission.ts';
 import { authenticate } from '../modules/auth/authenticate.ts';
 import {
   downloadableFile,
+  downloadName,
   presignedDownload,
   readBytes,
   storeUpload,
-  type Viewer,
+  viewerOf,
 } from '../modules/files/files.service.ts';
 import type { Services } from '../services.ts';
+
+/** Uploads one account may stream at once (per process); more wait a moment (429). */
+const UPLOADS_AT_ONCE = 3;
 
 const fileParameter = {
   in: 'path',
@@ -92,10 +95,8 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     const state = await services.rateLimits.default.consume(`ip:${request.ip}`);
     if (!state.allowed) throw rateLimited(state.resetMs);
   };
-  const viewer = (caller: { userId: string }): Viewer => ({
-    userId: caller.userId,
-    mayAccessAny: () => hasPermission(services, caller, 'files:read-any'),
-  });
+  /** Uploads in progress per account, in this process: a few at a time each. */
+  const uploading = new Map<string, number>();
 
   app.post('/api/files', async (request, reply) => {
     await limit(request);
@@ -103,15 +104,29 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     if (!request.isMultipart()) {
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Upload the file as multipart/form-data, in the field `file`');
     }
-    const part = await request.file();
-    if (part?.fieldname !== 'file') {
-      throw new AppError('BAD_REQUEST', 'The multipart body must carry the file in the field `file`');
+    const busy = uploading.get(caller.userId) ?? 0;
+    if (busy >= UPLOADS_AT_ONCE) throw rateLimited(1_000);
+    uploading.set(caller.userId, busy + 1);
+    try {
+      const part = await request.file();
+      if (part?.fieldname !== 'file') {
+        part?.file.resume();
+        throw new AppError('BAD_REQUEST', 'The multipart body must carry the file in the field `file`');
+      }
+      const stored = await storeUpload(services, { ownerId: caller.userId, name: part.filename, body: part.file });
+      return reply.code(201).send(stored);
+    } finally {
+      const left = (uploading.get(caller.userId) ?? 1) - 1;
+      if (left > 0) uploading.set(caller.userId, left);
+      else uploading.delete(caller.userId);
     }
-    const stored = await storeUpload(services, { ownerId: caller.userId, name: part.filename, body: part.file });
-    return reply.code(201).send(stored);
   });
 
-  app.get<{ Params: { id: string } }>('/api/files/:id/content', async (request, reply) => {
+  const content = async (
+    request: FastifyRequest<{ Params: { id: string } }>,
+    reply: FastifyReply,
+    withBody: boolean,
+  ) => {
     await limit(request);
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(request.params.id)) {
       throw new AppError('NOT_FOUND', 'No such file');
@@ -122,10 +137,10 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
       : undefined;
     const { file, key, isPublic } = await downloadableFile(services, {
       id: request.params.id,
-      viewer: caller && viewer(caller),
+      viewer: caller && viewerOf(services, caller, 'files:read-any'),
     });
     const etag = `"${file.sha256}"`;
-    const disposition = contentDisposition(file.name, file.contentType);
+    const disposition = contentDisposition(downloadName(file.name, file.contentType), file.contentType);
     reply.header('etag', etag);
     reply.header('accept-ranges', 'bytes');
     reply.header('cache-control', isPublic ? 'public, no-cache' : 'private, no-cache');
@@ -144,10 +159,11 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     if (range === 'unsatisfiable') {
       return reply.code(416).header('content-range', `bytes */${file.size}`).send();
     }
-    const body = await readBytes(services, { key, range });
-    reply.header('content-type', file.contentType);
+    reply.header('content-type', file.contentType === 'text/plain' ? 'text/plain; charset=utf-8' : file.contentType);
     reply.header('content-disposition', disposition);
     reply.header('x-content-type-options', 'nosniff');
+    // Opened directly, a file runs nothing and reaches nothing, whatever it holds.
+    reply.header('content-security-policy', "default-src 'none'; sandbox");
     if (range) {
       reply.code(206);
       reply.header('content-range', `bytes ${range.start}-${range.end}/${file.size}`);
@@ -155,8 +171,14 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     } else {
       reply.header('content-length', String(file.size));
     }
-    return reply.send(body);
-  });
+    // HEAD: the headers only, without reading the object.
+    if (!withBody) return reply.send();
+    return reply.send(await readBytes(services, { key, range }));
+  };
+  app.get<{ Params: { id: string } }>('/api/files/:id/content', { exposeHeadRoute: false }, (request, reply) =>
+    content(request, reply, true),
+  );
+  app.head<{ Params: { id: string } }>('/api/files/:id/content', (request, reply) => content(request, reply, false));
 }
 
 /**
@@ -182,10 +204,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 /**
  * `Content-Disposition` with the name both as an ASCII fallback (quotes, backslashes and
  * control characters replaced) and as RFC 8187 UTF-8: no header injection, any Unicode
- * name. Images and PDFs open inline; everything else downloads.
+ * name. Images open inline; everything else (PDFs too) downloads.
  */
 export function contentDisposition(name: string, contentType: string): string {
-  const kind = contentType.startsWith('image/') || contentType === 'application/pdf' ? 'inline' : 'attachment';
+  const kind = contentType.startsWith('image/') ? 'inline' : 'attachment';
   const ascii = name.normalize('NFKD').replace(/[^\x20-\x7E]|["\\%]/g, '_');
   const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;

@@ -4,9 +4,9 @@
  * (src/errors) turns them into 503 DEPENDENCY_DOWN with Retry-After; nothing else needs to catch them.
  */
 
-export type Dependency = 'database' | 'redis';
+export type Dependency = 'database' | 'redis' | 'storage';
 
-/** Thrown by the key-value store when Redis cannot answer in time (down, hung, refusing writes). */
+/** Thrown by the key-value store when Redis cannot answer in time (down, hung, refusing writes), and by the file storage. */
 export class DependencyUnavailableError extends Error {
   readonly dependency: Dependency;
   constructor(dependency: Dependency, message: string, options: { cause?: unknown } = {}) {

@@ -3,7 +3,7 @@
  * Formats without a signature are recognised as text when the bytes are valid UTF-8 without
  * control characters; anything else unknown is `application/octet-stream`.
  */
-import { fileTypeFromBuffer } from 'file-type';
+import { fileTypeFromBuffer, supportedMimeTypes } from 'file-type';
 
 /** How many leading bytes the sniffing needs (file-type reads at most this many for common formats). */
 export const SNIFF_BYTES = 4_100;
@@ -27,4 +27,36 @@ function looksLikeText(head: Uint8Array, complete: boolean): boolean {
     } catch {}
   }
   return false;
+}
+
+/** Whether sniffing can ever answer this type (an allowed type it cannot answer would never match). */
+export function isSniffable(contentType: string): boolean {
+  return (
+    contentType === 'text/plain' || contentType === 'application/octet-stream' || supportedMimeTypes.has(contentType)
+  );
+}
+
+/**
+ * Checks that a whole stream is text, chunk by chunk (the first bytes said so, but a text
+ * prefix can hide a binary): valid UTF-8 without control characters.
+ */
+export class TextCheck {
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+
+  /** False as soon as the bytes are not text. */
+  push(chunk: Uint8Array): boolean {
+    try {
+      return !BINARY.test(this.decoder.decode(chunk, { stream: true }));
+    } catch {
+      return false;
+    }
+  }
+
+  end(): boolean {
+    try {
+      return !BINARY.test(this.decoder.decode());
+    } catch {
+      return false;
+    }
+  }
 }

@@ -5,11 +5,22 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DependencyUnavailableError } from '../dependency-errors.ts';
 import type { ByteRange, ObjectInfo, ObjectStorage } from './storage.ts';
+
+/** A disk that fails (full, read-only, gone) is the storage being unavailable: a 503. */
+const unavailable = (what: string, error: unknown) =>
+  new DependencyUnavailableError(
+    'storage',
+    `the file storage could not ${what}: ${error instanceof Error ? error.message : error}`,
+    {
+      cause: error,
+    },
+  );
 
 export function localStorage(dir: string): ObjectStorage {
   const root = path.resolve(dir);
@@ -30,14 +41,19 @@ export function localStorage(dir: string): ObjectStorage {
 
     async put(key: string, body: Readable): Promise<void> {
       const target = pathOf(key);
-      await mkdir(path.dirname(target), { recursive: true });
+      let bodyFailed: unknown;
+      body.once('error', (error) => {
+        bodyFailed = error;
+      });
       const temporary = `${target}.tmp-${randomBytes(6).toString('hex')}`;
       try {
+        await mkdir(path.dirname(target), { recursive: true });
         await pipeline(body, createWriteStream(temporary, { flags: 'wx' }));
         await rename(temporary, target);
       } catch (error) {
-        await rm(temporary, { force: true });
-        throw error;
+        await rm(temporary, { force: true }).catch(() => undefined);
+        // The body's own failure (too large, the client gone) is the reason, not the disk.
+        throw bodyFailed ?? unavailable('write', error);
       }
     },
 
@@ -52,8 +68,24 @@ export function localStorage(dir: string): ObjectStorage {
       return info && { key, size: info.size, lastModified: info.mtime };
     },
 
+    async copy(from: string, to: string): Promise<void> {
+      const target = pathOf(to);
+      const temporary = `${target}.tmp-${randomBytes(6).toString('hex')}`;
+      try {
+        await mkdir(path.dirname(target), { recursive: true });
+        await copyFile(pathOf(from), temporary);
+        await rename(temporary, target);
+      } catch (error) {
+        await rm(temporary, { force: true }).catch(() => undefined);
+        throw unavailable('copy', error);
+      }
+    },
+
     async delete(key: string): Promise<void> {
-      await rm(pathOf(key), { force: true });
+      const file = pathOf(key);
+      await rm(file, { force: true }).catch((error: unknown) => {
+        throw unavailable('delete', error);
+      });
     },
 
     async *list(prefix: string): AsyncIterable<ObjectInfo> {

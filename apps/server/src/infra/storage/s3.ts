@@ -1,10 +1,12 @@
 /**
  * Any S3-compatible store (AWS S3, Cloudflare R2, MinIO…) through the official AWS SDK v3.
  * Uploads stream in parts (never the whole file in memory); a body that fails midway aborts
- * the multipart upload, so no object appears. Every request is bounded in time.
+ * the multipart upload, so no object appears. Every request is bounded in time (connecting,
+ * and the whole request), and a store that fails is a DependencyUnavailableError.
  */
 import type { Readable } from 'node:stream';
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -15,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { DependencyUnavailableError } from '../dependency-errors.ts';
 import type { ByteRange, ObjectInfo, ObjectStorage } from './storage.ts';
 
 export interface S3Options {
@@ -24,17 +27,22 @@ export interface S3Options {
   accessKeyId: string | undefined;
   secretAccessKey: string | undefined;
   forcePathStyle: boolean;
-  /** Connecting, and each request's silence, give up after this long. */
+  /** Connecting, a silent socket, and each request (each part of an upload) give up after this long. */
   timeoutMs: number;
 }
 
-/** Parts of 8 MiB, two in flight: an upload holds at most ~16 MiB of it in memory. */
+/** Parts of 8 MiB, two in flight: an upload holds at most ~24 MiB of it in memory. */
 const PART_SIZE = 8 * 1024 * 1024;
 const PARTS_IN_FLIGHT = 2;
 
 const isMissing = (error: unknown) =>
   error instanceof S3ServiceException &&
   (error.name === 'NotFound' || error.name === 'NoSuchKey' || error.$metadata.httpStatusCode === 404);
+
+const unavailable = (what: string, error: unknown) =>
+  new DependencyUnavailableError('storage', `S3 ${what} failed: ${error instanceof Error ? error.message : error}`, {
+    cause: error,
+  });
 
 export function s3Storage(options: S3Options): ObjectStorage {
   const client = new S3Client({
@@ -45,15 +53,34 @@ export function s3Storage(options: S3Options): ObjectStorage {
       options.secretAccessKey && {
         credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
       }),
-    requestHandler: { connectionTimeout: options.timeoutMs, requestTimeout: options.timeoutMs },
+    requestHandler: {
+      connectionTimeout: options.timeoutMs,
+      socketTimeout: options.timeoutMs,
+      requestTimeout: options.timeoutMs,
+      // Without it the SDK only warns when a request runs out of time.
+      throwOnRequestTimeout: true,
+    },
     maxAttempts: 2,
   });
   const Bucket = options.bucket;
+  /** Runs one request; any failure but "no such object" means the store is unavailable. */
+  const request = async <T>(what: string, run: () => Promise<T>, ifMissing?: () => T): Promise<T> => {
+    try {
+      return await run();
+    } catch (error) {
+      if (ifMissing && isMissing(error)) return ifMissing();
+      throw unavailable(what, error);
+    }
+  };
 
   return {
     driver: 's3',
 
     async put(key: string, body: Readable, { contentType }: { contentType: string }): Promise<void> {
+      let bodyFailed: unknown;
+      body.once('error', (error) => {
+        bodyFailed = error;
+      });
       const upload = new Upload({
         client,
         params: { Bucket, Key: key, Body: body, ContentType: contentType },
@@ -61,39 +88,60 @@ export function s3Storage(options: S3Options): ObjectStorage {
         queueSize: PARTS_IN_FLIGHT,
         leavePartsOnError: false,
       });
-      await upload.done();
-    },
-
-    async get(key: string, range?: ByteRange): Promise<Readable | undefined> {
       try {
-        const answer = await client.send(
-          new GetObjectCommand({ Bucket, Key: key, ...(range && { Range: `bytes=${range.start}-${range.end}` }) }),
-        );
-        return answer.Body as Readable;
+        await upload.done();
       } catch (error) {
-        if (isMissing(error)) return undefined;
-        throw error;
+        // The body's own failure (too large, the client gone) is the reason, not the store.
+        throw bodyFailed ?? unavailable('upload', error);
       }
     },
 
-    async head(key: string): Promise<ObjectInfo | undefined> {
-      try {
-        const answer = await client.send(new HeadObjectCommand({ Bucket, Key: key }));
-        return { key, size: answer.ContentLength ?? 0, lastModified: answer.LastModified ?? new Date(0) };
-      } catch (error) {
-        if (isMissing(error)) return undefined;
-        throw error;
-      }
+    get(key: string, range?: ByteRange): Promise<Readable | undefined> {
+      return request(
+        'download',
+        async () => {
+          const answer = await client.send(
+            new GetObjectCommand({ Bucket, Key: key, ...(range && { Range: `bytes=${range.start}-${range.end}` }) }),
+          );
+          return answer.Body as Readable;
+        },
+        () => undefined,
+      );
+    },
+
+    head(key: string): Promise<ObjectInfo | undefined> {
+      return request(
+        'head',
+        async () => {
+          const answer = await client.send(new HeadObjectCommand({ Bucket, Key: key }));
+          return { key, size: answer.ContentLength ?? 0, lastModified: answer.LastModified ?? new Date(0) };
+        },
+        () => undefined,
+      );
+    },
+
+    async copy(from: string, to: string): Promise<void> {
+      await request('copy', () =>
+        client.send(
+          new CopyObjectCommand({
+            Bucket,
+            Key: to,
+            CopySource: `${Bucket}/${from}` /* generated keys: no characters to escape */,
+          }),
+        ),
+      );
     },
 
     async delete(key: string): Promise<void> {
-      await client.send(new DeleteObjectCommand({ Bucket, Key: key }));
+      await request('delete', () => client.send(new DeleteObjectCommand({ Bucket, Key: key })));
     },
 
     async *list(prefix: string): AsyncIterable<ObjectInfo> {
       let ContinuationToken: string | undefined;
       do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken }));
+        const page = await request('list', () =>
+          client.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken })),
+        );
         for (const object of page.Contents ?? []) {
           if (!object.Key) continue;
           yield { key: object.Key, size: object.Size ?? 0, lastModified: object.LastModified ?? new Date(0) };

@@ -1,10 +1,6 @@
-import type { Services } from '../../services.ts';
 import { router } from '../../trpc/init.ts';
 import { authedProcedure } from '../../trpc/procedures.ts';
-import { hasPermission } from '../auth/assert-permission.ts';
-import type { Caller } from '../auth/authenticate.ts';
 import { ok } from '../common-schemas.ts';
-import type { Permission } from '../rbac/permissions.ts';
 import {
   createUploadInput,
   createUploadOutput,
@@ -16,12 +12,6 @@ import {
 import * as files from './files.service.ts';
 
 const tags = ['files'];
-
-/** The caller, who may reach anyone's files with `permission` (looked up only for someone else's file). */
-const viewer = (services: Services, caller: Caller, permission: Permission): files.Viewer => ({
-  userId: caller.userId,
-  mayAccessAny: () => hasPermission(services, caller, permission),
-});
 
 /** File metadata and direct uploads; the bytes go through plain routes (src/http/files-routes.ts). */
 export const filesRouter = router({
@@ -44,7 +34,7 @@ export const filesRouter = router({
     .input(fileIdInput)
     .output(fileOutput)
     .query(({ ctx, input }) =>
-      files.getFile(ctx.services, { id: input.id, viewer: viewer(ctx.services, ctx.caller, 'files:read-any') }),
+      files.getFile(ctx.services, { id: input.id, viewer: files.viewerOf(ctx.services, ctx.caller, 'files:read-any') }),
     ),
 
   delete: authedProcedure
@@ -62,7 +52,7 @@ export const filesRouter = router({
     .mutation(async ({ ctx, input }) => {
       await files.deleteFile(ctx.services, {
         id: input.id,
-        viewer: viewer(ctx.services, ctx.caller, 'files:delete-any'),
+        viewer: files.viewerOf(ctx.services, ctx.caller, 'files:delete-any'),
       });
       return { ok: true as const };
     }),

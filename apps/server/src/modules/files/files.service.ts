@@ -9,10 +9,12 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FilesTable } from '@app/db';
 import type { Selectable } from 'kysely';
 import { AppError } from '../../errors/index.ts';
-import { SNIFF_BYTES, sniffContentType } from '../../infra/sniff.ts';
+import { SNIFF_BYTES, sniffContentType, TextCheck } from '../../infra/sniff.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { ByteRange } from '../../infra/storage/index.ts';
 import type { Services } from '../../services.ts';
+import { hasPermission } from '../auth/assert-permission.ts';
+import type { Caller } from '../auth/authenticate.ts';
 
 type Deps = Pick<Services, 'db' | 'storage' | 'config' | 'clock' | 'log'>;
 type FileRow = Selectable<FilesTable>;
@@ -26,8 +28,10 @@ export interface FileDto {
   createdAt: string;
 }
 
-const KEY_PREFIX = 'files/';
-const newKey = () => `${KEY_PREFIX}${randomUUID()}`;
+/** Files' bytes; direct uploads land under `uploads/` and are copied here once checked. */
+const FILES_PREFIX = 'files/';
+const UPLOADS_PREFIX = 'uploads/';
+const newKey = (prefix = FILES_PREFIX) => `${prefix}${randomUUID()}`;
 /** An object younger than this may be an upload in progress: the sweep leaves it. */
 const SWEEP_GRACE_MS = 60 * 60_000;
 
@@ -42,12 +46,40 @@ function toDto(row: FileRow): FileDto {
   };
 }
 
-/** A name for display: any Unicode, without control characters, 1-255 characters. */
+/**
+ * A name for display: any Unicode but control and format characters (no U+202E turning
+ * `gpj.exe` into `exe.jpg`), no folders, 1-255 characters.
+ */
 export function displayName(raw: string | undefined): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
-  const cleaned = (raw ?? '').replace(/[\u0000-\u001F\u007F]/g, '').trim();
-  return [...cleaned].slice(0, 255).join('') || 'file';
+  const cleaned = (raw ?? '')
+    .replace(/[\p{Cc}\p{Cf}]/gu, '')
+    .split(/[/\\]/)
+    .at(-1)
+    ?.trim();
+  return [...(cleaned ?? '')].slice(0, 255).join('') || 'file';
 }
+
+/** The usual extension of each type: a download is named so that it opens as what it is. */
+const EXTENSIONS: Record<string, string[]> = {
+  'image/png': ['png'],
+  'image/jpeg': ['jpg', 'jpeg'],
+  'image/gif': ['gif'],
+  'image/webp': ['webp'],
+  'image/avif': ['avif'],
+  'application/pdf': ['pdf'],
+  'text/plain': ['txt', 'text', 'md', 'csv', 'log'],
+};
+
+/** The name to download as: `report.html` that is text comes down as `report.html.txt`. */
+export function downloadName(name: string, contentType: string): string {
+  const known = EXTENSIONS[contentType];
+  if (!known) return name;
+  const extension = /\.([^.]+)$/.exec(name)?.[1]?.toLowerCase();
+  return extension && known.includes(extension) ? name : `${name}.${known[0]}`;
+}
+
+/** Image types a profile picture may be (raster formats every browser shows). */
+const AVATAR_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif']);
 
 const tooLarge = (maxBytes: number) =>
   new AppError('FILE_TOO_LARGE', `The file is larger than ${maxBytes} bytes`, { details: { maxBytes } });
@@ -74,11 +106,14 @@ class Meter extends Transform {
   readonly hash = createHash('sha256');
   private readonly limit: number;
   private readonly overLimit: () => Error;
+  /** For text: every byte must stay text, not only the first ones sniffed. */
+  private readonly text: { check: TextCheck; notText: () => Error } | undefined;
 
-  constructor(limit: number, overLimit: () => Error) {
+  constructor(limit: number, overLimit: () => Error, text?: { check: TextCheck; notText: () => Error }) {
     super();
     this.limit = limit;
     this.overLimit = overLimit;
+    this.text = text;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
@@ -87,20 +122,21 @@ class Meter extends Transform {
       done(this.overLimit());
       return;
     }
+    if (this.text && !this.text.check.push(chunk)) {
+      done(this.text.notText());
+      return;
+    }
     this.hash.update(chunk);
     done(null, chunk);
   }
+
+  override _flush(done: TransformCallback): void {
+    done(this.text && !this.text.check.end() ? this.text.notText() : null);
+  }
 }
 
-/**
- * The first `bytes` of a stream (fewer if it ends), the whole stream again (those bytes
- * included), and `drain` to read what is left without keeping it (after a refusal, so the
- * client gets the answer instead of a reset connection).
- */
-async function peek(
-  source: Readable,
-  bytes: number,
-): Promise<{ head: Buffer; complete: boolean; all: Readable; drain: () => Promise<void> }> {
+/** The first `bytes` of a stream (fewer if it ends), and the whole stream again, those bytes included. */
+async function peek(source: Readable, bytes: number): Promise<{ head: Buffer; complete: boolean; all: Readable }> {
   const iterator = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let length = 0;
@@ -122,14 +158,13 @@ async function peek(
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
     })(),
   );
-  const drain = async () => {
-    if (complete) return;
-    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {}
-  };
-  return { head: head.subarray(0, bytes), complete, all, drain };
+  return { head: head.subarray(0, bytes), complete, all };
 }
 
-/** Reads a stream to its end, keeping nothing (errors ignored: the client may be gone). */
+/**
+ * Reads what is left of a refused upload, keeping nothing, so the client gets the answer
+ * instead of a reset connection (errors ignored: the client may be gone).
+ */
 async function drainRest(stream: Readable): Promise<void> {
   try {
     for await (const _ of stream) {
@@ -146,15 +181,27 @@ export async function storeUpload(
   const { maxBytes, quotaBytes, allowedTypes } = deps.config.files;
   const room = quotaBytes - (await usedBytes(deps, input.ownerId));
   const limit = Math.min(maxBytes, room);
-  const { head, complete, all, drain } = await peek(input.body, SNIFF_BYTES);
-  const contentType = await sniffContentType(head, { complete });
-  if (!allowedTypes.includes(contentType)) {
-    await drain();
-    throw new AppError('UNSUPPORTED_FILE_TYPE', `Files of type ${contentType} are not accepted`, {
-      details: { contentType, allowed: allowedTypes },
-    });
+  const { head, complete, all } = await peek(input.body, SNIFF_BYTES);
+  if (room <= 0 && head.length > 0) {
+    await drainRest(all);
+    throw overQuota(quotaBytes);
   }
-  const meter = new Meter(limit, () => (limit === maxBytes ? tooLarge(maxBytes) : overQuota(quotaBytes)));
+  const contentType = await sniffContentType(head, { complete });
+  const refuseType = (type: string) =>
+    new AppError('UNSUPPORTED_FILE_TYPE', `Files of type ${type} are not accepted`, {
+      details: { contentType: type, allowed: allowedTypes },
+    });
+  if (!allowedTypes.includes(contentType)) {
+    await drainRest(all);
+    throw refuseType(contentType);
+  }
+  const meter = new Meter(
+    limit,
+    () => (limit === maxBytes ? tooLarge(maxBytes) : overQuota(quotaBytes)),
+    contentType === 'text/plain'
+      ? { check: new TextCheck(), notText: () => refuseType('application/octet-stream') }
+      : undefined,
+  );
   const key = newKey();
   // The client going away fails the source; the meter passes that on to the store, and
   // its own refusal (too large) is read from it below, whoever listens first.
@@ -233,6 +280,15 @@ export interface Viewer {
   mayAccessAny: () => Promise<boolean>;
 }
 
+/** The caller as a viewer who may reach anyone's files with `permission`. */
+export function viewerOf(
+  deps: Parameters<typeof hasPermission>[0],
+  caller: Caller,
+  permission: 'files:read-any' | 'files:delete-any',
+): Viewer {
+  return { userId: caller.userId, mayAccessAny: () => hasPermission(deps, caller, permission) };
+}
+
 /**
  * A ready file the viewer may see: their own, or anyone's with the permission. Someone
  * else's file is "not found", never "forbidden".
@@ -263,10 +319,11 @@ export async function deleteFile(deps: Deps, input: { id: string; viewer: Viewer
     .returning('storage_key')
     .executeTakeFirst();
   if (!deleted) throw new AppError('NOT_FOUND', 'No such file');
-  await removeObjects(deps, [deleted.storage_key]);
+  await removeStoredBytes(deps, [deleted.storage_key]);
 }
 
-async function removeObjects(deps: Pick<Services, 'storage' | 'log'>, keys: string[]): Promise<void> {
+/** Removes objects (after their rows went); one the store fails to delete is left to the sweep. */
+export async function removeStoredBytes(deps: Pick<Services, 'storage' | 'log'>, keys: string[]): Promise<void> {
   for (const key of keys) {
     await deps.storage.delete(key).catch((error: unknown) => {
       deps.log.warn({ err: error, key }, 'a file object could not be deleted: the sweep will remove it');
@@ -274,15 +331,10 @@ async function removeObjects(deps: Pick<Services, 'storage' | 'log'>, keys: stri
   }
 }
 
-/** The storage keys of an account's files, to remove once its rows are gone (account deletion). */
-export async function storageKeysOf(deps: Pick<Services, 'db'>, ownerId: string): Promise<string[]> {
-  const rows = await deps.db.selectFrom('files').select('storage_key').where('owner_id', '=', ownerId).execute();
+/** Deletes an account's file rows (inside the caller's transaction that deletes the account): their keys, to remove the bytes after. */
+export async function deleteFileRowsOf(deps: Pick<Services, 'db'>, ownerId: string): Promise<string[]> {
+  const rows = await deps.db.deleteFrom('files').where('owner_id', '=', ownerId).returning('storage_key').execute();
   return rows.map((row) => row.storage_key);
-}
-
-/** After an account's rows went (with the account): its bytes go too. */
-export async function removeStoredBytes(deps: Pick<Services, 'storage' | 'log'>, keys: string[]): Promise<void> {
-  await removeObjects(deps, keys);
 }
 
 /**
@@ -336,8 +388,10 @@ export async function presignedDownload(
 }
 
 /**
- * A direct upload (S3): a pending row and a presigned PUT with the size and type signed in.
- * The declared type must be accepted; `completeUpload` checks what actually arrived.
+ * A direct upload (S3): a pending row and a presigned PUT to `uploads/<uuid>`, with the size
+ * and type signed in. The declared type must be accepted; `completeUpload` checks what
+ * actually arrived, then copies it to a key no URL names (a second PUT cannot change a
+ * checked file).
  */
 export async function createUpload(
   deps: Deps,
@@ -354,8 +408,14 @@ export async function createUpload(
     });
   }
   if (input.size > maxBytes) throw tooLarge(maxBytes);
-  const key = newKey();
+  const key = newKey(UPLOADS_PREFIX);
   const expiresAt = new Date(deps.clock.now() + uploadUrlTtlSeconds * 1000);
+  // Signed first: a store that cannot sign leaves no pending row holding quota.
+  const presigned = await storage.presignPut(key, {
+    contentType: input.contentType,
+    size: input.size,
+    expiresInSeconds: uploadUrlTtlSeconds,
+  });
   // A pending upload counts against the quota at its declared size.
   const id = await deps.db.transaction().execute(async (trx) => {
     await trx.selectFrom('users').select('id').where('id', '=', input.ownerId).forUpdate().executeTakeFirst();
@@ -375,18 +435,14 @@ export async function createUpload(
       .executeTakeFirstOrThrow();
     return row.id;
   });
-  const presigned = await storage.presignPut(key, {
-    contentType: input.contentType,
-    size: input.size,
-    expiresInSeconds: uploadUrlTtlSeconds,
-  });
   return { id, url: presigned.url, method: 'PUT', headers: presigned.headers, expiresAt: expiresAt.toISOString() };
 }
 
 /**
  * The client says its direct upload is done: the object must exist with the declared size
- * and sniff as an accepted type (the declared one). Then its SHA-256 is computed and the
- * file becomes visible; otherwise the object and the row go (UPLOAD_REJECTED).
+ * and sniff as the declared (accepted) type. Then its SHA-256 is computed, it is copied to
+ * its final key, and the file becomes visible; otherwise the object and the row go
+ * (UPLOAD_REJECTED).
  */
 export async function completeUpload(deps: Deps, input: { ownerId: string; id: string }): Promise<FileDto> {
   const row = await deps.db
@@ -398,8 +454,8 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
   if (!row) throw new AppError('NOT_FOUND', 'No such upload');
   if (row.status === 'ready') return toDto(row);
   const reject = async (reason: 'missing' | 'size' | 'type', message: string) => {
-    await deps.db.deleteFrom('files').where('id', '=', row.id).execute();
-    await removeObjects(deps, [row.storage_key]);
+    await deps.db.deleteFrom('files').where('id', '=', row.id).where('status', '=', 'pending').execute();
+    await removeStoredBytes(deps, [row.storage_key]);
     return new AppError('UPLOAD_REJECTED', message, { details: { reason } });
   };
   const info = await deps.storage.head(row.storage_key);
@@ -410,34 +466,51 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
   const body = await deps.storage.get(row.storage_key);
   if (!body) throw await reject('missing', 'Nothing was uploaded to the URL');
   const hash = createHash('sha256');
+  const text = row.content_type === 'text/plain' ? new TextCheck() : undefined;
+  let isText = true;
   const chunks: Buffer[] = [];
   let headLength = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     hash.update(chunk);
+    if (text && isText) isText = text.push(chunk);
     if (headLength < SNIFF_BYTES) {
       chunks.push(chunk);
       headLength += chunk.length;
     }
   }
+  if (text && isText) isText = text.end();
   const head = Buffer.concat(chunks).subarray(0, SNIFF_BYTES);
-  const sniffed = await sniffContentType(head, { complete: info.size <= SNIFF_BYTES });
+  const sniffed = isText
+    ? await sniffContentType(head, { complete: info.size <= SNIFF_BYTES })
+    : 'application/octet-stream';
   if (sniffed !== row.content_type) {
     throw await reject('type', `The upload is ${sniffed}, not the ${row.content_type} declared`);
   }
+  const finalKey = newKey();
+  await deps.storage.copy(row.storage_key, finalKey);
   const ready = await deps.db
     .updateTable('files')
-    .set({ status: 'ready', sha256: hash.digest('hex'), expires_at: null })
+    .set({ status: 'ready', sha256: hash.digest('hex'), expires_at: null, storage_key: finalKey })
     .where('id', '=', row.id)
     .where('status', '=', 'pending')
     .returningAll()
     .executeTakeFirst();
-  if (!ready) throw new AppError('NOT_FOUND', 'No such upload');
-  return toDto(ready);
+  await removeStoredBytes(deps, [ready ? row.storage_key : finalKey]);
+  if (ready) return toDto(ready);
+  // Completed by a concurrent call meanwhile (or removed): answer what is there now.
+  const current = await deps.db
+    .selectFrom('files')
+    .selectAll()
+    .where('id', '=', row.id)
+    .where('status', '=', 'ready')
+    .executeTakeFirst();
+  if (!current) throw new AppError('NOT_FOUND', 'No such upload');
+  return toDto(current);
 }
 
 /**
  * Expired pending uploads go (row and object), and so does every object older than an hour
- * that no row names (a crash mid-upload, a failed delete, a deleted account's leftovers).
+ * that no row names (a crash mid-upload, a failed delete, an upload URL used again).
  */
 export async function sweepFiles(deps: Deps): Promise<{ expiredUploads: number; orphanObjects: number }> {
   const now = deps.clock.now();
@@ -447,21 +520,28 @@ export async function sweepFiles(deps: Deps): Promise<{ expiredUploads: number; 
     .where('expires_at', '<', new Date(now))
     .returning('storage_key')
     .execute();
-  await removeObjects(
+  await removeStoredBytes(
     deps,
     expired.map((row) => row.storage_key),
   );
   let orphanObjects = 0;
-  for await (const object of deps.storage.list(KEY_PREFIX)) {
-    if (object.lastModified.getTime() > now - SWEEP_GRACE_MS) continue;
-    const named = await deps.db
-      .selectFrom('files')
-      .select('id')
-      .where('storage_key', '=', object.key)
-      .executeTakeFirst();
-    if (named) continue;
-    await removeObjects(deps, [object.key]);
-    orphanObjects++;
+  for (const prefix of [FILES_PREFIX, UPLOADS_PREFIX]) {
+    let page: string[] = [];
+    const sweepPage = async () => {
+      if (page.length === 0) return;
+      const named = await deps.db.selectFrom('files').select('storage_key').where('storage_key', 'in', page).execute();
+      const kept = new Set(named.map((row) => row.storage_key));
+      const orphans = page.filter((key) => !kept.has(key));
+      await removeStoredBytes(deps, orphans);
+      orphanObjects += orphans.length;
+      page = [];
+    };
+    for await (const object of deps.storage.list(prefix)) {
+      if (object.lastModified.getTime() > now - SWEEP_GRACE_MS) continue;
+      page.push(object.key);
+      if (page.length >= 500) await sweepPage();
+    }
+    await sweepPage();
   }
   return { expiredUploads: expired.length, orphanObjects };
 }
@@ -478,7 +558,7 @@ export async function assertOwnImage(
     .where('owner_id', '=', input.ownerId)
     .where('status', '=', 'ready')
     .executeTakeFirst();
-  if (!row?.content_type.startsWith('image/')) {
+  if (!row || !AVATAR_TYPES.has(row.content_type)) {
     throw new AppError('NOT_AN_IMAGE', 'A profile picture must be an image you uploaded');
   }
 }

@@ -5,7 +5,7 @@ import { checkPassword } from '../../infra/passwords.ts';
 import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
-import { assertOwnImage, removeStoredBytes, storageKeysOf } from '../files/files.service.ts';
+import { assertOwnImage, deleteFileRowsOf, removeStoredBytes } from '../files/files.service.ts';
 import { assignDefaultRole, rolesOfUsers } from '../rbac/rbac.service.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
@@ -196,8 +196,11 @@ export async function deleteUser(deps: Deps & Pick<Services, 'storage'>, id: str
   const existing = await findUserRow(deps, id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
   await revokeSessions(deps, { userId: id });
-  const keys = await storageKeysOf(deps, id);
-  await deps.db.deleteFrom('users').where('id', '=', id).execute();
+  const keys = await deps.db.transaction().execute(async (trx) => {
+    const fileKeys = await deleteFileRowsOf({ db: trx }, id);
+    await trx.deleteFrom('users').where('id', '=', id).execute();
+    return fileKeys;
+  });
   await removeStoredBytes(deps, keys);
 }
 
