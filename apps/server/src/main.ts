@@ -92,13 +92,21 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
   const address = await app.listen({ host: config.host, port: config.port });
   // Expired direct uploads and objects no file row names (FILES_SWEEP_INTERVAL). Until durable
   // jobs exist, every process sweeps; the deletes are idempotent.
+  let sweepRunning = false;
   sweeping = setInterval(() => {
-    sweepFiles(services).then(
-      (swept) => {
-        if (swept.expiredUploads + swept.orphanObjects > 0) log.info(swept, 'files swept');
-      },
-      (error: unknown) => log.warn({ err: error }, 'the file sweep failed: it runs again later'),
-    );
+    // One sweep at a time: a slow store must not pile them up.
+    if (sweepRunning) return;
+    sweepRunning = true;
+    sweepFiles(services)
+      .finally(() => {
+        sweepRunning = false;
+      })
+      .then(
+        (swept) => {
+          if (swept.expiredUploads + swept.orphanObjects > 0) log.info(swept, 'files swept');
+        },
+        (error: unknown) => log.warn({ err: error }, 'the file sweep failed: it runs again later'),
+      );
   }, config.files.sweepIntervalSeconds * 1000);
   sweeping.unref();
   if (services.mailer.transport.name === 'outbox') {

@@ -608,6 +608,19 @@ describe('upload requests (local storage)', () => {
       disposition: 'form-data; name="attachment"; filename="a.txt"',
     });
     expect([wrongField.status, wrongField.body.appCode]).toEqual([400, 'BAD_REQUEST']);
+    // Multipart without its boundary, and a body cut off before the part ends: 400, never a 500.
+    for (const [contentType, body] of [
+      ['multipart/form-data', 'no boundary'],
+      [MULTIPART, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc`],
+    ] as const) {
+      const broken = await fetch(`${server.url}/api/files`, {
+        method: 'POST',
+        headers: { ...bearer(account), 'content-type': contentType },
+        body,
+      });
+      expect(broken.status, contentType).toBeGreaterThanOrEqual(400);
+      expect(broken.status, contentType).toBeLessThan(500);
+    }
     expect(await rowsOf(server, account.id)).toEqual([]);
   });
 

@@ -22,6 +22,10 @@ import {
 } from '../modules/files/files.service.ts';
 import type { Services } from '../services.ts';
 
+/** What busboy says of a multipart body it cannot read. */
+const BROKEN_MULTIPART =
+  /^(Multipart: |Unexpected end of (form|file|multipart data)|Malformed part header|Malformed content-disposition)/;
+
 /** Uploads one account may stream at once (per process); more wait a moment (429). */
 const UPLOADS_AT_ONCE = 3;
 
@@ -115,6 +119,12 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
       }
       const stored = await storeUpload(services, { ownerId: caller.userId, name: part.filename, body: part.file });
       return reply.code(201).send(stored);
+    } catch (error) {
+      // The multipart parser's own refusals (no boundary, a body cut off) are plain Errors.
+      if (error instanceof Error && !(error instanceof AppError) && BROKEN_MULTIPART.test(error.message)) {
+        throw new AppError('BAD_REQUEST', `The multipart body cannot be read: ${error.message}`, { cause: error });
+      }
+      throw error;
     } finally {
       const left = (uploading.get(caller.userId) ?? 1) - 1;
       if (left > 0) uploading.set(caller.userId, left);
