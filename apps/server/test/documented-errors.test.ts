@@ -103,6 +103,8 @@ function invalidInput(operation: DocumentedOperation): Partial<InjectOptions> {
   if (operation.path.includes('{')) return { url: url(operation, 'not-a-uuid') };
   const numeric = operation.query.find((parameter) => ['integer', 'number'].includes(parameter.schema?.type ?? ''));
   if (numeric) return { url: `${url(operation)}?${numeric.name}=many` };
+  const flag = operation.query.find((parameter) => parameter.schema?.type === 'boolean');
+  if (flag) return { url: `${url(operation)}?${flag.name}=maybe` };
   throw new Error(`${operation.name}: teach invalidInput() an input this operation refuses`);
 }
 

@@ -91,6 +91,66 @@ describe('RBAC', () => {
     expect((await as(user, 'GET', '/api/users')).statusCode).toBe(403);
   });
 
+  describe('relation listings', () => {
+    it('lists the roles that grant each permission, on request', async () => {
+      const role = await createRole(`grants-${Date.now()}`, ['notes:read-any']);
+      const plain = (await as(admin, 'GET', '/api/permissions')).json() as { name: string; roles?: string[] }[];
+      expect(plain.every((p) => p.roles === undefined)).toBe(true);
+      const withRoles = (await as(admin, 'GET', '/api/permissions?includeRoles=true')).json() as {
+        name: string;
+        roles: string[];
+      }[];
+      expect(withRoles.find((p) => p.name === 'notes:read-any')?.roles.sort()).toEqual(['admin', role.name].sort());
+      expect(withRoles.find((p) => p.name === 'files:delete-any')?.roles).toEqual(['admin']);
+      // The same over tRPC.
+      const trpc = await t.app.inject({
+        method: 'GET',
+        url: `/trpc/rbac.permissions.list?input=${encodeURIComponent(JSON.stringify({ includeRoles: true }))}`,
+        headers: bearer(admin),
+      });
+      expect(trpc.json().result.data).toEqual(withRoles);
+    });
+
+    it("lists a role's members page by page, and filters users by role", async () => {
+      const role = await createRole(`members-${Date.now()}`, []);
+      const members = [await registerAccount(t.app), await registerAccount(t.app), await registerAccount(t.app)];
+      await registerAccount(t.app); // not a member
+      for (const member of members) await assign(member.id, role.id);
+      const first = (await as(admin, 'GET', `/api/roles/${role.id}/members?limit=2`)).json() as {
+        items: { id: string; roles: string[] }[];
+        nextCursor: string;
+      };
+      expect(first.items.map((u) => u.id)).toEqual([members[2]?.id, members[1]?.id]);
+      expect(first.items.every((u) => u.roles.includes(role.name))).toBe(true);
+      const second = (
+        await as(admin, 'GET', `/api/roles/${role.id}/members?limit=2&cursor=${first.nextCursor}`)
+      ).json();
+      expect(second).toEqual({ items: [expect.objectContaining({ id: members[0]?.id })], nextCursor: null });
+
+      const filtered = (await as(admin, 'GET', `/api/users?role=${role.name}`)).json() as { items: { id: string }[] };
+      expect(filtered.items.map((u) => u.id)).toEqual(members.map((m) => m.id).reverse());
+      expect((await as(admin, 'GET', '/api/users?role=no-such-role')).json().items).toEqual([]);
+
+      const trpc = await t.app.inject({
+        method: 'GET',
+        url: `/trpc/rbac.roles.members?input=${encodeURIComponent(JSON.stringify({ id: role.id }))}`,
+        headers: bearer(admin),
+      });
+      expect(trpc.json().result.data.items.map((u: { id: string }) => u.id)).toEqual(
+        members.map((m) => m.id).reverse(),
+      );
+    });
+
+    it('answers 404 for an unknown role, and 403 without users:read', async () => {
+      const missing = await as(admin, 'GET', '/api/roles/01900000-0000-7000-8000-000000000000/members');
+      expect([missing.statusCode, missing.json().appCode]).toEqual([404, 'NOT_FOUND']);
+      const roles = (await as(admin, 'GET', '/api/roles')).json() as { id: string; name: string }[];
+      const user = await registerAccount(t.app);
+      const denied = await as(user, 'GET', `/api/roles/${roles[0]?.id}/members`);
+      expect(denied.json()).toMatchObject({ appCode: 'PERMISSION_DENIED', details: { permission: 'users:read' } });
+    });
+  });
+
   it('lists every declared permission with a description', async () => {
     const list = (await as(admin, 'GET', '/api/permissions')).json() as { name: string; description: string }[];
     expect(list.map((p) => p.name)).toEqual(ALL_PERMISSIONS);

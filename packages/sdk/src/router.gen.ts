@@ -477,6 +477,7 @@ export type AppRouter = TRPCBuiltRouter<
       /** Users, newest first. REST: `GET /api/users` */
       list: TRPCQueryProcedure<{
         input: {
+          role?: string | undefined;
           limit?: number | undefined;
           cursor?: string | undefined;
           search?: string | undefined;
@@ -529,6 +530,20 @@ export type AppRouter = TRPCBuiltRouter<
           meta: object;
           errorShape: AppErrorShape;
         }>;
+        /** A role's users, newest first (needs users:read: it lists users). REST: `GET /api/roles/{id}/members` */
+        members: TRPCQueryProcedure<{
+          input: {
+            id: string;
+            limit?: number | undefined;
+            cursor?: string | undefined;
+          };
+          output: {
+            items: User[];
+            nextCursor: string | null;
+          };
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
         /** Create a role. REST: `POST /api/roles` */
         create: TRPCMutationProcedure<{
           input: {
@@ -567,10 +582,15 @@ export type AppRouter = TRPCBuiltRouter<
       permissions: {
         /** Every permission the code declares. REST: `GET /api/permissions` */
         list: TRPCQueryProcedure<{
-          input: void;
+          input:
+            | {
+                includeRoles?: boolean | undefined;
+              }
+            | undefined;
           output: {
             name: Permission;
             description: string;
+            roles?: string[] | undefined;
           }[];
           meta: object;
           errorShape: AppErrorShape;

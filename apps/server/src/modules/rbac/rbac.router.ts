@@ -2,9 +2,12 @@ import { z } from 'zod';
 import { router } from '../../trpc/init.ts';
 import { requirePermission } from '../../trpc/procedures.ts';
 import { ok } from '../common-schemas.ts';
+import { listUsersOutput, roleMembersInput } from '../users/users.schemas.ts';
+import { listUsers } from '../users/users.service.ts';
 import {
   assignmentInput,
   createRoleInput,
+  listPermissionsInput,
   permissionOutput,
   roleIdInput,
   roleOutput,
@@ -24,6 +27,23 @@ export const rbacRouter = router({
       .input(z.void())
       .output(z.array(roleOutput))
       .query(({ ctx }) => rbac.listRoles(ctx.services)),
+
+    members: requirePermission('users:read')
+      .meta({
+        openapi: {
+          method: 'GET',
+          path: '/roles/{id}/members',
+          tags,
+          summary: "A role's users, newest first (needs users:read: it lists users)",
+        },
+        errors: ['NOT_FOUND'],
+      })
+      .input(roleMembersInput)
+      .output(listUsersOutput)
+      .query(async ({ ctx, input }) => {
+        await rbac.assertRoleExists(ctx.services, input.id);
+        return listUsers(ctx.services, { limit: input.limit, cursor: input.cursor, roleId: input.id });
+      }),
 
     create: requirePermission('roles:write')
       .meta({
@@ -81,9 +101,9 @@ export const rbacRouter = router({
           summary: 'Every permission the code declares',
         },
       })
-      .input(z.void())
+      .input(listPermissionsInput)
       .output(z.array(permissionOutput))
-      .query(() => rbac.listPermissions()),
+      .query(({ ctx, input }) => rbac.listPermissions(ctx.services, { includeRoles: input?.includeRoles })),
   }),
 
   assignRole: requirePermission('roles:assign')

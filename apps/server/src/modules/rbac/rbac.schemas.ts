@@ -31,4 +31,14 @@ export const updateRoleInput = z.object({
 });
 export const roleIdInput = z.object({ id });
 export const assignmentInput = z.object({ id: id.meta({ description: 'The user' }), roleId: id });
-export const permissionOutput = z.object({ name: z.enum(ALL_PERMISSIONS), description: z.string() });
+export const permissionOutput = z.object({
+  name: z.enum(ALL_PERMISSIONS),
+  description: z.string(),
+  roles: z
+    .array(z.string())
+    .optional()
+    .meta({ description: 'The roles that grant it (with `includeRoles`); admin grants every permission' }),
+});
+export const listPermissionsInput = z
+  .object({ includeRoles: z.boolean().optional().meta({ description: 'Also list the roles that grant each' }) })
+  .optional();

@@ -53,8 +53,24 @@ export async function permissionsOfUser(deps: Deps, userId: string): Promise<Set
   return new Set((await rolesOfUsers(deps, [userId])).get(userId)?.permissions ?? []);
 }
 
-export function listPermissions(): { name: Permission; description: string }[] {
-  return ALL_PERMISSIONS.map((name) => ({ name, description: PERMISSIONS[name] }));
+/** Every declared permission; with `includeRoles`, the roles that grant each (in one query). */
+export async function listPermissions(
+  deps: Deps,
+  input: { includeRoles?: boolean | undefined } = {},
+): Promise<{ name: Permission; description: string; roles?: string[] }[]> {
+  const permissions = ALL_PERMISSIONS.map((name) => ({ name, description: PERMISSIONS[name] }));
+  if (!input.includeRoles) return permissions;
+  const roles = await listRoles(deps);
+  return permissions.map((permission) => ({
+    ...permission,
+    roles: roles.filter((role) => role.permissions.includes(permission.name)).map((role) => role.name),
+  }));
+}
+
+/** The role exists (a 404 otherwise): for listings that name one. */
+export async function assertRoleExists(deps: Deps, id: string): Promise<void> {
+  const role = await deps.db.selectFrom('roles').select('id').where('id', '=', id).executeTakeFirst();
+  if (!role) throw new AppError('NOT_FOUND', 'No such role');
 }
 
 function assertKnown(permissions: string[]): void {

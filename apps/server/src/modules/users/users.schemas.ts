@@ -23,7 +23,16 @@ export const updateMeInput = z.object({ name: name.nullable().optional() });
 export const deleteMeInput = z.object({
   password: text.max(128).optional().meta({ description: 'Required when the account has a password' }),
 });
-export const listUsersInput = z.object(pageInput);
+export const listUsersInput = z.object({
+  ...pageInput,
+  role: text
+    .trim()
+    .toLowerCase()
+    .max(50)
+    .optional()
+    .meta({ description: 'Only the users holding this role (by name)' }),
+});
+export const roleMembersInput = z.object({ id, limit: pageInput.limit, cursor: pageInput.cursor });
 export const listUsersOutput = z.object({ items: z.array(userOutput), nextCursor: id.nullable() });
 export const userIdInput = z.object({ id });
 export const setAvatarInput = z.object({ fileId: id.meta({ description: 'An image you uploaded' }) });

@@ -144,14 +144,35 @@ export async function getMe(deps: ReadDeps, callerId: string): Promise<UserDto> 
 /** Newest first; `search` matches email or name, case-insensitively. */
 export async function listUsers(
   deps: ReadDeps,
-  input: { limit: number; cursor?: string | undefined; search?: string | undefined },
+  input: {
+    limit: number;
+    cursor?: string | undefined;
+    search?: string | undefined;
+    /** Only the holders of this role, by name or by id. */
+    role?: string | undefined;
+    roleId?: string | undefined;
+  },
 ): Promise<{ items: UserDto[]; nextCursor: string | null }> {
   let query = deps.db
     .selectFrom('users')
-    .selectAll()
-    .orderBy('id', 'desc')
+    .selectAll('users')
+    .orderBy('users.id', 'desc')
     .limit(input.limit + 1);
-  if (input.cursor) query = query.where('id', '<', input.cursor);
+  if (input.cursor) query = query.where('users.id', '<', input.cursor);
+  const { role, roleId } = input;
+  if (role !== undefined || roleId !== undefined) {
+    query = query.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('user_roles')
+          .innerJoin('roles', 'roles.id', 'user_roles.role_id')
+          .select('user_roles.user_id')
+          .whereRef('user_roles.user_id', '=', 'users.id')
+          .$if(role !== undefined, (q) => q.where('roles.name', '=', role ?? ''))
+          .$if(roleId !== undefined, (q) => q.where('roles.id', '=', roleId ?? '')),
+      ),
+    );
+  }
   if (input.search) {
     const pattern = likePattern(input.search);
     query = query.where((eb) => eb.or([eb('email', 'ilike', pattern), eb('name', 'ilike', pattern)]));
