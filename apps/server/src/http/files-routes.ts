@@ -21,6 +21,7 @@ import {
   viewerOf,
 } from '../modules/files/files.service.ts';
 import type { Services } from '../services.ts';
+import { limitByAddress } from './address-limit.ts';
 
 /** What busboy says of a multipart body it cannot read. */
 const BROKEN_MULTIPART =
@@ -95,10 +96,7 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     limits: { files: 1, fileSize: files.maxBytes + 1, fields: 10, fieldSize: 1024, parts: 12, headerPairs: 100 },
   });
 
-  const limit = async (request: FastifyRequest) => {
-    const state = await services.rateLimits.default.consume(`ip:${request.ip}`);
-    if (!state.allowed) throw rateLimited(state.resetMs);
-  };
+  const limit = (request: FastifyRequest) => limitByAddress(services, request.ip);
   /** Uploads in progress per account, in this process: a few at a time each. */
   const uploading = new Map<string, number>();
 

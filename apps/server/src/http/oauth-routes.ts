@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DocumentedRoute } from '../documented-route.ts';
-import { AppError, rateLimited } from '../errors/index.ts';
+import { AppError } from '../errors/index.ts';
 import { PROVIDER_IDS } from '../infra/oauth/provider.ts';
 import { clientInfo } from '../modules/auth/client-info.ts';
 import {
@@ -24,6 +24,7 @@ import {
   startSignIn,
 } from '../modules/auth/sso.service.ts';
 import type { Services } from '../services.ts';
+import { limitByAddress } from './address-limit.ts';
 
 /** Secure origins get the `__Host-` prefix: no sibling subdomain can plant the cookie. */
 const BROWSER_COOKIE = 'app_oauth_browser';
@@ -135,10 +136,7 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
     (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))),
   );
 
-  const limit = async (request: FastifyRequest) => {
-    const state = await services.rateLimits.default.consume(`ip:${request.ip}`);
-    if (!state.allowed) throw rateLimited(state.resetMs);
-  };
+  const limit = (request: FastifyRequest) => limitByAddress(services, request.ip);
   const secure = services.config.publicUrl.startsWith('https:');
   const cookieName = secure ? `__Host-${BROWSER_COOKIE}` : BROWSER_COOKIE;
   const readBrowser = (request: FastifyRequest) => {

@@ -98,6 +98,18 @@ async function usedBytes(deps: Pick<Services, 'db'>, ownerId: string): Promise<n
 }
 
 /**
+ * The account's files leave room for `size` more bytes, checked with the account row locked
+ * (inside the caller's transaction), so concurrent uploads cannot pass the check together.
+ */
+async function assertRoomFor(
+  deps: Pick<Services, 'db'>,
+  input: { ownerId: string; size: number; quotaBytes: number },
+): Promise<void> {
+  await deps.db.selectFrom('users').select('id').where('id', '=', input.ownerId).forUpdate().executeTakeFirst();
+  if ((await usedBytes(deps, input.ownerId)) + input.size > input.quotaBytes) throw overQuota(input.quotaBytes);
+}
+
+/**
  * Counts and hashes the bytes that pass, and fails the stream once more than `limit` went
  * by (the error says which limit).
  */
@@ -238,9 +250,10 @@ async function insertReady(
   file: { ownerId: string; name: string; contentType: string; size: number; sha256: string; key: string },
 ): Promise<FileDto> {
   return deps.db.transaction().execute(async (trx) => {
-    await trx.selectFrom('users').select('id').where('id', '=', file.ownerId).forUpdate().executeTakeFirst();
-    const used = await usedBytes({ db: trx }, file.ownerId);
-    if (used + file.size > deps.config.files.quotaBytes) throw overQuota(deps.config.files.quotaBytes);
+    await assertRoomFor(
+      { db: trx },
+      { ownerId: file.ownerId, size: file.size, quotaBytes: deps.config.files.quotaBytes },
+    );
     const row = await trx
       .insertInto('files')
       .values({
@@ -300,10 +313,13 @@ async function visibleFile(deps: Pick<Services, 'db'>, id: string, viewer: Viewe
     .where('id', '=', id)
     .where('status', '=', 'ready')
     .executeTakeFirst();
-  if (!row || (row.owner_id !== viewer.userId && !(await viewer.mayAccessAny()))) {
-    throw new AppError('NOT_FOUND', 'No such file');
-  }
+  if (!row || !(await sees(viewer, row))) throw new AppError('NOT_FOUND', 'No such file');
   return row;
+}
+
+/** The owner sees a file; anyone else only with the `-any` permission. */
+async function sees(viewer: Viewer, row: Pick<FileRow, 'owner_id'>): Promise<boolean> {
+  return row.owner_id === viewer.userId || (await viewer.mayAccessAny());
 }
 
 export async function getFile(deps: Pick<Services, 'db'>, input: { id: string; viewer: Viewer }): Promise<FileDto> {
@@ -356,12 +372,10 @@ export async function downloadableFile(
     .where('id', '=', input.id)
     .where('status', '=', 'ready')
     .executeTakeFirst();
-  const { viewer } = input;
   const allowed =
-    row !== undefined &&
-    (row.is_avatar || (viewer !== undefined && (row.owner_id === viewer.userId || (await viewer.mayAccessAny()))));
+    row !== undefined && (row.is_avatar || (input.viewer !== undefined && (await sees(input.viewer, row))));
   if (!row || !allowed) throw new AppError('NOT_FOUND', 'No such file');
-  return { file: toDto(row), key: row.storage_key, isPublic: Boolean(row?.is_avatar) };
+  return { file: toDto(row), key: row.storage_key, isPublic: Boolean(row.is_avatar) };
 }
 
 /** The bytes (or a range of them); a row whose object is gone is "not found". */
@@ -418,8 +432,7 @@ export async function createUpload(
   });
   // A pending upload counts against the quota at its declared size.
   const id = await deps.db.transaction().execute(async (trx) => {
-    await trx.selectFrom('users').select('id').where('id', '=', input.ownerId).forUpdate().executeTakeFirst();
-    if ((await usedBytes({ db: trx }, input.ownerId)) + input.size > quotaBytes) throw overQuota(quotaBytes);
+    await assertRoomFor({ db: trx }, { ownerId: input.ownerId, size: input.size, quotaBytes });
     const row = await trx
       .insertInto('files')
       .values({
