@@ -73,9 +73,17 @@ describe('architecture (docs/architecture.md)', () => {
     expect(found).toEqual([]);
   });
 
-  it('the error room depends on infra only: every room may use it, it uses none of them', () => {
+  it('the error room depends on infra and i18n only: every room may use it, it uses none of them', () => {
     const found = violations(
-      (from, target) => room(from.file) === 'errors' && isLocal(target) && !['errors', 'infra'].includes(room(target)),
+      (from, target) =>
+        room(from.file) === 'errors' && isLocal(target) && !['errors', 'infra', 'i18n'].includes(room(target)),
+    );
+    expect(found).toEqual([]);
+  });
+
+  it('i18n imports nothing of the app: the catalogues and the language rules stand alone', () => {
+    const found = violations(
+      (from, target) => room(from.file) === 'i18n' && isLocal(target) && room(target) !== 'i18n',
     );
     expect(found).toEqual([]);
   });

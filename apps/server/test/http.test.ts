@@ -367,7 +367,7 @@ describe('readiness when a dependency is down', () => {
       expect(response.json()).toMatchObject({
         code: 'SERVICE_UNAVAILABLE',
         appCode: 'DEPENDENCY_DOWN',
-        message: 'Not ready: database is down',
+        message: 'Not ready, down: database',
         details: { checks: { database: 'down' } },
       });
       const live = await t.app.inject({ method: 'GET', url: '/api/health' });
@@ -410,7 +410,7 @@ describe('readiness when a dependency is down', () => {
       const response = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
       expect(response.statusCode).toBe(503);
       expect(response.json()).toMatchObject({
-        message: 'Not ready: redis is down',
+        message: 'Not ready, down: redis',
         details: { checks: { database: 'ok', redis: 'down' } },
       });
       const trpc = await t.app.inject({ method: 'GET', url: '/trpc/health.ready' });

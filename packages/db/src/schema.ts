@@ -16,7 +16,12 @@ export interface UsersTable {
   /** Null for accounts without a password (one-time codes, SSO). */
   password_hash: string | null;
   email_verified_at: NullableTimestamp;
+  /** An administrator's block: no sign-in, still listed. */
   disabled_at: NullableTimestamp;
+  /** Retired (by its owner or an administrator): no sign-in, hidden from lists, data kept. */
+  archived_at: NullableTimestamp;
+  /** The language emails are written in (`en`, `fr`); null: the language of the request. */
+  locale: Generated<string | null>;
   /** The profile picture: a file the user owns (an image). */
   avatar_file_id: Generated<string | null>;
   created_at: GeneratedTimestamp;

@@ -25,6 +25,7 @@ export type AppErrorCode =
   | 'EMAIL_TAKEN'
   | 'INVALID_CREDENTIALS'
   | 'ACCOUNT_DISABLED'
+  | 'ACCOUNT_ARCHIVED'
   | 'TOKEN_EXPIRED'
   | 'INVALID_REFRESH_TOKEN'
   | 'SESSION_REVOKED'
@@ -46,7 +47,8 @@ export type AppErrorCode =
   | 'UNSUPPORTED_FILE_TYPE'
   | 'DIRECT_UPLOADS_UNAVAILABLE'
   | 'UPLOAD_REJECTED'
-  | 'NOT_AN_IMAGE';
+  | 'NOT_AN_IMAGE'
+  | 'BATCH_ABORTED';
 
 /** The name of a permission the code declares. */
 export type Permission =
@@ -122,6 +124,8 @@ export type User = {
   name: string | null;
   emailVerified: boolean;
   disabled: boolean;
+  archived: boolean;
+  locale: 'en' | 'fr' | null;
   roles: string[];
   permissions: Permission[];
   avatarUrl: string | null;
@@ -438,10 +442,11 @@ export type AppRouter = TRPCBuiltRouter<
         meta: object;
         errorShape: AppErrorShape;
       }>;
-      /** Change your name. REST: `PATCH /api/users/me` */
+      /** Change your name or the language of your emails. REST: `PATCH /api/users/me` */
       updateMe: TRPCMutationProcedure<{
         input: {
           name?: string | null | undefined;
+          locale?: 'en' | 'fr' | null | undefined;
         };
         output: User;
         meta: object;
@@ -474,10 +479,20 @@ export type AppRouter = TRPCBuiltRouter<
         meta: object;
         errorShape: AppErrorShape;
       }>;
+      /** Archive your account: you are signed out everywhere and cannot sign in until an administrator restores it. REST: `POST /api/users/me/archive` */
+      archiveMe: TRPCMutationProcedure<{
+        input: void;
+        output: {
+          ok: true;
+        };
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
       /** Users, newest first. REST: `GET /api/users` */
       list: TRPCQueryProcedure<{
         input: {
           role?: string | undefined;
+          includeArchived?: boolean | undefined;
           limit?: number | undefined;
           cursor?: string | undefined;
           search?: string | undefined;
@@ -509,6 +524,128 @@ export type AppRouter = TRPCBuiltRouter<
         meta: object;
         errorShape: AppErrorShape;
       }>;
+      /** Archive a user: no sign-in by any method, sessions end at once, hidden from lists, data kept. REST: `POST /api/users/{id}/archive` */
+      archive: TRPCMutationProcedure<{
+        input: {
+          id: string;
+        };
+        output: User;
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+      /** Restore an archived user as they were (they sign in again). REST: `POST /api/users/{id}/restore` */
+      restore: TRPCMutationProcedure<{
+        input: {
+          id: string;
+        };
+        output: User;
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+      /** Create users. REST: `POST /api/users/batch` */
+      createMany: TRPCMutationProcedure<{
+        input: {
+          items: {
+            email: string;
+            name?: string | null | undefined;
+            password?: string | undefined;
+            emailVerified?: boolean | undefined;
+            roles?: string[] | undefined;
+          }[];
+          atomic?: boolean | undefined;
+        };
+        output: {
+          succeeded: number;
+          failed: number;
+          results: {
+            index: number;
+            ok: boolean;
+            user?: User | undefined;
+            error?:
+              | {
+                  appCode: AppErrorCode;
+                  message: string;
+                  issues?:
+                    | {
+                        path: (string | number)[];
+                        message: string;
+                        code: string;
+                      }[]
+                    | undefined;
+                }
+              | undefined;
+          }[];
+        };
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+      /** Rename, disable or enable users and set their roles (disabling ends the user's sessions). REST: `PATCH /api/users/batch` */
+      updateMany: TRPCMutationProcedure<{
+        input: {
+          items: {
+            id: string;
+            name?: string | null | undefined;
+            disabled?: boolean | undefined;
+            roles?: string[] | undefined;
+          }[];
+          atomic?: boolean | undefined;
+        };
+        output: {
+          succeeded: number;
+          failed: number;
+          results: {
+            index: number;
+            ok: boolean;
+            user?: User | undefined;
+            error?:
+              | {
+                  appCode: AppErrorCode;
+                  message: string;
+                  issues?:
+                    | {
+                        path: (string | number)[];
+                        message: string;
+                        code: string;
+                      }[]
+                    | undefined;
+                }
+              | undefined;
+          }[];
+        };
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
+      /** Delete users and their data (their sessions end first). REST: `POST /api/users/batch-delete` */
+      deleteMany: TRPCMutationProcedure<{
+        input: {
+          ids: string[];
+          atomic?: boolean | undefined;
+        };
+        output: {
+          succeeded: number;
+          failed: number;
+          results: {
+            index: number;
+            id: string;
+            ok: boolean;
+            error?:
+              | {
+                  appCode: AppErrorCode;
+                  message: string;
+                  issues?:
+                    | {
+                        path: (string | number)[];
+                        message: string;
+                        code: string;
+                      }[]
+                    | undefined;
+                }
+              | undefined;
+          }[];
+        };
+        meta: object;
+        errorShape: AppErrorShape;
+      }>;
       /** Delete a user and their data. REST: `DELETE /api/users/{id}` */
       delete: TRPCMutationProcedure<{
         input: {
@@ -536,6 +673,7 @@ export type AppRouter = TRPCBuiltRouter<
             id: string;
             limit?: number | undefined;
             cursor?: string | undefined;
+            includeArchived?: boolean | undefined;
           };
           output: {
             items: User[];

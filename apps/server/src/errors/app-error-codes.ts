@@ -28,6 +28,7 @@ export const APP_ERROR_CODES = {
   EMAIL_TAKEN: 'CONFLICT',
   INVALID_CREDENTIALS: 'UNAUTHORIZED',
   ACCOUNT_DISABLED: 'FORBIDDEN',
+  ACCOUNT_ARCHIVED: 'FORBIDDEN',
   TOKEN_EXPIRED: 'UNAUTHORIZED',
   INVALID_REFRESH_TOKEN: 'UNAUTHORIZED',
   SESSION_REVOKED: 'UNAUTHORIZED',
@@ -53,6 +54,8 @@ export const APP_ERROR_CODES = {
   DIRECT_UPLOADS_UNAVAILABLE: 'BAD_REQUEST',
   UPLOAD_REJECTED: 'BAD_REQUEST',
   NOT_AN_IMAGE: 'BAD_REQUEST',
+  // Batches (only ever an item's error, never a call's)
+  BATCH_ABORTED: 'CONFLICT',
 } as const satisfies Record<string, TRPC_ERROR_CODE_KEY>;
 
 /** The stable code of every error the API answers (`error.data.appCode`); docs/api.md says what each means. */
@@ -78,7 +81,8 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   INTERNAL_ERROR: 'a bug on the server',
   EMAIL_TAKEN: 'an account already uses this email',
   INVALID_CREDENTIALS: 'wrong email or password',
-  ACCOUNT_DISABLED: 'the account is disabled',
+  ACCOUNT_DISABLED: 'an administrator disabled the account',
+  ACCOUNT_ARCHIVED: 'the account is archived (by its owner or an administrator); an administrator can restore it',
   TOKEN_EXPIRED: 'the access token has expired: refresh it (`POST /api/auth/refresh`)',
   INVALID_REFRESH_TOKEN: 'the refresh token is unknown or its session has expired: sign in again',
   SESSION_REVOKED: 'the session has ended (signed out, revoked, password changed, account gone): sign in again',
@@ -102,6 +106,7 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   UPLOAD_REJECTED:
     'the uploaded object is missing, or is not the declared size or an accepted type (`details.reason`); it was removed',
   NOT_AN_IMAGE: 'a profile picture must be an image you uploaded',
+  BATCH_ABORTED: 'the item was valid, but the batch was atomic and another item failed: nothing was written',
   LAST_SIGN_IN_METHOD:
     'the account would have no way left to sign in: set a password (the `auth.forgotPassword` email) or link another provider first',
 };

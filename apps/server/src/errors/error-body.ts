@@ -5,6 +5,10 @@
 import { getTRPCErrorFromUnknown, type TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import type { z } from 'zod';
+import { codeMessage, errorMessage, issueMessage } from '../i18n/errors.ts';
+import { DEFAULT_LOCALE, type Locale } from '../i18n/locale.ts';
+import type { AppError } from './app-error.ts';
 import { type AppErrorCode, defaultAppCode, trpcCodeForStatus } from './app-error-codes.ts';
 import { recognizeError } from './recognize-error.ts';
 
@@ -31,17 +35,30 @@ export interface ErrorAnswer {
   body: ErrorBody;
 }
 
-/** What an internal error says outside development. */
-const INTERNAL_ERROR_MESSAGE = 'Internal server error';
+const VALIDATION_FAILED = 'Input validation failed';
 
-function validationIssues(error: TRPCError): ValidationIssue[] | undefined {
+function validationIssues(error: TRPCError, locale: Locale): ValidationIssue[] | undefined {
   const cause = error.cause as { name?: string; issues?: unknown } | undefined;
   if (error.code !== 'BAD_REQUEST' || cause?.name !== 'ZodError' || !Array.isArray(cause.issues)) return undefined;
-  return cause.issues.map((issue: { path?: PropertyKey[]; message?: string; code?: string }) => ({
+  return cause.issues.map((issue: z.core.$ZodIssue) => ({
     path: (issue.path ?? []).map((segment) => (typeof segment === 'number' ? segment : String(segment))),
-    message: issue.message ?? 'Invalid value',
+    message: issue.message ? issueMessage(locale, issue) : 'Invalid value',
     code: issue.code ?? 'invalid',
   }));
+}
+
+/** What the error says in `locale`: its own message, translated, or its app code's. */
+function messageOf(
+  locale: Locale,
+  answered: TRPCError,
+  appError: AppError | undefined,
+  appCode: AppErrorCode,
+  { hasIssues, exposeDetails }: { hasIssues: boolean; exposeDetails: boolean },
+): string {
+  if (hasIssues) return errorMessage(locale, { appCode, message: VALIDATION_FAILED, template: VALIDATION_FAILED });
+  if (appError) return errorMessage(locale, appError);
+  if (answered.code === 'INTERNAL_SERVER_ERROR' && !exposeDetails) return codeMessage(locale, 'INTERNAL_ERROR');
+  return locale === DEFAULT_LOCALE ? answered.message : codeMessage(locale, appCode);
 }
 
 /**
@@ -50,23 +67,23 @@ function validationIssues(error: TRPCError): ValidationIssue[] | undefined {
  * message, and every error its stack, unless `exposeDetails` (development): a pg error can
  * carry SQL and data.
  */
-export function errorAnswer(thrown: unknown, requestId: string | undefined, exposeDetails: boolean): ErrorAnswer {
+export function errorAnswer(
+  thrown: unknown,
+  requestId: string | undefined,
+  exposeDetails: boolean,
+  locale: Locale = DEFAULT_LOCALE,
+): ErrorAnswer {
   const error = getTRPCErrorFromUnknown(thrown);
   const appError = recognizeError(error);
   const answered = appError ?? error;
-  const issues = validationIssues(answered);
-  const isInternal = answered.code === 'INTERNAL_SERVER_ERROR' && !appError;
-  const message = issues
-    ? 'Input validation failed'
-    : isInternal && !exposeDetails
-      ? INTERNAL_ERROR_MESSAGE
-      : answered.message;
+  const issues = validationIssues(answered, locale);
+  const appCode = appError?.appCode ?? (issues ? 'VALIDATION_FAILED' : defaultAppCode(answered.code));
   return {
     status: appError ? appError.httpStatus : getHTTPStatusCodeFromError(error),
     body: {
       code: answered.code,
-      appCode: appError?.appCode ?? (issues ? 'VALIDATION_FAILED' : defaultAppCode(answered.code)),
-      message,
+      appCode,
+      message: messageOf(locale, answered, appError, appCode, { hasIssues: issues !== undefined, exposeDetails }),
       requestId,
       ...(issues && { issues }),
       ...(appError?.details && { details: appError.details }),
@@ -75,8 +92,31 @@ export function errorAnswer(thrown: unknown, requestId: string | undefined, expo
   };
 }
 
-/** The body of a refusal that no procedure made: no route, a body Fastify could not read, a malformed URL. */
-export function httpErrorBody(status: number, message: string, requestId: string, appCode?: AppErrorCode): ErrorBody {
+/**
+ * The body of a refusal that no procedure made: no route, a body Fastify could not read, a
+ * malformed URL. Its (English) message gives way to the app code's in another language.
+ */
+export function httpErrorBody(
+  status: number,
+  message: string,
+  requestId: string,
+  { appCode, locale = DEFAULT_LOCALE }: { appCode?: AppErrorCode; locale?: Locale } = {},
+): ErrorBody {
   const code = trpcCodeForStatus(status);
-  return { code, appCode: appCode ?? defaultAppCode(code), message, requestId };
+  const answered = appCode ?? defaultAppCode(code);
+  return {
+    code,
+    appCode: answered,
+    message: locale === DEFAULT_LOCALE ? message : codeMessage(locale, answered),
+    requestId,
+  };
+}
+
+/** An item of a batch that was not written: its error as the call's would be, without the call's facts. */
+export function itemError(
+  error: AppError,
+  locale: Locale,
+): { appCode: AppErrorCode; message: string; issues?: ValidationIssue[] } {
+  const { body } = errorAnswer(error, undefined, false, locale);
+  return { appCode: body.appCode, message: body.message, ...(body.issues && { issues: body.issues }) };
 }

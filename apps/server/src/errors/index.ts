@@ -6,6 +6,7 @@ export {
   type ErrorBody,
   errorAnswer,
   httpErrorBody,
+  itemError,
   type ValidationIssue,
 } from './error-body.ts';
 export { recognizeError } from './recognize-error.ts';

@@ -120,7 +120,10 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     } catch (error) {
       // The multipart parser's own refusals (no boundary, a body cut off) are plain Errors.
       if (error instanceof Error && !(error instanceof AppError) && BROKEN_MULTIPART.test(error.message)) {
-        throw new AppError('BAD_REQUEST', `The multipart body cannot be read: ${error.message}`, { cause: error });
+        throw new AppError('BAD_REQUEST', 'The multipart body cannot be read: {reason}', {
+          cause: error,
+          params: { reason: error.message },
+        });
       }
       throw error;
     } finally {

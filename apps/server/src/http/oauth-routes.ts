@@ -10,10 +10,12 @@
  * someone else cannot be finished in a victim's browser (login CSRF). Both routes count
  * against the credential rate limit per IP.
  */
+
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DocumentedRoute } from '../documented-route.ts';
 import { AppError } from '../errors/index.ts';
+import { negotiateLocale } from '../i18n/locale.ts';
 import { PROVIDER_IDS } from '../infra/oauth/provider.ts';
 import { clientInfo } from '../modules/auth/client-info.ts';
 import {
@@ -43,7 +45,7 @@ const callbackDescription =
   'Redirects to the `redirectTo` given at the start with `code` (one use, 60 s: trade it with ' +
   '`POST /api/auth/oauth/exchange`) or with `error=<appCode>`: `OAUTH_DENIED`, `OAUTH_PROVIDER_ERROR`, ' +
   '`OAUTH_EMAIL_MISSING`, `EMAIL_TAKEN` (an account has this email and the provider does not vouch for it), ' +
-  '`ACCOUNT_DISABLED`, `DEPENDENCY_DOWN`.';
+  '`ACCOUNT_DISABLED`, `ACCOUNT_ARCHIVED`, `DEPENDENCY_DOWN`.';
 
 /** These routes in the OpenAPI document (they are not procedures). */
 export const OAUTH_REDIRECT_ROUTES = [
@@ -180,7 +182,12 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
       search: new URL(request.url, 'http://callback.invalid').search,
       form,
       browser: readBrowser(request),
-      client: clientInfo({ ip: request.ip, userAgent: request.headers['user-agent'], requestId: request.id }),
+      client: clientInfo({
+        ip: request.ip,
+        userAgent: request.headers['user-agent'],
+        requestId: request.id,
+        locale: negotiateLocale(request.headers['accept-language']),
+      }),
     });
     return redirect(reply, target, request.method === 'POST' ? 303 : 302);
   };

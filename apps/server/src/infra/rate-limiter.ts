@@ -11,8 +11,8 @@ export interface RateLimitState {
 
 export interface RateLimiter {
   readonly limit: number;
-  /** Counts one call against `key`: allowed while the window holds at most `limit` calls. */
-  consume(key: string): Promise<RateLimitState>;
+  /** Counts `calls` (default one) against `key`: allowed while the window holds at most `limit` calls. */
+  consume(key: string, calls?: number): Promise<RateLimitState>;
   /** Whether another call would be allowed, without counting one (for limits that count failures only). */
   peek(key: string): Promise<RateLimitState>;
 }
@@ -53,7 +53,7 @@ export function createRateLimiter(
 
   return {
     limit,
-    consume: (key) => count(key, 1),
+    consume: (key, calls = 1) => count(key, calls),
     peek: (key) => count(key, 0),
   };
 }

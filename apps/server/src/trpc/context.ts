@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import { type Locale, negotiateLocale } from '../i18n/locale.ts';
 import type { Services } from '../services.ts';
 
 export interface Context {
@@ -8,6 +9,8 @@ export interface Context {
   /** Client IP (X-Forwarded-For is believed only with TRUST_PROXY). */
   ip: string;
   userAgent: string | undefined;
+  /** The language of error messages (and of emails with no account language): from `Accept-Language`. */
+  locale: Locale;
   /** Whether responses may carry stack traces and internal messages (development only). */
   exposeErrorDetails: boolean;
   /** The raw `Authorization` header; authedProcedure turns it into `caller` (with auth's `authenticate`). */
@@ -23,6 +26,7 @@ export function createContextFactory(services: Services) {
     log: req.log,
     ip: req.ip,
     userAgent: req.headers['user-agent'],
+    locale: negotiateLocale(req.headers['accept-language']),
     exposeErrorDetails: services.config.exposeErrorDetails,
     authorization: req.headers.authorization,
     setHeader(name, value) {

@@ -26,7 +26,7 @@ export function formatError(opts: {
   ctx: Context | undefined;
 }): AppErrorShape {
   const { shape, error, ctx } = opts;
-  const { status, body } = errorAnswer(error, ctx?.requestId, ctx?.exposeErrorDetails ?? false);
+  const { status, body } = errorAnswer(error, ctx?.requestId, ctx?.exposeErrorDetails ?? false, ctx?.locale);
   const { code, message, ...facts } = body;
   const { stack: _stack, ...data } = shape.data;
   return { message, code: TRPC_ERROR_CODES_BY_KEY[code], data: { ...data, code, httpStatus: status, ...facts } };

@@ -27,9 +27,9 @@ function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
   ctx.setHeader('ratelimit-reset', String(resetSeconds));
 }
 
-/** Consumes one call from each key; the tightest answer wins. Per procedure call, so a batch cannot slip past. */
-async function enforce(ctx: Context, limiter: RateLimiter, keys: string[]): Promise<void> {
-  const states = await Promise.all(keys.map((key) => limiter.consume(key)));
+/** Consumes `calls` from each key; the tightest answer wins. Per procedure call, so a batch cannot slip past. */
+async function enforce(ctx: Context, limiter: RateLimiter, keys: string[], calls = 1): Promise<void> {
+  const states = await Promise.all(keys.map((key) => limiter.consume(key, calls)));
   const denied = states.find((state) => !state.allowed);
   const tightest = denied ?? states.reduce((a, b) => (b.remaining < a.remaining ? b : a));
   setRateLimitHeaders(ctx, tightest);
@@ -42,6 +42,14 @@ export const publicProcedure = unlimitedProcedure.use(async ({ ctx, next }) => {
   return next();
 });
 declareErrors(publicProcedure, ['RATE_LIMITED']);
+
+/**
+ * A call that does the work of several (a batch of `items`) counts as that many against
+ * the default limit: the one every procedure counted, plus `items - 1` here.
+ */
+export async function countBatchItems(ctx: Context, items: number): Promise<void> {
+  if (items > 1) await enforce(ctx, ctx.services.rateLimits.default, [`ip:${ctx.ip}`], items - 1);
+}
 
 /**
  * The rate-limit key of the email a credential call names, from its raw input (limits run

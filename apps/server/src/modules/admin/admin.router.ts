@@ -54,5 +54,7 @@ export const adminRouter = router({
     })
     .input(z.object({ to: email.optional() }))
     .output(z.object({ ok: z.literal(true), transport: z.string(), messageId: z.string(), to: z.string() }))
-    .mutation(({ ctx, input }) => sendTestEmail(ctx.services, { senderId: ctx.caller.userId, to: input.to })),
+    .mutation(({ ctx, input }) =>
+      sendTestEmail(ctx.services, { senderId: ctx.caller.userId, to: input.to, locale: ctx.locale }),
+    ),
 });

@@ -1,4 +1,5 @@
 import { AppError } from '../../errors/index.ts';
+import { type Locale, preferredLocale } from '../../i18n/locale.ts';
 import type { Services } from '../../services.ts';
 import { composeEmail } from '../auth/emails.ts';
 import { getUser } from '../users/users.service.ts';
@@ -6,7 +7,7 @@ import { getUser } from '../users/users.service.ts';
 /** Sends and waits for the provider (unlike the user-facing flows): the admin wants to know. */
 export async function sendTestEmail(
   deps: Pick<Services, 'db' | 'config' | 'mailer' | 'clock'>,
-  input: { senderId: string; to?: string | undefined },
+  input: { senderId: string; to?: string | undefined; locale?: Locale | undefined },
 ): Promise<{ ok: true; transport: string; messageId: string; to: string }> {
   const sender = await getUser(deps, input.senderId);
   const recipient = input.to ?? sender.email;
@@ -14,12 +15,13 @@ export async function sendTestEmail(
     template: 'test-email',
     to: recipient,
     vars: { sender: sender.email, sentAt: new Date(deps.clock.now()).toISOString() },
+    locale: preferredLocale(sender.locale, input.locale),
   });
   try {
     const { id } = await deps.mailer.send(message);
     return { ok: true, transport: deps.mailer.transport.name, messageId: id, to: recipient };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new AppError('EMAIL_DELIVERY_FAILED', `Email delivery failed: ${reason}`);
+    throw new AppError('EMAIL_DELIVERY_FAILED', 'Email delivery failed: {reason}', { params: { reason } });
   }
 }

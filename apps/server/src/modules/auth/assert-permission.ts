@@ -13,6 +13,13 @@ import type { Caller } from './authenticate.ts';
 /** Every app code `assertPermission` throws. */
 export const PERMISSION_ERRORS = ['PERMISSION_DENIED', 'SESSION_REVOKED'] as const satisfies readonly AppErrorCode[];
 
+export function permissionDenied(permission: Permission): AppError {
+  return new AppError('PERMISSION_DENIED', 'Missing permission: {permission}', {
+    details: { permission },
+    params: { permission },
+  });
+}
+
 /** Whether the caller holds `permission` (through any role; admin holds all): for a choice, not a refusal. */
 export async function hasPermission(
   deps: Pick<Services, 'db'>,
@@ -33,7 +40,7 @@ export async function assertPermission(
     // A caller without roles may be a caller without an account (deleted under a live token):
     // signed out, not "forbidden". Looked up only for a refusal, never on the allowed path.
     if (!(await findUserRow(deps, caller.userId))) throw callerAccountGone();
-    throw new AppError('PERMISSION_DENIED', `Missing permission: ${permission}`, { details: { permission } });
+    throw permissionDenied(permission);
   }
   return granted;
 }

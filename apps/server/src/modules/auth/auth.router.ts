@@ -61,7 +61,7 @@ export const authRouter = router({
         summary: 'Sign in with email and password',
         description: 'An unknown email and a wrong password get the same 401 INVALID_CREDENTIALS.',
       },
-      errors: ['INVALID_CREDENTIALS', 'ACCOUNT_DISABLED', 'DEPENDENCY_DOWN'],
+      errors: ['INVALID_CREDENTIALS', 'ACCOUNT_DISABLED', 'ACCOUNT_ARCHIVED', 'DEPENDENCY_DOWN'],
     })
     .input(loginInput)
     .output(authResult)
@@ -156,7 +156,7 @@ export const authRouter = router({
     .input(forgotPasswordInput)
     .output(ok)
     .mutation(({ ctx, input }) => {
-      emailFlows.forgotPassword(ctx.services, { ...input, requestId: ctx.requestId });
+      emailFlows.forgotPassword(ctx.services, { ...input, requestId: ctx.requestId, locale: ctx.locale });
       return done;
     }),
 
@@ -211,7 +211,11 @@ export const authRouter = router({
     .input(z.void())
     .output(ok)
     .mutation(({ ctx }) => {
-      emailFlows.sendVerificationEmail(ctx.services, { userId: ctx.caller.userId, requestId: ctx.requestId });
+      emailFlows.sendVerificationEmail(ctx.services, {
+        userId: ctx.caller.userId,
+        requestId: ctx.requestId,
+        locale: ctx.locale,
+      });
       return done;
     }),
 
@@ -230,7 +234,9 @@ export const authRouter = router({
       })
       .input(otpRequestInput)
       .output(otpRequestOutput)
-      .mutation(({ ctx, input }) => otp.requestCode(ctx.services, { ...input, requestId: ctx.requestId })),
+      .mutation(({ ctx, input }) =>
+        otp.requestCode(ctx.services, { ...input, requestId: ctx.requestId, locale: ctx.locale }),
+      ),
 
     verify: credentialProcedure
       .use(noStore)
@@ -242,7 +248,7 @@ export const authRouter = router({
           summary: 'Sign in (or sign up) with the emailed code',
           description: 'Creates a verified account for an unknown email. 5 wrong tries burn the code.',
         },
-        errors: ['INVALID_CODE', 'ACCOUNT_DISABLED', 'DEPENDENCY_DOWN'],
+        errors: ['INVALID_CODE', 'ACCOUNT_DISABLED', 'ACCOUNT_ARCHIVED', 'DEPENDENCY_DOWN'],
       })
       .input(otpVerifyInput)
       .output(signInResult)

@@ -10,11 +10,13 @@ import {
   rotateRefreshToken,
 } from '../sessions/sessions.service.ts';
 import {
+  assertMaySignIn,
   callerRow,
   createUser,
   findUserRow,
   findUserRowByEmail,
   getUser,
+  maySignIn,
   setPasswordHash,
 } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
@@ -23,8 +25,6 @@ import { sendVerificationEmail } from './email-flows.service.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log'>;
-
-const INVALID_CREDENTIALS = 'Email or password is incorrect';
 
 async function authResult(deps: Deps, issued: IssuedRefreshToken): Promise<AuthResult> {
   const access = await deps.tokens.issueAccessToken({ userId: issued.userId, sessionId: issued.sessionId });
@@ -49,7 +49,7 @@ export async function register(
 ): Promise<AuthResult> {
   const passwordHash = await hashPassword(input.password);
   const userId = await createUser(deps, { email: input.email, name: input.name, passwordHash });
-  sendVerificationEmail(deps, { userId, requestId: input.client.requestId });
+  sendVerificationEmail(deps, { userId, requestId: input.client.requestId, locale: input.client.locale });
   return startSession(deps, { userId, client: input.client });
 }
 
@@ -63,8 +63,8 @@ export async function login(
 ): Promise<AuthResult> {
   const user = await findUserRowByEmail(deps, input.email);
   const { valid, needsRehash } = await checkPassword(user?.password_hash, input.password);
-  if (!user || !valid) throw new AppError('INVALID_CREDENTIALS', INVALID_CREDENTIALS);
-  if (user.disabled_at) throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
+  if (!user || !valid) throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
+  assertMaySignIn(user);
   if (needsRehash) await setPasswordHash(deps, { userId: user.id, passwordHash: await hashPassword(input.password) });
   return startSession(deps, { userId: user.id, client: input.client });
 }
@@ -72,8 +72,9 @@ export async function login(
 export async function refresh(deps: Deps, input: { refreshToken: string; client: ClientInfo }): Promise<AuthResult> {
   const issued = await rotateRefreshToken(deps, input);
   const user = await findUserRow(deps, issued.userId);
-  if (!user || user.disabled_at) {
+  if (!user || !maySignIn(user)) {
     await revokeSessions(deps, { userId: issued.userId });
+    if (user) assertMaySignIn(user);
     throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
   }
   return authResult(deps, issued);

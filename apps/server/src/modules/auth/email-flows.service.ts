@@ -1,10 +1,11 @@
 /** Email verification and password reset: single-use links sent by email. */
 import type { UserRow } from '@app/db';
+import { type Locale, preferredLocale } from '../../i18n/locale.ts';
 import type { EmailMessage } from '../../infra/mail/mailer.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
-import { findUserRow, findUserRowByEmail, setPasswordHash } from '../users/users.service.ts';
+import { findUserRow, findUserRowByEmail, maySignIn, setPasswordHash } from '../users/users.service.ts';
 import { composeEmail, greeting } from './emails.ts';
 import { confirmEmailOwner } from './identities.service.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
@@ -23,23 +24,28 @@ async function linkEmail(
     purpose,
     ttlMs,
     vars = {},
-  }: { user: UserRow; purpose: LinkPurpose; ttlMs: number; vars?: Record<string, string> },
+    locale,
+  }: { user: UserRow; purpose: LinkPurpose; ttlMs: number; vars?: Record<string, string>; locale: Locale | undefined },
 ): Promise<EmailMessage> {
   const token = await issueUserToken(deps, { userId: user.id, purpose, ttlMs });
   return composeEmail(deps, {
     template: purpose,
     to: user.email,
+    locale: preferredLocale(user.locale, locale),
     vars: { greeting: greeting(user.name), link: `${deps.config.appUrl}/${purpose}?token=${token}`, ...vars },
   });
 }
 
 /** Emails a verification link (in the background: the caller never waits for delivery). */
-export function sendVerificationEmail(deps: Deps, input: { userId: string; requestId?: string | undefined }): void {
+export function sendVerificationEmail(
+  deps: Deps,
+  input: { userId: string; requestId?: string | undefined; locale?: Locale | undefined },
+): void {
   deps.mailer.dispatch(
     async () => {
       const user = await findUserRow(deps, input.userId);
       if (!user || user.email_verified_at) return undefined;
-      return linkEmail(deps, { user, purpose: 'verify-email', ttlMs: VERIFY_EMAIL_TTL_MS });
+      return linkEmail(deps, { user, purpose: 'verify-email', ttlMs: VERIFY_EMAIL_TTL_MS, locale: input.locale });
     },
     { requestId: input.requestId },
   );
@@ -54,16 +60,20 @@ export async function verifyEmail(deps: Deps, token: string): Promise<void> {
  * Always the same answer, in the same time: whether the account exists is decided, and
  * the link made and sent, after the caller has its answer.
  */
-export function forgotPassword(deps: Deps, input: { email: string; requestId?: string | undefined }): void {
+export function forgotPassword(
+  deps: Deps,
+  input: { email: string; requestId?: string | undefined; locale?: Locale | undefined },
+): void {
   deps.mailer.dispatch(
     async () => {
       const user = await findUserRowByEmail(deps, input.email);
-      if (!user || user.disabled_at) return undefined;
+      if (!user || !maySignIn(user)) return undefined;
       return linkEmail(deps, {
         user,
         purpose: 'reset-password',
         ttlMs: RESET_PASSWORD_TTL_MS,
         vars: { minutes: String(RESET_PASSWORD_TTL_MS / 60_000) },
+        locale: input.locale,
       });
     },
     { requestId: input.requestId },

@@ -13,6 +13,7 @@ import type { ProviderId, ProviderIdentity } from '../../infra/oauth/provider.ts
 import type { Services } from '../../services.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import {
+  assertMaySignIn,
   callerAccountGone,
   findUserRow,
   findUserRowByEmail,
@@ -25,8 +26,6 @@ import { dropCodesOf } from './oauth-flows.ts';
 import { dropUserTokens } from './user-tokens.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'clock' | 'log'>;
-
-const disabled = () => new AppError('ACCOUNT_DISABLED', 'This account is disabled');
 
 /**
  * The address is proven to belong to whoever holds this account now: it counts as
@@ -74,7 +73,7 @@ export async function accountForIdentity(
   if (known) {
     const user = await findUserRow(deps, known.user_id);
     if (!user) throw new AppError('NOT_FOUND', 'This account no longer exists');
-    if (user.disabled_at) throw disabled();
+    assertMaySignIn(user);
     return { userId: user.id, created: false };
   }
   if (!identity.email) {
@@ -89,7 +88,7 @@ export async function accountForIdentity(
         'An account already uses this email: sign in to it another way (the provider does not vouch for the address)',
       );
     }
-    if (existing.disabled_at) throw disabled();
+    assertMaySignIn(existing);
     if (!existing.email_verified_at) await reclaim(deps, existing.id);
     if (identity.name) await setNameIfMissing(deps, { userId: existing.id, name: identity.name });
     return { userId: await link(deps, { userId: existing.id, provider, identity }), created: false };
@@ -186,7 +185,9 @@ export async function unlinkIdentity(
       .where('user_id', '=', input.userId)
       .execute();
     if (!identities.some((row) => row.provider === input.provider)) {
-      throw new AppError('NOT_FOUND', `No ${input.provider} sign-in is linked to this account`);
+      throw new AppError('NOT_FOUND', 'No {provider} sign-in is linked to this account', {
+        params: { provider: input.provider },
+      });
     }
     const others = identities.filter((row) => row.provider !== input.provider);
     if (user.password_hash === null && others.length === 0) {

@@ -4,11 +4,13 @@
  * wrong tries burn it; 30 s must pass between requests for one email. A valid code signs
  * in the account, or creates it (email verified); an invalid code never creates anything.
  */
+
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../../errors/index.ts';
+import { type Locale, preferredLocale } from '../../i18n/locale.ts';
 import type { Services } from '../../services.ts';
 import type { ClientInfo } from '../sessions/sessions.service.ts';
-import { createUser, findUserRowByEmail } from '../users/users.service.ts';
+import { assertMaySignIn, createUser, findUserRowByEmail } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
 import { composeEmail } from './emails.ts';
@@ -56,7 +58,7 @@ async function writeCode(deps: Deps, key: string, stored: StoredCode): Promise<v
 /** `devCode` only outside production, and only when no provider delivers email. */
 export async function requestCode(
   deps: Deps,
-  { email, requestId }: { email: string; requestId?: string | undefined },
+  { email, requestId, locale }: { email: string; requestId?: string | undefined; locale?: Locale | undefined },
 ): Promise<{ ok: true; devCode?: string }> {
   // The review account signs in with its own code only: same answer, nothing sent.
   if (email === deps.config.otp.appleReviewEmail) return { ok: true };
@@ -64,8 +66,9 @@ export async function requestCode(
   const previous = await readCode(deps, codeKey(email));
   if (previous && now - previous.issuedAt < OTP_COOLDOWN_MS) {
     const retryAfterSeconds = Math.ceil((OTP_COOLDOWN_MS - (now - previous.issuedAt)) / 1000);
-    throw new AppError('RATE_LIMITED', `Wait ${retryAfterSeconds} s before asking for another code`, {
+    throw new AppError('RATE_LIMITED', 'Wait {retryAfterSeconds} s before asking for another code', {
       details: { retryAfterSeconds },
+      params: { retryAfterSeconds },
     });
   }
   const code = sixDigits();
@@ -75,11 +78,12 @@ export async function requestCode(
     expiresAt: now + OTP_TTL_MS,
   });
   deps.mailer.dispatch(
-    () =>
+    async () =>
       composeEmail(deps, {
         template: 'one-time-code',
         to: email,
         vars: { code, minutes: String(OTP_TTL_MS / 60_000) },
+        locale: preferredLocale((await findUserRowByEmail(deps, email))?.locale, locale),
       }),
     { requestId },
   );
@@ -133,13 +137,19 @@ export async function verifyCode(
   } else await claimCode(deps, email, code);
 
   if (existing) {
-    if (existing.disabled_at) throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
+    assertMaySignIn(existing);
     if (!existing.email_verified_at) await confirmEmailOwner(deps, existing.id);
     return { ...(await startSession(deps, { userId: existing.id, client })), created: false };
   }
   const userId = await createVerifiedUser(deps, email);
   deps.mailer.dispatch(
-    () => composeEmail(deps, { template: 'welcome', to: email, vars: { email, link: deps.config.appUrl } }),
+    () =>
+      composeEmail(deps, {
+        template: 'welcome',
+        to: email,
+        vars: { email, link: deps.config.appUrl },
+        locale: client.locale,
+      }),
     { requestId: client.requestId },
   );
   return { ...(await startSession(deps, { userId, client })), created: true };

@@ -5,8 +5,6 @@
  */
 import { AppError } from '../../errors/index.ts';
 
-export const PASSWORD_IS_EMAIL = 'must not be the email address';
-
 /** `email` as stored: trimmed and lower-cased. */
 export function isEmailAsPassword(password: string, email: string): boolean {
   return password.toLowerCase() === email;
@@ -14,7 +12,7 @@ export function isEmailAsPassword(password: string, email: string): boolean {
 
 export function assertNewPasswordAllowed(newPassword: string, email: string): void {
   if (isEmailAsPassword(newPassword, email)) {
-    throw new AppError('VALIDATION_FAILED', `The new password ${PASSWORD_IS_EMAIL}`, {
+    throw new AppError('VALIDATION_FAILED', 'The new password must not be the email address', {
       details: { field: 'newPassword' },
     });
   }

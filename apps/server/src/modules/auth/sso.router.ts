@@ -45,7 +45,7 @@ export const oauthRouter = router({
           'The code is the `code` query parameter on your `redirectTo`; it works once, within 60 s. When the sign-in ' +
           'was started with a `codeChallenge`, send its `codeVerifier` (and only then).',
       },
-      errors: ['INVALID_CODE', 'ACCOUNT_DISABLED', 'DEPENDENCY_DOWN'],
+      errors: ['INVALID_CODE', 'ACCOUNT_DISABLED', 'ACCOUNT_ARCHIVED', 'DEPENDENCY_DOWN'],
     })
     .input(oauthExchangeInput)
     .output(signInResult)
@@ -70,6 +70,7 @@ export const oauthRouter = router({
         'OAUTH_EMAIL_MISSING',
         'EMAIL_TAKEN',
         'ACCOUNT_DISABLED',
+        'ACCOUNT_ARCHIVED',
         'DEPENDENCY_DOWN',
       ],
     })

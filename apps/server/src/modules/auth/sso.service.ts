@@ -22,7 +22,7 @@ import {
 import { newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 import type { ClientInfo } from '../sessions/sessions.service.ts';
-import { findUserRow } from '../users/users.service.ts';
+import { assertMaySignIn, findUserRow } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
 import { accountForIdentity } from './identities.service.ts';
@@ -36,7 +36,7 @@ const RETURN_PARAMETERS = ['code', 'error'];
 /** The configured provider with this id; anything else is a 404. */
 export function providerFor(deps: Pick<Services, 'oauth'>, id: string): OAuthProvider {
   const provider = deps.oauth.get(id as ProviderId);
-  if (!provider) throw new AppError('NOT_FOUND', `No sign-in provider "${id}" is configured`);
+  if (!provider) throw new AppError('NOT_FOUND', 'No sign-in provider "{id}" is configured', { params: { id } });
   return provider;
 }
 
@@ -55,15 +55,29 @@ export function callbackUrl(deps: Pick<Services, 'config'>, provider: ProviderId
  * `code` and `error` are removed from it: only the server sets them.
  */
 export function allowedRedirect(deps: Pick<Services, 'config'>, redirectTo: string | undefined): URL {
-  const refuse = (why: string) =>
-    new AppError('VALIDATION_FAILED', `redirectTo ${why}`, { details: { field: 'redirectTo' } });
-  if (!redirectTo) throw refuse('is required: the frontend URL to return to after the sign-in');
-  if (!URL.canParse(redirectTo)) throw refuse('must be an absolute URL on an allowed origin');
+  const field = { details: { field: 'redirectTo' } };
+  if (!redirectTo) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      'redirectTo is required: the frontend URL to return to after the sign-in',
+      field,
+    );
+  }
+  if (!URL.canParse(redirectTo)) {
+    throw new AppError('VALIDATION_FAILED', 'redirectTo must be an absolute URL on an allowed origin', field);
+  }
   const url = new URL(redirectTo);
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw refuse('must be an http(s) URL');
-  if (url.username || url.password) throw refuse('must not carry credentials');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new AppError('VALIDATION_FAILED', 'redirectTo must be an http(s) URL', field);
+  }
+  if (url.username || url.password)
+    throw new AppError('VALIDATION_FAILED', 'redirectTo must not carry credentials', field);
   if (!deps.config.oauth.redirectOrigins.includes(url.origin)) {
-    throw refuse(`must be on an allowed origin (OAUTH_REDIRECT_ORIGINS), not ${url.origin}`);
+    throw new AppError(
+      'VALIDATION_FAILED',
+      'redirectTo must be on an allowed origin (OAUTH_REDIRECT_ORIGINS), not {origin}',
+      { ...field, params: { origin: url.origin } },
+    );
   }
   for (const name of RETURN_PARAMETERS) url.searchParams.delete(name);
   return url;
@@ -190,7 +204,7 @@ export async function exchangeCode(
   if (!proven) throw invalidCode();
   const user = await findUserRow(deps, flow.user_id);
   if (!user) throw invalidCode();
-  if (user.disabled_at) throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
+  assertMaySignIn(user);
   return { ...(await startSession(deps, { userId: user.id, client: input.client })), created: flow.account_created };
 }
 
@@ -200,7 +214,8 @@ export async function signInWithIdToken(
   input: { provider: ProviderId; idToken: string; nonce?: string | undefined; client: ClientInfo },
 ): Promise<AuthResult & { created: boolean }> {
   const provider = providerFor(deps, input.provider);
-  if (!provider.verifyIdToken) throw new AppError('NOT_FOUND', `${provider.displayName} has no ID tokens`);
+  if (!provider.verifyIdToken)
+    throw new AppError('NOT_FOUND', '{provider} has no ID tokens', { params: { provider: provider.displayName } });
   let identity: ProviderIdentity;
   try {
     identity = await provider.verifyIdToken(input.idToken, input.nonce);
@@ -208,7 +223,9 @@ export async function signInWithIdToken(
     if (error instanceof InvalidIdTokenError) throw new AppError('INVALID_ID_TOKEN', error.message);
     if (error instanceof ProviderError) {
       deps.log.warn({ err: error }, error.message);
-      throw new AppError('OAUTH_PROVIDER_ERROR', `${provider.displayName} could not be reached: try again`);
+      throw new AppError('OAUTH_PROVIDER_ERROR', '{provider} could not be reached: try again', {
+        params: { provider: provider.displayName },
+      });
     }
     throw error;
   }

@@ -82,7 +82,10 @@ export function downloadName(name: string, contentType: string): string {
 const AVATAR_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif']);
 
 const tooLarge = (maxBytes: number) =>
-  new AppError('FILE_TOO_LARGE', `The file is larger than ${maxBytes} bytes`, { details: { maxBytes } });
+  new AppError('FILE_TOO_LARGE', 'The file is larger than {maxBytes} bytes', {
+    details: { maxBytes },
+    params: { maxBytes },
+  });
 const overQuota = (quotaBytes: number) =>
   new AppError('QUOTA_EXCEEDED', 'This file would take your account over its storage quota', {
     details: { quotaBytes },
@@ -200,8 +203,9 @@ export async function storeUpload(
   }
   const contentType = await sniffContentType(head, { complete });
   const refuseType = (type: string) =>
-    new AppError('UNSUPPORTED_FILE_TYPE', `Files of type ${type} are not accepted`, {
+    new AppError('UNSUPPORTED_FILE_TYPE', 'Files of type {type} are not accepted', {
       details: { contentType: type, allowed: allowedTypes },
+      params: { type },
     });
   if (!allowedTypes.includes(contentType)) {
     await drainRest(all);
@@ -417,8 +421,9 @@ export async function createUpload(
   }
   const { maxBytes, quotaBytes, allowedTypes, uploadUrlTtlSeconds } = config.files;
   if (!allowedTypes.includes(input.contentType)) {
-    throw new AppError('UNSUPPORTED_FILE_TYPE', `Files of type ${input.contentType} are not accepted`, {
+    throw new AppError('UNSUPPORTED_FILE_TYPE', 'Files of type {type} are not accepted', {
       details: { contentType: input.contentType, allowed: allowedTypes },
+      params: { type: input.contentType },
     });
   }
   if (input.size > maxBytes) throw tooLarge(maxBytes);
@@ -466,18 +471,25 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
     .executeTakeFirst();
   if (!row) throw new AppError('NOT_FOUND', 'No such upload');
   if (row.status === 'ready') return toDto(row);
-  const reject = async (reason: 'missing' | 'size' | 'type', message: string) => {
+  const reject = async (error: AppError) => {
     await deps.db.deleteFrom('files').where('id', '=', row.id).where('status', '=', 'pending').execute();
     await removeStoredBytes(deps, [row.storage_key]);
-    return new AppError('UPLOAD_REJECTED', message, { details: { reason } });
+    return error;
   };
+  const missing = () =>
+    new AppError('UPLOAD_REJECTED', 'Nothing was uploaded to the URL', { details: { reason: 'missing' } });
   const info = await deps.storage.head(row.storage_key);
-  if (!info) throw await reject('missing', 'Nothing was uploaded to the URL');
+  if (!info) throw await reject(missing());
   if (info.size !== Number(row.size)) {
-    throw await reject('size', `The upload has ${info.size} bytes, not the ${row.size} declared`);
+    throw await reject(
+      new AppError('UPLOAD_REJECTED', 'The upload has {size} bytes, not the {declared} declared', {
+        details: { reason: 'size' },
+        params: { size: info.size, declared: row.size },
+      }),
+    );
   }
   const body = await deps.storage.get(row.storage_key);
-  if (!body) throw await reject('missing', 'Nothing was uploaded to the URL');
+  if (!body) throw await reject(missing());
   const hash = createHash('sha256');
   const text = row.content_type === 'text/plain' ? new TextCheck() : undefined;
   let isText = true;
@@ -497,7 +509,12 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
     ? await sniffContentType(head, { complete: info.size <= SNIFF_BYTES })
     : 'application/octet-stream';
   if (sniffed !== row.content_type) {
-    throw await reject('type', `The upload is ${sniffed}, not the ${row.content_type} declared`);
+    throw await reject(
+      new AppError('UPLOAD_REJECTED', 'The upload is {type}, not the {declared} declared', {
+        details: { reason: 'type' },
+        params: { type: sniffed, declared: row.content_type },
+      }),
+    );
   }
   const finalKey = newKey();
   await deps.storage.copy(row.storage_key, finalKey);

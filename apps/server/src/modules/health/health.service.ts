@@ -53,9 +53,10 @@ export async function ready(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock
   const checks = await last.checks;
   const failing = Object.entries(checks).filter(([, status]) => status === 'down');
   if (failing.length > 0) {
-    const names = failing.map(([name]) => name).join(' and ');
-    throw new AppError('DEPENDENCY_DOWN', `Not ready: ${names} ${failing.length === 1 ? 'is' : 'are'} down`, {
+    const names = failing.map(([name]) => name).join(', ');
+    throw new AppError('DEPENDENCY_DOWN', 'Not ready, down: {names}', {
       details: { checks, retryAfterSeconds: 1 },
+      params: { names },
     });
   }
   return { status: 'ok' as const, checks };

@@ -42,7 +42,12 @@ export const rbacRouter = router({
       .output(listUsersOutput)
       .query(async ({ ctx, input }) => {
         await rbac.assertRoleExists(ctx.services, input.id);
-        return listUsers(ctx.services, { limit: input.limit, cursor: input.cursor, roleId: input.id });
+        return listUsers(ctx.services, {
+          limit: input.limit,
+          cursor: input.cursor,
+          roleId: input.id,
+          includeArchived: input.includeArchived,
+        });
       }),
 
     create: requirePermission('roles:write')

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { id, text } from '../common-schemas.ts';
 import { ALL_PERMISSIONS } from './permissions.ts';
 
-const roleName = text
+export const roleName = text
   .trim()
   .toLowerCase()
   .regex(/^[a-z][a-z0-9_-]{1,49}$/, { error: 'must be 2-50 characters: a letter, then letters, digits, - or _' });

@@ -13,6 +13,9 @@ export interface RoleDto {
 
 type Deps = Pick<Services, 'db'>;
 
+const roleNameTaken = (name: string) =>
+  new AppError('ROLE_NAME_TAKEN', 'A role named "{name}" already exists', { params: { name } });
+
 /** The permissions a set of roles grants: everything for admin, else the union of the grants. */
 function grantedBy(roleName: string, grants: string[]): Permission[] {
   return (roleName === ADMIN_ROLE ? [...ALL_PERMISSIONS] : grants.filter(isPermission)).sort();
@@ -76,7 +79,10 @@ export async function assertRoleExists(deps: Deps, id: string): Promise<void> {
 function assertKnown(permissions: string[]): void {
   const unknown = permissions.filter((p) => !isPermission(p));
   if (unknown.length > 0) {
-    throw new AppError('UNKNOWN_PERMISSION', `Unknown permission(s): ${unknown.join(', ')}`, { details: { unknown } });
+    throw new AppError('UNKNOWN_PERMISSION', 'Unknown permission(s): {unknown}', {
+      details: { unknown },
+      params: { unknown: unknown.join(', ') },
+    });
   }
 }
 
@@ -123,7 +129,7 @@ export async function createRole(
     });
     return getRole(deps, id);
   } catch (error) {
-    if (isUniqueViolation(error)) throw new AppError('ROLE_NAME_TAKEN', `A role named "${input.name}" already exists`);
+    if (isUniqueViolation(error)) throw roleNameTaken(input.name);
     throw error;
   }
 }
@@ -135,7 +141,9 @@ export async function updateRole(
   const { id } = input;
   const role = await getRole(deps, id);
   if (role.builtIn && input.name !== undefined && input.name !== role.name) {
-    throw new AppError('BUILT_IN_ROLE', `The built-in role "${role.name}" cannot be renamed`);
+    throw new AppError('BUILT_IN_ROLE', 'The built-in role "{role}" cannot be renamed', {
+      params: { role: role.name },
+    });
   }
   if (role.name === ADMIN_ROLE && input.permissions !== undefined) {
     throw new AppError('BUILT_IN_ROLE', 'The admin role holds every permission; its grants cannot be changed');
@@ -164,7 +172,7 @@ export async function updateRole(
       }
     });
   } catch (error) {
-    if (isUniqueViolation(error)) throw new AppError('ROLE_NAME_TAKEN', `A role named "${input.name}" already exists`);
+    if (isUniqueViolation(error)) throw roleNameTaken(input.name ?? role.name);
     throw error;
   }
   return getRole(deps, id);
@@ -172,7 +180,10 @@ export async function updateRole(
 
 export async function deleteRole(deps: Deps, id: string): Promise<void> {
   const role = await getRole(deps, id);
-  if (role.builtIn) throw new AppError('BUILT_IN_ROLE', `The built-in role "${role.name}" cannot be deleted`);
+  if (role.builtIn)
+    throw new AppError('BUILT_IN_ROLE', 'The built-in role "{role}" cannot be deleted', {
+      params: { role: role.name },
+    });
   await deps.db.deleteFrom('roles').where('id', '=', id).execute();
 }
 
@@ -204,6 +215,19 @@ export async function unassignRole(deps: Deps, assignment: Assignment): Promise<
     .deleteFrom('user_roles')
     .where('user_id', '=', assignment.userId)
     .where('role_id', '=', assignment.roleId)
+    .execute();
+}
+
+/** The user holds exactly `roleIds` from now on (in the caller's transaction, if any). */
+export async function replaceRoles(deps: Deps, input: { userId: string; roleIds: string[] }): Promise<void> {
+  let removal = deps.db.deleteFrom('user_roles').where('user_id', '=', input.userId);
+  if (input.roleIds.length > 0) removal = removal.where('role_id', 'not in', input.roleIds);
+  await removal.execute();
+  if (input.roleIds.length === 0) return;
+  await deps.db
+    .insertInto('user_roles')
+    .values(input.roleIds.map((roleId) => ({ user_id: input.userId, role_id: roleId })))
+    .onConflict((oc) => oc.doNothing())
     .execute();
 }
 

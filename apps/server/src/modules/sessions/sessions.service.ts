@@ -12,9 +12,11 @@
  * rebuilt from the list. A revocation counts as done only once it is effective: its marker
  * is written, or the cache is marked as lost so every process asks Postgres.
  */
+
 import type { Db, SessionRow } from '@app/db';
 import { sql } from 'kysely';
 import { AppError } from '../../errors/index.ts';
+import type { Locale } from '../../i18n/locale.ts';
 import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
@@ -28,6 +30,8 @@ export interface ClientInfo {
   userAgent: string | undefined;
   /** For logs of work that outlives the request (emails). */
   requestId?: string;
+  /** The language the request asked for (emails to an account without its own). */
+  locale?: Locale;
 }
 
 export interface IssuedRefreshToken {

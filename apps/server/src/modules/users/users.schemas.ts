@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LOCALES } from '../../i18n/locale.ts';
 import { id, isoDateTime, pageInput, text } from '../common-schemas.ts';
 import { ALL_PERMISSIONS } from '../rbac/permissions.ts';
 
@@ -8,7 +9,14 @@ export const userOutput = z
     email: z.string(),
     name: z.string().nullable(),
     emailVerified: z.boolean(),
-    disabled: z.boolean(),
+    disabled: z.boolean().meta({ description: 'An administrator blocked the account: no sign-in, still listed' }),
+    archived: z
+      .boolean()
+      .meta({ description: 'Archived (by its owner or an administrator): no sign-in, hidden from lists, data kept' }),
+    locale: z
+      .enum(LOCALES)
+      .nullable()
+      .meta({ description: 'The language of emails to this user; null: the language of each request' }),
     roles: z.array(z.string()),
     permissions: z.array(z.enum(ALL_PERMISSIONS)),
     avatarUrl: z.string().nullable().meta({ description: 'The profile picture (public), or null' }),
@@ -19,10 +27,21 @@ export const userOutput = z
 
 export const name = text.trim().min(1).max(100);
 
-export const updateMeInput = z.object({ name: name.nullable().optional() });
+export const locale = z.enum(LOCALES);
+export const updateMeInput = z.object({
+  name: name.nullable().optional(),
+  locale: locale
+    .nullable()
+    .optional()
+    .meta({ description: 'The language of your emails (null: the language of each request)' }),
+});
 export const deleteMeInput = z.object({
   password: text.max(128).optional().meta({ description: 'Required when the account has a password' }),
 });
+const includeArchived = z
+  .boolean()
+  .default(false)
+  .meta({ description: 'Archived accounts too (they are left out by default)' });
 export const listUsersInput = z.object({
   ...pageInput,
   role: text
@@ -31,8 +50,9 @@ export const listUsersInput = z.object({
     .max(50)
     .optional()
     .meta({ description: 'Only the users holding this role (by name)' }),
+  includeArchived,
 });
-export const roleMembersInput = z.object({ id, limit: pageInput.limit, cursor: pageInput.cursor });
+export const roleMembersInput = z.object({ id, limit: pageInput.limit, cursor: pageInput.cursor, includeArchived });
 export const listUsersOutput = z.object({ items: z.array(userOutput), nextCursor: id.nullable() });
 export const userIdInput = z.object({ id });
 export const setAvatarInput = z.object({ fileId: id.meta({ description: 'An image you uploaded' }) });

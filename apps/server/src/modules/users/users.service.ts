@@ -1,12 +1,13 @@
 /** The `users` table's owner: every write to it (sign-ups, passwords, verification) goes through here. */
 import type { UserRow } from '@app/db';
 import { AppError } from '../../errors/index.ts';
+import { type Locale, supportedLocale } from '../../i18n/locale.ts';
 import { checkPassword } from '../../infra/passwords.ts';
 import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
 import { assertOwnImage, deleteFileRowsOf, removeStoredBytes } from '../files/files.service.ts';
-import { assignDefaultRole, rolesOfUsers } from '../rbac/rbac.service.ts';
+import { assignDefaultRole, replaceRoles, rolesOfUsers } from '../rbac/rbac.service.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 
@@ -27,6 +28,8 @@ async function toDtos(deps: ReadDeps, rows: UserRow[]): Promise<UserDto[]> {
     name: row.name,
     emailVerified: row.email_verified_at !== null,
     disabled: row.disabled_at !== null,
+    archived: row.archived_at !== null,
+    locale: supportedLocale(row.locale) ?? null,
     roles: access.get(row.id)?.roles ?? [],
     permissions: access.get(row.id)?.permissions ?? [],
     avatarUrl: row.avatar_file_id ? `${deps.config.publicUrl}/api/files/${row.avatar_file_id}/content` : null,
@@ -43,6 +46,13 @@ export async function findUserRowByEmail(deps: DbDeps, email: string): Promise<U
   return deps.db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
 }
 
+/** Several users as the API shows them, by id (read in one go); missing ids are left out. */
+export async function getUsers(deps: ReadDeps, ids: string[]): Promise<Map<string, UserDto>> {
+  if (ids.length === 0) return new Map();
+  const rows = await deps.db.selectFrom('users').selectAll().where('id', 'in', ids).execute();
+  return new Map((await toDtos(deps, rows)).map((user) => [user.id, user]));
+}
+
 export async function getUser(deps: ReadDeps, id: string): Promise<UserDto> {
   const row = await findUserRow(deps, id);
   if (!row) throw new AppError('NOT_FOUND', 'No such user');
@@ -54,6 +64,8 @@ interface NewUser {
   passwordHash?: string;
   name?: string | undefined;
   emailVerified?: boolean;
+  /** The roles it starts with (by id); the default role when absent. */
+  roleIds?: string[] | undefined;
 }
 
 /**
@@ -77,7 +89,8 @@ export async function insertUser(deps: DbClockDeps, input: NewUser): Promise<str
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    await assignDefaultRole(deps, user.id);
+    if (input.roleIds) await replaceRoles(deps, { userId: user.id, roleIds: input.roleIds });
+    else await assignDefaultRole(deps, user.id);
     return user.id;
   } catch (error) {
     if (isUniqueViolation(error)) throw new AppError('EMAIL_TAKEN', 'An account with this email already exists');
@@ -137,6 +150,19 @@ export async function callerRow(deps: DbDeps, callerId: string): Promise<UserRow
   return row;
 }
 
+/**
+ * Why this account may not sign in, by any method, if it may not: an administrator
+ * disabled it, or it was archived. Every way of signing in (and refreshing) asks here.
+ */
+export function assertMaySignIn(row: Pick<UserRow, 'disabled_at' | 'archived_at'>): void {
+  if (row.archived_at)
+    throw new AppError('ACCOUNT_ARCHIVED', 'This account is archived: an administrator can restore it');
+  if (row.disabled_at) throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
+}
+
+/** Whether the account may sign in (for flows that answer alike either way). */
+export const maySignIn = (row: Pick<UserRow, 'disabled_at' | 'archived_at'>) => !row.archived_at && !row.disabled_at;
+
 export async function getMe(deps: ReadDeps, callerId: string): Promise<UserDto> {
   return (await toDtos(deps, [await callerRow(deps, callerId)]))[0] as UserDto;
 }
@@ -151,6 +177,8 @@ export async function listUsers(
     /** Only the holders of this role, by name or by id. */
     role?: string | undefined;
     roleId?: string | undefined;
+    /** Archived accounts are left out unless asked for. */
+    includeArchived?: boolean | undefined;
   },
 ): Promise<{ items: UserDto[]; nextCursor: string | null }> {
   let query = deps.db
@@ -159,6 +187,7 @@ export async function listUsers(
     .orderBy('users.id', 'desc')
     .limit(input.limit + 1);
   if (input.cursor) query = query.where('users.id', '<', input.cursor);
+  if (!input.includeArchived) query = query.where('users.archived_at', 'is', null);
   const { role, roleId } = input;
   if (role !== undefined || roleId !== undefined) {
     query = query.where((eb) =>
@@ -181,7 +210,11 @@ export async function listUsers(
   return { items: await toDtos(deps, items), nextCursor };
 }
 
-type UserChanges = { name?: string | null | undefined; disabled?: boolean | undefined };
+type UserChanges = {
+  name?: string | null | undefined;
+  disabled?: boolean | undefined;
+  locale?: Locale | null | undefined;
+};
 
 export async function updateUser(deps: Deps, input: UserChanges & { id: string }): Promise<UserDto> {
   const existing = await findUserRow(deps, input.id);
@@ -191,21 +224,56 @@ export async function updateUser(deps: Deps, input: UserChanges & { id: string }
 
 export async function updateMe(
   deps: Deps,
-  input: { userId: string; name?: string | null | undefined },
+  input: { userId: string; name?: string | null | undefined; locale?: Locale | null | undefined },
 ): Promise<UserDto> {
-  return applyUserChanges(deps, await callerRow(deps, input.userId), { name: input.name });
+  return applyUserChanges(deps, await callerRow(deps, input.userId), { name: input.name, locale: input.locale });
 }
 
 async function applyUserChanges(deps: Deps, existing: UserRow, input: UserChanges): Promise<UserDto> {
   const id = existing.id;
   const changes = {
     ...(input.name !== undefined && { name: input.name }),
+    ...(input.locale !== undefined && { locale: input.locale }),
     ...(input.disabled !== undefined && {
       disabled_at: input.disabled ? (existing.disabled_at ?? new Date(deps.clock.now())) : null,
     }),
   };
   if (Object.keys(changes).length > 0) await deps.db.updateTable('users').set(changes).where('id', '=', id).execute();
   if (input.disabled) await revokeSessions(deps, { userId: id });
+  return getUser(deps, id);
+}
+
+/**
+ * Archives an account: it cannot sign in by any method and its sessions end at once; it
+ * leaves the lists; everything it owns stays. Idempotent (the first archiving time stays).
+ */
+export async function archiveUser(deps: Deps, id: string): Promise<UserDto> {
+  const archived = await deps.db
+    .updateTable('users')
+    .set((eb) => ({ archived_at: eb.fn.coalesce('archived_at', eb.val(new Date(deps.clock.now()))) }))
+    .where('id', '=', id)
+    .returning('id')
+    .executeTakeFirst();
+  if (!archived) throw new AppError('NOT_FOUND', 'No such user');
+  await revokeSessions(deps, { userId: id });
+  return getUser(deps, id);
+}
+
+/** The caller archives their own account (only an administrator can restore it). */
+export async function archiveMe(deps: Deps, callerId: string): Promise<void> {
+  await callerRow(deps, callerId);
+  await archiveUser(deps, callerId);
+}
+
+/** Brings an archived account back as it was (a disabled one stays disabled). Idempotent. */
+export async function restoreUser(deps: Deps, id: string): Promise<UserDto> {
+  const restored = await deps.db
+    .updateTable('users')
+    .set({ archived_at: null })
+    .where('id', '=', id)
+    .returning('id')
+    .executeTakeFirst();
+  if (!restored) throw new AppError('NOT_FOUND', 'No such user');
   return getUser(deps, id);
 }
 

@@ -1,0 +1,266 @@
+/**
+ * Bulk user administration: every item is checked before anything is written (all the
+ * checks that need the database are one query each for the whole batch), then written in
+ * one transaction (`atomic`) or one transaction per item, and answered on its own.
+ */
+import { z } from 'zod';
+import { AppError, recognizeError } from '../../errors/index.ts';
+import { hashPassword } from '../../infra/passwords.ts';
+import type { Services } from '../../services.ts';
+import { deleteFileRowsOf, removeStoredBytes } from '../files/files.service.ts';
+import { replaceRoles } from '../rbac/rbac.service.ts';
+import { revokeSessions } from '../sessions/sessions.service.ts';
+import type { UserDto } from './users.schemas.ts';
+import { getUsers, insertUser } from './users.service.ts';
+import { newUserItem, userChangesItem, userIdItem } from './users-batch.schemas.ts';
+
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
+type DbDeps = Pick<Services, 'db' | 'clock'>;
+
+/** Each item's outcome, at the item's index. */
+export type Outcome<Value> = { ok: true; value: Value } | { ok: false; error: AppError };
+
+const failure = (error: AppError): Outcome<never> => ({ ok: false, error });
+
+/** An item that breaks the rules of the single-user procedure: its own VALIDATION_FAILED, with `issues`. */
+function parseItem<Schema extends z.ZodType>(schema: Schema, item: unknown): z.output<Schema> | AppError {
+  const result = schema.safeParse(item);
+  return result.success
+    ? result.data
+    : new AppError('VALIDATION_FAILED', 'Input validation failed', { cause: result.error });
+}
+
+function invalidItem(path: (string | number)[], { message }: { message: string }): AppError {
+  const cause = new z.ZodError([{ code: 'custom', path, message, input: undefined }]);
+  return new AppError('VALIDATION_FAILED', 'Input validation failed', { cause });
+}
+
+/** The later occurrences of a key already seen in the batch are refused (the first one stands). */
+function refuseRepeats<Item>(planned: (Item | AppError)[], keyOf: (item: Item) => string, path: string[]): void {
+  const seen = new Set<string>();
+  planned.forEach((item, index) => {
+    if (item instanceof AppError) return;
+    const key = keyOf(item);
+    if (seen.has(key)) planned[index] = invalidItem(path, { message: 'appears more than once in this batch' });
+    seen.add(key);
+  });
+}
+
+/** Role ids by name, for the names the items use; an unknown name refuses its item. */
+async function resolveRoles<Item extends { roles?: string[] | undefined }>(
+  deps: DbDeps,
+  planned: (Item | AppError)[],
+): Promise<((Item & { roleIds: string[] | undefined }) | AppError)[]> {
+  const names = [...new Set(planned.flatMap((item) => (item instanceof AppError ? [] : (item.roles ?? []))))];
+  const rows = names.length
+    ? await deps.db.selectFrom('roles').select(['id', 'name']).where('name', 'in', names).execute()
+    : [];
+  const idOf = new Map(rows.map((row) => [row.name, row.id]));
+  return planned.map((item) => {
+    if (item instanceof AppError) return item;
+    const unknown = (item.roles ?? []).findIndex((role) => !idOf.has(role));
+    if (unknown !== -1) return invalidItem(['roles', unknown], { message: 'no such role' });
+    const roleIds = item.roles?.map((role) => idOf.get(role) as string);
+    return { ...item, roleIds: roleIds && [...new Set(roleIds)] };
+  });
+}
+
+function aborted(failedIndex: number): AppError {
+  return new AppError('BATCH_ABORTED', 'Not written: item {index} failed and the batch is atomic', {
+    params: { index: failedIndex },
+  });
+}
+
+/**
+ * Writes the checked items. Atomic: one transaction, and any refusal (before or during the
+ * writes) leaves everything unwritten. Otherwise one transaction per item; once the
+ * database is down, the items left are answered with that instead of each waiting for it.
+ */
+async function writeItems<Item, Value>(
+  deps: DbDeps,
+  planned: (Item | AppError)[],
+  atomic: boolean,
+  write: (deps: DbDeps, item: Item) => Promise<Value>,
+): Promise<Outcome<Value>[]> {
+  const refused = planned.findIndex((item) => item instanceof AppError);
+  if (atomic && refused !== -1) {
+    return planned.map((item) => failure(item instanceof AppError ? item : aborted(refused)));
+  }
+  if (atomic) {
+    let current = 0;
+    try {
+      const values = await deps.db.transaction().execute(async (trx) => {
+        const written: Value[] = [];
+        for (const [index, item] of planned.entries()) {
+          current = index;
+          written.push(await write({ ...deps, db: trx }, item as Item));
+        }
+        return written;
+      });
+      return values.map((value) => ({ ok: true, value }));
+    } catch (error) {
+      const known = recognizeError(error);
+      // Nothing was written: a dependency outage fails the call (503), to be retried whole.
+      if (!known || known.appCode === 'DEPENDENCY_DOWN') throw known ?? error;
+      return planned.map((_, index) => failure(index === current ? known : aborted(current)));
+    }
+  }
+  const outcomes: Outcome<Value>[] = [];
+  let outage: AppError | undefined;
+  for (const item of planned) {
+    if (item instanceof AppError || outage) {
+      outcomes.push(failure(item instanceof AppError ? item : (outage as AppError)));
+      continue;
+    }
+    try {
+      outcomes.push({
+        ok: true,
+        value: await deps.db.transaction().execute((trx) => write({ ...deps, db: trx }, item)),
+      });
+    } catch (error) {
+      const known = recognizeError(error);
+      if (!known) throw error;
+      if (known.appCode === 'DEPENDENCY_DOWN') outage = known;
+      outcomes.push(failure(known));
+    }
+  }
+  return outcomes;
+}
+
+/** The written users as the API shows them (read in one go), in item order. */
+async function withUsers(deps: Deps, outcomes: Outcome<string>[]): Promise<Outcome<UserDto>[]> {
+  const users = await getUsers(
+    deps,
+    outcomes.flatMap((outcome) => (outcome.ok ? [outcome.value] : [])),
+  );
+  return outcomes.map((outcome) => (outcome.ok ? { ok: true, value: users.get(outcome.value) as UserDto } : outcome));
+}
+
+/** Bounded parallelism for the password hashes (each is memory-hard and holds a worker thread). */
+async function mapInTurns<Item, Result>(items: Item[], turns: number, map: (item: Item) => Promise<Result>) {
+  const results: Result[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await map(items[index] as Item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(turns, items.length) }, worker));
+  return results;
+}
+
+/** Up to 100 accounts, with their roles (the default role when none are named). No email is sent. */
+export async function createMany(
+  deps: Deps,
+  input: { items: unknown[]; atomic: boolean },
+): Promise<Outcome<UserDto>[]> {
+  const parsed = input.items.map((item) => parseItem(newUserItem, item));
+  refuseRepeats(parsed, (item) => item.email, ['email']);
+  const emails = parsed.flatMap((item) => (item instanceof AppError ? [] : [item.email]));
+  const taken = new Set(
+    emails.length
+      ? (await deps.db.selectFrom('users').select('email').where('email', 'in', emails).execute()).map((r) => r.email)
+      : [],
+  );
+  const planned = (await resolveRoles(deps, parsed)).map((item) =>
+    item instanceof AppError || !taken.has(item.email)
+      ? item
+      : new AppError('EMAIL_TAKEN', 'An account with this email already exists'),
+  );
+  // Hashing is the slow part: skipped for a batch already doomed.
+  const doomed = input.atomic && planned.some((item) => item instanceof AppError);
+  const hashed = await mapInTurns(planned, 2, async (item) =>
+    item instanceof AppError
+      ? item
+      : {
+          ...item,
+          passwordHash: item.password === undefined || doomed ? undefined : await hashPassword(item.password),
+        },
+  );
+  const outcomes = await writeItems(deps, hashed, input.atomic, (trx, item) =>
+    insertUser(trx, {
+      email: item.email,
+      name: item.name ?? undefined,
+      passwordHash: item.passwordHash,
+      emailVerified: item.emailVerified ?? false,
+      roleIds: item.roleIds,
+    }),
+  );
+  return withUsers(deps, outcomes);
+}
+
+/** Renames, disables or enables, and sets the roles of up to 100 users; disabling ends their sessions at once. */
+export async function updateMany(
+  deps: Deps,
+  input: { items: unknown[]; atomic: boolean },
+): Promise<Outcome<UserDto>[]> {
+  const parsed = input.items.map((item) => parseItem(userChangesItem, item));
+  refuseRepeats(parsed, (item) => item.id, ['id']);
+  const planned = await withExisting(deps, await resolveRoles(deps, parsed), (item) => item.id);
+  const outcomes = await writeItems(deps, planned, input.atomic, async (trx, item) => {
+    if (item.name !== undefined || item.disabled !== undefined) {
+      const now = new Date(trx.clock.now());
+      await trx.db
+        .updateTable('users')
+        .set((eb) => ({
+          ...(item.name !== undefined && { name: item.name }),
+          // Disabling an account already disabled keeps its first time.
+          ...(item.disabled !== undefined && {
+            disabled_at: item.disabled ? eb.fn.coalesce('disabled_at', eb.val(now)) : null,
+          }),
+        }))
+        .where('id', '=', item.id)
+        .execute();
+    }
+    if (item.roleIds) await replaceRoles(trx, { userId: item.id, roleIds: item.roleIds });
+    return item.id;
+  });
+  for (const [index, outcome] of outcomes.entries()) {
+    const item = planned[index];
+    if (outcome.ok && !(item instanceof AppError) && item?.disabled) await revokeSessions(deps, { userId: item.id });
+  }
+  return withUsers(deps, outcomes);
+}
+
+/** Deletes up to 100 users and their data, ending their sessions first; then their files' bytes go. */
+export async function deleteMany(
+  deps: Deps & Pick<Services, 'storage'>,
+  input: { ids: unknown[]; atomic: boolean },
+): Promise<Outcome<string>[]> {
+  const parsed = input.ids.map((id) => parseItem(userIdItem, id));
+  refuseRepeats(parsed, (id) => id, []);
+  const planned = await withExisting(deps, parsed, (id) => id);
+  const proceeds = !(input.atomic && planned.some((item) => item instanceof AppError));
+  if (proceeds) {
+    for (const id of planned) if (!(id instanceof AppError)) await revokeSessions(deps, { userId: id });
+  }
+  const outcomes = await writeItems(deps, planned, input.atomic, async (trx, id) => {
+    const fileKeys = await deleteFileRowsOf(trx, id);
+    await trx.db.deleteFrom('users').where('id', '=', id).execute();
+    return { id, fileKeys };
+  });
+  // Only committed deletions lose their bytes.
+  await removeStoredBytes(
+    deps,
+    outcomes.flatMap((outcome) => (outcome.ok ? outcome.value.fileKeys : [])),
+  );
+  return outcomes.map((outcome) => (outcome.ok ? { ok: true, value: outcome.value.id } : outcome));
+}
+
+/** Items naming a user that does not exist are NOT_FOUND (one query for the batch). */
+async function withExisting<Item>(
+  deps: DbDeps,
+  planned: (Item | AppError)[],
+  idOf: (item: Item) => string,
+): Promise<(Item | AppError)[]> {
+  const ids = planned.flatMap((item) => (item instanceof AppError ? [] : [idOf(item)]));
+  const found = new Set(
+    ids.length
+      ? (await deps.db.selectFrom('users').select('id').where('id', 'in', ids).execute()).map((r) => r.id)
+      : [],
+  );
+  return planned.map((item) =>
+    item instanceof AppError || found.has(idOf(item)) ? item : new AppError('NOT_FOUND', 'No such user'),
+  );
+}
