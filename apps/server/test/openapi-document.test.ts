@@ -68,7 +68,7 @@ describe('the OpenAPI document', () => {
     expect(codes('/roles', 'post', '409')?.appCode.enum).toEqual(['ROLE_NAME_TAKEN']);
     expect(codes('/roles', 'post', '403')?.appCode.enum).toEqual(['PERMISSION_DENIED']);
     expect(codes('/auth/login', 'post', '401')?.appCode.enum).toEqual(['INVALID_CREDENTIALS']);
-    expect(codes('/auth/login', 'post', '403')?.appCode.enum).toEqual(['ACCOUNT_DISABLED']);
+    expect(codes('/auth/login', 'post', '403')?.appCode.enum).toEqual(['ACCOUNT_ARCHIVED', 'ACCOUNT_DISABLED']);
     expect(codes('/auth/password/change', 'post', '401')?.appCode.enum).toContain('INVALID_CREDENTIALS');
     expect(JSON.stringify(document.externalDocs ?? null)).not.toMatch(/\/docs/);
   });

@@ -97,6 +97,65 @@ describe.each(['fast', 'official'] as const)('every procedure through the SDK (%
     expect(await failure(admin.users.delete.mutate({ id: doomed.user.id }))).toBe('NOT_FOUND');
   });
 
+  it('users: archiveMe, archive, restore, and the batches createMany, updateMany, deleteMany', async () => {
+    const member = await signedIn('archive');
+    await member.api.users.archiveMe.mutate();
+    expect(await failure(member.api.users.me.query())).toBe('SESSION_REVOKED');
+    const anonymous = createClient({ url: server.url });
+    const login = { email: member.user.email, password: member.password };
+    expect(await failure(anonymous.auth.login.mutate(login))).toBe('ACCOUNT_ARCHIVED');
+    const listed = async (includeArchived: boolean) =>
+      (await admin.users.list.query({ search: member.user.email, includeArchived })).items.map((u) => u.id);
+    expect(await listed(false)).toEqual([]);
+    expect(await listed(true)).toEqual([member.user.id]);
+    expect(await admin.users.restore.mutate({ id: member.user.id })).toMatchObject({ archived: false });
+    await anonymous.auth.login.mutate(login);
+    expect(await admin.users.archive.mutate({ id: member.user.id })).toMatchObject({ archived: true });
+    expect(await failure(admin.users.restore.mutate({ id: '01900000-0000-7000-8000-000000000000' }))).toBe('NOT_FOUND');
+
+    const [first, second] = [email('batch-a'), email('batch-b')];
+    const created = await admin.users.createMany.mutate({
+      items: [{ email: first, name: 'First', password: 'Batch-pass-1' }, { email: first }, { email: second }],
+    });
+    expect(created).toMatchObject({ succeeded: 2, failed: 1 });
+    expect(created.results[1]?.error?.appCode).toBe('VALIDATION_FAILED');
+    const ids = created.results.flatMap((result) => (result.user ? [result.user.id] : []));
+    expect(created.results[0]?.user).toMatchObject({ email: first, name: 'First', roles: ['user'] });
+
+    const atomic = await admin.users.updateMany.mutate({
+      items: [{ id: ids[0] as string, disabled: true }, { id: '01900000-0000-7000-8000-000000000000' }],
+      atomic: true,
+    });
+    expect(atomic.results.map((result) => result.error?.appCode)).toEqual(['BATCH_ABORTED', 'NOT_FOUND']);
+    const updated = await admin.users.updateMany.mutate({ items: [{ id: ids[0] as string, disabled: true }] });
+    expect(updated.results[0]?.user?.disabled).toBe(true);
+    expect(await failure(anonymous.auth.login.mutate({ email: first, password: 'Batch-pass-1' }))).toBe(
+      'ACCOUNT_DISABLED',
+    );
+
+    const removed = await admin.users.deleteMany.mutate({ ids });
+    expect(removed).toMatchObject({ succeeded: 2, failed: 0 });
+    expect(await failure(admin.users.get.query({ id: ids[1] as string }))).toBe('NOT_FOUND');
+    const plain = await signedIn('plain');
+    expect(await failure(plain.api.users.createMany.mutate({ items: [{ email: email('nope') }] }))).toBe(
+      'PERMISSION_DENIED',
+    );
+  });
+
+  it('languages: error messages follow the Accept-Language header, emails the account locale; appCode stays', async () => {
+    const french = createClient({ url: server.url, headers: { 'accept-language': 'fr-FR, en;q=0.5' } });
+    const refusal = await french.auth.login.mutate({ email: email('nobody'), password: 'Wrong-pass-1' }).then(
+      () => undefined,
+      (error: unknown) => error as { message: string },
+    );
+    expect(getAppErrorCode(refusal)).toBe('INVALID_CREDENTIALS');
+    expect(refusal?.message).toBe('Adresse e-mail ou mot de passe incorrect');
+    const member = await signedIn('locale');
+    expect(await member.api.users.updateMe.mutate({ locale: 'fr' })).toMatchObject({ locale: 'fr' });
+    expect((await member.api.users.me.query()).locale).toBe('fr');
+    expect((await member.api.users.updateMe.mutate({ locale: null })).locale).toBeNull();
+  });
+
   it('rbac: roles list, create, update, delete; permissions list; assign and unassign', async () => {
     const { api, user } = await signedIn('rbac');
     expect((await admin.rbac.permissions.list.query()).map((p) => p.name)).toContain('users:read');
