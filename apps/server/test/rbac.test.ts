@@ -1,3 +1,6 @@
+import { createDb } from '@app/db';
+import { createTestDatabase } from '@app/db/testing';
+import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_PERMISSIONS, type Permission } from '../src/modules/rbac/permissions.ts';
 import { type Account, bearer, buildTestApp, registerAccount, registerAdmin, type TestApp } from './helpers/index.ts';
@@ -139,6 +142,54 @@ describe('RBAC', () => {
       expect(trpc.json().result.data.items.map((u: { id: string }) => u.id)).toEqual(
         members.map((m) => m.id).reverse(),
       );
+    });
+
+    it('reads the roles and permissions of a whole page in one query, however many users it holds', async () => {
+      const database = await createTestDatabase();
+      let queries = 0;
+      const counter: KyselyPlugin = {
+        transformQuery: (args) => {
+          queries += 1;
+          return args.node;
+        },
+        transformResult: async (args) => args.result,
+      };
+      const counted = await buildTestApp({
+        database,
+        overrides: { db: createDb({ url: database.url, poolMax: 2 }).withPlugin(counter) },
+      });
+      try {
+        const owner = await registerAdmin(counted.app, counted.services.db);
+        const made = await counted.app.inject({
+          method: 'POST',
+          url: '/api/users/batch',
+          headers: bearer(owner),
+          payload: {
+            items: Array.from({ length: 12 }, (_, i) => ({
+              email: `page-${i}@example.com`,
+              roles: i % 2 ? ['user', 'admin'] : ['user'],
+            })),
+          },
+        });
+        expect(made.json()).toMatchObject({ succeeded: 12, failed: 0 });
+        const queriesFor = async (limit: number) => {
+          const before = queries;
+          const page = await counted.app.inject({
+            method: 'GET',
+            url: `/api/users?limit=${limit}`,
+            headers: bearer(owner),
+          });
+          expect(page.json().items).toHaveLength(limit);
+          return queries - before;
+        };
+        const [few, many] = [await queriesFor(1), await queriesFor(13)];
+        expect(many).toBe(few);
+        // The caller's permissions, the page, and the page's roles and permissions.
+        expect(many).toBeLessThanOrEqual(3);
+      } finally {
+        await counted.close();
+        await database.drop();
+      }
     });
 
     it('answers 404 for an unknown role, and 403 without users:read', async () => {
