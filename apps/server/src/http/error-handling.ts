@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { type AppError, errorAnswer, httpErrorBody, recognizeError, setRetryAfter } from '../errors/index.ts';
-import { negotiateLocale } from '../i18n/locale.ts';
+import { answerLanguage } from '../i18n/locale.ts';
 import { createOutageLog, type Logger } from '../infra/logger.ts';
 import type { Services } from '../services.ts';
 
@@ -20,11 +20,10 @@ export function dependencyOutageLog(log: Pick<Logger, 'warn'>) {
 /** Errors Fastify raises before routing (a malformed URL, say): the JSON error body too. */
 export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 400;
-  const locale = negotiateLocale(request.headers['accept-language']);
+  const locale = answerLanguage(request, reply);
   reply
     .code(status)
     .header('x-request-id', request.id)
-    .header('content-language', locale)
     .send(httpErrorBody(status, error.message, request.id, { locale }));
 }
 
@@ -40,23 +39,19 @@ export const errorHandling = fp(
     const expose = services.config.exposeErrorDetails;
 
     app.setNotFoundHandler((request, reply) => {
-      const locale = negotiateLocale(request.headers['accept-language']);
-      reply
-        .code(404)
-        .header('content-language', locale)
-        .send(
-          httpErrorBody(404, `No route for ${request.method} ${request.pathForLog}`, request.id, {
-            appCode: 'ROUTE_NOT_FOUND',
-            locale,
-          }),
-        );
+      const locale = answerLanguage(request, reply);
+      reply.code(404).send(
+        httpErrorBody(404, `No route for ${request.method} ${request.pathForLog}`, request.id, {
+          appCode: 'ROUTE_NOT_FOUND',
+          locale,
+        }),
+      );
     });
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
       // Fastify's own refusals (a body too large or unreadable): their status and message.
       const status = error.statusCode;
-      const locale = negotiateLocale(request.headers['accept-language']);
-      reply.header('content-language', locale);
+      const locale = answerLanguage(request, reply);
       if (status !== undefined && status >= 400 && status < 500) {
         return reply.code(status).send(httpErrorBody(status, error.message, request.id, { locale }));
       }

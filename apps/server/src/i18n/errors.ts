@@ -82,7 +82,7 @@ export function issueMessage(locale: Locale, issue: z.core.$ZodIssue): string {
   if (own) return own;
   if (locale === DEFAULT_LOCALE) return issue.message;
   const received = issue.code === 'invalid_type' ? /received (\w+)$/.exec(issue.message)?.[1] : undefined;
-  const input = received === undefined ? undefined : RECEIVED_SAMPLES[received];
+  const input = received === undefined ? undefined : RECEIVED_SAMPLES[received.toLowerCase()];
   // Only zod's own English message is replaced: a schema's message is not zod's.
   if (zodMessage(DEFAULT_LOCALE, issue, input) !== issue.message) return issue.message;
   return zodMessage(locale, issue, input) ?? issue.message;

@@ -41,6 +41,33 @@ export function supportedLocale(value: string | null | undefined): Locale | unde
   return value && isLocale(value) ? value : undefined;
 }
 
+/**
+ * Marks a response whose words follow the request's `Accept-Language` (an error body):
+ * `Content-Language` says which, and `Vary` keeps a shared cache from serving it to
+ * someone who asked for another language.
+ */
+export function markLanguage(
+  reply: { getHeader(name: string): unknown; header(name: string, value: string): unknown },
+  locale: Locale,
+): void {
+  reply.header('content-language', locale);
+  const vary = reply.getHeader('vary');
+  const present = typeof vary === 'string' ? vary : Array.isArray(vary) ? vary.join(', ') : '';
+  if (!/(^|,)\s*(accept-language|\*)\s*(,|$)/i.test(present)) {
+    reply.header('vary', present ? `${present}, Accept-Language` : 'Accept-Language');
+  }
+}
+
+/** The language to answer a request's error in, marked on its reply (`markLanguage`). */
+export function answerLanguage(
+  request: { headers: { 'accept-language'?: string | undefined } },
+  reply: Parameters<typeof markLanguage>[0],
+): Locale {
+  const locale = negotiateLocale(request.headers['accept-language']);
+  markLanguage(reply, locale);
+  return locale;
+}
+
 /** The language to write to an account in: its own, else the one the request asked for, else English. */
 export function preferredLocale(stored: string | null | undefined, requested: Locale | undefined): Locale {
   return supportedLocale(stored) ?? requested ?? DEFAULT_LOCALE;

@@ -12,7 +12,7 @@ import { type AnyTRPCProcedure, type AnyTRPCRouter, getTRPCErrorFromUnknown, typ
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { errorAnswer, httpErrorBody } from '../errors/index.ts';
-import { negotiateLocale } from '../i18n/locale.ts';
+import { answerLanguage, markLanguage } from '../i18n/locale.ts';
 import type { Context } from '../trpc/context.ts';
 import { requestSignal } from '../trpc/request-signal.ts';
 import { BODY_METHODS, restInput } from './rest-input.ts';
@@ -61,11 +61,8 @@ export async function restRoutes(app: FastifyInstance, options: RestRoutesOption
       handler: async (request, reply) => {
         const refusal = unreadableBody(request);
         if (refusal) {
-          const locale = negotiateLocale(request.headers['accept-language']);
-          return reply
-            .code(415)
-            .header('content-language', locale)
-            .send(httpErrorBody(415, refusal, request.id, { locale }));
+          const locale = answerLanguage(request, reply);
+          return reply.code(415).send(httpErrorBody(415, refusal, request.id, { locale }));
         }
         const ctx = options.createContext({ req: request, res: reply });
         const input = restInput(request, procedure);
@@ -82,7 +79,8 @@ export async function restRoutes(app: FastifyInstance, options: RestRoutesOption
           const error = getTRPCErrorFromUnknown(cause);
           options.onError?.({ error, path, ctx });
           const { status, body } = errorAnswer(error, request.id, ctx.exposeErrorDetails, ctx.locale);
-          return reply.code(status).header('content-language', ctx.locale).send(body);
+          markLanguage(reply, ctx.locale);
+          return reply.code(status).send(body);
         }
       },
     });
