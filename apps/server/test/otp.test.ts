@@ -147,6 +147,29 @@ describe('email one-time codes', () => {
     expect(response.json().appCode).toBe('ACCOUNT_DISABLED');
   });
 
+  it('refuses an archived account even with a valid code (a wrong code is still INVALID_CODE), starting no session', async () => {
+    const account = await registerAccount(t.app);
+    const archived = await t.app.inject({ method: 'POST', url: '/api/users/me/archive', headers: bearer(account) });
+    expect(archived.statusCode).toBe(200);
+    const code = await codeFor(account.email);
+    const wrong = await verify(account.email, code === '000000' ? '000001' : '000000');
+    expect({ status: wrong.statusCode, appCode: wrong.json().appCode }).toEqual({
+      status: 401,
+      appCode: 'INVALID_CODE',
+    });
+    const response = await verify(account.email, code);
+    expect(response.statusCode).toBe(403);
+    expect(response.json().appCode).toBe('ACCOUNT_ARCHIVED');
+    expect(response.json().accessToken).toBeUndefined();
+    const live = await t.services.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('user_id', '=', account.id)
+      .where('revoked_at', 'is', null)
+      .execute();
+    expect(live).toEqual([]);
+  });
+
   it('works over tRPC', async () => {
     const email = uniqueEmail('trpc');
     await t.app.inject({ method: 'POST', url: '/trpc/auth.otp.request', payload: { email } });

@@ -408,6 +408,27 @@ describe('the browser flow', () => {
     expect((await signInWithBrowser(server, 'oidc')).landing.searchParams.get('error')).toBe('ACCOUNT_DISABLED');
   });
 
+  it('answers error=ACCOUNT_ARCHIVED for an archived account, and signs it in again once restored', async () => {
+    const sub = unique('archived');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const created = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    const archived = await fetch(`${server.url}/api/users/me/archive`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${created.body.accessToken}` },
+    });
+    expect(archived.status).toBe(200);
+    const { landing } = await signInWithBrowser(server, 'oidc');
+    expect(landing.searchParams.get('error')).toBe('ACCOUNT_ARCHIVED');
+    expect(landing.searchParams.has('code')).toBe(false);
+    await server.services.db
+      .updateTable('users')
+      .set({ archived_at: null })
+      .where('id', '=', created.body.user.id)
+      .execute();
+    const again = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    expect(again.body).toMatchObject({ created: false, user: { id: created.body.user.id, archived: false } });
+  });
+
   it('answers error=OAUTH_EMAIL_MISSING when the provider shares no email', async () => {
     fakes.github.user = { id: 3_000_000 + counter, login: unique('noemail'), name: null, emails: [] };
     expect((await signInWithBrowser(server, 'github')).landing.searchParams.get('error')).toBe('OAUTH_EMAIL_MISSING');
@@ -585,6 +606,22 @@ describe('the one-time code', () => {
     expect(refused.status).toBe(403);
     expect(refused.body.appCode).toBe('ACCOUNT_DISABLED');
   });
+
+  it('does not sign in an account archived after the callback: 403 ACCOUNT_ARCHIVED', async () => {
+    const sub = unique('archived-later');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const first = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    const { landing } = await signInWithBrowser(server, 'oidc');
+    await server.services.db
+      .updateTable('users')
+      .set({ archived_at: new Date() })
+      .where('id', '=', first.body.user.id)
+      .execute();
+    const refused = await exchange(server, landing);
+    expect(refused.status).toBe(403);
+    expect(refused.body.appCode).toBe('ACCOUNT_ARCHIVED');
+    expect(refused.body.accessToken).toBeUndefined();
+  });
 });
 
 describe('native apps: signInWithIdToken', () => {
@@ -664,6 +701,39 @@ describe('native apps: signInWithIdToken', () => {
     const disabled = await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: verified });
     expect(disabled.status).toBe(403);
     expect(disabled.body.appCode).toBe('ACCOUNT_DISABLED');
+  });
+
+  it('refuses an archived account, linked or matched by its email: 403 ACCOUNT_ARCHIVED', async () => {
+    const sub = unique('native-archived');
+    const email = `${sub}@gmail.test`;
+    const idToken = () =>
+      fakes.google.signIdToken({ sub, email, email_verified: true }, { audience: 'google-ios-client' });
+    const signedIn = await post(server, '/auth/oauth/id-token', { provider: 'google', idToken: await idToken() });
+    expect(signedIn.status).toBe(200);
+    const archived = await fetch(`${server.url}/api/users/me/archive`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${signedIn.body.accessToken}` },
+    });
+    expect(archived.status).toBe(200);
+    expect((await get(server, '/users/me', signedIn.body.accessToken)).body.appCode).toBe('SESSION_REVOKED');
+
+    // The linked identity.
+    const linked = await post(server, '/auth/oauth/id-token', { provider: 'google', idToken: await idToken() });
+    expect(linked.status).toBe(403);
+    expect(linked.body.appCode).toBe('ACCOUNT_ARCHIVED');
+    // Another provider vouching for the same address (no identity yet): matched by email, refused the same.
+    const byEmail = await post(server, '/auth/oauth/id-token', {
+      provider: 'oidc',
+      idToken: await fakes.oidc.signIdToken({ sub: unique('other'), email, email_verified: true }),
+    });
+    expect(byEmail.status).toBe(403);
+    expect(byEmail.body.appCode).toBe('ACCOUNT_ARCHIVED');
+    const identities = await server.services.db
+      .selectFrom('user_identities')
+      .select('provider')
+      .where('user_id', '=', signedIn.body.user.id)
+      .execute();
+    expect(identities.map((identity) => identity.provider)).toEqual(['google']);
   });
 
   it('answers 404 for a provider that is not configured, 400 for one without ID tokens', async () => {

@@ -77,7 +77,7 @@ export const authRouter = router({
         summary: 'Swap a refresh token for new tokens',
         description: 'The presented refresh token stops working. Presenting it again ends the whole session.',
       },
-      errors: ['INVALID_REFRESH_TOKEN', 'SESSION_REVOKED', 'ACCOUNT_DISABLED', 'DEPENDENCY_DOWN'],
+      errors: ['INVALID_REFRESH_TOKEN', 'SESSION_REVOKED', 'ACCOUNT_DISABLED', 'ACCOUNT_ARCHIVED', 'DEPENDENCY_DOWN'],
     })
     .input(refreshInput)
     .output(authResult)

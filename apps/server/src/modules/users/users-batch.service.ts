@@ -31,7 +31,8 @@ function parseItem<Schema extends z.ZodType>(schema: Schema, item: unknown): z.o
 }
 
 function invalidItem(path: (string | number)[], { message }: { message: string }): AppError {
-  const cause = new z.ZodError([{ code: 'custom', path, message, input: undefined }]);
+  // ZodRealError: an Error, as the one safeParse returns (tRPC keeps an Error's issues as its cause).
+  const cause = new z.ZodRealError([{ code: 'custom', path, message, input: undefined }]);
   return new AppError('VALIDATION_FAILED', 'Input validation failed', { cause });
 }
 
