@@ -12,6 +12,7 @@ import { FILE_ROUTES, filesRoutes } from './http/files-routes.ts';
 import { jwksRoute } from './http/jwks.ts';
 import { OAUTH_REDIRECT_ROUTES, oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
+import { webApp } from './http/web-app.ts';
 import { requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
 import { openApiRoutes } from './rest/openapi.ts';
@@ -116,5 +117,6 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   if (!config.isProduction && transport instanceof OutboxTransport) {
     await app.register(devOutboxRoutes, { outbox: transport });
   }
+  if (config.webDir) await app.register(webApp, { dir: config.webDir });
   return app;
 }

@@ -14,6 +14,8 @@ import { isSniffable } from './infra/sniff.ts';
 
 const defaultOutboxDir = path.join(repoRoot, '.data', 'outbox');
 const defaultFilesDir = path.join(repoRoot, '.data', 'files');
+/** `pnpm dev` serves the web app here (apps/web/vite.config.ts). */
+const DEV_WEB_APP_URL = 'http://localhost:5173';
 const MIB = 1024 * 1024;
 
 /** Used only outside production, where start-up refuses it. */
@@ -175,7 +177,9 @@ const variables = z.object({
   EMAIL_OUTBOX_DIR: z.string().min(1).default(defaultOutboxDir),
   PRODUCT_NAME: z.string().min(1).max(100).default('App'),
   EMAIL_FOOTER: z.string().max(500).default('You received this email because of an account with this address.'),
-  APP_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).default('http://localhost:3000'),
+  // Optional: the web app's own dev server by default, this server when it serves the app (WEB_DIR).
+  APP_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  WEB_DIR: z.string().min(1).optional(),
   DEV_OTP: z
     .string()
     .regex(/^\d{6}$/, { error: 'must be 6 digits' })
@@ -486,9 +490,14 @@ function publicUrlOf(e: Variables): string {
   return (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
 }
 
+/** Where the web app is (email links point there): APP_URL, else this server when it serves the app, else `pnpm dev`'s. */
+function appUrlOf(e: Variables): string {
+  return (e.APP_URL ?? (e.WEB_DIR ? publicUrlOf(e) : DEV_WEB_APP_URL)).replace(/\/+$/, '');
+}
+
 /** Sign-in with outside providers: each one is on when its client id is set. */
 function oauthConfig(e: Variables, isProduction: boolean) {
-  const appOrigin = new URL(e.APP_URL).origin;
+  const appOrigin = new URL(appUrlOf(e)).origin;
   const redirectOrigins = e.OAUTH_REDIRECT_ORIGINS ?? [...e.CORS_ORIGINS.filter((o) => o !== '*'), appOrigin];
   const normalized = redirectOrigins.map((origin) => origin.replace(/\/+$/, ''));
   const secret = (value: string | undefined) => value ?? '';
@@ -602,7 +611,9 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         footer: e.EMAIL_FOOTER,
       },
       /** The frontend's base URL: links in emails point there (/verify-email, /reset-password). */
-      appUrl: e.APP_URL.replace(/\/+$/, ''),
+      appUrl: appUrlOf(e),
+      /** The built web app (apps/web/dist) this server serves at `/`, if any. */
+      webDir: e.WEB_DIR && path.resolve(repoRoot, e.WEB_DIR),
       otp: {
         /** A fixed code that signs in existing users, outside production only. */
         devCode: e.DEV_OTP,

@@ -254,14 +254,14 @@ export function createOpenApiDocument(
   return documentPlainRoutes(documentErrors(deleteInputsAsBody(document), router), plainRoutes);
 }
 
-/** `/openapi.json` (built once), the interactive reference at `/docs`, and `/` leading to it. */
+/** `/openapi.json` (built once), the interactive reference at `/docs`, and `/` leading to it (unless the web app is served there). */
 export async function openApiRoutes(
   app: FastifyInstance,
   options: { config: Config; router: AppRouter; plainRoutes?: readonly DocumentedRoute[] },
 ) {
   const document = createOpenApiDocument(options.config, options.router, options.plainRoutes);
   app.get('/openapi.json', { logLevel: 'warn' }, async () => document);
-  app.get('/', (_request, reply) => reply.redirect('/docs/', 302));
+  if (!options.config.webDir) app.get('/', (_request, reply) => reply.redirect('/docs/', 302));
   await app.register(scalar, {
     routePrefix: '/docs',
     configuration: {

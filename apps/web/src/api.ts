@@ -1,0 +1,59 @@
+/**
+ * The one API client of the app: the SDK in auth mode. Tokens live in localStorage (so a
+ * reload keeps the session; another tab shares it); one refresh on a 401 is the SDK's.
+ * When the session ends (signed out elsewhere, revoked, refresh refused) `onSessionEnded`
+ * listeners hear it and the app goes to the sign-in page with a message.
+ */
+import { createClient, type SessionEndReason, type TokenStore, type Tokens } from '@app/sdk';
+
+const STORAGE_KEY = 'app.tokens';
+
+const localTokenStore: TokenStore = {
+  get() {
+    try {
+      const raw = localStorage.getItem(STORAGE_KEY);
+      return raw ? (JSON.parse(raw) as Tokens) : null;
+    } catch {
+      return null;
+    }
+  },
+  set(tokens) {
+    if (tokens) localStorage.setItem(STORAGE_KEY, JSON.stringify(tokens));
+    else localStorage.removeItem(STORAGE_KEY);
+  },
+};
+
+type Listener = (reason: SessionEndReason) => void;
+const listeners = new Set<Listener>();
+
+/** Called when the session can no longer continue; returns an unsubscribe function. */
+export function onSessionEnded(listener: Listener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** The API's base URL: the page's own origin (the dev server proxies /trpc and /api; production serves both). */
+export const apiUrl = import.meta.env.VITE_API_URL ?? window.location.origin;
+
+export const api = createClient({
+  url: apiUrl,
+  headers: () => ({ 'accept-language': navigator.language }),
+  auth: {
+    tokenStore: localTokenStore,
+    onSessionEnded: (reason) => {
+      for (const listener of listeners) listener(reason);
+    },
+  },
+});
+
+/** Whether tokens are stored (a session may exist; `users.me` says whether it is alive). */
+export const hasTokens = () => localTokenStore.get() !== null;
+
+/** Forget the tokens without calling the API (the session already ended). */
+export const forgetTokens = () => localTokenStore.set(null);
+
+/** For `uploadFile` (the same base URL and bearer token as the client). */
+export const uploadTarget = {
+  url: apiUrl,
+  getAccessToken: async () => (await localTokenStore.get())?.accessToken,
+};

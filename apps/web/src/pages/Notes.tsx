@@ -1,0 +1,212 @@
+/**
+ * The example module's page: keyset paging ("Show more"), search, and create, edit and delete
+ * with optimistic updates (the list changes at once and rolls back if the server refuses).
+ */
+import type { Note, RouterOutputs } from '@app/sdk';
+import { type InfiniteData, useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
+import { useDeferredValue, useState } from 'react';
+import { api } from '../api.ts';
+import { problemOf } from '../errors.ts';
+import { useSession } from '../session.tsx';
+import { Field, FormError, Notice, Page } from '../ui.tsx';
+
+type NotesPage = RouterOutputs['notes']['list'];
+type NotesCache = InfiniteData<NotesPage, string | undefined>;
+const PAGE_SIZE = 10;
+
+export function Notes() {
+  const { user } = useSession();
+  const [search, setSearch] = useState('');
+  const deferred = useDeferredValue(search.trim());
+  const queryClient = useQueryClient();
+  const listKey = ['notes.list', deferred] as const;
+  const notes = useInfiniteQuery({
+    queryKey: listKey,
+    queryFn: ({ pageParam }) =>
+      api.notes.list.query({
+        limit: PAGE_SIZE,
+        ...(pageParam && { cursor: pageParam }),
+        ...(deferred && { search: deferred }),
+      }),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.nextCursor ?? undefined,
+  });
+
+  /** Applies `change` to every cached page of every search, returning what to restore on failure. */
+  const optimistically = async (change: (items: Note[]) => Note[]) => {
+    await queryClient.cancelQueries({ queryKey: ['notes.list'] });
+    const previous = queryClient.getQueriesData<NotesCache>({ queryKey: ['notes.list'] });
+    queryClient.setQueriesData<NotesCache>(
+      { queryKey: ['notes.list'] },
+      (data) =>
+        data && {
+          ...data,
+          pages: data.pages.map((page, i) => ({ ...page, items: i === 0 ? change(page.items) : page.items })),
+        },
+    );
+    return previous;
+  };
+  const rollback = (previous: [readonly unknown[], NotesCache | undefined][] | undefined) => {
+    for (const [key, data] of previous ?? []) queryClient.setQueryData(key, data);
+  };
+  const settle = () => queryClient.invalidateQueries({ queryKey: ['notes.list'] });
+
+  const create = useMutation({
+    mutationFn: (input: { title: string; body: string }) => api.notes.create.mutate(input),
+    onMutate: (input) =>
+      optimistically((items) => [
+        {
+          id: `pending-${Date.now()}`,
+          ownerId: user?.id ?? '',
+          createdAt: new Date().toISOString(),
+          updatedAt: new Date().toISOString(),
+          ...input,
+        },
+        ...items,
+      ]),
+    onError: (_error, _input, previous) => rollback(previous),
+    onSettled: settle,
+  });
+  const update = useMutation({
+    mutationFn: (input: { id: string; title: string; body: string }) => api.notes.update.mutate(input),
+    onMutate: (input) =>
+      optimistically((items) => items.map((note) => (note.id === input.id ? { ...note, ...input } : note))),
+    onError: (_error, _input, previous) => rollback(previous),
+    onSettled: settle,
+  });
+  const remove = useMutation({
+    mutationFn: (id: string) => api.notes.delete.mutate({ id }),
+    onMutate: (id) => optimistically((items) => items.filter((note) => note.id !== id)),
+    onError: (_error, _id, previous) => rollback(previous),
+    onSettled: settle,
+  });
+
+  const items = notes.data?.pages.flatMap((page) => page.items) ?? [];
+  const failure = create.error ?? update.error ?? remove.error;
+  return (
+    <Page title="Notes">
+      {user && !user.emailVerified && <Notice>Please confirm your email address: we sent you a link.</Notice>}
+      <NoteForm
+        key={create.submittedAt}
+        legend="New note"
+        submitLabel="Add note"
+        onSubmit={(input) => create.mutate(input)}
+        problem={create.error ? problemOf(create.error) : null}
+      />
+      {failure && !create.error && <FormError problem={problemOf(failure)} />}
+      <search>
+        <Field label="Search notes" type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
+      </search>
+      {notes.isPending ? (
+        <p aria-busy="true">Loading…</p>
+      ) : notes.isError ? (
+        <FormError problem={problemOf(notes.error)} />
+      ) : items.length === 0 ? (
+        <p>{deferred ? 'No note matches.' : 'No notes yet.'}</p>
+      ) : (
+        <ul className="notes" aria-label="Your notes">
+          {items.map((note) => (
+            <NoteItem
+              key={note.id}
+              note={note}
+              onSave={(input) => update.mutate({ id: note.id, ...input })}
+              onDelete={() => remove.mutate(note.id)}
+            />
+          ))}
+        </ul>
+      )}
+      {notes.hasNextPage && (
+        <button type="button" onClick={() => notes.fetchNextPage()} disabled={notes.isFetchingNextPage}>
+          {notes.isFetchingNextPage ? 'Loading…' : 'Show more'}
+        </button>
+      )}
+    </Page>
+  );
+}
+
+function NoteItem({
+  note,
+  onSave,
+  onDelete,
+}: {
+  note: Note;
+  onSave: (input: { title: string; body: string }) => void;
+  onDelete: () => void;
+}) {
+  const [editing, setEditing] = useState(false);
+  const pending = note.id.startsWith('pending-');
+  if (editing) {
+    return (
+      <li>
+        <NoteForm
+          legend={`Edit “${note.title}”`}
+          submitLabel="Save"
+          initial={note}
+          onSubmit={(input) => {
+            onSave(input);
+            setEditing(false);
+          }}
+          onCancel={() => setEditing(false)}
+        />
+      </li>
+    );
+  }
+  return (
+    <li aria-busy={pending || undefined}>
+      <h2>{note.title}</h2>
+      {note.body && <p>{note.body}</p>}
+      <div className="actions">
+        <button type="button" disabled={pending} onClick={() => setEditing(true)} aria-label={`Edit “${note.title}”`}>
+          Edit
+        </button>
+        <button type="button" disabled={pending} onClick={onDelete} aria-label={`Delete “${note.title}”`}>
+          Delete
+        </button>
+      </div>
+    </li>
+  );
+}
+
+function NoteForm(props: {
+  legend: string;
+  submitLabel: string;
+  initial?: { title: string; body: string };
+  problem?: ReturnType<typeof problemOf> | null;
+  onSubmit: (input: { title: string; body: string }) => void;
+  onCancel?: () => void;
+}) {
+  const [title, setTitle] = useState(props.initial?.title ?? '');
+  const [body, setBody] = useState(props.initial?.body ?? '');
+  return (
+    <form
+      noValidate
+      onSubmit={(event) => {
+        event.preventDefault();
+        props.onSubmit({ title, body });
+      }}
+    >
+      <fieldset>
+        <legend>{props.legend}</legend>
+        <FormError problem={props.problem} />
+        <Field
+          label="Title"
+          required
+          maxLength={200}
+          value={title}
+          onChange={(e) => setTitle(e.target.value)}
+          error={props.problem?.fields.title}
+        />
+        <div className="field">
+          <label htmlFor={`${props.legend}-body`}>Text</label>
+          <textarea id={`${props.legend}-body`} rows={3} value={body} onChange={(e) => setBody(e.target.value)} />
+        </div>
+        <button type="submit">{props.submitLabel}</button>
+        {props.onCancel && (
+          <button type="button" onClick={props.onCancel}>
+            Cancel
+          </button>
+        )}
+      </fieldset>
+    </form>
+  );
+}

@@ -1,0 +1,148 @@
+import { useMutation, useQuery } from '@tanstack/react-query';
+import { type FormEvent, useState } from 'react';
+import { Link, useLocation, useNavigate } from 'react-router';
+import { api, apiUrl } from '../api.ts';
+import { problemOf } from '../errors.ts';
+import { useSession } from '../session.tsx';
+import { Field, FormError, Notice, Page } from '../ui.tsx';
+import { startProviderSignIn } from './OAuthReturn.tsx';
+
+export function SignIn() {
+  const { signedIn, endedMessage } = useSession();
+  const navigate = useNavigate();
+  const from = (useLocation().state as { from?: string } | null)?.from ?? '/notes';
+  const done = (user: Parameters<typeof signedIn>[0]) => {
+    signedIn(user);
+    navigate(from, { replace: true });
+  };
+  const [mode, setMode] = useState<'password' | 'code'>('password');
+
+  return (
+    <Page title="Sign in">
+      {endedMessage && <Notice>{endedMessage}</Notice>}
+      <div role="tablist" aria-label="How to sign in" className="tabs">
+        <button type="button" role="tab" aria-selected={mode === 'password'} onClick={() => setMode('password')}>
+          Password
+        </button>
+        <button type="button" role="tab" aria-selected={mode === 'code'} onClick={() => setMode('code')}>
+          Email code
+        </button>
+      </div>
+      {mode === 'password' ? <PasswordForm onSignedIn={done} /> : <CodeForm onSignedIn={done} />}
+      <Providers />
+      <p>
+        <Link to="/forgot-password">Forgot your password?</Link> · <Link to="/sign-up">Create an account</Link>
+      </p>
+    </Page>
+  );
+}
+
+type OnSignedIn = (user: Parameters<ReturnType<typeof useSession>['signedIn']>[0]) => void;
+
+function PasswordForm({ onSignedIn }: { onSignedIn: OnSignedIn }) {
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const login = useMutation({
+    mutationFn: () => api.auth.login.mutate({ email, password }),
+    onSuccess: (result) => onSignedIn(result.user),
+  });
+  const problem = login.error ? problemOf(login.error) : null;
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    login.mutate();
+  };
+  return (
+    <form onSubmit={submit} noValidate aria-label="Sign in with a password">
+      <FormError problem={problem} />
+      <Field
+        label="Email"
+        type="email"
+        autoComplete="email"
+        required
+        value={email}
+        onChange={(e) => setEmail(e.target.value)}
+        error={problem?.fields.email}
+      />
+      <Field
+        label="Password"
+        type="password"
+        autoComplete="current-password"
+        required
+        value={password}
+        onChange={(e) => setPassword(e.target.value)}
+        error={problem?.fields.password}
+      />
+      <button type="submit" disabled={login.isPending}>
+        {login.isPending ? 'Signing in…' : 'Sign in'}
+      </button>
+    </form>
+  );
+}
+
+function CodeForm({ onSignedIn }: { onSignedIn: OnSignedIn }) {
+  const [email, setEmail] = useState('');
+  const [code, setCode] = useState('');
+  const request = useMutation({ mutationFn: () => api.auth.otp.request.mutate({ email }) });
+  const verify = useMutation({
+    mutationFn: () => api.auth.otp.verify.mutate({ email, code }),
+    onSuccess: (result) => onSignedIn(result.user),
+  });
+  const problem = request.error ? problemOf(request.error) : verify.error ? problemOf(verify.error) : null;
+  const sent = request.isSuccess;
+  return (
+    <form
+      noValidate
+      aria-label="Sign in with an email code"
+      onSubmit={(event) => {
+        event.preventDefault();
+        if (sent) verify.mutate();
+        else request.mutate();
+      }}
+    >
+      <FormError problem={problem} />
+      <Field
+        label="Email"
+        type="email"
+        autoComplete="email"
+        required
+        value={email}
+        readOnly={sent}
+        onChange={(e) => setEmail(e.target.value)}
+        error={problem?.fields.email}
+      />
+      {sent && (
+        <>
+          <Notice>We sent a 6-digit code to {email}. It works for 10 minutes.</Notice>
+          <Field
+            label="Code"
+            inputMode="numeric"
+            autoComplete="one-time-code"
+            required
+            autoFocus
+            value={code}
+            onChange={(e) => setCode(e.target.value)}
+            error={problem?.fields.code}
+          />
+        </>
+      )}
+      <button type="submit" disabled={request.isPending || verify.isPending}>
+        {sent ? 'Sign in' : 'Email me a code'}
+      </button>
+    </form>
+  );
+}
+
+/** One button per provider the server has configured. */
+function Providers() {
+  const providers = useQuery({ queryKey: ['auth.oauth.providers'], queryFn: () => api.auth.oauth.providers.query() });
+  if (!providers.data?.length) return null;
+  return (
+    <section aria-label="Sign in with a provider" className="providers">
+      {providers.data.map((provider) => (
+        <button key={provider.id} type="button" onClick={() => startProviderSignIn(apiUrl, provider.id)}>
+          Continue with {provider.name}
+        </button>
+      ))}
+    </section>
+  );
+}

@@ -1,0 +1,94 @@
+/**
+ * Who is signed in: `users.me`, cached by TanStack Query. Sign-in pages call `signedIn` with
+ * the AuthResult; a session that ends anywhere (another tab signed out, revoked, refused
+ * refresh) clears it and sends the person to the sign-in page with a message.
+ */
+import type { Permission, User } from '@app/sdk';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
+import { useNavigate } from 'react-router';
+import { api, forgetTokens, hasTokens, onSessionEnded } from './api.ts';
+
+export const meKey = ['users.me'] as const;
+
+interface Session {
+  user: User | null;
+  loading: boolean;
+  /** Why the last session ended, to show on the sign-in page (cleared by the next sign-in). */
+  endedMessage: string | null;
+  signedIn(user: User): void;
+  signOut(everywhere?: boolean): Promise<void>;
+  can(permission: Permission): boolean;
+}
+
+const SessionContext = createContext<Session | null>(null);
+
+const ENDED_MESSAGES = {
+  'session-revoked': 'Your session has ended (signed out elsewhere, or revoked). Please sign in again.',
+  'refresh-failed': 'Your session has expired. Please sign in again.',
+  'other-tab': 'You signed out in another tab.',
+} as const;
+
+export function SessionProvider({ children }: { children: ReactNode }) {
+  const queryClient = useQueryClient();
+  const navigate = useNavigate();
+  const [endedMessage, setEndedMessage] = useState<string | null>(null);
+  const me = useQuery({
+    queryKey: meKey,
+    queryFn: () => (hasTokens() ? api.users.me.query() : null),
+    staleTime: 60_000,
+    retry: false,
+  });
+
+  const end = useCallback(
+    (reason: keyof typeof ENDED_MESSAGES) => {
+      setEndedMessage(ENDED_MESSAGES[reason]);
+      queryClient.clear();
+      queryClient.setQueryData(meKey, null);
+      navigate('/sign-in');
+    },
+    [queryClient, navigate],
+  );
+
+  useEffect(() => onSessionEnded((reason) => end(reason)), [end]);
+  useEffect(() => {
+    // Another tab signed out (the shared tokens are gone): this one is signed out too.
+    const onStorage = (event: StorageEvent) => {
+      if (event.key === 'app.tokens' && event.newValue === null && queryClient.getQueryData(meKey)) end('other-tab');
+    };
+    window.addEventListener('storage', onStorage);
+    return () => window.removeEventListener('storage', onStorage);
+  }, [end, queryClient]);
+
+  const session = useMemo<Session>(() => {
+    const user = me.data ?? null;
+    return {
+      user,
+      loading: me.isPending,
+      endedMessage,
+      signedIn(next) {
+        setEndedMessage(null);
+        queryClient.setQueryData(meKey, next);
+      },
+      async signOut(everywhere = false) {
+        try {
+          await (everywhere ? api.auth.logoutAll.mutate() : api.auth.logout.mutate());
+        } finally {
+          forgetTokens();
+          queryClient.clear();
+          queryClient.setQueryData(meKey, null);
+          navigate('/sign-in');
+        }
+      },
+      can: (permission) => user?.permissions.includes(permission) ?? false,
+    };
+  }, [me.data, me.isPending, endedMessage, queryClient, navigate]);
+
+  return <SessionContext.Provider value={session}>{children}</SessionContext.Provider>;
+}
+
+export function useSession(): Session {
+  const session = useContext(SessionContext);
+  if (!session) throw new Error('useSession outside SessionProvider');
+  return session;
+}
