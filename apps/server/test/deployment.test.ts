@@ -96,6 +96,15 @@ describe('Dockerfile', () => {
     expect(runtime).toMatch(/HEALTHCHECK/);
   });
 
+  it('builds the web app in a stage of its own and serves its static files from the server (WEB_DIR)', () => {
+    const web = dockerfile.slice(dockerfile.indexOf(' AS web'), dockerfile.lastIndexOf('\nFROM '));
+    expect(web).toMatch(/pnpm --filter @app\/web exec vite build/);
+    expect(runtime).toMatch(/^COPY --from=web \/app\/apps\/web\/dist apps\/web\/dist$/m);
+    expect(runtime).toMatch(/WEB_DIR=apps\/web\/dist/);
+    // Development tools stay in the build stage: the runtime copies production dependencies only.
+    expect(runtime).not.toMatch(/COPY --from=web \/app\/node_modules/);
+  });
+
   it('copies only paths that exist', () => {
     for (const [, sources] of dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
       for (const source of (sources as string).split(' ')) {
