@@ -4,7 +4,7 @@
  * When the session ends (signed out elsewhere, revoked, refresh refused) `onSessionEnded`
  * listeners hear it and the app goes to the sign-in page with a message.
  */
-import { createClient, type SessionEndReason, type TokenStore, type Tokens } from '@app/sdk';
+import { type ClientOptions, createClient, type SessionEndReason, type TokenStore, type Tokens } from '@app/sdk';
 
 const STORAGE_KEY = 'app.tokens';
 
@@ -35,7 +35,8 @@ export function onSessionEnded(listener: Listener): () => void {
 /** The API's base URL: the page's own origin (the dev server proxies /trpc and /api; production serves both). */
 export const apiUrl = import.meta.env.VITE_API_URL ?? window.location.origin;
 
-export const api = createClient({
+/** The client's options: `uploadFile` takes the same, so an upload refreshes and ends sessions like any call. */
+export const clientOptions: ClientOptions = {
   url: apiUrl,
   headers: () => ({ 'accept-language': navigator.language }),
   auth: {
@@ -44,16 +45,12 @@ export const api = createClient({
       for (const listener of listeners) listener(reason);
     },
   },
-});
+};
+
+export const api = createClient(clientOptions);
 
 /** Whether tokens are stored (a session may exist; `users.me` says whether it is alive). */
 export const hasTokens = () => localTokenStore.get() !== null;
 
 /** Forget the tokens without calling the API (the session already ended). */
 export const forgetTokens = () => localTokenStore.set(null);
-
-/** For `uploadFile` (the same base URL and bearer token as the client). */
-export const uploadTarget = {
-  url: apiUrl,
-  getAccessToken: async () => (await localTokenStore.get())?.accessToken,
-};

@@ -4,7 +4,7 @@
  */
 import type { Note, RouterOutputs } from '@app/sdk';
 import { type InfiniteData, useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
-import { useDeferredValue, useState } from 'react';
+import { useDeferredValue, useId, useState } from 'react';
 import { api } from '../api.ts';
 import { problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
@@ -33,7 +33,7 @@ export function Notes() {
   });
 
   /** Applies `change` to every cached page of every search, returning what to restore on failure. */
-  const optimistically = async (change: (items: Note[]) => Note[]) => {
+  const optimistically = async (change: (items: Note[], pageIndex: number) => Note[]) => {
     await queryClient.cancelQueries({ queryKey: ['notes.list'] });
     const previous = queryClient.getQueriesData<NotesCache>({ queryKey: ['notes.list'] });
     queryClient.setQueriesData<NotesCache>(
@@ -41,7 +41,7 @@ export function Notes() {
       (data) =>
         data && {
           ...data,
-          pages: data.pages.map((page, i) => ({ ...page, items: i === 0 ? change(page.items) : page.items })),
+          pages: data.pages.map((page, i) => ({ ...page, items: change(page.items, i) })),
         },
     );
     return previous;
@@ -51,19 +51,27 @@ export function Notes() {
   };
   const settle = () => queryClient.invalidateQueries({ queryKey: ['notes.list'] });
 
+  // The new-note form starts empty again once the note is saved (a refusal keeps what was typed).
+  const [createdCount, setCreatedCount] = useState(0);
   const create = useMutation({
     mutationFn: (input: { title: string; body: string }) => api.notes.create.mutate(input),
+    onSuccess: () => setCreatedCount((count) => count + 1),
     onMutate: (input) =>
-      optimistically((items) => [
-        {
-          id: `pending-${Date.now()}`,
-          ownerId: user?.id ?? '',
-          createdAt: new Date().toISOString(),
-          updatedAt: new Date().toISOString(),
-          ...input,
-        },
-        ...items,
-      ]),
+      // A new note goes on top of the first page; edits and deletes reach every page.
+      optimistically((items, pageIndex) =>
+        pageIndex > 0
+          ? items
+          : [
+              {
+                id: `pending-${Date.now()}`,
+                ownerId: user?.id ?? '',
+                createdAt: new Date().toISOString(),
+                updatedAt: new Date().toISOString(),
+                ...input,
+              },
+              ...items,
+            ],
+      ),
     onError: (_error, _input, previous) => rollback(previous),
     onSettled: settle,
   });
@@ -87,7 +95,7 @@ export function Notes() {
     <Page title="Notes">
       {user && !user.emailVerified && <Notice>Please confirm your email address: we sent you a link.</Notice>}
       <NoteForm
-        key={create.submittedAt}
+        key={createdCount}
         legend="New note"
         submitLabel="Add note"
         onSubmit={(input) => create.mutate(input)}
@@ -175,6 +183,7 @@ function NoteForm(props: {
   onSubmit: (input: { title: string; body: string }) => void;
   onCancel?: () => void;
 }) {
+  const bodyId = useId();
   const [title, setTitle] = useState(props.initial?.title ?? '');
   const [body, setBody] = useState(props.initial?.body ?? '');
   return (
@@ -197,8 +206,8 @@ function NoteForm(props: {
           error={props.problem?.fields.title}
         />
         <div className="field">
-          <label htmlFor={`${props.legend}-body`}>Text</label>
-          <textarea id={`${props.legend}-body`} rows={3} value={body} onChange={(e) => setBody(e.target.value)} />
+          <label htmlFor={bodyId}>Text</label>
+          <textarea id={bodyId} rows={3} value={body} onChange={(e) => setBody(e.target.value)} />
         </div>
         <button type="submit">{props.submitLabel}</button>
         {props.onCancel && (

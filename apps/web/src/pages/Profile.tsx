@@ -2,7 +2,7 @@ import { uploadFile } from '@app/sdk';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useNavigate } from 'react-router';
-import { api, forgetTokens, uploadTarget } from '../api.ts';
+import { api, clientOptions, forgetTokens } from '../api.ts';
 import { problemOf } from '../errors.ts';
 import { meKey, useSession } from '../session.tsx';
 import { Field, FormError, Notice, Page } from '../ui.tsx';
@@ -62,7 +62,7 @@ function Avatar() {
   const upload = useMutation({
     mutationFn: async (file: File) => {
       setProgress(0);
-      const stored = await uploadFile(uploadTarget, file, {
+      const stored = await uploadFile(clientOptions, file, {
         onProgress: ({ loaded, total }) => setProgress(total ? Math.round((loaded / total) * 100) : null),
       });
       return api.users.setAvatar.mutate({ fileId: stored.id });

@@ -20,11 +20,11 @@ export function SignIn() {
   return (
     <Page title="Sign in">
       {endedMessage && <Notice>{endedMessage}</Notice>}
-      <div role="tablist" aria-label="How to sign in" className="tabs">
-        <button type="button" role="tab" aria-selected={mode === 'password'} onClick={() => setMode('password')}>
+      <div role="group" aria-label="How to sign in" className="tabs">
+        <button type="button" aria-pressed={mode === 'password'} onClick={() => setMode('password')}>
           Password
         </button>
-        <button type="button" role="tab" aria-selected={mode === 'code'} onClick={() => setMode('code')}>
+        <button type="button" aria-pressed={mode === 'code'} onClick={() => setMode('code')}>
           Email code
         </button>
       </div>

@@ -1,0 +1,253 @@
+/**
+ * A person's own account in the browser: sign up and confirm the email, notes (create,
+ * edit, page, search, optimistic delete), password change, signing out everywhere,
+ * password reset by email, sign-in with an emailed code, and the profile picture.
+ */
+import { createClient, getAppErrorCode, memoryTokenStore } from '@app/sdk';
+import { registerAccount, uniqueEmail } from '@app/server/testing';
+import type { Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import {
+  describeInBrowser,
+  type Harness,
+  heading,
+  linkIn,
+  mailTo,
+  pathOf,
+  signIn,
+  solidPng,
+  startHarness,
+  status,
+  storedTokens,
+  submitPasswordSignIn,
+  userRow,
+} from './harness.ts';
+
+describeInBrowser('a person and their account', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterEach(() => h?.endTest());
+  afterAll(() => h?.close());
+
+  const noteTitles = async (ownerId: string) =>
+    (await h.t.services.db.selectFrom('notes').select('title').where('owner_id', '=', ownerId).execute())
+      .map((note) => note.title)
+      .sort();
+  const listedTitles = (page: Page) =>
+    page.getByRole('list', { name: 'Your notes' }).getByRole('heading').allTextContents();
+
+  it('signs up, confirms the email, keeps notes, changes the password and signs out everywhere', async () => {
+    const page = await h.newPage();
+    const email = uniqueEmail('web');
+    const password = 'First-pass-1234';
+    const newPassword = 'Second-pass-5678';
+
+    // Sign up: straight to the notes, asked to confirm the email.
+    await page.goto('/sign-up');
+    await heading(page, 'Create an account').waitFor();
+    await page.getByLabel('Name (optional)').fill('Ada Lovelace');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(password);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await heading(page, 'Notes').waitFor();
+    await status(page, 'Please confirm your email address').waitFor();
+    const { id: userId, name } = await userRow(h.t, email);
+    expect(name).toBe('Ada Lovelace');
+
+    // The email's link opens the app's page, which confirms the address.
+    const link = linkIn(await mailTo(h.t, email, 'verify-email'), `${h.url}/verify-email?token=`);
+    await page.goto(link);
+    await status(page, 'Your email address is confirmed.').waitFor();
+    expect((await userRow(h.t, email)).email_verified_at).not.toBeNull();
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await heading(page, 'Sign in').waitFor();
+    expect(await storedTokens(page)).toBeNull();
+    await signIn(page, email, password);
+    expect(await page.getByText('Please confirm your email address').count()).toBe(0);
+
+    // Three notes through the form.
+    const newNote = page.getByRole('group', { name: 'New note' });
+    const list = page.getByRole('list', { name: 'Your notes' });
+    for (const [title, body] of [
+      ['Groceries', 'milk, eggs'],
+      ['Travel plans', 'Lisbon in May'],
+      ['Book list', 'Dune, Emma'],
+    ] as const) {
+      await newNote.getByLabel('Title').fill(title);
+      await newNote.getByLabel('Text').fill(body);
+      await newNote.getByRole('button', { name: 'Add note' }).click();
+      await list.getByRole('heading', { name: title, exact: true }).waitFor();
+    }
+    await expect.poll(() => noteTitles(userId)).toEqual(['Book list', 'Groceries', 'Travel plans']);
+
+    // Edit one.
+    await page.getByRole('button', { name: 'Edit “Travel plans”' }).click();
+    const editor = page.getByRole('group', { name: 'Edit “Travel plans”' });
+    await editor.getByLabel('Title').fill('Travel plans for May');
+    await editor.getByRole('button', { name: 'Save' }).click();
+    await list.getByRole('heading', { name: 'Travel plans for May', exact: true }).waitFor();
+    await expect.poll(() => noteTitles(userId)).toEqual(['Book list', 'Groceries', 'Travel plans for May']);
+
+    // Twelve notes: a page of ten, then "Show more".
+    const tokens = await storedTokens(page);
+    const asThisUser = createClient({ url: h.url, getAccessToken: () => tokens?.accessToken });
+    for (let i = 1; i <= 9; i++) await asThisUser.notes.create.mutate({ title: `Filler ${i}`, body: '' });
+    await page.reload();
+    await list.getByRole('heading', { name: 'Filler 9', exact: true }).waitFor();
+    await expect.poll(() => list.getByRole('listitem').count()).toBe(10);
+    await page.getByRole('button', { name: 'Show more' }).click();
+    await expect.poll(() => list.getByRole('listitem').count()).toBe(12);
+    expect((await listedTitles(page)).sort()).toEqual(await noteTitles(userId));
+    expect(await page.getByRole('button', { name: 'Show more' }).count()).toBe(0);
+
+    // Search finds only the matching note.
+    const search = page.getByLabel('Search notes');
+    await search.fill('book');
+    await expect.poll(() => listedTitles(page)).toEqual(['Book list']);
+    await search.fill('nothing like this');
+    await page.getByText('No note matches.').waitFor();
+    await search.fill('');
+    await expect.poll(() => list.getByRole('listitem').count()).toBe(12);
+
+    // Delete: the note leaves the list while the server has not even received the call.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let deleteSent = () => {};
+    const sent = new Promise<void>((resolve) => {
+      deleteSent = resolve;
+    });
+    const isDelete = (url: URL) => url.pathname.startsWith('/trpc/') && url.pathname.includes('notes.delete');
+    await page.route(isDelete, async (route) => {
+      deleteSent();
+      await held;
+      await route.continue();
+    });
+    await page.getByRole('button', { name: 'Delete “Groceries”' }).click();
+    await sent;
+    await list.getByRole('heading', { name: 'Groceries', exact: true }).waitFor({ state: 'detached' });
+    expect(await noteTitles(userId)).toContain('Groceries');
+    release();
+    await expect.poll(() => noteTitles(userId)).not.toContain('Groceries');
+    await page.unroute(isDelete);
+    await expect.poll(() => list.getByRole('listitem').count()).toBe(11);
+    expect(await listedTitles(page)).not.toContain('Groceries');
+
+    // Change the password; a fresh sign-in takes the new one.
+    await page.getByRole('link', { name: 'Profile' }).click();
+    await heading(page, 'Profile').waitFor();
+    const passwordForm = page.getByRole('form', { name: 'Change password' });
+    await passwordForm.getByLabel('Current password', { exact: true }).fill(password);
+    await passwordForm.getByLabel('New password', { exact: true }).fill(newPassword);
+    await passwordForm.getByRole('button', { name: 'Change password' }).click();
+    await status(passwordForm, 'Password changed.').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await heading(page, 'Sign in').waitFor();
+    await signIn(page, email, newPassword);
+
+    // Sessions: this device and another; "Sign out everywhere" ends both.
+    const elsewhere = createClient({ url: h.url, auth: { tokenStore: memoryTokenStore() } });
+    await elsewhere.auth.login.mutate({ email, password: newPassword });
+    await page.getByRole('link', { name: 'Sessions' }).click();
+    await heading(page, 'Sessions').waitFor();
+    const table = page.getByRole('table', { name: 'Your active sessions' });
+    await table.getByRole('row').filter({ hasText: '(this device)' }).waitFor();
+    expect(await table.getByRole('row').count()).toBe(3); // the header, this browser, `elsewhere`
+    await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+    await heading(page, 'Sign in').waitFor();
+    expect(pathOf(page)).toBe('/sign-in');
+    expect(await storedTokens(page)).toBeNull();
+    expect(await elsewhere.users.me.query().catch(getAppErrorCode)).toBe('SESSION_REVOKED');
+  });
+
+  it('resets a forgotten password from the emailed link; the old password is refused', async () => {
+    const account = await registerAccount(h.t.app, { password: 'Forgotten-pass-1' });
+    const newPassword = 'Remembered-pass-2';
+    const page = await h.newPage();
+
+    await page.goto('/sign-in');
+    await page.getByRole('link', { name: 'Forgot your password?' }).click();
+    await heading(page, 'Forgot your password?').waitFor();
+    await page.getByLabel('Email').fill(account.email);
+    await page.getByRole('button', { name: 'Email me a link' }).click();
+    await status(page, `If an account uses ${account.email}, we sent it a link`).waitFor();
+
+    const link = linkIn(await mailTo(h.t, account.email, 'reset-password'), `${h.url}/reset-password?token=`);
+    await page.goto(link);
+    await heading(page, 'Choose a new password').waitFor();
+    await page.getByLabel('New password', { exact: true }).fill(newPassword);
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await heading(page, 'Password changed').waitFor();
+    // The reset ended the sessions the account had.
+    const before = createClient({ url: h.url, getAccessToken: () => account.accessToken });
+    expect(await before.users.me.query().catch(getAppErrorCode)).toBe('SESSION_REVOKED');
+
+    await page.getByRole('link', { name: 'Sign in with the new password' }).click();
+    await heading(page, 'Sign in').waitFor();
+    await submitPasswordSignIn(page, account.email, 'Forgotten-pass-1');
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.getAttribute('data-app-code')).toBe('INVALID_CREDENTIALS');
+    expect(await alert.textContent()).toBe('Email or password is incorrect');
+    expect(pathOf(page)).toBe('/sign-in');
+
+    await submitPasswordSignIn(page, account.email, newPassword);
+    await heading(page, 'Notes').waitFor();
+    expect(pathOf(page)).toBe('/notes');
+  });
+
+  it('signs in with a code from the email', async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await page.goto('/sign-in');
+    await page.getByRole('button', { name: 'Email code' }).click();
+    const form = page.getByRole('form', { name: 'Sign in with an email code' });
+    await form.getByLabel('Email').fill(account.email);
+    await form.getByRole('button', { name: 'Email me a code' }).click();
+    await status(form, `We sent a 6-digit code to ${account.email}`).waitFor();
+
+    const email = await mailTo(h.t, account.email, 'one-time-code');
+    const code = /\b(\d{6})\b/.exec(email.text)?.[1];
+    expect(code, email.text).toBeDefined();
+    await form.getByLabel('Code').fill(code ?? '');
+    await form.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await heading(page, 'Notes').waitFor();
+    expect(pathOf(page)).toBe('/notes');
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    const tokens = await storedTokens(page);
+    const asBrowser = createClient({ url: h.url, getAccessToken: () => tokens?.accessToken });
+    expect((await asBrowser.users.me.query()).email).toBe(account.email);
+  });
+
+  it('uploads a profile picture, shows it, and removes it', async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await signIn(page, account.email, account.password);
+    await page.getByRole('link', { name: 'Profile' }).click();
+    await heading(page, 'Profile').waitFor();
+    await page.getByText('No picture yet.').waitFor();
+
+    await page
+      .getByLabel(/^Upload a picture/)
+      .setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: solidPng(4, [0x1f, 0x6f, 0xeb]) });
+    const picture = page.getByRole('img', { name: 'Your profile' });
+    await picture.waitFor();
+    // The browser loaded and decoded it: our 4×4 picture, from this server.
+    await expect
+      .poll(() => picture.evaluate((img: HTMLImageElement) => (img.complete ? img.naturalWidth : -1)))
+      .toBe(4);
+    const { avatar_file_id: fileId } = await userRow(h.t, account.email);
+    expect(fileId).not.toBeNull();
+    expect(await picture.getAttribute('src')).toBe(`${h.url}/api/files/${fileId}/content`);
+
+    await page.getByRole('button', { name: 'Remove picture' }).click();
+    await picture.waitFor({ state: 'detached' });
+    await page.getByText('No picture yet.').waitFor();
+    expect((await userRow(h.t, account.email)).avatar_file_id).toBeNull();
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * Sessions that end elsewhere: revoked from another device, or the account disabled by an
+ * administrator. The browser notices at its next call and goes to the sign-in page with a
+ * message.
+ */
+import { createClient, memoryTokenStore } from '@app/sdk';
+import { grantRole, registerAccount, uniqueEmail } from '@app/server/testing';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import {
+  describeInBrowser,
+  type Harness,
+  heading,
+  pathOf,
+  signIn,
+  startHarness,
+  status,
+  storedTokens,
+  submitPasswordSignIn,
+  userRow,
+} from './harness.ts';
+
+const ENDED = 'Your session has ended (signed out elsewhere, or revoked). Please sign in again.';
+
+describeInBrowser('sessions ended elsewhere', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterEach(() => h?.endTest());
+  afterAll(() => h?.close());
+
+  it('notices a session revoked from another device at its next call', async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await signIn(page, account.email, account.password);
+
+    // Another device signs in and revokes the browser's session.
+    const elsewhere = createClient({ url: h.url, auth: { tokenStore: memoryTokenStore() } });
+    await elsewhere.auth.login.mutate({ email: account.email, password: account.password });
+    const sessions = await elsewhere.auth.sessions.query();
+    const browserSessions = sessions.filter((session) => !session.current && session.userAgent?.includes('Chrome'));
+    expect(browserSessions).toHaveLength(1);
+    await elsewhere.auth.revokeSession.mutate({ id: browserSessions[0]?.id ?? '' });
+
+    // The browser still shows the notes; its next call (the sessions page) is refused.
+    await heading(page, 'Notes').waitFor();
+    await page.getByRole('link', { name: 'Sessions' }).click();
+    await heading(page, 'Sign in').waitFor();
+    await status(page, ENDED).waitFor();
+    expect(pathOf(page)).toBe('/sign-in');
+    expect(await storedTokens(page)).toBeNull();
+    await page.getByRole('link', { name: 'Sign up' }).waitFor(); // the signed-out navigation
+  });
+
+  it('signs out a person an administrator disables, and refuses their sign-in', async () => {
+    const member = await registerAccount(h.t.app);
+    const admin = await registerAccount(h.t.app, { email: uniqueEmail('admin') });
+    await grantRole(h.t.services.db, admin.id, 'admin');
+
+    const memberPage = await h.newPage();
+    await signIn(memberPage, member.email, member.password);
+    const adminPage = await h.newPage();
+    await signIn(adminPage, admin.email, admin.password);
+
+    await adminPage.getByRole('link', { name: 'Users' }).click();
+    await heading(adminPage, 'Users').waitFor();
+    await adminPage.getByLabel('Search by email or name').fill(member.email);
+    const rows = adminPage.getByRole('table', { name: 'Users' }).getByRole('row');
+    await expect
+      .poll(() => rows.allTextContents())
+      .toEqual([expect.any(String), expect.stringContaining(member.email)]);
+    const row = rows.filter({ hasText: member.email });
+    expect(await row.textContent()).toContain('Active');
+    await adminPage.getByRole('button', { name: `Disable ${member.email}` }).click();
+    await adminPage.getByRole('button', { name: `Enable ${member.email}` }).waitFor();
+    expect(await row.textContent()).toContain('Disabled');
+    expect((await userRow(h.t, member.email)).disabled_at).not.toBeNull();
+
+    // The member's next call (reloading the notes) ends the session with a message.
+    await memberPage.reload();
+    await heading(memberPage, 'Sign in').waitFor();
+    await status(memberPage, ENDED).waitFor();
+    expect(pathOf(memberPage)).toBe('/sign-in');
+    expect(await storedTokens(memberPage)).toBeNull();
+
+    // Signing in again is refused, with the reason.
+    await submitPasswordSignIn(memberPage, member.email, member.password);
+    const alert = memberPage.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.getAttribute('data-app-code')).toBe('ACCOUNT_DISABLED');
+    expect(await alert.textContent()).toBe('This account is disabled');
+    expect(pathOf(memberPage)).toBe('/sign-in');
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * Provider sign-in in the browser, through a local fake OpenID Connect provider: the
+ * sign-in page's button, the provider, the server's callback, /oauth/return and the
+ * exchange, bound to this browser by the app's PKCE challenge.
+ */
+import { createHash } from 'node:crypto';
+import { type FakeOidcProvider, startFakeOidcProvider } from '@app/server/testing';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { describeInBrowser, type Harness, heading, pathOf, startHarness } from './harness.ts';
+
+describeInBrowser('sign-in with a provider', () => {
+  let provider: FakeOidcProvider;
+  let h: Harness;
+
+  beforeAll(async () => {
+    provider = await startFakeOidcProvider({ clientId: 'web-client', clientSecret: 'web-secret' });
+    h = await startHarness({
+      env: (url) => ({
+        OAUTH_REDIRECT_ORIGINS: url,
+        OAUTH_OIDC_ISSUER: provider.issuer,
+        OAUTH_OIDC_CLIENT_ID: 'web-client',
+        OAUTH_OIDC_CLIENT_SECRET: 'web-secret',
+      }),
+    });
+  });
+  afterEach(() => h?.endTest());
+  afterAll(async () => {
+    await h?.close();
+    await provider?.close();
+  });
+
+  it('signs in through the provider and lands on the notes', async () => {
+    const sub = `web-${Date.now()}`;
+    const email = `${sub}@acme.test`;
+    provider.user = { sub, email, email_verified: true, name: 'Grace Hopper' };
+    const page = await h.newPage();
+    const documents: URL[] = [];
+    const exchanges: string[] = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (request.isNavigationRequest()) documents.push(url);
+      if (url.pathname.startsWith('/trpc/') && url.pathname.includes('auth.oauth.exchange')) {
+        exchanges.push(request.postData() ?? '');
+      }
+    });
+
+    await page.goto('/sign-in');
+    await page.getByRole('button', { name: 'Continue with Single sign-on' }).click();
+    await heading(page, 'Notes').waitFor();
+    expect(pathOf(page)).toBe('/notes');
+    expect(await page.getByText('Please confirm your email address').count()).toBe(0);
+
+    // The way there: the server's start (with our challenge), the provider, back to /oauth/return.
+    const start = documents.find((url) => url.pathname === '/api/auth/oauth/oidc/start');
+    expect(start?.searchParams.get('redirectTo')).toBe(`${h.url}/oauth/return`);
+    const challenge = start?.searchParams.get('codeChallenge');
+    expect(challenge).toMatch(/^[\w-]{43}$/);
+    expect(documents.some((url) => url.href.startsWith(`${provider.issuer}/authorize`))).toBe(true);
+    const returned = documents.find((url) => url.origin === h.url && url.pathname === '/oauth/return');
+    expect(returned?.searchParams.get('code')).toBeTruthy();
+    expect(provider.requests).toContainEqual({ method: 'POST', path: '/token' });
+
+    // The exchange sent the verifier of that challenge.
+    expect(exchanges).toHaveLength(1);
+    const input = Object.values(JSON.parse(exchanges[0] ?? '{}') as Record<string, { codeVerifier?: string }>)[0];
+    const verifier = input?.codeVerifier ?? '';
+    expect(createHash('sha256').update(verifier).digest('base64url')).toBe(challenge);
+    expect(await page.evaluate(() => sessionStorage.getItem('app.oauth.verifier'))).toBeNull();
+
+    // The account exists, linked to the provider, and the profile lists the link.
+    const user = await h.t.services.db
+      .selectFrom('users')
+      .innerJoin('user_identities', 'user_identities.user_id', 'users.id')
+      .select(['users.name', 'users.email_verified_at', 'user_identities.provider', 'user_identities.subject'])
+      .where('users.email', '=', email)
+      .executeTakeFirstOrThrow();
+    expect(user).toMatchObject({ name: 'Grace Hopper', provider: 'oidc', subject: sub });
+    expect(user.email_verified_at).not.toBeNull();
+    await page.getByRole('link', { name: 'Profile' }).click();
+    await page.getByRole('heading', { name: 'Linked sign-in providers' }).waitFor();
+    await page
+      .getByRole('listitem')
+      .filter({ hasText: `oidc (${email})` })
+      .waitFor();
+  });
+});

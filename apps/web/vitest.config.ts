@@ -1,0 +1,16 @@
+import { mergeConfig } from 'vitest/config';
+import { packageTestConfig } from '../../vitest.shared.ts';
+
+/**
+ * `test/`: the dev server; `e2e/`: the built app in a real browser (Debian's Chromium),
+ * served by the real server. One file at a time: one browser on the machine, and few
+ * argon2 hashes at once.
+ */
+export default mergeConfig(packageTestConfig('web', { globalSetup: ['./e2e/global-setup.ts'] }), {
+  test: {
+    include: ['test/**/*.test.ts', 'e2e/**/*.test.ts'],
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
