@@ -20,14 +20,15 @@ export function SignIn() {
   return (
     <Page title="Sign in">
       {endedMessage && <Notice>{endedMessage}</Notice>}
-      <div role="group" aria-label="How to sign in" className="tabs">
+      <fieldset className="tabs">
+        <legend className="visually-hidden">How to sign in</legend>
         <button type="button" aria-pressed={mode === 'password'} onClick={() => setMode('password')}>
           Password
         </button>
         <button type="button" aria-pressed={mode === 'code'} onClick={() => setMode('code')}>
           Email code
         </button>
-      </div>
+      </fieldset>
       {mode === 'password' ? <PasswordForm onSignedIn={done} /> : <CodeForm onSignedIn={done} />}
       <Providers />
       <p>
