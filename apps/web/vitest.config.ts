@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { mergeConfig } from 'vitest/config';
 import { packageTestConfig } from '../../vitest.shared.ts';
 
@@ -7,6 +8,8 @@ import { packageTestConfig } from '../../vitest.shared.ts';
  * argon2 hashes at once.
  */
 export default mergeConfig(packageTestConfig('web', { globalSetup: ['./e2e/global-setup.ts'] }), {
+  // The SDK from its sources (as the e2e build does): the SDK's own tests rebuild its dist/ meanwhile.
+  resolve: { alias: { '@app/sdk': fileURLToPath(new URL('../../packages/sdk/src/index.ts', import.meta.url)) } },
   test: {
     include: ['test/**/*.test.ts', 'e2e/**/*.test.ts'],
     fileParallelism: false,

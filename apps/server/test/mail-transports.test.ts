@@ -265,7 +265,8 @@ describe('the SMTP transport, against a real local SMTP server', () => {
     expect(parsed?.headers.get('content-type')).toMatchObject({ value: 'multipart/alternative' });
     expect(parsed?.html).toContain('Confirm my email');
     expect(parsed?.text).toContain('Hello Ada,');
-    const link = /http:\/\/localhost:3000\/verify-email\?token=[\w-]+/;
+    // APP_URL's default: the web app under `pnpm dev`.
+    const link = /http:\/\/localhost:5173\/verify-email\?token=[\w-]+/;
     expect(parsed?.text).toMatch(link);
     expect(parsed?.html).toContain(parsed?.text?.match(link)?.[0]);
     expect(t.services.mailer.transport).toMatchObject({ name: 'smtp', delivers: true });

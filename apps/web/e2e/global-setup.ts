@@ -21,13 +21,24 @@ declare module 'vitest' {
 }
 
 const webRoot = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The SDK from its sources: its own tests rebuild its dist/ while these run (pnpm test runs
+ * packages side by side), and the SDK's package tests check the dist/ a frontend installs.
+ */
+const sdkSource = fileURLToPath(new URL('../../../packages/sdk/src/index.ts', import.meta.url));
 
 async function buildWebApp(outDir: string): Promise<void> {
   // Vitest runs with NODE_ENV=test, which would make Vite bundle React's development build.
   const nodeEnv = process.env.NODE_ENV;
   process.env.NODE_ENV = 'production';
   try {
-    await build({ root: webRoot, mode: 'production', logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+    await build({
+      root: webRoot,
+      mode: 'production',
+      logLevel: 'warn',
+      resolve: { alias: { '@app/sdk': sdkSource } },
+      build: { outDir, emptyOutDir: true },
+    });
   } finally {
     if (nodeEnv === undefined) delete process.env.NODE_ENV;
     else process.env.NODE_ENV = nodeEnv;
