@@ -244,8 +244,13 @@ const variables = z.object({
   FILES_UPLOAD_URL_TTL: duration.refine((s) => s <= 7 * 86_400, { error: 'must be at most 7d' }).default(15 * 60),
   FILES_DOWNLOAD_REDIRECT: flag.default(false),
   FILES_DOWNLOAD_URL_TTL: duration.refine((s) => s <= 7 * 86_400, { error: 'must be at most 7d' }).default(5 * 60),
-  // A timer cannot wait longer than ~24.8 days.
-  FILES_SWEEP_INTERVAL: duration.refine((s) => s <= 24 * 86_400, { error: 'must be at most 24d' }).default(3_600),
+  // Jobs (pg-boss, in Postgres): run here (embedded) or in `pnpm worker` processes only (off).
+  JOBS_WORKER: z.enum(['embedded', 'off']).default('embedded'),
+  JOBS_POOL_MAX: integer(1, 100).default(4),
+  JOBS_POLL_INTERVAL: duration.refine((s) => s <= 60, { error: 'must be at most 60s' }).default(2),
+  MAINTENANCE_INTERVAL: duration
+    .refine((s) => s >= 60 && s <= 86_400, { error: 'must be from 1m to 24h' })
+    .default(3_600),
   S3_BUCKET: z.string().min(3).max(63).optional(),
   S3_REGION: z.string().min(1).default('us-east-1'),
   S3_ENDPOINT: httpUrl.optional(),
@@ -647,6 +652,15 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
       /** The server's public origin: provider callbacks and file links (`avatarUrl`) are built on it. */
       publicUrl: publicUrlOf(e),
       oauth: oauthConfig(e, isProduction),
+      jobs: {
+        /** Whether this server takes jobs itself (else only `pnpm worker` processes do). */
+        embeddedWorker: e.JOBS_WORKER === 'embedded',
+        /** pg-boss's own connections, beside the app's pool. */
+        poolMax: e.JOBS_POOL_MAX,
+        pollIntervalSeconds: e.JOBS_POLL_INTERVAL,
+        /** Purges and the file sweep: once per interval across every process. */
+        maintenanceIntervalSeconds: e.MAINTENANCE_INTERVAL,
+      },
       files: {
         driver: e.STORAGE_DRIVER,
         /** The local driver's directory. */
@@ -661,7 +675,6 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         /** S3: downloads redirect to a presigned URL valid this long, instead of passing through. */
         downloadRedirect: e.FILES_DOWNLOAD_REDIRECT,
         downloadUrlTtlSeconds: e.FILES_DOWNLOAD_URL_TTL,
-        sweepIntervalSeconds: e.FILES_SWEEP_INTERVAL,
         s3: {
           bucket: e.S3_BUCKET ?? '',
           region: e.S3_REGION,

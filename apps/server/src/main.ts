@@ -10,7 +10,7 @@ import { type DatabaseTarget, loadRepoEnvFile, resolveDatabase } from '@app/db';
 import { buildApp } from './app.ts';
 import { type Config, formatConfigReport, loadProcessConfig } from './config.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
-import { sweepFiles } from './modules/files/files.service.ts';
+import { startWorker } from './modules/jobs/jobs.ts';
 import { createServices } from './services.ts';
 import { runStartupChecks, StartupError } from './startup.ts';
 
@@ -56,7 +56,6 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
     throw error;
   }
   const app = await buildApp(services, { trpcTransport: config.trpcTransport });
-  let sweeping: NodeJS.Timeout | undefined;
 
   // Installed before listening: a signal that arrives as soon as the port is open still
   // gets a graceful shutdown.
@@ -79,7 +78,6 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
         log.warn('shutdown timeout reached: closing remaining connections');
         app.server.closeAllConnections();
       }, config.shutdownTimeoutMs);
-      clearInterval(sweeping);
       await app.close();
       clearTimeout(timer);
       await services.close();
@@ -90,25 +88,12 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
     () => database?.embedded?.stopNow(),
   );
   const address = await app.listen({ host: config.host, port: config.port });
-  // Expired direct uploads and objects no file row names (FILES_SWEEP_INTERVAL). Until durable
-  // jobs exist, every process sweeps; the deletes are idempotent.
-  let sweepRunning = false;
-  sweeping = setInterval(() => {
-    // One sweep at a time: a slow store must not pile them up.
-    if (sweepRunning) return;
-    sweepRunning = true;
-    sweepFiles(services)
-      .finally(() => {
-        sweepRunning = false;
-      })
-      .then(
-        (swept) => {
-          if (swept.expiredUploads + swept.orphanObjects > 0) log.info(swept, 'files swept');
-        },
-        (error: unknown) => log.warn({ err: error }, 'the file sweep failed: it runs again later'),
-      );
-  }, config.files.sweepIntervalSeconds * 1000);
-  sweeping.unref();
+  // Background jobs in this process (JOBS_WORKER=embedded), else in `pnpm worker` processes only.
+  if (config.jobs.embeddedWorker) {
+    await startWorker(services).catch((error: unknown) =>
+      log.warn({ err: error }, 'the job worker did not start: jobs wait for a worker (pnpm worker) or a restart'),
+    );
+  }
   if (services.mailer.transport.name === 'outbox') {
     log.info(
       `no email transport (MAIL_TRANSPORT): emails are written to ${config.email.outboxDir} and listed at ${address}/dev/outbox`,

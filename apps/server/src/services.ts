@@ -1,6 +1,7 @@
 import { createDb, type Db } from '@app/db';
 import type { Config } from './config.ts';
 import { type Clock, systemClock } from './infra/clock.ts';
+import { JobQueue } from './infra/jobs.ts';
 import { createKeyValueStore, type KeyValueStore } from './infra/kv/index.ts';
 import { createOutageLog, type Logger } from './infra/logger.ts';
 import { createMailer, type Mailer, type MailTransport } from './infra/mail/index.ts';
@@ -8,6 +9,7 @@ import { createOAuthProviders, type OAuthProviders } from './infra/oauth/provide
 import { createRateLimiter, type RateLimiter } from './infra/rate-limiter.ts';
 import { createStorage, type ObjectStorage } from './infra/storage/index.ts';
 import { createTokenService, type TokenService } from './infra/tokens.ts';
+import { QUEUES } from './modules/jobs/jobs.ts';
 
 /** Everything a request handler may use; built once per process. */
 export interface Services {
@@ -31,6 +33,8 @@ export interface Services {
   oauth: OAuthProviders;
   /** Where file bytes live (the local disk or S3). */
   storage: ObjectStorage;
+  /** Durable background jobs (pg-boss, in Postgres); connects on first use. */
+  jobs: JobQueue;
   /** Epoch ms when this process started serving (for `uptimeSeconds`). */
   startedAt: number;
   close(): Promise<void>;
@@ -76,6 +80,10 @@ export async function createServices(
   const clock = overrides.clock ?? systemClock;
   const storage = overrides.storage ?? createStorage(config.files);
   const outage = createOutageLog(log);
+  const jobs = new JobQueue(
+    { url: databaseUrl, log, poolMax: config.jobs.poolMax, pollingIntervalSeconds: config.jobs.pollIntervalSeconds },
+    QUEUES,
+  );
   const limiter = (name: string, perMinute: number) =>
     createRateLimiter(kv, {
       name,
@@ -98,8 +106,10 @@ export async function createServices(
     },
     oauth: createOAuthProviders(config.oauth),
     storage,
+    jobs,
     startedAt: clock.now(),
     async close() {
+      await jobs.stop(config.shutdownTimeoutMs); // jobs in progress finish, or go back to the queue
       await mailer.close(); // background sends finish before their dependencies close
       await Promise.allSettled([db.destroy(), kv.close(), storage.close()]);
     },

@@ -218,8 +218,8 @@ describe('config', () => {
     ],
     [
       'a sweep interval no timer can wait',
-      { FILES_SWEEP_INTERVAL: '30d' },
-      /FILES_SWEEP_INTERVAL: must be at most 24d/,
+      { MAINTENANCE_INTERVAL: '30s' },
+      /MAINTENANCE_INTERVAL: must be from 1m to 24h/,
     ],
     [
       'a presigned URL longer than S3 allows',

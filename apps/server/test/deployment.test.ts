@@ -54,6 +54,16 @@ describe('docker-compose.yml', () => {
     expect(compose.services.server.environment.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?/);
   });
 
+  it('runs background jobs in a worker service of the same image, not in the server', () => {
+    const { server, worker } = compose.services;
+    expect(worker.image).toBe(server.image);
+    expect(worker.command).toEqual(['node', 'apps/server/src/worker.ts']);
+    expect(worker.environment).toEqual(server.environment);
+    expect(server.environment.JOBS_WORKER).toBe('off');
+    expect(worker.depends_on).toEqual(server.depends_on);
+    expect(worker.ports).toBeUndefined();
+  });
+
   it('delivers every email to Mailpit unless told otherwise, so JWT_SECRET is the one secret to supply', () => {
     const { mailpit, server } = compose.services;
     expect(mailpit.image).toMatch(/^axllent\/mailpit:/);

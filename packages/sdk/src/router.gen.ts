@@ -62,7 +62,8 @@ export type Permission =
   | 'files:read-any'
   | 'files:delete-any'
   | 'auth:manage'
-  | 'email:send-test';
+  | 'email:send-test'
+  | 'jobs:manage';
 
 /** One field-level validation problem: where (`path`) and what (`message`). */
 export type ValidationIssue = {
@@ -881,6 +882,62 @@ export type AppRouter = TRPCBuiltRouter<
       }>;
     };
     admin: {
+      jobs: {
+        /** Each job queue: ready, deferred, active and failed jobs. REST: `GET /api/admin/jobs` */
+        counts: TRPCQueryProcedure<{
+          input: void;
+          output: {
+            queue: string;
+            ready: number;
+            deferred: number;
+            active: number;
+            failed: number;
+          }[];
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
+        /** Failed jobs, the latest first, with their errors. REST: `GET /api/admin/jobs/failed` */
+        failed: TRPCQueryProcedure<{
+          input: {
+            limit?: number | undefined;
+          };
+          output: {
+            id: string;
+            queue: string;
+            data: unknown;
+            error: string;
+            tries: number;
+            createdAt: string;
+            failedAt: string | null;
+          }[];
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
+        /** Run a failed job again (its tries start over). REST: `POST /api/admin/jobs/{queue}/{id}/retry` */
+        retry: TRPCMutationProcedure<{
+          input: {
+            queue: string;
+            id: string;
+          };
+          output: {
+            ok: true;
+          };
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
+        /** Delete a failed job for good. REST: `DELETE /api/admin/jobs/{queue}/{id}` */
+        discard: TRPCMutationProcedure<{
+          input: {
+            queue: string;
+            id: string;
+          };
+          output: {
+            ok: true;
+          };
+          meta: object;
+          errorShape: AppErrorShape;
+        }>;
+      };
       appleReviewOtp: {
         /** Generate the reusable sign-in code of the app-store review account. REST: `POST /api/admin/apple-review-otp` */
         generate: TRPCMutationProcedure<{

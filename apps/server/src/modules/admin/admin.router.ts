@@ -4,11 +4,14 @@ import { requirePermission } from '../../trpc/procedures.ts';
 import { reviewCodeOutput } from '../auth/auth.schemas.ts';
 import * as otp from '../auth/otp.service.ts';
 import { email, ok } from '../common-schemas.ts';
+import { jobsRouter } from '../jobs/jobs.router.ts';
 import { sendTestEmail } from './admin.service.ts';
 
 const tags = ['admin'];
 
 export const adminRouter = router({
+  jobs: jobsRouter,
+
   appleReviewOtp: router({
     generate: requirePermission('auth:manage')
       .meta({

@@ -91,3 +91,12 @@ export async function takeCompletedFlow(deps: Deps, code: string) {
 export async function dropCodesOf(deps: Pick<Services, 'db'>, userId: string): Promise<void> {
   await deps.db.deleteFrom('oauth_flows').where('user_id', '=', userId).execute();
 }
+
+/** Maintenance: browser sign-ins that were never finished. */
+export async function purgeExpiredFlows(deps: Pick<Services, 'db' | 'clock'>): Promise<number> {
+  const result = await deps.db
+    .deleteFrom('oauth_flows')
+    .where('expires_at', '<', new Date(deps.clock.now()))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

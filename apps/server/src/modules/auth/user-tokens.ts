@@ -55,3 +55,12 @@ export async function consumeUserToken(
 export async function dropUserTokens(deps: Pick<Services, 'db'>, userId: string): Promise<void> {
   await deps.db.deleteFrom('user_tokens').where('user_id', '=', userId).where('used_at', 'is', null).execute();
 }
+
+/** Maintenance: links used or expired (they can never work again). */
+export async function purgeSpentUserTokens(deps: Pick<Services, 'db' | 'clock'>): Promise<number> {
+  const result = await deps.db
+    .deleteFrom('user_tokens')
+    .where((eb) => eb.or([eb('expires_at', '<', new Date(deps.clock.now())), eb('used_at', 'is not', null)]))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

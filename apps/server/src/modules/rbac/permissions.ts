@@ -15,6 +15,7 @@ export const PERMISSIONS = {
   'files:delete-any': "Delete any user's files",
   'auth:manage': 'Generate and revoke the app-store review sign-in code',
   'email:send-test': 'Send a test email to check delivery',
+  'jobs:manage': 'See the background job queues, and retry or discard failed jobs',
 } as const;
 
 /** The name of a permission the code declares. */

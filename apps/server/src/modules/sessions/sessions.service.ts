@@ -291,3 +291,19 @@ export async function activeSessions(deps: Pick<Services, 'db' | 'clock'>, userI
     .orderBy('last_used_at', 'desc')
     .execute();
 }
+
+/**
+ * Maintenance: sessions that ended (expired, or revoked) more than a day ago, and
+ * revocation markers past their access tokens' lifetime. A day of ended sessions stays, so a
+ * refresh token presented again just after its session ended still gets "revoked", not "unknown".
+ */
+export async function purgeEndedSessions(deps: Pick<Services, 'db' | 'clock'>): Promise<number> {
+  const now = new Date(deps.clock.now());
+  const dayAgo = new Date(now.getTime() - 86_400_000);
+  const sessions = await deps.db
+    .deleteFrom('sessions')
+    .where((eb) => eb.or([eb('expires_at', '<', dayAgo), eb('revoked_at', '<', dayAgo)]))
+    .executeTakeFirst();
+  await deps.db.deleteFrom('session_revocations').where('expires_at', '<', now).execute();
+  return Number(sessions.numDeletedRows);
+}

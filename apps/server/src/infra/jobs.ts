@@ -1,0 +1,202 @@
+/**
+ * Durable background jobs in Postgres (pg-boss): a job outlives the process that queued it,
+ * is retried with exponential backoff up to its queue's limit, and is kept as failed, with its
+ * error, after the last try. pg-boss polls with SKIP LOCKED (any number of workers, each job
+ * to one of them) and installs and migrates its own schema (`pgboss`) at start, under a
+ * transaction-scoped advisory lock. The queue starts on first use, so a process that never touches it pays nothing.
+ */
+import { PgBoss, type Queue } from 'pg-boss';
+import type { Logger } from './logger.ts';
+
+export interface QueueDefinition {
+  name: string;
+  /** Tries after the first (exponential backoff from `retryDelaySeconds`, capped at `retryDelayMaxSeconds`). */
+  retryLimit: number;
+  retryDelaySeconds: number;
+  retryDelayMaxSeconds: number;
+  /** A try that runs longer than this is failed (and retried). */
+  expireInSeconds: number;
+}
+
+export interface JobCounts {
+  queue: string;
+  /** Waiting to run now (new, or a retry whose delay is over). */
+  ready: number;
+  /** Waiting for a later time (a retry's backoff, a scheduled start). */
+  deferred: number;
+  active: number;
+  /** Failed after the last try, kept for the retention period. */
+  failed: number;
+}
+
+export interface FailedJob {
+  id: string;
+  queue: string;
+  data: unknown;
+  error: string;
+  tries: number;
+  createdAt: string;
+  failedAt: string | null;
+}
+
+export type JobHandler = (job: { id: string; data: unknown; signal: AbortSignal; retryCount: number }) => Promise<void>;
+
+export interface JobQueueOptions {
+  url: string;
+  log: Logger;
+  /** Connections pg-boss may hold (its own pool, beside the app's). */
+  poolMax: number;
+  /** Seconds between polls for new jobs, when idle. */
+  pollingIntervalSeconds: number;
+}
+
+export class JobQueue {
+  readonly #options: JobQueueOptions;
+  readonly #queues: QueueDefinition[];
+  #boss: PgBoss | undefined;
+  #starting: Promise<PgBoss> | undefined;
+
+  constructor(options: JobQueueOptions, queues: QueueDefinition[]) {
+    this.#options = options;
+    this.#queues = queues;
+  }
+
+  /** Connects, installs or migrates the schema, and creates the queues (once). */
+  ready(): Promise<PgBoss> {
+    this.#starting ??= (async () => {
+      const boss = new PgBoss({
+        connectionString: this.#options.url,
+        schema: 'pgboss',
+        max: this.#options.poolMax,
+        application_name: 'app-jobs',
+        // Polling only: LISTEN needs a session-pinned connection, which a transaction-mode pooler lacks.
+        useListenNotify: false,
+      });
+      boss.on('error', (error: Error) => this.#options.log.warn({ err: error }, `job queue: ${error.message}`));
+      await boss.start();
+      for (const queue of this.#queues) {
+        const options: Omit<Queue, 'name'> = {
+          retryLimit: queue.retryLimit,
+          retryDelay: queue.retryDelaySeconds,
+          retryDelayMax: queue.retryDelayMaxSeconds,
+          retryBackoff: true,
+          expireInSeconds: queue.expireInSeconds,
+        };
+        if (await boss.getQueue(queue.name)) await boss.updateQueue(queue.name, options);
+        else await boss.createQueue(queue.name, options);
+      }
+      this.#boss = boss;
+      return boss;
+    })();
+    return this.#starting;
+  }
+
+  #definition(name: string): QueueDefinition {
+    const queue = this.#queues.find((q) => q.name === name);
+    if (!queue) throw new Error(`No job queue "${name}"`);
+    return queue;
+  }
+
+  async send(name: string, data: object, options: { singletonKey?: string } = {}): Promise<string | null> {
+    this.#definition(name);
+    return (await this.ready()).send(name, data, options);
+  }
+
+  /** Runs `name` on a cron schedule, once across every process (pg-boss keeps one schedule per name). */
+  async schedule(name: string, cron: string): Promise<void> {
+    this.#definition(name);
+    await (await this.ready()).schedule(name, cron, {}, { tz: 'UTC' });
+  }
+
+  /** Takes jobs of `name` in this process, `concurrency` at a time. */
+  async work(name: string, concurrency: number, handler: JobHandler): Promise<void> {
+    this.#definition(name);
+    const boss = await this.ready();
+    await boss.work(
+      name,
+      { localConcurrency: concurrency, pollingIntervalSeconds: this.#options.pollingIntervalSeconds },
+      async ([job]) => {
+        if (job) await handler(job);
+      },
+    );
+  }
+
+  /** Counted from the job table at once (pg-boss's own queue counts are refreshed by its monitor, later). */
+  async counts(): Promise<JobCounts[]> {
+    const boss = await this.ready();
+    const names = this.#queues.map((q) => q.name);
+    const { rows } = await boss.getDb().executeSql(
+      `select name,
+         count(*) filter (where state in ('created', 'retry') and start_after <= now())::int as ready,
+         count(*) filter (where state in ('created', 'retry') and start_after > now())::int as deferred,
+         count(*) filter (where state = 'active')::int as active,
+         count(*) filter (where state = 'failed')::int as failed
+       from pgboss.job where name = any($1) group by name`,
+      [names],
+    );
+    const byName = new Map(rows.map((row) => [row.name as string, row]));
+    return names.map((queue) => {
+      const row = byName.get(queue);
+      return {
+        queue,
+        ready: row?.ready ?? 0,
+        deferred: row?.deferred ?? 0,
+        active: row?.active ?? 0,
+        failed: row?.failed ?? 0,
+      };
+    });
+  }
+
+  /** Failed jobs (after their last try), the latest first, with the error each ended with. */
+  async failed(limit: number): Promise<FailedJob[]> {
+    const boss = await this.ready();
+    // pg-boss lists jobs oldest first and by queue: the latest failures across queues are one query.
+    const { rows } = await boss.getDb().executeSql(
+      `select id, name, data, output, retry_count, created_on, completed_on from pgboss.job
+         where state = 'failed' and name = any($1) order by completed_on desc nulls last, id desc limit $2`,
+      [this.#queues.map((q) => q.name), limit],
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      queue: row.name,
+      data: row.data,
+      error: errorText(row.output),
+      tries: Number(row.retry_count) + 1,
+      createdAt: new Date(row.created_on).toISOString(),
+      failedAt: row.completed_on ? new Date(row.completed_on).toISOString() : null,
+    }));
+  }
+
+  /** Queues a failed job again (its tries start over); false when it is not failed. */
+  async retry(queue: string, id: string): Promise<boolean> {
+    this.#definition(queue);
+    const boss = await this.ready();
+    const job = (await boss.findJobs(queue, { id }))[0];
+    if (job?.state !== 'failed') return false;
+    await boss.retry(queue, id);
+    return true;
+  }
+
+  /** Deletes a failed job for good; false when it is not failed. */
+  async discard(queue: string, id: string): Promise<boolean> {
+    this.#definition(queue);
+    const boss = await this.ready();
+    const job = (await boss.findJobs(queue, { id }))[0];
+    if (job?.state !== 'failed') return false;
+    await boss.deleteJob(queue, id);
+    return true;
+  }
+
+  /** Stops taking jobs; jobs in progress finish (up to `timeoutMs`) or are handed back (retried). */
+  async stop(timeoutMs: number): Promise<void> {
+    if (!this.#starting) return;
+    const boss = await this.#starting.catch(() => undefined);
+    await boss?.stop({ graceful: true, timeout: Math.max(1_000, timeoutMs) });
+  }
+}
+
+function errorText(output: unknown): string {
+  const value = output as { message?: unknown } | null | undefined;
+  if (typeof value?.message === 'string') return value.message;
+  return output === null || output === undefined ? 'unknown error' : JSON.stringify(output).slice(0, 2_000);
+}

@@ -1,0 +1,55 @@
+/**
+ * The app's job queues and what runs them. `maintenance` is scheduled (MAINTENANCE_INTERVAL)
+ * once across every process and host: it purges what can never be used again and sweeps the
+ * file store. `startWorker` takes jobs in this process (the server by default, or `pnpm worker`).
+ */
+import type { QueueDefinition } from '../../infra/jobs.ts';
+import type { Services } from '../../services.ts';
+import { purgeExpiredFlows } from '../auth/oauth-flows.ts';
+import { purgeSpentUserTokens } from '../auth/user-tokens.ts';
+import { sweepFiles } from '../files/files.service.ts';
+import { purgeEndedSessions } from '../sessions/sessions.service.ts';
+
+export const MAINTENANCE = 'maintenance';
+
+export const QUEUES: QueueDefinition[] = [
+  // A missed run is no loss (the next one does its work): few, quick retries.
+  { name: MAINTENANCE, retryLimit: 2, retryDelaySeconds: 30, retryDelayMaxSeconds: 300, expireInSeconds: 15 * 60 },
+];
+
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock' | 'storage' | 'jobs'>;
+
+/** One maintenance run: each part on its own, so one failing does not stop the others (the job then fails, and is retried). */
+export async function runMaintenance(deps: Deps): Promise<Record<string, number>> {
+  const done: Record<string, number> = {};
+  const failures: string[] = [];
+  const parts: [string, () => Promise<Record<string, number>>][] = [
+    ['sessions', async () => ({ sessions: await purgeEndedSessions(deps) })],
+    ['links', async () => ({ links: await purgeSpentUserTokens(deps) })],
+    ['sign-ins', async () => ({ signIns: await purgeExpiredFlows(deps) })],
+    ['files', () => sweepFiles(deps)],
+  ];
+  for (const [name, part] of parts) {
+    try {
+      Object.assign(done, await part());
+    } catch (error) {
+      failures.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  if (failures.length > 0) throw new Error(`maintenance failed in part: ${failures.join('; ')}`);
+  return done;
+}
+
+/** Every minute-long step of an interval, as the recurrence rule pg-boss schedules by. */
+export function maintenanceRule(intervalSeconds: number): string {
+  return `FREQ=MINUTELY;INTERVAL=${Math.max(1, Math.round(intervalSeconds / 60))}`;
+}
+
+/** Takes jobs in this process, and (re)declares the maintenance schedule. */
+export async function startWorker(deps: Deps): Promise<void> {
+  await deps.jobs.schedule(MAINTENANCE, maintenanceRule(deps.config.jobs.maintenanceIntervalSeconds));
+  await deps.jobs.work(MAINTENANCE, 1, async (job) => {
+    const done = await runMaintenance(deps);
+    if (Object.values(done).some((count) => count > 0)) deps.log.info({ jobId: job.id, ...done }, 'maintenance done');
+  });
+}

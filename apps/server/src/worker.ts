@@ -1,0 +1,61 @@
+/**
+ * `pnpm worker`: a process that only runs background jobs (no HTTP), for scaling jobs apart
+ * from the servers (then JOBS_WORKER=off on the servers). SIGINT/SIGTERM stop it gracefully:
+ * a job in progress finishes (up to SHUTDOWN_TIMEOUT_MS) or goes back to the queue.
+ */
+import { loadRepoEnvFile, resolveDatabase } from '@app/db';
+import { formatConfigReport, loadProcessConfig } from './config.ts';
+import { createLogger } from './infra/logger.ts';
+import { startWorker } from './modules/jobs/jobs.ts';
+import { createServices } from './services.ts';
+
+try {
+  loadRepoEnvFile();
+} catch (error) {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
+const result = loadProcessConfig();
+if (!result.ok) {
+  process.stderr.write(formatConfigReport(result.problems));
+  process.exit(1);
+}
+const config = result.config;
+const log = createLogger({
+  level: config.logLevel,
+  format: config.logFormat,
+  base: { role: 'worker', pid: process.pid },
+});
+
+const database = await resolveDatabase({
+  url: config.database.url,
+  embeddedDataDir: config.database.embeddedDataDir,
+  log: (message) => log.debug(message),
+});
+const services = await createServices(config, log, database.url);
+let stopping = false;
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  log.info(`${signal}: finishing the jobs in progress (up to ${config.shutdownTimeoutMs} ms)`);
+  try {
+    await services.close();
+    await database.embedded?.stop();
+    log.info('stopped');
+    process.exit(0);
+  } catch (error) {
+    log.error({ err: error }, 'shutdown failed');
+    process.exit(1);
+  }
+};
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+try {
+  await startWorker(services);
+  log.info(`worker ready: ${database.description}`);
+} catch (error) {
+  log.fatal({ err: error }, `the worker could not start: ${error instanceof Error ? error.message : String(error)}`);
+  await services.close().catch(() => undefined);
+  await database.embedded?.stop();
+  process.exit(1);
+}

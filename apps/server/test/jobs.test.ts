@@ -1,0 +1,268 @@
+/**
+ * Durable jobs (pg-boss in the test database): the maintenance job purges what can never be
+ * used again and runs once however many workers take jobs; a failing job is retried with
+ * backoff and kept as failed with its error; administrators see the queues and retry or
+ * discard failed jobs (REST and tRPC); `pnpm worker` runs jobs in a process of its own.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobQueue } from '../src/infra/jobs.ts';
+import { createLogger } from '../src/infra/logger.ts';
+import { MAINTENANCE, maintenanceRule, runMaintenance, startWorker } from '../src/modules/jobs/jobs.ts';
+import {
+  type Account,
+  bearer,
+  buildTestApp,
+  registerAccount,
+  registerAdmin,
+  spawnCommand,
+  type TestApp,
+} from './helpers/index.ts';
+
+const DAY = 86_400_000;
+
+async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('durable jobs', () => {
+  let t: TestApp;
+  let admin: Account;
+  beforeAll(async () => {
+    t = await buildTestApp({ env: { JOBS_POLL_INTERVAL: '1' } });
+    admin = await registerAdmin(t.app, t.services.db);
+  });
+  afterAll(() => t.close());
+
+  it('maintenance purges ended sessions, spent links and unfinished sign-ins, and keeps what may still be used', async () => {
+    const { db } = t.services;
+    const account = await registerAccount(t.app);
+    const now = Date.now();
+    const old = new Date(now - 2 * DAY);
+    const ended = await db
+      .insertInto('sessions')
+      .values([
+        { user_id: account.id, refresh_token_hash: `expired-${now}`, expires_at: old },
+        { user_id: account.id, refresh_token_hash: `revoked-${now}`, expires_at: new Date(now + DAY), revoked_at: old },
+        // Ended an hour ago: kept a day, so its refresh token is still "revoked", not "unknown".
+        {
+          user_id: account.id,
+          refresh_token_hash: `recent-${now}`,
+          expires_at: new Date(now + DAY),
+          revoked_at: new Date(now - 3_600_000),
+        },
+      ])
+      .returning('refresh_token_hash')
+      .execute();
+    await db
+      .insertInto('user_tokens')
+      .values([
+        {
+          user_id: account.id,
+          purpose: 'verify-email',
+          token_hash: `used-${now}`,
+          expires_at: new Date(now + DAY),
+          used_at: old,
+        },
+        { user_id: account.id, purpose: 'reset-password', token_hash: `expired-${now}`, expires_at: old },
+        { user_id: account.id, purpose: 'reset-password', token_hash: `live-${now}`, expires_at: new Date(now + DAY) },
+      ])
+      .execute();
+
+    const done = await runMaintenance(t.services);
+    expect(done.sessions).toBeGreaterThanOrEqual(2);
+    expect(done.links).toBeGreaterThanOrEqual(2);
+    const sessions = await db
+      .selectFrom('sessions')
+      .select('refresh_token_hash')
+      .where('user_id', '=', account.id)
+      .execute();
+    const left = sessions.map((s) => s.refresh_token_hash);
+    expect(left).toContain(`recent-${now}`);
+    expect(left).not.toContain(ended[0]?.refresh_token_hash);
+    expect(left).not.toContain(ended[1]?.refresh_token_hash);
+    // The account's own live session (from registering) is untouched: it still works.
+    expect((await t.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(account) })).statusCode).toBe(
+      200,
+    );
+    const tokens = await db.selectFrom('user_tokens').select('token_hash').where('user_id', '=', account.id).execute();
+    const kept = tokens.map((row) => row.token_hash);
+    expect(kept).toContain(`live-${now}`);
+    expect(kept).not.toContain(`used-${now}`);
+    expect(kept).not.toContain(`expired-${now}`);
+  });
+
+  it('schedules maintenance once, by MAINTENANCE_INTERVAL, and a worker runs a queued maintenance job', async () => {
+    expect(maintenanceRule(3_600)).toBe('FREQ=MINUTELY;INTERVAL=60');
+    expect(maintenanceRule(90)).toBe('FREQ=MINUTELY;INTERVAL=2');
+    await startWorker(t.services);
+    await startWorker(t.services); // a second process declaring it: still one schedule
+    const boss = await t.services.jobs.ready();
+    const schedules = await boss.getSchedules(MAINTENANCE);
+    expect(schedules).toHaveLength(1);
+    expect(schedules[0]?.cron).toBe('FREQ=MINUTELY;INTERVAL=60');
+
+    const id = (await t.services.jobs.send(MAINTENANCE, {})) as string;
+    const job = await until(async () => {
+      const [found] = await boss.findJobs(MAINTENANCE, { id });
+      return found?.state === 'completed' ? found : undefined;
+    }, 'the maintenance job to complete');
+    expect(job.retryCount).toBe(0);
+  });
+
+  describe('a job that fails', () => {
+    const log = createLogger({ level: 'silent', format: 'json' });
+    let queue: JobQueue;
+    const tries: number[] = [];
+    beforeAll(async () => {
+      queue = new JobQueue({ url: t.database.url, log, poolMax: 2, pollingIntervalSeconds: 0.5 }, [
+        { name: 'flaky', retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30 },
+      ]);
+      await queue.work('flaky', 1, async (job) => {
+        tries.push(Date.now());
+        throw new Error(`the provider said no (try ${job.retryCount + 1})`);
+      });
+    });
+    afterAll(() => queue.stop(1_000));
+
+    it('is retried with backoff, then kept as failed with its last error', async () => {
+      const id = (await queue.send('flaky', { to: 'someone@example.com' })) as string;
+      const boss = await queue.ready();
+      const job = await until(
+        async () => {
+          const [found] = await boss.findJobs('flaky', { id });
+          return found?.state === 'failed' ? found : undefined;
+        },
+        'the job to fail for good',
+        30_000,
+      );
+      expect(job.retryCount).toBe(2);
+      expect(tries).toHaveLength(3);
+      // Backoff: the second wait is longer than the first.
+      const [a = 0, b = 0, c = 0] = tries;
+      expect(b - a).toBeGreaterThanOrEqual(900);
+      expect(c - b).toBeGreaterThan(b - a - 200);
+      const [failed] = await queue.failed(10);
+      expect(failed).toMatchObject({ id, queue: 'flaky', tries: 3, error: 'the provider said no (try 3)' });
+      expect(failed?.data).toEqual({ to: 'someone@example.com' });
+    });
+  });
+
+  describe('administration (perm jobs:manage)', () => {
+    let failedId: string;
+    beforeAll(async () => {
+      // A maintenance job that failed after its last try.
+      const boss = await t.services.jobs.ready();
+      failedId = (await boss.send(MAINTENANCE, { probe: true }, { retryLimit: 0, startAfter: 3_600 })) as string;
+      await boss.fail(MAINTENANCE, failedId, { message: 'the store was away' });
+    });
+
+    it('lists the queues and the failed jobs with their errors, over REST and tRPC', async () => {
+      const counts = await t.app.inject({ method: 'GET', url: '/api/admin/jobs', headers: bearer(admin) });
+      expect(counts.statusCode).toBe(200);
+      expect(counts.json()).toEqual([
+        expect.objectContaining({ queue: MAINTENANCE, failed: expect.any(Number), active: expect.any(Number) }),
+      ]);
+      expect(counts.json()[0].failed).toBeGreaterThanOrEqual(1);
+      const failed = await t.app.inject({
+        method: 'GET',
+        url: '/api/admin/jobs/failed?limit=5',
+        headers: bearer(admin),
+      });
+      expect(failed.json()).toContainEqual(
+        expect.objectContaining({
+          id: failedId,
+          queue: MAINTENANCE,
+          error: 'the store was away',
+          data: { probe: true },
+        }),
+      );
+      const trpc = await t.app.inject({
+        method: 'GET',
+        url: `/trpc/admin.jobs.failed?input=${encodeURIComponent('{}')}`,
+        headers: bearer(admin),
+      });
+      expect(trpc.json().result.data.map((job: { id: string }) => job.id)).toContain(failedId);
+    });
+
+    it('retries a failed job (queued again), then discards one for good; anything else is 404', async () => {
+      const retry = await t.app.inject({
+        method: 'POST',
+        url: `/api/admin/jobs/${MAINTENANCE}/${failedId}/retry`,
+        headers: bearer(admin),
+      });
+      expect(retry.json()).toEqual({ ok: true });
+      const boss = await t.services.jobs.ready();
+      expect((await boss.findJobs(MAINTENANCE, { id: failedId }))[0]?.state).not.toBe('failed');
+      // No longer failed: neither retried nor discarded again.
+      const again = await t.app.inject({
+        method: 'POST',
+        url: `/api/admin/jobs/${MAINTENANCE}/${failedId}/retry`,
+        headers: bearer(admin),
+      });
+      expect([again.statusCode, again.json().appCode]).toEqual([404, 'NOT_FOUND']);
+
+      const doomed = (await boss.send(MAINTENANCE, {}, { retryLimit: 0, startAfter: 3_600 })) as string;
+      await boss.fail(MAINTENANCE, doomed, { message: 'gone' });
+      const discard = await t.app.inject({
+        method: 'POST',
+        url: '/trpc/admin.jobs.discard',
+        headers: bearer(admin),
+        payload: { queue: MAINTENANCE, id: doomed },
+      });
+      expect(discard.json().result.data).toEqual({ ok: true });
+      expect(await boss.findJobs(MAINTENANCE, { id: doomed })).toEqual([]);
+      const missing = await t.app.inject({
+        method: 'DELETE',
+        url: `/api/admin/jobs/${MAINTENANCE}/${doomed}`,
+        headers: bearer(admin),
+      });
+      expect([missing.statusCode, missing.json().appCode]).toEqual([404, 'NOT_FOUND']);
+      const unknownQueue = await t.app.inject({
+        method: 'DELETE',
+        url: `/api/admin/jobs/nope/${doomed}`,
+        headers: bearer(admin),
+      });
+      expect(unknownQueue.statusCode).toBe(400);
+    });
+
+    it('is refused without jobs:manage', async () => {
+      const user = await registerAccount(t.app);
+      const denied = await t.app.inject({ method: 'GET', url: '/api/admin/jobs', headers: bearer(user) });
+      expect(denied.json()).toMatchObject({ appCode: 'PERMISSION_DENIED', details: { permission: 'jobs:manage' } });
+    });
+  });
+
+  it('pnpm worker runs jobs in a process of its own and stops gracefully on SIGTERM', async () => {
+    const worker = spawnCommand(process.execPath, [fileURLToPath(new URL('../src/worker.ts', import.meta.url))], {
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'test',
+        LOG_FORMAT: 'json',
+        DATABASE_URL: t.database.url,
+        JOBS_POLL_INTERVAL: '1',
+        ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+      },
+    });
+    try {
+      await worker.waitFor(/worker ready/);
+      const boss = await t.services.jobs.ready();
+      const id = (await t.services.jobs.send(MAINTENANCE, {})) as string;
+      await until(
+        async () => (await boss.findJobs(MAINTENANCE, { id }))[0]?.state === 'completed',
+        'the worker to run the job',
+      );
+      worker.process.kill('SIGTERM');
+      expect(await worker.exited).toBe(0);
+      expect(worker.output()).toMatch(/stopped/);
+    } finally {
+      worker.process.kill('SIGKILL');
+    }
+  });
+});
