@@ -53,7 +53,6 @@ export interface JobQueueOptions {
 export class JobQueue {
   readonly #options: JobQueueOptions;
   readonly #queues: QueueDefinition[];
-  #boss: PgBoss | undefined;
   #starting: Promise<PgBoss> | undefined;
 
   constructor(options: JobQueueOptions, queues: QueueDefinition[]) {
@@ -85,7 +84,6 @@ export class JobQueue {
         if (await boss.getQueue(queue.name)) await boss.updateQueue(queue.name, options);
         else await boss.createQueue(queue.name, options);
       }
-      this.#boss = boss;
       return boss;
     })();
     return this.#starting;
