@@ -247,6 +247,7 @@ const variables = z.object({
   // Jobs (pg-boss, in Postgres): run here (embedded) or in `pnpm worker` processes only (off).
   JOBS_WORKER: z.enum(['embedded', 'off']).default('embedded'),
   JOBS_POOL_MAX: integer(1, 100).default(4),
+  JOBS_CONCURRENCY: integer(1, 100).default(4),
   JOBS_POLL_INTERVAL: duration.refine((s) => s <= 60, { error: 'must be at most 60s' }).default(2),
   MAINTENANCE_INTERVAL: duration
     .refine((s) => s >= 60 && s <= 86_400, { error: 'must be from 1m to 24h' })
@@ -657,6 +658,8 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         embeddedWorker: e.JOBS_WORKER === 'embedded',
         /** pg-boss's own connections, beside the app's pool. */
         poolMax: e.JOBS_POOL_MAX,
+        /** Email jobs this process runs at once. */
+        concurrency: e.JOBS_CONCURRENCY,
         pollIntervalSeconds: e.JOBS_POLL_INTERVAL,
         /** Purges and the file sweep: once per interval across every process. */
         maintenanceIntervalSeconds: e.MAINTENANCE_INTERVAL,

@@ -76,7 +76,7 @@ export async function createServices(
       commandTimeoutMs: config.redis.commandTimeoutMs,
       onError: (error) => log.warn({ err: error }, `Redis connection problem: ${error.message}`),
     });
-  const mailer = createMailer(config, log, overrides.mailTransport);
+  const mailer = createMailer(config, overrides.mailTransport);
   const clock = overrides.clock ?? systemClock;
   const storage = overrides.storage ?? createStorage(config.files);
   const outage = createOutageLog(log);

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobQueue } from '../src/infra/jobs.ts';
 import { createLogger } from '../src/infra/logger.ts';
+import { type EmailJob, enqueueEmail, runEmailJob } from '../src/modules/auth/email-jobs.ts';
 import { MAINTENANCE, maintenanceRule, runMaintenance, startWorker } from '../src/modules/jobs/jobs.ts';
 import {
   type Account,
@@ -166,10 +167,9 @@ describe('durable jobs', () => {
     it('lists the queues and the failed jobs with their errors, over REST and tRPC', async () => {
       const counts = await t.app.inject({ method: 'GET', url: '/api/admin/jobs', headers: bearer(admin) });
       expect(counts.statusCode).toBe(200);
-      expect(counts.json()).toEqual([
-        expect.objectContaining({ queue: MAINTENANCE, failed: expect.any(Number), active: expect.any(Number) }),
-      ]);
-      expect(counts.json()[0].failed).toBeGreaterThanOrEqual(1);
+      const queues = counts.json() as { queue: string; failed: number; ready: number }[];
+      expect(queues.map((q) => q.queue)).toEqual(['email', MAINTENANCE]);
+      expect(queues.find((q) => q.queue === MAINTENANCE)?.failed).toBeGreaterThanOrEqual(1);
       const failed = await t.app.inject({
         method: 'GET',
         url: '/api/admin/jobs/failed?limit=5',
@@ -237,6 +237,63 @@ describe('durable jobs', () => {
       const denied = await t.app.inject({ method: 'GET', url: '/api/admin/jobs', headers: bearer(user) });
       expect(denied.json()).toMatchObject({ appCode: 'PERMISSION_DENIED', details: { permission: 'jobs:manage' } });
     });
+  });
+
+  it('queues an email only if the transaction that causes it commits', async () => {
+    const boss = await t.services.jobs.ready();
+    const before = (await boss.findJobs('email')).length;
+    await expect(
+      t.services.db.transaction().execute(async (trx) => {
+        await enqueueEmail(t.services, { kind: 'welcome', email: 'rolled-back@example.com' }, { db: trx });
+        throw new Error('the account could not be created');
+      }),
+    ).rejects.toThrow(/could not be created/);
+    expect(await boss.findJobs('email')).toHaveLength(before);
+
+    await t.services.db
+      .transaction()
+      .execute((trx) => enqueueEmail(t.services, { kind: 'welcome', email: 'committed@example.com' }, { db: trx }));
+    await t.settle();
+    expect(t.mail.last('committed@example.com', 'welcome')).toBeDefined();
+    expect(t.mail.to('rolled-back@example.com')).toEqual([]);
+  });
+
+  it('registers an account and queues its verification email together: a refused sign-up queues nothing', async () => {
+    const boss = await t.services.jobs.ready();
+    const account = await registerAccount(t.app);
+    await t.settle();
+    expect(t.mail.last(account.email, 'verify-email')).toBeDefined();
+    const before = (await boss.findJobs('email')).length;
+    const taken = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/register',
+      payload: { email: account.email, password: 'Another-pass-1' },
+    });
+    expect(taken.json().appCode).toBe('EMAIL_TAKEN');
+    expect(await boss.findJobs('email')).toHaveLength(before);
+  });
+
+  it('sends a retried email job once, with the same link (derived from the job, not stored in it)', async () => {
+    const account = await registerAccount(t.app);
+    await t.settle();
+    const boss = await t.services.jobs.ready();
+    const [job] = (await boss.findJobs<{ userId?: string }>('email')).filter((j) => j.data.userId === account.id);
+    expect(job?.data).toEqual({
+      kind: 'verify-email',
+      userId: account.id,
+      locale: 'en',
+      requestId: expect.any(String),
+    });
+    expect(JSON.stringify(job?.data)).not.toMatch(/token/);
+    const first = t.mail.last(account.email, 'verify-email');
+    // The same job run again (a worker that died after sending): the same email, sent once.
+    await runEmailJob(t.services, { id: job?.id as string, data: job?.data as EmailJob });
+    expect(t.mail.to(account.email).filter((m) => m.template === 'verify-email')).toHaveLength(1);
+    expect(first?.idempotencyKey).toBe(job?.id);
+    // And its link still works (the token was not replaced by the second run).
+    const token = /token=([\w-]+)/.exec(first?.text ?? '')?.[1];
+    const verified = await t.app.inject({ method: 'POST', url: '/api/auth/email/verify', payload: { token } });
+    expect(verified.json()).toEqual({ ok: true });
   });
 
   it('pnpm worker runs jobs in a process of its own and stops gracefully on SIGTERM', async () => {

@@ -2,7 +2,6 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressObject } from 'mailparser';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { type EmailMessage, Mailer, OutboxTransport, SmtpTransport } from '../src/infra/mail/index.ts';
@@ -67,7 +66,7 @@ describe('the Resend transport, against a local fake Resend', () => {
   });
 
   it.each(['fail', 'slow'] as const)(
-    'a %s provider does not break the request, nor change its answer',
+    'a %s provider does not break the request, nor change its answer; the email waits to be retried',
     async (mode) => {
       resend.setMode(mode);
       const account = await registerAccount(t.app);
@@ -83,12 +82,37 @@ describe('the Resend transport, against a local fake Resend', () => {
         payload: { email: account.email },
       });
       expect(otp.json()).toEqual({ ok: true }); // no devCode: a provider is configured
-      // The answers came back while the slow provider still held the emails: nobody waited.
-      if (mode === 'slow') expect(t.services.mailer.pending).toBeGreaterThan(0);
-      await t.settle(); // the background sends give up at the 500 ms timeout, logged
-      expect(t.services.mailer.pending).toBe(0);
+      await t.settle(); // the tries gave up (refused, or at the 500 ms timeout)
+      const [email] = await t.services.jobs.counts();
+      expect(email?.queue).toBe('email');
+      expect(email?.deferred).toBeGreaterThanOrEqual(2); // waiting out their backoff, not lost
+      await t.services.jobs.ready().then((boss) => boss.deleteQueuedJobs('email')); // no retries into the next tests
     },
   );
+
+  it('sends an email once the provider is back, exactly once however many tries it took', async () => {
+    resend.setMode('fail');
+    const account = await registerAccount(t.app, { name: 'Patient' });
+    await t.settle();
+    const tried = resend.received.filter((email) => email.body.to === account.email);
+    expect(tried.length).toBeGreaterThanOrEqual(1);
+    const key = tried[0]?.idempotencyKey;
+    expect(key).toMatch(/^[0-9a-f-]{36}$/);
+    resend.setMode('ok');
+    const boss = await t.services.jobs.ready();
+    // The first retry comes after its backoff (5 s): wait for it, then for the send.
+    await expect
+      .poll(async () => (await boss.findJobs('email', { id: key as string }))[0]?.state, {
+        timeout: 20_000,
+        interval: 250,
+      })
+      .toBe('completed');
+    const delivered = resend.delivered.filter((email) => email.body.to === account.email);
+    expect(delivered).toHaveLength(1);
+    expect(
+      resend.received.filter((email) => email.body.to === account.email).every((e) => e.idempotencyKey === key),
+    ).toBe(true);
+  }, 30_000);
 
   it('reports delivery to the admin who sends a test email', async () => {
     resend.setMode('ok');
@@ -338,8 +362,8 @@ describe('the SMTP transport when the server fails', () => {
           new RegExp(`^Email delivery failed: cannot reach the SMTP server 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`),
         ),
       });
-      await t.settle();
-      expect(t.services.mailer.pending).toBe(0);
+      await t.settle(); // the email's try failed: it waits to be retried
+      expect((await t.services.jobs.counts())[0]?.deferred).toBeGreaterThanOrEqual(1);
     } finally {
       await t.close();
     }
@@ -352,8 +376,8 @@ describe('the SMTP transport when the server fails', () => {
       const admin = await registerAdmin(t.app, t.services.db);
       const otp = await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email: admin.email } });
       expect(otp.json()).toEqual({ ok: true });
-      await t.settle();
-      expect(t.services.mailer.pending).toBe(0);
+      await t.settle(); // the email's try failed: it waits to be retried
+      expect((await t.services.jobs.counts())[0]?.deferred).toBeGreaterThanOrEqual(1);
 
       const response = await sendTestEmail(t, admin);
       expect(response.statusCode).toBe(503);
@@ -387,29 +411,20 @@ describe('the SMTP transport when the server fails', () => {
       expect(response.body).not.toContain('wr0ng');
       expect(smtp.received).toHaveLength(0);
 
-      // The background sends log the same reason, without the password.
-      const lines: string[] = [];
-      const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+      // An email job's try fails with the same reason, without the password (what the job keeps).
       const server = { host: '127.0.0.1', port: smtp.port, secure: false, requireTls: false };
       const mailer = new Mailer(
         new SmtpTransport({ ...server, auth: { user: 'mailer', pass: wrong }, timeoutMs: 2_000 }),
-        {
-          from: 'hello@acme.test',
-          timeoutMs: 2_000,
-          log,
-        },
+        { from: 'hello@acme.test', timeoutMs: 2_000 },
       );
-      mailer.dispatch(async () => testEmail('ada@acme.test'), { requestId: 'req-1' });
+      const failure = await mailer.send(testEmail('ada@acme.test')).then(
+        () => undefined,
+        (error: unknown) => error as Error & { smtpCode?: string; responseCode?: number },
+      );
       await mailer.close();
-      const failure = lines.map((line) => JSON.parse(line)).find((entry) => entry.msg.startsWith('email not sent'));
-      expect(failure).toMatchObject({
-        level: 50,
-        requestId: 'req-1',
-        template: 'test-email',
-        msg: expect.stringMatching(/refused the user and password of SMTP_URL: .*535/),
-        err: { type: 'SmtpError', smtpCode: 'EAUTH', responseCode: 535 },
-      });
-      expect(lines.join('\n')).not.toContain('wr0ng');
+      expect(failure).toMatchObject({ name: 'SmtpError', smtpCode: 'EAUTH', responseCode: 535 });
+      expect(failure?.message).toMatch(/refused the user and password of SMTP_URL: .*535/);
+      expect(JSON.stringify({ message: failure?.message, ...failure })).not.toContain('wr0ng');
 
       // The right password, percent-encoded in the URL, gets through.
       const rightAdmin = await registerAdmin(right.app, right.services.db);
@@ -425,7 +440,7 @@ describe('the SMTP transport when the server fails', () => {
 describe('the SMTP transport over TLS', () => {
   const auth = { user: 'mailer', pass: 's3cret' };
   const send = async (transport: SmtpTransport, to = 'ada@acme.test') => {
-    const mailer = new Mailer(transport, { from: 'hello@acme.test', timeoutMs: 2_000, log: pino({ level: 'silent' }) });
+    const mailer = new Mailer(transport, { from: 'hello@acme.test', timeoutMs: 2_000 });
     try {
       return await mailer.send(testEmail(to));
     } finally {

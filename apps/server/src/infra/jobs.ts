@@ -5,7 +5,7 @@
  * to one of them) and installs and migrates its own schema (`pgboss`) at start, under a
  * transaction-scoped advisory lock. The queue starts on first use, so a process that never touches it pays nothing.
  */
-import { PgBoss, type Queue } from 'pg-boss';
+import { fromKysely, type KyselyTransactionLike, PgBoss, type Queue } from 'pg-boss';
 import type { Logger } from './logger.ts';
 
 export interface QueueDefinition {
@@ -54,6 +54,7 @@ export class JobQueue {
   readonly #options: JobQueueOptions;
   readonly #queues: QueueDefinition[];
   #starting: Promise<PgBoss> | undefined;
+  readonly #workers: string[] = [];
 
   constructor(options: JobQueueOptions, queues: QueueDefinition[]) {
     this.#options = options;
@@ -95,9 +96,18 @@ export class JobQueue {
     return queue;
   }
 
-  async send(name: string, data: object, options: { singletonKey?: string } = {}): Promise<string | null> {
+  /**
+   * Queues a job. With `db` (a Kysely transaction), the job is written in that transaction:
+   * it exists only if the transaction commits. `id` lets the caller know the id in advance.
+   */
+  async send(
+    name: string,
+    data: object,
+    options: { db?: KyselyTransactionLike | undefined; id?: string | undefined; singletonKey?: string } = {},
+  ): Promise<string | null> {
     this.#definition(name);
-    return (await this.ready()).send(name, data, options);
+    const { db, ...rest } = options;
+    return (await this.ready()).send(name, data, { ...rest, ...(db && { db: fromKysely(db) }) });
   }
 
   /** Runs `name` on a cron schedule, once across every process (pg-boss keeps one schedule per name). */
@@ -110,13 +120,32 @@ export class JobQueue {
   async work(name: string, concurrency: number, handler: JobHandler): Promise<void> {
     this.#definition(name);
     const boss = await this.ready();
-    await boss.work(
+    const id = await boss.work(
       name,
       { localConcurrency: concurrency, pollingIntervalSeconds: this.#options.pollingIntervalSeconds },
       async ([job]) => {
         if (job) await handler(job);
       },
     );
+    this.#workers.push(id);
+  }
+
+  /**
+   * Waits until no job of `queues` is ready or running (a retry waiting out its backoff does
+   * not count), waking this process's workers meanwhile: what a test awaits before it reads
+   * what the jobs did.
+   */
+  async settle(queues: string[], timeoutMs = 20_000): Promise<void> {
+    if (!this.#starting) return;
+    const boss = await this.ready();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const id of this.#workers) boss.notifyWorker(id);
+      const counts = (await this.counts()).filter((count) => queues.includes(count.queue));
+      if (counts.every((count) => count.ready + count.active === 0)) return;
+      if (Date.now() > deadline) throw new Error(`jobs of ${queues.join(', ')} still pending after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
   }
 
   /** Counted from the job table at once (pg-boss's own queue counts are refreshed by its monitor, later). */

@@ -2,15 +2,21 @@ import { createServer, type IncomingMessage } from 'node:http';
 
 export interface ReceivedEmail {
   authorization: string | undefined;
+  /** The `Idempotency-Key` header: tries of one email share it. */
+  idempotencyKey: string | undefined;
   body: Record<string, unknown>;
 }
 
 /**
  * A local stand-in for Resend's HTTP API (POST /emails), so the real `resend` client is
- * exercised over real HTTP. `mode` makes it answer, fail, or hang.
+ * exercised over real HTTP. `mode` makes it answer, fail, or hang. Like Resend, a request
+ * whose `Idempotency-Key` already succeeded gets the first answer and is not delivered again:
+ * `delivered` holds each email delivered, once.
  */
 export async function startFakeResend() {
   const received: ReceivedEmail[] = [];
+  const delivered: ReceivedEmail[] = [];
+  const answered = new Map<string, string>();
   let mode: 'ok' | 'fail' | 'slow' = 'ok';
   const read = (request: IncomingMessage) =>
     new Promise<string>((resolve) => {
@@ -26,12 +32,26 @@ export async function startFakeResend() {
       response.writeHead(404).end();
       return;
     }
-    received.push({ authorization: request.headers.authorization, body });
+    const key = request.headers['idempotency-key'];
+    const entry = {
+      authorization: request.headers.authorization,
+      idempotencyKey: typeof key === 'string' ? key : undefined,
+      body,
+    };
+    received.push(entry);
     const reply = (status: number, payload: object) =>
       response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
-    if (mode === 'fail') reply(500, { statusCode: 500, name: 'internal_server_error', message: 'The fake is down' });
+    const earlier = entry.idempotencyKey && answered.get(entry.idempotencyKey);
+    if (earlier) reply(200, { id: earlier });
+    else if (mode === 'fail')
+      reply(500, { statusCode: 500, name: 'internal_server_error', message: 'The fake is down' });
     else if (mode === 'slow') setTimeout(() => reply(200, { id: 'late' }), 3_000);
-    else reply(200, { id: `fake-${received.length}` });
+    else {
+      const id = `fake-${received.length}`;
+      if (entry.idempotencyKey) answered.set(entry.idempotencyKey, id);
+      delivered.push(entry);
+      reply(200, { id });
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -39,6 +59,7 @@ export async function startFakeResend() {
   return {
     url: `http://127.0.0.1:${port}`,
     received,
+    delivered,
     setMode(next: 'ok' | 'fail' | 'slow') {
       mode = next;
     },

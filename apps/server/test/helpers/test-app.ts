@@ -9,6 +9,8 @@ import type { Clock } from '../../src/infra/clock.ts';
 import { type KeyValueStore, MemoryStore, RedisStore } from '../../src/infra/kv/index.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { MemoryTransport } from '../../src/infra/mail/index.ts';
+import { EMAIL_QUEUE } from '../../src/modules/auth/email-jobs.ts';
+import { startWorker } from '../../src/modules/jobs/jobs.ts';
 import { createServices, type ServiceOverrides, type Services } from '../../src/services.ts';
 import { observeErrors } from './error-observations.ts';
 
@@ -99,7 +101,12 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const database = options.database ?? (await createTestDatabase());
   // Tests sign in far more than 10 times a minute from one address: only the rate-limit
   // tests ask for the real limits.
-  const config = testConfig({ DATABASE_URL: database.url, RATE_LIMIT_AUTH_PER_MINUTE: '100000', ...options.env });
+  const config = testConfig({
+    DATABASE_URL: database.url,
+    RATE_LIMIT_AUTH_PER_MINUTE: '100000',
+    JOBS_POLL_INTERVAL: '1',
+    ...options.env,
+  });
   const log = createLogger({ level: config.logLevel, format: 'json' });
   const kv = createTestKeyValueStore();
   const mail = new MemoryTransport();
@@ -114,11 +121,13 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   observeErrors(app);
   options.plainRoutes?.(app, services);
   await app.ready();
+  // As main.ts does: this app runs its jobs (emails, maintenance) unless told JOBS_WORKER=off.
+  if (config.jobs.embeddedWorker) await startWorker(services);
   return {
     app,
     services,
     mail,
-    settle: () => services.mailer.flush(),
+    settle: () => services.jobs.settle([EMAIL_QUEUE.name]),
     database,
     async close() {
       await app.close();

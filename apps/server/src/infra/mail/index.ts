@@ -1,5 +1,4 @@
 import type { Config } from '../../config.ts';
-import type { Logger } from '../logger.ts';
 import { Mailer, type MailTransport } from './mailer.ts';
 import { OutboxTransport } from './outbox-transport.ts';
 import { ResendTransport } from './resend-transport.ts';
@@ -12,11 +11,10 @@ export { SmtpTransport } from './smtp-transport.ts';
 export { type RenderedEmail, renderEmail, type TemplateName } from './templates.ts';
 
 /** The transport the config chose: Resend, an SMTP server, or (never in production) the development outbox. */
-export function createMailer(config: Config, log: Logger, transport?: MailTransport): Mailer {
+export function createMailer(config: Config, transport?: MailTransport): Mailer {
   return new Mailer(transport ?? configuredTransport(config.email), {
     from: config.email.from,
     timeoutMs: config.email.sendTimeoutMs,
-    log,
   });
 }
 

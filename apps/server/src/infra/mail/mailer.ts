@@ -1,4 +1,3 @@
-import type { Logger } from '../logger.ts';
 import { withTimeout } from '../with-timeout.ts';
 
 export interface EmailMessage {
@@ -8,6 +7,11 @@ export interface EmailMessage {
   text: string;
   /** Which template made it (for logs and tests). */
   template: string;
+  /**
+   * The same key for every try of one email (its job's id): a provider that honours it
+   * (Resend) sends it once; the others are given it as the Message-ID.
+   */
+  idempotencyKey?: string | undefined;
 }
 
 export interface MailTransport {
@@ -28,22 +32,19 @@ export class MailTimeoutError extends Error {
 }
 
 /**
- * Sends email through one transport. `dispatch` never makes a request wait for the
- * provider: it sends in the background with a timeout and logs failures with the request
- * id, so the caller's answer (and its timing) does not depend on delivery.
+ * Sends email through one transport, with a timeout. Requests never wait for it: the
+ * account flows queue email jobs (modules/auth/email-jobs.ts), which send from a worker and
+ * are retried while the provider fails; only the admin's test email waits, to report.
  */
 export class Mailer {
   readonly transport: MailTransport;
   readonly #from: string;
   readonly #timeoutMs: number;
-  readonly #log: Logger;
-  readonly #pending = new Set<Promise<void>>();
 
-  constructor(transport: MailTransport, options: { from: string; timeoutMs: number; log: Logger }) {
+  constructor(transport: MailTransport, options: { from: string; timeoutMs: number }) {
     this.transport = transport;
     this.#from = options.from;
     this.#timeoutMs = options.timeoutMs;
-    this.#log = options.log;
   }
 
   /** Sends and waits (at most the timeout); throws when delivery fails. */
@@ -55,45 +56,8 @@ export class Mailer {
     );
   }
 
-  /**
-   * Prepares and sends in the background: `prepare` (issue a token, render the template)
-   * runs after the caller has its answer, so the answer's timing says nothing about it.
-   * Failures are logged with the request id, never thrown to the caller. `prepare` may
-   * return undefined to send nothing.
-   */
-  dispatch(prepare: () => Promise<EmailMessage | undefined>, context: { requestId?: string | undefined } = {}): void {
-    let template = 'unknown';
-    const sending: Promise<void> = (async () => {
-      try {
-        const message = await prepare();
-        if (!message) return;
-        template = message.template;
-        const { id } = await this.send(message);
-        this.#log.info({ requestId: context.requestId, template, id }, 'email sent');
-      } catch (error) {
-        this.#log.error(
-          { requestId: context.requestId, template, err: error },
-          `email not sent: ${error instanceof Error ? error.message : String(error)}`,
-        );
-      }
-    })();
-    this.#pending.add(sending);
-    void sending.finally(() => this.#pending.delete(sending));
-  }
-
-  /** Background sends still in flight. */
-  get pending(): number {
-    return this.#pending.size;
-  }
-
-  /** Waits for background sends (shutdown). */
-  async flush(): Promise<void> {
-    await Promise.allSettled([...this.#pending]);
-  }
-
-  /** Waits for background sends, then closes the transport's connections (shutdown). */
+  /** Closes the transport's connections (shutdown: the job worker has stopped first). */
   async close(): Promise<void> {
-    await this.flush();
     await this.transport.close?.();
   }
 }

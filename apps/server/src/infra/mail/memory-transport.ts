@@ -12,7 +12,10 @@ export class MemoryTransport implements MailTransport {
     this.delivers = options.delivers ?? true;
   }
 
+  /** Tries of one email (by idempotency key) are sent once, like a provider that honours the key. */
   async send(message: EmailMessage & { from: string }): Promise<{ id: string }> {
+    const known = message.idempotencyKey && this.sent.find((sent) => sent.idempotencyKey === message.idempotencyKey);
+    if (known) return { id: known.id };
     const id = randomUUID();
     this.sent.push({ ...message, id });
     return { id };

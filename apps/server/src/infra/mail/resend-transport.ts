@@ -15,14 +15,18 @@ export class ResendTransport implements MailTransport {
   }
 
   async send(message: EmailMessage & { from: string }): Promise<{ id: string }> {
-    const { data, error } = await this.#client.emails.send({
-      from: message.from,
-      to: message.to,
-      subject: message.subject,
-      html: message.html,
-      text: message.text,
-      tags: [{ name: 'template', value: message.template.replace(/[^\w-]/g, '_') }],
-    });
+    const { data, error } = await this.#client.emails.send(
+      {
+        from: message.from,
+        to: message.to,
+        subject: message.subject,
+        html: message.html,
+        text: message.text,
+        tags: [{ name: 'template', value: message.template.replace(/[^\w-]/g, '_') }],
+      },
+      // Resend sends a retried email once: the same key within 24 h answers the first send.
+      message.idempotencyKey ? { idempotencyKey: message.idempotencyKey } : undefined,
+    );
     if (error || !data) throw new Error(`Resend refused the email: ${error?.message ?? 'no answer'}`);
     return { id: data.id };
   }

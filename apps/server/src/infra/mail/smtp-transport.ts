@@ -71,6 +71,8 @@ export class SmtpTransport implements MailTransport {
         subject: message.subject,
         html: message.html,
         text: message.text,
+        // A retried email keeps its Message-ID, so a receiver that sees both can tell.
+        ...(message.idempotencyKey && { messageId: `<${message.idempotencyKey}@app.local>` }),
         signal: options.signal,
       });
       return { id: info.messageId };

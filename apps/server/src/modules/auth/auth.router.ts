@@ -155,8 +155,8 @@ export const authRouter = router({
     })
     .input(forgotPasswordInput)
     .output(ok)
-    .mutation(({ ctx, input }) => {
-      emailFlows.forgotPassword(ctx.services, { ...input, requestId: ctx.requestId, locale: ctx.locale });
+    .mutation(async ({ ctx, input }) => {
+      await emailFlows.forgotPassword(ctx.services, { ...input, requestId: ctx.requestId, locale: ctx.locale });
       return done;
     }),
 
@@ -210,8 +210,8 @@ export const authRouter = router({
     })
     .input(z.void())
     .output(ok)
-    .mutation(({ ctx }) => {
-      emailFlows.sendVerificationEmail(ctx.services, {
+    .mutation(async ({ ctx }) => {
+      await emailFlows.sendVerificationEmail(ctx.services, {
         userId: ctx.caller.userId,
         requestId: ctx.requestId,
         locale: ctx.locale,

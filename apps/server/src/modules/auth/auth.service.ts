@@ -12,10 +12,10 @@ import {
 import {
   assertMaySignIn,
   callerRow,
-  createUser,
   findUserRow,
   findUserRowByEmail,
   getUser,
+  insertUser,
   maySignIn,
   setPasswordHash,
 } from '../users/users.service.ts';
@@ -24,7 +24,7 @@ import type { Caller } from './authenticate.ts';
 import { sendVerificationEmail } from './email-flows.service.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'jobs'>;
 
 async function authResult(deps: Deps, issued: IssuedRefreshToken): Promise<AuthResult> {
   const access = await deps.tokens.issueAccessToken({ userId: issued.userId, sessionId: issued.sessionId });
@@ -48,8 +48,17 @@ export async function register(
   input: { email: string; password: string; name?: string | undefined; client: ClientInfo },
 ): Promise<AuthResult> {
   const passwordHash = await hashPassword(input.password);
-  const userId = await createUser(deps, { email: input.email, name: input.name, passwordHash });
-  sendVerificationEmail(deps, { userId, requestId: input.client.requestId, locale: input.client.locale });
+  // The account and its verification email: both or neither.
+  const userId = await deps.db.transaction().execute(async (trx) => {
+    const id = await insertUser({ ...deps, db: trx }, { email: input.email, name: input.name, passwordHash });
+    await sendVerificationEmail(deps, {
+      userId: id,
+      requestId: input.client.requestId,
+      locale: input.client.locale,
+      db: trx,
+    });
+    return id;
+  });
   return startSession(deps, { userId, client: input.client });
 }
 

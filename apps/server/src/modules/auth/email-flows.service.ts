@@ -1,53 +1,26 @@
 /** Email verification and password reset: single-use links sent by email. */
-import type { UserRow } from '@app/db';
-import { type Locale, preferredLocale } from '../../i18n/locale.ts';
-import type { EmailMessage } from '../../infra/mail/mailer.ts';
+import type { Db } from '@app/db';
+import type { Locale } from '../../i18n/locale.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
-import { findUserRow, findUserRowByEmail, maySignIn, setPasswordHash } from '../users/users.service.ts';
-import { composeEmail, greeting } from './emails.ts';
+import { findUserRow, setPasswordHash } from '../users/users.service.ts';
+import { enqueueEmail } from './email-jobs.ts';
 import { confirmEmailOwner } from './identities.service.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
-import { consumeUserToken, invalidLink, issueUserToken, type LinkPurpose } from './user-tokens.ts';
+import { consumeUserToken, invalidLink } from './user-tokens.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'log'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'clock' | 'log' | 'jobs'>;
 
-const VERIFY_EMAIL_TTL_MS = 24 * 60 * 60 * 1000;
-const RESET_PASSWORD_TTL_MS = 60 * 60 * 1000;
-
-/** The email carrying a new single-use link for `purpose`: the template and the app's page share its name. */
-async function linkEmail(
+/** Queues the verification email (nothing is sent to an address already verified). */
+export async function sendVerificationEmail(
   deps: Deps,
-  {
-    user,
-    purpose,
-    ttlMs,
-    vars = {},
-    locale,
-  }: { user: UserRow; purpose: LinkPurpose; ttlMs: number; vars?: Record<string, string>; locale: Locale | undefined },
-): Promise<EmailMessage> {
-  const token = await issueUserToken(deps, { userId: user.id, purpose, ttlMs });
-  return composeEmail(deps, {
-    template: purpose,
-    to: user.email,
-    locale: preferredLocale(user.locale, locale),
-    vars: { greeting: greeting(user.name), link: `${deps.config.appUrl}/${purpose}?token=${token}`, ...vars },
-  });
-}
-
-/** Emails a verification link (in the background: the caller never waits for delivery). */
-export function sendVerificationEmail(
-  deps: Deps,
-  input: { userId: string; requestId?: string | undefined; locale?: Locale | undefined },
-): void {
-  deps.mailer.dispatch(
-    async () => {
-      const user = await findUserRow(deps, input.userId);
-      if (!user || user.email_verified_at) return undefined;
-      return linkEmail(deps, { user, purpose: 'verify-email', ttlMs: VERIFY_EMAIL_TTL_MS, locale: input.locale });
-    },
-    { requestId: input.requestId },
+  input: { userId: string; requestId?: string | undefined; locale?: Locale | undefined; db?: Db },
+): Promise<void> {
+  await enqueueEmail(
+    deps,
+    { kind: 'verify-email', userId: input.userId, locale: input.locale, requestId: input.requestId },
+    { db: input.db },
   );
 }
 
@@ -58,26 +31,18 @@ export async function verifyEmail(deps: Deps, token: string): Promise<void> {
 
 /**
  * Always the same answer, in the same time: whether the account exists is decided, and
- * the link made and sent, after the caller has its answer.
+ * the link made and sent, by the email job, after the caller has its answer.
  */
-export function forgotPassword(
+export async function forgotPassword(
   deps: Deps,
   input: { email: string; requestId?: string | undefined; locale?: Locale | undefined },
-): void {
-  deps.mailer.dispatch(
-    async () => {
-      const user = await findUserRowByEmail(deps, input.email);
-      if (!user || !maySignIn(user)) return undefined;
-      return linkEmail(deps, {
-        user,
-        purpose: 'reset-password',
-        ttlMs: RESET_PASSWORD_TTL_MS,
-        vars: { minutes: String(RESET_PASSWORD_TTL_MS / 60_000) },
-        locale: input.locale,
-      });
-    },
-    { requestId: input.requestId },
-  );
+): Promise<void> {
+  await enqueueEmail(deps, {
+    kind: 'reset-password',
+    email: input.email,
+    locale: input.locale,
+    requestId: input.requestId,
+  });
 }
 
 /** Sets the new password, confirms the email (the link proved the inbox) and ends every session. */

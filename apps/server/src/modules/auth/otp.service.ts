@@ -5,20 +5,19 @@
  * in the account, or creates it (email verified); an invalid code never creates anything.
  */
 
-import { randomInt, timingSafeEqual } from 'node:crypto';
+import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../../errors/index.ts';
-import { type Locale, preferredLocale } from '../../i18n/locale.ts';
+import type { Locale } from '../../i18n/locale.ts';
 import type { Services } from '../../services.ts';
 import type { ClientInfo } from '../sessions/sessions.service.ts';
-import { assertMaySignIn, createUser, findUserRowByEmail } from '../users/users.service.ts';
+import { assertMaySignIn, findUserRowByEmail, insertUser } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
-import { composeEmail } from './emails.ts';
+import { codeOf, enqueueEmail, OTP_TTL_MS } from './email-jobs.ts';
 import { confirmEmailOwner } from './identities.service.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens' | 'log'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens' | 'log' | 'jobs'>;
 
-const OTP_TTL_MS = 10 * 60 * 1000;
 const OTP_COOLDOWN_MS = 30 * 1000;
 const OTP_MAX_ATTEMPTS = 5;
 /** Wrong review codes allowed per hour: the review code is reusable, so guessing is capped. */
@@ -71,22 +70,15 @@ export async function requestCode(
       params: { retryAfterSeconds },
     });
   }
-  const code = sixDigits();
+  // The email job carries the code by its id: the code is derived from it, never stored.
+  const jobId = randomUUID();
+  const code = codeOf(deps, jobId);
   await writeCode(deps, codeKey(email), {
     hash: deps.tokens.keyedHash(`${email}:${code}`),
     issuedAt: now,
     expiresAt: now + OTP_TTL_MS,
   });
-  deps.mailer.dispatch(
-    async () =>
-      composeEmail(deps, {
-        template: 'one-time-code',
-        to: email,
-        vars: { code, minutes: String(OTP_TTL_MS / 60_000) },
-        locale: preferredLocale((await findUserRowByEmail(deps, email))?.locale, locale),
-      }),
-    { requestId },
-  );
+  await enqueueEmail(deps, { kind: 'one-time-code', email, locale, requestId }, { id: jobId });
   const exposeCode = !deps.config.isProduction && !deps.mailer.transport.delivers;
   return exposeCode ? { ok: true, devCode: code } : { ok: true };
 }
@@ -141,23 +133,24 @@ export async function verifyCode(
     if (!existing.email_verified_at) await confirmEmailOwner(deps, existing.id);
     return { ...(await startSession(deps, { userId: existing.id, client })), created: false };
   }
-  const userId = await createVerifiedUser(deps, email);
-  deps.mailer.dispatch(
-    () =>
-      composeEmail(deps, {
-        template: 'welcome',
-        to: email,
-        vars: { email, link: deps.config.appUrl },
-        locale: client.locale,
-      }),
-    { requestId: client.requestId },
-  );
+  const userId = await createVerifiedUser(deps, email, {
+    welcome: { locale: client.locale, requestId: client.requestId },
+  });
   return { ...(await startSession(deps, { userId, client })), created: true };
 }
 
-async function createVerifiedUser(deps: Deps, email: string): Promise<string> {
+/** The account of a proven address; with `welcome`, its welcome email is queued with it (both or neither). */
+async function createVerifiedUser(
+  deps: Deps,
+  email: string,
+  options: { welcome?: { locale?: Locale | undefined; requestId?: string | undefined } } = {},
+): Promise<string> {
   try {
-    return await createUser(deps, { email, emailVerified: true });
+    return await deps.db.transaction().execute(async (trx) => {
+      const userId = await insertUser({ ...deps, db: trx }, { email, emailVerified: true });
+      if (options.welcome) await enqueueEmail(deps, { kind: 'welcome', email, ...options.welcome }, { db: trx });
+      return userId;
+    });
   } catch (error) {
     // Created meanwhile by a concurrent sign-up: use that account.
     if (!(error instanceof AppError && error.appCode === 'EMAIL_TAKEN')) throw error;

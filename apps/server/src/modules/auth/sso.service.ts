@@ -28,7 +28,7 @@ import { startSession } from './auth.service.ts';
 import { accountForIdentity } from './identities.service.ts';
 import { completeFlow, deleteFlow, insertFlow, takeCompletedFlow, takeStartedFlow } from './oauth-flows.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'oauth'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'oauth' | 'jobs'>;
 
 /** Query parameters the server sets on the way back; a `redirectTo` carrying them would let one be planted. */
 const RETURN_PARAMETERS = ['code', 'error'];

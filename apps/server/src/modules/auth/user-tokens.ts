@@ -1,7 +1,7 @@
 /** Single-use tokens of email links (verify the address, reset the password): the `user_tokens` table's owner. */
 import type { UserTokensTable } from '@app/db';
 import { AppError } from '../../errors/index.ts';
-import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
+import { hashOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 
 export type LinkPurpose = UserTokensTable['purpose'];
@@ -10,14 +10,23 @@ type Deps = Pick<Services, 'db' | 'clock'>;
 export const invalidLink = () =>
   new AppError('INVALID_TOKEN', 'This link is invalid, already used, or expired: ask for a new one');
 
-/** A new single-use token for `purpose`; earlier unused ones of the same purpose stop working. */
-export async function issueUserToken(
+/**
+ * Makes the token (by its hash) the one link of `purpose` that works for the user: earlier
+ * unused ones stop working. Idempotent: a token already recorded (a retried email) stays as it
+ * was, expiry included.
+ */
+export async function ensureUserToken(
   deps: Deps,
-  { userId, purpose, ttlMs }: { userId: string; purpose: LinkPurpose; ttlMs: number },
-): Promise<string> {
-  const token = newOpaqueToken();
+  { userId, purpose, tokenHash, ttlMs }: { userId: string; purpose: LinkPurpose; tokenHash: string; ttlMs: number },
+): Promise<void> {
   const now = deps.clock.now();
   await deps.db.transaction().execute(async (trx) => {
+    const known = await trx
+      .selectFrom('user_tokens')
+      .select('id')
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    if (known) return;
     await trx
       .deleteFrom('user_tokens')
       .where('user_id', '=', userId)
@@ -26,10 +35,10 @@ export async function issueUserToken(
       .execute();
     await trx
       .insertInto('user_tokens')
-      .values({ user_id: userId, purpose, token_hash: hashOpaqueToken(token), expires_at: new Date(now + ttlMs) })
+      .values({ user_id: userId, purpose, token_hash: tokenHash, expires_at: new Date(now + ttlMs) })
+      .onConflict((oc) => oc.column('token_hash').doNothing())
       .execute();
   });
-  return token;
 }
 
 /** Uses the token up and returns its user; an unknown, used or expired token is INVALID_TOKEN. */

@@ -5,6 +5,7 @@
  */
 import type { QueueDefinition } from '../../infra/jobs.ts';
 import type { Services } from '../../services.ts';
+import { EMAIL_QUEUE, type EmailJob, runEmailJob } from '../auth/email-jobs.ts';
 import { purgeExpiredFlows } from '../auth/oauth-flows.ts';
 import { purgeSpentUserTokens } from '../auth/user-tokens.ts';
 import { sweepFiles } from '../files/files.service.ts';
@@ -13,11 +14,12 @@ import { purgeEndedSessions } from '../sessions/sessions.service.ts';
 export const MAINTENANCE = 'maintenance';
 
 export const QUEUES: QueueDefinition[] = [
+  EMAIL_QUEUE,
   // A missed run is no loss (the next one does its work): few, quick retries.
   { name: MAINTENANCE, retryLimit: 2, retryDelaySeconds: 30, retryDelayMaxSeconds: 300, expireInSeconds: 15 * 60 },
 ];
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock' | 'storage' | 'jobs'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock' | 'storage' | 'jobs' | 'tokens' | 'mailer'>;
 
 /** One maintenance run: each part on its own, so one failing does not stop the others (the job then fails, and is retried). */
 export async function runMaintenance(deps: Deps): Promise<Record<string, number>> {
@@ -48,6 +50,9 @@ export function maintenanceRule(intervalSeconds: number): string {
 /** Takes jobs in this process, and (re)declares the maintenance schedule. */
 export async function startWorker(deps: Deps): Promise<void> {
   await deps.jobs.schedule(MAINTENANCE, maintenanceRule(deps.config.jobs.maintenanceIntervalSeconds));
+  await deps.jobs.work(EMAIL_QUEUE.name, deps.config.jobs.concurrency, (job) =>
+    runEmailJob(deps, { id: job.id, data: job.data as EmailJob }),
+  );
   await deps.jobs.work(MAINTENANCE, 1, async (job) => {
     const done = await runMaintenance(deps);
     if (Object.values(done).some((count) => count > 0)) deps.log.info({ jobId: job.id, ...done }, 'maintenance done');

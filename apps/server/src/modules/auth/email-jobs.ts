@@ -1,0 +1,132 @@
+/**
+ * Every email of the account flows, as a durable job (queue `email`): queued in the
+ * transaction that causes it (an account and its verification email, both or neither),
+ * retried with backoff while the provider is down, and sent at most once: the job's id is
+ * the provider's idempotency key, and whatever the email carries (a link's token, a sign-in
+ * code) is derived from that id with the server's key, so a retried try sends the very same
+ * email and nothing secret is stored in the job.
+ */
+import type { Db } from '@app/db';
+import { type Locale, preferredLocale } from '../../i18n/locale.ts';
+import type { QueueDefinition } from '../../infra/jobs.ts';
+import { hashOpaqueToken } from '../../infra/tokens.ts';
+import type { Services } from '../../services.ts';
+import { findUserRow, findUserRowByEmail, maySignIn } from '../users/users.service.ts';
+import { composeEmail, greeting } from './emails.ts';
+import { ensureUserToken, type LinkPurpose } from './user-tokens.ts';
+
+export const EMAIL_QUEUE: QueueDefinition = {
+  name: 'email',
+  // About an hour of tries (5 s doubling up to 10 min): an outage of the provider is waited out.
+  retryLimit: 10,
+  retryDelaySeconds: 5,
+  retryDelayMaxSeconds: 600,
+  expireInSeconds: 120,
+};
+
+export const VERIFY_EMAIL_TTL_MS = 24 * 60 * 60 * 1000;
+export const RESET_PASSWORD_TTL_MS = 60 * 60 * 1000;
+export const OTP_TTL_MS = 10 * 60 * 1000;
+
+/** What to send: the worker reads what it needs when it runs (the account may have changed). */
+export type EmailJob =
+  | { kind: 'verify-email'; userId: string; locale?: Locale | undefined; requestId?: string | undefined }
+  | { kind: 'reset-password'; email: string; locale?: Locale | undefined; requestId?: string | undefined }
+  | { kind: 'one-time-code'; email: string; locale?: Locale | undefined; requestId?: string | undefined }
+  | { kind: 'welcome'; email: string; locale?: Locale | undefined; requestId?: string | undefined };
+
+type Deps = Pick<Services, 'db' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'jobs'>;
+
+/** Queues an email; with `db` (a transaction), it is queued only if that transaction commits. */
+export async function enqueueEmail(
+  deps: Pick<Services, 'jobs'>,
+  job: EmailJob,
+  options: { db?: Db; id?: string } = {},
+): Promise<void> {
+  await deps.jobs.send(EMAIL_QUEUE.name, job, options);
+}
+
+/** The token of an email link, derived from its job (the same on every try). */
+export const linkTokenOf = (deps: Pick<Services, 'tokens'>, jobId: string) =>
+  deps.tokens.keyedHash(`email-link:${jobId}`);
+
+/** The sign-in code an email job carries, derived from its id (the request stored its hash). */
+export function codeOf(deps: Pick<Services, 'tokens'>, jobId: string): string {
+  const digest = Buffer.from(deps.tokens.keyedHash(`email-code:${jobId}`), 'base64url');
+  return String(digest.readUInt32BE(0) % 1_000_000).padStart(6, '0');
+}
+
+/** Runs one email job: sends it, or nothing when there is nothing (left) to send. */
+export async function runEmailJob(deps: Deps, job: { id: string; data: EmailJob }): Promise<void> {
+  const message = await prepare(deps, job.id, job.data);
+  if (!message) return;
+  const { id } = await deps.mailer.send({ ...message, idempotencyKey: job.id });
+  deps.log.info({ requestId: job.data.requestId, jobId: job.id, template: message.template, id }, 'email sent');
+}
+
+async function prepare(deps: Deps, jobId: string, job: EmailJob) {
+  switch (job.kind) {
+    case 'verify-email': {
+      const user = await findUserRow(deps, job.userId);
+      if (!user || user.email_verified_at) return undefined;
+      return linkEmail(deps, jobId, { user, purpose: 'verify-email', ttlMs: VERIFY_EMAIL_TTL_MS, locale: job.locale });
+    }
+    case 'reset-password': {
+      const user = await findUserRowByEmail(deps, job.email);
+      if (!user || !maySignIn(user)) return undefined;
+      return linkEmail(deps, jobId, {
+        user,
+        purpose: 'reset-password',
+        ttlMs: RESET_PASSWORD_TTL_MS,
+        vars: { minutes: String(RESET_PASSWORD_TTL_MS / 60_000) },
+        locale: job.locale,
+      });
+    }
+    case 'one-time-code': {
+      const user = await findUserRowByEmail(deps, job.email);
+      return composeEmail(deps, {
+        template: 'one-time-code',
+        to: job.email,
+        vars: { code: codeOf(deps, jobId), minutes: String(OTP_TTL_MS / 60_000) },
+        locale: preferredLocale(user?.locale, job.locale),
+      });
+    }
+    case 'welcome':
+      return composeEmail(deps, {
+        template: 'welcome',
+        to: job.email,
+        vars: { email: job.email, link: deps.config.appUrl },
+        locale: job.locale ?? 'en',
+      });
+  }
+}
+
+async function linkEmail(
+  deps: Deps,
+  jobId: string,
+  input: {
+    user: NonNullable<Awaited<ReturnType<typeof findUserRow>>>;
+    purpose: LinkPurpose;
+    ttlMs: number;
+    vars?: Record<string, string>;
+    locale: Locale | undefined;
+  },
+) {
+  const token = linkTokenOf(deps, jobId);
+  await ensureUserToken(deps, {
+    userId: input.user.id,
+    purpose: input.purpose,
+    tokenHash: hashOpaqueToken(token),
+    ttlMs: input.ttlMs,
+  });
+  return composeEmail(deps, {
+    template: input.purpose,
+    to: input.user.email,
+    locale: preferredLocale(input.user.locale, input.locale),
+    vars: {
+      greeting: greeting(input.user.name),
+      link: `${deps.config.appUrl}/${input.purpose}?token=${token}`,
+      ...input.vars,
+    },
+  });
+}
