@@ -14,6 +14,8 @@ export default mergeConfig(packageTestConfig('web', { globalSetup: ['./e2e/globa
     include: ['test/**/*.test.ts', 'e2e/**/*.test.ts'],
     fileParallelism: false,
     testTimeout: 120_000,
+    // A busy machine (CI runs the packages side by side on two cores) is slow to show a change.
+    expect: { poll: { timeout: 10_000, interval: 100 } },
     hookTimeout: 120_000,
   },
 });

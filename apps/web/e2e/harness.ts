@@ -140,7 +140,8 @@ export async function mailTo(t: TestApp, to: string, template: string): Promise<
         await t.settle();
         return t.mail.last(to, template) !== undefined;
       },
-      { message: `a "${template}" email to ${to}` },
+      // The page's request may still be on its way; then the email job runs (a busy machine is slow).
+      { message: `a "${template}" email to ${to}`, timeout: 20_000, interval: 100 },
     )
     .toBe(true);
   return t.mail.last(to, template) as Email;
