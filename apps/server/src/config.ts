@@ -248,6 +248,7 @@ const variables = z.object({
   JOBS_WORKER: z.enum(['embedded', 'off']).default('embedded'),
   JOBS_POOL_MAX: integer(1, 100).default(4),
   JOBS_CONCURRENCY: integer(1, 100).default(4),
+  JOBS_SUPERVISE_INTERVAL: duration.refine((s) => s <= 3_600, { error: 'must be at most 1h' }).default(30),
   JOBS_POLL_INTERVAL: duration.refine((s) => s <= 60, { error: 'must be at most 60s' }).default(2),
   MAINTENANCE_INTERVAL: duration
     .refine((s) => s >= 60 && s <= 86_400, { error: 'must be from 1m to 24h' })
@@ -661,6 +662,8 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         /** Email jobs this process runs at once. */
         concurrency: e.JOBS_CONCURRENCY,
         pollIntervalSeconds: e.JOBS_POLL_INTERVAL,
+        /** How often tries of dead workers are looked for (missed heartbeats, expiry). */
+        superviseIntervalSeconds: e.JOBS_SUPERVISE_INTERVAL,
         /** Purges and the file sweep: once per interval across every process. */
         maintenanceIntervalSeconds: e.MAINTENANCE_INTERVAL,
       },

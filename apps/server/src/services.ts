@@ -81,7 +81,13 @@ export async function createServices(
   const storage = overrides.storage ?? createStorage(config.files);
   const outage = createOutageLog(log);
   const jobs = new JobQueue(
-    { url: databaseUrl, log, poolMax: config.jobs.poolMax, pollingIntervalSeconds: config.jobs.pollIntervalSeconds },
+    {
+      url: databaseUrl,
+      log,
+      poolMax: config.jobs.poolMax,
+      pollingIntervalSeconds: config.jobs.pollIntervalSeconds,
+      superviseIntervalSeconds: config.jobs.superviseIntervalSeconds,
+    },
     QUEUES,
   );
   const limiter = (name: string, perMinute: number) =>

@@ -17,6 +17,7 @@ import {
   registerAccount,
   registerAdmin,
   spawnCommand,
+  startFakeResend,
   type TestApp,
 } from './helpers/index.ts';
 
@@ -122,9 +123,10 @@ describe('durable jobs', () => {
     let queue: JobQueue;
     const tries: number[] = [];
     beforeAll(async () => {
-      queue = new JobQueue({ url: t.database.url, log, poolMax: 2, pollingIntervalSeconds: 0.5 }, [
-        { name: 'flaky', retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30 },
-      ]);
+      queue = new JobQueue(
+        { url: t.database.url, log, poolMax: 2, pollingIntervalSeconds: 0.5, superviseIntervalSeconds: 1 },
+        [{ name: 'flaky', retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30 }],
+      );
       await queue.work('flaky', 1, async (job) => {
         tries.push(Date.now());
         throw new Error(`the provider said no (try ${job.retryCount + 1})`);
@@ -322,4 +324,89 @@ describe('durable jobs', () => {
       worker.process.kill('SIGKILL');
     }
   });
+});
+
+describe('a worker killed in the middle of a send', () => {
+  let resend: Awaited<ReturnType<typeof startFakeResend>>;
+  let t: TestApp;
+  beforeAll(async () => {
+    resend = await startFakeResend();
+    // This app only queues: the emails go out from `pnpm worker` processes.
+    t = await buildTestApp({ env: { JOBS_WORKER: 'off' } });
+  });
+  afterAll(async () => {
+    await t.close();
+    await resend.close();
+  });
+
+  const startWorkerProcess = () =>
+    spawnCommand(process.execPath, [fileURLToPath(new URL('../src/worker.ts', import.meta.url))], {
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'test',
+        LOG_FORMAT: 'json',
+        DATABASE_URL: t.database.url,
+        RESEND_API_KEY: 're_test_kill',
+        RESEND_BASE_URL: resend.url,
+        EMAIL_SEND_TIMEOUT_MS: '60000',
+        JOBS_POLL_INTERVAL: '1',
+        JOBS_SUPERVISE_INTERVAL: '1',
+        ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+      },
+    });
+
+  it('readiness reports a backlog of jobs nobody runs (no worker here), and stays ready', async () => {
+    const boss = await t.services.jobs.ready();
+    const id = (await boss.send('maintenance', {})) as string;
+    // Waiting for two minutes already.
+    await boss
+      .getDb()
+      .executeSql(`update pgboss.job set start_after = now() - interval '2 minutes' where id = $1`, [id]);
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // past the readiness cache
+    const backlogged = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+    expect(backlogged.statusCode).toBe(200);
+    expect(backlogged.json().jobs).toEqual({ ready: 1, oldestWaitingSeconds: expect.any(Number) });
+    expect(backlogged.json().jobs.oldestWaitingSeconds).toBeGreaterThanOrEqual(119);
+    await boss.deleteJob('maintenance', id);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const calm = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+    expect(calm.json()).not.toHaveProperty('jobs');
+  });
+
+  it('is retried by another worker after its heartbeat lapses, and the email is delivered exactly once', async () => {
+    resend.setMode('accept-then-hang');
+    const first = startWorkerProcess();
+    let second: ReturnType<typeof startWorkerProcess> | undefined;
+    try {
+      await first.waitFor(/worker ready/);
+      const account = await registerAccount(t.app);
+      // The provider has the email, but its answer never reaches the worker: kill -9 it now.
+      await until(async () => resend.received.some((email) => email.body.to === account.email), 'the send to start');
+      first.process.kill('SIGKILL');
+      expect(await first.exited).toBeNull();
+      resend.setMode('ok');
+
+      second = startWorkerProcess();
+      await second.waitFor(/worker ready/);
+      const boss = await t.services.jobs.ready();
+      const key = resend.received.find((email) => email.body.to === account.email)?.idempotencyKey as string;
+      const job = await until(
+        async () => {
+          const [found] = await boss.findJobs('email', { id: key });
+          return found?.state === 'completed' ? found : undefined;
+        },
+        'the email job to be retried and completed',
+        60_000,
+      );
+      expect(job.retryCount).toBeGreaterThanOrEqual(1);
+      const tries = resend.received.filter((email) => email.body.to === account.email);
+      expect(tries.length).toBeGreaterThanOrEqual(2);
+      expect(tries.every((email) => email.idempotencyKey === key)).toBe(true);
+      expect(resend.delivered.filter((email) => email.body.to === account.email)).toHaveLength(1);
+    } finally {
+      first.process.kill('SIGKILL');
+      second?.process.kill('SIGTERM');
+      await second?.exited;
+    }
+  }, 90_000);
 });

@@ -230,6 +230,12 @@ export type AppRouter = TRPCBuiltRouter<
             database: 'down' | 'ok' | 'disabled';
             redis: 'down' | 'ok' | 'disabled';
           };
+          jobs?:
+            | {
+                ready: number;
+                oldestWaitingSeconds: number;
+              }
+            | undefined;
         };
         meta: object;
         errorShape: AppErrorShape;

@@ -16,6 +16,11 @@ export interface QueueDefinition {
   retryDelayMaxSeconds: number;
   /** A try that runs longer than this is failed (and retried). */
   expireInSeconds: number;
+  /**
+   * A try whose worker stops beating this long (killed, frozen) is failed and retried, found
+   * by the supervisor (`superviseIntervalSeconds`) long before `expireInSeconds`. At least 10.
+   */
+  heartbeatSeconds?: number;
 }
 
 export interface JobCounts {
@@ -48,6 +53,8 @@ export interface JobQueueOptions {
   poolMax: number;
   /** Seconds between polls for new jobs, when idle. */
   pollingIntervalSeconds: number;
+  /** Seconds between checks for tries whose worker died (missed heartbeats, expiry). */
+  superviseIntervalSeconds: number;
 }
 
 export class JobQueue {
@@ -63,12 +70,16 @@ export class JobQueue {
 
   /** Connects, installs or migrates the schema, and creates the queues (once). */
   ready(): Promise<PgBoss> {
+    // A start that failed (the database away) is tried again by the next caller.
     this.#starting ??= (async () => {
       const boss = new PgBoss({
         connectionString: this.#options.url,
         schema: 'pgboss',
         max: this.#options.poolMax,
         application_name: 'app-jobs',
+        superviseIntervalSeconds: this.#options.superviseIntervalSeconds,
+        // The pass that fails the tries of dead workers runs at most this often per queue.
+        monitorIntervalSeconds: this.#options.superviseIntervalSeconds,
         // Polling only: LISTEN needs a session-pinned connection, which a transaction-mode pooler lacks.
         useListenNotify: false,
       });
@@ -81,13 +92,18 @@ export class JobQueue {
           retryDelayMax: queue.retryDelayMaxSeconds,
           retryBackoff: true,
           expireInSeconds: queue.expireInSeconds,
+          ...(queue.heartbeatSeconds && { heartbeatSeconds: queue.heartbeatSeconds }),
         };
         if (await boss.getQueue(queue.name)) await boss.updateQueue(queue.name, options);
         else await boss.createQueue(queue.name, options);
       }
       return boss;
     })();
-    return this.#starting;
+    const starting = this.#starting;
+    starting.catch(() => {
+      if (this.#starting === starting) this.#starting = undefined;
+    });
+    return starting;
   }
 
   #definition(name: string): QueueDefinition {
@@ -172,6 +188,18 @@ export class JobQueue {
         failed: row?.failed ?? 0,
       };
     });
+  }
+
+  /** Jobs waiting to run now, and how long the oldest of them has waited. */
+  async backlog(): Promise<{ ready: number; oldestWaitingSeconds: number }> {
+    const boss = await this.ready();
+    const { rows } = await boss.getDb().executeSql(
+      `select count(*)::int as ready,
+         coalesce(extract(epoch from now() - min(start_after)), 0)::int as oldest
+       from pgboss.job where state in ('created', 'retry') and start_after <= now() and name = any($1)`,
+      [this.#queues.map((q) => q.name)],
+    );
+    return { ready: Number(rows[0]?.ready ?? 0), oldestWaitingSeconds: Number(rows[0]?.oldest ?? 0) };
   }
 
   /** Failed jobs (after their last try), the latest first, with the error each ended with. */

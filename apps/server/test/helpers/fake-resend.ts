@@ -17,7 +17,7 @@ export async function startFakeResend() {
   const received: ReceivedEmail[] = [];
   const delivered: ReceivedEmail[] = [];
   const answered = new Map<string, string>();
-  let mode: 'ok' | 'fail' | 'slow' = 'ok';
+  let mode: 'ok' | 'fail' | 'slow' | 'accept-then-hang' = 'ok';
   const read = (request: IncomingMessage) =>
     new Promise<string>((resolve) => {
       let data = '';
@@ -46,7 +46,12 @@ export async function startFakeResend() {
     else if (mode === 'fail')
       reply(500, { statusCode: 500, name: 'internal_server_error', message: 'The fake is down' });
     else if (mode === 'slow') setTimeout(() => reply(200, { id: 'late' }), 3_000);
-    else {
+    else if (mode === 'accept-then-hang') {
+      // Delivered, but the answer never leaves (the sender dies or gives up first).
+      const id = `fake-${received.length}`;
+      if (entry.idempotencyKey) answered.set(entry.idempotencyKey, id);
+      delivered.push(entry);
+    } else {
       const id = `fake-${received.length}`;
       if (entry.idempotencyKey) answered.set(entry.idempotencyKey, id);
       delivered.push(entry);
@@ -60,7 +65,7 @@ export async function startFakeResend() {
     url: `http://127.0.0.1:${port}`,
     received,
     delivered,
-    setMode(next: 'ok' | 'fail' | 'slow') {
+    setMode(next: 'ok' | 'fail' | 'slow' | 'accept-then-hang') {
       mode = next;
     },
     async close() {

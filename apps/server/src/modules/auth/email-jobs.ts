@@ -22,6 +22,9 @@ export const EMAIL_QUEUE: QueueDefinition = {
   retryDelaySeconds: 5,
   retryDelayMaxSeconds: 600,
   expireInSeconds: 120,
+  // A worker killed mid-send: its email is tried again (by the same key) within about 10 s plus
+  // JOBS_SUPERVISE_INTERVAL, not only after the 120 s expiry.
+  heartbeatSeconds: 10,
 };
 
 export const VERIFY_EMAIL_TTL_MS = 24 * 60 * 60 * 1000;

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { AppError } from '../../errors/index.ts';
 import { withTimeout } from '../../infra/with-timeout.ts';
 import type { Services } from '../../services.ts';
-import type { CheckStatus, ReadyChecks } from './health.schemas.ts';
+import type { CheckStatus, JobBacklog, ReadyChecks } from './health.schemas.ts';
 
 export function live(deps: Pick<Services, 'config' | 'clock' | 'startedAt'>) {
   return {
@@ -24,10 +24,33 @@ async function probe(check: () => Promise<unknown>, timeoutMs: number): Promise<
 /** How long one readiness answer is reused: probes are polled, and batches could multiply them. */
 const READY_CACHE_MS = 1_000;
 
-/** Per database handle (so per app and process): the last probe and when it was started. */
-const lastProbes = new WeakMap<object, { startedAt: number; checks: Promise<ReadyChecks> }>();
+/** A job waiting longer than this to run means the workers are missing or too few. */
+const BACKLOG_SECONDS = 60;
 
-async function probeAll(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock'>): Promise<ReadyChecks> {
+interface Probe {
+  checks: ReadyChecks;
+  jobs: JobBacklog | undefined;
+}
+
+/** Per database handle (so per app and process): the last probe and when it was started. */
+const lastProbes = new WeakMap<object, { startedAt: number; probe: Promise<Probe> }>();
+
+/** The job backlog when it is abnormal; undefined when it is not, or cannot be read (the database check says why). */
+async function jobBacklog(deps: Pick<Services, 'config' | 'jobs'>): Promise<JobBacklog | undefined> {
+  try {
+    const backlog = await withTimeout(() => deps.jobs.backlog(), deps.config.healthCheckTimeoutMs);
+    return backlog.oldestWaitingSeconds > BACKLOG_SECONDS ? backlog : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function probeAll(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock' | 'jobs'>): Promise<Probe> {
+  const [checks, jobs] = await Promise.all([probeDependencies(deps), jobBacklog(deps)]);
+  return { checks, jobs };
+}
+
+async function probeDependencies(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock'>): Promise<ReadyChecks> {
   const timeoutMs = deps.config.healthCheckTimeoutMs;
   const [database, redis] = await Promise.all([
     probe(() => sql`select 1`.execute(deps.db), timeoutMs),
@@ -43,14 +66,14 @@ async function probeAll(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock'>):
  * Every dependency answers within the health-check timeout (Redis accepting a write), or a
  * 503 names the ones that did not. One probe per second per process, however many callers.
  */
-export async function ready(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock'>) {
+export async function ready(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock' | 'jobs'>) {
   const now = deps.clock.now();
   let last = lastProbes.get(deps.db);
   if (!last || now - last.startedAt >= READY_CACHE_MS) {
-    last = { startedAt: now, checks: probeAll(deps) };
+    last = { startedAt: now, probe: probeAll(deps) };
     lastProbes.set(deps.db, last);
   }
-  const checks = await last.checks;
+  const { checks, jobs } = await last.probe;
   const failing = Object.entries(checks).filter(([, status]) => status === 'down');
   if (failing.length > 0) {
     const names = failing.map(([name]) => name).join(', ');
@@ -59,5 +82,5 @@ export async function ready(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock
       params: { names },
     });
   }
-  return { status: 'ok' as const, checks };
+  return { status: 'ok' as const, checks, ...(jobs && { jobs }) };
 }
