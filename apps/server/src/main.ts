@@ -10,7 +10,7 @@ import { type DatabaseTarget, loadRepoEnvFile, resolveDatabase } from '@app/db';
 import { buildApp } from './app.ts';
 import { type Config, formatConfigReport, loadProcessConfig } from './config.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
-import { startWorker } from './modules/jobs/jobs.ts';
+import { startWorkerWhenPossible } from './modules/jobs/jobs.ts';
 import { createServices } from './services.ts';
 import { runStartupChecks, StartupError } from './startup.ts';
 
@@ -90,9 +90,7 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
   const address = await app.listen({ host: config.host, port: config.port });
   // Background jobs in this process (JOBS_WORKER=embedded), else in `pnpm worker` processes only.
   if (config.jobs.embeddedWorker) {
-    await startWorker(services).catch((error: unknown) =>
-      log.warn({ err: error }, 'the job worker did not start: jobs wait for a worker (pnpm worker) or a restart'),
-    );
+    startWorkerWhenPossible(services);
   }
   if (services.mailer.transport.name === 'outbox') {
     log.info(

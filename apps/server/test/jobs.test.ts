@@ -9,7 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobQueue } from '../src/infra/jobs.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { type EmailJob, enqueueEmail, runEmailJob } from '../src/modules/auth/email-jobs.ts';
-import { MAINTENANCE, maintenanceRule, runMaintenance, startWorker } from '../src/modules/jobs/jobs.ts';
+import {
+  MAINTENANCE,
+  maintenanceRule,
+  QUEUES,
+  runMaintenance,
+  startWorker,
+  startWorkerWhenPossible,
+} from '../src/modules/jobs/jobs.ts';
 import {
   type Account,
   bearer,
@@ -18,6 +25,7 @@ import {
   registerAdmin,
   spawnCommand,
   startFakeResend,
+  startTcpProxy,
   type TestApp,
 } from './helpers/index.ts';
 
@@ -322,6 +330,38 @@ describe('durable jobs', () => {
       expect(worker.output()).toMatch(/stopped/);
     } finally {
       worker.process.kill('SIGKILL');
+    }
+  });
+});
+
+describe('a worker that cannot start (the database away)', () => {
+  it('keeps trying, and runs the jobs once the database is back', async () => {
+    const t = await buildTestApp({ env: { JOBS_WORKER: 'off' } });
+    const target = new URL(t.database.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const viaProxy = new URL(t.database.url);
+    viaProxy.port = String(proxy.port);
+    const queue = new JobQueue(
+      {
+        url: viaProxy.toString(),
+        log: createLogger({ level: 'silent', format: 'json' }),
+        poolMax: 2,
+        pollingIntervalSeconds: 0.5,
+        superviseIntervalSeconds: 1,
+      },
+      QUEUES,
+    );
+    try {
+      proxy.cut();
+      startWorkerWhenPossible({ ...t.services, jobs: queue }, 200);
+      await new Promise((resolve) => setTimeout(resolve, 600)); // a few refused tries
+      await t.services.jobs.send('email', { kind: 'welcome', email: 'patient@example.com' });
+      proxy.restore();
+      await until(async () => t.mail.last('patient@example.com', 'welcome'), 'the worker to start and send', 30_000);
+    } finally {
+      await queue.stop(1_000);
+      await t.close();
+      await proxy.close();
     }
   });
 });

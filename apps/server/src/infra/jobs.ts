@@ -62,10 +62,18 @@ export class JobQueue {
   readonly #queues: QueueDefinition[];
   #starting: Promise<PgBoss> | undefined;
   readonly #workers: string[] = [];
+  /** Queues this process already works (a retried start registers each once). */
+  readonly #working = new Set<string>();
+  #stopped = false;
 
   constructor(options: JobQueueOptions, queues: QueueDefinition[]) {
     this.#options = options;
     this.#queues = queues;
+  }
+
+  /** Whether `stop` was called (a start being retried gives up). */
+  get stopped(): boolean {
+    return this.#stopped;
   }
 
   /** Connects, installs or migrates the schema, and creates the queues (once). */
@@ -135,7 +143,10 @@ export class JobQueue {
   /** Takes jobs of `name` in this process, `concurrency` at a time. */
   async work(name: string, concurrency: number, handler: JobHandler): Promise<void> {
     this.#definition(name);
+    if (this.#working.has(name)) return;
     const boss = await this.ready();
+    if (this.#stopped) return;
+    this.#working.add(name);
     const id = await boss.work(
       name,
       { localConcurrency: concurrency, pollingIntervalSeconds: this.#options.pollingIntervalSeconds },
@@ -244,6 +255,7 @@ export class JobQueue {
 
   /** Stops taking jobs; jobs in progress finish (up to `timeoutMs`) or are handed back (retried). */
   async stop(timeoutMs: number): Promise<void> {
+    this.#stopped = true;
     if (!this.#starting) return;
     const boss = await this.#starting.catch(() => undefined);
     await boss?.stop({ graceful: true, timeout: Math.max(1_000, timeoutMs) });

@@ -47,6 +47,24 @@ export function maintenanceRule(intervalSeconds: number): string {
   return `FREQ=MINUTELY;INTERVAL=${Math.max(1, Math.round(intervalSeconds / 60))}`;
 }
 
+/**
+ * `startWorker`, tried again every `retryMs` until it works (the database may be away at
+ * start-up) or the queue is stopped: jobs then wait, and are not lost.
+ */
+export function startWorkerWhenPossible(deps: Deps, retryMs = 5_000): void {
+  const attempt = () => {
+    if (deps.jobs.stopped) return;
+    startWorker(deps).catch((error: unknown) => {
+      deps.log.warn(
+        { err: error },
+        `the job worker did not start (trying again in ${retryMs / 1000} s): ${String(error)}`,
+      );
+      setTimeout(attempt, retryMs).unref();
+    });
+  };
+  attempt();
+}
+
 /** Takes jobs in this process, and (re)declares the maintenance schedule. */
 export async function startWorker(deps: Deps): Promise<void> {
   await deps.jobs.schedule(MAINTENANCE, maintenanceRule(deps.config.jobs.maintenanceIntervalSeconds));
