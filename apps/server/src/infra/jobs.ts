@@ -92,18 +92,12 @@ export class JobQueue {
         useListenNotify: false,
       });
       boss.on('error', (error: Error) => this.#options.log.warn({ err: error }, `job queue: ${error.message}`));
-      await boss.start();
-      for (const queue of this.#queues) {
-        const options: Omit<Queue, 'name'> = {
-          retryLimit: queue.retryLimit,
-          retryDelay: queue.retryDelaySeconds,
-          retryDelayMax: queue.retryDelayMaxSeconds,
-          retryBackoff: true,
-          expireInSeconds: queue.expireInSeconds,
-          ...(queue.heartbeatSeconds && { heartbeatSeconds: queue.heartbeatSeconds }),
-        };
-        if (await boss.getQueue(queue.name)) await boss.updateQueue(queue.name, options);
-        else await boss.createQueue(queue.name, options);
+      try {
+        await this.#install(boss);
+      } catch (error) {
+        // Half started: let go of its connections and timers before the next try makes another.
+        await boss.stop({ graceful: false }).catch(() => undefined);
+        throw error;
       }
       return boss;
     })();
@@ -112,6 +106,22 @@ export class JobQueue {
       if (this.#starting === starting) this.#starting = undefined;
     });
     return starting;
+  }
+
+  async #install(boss: PgBoss): Promise<void> {
+    await boss.start();
+    for (const queue of this.#queues) {
+      const options: Omit<Queue, 'name'> = {
+        retryLimit: queue.retryLimit,
+        retryDelay: queue.retryDelaySeconds,
+        retryDelayMax: queue.retryDelayMaxSeconds,
+        retryBackoff: true,
+        expireInSeconds: queue.expireInSeconds,
+        ...(queue.heartbeatSeconds && { heartbeatSeconds: queue.heartbeatSeconds }),
+      };
+      if (await boss.getQueue(queue.name)) await boss.updateQueue(queue.name, options);
+      else await boss.createQueue(queue.name, options);
+    }
   }
 
   #definition(name: string): QueueDefinition {
