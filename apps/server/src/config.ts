@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { defaultEmbeddedDataDir, repoRoot } from '@app/db';
+import { defaultEmbeddedDataDir, loadRepoEnvFile, repoRoot } from '@app/db';
 import { z } from 'zod';
 import packageJson from '../package.json' with { type: 'json' };
 import { isSniffable } from './infra/sniff.ts';
@@ -721,6 +721,25 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
 /** The process's own configuration: the environment, and whether stdout is a terminal. */
 export function loadProcessConfig(): ConfigResult {
   return loadConfig(process.env, { isTTY: process.stdout.isTTY });
+}
+
+/**
+ * A process's configuration (the server's, a worker's): the repository's env file, then the
+ * environment; a problem is reported on stderr and the process exits 1.
+ */
+export function configOrExit(): Config {
+  try {
+    loadRepoEnvFile();
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+  const result = loadProcessConfig();
+  if (!result.ok) {
+    process.stderr.write(formatConfigReport(result.problems));
+    process.exit(1);
+  }
+  return result.config;
 }
 
 export function formatConfigReport(problems: string[]): string {

@@ -6,9 +6,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DatabaseTarget, loadRepoEnvFile, resolveDatabase } from '@app/db';
+import { type DatabaseTarget, resolveDatabase } from '@app/db';
 import { buildApp } from './app.ts';
-import { type Config, formatConfigReport, loadProcessConfig } from './config.ts';
+import { type Config, configOrExit } from './config.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
 import { startWorkerWhenPossible } from './modules/jobs/jobs.ts';
 import { createServices } from './services.ts';
@@ -147,18 +147,7 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
 }
 
 async function main(): Promise<void> {
-  try {
-    loadRepoEnvFile();
-  } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  }
-  const result = loadProcessConfig();
-  if (!result.ok) {
-    process.stderr.write(formatConfigReport(result.problems));
-    process.exit(1);
-  }
-  const config = result.config;
+  const config = configOrExit();
   const role = cluster.isWorker ? { worker: cluster.worker?.id, pid: process.pid } : undefined;
   const log = createLogger({ level: config.logLevel, format: config.logFormat, base: role });
 

@@ -3,24 +3,13 @@
  * from the servers (then JOBS_WORKER=off on the servers). SIGINT/SIGTERM stop it gracefully:
  * a job in progress finishes (up to SHUTDOWN_TIMEOUT_MS) or goes back to the queue.
  */
-import { loadRepoEnvFile, resolveDatabase } from '@app/db';
-import { formatConfigReport, loadProcessConfig } from './config.ts';
+import { resolveDatabase } from '@app/db';
+import { configOrExit } from './config.ts';
 import { createLogger } from './infra/logger.ts';
 import { startWorker } from './modules/jobs/jobs.ts';
 import { createServices } from './services.ts';
 
-try {
-  loadRepoEnvFile();
-} catch (error) {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-}
-const result = loadProcessConfig();
-if (!result.ok) {
-  process.stderr.write(formatConfigReport(result.problems));
-  process.exit(1);
-}
-const config = result.config;
+const config = configOrExit();
 const log = createLogger({
   level: config.logLevel,
   format: config.logFormat,
