@@ -1,7 +1,9 @@
 /**
  * Docker cannot run on the CI machine, so the Dockerfile and compose file are checked
  * statically: structure, start-up order, non-root production image, real paths, and
- * only variables the config knows.
+ * only variables the config knows. The compose proxy's HAProxy configuration is read as text;
+ * the Kubernetes manifests' configuration goes through the config schema here (their
+ * schemas and cross-references are the @app/deploy package's tests).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -14,6 +16,32 @@ import { loadConfig } from '../src/config.ts';
 const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'));
 const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
 const envExample = readFileSync(path.join(repoRoot, '.env.example'), 'utf8');
+const haproxyConfig = readFileSync(path.join(repoRoot, 'deploy/compose/haproxy.cfg'), 'utf8');
+const healthRouter = readFileSync(path.join(repoRoot, 'apps/server/src/modules/health/health.router.ts'), 'utf8');
+
+/** A service's environment as compose resolves it without a .env file. */
+function composeEnvironment(service: string): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(compose.services[service].environment as Record<string, string>).map(([name, value]) => [
+      name,
+      // "${NAME:-default}" -> default; "${NAME:?message}" must be supplied: use a random secret.
+      String(value)
+        .replace(/\$\{\w+:-([^}]*)\}/g, '$1')
+        .replace(/\$\{\w+:\?[^}]*\}/g, randomBytes(36).toString('base64')),
+    ]),
+  );
+}
+
+/** The REST path of a health procedure (`live`, `ready`), as its router declares it. */
+function healthRoute(procedure: string): string {
+  const declaration = new RegExp(
+    String.raw`^ {2}${procedure}: \w+\s*\.meta\(\{\s*openapi: \{\s*method: 'GET',\s*path: '([^']+)'`,
+    'm',
+  );
+  const path = declaration.exec(healthRouter)?.[1];
+  if (!path) throw new Error(`health.router.ts declares no GET route for health.${procedure}`);
+  return `/api${path}`;
+}
 
 describe('docker-compose.yml', () => {
   it('runs Postgres 17 and Redis with health checks', () => {
@@ -39,15 +67,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives the server a configuration that passes production validation', () => {
-    const env = Object.fromEntries(
-      Object.entries(compose.services.server.environment as Record<string, string>).map(([name, value]) => [
-        name,
-        // "${NAME:-default}" -> default; "${NAME:?message}" must be supplied: use a random secret.
-        String(value)
-          .replace(/\$\{\w+:-([^}]*)\}/g, '$1')
-          .replace(/\$\{\w+:\?[^}]*\}/g, randomBytes(36).toString('base64')),
-      ]),
-    );
+    const env = composeEnvironment('server');
     const result = loadConfig(env);
     expect(result.ok ? [] : result.problems).toEqual([]);
     expect(env.NODE_ENV).toBe('production');
@@ -78,12 +98,118 @@ describe('docker-compose.yml', () => {
     expect(required).toEqual(['JWT_SECRET']);
   });
 
+  it('runs server replicas behind the proxy: no fixed host port on the server, one on the proxy', () => {
+    const { proxy, server } = compose.services;
+    // `docker compose up --scale server=3` cannot give three containers one host port.
+    expect(server.ports).toBeUndefined();
+    expect(server.container_name).toBeUndefined();
+    expect(server.expose).toEqual([server.environment.PORT]);
+    expect(proxy.image).toMatch(/^haproxy:3\.\d+-alpine$/);
+    expect(proxy.ports).toEqual([`\${PORT:-3000}:${/^\s*bind :(\d+)$/m.exec(haproxyConfig)?.[1]}`]);
+    expect(proxy.volumes).toEqual(['./deploy/compose/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro']);
+    expect(proxy.depends_on).toEqual({ server: { condition: 'service_healthy' } });
+    const published = Object.entries(compose.services as Record<string, { ports?: string[] }>)
+      .filter(([, service]) => service.ports)
+      .map(([name]) => name);
+    expect(published.sort()).toEqual(['mailpit', 'proxy']);
+  });
+
+  it("has the proxy find the replicas through Docker's DNS and health-check them on the readiness route", () => {
+    const { server } = compose.services;
+    expect(haproxyConfig).toMatch(/^resolvers docker\n\s+nameserver \w+ 127\.0\.0\.11:53$/m);
+    const templates = [...haproxyConfig.matchAll(/^\s*server-template \S+ (\d+) (\w+):(\d+) check$/gm)];
+    expect(templates.length).toBeGreaterThan(0);
+    for (const [, slots, host, port] of templates) {
+      expect(Number(slots)).toBeGreaterThanOrEqual(3);
+      expect(Object.keys(compose.services)).toContain(host);
+      expect(host).toBe('server');
+      expect(port).toBe(server.environment.PORT);
+    }
+    expect(haproxyConfig).toMatch(/^\s*default-server .*\bresolvers docker\b.*\binit-addr none\b/m);
+    // The ready replicas get the traffic; the merely live ones only when none is ready.
+    const [ready, live] = [healthRoute('ready'), healthRoute('live')];
+    expect([ready, live]).toEqual(['/api/health/ready', '/api/health']);
+    const checks = [...haproxyConfig.matchAll(/^\s*http-check send meth GET uri (\S+)/gm)].map((match) => match[1]);
+    expect(checks).toEqual([ready, live]);
+    expect(haproxyConfig).toMatch(/^\s*default_backend ready_servers$/m);
+    expect(haproxyConfig).toMatch(/^\s*use_backend live_servers if \{ nbsrv\(ready_servers\) eq 0 \}$/m);
+  });
+
+  it('has the proxy retry what could not reach a replica, re-send only safe methods, and append X-Forwarded-For', () => {
+    expect(haproxyConfig).toMatch(/^\s*retries [1-9]$/m);
+    expect(haproxyConfig).toMatch(/^\s*option redispatch\b/m);
+    expect(haproxyConfig).toMatch(/^\s*retry-on conn-failure empty-response response-timeout$/m);
+    expect(haproxyConfig).toMatch(/^\s*http-request disable-l7-retry unless METH_GET \|\| METH_OPTIONS$/m);
+    expect(haproxyConfig).toMatch(/^\s*option forwardfor$/m);
+    // One proxy appends the client's address: the servers believe that last entry only.
+    const result = loadConfig(composeEnvironment('server'));
+    expect(result.ok && result.config.trustProxy).toBe(1);
+  });
+
   it('sets only variables that .env.example documents', () => {
     for (const service of ['server', 'migrate']) {
       for (const name of Object.keys(compose.services[service].environment)) {
         expect(envExample, `${service}: ${name}`).toMatch(new RegExp(`^#?\\s*${name}=`, 'm'));
       }
     }
+  });
+});
+
+describe('deploy/kubernetes configuration', () => {
+  interface PodContainer {
+    envFrom?: { configMapRef?: { name: string } }[];
+    env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { key: string; optional?: boolean } } }[];
+  }
+  interface Manifest {
+    data?: Record<string, string>;
+    stringData?: Record<string, string>;
+    spec?: { template: { spec: { containers: PodContainer[] } } };
+  }
+  const manifest = (file: string): Manifest =>
+    parse(readFileSync(path.join(repoRoot, 'deploy/kubernetes', file), 'utf8'));
+  const configMap = manifest('configmap.yaml').data ?? {};
+  const placeholders = manifest('secret.yaml').stringData ?? {};
+
+  /** What a Deployment's container gets: its ConfigMaps, then its own env, Secret keys read from `secrets`. */
+  function podEnvironment(file: string, secrets: Record<string, string>): Record<string, string> {
+    const container = manifest(file).spec?.template.spec.containers[0];
+    expect(container, file).toBeDefined();
+    const env: Record<string, string> = {};
+    for (const source of container?.envFrom ?? []) {
+      expect(source.configMapRef?.name).toBe('app-config');
+      Object.assign(env, configMap);
+    }
+    for (const { name, value, valueFrom } of container?.env ?? []) {
+      const key = valueFrom?.secretKeyRef?.key;
+      if (key === undefined) env[name] = value ?? '';
+      else if (secrets[key] !== undefined) env[name] = secrets[key];
+      else expect(valueFrom?.secretKeyRef?.optional, `${file}: ${name}`).toBe(true);
+    }
+    return env;
+  }
+
+  const replaced = {
+    ...Object.fromEntries(
+      Object.entries(placeholders).map(([key, value]) => [key, value.replaceAll('REPLACE-ME', 'x')]),
+    ),
+    JWT_SECRET: randomBytes(36).toString('base64'),
+  };
+
+  it('passes production validation for the servers and the workers once the placeholders are replaced', () => {
+    for (const file of ['server-deployment.yaml', 'worker-deployment.yaml']) {
+      const result = loadConfig(podEnvironment(file, replaced));
+      expect(result.ok ? [] : result.problems, file).toEqual([]);
+      if (!result.ok) continue;
+      expect(result.config.trustProxy, file).toBe(1);
+      expect(result.config.migrateOnStart, file).toBe(false);
+      expect(result.config.workers, file).toBe(1);
+      expect(result.config.jobs.embeddedWorker, file).toBe(file === 'worker-deployment.yaml');
+    }
+  });
+
+  it('refuses to start with the placeholder JWT_SECRET, so a forgotten placeholder never goes live', () => {
+    const result = loadConfig(podEnvironment('server-deployment.yaml', placeholders));
+    expect(result.ok ? [] : result.problems).toEqual([expect.stringMatching(/^JWT_SECRET: /)]);
   });
 });
 
