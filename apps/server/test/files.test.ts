@@ -1,8 +1,8 @@
 /**
  * Files end to end: uploads streamed over real HTTP into the local disk or S3 (s3rver),
  * sniffed types, limits and quotas that keep nothing, downloads (ranges, ETags, safe
- * names), permissions, profile pictures, account deletion, the sweep, and direct uploads
- * to S3. Bytes flow over real HTTP (fetch, node:http); JSON procedures go through
+ * names), permissions, profile pictures, account deletion (the bytes removed by queued
+ * jobs, see file-jobs.test.ts), the sweep, and direct uploads to S3. Bytes flow over real HTTP (fetch, node:http); JSON procedures go through
  * `app.inject`, whose REST errors the helpers hold to the OpenAPI document.
  */
 
@@ -18,6 +18,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32, deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STORAGE_DELETE_QUEUE } from '../src/modules/files/file-jobs.ts';
 import { sweepFiles } from '../src/modules/files/files.service.ts';
 import type { Permission } from '../src/modules/rbac/permissions.ts';
 import {
@@ -311,6 +312,17 @@ const rowsOf = (server: FilesServer, ownerId: string) =>
     .where('owner_id', '=', ownerId)
     .execute();
 
+/** Waits until every queued removal of stored bytes has run. */
+const removalsRun = (server: FilesServer) => server.services.jobs.settle([STORAGE_DELETE_QUEUE.name]);
+
+/** The `storage-delete` jobs (in any state) that name `key`. */
+async function removalJobsOf(server: FilesServer, key: string) {
+  const boss = await server.services.jobs.ready();
+  return (await boss.findJobs<{ keys: string[] }>(STORAGE_DELETE_QUEUE.name)).filter((job) =>
+    job.data.keys.includes(key),
+  );
+}
+
 const storageKeyOf = async (server: FilesServer, id: string) =>
   (await server.services.db.selectFrom('files').select('storage_key').where('id', '=', id).executeTakeFirstOrThrow())
     .storage_key;
@@ -471,7 +483,11 @@ describe.each(['local', 's3'] as const)('uploading and downloading (%s storage)'
     expect([refused.statusCode, refused.json().appCode]).toEqual([404, 'NOT_FOUND']);
     expect(await server.services.storage.head(key)).toBeDefined();
 
+    expect(await removalJobsOf(server, key)).toEqual([]);
     expect((await call(server, owner, 'DELETE', `/api/files/${file.id}`)).json()).toEqual({ ok: true });
+    // The row went with a queued job that removes the bytes.
+    expect(await removalJobsOf(server, key)).toHaveLength(1);
+    await removalsRun(server);
     expect(await server.services.storage.head(key)).toBeUndefined();
     expect((await call(server, owner, 'GET', `/api/files/${file.id}`)).statusCode).toBe(404);
     expect((await content(server, file.id, owner)).status).toBe(404);
@@ -794,6 +810,7 @@ describe('listing and permissions (local storage)', () => {
     expect((await call(server, deleter, 'GET', `/api/files/${file.id}`)).statusCode).toBe(404);
     expect((await content(server, file.id, deleter)).status).toBe(404);
     expect((await call(server, deleter, 'DELETE', `/api/files/${file.id}`)).statusCode).toBe(200);
+    await removalsRun(server);
     expect(await server.services.storage.head(key)).toBeUndefined();
     expect((await call(server, owner, 'GET', `/api/files/${file.id}`)).statusCode).toBe(404);
   });
@@ -807,6 +824,8 @@ describe('listing and permissions (local storage)', () => {
       call(server, owner, 'DELETE', `/api/files/${file.id}`),
     ]);
     expect(answers.map((answer) => answer.statusCode).sort()).toEqual([200, 404]);
+    expect(await removalJobsOf(server, key)).toHaveLength(1);
+    await removalsRun(server);
     expect(await server.services.storage.head(key)).toBeUndefined();
     expect(await rowsOf(server, owner.id)).toEqual([]);
   });
@@ -913,8 +932,12 @@ describe('deleting an account', () => {
     expect(keys).toHaveLength(2);
     return { account, keys };
   };
-  const gone = async (keys: string[]) =>
-    (await Promise.all(keys.map((key) => server.services.storage.head(key)))).every((info) => info === undefined);
+  const gone = async (keys: string[]) => {
+    await removalsRun(server);
+    return (await Promise.all(keys.map((key) => server.services.storage.head(key)))).every(
+      (info) => info === undefined,
+    );
+  };
 
   it('by an admin removes the user’s file rows and objects', async () => {
     const admin = await registerAdmin(server.app, server.services.db);
@@ -1011,6 +1034,7 @@ describe('direct uploads (S3)', () => {
     expect((await call(server, account, 'GET', '/api/files')).json().items).toEqual([]);
 
     await put(created, image);
+    const uploadedKey = await storageKeyOf(server, created.id);
     const completed = await complete(account, created.id);
     expect(completed.statusCode, completed.body).toBe(200);
     const file = completed.json() as FileDto;
@@ -1027,6 +1051,11 @@ describe('direct uploads (S3)', () => {
     expect(Buffer.from(await download.arrayBuffer())).toEqual(image);
     // Completing again answers the same file.
     expect((await complete(account, created.id)).json()).toEqual(file);
+    // The row names a copy: the uploaded object is removed by the job queued with that change.
+    expect(await removalJobsOf(server, uploadedKey)).toHaveLength(1);
+    await removalsRun(server);
+    expect(await server.services.storage.head(uploadedKey)).toBeUndefined();
+    expect(await server.services.storage.head(await storageKeyOf(server, file.id))).toBeDefined();
   });
 
   it('keeps a completed file as checked, whatever is PUT to its URL afterwards', async () => {
@@ -1055,6 +1084,7 @@ describe('direct uploads (S3)', () => {
         reason,
       ]);
       expect(await rowsOf(server, account.id)).toEqual([]);
+      await removalsRun(server);
       expect(await server.services.storage.head(key)).toBeUndefined();
       expect((await complete(account, created.id)).json().appCode).toBe('NOT_FOUND');
     };
@@ -1130,6 +1160,8 @@ describe('direct uploads (S3)', () => {
     const swept = await sweepFiles(server.services);
     expect(swept.expiredUploads).toBe(due.length);
     expect((await rowsOf(server, account.id)).map((row) => row.id)).toEqual([live.id]);
+    expect(await removalJobsOf(server, expiredKey)).toHaveLength(1);
+    await removalsRun(server);
     expect(await server.services.storage.head(expiredKey)).toBeUndefined();
     expect(await server.services.storage.head(await storageKeyOf(server, live.id))).toBeDefined();
   });

@@ -1,9 +1,12 @@
 /**
  * The contract both storage drivers meet, with real bytes: the local disk (a temporary
- * directory) and S3 (s3rver, a local S3-compatible server, through the AWS SDK).
+ * directory) and S3 (s3rver, a local S3-compatible server, through the AWS SDK). Then what
+ * removal jobs rely on: deleting a missing object succeeds, and a store that is away fails.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -374,4 +377,51 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
       expect(Buffer.from(await response.arrayBuffer()).equals(bytes)).toBe(true);
     });
   }
+});
+
+describe('deleting from an S3-compatible store', () => {
+  const s3Against = (endpoint: string) =>
+    s3Storage({
+      bucket: 'bucket',
+      region: 'us-east-1',
+      endpoint,
+      accessKeyId: 'key',
+      secretAccessKey: 'secret',
+      forcePathStyle: true,
+      timeoutMs: 2_000,
+    });
+
+  it('takes a store answering 404 NoSuchKey (as GCS does) for an object already gone', async () => {
+    const deletes: string[] = [];
+    const store = http.createServer((request, response) => {
+      if (request.method === 'DELETE') deletes.push(new URL(request.url ?? '', 'http://store').pathname);
+      response.writeHead(404, { 'content-type': 'application/xml' });
+      response.end(
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>No such object</Message></Error>',
+      );
+    });
+    await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve));
+    const storage = s3Against(`http://127.0.0.1:${(store.address() as AddressInfo).port}`);
+    try {
+      await expect(storage.delete('files/gone')).resolves.toBeUndefined();
+      expect(deletes).toEqual(['/bucket/files/gone']);
+    } finally {
+      await storage.close();
+      store.closeAllConnections();
+      await new Promise((resolve) => store.close(resolve));
+    }
+  });
+
+  it('fails the delete when the store is away (a removal job is then tried again)', async () => {
+    const unused = http.createServer();
+    await new Promise<void>((resolve) => unused.listen(0, '127.0.0.1', resolve));
+    const { port } = unused.address() as AddressInfo;
+    await new Promise((resolve) => unused.close(resolve));
+    const storage = s3Against(`http://127.0.0.1:${port}`);
+    try {
+      await expect(storage.delete('files/some')).rejects.toMatchObject({ dependency: 'storage' });
+    } finally {
+      await storage.close();
+    }
+  });
 });

@@ -133,7 +133,15 @@ export function s3Storage(options: S3Options): ObjectStorage {
     },
 
     async delete(key: string): Promise<void> {
-      await request('delete', () => client.send(new DeleteObjectCommand({ Bucket, Key: key })));
+      // S3 answers 204 for a missing key; a store that answers 404 instead (GCS) means the same,
+      // so a removal tried again after it half succeeded does not fail on what it already did.
+      await request(
+        'delete',
+        async () => {
+          await client.send(new DeleteObjectCommand({ Bucket, Key: key }));
+        },
+        () => undefined,
+      );
     },
 
     async *list(prefix: string): AsyncIterable<ObjectInfo> {

@@ -2,7 +2,8 @@
  * The `files` table's owner, and the only user of the storage: uploads are streamed to the
  * store under a generated key while their size and SHA-256 are computed and their type is
  * sniffed from the first bytes; the row appears only once the bytes are whole and checked.
- * An object without a row (a crash mid-upload, a deleted user) is removed by `sweepFiles`.
+ * Whatever deletes a row (or stops naming an object) queues the removal of its bytes in the
+ * same transaction (file-jobs.ts); `sweepFiles` removes what nothing queued (a crash mid-upload).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -15,8 +16,9 @@ import type { ByteRange } from '../../infra/storage/index.ts';
 import type { Services } from '../../services.ts';
 import { hasPermission } from '../auth/assert-permission.ts';
 import type { Caller } from '../auth/authenticate.ts';
+import { enqueueStorageDelete } from './file-jobs.ts';
 
-type Deps = Pick<Services, 'db' | 'storage' | 'config' | 'clock' | 'log'>;
+type Deps = Pick<Services, 'db' | 'storage' | 'config' | 'clock' | 'log' | 'jobs'>;
 type FileRow = Selectable<FilesTable>;
 
 export interface FileDto {
@@ -243,7 +245,9 @@ export async function storeUpload(
       key,
     });
   } catch (error) {
-    await deps.storage.delete(key).catch(() => undefined);
+    // No row ever named these bytes, so there is no transaction to queue their removal in:
+    // removed at once, and an object the store fails to delete is left to the sweep.
+    await removeUnnamed(deps, [key]);
     throw error;
   }
 }
@@ -330,31 +334,38 @@ export async function getFile(deps: Pick<Services, 'db'>, input: { id: string; v
   return toDto(await visibleFile(deps, input.id, input.viewer));
 }
 
-/** Removes the row, then the bytes (an object left by a failure there is swept). */
+/** Deletes the row and queues the removal of its bytes, in one transaction. */
 export async function deleteFile(deps: Deps, input: { id: string; viewer: Viewer }): Promise<void> {
   const row = await visibleFile(deps, input.id, input.viewer);
-  const deleted = await deps.db
-    .deleteFrom('files')
-    .where('id', '=', row.id)
-    .returning('storage_key')
-    .executeTakeFirst();
-  if (!deleted) throw new AppError('NOT_FOUND', 'No such file');
-  await removeStoredBytes(deps, [deleted.storage_key]);
+  await deps.db.transaction().execute(async (trx) => {
+    const deleted = await trx.deleteFrom('files').where('id', '=', row.id).returning('storage_key').executeTakeFirst();
+    if (!deleted) throw new AppError('NOT_FOUND', 'No such file');
+    await enqueueStorageDelete({ db: trx, jobs: deps.jobs }, [deleted.storage_key]);
+  });
 }
 
-/** Removes objects (after their rows went); one the store fails to delete is left to the sweep. */
-export async function removeStoredBytes(deps: Pick<Services, 'storage' | 'log'>, keys: string[]): Promise<void> {
+/**
+ * Deletes an account's file rows and queues the removal of their bytes, through `deps.db`: the
+ * caller's transaction that deletes the account, so the bytes go only if the account does.
+ */
+export async function deleteFilesOf(deps: Pick<Services, 'db' | 'jobs'>, ownerId: string): Promise<void> {
+  const rows = await deps.db.deleteFrom('files').where('owner_id', '=', ownerId).returning('storage_key').execute();
+  await enqueueStorageDelete(
+    deps,
+    rows.map((row) => row.storage_key),
+  );
+}
+
+/**
+ * Removes objects that no row names, nor ever will (nothing to queue their removal with);
+ * one the store fails to delete is left to the next sweep.
+ */
+async function removeUnnamed(deps: Pick<Services, 'storage' | 'log'>, keys: string[]): Promise<void> {
   for (const key of keys) {
     await deps.storage.delete(key).catch((error: unknown) => {
       deps.log.warn({ err: error, key }, 'a file object could not be deleted: the sweep will remove it');
     });
   }
-}
-
-/** Deletes an account's file rows (inside the caller's transaction that deletes the account): their keys, to remove the bytes after. */
-export async function deleteFileRowsOf(deps: Pick<Services, 'db'>, ownerId: string): Promise<string[]> {
-  const rows = await deps.db.deleteFrom('files').where('owner_id', '=', ownerId).returning('storage_key').execute();
-  return rows.map((row) => row.storage_key);
 }
 
 /**
@@ -472,8 +483,15 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
   if (!row) throw new AppError('NOT_FOUND', 'No such upload');
   if (row.status === 'ready') return toDto(row);
   const reject = async (error: AppError) => {
-    await deps.db.deleteFrom('files').where('id', '=', row.id).where('status', '=', 'pending').execute();
-    await removeStoredBytes(deps, [row.storage_key]);
+    await deps.db.transaction().execute(async (trx) => {
+      const deleted = await trx
+        .deleteFrom('files')
+        .where('id', '=', row.id)
+        .where('status', '=', 'pending')
+        .returning('storage_key')
+        .executeTakeFirst();
+      if (deleted) await enqueueStorageDelete({ db: trx, jobs: deps.jobs }, [deleted.storage_key]);
+    });
     return error;
   };
   const missing = () =>
@@ -518,16 +536,22 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
   }
   const finalKey = newKey();
   await deps.storage.copy(row.storage_key, finalKey);
-  const ready = await deps.db
-    .updateTable('files')
-    .set({ status: 'ready', sha256: hash.digest('hex'), expires_at: null, storage_key: finalKey })
-    .where('id', '=', row.id)
-    .where('status', '=', 'pending')
-    .returningAll()
-    .executeTakeFirst();
-  await removeStoredBytes(deps, [ready ? row.storage_key : finalKey]);
+  const ready = await deps.db.transaction().execute(async (trx) => {
+    const updated = await trx
+      .updateTable('files')
+      .set({ status: 'ready', sha256: hash.digest('hex'), expires_at: null, storage_key: finalKey })
+      .where('id', '=', row.id)
+      .where('status', '=', 'pending')
+      .returningAll()
+      .executeTakeFirst();
+    // The row now names the copy: the uploaded object's removal is queued with the change.
+    if (updated) await enqueueStorageDelete({ db: trx, jobs: deps.jobs }, [row.storage_key]);
+    return updated;
+  });
   if (ready) return toDto(ready);
-  // Completed by a concurrent call meanwhile (or removed): answer what is there now.
+  // Completed by a concurrent call meanwhile (or removed): the copy, which no row ever named,
+  // goes at once, and the answer is what is there now.
+  await removeUnnamed(deps, [finalKey]);
   const current = await deps.db
     .selectFrom('files')
     .selectAll()
@@ -539,21 +563,26 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
 }
 
 /**
- * Expired pending uploads go (row and object), and so does every object older than an hour
- * that no row names (a crash mid-upload, a failed delete, an upload URL used again).
+ * The backstop of the file store, run by maintenance: expired pending uploads go (the rows,
+ * and their objects by a queued job, in one transaction), and so does every object older than
+ * an hour that no row names, which no deletion queued (a crash mid-upload, a copy left by a
+ * completion that lost a race, an upload URL used again, a removal job that was discarded).
  */
 export async function sweepFiles(deps: Deps): Promise<{ expiredUploads: number; orphanObjects: number }> {
   const now = deps.clock.now();
-  const expired = await deps.db
-    .deleteFrom('files')
-    .where('status', '=', 'pending')
-    .where('expires_at', '<', new Date(now))
-    .returning('storage_key')
-    .execute();
-  await removeStoredBytes(
-    deps,
-    expired.map((row) => row.storage_key),
-  );
+  const expired = await deps.db.transaction().execute(async (trx) => {
+    const rows = await trx
+      .deleteFrom('files')
+      .where('status', '=', 'pending')
+      .where('expires_at', '<', new Date(now))
+      .returning('storage_key')
+      .execute();
+    await enqueueStorageDelete(
+      { db: trx, jobs: deps.jobs },
+      rows.map((row) => row.storage_key),
+    );
+    return rows;
+  });
   let orphanObjects = 0;
   for (const prefix of [FILES_PREFIX, UPLOADS_PREFIX]) {
     let page: string[] = [];
@@ -562,7 +591,7 @@ export async function sweepFiles(deps: Deps): Promise<{ expiredUploads: number; 
       const named = await deps.db.selectFrom('files').select('storage_key').where('storage_key', 'in', page).execute();
       const kept = new Set(named.map((row) => row.storage_key));
       const orphans = page.filter((key) => !kept.has(key));
-      await removeStoredBytes(deps, orphans);
+      await removeUnnamed(deps, orphans);
       orphanObjects += orphans.length;
       page = [];
     };

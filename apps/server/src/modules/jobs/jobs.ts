@@ -1,13 +1,16 @@
 /**
- * The app's job queues and what runs them. `maintenance` is scheduled (MAINTENANCE_INTERVAL)
- * once across every process and host: it purges what can never be used again and sweeps the
- * file store. `startWorker` takes jobs in this process (the server by default, or `pnpm worker`).
+ * The app's job queues and what runs them: `email`, `storage-delete` (the bytes of deleted
+ * files) and `maintenance`, scheduled (MAINTENANCE_INTERVAL) once across every process and
+ * host: it purges what can never be used again and sweeps the file store, the backstop for
+ * objects no job removed. `startWorker` takes jobs in this process (the server by default,
+ * or `pnpm worker`).
  */
 import type { QueueDefinition } from '../../infra/jobs.ts';
 import type { Services } from '../../services.ts';
 import { EMAIL_QUEUE, type EmailJob, runEmailJob } from '../auth/email-jobs.ts';
 import { purgeExpiredFlows } from '../auth/oauth-flows.ts';
 import { purgeSpentUserTokens } from '../auth/user-tokens.ts';
+import { runStorageDeleteJob, STORAGE_DELETE_QUEUE, type StorageDeleteJob } from '../files/file-jobs.ts';
 import { sweepFiles } from '../files/files.service.ts';
 import { purgeEndedSessions } from '../sessions/sessions.service.ts';
 
@@ -15,6 +18,7 @@ export const MAINTENANCE = 'maintenance';
 
 export const QUEUES: QueueDefinition[] = [
   EMAIL_QUEUE,
+  STORAGE_DELETE_QUEUE,
   // A missed run is no loss (the next one does its work): few, quick retries.
   { name: MAINTENANCE, retryLimit: 2, retryDelaySeconds: 30, retryDelayMaxSeconds: 300, expireInSeconds: 15 * 60 },
 ];
@@ -70,6 +74,9 @@ export async function startWorker(deps: Deps): Promise<void> {
   await deps.jobs.schedule(MAINTENANCE, maintenanceRule(deps.config.jobs.maintenanceIntervalSeconds));
   await deps.jobs.work(EMAIL_QUEUE.name, deps.config.jobs.concurrency, (job) =>
     runEmailJob(deps, { id: job.id, data: job.data as EmailJob }),
+  );
+  await deps.jobs.work(STORAGE_DELETE_QUEUE.name, deps.config.jobs.concurrency, (job) =>
+    runStorageDeleteJob(deps, { id: job.id, data: job.data as StorageDeleteJob }),
   );
   await deps.jobs.work(MAINTENANCE, 1, async (job) => {
     const done = await runMaintenance(deps);

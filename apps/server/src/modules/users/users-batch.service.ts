@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AppError, recognizeError } from '../../errors/index.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
-import { deleteFileRowsOf, removeStoredBytes } from '../files/files.service.ts';
+import { deleteFilesOf } from '../files/files.service.ts';
 import { replaceRoles } from '../rbac/rbac.service.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
@@ -224,9 +224,12 @@ export async function updateMany(
   return withUsers(deps, outcomes);
 }
 
-/** Deletes up to 100 users and their data, ending their sessions first; then their files' bytes go. */
+/**
+ * Deletes up to 100 users and their data, ending their sessions first; the removal of their
+ * files' bytes is queued in the transaction that deletes them (only committed deletions lose bytes).
+ */
 export async function deleteMany(
-  deps: Deps & Pick<Services, 'storage'>,
+  deps: Deps & Pick<Services, 'jobs'>,
   input: { ids: unknown[]; atomic: boolean },
 ): Promise<Outcome<string>[]> {
   const parsed = input.ids.map((id) => parseItem(userIdItem, id));
@@ -236,17 +239,11 @@ export async function deleteMany(
   if (proceeds) {
     for (const id of planned) if (!(id instanceof AppError)) await revokeSessions(deps, { userId: id });
   }
-  const outcomes = await writeItems(deps, planned, input.atomic, async (trx, id) => {
-    const fileKeys = await deleteFileRowsOf(trx, id);
+  return writeItems(deps, planned, input.atomic, async (trx, id) => {
+    await deleteFilesOf({ db: trx.db, jobs: deps.jobs }, id);
     await trx.db.deleteFrom('users').where('id', '=', id).execute();
-    return { id, fileKeys };
+    return id;
   });
-  // Only committed deletions lose their bytes.
-  await removeStoredBytes(
-    deps,
-    outcomes.flatMap((outcome) => (outcome.ok ? outcome.value.fileKeys : [])),
-  );
-  return outcomes.map((outcome) => (outcome.ok ? { ok: true, value: outcome.value.id } : outcome));
 }
 
 /** Items naming a user that does not exist are NOT_FOUND (one query for the batch). */

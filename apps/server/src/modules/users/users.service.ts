@@ -6,7 +6,7 @@ import { checkPassword } from '../../infra/passwords.ts';
 import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
-import { assertOwnImage, deleteFileRowsOf, removeStoredBytes } from '../files/files.service.ts';
+import { assertOwnImage, deleteFilesOf } from '../files/files.service.ts';
 import { assignDefaultRole, replaceRoles, rolesOfUsers } from '../rbac/rbac.service.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
@@ -279,18 +279,16 @@ export async function restoreUser(deps: Deps, id: string): Promise<UserDto> {
 
 /**
  * Deletes the account and everything it owns (the rows cascade), ending its sessions first;
- * then its files' bytes go (any the store fails to delete are swept later).
+ * the removal of its files' bytes is queued in the same transaction (both or neither).
  */
-export async function deleteUser(deps: Deps & Pick<Services, 'storage'>, id: string): Promise<void> {
+export async function deleteUser(deps: Deps & Pick<Services, 'jobs'>, id: string): Promise<void> {
   const existing = await findUserRow(deps, id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
   await revokeSessions(deps, { userId: id });
-  const keys = await deps.db.transaction().execute(async (trx) => {
-    const fileKeys = await deleteFileRowsOf({ db: trx }, id);
+  await deps.db.transaction().execute(async (trx) => {
+    await deleteFilesOf({ db: trx, jobs: deps.jobs }, id);
     await trx.deleteFrom('users').where('id', '=', id).execute();
-    return fileKeys;
   });
-  await removeStoredBytes(deps, keys);
 }
 
 /** A profile picture: an image the user uploaded. */
@@ -310,7 +308,7 @@ export async function removeAvatar(deps: ReadDeps, userId: string): Promise<User
 
 /** Deleting one's own account: a password account must confirm with its password. */
 export async function deleteMe(
-  deps: Deps & Pick<Services, 'storage'>,
+  deps: Deps & Pick<Services, 'jobs'>,
   input: { userId: string; password?: string | undefined },
 ): Promise<void> {
   const user = await callerRow(deps, input.userId);
