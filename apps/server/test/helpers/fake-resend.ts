@@ -18,6 +18,10 @@ export async function startFakeResend() {
   const delivered: ReceivedEmail[] = [];
   const answered = new Map<string, string>();
   let mode: 'ok' | 'fail' | 'slow' | 'accept-then-hang' = 'ok';
+  /** In 'ok' mode, how long each answer takes (a provider under load). */
+  let delayMs = 0;
+  /** Requests received and not answered yet (sends in progress). */
+  let open = 0;
   const read = (request: IncomingMessage) =>
     new Promise<string>((resolve) => {
       let data = '';
@@ -39,6 +43,10 @@ export async function startFakeResend() {
       body,
     };
     received.push(entry);
+    open += 1;
+    response.once('close', () => {
+      open -= 1;
+    });
     const reply = (status: number, payload: object) =>
       response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
     const earlier = entry.idempotencyKey && answered.get(entry.idempotencyKey);
@@ -53,6 +61,11 @@ export async function startFakeResend() {
       delivered.push(entry);
     } else {
       const id = `fake-${received.length}`;
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (entry.idempotencyKey && answered.has(entry.idempotencyKey)) {
+        reply(200, { id: answered.get(entry.idempotencyKey) as string });
+        return;
+      }
       if (entry.idempotencyKey) answered.set(entry.idempotencyKey, id);
       delivered.push(entry);
       reply(200, { id });
@@ -68,6 +81,11 @@ export async function startFakeResend() {
     setMode(next: 'ok' | 'fail' | 'slow' | 'accept-then-hang') {
       mode = next;
     },
+    setDelay(ms: number) {
+      delayMs = ms;
+    },
+    /** Sends in progress: received, not answered yet. */
+    sending: () => open,
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
