@@ -125,13 +125,12 @@ describe.skipIf(missing.length > 0 && !required)('several hosts behind a load ba
         error?: string;
       }
       const sent: Sent[] = [];
-      let writes = 0;
       let stopAt = Number.POSITIVE_INFINITY;
       const loop = async (worker: number) => {
         const account = accounts[worker % accounts.length] as (typeof accounts)[number];
         for (let i = 0; Date.now() < stopAt; i++) {
           const write = i % 3 === 2;
-          const title = write ? `w-${run}-${worker}-${(writes += 1)}` : undefined;
+          const title = write ? `w-${run}-${worker}-${i}` : undefined;
           const startedAt = Date.now();
           try {
             const answer = write
