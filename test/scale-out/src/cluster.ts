@@ -336,6 +336,8 @@ export async function startCluster(options: ClusterOptions) {
       /** Straight to Postgres (not through the pooler): for the test's own checks. */
       sql,
       hostStates,
+      /** Every process of the cluster (servers, workers, HAProxy, PgBouncer, Redis). */
+      processes: () => [...processes],
       /** The output of every process, for a failure's report. */
       outputs: () => processes.map((managed) => `--- ${managed.name}\n${managed.output.slice(-3_000)}`).join('\n'),
       stop,
