@@ -10,6 +10,7 @@ import { type KeyValueStore, MemoryStore, RedisStore } from '../../src/infra/kv/
 import { createLogger } from '../../src/infra/logger.ts';
 import { MemoryTransport } from '../../src/infra/mail/index.ts';
 import { EMAIL_QUEUE } from '../../src/modules/auth/email-jobs.ts';
+import { STORAGE_DELETE_QUEUE } from '../../src/modules/files/file-jobs.ts';
 import { startWorker } from '../../src/modules/jobs/jobs.ts';
 import { createServices, type ServiceOverrides, type Services } from '../../src/services.ts';
 import { observeErrors } from './error-observations.ts';
@@ -78,7 +79,7 @@ export interface TestApp {
   services: Services;
   /** Every email the app sent (unless a test chose another transport). */
   mail: MemoryTransport;
-  /** Waits until background work (emails) is done: read `mail` after this. */
+  /** Waits until background work (emails, storage deletions) is done: read `mail` after this. */
   settle(): Promise<void>;
   database: TestDatabase;
   close(): Promise<void>;
@@ -127,7 +128,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     app,
     services,
     mail,
-    settle: () => services.jobs.settle([EMAIL_QUEUE.name]),
+    settle: () => services.jobs.settle([EMAIL_QUEUE.name, STORAGE_DELETE_QUEUE.name]),
     database,
     async close() {
       await app.close();
