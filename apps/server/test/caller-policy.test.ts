@@ -109,9 +109,13 @@ describe('caller policy on a plain Fastify route', () => {
 
   it('fails closed with 503 DEPENDENCY_DOWN and Retry-After when the revocation check cannot answer', async () => {
     const account = await registerAccount(t.app);
-    const getMany = vi
-      .spyOn(t.services.kv, 'getMany')
-      .mockRejectedValue(new DependencyUnavailableError('redis', 'The store did not answer'));
+    const failure = new DependencyUnavailableError('redis', 'The store did not answer');
+    // The plain route reads alone; procedures read along with their rate limit's count.
+    const getMany = vi.spyOn(t.services.kv, 'getMany').mockRejectedValue(failure);
+    const countAndRead = t.services.kv.incrementAndGet.bind(t.services.kv);
+    const incrementAndGet = vi
+      .spyOn(t.services.kv, 'incrementAndGet')
+      .mockImplementation(async (key, options, keys) => ({ ...(await countAndRead(key, options, keys)), values: failure }));
     try {
       const refused = await refusedAlike('/plain/me', '/api/users/me', bearer(account));
       expect(refused).toMatchObject({
@@ -121,6 +125,7 @@ describe('caller policy on a plain Fastify route', () => {
       });
     } finally {
       getMany.mockRestore();
+      incrementAndGet.mockRestore();
     }
   });
 

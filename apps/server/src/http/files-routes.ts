@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DocumentedRoute } from '../documented-route.ts';
 import { AppError, rateLimited } from '../errors/index.ts';
 import type { ByteRange } from '../infra/storage/index.ts';
-import { authenticate } from '../modules/auth/authenticate.ts';
+import { admitSignedIn, type Caller } from '../modules/auth/authenticate.ts';
 import {
   downloadableFile,
   downloadName,
@@ -100,9 +100,12 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
   /** Uploads in progress per account, in this process: a few at a time each. */
   const uploading = new Map<string, number>();
 
+  /** The address's limit and the sign-in check, in one key-value round trip. */
+  const admit = (request: FastifyRequest) =>
+    admitSignedIn(services, { authorization: request.headers.authorization, ip: request.ip });
+
   app.post('/api/files', async (request, reply) => {
-    await limit(request);
-    const caller = await authenticate(services, request.headers.authorization);
+    const caller = await admit(request);
     if (!request.isMultipart()) {
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Upload the file as multipart/form-data, in the field `file`');
     }
@@ -138,14 +141,13 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     reply: FastifyReply,
     withBody: boolean,
   ) => {
-    await limit(request);
+    // Signed in when a token comes; without one only public files (profile pictures) open.
+    let caller: Caller | undefined;
+    if (request.headers.authorization) caller = await admit(request);
+    else await limit(request);
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(request.params.id)) {
       throw new AppError('NOT_FOUND', 'No such file');
     }
-    // Signed in when a token comes; without one only public files (profile pictures) open.
-    const caller = request.headers.authorization
-      ? await authenticate(services, request.headers.authorization)
-      : undefined;
     const { file, key, isPublic } = await downloadableFile(services, {
       id: request.params.id,
       viewer: caller && viewerOf(services, caller, 'files:read-any'),

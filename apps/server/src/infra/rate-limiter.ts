@@ -15,6 +15,15 @@ export interface RateLimiter {
   consume(key: string, calls?: number): Promise<RateLimitState>;
   /** Whether another call would be allowed, without counting one (for limits that count failures only). */
   peek(key: string): Promise<RateLimitState>;
+  /**
+   * One call against `key`, and the store's values of `keys`, in one round trip. While the
+   * store cannot count, the stand-in does; while it cannot read, `values` is its error (what
+   * was to be read cannot be known).
+   */
+  consumeAndGet(
+    key: string,
+    keys: string[],
+  ): Promise<{ state: RateLimitState; values: (string | null)[] | DependencyUnavailableError }>;
 }
 
 const WINDOW_MS = 60_000;
@@ -32,16 +41,26 @@ export function createRateLimiter(
   const { perMinute: limit } = options;
   const standIn = kv.kind === 'memory' ? kv : new MemoryStore();
 
+  const counterKey = (key: string) => `rate:${options.name}:${key}`;
+
   async function count(key: string, by: number): Promise<RateLimitState> {
-    const counterKey = `rate:${options.name}:${key}`;
     let counter: Counter;
     try {
-      counter = await kv.increment(counterKey, { ttlMs: WINDOW_MS, by });
+      counter = await kv.increment(counterKey(key), { ttlMs: WINDOW_MS, by });
     } catch (error) {
-      if (!(error instanceof DependencyUnavailableError) || standIn === kv) throw error;
-      options.onStoreError?.(error);
-      counter = await standIn.increment(counterKey, { ttlMs: WINDOW_MS, by });
+      counter = await standInFor(error, key, by);
     }
+    return stateOf(counter, by);
+  }
+
+  /** The stand-in's count while the shared store is unavailable (any other error is rethrown). */
+  async function standInFor(error: unknown, key: string, by: number): Promise<Counter> {
+    if (!(error instanceof DependencyUnavailableError) || standIn === kv) throw error;
+    options.onStoreError?.(error);
+    return standIn.increment(counterKey(key), { ttlMs: WINDOW_MS, by });
+  }
+
+  function stateOf(counter: Counter, by: number): RateLimitState {
     const used = counter.value;
     return {
       allowed: by === 0 ? used < limit : used <= limit,
@@ -55,5 +74,10 @@ export function createRateLimiter(
     limit,
     consume: (key, calls = 1) => count(key, calls),
     peek: (key) => count(key, 0),
+    async consumeAndGet(key, keys) {
+      const { counter, values } = await kv.incrementAndGet(counterKey(key), { ttlMs: WINDOW_MS, by: 1 }, keys);
+      const counted = counter instanceof DependencyUnavailableError ? await standInFor(counter, key, 1) : counter;
+      return { state: stateOf(counted, 1), values };
+    },
   };
 }

@@ -4,6 +4,7 @@
  * Values are strings; TTLs are in milliseconds. A store that cannot answer in time throws
  * DependencyUnavailableError (infra/dependency-errors.ts).
  */
+import type { DependencyUnavailableError } from '../dependency-errors.ts';
 export interface KeyValueStore {
   readonly kind: 'redis' | 'memory';
   get(key: string): Promise<string | null>;
@@ -21,6 +22,17 @@ export interface KeyValueStore {
    * only when the counter has none yet, so a window starts at its first increment.
    */
   increment(key: string, options?: { ttlMs?: number; by?: number }): Promise<Counter>;
+  /**
+   * `increment(key, options)` and `getMany(keys)` in one round trip (a signed-in call's rate
+   * limit and revocation check). Each part answers on its own, an unavailable store as a
+   * DependencyUnavailableError in its place (one that is full still reads); never rejects
+   * for an outage.
+   */
+  incrementAndGet(
+    key: string,
+    options: { ttlMs?: number; by?: number },
+    keys: string[],
+  ): Promise<{ counter: Counter | DependencyUnavailableError; values: (string | null)[] | DependencyUnavailableError }>;
   /** Rejects when the store cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -61,6 +61,14 @@ export class MemoryStore implements KeyValueStore {
     return existed;
   }
 
+  async incrementAndGet(
+    key: string,
+    options: { ttlMs?: number; by?: number },
+    keys: string[],
+  ): Promise<{ counter: Counter; values: (string | null)[] }> {
+    return { counter: await this.increment(key, options), values: await this.getMany(keys) };
+  }
+
   async increment(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<Counter> {
     assertTtl(options.ttlMs);
     const by = options.by ?? 1;

@@ -140,6 +140,47 @@ export class RedisStore implements KeyValueStore {
     return { value, expiresInMs: ttl >= 0 ? ttl : undefined };
   }
 
+  async incrementAndGet(
+    key: string,
+    options: { ttlMs?: number; by?: number },
+    keys: string[],
+  ): Promise<{ counter: Counter | DependencyUnavailableError; values: (string | null)[] | DependencyUnavailableError }> {
+    assertTtl(options.ttlMs);
+    let replies: [Error | null, unknown][];
+    try {
+      // A pipeline: both commands leave in one write and their answers come back together.
+      replies = await this.#run(async () => {
+        const pipeline = this.client.pipeline() as ReturnType<Redis['pipeline']> & {
+          incrementWithTtl(key: string, ttlMs: number, by: number): unknown;
+        };
+        pipeline.incrementWithTtl(key, options.ttlMs ?? 0, options.by ?? 1);
+        pipeline.mget(keys);
+        const results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+        // A timeout or a lost connection fails the round trip (and counts for the breaker);
+        // an error reply is the one command's.
+        const lost = results.find(([error]) => error && !(error instanceof ReplyError));
+        if (lost?.[0]) throw lost[0];
+        return results;
+      });
+    } catch (error) {
+      if (!(error instanceof DependencyUnavailableError)) throw error;
+      return { counter: error, values: error };
+    }
+    // An error reply (a full Redis refusing the increment) fails its own part only.
+    const part = <T>(index: number, read: (reply: unknown) => T): T | DependencyUnavailableError => {
+      const [error, reply] = replies[index] ?? [new Error('no reply'), undefined];
+      if (!error) return read(reply);
+      return new DependencyUnavailableError('redis', `Redis could not serve the call: ${error.message}`, { cause: error });
+    };
+    return {
+      counter: part(0, (reply) => {
+        const [value, ttl] = reply as [number, number];
+        return { value, expiresInMs: ttl >= 0 ? ttl : undefined };
+      }),
+      values: part(1, (reply) => reply as (string | null)[]),
+    };
+  }
+
   async ping(): Promise<void> {
     await this.#run(() => this.client.ping());
   }

@@ -264,12 +264,20 @@ function rebuildCache(deps: RevocationDeps): void {
     });
 }
 
+/** The keys whose values say whether a session was ended (read with another call: `isSessionRevoked`'s `read`). */
+export const revocationKeys = (sessionId: string) => [revokedMarker(sessionId), CACHE_READY];
+
 /**
- * Whether the session was ended: one key-value round trip normally; Postgres while the
+ * Whether the session was ended: one key-value round trip normally (none when `read` holds
+ * the values of `revocationKeys`, read along with something else); Postgres while the
  * cache is lost or being rebuilt. Throws (a 503) when neither can answer: fail closed.
  */
-export async function isSessionRevoked(deps: RevocationDeps, sessionId: string): Promise<boolean> {
-  const [marker, cached] = await deps.kv.getMany([revokedMarker(sessionId), CACHE_READY]);
+export async function isSessionRevoked(
+  deps: RevocationDeps,
+  sessionId: string,
+  read?: (string | null)[],
+): Promise<boolean> {
+  const [marker, cached] = read ?? (await deps.kv.getMany(revocationKeys(sessionId)));
   if (marker !== null) return true;
   if (cached !== null) return false;
   rebuildCache(deps);
