@@ -115,7 +115,10 @@ describe('caller policy on a plain Fastify route', () => {
     const countAndRead = t.services.kv.incrementAndGet.bind(t.services.kv);
     const incrementAndGet = vi
       .spyOn(t.services.kv, 'incrementAndGet')
-      .mockImplementation(async (key, options, keys) => ({ ...(await countAndRead(key, options, keys)), values: failure }));
+      .mockImplementation(async (key, options, keys) => ({
+        ...(await countAndRead(key, options, keys)),
+        values: failure,
+      }));
     try {
       const refused = await refusedAlike('/plain/me', '/api/users/me', bearer(account));
       expect(refused).toMatchObject({

@@ -144,7 +144,10 @@ export class RedisStore implements KeyValueStore {
     key: string,
     options: { ttlMs?: number; by?: number },
     keys: string[],
-  ): Promise<{ counter: Counter | DependencyUnavailableError; values: (string | null)[] | DependencyUnavailableError }> {
+  ): Promise<{
+    counter: Counter | DependencyUnavailableError;
+    values: (string | null)[] | DependencyUnavailableError;
+  }> {
     assertTtl(options.ttlMs);
     let replies: [Error | null, unknown][];
     try {
@@ -170,7 +173,9 @@ export class RedisStore implements KeyValueStore {
     const part = <T>(index: number, read: (reply: unknown) => T): T | DependencyUnavailableError => {
       const [error, reply] = replies[index] ?? [new Error('no reply'), undefined];
       if (!error) return read(reply);
-      return new DependencyUnavailableError('redis', `Redis could not serve the call: ${error.message}`, { cause: error });
+      return new DependencyUnavailableError('redis', `Redis could not serve the call: ${error.message}`, {
+        cause: error,
+      });
     };
     return {
       counter: part(0, (reply) => {

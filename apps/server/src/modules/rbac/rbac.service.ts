@@ -1,3 +1,6 @@
+import type { Database } from '@app/db';
+import { type ExpressionBuilder, sql } from 'kysely';
+import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import { AppError } from '../../errors/index.ts';
 import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import type { Services } from '../../services.ts';
@@ -21,12 +24,56 @@ function grantedBy(roleName: string, grants: string[]): Permission[] {
   return (roleName === ADMIN_ROLE ? [...ALL_PERMISSIONS] : grants.filter(isPermission)).sort();
 }
 
+export interface Access {
+  roles: string[];
+  permissions: Permission[];
+}
+
+/** A role a user holds, with the permissions granted to it (as `accessColumn` reads them). */
+export interface HeldRole {
+  name: string;
+  grants: string[];
+}
+
+/** The roles a user holds and the permissions they grant. */
+function accessFrom(roles: Iterable<HeldRole>): Access {
+  const names: string[] = [];
+  const permissions = new Set<Permission>();
+  for (const role of roles) {
+    names.push(role.name);
+    for (const permission of grantedBy(role.name, role.grants)) permissions.add(permission);
+  }
+  return { roles: names.sort(), permissions: [...permissions].sort() };
+}
+
+/**
+ * The roles of the `users` row a query selects, with their grants, as one JSON column
+ * (`access`): a user with their roles and permissions in one statement. Read it with
+ * `accessOf`.
+ */
+export function accessColumn(eb: ExpressionBuilder<Database, 'users'>) {
+  return jsonArrayFrom(
+    eb
+      .selectFrom('user_roles as ur')
+      .innerJoin('roles as r', 'r.id', 'ur.role_id')
+      .select([
+        'r.name',
+        sql<
+          string[]
+        >`coalesce((select array_agg(rp.permission) from role_permissions rp where rp.role_id = r.id), '{}')`.as(
+          'grants',
+        ),
+      ])
+      .whereRef('ur.user_id', '=', 'users.id'),
+  ).as('access');
+}
+
+/** The `access` column's roles and permissions. */
+export const accessOf = (row: { access: HeldRole[] }): Access => accessFrom(row.access);
+
 /** Roles and permissions of each user in `userIds`, in one query. */
-export async function rolesOfUsers(
-  deps: Deps,
-  userIds: string[],
-): Promise<Map<string, { roles: string[]; permissions: Permission[] }>> {
-  const result = new Map<string, { roles: string[]; permissions: Permission[] }>();
+export async function rolesOfUsers(deps: Deps, userIds: string[]): Promise<Map<string, Access>> {
+  const result = new Map<string, Access>();
   if (userIds.length === 0) return result;
   const rows = await deps.db
     .selectFrom('user_roles as ur')
@@ -35,20 +82,15 @@ export async function rolesOfUsers(
     .select(['ur.user_id', 'r.name', 'rp.permission'])
     .where('ur.user_id', 'in', userIds)
     .execute();
-  const byUser = new Map<string, Map<string, string[]>>();
+  const byUser = new Map<string, Map<string, HeldRole>>();
   for (const row of rows) {
-    const roles = byUser.get(row.user_id) ?? new Map<string, string[]>();
+    const roles = byUser.get(row.user_id) ?? new Map<string, HeldRole>();
     byUser.set(row.user_id, roles);
-    const grants = roles.get(row.name) ?? [];
-    roles.set(row.name, grants);
-    if (row.permission) grants.push(row.permission);
+    const role = roles.get(row.name) ?? { name: row.name, grants: [] };
+    roles.set(row.name, role);
+    if (row.permission) role.grants.push(row.permission);
   }
-  for (const id of userIds) {
-    const roles = byUser.get(id) ?? new Map<string, string[]>();
-    const permissions = new Set<Permission>();
-    for (const [name, grants] of roles) for (const p of grantedBy(name, grants)) permissions.add(p);
-    result.set(id, { roles: [...roles.keys()].sort(), permissions: [...permissions].sort() });
-  }
+  for (const id of userIds) result.set(id, accessFrom(byUser.get(id)?.values() ?? []));
   return result;
 }
 

@@ -7,7 +7,7 @@ import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
 import { assertOwnImage, deleteFilesOf } from '../files/files.service.ts';
-import { assignDefaultRole, replaceRoles, rolesOfUsers } from '../rbac/rbac.service.ts';
+import { accessColumn, accessOf, assignDefaultRole, type HeldRole, replaceRoles } from '../rbac/rbac.service.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 
@@ -17,12 +17,16 @@ type ReadDeps = Pick<Services, 'db' | 'config'>;
 type DbClockDeps = Pick<Services, 'db' | 'clock'>;
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
 
-async function toDtos(deps: ReadDeps, rows: UserRow[]): Promise<UserDto[]> {
-  const access = await rolesOfUsers(
-    deps,
-    rows.map((row) => row.id),
-  );
-  return rows.map((row) => ({
+/** Users as the API shows them: each row with its roles and permissions, in one statement. */
+const selectUsers = (deps: DbDeps) =>
+  deps.db
+    .selectFrom('users')
+    .selectAll('users')
+    .select((eb) => accessColumn(eb));
+
+function toDto(deps: ReadDeps, row: UserRow & { access: HeldRole[] }): UserDto {
+  const { roles, permissions } = accessOf(row);
+  return {
     id: row.id,
     email: row.email,
     name: row.name,
@@ -30,12 +34,12 @@ async function toDtos(deps: ReadDeps, rows: UserRow[]): Promise<UserDto[]> {
     disabled: row.disabled_at !== null,
     archived: row.archived_at !== null,
     locale: supportedLocale(row.locale) ?? null,
-    roles: access.get(row.id)?.roles ?? [],
-    permissions: access.get(row.id)?.permissions ?? [],
+    roles,
+    permissions,
     avatarUrl: row.avatar_file_id ? `${deps.config.publicUrl}/api/files/${row.avatar_file_id}/content` : null,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
-  }));
+  };
 }
 
 export async function findUserRow(deps: DbDeps, id: string): Promise<UserRow | undefined> {
@@ -49,14 +53,14 @@ export async function findUserRowByEmail(deps: DbDeps, email: string): Promise<U
 /** Several users as the API shows them, by id (read in one go); missing ids are left out. */
 export async function getUsers(deps: ReadDeps, ids: string[]): Promise<Map<string, UserDto>> {
   if (ids.length === 0) return new Map();
-  const rows = await deps.db.selectFrom('users').selectAll().where('id', 'in', ids).execute();
-  return new Map((await toDtos(deps, rows)).map((user) => [user.id, user]));
+  const rows = await selectUsers(deps).where('users.id', 'in', ids).execute();
+  return new Map(rows.map((row) => [row.id, toDto(deps, row)]));
 }
 
 export async function getUser(deps: ReadDeps, id: string): Promise<UserDto> {
-  const row = await findUserRow(deps, id);
+  const row = await selectUsers(deps).where('users.id', '=', id).executeTakeFirst();
   if (!row) throw new AppError('NOT_FOUND', 'No such user');
-  return (await toDtos(deps, [row]))[0] as UserDto;
+  return toDto(deps, row);
 }
 
 interface NewUser {
@@ -163,8 +167,11 @@ export function assertMaySignIn(row: Pick<UserRow, 'disabled_at' | 'archived_at'
 /** Whether the account may sign in (for flows that answer alike either way). */
 export const maySignIn = (row: Pick<UserRow, 'disabled_at' | 'archived_at'>) => !row.archived_at && !row.disabled_at;
 
+/** The caller's own account (one statement); a 401 SESSION_REVOKED when it is gone. */
 export async function getMe(deps: ReadDeps, callerId: string): Promise<UserDto> {
-  return (await toDtos(deps, [await callerRow(deps, callerId)]))[0] as UserDto;
+  const row = await selectUsers(deps).where('users.id', '=', callerId).executeTakeFirst();
+  if (!row) throw callerAccountGone();
+  return toDto(deps, row);
 }
 
 /** Newest first; `search` matches email or name, case-insensitively. */
@@ -181,9 +188,7 @@ export async function listUsers(
     includeArchived?: boolean | undefined;
   },
 ): Promise<{ items: UserDto[]; nextCursor: string | null }> {
-  let query = deps.db
-    .selectFrom('users')
-    .selectAll('users')
+  let query = selectUsers(deps)
     .orderBy('users.id', 'desc')
     .limit(input.limit + 1);
   if (input.cursor) query = query.where('users.id', '<', input.cursor);
@@ -207,7 +212,7 @@ export async function listUsers(
     query = query.where((eb) => eb.or([eb('email', 'ilike', pattern), eb('name', 'ilike', pattern)]));
   }
   const { items, nextCursor } = keysetPage(await query.execute(), input.limit, (row) => row);
-  return { items: await toDtos(deps, items), nextCursor };
+  return { items: items.map((row) => toDto(deps, row)), nextCursor };
 }
 
 type UserChanges = {
