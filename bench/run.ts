@@ -1,22 +1,32 @@
 /**
  * `pnpm bench`: starts the app and a plain-Fastify baseline as separate processes, loads
- * each scenario with autocannon and prints req/s, latency and the ratio to the baseline
- * measured in the same run. Options and what it needs: `pnpm bench --help` (USAGE below).
+ * each scenario with autocannon and prints req/s, latency, the server's CPU time per request
+ * and the ratios to the baseline measured in the same run; then the backend round trips per
+ * request (counted on quiet servers) and the app's start-up time. Options and what it
+ * needs: `pnpm bench --help` (USAGE below).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createDb, hashPassword, migrateToLatest, repoRoot, startEmbeddedPostgres } from '@app/db';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import pg from 'pg';
+import { type CountingProxy, perRequest, startCountingProxy } from './backend-counter.ts';
+import { cpuTimeNs } from './cpu.ts';
 
 const USAGE = `Usage: pnpm bench [--duration <seconds>] [--connections <n>]
 
 Starts the app and a plain-Fastify baseline, loads each scenario with autocannon and prints
-req/s, latency and the ratio to the baseline measured in the same run.
+req/s, latency, the server's CPU time per request and the ratios to the baseline measured in
+the same run; then SQL statements and Redis commands per request (counted on quiet servers)
+and the app's start-up time (median of 5 starts on the migrated database).
 
 Options:
   --duration <seconds>   load per scenario, after a warm-up (default 10)
@@ -67,6 +77,12 @@ const { duration: DURATION, connections: CONNECTIONS } = readOptions(process.arg
 const here = path.dirname(fileURLToPath(import.meta.url));
 const JWT_SECRET = 'bench-secret-that-is-long-enough-for-hs256!!';
 const PASSWORD = 'Bench-pass-123';
+const serverDir = path.join(repoRoot, 'apps', 'server');
+const MAIN = path.join(serverDir, 'src', 'main.ts');
+const BASELINE = path.join(here, 'baseline-server.ts');
+/** Sequential calls per scenario on the counting servers (login: fewer, each hashes a password). */
+const COUNTED_CALLS = 50;
+const STARTS = 5;
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -76,14 +92,35 @@ const freePort = () =>
     });
   });
 
-const children: ChildProcess[] = [];
+const children = new Set<ChildProcess>();
+/** The servers this script is stopping: any other exit is reported. */
+const stopping = new Set<ChildProcess>();
 function start(script: string, env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, [script], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  children.push(child);
+  children.add(child);
+  child.on('exit', (code, signal) => {
+    children.delete(child);
+    if (!stopping.has(child)) {
+      process.stderr.write(
+        `  ${path.basename(script)} (pid ${child.pid}, port ${env.PORT}) exited on its own: ${signal ?? `exit code ${code}`}\n`,
+      );
+    }
+  });
   return child;
+}
+
+/** SIGTERM, then waits for the exit (SIGKILL after 15 s). */
+async function stop(child: ChildProcess): Promise<void> {
+  stopping.add(child);
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
 }
 
 async function waitUntilUp(url: string): Promise<void> {
@@ -120,20 +157,28 @@ async function prepareDatabase(): Promise<{ url: string; cleanup(): Promise<void
   };
 }
 
-async function seed(url: string): Promise<string> {
+/** Two accounts: `reader` with 30 notes (lists), `writer` for the scenarios that write. */
+async function seed(url: string): Promise<{ reader: string; writer: string }> {
   const db = createDb({ url, poolMax: 2 });
   await migrateToLatest(db);
-  const email = 'bench@example.com';
-  const user = await db
-    .insertInto('users')
-    .values({ email, password_hash: await hashPassword(PASSWORD), email_verified_at: new Date() })
-    .returning('id')
-    .executeTakeFirstOrThrow();
   const role = await db.selectFrom('roles').select('id').where('name', '=', 'user').executeTakeFirstOrThrow();
-  await db.insertInto('user_roles').values({ user_id: user.id, role_id: role.id }).execute();
+  const password_hash = await hashPassword(PASSWORD);
+  const account = async (email: string) => {
+    const user = await db
+      .insertInto('users')
+      .values({ email, password_hash, email_verified_at: new Date() })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await db.insertInto('user_roles').values({ user_id: user.id, role_id: role.id }).execute();
+    return user.id;
+  };
+  const reader = 'bench@example.com';
+  const writer = 'bench-writer@example.com';
+  const readerId = await account(reader);
+  await account(writer);
   await db
     .insertInto('notes')
-    .values(Array.from({ length: 30 }, (_, i) => ({ owner_id: user.id, title: `Note ${i}`, body: 'x'.repeat(200) })))
+    .values(Array.from({ length: 30 }, (_, i) => ({ owner_id: readerId, title: `Note ${i}`, body: 'x'.repeat(200) })))
     .execute();
   // Other users' notes, so the owner index does real work.
   for (let u = 0; u < 20; u++) {
@@ -148,138 +193,503 @@ async function seed(url: string): Promise<string> {
       .execute();
   }
   await db.destroy();
-  return email;
+  return { reader, writer };
+}
+
+/** The servers: the baseline, the app (fast path), the app with tRPC's adapter, the app with 2 workers. */
+type Target = 'base' | 'fast' | 'official' | 'workers';
+/** What a scenario is compared with: a baseline scenario's name. */
+type Baseline = 'raw /health' | 'hand-written GET /notes' | 'hand-written POST /notes';
+
+interface Scenario {
+  name: string;
+  target: Target;
+  /** Undefined for the baselines themselves. */
+  baseline?: Baseline;
+  /** The baseline this row is (its label in the baseline column of the others). */
+  is?: Baseline;
+  method?: 'GET' | 'POST';
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Sequential calls on the counting server. */
+  counted?: number;
 }
 
 interface Result {
-  name: string;
-  requests: number;
+  scenario: Scenario;
+  requestsPerSecond: number;
   p50: number;
   p99: number;
   errors: number;
+  /** µs of server CPU per request served, undefined without /proc. */
+  cpuPerRequest: number | undefined;
 }
 
-async function load(name: string, options: autocannon.Options): Promise<Result> {
-  await autocannon({ ...options, connections: CONNECTIONS, duration: 3 }); // warm-up (JIT, pools): 1 s was too short
-  const result = await autocannon({ ...options, connections: CONNECTIONS, duration: DURATION });
+async function load(scenario: Scenario, origin: string, pid: number | undefined): Promise<Result> {
+  const options: autocannon.Options = {
+    url: `${origin}${scenario.path}`,
+    method: scenario.method ?? 'GET',
+    connections: CONNECTIONS,
+    ...(scenario.headers && { headers: scenario.headers }),
+    ...(scenario.body !== undefined && { body: scenario.body }),
+  };
+  await autocannon({ ...options, duration: 3 }); // warm-up (JIT, pools): 1 s was too short
+  const cpuBefore = cpuTimeNs(pid);
+  const result = await autocannon({ ...options, duration: DURATION });
+  const cpuAfter = cpuTimeNs(pid);
   const errors = result.non2xx + result.errors + result.timeouts;
+  const served = result.requests.total;
+  const cpuPerRequest =
+    cpuBefore !== undefined && cpuAfter !== undefined && served > 0
+      ? (cpuAfter - cpuBefore) / 1000 / served
+      : undefined;
   process.stderr.write(
-    `  ${name}: ${Math.round(result.requests.average)} req/s${errors ? ` (${errors} failed!)` : ''}\n`,
+    `  ${scenario.name}: ${Math.round(result.requests.average)} req/s` +
+      `${cpuPerRequest === undefined ? '' : `, ${Math.round(cpuPerRequest)} µs CPU/req`}` +
+      `${errors ? ` (${errors} failed!)` : ''}\n`,
   );
-  return { name, requests: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors };
+  return {
+    scenario,
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors,
+    cpuPerRequest,
+  };
+}
+
+interface RoundTrips {
+  scenario: Scenario;
+  calls: number;
+  failed: number;
+  sql: ReturnType<typeof perRequest>;
+  redis: ReturnType<typeof perRequest> | undefined;
+}
+
+/** One call as the load generator makes it; the body is read whole. */
+async function call(origin: string, scenario: Scenario): Promise<boolean> {
+  const response = await fetch(`${origin}${scenario.path}`, {
+    method: scenario.method ?? 'GET',
+    ...(scenario.headers && { headers: scenario.headers }),
+    ...(scenario.body !== undefined && { body: scenario.body }),
+  });
+  await response.arrayBuffer();
+  return response.ok;
+}
+
+/**
+ * Starts `target` again behind counting proxies (nothing else calls it), then per scenario a
+ * few warm-up calls and `counted` sequential calls, counted.
+ */
+async function countRoundTrips(
+  target: { script: string; env: Record<string, string>; health: string },
+  scenarios: Scenario[],
+  backends: { database: string; redis: string | undefined },
+): Promise<RoundTrips[]> {
+  const sqlProxy = await startCountingProxy(backends.database, { ignoreApplication: 'app-jobs' });
+  const redisProxy: CountingProxy | undefined = backends.redis ? await startCountingProxy(backends.redis) : undefined;
+  const port = await freePort();
+  const child = start(target.script, {
+    ...target.env,
+    PORT: String(port),
+    DATABASE_URL: sqlProxy.url,
+    ...(redisProxy && { REDIS_URL: redisProxy.url }),
+  });
+  const origin = `http://127.0.0.1:${port}`;
+  try {
+    await waitUntilUp(`${origin}${target.health}`);
+    // Anything the server does on its own (timers) would show here: a second with no calls.
+    await sleep(300);
+    const quiet = { sql: sqlProxy.counts(), redis: redisProxy?.counts() };
+    await sleep(1_000);
+    const background =
+      sqlProxy.counts().commands -
+      quiet.sql.commands +
+      (redisProxy ? redisProxy.counts().commands - (quiet.redis?.commands ?? 0) : 0);
+    if (background > 0) {
+      process.stderr.write(`  note: ${background} SQL statements and Redis commands in a second without calls\n`);
+    }
+    const results: RoundTrips[] = [];
+    for (const scenario of scenarios) {
+      for (let i = 0; i < 5; i++) await call(origin, scenario);
+      await sleep(300); // background work a first call started (the revocation cache) ends
+      const calls = scenario.counted ?? COUNTED_CALLS;
+      const before = { sql: sqlProxy.counts(), redis: redisProxy?.counts() };
+      let failed = 0;
+      for (let i = 0; i < calls; i++) if (!(await call(origin, scenario))) failed += 1;
+      const after = { sql: sqlProxy.counts(), redis: redisProxy?.counts() };
+      results.push({
+        scenario,
+        calls,
+        failed,
+        sql: perRequest(before.sql, after.sql, calls),
+        redis: before.redis && after.redis ? perRequest(before.redis, after.redis, calls) : undefined,
+      });
+    }
+    return results;
+  } finally {
+    await stop(child);
+    await sqlProxy.close();
+    await redisProxy?.close();
+  }
+}
+
+/**
+ * Time from spawn to the "Server listening" log line and to the first 200 of
+ * /api/health/ready, `STARTS` times (one after the other; each stopped before the next).
+ * `command` is node with main.ts, or `pnpm start` in apps/server (its own process group).
+ */
+async function timeStarts(
+  command: { file: string; args: string[]; group: boolean },
+  env: Record<string, string>,
+): Promise<{ listening: number[]; ready: number[] } | string> {
+  const listening: number[] = [];
+  const ready: number[] = [];
+  for (let i = 0; i < STARTS; i++) {
+    const port = await freePort();
+    const t0 = performance.now();
+    const child = spawn(command.file, command.args, {
+      cwd: serverDir,
+      env: {
+        ...env,
+        PATH: process.env.PATH,
+        PORT: String(port),
+        MIGRATE_ON_START: 'false',
+        LOG_LEVEL: 'info',
+        LOG_FORMAT: 'json',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: command.group,
+    });
+    children.add(child);
+    let exited = false;
+    child.on('exit', () => {
+      exited = true;
+      children.delete(child);
+    });
+    let output = '';
+    let listenedAt: number | undefined;
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (listenedAt === undefined && /Server listening at/.test(output)) listenedAt = performance.now() - t0;
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    let readyAt: number | undefined;
+    while (readyAt === undefined && !exited && performance.now() - t0 < 30_000) {
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}/api/health/ready`);
+        await response.arrayBuffer();
+        if (response.status === 200) readyAt = performance.now() - t0;
+      } catch {
+        await sleep(10);
+      }
+    }
+    const exitedEarly = exited;
+    if (command.group && child.pid !== undefined && !exited) {
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      process.kill(-child.pid, 'SIGTERM');
+      await gone;
+    } else {
+      await stop(child);
+    }
+    if (readyAt === undefined) {
+      return exitedEarly
+        ? `exited before it was ready: ${output.trim().split('\n').at(-1) ?? ''}`
+        : 'not ready in 30 s';
+    }
+    ready.push(readyAt);
+    if (listenedAt !== undefined) listening.push(listenedAt);
+  }
+  return { listening, ready };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+};
+
+/** Deletes this run's keys (its own prefix) from a shared Redis. */
+async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function signIn(origin: string, email: string): Promise<Record<string, string>> {
+  const login = await fetch(`${origin}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
+  if (!login.ok) throw new Error(`signing in as ${email}: ${login.status} ${await login.text()}`);
+  const { accessToken } = (await login.json()) as { accessToken: string };
+  return { authorization: `Bearer ${accessToken}` };
+}
+
+/** A small text file uploaded through the app's API: its id. */
+async function uploadFile(origin: string, authorization: Record<string, string>): Promise<string> {
+  const form = new FormData();
+  form.append('file', new Blob(['Benchmark file, 1 KiB of text.\n'.repeat(32)], { type: 'text/plain' }), 'bench.txt');
+  const response = await fetch(`${origin}/api/files`, { method: 'POST', headers: authorization, body: form });
+  if (response.status !== 201) throw new Error(`uploading a file: ${response.status} ${await response.text()}`);
+  return ((await response.json()) as { id: string }).id;
 }
 
 async function main() {
   process.stderr.write(`Preparing (duration ${DURATION} s per scenario, ${CONNECTIONS} connections)...\n`);
   const database = await prepareDatabase();
+  const filesDir = mkdtempSync(path.join(tmpdir(), 'bench-files-'));
+  const redisUrl = process.env.REDIS_URL;
+  const keyPrefix = `bench:${process.pid}:`;
   try {
-    const email = await seed(database.url);
-    const redisUrl = process.env.REDIS_URL;
+    const accounts = await seed(database.url);
     const common = {
       NODE_ENV: 'test',
       LOG_LEVEL: 'warn',
       HOST: '127.0.0.1',
       DATABASE_URL: database.url,
       JWT_SECRET,
-      REDIS_KEY_PREFIX: `bench:${process.pid}:`,
+      // The run can outlast the default 15 minutes (long --duration): one token for all of it.
+      ACCESS_TOKEN_TTL: '1d',
+      REDIS_KEY_PREFIX: keyPrefix,
       RATE_LIMIT_DEFAULT_PER_MINUTE: '1000000',
       RATE_LIMIT_AUTH_PER_MINUTE: '100000',
+      FILES_DIR: filesDir,
       ...(redisUrl && { REDIS_URL: redisUrl }),
     };
-    const main = path.join(repoRoot, 'apps', 'server', 'src', 'main.ts');
-    const [basePort, fastPort, officialPort, workersPort] = await Promise.all([
-      freePort(),
-      freePort(),
-      freePort(),
-      freePort(),
-    ]);
-    start(path.join(here, 'baseline-server.ts'), { ...common, PORT: String(basePort) });
-    start(main, { ...common, PORT: String(fastPort) });
-    start(main, { ...common, PORT: String(officialPort), TRPC_TRANSPORT: 'official' });
-    if (redisUrl) start(main, { ...common, PORT: String(workersPort), WORKERS: '2' });
+    const targets: Record<Target, { script: string; env: Record<string, string>; health: string }> = {
+      base: { script: BASELINE, env: common, health: '/health' },
+      fast: { script: MAIN, env: common, health: '/api/health' },
+      official: { script: MAIN, env: { ...common, TRPC_TRANSPORT: 'official' }, health: '/api/health' },
+      workers: { script: MAIN, env: { ...common, WORKERS: '2' }, health: '/api/health' },
+    };
+    const used: Target[] = redisUrl ? ['base', 'fast', 'official', 'workers'] : ['base', 'fast', 'official'];
+    const ports = Object.fromEntries(await Promise.all(used.map(async (t) => [t, await freePort()] as const)));
+    const servers = new Map<Target, ChildProcess>();
+    for (const t of used) servers.set(t, start(targets[t].script, { ...targets[t].env, PORT: String(ports[t]) }));
+    const origin = (t: Target) => `http://127.0.0.1:${ports[t]}`;
+    await Promise.all(used.map((t) => waitUntilUp(`${origin(t)}${targets[t].health}`)));
 
-    const base = `http://127.0.0.1:${basePort}`;
-    const fast = `http://127.0.0.1:${fastPort}`;
-    const official = `http://127.0.0.1:${officialPort}`;
-    const workers = `http://127.0.0.1:${workersPort}`;
-    await Promise.all([
-      waitUntilUp(`${base}/health`),
-      waitUntilUp(`${fast}/api/health`),
-      waitUntilUp(`${official}/api/health`),
-    ]);
-    if (redisUrl) await waitUntilUp(`${workers}/api/health`);
-
-    const login = await fetch(`${fast}/api/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email, password: PASSWORD }),
-    });
-    const { accessToken } = (await login.json()) as { accessToken: string };
-    const authorization = { authorization: `Bearer ${accessToken}` };
+    const reader = await signIn(origin('fast'), accounts.reader);
+    const writer = await signIn(origin('fast'), accounts.writer);
+    const fileId = await uploadFile(origin('fast'), reader);
     const listInput = encodeURIComponent(JSON.stringify({ limit: 20 }));
+    const json = { 'content-type': 'application/json' };
+    const newNote = JSON.stringify({ title: 'Bench note', body: 'Written by pnpm bench.' });
+
+    const scenarios: Scenario[] = [
+      { name: 'raw Fastify: GET /health', target: 'base', is: 'raw /health', path: '/health' },
+      {
+        name: 'raw Fastify + Kysely: GET /notes (JWT, revocation, query)',
+        target: 'base',
+        is: 'hand-written GET /notes',
+        path: '/notes?limit=20',
+        headers: reader,
+      },
+      {
+        name: 'raw Fastify + Kysely: POST /notes (JWT, revocation, insert)',
+        target: 'base',
+        is: 'hand-written POST /notes',
+        method: 'POST',
+        path: '/notes',
+        headers: { ...writer, ...json },
+        body: newNote,
+      },
+      {
+        name: 'tRPC query health.live (fast path)',
+        target: 'fast',
+        baseline: 'raw /health',
+        path: '/trpc/health.live',
+      },
+      {
+        name: 'tRPC query health.live (official adapter)',
+        target: 'official',
+        baseline: 'raw /health',
+        path: '/trpc/health.live',
+      },
+      {
+        name: 'tRPC batch of 3 (fast path)',
+        target: 'fast',
+        baseline: 'raw /health',
+        path: '/trpc/health.live,health.live,health.live?batch=1',
+      },
+      {
+        name: 'tRPC batch of 3 (official adapter)',
+        target: 'official',
+        baseline: 'raw /health',
+        path: '/trpc/health.live,health.live,health.live?batch=1',
+      },
+      { name: 'REST GET /api/health', target: 'fast', baseline: 'raw /health', path: '/api/health' },
+      {
+        name: "app's constant JSON route: GET /.well-known/jwks.json",
+        target: 'fast',
+        baseline: 'raw /health',
+        path: '/.well-known/jwks.json',
+      },
+      {
+        name: 'notes.list, signed in (fast path)',
+        target: 'fast',
+        baseline: 'hand-written GET /notes',
+        path: `/trpc/notes.list?input=${listInput}`,
+        headers: reader,
+      },
+      {
+        name: 'notes.list, signed in (official adapter)',
+        target: 'official',
+        baseline: 'hand-written GET /notes',
+        path: `/trpc/notes.list?input=${listInput}`,
+        headers: reader,
+      },
+      {
+        name: 'REST GET /api/notes, signed in',
+        target: 'fast',
+        baseline: 'hand-written GET /notes',
+        path: '/api/notes?limit=20',
+        headers: reader,
+      },
+      {
+        name: 'notes.create, signed in (fast path)',
+        target: 'fast',
+        baseline: 'hand-written POST /notes',
+        method: 'POST',
+        path: '/trpc/notes.create',
+        headers: { ...writer, ...json },
+        body: newNote,
+      },
+      {
+        name: 'REST POST /api/notes, signed in',
+        target: 'fast',
+        baseline: 'hand-written POST /notes',
+        method: 'POST',
+        path: '/api/notes',
+        headers: { ...writer, ...json },
+        body: newNote,
+      },
+      {
+        name: 'REST GET /api/files/:id/content (1 KiB), signed in',
+        target: 'fast',
+        baseline: 'raw /health',
+        path: `/api/files/${fileId}/content`,
+        headers: reader,
+      },
+      {
+        name: 'auth.login (argon2id, fast path)',
+        target: 'fast',
+        baseline: 'raw /health',
+        method: 'POST',
+        path: '/trpc/auth.login',
+        headers: json,
+        body: JSON.stringify({ email: accounts.reader, password: PASSWORD }),
+        counted: 5,
+      },
+      ...(redisUrl
+        ? ([
+            {
+              name: 'tRPC query, 2 cluster workers (fast path)',
+              target: 'workers',
+              baseline: 'raw /health',
+              path: '/trpc/health.live',
+            },
+            {
+              name: 'notes.list, 2 cluster workers (fast path)',
+              target: 'workers',
+              baseline: 'hand-written GET /notes',
+              path: `/trpc/notes.list?input=${listInput}`,
+              headers: reader,
+            },
+          ] satisfies Scenario[])
+        : []),
+    ];
 
     process.stderr.write('Loading...\n');
-    const rows: { result: Result; baseline: string }[] = [];
-    const raw = await load('raw Fastify: GET /health', { url: `${base}/health` });
-    const handNotes = await load('raw Fastify + Kysely: GET /notes (JWT, revocation, query)', {
-      url: `${base}/notes?limit=20`,
-      headers: authorization,
-    });
-    const add = async (name: string, baseline: 'raw' | 'notes', options: autocannon.Options) =>
-      rows.push({ result: await load(name, options), baseline });
-    await add('tRPC query health.live (fast path)', 'raw', { url: `${fast}/trpc/health.live` });
-    await add('tRPC query health.live (official adapter)', 'raw', { url: `${official}/trpc/health.live` });
-    await add('tRPC batch of 3 (fast path)', 'raw', {
-      url: `${fast}/trpc/health.live,health.live,health.live?batch=1`,
-    });
-    await add('tRPC batch of 3 (official adapter)', 'raw', {
-      url: `${official}/trpc/health.live,health.live,health.live?batch=1`,
-    });
-    await add('REST GET /api/health', 'raw', { url: `${fast}/api/health` });
-    await add('notes.list, signed in (fast path)', 'notes', {
-      url: `${fast}/trpc/notes.list?input=${listInput}`,
-      headers: authorization,
-    });
-    await add('notes.list, signed in (official adapter)', 'notes', {
-      url: `${official}/trpc/notes.list?input=${listInput}`,
-      headers: authorization,
-    });
-    await add('REST GET /api/notes, signed in', 'notes', { url: `${fast}/api/notes?limit=20`, headers: authorization });
-    await add('auth.login (argon2id, fast path)', 'raw', {
-      url: `${fast}/trpc/auth.login`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email, password: PASSWORD }),
-    });
-    if (redisUrl) {
-      await add('tRPC query, 2 cluster workers (fast path)', 'raw', { url: `${workers}/trpc/health.live` });
-      await add('notes.list, 2 cluster workers (fast path)', 'notes', {
-        url: `${workers}/trpc/notes.list?input=${listInput}`,
-        headers: authorization,
-      });
+    const results: Result[] = [];
+    for (const scenario of scenarios) {
+      results.push(await load(scenario, origin(scenario.target), servers.get(scenario.target)?.pid));
     }
+    await Promise.all([...servers.values()].map(stop));
+
+    process.stderr.write('Counting backend round trips on quiet servers...\n');
+    const counted: RoundTrips[] = [];
+    for (const t of used) {
+      const mine = scenarios.filter((scenario) => scenario.target === t);
+      counted.push(...(await countRoundTrips(targets[t], mine, { database: database.url, redis: redisUrl })));
+    }
+    counted.sort((a, b) => scenarios.indexOf(a.scenario) - scenarios.indexOf(b.scenario));
+
+    process.stderr.write(`Timing ${STARTS} starts of the app on the migrated database...\n`);
+    const nodeStarts = await timeStarts({ file: process.execPath, args: [MAIN], group: false }, common);
+    const pnpmStarts = await timeStarts({ file: 'pnpm', args: ['--silent', 'start'], group: true }, common);
 
     const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+    const baselines = new Map(results.filter((r) => r.scenario.is).map((r) => [r.scenario.is as Baseline, r]));
     const table = [
-      '| scenario | req/s | p50 ms | p99 ms | ratio | baseline |',
-      '|---|---:|---:|---:|---:|---|',
-      `| ${raw.name} | ${fmt(raw.requests)} | ${raw.p50} | ${raw.p99} | 1.00x | – |`,
-      `| ${handNotes.name} | ${fmt(handNotes.requests)} | ${handNotes.p50} | ${handNotes.p99} | 1.00x | – |`,
-      ...rows.map(({ result, baseline }) => {
-        const against = baseline === 'raw' ? raw : handNotes;
-        const ratio = (result.requests / against.requests).toFixed(2);
+      '| scenario | req/s | p50 ms | p99 ms | ratio | CPU µs/req | CPU ratio | baseline |',
+      '|---|---:|---:|---:|---:|---:|---:|---|',
+      ...results.map((result) => {
+        const { scenario } = result;
+        const against = scenario.baseline ? baselines.get(scenario.baseline) : result;
+        const ratio = against ? `${(result.requestsPerSecond / against.requestsPerSecond).toFixed(2)}x` : '–';
+        const cpu = result.cpuPerRequest === undefined ? '–' : fmt(result.cpuPerRequest);
+        const cpuRatio =
+          result.cpuPerRequest !== undefined && against?.cpuPerRequest !== undefined
+            ? `${(against.cpuPerRequest / result.cpuPerRequest).toFixed(2)}x`
+            : '–';
         const flag = result.errors ? ` (${result.errors} failed)` : '';
-        return `| ${result.name}${flag} | ${fmt(result.requests)} | ${result.p50} | ${result.p99} | ${ratio}x | ${baseline === 'raw' ? 'raw /health' : 'hand-written /notes'} |`;
+        return `| ${scenario.name}${flag} | ${fmt(result.requestsPerSecond)} | ${result.p50} | ${result.p99} | ${ratio} | ${cpu} | ${cpuRatio} | ${scenario.baseline ?? '–'} |`;
       }),
     ];
+    const per = (n: number) => n.toFixed(2);
+    const names = (list: readonly (readonly [string, number])[]) =>
+      list.map(([name, n]) => (n === 1 ? name : `${name} ×${Number.isInteger(n) ? n : per(n)}`)).join(', ') || '–';
+    const tripsTable = [
+      '| scenario | SQL statements/req | Redis commands/req | Redis round trips/req | Redis commands |',
+      '|---|---:|---:|---:|---|',
+      ...counted.map(({ scenario, calls, failed, sql, redis }) => {
+        const flag = failed ? ` (${failed} of ${calls} failed)` : '';
+        const redisColumns = redis ? [per(redis.commands), per(redis.roundTrips), names(redis.names)] : ['–', '–', '–'];
+        return `| ${scenario.name}${flag} | ${per(sql.commands)} | ${redisColumns.join(' | ')} |`;
+      }),
+    ];
+    const startLine = (label: string, starts: { listening: number[]; ready: number[] } | string) =>
+      typeof starts === 'string'
+        ? `- ${label}: ${starts}`
+        : `- ${label}: ready (first 200 of /api/health/ready) in ${fmt(median(starts.ready))} ms` +
+          `${starts.listening.length ? `, listening in ${fmt(median(starts.listening))} ms` : ''}` +
+          ` (median of ${starts.ready.length}; each: ${starts.ready.map(fmt).join(', ')} ms)`;
+
     console.log(
       `\nNode ${process.version}, ${CONNECTIONS} connections, ${DURATION} s per scenario, ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
     );
     console.log(table.join('\n'));
+    console.log(
+      `\nBackend round trips per request, counted on quiet servers (${COUNTED_CALLS} sequential calls per scenario; auth.login 5), through counting proxies in front of Postgres${redisUrl ? ' and Redis' : ''}.` +
+        ` SQL statements: Query and Execute messages (the job queue's own connections left out). Redis: commands sent, and round trips (a pipeline's commands travel in one).${redisUrl ? '' : ' No REDIS_URL: the memory store, no Redis.'}\n`,
+    );
+    console.log(tripsTable.join('\n'));
+    console.log(
+      `\nStart-up on the migrated database (MIGRATE_ON_START=false, ${redisUrl ? 'Redis' : 'memory store'}):`,
+    );
+    console.log(startLine('node src/main.ts', nodeStarts));
+    console.log(startLine('pnpm start', pnpmStarts));
   } finally {
-    for (const child of children) child.kill('SIGTERM');
-    await sleep(500);
+    await Promise.all([...children].map(stop));
     await database.cleanup();
+    rmSync(filesDir, { recursive: true, force: true });
+    if (redisUrl) await deleteKeys(redisUrl, keyPrefix);
   }
 }
 

@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import type { TRPCError } from '@trpc/server';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -13,7 +12,7 @@ import { jwksRoute } from './http/jwks.ts';
 import { OAUTH_REDIRECT_ROUTES, oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
 import { webApp } from './http/web-app.ts';
-import { requestIdFor } from './infra/logger.ts';
+import { LazyChildLogger, type Logger, requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
 import { openApiRoutes } from './rest/openapi.ts';
 import { restRoutes, restRouteTable } from './rest/rest-routes.ts';
@@ -58,22 +57,13 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     frameworkErrors: answerFrameworkError,
   });
 
+  // Each request's logger is made when it first writes a line (most never do).
+  app.setChildLoggerFactory(
+    (logger, bindings) => new LazyChildLogger(logger as Logger, bindings) as unknown as FastifyBaseLogger,
+  );
   await app.register(requestLifecycle);
   const dependencyLog = dependencyOutageLog(services.log);
   await app.register(errorHandling, { services, dependencyLog });
-  // The headers that protect an API's responses (OWASP REST guidance): HSTS, nosniff,
-  // X-Frame-Options, Referrer-Policy, Cross-Origin-Resource-Policy. Helmet's document-only
-  // headers are left out: each header costs every response (Node validates each one). The
-  // CSP, which helmet would render per request, is set by request-lifecycle on HTML only.
-  await app.register(helmet, {
-    contentSecurityPolicy: false,
-    crossOriginOpenerPolicy: false,
-    originAgentCluster: false,
-    xDnsPrefetchControl: false,
-    xDownloadOptions: false,
-    xPermittedCrossDomainPolicies: false,
-    xXssProtection: false,
-  });
   const allowAnyOrigin = config.corsOrigins.includes('*');
   await app.register(cors, {
     origin: allowAnyOrigin ? true : config.corsOrigins,

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb, isProcessAlive, repoRoot, rollbackAll } from '@app/db';
 import { createTestDatabase, type TestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listeningUrl, spawnServer, startFakeRedis } from './helpers/index.ts';
+import { freePort, listeningUrl, spawnServer, startFakeRedis } from './helpers/index.ts';
 
 describe('the server process', () => {
   let database: TestDatabase;
@@ -42,6 +42,47 @@ describe('the server process', () => {
     } finally {
       server.process.kill('SIGKILL');
       await redis.close();
+    }
+  });
+
+  it('writes one access line per request with its request id, and none above info', async () => {
+    const server = spawnServer({ DATABASE_URL: database.url, LOG_LEVEL: 'info' });
+    const quietPort = await freePort();
+    const quiet = spawnServer({ DATABASE_URL: database.url, LOG_LEVEL: 'warn', PORT: String(quietPort) });
+    try {
+      const url = await listeningUrl(server);
+      await fetch(`${url}/api/health?probe=1`, { headers: { 'x-request-id': 'trace-abc-1' } });
+      await fetch(`${url}/api/nowhere`, { headers: { 'x-request-id': 'trace-abc-2' } });
+      const line = await server.waitFor(/"requestId":"trace-abc-2"/);
+      const lines = server
+        .output()
+        .split('\n')
+        .filter((text) => text.includes('trace-abc-'))
+        .map((text) => JSON.parse(text));
+      expect(lines).toEqual([
+        expect.objectContaining({
+          level: 30,
+          requestId: 'trace-abc-1',
+          method: 'GET',
+          path: '/api/health',
+          status: 200,
+          durationMs: expect.any(Number),
+          msg: expect.stringMatching(/^GET \/api\/health 200 [\d.]+ms$/),
+        }),
+        expect.objectContaining({ requestId: 'trace-abc-2', path: '/api/nowhere', status: 404 }),
+      ]);
+      expect(line).toBeDefined();
+
+      // Above info not even the "listening" line is written: poll until it answers.
+      const quietUrl = `http://127.0.0.1:${quietPort}`;
+      for (let i = 0; i < 150 && !(await fetch(`${quietUrl}/api/health`).catch(() => undefined)); i++) await sleep(100);
+      await fetch(`${quietUrl}/api/health`, { headers: { 'x-request-id': 'trace-quiet' } });
+      await fetch(`${quietUrl}/api/nowhere`, { headers: { 'x-request-id': 'trace-quiet' } });
+      await sleep(200);
+      expect(quiet.output()).not.toContain('trace-quiet');
+    } finally {
+      server.process.kill('SIGKILL');
+      quiet.process.kill('SIGKILL');
     }
   });
 

@@ -1,8 +1,16 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEVELOPMENT_JWT_SECRET } from '../src/config.ts';
-import { buildTestApp, registerAccount, startTestServer, type TestApp } from './helpers/index.ts';
+import { createTokenService } from '../src/infra/tokens.ts';
+import {
+  buildTestApp,
+  fakeClock,
+  registerAccount,
+  startTestServer,
+  type TestApp,
+  testConfig,
+} from './helpers/index.ts';
 
 describe('access tokens', () => {
   let t: TestApp;
@@ -93,6 +101,41 @@ describe('access tokens', () => {
       const response = await me(`Bearer ${await sign(DEVELOPMENT_JWT_SECRET)}`);
       expect(response.statusCode).toBe(200);
       expect(response.json().id).toBe(victim.id);
+    });
+  });
+
+  describe('verified tokens remembered by the process', () => {
+    const jwt = testConfig({}).jwt;
+    it('still expire on time, and a token altered by one character is verified afresh (and refused)', async () => {
+      const clock = fakeClock();
+      const tokens = await createTokenService(jwt, clock);
+      const { token } = await tokens.issueAccessToken({ userId: randomUUID(), sessionId: randomUUID() });
+      const claims = await tokens.verifyAccessToken(token);
+      expect(await tokens.verifyAccessToken(token)).toEqual(claims);
+
+      const [header, payload, signature] = token.split('.') as [string, string, string];
+      const flipped = signature.endsWith('A') ? `${signature.slice(0, -1)}B` : `${signature.slice(0, -1)}A`;
+      await expect(tokens.verifyAccessToken(`${header}.${payload}.${flipped}`)).rejects.toMatchObject({
+        reason: 'invalid',
+      });
+      const forgedPayload = Buffer.from(JSON.stringify({ ...claims, sub: randomUUID() })).toString('base64url');
+      await expect(tokens.verifyAccessToken(`${header}.${forgedPayload}.${signature}`)).rejects.toMatchObject({
+        reason: 'invalid',
+      });
+
+      clock.advance(jwt.accessTokenTtlSeconds * 1000 - 1_000);
+      expect(await tokens.verifyAccessToken(token)).toEqual(claims);
+      clock.advance(1_000);
+      await expect(tokens.verifyAccessToken(token)).rejects.toMatchObject({ reason: 'expired' });
+    });
+
+    it('are not shared by a process with another secret', async () => {
+      const clock = fakeClock();
+      const issuer = await createTokenService(jwt, clock);
+      const other = await createTokenService({ ...jwt, secret: `${jwt.secret}-other` }, clock);
+      const { token } = await issuer.issueAccessToken({ userId: randomUUID(), sessionId: randomUUID() });
+      await issuer.verifyAccessToken(token);
+      await expect(other.verifyAccessToken(token)).rejects.toMatchObject({ reason: 'invalid' });
     });
   });
 

@@ -19,6 +19,21 @@ export const HTML_CSP = [
   "form-action 'self'",
 ].join(';');
 
+/**
+ * The headers that protect an API's responses (OWASP REST Security Cheat Sheet), on every
+ * response: HSTS, nosniff, X-Frame-Options, Referrer-Policy, Cross-Origin-Resource-Policy
+ * (a route may loosen it: public files). The values helmet would send, set as constants:
+ * helmet's middleware cost a quarter of a constant route's CPU. Document-only headers are
+ * left out (each header costs every response); the CSP goes on HTML only (`HTML_CSP`).
+ */
+export const SECURITY_HEADERS = {
+  'strict-transport-security': 'max-age=31536000; includeSubDomains',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'SAMEORIGIN',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+} as const;
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** Path without the query string, taken before any handler rewrites the URL. */
@@ -34,9 +49,9 @@ declare module 'fastify' {
 }
 
 /**
- * The request id echoed in `x-request-id`, `Server-Timing: app;dur=<ms>` on every
- * response, the CSP on HTML ones, and `Connection: close` during shutdown (the access log
- * is AccessLogController's).
+ * The security headers and the request id (`x-request-id`) on every response,
+ * `Server-Timing: app;dur=<ms>` too, the CSP on HTML ones, and `Connection: close` during
+ * shutdown (the access log is AccessLogController's).
  */
 export const requestLifecycle = fp(
   async (app: FastifyInstance) => {
@@ -57,6 +72,7 @@ export const requestLifecycle = fp(
     app.addHook('onRequest', (request, reply, done) => {
       const query = request.url.indexOf('?');
       request.pathForLog = query === -1 ? request.url : request.url.slice(0, query);
+      reply.headers(SECURITY_HEADERS);
       reply.header('x-request-id', request.id);
       done();
     });

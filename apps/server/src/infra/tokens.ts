@@ -52,7 +52,34 @@ export interface TokenService {
   keyedHash(value: string): string;
 }
 
-type SigningKey = Awaited<ReturnType<typeof importPKCS8>> | Uint8Array;
+type SigningKey = Awaited<ReturnType<typeof importPKCS8>>;
+
+/** How many verified access tokens a process remembers (most recently verified first). */
+const VERIFIED_TOKENS_KEPT = 10_000;
+
+/**
+ * Access tokens whose signature and claims were verified, by their exact text: a client
+ * sends the same token with every call for its 15 minutes, and checking its signature again
+ * (an asynchronous WebCrypto job) was a tenth of a signed-in read's CPU. Only a token
+ * verified here before is found here, so nothing unsigned gets in; its expiry is checked
+ * again on every call, and revocation is not this cache's business (authenticate asks).
+ */
+class VerifiedTokens {
+  readonly #entries = new Map<string, AccessTokenClaims>();
+
+  get(token: string): AccessTokenClaims | undefined {
+    return this.#entries.get(token);
+  }
+
+  remember(token: string, claims: AccessTokenClaims): void {
+    if (this.#entries.size >= VERIFIED_TOKENS_KEPT) {
+      // The oldest entry goes (a Map iterates in insertion order).
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+    this.#entries.set(token, claims);
+  }
+}
 
 export async function createTokenService(jwt: Config['jwt'], clock: Clock): Promise<TokenService> {
   let algorithm: 'HS256' | 'EdDSA';
@@ -72,9 +99,15 @@ export async function createTokenService(jwt: Config['jwt'], clock: Clock): Prom
     publicJwks = [{ ...publicJwk, kid: keyId, alg: 'EdDSA', use: 'sig' }];
   } else {
     algorithm = 'HS256';
-    signingKey = new TextEncoder().encode(jwt.secret);
+    // Imported once: given the bytes, jose would import a key for every call.
+    const secret = new TextEncoder().encode(jwt.secret);
+    signingKey = await crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+      'verify',
+    ]);
     verifyingKey = signingKey;
   }
+  const verified = new VerifiedTokens();
 
   return {
     algorithm,
@@ -93,6 +126,14 @@ export async function createTokenService(jwt: Config['jwt'], clock: Clock): Prom
       return { token, expiresAt: new Date(expiresAt * 1000) };
     },
     async verifyAccessToken(token) {
+      const known = verified.get(token);
+      if (known) {
+        // As jose decides it: expired once `exp` is not after the current second.
+        if (known.exp <= Math.floor(clock.now() / 1000)) {
+          throw new AccessTokenError('expired', 'The access token has expired');
+        }
+        return known;
+      }
       let payload: JWTPayload;
       try {
         // Only our algorithm: no "none", no HS/EdDSA confusion.
@@ -111,7 +152,9 @@ export async function createTokenService(jwt: Config['jwt'], clock: Clock): Prom
       if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || !iat || !exp) {
         throw new AccessTokenError('invalid', 'The access token is not valid');
       }
-      return { sub, sid, jti, iat, exp };
+      const claims = { sub, sid, jti, iat, exp };
+      verified.remember(token, claims);
+      return claims;
     },
     jwks() {
       return { keys: publicJwks };

@@ -5,14 +5,15 @@
  * (src/errors). trpc-to-openapi generates the OpenAPI document (openapi.ts) from the same meta.
  *
  * Relies on these tRPC v11 internals: `router._def.procedures` (the flat path -> procedure
- * map) with each procedure's `_def.meta`, `_def.type` and `_def.inputs`, and the call
- * signature `procedure({ path, getRawInput, ctx, type, signal, batchIndex })`.
+ * map) with each procedure's `_def.meta`, `_def.type` and `_def.inputs`; procedures are
+ * called through `callProcedure` (../trpc/call-procedure.ts).
  */
 import { type AnyTRPCProcedure, type AnyTRPCRouter, getTRPCErrorFromUnknown, type TRPCError } from '@trpc/server';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { errorAnswer, httpErrorBody } from '../errors/index.ts';
 import { answerLanguage, markLanguage } from '../i18n/locale.ts';
+import { callProcedure } from '../trpc/call-procedure.ts';
 import type { Context } from '../trpc/context.ts';
 import { requestSignal } from '../trpc/request-signal.ts';
 import { BODY_METHODS, restInput } from './rest-input.ts';
@@ -67,7 +68,7 @@ export async function restRoutes(app: FastifyInstance, options: RestRoutesOption
         const ctx = options.createContext({ req: request, res: reply });
         const input = restInput(request, procedure);
         try {
-          return await procedure({
+          return await callProcedure(procedure, {
             path,
             getRawInput: async () => input,
             ctx,

@@ -16,8 +16,8 @@
  * Written against @trpc/server 11.25.2 (the catalog's pin): it mirrors
  * `resolveResponse` and the JSON content-type handler of that version, and relies on
  * `router._def.procedures` (the flat path -> procedure map), `router._def.lazy`,
- * `router._def._config`, each procedure's `_def.type` and its call signature
- * `procedure({ path, getRawInput, ctx, type, signal, batchIndex })`, plus the public
+ * `router._def._config` and each procedure's `_def.type`; procedures are called through
+ * `callProcedure` (../call-procedure.ts, with its own reliance on tRPC internals), plus the public
  * `getTRPCErrorFromUnknown`, `getTRPCErrorShape` and `getHTTPStatusCode`. Re-run the
  * conformance suite (apps/server/test/trpc-conformance.test.ts) when upgrading tRPC.
  */
@@ -31,6 +31,7 @@ import {
 import { fastifyRequestHandler } from '@trpc/server/adapters/fastify';
 import { getHTTPStatusCode } from '@trpc/server/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { callProcedure } from '../call-procedure.ts';
 import type { Context } from '../context.ts';
 import { isRecord } from '../procedure-input.ts';
 import { requestSignal } from '../request-signal.ts';
@@ -178,7 +179,7 @@ async function runCall(
   calls: TrpcCalls,
   index: number,
   ctx: Context,
-  signal: AbortSignal,
+  signal: () => AbortSignal,
   onError: OnError | undefined,
 ): Promise<Outcome> {
   const procedure = calls.procedures[index];
@@ -193,11 +194,11 @@ async function runCall(
         message: `Unsupported ${calls.method}-request to ${type} procedure at path "${path}"`,
       });
     }
-    const data = await procedure({
+    const data = await callProcedure(procedure, {
       path,
       getRawInput: async () => calls.input(index),
       ctx,
-      type,
+      type: type as 'query' | 'mutation',
       signal,
       batchIndex: index,
     });
@@ -216,7 +217,7 @@ async function runCall(
 }
 
 /** Step 2: every call, concurrently; one outcome per call, in batch order. */
-function runCalls(calls: TrpcCalls, ctx: Context, signal: AbortSignal, onError: OnError | undefined) {
+function runCalls(calls: TrpcCalls, ctx: Context, signal: () => AbortSignal, onError: OnError | undefined) {
   const running: Promise<Outcome>[] = [];
   for (let index = 0; index < calls.paths.length; index++) running.push(runCall(calls, index, ctx, signal, onError));
   return Promise.all(running);
