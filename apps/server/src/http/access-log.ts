@@ -1,4 +1,5 @@
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import { requestPath } from './request-lifecycle.ts';
 
 /** One line per request, when it completes: method, path, status, duration (no "incoming" line). */
 export class AccessLogController extends LogController {
@@ -14,8 +15,9 @@ export class AccessLogController extends LogController {
     const log = reply.log as typeof reply.log & { isLevelEnabled?(level: string): boolean };
     if (!error && status < 500 && log.isLevelEnabled?.('info') === false) return;
     const durationMs = Math.round(reply.elapsedTime * 10) / 10;
-    const line = { method: request.method, path: request.pathForLog, status, durationMs };
-    const message = `${request.method} ${request.pathForLog} ${status} ${durationMs}ms`;
+    const path = requestPath(request);
+    const line = { method: request.method, path, status, durationMs };
+    const message = `${request.method} ${path} ${status} ${durationMs}ms`;
     if (error || status >= 500) reply.log.error({ ...line, err: error ?? undefined }, message);
     else reply.log.info(line, message);
   }

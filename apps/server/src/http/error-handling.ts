@@ -4,6 +4,7 @@ import { type AppError, errorAnswer, httpErrorBody, recognizeError, setRetryAfte
 import { answerLanguage } from '../i18n/locale.ts';
 import { createOutageLog, type Logger } from '../infra/logger.ts';
 import type { Services } from '../services.ts';
+import { requestPath } from './request-lifecycle.ts';
 
 /** Logs a recognised dependency outage (throttled): the 503 needs no stack trace. */
 export function dependencyOutageLog(log: Pick<Logger, 'warn'>) {
@@ -41,7 +42,7 @@ export const errorHandling = fp(
     app.setNotFoundHandler((request, reply) => {
       const locale = answerLanguage(request, reply);
       reply.code(404).send(
-        httpErrorBody(404, `No route for ${request.method} ${request.pathForLog}`, request.id, {
+        httpErrorBody(404, `No route for ${request.method} ${requestPath(request)}`, request.id, {
           appCode: 'ROUTE_NOT_FOUND',
           locale,
         }),

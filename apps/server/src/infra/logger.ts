@@ -85,18 +85,28 @@ export class LazyChildLogger {
     return this.#child;
   }
 
-  #method(level: LogLevel): LogMethod {
-    return ((...args: Parameters<LogMethod>) => {
-      if (this.#parent.isLevelEnabled(level)) this.#logger()[level](...args);
-    }) as LogMethod;
+  #write(level: LogLevel, args: unknown[]): void {
+    if (this.#parent.isLevelEnabled(level)) (this.#logger()[level] as (...line: unknown[]) => void)(...args);
   }
 
-  readonly fatal = this.#method('fatal');
-  readonly error = this.#method('error');
-  readonly warn = this.#method('warn');
-  readonly info = this.#method('info');
-  readonly debug = this.#method('debug');
-  readonly trace = this.#method('trace');
+  fatal(...args: Parameters<LogMethod>): void {
+    this.#write('fatal', args);
+  }
+  error(...args: Parameters<LogMethod>): void {
+    this.#write('error', args);
+  }
+  warn(...args: Parameters<LogMethod>): void {
+    this.#write('warn', args);
+  }
+  info(...args: Parameters<LogMethod>): void {
+    this.#write('info', args);
+  }
+  debug(...args: Parameters<LogMethod>): void {
+    this.#write('debug', args);
+  }
+  trace(...args: Parameters<LogMethod>): void {
+    this.#write('trace', args);
+  }
   silent(): void {}
 
   get level(): string {

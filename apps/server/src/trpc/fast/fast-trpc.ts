@@ -50,6 +50,8 @@ export interface FastTrpcOptions {
   maxBatchSize?: number;
 }
 
+const asIs = (body: unknown) => body as string;
+
 /** Methods that the Fetch API (hence tRPC's adapter) cannot represent: answered 405 here. */
 const FORBIDDEN_METHODS = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
@@ -263,15 +265,6 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
     throw new Error('fastTrpc: lazy routers are not supported; serve this router with the official adapter');
   }
 
-  // Fastify appends "; charset=utf-8" to a JSON string's content type in send(); tRPC's adapter
-  // sends plain "application/json". Restored here, before the headers are written: a string body
-  // goes out in one write with the headers (a Buffer would take the slower writev path).
-  const exactJson = new WeakSet<FastifyReply>();
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (exactJson.has(reply)) reply.header('content-type', 'application/json');
-    done(null, payload);
-  });
-
   // As the official adapter does: bodies reach tRPC as text, so malformed JSON is a tRPC error, per call.
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => done(null, body));
@@ -295,7 +288,9 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
     const ctx = options.createContext({ req: request, res: reply });
     const outcomes = await runCalls(calls, ctx, requestSignal(reply), onError);
     const body = writeResponse(reply, calls, outcomes, ctx, config);
-    exactJson.add(reply);
-    return reply.send(body);
+    // The body is JSON already: a serializer of its own keeps Fastify from appending
+    // "; charset=utf-8" to tRPC's plain "application/json" (and a string body goes out in
+    // one write with the headers; a Buffer would take the slower writev path).
+    return reply.serializer(asIs).send(body);
   });
 }
