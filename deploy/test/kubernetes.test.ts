@@ -225,9 +225,9 @@ describe('the manifests against the app', () => {
   });
 
   it('gives a stopping server time to drain: preStop pause + drain + SHUTDOWN_TIMEOUT_MS < the grace period', () => {
-    const main = readRepoFile('apps/server/src/main.ts');
+    const main = readRepoFile('apps/server/src/server.ts');
     const drainMs = Number(/^const DRAIN_MS = ([\d_]+);/m.exec(main)?.[1]?.replaceAll('_', ''));
-    expect(drainMs, 'DRAIN_MS in apps/server/src/main.ts').toBeGreaterThan(0);
+    expect(drainMs, 'DRAIN_MS in apps/server/src/server.ts').toBeGreaterThan(0);
     const shutdownMs = configNumber('SHUTDOWN_TIMEOUT_MS');
     const preStop = onlyContainer(server).lifecycle?.preStop?.exec?.command;
     expect(preStop?.[0]).toBe('sleep');

@@ -78,7 +78,7 @@ export async function createServices(
     });
   const mailer = createMailer(config, overrides.mailTransport);
   const clock = overrides.clock ?? systemClock;
-  const storage = overrides.storage ?? createStorage(config.files);
+  const storage = overrides.storage ?? (await createStorage(config.files));
   const outage = createOutageLog(log);
   const jobs = new JobQueue(
     {

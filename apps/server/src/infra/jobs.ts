@@ -5,7 +5,11 @@
  * to one of them) and installs and migrates its own schema (`pgboss`) at start, under a
  * transaction-scoped advisory lock. The queue starts on first use, so a process that never touches it pays nothing.
  */
-import { fromKysely, type KyselyTransactionLike, PgBoss, type Queue } from 'pg-boss';
+import type { KyselyTransactionLike, PgBoss, Queue } from 'pg-boss';
+
+/** pg-boss, loaded with the queue's first use: a server that never queues a job never pays for it. */
+const loadPgBoss = () => import('pg-boss');
+
 import type { Logger } from './logger.ts';
 
 export interface QueueDefinition {
@@ -80,6 +84,7 @@ export class JobQueue {
   ready(): Promise<PgBoss> {
     // A start that failed (the database away) is tried again by the next caller.
     this.#starting ??= (async () => {
+      const { PgBoss } = await loadPgBoss();
       const boss = new PgBoss({
         connectionString: this.#options.url,
         schema: 'pgboss',
@@ -141,7 +146,9 @@ export class JobQueue {
   ): Promise<string | null> {
     this.#definition(name);
     const { db, ...rest } = options;
-    return (await this.ready()).send(name, data, { ...rest, ...(db && { db: fromKysely(db) }) });
+    const boss = await this.ready();
+    const { fromKysely } = await loadPgBoss();
+    return boss.send(name, data, { ...rest, ...(db && { db: fromKysely(db) }) });
   }
 
   /** Runs `name` on a cron schedule, once across every process (pg-boss keeps one schedule per name). */

@@ -1,5 +1,5 @@
 import type { ConnectionOptions } from 'node:tls';
-import { createTransport, type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer/lib/smtp-pool';
 import type { SmtpServer } from '../../config.ts';
 import type { EmailMessage, MailTransport } from './mailer.ts';
@@ -38,34 +38,45 @@ export class SmtpError extends Error {
 export class SmtpTransport implements MailTransport {
   readonly name = 'smtp';
   readonly delivers = true;
-  readonly #transporter: Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+  readonly #options: SmtpTransportOptions;
+  /** Made (and nodemailer loaded) with the first email: start-up does not pay for it. */
+  #transporter: Promise<Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>> | undefined;
   readonly #server: string;
 
   constructor(options: SmtpTransportOptions) {
+    this.#options = options;
     this.#server = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
-    this.#transporter = createTransport({
-      pool: true,
-      maxConnections: MAX_CONNECTIONS,
-      host: options.host,
-      port: options.port,
-      secure: options.secure,
-      requireTLS: options.requireTls,
-      auth: options.auth,
-      tls: options.tls,
-      connectionTimeout: options.timeoutMs,
-      greetingTimeout: options.timeoutMs,
-      socketTimeout: options.timeoutMs,
-      dnsTimeout: options.timeoutMs,
-      // An idle connection says goodbye before the socket timeout would cut it.
-      idleTimeout: Math.floor(options.timeoutMs / 2),
-      disableFileAccess: true,
-      disableUrlAccess: true,
-    });
+  }
+
+  #pool(): Promise<Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>> {
+    const options = this.#options;
+    this.#transporter ??= import('nodemailer').then(({ createTransport }) =>
+      createTransport({
+        pool: true,
+        maxConnections: MAX_CONNECTIONS,
+        host: options.host,
+        port: options.port,
+        secure: options.secure,
+        requireTLS: options.requireTls,
+        auth: options.auth,
+        tls: options.tls,
+        connectionTimeout: options.timeoutMs,
+        greetingTimeout: options.timeoutMs,
+        socketTimeout: options.timeoutMs,
+        dnsTimeout: options.timeoutMs,
+        // An idle connection says goodbye before the socket timeout would cut it.
+        idleTimeout: Math.floor(options.timeoutMs / 2),
+        disableFileAccess: true,
+        disableUrlAccess: true,
+      }),
+    );
+    return this.#transporter;
   }
 
   async send(message: EmailMessage & { from: string }, options: { signal: AbortSignal }): Promise<{ id: string }> {
     try {
-      const info = await this.#transporter.sendMail({
+      const transporter = await this.#pool();
+      const info = await transporter.sendMail({
         from: message.from,
         to: message.to,
         subject: message.subject,
@@ -82,7 +93,7 @@ export class SmtpTransport implements MailTransport {
   }
 
   async close(): Promise<void> {
-    this.#transporter.close();
+    (await this.#transporter)?.close();
   }
 
   /**
