@@ -138,6 +138,34 @@ describeInBrowser('a person and their account', () => {
     await expect.poll(() => list.getByRole('listitem').count()).toBe(11);
     expect(await listedTitles(page)).not.toContain('Groceries');
 
+    // What is typed while the last note is still being saved stays in the form.
+    let releaseCreate = () => {};
+    const createHeld = new Promise<void>((resolve) => {
+      releaseCreate = resolve;
+    });
+    let created = () => {};
+    const createDone = new Promise<void>((resolve) => {
+      created = resolve;
+    });
+    const isCreate = (url: URL) => url.pathname.startsWith('/trpc/') && url.pathname.includes('notes.create');
+    await page.route(isCreate, async (route) => {
+      await createHeld;
+      await route.continue();
+      created();
+    });
+    await newNote.getByLabel('Title').fill('Saved slowly');
+    await newNote.getByRole('button', { name: 'Add note' }).click();
+    await list.getByRole('heading', { name: 'Saved slowly', exact: true }).waitFor();
+    await newNote.getByLabel('Title').fill('Typed meanwhile');
+    // Once saved, the list is read again (after the form has heard of the success).
+    const listedAgain = page.waitForResponse((response) => response.url().includes('notes.list'));
+    releaseCreate();
+    await createDone;
+    await listedAgain;
+    expect(await noteTitles(userId)).toContain('Saved slowly');
+    expect(await newNote.getByLabel('Title').inputValue()).toBe('Typed meanwhile');
+    await page.unroute(isCreate);
+
     // Change the password; a fresh sign-in takes the new one.
     await page.getByRole('link', { name: 'Profile' }).click();
     await heading(page, 'Profile').waitFor();

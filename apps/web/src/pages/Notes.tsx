@@ -4,7 +4,7 @@
  */
 import type { Note, RouterOutputs } from '@app/sdk';
 import { type InfiniteData, useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
-import { useDeferredValue, useId, useState } from 'react';
+import { useDeferredValue, useEffect, useId, useState } from 'react';
 import { api } from '../api.ts';
 import { problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
@@ -51,11 +51,12 @@ export function Notes() {
   };
   const settle = () => queryClient.invalidateQueries({ queryKey: ['notes.list'] });
 
-  // The new-note form starts empty again once the note is saved (a refusal keeps what was typed).
-  const [createdCount, setCreatedCount] = useState(0);
+  // The new-note form empties once the note is saved, unless something new was typed in the
+  // meantime (the list showed the note at once); a refusal keeps what was typed.
+  const [saved, setSaved] = useState<{ title: string; body: string } | null>(null);
   const create = useMutation({
     mutationFn: (input: { title: string; body: string }) => api.notes.create.mutate(input),
-    onSuccess: () => setCreatedCount((count) => count + 1),
+    onSuccess: (_note, input) => setSaved(input),
     onMutate: (input) =>
       // A new note goes on top of the first page; edits and deletes reach every page.
       optimistically((items, pageIndex) =>
@@ -95,7 +96,7 @@ export function Notes() {
     <Page title="Notes">
       {user && !user.emailVerified && <Notice>Please confirm your email address: we sent you a link.</Notice>}
       <NoteForm
-        key={createdCount}
+        saved={saved}
         legend="New note"
         submitLabel="Add note"
         onSubmit={(input) => create.mutate(input)}
@@ -180,12 +181,23 @@ function NoteForm(props: {
   submitLabel: string;
   initial?: { title: string; body: string };
   problem?: ReturnType<typeof problemOf> | null;
+  /** What was just saved: the form empties if it still holds exactly that. */
+  saved?: { title: string; body: string } | null;
   onSubmit: (input: { title: string; body: string }) => void;
   onCancel?: () => void;
 }) {
   const bodyId = useId();
-  const [title, setTitle] = useState(props.initial?.title ?? '');
-  const [body, setBody] = useState(props.initial?.body ?? '');
+  const [values, setValues] = useState({ title: props.initial?.title ?? '', body: props.initial?.body ?? '' });
+  const { title, body } = values;
+  const setTitle = (next: string) => setValues((current) => ({ ...current, title: next }));
+  const setBody = (next: string) => setValues((current) => ({ ...current, body: next }));
+  const { saved } = props;
+  useEffect(() => {
+    if (!saved) return;
+    setValues((current) =>
+      current.title === saved.title && current.body === saved.body ? { title: '', body: '' } : current,
+    );
+  }, [saved]);
   return (
     <form
       noValidate
