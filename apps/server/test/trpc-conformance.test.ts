@@ -109,6 +109,10 @@ describe('tRPC transport conformance', () => {
       { name: 'permitted admin query', method: 'GET', path: '/rbac.permissions.list', headers: adminAuth },
       { name: 'AppError (409)', method: 'GET', path: `/probe.fail?input=${q({ kind: 'conflict' })}` },
       { name: 'internal error (500)', method: 'GET', path: `/probe.fail?input=${q({ kind: 'internal' })}` },
+      { name: 'output stripped to its schema', method: 'GET', path: `/probe.shape?input=${q({ kind: 'extra' })}` },
+      { name: 'output refused by its schema', method: 'GET', path: `/probe.shape?input=${q({ kind: 'wrong' })}` },
+      { name: 'two inputs merged', method: 'GET', path: `/probe.merged?input=${q({ a: 'x', b: 2 })}` },
+      { name: 'two inputs, the second refused', method: 'GET', path: `/probe.merged?input=${q({ a: 'x', b: 'y' })}` },
       { name: 'percent-encoded path', method: 'GET', path: '/health%2Elive' },
       { name: 'malformed percent-encoding', method: 'GET', path: '/health%E0%A4%A' },
       { name: 'HEAD', method: 'HEAD', path: '/health.live' },
@@ -216,6 +220,19 @@ describe('tRPC transport conformance', () => {
 
   it('has at least 40 cases', () => {
     expect(cases.length).toBeGreaterThanOrEqual(40);
+  });
+
+  it('checks answers against the output schema and merges several inputs (the parsers the fast path runs itself)', async () => {
+    const get = (path: string) => t.app.inject({ method: 'GET', url: `/trpc${path}` });
+    const extra = await get(`/probe.shape?input=${q({ kind: 'extra' })}`);
+    expect(extra.json()).toEqual({ result: { data: { n: 1 } } });
+    const wrong = await get(`/probe.shape?input=${q({ kind: 'wrong' })}`);
+    expect(wrong.statusCode).toBe(500);
+    expect(wrong.body).not.toContain('one');
+    const merged = await get(`/probe.merged?input=${q({ a: 'x', b: 2 })}`);
+    expect(merged.json()).toEqual({ result: { data: { a: 'x', b: 2 } } });
+    const refused = await get(`/probe.merged?input=${q({ a: 'x', b: 'y' })}`);
+    expect(refused.statusCode).toBe(400);
   });
 
   it('answers every case identically on both transports', async () => {

@@ -24,6 +24,19 @@ const probeRouter = router({
           throw new AppError('CONFLICT', 'That name is taken', { details: { field: 'name' } });
         throw new Error('relation "secret_table" does not exist: select * from secret_table');
       }),
+    /** An answer with a key its output schema does not know, or of the wrong type. */
+    shape: publicProcedure
+      .input(z.object({ kind: z.enum(['extra', 'wrong']) }))
+      .output(z.object({ n: z.number() }))
+      .query(({ input }) =>
+        input.kind === 'extra' ? { n: 1, secret: 'not for the client' } : { n: 'one' as unknown as number },
+      ),
+    /** Two input schemas, merged as tRPC merges them. */
+    merged: publicProcedure
+      .input(z.object({ a: z.string() }))
+      .input(z.object({ b: z.number() }))
+      .output(z.object({ a: z.string(), b: z.number() }))
+      .query(({ input }) => input),
     /** Waits until the request is aborted (or 5 s), and remembers whether it saw the abort. */
     wait: publicProcedure
       .meta({ openapi: { method: 'GET', path: '/probe/wait', tags: ['probe'], protect: false } })
