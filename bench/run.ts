@@ -469,6 +469,9 @@ async function main() {
       RATE_LIMIT_DEFAULT_PER_MINUTE: '1000000',
       RATE_LIMIT_AUTH_PER_MINUTE: '100000',
       FILES_DIR: filesDir,
+      // The job worker polls on a timer: its CPU would count against the requests. At scale it
+      // runs apart (`pnpm worker`); none of the scenarios queues a job.
+      JOBS_WORKER: 'off',
       ...(redisUrl && { REDIS_URL: redisUrl }),
     };
     const targets: Record<Target, { script: string; env: Record<string, string>; health: string }> = {
