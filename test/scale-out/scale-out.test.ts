@@ -320,7 +320,9 @@ describe.skipIf(missing.length > 0 && !required)('several hosts behind a load ba
   it(
     'a job queued through the hosts is processed exactly once while a worker is killed -9 mid-send',
     track(async () => {
-      cluster.resend.setDelay(400);
+      // Each send takes 1.5 s: long enough that both workers (one job at a time each) are
+      // surely in the middle of one at the same moment, whenever their polls fall.
+      cluster.resend.setDelay(1_500);
       try {
         const accounts = await Promise.all(Array.from({ length: 8 }, () => signUp()));
         // Both workers (one job each at a time) are in the middle of a send: kill one.
@@ -333,7 +335,7 @@ describe.skipIf(missing.length > 0 && !required)('several hosts behind a load ba
         await until(
           async () => accounts.every((account) => deliveredTo(account.email).length > 0),
           'every verification email to be delivered',
-          60_000,
+          90_000,
         );
         const jobs = await until(async () => {
           const result = await cluster.sql.query<{ state: string; retry_count: number }>(
@@ -359,6 +361,6 @@ describe.skipIf(missing.length > 0 && !required)('several hosts behind a load ba
       const worker = cluster.workers[0];
       if (worker) await cluster.startWorker(worker);
     }),
-    90_000,
+    150_000,
   );
 });
