@@ -320,13 +320,18 @@ describe.skipIf(missing.length > 0 && !required)('several hosts behind a load ba
   it(
     'a job queued through the hosts is processed exactly once while a worker is killed -9 mid-send',
     track(async () => {
-      // Each send takes 1.5 s: long enough that both workers (one job at a time each) are
-      // surely in the middle of one at the same moment, whenever their polls fall.
+      // Each send takes 1.5 s; worker1 is killed while one of its own is in progress (the
+      // stand-in tells the workers' sends apart by their base URL).
       cluster.resend.setDelay(1_500);
       try {
         const accounts = await Promise.all(Array.from({ length: 8 }, () => signUp()));
-        // Both workers (one job each at a time) are in the middle of a send: kill one.
-        await until(async () => cluster.resend.sending() >= 2, 'both workers to be sending');
+        // (Not any send of worker1's: an earlier test's welcome email may still be going out.)
+        const signedUp = new Set(accounts.map((account) => account.email));
+        await until(
+          async () =>
+            cluster.resend.sending().some((sent) => sent.sender === 'worker1' && signedUp.has(String(sent.body.to))),
+          'worker1 to be in the middle of a sign-up email',
+        );
         const victim = cluster.workers[0];
         if (!victim) throw new Error('no worker');
         const killedAt = Date.now();
@@ -353,7 +358,10 @@ describe.skipIf(missing.length > 0 && !required)('several hosts behind a load ba
           ].join('\n'),
         );
         expect(jobs).toHaveLength(accounts.length);
+        // The send worker1 died in was tried again by worker2, under the same idempotency key.
         expect(jobs.some((job) => job.retry_count > 0)).toBe(true);
+        expect(tries.some((sent) => sent.sender === 'worker1')).toBe(true);
+        expect(tries.length).toBeGreaterThan(accounts.length);
         for (const account of accounts) expect(deliveredTo(account.email), account.email).toHaveLength(1);
       } finally {
         cluster.resend.setDelay(0);

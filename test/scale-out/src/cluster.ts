@@ -288,6 +288,8 @@ export async function startCluster(options: ClusterOptions) {
       (_, i) =>
         new Managed(`worker${i + 1}`, process.execPath, [workerMain], {
           ...env,
+          // The stand-in for Resend tells the workers' sends apart by this path.
+          RESEND_BASE_URL: `${resend.url}/worker${i + 1}`,
           JOBS_WORKER: 'embedded',
           // Its "worker ready" line is at info.
           LOG_LEVEL: 'info',

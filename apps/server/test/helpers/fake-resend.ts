@@ -4,6 +4,8 @@ export interface ReceivedEmail {
   authorization: string | undefined;
   /** The `Idempotency-Key` header: tries of one email share it. */
   idempotencyKey: string | undefined;
+  /** Who sent it, when its client's base URL names it (`<url>/<sender>`, e.g. one of several workers). */
+  sender: string | undefined;
   body: Record<string, unknown>;
 }
 
@@ -20,8 +22,8 @@ export async function startFakeResend() {
   let mode: 'ok' | 'fail' | 'slow' | 'accept-then-hang' = 'ok';
   /** In 'ok' mode, how long each answer takes (a provider under load). */
   let delayMs = 0;
-  /** Requests received and not answered yet (sends in progress). */
-  let open = 0;
+  /** Requests received and not answered yet: the sends in progress. */
+  const open = new Set<ReceivedEmail>();
   const read = (request: IncomingMessage) =>
     new Promise<string>((resolve) => {
       let data = '';
@@ -32,20 +34,23 @@ export async function startFakeResend() {
     });
   const server = createServer(async (request, response) => {
     const body = JSON.parse((await read(request)) || '{}');
-    if (request.method !== 'POST' || request.url !== '/emails') {
+    const route = /^(?:\/([\w-]+))?\/emails$/.exec(request.url ?? '');
+    if (request.method !== 'POST' || !route) {
       response.writeHead(404).end();
       return;
     }
+    const sender = route[1];
     const key = request.headers['idempotency-key'];
     const entry = {
       authorization: request.headers.authorization,
       idempotencyKey: typeof key === 'string' ? key : undefined,
+      sender,
       body,
     };
     received.push(entry);
-    open += 1;
+    open.add(entry);
     response.once('close', () => {
-      open -= 1;
+      open.delete(entry);
     });
     const reply = (status: number, payload: object) =>
       response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
@@ -85,7 +90,7 @@ export async function startFakeResend() {
       delayMs = ms;
     },
     /** Sends in progress: received, not answered yet. */
-    sending: () => open,
+    sending: (): ReceivedEmail[] => [...open],
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
