@@ -33,6 +33,7 @@ import {
   startS3Server,
   startTcpProxy,
   type TestApp,
+  until,
 } from './helpers/index.ts';
 
 type FilesApp = TestApp & { close(): Promise<void> };
@@ -105,16 +106,6 @@ const present = async (t: FilesApp, keys: string[]) =>
   (await Promise.all(keys.map(async (key) => ((await t.services.storage.head(key)) ? key : undefined)))).filter(
     (key) => key !== undefined,
   );
-
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /**
  * Makes the commit of any transaction that deleted a file named `undeletable.txt` fail: a

@@ -27,19 +27,10 @@ import {
   startFakeResend,
   startTcpProxy,
   type TestApp,
+  until,
 } from './helpers/index.ts';
 
 const DAY = 86_400_000;
-
-async function until<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('durable jobs', () => {
   let t: TestApp;

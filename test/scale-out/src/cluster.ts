@@ -14,6 +14,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startFakeResend } from '../../../apps/server/test/helpers/fake-resend.ts';
+import { until } from '../../../apps/server/test/helpers/until.ts';
+
+export { until };
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const serverMain = path.join(repoRoot, 'apps/server/src/main.ts');
@@ -50,17 +53,6 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` until it returns something other than undefined or false. */
-export async function until<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** A child process whose output is kept (shown when something fails) and which can be killed and started again. */
 export class Managed {

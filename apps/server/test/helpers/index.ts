@@ -30,3 +30,4 @@ export {
   type TestAppOptions,
   testConfig,
 } from './test-app.ts';
+export { until } from './until.ts';
