@@ -106,6 +106,13 @@ describe('memory store with a controlled clock', () => {
     expect(await store.get('k')).toBeNull();
     await store.close();
   });
+
+  it('answers a new window as exactly its TTL even when the clock ticks during the call', async () => {
+    let now = 1_000;
+    const store = new MemoryStore({ now: () => now++ }); // every read of the clock is a millisecond later
+    expect(await store.increment('ticking', { ttlMs: 800 })).toEqual({ value: 1, expiresInMs: 800 });
+    await store.close();
+  });
 });
 
 describe('circuit breaker', () => {

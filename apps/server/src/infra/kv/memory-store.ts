@@ -78,11 +78,12 @@ export class MemoryStore implements KeyValueStore {
       throw new KeyValueError(`Cannot increment "${key}": its value is not an integer`);
     }
     entry.value = String(current + by);
-    if (entry.expiresAt === undefined && options.ttlMs !== undefined) entry.expiresAt = this.#now() + options.ttlMs;
+    const now = this.#now(); // read once: a new window is then exactly ttlMs long
+    if (entry.expiresAt === undefined && options.ttlMs !== undefined) entry.expiresAt = now + options.ttlMs;
     this.#entries.set(key, entry);
     return {
       value: current + by,
-      expiresInMs: entry.expiresAt === undefined ? undefined : entry.expiresAt - this.#now(),
+      expiresInMs: entry.expiresAt === undefined ? undefined : entry.expiresAt - now,
     };
   }
 
