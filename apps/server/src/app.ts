@@ -1,10 +1,10 @@
-import cors from '@fastify/cors';
 import type { TRPCError } from '@trpc/server';
 import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
 import { recognizeError, setRetryAfter } from './errors/index.ts';
 import { AccessLogController } from './http/access-log.ts';
+import { CorsPolicy } from './http/cors.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
 import { answerFrameworkError, dependencyOutageLog, errorHandling } from './http/error-handling.ts';
 import { FILE_ROUTES, filesRoutes } from './http/files-routes.ts';
@@ -61,14 +61,10 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   app.setChildLoggerFactory(
     (logger, bindings) => new LazyChildLogger(logger as Logger, bindings) as unknown as FastifyBaseLogger,
   );
-  await app.register(requestLifecycle);
-  const dependencyLog = dependencyOutageLog(services.log);
-  await app.register(errorHandling, { services, dependencyLog });
-  const allowAnyOrigin = config.corsOrigins.includes('*');
-  await app.register(cors, {
-    origin: allowAnyOrigin ? true : config.corsOrigins,
+  const cors = new CorsPolicy({
+    origins: config.corsOrigins,
     // tRPC's GET and POST, and every method of the REST route table (PATCH, DELETE…).
-    methods: [...new Set(['GET', 'HEAD', 'POST', ...restRouteTable(router, '/api').map((route) => route.method)])],
+    methods: ['GET', 'HEAD', 'POST', ...restRouteTable(router, '/api').map((route) => route.method)],
     exposedHeaders: [
       'x-request-id',
       'server-timing',
@@ -77,8 +73,11 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
       'ratelimit-remaining',
       'ratelimit-reset',
     ],
-    maxAge: 600,
+    maxAgeSeconds: 600,
   });
+  await app.register(requestLifecycle, { cors });
+  const dependencyLog = dependencyOutageLog(services.log);
+  await app.register(errorHandling, { services, dependencyLog });
 
   const createContext = createContextFactory(services);
   // Every failed procedure call, on every transport (the fast path, tRPC's adapter, REST), before its answer.

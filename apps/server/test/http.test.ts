@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendVary } from '../src/http/vary.ts';
 import { RedisStore } from '../src/infra/kv/index.ts';
 import {
   abortedCalls,
@@ -320,6 +321,109 @@ describe('HTTP surface', () => {
         expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
       } finally {
         await server.close();
+      }
+    });
+
+    it('lets an allowed page read every answer, errors too, and tells caches the answer depends on Origin', async () => {
+      const origin = 'http://localhost:5173';
+      for (const url of ['/api/health', '/trpc/health.live', '/.well-known/jwks.json', '/api/nope']) {
+        const response = await t.app.inject({ method: 'GET', url, headers: { origin } });
+        expect(response.headers['access-control-allow-origin'], url).toBe(origin);
+        expect(String(response.headers['access-control-expose-headers']).split(', '), url).toEqual(
+          expect.arrayContaining(['x-request-id', 'server-timing', 'retry-after', 'ratelimit-remaining']),
+        );
+        expect(String(response.headers.vary).split(', '), url).toContain('Origin');
+      }
+      // The other parts that choose an answer by a request header keep their Vary fields.
+      const trpc = await t.app.inject({ method: 'GET', url: '/trpc/health.live', headers: { origin } });
+      expect(trpc.headers.vary).toBe('trpc-accept, accept, Origin');
+      const notFound = await t.app.inject({ method: 'GET', url: '/api/nope', headers: { origin } });
+      expect(notFound.headers.vary).toBe('Accept-Language, Origin');
+    });
+
+    it('sends no CORS header but Vary to a request without Origin or from another origin', async () => {
+      for (const headers of [{}, { origin: 'https://evil.example' }, { origin: '' }]) {
+        const response = await t.app.inject({ method: 'GET', url: '/api/health', headers });
+        expect(response.headers.vary).toBe('Origin');
+        expect(Object.keys(response.headers).filter((name) => name.startsWith('access-control-'))).toEqual([]);
+      }
+    });
+
+    it('answers preflights: methods and the asked headers for an allowed page, nothing for another, 400 for a bare OPTIONS', async () => {
+      const asked = {
+        'access-control-request-method': 'DELETE',
+        'access-control-request-headers': 'authorization, content-type',
+      };
+      const allowed = await t.app.inject({
+        method: 'OPTIONS',
+        url: '/api/notes/0190a1b2-0000-7000-8000-000000000000',
+        headers: { origin: 'http://localhost:3000', ...asked },
+      });
+      expect(allowed.statusCode).toBe(204);
+      expect(allowed.body).toBe('');
+      expect(allowed.headers['content-length']).toBe('0');
+      expect(allowed.headers['access-control-allow-origin']).toBe('http://localhost:3000');
+      expect(String(allowed.headers['access-control-allow-methods']).split(', ')).toEqual(
+        expect.arrayContaining(['GET', 'POST', 'PATCH', 'DELETE']),
+      );
+      expect(allowed.headers['access-control-allow-headers']).toBe('authorization, content-type');
+      expect(allowed.headers['access-control-max-age']).toBe('600');
+      expect(allowed.headers.vary).toBe('Access-Control-Request-Headers, Origin');
+
+      const stranger = await t.app.inject({
+        method: 'OPTIONS',
+        url: '/api/notes',
+        headers: { origin: 'https://evil.example', ...asked },
+      });
+      expect(stranger.statusCode).toBe(204);
+      expect(Object.keys(stranger.headers).filter((name) => name.startsWith('access-control-'))).toEqual([]);
+
+      for (const headers of [{}, { origin: 'http://localhost:3000' }, { 'access-control-request-method': 'GET' }]) {
+        const bare = await t.app.inject({ method: 'OPTIONS', url: '/api/health', headers });
+        expect(bare.statusCode).toBe(400);
+        expect(bare.json()).toMatchObject({
+          code: 'BAD_REQUEST',
+          message: expect.stringMatching(/preflight/),
+          requestId: bare.headers['x-request-id'],
+        });
+      }
+    });
+
+    it('adds to Vary without repeating a field (any case) or adding to *', () => {
+      const varied = (initial: string | string[] | undefined, ...fields: string[]) => {
+        const headers = new Map<string, unknown>(initial === undefined ? [] : [['vary', initial]]);
+        appendVary(
+          { getHeader: (name) => headers.get(name), header: (name, value) => headers.set(name, value) },
+          ...fields,
+        );
+        return headers.get('vary');
+      };
+      expect(varied(undefined, 'Origin')).toBe('Origin');
+      expect(varied(undefined, 'trpc-accept', 'accept')).toBe('trpc-accept, accept');
+      expect(varied('Accept-Language', 'Origin')).toBe('Accept-Language, Origin');
+      expect(varied('accept-language, origin', 'Origin', 'Accept-Language')).toBe('accept-language, origin');
+      expect(varied(['Accept', 'Cookie'], 'Origin')).toBe('Accept, Cookie, Origin');
+      expect(varied('*', 'Origin')).toBe('*');
+      expect(varied('Originator', 'Origin')).toBe('Originator, Origin');
+    });
+
+    it('allows any page with CORS_ORIGINS=*, naming its origin', async () => {
+      const open = await buildTestApp({ env: { CORS_ORIGINS: '*' } });
+      try {
+        const origin = 'https://anywhere.example';
+        const response = await open.app.inject({ method: 'GET', url: '/api/health', headers: { origin } });
+        expect(response.headers['access-control-allow-origin']).toBe(origin);
+        expect(response.headers.vary).toBe('Origin');
+        const preflight = await open.app.inject({
+          method: 'OPTIONS',
+          url: '/api/users/me',
+          headers: { origin, 'access-control-request-method': 'PATCH' },
+        });
+        expect(preflight.headers['access-control-allow-origin']).toBe(origin);
+        expect(preflight.headers['access-control-allow-methods']).toMatch(/PATCH/);
+        expect(preflight.headers['access-control-allow-headers']).toBeUndefined();
+      } finally {
+        await open.close();
       }
     });
 

@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import type { CorsPolicy } from './cors.ts';
+import { appendVary, keepVary } from './vary.ts';
 
 /**
  * For the HTML pages (/docs and its locally served bundle, /dev/outbox): same-origin only,
@@ -53,13 +55,14 @@ declare module 'fastify' {
 }
 
 /**
- * The security headers, the request id (`x-request-id`) and `Server-Timing: app;dur=<ms>`
- * on every response, the CSP on HTML ones, and `Connection: close` during shutdown (the
- * access log is AccessLogController's). One hook, as the response leaves: each hook costs
- * every request.
+ * The security headers, the CORS headers, the request id (`x-request-id`) and
+ * `Server-Timing: app;dur=<ms>` on every response, the CSP on HTML ones, and
+ * `Connection: close` during shutdown (the access log is AccessLogController's). One hook,
+ * as the response leaves: each hook costs every request. `OPTIONS` on any path answers
+ * CORS preflights.
  */
 export const requestLifecycle = fp(
-  async (app: FastifyInstance) => {
+  async (app: FastifyInstance, { cors }: { cors: CorsPolicy }) => {
     // Once shutdown starts, responses to requests still in flight close their keep-alive
     // connection, so the server can finish closing without waiting for clients to hang up.
     let closing = false;
@@ -71,12 +74,21 @@ export const requestLifecycle = fp(
       done();
     });
 
+    app.options('*', (request, reply) => cors.answerPreflight(request, reply));
+
     // Callback-style: no promise per request. A route's own header (a public file's
     // Cross-Origin-Resource-Policy) is kept.
     app.addHook('onSend', (request, reply, payload, done) => {
       for (const name of SECURITY_HEADER_NAMES) {
         if (!reply.hasHeader(name)) reply.header(name, SECURITY_HEADERS[name]);
       }
+      // Each part that chose the answer by a request header is named in Vary: the language of
+      // an error (markLanguage set Content-Language), then CORS (Origin).
+      if (reply.hasHeader('content-language')) appendVary(reply, 'Accept-Language');
+      cors.applyTo(request, reply);
+      // tRPC's own adapter answers with a Fetch Response, whose headers Fastify applies after
+      // this hook: its Vary must carry ours.
+      if (payload instanceof Response) keepVary(reply, payload.headers);
       reply.header('x-request-id', request.id);
       reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(1)}`);
       if (closing) reply.header('connection', 'close');

@@ -43,19 +43,11 @@ export function supportedLocale(value: string | null | undefined): Locale | unde
 
 /**
  * Marks a response whose words follow the request's `Accept-Language` (an error body):
- * `Content-Language` says which, and `Vary` keeps a shared cache from serving it to
- * someone who asked for another language.
+ * `Content-Language` says which (the response hook then adds `Accept-Language` to `Vary`,
+ * which keeps a shared cache from serving it to someone who asked for another language).
  */
-export function markLanguage(
-  reply: { getHeader(name: string): unknown; header(name: string, value: string): unknown },
-  locale: Locale,
-): void {
+export function markLanguage(reply: { header(name: string, value: string): unknown }, locale: Locale): void {
   reply.header('content-language', locale);
-  const vary = reply.getHeader('vary');
-  const present = typeof vary === 'string' ? vary : Array.isArray(vary) ? vary.join(', ') : '';
-  if (!/(^|,)\s*(accept-language|\*)\s*(,|$)/i.test(present)) {
-    reply.header('vary', present ? `${present}, Accept-Language` : 'Accept-Language');
-  }
 }
 
 /** The language to answer a request's error in, marked on its reply (`markLanguage`). */

@@ -1,0 +1,40 @@
+/** What `appendVary` needs of a reply (Fastify's, or a test's stand-in). */
+export interface VaryingReply {
+  getHeader(name: string): unknown;
+  header(name: string, value: string): unknown;
+}
+
+/** Whether a `Vary` list already names `field` (or is `*`, which covers every field). */
+function names(list: string, field: string): boolean {
+  for (const part of list.split(',')) {
+    const name = part.trim().toLowerCase();
+    if (name === '*' || name === field) return true;
+  }
+  return false;
+}
+
+/**
+ * Adds request header names to a response's `Vary` (RFC 9110 §12.5.5), keeping what is
+ * there: each part of the app that chose the answer by a request header names it (tRPC's
+ * response format, the language of an error, the CORS origin), none overwriting another's.
+ */
+export function appendVary(reply: VaryingReply, ...fields: string[]): void {
+  const current = reply.getHeader('vary');
+  let list = typeof current === 'string' ? current : Array.isArray(current) ? current.join(', ') : '';
+  for (const field of fields) {
+    if (list === '') list = field;
+    else if (!names(list, field.toLowerCase())) list = `${list}, ${field}`;
+  }
+  if (list !== current) reply.header('vary', list);
+}
+
+/** Puts a reply's `Vary` fields into the headers of the Fetch Response it sends (which Fastify applies last). */
+export function keepVary(reply: VaryingReply, headers: Headers): void {
+  const vary = reply.getHeader('vary');
+  if (typeof vary !== 'string') return;
+  const response = {
+    getHeader: (name: string) => headers.get(name) ?? undefined,
+    header: (name: string, value: string) => headers.set(name, value),
+  };
+  appendVary(response, ...vary.split(',').map((field) => field.trim()));
+}
