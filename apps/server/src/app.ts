@@ -12,7 +12,7 @@ import { jwksRoute } from './http/jwks.ts';
 import { OAUTH_REDIRECT_ROUTES, oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
 import { webApp } from './http/web-app.ts';
-import { LazyChildLogger, type Logger, requestIdFor } from './infra/logger.ts';
+import { LazyLogger, requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
 import { openApiRoutes } from './rest/openapi.ts';
 import { restRoutes, restRouteTable } from './rest/rest-routes.ts';
@@ -44,7 +44,8 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   const router = options.router ?? appRouter;
   const { config } = services;
   const app = Fastify({
-    loggerInstance: services.log as FastifyBaseLogger,
+    // Each request's logger is made when it first writes a line (most never do).
+    loggerInstance: new LazyLogger(services.log) as unknown as FastifyBaseLogger,
     logController: new AccessLogController(),
     requestIdHeader: false,
     genReqId: requestIdFor,
@@ -57,10 +58,6 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     frameworkErrors: answerFrameworkError,
   });
 
-  // Each request's logger is made when it first writes a line (most never do).
-  app.setChildLoggerFactory(
-    (logger, bindings) => new LazyChildLogger(logger as Logger, bindings) as unknown as FastifyBaseLogger,
-  );
   const cors = new CorsPolicy({
     origins: config.corsOrigins,
     // tRPC's GET and POST, and every method of the REST route table (PATCH, DELETE…).

@@ -4,14 +4,18 @@ export interface VaryingReply {
   header(name: string, value: string): unknown;
 }
 
-/** Whether a `Vary` list already names `field` (or is `*`, which covers every field). */
-function names(list: string, field: string): boolean {
-  for (const part of list.split(',')) {
-    const name = part.trim().toLowerCase();
-    if (name === '*' || name === field) return true;
+const isListSpace = (char: string | undefined) => char === undefined || char === ',' || char === ' ' || char === '\t';
+
+/** Whether a lower-cased list holds `item` as a whole element; no allocation (this runs on every response). */
+function holds(list: string, item: string): boolean {
+  for (let at = list.indexOf(item); at !== -1; at = list.indexOf(item, at + 1)) {
+    if (isListSpace(list[at - 1]) && isListSpace(list[at + item.length])) return true;
   }
   return false;
 }
+
+/** Whether a lower-cased `Vary` list already names `field`, or `*` (which covers every field). */
+const names = (list: string, field: string) => holds(list, field) || holds(list, '*');
 
 /**
  * Adds request header names to a response's `Vary` (RFC 9110 §12.5.5), keeping what is
@@ -23,7 +27,7 @@ export function appendVary(reply: VaryingReply, ...fields: string[]): void {
   let list = typeof current === 'string' ? current : Array.isArray(current) ? current.join(', ') : '';
   for (const field of fields) {
     if (list === '') list = field;
-    else if (!names(list, field.toLowerCase())) list = `${list}, ${field}`;
+    else if (!names(list.toLowerCase(), field.toLowerCase())) list = `${list}, ${field}`;
   }
   if (list !== current) reply.header('vary', list);
 }

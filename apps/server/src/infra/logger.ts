@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { type Logger, pino } from 'pino';
+import { type ChildLoggerOptions, type Logger, pino } from 'pino';
 import pretty from 'pino-pretty';
 
 export type { Logger };
@@ -65,22 +65,31 @@ export function createOutageLog(log: Pick<Logger, 'warn'>) {
 type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 type LogMethod = Logger['info'];
 
+/** Whether a child's options are empty (Fastify passes `{}` for a request's logger). */
+function noOptions(options: object | undefined): boolean {
+  for (const _ in options) return false;
+  return true;
+}
+
 /**
- * A request's logger that becomes `parent.child(bindings)` only when a line is written at
- * a level the parent writes: Fastify otherwise builds a pino child (its bindings serialized)
- * for every request, whether it logs or not, which cost a tenth of a constant route's CPU.
+ * The logger the app gives Fastify: each request's logger (`child({ requestId })`) is made
+ * only when it writes a line at a level its parent writes; Fastify otherwise builds a pino
+ * child (its bindings serialized) for every request, whether it logs or not, which cost a
+ * tenth of a constant route's CPU. Without bindings it is its parent, as it is (Fastify's
+ * root logger, a route's with its own level); a child with options is made at once.
  */
-export class LazyChildLogger {
+export class LazyLogger {
   readonly #parent: Logger;
-  readonly #bindings: Record<string, unknown>;
+  readonly #bindings: Record<string, unknown> | undefined;
   #child: Logger | undefined;
 
-  constructor(parent: Logger, bindings: Record<string, unknown>) {
+  constructor(parent: Logger, bindings?: Record<string, unknown>) {
     this.#parent = parent;
     this.#bindings = bindings;
   }
 
   #logger(): Logger {
+    if (this.#bindings === undefined) return this.#parent;
     this.#child ??= this.#parent.child(this.#bindings);
     return this.#child;
   }
@@ -110,7 +119,7 @@ export class LazyChildLogger {
   silent(): void {}
 
   get level(): string {
-    return this.#child?.level ?? this.#parent.level;
+    return this.#logger().level;
   }
   set level(level: string) {
     this.#logger().level = level;
@@ -120,7 +129,9 @@ export class LazyChildLogger {
     return (this.#child ?? this.#parent).isLevelEnabled(level);
   }
 
-  child(bindings: Record<string, unknown>, options?: Parameters<Logger['child']>[1]) {
-    return this.#logger().child(bindings, options);
+  child(bindings: Record<string, unknown>, options?: ChildLoggerOptions<never>): LazyLogger | Logger {
+    if (this.#bindings !== undefined) return this.#logger().child(bindings, options);
+    if (noOptions(options)) return new LazyLogger(this.#parent, bindings);
+    return new LazyLogger(this.#parent.child(bindings, options));
   }
 }

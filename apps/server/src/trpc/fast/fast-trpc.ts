@@ -69,11 +69,14 @@ const first = (value: string | string[] | undefined) => (Array.isArray(value) ? 
 function isDataStream(value: unknown): boolean {
   if (!isRecord(value)) return false;
   if (Symbol.asyncIterator in value) return true;
-  return Object.values(value).some(
-    (v) =>
-      (isRecord(v) || typeof v === 'function') &&
-      (typeof (v as { then?: unknown }).then === 'function' || Symbol.asyncIterator in (v as object)),
-  );
+  // A loop, not Object.values(...).some(...): this runs on every answer.
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const v = value[key];
+    if (!isRecord(v) && typeof v !== 'function') continue;
+    if (typeof (v as { then?: unknown }).then === 'function' || Symbol.asyncIterator in (v as object)) return true;
+  }
+  return false;
 }
 
 function isJsonContentType(header: string | undefined): boolean {
@@ -154,11 +157,13 @@ function parseRequest(
   if (request.headers['trpc-accept'] !== undefined) return undefined;
   if (method === 'POST' && !isJsonContentType(request.headers['content-type'])) return undefined;
 
-  let path: string;
-  try {
-    path = decodeURIComponent(request.params.path);
-  } catch {
-    return undefined;
+  let path = request.params.path;
+  if (path.includes('%')) {
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      return undefined;
+    }
   }
   const query = request.query;
   const isBatch = first(query.batch) === '1';
