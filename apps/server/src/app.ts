@@ -50,9 +50,9 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     requestIdHeader: false,
     genReqId: requestIdFor,
     bodyLimit: config.bodyLimitBytes,
-    // A client trickling a request (or its body) cannot hold a connection for ever.
+    // A client trickling a request (or its body) cannot hold a connection for ever; one that
+    // stops reading a streamed answer is cut by requestLifecycle after as long.
     requestTimeout: config.requestTimeoutMs,
-    connectionTimeout: config.requestTimeoutMs,
     trustProxy: trustedProxies(config.trustProxy),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: answerFrameworkError,
@@ -72,7 +72,7 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     ],
     maxAgeSeconds: 600,
   });
-  await app.register(requestLifecycle, { cors });
+  await app.register(requestLifecycle, { cors, idleTimeoutMs: config.requestTimeoutMs });
   const dependencyLog = dependencyOutageLog(services.log);
   await app.register(errorHandling, { services, dependencyLog });
 

@@ -1,3 +1,5 @@
+import { type ClientRequest, get as httpGet } from 'node:http';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -13,6 +15,7 @@ import {
   startTestServer,
   type TestApp,
   testRouter,
+  until,
 } from './helpers/index.ts';
 
 describe('HTTP surface', () => {
@@ -264,6 +267,79 @@ describe('HTTP surface', () => {
         expect(document.info.description).toMatch(/POST \/api\/auth\/login[\s\S]*accessToken[\s\S]*Authentication/);
         // Scalar links the document's externalDocs in its header: it used to point at /docs itself.
         expect(document.externalDocs).toBeUndefined();
+      } finally {
+        await server.close();
+      }
+    });
+  });
+
+  describe('slow clients (REQUEST_TIMEOUT_MS=1000)', () => {
+    /** A server with /endless: a body that never ends, 64 KiB at a time, as fast as the client reads. */
+    async function serverWithEndlessBody() {
+      const ended: string[] = [];
+      const server = await startTestServer({
+        env: { REQUEST_TIMEOUT_MS: '1000' },
+        plainRoutes: (app) => {
+          app.get('/endless', (_request, reply) => {
+            const chunk = Buffer.alloc(64 * 1024, 'x');
+            const body = new Readable({ read: () => body.push(chunk) });
+            body.on('close', () => ended.push('body closed'));
+            return reply.type('text/plain').send(body);
+          });
+          app.get('/slow-answer', async () => {
+            await sleep(1_800);
+            return { ok: true };
+          });
+        },
+      });
+      return { ...server, ended };
+    }
+
+    /** GETs `url`, reading the whole body, or none of it with `stall` (the request, to destroy at the end). */
+    function get(url: string, { stall = false } = {}) {
+      let request: ClientRequest | undefined;
+      const answered = new Promise<{ status: number; received: number }>((resolve, reject) => {
+        request = httpGet(url, (response) => {
+          let received = 0;
+          if (stall) response.pause();
+          response.on('data', (chunk: Buffer) => {
+            received += chunk.length;
+          });
+          const done = () => resolve({ status: response.statusCode ?? 0, received });
+          response.on('error', done);
+          response.on('close', done);
+        });
+        request.on('error', reject);
+      });
+      return { answered, request: request as unknown as ClientRequest };
+    }
+
+    it('cuts a download whose client stops reading, and lets the server close its stream', async () => {
+      const server = await serverWithEndlessBody();
+      const started = Date.now();
+      const stalled = get(`${server.url}/endless`, { stall: true });
+      try {
+        // (A paused client does not see its socket close: the server's side is what counts.)
+        await until(async () => server.ended.includes('body closed'), 'the server to close the stalled body', 10_000);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+      } finally {
+        stalled.request.destroy();
+        await server.close();
+      }
+    });
+
+    it('keeps a download going while its client reads, and answers a slow handler', async () => {
+      const server = await serverWithEndlessBody();
+      try {
+        const reading = get(`${server.url}/endless`).answered;
+        await sleep(2_500); // more than twice the timeout, reading all along
+        expect(server.ended).toEqual([]);
+        // (Before the socket idle timer was per download only, this slow answer was cut.)
+        const slow = await fetch(`${server.url}/slow-answer`);
+        expect(slow.status).toBe(200);
+        expect(await slow.json()).toEqual({ ok: true });
+        server.app.server.closeAllConnections();
+        expect((await reading).received).toBeGreaterThan(10 * 1024 * 1024);
       } finally {
         await server.close();
       }

@@ -44,6 +44,9 @@ export function requestPath(request: FastifyRequest): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
+const isStream = (payload: unknown): payload is { pipe: unknown } =>
+  typeof payload === 'object' && payload !== null && typeof (payload as { pipe?: unknown }).pipe === 'function';
+
 declare module 'fastify' {
   interface FastifyInstance {
     /**
@@ -62,7 +65,7 @@ declare module 'fastify' {
  * CORS preflights.
  */
 export const requestLifecycle = fp(
-  async (app: FastifyInstance, { cors }: { cors: CorsPolicy }) => {
+  async (app: FastifyInstance, { cors, idleTimeoutMs }: { cors: CorsPolicy; idleTimeoutMs: number }) => {
     // Once shutdown starts, responses to requests still in flight close their keep-alive
     // connection, so the server can finish closing without waiting for clients to hang up.
     let closing = false;
@@ -92,6 +95,11 @@ export const requestLifecycle = fp(
       reply.header('x-request-id', request.id);
       reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(1)}`);
       if (closing) reply.header('connection', 'close');
+      // A streamed body (a download, a static file) is cut once its client stops reading
+      // for idleTimeoutMs, so it cannot hold a file or a storage stream open for ever. Only
+      // then: a socket timer on every request costs every request (Node re-arms it per read
+      // and write), and a JSON answer is written at once.
+      if (isStream(payload)) request.raw.socket?.setTimeout?.(idleTimeoutMs); // (injected requests have a socket without timers)
       const type = reply.getHeader('content-type');
       if (typeof type === 'string' && type.startsWith('text/html')) reply.header('content-security-policy', HTML_CSP);
       done(null, payload);
