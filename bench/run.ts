@@ -21,15 +21,19 @@ import pg from 'pg';
 import { type CountingProxy, perRequest, startCountingProxy } from './backend-counter.ts';
 import { cpuTimeNs } from './cpu.ts';
 
-const USAGE = `Usage: pnpm bench [--duration <seconds>] [--connections <n>]
+const USAGE = `Usage: pnpm bench [--duration <seconds>] [--rounds <n>] [--connections <n>]
 
 Starts the app and a plain-Fastify baseline, loads each scenario with autocannon and prints
 req/s, latency, the server's CPU time per request and the ratios to the baseline measured in
 the same run; then SQL statements and Redis commands per request (counted on quiet servers)
 and the app's start-up time (median of 5 starts on the migrated database).
 
+Each round loads every scenario right after its baseline, so a machine that slows down or
+speeds up meanwhile moves both: a ratio is the median of the rounds' ratios.
+
 Options:
-  --duration <seconds>   load per scenario, after a warm-up (default 10)
+  --duration <seconds>   load per scenario and per round, after a warm-up (default 5)
+  --rounds <n>           rounds (default 3)
   --connections <n>      concurrent connections (default 50)
   -h, --help             show this help
 
@@ -38,17 +42,18 @@ embedded Postgres and the in-memory store. See bench/README.md for how to read t
 `;
 
 /** The options, or the process ends: with the usage (--help) or one line saying what is wrong. */
-function readOptions(args: string[]): { duration: number; connections: number } {
+function readOptions(args: string[]): { duration: number; rounds: number; connections: number } {
   const fail = (message: string): never => {
     process.stderr.write(`pnpm bench: ${message} (see pnpm bench --help)\n`);
     process.exit(2);
   };
-  let values: { duration?: string; connections?: string; help?: boolean };
+  let values: { duration?: string; rounds?: string; connections?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: args.filter((arg) => arg !== '--'),
       options: {
         duration: { type: 'string' },
+        rounds: { type: 'string' },
         connections: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -68,12 +73,13 @@ function readOptions(args: string[]): { duration: number; connections: number } 
     return value;
   };
   return {
-    duration: positive('duration', values.duration, 10, 3600),
+    duration: positive('duration', values.duration, 5, 3600),
+    rounds: positive('rounds', values.rounds, 3, 100),
     connections: positive('connections', values.connections, 50, 10_000),
   };
 }
 
-const { duration: DURATION, connections: CONNECTIONS } = readOptions(process.argv.slice(2));
+const { duration: DURATION, rounds: ROUNDS, connections: CONNECTIONS } = readOptions(process.argv.slice(2));
 const here = path.dirname(fileURLToPath(import.meta.url));
 const JWT_SECRET = 'bench-secret-that-is-long-enough-for-hs256!!';
 const PASSWORD = 'Bench-pass-123';
@@ -216,8 +222,8 @@ interface Scenario {
   counted?: number;
 }
 
-interface Result {
-  scenario: Scenario;
+/** One load of one scenario. */
+interface Measurement {
   requestsPerSecond: number;
   p50: number;
   p99: number;
@@ -226,17 +232,31 @@ interface Result {
   cpuPerRequest: number | undefined;
 }
 
-async function load(scenario: Scenario, origin: string, pid: number | undefined): Promise<Result> {
-  const options: autocannon.Options = {
+/** A scenario's row: the medians of its rounds, and its ratios to its baseline (medians of each round's). */
+interface Result extends Measurement {
+  scenario: Scenario;
+  ratio: number | undefined;
+  cpuRatio: number | undefined;
+}
+
+function loadOptions(scenario: Scenario, origin: string): autocannon.Options {
+  return {
     url: `${origin}${scenario.path}`,
     method: scenario.method ?? 'GET',
     connections: CONNECTIONS,
     ...(scenario.headers && { headers: scenario.headers }),
     ...(scenario.body !== undefined && { body: scenario.body }),
   };
-  await autocannon({ ...options, duration: 3 }); // warm-up (JIT, pools): 1 s was too short
+}
+
+/** Load before measuring (JIT, pools): 1 s was too short. */
+async function warmUp(scenario: Scenario, origin: string): Promise<void> {
+  await autocannon({ ...loadOptions(scenario, origin), duration: 3 });
+}
+
+async function measure(scenario: Scenario, origin: string, pid: number | undefined): Promise<Measurement> {
   const cpuBefore = cpuTimeNs(pid);
-  const result = await autocannon({ ...options, duration: DURATION });
+  const result = await autocannon({ ...loadOptions(scenario, origin), duration: DURATION });
   const cpuAfter = cpuTimeNs(pid);
   const errors = result.non2xx + result.errors + result.timeouts;
   const served = result.requests.total;
@@ -250,12 +270,30 @@ async function load(scenario: Scenario, origin: string, pid: number | undefined)
       `${errors ? ` (${errors} failed!)` : ''}\n`,
   );
   return {
-    scenario,
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors,
     cpuPerRequest,
+  };
+}
+
+/** A scenario's row from its measurements, and the ratios of each round (undefined for a baseline). */
+function summarize(
+  scenario: Scenario,
+  measurements: Measurement[],
+  ratios: { requests: number[]; cpu: number[] } | undefined,
+): Result {
+  const cpu = measurements.flatMap((m) => (m.cpuPerRequest === undefined ? [] : [m.cpuPerRequest]));
+  return {
+    scenario,
+    requestsPerSecond: median(measurements.map((m) => m.requestsPerSecond)),
+    p50: median(measurements.map((m) => m.p50)),
+    p99: median(measurements.map((m) => m.p99)),
+    errors: measurements.reduce((sum, m) => sum + m.errors, 0),
+    cpuPerRequest: cpu.length ? median(cpu) : undefined,
+    ratio: ratios ? median(ratios.requests) : 1,
+    cpuRatio: ratios ? (ratios.cpu.length ? median(ratios.cpu) : undefined) : cpu.length ? 1 : undefined,
   };
 }
 
@@ -450,7 +488,9 @@ async function uploadFile(origin: string, authorization: Record<string, string>)
 }
 
 async function main() {
-  process.stderr.write(`Preparing (duration ${DURATION} s per scenario, ${CONNECTIONS} connections)...\n`);
+  process.stderr.write(
+    `Preparing (${ROUNDS} rounds of ${DURATION} s per scenario and its baseline, ${CONNECTIONS} connections)...\n`,
+  );
   const database = await prepareDatabase();
   const filesDir = mkdtempSync(path.join(tmpdir(), 'bench-files-'));
   const redisUrl = process.env.REDIS_URL;
@@ -618,11 +658,32 @@ async function main() {
         : []),
     ];
 
-    process.stderr.write('Loading...\n');
-    const results: Result[] = [];
-    for (const scenario of scenarios) {
-      results.push(await load(scenario, origin(scenario.target), servers.get(scenario.target)?.pid));
+    process.stderr.write('Warming up...\n');
+    for (const scenario of scenarios) await warmUp(scenario, origin(scenario.target));
+    const baselineOf = (scenario: Scenario) =>
+      scenarios.find((candidate) => candidate.is === scenario.baseline) as Scenario;
+    const measurements = new Map<Scenario, Measurement[]>(scenarios.map((scenario) => [scenario, []]));
+    const ratios = new Map<Scenario, { requests: number[]; cpu: number[] }>();
+    for (let round = 1; round <= ROUNDS; round++) {
+      process.stderr.write(`Round ${round} of ${ROUNDS} (each scenario right after its baseline)...\n`);
+      for (const scenario of scenarios) {
+        if (!scenario.baseline) continue;
+        const baseline = baselineOf(scenario);
+        const base = await measure(baseline, origin(baseline.target), servers.get(baseline.target)?.pid);
+        const mine = await measure(scenario, origin(scenario.target), servers.get(scenario.target)?.pid);
+        measurements.get(baseline)?.push(base);
+        measurements.get(scenario)?.push(mine);
+        const paired = ratios.get(scenario) ?? { requests: [], cpu: [] };
+        paired.requests.push(mine.requestsPerSecond / base.requestsPerSecond);
+        if (mine.cpuPerRequest !== undefined && base.cpuPerRequest !== undefined) {
+          paired.cpu.push(base.cpuPerRequest / mine.cpuPerRequest);
+        }
+        ratios.set(scenario, paired);
+      }
     }
+    const results = scenarios.map((scenario) =>
+      summarize(scenario, measurements.get(scenario) ?? [], scenario.baseline ? ratios.get(scenario) : undefined),
+    );
     await Promise.all([...servers.values()].map(stop));
 
     process.stderr.write('Counting backend round trips on quiet servers...\n');
@@ -638,19 +699,14 @@ async function main() {
     const pnpmStarts = await timeStarts({ file: 'pnpm', args: ['--silent', 'start'], group: true }, common);
 
     const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-    const baselines = new Map(results.filter((r) => r.scenario.is).map((r) => [r.scenario.is as Baseline, r]));
     const table = [
       '| scenario | req/s | p50 ms | p99 ms | ratio | CPU µs/req | CPU ratio | baseline |',
       '|---|---:|---:|---:|---:|---:|---:|---|',
       ...results.map((result) => {
         const { scenario } = result;
-        const against = scenario.baseline ? baselines.get(scenario.baseline) : result;
-        const ratio = against ? `${(result.requestsPerSecond / against.requestsPerSecond).toFixed(2)}x` : '–';
+        const ratio = result.ratio === undefined ? '–' : `${result.ratio.toFixed(2)}x`;
         const cpu = result.cpuPerRequest === undefined ? '–' : fmt(result.cpuPerRequest);
-        const cpuRatio =
-          result.cpuPerRequest !== undefined && against?.cpuPerRequest !== undefined
-            ? `${(against.cpuPerRequest / result.cpuPerRequest).toFixed(2)}x`
-            : '–';
+        const cpuRatio = result.cpuRatio === undefined ? '–' : `${result.cpuRatio.toFixed(2)}x`;
         const flag = result.errors ? ` (${result.errors} failed)` : '';
         return `| ${scenario.name}${flag} | ${fmt(result.requestsPerSecond)} | ${result.p50} | ${result.p99} | ${ratio} | ${cpu} | ${cpuRatio} | ${scenario.baseline ?? '–'} |`;
       }),
@@ -675,7 +731,7 @@ async function main() {
           ` (median of ${starts.ready.length}; each: ${starts.ready.map(fmt).join(', ')} ms)`;
 
     console.log(
-      `\nNode ${process.version}, ${CONNECTIONS} connections, ${DURATION} s per scenario, ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
+      `\nNode ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION} s per scenario (each right after its baseline; medians, ratios the median of the rounds' ratios), ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
     );
     console.log(table.join('\n'));
     console.log(

@@ -10,7 +10,7 @@ describe('pnpm bench command line', () => {
     for (const flag of ['--help', '-h']) {
       const result = bench(flag);
       expect(result.status).toBe(0);
-      expect(result.stdout).toMatch(/^Usage: pnpm bench \[--duration <seconds>\] \[--connections <n>\]/);
+      expect(result.stdout).toMatch(/^Usage: pnpm bench \[--duration <seconds>\] \[--rounds <n>\] \[--connections <n>\]/);
       expect(result.stderr).toBe('');
     }
   });
@@ -20,6 +20,7 @@ describe('pnpm bench command line', () => {
       [['--nope'], /^pnpm bench: Unknown option '--nope' \(see pnpm bench --help\)\n$/],
       [['--duration'], /^pnpm bench: Option '--duration <value>' argument missing/],
       [['--duration', '0'], /^pnpm bench: --duration must be a whole number from 1 to 3600/],
+      [['--rounds', '1.5'], /^pnpm bench: --rounds must be a whole number from 1 to 100/],
       [['--connections', 'many'], /^pnpm bench: --connections must be a whole number from 1 to 10000/],
       [['fast'], /^pnpm bench: Unexpected argument 'fast'/],
     ];
