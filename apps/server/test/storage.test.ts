@@ -196,6 +196,7 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
     await storage.put('parent/child', bodyOf(randomBytes(10)), { contentType: 'text/plain' });
     expect(await storage.head('parent')).toBeUndefined();
     expect(await storage.get('parent')).toBeUndefined();
+    expect(await storage.get('parent/child/grandchild')).toBeUndefined(); // through an object
   });
 
   it.each([
@@ -312,6 +313,23 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
 
     it('refuses such a key in head too, rather than calling it missing', async () => {
       for (const key of escapingKeys()) await expect(storage.head(key), key).rejects.toThrow(/outside the root/);
+    });
+
+    it('leaves no file open: read whole, abandoned unread, empty, missing, or a folder', async () => {
+      const openFiles = async () => (await readdir('/proc/self/fd')).length;
+      await storage.put('handles/object', bodyOf(randomBytes(200_000)), { contentType: 'text/plain' });
+      await storage.put('handles/empty', bodyOf(Buffer.alloc(0)), { contentType: 'text/plain' });
+      const before = await openFiles();
+      for (let i = 0; i < 200; i++) {
+        await readAll(await storage.get('handles/object', { start: 10, end: 150_000 }));
+        const abandoned = await storage.get('handles/object');
+        abandoned?.destroy();
+        await readAll(await storage.get('handles/empty'));
+        expect(await storage.get('handles/missing')).toBeUndefined();
+        expect(await storage.get('handles')).toBeUndefined();
+      }
+      await sleep(100); // the abandoned streams' handles close as they are destroyed
+      expect(await openFiles()).toBeLessThanOrEqual(before);
     });
 
     it('never shows a reader half of a replacement', async () => {
