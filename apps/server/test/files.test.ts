@@ -773,11 +773,7 @@ describe('listing and permissions (local storage)', () => {
     const owner = await registerAccount(server.app);
     const other = await registerAccount(server.app);
     const made: FileDto[] = [];
-    for (let i = 0; i < 5; i++) {
-      made.push(await uploaded(server, owner, `file-${i}.txt`, Buffer.from(`file ${i}\n`)));
-      // Ids are time-ordered to the millisecond: two files stored within one may list either way.
-      await sleep(2);
-    }
+    for (let i = 0; i < 5; i++) made.push(await uploaded(server, owner, `file-${i}.txt`, Buffer.from(`file ${i}\n`)));
     await uploaded(server, other, 'not-yours.txt', Buffer.from('other\n'));
 
     const seen: FileDto[] = [];

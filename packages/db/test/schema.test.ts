@@ -35,6 +35,18 @@ describe('users table', () => {
     expect(first).toMatchObject({ name: null, password_hash: null, email_verified_at: null, disabled_at: null });
   });
 
+  it('orders ids made one after the other within a millisecond too (the fraction after the version)', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const { rows } = await sql<{ id: string }>`select uuid_generate_v7() as id`.execute(db);
+      ids.push(rows[0]?.id as string);
+    }
+    // Several fall in one millisecond (a round trip takes less here), where the milliseconds
+    // alone would order them by chance; all are in order.
+    expect(ids.every((id, i) => i === 0 || id > (ids[i - 1] as string))).toBe(true);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
   it('keeps emails unique whatever their case, and stored lower-cased', async () => {
     await db.insertInto('users').values({ email: 'taken@example.com' }).execute();
     await expect(db.insertInto('users').values({ email: 'taken@example.com' }).execute()).rejects.toThrow(
