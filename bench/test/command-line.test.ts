@@ -10,7 +10,9 @@ describe('pnpm bench command line', () => {
     for (const flag of ['--help', '-h']) {
       const result = bench(flag);
       expect(result.status).toBe(0);
-      expect(result.stdout).toMatch(/^Usage: pnpm bench \[--duration <seconds>\] \[--rounds <n>\] \[--connections <n>\]/);
+      expect(result.stdout).toMatch(
+        /^Usage: pnpm bench \[--duration <seconds>\] \[--rounds <n>\] \[--connections <n>\]/,
+      );
       expect(result.stderr).toBe('');
     }
   });
