@@ -69,5 +69,14 @@ describe('LazyLogger (the per-request logger)', () => {
     await quiet.app.inject({ url: '/talks' });
     expect(quiet.lines).toEqual([]);
     expect(quiet.children()).toBe(before);
+    // Reading a request logger's level makes no child either; setting it does, for that request only.
+    let made = 0;
+    const log = new LazyLogger(pino({ level: 'warn', onChild: () => made++ }), { requestId: 'r1' });
+    expect(log.level).toBe('warn');
+    expect(made).toBe(0);
+    log.level = 'debug';
+    expect(made).toBe(1);
+    expect(log.level).toBe('debug');
+    expect(log.isLevelEnabled('debug')).toBe(true);
   });
 });

@@ -95,7 +95,7 @@ export class LazyLogger {
   }
 
   #write(level: LogLevel, args: unknown[]): void {
-    if (this.#parent.isLevelEnabled(level)) (this.#logger()[level] as (...line: unknown[]) => void)(...args);
+    if (this.isLevelEnabled(level)) (this.#logger()[level] as (...line: unknown[]) => void)(...args);
   }
 
   fatal(...args: Parameters<LogMethod>): void {
@@ -119,7 +119,7 @@ export class LazyLogger {
   silent(): void {}
 
   get level(): string {
-    return this.#logger().level;
+    return (this.#child ?? this.#parent).level;
   }
   set level(level: string) {
     this.#logger().level = level;
