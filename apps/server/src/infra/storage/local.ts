@@ -67,9 +67,10 @@ export function localStorage(dir: string): ObjectStorage {
     async get(key: string, range?: ByteRange): Promise<Readable | undefined> {
       // Opened first, then checked through the handle: four operations per read (open, stat,
       // read, close), none for a file that went meanwhile, and a buffer of the object's size.
+      const file = pathOf(key); // (a key outside the root is a bug, not the disk failing)
       let handle: FileHandle;
       try {
-        handle = await open(pathOf(key), 'r');
+        handle = await open(file, 'r');
       } catch (error) {
         if (isMissing(error)) return undefined;
         throw unavailable('read', error);
