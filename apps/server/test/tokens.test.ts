@@ -114,7 +114,9 @@ describe('access tokens', () => {
       expect(await tokens.verifyAccessToken(token)).toEqual(claims);
 
       const [header, payload, signature] = token.split('.') as [string, string, string];
-      const flipped = signature.endsWith('A') ? `${signature.slice(0, -1)}B` : `${signature.slice(0, -1)}A`;
+      // The first character: all six of its bits are the signature's (the last one's lowest
+      // bits are padding, which base64url decoding drops: changing only those changes nothing).
+      const flipped = `${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`;
       await expect(tokens.verifyAccessToken(`${header}.${payload}.${flipped}`)).rejects.toMatchObject({
         reason: 'invalid',
       });
