@@ -11,6 +11,7 @@ import {
   describeInBrowser,
   type Harness,
   heading,
+  holdCall,
   linkIn,
   mailTo,
   pathOf,
@@ -114,57 +115,31 @@ describeInBrowser('a person and their account', () => {
     await expect.poll(() => list.getByRole('listitem').count()).toBe(12);
 
     // Delete: the note leaves the list while the server has not even received the call.
-    let release = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let deleteSent = () => {};
-    const sent = new Promise<void>((resolve) => {
-      deleteSent = resolve;
-    });
-    const isDelete = (url: URL) => url.pathname.startsWith('/trpc/') && url.pathname.includes('notes.delete');
-    await page.route(isDelete, async (route) => {
-      deleteSent();
-      await held;
-      await route.continue();
-    });
+    const deletion = await holdCall(page, 'notes.delete');
     await page.getByRole('button', { name: 'Delete “Groceries”' }).click();
-    await sent;
+    await deletion.arrived;
     await list.getByRole('heading', { name: 'Groceries', exact: true }).waitFor({ state: 'detached' });
     expect(await noteTitles(userId)).toContain('Groceries');
-    release();
+    deletion.release();
     await expect.poll(() => noteTitles(userId)).not.toContain('Groceries');
-    await page.unroute(isDelete);
+    await deletion.stop();
     await expect.poll(() => list.getByRole('listitem').count()).toBe(11);
     expect(await listedTitles(page)).not.toContain('Groceries');
 
     // What is typed while the last note is still being saved stays in the form.
-    let releaseCreate = () => {};
-    const createHeld = new Promise<void>((resolve) => {
-      releaseCreate = resolve;
-    });
-    let created = () => {};
-    const createDone = new Promise<void>((resolve) => {
-      created = resolve;
-    });
-    const isCreate = (url: URL) => url.pathname.startsWith('/trpc/') && url.pathname.includes('notes.create');
-    await page.route(isCreate, async (route) => {
-      await createHeld;
-      await route.continue();
-      created();
-    });
+    const creation = await holdCall(page, 'notes.create');
     await newNote.getByLabel('Title').fill('Saved slowly');
     await newNote.getByRole('button', { name: 'Add note' }).click();
     await list.getByRole('heading', { name: 'Saved slowly', exact: true }).waitFor();
     await newNote.getByLabel('Title').fill('Typed meanwhile');
     // Once saved, the list is read again (after the form has heard of the success).
     const listedAgain = page.waitForResponse((response) => response.url().includes('notes.list'));
-    releaseCreate();
-    await createDone;
+    creation.release();
+    await creation.answered;
     await listedAgain;
     expect(await noteTitles(userId)).toContain('Saved slowly');
     expect(await newNote.getByLabel('Title').inputValue()).toBe('Typed meanwhile');
-    await page.unroute(isCreate);
+    await creation.stop();
 
     // Change the password; a fresh sign-in takes the new one.
     await page.getByRole('link', { name: 'Profile' }).click();

@@ -126,6 +126,29 @@ export async function submitPasswordSignIn(page: Page, email: string, password: 
 /** The path the page is on (`/sign-in`). */
 export const pathOf = (page: Page): string => new URL(page.url()).pathname;
 
+/**
+ * Holds the page's calls of a tRPC procedure until `release()`: `arrived` resolves when one
+ * reaches the route (held), `answered` once it has gone through. `stop()` removes the hold.
+ */
+export async function holdCall(page: Page, procedure: string) {
+  const held = Promise.withResolvers<void>();
+  const arrived = Promise.withResolvers<void>();
+  const answered = Promise.withResolvers<void>();
+  const matches = (url: URL) => url.pathname.startsWith('/trpc/') && url.pathname.includes(procedure);
+  await page.route(matches, async (route) => {
+    arrived.resolve();
+    await held.promise;
+    await route.continue();
+    answered.resolve();
+  });
+  return {
+    arrived: arrived.promise,
+    answered: answered.promise,
+    release: () => held.resolve(),
+    stop: () => page.unroute(matches),
+  };
+}
+
 /** The tokens the app keeps in localStorage (null once signed out). */
 export const storedTokens = (page: Page): Promise<{ accessToken: string; refreshToken: string } | null> =>
   page.evaluate(() => JSON.parse(localStorage.getItem('app.tokens') ?? 'null'));
