@@ -4,7 +4,7 @@
  * removal jobs rely on: deleting a missing object succeeds, and a store that is away fails.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -13,6 +13,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DependencyUnavailableError } from '../src/infra/dependency-errors.ts';
 import { localStorage } from '../src/infra/storage/local.ts';
 import { s3Storage } from '../src/infra/storage/s3.ts';
 import type { ByteRange, ObjectInfo, ObjectStorage } from '../src/infra/storage/storage.ts';
@@ -309,6 +310,16 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
       }
       await expect(listed(storage, '../')).rejects.toThrow(/outside the root/);
       await expect(listed(storage, '../sibling/')).rejects.toThrow(/outside the root/);
+    });
+
+    it('answers a path the disk cannot resolve (a symlink loop) as the storage unavailable, not as missing', async () => {
+      const dir = path.join(subject.dir as string, 'looping');
+      await mkdir(dir, { recursive: true });
+      await symlink('self', path.join(dir, 'self'));
+      for (const read of [() => storage.get('looping/self'), () => storage.head('looping/self')]) {
+        await expect(read()).rejects.toBeInstanceOf(DependencyUnavailableError);
+        await expect(read()).rejects.toThrow(/could not read: ELOOP/);
+      }
     });
 
     it('refuses such a key in head too, rather than calling it missing', async () => {

@@ -37,10 +37,15 @@ export function localStorage(dir: string): ObjectStorage {
     if (!full.startsWith(`${root}${path.sep}`)) throw new Error(`storage key outside the root: ${key}`);
     return full;
   };
-  /** A file under the key (a folder is not an object), or undefined. */
+  /** A file under the key (a folder is not an object), or undefined; a disk that fails is unavailable. */
   const fileAt = async (full: string) => {
-    const info = await stat(full).catch(() => undefined);
-    return info?.isFile() ? info : undefined;
+    try {
+      const info = await stat(full);
+      return info.isFile() ? info : undefined;
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw unavailable('read', error);
+    }
   };
 
   return {
