@@ -11,7 +11,7 @@ import { FILE_ROUTES, filesRoutes } from './http/files-routes.ts';
 import { jwksRoute } from './http/jwks.ts';
 import { OAUTH_REDIRECT_ROUTES, oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
-import { webApp } from './http/web-app.ts';
+import { lazySchemaCompilers } from './http/schema-compilers.ts';
 import { LazyLogger, requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
 import { openApiRoutes } from './rest/openapi.ts';
@@ -56,6 +56,7 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     trustProxy: trustedProxies(config.trustProxy),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: answerFrameworkError,
+    schemaController: { compilersFactory: lazySchemaCompilers },
   });
 
   const cors = new CorsPolicy({
@@ -103,6 +104,7 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   if (!config.isProduction && transport instanceof OutboxTransport) {
     await app.register(devOutboxRoutes, { outbox: transport });
   }
-  if (config.webDir) await app.register(webApp, { dir: config.webDir });
+  // @fastify/static and its dependencies are loaded only when there is an app to serve.
+  if (config.webDir) await app.register((await import('./http/web-app.ts')).webApp, { dir: config.webDir });
   return app;
 }

@@ -83,6 +83,7 @@ export async function createServices(
   const jobs = new JobQueue(
     {
       url: databaseUrl,
+      db,
       log,
       poolMax: config.jobs.poolMax,
       pollingIntervalSeconds: config.jobs.pollIntervalSeconds,

@@ -153,7 +153,8 @@ describe('HTTP edges', () => {
     let probes = 0;
     const counting: KyselyPlugin = {
       transformQuery({ node }) {
-        if (node.kind === 'RawNode') probes += 1; // readiness runs `select 1` as raw SQL
+        // A probe runs two raw statements: the database check (`select 1`) and the job backlog.
+        if (node.kind === 'RawNode') probes += 1;
         return node;
       },
       transformResult: async ({ result }) => result,
@@ -168,7 +169,7 @@ describe('HTTP edges', () => {
         Array.from({ length: 10 }, () => probed.app.inject({ method: 'GET', url: `/trpc/${batch}?batch=1` })),
       );
       expect(answers.every((answer) => answer.statusCode === 200)).toBe(true);
-      expect(probes).toBe(1); // 50 readiness calls, one probe
+      expect(probes).toBe(2); // 50 readiness calls, one probe
     } finally {
       await probed.close();
     }

@@ -5,6 +5,7 @@
  * discard failed jobs (REST and tRPC); `pnpm worker` runs jobs in a process of its own.
  */
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobQueue } from '../src/infra/jobs.ts';
 import { createLogger } from '../src/infra/logger.ts';
@@ -123,7 +124,14 @@ describe('durable jobs', () => {
     const tries: number[] = [];
     beforeAll(async () => {
       queue = new JobQueue(
-        { url: t.database.url, log, poolMax: 2, pollingIntervalSeconds: 0.5, superviseIntervalSeconds: 1 },
+        {
+          url: t.database.url,
+          db: t.services.db,
+          log,
+          poolMax: 2,
+          pollingIntervalSeconds: 0.5,
+          superviseIntervalSeconds: 1,
+        },
         [{ name: 'flaky', retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30 }],
       );
       await queue.work('flaky', 1, async (job) => {
@@ -325,6 +333,33 @@ describe('durable jobs', () => {
   });
 });
 
+describe('the readiness probe in a process that only serves (JOBS_WORKER=off)', () => {
+  it('reads the backlog without starting the job queue, before and after its schema exists', async () => {
+    const t = await buildTestApp({ env: { JOBS_WORKER: 'off' } });
+    const queueConnections = async () => {
+      const { rows } = await sql<{ count: number }>`select count(*)::int as count from pg_stat_activity
+        where datname = current_database() and application_name = 'app-jobs'`.execute(t.services.db);
+      return rows[0]?.count;
+    };
+    try {
+      // No process has installed pg-boss here: there is no backlog to read, and the probe says so.
+      const fresh = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+      expect(fresh.statusCode).toBe(200);
+      expect(fresh.json()).not.toHaveProperty('jobs');
+      expect(await queueConnections()).toBe(0);
+
+      // Once a job is queued (the queue starts for that), the same probe reads it.
+      await t.services.jobs.send(MAINTENANCE, {});
+      await sql`update pgboss.job set start_after = now() - interval '2 minutes'`.execute(t.services.db);
+      await new Promise((resolve) => setTimeout(resolve, 1_100)); // past the readiness cache
+      const backlogged = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+      expect(backlogged.json().jobs).toEqual({ ready: 1, oldestWaitingSeconds: expect.any(Number) });
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('a worker that cannot start (the database away)', () => {
   it('keeps trying, and runs the jobs once the database is back', async () => {
     const t = await buildTestApp({ env: { JOBS_WORKER: 'off' } });
@@ -335,6 +370,7 @@ describe('a worker that cannot start (the database away)', () => {
     const queue = new JobQueue(
       {
         url: viaProxy.toString(),
+        db: t.services.db,
         log: createLogger({ level: 'silent', format: 'json' }),
         poolMax: 2,
         pollingIntervalSeconds: 0.5,

@@ -18,18 +18,19 @@ function holds(list: string, item: string): boolean {
 const names = (list: string, field: string) => holds(list, field) || holds(list, '*');
 
 /**
- * Adds request header names to a response's `Vary` (RFC 9110 §12.5.5), keeping what is
+ * Adds a request header's name to a response's `Vary` (RFC 9110 §12.5.5), keeping what is
  * there: each part of the app that chose the answer by a request header names it (tRPC's
  * response format, the language of an error, the CORS origin), none overwriting another's.
  */
-export function appendVary(reply: VaryingReply, ...fields: string[]): void {
+export function appendVary(reply: VaryingReply, field: string): void {
   const current = reply.getHeader('vary');
-  let list = typeof current === 'string' ? current : Array.isArray(current) ? current.join(', ') : '';
-  for (const field of fields) {
-    if (list === '') list = field;
-    else if (!names(list.toLowerCase(), field.toLowerCase())) list = `${list}, ${field}`;
+  if (current === undefined || current === '') {
+    reply.header('vary', field);
+    return;
   }
-  if (list !== current) reply.header('vary', list);
+  const list = typeof current === 'string' ? current : Array.isArray(current) ? current.join(', ') : String(current);
+  if (!names(list.toLowerCase(), field.toLowerCase())) reply.header('vary', `${list}, ${field}`);
+  else if (list !== current) reply.header('vary', list);
 }
 
 /** Puts a reply's `Vary` fields into the headers of the Fetch Response it sends (which Fastify applies last). */
@@ -40,5 +41,5 @@ export function keepVary(reply: VaryingReply, headers: Headers): void {
     getHeader: (name: string) => headers.get(name) ?? undefined,
     header: (name: string, value: string) => headers.set(name, value),
   };
-  appendVary(response, ...vary.split(',').map((field) => field.trim()));
+  for (const field of vary.split(',')) appendVary(response, field.trim());
 }

@@ -10,6 +10,7 @@ import type { KyselyTransactionLike, PgBoss, Queue } from 'pg-boss';
 /** pg-boss, loaded with the queue's first use: a server that never queues a job never pays for it. */
 const loadPgBoss = () => import('pg-boss');
 
+import { type QueryExecutorProvider, sql } from 'kysely';
 import type { Logger } from './logger.ts';
 
 export interface QueueDefinition {
@@ -52,6 +53,11 @@ export type JobHandler = (job: { id: string; data: unknown; signal: AbortSignal;
 
 export interface JobQueueOptions {
   url: string;
+  /**
+   * The app's own pool, for the backlog the readiness probe reads: a probe must not load and
+   * start pg-boss (its schema check, its queues, its timers) in a process that only serves.
+   */
+  db: QueryExecutorProvider;
   log: Logger;
   /** Connections pg-boss may hold (its own pool, beside the app's). */
   poolMax: number;
@@ -218,15 +224,17 @@ export class JobQueue {
     });
   }
 
-  /** Jobs waiting to run now, and how long the oldest of them has waited. */
+  /**
+   * Jobs waiting to run now, and how long the oldest of them has waited. Read through the
+   * app's pool without starting the queue: before any process has installed pg-boss's schema
+   * the query fails (the probe then reports no backlog).
+   */
   async backlog(): Promise<{ ready: number; oldestWaitingSeconds: number }> {
-    const boss = await this.ready();
-    const { rows } = await boss.getDb().executeSql(
-      `select count(*)::int as ready,
-         coalesce(extract(epoch from now() - min(start_after)), 0)::int as oldest
-       from pgboss.job where state in ('created', 'retry') and start_after <= now() and name = any($1)`,
-      [this.#queues.map((q) => q.name)],
-    );
+    const { rows } = await sql<{ ready: number; oldest: number }>`
+      select count(*)::int as ready,
+        coalesce(extract(epoch from now() - min(start_after)), 0)::int as oldest
+      from pgboss.job where state in ('created', 'retry') and start_after <= now()
+        and name = any(${this.#queues.map((q) => q.name)})`.execute(this.#options.db);
     return { ready: Number(rows[0]?.ready ?? 0), oldestWaitingSeconds: Number(rows[0]?.oldest ?? 0) };
   }
 

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { type ChildLoggerOptions, type Logger, pino } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+
+/** pino-pretty (30 modules) is loaded for the pretty format only: production writes JSON. */
+const loadPretty = () => createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
 
 export type { Logger };
 
@@ -27,7 +31,7 @@ export function createLogger(options: LoggerOptions): Logger {
   if (options.format === 'json') return pino(pinoOptions);
   return pino(
     pinoOptions,
-    pretty({
+    loadPretty()({
       colorize: true,
       translateTime: 'HH:MM:ss.l',
       ignore: `pid,hostname,requestId,${ACCESS_FIELDS}`,

@@ -1,21 +1,29 @@
-import { Resend } from 'resend';
+import type { Resend } from 'resend';
 import type { EmailMessage, MailTransport } from './mailer.ts';
 
 /** Resend's HTTP API (RESEND_BASE_URL points it elsewhere: a proxy, or a fake in tests). */
 export class ResendTransport implements MailTransport {
   readonly name = 'resend';
   readonly delivers = true;
-  readonly #client: Resend;
+  readonly #options: { apiKey: string; baseUrl?: string | undefined };
+  /** Resend's SDK (and the mail parser it brings) is loaded with the first email, not at start-up. */
+  #client: Promise<Resend> | undefined;
 
   constructor(options: { apiKey: string; baseUrl?: string | undefined }) {
-    this.#client = new Resend(
-      options.apiKey,
-      options.baseUrl ? { baseUrl: options.baseUrl.replace(/\/+$/, '') } : undefined,
+    this.#options = options;
+  }
+
+  #resend(): Promise<Resend> {
+    const { apiKey, baseUrl } = this.#options;
+    this.#client ??= import('resend').then(
+      ({ Resend }) => new Resend(apiKey, baseUrl ? { baseUrl: baseUrl.replace(/\/+$/, '') } : undefined),
     );
+    return this.#client;
   }
 
   async send(message: EmailMessage & { from: string }): Promise<{ id: string }> {
-    const { data, error } = await this.#client.emails.send(
+    const client = await this.#resend();
+    const { data, error } = await client.emails.send(
       {
         from: message.from,
         to: message.to,
