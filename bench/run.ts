@@ -5,10 +5,10 @@
  * request (counted on quiet servers) and the app's start-up time. Options and what it
  * needs: `pnpm bench --help` (USAGE below).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,7 +29,9 @@ the same run; then SQL statements and Redis commands per request (counted on qui
 and the app's start-up time (median of 5 starts on the migrated database).
 
 Each round loads every scenario right after its baseline, so a machine that slows down or
-speeds up meanwhile moves both: a ratio is the median of the rounds' ratios.
+speeds up meanwhile moves both: a ratio is the median of the rounds' ratios. On Linux the
+servers under load (the cluster of WORKERS=2 aside) run pinned to the last CPU (taskset), so
+the load generator does not share their core.
 
 Options:
   --duration <seconds>   load per scenario and per round, after a warm-up (default 5)
@@ -98,11 +100,28 @@ const freePort = () =>
     });
   });
 
+/**
+ * The CPU the single-process servers run on (the last one), or undefined where they cannot be
+ * pinned (not Linux, one CPU, no taskset). A server whose core the load generator keeps
+ * taking over pays for it in cache misses, and more the larger its working set: unpinned, the
+ * app's constant route used 1.6x raw Fastify's CPU per request, pinned 1.2x (same machine,
+ * same minutes). Pinned, both sides of a ratio pay only for their own work.
+ */
+const SERVER_CPU = ((): number | undefined => {
+  const cpus = availableParallelism();
+  if (process.platform !== 'linux' || cpus < 2) return undefined;
+  return spawnSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' }).status === 0 ? cpus - 1 : undefined;
+})();
+
 const children = new Set<ChildProcess>();
 /** The servers this script is stopping: any other exit is reported. */
 const stopping = new Set<ChildProcess>();
-function start(script: string, env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, [script], {
+function start(script: string, env: Record<string, string>, options: { pinned?: boolean } = {}): ChildProcess {
+  const node = [process.execPath, script];
+  // taskset execs node: the child's pid is the server's (its CPU time is read by pid).
+  const [command, ...args] =
+    options.pinned && SERVER_CPU !== undefined ? ['taskset', '-c', String(SERVER_CPU), ...node] : node;
+  const child = spawn(command as string, args, {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -489,7 +508,9 @@ async function uploadFile(origin: string, authorization: Record<string, string>)
 
 async function main() {
   process.stderr.write(
-    `Preparing (${ROUNDS} rounds of ${DURATION} s per scenario and its baseline, ${CONNECTIONS} connections)...\n`,
+    `Preparing (${ROUNDS} rounds of ${DURATION} s per scenario and its baseline, ${CONNECTIONS} connections; ${
+      SERVER_CPU === undefined ? 'servers not pinned' : `servers pinned to CPU ${SERVER_CPU}`
+    })...\n`,
   );
   const database = await prepareDatabase();
   const filesDir = mkdtempSync(path.join(tmpdir(), 'bench-files-'));
@@ -523,7 +544,13 @@ async function main() {
     const used: Target[] = redisUrl ? ['base', 'fast', 'official', 'workers'] : ['base', 'fast', 'official'];
     const ports = Object.fromEntries(await Promise.all(used.map(async (t) => [t, await freePort()] as const)));
     const servers = new Map<Target, ChildProcess>();
-    for (const t of used) servers.set(t, start(targets[t].script, { ...targets[t].env, PORT: String(ports[t]) }));
+    // Each server on one core, but the cluster: its two workers need two.
+    for (const t of used) {
+      servers.set(
+        t,
+        start(targets[t].script, { ...targets[t].env, PORT: String(ports[t]) }, { pinned: t !== 'workers' }),
+      );
+    }
     const origin = (t: Target) => `http://127.0.0.1:${ports[t]}`;
     await Promise.all(used.map((t) => waitUntilUp(`${origin(t)}${targets[t].health}`)));
 
