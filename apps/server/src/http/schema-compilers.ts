@@ -24,7 +24,9 @@ function loadedOnFirstUse(module: string): Factory {
  * schemas: ~100 modules, a tenth of start-up), loaded when a route first declares a Fastify
  * schema instead of whenever Fastify starts. None of the app's routes does: procedures
  * check their inputs and outputs with zod, and plain routes read theirs by hand. They are
- * Fastify's defaults, made the same way, so such a route works as it would without this.
+ * Fastify's defaults, made the same way, so such a route works as it would without this, but
+ * for one thing: Fastify lower-cases the property names of a `headers` schema only for its
+ * own compiler, so write them lower-case.
  */
 export const lazySchemaCompilers: CompilersFactory = {
   buildValidator: loadedOnFirstUse('@fastify/ajv-compiler') as ValidatorFactory,

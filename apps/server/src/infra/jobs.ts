@@ -5,13 +5,12 @@
  * to one of them) and installs and migrates its own schema (`pgboss`) at start, under a
  * transaction-scoped advisory lock. The queue starts on first use, so a process that never touches it pays nothing.
  */
+import { type QueryExecutorProvider, sql } from 'kysely';
 import type { KyselyTransactionLike, PgBoss, Queue } from 'pg-boss';
+import type { Logger } from './logger.ts';
 
 /** pg-boss, loaded with the queue's first use: a server that never queues a job never pays for it. */
 const loadPgBoss = () => import('pg-boss');
-
-import { type QueryExecutorProvider, sql } from 'kysely';
-import type { Logger } from './logger.ts';
 
 export interface QueueDefinition {
   name: string;
