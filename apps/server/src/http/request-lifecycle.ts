@@ -36,9 +36,9 @@ export const SECURITY_HEADERS = {
   'cross-origin-resource-policy': 'same-origin',
 } as const;
 /**
- * The one a route may set itself, to loosen it (a public file is `cross-origin`); the
- * others are the app's on every response (checking each for a route's own cost every
- * response a lookup).
+ * The one security header a route may set itself, to loosen it (a public file is
+ * `cross-origin`). The others are set on every response without first looking for a route's
+ * own: each lookup would cost every response.
  */
 const ROUTE_SETTABLE = 'cross-origin-resource-policy';
 const FIXED_SECURITY_HEADERS = Object.entries(SECURITY_HEADERS).filter(([name]) => name !== ROUTE_SETTABLE);

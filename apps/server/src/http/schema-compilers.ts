@@ -5,16 +5,19 @@ type CompilersFactory = NonNullable<NonNullable<FastifyServerOptions['schemaCont
 type ValidatorFactory = NonNullable<CompilersFactory['buildValidator']>;
 type SerializerFactory = NonNullable<CompilersFactory['buildSerializer']>;
 
-/** Fastify's own dependencies, resolved from Fastify's folder (they are not the app's). */
-const fastifyRequire = createRequire(createRequire(import.meta.url).resolve('fastify'));
-
 type Factory = (...args: unknown[]) => unknown;
 
-/** A factory that loads Fastify's own (`module` exports a function making it) on its first call. */
+/**
+ * A factory that loads Fastify's own (`module` exports a function making it) on its first
+ * call, resolved from Fastify's folder: it is Fastify's dependency, not the app's.
+ */
 function loadedOnFirstUse(module: string): Factory {
   let factory: Factory | undefined;
   return (...args) => {
-    factory ??= (fastifyRequire(module) as () => Factory)();
+    if (!factory) {
+      const fastifyRequire = createRequire(createRequire(import.meta.url).resolve('fastify'));
+      factory = (fastifyRequire(module) as () => Factory)();
+    }
     return factory(...args);
   };
 }
