@@ -32,15 +32,21 @@ RUN --mount=type=cache,id=pnpm,target=/pnpm/store \
  && pnpm --filter @app/web exec vite build
 
 FROM node:${NODE_VERSION}-slim AS runtime
-ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 WEB_DIR=apps/web/dist
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 WEB_DIR=apps/web/dist NODE_COMPILE_CACHE=/app/.compile-cache
 WORKDIR /app
 COPY --from=deps /app /app
 COPY packages/db/src packages/db/src
 COPY packages/db/migrations packages/db/migrations
 COPY packages/db/seeds packages/db/seeds
 COPY apps/server/src apps/server/src
+COPY apps/server/scripts/warm-compile-cache.ts apps/server/scripts/
 COPY --from=web /app/apps/web/dist apps/web/dist
+# Node's compile cache, filled here by the user that runs the server (the cache is per user):
+# a new container starts without compiling its modules again (a third of its start-up), even
+# on a read-only root file system.
+RUN mkdir /app/.compile-cache && chown node:node /app/.compile-cache
 USER node
+RUN node apps/server/scripts/warm-compile-cache.ts
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:3000/api/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

@@ -1,5 +1,4 @@
 import type { TRPCError } from '@trpc/server';
-import { fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
 import { recognizeError, setRetryAfter } from './errors/index.ts';
@@ -88,8 +87,10 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   };
 
   const maxBatchSize = config.trpcMaxBatchSize;
-  const official = (prefix: string) =>
-    app.register(fastifyTRPCPlugin, { prefix, trpcOptions: { router, createContext, onError, maxBatchSize } });
+  const official = async (prefix: string) => {
+    const { fastifyTRPCPlugin } = await import('@trpc/server/adapters/fastify');
+    await app.register(fastifyTRPCPlugin, { prefix, trpcOptions: { router, createContext, onError, maxBatchSize } });
+  };
   if (options.trpcTransport === 'official') await official('/trpc');
   else await app.register(fastTrpc, { prefix: '/trpc', router, createContext, onError, maxBatchSize });
   if (options.officialTrpcPrefix) await official(options.officialTrpcPrefix);

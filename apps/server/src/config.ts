@@ -232,14 +232,17 @@ const variables = z.object({
   FILES_DIR: z.string().min(1).default(defaultFilesDir),
   FILES_MAX_BYTES: integer(1, 5 * 1024 * MIB).default(25 * MIB),
   FILES_QUOTA_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(1024 * MIB),
-  FILES_ALLOWED_TYPES: list.default([
-    'image/png',
-    'image/jpeg',
-    'image/gif',
-    'image/webp',
-    'application/pdf',
-    'text/plain',
-  ]),
+  // Checked only when set (a default is never checked): the check loads file-type.
+  FILES_ALLOWED_TYPES: list
+    .superRefine((types, ctx) => {
+      for (const type of types.filter((listed) => !isSniffable(listed))) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${type}" can never be recognised from a file's bytes (allowed: text/plain and the binary formats with a signature, e.g. image/png, application/pdf)`,
+        });
+      }
+    })
+    .default(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain']),
   // Presigned URLs last at most 7 days (SigV4).
   FILES_UPLOAD_URL_TTL: duration.refine((s) => s <= 7 * 86_400, { error: 'must be at most 7d' }).default(15 * 60),
   FILES_DOWNLOAD_REDIRECT: flag.default(false),
@@ -382,14 +385,6 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
     const url = e[variable];
     if (typeof url === 'string' && url.startsWith('http:') && URL.canParse(url) && !isLoopbackUrl(url)) {
       refuse(variable, 'must be https (plain http only for a provider on this machine)');
-    }
-  }
-  for (const type of e.FILES_ALLOWED_TYPES) {
-    if (typeof type === 'string' && !isSniffable(type)) {
-      refuse(
-        'FILES_ALLOWED_TYPES',
-        `"${type}" can never be recognised from a file's bytes (allowed: text/plain and the binary formats with a signature, e.g. image/png, application/pdf)`,
-      );
     }
   }
   if (e.STORAGE_DRIVER === 's3' && e.S3_BUCKET === undefined) {

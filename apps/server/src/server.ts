@@ -1,5 +1,5 @@
 /**
- * The server process (entered through main.ts): load config, start the database (embedded by default), run the start-up
+ * The server process (`main`, which main.ts runs): load config, start the database (embedded by default), run the start-up
  * checks, then serve: in this process, or in WORKERS cluster workers that the primary
  * restarts when one dies. SIGINT/SIGTERM shut down gracefully.
  */
@@ -146,7 +146,7 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
   log.info(`primary ${process.pid} started ${config.workers} workers`);
 }
 
-async function main(): Promise<void> {
+export async function main(): Promise<void> {
   const config = configOrExit();
   const role = cluster.isWorker ? { worker: cluster.worker?.id, pid: process.pid } : undefined;
   const log = createLogger({ level: config.logLevel, format: config.logFormat, base: role });
@@ -188,5 +188,3 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 }
-
-await main();

@@ -241,6 +241,16 @@ describe('Dockerfile', () => {
     expect(runtime).not.toMatch(/COPY --from=web \/app\/node_modules/);
   });
 
+  it("fills Node's compile cache as the runtime user, once every source is in place", () => {
+    const cacheDir = /NODE_COMPILE_CACHE=(\S+)/.exec(runtime)?.[1];
+    const user = /^USER (\w+)$/m.exec(runtime)?.[1];
+    expect(cacheDir).toBeDefined();
+    expect(runtime).toContain(`chown ${user}:${user} ${cacheDir}`);
+    const warm = runtime.indexOf('\nRUN node apps/server/scripts/warm-compile-cache.ts\n');
+    expect(warm).toBeGreaterThan(runtime.indexOf(`\nUSER ${user}\n`));
+    expect(warm).toBeGreaterThan(runtime.lastIndexOf('\nCOPY '));
+  });
+
   it('copies only paths that exist', () => {
     for (const [, sources] of dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
       for (const source of (sources as string).split(' ')) {

@@ -1,11 +1,13 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { createDb, isProcessAlive, repoRoot, rollbackAll } from '@app/db';
 import { createTestDatabase, type TestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, listeningUrl, spawnServer, startFakeRedis } from './helpers/index.ts';
+import { freePort, listeningUrl, spawnCommand, spawnServer, startFakeRedis } from './helpers/index.ts';
 
 describe('the server process', () => {
   let database: TestDatabase;
@@ -118,6 +120,38 @@ describe('the server process', () => {
     const server = spawnServer({ DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:1' });
     expect(await server.exited).toBe(1);
     expect(server.output()).toMatch(/Cannot reach Redis at 127\.0\.0\.1:1/);
+  });
+
+  it('starts on the compile cache scripts/warm-compile-cache.ts fills (as the Docker image does), compiling almost nothing', async () => {
+    const cacheDir = mkdtempSync(path.join(tmpdir(), 'compile-cache-'));
+    const warmScript = fileURLToPath(new URL('../scripts/warm-compile-cache.ts', import.meta.url));
+    try {
+      const warm = spawnCommand(process.execPath, [warmScript], {
+        env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: cacheDir },
+      });
+      expect(await warm.exited, warm.output()).toBe(0);
+      // Node says, module by module, whether its compiled code came from the cache.
+      const server = spawnServer({
+        DATABASE_URL: database.url,
+        NODE_COMPILE_CACHE: cacheDir,
+        NODE_DEBUG_NATIVE: 'COMPILE_CACHE',
+      });
+      try {
+        await listeningUrl(server);
+        await server.waitFor(/code cache for ESM \S+\/pg-boss\/dist\/index\.js/); // the job worker, once listening
+        const modules = [
+          ...server.output().matchAll(/code cache for (?:ESM|CommonJS) (\S+) was (accepted|not initialized)/g),
+        ];
+        const compiled = modules.filter(([, , outcome]) => outcome === 'not initialized').map(([, file]) => file);
+        expect(modules.length).toBeGreaterThan(500);
+        // main.ts itself (the entry), and at most a few that its dependencies load on the way.
+        expect(compiled.length, compiled.join('\n')).toBeLessThanOrEqual(modules.length / 100);
+      } finally {
+        server.process.kill('SIGKILL');
+      }
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
   });
 });
 

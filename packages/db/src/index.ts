@@ -2,6 +2,7 @@ export { createDb, type Db, type DbConfig, describeDatabaseUrl } from './client.
 export { type DatabaseTarget, resolveDatabase } from './connect.ts';
 export { type EmbeddedPostgres, type EmbeddedPostgresOptions, startEmbeddedPostgres } from './embedded.ts';
 export {
+  loadMigrations,
   MigrationError,
   type MigrationState,
   type MigrationStep,

@@ -15,23 +15,27 @@ export const migrationsDir = fileURLToPath(new URL('../migrations/', import.meta
 /** `<14-digit timestamp>_<snake_case_name>.ts`; the timestamp orders them. */
 export const MIGRATION_FILE = /^\d{14}_[a-z0-9_]+\.ts$/;
 
-/** Loads `migrations/*.ts` by file URL (portable, unlike Kysely's path-based provider). */
+/** The migrations of a folder by name, each file imported by URL (portable, unlike Kysely's path-based provider). */
+export async function loadMigrations(folder = migrationsDir): Promise<Record<string, Migration>> {
+  const files = (await readdir(folder)).filter((file) => MIGRATION_FILE.test(file)).sort();
+  const migrations: Record<string, Migration> = {};
+  for (const file of files) {
+    const module = (await import(pathToFileURL(path.join(folder, file)).href)) as Partial<Migration>;
+    if (typeof module.up !== 'function' || typeof module.down !== 'function') {
+      throw new Error(`Migration ${file} must export both up() and down()`);
+    }
+    migrations[file.replace(/\.ts$/, '')] = { up: module.up, down: module.down };
+  }
+  return migrations;
+}
+
 class MigrationFolderProvider implements MigrationProvider {
   readonly folder: string;
   constructor(folder: string) {
     this.folder = folder;
   }
-  async getMigrations(): Promise<Record<string, Migration>> {
-    const files = (await readdir(this.folder)).filter((file) => MIGRATION_FILE.test(file)).sort();
-    const migrations: Record<string, Migration> = {};
-    for (const file of files) {
-      const module = (await import(pathToFileURL(path.join(this.folder, file)).href)) as Partial<Migration>;
-      if (typeof module.up !== 'function' || typeof module.down !== 'function') {
-        throw new Error(`Migration ${file} must export both up() and down()`);
-      }
-      migrations[file.replace(/\.ts$/, '')] = { up: module.up, down: module.down };
-    }
-    return migrations;
+  getMigrations(): Promise<Record<string, Migration>> {
+    return loadMigrations(this.folder);
   }
 }
 

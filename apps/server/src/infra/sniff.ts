@@ -3,7 +3,19 @@
  * Formats without a signature are recognised as text when the bytes are valid UTF-8 without
  * control characters; anything else unknown is `application/octet-stream`.
  */
-import { fileTypeFromBuffer, supportedMimeTypes } from 'file-type';
+import { createRequire } from 'node:module';
+
+type FileType = typeof import('file-type');
+let fileType: FileType | undefined;
+/**
+ * file-type (some 35 modules) is loaded when first asked for, not with the server: by the
+ * first upload, or by config's synchronous check of FILES_ALLOWED_TYPES (hence `require`,
+ * which loads an ES module since Node 22.12).
+ */
+const loadFileType = (): FileType => {
+  fileType ??= createRequire(import.meta.url)('file-type') as FileType;
+  return fileType;
+};
 
 /** How many leading bytes the sniffing needs (file-type reads at most this many for common formats). */
 export const SNIFF_BYTES = 4_100;
@@ -14,7 +26,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const BINARY = /[\u0000-\u0008\u000B\u000E-\u001F\u007F]/;
 
 export async function sniffContentType(head: Uint8Array, options: { complete: boolean }): Promise<string> {
-  const detected = await fileTypeFromBuffer(head);
+  const detected = await loadFileType().fileTypeFromBuffer(head);
   if (detected) return detected.mime;
   return looksLikeText(head, options.complete) ? 'text/plain' : 'application/octet-stream';
 }
@@ -32,7 +44,9 @@ function looksLikeText(head: Uint8Array, complete: boolean): boolean {
 /** Whether sniffing can ever answer this type (an allowed type it cannot answer would never match). */
 export function isSniffable(contentType: string): boolean {
   return (
-    contentType === 'text/plain' || contentType === 'application/octet-stream' || supportedMimeTypes.has(contentType)
+    contentType === 'text/plain' ||
+    contentType === 'application/octet-stream' ||
+    loadFileType().supportedMimeTypes.has(contentType)
   );
 }
 

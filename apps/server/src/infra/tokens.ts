@@ -5,17 +5,14 @@
  * Issuing and expiry follow the injected clock.
  */
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
-import {
-  calculateJwkThumbprint,
-  errors,
-  exportJWK,
-  importPKCS8,
-  importSPKI,
-  type JWK,
-  type JWTPayload,
-  jwtVerify,
-  SignJWT,
-} from 'jose';
+// jose's own entry points for each part: its index would load all of jose (JWE, JWKS…) at start-up.
+import type { JWK, JWTPayload } from 'jose';
+import * as errors from 'jose/errors';
+import { calculateJwkThumbprint } from 'jose/jwk/thumbprint';
+import { SignJWT } from 'jose/jwt/sign';
+import { jwtVerify } from 'jose/jwt/verify';
+import { exportJWK } from 'jose/key/export';
+import { importPKCS8, importSPKI } from 'jose/key/import';
 import type { Config } from '../config.ts';
 import type { Clock } from './clock.ts';
 

@@ -5,7 +5,10 @@
  * Native apps' ID tokens are checked with `jose` against the issuer's published keys.
  */
 import { createHash } from 'node:crypto';
-import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import type { JWTPayload } from 'jose';
+import * as joseErrors from 'jose/errors';
+import { createRemoteJWKSet } from 'jose/jwks/remote';
+import { jwtVerify } from 'jose/jwt/verify';
 import * as client from 'openid-client';
 import {
   type AuthorizationRequest,

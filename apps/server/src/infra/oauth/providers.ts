@@ -1,5 +1,7 @@
 /** The configured sign-in providers, by id: each one is on when its client id is set. */
-import { importPKCS8, SignJWT } from 'jose';
+
+import { SignJWT } from 'jose/jwt/sign';
+import { importPKCS8 } from 'jose/key/import';
 import { isLoopbackUrl, type OAuthConfig } from '../../config.ts';
 import { facebookProvider } from './facebook.ts';
 import { githubProvider } from './github.ts';

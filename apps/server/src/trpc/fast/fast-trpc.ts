@@ -28,7 +28,6 @@ import {
   getTRPCErrorShape,
   TRPCError,
 } from '@trpc/server';
-import { fastifyRequestHandler } from '@trpc/server/adapters/fastify';
 import { getHTTPStatusCode } from '@trpc/server/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { callProcedure } from '../call-procedure.ts';
@@ -276,8 +275,13 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
   app.removeContentTypeParser('multipart/form-data');
   app.addContentTypeParser('multipart/form-data', (_request, payload, done) => done(null, payload));
 
-  const official = (request: TrpcFastifyRequest, reply: FastifyReply) =>
-    fastifyRequestHandler({
+  // Loaded with the first request it answers (few ever are): its import brings node:http's
+  // ES module facade, which loads undici (some 20 ms of start-up).
+  let officialAdapter: Promise<typeof import('@trpc/server/adapters/fastify')> | undefined;
+  const official = async (request: TrpcFastifyRequest, reply: FastifyReply) => {
+    officialAdapter ??= import('@trpc/server/adapters/fastify');
+    const { fastifyRequestHandler } = await officialAdapter;
+    return fastifyRequestHandler({
       router,
       req: request,
       res: reply,
@@ -286,6 +290,7 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
       onError: ({ error, path, ctx }) => onError?.({ error, path, ctx }),
       maxBatchSize,
     });
+  };
 
   app.all<{ Params: { path: string }; Querystring: Query }>('/:path', async (request, reply) => {
     const calls = parseRequest(request, procedures, maxBatchSize);

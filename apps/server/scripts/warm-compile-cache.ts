@@ -1,0 +1,18 @@
+/**
+ * Fills Node's compile cache (NODE_COMPILE_CACHE, else the OS temp folder) with the modules
+ * the server loads to start, without starting it: the Docker image runs this when it is
+ * built, so that a new container starts warm instead of compiling some 900 modules (a third
+ * of its start-up). test/process.test.ts checks that a start after it compiles almost nothing.
+ */
+import { enableCompileCache, flushCompileCache } from 'node:module';
+
+const { directory } = enableCompileCache();
+// server.ts's whole module graph (its `main` is not run).
+await import('../src/server.ts');
+// The migrations, which the start-up check reads to tell whether any is pending.
+const { loadMigrations } = await import('@app/db');
+await loadMigrations();
+// pg-boss, which the job worker loads once the server listens (and `pnpm worker` at once).
+await import('pg-boss');
+flushCompileCache();
+console.log(`compile cache filled: ${directory ?? '(off: NODE_DISABLE_COMPILE_CACHE)'}`);
