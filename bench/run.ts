@@ -274,7 +274,11 @@ async function warmUp(scenario: Scenario, origin: string): Promise<void> {
   await autocannon({ ...loadOptions(scenario, origin), duration: 3 });
 }
 
+/** Unmeasured load right before each measurement: a server that sat idle while others ran starts slow. */
+const SETTLE_SECONDS = 1;
+
 async function measure(scenario: Scenario, origin: string, pid: number | undefined): Promise<Measurement> {
+  await autocannon({ ...loadOptions(scenario, origin), duration: SETTLE_SECONDS });
   const cpuBefore = cpuTimeNs(pid);
   const result = await autocannon({ ...loadOptions(scenario, origin), duration: DURATION });
   const cpuAfter = cpuTimeNs(pid);
