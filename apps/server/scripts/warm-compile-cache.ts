@@ -1,8 +1,9 @@
 /**
  * Fills Node's compile cache (NODE_COMPILE_CACHE, else the OS temp folder) with the modules
  * the server loads to start, without starting it: the Docker image runs this when it is
- * built, so that a new container starts warm instead of compiling some 900 modules (a third
- * of its start-up). test/process.test.ts checks that a start after it compiles almost nothing.
+ * built, so that a new container starts warm instead of compiling some 900 modules (a quarter
+ * to a third of its start-up). test/process.test.ts checks that a start after it compiles
+ * almost nothing.
  */
 import { enableCompileCache, flushCompileCache } from 'node:module';
 
