@@ -122,6 +122,32 @@ describe('the server process', () => {
     expect(server.output()).toMatch(/Cannot reach Redis at 127\.0\.0\.1:1/);
   });
 
+  it('runs with `pnpm start` from the repository root, and stops gracefully on SIGTERM', async () => {
+    const start = spawnCommand('pnpm', ['--silent', 'start'], {
+      cwd: repoRoot,
+      detached: true, // pnpm and the server under it: signalled as one group, as a terminal does
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        NODE_ENV: 'test',
+        LOG_FORMAT: 'json',
+        HOST: '127.0.0.1',
+        PORT: '0',
+        DATABASE_URL: database.url,
+      },
+    });
+    try {
+      const url = await listeningUrl(start);
+      expect((await fetch(`${url}/api/health/ready`)).status).toBe(200);
+    } finally {
+      if (start.process.pid) process.kill(-start.process.pid, 'SIGTERM');
+    }
+    await start.exited;
+    // pnpm may exit first; the server, in the same group, shuts down on its own signal.
+    await expect.poll(() => start.output(), { timeout: 15_000 }).toMatch(/"msg":"stopped"/);
+    expect(start.output()).toMatch(/SIGTERM: finishing in-flight requests/);
+  });
+
   it('starts on the compile cache scripts/warm-compile-cache.ts fills (as the Docker image does), compiling almost nothing', async () => {
     const cacheDir = mkdtempSync(path.join(tmpdir(), 'compile-cache-'));
     const warmScript = fileURLToPath(new URL('../scripts/warm-compile-cache.ts', import.meta.url));
