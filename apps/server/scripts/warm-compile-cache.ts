@@ -7,7 +7,12 @@
  */
 import { enableCompileCache, flushCompileCache } from 'node:module';
 
-const { directory } = enableCompileCache();
+const { directory, message } = enableCompileCache();
+if (!directory) {
+  // The image would start cold for ever: fail its build instead.
+  console.error(`warm-compile-cache: the compile cache is off: ${message ?? 'no reason given'}`);
+  process.exit(1);
+}
 // server.ts's whole module graph (its `main` is not run).
 await import('../src/server.ts');
 // The migrations, which the start-up check reads to tell whether any is pending.
@@ -16,4 +21,4 @@ await loadMigrations();
 // pg-boss, which the job worker loads once the server listens (and `pnpm worker` at once).
 await import('pg-boss');
 flushCompileCache();
-console.log(`compile cache filled: ${directory ?? '(off: NODE_DISABLE_COMPILE_CACHE)'}`);
+console.log(`compile cache filled: ${directory}`);

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,8 @@ import { createDb, isProcessAlive, repoRoot, rollbackAll } from '@app/db';
 import { createTestDatabase, type TestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, listeningUrl, spawnCommand, spawnServer, startFakeRedis } from './helpers/index.ts';
+
+const warmScript = fileURLToPath(new URL('../scripts/warm-compile-cache.ts', import.meta.url));
 
 describe('the server process', () => {
   let database: TestDatabase;
@@ -148,9 +150,23 @@ describe('the server process', () => {
     expect(start.output()).toMatch(/SIGTERM: finishing in-flight requests/);
   });
 
+  it('fails the warm-up of the compile cache, saying why, when the cache cannot be made', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'compile-cache-'));
+    try {
+      const file = path.join(dir, 'a-file');
+      writeFileSync(file, '');
+      const warm = spawnCommand(process.execPath, [warmScript], {
+        env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: path.join(file, 'cache') }, // under a file: no directory
+      });
+      expect(await warm.exited).toBe(1);
+      expect(warm.output()).toMatch(/the compile cache is off: .*not a directory/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('starts on the compile cache scripts/warm-compile-cache.ts fills (as the Docker image does), compiling almost nothing', async () => {
     const cacheDir = mkdtempSync(path.join(tmpdir(), 'compile-cache-'));
-    const warmScript = fileURLToPath(new URL('../scripts/warm-compile-cache.ts', import.meta.url));
     try {
       const warm = spawnCommand(process.execPath, [warmScript], {
         env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: cacheDir },

@@ -5,17 +5,13 @@
  */
 import { createRequire } from 'node:module';
 
-type FileType = typeof import('file-type');
-let fileType: FileType | undefined;
+const requireHere = createRequire(import.meta.url);
 /**
  * file-type (some 35 modules) is loaded when first asked for, not with the server: by the
  * first upload, or by config's synchronous check of FILES_ALLOWED_TYPES (hence `require`,
- * which loads an ES module since Node 22.12).
+ * which loads an ES module since Node 22.12, and keeps it loaded).
  */
-const loadFileType = (): FileType => {
-  fileType ??= createRequire(import.meta.url)('file-type') as FileType;
-  return fileType;
-};
+const loadFileType = () => requireHere('file-type') as typeof import('file-type');
 
 /** How many leading bytes the sniffing needs (file-type reads at most this many for common formats). */
 export const SNIFF_BYTES = 4_100;

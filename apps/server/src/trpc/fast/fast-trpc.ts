@@ -277,10 +277,8 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
 
   // Loaded with the first request it answers (few ever are): its import brings node:http's
   // ES module facade, which loads undici (some 20 ms of start-up).
-  let officialAdapter: Promise<typeof import('@trpc/server/adapters/fastify')> | undefined;
   const official = async (request: TrpcFastifyRequest, reply: FastifyReply) => {
-    officialAdapter ??= import('@trpc/server/adapters/fastify');
-    const { fastifyRequestHandler } = await officialAdapter;
+    const { fastifyRequestHandler } = await import('@trpc/server/adapters/fastify');
     return fastifyRequestHandler({
       router,
       req: request,
