@@ -87,7 +87,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const JWT_SECRET = 'bench-secret-that-is-long-enough-for-hs256!!';
 const PASSWORD = 'Bench-pass-123';
 const serverDir = path.join(repoRoot, 'apps', 'server');
-const MAIN = path.join(serverDir, 'src', 'main.ts');
+const MAIN = path.join(serverDir, 'src', 'main.js');
 const BASELINE = path.join(here, 'baseline-server.ts');
 /** Sequential calls per scenario on the counting servers (login: fewer, each hashes a password). */
 const COUNTED_CALLS = 50;
@@ -400,7 +400,7 @@ async function countRoundTrips(
 /**
  * Time from spawn to the "Server listening" log line and to the first 200 of
  * /api/health/ready, `STARTS` times (one after the other; each stopped before the next).
- * `command` is node with main.ts, or `pnpm start` in apps/server (its own process group).
+ * `command` is node with main.js, or `pnpm start` in apps/server (its own process group).
  */
 async function timeStarts(
   command: { file: string; args: string[]; group: boolean },
@@ -779,9 +779,9 @@ async function main() {
     console.log(
       `\nStart-up on the migrated database (MIGRATE_ON_START=false, ${redisUrl ? 'Redis' : 'memory store'}):`,
     );
-    console.log(startLine('node src/main.ts', nodeStarts));
+    console.log(startLine('node src/main.js', nodeStarts));
     console.log(startLine('pnpm start', pnpmStarts));
-    console.log(startLine('node src/main.ts without the compile cache (NODE_DISABLE_COMPILE_CACHE=1)', coldStarts));
+    console.log(startLine('node src/main.js without the compile cache (NODE_DISABLE_COMPILE_CACHE=1)', coldStarts));
   } finally {
     await Promise.all([...children].map(stop));
     await database.cleanup();

@@ -1,5 +1,5 @@
 /**
- * `pnpm dev` for the server: `node --watch src/main.ts`, which restarts on changes to the
+ * `pnpm dev` for the server: `node --watch src/main.js`, which restarts on changes to the
  * code it imports, and restarts it as well when the env file (`.env`, or ENV_FILE) changes,
  * which node's watch mode does not follow. So fixing a variable after a configuration error,
  * or changing one while the server runs, takes effect on save.
@@ -14,7 +14,7 @@ import { repoEnvFile } from '@app/db';
 const SETTLE_MS = 150;
 
 const envFile = repoEnvFile();
-const main = path.join(import.meta.dirname, '..', 'src', 'main.ts');
+const main = path.join(import.meta.dirname, '..', 'src', 'main.js');
 
 let child: ChildProcess;
 let restartPending = false;

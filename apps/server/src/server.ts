@@ -1,5 +1,5 @@
 /**
- * The server process (`main`, which main.ts runs): load config, start the database (embedded by default), run the start-up
+ * The server process (`main`, which main.js runs): load config, start the database (embedded by default), run the start-up
  * checks, then serve: in this process, or in WORKERS cluster workers that the primary
  * restarts when one dies. SIGINT/SIGTERM shut down gracefully.
  */

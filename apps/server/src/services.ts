@@ -50,7 +50,7 @@ export interface ServiceOverrides {
 
 /**
  * `databaseUrl` is the resolved connection (DATABASE_URL or the embedded cluster that
- * main.ts started); tests pass their own `db` and `kv`.
+ * server.ts started); tests pass their own `db` and `kv`.
  */
 export async function createServices(
   config: Config,

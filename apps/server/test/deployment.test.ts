@@ -228,7 +228,7 @@ describe('Dockerfile', () => {
   it('runs the server as a non-root user in production mode', () => {
     expect(runtime).toMatch(/^USER (?!root)\w+/m);
     expect(runtime).toMatch(/NODE_ENV=production/);
-    expect(runtime).toMatch(/CMD \["node", "apps\/server\/src\/main\.ts"\]/);
+    expect(runtime).toMatch(/CMD \["node", "apps\/server\/src\/main\.js"\]/);
     expect(runtime).toMatch(/HEALTHCHECK/);
   });
 

@@ -3,7 +3,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createDb, isProcessAlive, repoRoot, rollbackAll } from '@app/db';
 import { createTestDatabase, type TestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,11 +172,18 @@ describe('the server process', () => {
         env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: cacheDir },
       });
       expect(await warm.exited, warm.output()).toBe(0);
+      // Says, as the process ends, which of Node's own modules it loaded to strip TypeScript.
+      const probe = path.join(cacheDir, 'probe.mjs');
+      writeFileSync(
+        probe,
+        `process.on('exit', () => console.log('type stripper loaded: ' + process.moduleLoadList.some((m) => m.includes('amaro'))));`,
+      );
       // Node says, module by module, whether its compiled code came from the cache.
       const server = spawnServer({
         DATABASE_URL: database.url,
         NODE_COMPILE_CACHE: cacheDir,
         NODE_DEBUG_NATIVE: 'COMPILE_CACHE',
+        NODE_OPTIONS: `--import=${pathToFileURL(probe).href}`,
       });
       try {
         await listeningUrl(server);
@@ -186,8 +193,14 @@ describe('the server process', () => {
         ];
         const compiled = modules.filter(([, , outcome]) => outcome === 'not initialized').map(([, file]) => file);
         expect(modules.length).toBeGreaterThan(500);
-        // main.ts itself (the entry), and at most a few that its dependencies load on the way.
+        // main.js itself (the entry, compiled before it turns the cache on), and at most a few
+        // that its dependencies load on the way.
         expect(compiled.length, compiled.join('\n')).toBeLessThanOrEqual(modules.length / 100);
+        // Every .ts file came with its types stripped from the cache: Node never loaded its
+        // stripper (~0.1 s), which a .ts entry would need before the cache is on.
+        server.process.kill('SIGTERM');
+        expect(await server.exited).toBe(0);
+        expect(server.output()).toMatch(/type stripper loaded: false/);
       } finally {
         server.process.kill('SIGKILL');
       }

@@ -19,7 +19,7 @@ import { until } from '../../../apps/server/test/helpers/until.ts';
 export { until };
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-const serverMain = path.join(repoRoot, 'apps/server/src/main.ts');
+const serverMain = path.join(repoRoot, 'apps/server/src/main.js');
 const workerMain = path.join(repoRoot, 'apps/server/src/worker.ts');
 const dbCli = path.join(repoRoot, 'packages/db/src/cli.ts');
 

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
-const main = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+const main = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
 export interface SpawnedServer {
   process: ChildProcess;
@@ -14,7 +14,7 @@ export interface SpawnedServer {
   exited: Promise<number | null>;
 }
 
-/** Runs the real `src/main.ts` with exactly `env` (plus PATH), like a user would. */
+/** Runs the real `src/main.js` with exactly `env` (plus PATH), like a user would. */
 export function spawnServer(env: Record<string, string | undefined>): SpawnedServer {
   return spawnCommand(process.execPath, [main], {
     env: { PATH: process.env.PATH, NODE_ENV: 'test', LOG_FORMAT: 'json', HOST: '127.0.0.1', PORT: '0', ...env },

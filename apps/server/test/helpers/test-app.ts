@@ -122,7 +122,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   observeErrors(app);
   options.plainRoutes?.(app, services);
   await app.ready();
-  // As main.ts does: this app runs its jobs (emails, maintenance) unless told JOBS_WORKER=off.
+  // As main.js does: this app runs its jobs (emails, maintenance) unless told JOBS_WORKER=off.
   if (config.jobs.embeddedWorker) await startWorker(services);
   return {
     app,
