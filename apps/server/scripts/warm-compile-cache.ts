@@ -15,7 +15,7 @@ if (!directory) {
 }
 // server.ts's whole module graph (its `main` is not run).
 await import('../src/server.ts');
-// The migrations, which the start-up check reads to tell whether any is pending.
+// The migrations, which a start runs when MIGRATE_ON_START is on (and `pnpm db:migrate` does).
 const { loadMigrations } = await import('@app/db');
 await loadMigrations();
 // pg-boss, which the job worker loads once the server listens (and `pnpm worker` at once).

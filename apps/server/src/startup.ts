@@ -89,8 +89,9 @@ async function seedDevelopmentDatabase(db: Db, config: Config, log: Logger): Pro
 
 /**
  * The start-up sequence: the database answers, its migrations are applied and the
- * embedded one is seeded, Redis answers. `database` is the target this process owns;
- * a cluster worker has none (its primary prepared the database) and only checks.
+ * embedded one is seeded; meanwhile, Redis answers. `database` is the target this process
+ * owns; a cluster worker has none (its primary prepared the database) and only checks.
+ * When both fail, the database's failure is the one reported.
  */
 export async function runStartupChecks(
   services: Pick<Services, 'db' | 'kv' | 'config' | 'log'>,
@@ -98,8 +99,14 @@ export async function runStartupChecks(
   database?: DatabaseTarget,
 ): Promise<void> {
   const { db, kv, config, log } = services;
-  await checkDatabase(db, databaseUrl, config);
-  if (database) await ensureMigrations(db, config, log);
-  if (database?.embedded) await seedDevelopmentDatabase(db, config, log);
-  await checkKeyValueStore(kv, config);
+  const prepareDatabase = async () => {
+    await checkDatabase(db, databaseUrl, config);
+    if (database) await ensureMigrations(db, config, log);
+    if (database?.embedded) await seedDevelopmentDatabase(db, config, log);
+  };
+  const redisAnswers = checkKeyValueStore(kv, config);
+  // Its failure waits for the database's steps (never cut halfway); the database's is thrown at once.
+  redisAnswers.catch(() => undefined);
+  await prepareDatabase();
+  await redisAnswers;
 }

@@ -124,6 +124,16 @@ describe('the server process', () => {
     expect(server.output()).toMatch(/Cannot reach Redis at 127\.0\.0\.1:1/);
   });
 
+  it('reports the database, not Redis, when neither answers (Redis is checked meanwhile)', async () => {
+    const server = spawnServer({
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere',
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toMatch(/Cannot reach the database at 127\.0\.0\.1:1\/nowhere/);
+    expect(server.output()).not.toMatch(/Cannot reach Redis/);
+  });
+
   it('runs with `pnpm start` from the repository root, and stops gracefully on SIGTERM', async () => {
     const start = spawnCommand('pnpm', ['--silent', 'start'], {
       cwd: repoRoot,

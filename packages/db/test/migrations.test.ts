@@ -47,6 +47,33 @@ describe('migrations', () => {
     expect((await migrationStatus(db)).every((m) => m.executedAt instanceof Date)).toBe(true);
   });
 
+  it('counts every migration pending on a database with no migration table, and creates none', async () => {
+    const empty = await createEmptyTestDatabase();
+    const emptyDb = createDb({ url: empty.url, poolMax: 1 });
+    try {
+      const files = (await readdir(migrationsDir)).filter((file) => file.endsWith('.ts'));
+      expect(await pendingMigrations(emptyDb)).toHaveLength(files.length);
+      const { rows } = await sql<{
+        n: number;
+      }>`select count(*)::int as n from pg_tables where tablename like 'kysely_%'`.execute(emptyDb);
+      expect(rows[0]?.n).toBe(0);
+    } finally {
+      await emptyDb.destroy();
+      await empty.drop();
+    }
+  });
+
+  it('fails, rather than calling everything pending, when the database cannot be asked', async () => {
+    const missing = new URL(database.url);
+    missing.pathname = '/no_such_database_for_migrations';
+    const unreachable = createDb({ url: missing.href, poolMax: 1 });
+    try {
+      await expect(pendingMigrations(unreachable)).rejects.toThrow(/does not exist/);
+    } finally {
+      await unreachable.destroy();
+    }
+  });
+
   it('rolls back one step at a time and reports nothing to do at zero', async () => {
     await migrateToLatest(db);
     const [last] = await rollback(db, 1);
