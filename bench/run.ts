@@ -27,7 +27,7 @@ Starts the app and a plain-Fastify baseline, loads each scenario with autocannon
 req/s, latency, the server's CPU time per request and the ratios to the baseline measured in
 the same run; then SQL statements and Redis commands per request (counted on quiet servers)
 and the app's start-up time (median of 5 starts on the migrated database; also through
-pnpm, and without Node's compile cache).
+pnpm, beside pnpm's own launch, and without Node's compile cache).
 
 Each round loads every scenario right after its baseline, so a machine that slows down or
 speeds up meanwhile moves both: a ratio is the median of the rounds' ratios. On Linux the
@@ -398,6 +398,26 @@ async function countRoundTrips(
 }
 
 /**
+ * Time from spawn to exit of a command that does nothing by itself (`pnpm --silent exec
+ * true`: pnpm's own launch), `STARTS` times in apps/server: what `pnpm start` adds to the
+ * server's own start-up on this machine, in the same minutes.
+ */
+async function timeLaunches(file: string, args: string[]): Promise<number[] | string> {
+  const times: number[] = [];
+  for (let i = 0; i < STARTS; i++) {
+    const t0 = performance.now();
+    const child = spawn(file, args, { cwd: serverDir, env: { PATH: process.env.PATH }, stdio: 'ignore' });
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('error', () => resolve(null));
+      child.once('exit', resolve);
+    });
+    if (code !== 0) return `${file} ${args.join(' ')} failed (${code === null ? 'not started' : `exit ${code}`})`;
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+/**
  * Time from spawn to the "Server listening" log line and to the first 200 of
  * /api/health/ready, `STARTS` times (one after the other; each stopped before the next).
  * `command` is node with main.js, or `pnpm start` in apps/server (its own process group).
@@ -729,6 +749,7 @@ async function main() {
     process.stderr.write(`Timing ${STARTS} starts of the app on the migrated database...\n`);
     const nodeStarts = await timeStarts({ file: process.execPath, args: [MAIN], group: false }, common);
     const pnpmStarts = await timeStarts({ file: 'pnpm', args: ['--silent', 'start'], group: true }, common);
+    const pnpmLaunches = await timeLaunches('pnpm', ['--silent', 'exec', 'true']);
     // What a new container would take without the compile cache its image is built with.
     const coldStarts = await timeStarts(
       { file: process.execPath, args: [MAIN], group: false },
@@ -781,6 +802,11 @@ async function main() {
     );
     console.log(startLine('node src/main.js', nodeStarts));
     console.log(startLine('pnpm start', pnpmStarts));
+    console.log(
+      typeof pnpmLaunches === 'string'
+        ? `- pnpm's own launch: ${pnpmLaunches}`
+        : `- pnpm's own launch, which pnpm start adds (pnpm --silent exec true, spawn to exit): ${fmt(median(pnpmLaunches))} ms (median of ${pnpmLaunches.length}; each: ${pnpmLaunches.map(fmt).join(', ')} ms)`,
+    );
     console.log(startLine('node src/main.js without the compile cache (NODE_DISABLE_COMPILE_CACHE=1)', coldStarts));
   } finally {
     await Promise.all([...children].map(stop));
