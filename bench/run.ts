@@ -27,7 +27,7 @@ Starts the app and a plain-Fastify baseline, loads each scenario with autocannon
 req/s, latency, the server's CPU time per request and the ratios to the baseline measured in
 the same run; then SQL statements and Redis commands per request (counted on quiet servers)
 and the app's start-up time (median of 5 starts on the migrated database; also through
-pnpm, beside pnpm's own launch, and without Node's compile cache).
+pnpm, beside pnpm's own launch, with the job worker, and without Node's compile cache).
 
 Each round loads every scenario right after its baseline, so a machine that slows down or
 speeds up meanwhile moves both: a ratio is the median of the rounds' ratios. On Linux the
@@ -751,6 +751,11 @@ async function main() {
     const pnpmStarts = await timeStarts({ file: 'pnpm', args: ['--silent', 'start'], group: true }, common);
     const pnpmLaunches = await timeLaunches('pnpm', ['--silent', 'exec', 'true']);
     // What a new container would take without the compile cache its image is built with.
+    // The servers above run without the job worker (JOBS_WORKER=off); a start by default runs it.
+    const workerStarts = await timeStarts(
+      { file: process.execPath, args: [MAIN], group: false },
+      { ...common, JOBS_WORKER: 'embedded' },
+    );
     const coldStarts = await timeStarts(
       { file: process.execPath, args: [MAIN], group: false },
       { ...common, NODE_DISABLE_COMPILE_CACHE: '1' },
@@ -806,6 +811,12 @@ async function main() {
       typeof pnpmLaunches === 'string'
         ? `- pnpm's own launch: ${pnpmLaunches}`
         : `- pnpm's own launch, which pnpm start adds (pnpm --silent exec true, spawn to exit): ${fmt(median(pnpmLaunches))} ms (median of ${pnpmLaunches.length}; each: ${pnpmLaunches.map(fmt).join(', ')} ms)`,
+    );
+    console.log(
+      startLine(
+        'node src/main.js with the job worker in the process (JOBS_WORKER=embedded, the default)',
+        workerStarts,
+      ),
     );
     console.log(startLine('node src/main.js without the compile cache (NODE_DISABLE_COMPILE_CACHE=1)', coldStarts));
   } finally {
