@@ -750,12 +750,12 @@ async function main() {
     const nodeStarts = await timeStarts({ file: process.execPath, args: [MAIN], group: false }, common);
     const pnpmStarts = await timeStarts({ file: 'pnpm', args: ['--silent', 'start'], group: true }, common);
     const pnpmLaunches = await timeLaunches('pnpm', ['--silent', 'exec', 'true']);
-    // What a new container would take without the compile cache its image is built with.
     // The servers above run without the job worker (JOBS_WORKER=off); a start by default runs it.
     const workerStarts = await timeStarts(
       { file: process.execPath, args: [MAIN], group: false },
       { ...common, JOBS_WORKER: 'embedded' },
     );
+    // What a new container would take without the compile cache its image is built with.
     const coldStarts = await timeStarts(
       { file: process.execPath, args: [MAIN], group: false },
       { ...common, NODE_DISABLE_COMPILE_CACHE: '1' },
