@@ -21,7 +21,7 @@ function sourceFiles(dir = src): SourceFile[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) return sourceFiles(full);
-    if (!entry.name.endsWith('.ts')) return [];
+    if (!/\.(ts|js)$/.test(entry.name)) return []; // main.js, the entry, is JavaScript
     const text = readFileSync(full, 'utf8');
     const specifiers = [...text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((match) => match[1] as string);
     const imports = specifiers.map((specifier) =>
@@ -39,7 +39,7 @@ function sourceFiles(dir = src): SourceFile[] {
 /** The room a file (or a resolved import) belongs to: its top folder under src/, or the file's name. */
 function room(file: string): string {
   const [first, second] = file.split('/');
-  return second === undefined ? (first as string).replace(/\.ts$/, '') : (first as string);
+  return second === undefined ? (first as string).replace(/\.(ts|js)$/, '') : (first as string);
 }
 
 const files = sourceFiles();
@@ -56,6 +56,14 @@ describe('architecture (docs/architecture.md)', () => {
   it('finds the sources it checks', () => {
     expect(files.length).toBeGreaterThan(40);
     expect(files.some((f) => f.file.startsWith('modules/'))).toBe(true);
+    expect(files.some((f) => f.file === 'main.js')).toBe(true);
+  });
+
+  it('the entry imports node:module and server.ts only (anything else would load before the compile cache is on)', () => {
+    const found = violations(
+      (from, target) => room(from.file) === 'main' && target !== 'server.ts' && target !== 'node:module',
+    );
+    expect(found).toEqual([]);
   });
 
   it('module services and schemas never import a transport: a module is adapted by its router file only', () => {
@@ -124,5 +132,5 @@ function isAdapter(file: string): boolean {
 }
 
 function isLocal(target: string): boolean {
-  return !target.startsWith('@') && !target.startsWith('node:') && /\.(ts|json)$/.test(target);
+  return !target.startsWith('@') && !target.startsWith('node:') && /\.(ts|js|json)$/.test(target);
 }
