@@ -10,6 +10,7 @@ import {
   Migrator,
   NO_MIGRATIONS,
 } from 'kysely/migration';
+import { isUndefinedTable } from './postgres-errors.ts';
 
 export const migrationsDir = fileURLToPath(new URL('../migrations/', import.meta.url));
 
@@ -137,16 +138,13 @@ export async function pendingMigrations(db: AnyDb, folder = migrationsDir): Prom
   return (await migrationFiles(folder)).map(migrationName).filter((name) => !applied.has(name));
 }
 
-/** SQLSTATE 42P01: no such table. */
-const UNDEFINED_TABLE = '42P01';
-
 async function appliedMigrationNames(db: AnyDb): Promise<Set<string>> {
   try {
     const { rows } = await sql<{ name: string }>`select name from ${sql.table(DEFAULT_MIGRATION_TABLE)}`.execute(db);
     return new Set(rows.map((row) => row.name));
   } catch (error) {
     // A database never migrated has no migration table yet: nothing is applied.
-    if ((error as { code?: unknown } | null)?.code === UNDEFINED_TABLE) return new Set();
+    if (isUndefinedTable(error)) return new Set();
     throw error;
   }
 }

@@ -1,6 +1,6 @@
+import { isForeignKeyViolation, isUniqueViolation } from '@app/db';
 import { TRPCError } from '@trpc/server';
 import { unavailableDependency } from '../infra/dependency-errors.ts';
-import { isForeignKeyViolation, isUniqueViolation } from '../infra/postgres-errors.ts';
 import { AppError, dependencyDown } from './app-error.ts';
 
 /**

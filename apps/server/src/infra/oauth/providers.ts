@@ -1,5 +1,4 @@
 /** The configured sign-in providers, by id: each one is on when its client id is set. */
-
 import { SignJWT } from 'jose/jwt/sign';
 import { importPKCS8 } from 'jose/key/import';
 import { isLoopbackUrl, type OAuthConfig } from '../../config.ts';

@@ -1,6 +1,5 @@
-import type { NoteRow } from '@app/db';
+import { isForeignKeyViolation, type NoteRow } from '@app/db';
 import { AppError } from '../../errors/index.ts';
-import { isForeignKeyViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
 import { callerAccountGone } from '../users/users.service.ts';

@@ -1,8 +1,7 @@
-import type { Database } from '@app/db';
+import { type Database, isUniqueViolation } from '@app/db';
 import { type ExpressionBuilder, sql } from 'kysely';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import { AppError } from '../../errors/index.ts';
-import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import type { Services } from '../../services.ts';
 import { ADMIN_ROLE, ALL_PERMISSIONS, isPermission, PERMISSIONS, type Permission } from './permissions.ts';
 

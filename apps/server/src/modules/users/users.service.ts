@@ -1,9 +1,8 @@
 /** The `users` table's owner: every write to it (sign-ups, passwords, verification) goes through here. */
-import type { UserRow } from '@app/db';
+import { isUniqueViolation, type UserRow } from '@app/db';
 import { AppError } from '../../errors/index.ts';
 import { type Locale, supportedLocale } from '../../i18n/locale.ts';
 import { checkPassword } from '../../infra/passwords.ts';
-import { isUniqueViolation } from '../../infra/postgres-errors.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
 import { assertOwnImage, deleteFilesOf } from '../files/files.service.ts';

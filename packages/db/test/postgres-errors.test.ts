@@ -1,0 +1,60 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, type Db } from '../src/client.ts';
+import { isForeignKeyViolation, isUndefinedTable, isUniqueViolation } from '../src/postgres-errors.ts';
+import { createEmptyTestDatabase, type TestDatabase } from '../src/testing.ts';
+
+/** The error a statement fails with (the test fails if it succeeds). */
+async function failureOf(db: Db, statement: ReturnType<typeof sql>): Promise<unknown> {
+  return statement.execute(db).then(
+    () => expect.unreachable('the statement succeeded'),
+    (error: unknown) => error,
+  );
+}
+
+describe('Postgres errors by SQLSTATE, as Postgres raises them', () => {
+  let database: TestDatabase;
+  let db: Db;
+  beforeAll(async () => {
+    database = await createEmptyTestDatabase();
+    db = createDb({ url: database.url, poolMax: 1 });
+    await sql`create table parent (id int primary key)`.execute(db);
+    await sql`create table child (parent_id int references parent (id))`.execute(db);
+    await sql`insert into parent values (1)`.execute(db);
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await database.drop();
+  });
+
+  it('recognises each one, and only it', async () => {
+    const unique = await failureOf(db, sql`insert into parent values (1)`);
+    const foreignKey = await failureOf(db, sql`insert into child values (2)`);
+    const noTable = await failureOf(db, sql`select 1 from no_such_table`);
+    expect([isUniqueViolation(unique), isForeignKeyViolation(unique), isUndefinedTable(unique)]).toEqual([
+      true,
+      false,
+      false,
+    ]);
+    expect([isUniqueViolation(foreignKey), isForeignKeyViolation(foreignKey), isUndefinedTable(foreignKey)]).toEqual([
+      false,
+      true,
+      false,
+    ]);
+    expect([isUniqueViolation(noTable), isForeignKeyViolation(noTable), isUndefinedTable(noTable)]).toEqual([
+      false,
+      false,
+      true,
+    ]);
+  });
+
+  it('recognises nothing in what is not a Postgres error', () => {
+    for (const error of [new Error('23505'), null, undefined, '42P01', { code: 23505 }]) {
+      expect([isUniqueViolation(error), isForeignKeyViolation(error), isUndefinedTable(error)]).toEqual([
+        false,
+        false,
+        false,
+      ]);
+    }
+  });
+});
