@@ -113,6 +113,12 @@ describe('tRPC transport conformance', () => {
       { name: 'output refused by its schema', method: 'GET', path: `/probe.shape?input=${q({ kind: 'wrong' })}` },
       { name: 'two inputs merged', method: 'GET', path: `/probe.merged?input=${q({ a: 'x', b: 2 })}` },
       { name: 'two inputs, the second refused', method: 'GET', path: `/probe.merged?input=${q({ a: 'x', b: 'y' })}` },
+      { name: 'middlewares between parsers', method: 'GET', path: `/probe.layered?input=${q({ a: 'x', b: 2 })}` },
+      {
+        name: 'middlewares between parsers, the second input refused',
+        method: 'GET',
+        path: `/probe.layered?input=${q({ a: 'x', b: 'y' })}`,
+      },
       { name: 'percent-encoded path', method: 'GET', path: '/health%2Elive' },
       { name: 'malformed percent-encoding', method: 'GET', path: '/health%E0%A4%A' },
       { name: 'HEAD', method: 'HEAD', path: '/health.live' },
@@ -233,6 +239,8 @@ describe('tRPC transport conformance', () => {
     expect(merged.json()).toEqual({ result: { data: { a: 'x', b: 2 } } });
     const refused = await get(`/probe.merged?input=${q({ a: 'x', b: 'y' })}`);
     expect(refused.statusCode).toBe(400);
+    const layered = await get(`/probe.layered?input=${q({ a: 'x', b: 2 })}`);
+    expect(layered.json()).toEqual({ result: { data: { a: 'x', b: 2, first: '{"a":"x"}' } } });
   });
 
   it('answers every case identically on both transports', async () => {

@@ -37,6 +37,20 @@ const probeRouter = router({
       .input(z.object({ b: z.number() }))
       .output(z.object({ a: z.string(), b: z.number() }))
       .query(({ input }) => input),
+    /**
+     * Middlewares between the parsers: one sees the first input parsed (and passes it on in the
+     * context), one below the output schema adds a key the schema strips.
+     */
+    layered: publicProcedure
+      .input(z.object({ a: z.string() }))
+      .use(({ input, next }) => next({ ctx: { first: JSON.stringify(input) } }))
+      .input(z.object({ b: z.number() }))
+      .output(z.object({ a: z.string(), b: z.number(), first: z.string() }))
+      .use(async ({ next }) => {
+        const result = await next();
+        return result.ok ? ({ ...result, data: { ...(result.data as object), extra: true } } as typeof result) : result;
+      })
+      .query(({ input, ctx }) => ({ ...input, first: ctx.first })),
     /** Waits until the request is aborted (or 5 s), and remembers whether it saw the abort. */
     wait: publicProcedure
       .meta({ openapi: { method: 'GET', path: '/probe/wait', tags: ['probe'], protect: false } })
