@@ -4,7 +4,9 @@
  */
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { AnyTRPCProcedure } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { levelsOf } from '../src/trpc/call-procedure.ts';
 import { WRITTEN_FOR_TRPC } from '../src/trpc/fast/fast-trpc.ts';
 import {
   type Account,
@@ -222,6 +224,20 @@ describe('tRPC transport conformance', () => {
   it('mirrors the installed tRPC version (re-run this suite and bump WRITTEN_FOR_TRPC when upgrading)', () => {
     const installed = createRequire(import.meta.url)('@trpc/server/package.json').version;
     expect(installed).toBe(WRITTEN_FOR_TRPC);
+  });
+
+  it("runs every procedure's parsers and resolver in place (after a tRPC upgrade that changes the chain, as tRPC's own middlewares: right, but slower)", () => {
+    const procedures = testRouter._def.procedures as unknown as Record<string, AnyTRPCProcedure>;
+    for (const [path, procedure] of Object.entries(procedures)) {
+      const kinds = levelsOf(procedure).map((level) => level.kind);
+      const def = procedure._def as { inputs: unknown[]; output?: unknown };
+      expect({ path, last: kinds.at(-1), inputs: kinds.filter((kind) => kind === 'input').length }).toEqual({
+        path,
+        last: 'resolver',
+        inputs: def.inputs.length,
+      });
+      expect(kinds.includes('output'), path).toBe(def.output !== undefined);
+    }
   });
 
   it('has at least 40 cases', () => {

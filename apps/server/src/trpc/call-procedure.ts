@@ -3,14 +3,16 @@
  * `callRecursive` copies the call's options (twice, with a transpiled object-spread helper)
  * at every middleware level, and its input and output parsers copy their results the same
  * way; together a tenth of a query's CPU. Here each level gets one small object of a fixed
- * shape, the context is copied only when a middleware adds to it, and the input and output
- * parsers run in place, not as middleware levels (same parse functions, same errors).
+ * shape, the context is copied only when a middleware adds to it, the input and output
+ * parsers run in place, not as middleware levels, and the resolver is called without its
+ * wrapper (same parse functions, same errors, same answers).
  * Every transport calls procedures through this (the fast tRPC path and the REST routes).
  *
  * Mirrors @trpc/server 11.25.2's `callRecursive`, `createProcedureCaller`,
- * `createInputMiddleware` and `createOutputMiddleware`. It relies on `procedure._def`:
- * `middlewares` (the parsers, marked by `_type` 'input' / 'output', our middlewares, the
- * resolver last), `inputs` (one per input middleware, in order), `output` and `meta`; and on
+ * `createInputMiddleware`, `createOutputMiddleware` and `createResolver`. It relies on
+ * `procedure._def`: `middlewares` (the parsers, marked by `_type` 'input' / 'output', our
+ * middlewares, the resolver last, wrapped in a function named `resolveMiddleware`), `inputs`
+ * (one per input middleware, in order), `output`, `resolver` and `meta`; and on
  * the middleware protocol: `opts.next(nextOpts)` merges `nextOpts.ctx` into the context and
  * may replace `input` and `getRawInput`; a middleware answers `{ ok, data | error }`; a throw
  * becomes `{ ok: false, error }`. The conformance suite (test/trpc-conformance.test.ts)
@@ -77,30 +79,42 @@ class MiddlewareOptions {
 
 /**
  * One level of a procedure's chain. tRPC runs its input and output parsers as middlewares of
- * their own; here `step` runs them in place (same parse functions, same errors, same results),
- * which spares each call two levels: their options objects, closures and promises.
+ * their own, and the resolver inside one more (`resolveMiddleware`); here `step` runs the
+ * parsers in place and calls the resolver itself (same parse functions, same errors, same
+ * results), which spares each call two levels and a wrapper: their closures and promises.
  */
-type Level = { kind: 'input'; fn: ParseFn } | { kind: 'output'; fn: ParseFn } | { kind: 'middleware'; fn: Middleware };
+type Level =
+  | { kind: 'input'; fn: ParseFn }
+  | { kind: 'output'; fn: ParseFn }
+  | { kind: 'resolver'; fn: (opts: MiddlewareOptions) => unknown }
+  | { kind: 'middleware'; fn: Middleware };
 
 const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
   typeof (value as { then?: unknown } | null)?.then === 'function';
 
-/** Each procedure's chain, its parsers marked to be run in place (all run as tRPC's middlewares when they cannot be matched). */
+/** Each procedure's chain, its parsers and resolver marked to be run in place (as tRPC's middlewares when they cannot be matched). */
 const compiled = new WeakMap<AnyTRPCProcedure, Level[]>();
 
-function levelsOf(procedure: AnyTRPCProcedure): Level[] {
+/** A procedure's levels (exported for the conformance suite, which checks that none falls back). */
+export function levelsOf(procedure: AnyTRPCProcedure): Level[] {
   const known = compiled.get(procedure);
   if (known) return known;
   const def = procedure._def as unknown as {
     middlewares: (Middleware & { _type?: string })[];
     inputs: unknown[];
     output?: unknown;
+    resolver?: (opts: MiddlewareOptions) => unknown;
   };
   const inputs = def.middlewares.filter((middleware) => middleware._type === 'input');
   const outputs = def.middlewares.filter((middleware) => middleware._type === 'output');
   const matched = inputs.length === def.inputs.length && outputs.length === (def.output === undefined ? 0 : 1);
   let nextInput = 0;
-  const levels = def.middlewares.map((middleware): Level => {
+  const last = def.middlewares.length - 1;
+  const levels = def.middlewares.map((middleware, index): Level => {
+    // `.query()` / `.mutation()` put the resolver last, wrapped in `resolveMiddleware`.
+    if (index === last && def.resolver && middleware.name === 'resolveMiddleware') {
+      return { kind: 'resolver', fn: def.resolver };
+    }
     if (matched && middleware._type === 'input') {
       return { kind: 'input', fn: getParseFn(def.inputs[nextInput++] as never) as ParseFn };
     }
@@ -160,16 +174,21 @@ export async function callProcedure<Ctx extends object>(
         return { ok: true, data, ctx: result.ctx, marker: middlewareMarker } as MiddlewareResult;
       }
       const below = index + 1;
-      return await level.fn(
-        new MiddlewareOptions(call as ProcedureCall<unknown>, meta, ctx, input, getRawInput, (next) =>
-          step(
-            below,
-            next?.ctx ? { ...ctx, ...next.ctx } : ctx,
-            next && 'input' in next ? next.input : input,
-            next?.getRawInput ?? getRawInput,
-          ),
+      const options = new MiddlewareOptions(call as ProcedureCall<unknown>, meta, ctx, input, getRawInput, (next) =>
+        step(
+          below,
+          next?.ctx ? { ...ctx, ...next.ctx } : ctx,
+          next && 'input' in next ? next.input : input,
+          next?.getRawInput ?? getRawInput,
         ),
       );
+      if (level.kind === 'resolver') {
+        // What `resolveMiddleware` answers; a resolver's answer awaited only when it is a promise.
+        let data = level.fn(options);
+        if (isPromiseLike(data)) data = await data;
+        return { ok: true, data, ctx, marker: middlewareMarker } as MiddlewareResult;
+      }
+      return await level.fn(options);
     } catch (cause) {
       return { ok: false, error: getTRPCErrorFromUnknown(cause), marker: middlewareMarker } as MiddlewareResult;
     }
