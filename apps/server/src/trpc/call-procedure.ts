@@ -20,7 +20,7 @@
  */
 import { type AnyTRPCProcedure, getTRPCErrorFromUnknown, TRPCError } from '@trpc/server';
 import { getParseFn, middlewareMarker } from '@trpc/server/unstable-core-do-not-import';
-import { isRecord } from './procedure-input.ts';
+import { isPromiseLike, isRecord } from './procedure-input.ts';
 
 export interface ProcedureCall<Ctx> {
   path: string;
@@ -88,9 +88,6 @@ type Level =
   | { kind: 'output'; fn: ParseFn }
   | { kind: 'resolver'; fn: (opts: MiddlewareOptions) => unknown }
   | { kind: 'middleware'; fn: Middleware };
-
-const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
-  typeof (value as { then?: unknown } | null)?.then === 'function';
 
 /** Each procedure's chain, its parsers and resolver marked to be run in place (as tRPC's middlewares when they cannot be matched). */
 const compiled = new WeakMap<AnyTRPCProcedure, Level[]>();

@@ -36,3 +36,8 @@ export function takesNoInput(inputs: unknown[]): boolean {
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/** A promise, or anything `await` would wait for (an object or function with a `then` method). */
+export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function';
+}

@@ -32,7 +32,7 @@ import { getHTTPStatusCode } from '@trpc/server/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { callProcedure } from '../call-procedure.ts';
 import type { Context } from '../context.ts';
-import { isRecord } from '../procedure-input.ts';
+import { isPromiseLike, isRecord } from '../procedure-input.ts';
 import { requestSignal } from '../request-signal.ts';
 
 /** The @trpc/server version this file mirrors; a test fails when the installed one differs. */
@@ -73,7 +73,7 @@ function isDataStream(value: unknown): boolean {
     if (!Object.hasOwn(value, key)) continue;
     const v = value[key];
     if (!isRecord(v) && typeof v !== 'function') continue;
-    if (typeof (v as { then?: unknown }).then === 'function' || Symbol.asyncIterator in (v as object)) return true;
+    if (isPromiseLike(v) || Symbol.asyncIterator in (v as object)) return true;
   }
   return false;
 }
