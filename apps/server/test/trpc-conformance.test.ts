@@ -121,6 +121,12 @@ describe('tRPC transport conformance', () => {
         method: 'GET',
         path: `/probe.layered?input=${q({ a: 'x', b: 'y' })}`,
       },
+      { name: 'input checked asynchronously', method: 'GET', path: `/probe.checkedLater?input=${q({ name: 'a' })}` },
+      {
+        name: 'input refused asynchronously',
+        method: 'GET',
+        path: `/probe.checkedLater?input=${q({ name: 'taken' })}`,
+      },
       { name: 'percent-encoded path', method: 'GET', path: '/health%2Elive' },
       { name: 'malformed percent-encoding', method: 'GET', path: '/health%E0%A4%A' },
       { name: 'HEAD', method: 'HEAD', path: '/health.live' },
@@ -257,6 +263,10 @@ describe('tRPC transport conformance', () => {
     expect(refused.statusCode).toBe(400);
     const layered = await get(`/probe.layered?input=${q({ a: 'x', b: 2 })}`);
     expect(layered.json()).toEqual({ result: { data: { a: 'x', b: 2, first: '{"a":"x"}' } } });
+    const later = await get(`/probe.checkedLater?input=${q({ name: 'a' })}`);
+    expect(later.json()).toEqual({ result: { data: { name: 'a' } } });
+    const refusedLater = await get(`/probe.checkedLater?input=${q({ name: 'taken' })}`);
+    expect(refusedLater.statusCode).toBe(400);
   });
 
   it('answers every case identically on both transports', async () => {

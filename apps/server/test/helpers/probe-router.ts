@@ -51,6 +51,11 @@ const probeRouter = router({
         return result.ok ? ({ ...result, data: { ...(result.data as object), extra: true } } as typeof result) : result;
       })
       .query(({ input, ctx }) => ({ ...input, first: ctx.first })),
+    /** An input schema with an asynchronous check: its parser answers with a promise. */
+    checkedLater: publicProcedure
+      .input(z.object({ name: z.string() }).refine(async (value) => value.name !== 'taken', 'That name is taken'))
+      .output(z.object({ name: z.string() }))
+      .query(({ input }) => input),
     /** Waits until the request is aborted (or 5 s), and remembers whether it saw the abort. */
     wait: publicProcedure
       .meta({ openapi: { method: 'GET', path: '/probe/wait', tags: ['probe'], protect: false } })
