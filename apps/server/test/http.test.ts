@@ -1,4 +1,4 @@
-import { type ClientRequest, get as httpGet } from 'node:http';
+import { type ClientRequest, get as httpGet, request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb } from '@app/db';
@@ -6,6 +6,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lazySchemaCompilers } from '../src/http/schema-compilers.ts';
+import { HTML_CSP, SecurityHeadersResponse } from '../src/http/security-headers.ts';
 import { appendVary } from '../src/http/vary.ts';
 import { RedisStore } from '../src/infra/kv/index.ts';
 import {
@@ -518,6 +519,129 @@ describe('HTTP surface', () => {
       const page = await t.app.inject({ method: 'GET', url: '/docs/' });
       expect(page.headers['content-security-policy']).toMatch(/default-src 'self'/);
       expect(page.headers['content-security-policy']).not.toMatch(/upgrade-insecure-requests/);
+    });
+
+    describe('over real HTTP, read off the wire (the server writes them as one block)', () => {
+      let server: TestApp & { url: string };
+      // Headers a raw route keeps and reuses: what the server writes must never change them.
+      const RAW_FLAT = ['X-Frame-Options', 'DENY', 'Cross-Origin-Resource-Policy', 'cross-origin'];
+      const RAW_OBJECT = { 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'unsafe-url', 'X-Kept': 'yes' };
+      beforeAll(async () => {
+        server = await startTestServer({
+          env: { CORS_ORIGINS: 'https://app.example' },
+          plainRoutes: (app) => {
+            app.get('/written-by', (_request, reply) => ({ block: reply.raw instanceof SecurityHeadersResponse }));
+            // A route that sets fixed headers itself (any case, through Fastify or Node) and loosens CORP.
+            app.get('/sets-its-own', (_request, reply) => {
+              reply.raw.setHeader('Strict-Transport-Security', 'max-age=1');
+              reply.header('X-Frame-Options', 'DENY').header('x-content-type-options', 'nosniff');
+              reply.header('cross-origin-resource-policy', 'cross-origin');
+              return { ok: true };
+            });
+            app.get('/streamed', (_request, reply) => reply.type('text/plain').send(Readable.from(['a', 'b'])));
+            // Raw writes, past Fastify: headers as a flat array and as pairs, names in any case.
+            app.get('/raw-flat', (_request, reply) => {
+              reply.hijack();
+              reply.raw.writeHead(200, RAW_FLAT);
+              reply.raw.end('raw');
+            });
+            app.get('/raw-object', (_request, reply) => {
+              reply.hijack();
+              reply.raw.writeHead(200, RAW_OBJECT);
+              reply.raw.end('raw');
+            });
+            app.get('/raw-pairs', (_request, reply) => {
+              reply.hijack();
+              reply.raw.writeHead(200, [['REFERRER-POLICY', 'unsafe-url'] as unknown as string]);
+              reply.raw.end('raw');
+            });
+            app.get('/raw-plain', (_request, reply) => {
+              reply.hijack();
+              reply.raw.end('raw');
+            });
+          },
+        });
+      });
+      afterAll(() => server.close());
+
+      /** The response's status, body, and header names (lower-cased) with every value sent under each, as on the wire. */
+      function request(path: string, { method = 'GET', headers = {} as Record<string, string> } = {}) {
+        return new Promise<{ status: number; body: string; sent: Map<string, string[]> }>((resolve, reject) => {
+          const outgoing = httpRequest(`${server.url}${path}`, { method, headers }, (response) => {
+            const sent = new Map<string, string[]>();
+            const raw = response.rawHeaders;
+            for (let at = 0; at < raw.length; at += 2) {
+              const name = (raw[at] as string).toLowerCase();
+              sent.set(name, [...(sent.get(name) ?? []), raw[at + 1] as string]);
+            }
+            let body = '';
+            response.setEncoding('utf8');
+            response.on('data', (chunk: string) => {
+              body += chunk;
+            });
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, body, sent }));
+          });
+          outgoing.on('error', reject);
+          outgoing.end();
+        });
+      }
+      const expected = (corp = 'same-origin') => ({
+        'strict-transport-security': ['max-age=31536000; includeSubDomains'],
+        'x-content-type-options': ['nosniff'],
+        'x-frame-options': ['SAMEORIGIN'],
+        'referrer-policy': ['no-referrer'],
+        'cross-origin-resource-policy': [corp],
+      });
+      const securityHeaders = (sent: Map<string, string[]>) =>
+        Object.fromEntries(Object.keys(expected()).map((name) => [name, sent.get(name)]));
+
+      it("are written by the server's own responses, not set on each reply", async () => {
+        const { body, sent } = await request('/written-by');
+        expect(JSON.parse(body)).toEqual({ block: true });
+        expect(securityHeaders(sent)).toEqual(expected());
+        const inject = await server.app.inject({ method: 'GET', url: '/written-by' });
+        expect(inject.json()).toEqual({ block: false }); // inject's responses get them from the hook
+        expect(securityHeaders(new Map(Object.entries(inject.headers).map(([k, v]) => [k, [String(v)]])))).toEqual(
+          expected(),
+        );
+      });
+
+      it('go once on every kind of answer: REST, tRPC, error, HTML, HEAD, stream, preflights, a raw write', async () => {
+        const origin = { origin: 'https://app.example', 'access-control-request-method': 'GET' };
+        const answers = [
+          ['/api/health', 'GET', {}, 200],
+          ['/trpc/health.live', 'GET', {}, 200],
+          ['/nope', 'GET', {}, 404],
+          ['/docs/', 'GET', {}, 200],
+          ['/docs/', 'HEAD', {}, 200],
+          ['/streamed', 'GET', {}, 200],
+          ['/api/health', 'OPTIONS', origin, 204],
+          ['/api/health', 'OPTIONS', {}, 400],
+          ['/raw-plain', 'GET', {}, 200],
+        ] as const;
+        for (const [path, method, headers, status] of answers) {
+          const answer = await request(path, { method, headers });
+          expect(answer.status, `${method} ${path}`).toBe(status);
+          expect(securityHeaders(answer.sent), `${method} ${path}`).toEqual(expected());
+        }
+        const page = await request('/docs/');
+        expect(page.sent.get('content-security-policy')).toEqual([HTML_CSP]);
+      });
+
+      it("keep the fixed values over a route's own, once, and a route's Cross-Origin-Resource-Policy", async () => {
+        for (const path of ['/sets-its-own', '/raw-flat']) {
+          const { status, sent } = await request(path);
+          expect(status, path).toBe(200);
+          expect(securityHeaders(sent), path).toEqual(expected('cross-origin'));
+        }
+        for (const path of ['/raw-pairs', '/raw-object', '/raw-object']) {
+          const { sent } = await request(path);
+          expect(securityHeaders(sent), path).toEqual(expected());
+        }
+        expect((await request('/raw-object')).sent.get('x-kept')).toEqual(['yes']);
+        expect(RAW_FLAT).toEqual(['X-Frame-Options', 'DENY', 'Cross-Origin-Resource-Policy', 'cross-origin']);
+        expect(RAW_OBJECT).toEqual({ 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'unsafe-url', 'X-Kept': 'yes' });
+      });
     });
   });
 });

@@ -1,47 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { CorsPolicy } from './cors.ts';
+import { HTML_CSP, SecurityHeadersResponse, setSecurityHeaders } from './security-headers.ts';
 import { appendVary, keepVary } from './vary.ts';
-
-/**
- * For the HTML pages (/docs and its locally served bundle, /dev/outbox): same-origin only,
- * inline scripts and styles allowed (Scalar needs them), no upgrade-insecure-requests so
- * /docs works over plain http on localhost.
- */
-export const HTML_CSP = [
-  "default-src 'self'",
-  "base-uri 'self'",
-  "script-src 'self' 'unsafe-inline'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "font-src 'self' data:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "frame-ancestors 'self'",
-  "form-action 'self'",
-].join(';');
-
-/**
- * The headers that protect an API's responses (OWASP REST Security Cheat Sheet), on every
- * response: HSTS, nosniff, X-Frame-Options, Referrer-Policy, Cross-Origin-Resource-Policy.
- * The values helmet would send, set as constants: helmet's middleware cost a quarter of a
- * constant route's CPU. Document-only headers are left out (each header costs every
- * response); the CSP goes on HTML only (`HTML_CSP`).
- */
-export const SECURITY_HEADERS = {
-  'strict-transport-security': 'max-age=31536000; includeSubDomains',
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'SAMEORIGIN',
-  'referrer-policy': 'no-referrer',
-  'cross-origin-resource-policy': 'same-origin',
-} as const;
-/**
- * The one security header a route may set itself, to loosen it (a public file is
- * `cross-origin`). The others are set on every response without first looking for a route's
- * own: each lookup would cost every response.
- */
-const ROUTE_SETTABLE = 'cross-origin-resource-policy';
-const FIXED_SECURITY_HEADERS = Object.entries(SECURITY_HEADERS).filter(([name]) => name !== ROUTE_SETTABLE);
 
 /** The request's path without its query string (for the access log and 404 answers). */
 export function requestPath(request: FastifyRequest): string {
@@ -87,8 +48,8 @@ export const requestLifecycle = fp(
 
     // Callback-style: no promise per request.
     app.addHook('onSend', (request, reply, payload, done) => {
-      for (const [name, value] of FIXED_SECURITY_HEADERS) reply.header(name, value);
-      if (!reply.hasHeader(ROUTE_SETTABLE)) reply.header(ROUTE_SETTABLE, SECURITY_HEADERS[ROUTE_SETTABLE]);
+      // The app's server writes them itself (SecurityHeadersResponse); `inject` needs them set.
+      if (!(reply.raw instanceof SecurityHeadersResponse)) setSecurityHeaders(reply);
       // Each part that chose the answer by a request header is named in Vary: the language of
       // an error (markLanguage set Content-Language), then CORS (Origin).
       if (reply.hasHeader('content-language')) appendVary(reply, 'Accept-Language');
