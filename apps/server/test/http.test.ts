@@ -531,8 +531,13 @@ describe('HTTP surface', () => {
           env: { CORS_ORIGINS: 'https://app.example' },
           plainRoutes: (app) => {
             app.get('/written-by', (_request, reply) => ({ block: reply.raw instanceof SecurityHeadersResponse }));
-            // A route that sets fixed headers itself (any case, through Fastify or Node) and loosens CORP.
+            // Routes that set fixed headers themselves (any case; through Fastify, or through Node
+            // too, which hands the writer Node's own store) and loosen CORP.
             app.get('/sets-its-own', (_request, reply) => {
+              reply.header('X-Frame-Options', 'DENY').header('cross-origin-resource-policy', 'cross-origin');
+              return { ok: true };
+            });
+            app.get('/sets-its-own-through-node', (_request, reply) => {
               reply.raw.setHeader('Strict-Transport-Security', 'max-age=1');
               reply.header('X-Frame-Options', 'DENY').header('x-content-type-options', 'nosniff');
               reply.header('cross-origin-resource-policy', 'cross-origin');
@@ -629,7 +634,7 @@ describe('HTTP surface', () => {
       });
 
       it("keep the fixed values over a route's own, once, and a route's Cross-Origin-Resource-Policy", async () => {
-        for (const path of ['/sets-its-own', '/raw-flat']) {
+        for (const path of ['/sets-its-own', '/sets-its-own-through-node', '/raw-flat']) {
           const { status, sent } = await request(path);
           expect(status, path).toBe(200);
           expect(securityHeaders(sent), path).toEqual(expected('cross-origin'));
