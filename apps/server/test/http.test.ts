@@ -1,4 +1,5 @@
-import { type ClientRequest, get as httpGet, request as httpRequest } from 'node:http';
+import { type ClientRequest, get as httpGet, request as httpRequest, IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb } from '@app/db';
@@ -646,6 +647,28 @@ describe('HTTP surface', () => {
         expect((await request('/raw-object')).sent.get('x-kept')).toEqual(['yes']);
         expect(RAW_FLAT).toEqual(['X-Frame-Options', 'DENY', 'Cross-Origin-Resource-Policy', 'cross-origin']);
         expect(RAW_OBJECT).toEqual({ 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'unsafe-url', 'X-Kept': 'yes' });
+      });
+
+      it("still let Node refuse a response's own bad headers, whichever way they are given", () => {
+        const response = () => new SecurityHeadersResponse(new IncomingMessage(new Socket()));
+        const refusals = [
+          [{ 'bad name': 'x' }, 'ERR_INVALID_HTTP_TOKEN'],
+          [{ 'x-note': 'one\r\nset-cookie: stolen=1' }, 'ERR_INVALID_CHAR'],
+          [['x-note', 'one\r\nx-injected: 1'], 'ERR_INVALID_CHAR'],
+          [['X-Frame-Options', 'DENY', 'x-odd'], 'ERR_INVALID_ARG_VALUE'],
+          [
+            [
+              ['x-frame-options', 'DENY'],
+              ['bad name', 'x'],
+            ],
+            'ERR_INVALID_HTTP_TOKEN',
+          ],
+        ] as const;
+        for (const [headers, code] of refusals) {
+          expect(() => response().writeHead(200, headers as never), JSON.stringify(headers)).toThrow(
+            expect.objectContaining({ code }),
+          );
+        }
       });
     });
   });

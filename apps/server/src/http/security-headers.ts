@@ -55,11 +55,12 @@ export function setSecurityHeaders(reply: FastifyReply): void {
   if (!reply.hasHeader(ROUTE_SETTABLE)) reply.header(ROUTE_SETTABLE, SECURITY_HEADERS[ROUTE_SETTABLE]);
 }
 
+const NAME_LENGTHS = new Set(Object.keys(SECURITY_HEADERS).map((name) => name.length));
+
 /** Which security header a name (in any case) is: a fixed one, the route-settable one, or none. */
 function kindOf(name: unknown): 'fixed' | 'route-settable' | undefined {
-  if (typeof name !== 'string') return undefined;
-  const length = name.length; // most names are ruled out by their length alone
-  if (length !== 15 && length !== 22 && length !== 25 && length !== 28) return undefined;
+  // Most names are ruled out by their length alone.
+  if (typeof name !== 'string' || !NAME_LENGTHS.has(name.length)) return undefined;
   const lower = name.toLowerCase();
   if (lower === ROUTE_SETTABLE) return 'route-settable';
   return FIXED_NAMES.includes(lower) ? 'fixed' : undefined;
