@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
 import { recognizeError, setRetryAfter } from './errors/index.ts';
 import { AccessLogController } from './http/access-log.ts';
+import { CommonHeadersResponse } from './http/common-headers.ts';
 import { CorsPolicy } from './http/cors.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
 import { answerFrameworkError, dependencyOutageLog, errorHandling } from './http/error-handling.ts';
@@ -12,7 +13,6 @@ import { jwksRoute } from './http/jwks.ts';
 import { OAUTH_REDIRECT_ROUTES, oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
 import { lazySchemaCompilers } from './http/schema-compilers.ts';
-import { SecurityHeadersResponse } from './http/security-headers.ts';
 import { LazyLogger, requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
 import { openApiRoutes } from './rest/openapi.ts';
@@ -50,8 +50,8 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     logController: new AccessLogController(),
     requestIdHeader: false,
     genReqId: requestIdFor,
-    // Its responses write the security headers as one block checked at start-up.
-    http: { ServerResponse: SecurityHeadersResponse as typeof ServerResponse },
+    // Its responses write the headers every answer carries as one block (CommonHeadersResponse).
+    http: { ServerResponse: CommonHeadersResponse as typeof ServerResponse },
     bodyLimit: config.bodyLimitBytes,
     // A client trickling a request (or its body) cannot hold a connection for ever; one that
     // stops reading a streamed answer is cut by requestLifecycle after as long.

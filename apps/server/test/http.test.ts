@@ -6,8 +6,8 @@ import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CommonHeadersResponse, HTML_CSP } from '../src/http/common-headers.ts';
 import { lazySchemaCompilers } from '../src/http/schema-compilers.ts';
-import { HTML_CSP, SecurityHeadersResponse } from '../src/http/security-headers.ts';
 import { appendVary } from '../src/http/vary.ts';
 import { RedisStore } from '../src/infra/kv/index.ts';
 import {
@@ -183,6 +183,9 @@ describe('HTTP surface', () => {
     it('answers a malformed URL with the JSON error body', async () => {
       const response = await t.app.inject({ method: 'GET', url: '/api/notes/%E0%A4%A' });
       expect(response.statusCode).toBe(400);
+      // No hook runs for Fastify's own refusals: the headers every answer carries all the same.
+      expect(response.headers['server-timing']).toMatch(/^app;dur=\d+\.\d$/);
+      expect(response.headers['x-frame-options']).toBe('SAMEORIGIN');
       expect(response.json()).toMatchObject({
         code: 'BAD_REQUEST',
         appCode: 'BAD_REQUEST',
@@ -522,16 +525,21 @@ describe('HTTP surface', () => {
       expect(page.headers['content-security-policy']).not.toMatch(/upgrade-insecure-requests/);
     });
 
-    describe('over real HTTP, read off the wire (the server writes them as one block)', () => {
+    describe('over real HTTP, read off the wire (the server writes them as one block, with the request id and Server-Timing)', () => {
       let server: TestApp & { url: string };
       // Headers a raw route keeps and reuses: what the server writes must never change them.
       const RAW_FLAT = ['X-Frame-Options', 'DENY', 'Cross-Origin-Resource-Policy', 'cross-origin'];
-      const RAW_OBJECT = { 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'unsafe-url', 'X-Kept': 'yes' };
+      const RAW_OBJECT = {
+        'X-Frame-Options': 'DENY',
+        'Referrer-Policy': 'unsafe-url',
+        'X-Kept': 'yes',
+        'X-Request-Id': 'raw',
+      };
       beforeAll(async () => {
         server = await startTestServer({
           env: { CORS_ORIGINS: 'https://app.example' },
           plainRoutes: (app) => {
-            app.get('/written-by', (_request, reply) => ({ block: reply.raw instanceof SecurityHeadersResponse }));
+            app.get('/written-by', (_request, reply) => ({ block: reply.raw instanceof CommonHeadersResponse }));
             // Routes that set fixed headers themselves (any case; through Fastify, or through Node
             // too, which hands the writer Node's own store) and loosen CORP.
             app.get('/sets-its-own', (_request, reply) => {
@@ -542,6 +550,16 @@ describe('HTTP surface', () => {
               reply.raw.setHeader('Strict-Transport-Security', 'max-age=1');
               reply.header('X-Frame-Options', 'DENY').header('x-content-type-options', 'nosniff');
               reply.header('cross-origin-resource-policy', 'cross-origin');
+              return { ok: true };
+            });
+            // A route that sets the request id and Server-Timing itself: the response hook's win.
+            app.get('/sets-request-headers', (_request, reply) => {
+              reply.header('X-Request-Id', 'from-the-route').header('server-timing', 'db;dur=1');
+              return { ok: true };
+            });
+            app.get('/sets-request-headers-through-node', (_request, reply) => {
+              reply.raw.setHeader('Server-Timing', 'db;dur=1');
+              reply.raw.setHeader('x-request-id', 'from-the-route');
               return { ok: true };
             });
             app.get('/streamed', (_request, reply) => reply.type('text/plain').send(Readable.from(['a', 'b'])));
@@ -612,12 +630,13 @@ describe('HTTP surface', () => {
         );
       });
 
-      it('go once on every kind of answer: REST, tRPC, error, HTML, HEAD, stream, preflights, a raw write', async () => {
+      it('go once on every kind of answer: REST, tRPC, errors, HTML, HEAD, stream, preflights, a raw write', async () => {
         const origin = { origin: 'https://app.example', 'access-control-request-method': 'GET' };
         const answers = [
           ['/api/health', 'GET', {}, 200],
           ['/trpc/health.live', 'GET', {}, 200],
           ['/nope', 'GET', {}, 404],
+          ['/api/notes/%E0%A4%A', 'GET', {}, 400],
           ['/docs/', 'GET', {}, 200],
           ['/docs/', 'HEAD', {}, 200],
           ['/streamed', 'GET', {}, 200],
@@ -629,6 +648,15 @@ describe('HTTP surface', () => {
           const answer = await request(path, { method, headers });
           expect(answer.status, `${method} ${path}`).toBe(status);
           expect(securityHeaders(answer.sent), `${method} ${path}`).toEqual(expected());
+          // A hijacked reply writes past the response hook: no request id to carry.
+          if (path === '/raw-plain') continue;
+          expect(answer.sent.get('x-request-id'), `${method} ${path}`).toEqual([
+            expect.stringMatching(/^[0-9a-f-]{36}$/),
+          ]);
+          expect(answer.sent.get('server-timing'), `${method} ${path}`).toEqual([
+            expect.stringMatching(/^app;dur=\d+\.\d$/),
+          ]);
+          if (status >= 400) expect(JSON.parse(answer.body).requestId).toBe(answer.sent.get('x-request-id')?.[0]);
         }
         const page = await request('/docs/');
         expect(page.sent.get('content-security-policy')).toEqual([HTML_CSP]);
@@ -644,13 +672,38 @@ describe('HTTP surface', () => {
           const { sent } = await request(path);
           expect(securityHeaders(sent), path).toEqual(expected());
         }
-        expect((await request('/raw-object')).sent.get('x-kept')).toEqual(['yes']);
+        const raw = await request('/raw-object');
+        expect(raw.sent.get('x-kept')).toEqual(['yes']);
+        expect(raw.sent.get('x-request-id')).toEqual(['raw']); // no hook ran: a raw write's own id is kept
         expect(RAW_FLAT).toEqual(['X-Frame-Options', 'DENY', 'Cross-Origin-Resource-Policy', 'cross-origin']);
-        expect(RAW_OBJECT).toEqual({ 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'unsafe-url', 'X-Kept': 'yes' });
+        expect(RAW_OBJECT).toEqual({
+          'X-Frame-Options': 'DENY',
+          'Referrer-Policy': 'unsafe-url',
+          'X-Kept': 'yes',
+          'X-Request-Id': 'raw',
+        });
+      });
+
+      it("carry the request's id (a sane incoming one kept, any other replaced) and the app's time, once, over a route's own", async () => {
+        for (const path of ['/sets-request-headers', '/sets-request-headers-through-node', '/api/health']) {
+          const kept = await request(path, { headers: { 'x-request-id': 'edge-42.abc' } });
+          expect(kept.status, path).toBe(200);
+          expect(kept.sent.get('x-request-id'), path).toEqual(['edge-42.abc']);
+          expect(kept.sent.get('server-timing'), path).toEqual([expect.stringMatching(/^app;dur=\d+\.\d$/)]);
+          const replaced = await request(path, { headers: { 'x-request-id': 'has spaces; and=more' } });
+          expect(replaced.sent.get('x-request-id'), path).toEqual([expect.stringMatching(/^[0-9a-f-]{36}$/)]);
+        }
+      });
+
+      it('refuse to carry a request id Node would refuse as a header value', () => {
+        const response = new CommonHeadersResponse(new IncomingMessage(new Socket()));
+        expect(() => response.carry('one\r\nset-cookie: stolen=1', 1)).toThrow(
+          expect.objectContaining({ code: 'ERR_INVALID_CHAR' }),
+        );
       });
 
       it("still let Node refuse a response's own bad headers, whichever way they are given", () => {
-        const response = () => new SecurityHeadersResponse(new IncomingMessage(new Socket()));
+        const response = () => new CommonHeadersResponse(new IncomingMessage(new Socket()));
         const refusals = [
           [{ 'bad name': 'x' }, 'ERR_INVALID_HTTP_TOKEN'],
           [{ 'x-note': 'one\r\nset-cookie: stolen=1' }, 'ERR_INVALID_CHAR'],

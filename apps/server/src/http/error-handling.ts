@@ -4,6 +4,7 @@ import { type AppError, errorAnswer, httpErrorBody, recognizeError, setRetryAfte
 import { answerLanguage } from '../i18n/locale.ts';
 import { createOutageLog, type Logger } from '../infra/logger.ts';
 import type { Services } from '../services.ts';
+import { addCommonHeaders } from './common-headers.ts';
 import { requestPath } from './request-lifecycle.ts';
 
 /** Logs a recognised dependency outage (throttled): the 503 needs no stack trace. */
@@ -18,14 +19,15 @@ export function dependencyOutageLog(log: Pick<Logger, 'warn'>) {
   };
 }
 
-/** Errors Fastify raises before routing (a malformed URL, say): the JSON error body too. */
+/**
+ * Errors Fastify raises before routing (a malformed URL, say): the JSON error body too, and
+ * the headers every answer carries (no hook runs for these).
+ */
 export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 400;
   const locale = answerLanguage(request, reply);
-  reply
-    .code(status)
-    .header('x-request-id', request.id)
-    .send(httpErrorBody(status, error.message, request.id, { locale }));
+  addCommonHeaders(reply, request.id);
+  reply.code(status).send(httpErrorBody(status, error.message, request.id, { locale }));
 }
 
 /**

@@ -175,7 +175,7 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     reply.header('content-type', file.contentType === 'text/plain' ? 'text/plain; charset=utf-8' : file.contentType);
     reply.header('content-disposition', disposition);
     // Opened directly, a file runs nothing and reaches nothing, whatever it holds (and is
-    // never sniffed: `nosniff` is on every response, security-headers.ts).
+    // never sniffed: `nosniff` is on every response, common-headers.ts).
     reply.header('content-security-policy', "default-src 'none'; sandbox");
     if (range) {
       reply.code(206);

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { addCommonHeaders, HTML_CSP } from './common-headers.ts';
 import type { CorsPolicy } from './cors.ts';
-import { HTML_CSP, SecurityHeadersResponse, setSecurityHeaders } from './security-headers.ts';
 import { appendVary, keepVary } from './vary.ts';
 
 /** The request's path without its query string (for the access log and 404 answers). */
@@ -48,8 +48,6 @@ export const requestLifecycle = fp(
 
     // Callback-style: no promise per request.
     app.addHook('onSend', (request, reply, payload, done) => {
-      // The app's server writes them itself (SecurityHeadersResponse); `inject` needs them set.
-      if (!(reply.raw instanceof SecurityHeadersResponse)) setSecurityHeaders(reply);
       // Each part that chose the answer by a request header is named in Vary: the language of
       // an error (markLanguage set Content-Language), then CORS (Origin).
       if (reply.hasHeader('content-language')) appendVary(reply, 'Accept-Language');
@@ -57,8 +55,7 @@ export const requestLifecycle = fp(
       // tRPC's own adapter answers with a Fetch Response, whose headers Fastify applies after
       // this hook: its Vary must carry ours.
       if (payload instanceof Response) keepVary(reply, payload.headers);
-      reply.header('x-request-id', request.id);
-      reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(1)}`);
+      addCommonHeaders(reply, request.id);
       if (closing) reply.header('connection', 'close');
       // A streamed body (a download, a static file) is cut once its client stops reading
       // for idleTimeoutMs, so it cannot hold a file or a storage stream open for ever. Only
