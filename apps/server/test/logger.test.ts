@@ -1,8 +1,10 @@
+import { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LazyLogger } from '../src/infra/logger.ts';
+import { LazyLogger, requestIdFor } from '../src/infra/logger.ts';
 
 /** A Fastify app on a LazyLogger over pino at `level`: its lines, and how many pino children were made. */
 async function appLogging(level: string) {
@@ -78,5 +80,28 @@ describe('LazyLogger (the per-request logger)', () => {
     expect(made).toBe(1);
     expect(log.level).toBe('debug');
     expect(log.isLevelEnabled('debug')).toBe(true);
+  });
+});
+
+describe('requestIdFor (the request ids the app makes)', () => {
+  const withHeaders = (headers: Record<string, string>) => {
+    const request = new IncomingMessage(new Socket());
+    request.headers = headers;
+    return request;
+  };
+
+  it('makes 128 random bits in hex, never the same twice, past each refill of its pool of random bytes', () => {
+    const ids = Array.from({ length: 1_000 }, () => requestIdFor(withHeaders({})));
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+    // Random, not counted: no two ids share their first half (a counter would).
+    expect(new Set(ids.map((id) => id.slice(0, 16))).size).toBe(ids.length);
+  });
+
+  it('keeps a sane incoming id and replaces any other', () => {
+    expect(requestIdFor(withHeaders({ 'x-request-id': 'edge-42.abc:7' }))).toBe('edge-42.abc:7');
+    for (const hostile of ['', 'has space', 'x'.repeat(129), 'line\r\nbreak', 'ü']) {
+      expect(requestIdFor(withHeaders({ 'x-request-id': hostile }))).toMatch(/^[0-9a-f]{32}$/);
+    }
   });
 });
