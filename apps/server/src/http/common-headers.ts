@@ -140,7 +140,7 @@ if (typeof writeHeader !== 'function') {
  * the headers off the wire, so a change there in Node shows.
  */
 export class CommonHeadersResponse extends ServerResponse {
-  /** The request id's and Server-Timing's lines, once the response hook has run. */
+  /** The request id's and Server-Timing's lines, once `addCommonHeaders` has handed them over. */
   #requestLines: string | undefined;
 
   /**
