@@ -109,7 +109,7 @@ describe.each(['fast', 'official'] as const)('errors through the SDK (%s transpo
       expect(getAppErrorCode(error)).toBe('DEPENDENCY_DOWN');
       const data = (error as TRPCClientError<AppRouter>).data;
       expect(data?.httpStatus).toBe(503);
-      expect(data?.requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(data?.requestId).toMatch(/^[0-9a-f]{32}$/);
       expect(data?.details).toEqual({ checks: { database: 'down', redis: expect.any(String) }, retryAfterSeconds: 1 });
     } finally {
       await server.close();
