@@ -552,7 +552,7 @@ describe('HTTP surface', () => {
               reply.header('cross-origin-resource-policy', 'cross-origin');
               return { ok: true };
             });
-            // A route that sets the request id and Server-Timing itself: the response hook's win.
+            // Routes that set the request id and Server-Timing themselves: the response hook's values win.
             app.get('/sets-request-headers', (_request, reply) => {
               reply.header('X-Request-Id', 'from-the-route').header('server-timing', 'db;dur=1');
               return { ok: true };
