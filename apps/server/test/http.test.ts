@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import Fastify from 'fastify';
+import Fastify, { type FastifyRequest } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommonHeadersResponse, HTML_CSP } from '../src/http/common-headers.ts';
 import { lazySchemaCompilers } from '../src/http/schema-compilers.ts';
@@ -563,6 +563,21 @@ describe('HTTP surface', () => {
               return { ok: true };
             });
             app.get('/streamed', (_request, reply) => reply.type('text/plain').send(Readable.from(['a', 'b'])));
+            // Routes with a Vary, a language or a page of their own (through Fastify or Node).
+            const query = (request: FastifyRequest) => request.query as Record<string, string | undefined>;
+            app.get('/varies', (request, reply) => {
+              const { vary = '', node } = query(request);
+              if (node) reply.raw.setHeader('Vary', vary.split('|'));
+              else reply.header('vary', vary);
+              return { ok: true };
+            });
+            app.get('/in-french', (_request, reply) => reply.header('content-language', 'fr').send({ ok: true }));
+            app.get('/page', (request, reply) => {
+              if (query(request).csp) reply.header('content-security-policy', "default-src 'none'");
+              if (query(request).node) reply.raw.setHeader('Content-Type', 'text/html; charset=utf-8');
+              else reply.type('text/html; charset=utf-8');
+              return reply.send('<p>hi</p>');
+            });
             // Raw writes, past Fastify: headers as a flat array and as pairs, names in any case.
             app.get('/raw-flat', (_request, reply) => {
               reply.hijack();
@@ -632,23 +647,26 @@ describe('HTTP surface', () => {
 
       it('go once on every kind of answer: REST, tRPC, errors, HTML, HEAD, stream, preflights, a raw write', async () => {
         const origin = { origin: 'https://app.example', 'access-control-request-method': 'GET' };
+        // Each with the Vary it is sent with: every answer depends on Origin (CORS), an error in
+        // words on Accept-Language too, tRPC's on its response format, a preflight's on the headers asked.
         const answers = [
-          ['/api/health', 'GET', {}, 200],
-          ['/trpc/health.live', 'GET', {}, 200],
-          ['/nope', 'GET', {}, 404],
-          ['/api/notes/%E0%A4%A', 'GET', {}, 400],
-          ['/docs/', 'GET', {}, 200],
-          ['/docs/', 'HEAD', {}, 200],
-          ['/streamed', 'GET', {}, 200],
-          ['/api/health', 'OPTIONS', origin, 204],
-          ['/api/health', 'OPTIONS', {}, 400],
-          ['/raw-plain', 'GET', {}, 200],
+          ['/api/health', 'GET', {}, 200, 'Origin'],
+          ['/trpc/health.live', 'GET', {}, 200, 'trpc-accept, accept, Origin'],
+          ['/nope', 'GET', {}, 404, 'Accept-Language, Origin'],
+          ['/api/notes/%E0%A4%A', 'GET', {}, 400, 'Accept-Language, Origin'],
+          ['/docs/', 'GET', {}, 200, 'Origin'],
+          ['/docs/', 'HEAD', {}, 200, 'Origin'],
+          ['/streamed', 'GET', {}, 200, 'Origin'],
+          ['/api/health', 'OPTIONS', origin, 204, 'Access-Control-Request-Headers, Origin'],
+          ['/api/health', 'OPTIONS', {}, 400, 'Accept-Language, Origin'],
+          ['/raw-plain', 'GET', {}, 200, undefined],
         ] as const;
-        for (const [path, method, headers, status] of answers) {
+        for (const [path, method, headers, status, vary] of answers) {
           const answer = await request(path, { method, headers });
           expect(answer.status, `${method} ${path}`).toBe(status);
           expect(securityHeaders(answer.sent), `${method} ${path}`).toEqual(expected());
-          // A hijacked reply writes past the response hook: no request id to carry.
+          expect(answer.sent.get('vary'), `${method} ${path}`).toEqual(vary === undefined ? undefined : [vary]);
+          // A hijacked reply writes past the response hook: no request id to carry, no Vary.
           if (path === '/raw-plain') continue;
           expect(answer.sent.get('x-request-id'), `${method} ${path}`).toEqual([
             expect.stringMatching(/^[0-9a-f]{32}$/),
@@ -682,6 +700,47 @@ describe('HTTP surface', () => {
           'X-Kept': 'yes',
           'X-Request-Id': 'raw',
         });
+      });
+
+      it("name Origin in a route's own Vary, once, whichever way it was set, and Accept-Language for its language", async () => {
+        const cases = [
+          ['/varies?vary=Accept-Encoding', ['Accept-Encoding, Origin']],
+          ['/varies?vary=Accept-Encoding|Cookie&node=1', ['Accept-Encoding, Cookie, Origin']],
+          ['/varies?vary=accept-encoding, origin', ['accept-encoding, origin']],
+          ['/varies?vary=ORIGIN&node=1', ['ORIGIN']],
+          ['/varies?vary=*', ['*']],
+          ['/varies?vary=Originator', ['Originator, Origin']],
+          ['/varies?vary=', ['Origin']],
+          ['/in-french', ['Accept-Language, Origin']],
+        ] as const;
+        for (const [path, vary] of cases) {
+          const answer = await request(path);
+          expect(answer.status, path).toBe(200);
+          expect(answer.sent.get('vary'), path).toEqual(vary);
+          expect(answer.sent.get('x-request-id'), path).toHaveLength(1);
+        }
+      });
+
+      it('give an HTML page the CSP, once, unless it has its own; never to another answer', async () => {
+        for (const path of ['/page', '/page?node=1']) {
+          const page = await request(path);
+          expect(page.sent.get('content-security-policy'), path).toEqual([HTML_CSP]);
+          expect(page.body, path).toBe('<p>hi</p>');
+        }
+        for (const path of ['/page?csp=1', '/page?csp=1&node=1']) {
+          const own = await request(path);
+          expect(own.sent.get('content-security-policy'), path).toEqual(["default-src 'none'"]);
+        }
+        for (const path of ['/api/health', '/streamed', '/in-french']) {
+          expect((await request(path)).sent.get('content-security-policy'), path).toBeUndefined();
+        }
+        // inject's answers, whose headers the response hook sets, follow the same rules.
+        const injected = await server.app.inject({ method: 'GET', url: '/page?csp=1' });
+        expect(injected.headers['content-security-policy']).toBe("default-src 'none'");
+        const injectedPage = await server.app.inject({ method: 'GET', url: '/page' });
+        expect(injectedPage.headers['content-security-policy']).toBe(HTML_CSP);
+        const injectedVary = await server.app.inject({ method: 'GET', url: '/varies?vary=Accept-Encoding' });
+        expect(injectedVary.headers.vary).toBe('Accept-Encoding, Origin');
       });
 
       it("carry the request's id (a sane incoming one kept, any other replaced) and the app's time, once, over a route's own", async () => {

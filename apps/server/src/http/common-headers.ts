@@ -1,5 +1,6 @@
 import { ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { FastifyReply } from 'fastify';
+import { appendVary, varyList, varyWith } from './vary.ts';
 
 /**
  * For the HTML pages (/docs and its locally served bundle, /dev/outbox): same-origin only,
@@ -45,63 +46,179 @@ const SERVER_TIMING = 'server-timing';
 /** Server-Timing's value: the app's time on the request, in milliseconds. */
 const serverTiming = (elapsedMs: number) => `app;dur=${elapsedMs.toFixed(1)}`;
 
+/**
+ * What each answer was chosen by, named in its `Vary`: the page's origin on every answer
+ * (CORS, cors.ts), and the reader's language on one in words (`Content-Language`, i18n).
+ */
+const VARY_ALWAYS = 'Origin';
+const VARY_BY_LANGUAGE = 'Accept-Language';
+const CSP = 'content-security-policy';
+const isHtml = (type: unknown) => typeof type === 'string' && type.startsWith('text/html');
+
 // Checked once, by Node's own rules, instead of on every response.
 for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
   validateHeaderName(name);
   validateHeaderValue(name, value);
 }
 for (const name of [REQUEST_ID, SERVER_TIMING]) validateHeaderName(name);
+validateHeaderValue(CSP, HTML_CSP);
 const headerLines = (headers: [string, string][]) => headers.map(([name, value]) => `${name}: ${value}\r\n`).join('');
 const FIXED_LINES = headerLines(FIXED);
 const ALL_LINES = FIXED_LINES + headerLines([[ROUTE_SETTABLE, SECURITY_HEADERS[ROUTE_SETTABLE]]]);
+const VARY_ALWAYS_LINE = headerLines([['vary', VARY_ALWAYS]]);
+const ALL_VARY_LINES = ALL_LINES + VARY_ALWAYS_LINE;
+const CSP_LINE = headerLines([[CSP, HTML_CSP]]);
 
 /**
  * Sets on a reply the headers every answer carries (the security headers, the request id,
- * Server-Timing), as CommonHeadersResponse writes them: for responses of other kinds
- * (Fastify's `inject`).
+ * Server-Timing, Vary, an HTML page's CSP), as CommonHeadersResponse writes them: for
+ * responses of other kinds (Fastify's `inject`).
  */
 function setCommonHeaders(reply: FastifyReply, requestId: string, elapsedMs: number): void {
   for (const [name, value] of FIXED) reply.header(name, value);
   if (!reply.hasHeader(ROUTE_SETTABLE)) reply.header(ROUTE_SETTABLE, SECURITY_HEADERS[ROUTE_SETTABLE]);
   reply.header(REQUEST_ID, requestId);
   reply.header(SERVER_TIMING, serverTiming(elapsedMs));
+  if (reply.hasHeader('content-language')) appendVary(reply, VARY_BY_LANGUAGE);
+  appendVary(reply, VARY_ALWAYS);
+  if (isHtml(reply.getHeader('content-type')) && !reply.hasHeader(CSP)) reply.header(CSP, HTML_CSP);
 }
 
-/** What the writer does with a header a response was given, by its lower-cased name. */
-type Kind = 'fixed' | 'route-settable' | 'carried';
+/**
+ * What the writer does with a header a response was given, by its lower-cased name: drops
+ * it to write its own value (`fixed`; `carried` when it carries the request's), or reads it
+ * (a route's own Cross-Origin-Resource-Policy or CSP stands; the rest decide Vary and the CSP).
+ */
+type Kind = 'fixed' | 'route-settable' | 'carried' | 'vary' | 'type' | 'language' | 'csp';
 const KINDS = new Map<string, Kind>([
   ...FIXED.map(([name]) => [name, 'fixed'] as const),
   [ROUTE_SETTABLE, 'route-settable'],
   [REQUEST_ID, 'carried'],
   [SERVER_TIMING, 'carried'],
+  ['vary', 'vary'],
+  ['content-type', 'type'],
+  ['content-language', 'language'],
+  [CSP, 'csp'],
 ]);
 const NAME_LENGTHS = new Set([...KINDS.keys()].map((name) => name.length));
+/** The kinds whose value the writer reads. */
+const readsValue = (kind: Kind) => kind === 'type' || kind === 'vary';
 
-/** Which of the common headers a name (in any case) is, if any. */
+/** Which of the headers the writer minds a name (in any case) is, if any. */
 function kindOf(name: unknown): Kind | undefined {
   // Most names are ruled out by their length alone; Fastify's are lower-case already.
   if (typeof name !== 'string' || !NAME_LENGTHS.has(name.length)) return undefined;
   return KINDS.get(name) ?? KINDS.get(name.toLowerCase());
 }
 
-/** Whether the writer drops a header of this kind from a response's own: it writes its own value. */
-const replaces = (kind: Kind | undefined, carrying: boolean) => kind === 'fixed' || (kind === 'carried' && carrying);
+/**
+ * A response's own headers, as the writer reads them: which it writes itself instead, and
+ * what the lines it adds depend on. The answer's rules (Vary, the CSP) apply to an answer the
+ * app handed its request's headers to (`carry`); a raw write past the hooks keeps its own.
+ */
+class OwnHeaders {
+  /** The names (as given) of the headers the writer writes itself, if any. */
+  dropped: string[] | undefined;
+  #routeSet = false;
+  #html = false;
+  #csp = false;
+  #language = false;
+  /** The response's own Vary (several given ones as one list), and their names as given. */
+  #vary: string | undefined;
+  #varyNames: string[] | undefined;
+  readonly #carrying: boolean;
+
+  constructor(carrying: boolean) {
+    this.#carrying = carrying;
+  }
+
+  /** Takes note of a header (`value`: given for the kinds that read it, `readsValue`). */
+  see(name: string, kind: Kind, value: unknown): void {
+    switch (kind) {
+      case 'fixed':
+        this.#drop(name);
+        break;
+      case 'carried':
+        if (this.#carrying) this.#drop(name);
+        break;
+      case 'route-settable':
+        this.#routeSet = true;
+        break;
+      case 'csp':
+        this.#csp = true;
+        break;
+      case 'language':
+        this.#language = true;
+        break;
+      case 'type':
+        if (this.#carrying && isHtml(value)) this.#html = true;
+        break;
+      case 'vary': {
+        if (!this.#carrying) break;
+        const list = varyList(value);
+        if (list !== undefined) this.#vary = this.#vary === undefined ? list : `${this.#vary}, ${list}`;
+        if (this.#varyNames === undefined) this.#varyNames = [name];
+        else this.#varyNames.push(name);
+        break;
+      }
+    }
+  }
+
+  #drop(name: string): void {
+    if (this.dropped === undefined) this.dropped = [name];
+    else this.dropped.push(name);
+  }
+
+  /** The lines the writer adds to the response's own (once every header is seen). */
+  lines(): string {
+    if (!this.#carrying) return this.#routeSet ? FIXED_LINES : ALL_LINES;
+    // Most answers: no Vary or language of their own, not a page.
+    if (this.#varyNames === undefined && !this.#language && !this.#html) {
+      return this.#routeSet ? FIXED_LINES + VARY_ALWAYS_LINE : ALL_VARY_LINES;
+    }
+    const lines = (this.#routeSet ? FIXED_LINES : ALL_LINES) + this.#varyLine();
+    return this.#html && !this.#csp ? lines + CSP_LINE : lines;
+  }
+
+  /** Vary naming what the answer was chosen by; the response's own given up if it lacks any. */
+  #varyLine(): string {
+    const own = this.#vary;
+    const names = this.#varyNames ?? [];
+    let vary = this.#language ? varyWith(own, VARY_BY_LANGUAGE) : own;
+    vary = varyWith(vary, VARY_ALWAYS);
+    if (vary === own && names.length === 1) return '';
+    for (const name of names) this.#drop(name);
+    validateHeaderValue('vary', vary);
+    return `vary: ${vary}\r\n`;
+  }
+}
 
 /**
  * A raw `writeHead`'s array (`[name, value, …]` or `[[name, value], …]`), copied without the
- * headers the writer replaces; `routeSet` if it names a Cross-Origin-Resource-Policy.
+ * headers the writer writes itself, and the lines it adds.
  */
-function arrayWithout(headers: unknown[], carrying: boolean): { headers: unknown[]; routeSet: boolean } {
+function arrayWithout(headers: unknown[], carrying: boolean): { headers: unknown[]; lines: string } {
   const step = Array.isArray(headers[0]) ? 1 : 2;
-  const kept: unknown[] = [];
-  let routeSet = false;
+  const entry = (at: number) => (step === 1 ? (headers[at] as unknown[]) : headers.slice(at, at + 2));
+  const own = new OwnHeaders(carrying);
   for (let at = 0; at < headers.length; at += step) {
-    const kind = kindOf(step === 1 ? (headers[at] as unknown[])[0] : headers[at]);
-    if (replaces(kind, carrying)) continue;
-    if (kind === 'route-settable') routeSet = true;
-    kept.push(...headers.slice(at, at + step));
+    const [name, value] = entry(at);
+    const kind = kindOf(name);
+    if (kind !== undefined) own.see(name as string, kind, value);
   }
-  return { headers: kept, routeSet };
+  const lines = own.lines();
+  const dropped = new Set(own.dropped ?? []);
+  const kept: unknown[] = [];
+  for (let at = 0; at < headers.length; at += step) {
+    if (!dropped.has(entry(at)[0] as string)) kept.push(...headers.slice(at, at + step));
+  }
+  return { headers: kept, lines };
+}
+
+/** A header's value in an object Node hands the writer: its own store holds `[name, value]` pairs. */
+function valueIn(response: ServerResponse, headers: Record<string, unknown>, name: string): unknown {
+  const value = headers[name];
+  return Array.isArray(value) && response.hasHeader(name) ? value[1] : value;
 }
 
 /**
@@ -155,26 +272,27 @@ export class CommonHeadersResponse extends ServerResponse {
   _storeHeader(firstLine: string, headers: unknown): void {
     const carrying = this.#requestLines !== undefined;
     let own = headers;
-    let routeSet = false;
+    let lines: string;
     if (Array.isArray(headers)) {
       const kept = arrayWithout(headers, carrying);
       own = kept.headers;
-      routeSet = kept.routeSet;
-    } else if (headers !== null && typeof headers === 'object') {
-      // Fastify's headers (names lower-cased), Node's own store, or a raw writeHead's object.
-      let dropped: string[] | undefined;
-      for (const name in headers) {
-        const kind = kindOf(name);
-        if (kind === 'route-settable') routeSet = true;
-        else if (replaces(kind, carrying)) {
-          dropped ??= [];
-          dropped.push(name);
+      lines = kept.lines;
+    } else {
+      const seen = new OwnHeaders(carrying);
+      if (headers !== null && typeof headers === 'object') {
+        // Fastify's headers (names lower-cased), Node's own store (whose entries are
+        // [name, value] pairs), or a raw writeHead's object.
+        const record = headers as Record<string, unknown>;
+        for (const name in record) {
+          const kind = kindOf(name);
+          if (kind === undefined) continue;
+          seen.see(name, kind, readsValue(kind) ? valueIn(this, record, name) : undefined);
         }
       }
-      if (dropped !== undefined) own = objectWithout(this, headers, dropped);
+      lines = seen.lines();
+      if (seen.dropped !== undefined) own = objectWithout(this, headers as object, seen.dropped);
     }
-    const lines = (routeSet ? FIXED_LINES : ALL_LINES) + (this.#requestLines ?? '');
-    (writeHeader as HeaderWriter).call(this, firstLine + lines, own);
+    (writeHeader as HeaderWriter).call(this, firstLine + lines + (this.#requestLines ?? ''), own);
   }
 }
 

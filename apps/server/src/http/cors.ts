@@ -16,9 +16,10 @@ export interface CorsOptions {
 
 /**
  * Cross-origin calls from browser pages (the Fetch standard's CORS protocol), for bearer
- * tokens (no cookies, so no credentials mode): every response says it depends on `Origin`,
- * and a response to an allowed page's request names that origin and the headers its script
- * may read; a preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered 204
+ * tokens (no cookies, so no credentials mode): every response says it depends on `Origin`
+ * (its `Vary`, written with the headers every answer carries: common-headers.ts), and a
+ * response to an allowed page's request names that origin and the headers its script may
+ * read; a preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered 204
  * with the methods and the request headers asked for. A page from any other origin gets no
  * CORS header, so its browser keeps the response from it.
  *
@@ -47,9 +48,8 @@ export class CorsPolicy {
     return this.#anyOrigin || this.#origins.has(origin) ? origin : undefined;
   }
 
-  /** On every response: `Vary: Origin`, and for an allowed origin the headers that let its page read the answer. */
+  /** On every response: for an allowed origin, the headers that let its page read the answer. */
   applyTo(request: FastifyRequest, reply: FastifyReply): void {
-    appendVary(reply, 'Origin');
     const origin = this.#allowedOrigin(request);
     if (origin === undefined) return;
     reply.header('access-control-allow-origin', origin);

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { addCommonHeaders, HTML_CSP } from './common-headers.ts';
+import { addCommonHeaders } from './common-headers.ts';
 import type { CorsPolicy } from './cors.ts';
-import { appendVary, keepVary } from './vary.ts';
+import { keepVary } from './vary.ts';
 
 /** The request's path without its query string (for the access log and 404 answers). */
 export function requestPath(request: FastifyRequest): string {
@@ -25,11 +25,11 @@ declare module 'fastify' {
 }
 
 /**
- * The security headers, the CORS headers, the request id (`x-request-id`) and
- * `Server-Timing: app;dur=<ms>` on every response, the CSP on HTML ones, and
- * `Connection: close` during shutdown (the access log is AccessLogController's). One hook,
- * as the response leaves: each hook costs every request. `OPTIONS` on any path answers
- * CORS preflights.
+ * The CORS headers for an allowed page, the headers every answer carries (the security
+ * headers, the request id, `Server-Timing: app;dur=<ms>`, Vary, an HTML page's CSP:
+ * common-headers.ts), and `Connection: close` during shutdown (the access log is
+ * AccessLogController's). One hook, as the response leaves: each hook costs every request.
+ * `OPTIONS` on any path answers CORS preflights.
  */
 export const requestLifecycle = fp(
   async (app: FastifyInstance, { cors, idleTimeoutMs }: { cors: CorsPolicy; idleTimeoutMs: number }) => {
@@ -48,22 +48,17 @@ export const requestLifecycle = fp(
 
     // Callback-style: no promise per request.
     app.addHook('onSend', (request, reply, payload, done) => {
-      // Each part that chose the answer by a request header is named in Vary: the language of
-      // an error (markLanguage set Content-Language), then CORS (Origin).
-      if (reply.hasHeader('content-language')) appendVary(reply, 'Accept-Language');
       cors.applyTo(request, reply);
-      // tRPC's own adapter answers with a Fetch Response, whose headers Fastify applies after
-      // this hook: its Vary must carry ours.
-      if (payload instanceof Response) keepVary(reply, payload.headers);
       addCommonHeaders(reply, request.id);
+      // tRPC's own adapter answers with a Fetch Response, whose headers Fastify applies after
+      // this hook: its Vary must carry the reply's.
+      if (payload instanceof Response) keepVary(reply, payload.headers);
       if (closing) reply.header('connection', 'close');
       // A streamed body (a download, a static file) is cut once its client stops reading
       // for idleTimeoutMs, so it cannot hold a file or a storage stream open for ever. Only
       // then: a socket timer on every request costs every request (Node re-arms it per read
       // and write), and a JSON answer is written at once.
       if (isStream(payload)) request.raw.socket?.setTimeout?.(idleTimeoutMs); // (injected requests have a socket without timers)
-      const type = reply.getHeader('content-type');
-      if (typeof type === 'string' && type.startsWith('text/html')) reply.header('content-security-policy', HTML_CSP);
       done(null, payload);
     });
   },

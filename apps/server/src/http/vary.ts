@@ -17,20 +17,28 @@ function holds(list: string, item: string): boolean {
 /** Whether a lower-cased `Vary` list already names `field`, or `*` (which covers every field). */
 const names = (list: string, field: string) => holds(list, field) || holds(list, '*');
 
+/** A `Vary` value as one list: Node and Fastify take a string, a number or several strings. */
+export function varyList(value: unknown): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  return typeof value === 'string' ? value : Array.isArray(value) ? value.join(', ') : String(value);
+}
+
 /**
- * Adds a request header's name to a response's `Vary` (RFC 9110 §12.5.5), keeping what is
- * there: each part of the app that chose the answer by a request header names it (tRPC's
- * response format, the language of an error, the CORS origin), none overwriting another's.
+ * A `Vary` list with `field` added (RFC 9110 §12.5.5), keeping what is there and adding
+ * nothing it names already: each part of the app that chose the answer by a request header
+ * names it (tRPC's response format, the language of an error, the CORS origin), none
+ * overwriting another's.
  */
+export function varyWith(list: string | undefined, field: string): string {
+  if (list === undefined) return field;
+  return names(list.toLowerCase(), field.toLowerCase()) ? list : `${list}, ${field}`;
+}
+
+/** Adds a request header's name to a reply's `Vary` (`varyWith`). */
 export function appendVary(reply: VaryingReply, field: string): void {
   const current = reply.getHeader('vary');
-  if (current === undefined || current === '') {
-    reply.header('vary', field);
-    return;
-  }
-  const list = typeof current === 'string' ? current : Array.isArray(current) ? current.join(', ') : String(current);
-  if (!names(list.toLowerCase(), field.toLowerCase())) reply.header('vary', `${list}, ${field}`);
-  else if (list !== current) reply.header('vary', list);
+  const next = varyWith(varyList(current), field);
+  if (next !== current) reply.header('vary', next);
 }
 
 /** Puts a reply's `Vary` fields into the headers of the Fetch Response it sends (which Fastify applies last). */

@@ -43,8 +43,8 @@ export function supportedLocale(value: string | null | undefined): Locale | unde
 
 /**
  * Marks a response whose words follow the request's `Accept-Language` (an error body):
- * `Content-Language` says which (the response hook then adds `Accept-Language` to `Vary`,
- * which keeps a shared cache from serving it to someone who asked for another language).
+ * `Content-Language` says which (the response's headers then name `Accept-Language` in `Vary`,
+ * common-headers.ts: a shared cache does not serve it to someone who asked for another language).
  */
 export function markLanguage(reply: { header(name: string, value: string): unknown }, locale: Locale): void {
   reply.header('content-language', locale);
