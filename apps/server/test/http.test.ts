@@ -755,10 +755,29 @@ describe('HTTP surface', () => {
       });
 
       it('refuse to carry a request id Node would refuse as a header value', () => {
-        const response = new CommonHeadersResponse(new IncomingMessage(new Socket()));
-        expect(() => response.carry('one\r\nset-cookie: stolen=1', 1)).toThrow(
-          expect.objectContaining({ code: 'ERR_INVALID_CHAR' }),
-        );
+        const response = () => new CommonHeadersResponse(new IncomingMessage(new Socket()));
+        for (const id of ['one\r\nset-cookie: stolen=1', 'nul\0', 'bell\x07', 'wide\u0100']) {
+          expect(() => response().carry(id, 1), JSON.stringify(id)).toThrow(
+            expect.objectContaining({ code: 'ERR_INVALID_CHAR' }),
+          );
+        }
+        // What Node takes, they carry: the id as it is, the time to a tenth of a millisecond.
+        const times = [
+          [0, '0.0'],
+          [0.04, '0.0'],
+          [0.06, '0.1'],
+          [9.96, '10.0'],
+          [12.34, '12.3'],
+          [1234.56, '1234.6'],
+        ] as const;
+        for (const [elapsedMs, dur] of times) {
+          const written = response();
+          written.carry('tab\tand obs-text \xe9', elapsedMs);
+          written.writeHead(200);
+          const head = (written as unknown as { _header: string })._header;
+          expect(head).toContain('x-request-id: tab\tand obs-text \xe9\r\n');
+          expect(head).toContain(`server-timing: app;dur=${dur}\r\n`);
+        }
       });
 
       it("still let Node refuse a response's own bad headers, whichever way they are given", () => {
