@@ -800,6 +800,14 @@ describe('HTTP surface', () => {
             expect.objectContaining({ code }),
           );
         }
+        // A route's own bad Vary, also when the writer completes it with Origin (as it does for an answer it carries).
+        for (const vary of ['a\r\nx-injected: 1', 'origin\r\nx-injected: 1']) {
+          const carrying = response();
+          carrying.carry('some-id', 1);
+          expect(() => carrying.writeHead(200, { vary }), JSON.stringify(vary)).toThrow(
+            expect.objectContaining({ code: 'ERR_INVALID_CHAR' }),
+          );
+        }
       });
     });
   });

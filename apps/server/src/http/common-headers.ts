@@ -69,7 +69,6 @@ const headerLines = (headers: [string, string][]) => headers.map(([name, value])
 const FIXED_LINES = headerLines(FIXED);
 const ALL_LINES = FIXED_LINES + headerLines([[ROUTE_SETTABLE, SECURITY_HEADERS[ROUTE_SETTABLE]]]);
 const VARY_ALWAYS_LINE = headerLines([['vary', VARY_ALWAYS]]);
-const ALL_VARY_LINES = ALL_LINES + VARY_ALWAYS_LINE;
 const CSP_LINE = headerLines([[CSP, HTML_CSP]]);
 
 /**
@@ -174,17 +173,15 @@ class OwnHeaders {
 
   /** The lines the writer adds to the response's own (once every header is seen). */
   lines(): string {
-    if (!this.#carrying) return this.#routeSet ? FIXED_LINES : ALL_LINES;
-    // Most answers: no Vary or language of their own, not a page.
-    if (this.#varyNames === undefined && !this.#language && !this.#html) {
-      return this.#routeSet ? FIXED_LINES + VARY_ALWAYS_LINE : ALL_VARY_LINES;
-    }
-    const lines = (this.#routeSet ? FIXED_LINES : ALL_LINES) + this.#varyLine();
-    return this.#html && !this.#csp ? lines + CSP_LINE : lines;
+    const security = this.#routeSet ? FIXED_LINES : ALL_LINES;
+    if (!this.#carrying) return security;
+    return security + this.#varyLine() + (this.#html && !this.#csp ? CSP_LINE : '');
   }
 
   /** Vary naming what the answer was chosen by; the response's own given up if it lacks any. */
   #varyLine(): string {
+    // Most answers: no Vary or language of their own.
+    if (this.#varyNames === undefined && !this.#language) return VARY_ALWAYS_LINE;
     const own = this.#vary;
     const names = this.#varyNames ?? [];
     let vary = this.#language ? varyWith(own, VARY_BY_LANGUAGE) : own;
