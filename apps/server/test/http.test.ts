@@ -6,6 +6,7 @@ import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import Fastify, { type FastifyRequest } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHECKED_LINES_LIMITS, CheckedLines, nodeReads } from '../src/http/checked-lines.ts';
 import { CommonHeadersResponse, HTML_CSP } from '../src/http/common-headers.ts';
 import { lazySchemaCompilers } from '../src/http/schema-compilers.ts';
 import { appendVary } from '../src/http/vary.ts';
@@ -598,6 +599,21 @@ describe('HTTP surface', () => {
               reply.hijack();
               reply.raw.end('raw');
             });
+            // A header of a route's own, whose value the query chooses.
+            app.get('/says', (request, reply) => {
+              const { name = 'x-says', value = '' } = query(request);
+              return reply.header(name, value).send({ ok: true });
+            });
+            // A raw write whose headers Node must read itself: the body's length, the connection.
+            app.get('/raw-framed', (request, reply) => {
+              reply.hijack();
+              reply.raw.writeHead(200, {
+                'X-Says': query(request).value ?? '',
+                'Content-Length': '2',
+                Connection: 'close',
+              });
+              reply.raw.end('ok');
+            });
           },
         });
       });
@@ -808,6 +824,55 @@ describe('HTTP surface', () => {
             expect.objectContaining({ code: 'ERR_INVALID_CHAR' }),
           );
         }
+      });
+
+      it("write a route's own headers as given, once, whether their lines were checked before or not", async () => {
+        // More values of one header than are kept: the first ones' lines are kept, the others go to Node.
+        const values = Array.from({ length: CHECKED_LINES_LIMITS.valuesPerName + 4 }, (_, at) => `value-${at}`);
+        for (const value of [...values, ...values]) {
+          const { status, sent } = await request(`/says?value=${value}`);
+          expect(status, value).toBe(200);
+          expect(sent.get('x-says'), value).toEqual([value]);
+          expect(sent.get('content-type'), value).toEqual(['application/json; charset=utf-8']);
+          expect(sent.get('content-length'), value).toEqual(['11']);
+          expect(securityHeaders(sent), value).toEqual(expected());
+        }
+        // A value Node refuses is still refused (no line of it is written), however often it comes.
+        for (let time = 0; time < 3; time++) {
+          const refused = await request('/says?name=x-refused&value=a%0D%0Ax-injected:%201');
+          expect(refused.status).toBe(500);
+          expect(refused.sent.get('x-refused')).toBeUndefined();
+          expect(refused.sent.get('x-injected')).toBeUndefined();
+        }
+      });
+
+      it('leave to Node the headers it reads as it writes them: the length of the body, the connection', async () => {
+        for (const value of ['raw', 'raw', 'other']) {
+          const framed = await request(`/raw-framed?value=${value}`);
+          expect(framed.body).toBe('ok');
+          expect(framed.sent.get('x-says')).toEqual([value]);
+          expect(framed.sent.get('content-length')).toEqual(['2']);
+          expect(framed.sent.get('connection')).toEqual(['close']);
+          expect(framed.sent.get('transfer-encoding')).toBeUndefined();
+        }
+        for (const name of ['Content-Length', 'connection', 'Transfer-Encoding', 'date', 'Set-Cookie']) {
+          expect(nodeReads(name), name).toBe(true);
+        }
+        expect(nodeReads('cache-control')).toBe(false);
+      });
+
+      it("keep the lines of a few values of a header name, each checked once by Node's rules", () => {
+        const lines = new CheckedLines('X-Count');
+        const kept = Array.from({ length: CHECKED_LINES_LIMITS.valuesPerName }, (_, at) => String(at));
+        for (const value of kept) expect(lines.line(value)).toBe(`X-Count: ${value}\r\n`);
+        expect(lines.line('one more')).toBeUndefined(); // past the limit: Node checks and writes it
+        for (const value of kept) expect(lines.line(value)).toBe(`X-Count: ${value}\r\n`);
+        // What Node refuses has no line: Node refuses it, with its own error, as it writes it.
+        expect(new CheckedLines('x-note').line('one\r\nset-cookie: stolen=1')).toBeUndefined();
+        expect(new CheckedLines('x-note').line('nul\0')).toBeUndefined();
+        expect(new CheckedLines('bad name').line('x')).toBeUndefined();
+        expect(new CheckedLines('x-long').line('x'.repeat(CHECKED_LINES_LIMITS.valueLength + 1))).toBeUndefined();
+        expect(new CheckedLines('x-note').line('tab\tand obs-text \xe9')).toBe('x-note: tab\tand obs-text \xe9\r\n');
       });
     });
   });

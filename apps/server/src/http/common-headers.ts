@@ -1,5 +1,6 @@
 import { ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { FastifyReply } from 'fastify';
+import { CheckedLines, nodeReads } from './checked-lines.ts';
 import { appendVary, varyList, varyWith } from './vary.ts';
 
 /**
@@ -113,6 +114,29 @@ function kindOf(name: unknown): Kind | undefined {
   return KINDS.get(name) ?? KINDS.get(name.toLowerCase());
 }
 
+/** What the writer knows of a header name (as given), learned the first time it sees it. */
+interface NameFacts {
+  kind: Kind | undefined;
+  /** Its values' lines, checked once: for a name the writer neither drops nor rewrites, and Node need not be given. */
+  lines: CheckedLines | undefined;
+}
+/** The kinds whose headers are written as given (the writer only reads them). */
+const WRITTEN_AS_GIVEN = new Set<Kind | undefined>([undefined, 'type', 'language', 'csp', 'route-settable']);
+/** How many names the writer remembers: beyond, a name's headers go to Node as before. */
+const NAMES_KEPT = 256;
+const namesSeen = new Map<string, NameFacts>();
+
+function factsOf(name: string): NameFacts {
+  const known = namesSeen.get(name);
+  if (known !== undefined) return known;
+  const kind = kindOf(name);
+  const kept = namesSeen.size < NAMES_KEPT;
+  const lines = kept && WRITTEN_AS_GIVEN.has(kind) && !nodeReads(name) ? new CheckedLines(name) : undefined;
+  const facts = { kind, lines };
+  if (kept) namesSeen.set(name, facts);
+  return facts;
+}
+
 /**
  * A response's own headers, as the writer reads them: which it writes itself instead, and
  * what the lines it adds depend on. The answer's rules (Vary, the CSP) apply to an answer the
@@ -197,7 +221,7 @@ class OwnHeaders {
  * A raw `writeHead`'s array (`[name, value, …]` or `[[name, value], …]`), copied without the
  * headers the writer writes itself, and the lines it adds.
  */
-function arrayWithout(headers: unknown[], carrying: boolean): { headers: unknown[]; lines: string } {
+function arrayWithout(headers: unknown[], carrying: boolean): Written {
   const step = Array.isArray(headers[0]) ? 1 : 2;
   const entry = (at: number) => (step === 1 ? (headers[at] as unknown[]) : headers.slice(at, at + 2));
   const own = new OwnHeaders(carrying);
@@ -236,6 +260,49 @@ function objectWithout(response: ServerResponse, headers: object, dropped: strin
   return copy;
 }
 
+/** The lines the writer adds to a response's own headers, and what Node is then given of them. */
+interface Written {
+  lines: string;
+  /** The lines of the response's own headers checked before (written after the request's). */
+  checked?: string;
+  headers: unknown;
+}
+
+/**
+ * An object of headers whose values are all strings (Fastify's, or a raw `writeHead`'s
+ * object), in one pass: the lines the writer adds, then the lines of the headers checked
+ * before (CheckedLines), and the rest for Node to check and write, as `[name, value, …]`.
+ * Undefined for any other object (Node's own store, whose entries are `[name, value]` pairs,
+ * or a header with several values): the general path reads those.
+ */
+function writtenFromStrings(record: Record<string, unknown>, carrying: boolean): Written | undefined {
+  if (Object.getPrototypeOf(record) !== Object.prototype) return undefined;
+  const seen = new OwnHeaders(carrying);
+  let checked = '';
+  let rest: unknown[] = [];
+  for (const name in record) {
+    const value = record[name];
+    if (typeof value !== 'string') return undefined;
+    const facts = factsOf(name);
+    if (facts.kind !== undefined) seen.see(name, facts.kind, value);
+    const line = facts.lines?.line(value);
+    if (line === undefined) rest.push(name, value);
+    else checked += line;
+  }
+  const lines = seen.lines();
+  if (seen.dropped !== undefined) rest = pairsWithout(rest, seen.dropped);
+  return { lines, checked, headers: rest };
+}
+
+/** `[name, value, …]` without the names `dropped`. */
+function pairsWithout(pairs: unknown[], dropped: string[]): unknown[] {
+  const kept: unknown[] = [];
+  for (let at = 0; at < pairs.length; at += 2) {
+    if (!dropped.includes(pairs[at] as string)) kept.push(pairs[at], pairs[at + 1]);
+  }
+  return kept;
+}
+
 type HeaderWriter = (this: ServerResponse, firstLine: string, headers: unknown) => void;
 const writeHeader = (ServerResponse.prototype as unknown as { _storeHeader?: HeaderWriter })._storeHeader;
 if (typeof writeHeader !== 'function') {
@@ -252,7 +319,10 @@ if (typeof writeHeader !== 'function') {
  * instructions, the request id and Server-Timing ~2.5k more. Here the security headers are
  * checked once, at start-up; the request id and the app's time are handed over by
  * `addCommonHeaders` (`carry`: the id checked by Node's rule for a value, the time a
- * number). The block goes in where Node writes a response's header section
+ * number). A response's own headers that come again and again with the same value (its
+ * Content-Type, a route's Cache-Control) are written from lines Node's rules checked once
+ * (CheckedLines); the headers Node reads as it writes them, and the rest, Node checks and
+ * writes as before. The block goes in where Node writes a response's header section
  * (`_storeHeader`, whose first argument is the status line); the tests over real HTTP read
  * the headers off the wire, so a change there in Node shows.
  */
@@ -271,28 +341,26 @@ export class CommonHeadersResponse extends ServerResponse {
 
   _storeHeader(firstLine: string, headers: unknown): void {
     const carrying = this.#requestLines !== undefined;
-    let own = headers;
-    let lines: string;
-    if (Array.isArray(headers)) {
-      const kept = arrayWithout(headers, carrying);
-      own = kept.headers;
-      lines = kept.lines;
-    } else {
-      const seen = new OwnHeaders(carrying);
-      if (headers !== null && typeof headers === 'object') {
-        // Fastify's headers (names lower-cased), Node's own store (whose entries are
-        // [name, value] pairs), or a raw writeHead's object.
-        const record = headers as Record<string, unknown>;
-        for (const name in record) {
-          const kind = kindOf(name);
-          if (kind === undefined) continue;
-          seen.see(name, kind, readsValue(kind) ? valueIn(this, record, name) : undefined);
-        }
-      }
-      lines = seen.lines();
-      if (seen.dropped !== undefined) own = objectWithout(this, headers as object, seen.dropped);
+    const written = Array.isArray(headers)
+      ? arrayWithout(headers, carrying)
+      : headers !== null && typeof headers === 'object'
+        ? (writtenFromStrings(headers as Record<string, unknown>, carrying) ??
+          this.#writtenFromObject(headers, carrying))
+        : { lines: new OwnHeaders(carrying).lines(), headers };
+    const lines = written.lines + (this.#requestLines ?? '') + (written.checked ?? '');
+    (writeHeader as HeaderWriter).call(this, firstLine + lines, written.headers);
+  }
+
+  /** Any other object: Node's own store (entries `[name, value]`), or values that are not all strings. */
+  #writtenFromObject(headers: object, carrying: boolean): Written {
+    const seen = new OwnHeaders(carrying);
+    const record = headers as Record<string, unknown>;
+    for (const name in record) {
+      const kind = kindOf(name);
+      if (kind !== undefined) seen.see(name, kind, readsValue(kind) ? valueIn(this, record, name) : undefined);
     }
-    (writeHeader as HeaderWriter).call(this, firstLine + lines + (this.#requestLines ?? ''), own);
+    const lines = seen.lines();
+    return { lines, headers: seen.dropped === undefined ? headers : objectWithout(this, headers, seen.dropped) };
   }
 }
 

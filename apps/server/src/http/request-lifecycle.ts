@@ -51,8 +51,8 @@ export const requestLifecycle = fp(
       cors.applyTo(request, reply);
       addCommonHeaders(reply, request.id);
       // tRPC's own adapter answers with a Fetch Response, whose headers Fastify applies after
-      // this hook: its Vary must carry the reply's.
-      if (payload instanceof Response) keepVary(reply, payload.headers);
+      // this hook: its Vary must carry the reply's. (A JSON answer's payload is a string by now.)
+      if (typeof payload === 'object' && payload instanceof Response) keepVary(reply, payload.headers);
       if (closing) reply.header('connection', 'close');
       // A streamed body (a download, a static file) is cut once its client stops reading
       // for idleTimeoutMs, so it cannot hold a file or a storage stream open for ever. Only
