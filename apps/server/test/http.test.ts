@@ -7,7 +7,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import Fastify, { type FastifyRequest } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECKED_LINES_LIMITS, CheckedLines, nodeReads } from '../src/http/checked-lines.ts';
-import { CommonHeadersResponse, HTML_CSP } from '../src/http/common-headers.ts';
+import { CommonHeadersResponse, HTML_CSP, NAMES_KEPT } from '../src/http/common-headers.ts';
 import { lazySchemaCompilers } from '../src/http/schema-compilers.ts';
 import { appendVary } from '../src/http/vary.ts';
 import { RedisStore } from '../src/infra/kv/index.ts';
@@ -843,6 +843,12 @@ describe('HTTP surface', () => {
           expect(refused.status).toBe(500);
           expect(refused.sent.get('x-refused')).toBeUndefined();
           expect(refused.sent.get('x-injected')).toBeUndefined();
+        }
+        // More header names than the writer remembers: those past it go to Node, written as well.
+        for (let at = 0; at <= NAMES_KEPT; at++) {
+          const { sent } = await request(`/says?name=x-name-${at}&value=v`);
+          expect(sent.get(`x-name-${at}`), `x-name-${at}`).toEqual(['v']);
+          expect(sent.get('content-type'), `x-name-${at}`).toEqual(['application/json; charset=utf-8']);
         }
       });
 

@@ -123,7 +123,7 @@ interface NameFacts {
 /** The kinds whose headers are written as given (the writer only reads them). */
 const WRITTEN_AS_GIVEN = new Set<Kind | undefined>([undefined, 'type', 'language', 'csp', 'route-settable']);
 /** How many names the writer remembers: beyond, a name's headers go to Node as before. */
-const NAMES_KEPT = 256;
+export const NAMES_KEPT = 256;
 const namesSeen = new Map<string, NameFacts>();
 
 function factsOf(name: string): NameFacts {
@@ -218,25 +218,21 @@ class OwnHeaders {
 }
 
 /**
- * A raw `writeHead`'s array (`[name, value, …]` or `[[name, value], …]`), copied without the
- * headers the writer writes itself, and the lines it adds.
+ * A raw `writeHead`'s array (`[name, value, …]` or `[[name, value], …]`), without the headers
+ * the writer writes itself, and the lines it adds.
  */
 function arrayWithout(headers: unknown[], carrying: boolean): Written {
-  const step = Array.isArray(headers[0]) ? 1 : 2;
-  const entry = (at: number) => (step === 1 ? (headers[at] as unknown[]) : headers.slice(at, at + 2));
+  // Each entry's name and value, as Node reads them, flat.
+  const pairs = Array.isArray(headers[0])
+    ? headers.flatMap((entry) => [(entry as unknown[])[0], (entry as unknown[])[1]])
+    : headers;
   const own = new OwnHeaders(carrying);
-  for (let at = 0; at < headers.length; at += step) {
-    const [name, value] = entry(at);
-    const kind = kindOf(name);
-    if (kind !== undefined) own.see(name as string, kind, value);
+  for (let at = 0; at < pairs.length; at += 2) {
+    const kind = kindOf(pairs[at]);
+    if (kind !== undefined) own.see(pairs[at] as string, kind, pairs[at + 1]);
   }
   const lines = own.lines();
-  const dropped = new Set(own.dropped ?? []);
-  const kept: unknown[] = [];
-  for (let at = 0; at < headers.length; at += step) {
-    if (!dropped.has(entry(at)[0] as string)) kept.push(...headers.slice(at, at + step));
-  }
-  return { headers: kept, lines };
+  return { lines, headers: own.dropped === undefined ? headers : pairsWithout(pairs, own.dropped) };
 }
 
 /** A header's value in an object Node hands the writer: its own store holds `[name, value]` pairs. */
@@ -294,11 +290,11 @@ function writtenFromStrings(record: Record<string, unknown>, carrying: boolean):
   return { lines, checked, headers: rest };
 }
 
-/** `[name, value, …]` without the names `dropped`. */
+/** `[name, value, …]` without the names `dropped` (a name left without its value stays so: Node refuses it). */
 function pairsWithout(pairs: unknown[], dropped: string[]): unknown[] {
   const kept: unknown[] = [];
   for (let at = 0; at < pairs.length; at += 2) {
-    if (!dropped.includes(pairs[at] as string)) kept.push(pairs[at], pairs[at + 1]);
+    if (!dropped.includes(pairs[at] as string)) kept.push(...pairs.slice(at, at + 2));
   }
   return kept;
 }
