@@ -193,6 +193,22 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
     expect(await listed(storage, 'delete/')).toEqual([]);
   });
 
+  it('puts and deletes under one prefix at the same time, each as asked', async () => {
+    // A removal job deleting the last object under a prefix while an upload lands beside it.
+    for (let round = 0; round < 40; round++) {
+      await storage.put(`together/old-${round}`, bodyOf(randomBytes(10)), { contentType: 'text/plain' });
+      const bytes = randomBytes(10);
+      await Promise.all([
+        storage.delete(`together/old-${round}`),
+        storage.put(`together/new-${round}`, bodyOf(bytes), { contentType: 'text/plain' }),
+      ]);
+      expect(await storage.head(`together/old-${round}`)).toBeUndefined();
+      expect((await readAll(await storage.get(`together/new-${round}`)))?.equals(bytes)).toBe(true);
+      await storage.delete(`together/new-${round}`);
+    }
+    expect(await listed(storage, 'together/')).toEqual([]);
+  });
+
   it('treats a key that is only the start of other keys as missing', async () => {
     await storage.put('parent/child', bodyOf(randomBytes(10)), { contentType: 'text/plain' });
     expect(await storage.head('parent')).toBeUndefined();

@@ -27,6 +27,17 @@ const CHILD = `
 const [modulePath, directory, bucket] = process.argv.slice(1);
 const S3rver = require(modulePath);
 const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: bucket }] });
+// s3rver removes the directories a deletion leaves empty, racing a PUT into the same one (its
+// mkdir or open fails: a 500, or a crash). S3 has no directories: delete the object's files only
+// (close() removes the rest).
+const store = server.store;
+store.deleteObject = async (bucketName, key) => {
+  await Promise.all(['object', 'object.md5', 'metadata.json'].map((kind) =>
+    require('node:fs').promises.unlink(store.getResourcePath(bucketName, key, kind)).catch((error) => {
+      if (error.code !== 'ENOENT') throw error;
+    }),
+  ));
+};
 server.run().then(({ port }) => process.stdout.write(JSON.stringify({ port }) + '\\n'), (error) => {
   console.error(error);
   process.exit(1);
