@@ -1,7 +1,7 @@
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { Writable } from 'node:stream';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { type FastifyBaseLogger, LogController } from 'fastify';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LazyLogger, requestIdFor } from '../src/infra/logger.ts';
@@ -19,7 +19,7 @@ async function appLogging(level: string) {
   const root = pino({ level, base: {}, onChild: () => children++ }, sink);
   const app = Fastify({
     loggerInstance: new LazyLogger(root) as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
   app.get('/quiet', async () => ({ ok: true }));
   app.get('/talks', async (request) => {
