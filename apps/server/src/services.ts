@@ -111,7 +111,7 @@ export async function createServices(
       default: limiter('default', config.rateLimits.defaultPerMinute),
       failures: limiter('failures', config.rateLimits.failuresPerMinute),
     },
-    oauth: createOAuthProviders(config.oauth),
+    oauth: await createOAuthProviders(config.oauth),
     storage,
     jobs,
     startedAt: clock.now(),

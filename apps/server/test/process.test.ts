@@ -206,6 +206,10 @@ describe('the server process', () => {
         // main.js itself (the entry, compiled before it turns the cache on), and at most a few
         // that its dependencies load on the way.
         expect(compiled.length, compiled.join('\n')).toBeLessThanOrEqual(modules.length / 100);
+        // No sign-in provider is configured: the OAuth and OIDC clients are never loaded.
+        const loaded = modules.map(([, file]) => file);
+        expect(loaded.filter((file) => /\/(openid-client|oauth4webapi)\//.test(file))).toEqual([]);
+        expect(loaded.some((file) => /\/@trpc\/server\//.test(file))).toBe(true); // (the list is a real one)
         // Every .ts file came with its types stripped from the cache: Node never loaded its
         // stripper (~0.1 s), which a .ts entry would need before the cache is on.
         server.process.kill('SIGTERM');

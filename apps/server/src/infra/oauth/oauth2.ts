@@ -12,8 +12,8 @@ import {
   ProviderError,
   type ProviderId,
   type ProviderIdentity,
-  signInFailure,
 } from './provider.ts';
+import { signInFailure } from './sign-in-failure.ts';
 
 export interface OAuth2ProviderOptions {
   id: ProviderId;

@@ -21,8 +21,8 @@ import {
   ProviderError,
   type ProviderId,
   type ProviderIdentity,
-  signInFailure,
 } from './provider.ts';
+import { signInFailure } from './sign-in-failure.ts';
 
 export interface OidcProviderOptions {
   id: ProviderId;

@@ -3,25 +3,30 @@
  * `openid-client` library (OpenID Connect discovery, PKCE, state, nonce and ID-token
  * checks; plain OAuth 2.0 for GitHub and Facebook); none speaks the protocol by hand.
  */
-import {
-  AuthorizationResponseError,
-  type CustomFetchOptions,
-  calculatePKCECodeChallenge,
-  randomPKCECodeVerifier,
-} from 'openid-client';
+import type { CustomFetchOptions } from 'openid-client';
 
 /** Every sign-in provider the server knows. */
 export const PROVIDER_IDS = ['google', 'github', 'facebook', 'apple', 'oidc'] as const;
 /** A sign-in provider: google, github, facebook, apple or oidc (any OpenID Connect provider). */
 export type ProviderId = (typeof PROVIDER_IDS)[number];
 
+/**
+ * openid-client, loaded at its first use: only sign-ins use it, and only once a provider is
+ * configured (providers.ts), so a server without providers never loads it.
+ */
+const openidClient = () => import('openid-client');
+
 /** A PKCE pair: the verifier stays with whoever proves it later, the S256 challenge goes ahead. */
 export async function newPkce(): Promise<{ verifier: string; challenge: string }> {
+  const { randomPKCECodeVerifier, calculatePKCECodeChallenge } = await openidClient();
   const verifier = randomPKCECodeVerifier();
   return { verifier, challenge: await calculatePKCECodeChallenge(verifier) };
 }
 
-export { calculatePKCECodeChallenge };
+/** The S256 challenge of a PKCE verifier. */
+export async function calculatePKCECodeChallenge(verifier: string): Promise<string> {
+  return (await openidClient()).calculatePKCECodeChallenge(verifier);
+}
 
 /** Who signed in, as the provider vouches for it (see `normalizeIdentity`). */
 export interface ProviderIdentity {
@@ -117,16 +122,6 @@ export class InvalidIdTokenError extends Error {
 /** An identity whose subject cannot be stored. */
 export class MalformedIdentityError extends ProviderError {
   override name = 'MalformedIdentityError';
-}
-
-/** `error` values that mean "the person said no": OAuth's, and Apple's cancel button. */
-const REFUSALS = new Set(['access_denied', 'user_cancelled_authorize']);
-
-/** A failed code exchange as a ProviderError, telling a refusal from a failure. */
-export function signInFailure(provider: ProviderId, error: unknown): ProviderError {
-  if (error instanceof ProviderError) return error;
-  const denied = error instanceof AuthorizationResponseError && REFUSALS.has(error.error);
-  return new ProviderError(`${provider}: the sign-in could not be completed`, { cause: error, denied });
 }
 
 /** A fetch that gives up after `timeoutMs`; shaped for openid-client's `customFetch` too. */

@@ -2,15 +2,22 @@
 import { SignJWT } from 'jose/jwt/sign';
 import { importPKCS8 } from 'jose/key/import';
 import { isLoopbackUrl, type OAuthConfig } from '../../config.ts';
-import { facebookProvider } from './facebook.ts';
-import { githubProvider } from './github.ts';
-import { oidcProvider } from './oidc.ts';
 import type { OAuthProvider, ProviderId } from './provider.ts';
 
 export type OAuthProviders = ReadonlyMap<ProviderId, OAuthProvider>;
 
-export function createOAuthProviders(oauth: OAuthConfig): OAuthProviders {
+/**
+ * The providers' modules (and the OAuth and OIDC clients under them) are loaded only when one
+ * is configured: a server without sign-in providers never spends its start-up on them.
+ */
+export async function createOAuthProviders(oauth: OAuthConfig): Promise<OAuthProviders> {
   const providers: OAuthProvider[] = [];
+  if (!oauth.google && !oauth.github && !oauth.facebook && !oauth.apple && !oauth.oidc) return new Map();
+  const [{ facebookProvider }, { githubProvider }, { oidcProvider }] = await Promise.all([
+    import('./facebook.ts'),
+    import('./github.ts'),
+    import('./oidc.ts'),
+  ]);
   const { timeoutMs } = oauth;
   const within = (url: string) => ({ timeoutMs, allowInsecure: isLoopbackUrl(url) });
   if (oauth.google) {
