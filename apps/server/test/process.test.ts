@@ -207,7 +207,7 @@ describe('the server process', () => {
         // that its dependencies load on the way.
         expect(compiled.length, compiled.join('\n')).toBeLessThanOrEqual(modules.length / 100);
         // No sign-in provider is configured: the OAuth and OIDC clients are never loaded.
-        const loaded = modules.map(([, file]) => file);
+        const loaded = modules.map(([, file]) => file ?? '');
         expect(loaded.filter((file) => /\/(openid-client|oauth4webapi)\//.test(file))).toEqual([]);
         expect(loaded.some((file) => /\/@trpc\/server\//.test(file))).toBe(true); // (the list is a real one)
         // Every .ts file came with its types stripped from the cache: Node never loaded its

@@ -11,13 +11,13 @@ export type OAuthProviders = ReadonlyMap<ProviderId, OAuthProvider>;
  * is configured: a server without sign-in providers never spends its start-up on them.
  */
 export async function createOAuthProviders(oauth: OAuthConfig): Promise<OAuthProviders> {
-  const providers: OAuthProvider[] = [];
   if (!oauth.google && !oauth.github && !oauth.facebook && !oauth.apple && !oauth.oidc) return new Map();
   const [{ facebookProvider }, { githubProvider }, { oidcProvider }] = await Promise.all([
     import('./facebook.ts'),
     import('./github.ts'),
     import('./oidc.ts'),
   ]);
+  const providers: OAuthProvider[] = [];
   const { timeoutMs } = oauth;
   const within = (url: string) => ({ timeoutMs, allowInsecure: isLoopbackUrl(url) });
   if (oauth.google) {
