@@ -20,6 +20,13 @@ const NODE_READS = new Set([
 /** Whether Node must be given a header itself, whatever its value (a name in any case). */
 export const nodeReads = (name: string) => NODE_READS.has(name.toLowerCase());
 
+/** The header line `name: value\r\n`, once Node's own rules pass the name and the value (else Node's error). */
+export function checkedLine(name: string, value: string): string {
+  validateHeaderName(name);
+  validateHeaderValue(name, value);
+  return `${name}: ${value}\r\n`;
+}
+
 /** How many values of a name, and characters of a value, a CheckedLines keeps. */
 export const CHECKED_LINES_LIMITS = { valuesPerName: 8, valueLength: 1024 } as const;
 
@@ -49,13 +56,12 @@ export class CheckedLines {
     if (this.#lines.size >= CHECKED_LINES_LIMITS.valuesPerName || value.length > CHECKED_LINES_LIMITS.valueLength) {
       return undefined;
     }
+    let checked: string;
     try {
-      validateHeaderName(this.#name);
-      validateHeaderValue(this.#name, value);
+      checked = checkedLine(this.#name, value);
     } catch {
       return undefined;
     }
-    const checked = `${this.#name}: ${value}\r\n`;
     this.#lines.set(value, checked);
     return checked;
   }
