@@ -1,6 +1,6 @@
-import { ServerResponse, validateHeaderName, validateHeaderValue } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { CheckedLines, checkedLine, nodeReads } from './checked-lines.ts';
+import { CheckedLines, checkedLine, http, nodeReads } from './checked-lines.ts';
 import { appendVary, varyList, varyWith } from './vary.ts';
 
 /**
@@ -60,7 +60,7 @@ const CSP = 'content-security-policy';
 const isHtml = (type: unknown) => typeof type === 'string' && type.startsWith('text/html');
 
 // Checked once, by Node's own rules, instead of on every response.
-for (const name of [REQUEST_ID, SERVER_TIMING]) validateHeaderName(name);
+for (const name of [REQUEST_ID, SERVER_TIMING]) http.validateHeaderName(name);
 const headerLines = (headers: [string, string][]) => headers.map(([name, value]) => checkedLine(name, value)).join('');
 const FIXED_LINES = headerLines(FIXED);
 const ALL_LINES = FIXED_LINES + headerLines([[ROUTE_SETTABLE, SECURITY_HEADERS[ROUTE_SETTABLE]]]);
@@ -294,7 +294,7 @@ function pairsWithout(pairs: unknown[], dropped: string[]): unknown[] {
 }
 
 type HeaderWriter = (this: ServerResponse, firstLine: string, headers: unknown) => void;
-const writeHeader = (ServerResponse.prototype as unknown as { _storeHeader?: HeaderWriter })._storeHeader;
+const writeHeader = (http.ServerResponse.prototype as unknown as { _storeHeader?: HeaderWriter })._storeHeader;
 if (typeof writeHeader !== 'function') {
   throw new Error(
     'This Node.js has no ServerResponse.prototype._storeHeader, which CommonHeadersResponse extends: use Node 24',
@@ -316,7 +316,7 @@ if (typeof writeHeader !== 'function') {
  * (`_storeHeader`, whose first argument is the status line); the tests over real HTTP read
  * the headers off the wire, so a change there in Node shows.
  */
-export class CommonHeadersResponse extends ServerResponse {
+export class CommonHeadersResponse extends http.ServerResponse {
   /** The request id's and Server-Timing's lines, once `addCommonHeaders` has handed them over. */
   #requestLines: string | undefined;
 
@@ -325,7 +325,7 @@ export class CommonHeadersResponse extends ServerResponse {
    * value a route set for either): the values are the response's own, not its reply's.
    */
   carry(requestId: string, elapsedMs: number): void {
-    validateHeaderValue(REQUEST_ID, requestId);
+    http.validateHeaderValue(REQUEST_ID, requestId);
     this.#requestLines = `${REQUEST_ID}: ${requestId}\r\n${SERVER_TIMING}: ${serverTiming(elapsedMs)}\r\n`;
   }
 
