@@ -216,7 +216,7 @@ describe('the server process', () => {
         server.process.kill('SIGTERM');
         expect(await server.exited).toBe(0);
         expect(server.output()).toMatch(/amaro loaded: false/);
-        // An `import` of node:http would load it (http/checked-lines.ts says why).
+        // An `import` of node:http would load it (http/node-http.ts says why).
         expect(server.output()).toMatch(/undici loaded: false/);
       } finally {
         server.process.kill('SIGKILL');

@@ -1,11 +1,5 @@
-/**
- * `node:http` as Node's own module, not through `import`: to build a built-in module's ESM
- * view, Node reads every one of its exports, and reading `http.WebSocket` (and its kin)
- * loads Node's bundled fetch (undici), ~40 ms of every start-up for nothing the app uses.
- * Types may still come with `import type` (erased). test/process.test.ts checks that a
- * start loads no undici.
- */
-export const http = process.getBuiltinModule('node:http');
+import { http } from './node-http.ts';
+
 const { validateHeaderName, validateHeaderValue } = http;
 
 /**

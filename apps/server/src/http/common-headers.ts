@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { CheckedLines, checkedLine, http, nodeReads } from './checked-lines.ts';
+import { CheckedLines, checkedLine, nodeReads } from './checked-lines.ts';
+import { http } from './node-http.ts';
 import { appendVary, varyList, varyWith } from './vary.ts';
 
 /**
