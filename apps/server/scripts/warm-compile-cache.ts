@@ -21,10 +21,7 @@ await loadMigrations();
 // pg-boss, which the job worker loads once the server listens (and `pnpm worker` at once).
 await import('pg-boss');
 // The sign-in providers (and openid-client), which a start loads when one is configured.
-await Promise.all([
-  import('../src/infra/oauth/facebook.ts'),
-  import('../src/infra/oauth/github.ts'),
-  import('../src/infra/oauth/oidc.ts'),
-]);
+const { loadProviderModules } = await import('../src/infra/oauth/providers.ts');
+await loadProviderModules();
 flushCompileCache();
 console.log(`compile cache filled: ${directory}`);

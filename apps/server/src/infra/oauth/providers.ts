@@ -2,21 +2,21 @@
 import { SignJWT } from 'jose/jwt/sign';
 import { importPKCS8 } from 'jose/key/import';
 import { isLoopbackUrl, type OAuthConfig } from '../../config.ts';
-import type { OAuthProvider, ProviderId } from './provider.ts';
+import { type OAuthProvider, PROVIDER_IDS, type ProviderId } from './provider.ts';
 
 export type OAuthProviders = ReadonlyMap<ProviderId, OAuthProvider>;
 
 /**
- * The providers' modules (and the OAuth and OIDC clients under them) are loaded only when one
- * is configured: a server without sign-in providers never spends its start-up on them.
+ * The providers' modules, with the OAuth and OIDC clients under them: loaded only when a
+ * provider is configured (and by the Docker image's compile-cache warm-up).
  */
+export const loadProviderModules = () =>
+  Promise.all([import('./facebook.ts'), import('./github.ts'), import('./oidc.ts')]);
+
+/** The configured providers; a server without any never loads their modules. */
 export async function createOAuthProviders(oauth: OAuthConfig): Promise<OAuthProviders> {
-  if (!oauth.google && !oauth.github && !oauth.facebook && !oauth.apple && !oauth.oidc) return new Map();
-  const [{ facebookProvider }, { githubProvider }, { oidcProvider }] = await Promise.all([
-    import('./facebook.ts'),
-    import('./github.ts'),
-    import('./oidc.ts'),
-  ]);
+  if (PROVIDER_IDS.every((id) => !oauth[id])) return new Map();
+  const [{ facebookProvider }, { githubProvider }, { oidcProvider }] = await loadProviderModules();
   const providers: OAuthProvider[] = [];
   const { timeoutMs } = oauth;
   const within = (url: string) => ({ timeoutMs, allowInsecure: isLoopbackUrl(url) });
