@@ -19,6 +19,7 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { type CountingProxy, perRequest, startCountingProxy } from './backend-counter.ts';
+import { bracketedRatios } from './bracket.ts';
 import { cpuTimeNs } from './cpu.ts';
 
 const USAGE = `Usage: pnpm bench [--duration <seconds>] [--rounds <n>] [--connections <n>]
@@ -29,8 +30,9 @@ the same run; then SQL statements and Redis commands per request (counted on qui
 and the app's start-up time (median of 5 starts on the migrated database; also through
 pnpm, beside pnpm's own launch, with the job worker, and without Node's compile cache).
 
-Each round loads every scenario right after its baseline, so a machine that slows down or
-speeds up meanwhile moves both: a ratio is the median of the rounds' ratios. On Linux the
+Each round loads every scenario between two loads of its baseline and compares it with
+their mean, so a machine that slows down or speeds up meanwhile moves both: a ratio is the
+median of the rounds' ratios. On Linux the
 servers under load (the cluster of WORKERS=2 aside) run pinned to the last CPU (taskset), so
 the load generator does not share their core.
 
@@ -716,20 +718,26 @@ async function main() {
       scenarios.find((candidate) => candidate.is === scenario.baseline) as Scenario;
     const measurements = new Map<Scenario, Measurement[]>(scenarios.map((scenario) => [scenario, []]));
     const ratios = new Map<Scenario, { requests: number[]; cpu: number[] }>();
+    const load = async (scenario: Scenario) => {
+      const measurement = await measure(scenario, origin(scenario.target), servers.get(scenario.target)?.pid);
+      measurements.get(scenario)?.push(measurement);
+      return measurement;
+    };
     for (let round = 1; round <= ROUNDS; round++) {
-      process.stderr.write(`Round ${round} of ${ROUNDS} (each scenario right after its baseline)...\n`);
+      process.stderr.write(`Round ${round} of ${ROUNDS} (each scenario between two loads of its baseline)...\n`);
+      // The load after a scenario is the load before the next one of the same baseline.
+      let last: { baseline: Scenario; load: Measurement } | undefined;
       for (const scenario of scenarios) {
         if (!scenario.baseline) continue;
         const baseline = baselineOf(scenario);
-        const base = await measure(baseline, origin(baseline.target), servers.get(baseline.target)?.pid);
-        const mine = await measure(scenario, origin(scenario.target), servers.get(scenario.target)?.pid);
-        measurements.get(baseline)?.push(base);
-        measurements.get(scenario)?.push(mine);
+        const before = last?.baseline === baseline ? last.load : await load(baseline);
+        const mine = await load(scenario);
+        const after = await load(baseline);
+        last = { baseline, load: after };
+        const { requests, cpu } = bracketedRatios(mine, before, after);
         const paired = ratios.get(scenario) ?? { requests: [], cpu: [] };
-        paired.requests.push(mine.requestsPerSecond / base.requestsPerSecond);
-        if (mine.cpuPerRequest !== undefined && base.cpuPerRequest !== undefined) {
-          paired.cpu.push(base.cpuPerRequest / mine.cpuPerRequest);
-        }
+        paired.requests.push(requests);
+        if (cpu !== undefined) paired.cpu.push(cpu);
         ratios.set(scenario, paired);
       }
     }
@@ -794,7 +802,7 @@ async function main() {
           ` (median of ${starts.ready.length}; each: ${starts.ready.map(fmt).join(', ')} ms)`;
 
     console.log(
-      `\nNode ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION} s per scenario (each right after its baseline; medians, ratios the median of the rounds' ratios), ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
+      `\nNode ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION} s per scenario (each between two loads of its baseline; medians, ratios the median of the rounds' ratios to the mean of the two), ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
     );
     console.log(table.join('\n'));
     console.log(

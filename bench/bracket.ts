@@ -1,0 +1,34 @@
+/**
+ * A scenario's ratios to its baseline, the baseline loaded just before the scenario and again
+ * just after it: against the mean of the two. A server that has sat idle answers its first
+ * loads slower, and a machine's speed drifts; compared with the load before it alone, the
+ * first scenario of a group met the group's slowest baseline (`GET /notes` loaded first after
+ * the health scenarios: 1,729 req/s at the median of 15 rounds, 2,037 and 1,908 when loaded
+ * second and third). Between two loads, each scenario meets the baseline of its own minutes.
+ */
+
+/** What a ratio needs of one load. */
+export interface Load {
+  requestsPerSecond: number;
+  /** µs of server CPU per request, undefined without /proc. */
+  cpuPerRequest: number | undefined;
+}
+
+const mean = (a: number, b: number) => (a + b) / 2;
+
+/**
+ * `requests`: the scenario's req/s over the baseline's; `cpu`: the baseline's CPU per request
+ * over the scenario's (1 is "as cheap as the baseline"), undefined when a load has no CPU time.
+ */
+export function bracketedRatios(
+  scenario: Load,
+  before: Load,
+  after: Load,
+): { requests: number; cpu: number | undefined } {
+  const requests = scenario.requestsPerSecond / mean(before.requestsPerSecond, after.requestsPerSecond);
+  const cpu =
+    scenario.cpuPerRequest !== undefined && before.cpuPerRequest !== undefined && after.cpuPerRequest !== undefined
+      ? mean(before.cpuPerRequest, after.cpuPerRequest) / scenario.cpuPerRequest
+      : undefined;
+  return { requests, cpu };
+}
