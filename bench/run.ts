@@ -725,12 +725,17 @@ async function main() {
     };
     for (let round = 1; round <= ROUNDS; round++) {
       process.stderr.write(`Round ${round} of ${ROUNDS} (each scenario between two loads of its baseline)...\n`);
-      // The load after a scenario is the load before the next one of the same baseline.
+      // The load after a scenario is the load before the next one of the same baseline. A
+      // group's first baseline load follows a warm-up: that server sat idle while the others ran.
       let last: { baseline: Scenario; load: Measurement } | undefined;
       for (const scenario of scenarios) {
         if (!scenario.baseline) continue;
         const baseline = baselineOf(scenario);
-        const before = last?.baseline === baseline ? last.load : await load(baseline);
+        let before = last?.baseline === baseline ? last.load : undefined;
+        if (!before) {
+          await warmUp(baseline, origin(baseline.target));
+          before = await load(baseline);
+        }
         const mine = await load(scenario);
         const after = await load(baseline);
         last = { baseline, load: after };
