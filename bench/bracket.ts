@@ -1,10 +1,8 @@
 /**
  * A scenario's ratios to its baseline, the baseline loaded just before the scenario and again
- * just after it: against the mean of the two. A server that has sat idle answers its first
- * loads slower, and a machine's speed drifts; compared with the load before it alone, the
- * first scenario of a group met the group's slowest baseline (`GET /notes` loaded first after
- * the health scenarios: 1,729 req/s at the median of 15 rounds, 2,037 and 1,908 when loaded
- * second and third). Between two loads, each scenario meets the baseline of its own minutes.
+ * just after it: against the mean of the two, so that a baseline getting faster or slower
+ * over a group of scenarios (a machine's speed drifts; a server that sat idle warms up) moves
+ * each scenario's ratio as little as it can.
  */
 
 /** What a ratio needs of one load. */
