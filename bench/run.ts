@@ -30,11 +30,11 @@ the same run; then SQL statements and Redis commands per request (counted on qui
 and the app's start-up time (median of 5 starts on the migrated database; also through
 pnpm, beside pnpm's own launch, with the job worker, and without Node's compile cache).
 
-Each round loads every scenario between two loads of its baseline and compares it with
-their mean, so a machine that slows down or speeds up meanwhile moves both: a ratio is the
-median of the rounds' ratios. On Linux the
-servers under load (the cluster of WORKERS=2 aside) run pinned to the last CPU (taskset), so
-the load generator does not share their core.
+Each round loads every scenario between two loads of its baseline (its server warmed up
+first) and compares it with their mean, so a machine that slows down or speeds up meanwhile
+moves both: a ratio is the median of the rounds' ratios. On Linux the servers under load
+(the cluster of WORKERS=2 aside) run pinned to the last CPU (taskset), so the load
+generator does not share their core.
 
 Options:
   --duration <seconds>   load per scenario and per round, after a warm-up (default 5)
