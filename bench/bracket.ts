@@ -8,7 +8,7 @@
 /** What a ratio needs of one load. */
 export interface Load {
   requestsPerSecond: number;
-  /** µs of server CPU per request, undefined without /proc. */
+  /** µs of server CPU per request served, undefined without /proc. */
   cpuPerRequest: number | undefined;
 }
 

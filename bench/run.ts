@@ -19,7 +19,7 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { type CountingProxy, perRequest, startCountingProxy } from './backend-counter.ts';
-import { bracketedRatios } from './bracket.ts';
+import { bracketedRatios, type Load } from './bracket.ts';
 import { cpuTimeNs } from './cpu.ts';
 
 const USAGE = `Usage: pnpm bench [--duration <seconds>] [--rounds <n>] [--connections <n>]
@@ -245,13 +245,10 @@ interface Scenario {
 }
 
 /** One load of one scenario. */
-interface Measurement {
-  requestsPerSecond: number;
+interface Measurement extends Load {
   p50: number;
   p99: number;
   errors: number;
-  /** µs of server CPU per request served, undefined without /proc. */
-  cpuPerRequest: number | undefined;
 }
 
 /** A scenario's row: the medians of its rounds, and its ratios to its baseline (medians of each round's). */

@@ -2,23 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { bracketedRatios } from '../bracket.ts';
 
 describe('a scenario against the baseline loaded before and after it', () => {
-  it('compares with the mean of the two loads, for req/s and for CPU', () => {
-    const ratios = bracketedRatios(
-      { requestsPerSecond: 900, cpuPerRequest: 500 },
-      { requestsPerSecond: 800, cpuPerRequest: 550 },
-      { requestsPerSecond: 1000, cpuPerRequest: 450 },
-    );
-    expect(ratios.requests).toBeCloseTo(1.0);
-    expect(ratios.cpu).toBeCloseTo(1.0);
-  });
-
-  it('is not flattered by a slow load before it when the load after is fast', () => {
-    // Against the load before alone, this scenario would read 1.25x.
-    const ratios = bracketedRatios(
-      { requestsPerSecond: 1000, cpuPerRequest: 400 },
-      { requestsPerSecond: 800, cpuPerRequest: 500 },
-      { requestsPerSecond: 1200, cpuPerRequest: 300 },
-    );
+  it.each([
+    {
+      when: 'the two loads move about it',
+      before: { requestsPerSecond: 800, cpuPerRequest: 550 },
+      after: { requestsPerSecond: 1000, cpuPerRequest: 450 },
+      scenario: { requestsPerSecond: 900, cpuPerRequest: 500 },
+    },
+    {
+      // Against the load before alone, this scenario would read 1.25x.
+      when: 'a slow load before it is followed by a fast one',
+      before: { requestsPerSecond: 800, cpuPerRequest: 500 },
+      after: { requestsPerSecond: 1200, cpuPerRequest: 300 },
+      scenario: { requestsPerSecond: 1000, cpuPerRequest: 400 },
+    },
+  ])('compares with the mean of the two loads, for req/s and for CPU, when $when', ({ scenario, before, after }) => {
+    const ratios = bracketedRatios(scenario, before, after);
     expect(ratios.requests).toBeCloseTo(1.0);
     expect(ratios.cpu).toBeCloseTo(1.0);
   });
