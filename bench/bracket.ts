@@ -30,3 +30,29 @@ export function bracketedRatios(
       : undefined;
   return { requests, cpu };
 }
+
+/**
+ * The order of round `round` (1 to `rounds`): the scenarios that have a baseline, in their
+ * groups (consecutive scenarios of one baseline, loaded between loads of it), each group
+ * turned by an even share of its length from one round to the next. A scenario's place in its
+ * group matters (the first after the group's warm-up, or right after another server's load,
+ * reads differently): turned, no scenario holds the same place in every round, and the median
+ * of its rounds is not one place's.
+ */
+export function roundOrder<T extends { baseline?: string }>(
+  scenarios: readonly T[],
+  round: number,
+  rounds: number,
+): T[] {
+  const groups: T[][] = [];
+  for (const scenario of scenarios) {
+    if (scenario.baseline === undefined) continue;
+    const group = groups.at(-1);
+    if (group?.[0]?.baseline === scenario.baseline) group.push(scenario);
+    else groups.push([scenario]);
+  }
+  return groups.flatMap((group) => {
+    const turn = Math.floor(((round - 1) * group.length) / rounds) % group.length;
+    return [...group.slice(turn), ...group.slice(0, turn)];
+  });
+}

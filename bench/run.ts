@@ -19,7 +19,7 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { type CountingProxy, perRequest, startCountingProxy } from './backend-counter.ts';
-import { bracketedRatios, type Load } from './bracket.ts';
+import { bracketedRatios, type Load, roundOrder } from './bracket.ts';
 import { cpuTimeNs } from './cpu.ts';
 
 const USAGE = `Usage: pnpm bench [--duration <seconds>] [--rounds <n>] [--connections <n>]
@@ -32,7 +32,8 @@ pnpm, beside pnpm's own launch, with the job worker, and without Node's compile 
 
 Each round loads every scenario between two loads of its baseline (its server warmed up
 first) and compares it with their mean, so a machine that slows down or speeds up meanwhile
-moves both: a ratio is the median of the rounds' ratios. On Linux the servers under load
+moves both: a ratio is the median of the rounds' ratios. The scenarios of one baseline take
+turns in their places from round to round. On Linux the servers under load
 (the cluster of WORKERS=2 aside) run pinned to the last CPU (taskset), so the load
 generator does not share their core.
 
@@ -724,9 +725,9 @@ async function main() {
       process.stderr.write(`Round ${round} of ${ROUNDS} (each scenario between two loads of its baseline)...\n`);
       // The load after a scenario is the load before the next one of the same baseline. A
       // group's first baseline load follows a warm-up: that server sat idle while the others ran.
+      // Each round turns the scenarios of a group (roundOrder): no place is always the same one's.
       let last: { baseline: Scenario; load: Measurement } | undefined;
-      for (const scenario of scenarios) {
-        if (!scenario.baseline) continue;
+      for (const scenario of roundOrder(scenarios, round, ROUNDS)) {
         const baseline = baselineOf(scenario);
         let before = last?.baseline === baseline ? last.load : undefined;
         if (!before) {

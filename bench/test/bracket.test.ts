@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bracketedRatios } from '../bracket.ts';
+import { bracketedRatios, roundOrder } from '../bracket.ts';
 
 describe('a scenario against the baseline loaded before and after it', () => {
   it.each([
@@ -36,5 +36,50 @@ describe('a scenario against the baseline loaded before and after it', () => {
       { requestsPerSecond: 1000, cpuPerRequest: undefined },
     );
     expect(withoutProc).toEqual({ requests: 0.5, cpu: undefined });
+  });
+});
+
+describe('the order of a round', () => {
+  const scenarios = [
+    { name: 'baseline A', is: 'A' },
+    { name: 'baseline B', is: 'B' },
+    { name: 'a1', baseline: 'A' },
+    { name: 'a2', baseline: 'A' },
+    { name: 'a3', baseline: 'A' },
+    { name: 'b1', baseline: 'B' },
+    { name: 'b2', baseline: 'B' },
+    { name: 'a4', baseline: 'A' },
+  ];
+  const names = (round: number, rounds: number) => roundOrder(scenarios, round, rounds).map((s) => s.name);
+
+  it('leaves the baselines out and keeps the groups in their places, the first round as listed', () => {
+    expect(names(1, 3)).toEqual(['a1', 'a2', 'a3', 'b1', 'b2', 'a4']);
+  });
+
+  it('puts each scenario of a group in each place once over as many rounds as the group has scenarios', () => {
+    const rounds = [1, 2, 3].map((round) => names(round, 3).slice(0, 3));
+    expect(rounds).toEqual([
+      ['a1', 'a2', 'a3'],
+      ['a2', 'a3', 'a1'],
+      ['a3', 'a1', 'a2'],
+    ]);
+    for (const place of [0, 1, 2])
+      expect(new Set(rounds.map((order) => order[place]))).toEqual(new Set(['a1', 'a2', 'a3']));
+  });
+
+  it('turns a group by an even share of its length when the rounds are fewer than its scenarios', () => {
+    const six = Array.from({ length: 6 }, (_, i) => ({ name: `s${i + 1}`, baseline: 'A' }));
+    const firsts = [1, 2, 3].map((round) => roundOrder(six, round, 3)[0]?.name);
+    expect(firsts).toEqual(['s1', 's3', 's5']);
+    expect(roundOrder(six, 2, 3)).toHaveLength(6);
+  });
+
+  it('turns a group of two in one round of three, and leaves a group of one alone', () => {
+    expect([1, 2, 3].map((round) => names(round, 3).slice(3, 5))).toEqual([
+      ['b1', 'b2'],
+      ['b1', 'b2'],
+      ['b2', 'b1'],
+    ]);
+    expect([1, 2, 3].map((round) => names(round, 3)[5])).toEqual(['a4', 'a4', 'a4']);
   });
 });
