@@ -725,15 +725,14 @@ async function main() {
       process.stderr.write(`Round ${round} of ${ROUNDS} (each scenario between two loads of its baseline)...\n`);
       // The load after a scenario is the load before the next one of the same baseline. A
       // group's first baseline load follows a warm-up: that server sat idle while the others ran.
-      // Each round turns the scenarios of a group (roundOrder): no place is always the same one's.
+      // Each round turns the scenarios of a group (roundOrder), so no scenario always holds one place.
       let last: { baseline: Scenario; load: Measurement } | undefined;
       for (const scenario of roundOrder(scenarios, round, ROUNDS)) {
         const baseline = baselineOf(scenario);
-        let before = last?.baseline === baseline ? last.load : undefined;
-        if (!before) {
-          await warmUp(baseline, origin(baseline.target));
-          before = await load(baseline);
-        }
+        const before =
+          last?.baseline === baseline
+            ? last.load
+            : await warmUp(baseline, origin(baseline.target)).then(() => load(baseline));
         const mine = await load(scenario);
         const after = await load(baseline);
         last = { baseline, load: after };
@@ -805,7 +804,7 @@ async function main() {
           ` (median of ${starts.ready.length}; each: ${starts.ready.map(fmt).join(', ')} ms)`;
 
     console.log(
-      `\nNode ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION} s per scenario (each between two loads of its baseline; medians, ratios the median of the rounds' ratios to the mean of the two), ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
+      `\nNode ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION} s per scenario (each between two loads of its baseline, the scenarios of one baseline taking turns in their places; medians, ratios the median of the rounds' ratios to the mean of the two), ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
     );
     console.log(table.join('\n'));
     console.log(
