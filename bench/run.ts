@@ -274,8 +274,12 @@ async function warmUp(scenario: Scenario, origin: string): Promise<void> {
   await autocannon({ ...loadOptions(scenario, origin), duration: 3 });
 }
 
-/** Unmeasured load right before each measurement: a server that sat idle while others ran starts slow. */
-const SETTLE_SECONDS = 1;
+/**
+ * Unmeasured load right before each measurement: a server that sat idle while others ran starts
+ * slow, and one that served other routes meanwhile runs this one's code again only after V8 has
+ * compiled and optimized it anew (1 s was not enough for either).
+ */
+const SETTLE_SECONDS = 3;
 
 async function measure(scenario: Scenario, origin: string, pid: number | undefined): Promise<Measurement> {
   await autocannon({ ...loadOptions(scenario, origin), duration: SETTLE_SECONDS });
