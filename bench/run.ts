@@ -22,6 +22,13 @@ import { type CountingProxy, perRequest, startCountingProxy } from './backend-co
 import { bracketedRatios, type Load, roundOrder } from './bracket.ts';
 import { cpuTimeNs } from './cpu.ts';
 
+/**
+ * Unmeasured load right before each measurement: a server that sat idle while others ran starts
+ * slow, and one that served other routes meanwhile runs this one's code again only after V8 has
+ * compiled and optimized it anew (1 s was not enough for either).
+ */
+const SETTLE_SECONDS = 3;
+
 const USAGE = `Usage: pnpm bench [--duration <seconds>] [--rounds <n>] [--connections <n>]
 
 Starts the app and a plain-Fastify baseline, loads each scenario with autocannon and prints
@@ -38,7 +45,7 @@ turns in their places from round to round. On Linux the servers under load
 generator does not share their core.
 
 Options:
-  --duration <seconds>   load per scenario and per round, after a warm-up (default 5)
+  --duration <seconds>   load per scenario and per round, each after ${SETTLE_SECONDS} s unmeasured (default 5)
   --rounds <n>           rounds (default 3)
   --connections <n>      concurrent connections (default 50)
   -h, --help             show this help
@@ -273,13 +280,6 @@ function loadOptions(scenario: Scenario, origin: string): autocannon.Options {
 async function warmUp(scenario: Scenario, origin: string): Promise<void> {
   await autocannon({ ...loadOptions(scenario, origin), duration: 3 });
 }
-
-/**
- * Unmeasured load right before each measurement: a server that sat idle while others ran starts
- * slow, and one that served other routes meanwhile runs this one's code again only after V8 has
- * compiled and optimized it anew (1 s was not enough for either).
- */
-const SETTLE_SECONDS = 3;
 
 async function measure(scenario: Scenario, origin: string, pid: number | undefined): Promise<Measurement> {
   await autocannon({ ...loadOptions(scenario, origin), duration: SETTLE_SECONDS });
@@ -808,7 +808,7 @@ async function main() {
           ` (median of ${starts.ready.length}; each: ${starts.ready.map(fmt).join(', ')} ms)`;
 
     console.log(
-      `\nNode ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION} s per scenario (each between two loads of its baseline, the scenarios of one baseline taking turns in their places; medians, ratios the median of the rounds' ratios to the mean of the two), ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
+      `\nNode ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION} s per scenario (each after ${SETTLE_SECONDS} s of unmeasured load and between two loads of its baseline, the scenarios of one baseline taking turns in their places; medians, ratios the median of the rounds' ratios to the mean of the two), ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
     );
     console.log(table.join('\n'));
     console.log(
