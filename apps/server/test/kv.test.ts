@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DependencyUnavailableError } from '../src/infra/dependency-errors.ts';
 import { CircuitBreaker } from '../src/infra/kv/circuit-breaker.ts';
 import { KeyValueError, type KeyValueStore, MemoryStore } from '../src/infra/kv/index.ts';
 import { createTestKeyValueStore } from './helpers/index.ts';
@@ -80,6 +81,19 @@ function contract(name: string, makeStore: () => KeyValueStore & { cleanup?: () 
       expect(await store.getMany([])).toEqual([]);
     });
 
+    it('increments a counter and reads other keys in one call', async () => {
+      await store.set('read:a', 'one');
+      const first = await store.incrementAndGet('calls', { ttlMs: 5_000 }, ['read:a', 'read:missing']);
+      expect(first).toEqual({ counter: { value: 1, expiresInMs: 5_000 }, values: ['one', null] });
+      const second = await store.incrementAndGet('calls', { ttlMs: 5_000, by: 2 }, []);
+      expect(second.values).toEqual([]);
+      expect(second.counter).toMatchObject({ value: 3 });
+      expect((second.counter as { expiresInMs: number }).expiresInMs).toBeLessThanOrEqual(5_000);
+      expect((second.counter as { expiresInMs: number }).expiresInMs).toBeGreaterThan(0);
+      expect((await store.increment('calls', { by: 0 })).value).toBe(3);
+      await expect(store.incrementAndGet('calls', { ttlMs: 0 }, [])).rejects.toBeInstanceOf(KeyValueError);
+    });
+
     it('rejects a TTL that is not a positive whole number', async () => {
       await expect(store.set('bad', 'ttl', { ttlMs: 0 })).rejects.toBeInstanceOf(KeyValueError);
       await expect(store.set('bad', 'ttl', { ttlMs: 1.5 })).rejects.toBeInstanceOf(KeyValueError);
@@ -94,6 +108,21 @@ function contract(name: string, makeStore: () => KeyValueStore & { cleanup?: () 
 
 contract('memory', () => new MemoryStore());
 contract('Redis', () => createTestKeyValueStore(), !process.env.REDIS_URL);
+
+describe.skipIf(!process.env.REDIS_URL)('Redis key-value store, one part refused', () => {
+  const store = createTestKeyValueStore();
+  afterAll(() => store.cleanup());
+
+  it('still reads when the increment is refused (an error reply fails its part only)', async () => {
+    await store.set('not-a-counter', 'abc');
+    await store.set('read:b', 'two');
+    const { counter, values } = await store.incrementAndGet('not-a-counter', { ttlMs: 5_000 }, ['read:b']);
+    expect(counter).toBeInstanceOf(DependencyUnavailableError);
+    expect((counter as Error).message).toMatch(/not an integer/);
+    expect(values).toEqual(['two']);
+    expect(await store.get('not-a-counter')).toBe('abc');
+  });
+});
 
 describe('memory store with a controlled clock', () => {
   it('expires exactly at the TTL', async () => {
