@@ -3,24 +3,16 @@ import { DependencyUnavailableError } from '../dependency-errors.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { assertTtl, type Counter, KeyValueError, type KeyValueStore } from './key-value-store.ts';
 
-// INCRBY, PEXPIRE when the counter has no TTL yet, and its remaining TTL: one round trip, atomic.
-const INCREMENT_SCRIPT = `
-local value = redis.call('INCRBY', KEYS[1], ARGV[2])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -1 and tonumber(ARGV[1]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {value, ttl}`;
-
 /**
- * INCREMENT_SCRIPT on KEYS[1], then the values of KEYS[2..]: `{value, ttl, {values...}}`.
- * One command, not a pipeline of two: ioredis builds a pipeline object, a promise per command
- * and a result array for every call, which cost a signed-in call more CPU than the command.
- * The increment runs under pcall, so a Redis that refuses writes (maxmemory) still reads:
- * its error comes back as text in the value's place.
+ * Every counter: INCRBY, PEXPIRE when the counter has no TTL yet, its remaining TTL, then the
+ * values of KEYS[2..] (a signed-in call's revocation keys, read with its rate limit):
+ * `{value, ttl, {values...}}`, one round trip, atomic. One command, not a pipeline of two:
+ * ioredis builds a pipeline object, a promise per command and a result array for every call,
+ * which cost a signed-in call more CPU than the command. The increment runs under pcall, so a
+ * Redis that refuses writes (maxmemory) still reads: its error comes back as text in the
+ * value's place.
  */
-const INCREMENT_AND_GET_SCRIPT = `
+const INCREMENT_SCRIPT = `
 local value = redis.pcall('INCRBY', KEYS[1], ARGV[2])
 local ttl = -2
 if type(value) == 'table' then
@@ -36,11 +28,17 @@ local values = {}
 if #KEYS > 1 then values = redis.call('MGET', unpack(KEYS, 2)) end
 return {value, ttl, values}`;
 
+type IncrementReply = [value: number | string, ttl: number, values: (string | null)[]];
 type RedisWithIncrement = Redis & {
-  incrementWithTtl(key: string, ttlMs: number, by: number): Promise<[number, number]>;
-  /** `numberOfKeys`, the counter's key, the keys to read, then the TTL and the step. */
-  incrementAndGet(...args: (string | number)[]): Promise<[number | string, number, (string | null)[]]>;
+  /** `numberOfKeys`, the counter's key, the keys to read, then the TTL (0: none) and the step. */
+  incrementAndGet(...args: (string | number)[]): Promise<IncrementReply>;
 };
+
+/** The counter the script answered, or the error reply its increment got (a full Redis, a value that is not an integer). */
+function counterOf([value, ttl]: IncrementReply): Counter | DependencyUnavailableError {
+  if (typeof value === 'number') return { value, expiresInMs: ttl >= 0 ? ttl : undefined };
+  return new DependencyUnavailableError('redis', `Redis could not serve the call: ${value}`);
+}
 
 export interface RedisStoreOptions {
   url: string;
@@ -77,8 +75,7 @@ export class RedisStore implements KeyValueStore {
       maxRetriesPerRequest: 0,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
     });
-    client.defineCommand('incrementWithTtl', { numberOfKeys: 1, lua: INCREMENT_SCRIPT });
-    client.defineCommand('incrementAndGet', { lua: INCREMENT_AND_GET_SCRIPT });
+    client.defineCommand('incrementAndGet', { lua: INCREMENT_SCRIPT });
     let reported = false;
     client.on('error', (error: Error) => {
       if (!reported) options.onError?.(error);
@@ -99,7 +96,7 @@ export class RedisStore implements KeyValueStore {
     return this.#breaker.isOpen;
   }
 
-  /** Runs one command under the breaker; every failure but a script's own error means Redis is unavailable. */
+  /** Runs one command under the breaker; every failure means Redis is unavailable. */
   async #run<T>(command: () => Promise<T>): Promise<T> {
     if (this.client.status === 'wait' || this.client.status === 'connecting' || this.client.status === 'connect') {
       await this.#firstConnection;
@@ -114,11 +111,8 @@ export class RedisStore implements KeyValueStore {
     } catch (error) {
       // An error reply (OOM, READONLY, LOADING, WRONGTYPE) comes from a Redis that answers: not a
       // connection failure, so it does not open the circuit. It still cannot serve the call.
-      if (error instanceof ReplyError) {
-        this.#breaker.succeeded();
-        // The caller's mistake, not an outage.
-        if (/not an integer/.test((error as Error).message)) throw new KeyValueError('The value is not an integer');
-      } else this.#breaker.failed();
+      if (error instanceof ReplyError) this.#breaker.succeeded();
+      else this.#breaker.failed();
       const reason = error instanceof Error ? error.message : String(error);
       throw new DependencyUnavailableError('redis', `Redis could not serve the call: ${reason}`, { cause: error });
     }
@@ -162,8 +156,13 @@ export class RedisStore implements KeyValueStore {
 
   async increment(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<Counter> {
     assertTtl(options.ttlMs);
-    const [value, ttl] = await this.#run(() => this.client.incrementWithTtl(key, options.ttlMs ?? 0, options.by ?? 1));
-    return { value, expiresInMs: ttl >= 0 ? ttl : undefined };
+    const counter = counterOf(
+      await this.#run(() => this.client.incrementAndGet(1, key, options.ttlMs ?? 0, options.by ?? 1)),
+    );
+    if (!(counter instanceof DependencyUnavailableError)) return counter;
+    // The caller's mistake, not an outage.
+    if (/not an integer/.test(counter.message)) throw new KeyValueError('The value is not an integer');
+    throw counter;
   }
 
   async incrementAndGet(
@@ -175,7 +174,7 @@ export class RedisStore implements KeyValueStore {
     values: (string | null)[] | DependencyUnavailableError;
   }> {
     assertTtl(options.ttlMs);
-    let reply: [number | string, number, (string | null)[]];
+    let reply: IncrementReply;
     try {
       reply = await this.#run(() =>
         this.client.incrementAndGet(1 + keys.length, key, ...keys, options.ttlMs ?? 0, options.by ?? 1),
@@ -184,13 +183,8 @@ export class RedisStore implements KeyValueStore {
       if (!(error instanceof DependencyUnavailableError)) throw error;
       return { counter: error, values: error };
     }
-    const [value, ttl, values] = reply;
-    // The increment's own error reply (a full Redis, a counter that is not an integer) fails its part only.
-    const counter =
-      typeof value === 'number'
-        ? { value, expiresInMs: ttl >= 0 ? ttl : undefined }
-        : new DependencyUnavailableError('redis', `Redis could not serve the call: ${value}`);
-    return { counter, values };
+    // The increment's own error reply fails its part only: the values still answer.
+    return { counter: counterOf(reply), values: reply[2] };
   }
 
   async ping(): Promise<void> {
