@@ -4,8 +4,9 @@
  * at every middleware level, and its input and output parsers copy their results the same
  * way; together a tenth of a query's CPU. Here each level gets one small object of a fixed
  * shape, the context is copied only when a middleware adds to it, the input and output
- * parsers run in place, not as middleware levels, and the resolver is called without its
- * wrapper (same parse functions, same errors, same answers).
+ * parsers run in place, not as middleware levels, the answer is checked without zod's copy
+ * when it needs none (./output-check.ts), and the resolver is called without its wrapper
+ * (same parse functions, same errors, same answers).
  * Every transport calls procedures through this (the fast tRPC path and the REST routes).
  *
  * Mirrors @trpc/server 11.25.2's `callRecursive`, `createProcedureCaller`,
@@ -20,6 +21,7 @@
  */
 import { type AnyTRPCProcedure, getTRPCErrorFromUnknown, TRPCError } from '@trpc/server';
 import { getParseFn, middlewareMarker } from '@trpc/server/unstable-core-do-not-import';
+import { outputParser } from './output-check.ts';
 import { isPromiseLike, isRecord } from './procedure-input.ts';
 
 export interface ProcedureCall<Ctx> {
@@ -116,7 +118,7 @@ export function levelsOf(procedure: AnyTRPCProcedure): Level[] {
       return { kind: 'input', fn: getParseFn(def.inputs[nextInput++] as never) as ParseFn };
     }
     if (matched && middleware._type === 'output') {
-      return { kind: 'output', fn: getParseFn(def.output as never) as ParseFn };
+      return { kind: 'output', fn: outputParser(def.output, getParseFn(def.output as never) as ParseFn) };
     }
     return { kind: 'middleware', fn: middleware };
   });
