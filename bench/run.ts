@@ -21,6 +21,7 @@ import pg from 'pg';
 import { type CountingProxy, perRequest, startCountingProxy } from './backend-counter.ts';
 import { bracketedRatios, type Load, roundOrder } from './bracket.ts';
 import { cpuTimeNs } from './cpu.ts';
+import { type SideLoad, sideBySideRatio } from './side-by-side.ts';
 
 /**
  * Unmeasured load right before each measurement: a server that sat idle while others ran starts
@@ -42,7 +43,10 @@ first) and compares it with their mean, so a machine that slows down or speeds u
 moves both: a ratio is the median of the rounds' ratios. The scenarios of one baseline take
 turns in their places from round to round. On Linux the servers under load
 (the cluster of WORKERS=2 aside) run pinned to the last CPU (taskset), so the load
-generator does not share their core.
+generator does not share their core. Then as many rounds load each scenario and its
+baseline at the same time, their servers sharing that CPU: the "side by side" column
+compares their CPU per request within the same seconds, the steadiest ratio on a busy
+machine.
 
 Options:
   --duration <seconds>   load per scenario and per round, each after ${SETTLE_SECONDS} s unmeasured (default 5)
@@ -123,6 +127,19 @@ const SERVER_CPU = ((): number | undefined => {
   if (process.platform !== 'linux' || cpus < 2) return undefined;
   return spawnSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' }).status === 0 ? cpus - 1 : undefined;
 })();
+
+/**
+ * Keeps this process (the load generator: autocannon runs in it), all its threads, off the
+ * servers' CPU while it loads them (`off`), or lets it run anywhere again. The scheduler put
+ * it there too otherwise: loaded side by side, the constant route read 0.80x–0.86x of raw
+ * Fastify's CPU ratio with the generator free, 0.84x–0.86x with it kept off (nineteenth
+ * sitting). Processes started meanwhile inherit the mask: start the servers before.
+ */
+function keepLoadGeneratorOffServerCpu(off: boolean): void {
+  if (SERVER_CPU === undefined) return;
+  const cpus = off ? `0-${SERVER_CPU - 1}` : `0-${availableParallelism() - 1}`;
+  spawnSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+}
 
 const children = new Set<ChildProcess>();
 /** The servers this script is stopping: any other exit is reported. */
@@ -264,6 +281,8 @@ interface Result extends Measurement {
   scenario: Scenario;
   ratio: number | undefined;
   cpuRatio: number | undefined;
+  /** The median of its side-by-side rounds' CPU ratios (undefined: not measured so). */
+  sideBySide: number | undefined;
 }
 
 function loadOptions(scenario: Scenario, origin: string): autocannon.Options {
@@ -311,6 +330,7 @@ function summarize(
   scenario: Scenario,
   measurements: Measurement[],
   ratios: { requests: number[]; cpu: number[] } | undefined,
+  sideBySide: { ratios: number[]; errors: number } | undefined,
 ): Result {
   const cpu = measurements.flatMap((m) => (m.cpuPerRequest === undefined ? [] : [m.cpuPerRequest]));
   return {
@@ -318,11 +338,48 @@ function summarize(
     requestsPerSecond: median(measurements.map((m) => m.requestsPerSecond)),
     p50: median(measurements.map((m) => m.p50)),
     p99: median(measurements.map((m) => m.p99)),
-    errors: measurements.reduce((sum, m) => sum + m.errors, 0),
+    errors: measurements.reduce((sum, m) => sum + m.errors, 0) + (sideBySide?.errors ?? 0),
     cpuPerRequest: cpu.length ? median(cpu) : undefined,
     ratio: ratios ? median(ratios.requests) : 1,
     cpuRatio: ratios ? (ratios.cpu.length ? median(ratios.cpu) : undefined) : cpu.length ? 1 : undefined,
+    sideBySide: sideBySide?.ratios.length ? median(sideBySide.ratios) : undefined,
   };
+}
+
+/** Where a scenario runs: its URL's origin, and the pid of its server (whose CPU time is read). */
+type Place = { origin: string; pid: number | undefined };
+
+/**
+ * A scenario and its baseline loaded at the same time, each with CONNECTIONS connections,
+ * their servers on the same CPU (side-by-side.ts): after SETTLE_SECONDS of that load
+ * unmeasured, DURATION seconds measured. The baseline's CPU per request over the scenario's,
+ * and the requests that failed on either side.
+ */
+async function measureSideBySide(
+  pair: { scenario: Scenario; at: Place }[],
+): Promise<{ ratio: number | undefined; errors: number }> {
+  await Promise.all(
+    pair.map(({ scenario, at }) => autocannon({ ...loadOptions(scenario, at.origin), duration: SETTLE_SECONDS })),
+  );
+  const before = pair.map(({ at }) => cpuTimeNs(at.pid));
+  const results = await Promise.all(
+    pair.map(({ scenario, at }) => autocannon({ ...loadOptions(scenario, at.origin), duration: DURATION })),
+  );
+  const loads: SideLoad[] = pair.map(({ at }, i) => {
+    const [start, end] = [before[i], cpuTimeNs(at.pid)];
+    return {
+      requests: results[i]?.requests.total ?? 0,
+      cpuNs: start !== undefined && end !== undefined ? end - start : undefined,
+    };
+  });
+  const errors = results.reduce((sum, r) => sum + r.non2xx + r.errors + r.timeouts, 0);
+  const ratio = sideBySideRatio(loads[0] as SideLoad, loads[1] as SideLoad);
+  const [mine, theirs] = pair;
+  process.stderr.write(
+    `  ${mine?.scenario.name} beside ${theirs?.scenario.name}: ` +
+      `${ratio === undefined ? 'no CPU time' : `CPU ratio ${ratio.toFixed(2)}x`}${errors ? ` (${errors} failed!)` : ''}\n`,
+  );
+  return { ratio, errors };
 }
 
 interface RoundTrips {
@@ -574,11 +631,9 @@ async function main() {
     const ports = Object.fromEntries(await Promise.all(used.map(async (t) => [t, await freePort()] as const)));
     const servers = new Map<Target, ChildProcess>();
     // Each server on one core, but the cluster: its two workers need two.
+    const pinned = (t: Target) => SERVER_CPU !== undefined && t !== 'workers';
     for (const t of used) {
-      servers.set(
-        t,
-        start(targets[t].script, { ...targets[t].env, PORT: String(ports[t]) }, { pinned: t !== 'workers' }),
-      );
+      servers.set(t, start(targets[t].script, { ...targets[t].env, PORT: String(ports[t]) }, { pinned: pinned(t) }));
     }
     const origin = (t: Target) => `http://127.0.0.1:${ports[t]}`;
     await Promise.all(used.map((t) => waitUntilUp(`${origin(t)}${targets[t].health}`)));
@@ -714,6 +769,7 @@ async function main() {
         : []),
     ];
 
+    keepLoadGeneratorOffServerCpu(true);
     process.stderr.write('Warming up...\n');
     for (const scenario of scenarios) await warmUp(scenario, origin(scenario.target));
     const baselineOf = (scenario: Scenario) =>
@@ -747,9 +803,42 @@ async function main() {
         ratios.set(scenario, paired);
       }
     }
-    const results = scenarios.map((scenario) =>
-      summarize(scenario, measurements.get(scenario) ?? [], scenario.baseline ? ratios.get(scenario) : undefined),
+
+    // Then each scenario side by side with its baseline (both servers on the one CPU; the
+    // cluster, on two, is left out), in rounds turned the same way.
+    const sideBySide = new Map<Scenario, { ratios: number[]; errors: number }>();
+    const placeOf = (scenario: Scenario): Place => ({
+      origin: origin(scenario.target),
+      pid: servers.get(scenario.target)?.pid,
+    });
+    const besideItsBaseline = scenarios.filter(
+      (scenario) => scenario.baseline !== undefined && pinned(scenario.target) && pinned(baselineOf(scenario).target),
     );
+    for (let round = 1; round <= ROUNDS && besideItsBaseline.length > 0; round++) {
+      process.stderr.write(
+        `Side by side, round ${round} of ${ROUNDS} (each scenario loaded with its baseline, one CPU)...\n`,
+      );
+      for (const scenario of roundOrder(besideItsBaseline, round, ROUNDS)) {
+        const baseline = baselineOf(scenario);
+        const { ratio, errors } = await measureSideBySide([
+          { scenario, at: placeOf(scenario) },
+          { scenario: baseline, at: placeOf(baseline) },
+        ]);
+        const mine = sideBySide.get(scenario) ?? { ratios: [], errors: 0 };
+        if (ratio !== undefined) mine.ratios.push(ratio);
+        mine.errors += errors;
+        sideBySide.set(scenario, mine);
+      }
+    }
+    const results = scenarios.map((scenario) =>
+      summarize(
+        scenario,
+        measurements.get(scenario) ?? [],
+        scenario.baseline ? ratios.get(scenario) : undefined,
+        sideBySide.get(scenario),
+      ),
+    );
+    keepLoadGeneratorOffServerCpu(false);
     await Promise.all([...servers.values()].map(stop));
 
     process.stderr.write('Counting backend round trips on quiet servers...\n');
@@ -777,15 +866,16 @@ async function main() {
 
     const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
     const table = [
-      '| scenario | req/s | p50 ms | p99 ms | ratio | CPU µs/req | CPU ratio | baseline |',
-      '|---|---:|---:|---:|---:|---:|---:|---|',
+      '| scenario | req/s | p50 ms | p99 ms | ratio | CPU µs/req | CPU ratio | side by side | baseline |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---|',
       ...results.map((result) => {
         const { scenario } = result;
         const ratio = result.ratio === undefined ? '–' : `${result.ratio.toFixed(2)}x`;
         const cpu = result.cpuPerRequest === undefined ? '–' : fmt(result.cpuPerRequest);
         const cpuRatio = result.cpuRatio === undefined ? '–' : `${result.cpuRatio.toFixed(2)}x`;
+        const sideBySide = result.sideBySide === undefined ? '–' : `${result.sideBySide.toFixed(2)}x`;
         const flag = result.errors ? ` (${result.errors} failed)` : '';
-        return `| ${scenario.name}${flag} | ${fmt(result.requestsPerSecond)} | ${result.p50} | ${result.p99} | ${ratio} | ${cpu} | ${cpuRatio} | ${scenario.baseline ?? '–'} |`;
+        return `| ${scenario.name}${flag} | ${fmt(result.requestsPerSecond)} | ${result.p50} | ${result.p99} | ${ratio} | ${cpu} | ${cpuRatio} | ${sideBySide} | ${scenario.baseline ?? '–'} |`;
       }),
     ];
     const per = (n: number) => n.toFixed(2);
@@ -808,7 +898,7 @@ async function main() {
           ` (median of ${starts.ready.length}; each: ${starts.ready.map(fmt).join(', ')} ms)`;
 
     console.log(
-      `\nNode ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION} s per scenario (each after ${SETTLE_SECONDS} s of unmeasured load and between two loads of its baseline, the scenarios of one baseline taking turns in their places; medians, ratios the median of the rounds' ratios to the mean of the two), ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
+      `\nNode ${process.version}, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION} s per scenario (each after ${SETTLE_SECONDS} s of unmeasured load and between two loads of its baseline, the scenarios of one baseline taking turns in their places; medians, ratios the median of the rounds' ratios to the mean of the two; side by side: the CPU ratio with the scenario and its baseline loaded at the same time, their servers on one CPU, the median of ${ROUNDS} more rounds${SERVER_CPU === undefined ? ', not measured: the servers cannot be pinned here' : ''}), ${redisUrl ? 'Redis' : 'memory store'}; server and load generator share the machine.\n`,
     );
     console.log(table.join('\n'));
     console.log(
