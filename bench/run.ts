@@ -21,6 +21,7 @@ import pg from 'pg';
 import { type CountingProxy, perRequest, startCountingProxy } from './backend-counter.ts';
 import { bracketedRatios, type Load, roundOrder } from './bracket.ts';
 import { cpuTimeNs } from './cpu.ts';
+import { chosen } from './only.ts';
 import { type SideLoad, sideBySideRatio } from './side-by-side.ts';
 
 /**
@@ -30,7 +31,7 @@ import { type SideLoad, sideBySideRatio } from './side-by-side.ts';
  */
 const SETTLE_SECONDS = 3;
 
-const USAGE = `Usage: pnpm bench [--duration <seconds>] [--rounds <n>] [--connections <n>]
+const USAGE = `Usage: pnpm bench [--duration <seconds>] [--rounds <n>] [--connections <n>] [--only <text>]
 
 Starts the app and a plain-Fastify baseline, loads each scenario with autocannon and prints
 req/s, latency, the server's CPU time per request and the ratios to the baseline measured in
@@ -52,6 +53,8 @@ Options:
   --duration <seconds>   load per scenario and per round, each after ${SETTLE_SECONDS} s unmeasured (default 5)
   --rounds <n>           rounds (default 3)
   --connections <n>      concurrent connections (default 50)
+  --only <text>          only the scenarios whose name contains <text> (any case), with
+                         their baselines; the round trips counted for those alone
   -h, --help             show this help
 
 Uses DATABASE_URL / REDIS_URL when set (a fresh database is created and dropped), else an
@@ -59,12 +62,12 @@ embedded Postgres and the in-memory store. See bench/README.md for how to read t
 `;
 
 /** The options, or the process ends: with the usage (--help) or one line saying what is wrong. */
-function readOptions(args: string[]): { duration: number; rounds: number; connections: number } {
+function readOptions(args: string[]): { duration: number; rounds: number; connections: number; only?: string } {
   const fail = (message: string): never => {
     process.stderr.write(`pnpm bench: ${message} (see pnpm bench --help)\n`);
     process.exit(2);
   };
-  let values: { duration?: string; rounds?: string; connections?: string; help?: boolean };
+  let values: { duration?: string; rounds?: string; connections?: string; only?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: args.filter((arg) => arg !== '--'),
@@ -72,6 +75,7 @@ function readOptions(args: string[]): { duration: number; rounds: number; connec
         duration: { type: 'string' },
         rounds: { type: 'string' },
         connections: { type: 'string' },
+        only: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -93,10 +97,13 @@ function readOptions(args: string[]): { duration: number; rounds: number; connec
     duration: positive('duration', values.duration, 5, 3600),
     rounds: positive('rounds', values.rounds, 3, 100),
     connections: positive('connections', values.connections, 50, 10_000),
+    ...(values.only !== undefined && {
+      only: values.only.trim() || fail('--only needs the text of a scenario name (see the table of a run)'),
+    }),
   };
 }
 
-const { duration: DURATION, rounds: ROUNDS, connections: CONNECTIONS } = readOptions(process.argv.slice(2));
+const { duration: DURATION, rounds: ROUNDS, connections: CONNECTIONS, only: ONLY } = readOptions(process.argv.slice(2));
 const here = path.dirname(fileURLToPath(import.meta.url));
 const JWT_SECRET = 'bench-secret-that-is-long-enough-for-hs256!!';
 const PASSWORD = 'Bench-pass-123';
@@ -645,7 +652,7 @@ async function main() {
     const json = { 'content-type': 'application/json' };
     const newNote = JSON.stringify({ title: 'Bench note', body: 'Written by pnpm bench.' });
 
-    const scenarios: Scenario[] = [
+    const allScenarios: Scenario[] = [
       { name: 'raw Fastify: GET /health', target: 'base', is: 'raw /health', path: '/health' },
       {
         name: 'raw Fastify + Kysely: GET /notes (JWT, revocation, query)',
@@ -768,6 +775,14 @@ async function main() {
           ] satisfies Scenario[])
         : []),
     ];
+    const scenarios = ONLY === undefined ? allScenarios : chosen(allScenarios, ONLY);
+    if (scenarios.length === 0) {
+      process.stderr.write(
+        `pnpm bench: no scenario's name contains "${ONLY}"; the scenarios:\n${allScenarios.map((s) => `  ${s.name}\n`).join('')}`,
+      );
+      process.exitCode = 2;
+      return;
+    }
 
     keepLoadGeneratorOffServerCpu(true);
     process.stderr.write('Warming up...\n');
@@ -845,6 +860,7 @@ async function main() {
     const counted: RoundTrips[] = [];
     for (const t of used) {
       const mine = scenarios.filter((scenario) => scenario.target === t);
+      if (mine.length === 0) continue;
       counted.push(...(await countRoundTrips(targets[t], mine, { database: database.url, redis: redisUrl })));
     }
     counted.sort((a, b) => scenarios.indexOf(a.scenario) - scenarios.indexOf(b.scenario));

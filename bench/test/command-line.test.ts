@@ -11,7 +11,7 @@ describe('pnpm bench command line', () => {
       const result = bench(flag);
       expect(result.status).toBe(0);
       expect(result.stdout).toMatch(
-        /^Usage: pnpm bench \[--duration <seconds>\] \[--rounds <n>\] \[--connections <n>\]/,
+        /^Usage: pnpm bench \[--duration <seconds>\] \[--rounds <n>\] \[--connections <n>\] \[--only <text>\]/,
       );
       expect(result.stderr).toBe('');
     }
@@ -25,6 +25,8 @@ describe('pnpm bench command line', () => {
       [['--rounds', '1.5'], /^pnpm bench: --rounds must be a whole number from 1 to 100/],
       [['--connections', 'many'], /^pnpm bench: --connections must be a whole number from 1 to 10000/],
       [['fast'], /^pnpm bench: Unexpected argument 'fast'/],
+      [['--only', ' '], /^pnpm bench: --only needs the text of a scenario name/],
+      [['--only'], /^pnpm bench: Option '--only <value>' argument missing/],
     ];
     for (const [args, message] of cases) {
       const result = bench(...args);
