@@ -307,12 +307,25 @@ async function warmUp(scenario: Scenario, origin: string): Promise<void> {
   await autocannon({ ...loadOptions(scenario, origin), duration: 3 });
 }
 
+/** What failed in one or more loads, by kind ("" when nothing did): a 5xx and a reset socket read alike otherwise. */
+function failures(results: autocannon.Result[]): { count: number; text: string } {
+  const sum = (pick: (r: autocannon.Result) => number) => results.reduce((total, r) => total + pick(r), 0);
+  const kinds: [string, number][] = [
+    ['non-2xx', sum((r) => r.non2xx)],
+    ['socket errors', sum((r) => r.errors)],
+    ['timeouts', sum((r) => r.timeouts)],
+  ];
+  const count = kinds.reduce((total, [, n]) => total + n, 0);
+  const named = kinds.filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${kind}`);
+  return { count, text: count ? ` (${count} failed!: ${named.join(', ')})` : '' };
+}
+
 async function measure(scenario: Scenario, origin: string, pid: number | undefined): Promise<Measurement> {
   await autocannon({ ...loadOptions(scenario, origin), duration: SETTLE_SECONDS });
   const cpuBefore = cpuTimeNs(pid);
   const result = await autocannon({ ...loadOptions(scenario, origin), duration: DURATION });
   const cpuAfter = cpuTimeNs(pid);
-  const errors = result.non2xx + result.errors + result.timeouts;
+  const failed = failures([result]);
   const served = result.requests.total;
   const cpuPerRequest =
     cpuBefore !== undefined && cpuAfter !== undefined && served > 0
@@ -321,13 +334,13 @@ async function measure(scenario: Scenario, origin: string, pid: number | undefin
   process.stderr.write(
     `  ${scenario.name}: ${Math.round(result.requests.average)} req/s` +
       `${cpuPerRequest === undefined ? '' : `, ${Math.round(cpuPerRequest)} µs CPU/req`}` +
-      `${errors ? ` (${errors} failed!)` : ''}\n`,
+      `${failed.text}\n`,
   );
   return {
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
-    errors,
+    errors: failed.count,
     cpuPerRequest,
   };
 }
@@ -379,14 +392,14 @@ async function measureSideBySide(
       cpuNs: start !== undefined && end !== undefined ? end - start : undefined,
     };
   });
-  const errors = results.reduce((sum, r) => sum + r.non2xx + r.errors + r.timeouts, 0);
+  const failed = failures(results);
   const ratio = sideBySideRatio(loads[0] as SideLoad, loads[1] as SideLoad);
   const [mine, theirs] = pair;
   process.stderr.write(
     `  ${mine?.scenario.name} beside ${theirs?.scenario.name}: ` +
-      `${ratio === undefined ? 'no CPU time' : `CPU ratio ${ratio.toFixed(2)}x`}${errors ? ` (${errors} failed!)` : ''}\n`,
+      `${ratio === undefined ? 'no CPU time' : `CPU ratio ${ratio.toFixed(2)}x`}${failed.text}\n`,
   );
-  return { ratio, errors };
+  return { ratio, errors: failed.count };
 }
 
 interface RoundTrips {
