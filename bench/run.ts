@@ -21,6 +21,7 @@ import pg from 'pg';
 import { type CountingProxy, perRequest, startCountingProxy } from './backend-counter.ts';
 import { bracketedRatios, type Load, roundOrder } from './bracket.ts';
 import { cpuTimeNs } from './cpu.ts';
+import { failures } from './failures.ts';
 import { chosen } from './only.ts';
 import { type SideLoad, sideBySideRatio } from './side-by-side.ts';
 
@@ -305,22 +306,6 @@ function loadOptions(scenario: Scenario, origin: string): autocannon.Options {
 /** Load before measuring (JIT, pools): 1 s was too short. */
 async function warmUp(scenario: Scenario, origin: string): Promise<void> {
   await autocannon({ ...loadOptions(scenario, origin), duration: 3 });
-}
-
-/**
- * What failed in one or more loads, by kind ("" when nothing did): a 5xx and a reset socket
- * read alike otherwise. autocannon counts a timeout among its `errors` too.
- */
-function failures(results: autocannon.Result[]): { count: number; text: string } {
-  const sum = (pick: (r: autocannon.Result) => number) => results.reduce((total, r) => total + pick(r), 0);
-  const kinds: [string, number][] = [
-    ['non-2xx', sum((r) => r.non2xx)],
-    ['socket errors', sum((r) => r.errors - r.timeouts)],
-    ['timeouts', sum((r) => r.timeouts)],
-  ];
-  const count = kinds.reduce((total, [, n]) => total + n, 0);
-  const named = kinds.filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${kind}`);
-  return { count, text: count ? ` (${count} failed!: ${named.join(', ')})` : '' };
 }
 
 async function measure(scenario: Scenario, origin: string, pid: number | undefined): Promise<Measurement> {
