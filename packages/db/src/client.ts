@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
+import { typeParsers } from './timestamps.ts';
 
 export interface DbConfig {
   url: string;
@@ -29,6 +30,8 @@ export function createDb(config: DbConfig): Db {
     // Bounds a query even when the server cannot enforce statement_timeout (frozen, unreachable).
     query_timeout: config.statementTimeoutMs ? config.statementTimeoutMs + 1_000 : undefined,
     application_name: config.applicationName ?? 'app',
+    // Timestamps read for a quarter of what pg's own parser costs (./timestamps.ts).
+    types: typeParsers,
   });
   // Without a listener, a connection that fails outside a query crashes the process: an idle
   // one (the pool's 'error'), or one checked out between two queries (the client's own).

@@ -7,6 +7,7 @@
  */
 import { type QueryExecutorProvider, sql } from 'kysely';
 import type { KyselyTransactionLike, PgBoss, Queue } from 'pg-boss';
+import { isoTime } from './iso-time.ts';
 import type { Logger } from './logger.ts';
 
 /** pg-boss, loaded with the queue's first use: a server that never queues a job never pays for it. */
@@ -252,8 +253,8 @@ export class JobQueue {
       data: row.data,
       error: errorText(row.output),
       tries: Number(row.retry_count) + 1,
-      createdAt: new Date(row.created_on).toISOString(),
-      failedAt: row.completed_on ? new Date(row.completed_on).toISOString() : null,
+      createdAt: isoTime(new Date(row.created_on)),
+      failedAt: row.completed_on ? isoTime(new Date(row.completed_on)) : null,
     }));
   }
 

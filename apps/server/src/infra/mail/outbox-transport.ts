@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { isoTime } from '../iso-time.ts';
 import type { EmailMessage, MailTransport } from './mailer.ts';
 
 export interface OutboxEntry {
@@ -30,14 +31,14 @@ export class OutboxTransport implements MailTransport {
   async send(message: EmailMessage & { from: string }): Promise<{ id: string }> {
     const sentAt = new Date();
     // Sortable by time, unique, and safe as a file name.
-    const id = `${sentAt.toISOString().replace(/[-:.]/g, '')}-${randomUUID()}`;
+    const id = `${isoTime(sentAt).replace(/[-:.]/g, '')}-${randomUUID()}`;
     const entry: OutboxEntry = {
       id,
       to: message.to,
       from: message.from,
       subject: message.subject,
       template: message.template,
-      sentAt: sentAt.toISOString(),
+      sentAt: isoTime(sentAt),
     };
     await mkdir(this.dir, { recursive: true });
     await Promise.all([

@@ -1,5 +1,6 @@
 import { AppError } from '../../errors/index.ts';
 import { type Locale, preferredLocale } from '../../i18n/locale.ts';
+import { isoTime } from '../../infra/iso-time.ts';
 import type { Services } from '../../services.ts';
 import { composeEmail } from '../auth/emails.ts';
 import { getUser } from '../users/users.service.ts';
@@ -14,7 +15,7 @@ export async function sendTestEmail(
   const message = await composeEmail(deps, {
     template: 'test-email',
     to: recipient,
-    vars: { sender: sender.email, sentAt: new Date(deps.clock.now()).toISOString() },
+    vars: { sender: sender.email, sentAt: isoTime(new Date(deps.clock.now())) },
     locale: preferredLocale(sender.locale, input.locale),
   });
   try {

@@ -1,4 +1,5 @@
 import { AppError } from '../../errors/index.ts';
+import { isoTime } from '../../infra/iso-time.ts';
 import { checkPassword, hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
 import {
@@ -32,8 +33,8 @@ async function authResult(deps: Deps, issued: IssuedRefreshToken): Promise<AuthR
     accessToken: access.token,
     refreshToken: issued.refreshToken,
     tokenType: 'Bearer',
-    accessTokenExpiresAt: access.expiresAt.toISOString(),
-    refreshTokenExpiresAt: issued.refreshTokenExpiresAt.toISOString(),
+    accessTokenExpiresAt: isoTime(access.expiresAt),
+    refreshTokenExpiresAt: isoTime(issued.refreshTokenExpiresAt),
     user: await getUser(deps, issued.userId),
   };
 }
@@ -101,8 +102,8 @@ export async function listSessions(deps: Deps, caller: Caller) {
   const sessions = await activeSessions(deps, caller.userId);
   return sessions.map((session) => ({
     id: session.id,
-    createdAt: session.created_at.toISOString(),
-    lastUsedAt: session.last_used_at.toISOString(),
+    createdAt: isoTime(session.created_at),
+    lastUsedAt: isoTime(session.last_used_at),
     userAgent: session.user_agent,
     ip: session.ip,
     current: session.id === caller.sessionId,

@@ -9,6 +9,7 @@
  * are dropped: whoever linked them may not own the address.
  */
 import { AppError } from '../../errors/index.ts';
+import { isoTime } from '../../infra/iso-time.ts';
 import type { ProviderId, ProviderIdentity } from '../../infra/oauth/provider.ts';
 import type { Services } from '../../services.ts';
 import { revokeSessions } from '../sessions/sessions.service.ts';
@@ -157,8 +158,8 @@ export async function listIdentities(deps: Pick<Services, 'db'>, userId: string)
     // Written only from a ProviderId (accountForIdentity).
     provider: row.provider as ProviderId,
     email: row.email,
-    createdAt: row.created_at.toISOString(),
-    lastUsedAt: row.last_used_at.toISOString(),
+    createdAt: isoTime(row.created_at),
+    lastUsedAt: isoTime(row.last_used_at),
   }));
 }
 

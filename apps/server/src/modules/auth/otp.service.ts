@@ -8,6 +8,7 @@
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../../errors/index.ts';
 import type { Locale } from '../../i18n/locale.ts';
+import { isoTime } from '../../infra/iso-time.ts';
 import type { Services } from '../../services.ts';
 import type { ClientInfo } from '../sessions/sessions.service.ts';
 import { assertMaySignIn, findUserRowByEmail, insertUser } from '../users/users.service.ts';
@@ -173,7 +174,7 @@ export async function generateReviewCode(deps: Deps): Promise<{ email: string; c
     expiresAt,
   });
   await deps.kv.delete(REVIEW_FAILURES_KEY);
-  return { email, code, expiresAt: new Date(expiresAt).toISOString() };
+  return { email, code, expiresAt: isoTime(new Date(expiresAt)) };
 }
 
 export async function revokeReviewCode(deps: Deps): Promise<void> {

@@ -10,6 +10,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FilesTable } from '@app/db';
 import type { Selectable } from 'kysely';
 import { AppError } from '../../errors/index.ts';
+import { isoTime } from '../../infra/iso-time.ts';
 import { SNIFF_BYTES, sniffContentType, TextCheck } from '../../infra/sniff.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { ByteRange } from '../../infra/storage/index.ts';
@@ -44,7 +45,7 @@ function toDto(row: FileRow): FileDto {
     contentType: row.content_type,
     size: Number(row.size),
     sha256: row.sha256 ?? '',
-    createdAt: row.created_at.toISOString(),
+    createdAt: isoTime(row.created_at),
   };
 }
 
@@ -464,7 +465,7 @@ export async function createUpload(
       .executeTakeFirstOrThrow();
     return row.id;
   });
-  return { id, url: presigned.url, method: 'PUT', headers: presigned.headers, expiresAt: expiresAt.toISOString() };
+  return { id, url: presigned.url, method: 'PUT', headers: presigned.headers, expiresAt: isoTime(expiresAt) };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { isForeignKeyViolation, type NoteRow } from '@app/db';
 import { AppError } from '../../errors/index.ts';
+import { isoTime } from '../../infra/iso-time.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
 import { callerAccountGone } from '../users/users.service.ts';
@@ -13,8 +14,8 @@ function toDto(row: NoteRow): NoteDto {
     title: row.title,
     body: row.body,
     ownerId: row.owner_id,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
+    createdAt: isoTime(row.created_at),
+    updatedAt: isoTime(row.updated_at),
   };
 }
 

@@ -18,6 +18,7 @@ import { sql } from 'kysely';
 import { AppError } from '../../errors/index.ts';
 import type { Locale } from '../../i18n/locale.ts';
 import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
+import { isoTime } from '../../infra/iso-time.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
@@ -249,7 +250,7 @@ function rebuildCache(deps: RevocationDeps): void {
   if (state.running || deps.clock.now() < state.notBefore) return;
   state.running = (async () => {
     const markers = await revocationMarkers(deps);
-    await deps.kv.setMany([...markers, { key: CACHE_READY, value: new Date(deps.clock.now()).toISOString() }]);
+    await deps.kv.setMany([...markers, { key: CACHE_READY, value: isoTime(new Date(deps.clock.now())) }]);
     // A revocation committed while the first pass ran, whose own marker a second flush took:
     // the second pass restores it.
     await deps.kv.setMany(await revocationMarkers(deps));

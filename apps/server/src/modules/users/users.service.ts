@@ -2,6 +2,7 @@
 import { isUniqueViolation, type UserRow } from '@app/db';
 import { AppError } from '../../errors/index.ts';
 import { type Locale, supportedLocale } from '../../i18n/locale.ts';
+import { isoTime } from '../../infra/iso-time.ts';
 import { checkPassword } from '../../infra/passwords.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
@@ -36,8 +37,8 @@ function toDto(deps: ReadDeps, row: UserRow & { access: HeldRole[] }): UserDto {
     roles,
     permissions,
     avatarUrl: row.avatar_file_id ? `${deps.config.publicUrl}/api/files/${row.avatar_file_id}/content` : null,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
+    createdAt: isoTime(row.created_at),
+    updatedAt: isoTime(row.updated_at),
   };
 }
 

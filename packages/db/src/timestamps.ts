@@ -1,0 +1,96 @@
+import pg from 'pg';
+
+/** `timestamptz`'s type id: the type of every timestamp column of the schema. */
+export const TIMESTAMPTZ_OID = 1184;
+
+/** What pg itself makes of a `timestamptz` in text (postgres-date): the answer for every shape the fast path leaves. */
+const pgParseTimestamptz = pg.types.getTypeParser(TIMESTAMPTZ_OID, 'text') as (text: string) => Date | number | null;
+
+const DIGIT_0 = 48;
+const HOUR_MS = 3_600_000;
+
+/** The value of the two digits at `at`, or NaN when either is not a digit. */
+function twoDigits(text: string, at: number): number {
+  const tens = text.charCodeAt(at) - DIGIT_0;
+  const ones = text.charCodeAt(at + 1) - DIGIT_0;
+  return tens >= 0 && tens <= 9 && ones >= 0 && ones <= 9 ? tens * 10 + ones : Number.NaN;
+}
+
+/**
+ * A `timestamptz` as Postgres writes it in text (DateStyle ISO), as the Date pg would make of
+ * it, for a quarter of the cost: `2026-12-04 15:09:21.588515+00` read by character codes, where
+ * pg runs three regular expressions and parses each field again (~0.36 µs a value; a list of 20
+ * notes has 40). The shape read here is the only one Postgres writes for years 100 to 9999:
+ * four-digit year, up to six digits of fraction, an offset of hours with optional minutes and
+ * seconds; anything else (BC, years before 100 or after 9999, `infinity`) is pg's own to parse.
+ * The fraction is truncated to milliseconds, as pg's parser does (its `1000 * parseFloat` of
+ * the fraction, truncated by `Date.UTC`, equals the first three digits for every fraction of
+ * up to six: test/timestamps.test.ts checks all of them).
+ */
+export function parseTimestamptz(text: string): Date | number | null {
+  const length = text.length;
+  if (
+    length < 22 ||
+    text.charCodeAt(4) !== 45 || // -
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(10) !== 32 || // space
+    text.charCodeAt(13) !== 58 || // :
+    text.charCodeAt(16) !== 58
+  ) {
+    return pgParseTimestamptz(text);
+  }
+  const year = twoDigits(text, 0) * 100 + twoDigits(text, 2);
+  const month = twoDigits(text, 5);
+  const day = twoDigits(text, 8);
+  const hours = twoDigits(text, 11);
+  const minutes = twoDigits(text, 14);
+  const seconds = twoDigits(text, 17);
+  let at = 19;
+  let ms = 0;
+  if (text.charCodeAt(at) === 46) {
+    // .ffffff: milliseconds are its first three digits.
+    at++;
+    let scale = 100;
+    const end = Math.min(length, at + 7);
+    while (at < end) {
+      const digit = text.charCodeAt(at) - DIGIT_0;
+      if (digit < 0 || digit > 9) break;
+      ms += digit * scale;
+      scale /= 10;
+      at++;
+    }
+    if (at === 20 || at === end) return pgParseTimestamptz(text); // no digit, or more than six
+    ms = Math.trunc(ms);
+  }
+  const sign = text.charCodeAt(at);
+  if (sign !== 43 && sign !== 45) return pgParseTimestamptz(text); // + or -
+  let offset = twoDigits(text, at + 1) * HOUR_MS;
+  at += 3;
+  if (at < length) {
+    if (text.charCodeAt(at) !== 58) return pgParseTimestamptz(text);
+    offset += twoDigits(text, at + 1) * 60_000;
+    at += 3;
+    if (at < length) {
+      if (text.charCodeAt(at) !== 58) return pgParseTimestamptz(text);
+      offset += twoDigits(text, at + 1) * 1000;
+      at += 3;
+    }
+  }
+  // Not a digit where one belongs (NaN), text left over (" BC"), or a year Date.UTC reads as 19xx.
+  if (at !== length || !(year >= 100 && month + day + hours + minutes + seconds + offset >= 0)) {
+    return pgParseTimestamptz(text);
+  }
+  const time = Date.UTC(year, month - 1, day, hours, minutes, seconds, ms);
+  return new Date(sign === 45 ? time + offset : time - offset);
+}
+
+/**
+ * The type parsers of the app's pools: pg's own, but `timestamptz` by `parseTimestamptz`.
+ * Given to each pool (`types`), so pg's global parsers stay as they are for other clients.
+ */
+export const typeParsers = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === TIMESTAMPTZ_OID && (format ?? 'text') === 'text') return parseTimestamptz;
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
