@@ -124,6 +124,17 @@ describe('architecture (docs/architecture.md)', () => {
       .map((f) => f.file);
     expect(readers).toEqual([]);
   });
+
+  it('times are written by isoTime alone (toISOString costs twice as much)', () => {
+    const writers = files
+      .filter(
+        (f) =>
+          f.file !== 'infra/iso-time.ts' &&
+          /\.toISOString\(/.test(f.text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')),
+      )
+      .map((f) => f.file);
+    expect(writers).toEqual([]);
+  });
 });
 
 /** A module's one adapter to the transports: its tRPC/REST router (plain routes live in http/). */
