@@ -129,8 +129,7 @@ describe('architecture (docs/architecture.md)', () => {
     const writers = files
       .filter(
         (f) =>
-          f.file !== 'infra/iso-time.ts' &&
-          /\.toISOString\(/.test(f.text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')),
+          f.file !== 'infra/iso-time.ts' && /\.toISOString\(/.test(f.text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')),
       )
       .map((f) => f.file);
     expect(writers).toEqual([]);
