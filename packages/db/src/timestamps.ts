@@ -8,17 +8,21 @@ const pgParseTimestamptz = pg.types.getTypeParser(TIMESTAMPTZ_OID, 'text') as (t
 
 const DIGIT_0 = 48;
 const HOUR_MS = 3_600_000;
+/** An offset's minutes and seconds, after its hours. */
+const OFFSET_UNITS_MS = [60_000, 1000] as const;
+
+const isDigit = (code: number) => code >= DIGIT_0 && code <= DIGIT_0 + 9;
 
 /** The value of the two digits at `at`, or NaN when either is not a digit. */
 function twoDigits(text: string, at: number): number {
-  const tens = text.charCodeAt(at) - DIGIT_0;
-  const ones = text.charCodeAt(at + 1) - DIGIT_0;
-  return tens >= 0 && tens <= 9 && ones >= 0 && ones <= 9 ? tens * 10 + ones : Number.NaN;
+  const tens = text.charCodeAt(at);
+  const ones = text.charCodeAt(at + 1);
+  return isDigit(tens) && isDigit(ones) ? (tens - DIGIT_0) * 10 + ones - DIGIT_0 : Number.NaN;
 }
 
 /**
  * A `timestamptz` as Postgres writes it in text (DateStyle ISO), as the Date pg would make of
- * it, for a quarter of the cost: `2026-12-04 15:09:21.588515+00` read by character codes, where
+ * it, for a third of the cost: `2026-12-04 15:09:21.588515+00` read by character codes, where
  * pg runs three regular expressions and parses each field again (~0.36 µs a value; a list of 20
  * notes has 40). The shape read here is the only one Postgres writes for years 100 to 9999:
  * four-digit year, up to six digits of fraction, an offset of hours with optional minutes and
@@ -48,33 +52,23 @@ export function parseTimestamptz(text: string): Date | number | null {
   let at = 19;
   let ms = 0;
   if (text.charCodeAt(at) === 46) {
-    // .ffffff: milliseconds are its first three digits.
+    // .ffffff: one to six digits, of which the milliseconds are the first three.
     at++;
-    let scale = 100;
-    const end = Math.min(length, at + 7);
-    while (at < end) {
-      const digit = text.charCodeAt(at) - DIGIT_0;
-      if (digit < 0 || digit > 9) break;
-      ms += digit * scale;
-      scale /= 10;
-      at++;
-    }
-    if (at === 20 || at === end) return pgParseTimestamptz(text); // no digit, or more than six
-    ms = Math.trunc(ms);
+    while (at < length && isDigit(text.charCodeAt(at))) at++;
+    const digits = at - 20;
+    if (digits < 1 || digits > 6) return pgParseTimestamptz(text);
+    for (let i = 0; i < 3; i++) ms = ms * 10 + (i < digits ? text.charCodeAt(20 + i) - DIGIT_0 : 0);
   }
   const sign = text.charCodeAt(at);
   if (sign !== 43 && sign !== 45) return pgParseTimestamptz(text); // + or -
+  // ±HH, then :MM and :SS when written.
   let offset = twoDigits(text, at + 1) * HOUR_MS;
   at += 3;
-  if (at < length) {
+  for (const unitMs of OFFSET_UNITS_MS) {
+    if (at === length) break;
     if (text.charCodeAt(at) !== 58) return pgParseTimestamptz(text);
-    offset += twoDigits(text, at + 1) * 60_000;
+    offset += twoDigits(text, at + 1) * unitMs;
     at += 3;
-    if (at < length) {
-      if (text.charCodeAt(at) !== 58) return pgParseTimestamptz(text);
-      offset += twoDigits(text, at + 1) * 1000;
-      at += 3;
-    }
   }
   // Not a digit where one belongs (NaN), text left over (" BC"), or a year Date.UTC reads as 19xx.
   if (at !== length || !(year >= 100 && month + day + hours + minutes + seconds + offset >= 0)) {
