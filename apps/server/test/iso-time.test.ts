@@ -29,6 +29,21 @@ describe('isoTime', () => {
     }
   });
 
+  it('writes each time of a day, and of days taken in turn, with its own date', () => {
+    // The date of the day last written is kept: times of one day, then of others in turn
+    // (before 1970 too, and across a year's end), must each carry their own.
+    const days = [Date.UTC(2026, 11, 4), Date.UTC(1969, 11, 31), Date.UTC(2027, 0, 1), Date.UTC(2024, 1, 29)];
+    for (let ofDay = 0; ofDay < 86_400_000; ofDay += 997) {
+      for (const day of ofDay % 2 === 0 ? days : [days[0] as number]) {
+        const date = new Date(day + ofDay);
+        if (isoTime(date) !== date.toISOString()) expect.fail(`${date.getTime()}: ${isoTime(date)}`);
+      }
+    }
+    for (const time of [Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1), Date.UTC(2026, 11, 31)]) {
+      expect(isoTime(new Date(time))).toBe(new Date(time).toISOString());
+    }
+  });
+
   it('leaves other years to toISOString, and an invalid date to its RangeError', () => {
     for (const time of [
       Date.UTC(999, 11, 31, 23, 59, 59, 999),
