@@ -125,7 +125,7 @@ describe('architecture (docs/architecture.md)', () => {
     expect(readers).toEqual([]);
   });
 
-  it('times are written by isoTime alone (toISOString costs twice as much)', () => {
+  it('times are written by isoTime alone (toISOString costs several times as much)', () => {
     const writers = files
       .filter(
         (f) =>

@@ -30,7 +30,7 @@ export function createDb(config: DbConfig): Db {
     // Bounds a query even when the server cannot enforce statement_timeout (frozen, unreachable).
     query_timeout: config.statementTimeoutMs ? config.statementTimeoutMs + 1_000 : undefined,
     application_name: config.applicationName ?? 'app',
-    // Timestamps read for a quarter of what pg's own parser costs (./timestamps.ts).
+    // Timestamps read for a third of what pg's own parser costs (./timestamps.ts).
     types: typeParsers,
   });
   // Without a listener, a connection that fails outside a query crashes the process: an idle

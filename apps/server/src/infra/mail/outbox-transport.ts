@@ -29,16 +29,16 @@ export class OutboxTransport implements MailTransport {
   }
 
   async send(message: EmailMessage & { from: string }): Promise<{ id: string }> {
-    const sentAt = new Date();
+    const sentAt = isoTime(new Date());
     // Sortable by time, unique, and safe as a file name.
-    const id = `${isoTime(sentAt).replace(/[-:.]/g, '')}-${randomUUID()}`;
+    const id = `${sentAt.replace(/[-:.]/g, '')}-${randomUUID()}`;
     const entry: OutboxEntry = {
       id,
       to: message.to,
       from: message.from,
       subject: message.subject,
       template: message.template,
-      sentAt: isoTime(sentAt),
+      sentAt,
     };
     await mkdir(this.dir, { recursive: true });
     await Promise.all([
