@@ -151,6 +151,7 @@ const variables = z.object({
   DATABASE_POOL_MAX: integer(1, 1_000).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: integer(100, 120_000).default(5_000),
   DATABASE_STATEMENT_TIMEOUT_MS: integer(0, 3_600_000).default(30_000),
+  DATABASE_PREPARED_STATEMENTS: flag.default(true),
   EMBEDDED_POSTGRES_DIR: z.string().min(1).default(defaultEmbeddedDataDir),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().default('app:'),
@@ -579,6 +580,8 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         poolMax: e.DATABASE_POOL_MAX,
         connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
         statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+        /** Queries with parameters parsed and planned once per connection; off behind a pooler that cannot carry them. */
+        preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
         embeddedDataDir: e.EMBEDDED_POSTGRES_DIR,
       },
       redis: {

@@ -67,6 +67,12 @@ export async function createServices(
       statementTimeoutMs: config.database.statementTimeoutMs,
       applicationName: `app-server@${config.version}`,
       onConnectionError: (error) => log.warn({ err: error }, `database connection failed: ${error.message}`),
+      preparedStatements: config.database.preparedStatements,
+      onPreparedStatementsUnsupported: (error) =>
+        log.warn(
+          { err: error },
+          `prepared statements stopped: ${error.message}, as behind a pooler in transaction mode that cannot keep them; set DATABASE_PREPARED_STATEMENTS=false there (docs/scaling.md)`,
+        ),
     });
   const kv =
     overrides.kv ??

@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { preparingClient } from './prepared-statements.ts';
 import type { Database } from './schema.ts';
 import { typeParsers } from './timestamps.ts';
 
@@ -16,6 +17,13 @@ export interface DbConfig {
   applicationName?: string;
   /** Called when a pooled connection fails outside a query (say, the server restarted). */
   onConnectionError?: (error: Error) => void;
+  /**
+   * Queries with parameters as prepared statements, parsed and planned once per connection
+   * (./prepared-statements.ts; default true). Off behind a pooler that cannot carry them.
+   */
+  preparedStatements?: boolean;
+  /** Called once if the server loses prepared statements (a pooler in transaction mode): they stop for this pool. */
+  onPreparedStatementsUnsupported?: (error: Error) => void;
 }
 
 export type Db = Kysely<Database>;
@@ -32,6 +40,9 @@ export function createDb(config: DbConfig): Db {
     application_name: config.applicationName ?? 'app',
     // Timestamps read for a third of what pg's own parser costs (./timestamps.ts).
     types: typeParsers,
+    ...(config.preparedStatements !== false && {
+      Client: preparingClient({ onUnsupported: config.onPreparedStatementsUnsupported }),
+    }),
   });
   // Without a listener, a connection that fails outside a query crashes the process: an idle
   // one (the pool's 'error'), or one checked out between two queries (the client's own).
