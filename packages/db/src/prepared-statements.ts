@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 export interface PreparedStatementsOptions {
-  /** Distinct texts named per pool; the rest run unnamed. */
+  /** Distinct texts named per pool (default 500); the rest run unnamed. */
   limit?: number;
   /** Told once when the server loses or already has a statement (a pooler): naming stops for the pool. */
   onUnsupported?: (error: Error) => void;
@@ -44,7 +44,7 @@ type ParsedStatements = Record<string, string | undefined>;
 
 /** A `pg.Client` class for `pg.Pool`'s `Client` option: its pool's statements are prepared as above. */
 export function preparingClient(options: PreparedStatementsOptions = {}): typeof pg.Client {
-  const limit = options.limit ?? 1_000;
+  const limit = options.limit ?? 500;
   const names = new Map<string, string>();
   let naming = true;
 
