@@ -33,10 +33,12 @@ export interface PreparedStatementsOptions {
   onUnsupported?: (error: Error) => void;
 }
 
-/** Where Postgres refuses a prepared statement whose result columns changed (plancache.c); the message is translated, the routine is not. */
-const CACHED_PLAN_CHANGED = { code: '0A000', routine: 'RevalidateCachedQuery' };
+const fieldsOf = (error: unknown) => (error ?? {}) as { code?: unknown; routine?: unknown };
+/** Postgres refusing a prepared statement whose result columns changed (plancache.c; the message is translated, the routine is not). */
+const isCachedPlanChange = (error: unknown) =>
+  fieldsOf(error).code === '0A000' && fieldsOf(error).routine === 'RevalidateCachedQuery';
 /** invalid_sql_statement_name ("prepared statement ... does not exist"), duplicate_prepared_statement. */
-const POOLER_CODES = new Set(['26000', '42P05']);
+const isPoolerRefusal = (error: unknown) => ['26000', '42P05'].includes(fieldsOf(error).code as string);
 
 type Values = unknown[];
 /** The protocol state node-postgres keeps per connection: the names it has parsed, with their texts. */
@@ -86,18 +88,21 @@ export function preparingClient(options: PreparedStatementsOptions = {}): typeof
 
     /** The call again after a fault named above; any other error as it was. */
     async #retry(error: unknown, name: string, text: string, values: Values): Promise<pg.QueryResult> {
-      const { code, routine } = (error ?? {}) as { code?: unknown; routine?: unknown };
-      if (code === CACHED_PLAN_CHANGED.code && routine === CACHED_PLAN_CHANGED.routine && naming) {
-        await super.query(`DEALLOCATE "${name}"`);
+      if (isCachedPlanChange(error) && naming) {
+        // Dropped on this connection, then prepared again for this call.
         delete (this as unknown as { connection: { parsedStatements: ParsedStatements } }).connection.parsedStatements[
           name
         ];
-        return super.query({ name, text, values });
+        try {
+          await super.query(`DEALLOCATE "${name}"`);
+          return await super.query({ name, text, values });
+        } catch (again) {
+          if (!isPoolerRefusal(again)) throw again;
+          error = again;
+        }
       }
-      if (typeof code === 'string' && POOLER_CODES.has(code)) {
-        stopNaming(error as Error);
-        return super.query(text, values);
-      }
+      if (isPoolerRefusal(error)) stopNaming(error as Error);
+      if (isPoolerRefusal(error) || isCachedPlanChange(error)) return super.query(text, values);
       throw error;
     }
   }
