@@ -3,7 +3,7 @@
  * with parameters, run outside a transaction, goes out as a named prepared statement, named
  * after a hash of its text: the first time on a connection as Parse, Bind and Execute, then
  * as Bind and Execute alone (node-postgres keeps which names each connection has parsed).
- * The same text always gets the same name, in every process, so a statement on a pooled
+ * A name always stands for the same text, in every process, so a statement on a pooled
  * server connection can never be another text's.
  *
  * Left unnamed, as before: queries without parameters (they may hold several statements,
@@ -11,17 +11,21 @@
  * after `limit` distinct texts (the server keeps each connection's statements until it
  * closes: a bound on their memory), cursors and callback-style calls.
  *
- * Two faults are repaired on the spot, and never reach the caller:
+ * Faults repaired on the spot, which never reach the caller:
  * - A table's columns changed (a migration) after a connection prepared a `select *` on it:
  *   Postgres refuses to run the statement ("cached plan must not change result type"). The
- *   statement is dropped on that connection and prepared again, once, for the same call.
- * - A pooler in transaction mode that does not carry prepared statements across its server
- *   connections (PgBouncer before 1.21, or with `max_prepared_statements = 0`) answers that a
- *   statement does not exist, or already does. Naming stops for the whole pool (`onUnsupported`
- *   is told once) and the call runs unnamed. Set `DATABASE_PREPARED_STATEMENTS=false` there
- *   to skip the first failures.
- * A statement Postgres refused before running it had no effect, and one run outside a
- * transaction that failed was rolled back: running it again is safe.
+ *   text gets a new name for the whole pool (its hash and a generation), prepared afresh by
+ *   each connection; the old statement is left to its connection, never used again.
+ * - The server says a statement does not exist, or already does: node-postgres's record of
+ *   the connection's statements went out of step with the server's (say, a statement closed
+ *   after a value failed to serialize). The record is corrected to what the server said and
+ *   the call made again, once.
+ * - Refused again: a pooler in transaction mode that does not carry prepared statements
+ *   across its server connections (PgBouncer before 1.21, or with `max_prepared_statements =
+ *   0`). Naming stops for the whole pool (`onUnsupported` is told once) and the call runs
+ *   unnamed. Set `DATABASE_PREPARED_STATEMENTS=false` there to skip the first failures.
+ * Each of these is refused at Parse or Bind, before the statement runs: running it again
+ * is safe.
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
@@ -29,7 +33,7 @@ import pg from 'pg';
 export interface PreparedStatementsOptions {
   /** Distinct texts named per pool (default 500); the rest run unnamed. */
   limit?: number;
-  /** Told once when the server loses or already has a statement (a pooler): naming stops for the pool. */
+  /** Told once when the server keeps refusing statements (a pooler): naming stops for the pool. */
   onUnsupported?: (error: Error) => void;
 }
 
@@ -37,25 +41,44 @@ const fieldsOf = (error: unknown) => (error ?? {}) as { code?: unknown; routine?
 /** Postgres refusing a prepared statement whose result columns changed (plancache.c; the message is translated, the routine is not). */
 const isCachedPlanChange = (error: unknown) =>
   fieldsOf(error).code === '0A000' && fieldsOf(error).routine === 'RevalidateCachedQuery';
-/** invalid_sql_statement_name ("prepared statement ... does not exist"), duplicate_prepared_statement. */
-const isPoolerRefusal = (error: unknown) => ['26000', '42P05'].includes(fieldsOf(error).code as string);
+/** invalid_sql_statement_name: "prepared statement ... does not exist". */
+const isMissing = (error: unknown) => fieldsOf(error).code === '26000';
+/** duplicate_prepared_statement: "prepared statement ... already exists". */
+const isDuplicate = (error: unknown) => fieldsOf(error).code === '42P05';
 
 type Values = unknown[];
-/** The protocol state node-postgres keeps per connection: the names it has parsed, with their texts. */
-type ParsedStatements = Record<string, string | undefined>;
+/** What node-postgres keeps per connection: the names it has parsed, with their texts. */
+type Bookkeeping = { connection: { parsedStatements: Record<string, string | undefined> } };
 
 /** A `pg.Client` class for `pg.Pool`'s `Client` option: its pool's statements are prepared as above. */
 export function preparingClient(options: PreparedStatementsOptions = {}): typeof pg.Client {
   const limit = options.limit ?? 500;
+  /** Each text's current name. */
   const names = new Map<string, string>();
+  /** How many times each text's statement was made anew (a migration changed its columns). */
+  const generations = new Map<string, number>();
   let naming = true;
+
+  const hashName = (text: string, generation: number) =>
+    `app_${createHash('sha256').update(text).digest('hex').slice(0, 32)}${generation ? `_${generation}` : ''}`;
 
   const nameOf = (text: string): string | undefined => {
     let name = names.get(text);
     if (name === undefined && names.size < limit) {
-      name = `app_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+      name = hashName(text, 0);
       names.set(text, name);
     }
+    return name;
+  };
+
+  /** A new name for `text`, unless another call already gave it one since `stale`. */
+  const rename = (text: string, stale: string): string => {
+    const current = names.get(text) as string;
+    if (current !== stale) return current;
+    const generation = (generations.get(text) ?? 0) + 1;
+    generations.set(text, generation);
+    const name = hashName(text, generation);
+    names.set(text, name);
     return name;
   };
 
@@ -88,22 +111,24 @@ export function preparingClient(options: PreparedStatementsOptions = {}): typeof
 
     /** The call again after a fault named above; any other error as it was. */
     async #retry(error: unknown, name: string, text: string, values: Values): Promise<pg.QueryResult> {
-      if (isCachedPlanChange(error) && naming) {
-        // Dropped on this connection, then prepared again for this call.
-        delete (this as unknown as { connection: { parsedStatements: ParsedStatements } }).connection.parsedStatements[
-          name
-        ];
+      if (isCachedPlanChange(error)) {
+        return naming ? super.query({ name: rename(text, name), text, values }) : super.query(text, values);
+      }
+      if (!isMissing(error) && !isDuplicate(error)) throw error;
+      if (naming) {
+        // node-postgres's record made to agree with the server, and the call made again.
+        const parsed = (this as unknown as Bookkeeping).connection.parsedStatements;
+        if (isMissing(error)) delete parsed[name];
+        else parsed[name] = text;
         try {
-          await super.query(`DEALLOCATE "${name}"`);
           return await super.query({ name, text, values });
         } catch (again) {
-          if (!isPoolerRefusal(again)) throw again;
-          error = again;
+          if (isCachedPlanChange(again)) return super.query({ name: rename(text, name), text, values });
+          if (!isMissing(again) && !isDuplicate(again)) throw again;
+          stopNaming(again as Error);
         }
       }
-      if (isPoolerRefusal(error)) stopNaming(error as Error);
-      if (isPoolerRefusal(error) || isCachedPlanChange(error)) return super.query(text, values);
-      throw error;
+      return super.query(text, values);
     }
   }
   return PreparingClient;

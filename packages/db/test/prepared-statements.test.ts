@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { type Generated, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/client.ts';
@@ -6,7 +6,7 @@ import { preparingClient } from '../src/prepared-statements.ts';
 import { createEmptyTestDatabase, type TestDatabase } from '../src/testing.ts';
 
 interface Tables {
-  items: { id: number; label: string };
+  items: { id: number; label: string; attempt: Generated<string> };
 }
 
 /** The statements the pool's one connection holds (a query without parameters, so never one of them). */
@@ -23,7 +23,8 @@ function preparingDb(url: string, options: Parameters<typeof preparingClient>[0]
   return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
 }
 
-const selectById = (db: Kysely<Tables>, id: number) => db.selectFrom('items').selectAll().where('id', '=', id);
+const selectById = (db: Kysely<Tables>, id: number) =>
+  db.selectFrom('items').select(['id', 'label']).where('id', '=', id);
 const byId = (db: Kysely<Tables>, id: number) => selectById(db, id).execute();
 
 describe('prepared statements (createDb by default)', () => {
@@ -41,7 +42,11 @@ describe('prepared statements (createDb by default)', () => {
   beforeAll(async () => {
     database = await createEmptyTestDatabase();
     setup = createDb({ url: database.url, poolMax: 1, preparedStatements: false });
-    await sql`create table items (id int primary key, label text not null check (label <> ''))`.execute(setup);
+    // `attempt` counts every insert tried, failed ones too (a sequence is not rolled back).
+    await sql`create sequence attempts`.execute(setup);
+    await sql`create table items (id int primary key, label text not null check (label <> ''), attempt bigint default nextval('attempts'))`.execute(
+      setup,
+    );
     await sql`insert into items values (1, 'one'), (2, 'two'), (3, 'three')`.execute(setup);
   });
   afterEach(async () => {
@@ -89,28 +94,48 @@ describe('prepared statements (createDb by default)', () => {
     expect(inB.filter((statement) => statement.name === inA?.name)).toHaveLength(1);
   });
 
-  it('prepares a statement again when its columns changed (a migration), for the same call', async () => {
+  it('prepares a statement anew under a new name when its columns changed (a migration), for the same call', async () => {
     const db = appDb();
-    await byId(db, 1);
+    const star = () => db.selectFrom('items').selectAll().where('id', '=', 1).execute();
+    await star();
+    const [before] = await preparedOn(db);
     await sql`alter table items add column extra text not null default 'x'`.execute(setup);
     // Prepared before the column came, `select *` would now answer other columns: Postgres refuses it.
-    expect(await byId(db, 1)).toEqual([{ id: 1, label: 'one', extra: 'x' }]);
-    expect(await preparedOn(db)).toEqual([expect.objectContaining({ runs: 1 })]);
+    expect(await star()).toEqual([{ id: 1, label: 'one', attempt: expect.any(String), extra: 'x' }]);
+    expect(await star()).toHaveLength(1);
+    const after = await preparedOn(db);
+    expect(after).toHaveLength(2);
+    expect(after).toContainEqual({ ...before, runs: 1 });
+    expect(after).toContainEqual({ name: `${before?.name}_1`, statement: before?.statement, runs: 2 });
   });
 
-  it('runs the call unnamed and stops naming, telling once, when the server lost a statement (a pooler)', async () => {
+  it("prepares again, and goes on naming, when node-postgres's record is out of step: a statement gone", async () => {
     const told: unknown[] = [];
     const db = track(preparingDb(database.url, { onUnsupported: (error) => told.push(error) }));
     await byId(db, 1);
-    // What a pooler in transaction mode does: the next server connection has no such statement.
+    // Behind node-postgres's back: it still believes the connection holds the statement.
     await sql`deallocate all`.execute(db);
     expect(await byId(db, 2)).toEqual([{ id: 2, label: 'two' }]);
     expect(await byId(db, 3)).toEqual([{ id: 3, label: 'three' }]);
-    expect(told).toEqual([expect.objectContaining({ code: '26000' })]);
-    expect(await preparedOn(db)).toEqual([]);
+    expect(told).toEqual([]);
+    expect(await preparedOn(db)).toEqual([expect.objectContaining({ runs: 2 })]);
   });
 
-  it('does the same when the server already holds the name (a pooler whose other client prepared it)', async () => {
+  it('does the same after a value that could not be sent closed the statement', async () => {
+    const told: unknown[] = [];
+    const db = track(preparingDb(database.url, { onUnsupported: (error) => told.push(error) }));
+    const unsendable = {
+      toPostgres() {
+        throw new Error('no text for this value');
+      },
+    };
+    await expect(selectById(db, unsendable as unknown as number).execute()).rejects.toThrow('no text for this value');
+    expect(await byId(db, 2)).toEqual([{ id: 2, label: 'two' }]);
+    expect(told).toEqual([]);
+    expect(await preparedOn(db)).toEqual([expect.objectContaining({ runs: 1 })]);
+  });
+
+  it('does the same when the server holds a statement node-postgres does not know of', async () => {
     const first = track(preparingDb(database.url));
     await byId(first, 1);
     const [statement] = await preparedOn(first);
@@ -118,15 +143,21 @@ describe('prepared statements (createDb by default)', () => {
     const db = track(preparingDb(database.url, { onUnsupported: (error) => told.push(error) }));
     await sql.raw(`prepare "${statement?.name}" as ${statement?.statement}`).execute(db);
     expect(await byId(db, 2)).toEqual([{ id: 2, label: 'two' }]);
-    expect(told).toEqual([expect.objectContaining({ code: '42P05' })]);
+    expect(await byId(db, 3)).toEqual([{ id: 3, label: 'three' }]);
+    expect(told).toEqual([]);
+    expect(await preparedOn(db)).toEqual([expect.objectContaining({ name: statement?.name, runs: 2 })]);
   });
 
   it("passes a statement's own error through as it is, without running it again", async () => {
     const told: unknown[] = [];
     const db = track(preparingDb(database.url, { onUnsupported: (error) => told.push(error) }));
+    const attempts = async () =>
+      Number((await sql<{ n: string }>`select last_value as n from attempts`.execute(db)).rows[0]?.n);
     const insert = (id: number, label: string) => db.insertInto('items').values({ id, label }).execute();
+    const before = await attempts();
     await expect(insert(1, 'again')).rejects.toMatchObject({ code: '23505' });
     await expect(insert(4, '')).rejects.toMatchObject({ code: '23514' });
+    expect(await attempts()).toBe(before + 2);
     expect(told).toEqual([]);
     expect(await preparedOn(db)).toEqual([expect.objectContaining({ runs: 2 })]);
   });

@@ -36,6 +36,13 @@ export function missingTools(): string[] {
   });
 }
 
+/** Whether the installed PgBouncer has `max_prepared_statements` (1.21 and later). */
+function pgbouncerKnowsPreparedStatements(): boolean {
+  const version = execFileSync('pgbouncer', ['--version'], { encoding: 'utf8', env: { PATH: searchPath() } });
+  const [major = 0, minor = 0] = (/PgBouncer (\d+)\.(\d+)/.exec(version) ?? []).slice(1).map(Number);
+  return major > 1 || (major === 1 && minor >= 21);
+}
+
 /** PATH plus the sbin folders, where Debian puts haproxy and pgbouncer. */
 function searchPath(): string {
   return [process.env.PATH, '/usr/sbin', '/sbin', '/usr/local/sbin'].filter(Boolean).join(':');
@@ -210,6 +217,9 @@ export async function startCluster(options: ClusterOptions) {
         'max_client_conn = 1000',
         // node-postgres sends these at connect; PgBouncer cannot pass them on per transaction.
         'ignore_startup_parameters = extra_float_digits,statement_timeout,options',
+        // No prepared statements carried across server connections, as before 1.21 (which
+        // refuses the setting): the servers keep preparing theirs and must fall back.
+        ...(pgbouncerKnowsPreparedStatements() ? ['max_prepared_statements = 0'] : []),
         '',
       ].join('\n'),
     );
