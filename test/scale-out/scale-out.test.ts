@@ -373,7 +373,7 @@ describe.skipIf(missing.length > 0 && !required)('several hosts behind a load ba
   );
 
   it(
-    "prepared statements behind Debian's PgBouncer (no support in transaction mode): the processes stopped them and said so, with every call above answered",
+    'prepared statements behind a PgBouncer that cannot keep them: the processes stopped them and said so, with every call above answered',
     track(async () => {
       // The tests above fail on any call that failed; here, that the fallback is what they went through.
       const said =

@@ -22,7 +22,7 @@ export interface DbConfig {
    * (./prepared-statements.ts; default true). Off behind a pooler that cannot carry them.
    */
   preparedStatements?: boolean;
-  /** Called once if the server loses prepared statements (a pooler in transaction mode): they stop for this pool. */
+  /** Called once if the server keeps refusing prepared statements (a pooler in transaction mode): they stop for this pool. */
   onPreparedStatementsUnsupported?: (error: Error) => void;
 }
 
