@@ -46,6 +46,14 @@ describe('config', () => {
     expect(result.ok && result.config.trustProxy).toBe(1);
   });
 
+  it('prepares database statements unless DATABASE_PREPARED_STATEMENTS says false, and refuses any other word', () => {
+    const on = loadConfig({});
+    const off = loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' });
+    expect(on.ok && on.config.database.preparedStatements).toBe(true);
+    expect(off.ok && off.config.database.preparedStatements).toBe(false);
+    expect(problems({ DATABASE_PREPARED_STATEMENTS: 'maybe' }).join('\n')).toMatch(/DATABASE_PREPARED_STATEMENTS: /);
+  });
+
   it('allows each loopback development origin under both names, but only outside production', () => {
     const origins = (env: Record<string, string>) => {
       const result = loadConfig(env);

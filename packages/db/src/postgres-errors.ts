@@ -16,3 +16,22 @@ export function isForeignKeyViolation(error: unknown): boolean {
 export function isUndefinedTable(error: unknown): boolean {
   return sqlState(error) === '42P01';
 }
+
+/** SQLSTATE 26000: no prepared statement of that name on the connection. */
+export function isUnknownPreparedStatement(error: unknown): boolean {
+  return sqlState(error) === '26000';
+}
+
+/** SQLSTATE 42P05: a prepared statement of that name is already on the connection. */
+export function isDuplicatePreparedStatement(error: unknown): boolean {
+  return sqlState(error) === '42P05';
+}
+
+/**
+ * SQLSTATE 0A000 raised where Postgres checks a prepared statement before running it: its
+ * result columns changed since it was prepared ("cached plan must not change result type";
+ * the message is translated, the routine is not).
+ */
+export function isCachedPlanChange(error: unknown): boolean {
+  return sqlState(error) === '0A000' && (error as { routine?: unknown }).routine === 'RevalidateCachedQuery';
+}

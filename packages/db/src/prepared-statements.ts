@@ -29,6 +29,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { isCachedPlanChange, isDuplicatePreparedStatement, isUnknownPreparedStatement } from './postgres-errors.ts';
 
 export interface PreparedStatementsOptions {
   /** Distinct texts named per pool (default 500); the rest run unnamed. */
@@ -37,14 +38,8 @@ export interface PreparedStatementsOptions {
   onUnsupported?: (error: Error) => void;
 }
 
-const fieldsOf = (error: unknown) => (error ?? {}) as { code?: unknown; routine?: unknown };
-/** Postgres refusing a prepared statement whose result columns changed (plancache.c; the message is translated, the routine is not). */
-const isCachedPlanChange = (error: unknown) =>
-  fieldsOf(error).code === '0A000' && fieldsOf(error).routine === 'RevalidateCachedQuery';
-/** invalid_sql_statement_name: "prepared statement ... does not exist". */
-const isMissing = (error: unknown) => fieldsOf(error).code === '26000';
-/** duplicate_prepared_statement: "prepared statement ... already exists". */
-const isDuplicate = (error: unknown) => fieldsOf(error).code === '42P05';
+/** What the server said when node-postgres's record of the connection's statements was wrong (or a pooler moved it). */
+const isOutOfStep = (error: unknown) => isUnknownPreparedStatement(error) || isDuplicatePreparedStatement(error);
 
 type Values = unknown[];
 /** What node-postgres keeps per connection: the names it has parsed, with their texts. */
@@ -53,33 +48,27 @@ type Bookkeeping = { connection: { parsedStatements: Record<string, string | und
 /** A `pg.Client` class for `pg.Pool`'s `Client` option: its pool's statements are prepared as above. */
 export function preparingClient(options: PreparedStatementsOptions = {}): typeof pg.Client {
   const limit = options.limit ?? 500;
-  /** Each text's current name. */
-  const names = new Map<string, string>();
-  /** How many times each text's statement was made anew (a migration changed its columns). */
-  const generations = new Map<string, number>();
+  /** Each text's current name, and how many times it was made anew (a migration changed its columns). */
+  const names = new Map<string, { name: string; generation: number }>();
   let naming = true;
 
-  const hashName = (text: string, generation: number) =>
-    `app_${createHash('sha256').update(text).digest('hex').slice(0, 32)}${generation ? `_${generation}` : ''}`;
+  const nameFor = (text: string, generation: number) => {
+    const hash = createHash('sha256').update(text).digest('hex').slice(0, 32);
+    const name = generation ? `app_${hash}_${generation}` : `app_${hash}`;
+    names.set(text, { name, generation });
+    return name;
+  };
 
   const nameOf = (text: string): string | undefined => {
-    let name = names.get(text);
-    if (name === undefined && names.size < limit) {
-      name = hashName(text, 0);
-      names.set(text, name);
-    }
-    return name;
+    const known = names.get(text);
+    if (known) return known.name;
+    return names.size < limit ? nameFor(text, 0) : undefined;
   };
 
   /** A new name for `text`, unless another call already gave it one since `stale`. */
   const rename = (text: string, stale: string): string => {
-    const current = names.get(text) as string;
-    if (current !== stale) return current;
-    const generation = (generations.get(text) ?? 0) + 1;
-    generations.set(text, generation);
-    const name = hashName(text, generation);
-    names.set(text, name);
-    return name;
+    const current = names.get(text) as { name: string; generation: number };
+    return current.name === stale ? nameFor(text, current.generation + 1) : current.name;
   };
 
   const stopNaming = (error: Error) => {
@@ -111,24 +100,22 @@ export function preparingClient(options: PreparedStatementsOptions = {}): typeof
 
     /** The call again after a fault named above; any other error as it was. */
     async #retry(error: unknown, name: string, text: string, values: Values): Promise<pg.QueryResult> {
-      if (isCachedPlanChange(error)) {
-        return naming ? super.query({ name: rename(text, name), text, values }) : super.query(text, values);
-      }
-      if (!isMissing(error) && !isDuplicate(error)) throw error;
-      if (naming) {
-        // node-postgres's record made to agree with the server, and the call made again.
+      if (naming && isOutOfStep(error)) {
+        // node-postgres's record made to agree with the server, and the call made again; a
+        // second refusal in a row is a pooler's.
         const parsed = (this as unknown as Bookkeeping).connection.parsedStatements;
-        if (isMissing(error)) delete parsed[name];
+        if (isUnknownPreparedStatement(error)) delete parsed[name];
         else parsed[name] = text;
         try {
           return await super.query({ name, text, values });
         } catch (again) {
-          if (isCachedPlanChange(again)) return super.query({ name: rename(text, name), text, values });
-          if (!isMissing(again) && !isDuplicate(again)) throw again;
-          stopNaming(again as Error);
+          if (isOutOfStep(again)) stopNaming(again as Error);
+          error = again;
         }
       }
-      return super.query(text, values);
+      if (isCachedPlanChange(error) && naming) return super.query({ name: rename(text, name), text, values });
+      if (isCachedPlanChange(error) || isOutOfStep(error)) return super.query(text, values);
+      throw error;
     }
   }
   return PreparingClient;

@@ -1,7 +1,14 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/client.ts';
-import { isForeignKeyViolation, isUndefinedTable, isUniqueViolation } from '../src/postgres-errors.ts';
+import {
+  isCachedPlanChange,
+  isDuplicatePreparedStatement,
+  isForeignKeyViolation,
+  isUndefinedTable,
+  isUniqueViolation,
+  isUnknownPreparedStatement,
+} from '../src/postgres-errors.ts';
 import { createEmptyTestDatabase, type TestDatabase } from '../src/testing.ts';
 
 /** The error a statement fails with (the test fails if it succeeds). */
@@ -12,7 +19,14 @@ async function failureOf(db: Db, statement: ReturnType<typeof sql>): Promise<unk
   );
 }
 
-const RECOGNISERS = { isUniqueViolation, isForeignKeyViolation, isUndefinedTable };
+const RECOGNISERS = {
+  isUniqueViolation,
+  isForeignKeyViolation,
+  isUndefinedTable,
+  isUnknownPreparedStatement,
+  isDuplicatePreparedStatement,
+  isCachedPlanChange,
+};
 
 /** The names of the recognisers that match `error`. */
 const recognised = (error: unknown) =>
@@ -39,10 +53,17 @@ describe('Postgres errors by SQLSTATE, as Postgres raises them', () => {
     expect(recognised(await failureOf(db, sql`insert into parent values (1)`))).toEqual(['isUniqueViolation']);
     expect(recognised(await failureOf(db, sql`insert into child values (2)`))).toEqual(['isForeignKeyViolation']);
     expect(recognised(await failureOf(db, sql`select 1 from no_such_table`))).toEqual(['isUndefinedTable']);
+    expect(recognised(await failureOf(db, sql`execute no_such_statement`))).toEqual(['isUnknownPreparedStatement']);
+    // The pool's one connection keeps what it prepared between statements.
+    await sql`prepare parents as select * from parent`.execute(db);
+    expect(recognised(await failureOf(db, sql`prepare parents as select 1`))).toEqual(['isDuplicatePreparedStatement']);
+    await sql`alter table parent add column name text`.execute(db);
+    expect(recognised(await failureOf(db, sql`execute parents`))).toEqual(['isCachedPlanChange']);
+    await sql`deallocate parents`.execute(db);
   });
 
   it('recognises nothing in what is not a Postgres error', () => {
-    for (const error of [new Error('23505'), null, undefined, '42P01', { code: 23505 }]) {
+    for (const error of [new Error('23505'), null, undefined, '42P01', { code: 23505 }, { code: '0A000' }]) {
       expect(recognised(error)).toEqual([]);
     }
   });
