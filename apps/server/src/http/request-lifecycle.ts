@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { addCommonHeaders } from './common-headers.ts';
@@ -45,6 +46,14 @@ export const requestLifecycle = fp(
     });
 
     app.options('*', (request, reply) => cors.answerPreflight(request, reply));
+
+    // Every connection's address read once, as it opens, before its first request. The
+    // rate limits read it on some requests and not others (the constant routes), and Node
+    // caches it on the socket when first read: read at different points, it gave the
+    // sockets different hidden classes, and the node:net and stream code every request
+    // runs went megamorphic (five and more socket shapes: ~1.7k of the constant route's
+    // ~59k instructions a request, bench/README.md). Read here, every HTTP socket has one.
+    app.server.on('connection', (socket: Socket) => void socket.remoteAddress);
 
     // Callback-style: no promise per request.
     app.addHook('onSend', (request, reply, payload, done) => {
