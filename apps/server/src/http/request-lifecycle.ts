@@ -51,7 +51,7 @@ export const requestLifecycle = fp(
     // rate limits read it on some requests and not others (the constant routes), and Node
     // caches it on the socket when first read: read at different points, it gave the
     // sockets different hidden classes, and the node:net and stream code every request
-    // runs went megamorphic (five and more socket shapes: ~1.7k of the constant route's
+    // runs went megamorphic (up to five socket shapes: 1.2k–1.6k of the constant route's
     // ~59k instructions a request, bench/README.md). Read here, every HTTP socket has one.
     app.server.on('connection', (socket: Socket) => void socket.remoteAddress);
 
