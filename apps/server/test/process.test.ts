@@ -49,6 +49,28 @@ describe('the server process', () => {
     }
   });
 
+  it("runs V8 without allocation-site pretenuring, which kept each request's objects past their request (main.js)", async () => {
+    // V8 reports its pretenuring decisions under this flag: a process that keeps many arrays
+    // from one literal reports some (so the trace works on this Node), the server none.
+    const trace = '--trace-pretenuring-statistics';
+    const keepsArrays =
+      'const kept = []; for (let i = 0; i < 300000; i++) kept.push([i, i + 1]); console.log(kept.length);';
+    const control = spawnCommand(process.execPath, [trace, '-e', keepsArrays], { env: { PATH: process.env.PATH } });
+    expect(await control.exited).toBe(0);
+    expect(control.output()).toMatch(/pretenuring:/);
+
+    const server = spawnServer({ DATABASE_URL: database.url }, [trace]);
+    try {
+      const url = await listeningUrl(server);
+      for (let i = 0; i < 20; i++) await (await fetch(`${url}/api/health/ready`)).arrayBuffer();
+      server.process.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+      expect(server.output()).not.toMatch(/pretenuring:/);
+    } finally {
+      server.process.kill('SIGKILL');
+    }
+  });
+
   it('writes one access line per request with its request id, and none above info', async () => {
     const server = spawnServer({ DATABASE_URL: database.url, LOG_LEVEL: 'info' });
     const quietPort = await freePort();

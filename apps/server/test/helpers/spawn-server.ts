@@ -14,9 +14,9 @@ export interface SpawnedServer {
   exited: Promise<number | null>;
 }
 
-/** Runs the real `src/main.js` with exactly `env` (plus PATH), like a user would. */
-export function spawnServer(env: Record<string, string | undefined>): SpawnedServer {
-  return spawnCommand(process.execPath, [main], {
+/** Runs the real `src/main.js` with exactly `env` (plus PATH), like a user would; `nodeArgs` go to Node before it. */
+export function spawnServer(env: Record<string, string | undefined>, nodeArgs: string[] = []): SpawnedServer {
+  return spawnCommand(process.execPath, [...nodeArgs, main], {
     env: { PATH: process.env.PATH, NODE_ENV: 'test', LOG_FORMAT: 'json', HOST: '127.0.0.1', PORT: '0', ...env },
   });
 }
