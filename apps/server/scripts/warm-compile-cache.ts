@@ -6,6 +6,10 @@
  * almost nothing.
  */
 import { enableCompileCache, flushCompileCache } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
+
+// As src/main.js runs V8: code compiled under other flags is not taken from the cache.
+setFlagsFromString('--no-allocation-site-pretenuring');
 
 const { directory, message } = enableCompileCache();
 if (!directory) {

@@ -12,6 +12,7 @@
  * promoted (7-9 MB a scavenge, each 6-10 ms instead of under 1), with a full collection
  * every second or two. Without it a request's objects die young, as they should
  * (bench/README.md, the thirtieth sitting; test/process.test.ts checks the setting holds).
+ * scripts/warm-compile-cache.ts sets the same: V8 takes no cached code compiled under other flags.
  *
  * The compile cache: the compiled code of every module, and the TypeScript of each `.ts` file
  * with its types stripped, kept across starts (a quarter to a third off a start). It lives in
