@@ -84,7 +84,9 @@ afterAll(async () => {
 function providerEnv(): Record<string, string> {
   return {
     OAUTH_REDIRECT_ORIGINS: FRONTEND,
-    OAUTH_TIMEOUT_MS: '1000',
+    // Generous: the fake providers answer at once, but a loaded CI machine can take over a
+    // second for a sign-in's provider calls. The test of a silent provider sets its own.
+    OAUTH_TIMEOUT_MS: '10000',
     OAUTH_GOOGLE_CLIENT_ID: 'google-web-client',
     OAUTH_GOOGLE_CLIENT_SECRET: 'google-secret',
     OAUTH_GOOGLE_ISSUER: fakes.google.issuer,
@@ -986,7 +988,11 @@ describe('more that can go wrong', () => {
 
   it('gives up on a provider whose discovery or API never answers (OAUTH_TIMEOUT_MS)', async () => {
     const silent = await silentServer();
-    const isolated = await startServer({ OAUTH_OIDC_ISSUER: silent.url, OAUTH_GITHUB_API_URL: `${silent.url}/api` });
+    const isolated = await startServer({
+      OAUTH_TIMEOUT_MS: '1000',
+      OAUTH_OIDC_ISSUER: silent.url,
+      OAUTH_GITHUB_API_URL: `${silent.url}/api`,
+    });
     try {
       const start = await fetch(`${isolated.url}/api/auth/oauth/oidc/start?redirectTo=${FRONTEND}/x`, {
         redirect: 'manual',
