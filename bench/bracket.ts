@@ -56,3 +56,31 @@ export function roundOrder<T extends { baseline?: string }>(
     return [...group.slice(turn), ...group.slice(0, turn)];
   });
 }
+
+/**
+ * The scenarios of a round's order (`roundOrder`) that are their server's first load in their
+ * group. Every server sits idle while the other groups run, and a server that sat idle
+ * answers its first seconds of load slower: the baseline's first load of a group follows a
+ * warm-up, and so does each of these. Without it the app's first scenario of a group met its
+ * slow seconds and the baseline did not: with three rounds and the turns of `roundOrder`, the
+ * same scenario could be that one in two rounds of three, and its median one of those loads.
+ */
+export function firstLoadsOfTheirServers<T extends { baseline?: string }>(
+  order: readonly T[],
+  serverOf: (scenario: T) => string,
+): Set<T> {
+  const first = new Set<T>();
+  let group: string | undefined;
+  let loaded = new Set<string>();
+  for (const scenario of order) {
+    if (scenario.baseline !== group) {
+      group = scenario.baseline;
+      loaded = new Set();
+    }
+    const server = serverOf(scenario);
+    if (loaded.has(server)) continue;
+    loaded.add(server);
+    first.add(scenario);
+  }
+  return first;
+}

@@ -19,7 +19,7 @@ import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { type CountingProxy, perRequest, startCountingProxy } from './backend-counter.ts';
-import { bracketedRatios, type Load, roundOrder } from './bracket.ts';
+import { bracketedRatios, firstLoadsOfTheirServers, type Load, roundOrder } from './bracket.ts';
 import { cpuTimeNs } from './cpu.ts';
 import { failures } from './failures.ts';
 import { chosen } from './only.ts';
@@ -40,8 +40,8 @@ the same run; then SQL statements and Redis commands per request (counted on qui
 and the app's start-up time (median of 5 starts on the migrated database; also through
 pnpm, beside pnpm's own launch, with the job worker, and without Node's compile cache).
 
-Each round loads every scenario between two loads of its baseline (its server warmed up
-first) and compares it with their mean, so a machine that slows down or speeds up meanwhile
+Each round loads every scenario between two loads of its baseline (each server's first
+load of a group after a 3 s warm-up: it sat idle while the others ran) and compares it with their mean, so a machine that slows down or speeds up meanwhile
 moves both: a ratio is the median of the rounds' ratios. The scenarios of one baseline take
 turns in their places from round to round. On Linux the servers under load
 (the cluster of WORKERS=2 aside) run pinned to the last CPU (taskset), so the load
@@ -799,16 +799,20 @@ async function main() {
     };
     for (let round = 1; round <= ROUNDS; round++) {
       process.stderr.write(`Round ${round} of ${ROUNDS} (each scenario between two loads of its baseline)...\n`);
-      // The load after a scenario is the load before the next one of the same baseline. A
-      // group's first baseline load follows a warm-up: that server sat idle while the others ran.
+      // The load after a scenario is the load before the next one of the same baseline. Each
+      // server's first load of a group follows a warm-up, the baseline's and the scenarios'
+      // alike: it sat idle while the other groups ran (firstLoadsOfTheirServers).
       // Each round turns the scenarios of a group (roundOrder), so no scenario always holds one place.
+      const order = roundOrder(scenarios, round, ROUNDS);
+      const afterIdle = firstLoadsOfTheirServers(order, (scenario) => scenario.target);
       let last: { baseline: Scenario; load: Measurement } | undefined;
-      for (const scenario of roundOrder(scenarios, round, ROUNDS)) {
+      for (const scenario of order) {
         const baseline = baselineOf(scenario);
         const before =
           last?.baseline === baseline
             ? last.load
             : await warmUp(baseline, origin(baseline.target)).then(() => load(baseline));
+        if (afterIdle.has(scenario)) await warmUp(scenario, origin(scenario.target));
         const mine = await load(scenario);
         const after = await load(baseline);
         last = { baseline, load: after };

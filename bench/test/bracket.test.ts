@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bracketedRatios, roundOrder } from '../bracket.ts';
+import { bracketedRatios, firstLoadsOfTheirServers, roundOrder } from '../bracket.ts';
 
 describe('a scenario against the baseline loaded before and after it', () => {
   it.each([
@@ -81,5 +81,34 @@ describe('the order of a round', () => {
       ['b2', 'b1'],
     ]);
     expect([1, 2, 3].map((round) => names(round, 3)[5])).toEqual(['a4', 'a4', 'a4']);
+  });
+});
+
+describe("each server's first load of a group", () => {
+  // The app serves two scenarios of each group, tRPC's own adapter one.
+  const scenarios = [
+    { name: 'baseline A', is: 'A', server: 'base' },
+    { name: 'a-app-1', baseline: 'A', server: 'app' },
+    { name: 'a-adapter', baseline: 'A', server: 'adapter' },
+    { name: 'a-app-2', baseline: 'A', server: 'app' },
+    { name: 'b-app', baseline: 'B', server: 'app' },
+    { name: 'b-adapter', baseline: 'B', server: 'adapter' },
+  ];
+  const firsts = (round: number) => {
+    const order = roundOrder(scenarios, round, 3);
+    const first = firstLoadsOfTheirServers(order, (s) => s.server);
+    return order.filter((s) => first.has(s)).map((s) => s.name);
+  };
+
+  it("is each server's first scenario in the group, whatever the group's turn", () => {
+    expect(firsts(1)).toEqual(['a-app-1', 'a-adapter', 'b-app', 'b-adapter']);
+    // Turned: the app's first load of group A is now its other scenario, after the adapter's.
+    expect(firsts(2)).toEqual(['a-adapter', 'a-app-2', 'b-app', 'b-adapter']);
+    expect(firsts(3)).toEqual(['a-app-2', 'a-adapter', 'b-adapter', 'b-app']);
+  });
+
+  it('starts again with each group, though the server was loaded in the one before', () => {
+    const order = roundOrder(scenarios, 1, 3);
+    expect(firstLoadsOfTheirServers(order, (s) => s.server).has(order[3] as (typeof order)[number])).toBe(true);
   });
 });
