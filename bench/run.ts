@@ -41,11 +41,12 @@ and the app's start-up time (median of 5 starts on the migrated database; also t
 pnpm, beside pnpm's own launch, with the job worker, and without Node's compile cache).
 
 Each round loads every scenario between two loads of its baseline (each server's first
-load of a group after a 3 s warm-up: it sat idle while the others ran) and compares it with their mean, so a machine that slows down or speeds up meanwhile
-moves both: a ratio is the median of the rounds' ratios. The scenarios of one baseline take
-turns in their places from round to round. On Linux the servers under load
-(the cluster of WORKERS=2 aside) run pinned to the last CPU (taskset), so the load
-generator does not share their core. Then as many rounds load each scenario and its
+load of a group after a 3 s warm-up: it sat idle while the others ran) and compares it
+with their mean, so a machine that slows down or speeds up meanwhile moves both: a ratio
+is the median of the rounds' ratios. The scenarios of one baseline take turns in their
+places from round to round. On Linux the servers under load (the cluster of WORKERS=2
+aside) run pinned to the last CPU (taskset), so the load generator does not share their
+core. Then as many rounds load each scenario and its
 baseline at the same time, their servers sharing that CPU: the "side by side" column
 compares their CPU per request within the same seconds, the steadiest ratio on a busy
 machine.
