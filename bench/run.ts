@@ -46,10 +46,9 @@ with their mean, so a machine that slows down or speeds up meanwhile moves both:
 is the median of the rounds' ratios. The scenarios of one baseline take turns in their
 places from round to round. On Linux the servers under load (the cluster of WORKERS=2
 aside) run pinned to the last CPU (taskset), so the load generator does not share their
-core. Then as many rounds load each scenario and its
-baseline at the same time, their servers sharing that CPU: the "side by side" column
-compares their CPU per request within the same seconds, the steadiest ratio on a busy
-machine.
+core. Then as many rounds load each scenario and its baseline at the same time, their
+servers sharing that CPU: the "side by side" column compares their CPU per request within
+the same seconds, the steadiest ratio on a busy machine.
 
 Options:
   --duration <seconds>   load per scenario and per round, each after ${SETTLE_SECONDS} s unmeasured (default 5)

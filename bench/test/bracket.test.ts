@@ -100,15 +100,11 @@ describe("each server's first load of a group", () => {
     return order.filter((s) => first.has(s)).map((s) => s.name);
   };
 
-  it("is each server's first scenario in the group, whatever the group's turn", () => {
+  it("is each server's first scenario in the group, whatever the group's turn, group by group", () => {
+    // b-app counts again: a new group, though the app was loaded in the one before.
     expect(firsts(1)).toEqual(['a-app-1', 'a-adapter', 'b-app', 'b-adapter']);
     // Turned: the app's first load of group A is now its other scenario, after the adapter's.
     expect(firsts(2)).toEqual(['a-adapter', 'a-app-2', 'b-app', 'b-adapter']);
     expect(firsts(3)).toEqual(['a-app-2', 'a-adapter', 'b-adapter', 'b-app']);
-  });
-
-  it('starts again with each group, though the server was loaded in the one before', () => {
-    const order = roundOrder(scenarios, 1, 3);
-    expect(firstLoadsOfTheirServers(order, (s) => s.server).has(order[3] as (typeof order)[number])).toBe(true);
   });
 });
