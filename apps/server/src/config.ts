@@ -6,14 +6,13 @@
  */
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
-import path from 'node:path';
-import { defaultEmbeddedDataDir, loadRepoEnvFile, repoRoot } from '@app/db';
+import { defaultEmbeddedDataDir, loadRepoEnvFile, repoPath } from '@app/db';
 import { z } from 'zod';
 import packageJson from '../package.json' with { type: 'json' };
 import { isSniffable } from './infra/sniff.ts';
 
-const defaultOutboxDir = path.join(repoRoot, '.data', 'outbox');
-const defaultFilesDir = path.join(repoRoot, '.data', 'files');
+const defaultOutboxDir = repoPath('.data/outbox');
+const defaultFilesDir = repoPath('.data/files');
 /** `pnpm dev` serves the web app here (apps/web/vite.config.ts). */
 const DEV_WEB_APP_URL = 'http://localhost:5173';
 const MIB = 1024 * 1024;
@@ -35,6 +34,8 @@ const integer = (min: number, max: number) => {
       .max(max, { error })
   );
 };
+/** A folder: relative to the repository root whichever folder the server runs from (repoPath), or absolute. */
+const folder = z.string().min(1).transform(repoPath);
 const flag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 /** "900", "15m", "12h", "30d" -> seconds. */
 const duration = z
@@ -152,7 +153,7 @@ const variables = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: integer(100, 120_000).default(5_000),
   DATABASE_STATEMENT_TIMEOUT_MS: integer(0, 3_600_000).default(30_000),
   DATABASE_PREPARED_STATEMENTS: flag.default(true),
-  EMBEDDED_POSTGRES_DIR: z.string().min(1).default(defaultEmbeddedDataDir),
+  EMBEDDED_POSTGRES_DIR: folder.default(defaultEmbeddedDataDir),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().default('app:'),
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 60_000).default(500),
@@ -175,12 +176,12 @@ const variables = z.object({
   // Optional rather than defaulted: production requires it to be set.
   EMAIL_FROM: z.string().min(3).optional(),
   EMAIL_SEND_TIMEOUT_MS: integer(100, 60_000).default(5_000),
-  EMAIL_OUTBOX_DIR: z.string().min(1).default(defaultOutboxDir),
+  EMAIL_OUTBOX_DIR: folder.default(defaultOutboxDir),
   PRODUCT_NAME: z.string().min(1).max(100).default('App'),
   EMAIL_FOOTER: z.string().max(500).default('You received this email because of an account with this address.'),
   // Optional: the web app's own dev server by default, this server when it serves the app (WEB_DIR).
   APP_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  WEB_DIR: z.string().min(1).optional(),
+  WEB_DIR: folder.optional(),
   DEV_OTP: z
     .string()
     .regex(/^\d{6}$/, { error: 'must be 6 digits' })
@@ -230,7 +231,7 @@ const variables = z.object({
   OAUTH_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
   OAUTH_OIDC_NAME: z.string().min(1).max(50).default('Single sign-on'),
   STORAGE_DRIVER: z.enum(['local', 's3']).default('local'),
-  FILES_DIR: z.string().min(1).default(defaultFilesDir),
+  FILES_DIR: folder.default(defaultFilesDir),
   FILES_MAX_BYTES: integer(1, 5 * 1024 * MIB).default(25 * MIB),
   FILES_QUOTA_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(1024 * MIB),
   // Checked only when set (a default is never checked): the check loads file-type.
@@ -618,7 +619,7 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
       /** The frontend's base URL: links in emails point there (/verify-email, /reset-password). */
       appUrl: appUrlOf(e),
       /** The built web app (apps/web/dist) this server serves at `/`, if any. */
-      webDir: e.WEB_DIR && path.resolve(repoRoot, e.WEB_DIR),
+      webDir: e.WEB_DIR,
       otp: {
         /** A fixed code that signs in existing users, outside production only. */
         devCode: e.DEV_OTP,

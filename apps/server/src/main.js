@@ -25,10 +25,19 @@
  * of every start. With a `.js` entry every `.ts` file comes stripped from the cache and the
  * stripper is never loaded (test/process.test.ts checks it). Nothing but Node's own modules may
  * be imported here: other static imports would load before the cache is on.
+ *
+ * A Node that does not run TypeScript (before 22.18, or with type stripping turned off) is
+ * told so here, in one line, instead of failing on the first `.ts` import.
  */
 import { enableCompileCache } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 
+if (!process.features.typescript) {
+  process.stderr.write(
+    `This server is TypeScript, which this Node.js (${process.versions.node}) does not run: use Node.js 24 (.node-version), or 22.18 or later, without --no-experimental-strip-types.\n`,
+  );
+  process.exit(1);
+}
 setFlagsFromString('--no-allocation-site-pretenuring');
 enableCompileCache();
 const { main } = await import('./server.ts');

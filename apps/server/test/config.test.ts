@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { repoRoot } from '@app/db';
 import { describe, expect, it } from 'vitest';
 import { DEVELOPMENT_JWT_SECRET, formatConfigReport, loadConfig } from '../src/config.ts';
 import { spawnServer } from './helpers/index.ts';
@@ -44,6 +46,23 @@ describe('config', () => {
     expect(result.ok && result.config.port).toBe(3000);
     expect(result.ok && result.config.corsOrigins).toEqual(['https://a.example', 'https://b.example']);
     expect(result.ok && result.config.trustProxy).toBe(1);
+  });
+
+  it('reads a relative folder from the repository root, whichever folder the server runs in', () => {
+    const result = loadConfig({
+      EMBEDDED_POSTGRES_DIR: '.data/pg',
+      EMAIL_OUTBOX_DIR: '/var/mail/outbox',
+      FILES_DIR: './uploads',
+      WEB_DIR: 'apps/web/dist',
+    });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.config.database.embeddedDataDir).toBe(path.join(repoRoot, '.data', 'pg'));
+    expect(result.config.email.outboxDir).toBe('/var/mail/outbox');
+    expect(result.config.files.dir).toBe(path.join(repoRoot, 'uploads'));
+    expect(result.config.webDir).toBe(path.join(repoRoot, 'apps', 'web', 'dist'));
+    const defaults = loadConfig({});
+    expect(defaults.ok && defaults.config.files.dir).toBe(path.join(repoRoot, '.data', 'files'));
   });
 
   it('prepares database statements unless DATABASE_PREPARED_STATEMENTS says false, and refuses any other word', () => {

@@ -146,6 +146,15 @@ describe('the server process', () => {
     expect(server.output()).toMatch(/Cannot reach Redis at 127\.0\.0\.1:1/);
   });
 
+  it('refuses, in one line, a Node.js that does not run TypeScript (before 22.18, or type stripping off)', async () => {
+    const server = spawnServer({ DATABASE_URL: database.url }, ['--no-experimental-strip-types']);
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toMatch(
+      /^This server is TypeScript, which this Node\.js \([\d.]+\) does not run: use Node\.js 24/,
+    );
+    expect(server.output()).not.toMatch(/\n\s+at /);
+  });
+
   it('reports the database, not Redis, when neither answers (Redis is checked meanwhile)', async () => {
     const server = spawnServer({
       DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere',

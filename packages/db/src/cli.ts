@@ -25,7 +25,7 @@ import {
   migrationsDir,
   rollback,
 } from './migrate.ts';
-import { defaultEmbeddedDataDir, loadRepoEnvFile } from './paths.ts';
+import { defaultEmbeddedDataDir, loadRepoEnvFile, repoPath } from './paths.ts';
 import { runSeeds } from './seed.ts';
 
 const USAGE = `Usage: pnpm db:<command>
@@ -155,7 +155,8 @@ async function main(argv: string[]): Promise<number> {
 
   const target = await resolveDatabase({
     url: process.env.DATABASE_URL || undefined,
-    embeddedDataDir: defaultEmbeddedDataDir,
+    // The cluster `pnpm dev` runs, wherever it keeps it: attached to when running.
+    embeddedDataDir: repoPath(process.env.EMBEDDED_POSTGRES_DIR || defaultEmbeddedDataDir),
   });
   console.log(styleText('dim', `Database: ${target.description}`));
   const db = createDb({ url: target.url, poolMax: 2 });

@@ -8,11 +8,20 @@ export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const defaultEmbeddedDataDir = fileURLToPath(new URL('../../../.data/postgres', import.meta.url));
 
 /**
- * The env file development entry points load: the repository's `.env`, or ENV_FILE (a path
- * relative to the repository root, or absolute) to keep several, e.g. `ENV_FILE=.env.staging`.
+ * A file or folder the configuration names (ENV_FILE, EMBEDDED_POSTGRES_DIR, FILES_DIR…):
+ * relative to the repository root, as `.env` writes them, whichever folder a command runs
+ * from (`pnpm dev` runs the server in apps/server, `pnpm start` at the root); or absolute.
+ */
+export function repoPath(configured: string): string {
+  return path.resolve(repoRoot, configured);
+}
+
+/**
+ * The env file development entry points load: the repository's `.env`, or ENV_FILE (see
+ * repoPath) to keep several, e.g. `ENV_FILE=.env.staging`.
  */
 export function repoEnvFile(): string {
-  return path.resolve(repoRoot, process.env.ENV_FILE || '.env');
+  return repoPath(process.env.ENV_FILE || '.env');
 }
 
 /**

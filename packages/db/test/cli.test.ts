@@ -1,17 +1,23 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrationsDir } from '../src/migrate.ts';
+import { repoRoot } from '../src/paths.ts';
 import { createEmptyTestDatabase, type TestDatabase } from '../src/testing.ts';
+import { removeCluster } from './clusters.ts';
 
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 
-async function run(args: string[], env: Record<string, string> = {}) {
+async function run(args: string[], env: Record<string, string> = {}, cwd?: string) {
   try {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args], {
       env: { PATH: process.env.PATH, NODE_ENV: 'test', NO_COLOR: '1', ...env },
+      cwd,
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -64,6 +70,23 @@ describe('db CLI', () => {
       const result = await run([command], { DATABASE_URL: database.url, NODE_ENV: 'production' });
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(/refused in production/);
+    }
+  });
+
+  it("uses the embedded cluster EMBEDDED_POSTGRES_DIR names (pnpm dev's), relative to the repository root from any folder", async () => {
+    const relative = path.join('.data', 'test-postgres', `cli-${process.pid}`);
+    const dataDir = path.join(repoRoot, relative);
+    try {
+      const result = await run(['status'], { EMBEDDED_POSTGRES_DIR: relative }, tmpdir());
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain(`Database: embedded Postgres on port`);
+      expect(result.stdout).toContain(`(${dataDir})`);
+      expect(result.stdout).toMatch(/pending\s+\d{14}_create_users/);
+      expect(existsSync(path.join(dataDir, 'PG_VERSION'))).toBe(true);
+      expect(existsSync(path.join(tmpdir(), relative))).toBe(false);
+    } finally {
+      removeCluster(dataDir);
     }
   });
 

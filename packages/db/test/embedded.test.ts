@@ -20,27 +20,9 @@ import { startEmbeddedPostgres } from '../src/embedded.ts';
 import { repoRoot } from '../src/paths.ts';
 import { isProcessAlive } from '../src/process-alive.ts';
 import { canTraverse, resolveRunAsUser } from '../src/run-as.ts';
+import { postmasterPid, removeCluster } from './clusters.ts';
 
 const dataDir = path.join(repoRoot, '.data', 'test-postgres', `embedded-${process.pid}`);
-
-const postmasterPid = (dir: string) => Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-
-/** Removes a data directory, and the staged cluster it links to when it is a link (as root in a private checkout). */
-function removeCluster(dir: string) {
-  let real: string | undefined;
-  try {
-    real = realpathSync(dir);
-  } catch {}
-  try {
-    process.kill(postmasterPid(dir), 'SIGQUIT'); // left running by a failed test
-  } catch {}
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(`${dir}.owner`, { force: true });
-  if (real && real !== dir) {
-    rmSync(real, { recursive: true, force: true });
-    rmSync(`${real}.json`, { force: true });
-  }
-}
 
 async function query(url: string, text: string) {
   const client = new pg.Client({ connectionString: url });

@@ -1,0 +1,23 @@
+/** Test helpers for the embedded clusters the tests start. */
+import { readFileSync, realpathSync, rmSync } from 'node:fs';
+import path from 'node:path';
+
+export const postmasterPid = (dir: string) =>
+  Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+
+/** Removes a data directory, and the staged cluster it links to when it is a link (as root in a private checkout). */
+export function removeCluster(dir: string) {
+  let real: string | undefined;
+  try {
+    real = realpathSync(dir);
+  } catch {}
+  try {
+    process.kill(postmasterPid(dir), 'SIGQUIT'); // left running by a failed test
+  } catch {}
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(`${dir}.owner`, { force: true });
+  if (real && real !== dir) {
+    rmSync(real, { recursive: true, force: true });
+    rmSync(`${real}.json`, { force: true });
+  }
+}
