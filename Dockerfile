@@ -43,8 +43,11 @@ COPY apps/server/scripts/warm-compile-cache.ts apps/server/scripts/
 COPY --from=web /app/apps/web/dist apps/web/dist
 # Node's compile cache, filled here by the user that runs the server (the cache is per user):
 # a new container starts without compiling its modules again (a quarter to a third of its
-# start-up), even on a read-only root file system.
-RUN mkdir /app/.compile-cache && chown node:node /app/.compile-cache
+# start-up), even on a read-only root file system. And the local file store's folder
+# (FILES_DIR's default), the runtime user's too: a volume mounted there (docker-compose.yml)
+# takes its owner.
+RUN mkdir -p /app/.compile-cache /app/.data/files \
+ && chown node:node /app/.compile-cache /app/.data /app/.data/files
 USER node
 RUN node apps/server/scripts/warm-compile-cache.ts
 EXPOSE 3000

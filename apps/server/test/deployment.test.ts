@@ -82,6 +82,27 @@ describe('docker-compose.yml', () => {
     expect(server.environment.JOBS_WORKER).toBe('off');
     expect(worker.depends_on).toEqual(server.depends_on);
     expect(worker.ports).toBeUndefined();
+    // The image's health check asks the server's port, which a worker never opens.
+    expect(worker.healthcheck).toEqual({ disable: true });
+  });
+
+  it('keeps uploaded files in one volume that every replica and the worker mount, at the folder the image gives its user', () => {
+    const { server, worker } = compose.services;
+    const config = loadConfig(composeEnvironment('server'));
+    if (!config.ok) throw new Error(config.problems.join('\n'));
+    expect(config.config.files.driver).toBe('local');
+    // FILES_DIR's default, in the image: the repository's root is its WORKDIR.
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    const imageRoot = /^WORKDIR (\S+)$/m.exec(runtime)?.[1] as string;
+    const filesDir = path.posix.join(imageRoot, path.relative(repoRoot, config.config.files.dir));
+    expect(filesDir).toBe('/app/.data/files');
+    const mount = `files:${filesDir}`;
+    expect(server.volumes).toContain(mount);
+    expect(worker.volumes).toContain(mount);
+    expect(compose.volumes).toHaveProperty('files');
+    const user = /^USER (\w+)$/m.exec(runtime)?.[1];
+    expect(runtime).toMatch(new RegExp(`mkdir -p [^\\n]*${filesDir}`));
+    expect(runtime).toMatch(new RegExp(`chown ${user}:${user} [^\\n]*${filesDir}`));
   });
 
   it('delivers every email to Mailpit unless told otherwise, so JWT_SECRET is the one secret to supply', () => {

@@ -2,7 +2,11 @@
  * `pnpm dev`'s web half: Vite with this package's own config, on both loopback names, the
  * API proxied to the server (one origin for the browser: no CORS).
  */
-import { freePort, startTestServer, type TestApp } from '@app/server/testing';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, spawnCommand, startTestServer, type TestApp } from '@app/server/testing';
 import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -40,5 +44,28 @@ describe('the web dev server (vite.config.ts)', () => {
     expect(trpc.status).toBe(200);
     const missing = await fetch(`http://127.0.0.1:${port}/api/nope`);
     expect([missing.status, (await missing.json()).appCode]).toEqual([404, 'ROUTE_NOT_FOUND']);
+  });
+
+  it('proxies to the PORT the env file gives the server, as `pnpm dev` runs it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'web-dev-env-'));
+    const envFile = path.join(dir, '.env');
+    const webPort = await freePort();
+    const apiPort = new URL(api.url).port;
+    writeFileSync(envFile, `PORT=${apiPort}\nWEB_PORT=${webPort}\n`);
+    const viteCli = fileURLToPath(new URL('../node_modules/vite/bin/vite.js', import.meta.url));
+    const dev = spawnCommand(process.execPath, [viteCli], {
+      cwd: new URL('..', import.meta.url).pathname,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ENV_FILE: envFile },
+    });
+    try {
+      await dev.waitFor(new RegExp(`127\\.0\\.0\\.1:${webPort}`), 60_000);
+      const health = await fetch(`http://127.0.0.1:${webPort}/api/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: 'ok' });
+    } finally {
+      dev.process.kill('SIGTERM');
+      await dev.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

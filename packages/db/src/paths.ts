@@ -1,5 +1,7 @@
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseEnv } from 'node:util';
 
 /** The monorepo root: packages/db/src -> ../../.. */
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -31,10 +33,22 @@ export function repoEnvFile(): string {
  */
 export function loadRepoEnvFile(): void {
   if (process.env.NODE_ENV === 'test') return;
-  try {
-    process.loadEnvFile(repoEnvFile());
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    if (process.env.ENV_FILE) throw new Error(`ENV_FILE: ${repoEnvFile()} does not exist`);
-  }
+  if (existingEnvFile()) process.loadEnvFile(repoEnvFile());
+}
+
+/**
+ * The environment over the env file's variables (see loadRepoEnvFile), read without being
+ * loaded: for a tool that needs a few of them (the web app's dev server: the server's PORT)
+ * and must not take the rest (its NODE_ENV).
+ */
+export function repoEnv(): Record<string, string | undefined> {
+  if (process.env.NODE_ENV === 'test' || !existingEnvFile()) return { ...process.env };
+  return { ...parseEnv(readFileSync(repoEnvFile(), 'utf8')), ...process.env };
+}
+
+/** Whether the env file exists; a missing ENV_FILE is an error (the repository's .env is optional). */
+function existingEnvFile(): boolean {
+  if (existsSync(repoEnvFile())) return true;
+  if (process.env.ENV_FILE) throw new Error(`ENV_FILE: ${repoEnvFile()} does not exist`);
+  return false;
 }

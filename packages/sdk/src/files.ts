@@ -4,7 +4,7 @@
  * streamed multipart body (progress too). Signed in like the client: the auth mode's token
  * store (a 401 refreshes once, then the upload is retried) or `getAccessToken`.
  */
-import type { AppErrorCode, AppErrorData, StoredFile } from './router.gen.ts';
+import type { AppErrorCode, StoredFile } from './router.gen.ts';
 
 export interface UploadOptions {
   /** The name to keep for display; defaults to the File's name. */
@@ -28,18 +28,25 @@ type MaybePromise<T> = T | Promise<T>;
 /** What the streamed body reads of the file at a time (and reports progress for). */
 const CHUNK_BYTES = 256 * 1024;
 
-/** An upload the API refused: `data.appCode` says why (e.g. `FILE_TOO_LARGE`). */
+/**
+ * An upload that did not succeed: `data.appCode` says why when the API answered (e.g.
+ * `FILE_TOO_LARGE`); undefined for any other answer (a proxy's error page).
+ */
 export class UploadError extends Error {
   override name = 'UploadError';
   readonly status: number;
-  readonly data: Pick<AppErrorData, 'appCode' | 'requestId'> & { details?: Record<string, unknown> };
+  readonly data: {
+    appCode: AppErrorCode | undefined;
+    requestId?: string | undefined;
+    details?: Record<string, unknown>;
+  };
   constructor(
     status: number,
     body: { message?: string; appCode?: AppErrorCode; requestId?: string; details?: Record<string, unknown> },
   ) {
     super(body.message ?? `The upload failed (${status})`);
     this.status = status;
-    this.data = { appCode: body.appCode ?? 'INTERNAL_ERROR', requestId: body.requestId, details: body.details };
+    this.data = { appCode: body.appCode, requestId: body.requestId, details: body.details };
   }
 }
 
@@ -62,7 +69,10 @@ export async function uploadFile(
   const name = options.name ?? ('name' in file && typeof file.name === 'string' ? file.name : 'file');
   const send = async (): Promise<Answer> => {
     const headers = await headersOf(target);
-    return typeof XMLHttpRequest !== 'undefined' && !target.fetch
+    // XMLHttpRequest wherever there is one (browsers, React Native), for its upload progress,
+    // whatever `fetch` the client was given: they send no streamed body (browsers over
+    // HTTP/1.1, React Native at all). Elsewhere (Node, Deno, Bun) that `fetch`, streamed.
+    return typeof XMLHttpRequest !== 'undefined'
       ? sendWithXhr(endpoint, file, name, headers, options)
       : sendWithFetch(endpoint, file, name, headers, options, target.fetch ?? globalThis.fetch);
   };

@@ -3,6 +3,8 @@
  * results, refusals as app codes, and the auth mode's refresh on an expired token.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -82,6 +84,27 @@ describe('uploadFile', () => {
     expect((refused as UploadError).status).toBe(415);
     const anonymous = await uploadFile({ url: server.url }, new Blob(['x'])).catch((error: unknown) => error);
     expect(getAppErrorCode(anonymous)).toBe('UNAUTHORIZED');
+  });
+
+  it("throws an UploadError without an app code for an answer that is not the API's (a proxy's error page)", async () => {
+    const proxy = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        response.writeHead(502, { 'content-type': 'text/html' });
+        response.end('<html><body>502 Bad Gateway</body></html>');
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const failed = await uploadFile({ url }, new Blob(['x'])).catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(UploadError);
+      expect((failed as UploadError).status).toBe(502);
+      expect(getAppErrorCode(failed)).toBeUndefined();
+      expect((failed as UploadError).message).toBe('The upload failed (502)');
+    } finally {
+      proxy.close();
+    }
   });
 
   it('refreshes an expired access token once, then uploads', async () => {
