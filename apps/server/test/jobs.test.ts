@@ -243,6 +243,13 @@ describe('durable jobs', () => {
         headers: bearer(admin),
       });
       expect(unknownQueue.statusCode).toBe(400);
+      for (const [method, url] of [
+        ['POST', `/api/admin/jobs/${MAINTENANCE}/abc/retry`],
+        ['DELETE', `/api/admin/jobs/${MAINTENANCE}/abc`],
+      ] as const) {
+        const notAnId = await t.app.inject({ method, url, headers: bearer(admin) });
+        expect([notAnId.statusCode, notAnId.json().appCode]).toEqual([400, 'VALIDATION_FAILED']);
+      }
     });
 
     it('is refused without jobs:manage', async () => {

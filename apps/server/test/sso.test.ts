@@ -453,6 +453,15 @@ describe('a flow that does not check out', () => {
     });
     expect(tampered.status).toBe(400);
     expect(((await tampered.json()) as Answer).appCode).toBe('OAUTH_STATE_INVALID');
+    // An unknown provider, even a NUL byte in its place, with a well-formed cookie: 404, never a 500.
+    for (const provider of ['%00', 'nope']) {
+      const unknown = await fetch(`${server.url}/api/auth/oauth/${provider}/callback?code=x&state=y`, {
+        redirect: 'manual',
+        headers: { cookie: `app_oauth_browser=${'a'.repeat(43)}` },
+      });
+      expect(unknown.status).toBe(404);
+      expect(((await unknown.json()) as Answer).appCode).toBe('NOT_FOUND');
+    }
 
     // An attacker's own sign-in, finished in another browser (no cookie, or another one).
     for (const cookie of ['', 'app_oauth_browser=someone-else']) {

@@ -138,6 +138,9 @@ export async function finishSignIn(
     client: ClientInfo;
   },
 ): Promise<URL> {
+  // An unknown or unconfigured provider is a 404, as at the start (and never reaches SQL:
+  // a path may carry any byte, a NUL too, which Postgres refuses in text).
+  providerFor(deps, input.provider);
   const state = (input.form ? new URLSearchParams(input.form) : new URLSearchParams(input.search)).get('state');
   const flow =
     state && input.browser
