@@ -140,7 +140,7 @@ export async function finishSignIn(
 ): Promise<URL> {
   // An unknown or unconfigured provider is a 404, as at the start (and never reaches SQL:
   // a path may carry any byte, a NUL too, which Postgres refuses in text).
-  providerFor(deps, input.provider);
+  const provider = providerFor(deps, input.provider);
   const state = (input.form ? new URLSearchParams(input.form) : new URLSearchParams(input.search)).get('state');
   const flow =
     state && input.browser
@@ -151,7 +151,6 @@ export async function finishSignIn(
   }
   const target = new URL(flow.redirect_to);
   try {
-    const provider = providerFor(deps, flow.provider);
     // The URL the provider was told to call, with what it sent: the library derives the
     // token request's redirect_uri from it.
     const url = new URL(callbackUrl(deps, provider.id));
