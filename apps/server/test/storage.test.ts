@@ -4,7 +4,7 @@
  * removal jobs rely on: deleting a missing object succeeds, and a store that is away fails.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -469,4 +469,82 @@ describe('deleting from an S3-compatible store', () => {
       await storage.close();
     }
   });
+});
+
+describe('presigning when the credentials cannot be had', () => {
+  // No keys in the config: the SDK's default chain resolves them before it signs, here by a
+  // credential_process from an AWS config file, as a developer machine or a host may have.
+  const credentialVariables = [
+    'AWS_ACCESS_KEY_ID',
+    'AWS_SECRET_ACCESS_KEY',
+    'AWS_SESSION_TOKEN',
+    'AWS_PROFILE',
+    'AWS_CONFIG_FILE',
+    'AWS_SHARED_CREDENTIALS_FILE',
+    'AWS_EC2_METADATA_DISABLED',
+    'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+    'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+    'AWS_WEB_IDENTITY_TOKEN_FILE',
+  ];
+  const saved = Object.fromEntries(credentialVariables.map((name) => [name, process.env[name]]));
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'storage-credentials-'));
+    for (const name of credentialVariables) delete process.env[name];
+    process.env.AWS_SHARED_CREDENTIALS_FILE = path.join(dir, 'none');
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
+  });
+  afterAll(async () => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const storageWhoseCredentialsRun = async (command: string) => {
+    const config = path.join(dir, `config-${randomBytes(4).toString('hex')}`);
+    await writeFile(config, `[default]\ncredential_process = ${command}\n`);
+    process.env.AWS_CONFIG_FILE = config;
+    return s3Storage({
+      bucket: 'bucket',
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:9',
+      accessKeyId: undefined,
+      secretAccessKey: undefined,
+      forcePathStyle: true,
+      timeoutMs: 300,
+    });
+  };
+  const presignBoth = (storage: ObjectStorage) => [
+    storage.presignPut?.('uploads/a', { contentType: 'text/plain', size: 3, expiresInSeconds: 60 }),
+    storage.presignGet?.('files/a', { expiresInSeconds: 60, contentType: 'text/plain', contentDisposition: 'inline' }),
+  ];
+
+  it('fails as the store being unavailable (a 503), not as an unknown error', async () => {
+    const storage = await storageWhoseCredentialsRun('false');
+    try {
+      for (const presigned of presignBoth(storage)) {
+        await expect(presigned).rejects.toBeInstanceOf(DependencyUnavailableError);
+        await expect(presigned).rejects.toMatchObject({ dependency: 'storage' });
+      }
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('gives up after S3_TIMEOUT_MS when the credential process never answers', async () => {
+    // The SDK runs a credential_process with no time limit: only the driver's bound ends the wait.
+    const storage = await storageWhoseCredentialsRun('sleep 20');
+    try {
+      for (const presigned of presignBoth(storage)) {
+        await expect(presigned).rejects.toMatchObject({
+          dependency: 'storage',
+          message: expect.stringMatching(/presign/),
+        });
+      }
+    } finally {
+      await storage.close();
+    }
+  }, 10_000);
 });

@@ -2,7 +2,8 @@
  * Any S3-compatible store (AWS S3, Cloudflare R2, MinIO…) through the official AWS SDK v3.
  * Uploads stream in parts (never the whole file in memory); a body that fails midway aborts
  * the multipart upload, so no object appears. Every request is bounded in time (connecting,
- * and the whole request), and a store that fails is a DependencyUnavailableError.
+ * and the whole request; presigning, which may first fetch credentials), and a store that fails is a
+ * DependencyUnavailableError.
  */
 import type { Readable } from 'node:stream';
 import {
@@ -18,6 +19,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { DependencyUnavailableError } from '../dependency-errors.ts';
+import { withTimeout } from '../with-timeout.ts';
 import type { ByteRange, ObjectInfo, ObjectStorage } from './storage.ts';
 
 export interface S3Options {
@@ -27,7 +29,10 @@ export interface S3Options {
   accessKeyId: string | undefined;
   secretAccessKey: string | undefined;
   forcePathStyle: boolean;
-  /** Connecting, a silent socket, and each request (each part of an upload) give up after this long. */
+  /**
+   * Connecting, a silent socket, each request (each part of an upload) and each presigning (which
+   * resolves credentials first: a credential_process or a metadata endpoint) give up after this long.
+   */
   timeoutMs: number;
 }
 
@@ -72,6 +77,13 @@ export function s3Storage(options: S3Options): ObjectStorage {
       throw unavailable(what, error);
     }
   };
+
+  /**
+   * Signing sends nothing, but resolves the credentials first, and the default chain may run a
+   * credential_process (no time limit of its own) or ask a metadata endpoint.
+   */
+  const presign = (what: string, sign: () => Promise<string>) =>
+    request(what, () => withTimeout(sign, options.timeoutMs));
 
   return {
     driver: 's3',
@@ -160,24 +172,28 @@ export function s3Storage(options: S3Options): ObjectStorage {
 
     async presignPut(key, { contentType, size, expiresInSeconds }) {
       // Content-Type and Content-Length are signed: the store refuses a PUT of another type or size.
-      const url = await getSignedUrl(
-        client,
-        new PutObjectCommand({ Bucket, Key: key, ContentType: contentType, ContentLength: size }),
-        { expiresIn: expiresInSeconds, signableHeaders: new Set(['content-type', 'content-length']) },
+      const url = await presign('presign upload', () =>
+        getSignedUrl(
+          client,
+          new PutObjectCommand({ Bucket, Key: key, ContentType: contentType, ContentLength: size }),
+          { expiresIn: expiresInSeconds, signableHeaders: new Set(['content-type', 'content-length']) },
+        ),
       );
       return { url, headers: { 'content-type': contentType } };
     },
 
-    async presignGet(key, { expiresInSeconds, contentType, contentDisposition }) {
-      return getSignedUrl(
-        client,
-        new GetObjectCommand({
-          Bucket,
-          Key: key,
-          ResponseContentType: contentType,
-          ResponseContentDisposition: contentDisposition,
-        }),
-        { expiresIn: expiresInSeconds },
+    presignGet(key, { expiresInSeconds, contentType, contentDisposition }) {
+      return presign('presign download', () =>
+        getSignedUrl(
+          client,
+          new GetObjectCommand({
+            Bucket,
+            Key: key,
+            ResponseContentType: contentType,
+            ResponseContentDisposition: contentDisposition,
+          }),
+          { expiresIn: expiresInSeconds },
+        ),
       );
     },
 
