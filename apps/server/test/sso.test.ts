@@ -347,6 +347,19 @@ describe('the browser flow', () => {
     expect(again.body).toMatchObject({ created: false, user: { id: signedUp.body.user.id, name: 'Tim Apple' } });
   });
 
+  it("cleans the name Apple posts as it does any provider's: no control characters, up to 100 characters", async () => {
+    const sub = unique('apple');
+    // A NUL byte reached Postgres (invalid in text): the sign-in failed as INTERNAL_ERROR.
+    fakes.apple.user = {
+      sub,
+      email: `${sub}@privaterelay.test`,
+      given_name: 'Ti\u0000m',
+      family_name: 'A'.repeat(200),
+    };
+    const signedUp = await exchange(server, (await signInWithBrowser(server, 'apple')).landing);
+    expect(signedUp.body).toMatchObject({ created: true, user: { name: `Tim ${'A'.repeat(96)}` } });
+  });
+
   it('links to the account with the same email when the provider vouches for it', async () => {
     const email = `${unique('linked')}@example.test`;
     const registered = await post(server, '/auth/register', { email, password: 'Linked-pass-1' });

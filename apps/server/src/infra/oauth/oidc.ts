@@ -15,6 +15,7 @@ import {
   type CallbackInput,
   fetchWithin,
   InvalidIdTokenError,
+  identityName,
   MalformedIdentityError,
   normalizeIdentity,
   type OAuthProvider,
@@ -131,8 +132,8 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
           emailVerified: profile.email_verified,
           name: profile.name,
         });
-        const formName = input.form && options.nameFromForm?.(input.form);
-        return { ...identity, name: identity.name ?? formName ?? null };
+        const formName = input.form && options.nameFromForm ? identityName(options.nameFromForm(input.form)) : null;
+        return { ...identity, name: identity.name ?? formName };
       } catch (error) {
         throw signInFailure(options.id, error);
       }

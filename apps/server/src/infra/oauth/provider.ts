@@ -63,14 +63,19 @@ export function normalizeIdentity(raw: {
   }
   const email = typeof raw.email === 'string' ? raw.email.trim().toLowerCase() : '';
   const validEmail = email.length <= 320 && EMAIL.test(email) && !CONTROL.test(email) ? email : null;
-  const name = typeof raw.name === 'string' ? raw.name.replace(CONTROLS, '').trim().slice(0, 100).trim() : '';
   return {
     subject,
     email: validEmail,
     // Apple sends "true" as a string.
     emailVerified: validEmail !== null && (raw.emailVerified === true || raw.emailVerified === 'true'),
-    name: name || null,
+    name: identityName(raw.name),
   };
+}
+
+/** A name a provider sent, fit for the users table: no control characters, up to 100 characters, else none. */
+export function identityName(raw: unknown): string | null {
+  const name = typeof raw === 'string' ? raw.replace(CONTROLS, '').trim().slice(0, 100).trim() : '';
+  return name || null;
 }
 
 export interface AuthorizationRequest {

@@ -101,9 +101,9 @@ function appleClientSecret(apple: NonNullable<OAuthConfig['apple']>): () => Prom
 /** Apple sends the person's name once, on the first sign-in, in the `user` form field. */
 function appleName(form: Record<string, string>): string | null {
   try {
-    const user = JSON.parse(form.user ?? '{}') as { name?: { firstName?: string; lastName?: string } };
-    const name = [user.name?.firstName, user.name?.lastName].filter(Boolean).join(' ').trim();
-    return name || null;
+    const user = JSON.parse(form.user ?? '{}') as { name?: { firstName?: unknown; lastName?: unknown } } | null;
+    const parts = [user?.name?.firstName, user?.name?.lastName].filter((part) => typeof part === 'string');
+    return parts.join(' ').trim() || null;
   } catch {
     return null;
   }
