@@ -92,6 +92,8 @@ export async function createServices(
       db,
       log,
       poolMax: config.jobs.poolMax,
+      connectTimeoutMs: config.database.connectTimeoutMs,
+      statementTimeoutMs: config.database.statementTimeoutMs,
       pollingIntervalSeconds: config.jobs.pollIntervalSeconds,
       superviseIntervalSeconds: config.jobs.superviseIntervalSeconds,
     },

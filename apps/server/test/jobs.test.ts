@@ -7,6 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unavailableDependency } from '../src/infra/dependency-errors.ts';
 import { JobQueue } from '../src/infra/jobs.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { type EmailJob, enqueueEmail, runEmailJob } from '../src/modules/auth/email-jobs.ts';
@@ -129,6 +130,8 @@ describe('durable jobs', () => {
           db: t.services.db,
           log,
           poolMax: 2,
+          connectTimeoutMs: 5_000,
+          statementTimeoutMs: 30_000,
           pollingIntervalSeconds: 0.5,
           superviseIntervalSeconds: 1,
         },
@@ -384,6 +387,8 @@ describe('a worker that cannot start (the database away)', () => {
         db: t.services.db,
         log: createLogger({ level: 'silent', format: 'json' }),
         poolMax: 2,
+        connectTimeoutMs: 5_000,
+        statementTimeoutMs: 30_000,
         pollingIntervalSeconds: 0.5,
         superviseIntervalSeconds: 1,
       },
@@ -402,6 +407,50 @@ describe('a worker that cannot start (the database away)', () => {
       await proxy.close();
     }
   });
+});
+
+describe('a database that stops answering', () => {
+  it("fails the administrators' job calls as the database being down (503), after DATABASE_STATEMENT_TIMEOUT_MS, never a hang", async () => {
+    const t = await buildTestApp({ env: { JOBS_WORKER: 'off' } });
+    const target = new URL(t.database.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const viaProxy = new URL(t.database.url);
+    viaProxy.port = String(proxy.port);
+    const queue = new JobQueue(
+      {
+        url: viaProxy.toString(),
+        db: t.services.db,
+        log: createLogger({ level: 'silent', format: 'json' }),
+        poolMax: 2,
+        connectTimeoutMs: 500,
+        statementTimeoutMs: 500,
+        pollingIntervalSeconds: 60,
+        superviseIntervalSeconds: 60,
+      },
+      QUEUES,
+    );
+    try {
+      expect(await queue.counts()).toHaveLength(QUEUES.length);
+      proxy.freeze();
+      const id = '00000000-0000-4000-8000-000000000000';
+      for (const call of [
+        () => queue.counts(),
+        () => queue.failed(5),
+        () => queue.retry(MAINTENANCE, id),
+        () => queue.discard(MAINTENANCE, id),
+      ]) {
+        const failure = await call().then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect(unavailableDependency(failure)).toBe('database');
+      }
+    } finally {
+      await proxy.close();
+      await queue.stop(1_000);
+      await t.close();
+    }
+  }, 30_000);
 });
 
 describe('a worker killed in the middle of a send', () => {

@@ -61,6 +61,14 @@ export interface JobQueueOptions {
   log: Logger;
   /** Connections pg-boss may hold (its own pool, beside the app's). */
   poolMax: number;
+  /** How long to wait for a connection (DATABASE_CONNECT_TIMEOUT_MS, as the app's pool). */
+  connectTimeoutMs: number;
+  /**
+   * Server-side limit for one statement, and (a second later) the client's own limit for an
+   * answer, which holds when the server cannot enforce its own (frozen): DATABASE_STATEMENT_TIMEOUT_MS,
+   * 0 for none.
+   */
+  statementTimeoutMs: number;
   /** Seconds between polls for new jobs, when idle. */
   pollingIntervalSeconds: number;
   /** Seconds between checks for tries whose worker died (missed heartbeats, expiry). */
@@ -95,6 +103,14 @@ export class JobQueue {
         connectionString: this.#options.url,
         schema: 'pgboss',
         max: this.#options.poolMax,
+        connectionTimeoutMillis: this.#options.connectTimeoutMs,
+        // Passed on to pg's pool (pg-boss's types name only some of its options): no call waits
+        // on a database that stopped answering, as with the app's own pool (@app/db createDb).
+        ...(this.#options.statementTimeoutMs > 0 &&
+          ({
+            statement_timeout: this.#options.statementTimeoutMs,
+            query_timeout: this.#options.statementTimeoutMs + 1_000,
+          } as object)),
         application_name: 'app-jobs',
         superviseIntervalSeconds: this.#options.superviseIntervalSeconds,
         // The pass that fails the tries of dead workers runs at most this often per queue.

@@ -3,14 +3,21 @@ import { createConnection, createServer, type Socket } from 'node:net';
 /**
  * A TCP proxy in front of a real server (the machine's Postgres), so a test can take the
  * server "down" for its own connections only: `cut()` drops every connection and refuses
- * new ones; `restore()` lets them through again.
+ * new ones; `freeze()` keeps every connection open and passes nothing on (a server that
+ * stopped answering); `restore()` lets them through again.
  */
 export async function startTcpProxy(target: { host: string; port: number }) {
   const sockets = new Set<Socket>();
   let refusing = false;
+  let frozen = false;
   const server = createServer((client) => {
     if (refusing) {
       client.destroy();
+      return;
+    }
+    if (frozen) {
+      sockets.add(client);
+      client.on('error', () => client.destroy()).on('close', () => sockets.delete(client));
       return;
     }
     const upstream = createConnection(target);
@@ -35,6 +42,14 @@ export async function startTcpProxy(target: { host: string; port: number }) {
       refusing = true;
       for (const socket of sockets) socket.destroy();
       sockets.clear();
+    },
+    /** Keeps every connection and accepts new ones, but passes no byte on either way, until `close()`. */
+    freeze() {
+      frozen = true;
+      for (const socket of sockets) {
+        socket.unpipe();
+        socket.pause();
+      }
     },
     restore() {
       refusing = false;
