@@ -5,6 +5,7 @@ import {
   bearer,
   buildTestApp,
   type FakeClock,
+  failRevocationsOf,
   fakeClock,
   login,
   registerAccount,
@@ -355,6 +356,31 @@ describe('auth: password and sessions', () => {
       expect((await me(other.accessToken)).json().appCode).toBe('SESSION_REVOKED');
       expect((await login(t.app, account.email, account.password)).statusCode).toBe(401);
       expect((await login(t.app, account.email, 'Brand-new-2')).statusCode).toBe(200);
+    });
+
+    it('keeps the old password and every session when the other sessions cannot be ended (a retry finishes)', async () => {
+      const account = await registerAccount(t.app);
+      const other = (await login(t.app, account.email, account.password)).json();
+      const change = () =>
+        t.app.inject({
+          method: 'POST',
+          url: '/api/auth/password/change',
+          headers: bearer(account),
+          payload: { currentPassword: account.password, newPassword: 'Brand-new-2' },
+        });
+      const restore = await failRevocationsOf(t.services.db, account.id);
+      try {
+        const failed = await change();
+        expect(failed.statusCode).toBe(503);
+        expect(failed.json().appCode).toBe('DEPENDENCY_DOWN');
+      } finally {
+        await restore();
+      }
+      // A replaced password with the other sessions alive could not be retried (the old one no longer works).
+      expect((await me(other.accessToken)).statusCode).toBe(200);
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
+      expect((await change()).statusCode).toBe(200);
+      expect((await me(other.accessToken)).json().appCode).toBe('SESSION_REVOKED');
     });
 
     it('refuses a weak new password or the email as password', async () => {

@@ -3,6 +3,7 @@ import {
   bearer,
   buildTestApp,
   type FakeClock,
+  failRevocationsOf,
   fakeClock,
   login,
   registerAccount,
@@ -114,6 +115,26 @@ describe('email verification and password reset', () => {
       expect(signedIn.statusCode).toBe(200);
       expect(signedIn.json().user.emailVerified).toBe(true); // the link proved the inbox
       expect((await reset(token, 'Another-one-456')).json().appCode).toBe('INVALID_TOKEN');
+    });
+
+    it('changes nothing, and keeps the link for a retry, when the sessions cannot be ended', async () => {
+      const account = await registerAccount(t.app);
+      await forgot(account.email);
+      await t.settle();
+      const token = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
+      const restore = await failRevocationsOf(t.services.db, account.id);
+      try {
+        const failed = await reset(token, 'Brand-new-123');
+        expect(failed.statusCode).toBe(503);
+        expect(failed.json().appCode).toBe('DEPENDENCY_DOWN');
+      } finally {
+        await restore();
+      }
+      // Not a new password with the old sessions alive and the link spent: nothing happened.
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
+      expect((await me(account.accessToken)).statusCode).toBe(200);
+      expect((await reset(token, 'Brand-new-123')).json()).toEqual({ ok: true });
+      expect((await me(account.accessToken)).json().appCode).toBe('SESSION_REVOKED');
     });
 
     it('keeps the link usable when the new password is refused', async () => {

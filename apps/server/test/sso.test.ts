@@ -16,6 +16,7 @@ import {
   type FakeFacebook,
   type FakeGitHub,
   type FakeOidcProvider,
+  failRevocationsOf,
   fakeClock,
   formPostFields,
   freePort,
@@ -402,6 +403,25 @@ describe('the browser flow', () => {
     );
     expect((await get(server, '/users/me', squatter.body.accessToken)).body.appCode).toBe('SESSION_REVOKED');
     expect((await get(server, '/users/me', victim.body.accessToken)).status).toBe(200);
+  });
+
+  it('takes such an account back whole or not at all: a retry ends the sessions a failed try left alive', async () => {
+    const email = `${unique('victim')}@example.test`;
+    const squatter = await post(server, '/auth/register', { email, password: 'Squatter-pass-1' });
+    fakes.google.user = { sub: unique('google'), email, email_verified: true, name: 'Victim' };
+    const restore = await failRevocationsOf(server.services.db, squatter.body.user.id);
+    try {
+      const failed = await signInWithBrowser(server, 'google');
+      expect(failed.landing.searchParams.get('error')).toBe('DEPENDENCY_DOWN');
+    } finally {
+      await restore();
+    }
+    // Nothing was taken: had the password gone and the address been proven, no later sign-in
+    // would take the account back, and the squatter's session would live on.
+    expect((await post(server, '/auth/login', { email, password: 'Squatter-pass-1' })).status).toBe(200);
+    const victim = await exchange(server, (await signInWithBrowser(server, 'google')).landing);
+    expect(victim.body).toMatchObject({ created: false, user: { id: squatter.body.user.id, emailVerified: true } });
+    expect((await get(server, '/users/me', squatter.body.accessToken)).body.appCode).toBe('SESSION_REVOKED');
   });
 
   it('answers error=OAUTH_DENIED when the person declines', async () => {

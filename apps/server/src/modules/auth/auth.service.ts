@@ -6,7 +6,9 @@ import {
   activeSessions,
   type ClientInfo,
   createSession,
+  endSessions,
   type IssuedRefreshToken,
+  publishRevocations,
   revokeSessions,
   rotateRefreshToken,
 } from '../sessions/sessions.service.ts';
@@ -125,6 +127,11 @@ export async function changePassword(
   const { valid } = await checkPassword(user.password_hash, input.currentPassword);
   if (!valid) throw new AppError('INVALID_CREDENTIALS', 'The current password is incorrect');
   assertNewPasswordAllowed(input.newPassword, user.email);
-  await setPasswordHash(deps, { userId: user.id, passwordHash: await hashPassword(input.newPassword) });
-  await revokeSessions(deps, { userId: user.id, exceptSessionId: input.caller.sessionId });
+  const passwordHash = await hashPassword(input.newPassword);
+  // Together: once the password is replaced, a retry (with the old one) could not end the sessions.
+  await deps.db.transaction().execute(async (trx) => {
+    await setPasswordHash({ db: trx }, { userId: user.id, passwordHash });
+    await endSessions({ ...deps, db: trx }, { userId: user.id, exceptSessionId: input.caller.sessionId });
+  });
+  await publishRevocations(deps, user.id);
 }

@@ -3,7 +3,7 @@ import type { Db } from '@app/db';
 import type { Locale } from '../../i18n/locale.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
-import { revokeSessions } from '../sessions/sessions.service.ts';
+import { endSessions, publishRevocations } from '../sessions/sessions.service.ts';
 import { findUserRow, setPasswordHash } from '../users/users.service.ts';
 import { enqueueEmail } from './email-jobs.ts';
 import { confirmEmailOwner } from './identities.service.ts';
@@ -48,7 +48,8 @@ export async function forgotPassword(
 /** Sets the new password, confirms the email (the link proved the inbox) and ends every session. */
 export async function resetPassword(deps: Deps, input: { token: string; newPassword: string }): Promise<void> {
   const passwordHash = await hashPassword(input.newPassword);
-  // One transaction: a refused new password leaves the link unused.
+  // One transaction: a refused new password, or a failure before the sessions end, leaves the
+  // link unused for a retry (once spent, nothing could end the sessions it was used to end).
   const userId = await deps.db.transaction().execute(async (trx) => {
     const inTransaction = { ...deps, db: trx };
     const id = await consumeUserToken(inTransaction, { token: input.token, purpose: 'reset-password' });
@@ -57,7 +58,8 @@ export async function resetPassword(deps: Deps, input: { token: string; newPassw
     assertNewPasswordAllowed(input.newPassword, user.email);
     await setPasswordHash(inTransaction, { userId: id, passwordHash });
     await confirmEmailOwner(inTransaction, id);
+    await endSessions(inTransaction, { userId: id });
     return id;
   });
-  await revokeSessions(deps, { userId });
+  await publishRevocations(deps, userId);
 }

@@ -12,7 +12,7 @@ import { AppError } from '../../errors/index.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import type { ProviderId, ProviderIdentity } from '../../infra/oauth/provider.ts';
 import type { Services } from '../../services.ts';
-import { revokeSessions } from '../sessions/sessions.service.ts';
+import { endSessions, publishRevocations } from '../sessions/sessions.service.ts';
 import {
   assertMaySignIn,
   callerAccountGone,
@@ -50,8 +50,9 @@ async function reclaim(deps: Deps, userId: string): Promise<void> {
     await confirmEmailOwner(inTransaction, userId);
     await dropUserTokens(inTransaction, userId);
     await dropCodesOf(inTransaction, userId);
+    await endSessions(inTransaction, { userId });
   });
-  await revokeSessions(deps, { userId });
+  await publishRevocations(deps, userId);
   deps.log.warn(
     { userId },
     'an unverified account was claimed through a provider: its password, links and sessions were removed',

@@ -162,15 +162,30 @@ export async function rotateRefreshToken(
   throw await reuse();
 }
 
+type RevocationScope = { userId: string; sessionIds?: string[]; exceptSessionId?: string };
+
 /**
  * Ends the user's sessions (all, the listed ones, or all but one) and records them in the
  * revocation list in the same statement. Returns the ended ids. Answers only once the
  * revocation is effective everywhere (see the header); otherwise throws (a 503), and a
- * retry finishes the job.
+ * retry finishes the job. A change that cannot be retried once it is committed (a spent
+ * reset link, a replaced password) ends the sessions in its own transaction instead:
+ * `endSessions`, then `publishRevocations` once it commits.
  */
-export async function revokeSessions(
-  deps: RevocationDeps,
-  scope: { userId: string; sessionIds?: string[]; exceptSessionId?: string },
+export async function revokeSessions(deps: RevocationDeps, scope: RevocationScope): Promise<string[]> {
+  const ended = await endSessions(deps, scope);
+  await publishRevocations(deps, scope.userId);
+  return ended;
+}
+
+/**
+ * The durable half of `revokeSessions`, which may run in the caller's transaction (`deps.db`):
+ * the sessions end with the change that ends them, or neither happens. Once that commits, the
+ * revocation holds in Postgres; `publishRevocations` makes it effective without waiting for it.
+ */
+export async function endSessions(
+  deps: Pick<RevocationDeps, 'db' | 'config' | 'clock'>,
+  scope: RevocationScope,
 ): Promise<string[]> {
   if (scope.sessionIds?.length === 0) return [];
   const now = new Date(deps.clock.now());
@@ -203,9 +218,13 @@ export async function revokeSessions(
     .onConflict((oc) => oc.column('session_id').doNothing())
     .returning('session_id')
     .execute();
-  await cacheRevocationsOf(deps, scope.userId);
-  await deps.db.deleteFrom('session_revocations').where('expires_at', '<', now).execute();
   return ended.map((row) => row.session_id);
+}
+
+/** After `endSessions` committed: the user's revocations reach the cache (or the cache is dropped), spent ones go. */
+export async function publishRevocations(deps: RevocationDeps, userId: string): Promise<void> {
+  await cacheRevocationsOf(deps, userId);
+  await deps.db.deleteFrom('session_revocations').where('expires_at', '<', new Date(deps.clock.now())).execute();
 }
 
 /** Markers for the user's revocations still in force (so a retry after a failed write completes it). */
