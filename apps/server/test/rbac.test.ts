@@ -94,6 +94,15 @@ describe('RBAC', () => {
     expect((await as(user, 'GET', '/api/users')).statusCode).toBe(403);
   });
 
+  it('takes a role id in capitals as the same role', async () => {
+    const role = await createRole(`capitals-${Date.now()}`, []);
+    const updated = await as(admin, 'PATCH', `/api/roles/${role.id.toUpperCase()}`, { permissions: ['users:read'] });
+    expect(updated.statusCode).toBe(200);
+    expect(updated.json()).toMatchObject({ id: role.id, permissions: ['users:read'] });
+    expect((await as(admin, 'DELETE', `/api/roles/${role.id.toUpperCase()}`)).statusCode).toBe(200);
+    expect((await as(admin, 'GET', '/api/roles')).json().map((r: { id: string }) => r.id)).not.toContain(role.id);
+  });
+
   describe('relation listings', () => {
     it('lists the roles that grant each permission, on request', async () => {
       const role = await createRole(`grants-${Date.now()}`, ['notes:read-any']);

@@ -670,6 +670,22 @@ describe('batches of users', () => {
       expect((await userById(b.id))?.name).toBeNull();
     });
 
+    it('takes an id in capitals as the same user (found, and a repeat of it refused)', async () => {
+      const [a] = await quickUsers(1, 'u-caps');
+      const response = await updateMany(admin, [
+        { id: a.id.toUpperCase(), name: 'Capitals' },
+        { id: a.id, name: 'Again' },
+      ]);
+      expect((response.json().results as BatchResult[]).map((r) => (r.ok ? 'ok' : r.error?.appCode))).toEqual([
+        'ok',
+        'VALIDATION_FAILED',
+      ]);
+      expect((await userById(a.id))?.name).toBe('Capitals');
+      const deleted = await deleteMany(admin, [a.id.toUpperCase()]);
+      expect(deleted.json()).toMatchObject({ succeeded: 1, results: [{ id: a.id.toUpperCase(), ok: true }] });
+      expect(await userById(a.id)).toBeUndefined();
+    });
+
     it('atomic: one bad item writes nothing and disables no one; all good writes all', async () => {
       const target = await registerAccount(t.app);
       const [other] = await quickUsers(1, 'u-atomic');

@@ -9,8 +9,11 @@ export const text = z.string().refine((value) => !value.includes('\u0000'), {
   error: 'must not contain NUL (\\u0000) characters',
 });
 
-/** Ids are UUIDv7 strings. */
-export const id = z.uuid({ error: 'must be a UUID' });
+/**
+ * Ids are UUIDv7 strings, lower-cased as Postgres writes them: an id given in capitals is the
+ * same id wherever it is compared, in SQL or in code.
+ */
+export const id = z.uuid({ error: 'must be a UUID' }).toLowerCase();
 
 /** Trimmed and lower-cased before it is checked, as every stored email is. */
 export const email = text
