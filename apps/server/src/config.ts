@@ -658,7 +658,7 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         embeddedWorker: e.JOBS_WORKER === 'embedded',
         /** pg-boss's own connections, beside the app's pool. */
         poolMax: e.JOBS_POOL_MAX,
-        /** Email jobs this process runs at once. */
+        /** Jobs of each queue (email, storage-delete) this process runs at once. */
         concurrency: e.JOBS_CONCURRENCY,
         pollIntervalSeconds: e.JOBS_POLL_INTERVAL,
         /** How often tries of dead workers are looked for (missed heartbeats, expiry). */

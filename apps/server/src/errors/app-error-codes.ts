@@ -77,7 +77,8 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   TIMEOUT: 'the request took too long to arrive',
   CLIENT_CLOSED_REQUEST: 'the client went away before the answer',
   SERVICE_UNAVAILABLE: 'not available right now: try again later',
-  DEPENDENCY_DOWN: 'the database or Redis is unreachable (`details.dependency`): retry after `Retry-After` seconds',
+  DEPENDENCY_DOWN:
+    'the database, Redis or the file storage is unreachable (`details.dependency`): retry after `Retry-After` seconds',
   INTERNAL_ERROR: 'a bug on the server',
   EMAIL_TAKEN: 'an account already uses this email',
   INVALID_CREDENTIALS: 'wrong email or password',

@@ -8,7 +8,7 @@
  *
  * A cookie binds the sign-in to the browser that started it, so a sign-in started by
  * someone else cannot be finished in a victim's browser (login CSRF). Both routes count
- * against the credential rate limit per IP.
+ * against the default rate limit per address (RATE_LIMIT_DEFAULT_PER_MINUTE).
  */
 
 import { randomBytes } from 'node:crypto';
@@ -97,7 +97,7 @@ export const OAUTH_REDIRECT_ROUTES = [
       },
     ],
     success: { status: 302, description: 'To `redirectTo`, with `code` or `error`', redirect: true },
-    errors: ['OAUTH_STATE_INVALID', 'RATE_LIMITED', 'DEPENDENCY_DOWN'],
+    errors: ['OAUTH_STATE_INVALID', 'NOT_FOUND', 'RATE_LIMITED', 'DEPENDENCY_DOWN'],
   },
   {
     method: 'POST',
@@ -118,6 +118,7 @@ export const OAUTH_REDIRECT_ROUTES = [
     success: { status: 303, description: 'To `redirectTo`, with `code` or `error`', redirect: true },
     errors: [
       'OAUTH_STATE_INVALID',
+      'NOT_FOUND',
       'BAD_REQUEST',
       'PAYLOAD_TOO_LARGE',
       'UNSUPPORTED_MEDIA_TYPE',
