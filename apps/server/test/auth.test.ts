@@ -301,6 +301,13 @@ describe('auth: password and sessions', () => {
       });
       expect(revoked.statusCode).toBe(200);
       expect((await me(second.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+      // Again (a client retrying after an answer it lost): done, not "no such session".
+      const again = await t.app.inject({
+        method: 'DELETE',
+        url: `/api/auth/sessions/${phone?.id}`,
+        headers: bearer(account),
+      });
+      expect(again.statusCode).toBe(200);
       expect(
         (await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer(account) })).json(),
       ).toHaveLength(1);

@@ -4,6 +4,7 @@ import {
   buildTestApp,
   type FakeClock,
   failRevocationsOf,
+  failWritesOf,
   fakeClock,
   login,
   registerAccount,
@@ -56,6 +57,20 @@ describe('email verification and password reset', () => {
       const again = await verify(token);
       expect(again.statusCode).toBe(400);
       expect(again.json().appCode).toBe('INVALID_TOKEN');
+    });
+
+    it('keeps the link usable when the address cannot be marked verified', async () => {
+      const account = await registerAccount(t.app);
+      await t.settle();
+      const token = tokenIn(t.mail.last(account.email, 'verify-email')?.text, 'https://app.example.test/verify-email');
+      const restore = await failWritesOf(t.services.db, account.id, { table: 'users', column: 'id' });
+      try {
+        expect((await verify(token)).json().appCode).toBe('DEPENDENCY_DOWN');
+      } finally {
+        await restore();
+      }
+      expect((await verify(token)).json()).toEqual({ ok: true });
+      expect((await me(account.accessToken)).json().emailVerified).toBe(true);
     });
 
     it('refuses an expired link (after 24 h) and an unknown one', async () => {

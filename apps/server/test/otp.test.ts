@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryTransport } from '../src/infra/mail/index.ts';
 import {
@@ -77,6 +78,33 @@ describe('email one-time codes', () => {
     expect(response.json()).toMatchObject({ created: false, user: { id: account.id, emailVerified: true } });
   });
 
+  it('takes an unverified account back from whoever registered the address: its password and sessions end', async () => {
+    // A stranger registered the address first (pre-account-takeover); its owner then signs in with a code.
+    const squatter = await registerAccount(t.app);
+    const owner = await verify(squatter.email, await codeFor(squatter.email));
+    expect(owner.json()).toMatchObject({ created: false, user: { id: squatter.id, emailVerified: true } });
+    const me = (account: { accessToken: string }) =>
+      t.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(account) });
+    expect((await me(squatter)).json().appCode).toBe('SESSION_REVOKED');
+    const refreshed = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      payload: { refreshToken: squatter.refreshToken },
+    });
+    expect(refreshed.statusCode).toBe(401);
+    const login = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { email: squatter.email, password: squatter.password },
+    });
+    expect(login.json().appCode).toBe('INVALID_CREDENTIALS');
+    expect((await me(owner.json())).statusCode).toBe(200);
+    // A verified account is not taken back again: the owner's next code keeps their other sessions.
+    const again = await verify(squatter.email, (nextWindow(), await codeFor(squatter.email)));
+    expect(again.statusCode).toBe(200);
+    expect((await me(owner.json())).statusCode).toBe(200);
+  });
+
   it('works once', async () => {
     const email = uniqueEmail();
     const code = await codeFor(email);
@@ -131,6 +159,27 @@ describe('email one-time codes', () => {
     const second = await codeFor(email);
     if (second !== first) expect((await verify(email, first)).json().appCode).toBe('INVALID_CODE');
     expect((await verify(email, second)).statusCode).toBe(200);
+  });
+
+  it('lets a code be asked for again at once when the last one could not be queued', async () => {
+    const email = uniqueEmail('unqueued');
+    // Queuing its email fails, as with the database away at that moment (a 503).
+    await sql
+      .raw(`
+        create function fail_unqueued() returns trigger language plpgsql as $$
+        begin
+          if new.data->>'email' = '${email}' then raise exception 'connection lost' using errcode = '08006'; end if;
+          return new;
+        end $$;
+        create trigger fail_unqueued before insert on pgboss.job for each row execute function fail_unqueued();`)
+      .execute(t.services.db);
+    try {
+      expect((await request(email)).json().appCode).toBe('DEPENDENCY_DOWN');
+    } finally {
+      await sql.raw('drop trigger fail_unqueued on pgboss.job; drop function fail_unqueued();').execute(t.services.db);
+    }
+    // Not RATE_LIMITED for 30 s over a code no email carried.
+    expect((await verify(email, await codeFor(email))).json()).toMatchObject({ created: true });
   });
 
   it('refuses malformed input with 400', async () => {

@@ -1,9 +1,8 @@
 /**
  * Any S3-compatible store (AWS S3, Cloudflare R2, MinIO…) through the official AWS SDK v3.
  * Uploads stream in parts (never the whole file in memory); a body that fails midway aborts
- * the multipart upload, so no object appears. Every request is bounded in time (connecting,
- * and the whole request; presigning, which may first fetch credentials), and a store that fails is a
- * DependencyUnavailableError.
+ * the multipart upload, so no object appears. Every call is bounded in time (resolving the
+ * credentials, connecting, the whole request), and a store that fails is a DependencyUnavailableError.
  */
 import type { Readable } from 'node:stream';
 import {
@@ -30,8 +29,8 @@ export interface S3Options {
   secretAccessKey: string | undefined;
   forcePathStyle: boolean;
   /**
-   * Connecting, a silent socket, each request (each part of an upload) and each presigning (which
-   * resolves credentials first: a credential_process or a metadata endpoint) give up after this long.
+   * Connecting, a silent socket, each request (each part of an upload), and resolving the
+   * credentials (a credential_process, a metadata endpoint) give up after this long.
    */
   timeoutMs: number;
 }
@@ -68,22 +67,22 @@ export function s3Storage(options: S3Options): ObjectStorage {
     maxAttempts: 2,
   });
   const Bucket = options.bucket;
+  /**
+   * The credentials, bounded in time: without keys in the config the SDK's default chain
+   * resolves them first (remembered until they expire), and may run a credential_process
+   * (no time limit of its own) or ask a metadata endpoint; its own timeouts start with the request.
+   */
+  const credentialsReady = () => withTimeout(() => client.config.credentials(), options.timeoutMs);
   /** Runs one request; any failure but "no such object" means the store is unavailable. */
   const request = async <T>(what: string, run: () => Promise<T>, ifMissing?: () => T): Promise<T> => {
     try {
+      await credentialsReady();
       return await run();
     } catch (error) {
       if (ifMissing && isMissing(error)) return ifMissing();
       throw unavailable(what, error);
     }
   };
-
-  /**
-   * Signing sends nothing, but resolves the credentials first, and the default chain may run a
-   * credential_process (no time limit of its own) or ask a metadata endpoint.
-   */
-  const presign = (what: string, sign: () => Promise<string>) =>
-    request(what, () => withTimeout(sign, options.timeoutMs));
 
   return {
     driver: 's3',
@@ -101,6 +100,7 @@ export function s3Storage(options: S3Options): ObjectStorage {
         leavePartsOnError: false,
       });
       try {
+        await credentialsReady();
         await upload.done();
       } catch (error) {
         // The body's own failure (too large, the client gone) is the reason, not the store.
@@ -172,7 +172,7 @@ export function s3Storage(options: S3Options): ObjectStorage {
 
     async presignPut(key, { contentType, size, expiresInSeconds }) {
       // Content-Type and Content-Length are signed: the store refuses a PUT of another type or size.
-      const url = await presign('presign upload', () =>
+      const url = await request('presign upload', () =>
         getSignedUrl(
           client,
           new PutObjectCommand({ Bucket, Key: key, ContentType: contentType, ContentLength: size }),
@@ -183,7 +183,7 @@ export function s3Storage(options: S3Options): ObjectStorage {
     },
 
     presignGet(key, { expiresInSeconds, contentType, contentDisposition }) {
-      return presign('presign download', () =>
+      return request('presign download', () =>
         getSignedUrl(
           client,
           new GetObjectCommand({

@@ -112,10 +112,20 @@ export async function listSessions(deps: Deps, caller: Caller) {
   }));
 }
 
-/** Ends one of the caller's own active sessions; any other id is "not found". */
+/**
+ * Ends one of the caller's own sessions; any other id is "not found". One already ended is
+ * done (a retry after a 503 that came once the session had ended).
+ */
 export async function revokeSession(deps: Deps, input: { caller: Caller; sessionId: string }): Promise<void> {
   const ended = await revokeSessions(deps, { userId: input.caller.userId, sessionIds: [input.sessionId] });
-  if (ended.length === 0) throw new AppError('NOT_FOUND', 'No such session');
+  if (ended.length > 0) return;
+  const own = await deps.db
+    .selectFrom('sessions')
+    .select('id')
+    .where('id', '=', input.sessionId)
+    .where('user_id', '=', input.caller.userId)
+    .executeTakeFirst();
+  if (!own) throw new AppError('NOT_FOUND', 'No such session');
 }
 
 /** Changes the password and ends every other session of the user. */

@@ -24,9 +24,12 @@ export async function sendVerificationEmail(
   );
 }
 
+/** Spends the link and confirms the address together: a failure between them leaves the link usable. */
 export async function verifyEmail(deps: Deps, token: string): Promise<void> {
-  const userId = await consumeUserToken(deps, { token, purpose: 'verify-email' });
-  await confirmEmailOwner(deps, userId);
+  await deps.db.transaction().execute(async (trx) => {
+    const inTransaction = { ...deps, db: trx };
+    await confirmEmailOwner(inTransaction, await consumeUserToken(inTransaction, { token, purpose: 'verify-email' }));
+  });
 }
 
 /**

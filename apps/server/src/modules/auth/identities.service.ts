@@ -6,7 +6,8 @@
  * An account whose email is unverified holds only identities that did not prove the address
  * (a vouching provider verifies it). So whenever the address is proven another way (a
  * vouching provider, the emailed link, a one-time code, a password reset), those identities
- * are dropped: whoever linked them may not own the address.
+ * are dropped: whoever linked them may not own the address. Proven by someone signing in (a
+ * vouching provider, a one-time code), the account is taken back whole (`reclaim`).
  */
 import { AppError } from '../../errors/index.ts';
 import { isoTime } from '../../infra/iso-time.ts';
@@ -39,11 +40,12 @@ export async function confirmEmailOwner(deps: Pick<Services, 'db' | 'clock'>, us
 }
 
 /**
- * A vouching provider proved the address of an account nobody had verified: whoever
- * registered it may be a stranger (a pre-hijacked account). Its password, its unproven
- * identities, its pending links and sign-in codes go, and every session ends.
+ * Someone signing in proved the address of an account nobody had verified (a vouching
+ * provider, an emailed one-time code): whoever registered it may be a stranger (a
+ * pre-hijacked account). Its password, its unproven identities, its pending links and
+ * sign-in codes go, and every session ends, before the prover's own session starts.
  */
-async function reclaim(deps: Deps, userId: string): Promise<void> {
+export async function reclaim(deps: Deps, userId: string): Promise<void> {
   await deps.db.transaction().execute(async (trx) => {
     const inTransaction = { ...deps, db: trx };
     await removePassword(inTransaction, userId);
@@ -55,7 +57,7 @@ async function reclaim(deps: Deps, userId: string): Promise<void> {
   await publishRevocations(deps, userId);
   deps.log.warn(
     { userId },
-    'an unverified account was claimed through a provider: its password, links and sessions were removed',
+    'an unverified account was claimed by proving its address at sign-in: its password, links and sessions were removed',
   );
 }
 

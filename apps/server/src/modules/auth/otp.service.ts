@@ -15,7 +15,7 @@ import { assertMaySignIn, findUserRowByEmail, insertUser } from '../users/users.
 import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
 import { codeOf, enqueueEmail, OTP_TTL_MS } from './email-jobs.ts';
-import { confirmEmailOwner } from './identities.service.ts';
+import { reclaim } from './identities.service.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens' | 'log' | 'jobs'>;
 
@@ -79,7 +79,13 @@ export async function requestCode(
     issuedAt: now,
     expiresAt: now + OTP_TTL_MS,
   });
-  await enqueueEmail(deps, { kind: 'one-time-code', email, locale, requestId }, { id: jobId });
+  try {
+    await enqueueEmail(deps, { kind: 'one-time-code', email, locale, requestId }, { id: jobId });
+  } catch (error) {
+    // No email will carry this code: a retry must not wait out the cooldown of a code never sent.
+    await deps.kv.delete(codeKey(email)).catch(() => undefined);
+    throw error;
+  }
   const exposeCode = !deps.config.isProduction && !deps.mailer.transport.delivers;
   return exposeCode ? { ok: true, devCode: code } : { ok: true };
 }
@@ -131,7 +137,8 @@ export async function verifyCode(
 
   if (existing) {
     assertMaySignIn(existing);
-    if (!existing.email_verified_at) await confirmEmailOwner(deps, existing.id);
+    // The code proved the address: whoever registered the account may not own it.
+    if (!existing.email_verified_at) await reclaim(deps, existing.id);
     return { ...(await startSession(deps, { userId: existing.id, client })), created: false };
   }
   const userId = await createVerifiedUser(deps, email, {
