@@ -11,12 +11,13 @@ import { createHash, randomBytes, randomFillSync, randomUUID } from 'node:crypto
 import { once } from 'node:events';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import http from 'node:http';
-import { createServer as createNetServer } from 'node:net';
+import { createConnection, createServer as createNetServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32, deflateSync } from 'node:zlib';
+import { createTestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STORAGE_DELETE_QUEUE } from '../src/modules/files/file-jobs.ts';
 import { sweepFiles } from '../src/modules/files/files.service.ts';
@@ -26,9 +27,11 @@ import {
   bearer,
   type FakeClock,
   fakeClock,
+  listeningUrl,
   registerAccount,
   registerAdmin,
   type S3Server,
+  spawnServer,
   startS3Server,
   startTestServer,
   type TestApp,
@@ -1225,6 +1228,48 @@ describe('an S3 store that does not answer', () => {
       server.app.server.closeAllConnections();
       await server.close();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 30_000);
+});
+
+describe('an upload its client gives up on', () => {
+  it("is logged as its client's doing, not as a dependency outage (503), and nothing is kept", async () => {
+    const database = await createTestDatabase();
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'files-abort-'));
+    const server = spawnServer({
+      DATABASE_URL: database.url,
+      FILES_DIR: dir,
+      LOG_LEVEL: 'info',
+      ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+    });
+    try {
+      const url = await listeningUrl(server);
+      const registered = await fetch(`${url}/api/auth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: `abort-${randomUUID()}@example.com`, password: 'Sunny-day-42' }),
+      });
+      const { accessToken } = (await registered.json()) as { accessToken: string };
+      const { hostname, port } = new URL(url);
+      const socket = createConnection({ host: hostname, port: Number(port) });
+      await once(socket, 'connect');
+      const part = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\nContent-Type: text/plain\r\n\r\n`;
+      socket.write(
+        `POST /api/files HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${accessToken}\r\n` +
+          `Content-Type: ${MULTIPART}\r\nContent-Length: 1000000\r\nX-Request-Id: cut-off-upload\r\n\r\n${part}${'x'.repeat(64 * 1024)}`,
+      );
+      await sleep(200); // the handler is streaming the body to storage
+      socket.destroy();
+      // Before: "database unavailable: answering 503 (aborted)", an outage that was not one.
+      await server.waitFor(/"requestId":"cut-off-upload".*upload cut off by its client/, 10_000);
+      expect(server.output()).not.toMatch(/unavailable/);
+      const kept = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
+      expect(kept).toEqual([]); // not the bytes, not a temporary file
+    } finally {
+      server.process.kill('SIGKILL');
+      await server.exited;
+      await database.drop();
+      await rm(dir, { recursive: true, force: true });
     }
   }, 30_000);
 });

@@ -121,6 +121,13 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
       const stored = await storeUpload(services, { ownerId: caller.userId, name: part.filename, body: part.file });
       return reply.code(201).send(stored);
     } catch (error) {
+      // The client went away mid-body: Node fails the body with ECONNRESET ("aborted"), which
+      // read as a dependency's socket would be a 503 and an outage in the log. Its doing; no
+      // answer reaches it, so no access line is written either: this line says what happened.
+      if (request.raw.readableAborted && !(error instanceof AppError)) {
+        request.log.info({ path: '/api/files' }, 'upload cut off by its client: nothing kept');
+        throw new AppError('BAD_REQUEST', 'The upload was cut off before its end', { cause: error });
+      }
       // The multipart parser's own refusals (no boundary, a body cut off) are plain Errors.
       if (error instanceof Error && !(error instanceof AppError) && BROKEN_MULTIPART.test(error.message)) {
         throw new AppError('BAD_REQUEST', 'The multipart body cannot be read: {reason}', {
