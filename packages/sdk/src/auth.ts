@@ -4,7 +4,7 @@
  * refresh), retries the call once, and reports a session that cannot be refreshed.
  */
 
-import { createTRPCClient, httpLink, type TRPCClientError, type TRPCLink } from '@trpc/client';
+import { createTRPCClient, httpLink, TRPCClientError, type TRPCLink } from '@trpc/client';
 import type { AnyTRPCRouter } from '@trpc/server';
 import { observable } from '@trpc/server/observable';
 import type { AppRouter } from './router.gen.ts';
@@ -48,7 +48,13 @@ const SIGN_IN_PATHS = new Set([
   'auth.oauth.signInWithIdToken',
 ]);
 /** Procedures that end the session on success: the store is cleared. */
-const SIGN_OUT_PATHS = new Set(['auth.logout', 'auth.logoutAll', 'users.deleteMe']);
+const SIGN_OUT_PATHS = new Set(['auth.logout', 'auth.logoutAll', 'users.deleteMe', 'users.archiveMe']);
+/**
+ * The 401s a refresh can cure: an access token expired, missing or unreadable. Others (a
+ * wrong current password, say) are the answer: refreshing and sending the call again would
+ * only count a second failure.
+ */
+const REFRESHABLE = new Set(['TOKEN_EXPIRED', 'UNAUTHORIZED', undefined]);
 
 function tokensOf(data: unknown): Tokens | undefined {
   const value = data as Partial<Tokens> | undefined;
@@ -64,6 +70,9 @@ function errorCode(error: unknown): { status?: number; appCode?: string } {
 
 type SessionOptions = AuthOptions & { trpcUrl: string; fetch?: typeof globalThis.fetch };
 
+/** The refresh in flight for each token store. */
+const refreshes = new WeakMap<TokenStore, Promise<boolean>>();
+
 /**
  * Refreshes the stored tokens, one refresh at a time (every caller that hits a 401
  * meanwhile waits for the same one); a refused refresh ends the session. The refresh call
@@ -73,31 +82,40 @@ export function sessionKeeper(options: SessionOptions) {
   const refresher = createTRPCClient<AppRouter>({
     links: [httpLink({ url: options.trpcUrl, ...(options.fetch && { fetch: options.fetch }) })],
   });
-  let refreshing: Promise<boolean> | null = null;
+  const store = options.tokenStore;
 
   const endSession = async (reason: SessionEndReason) => {
-    await options.tokenStore.set(null);
+    await store.set(null);
     options.onSessionEnded?.(reason);
   };
+  /** Whether the store still holds the session `tokens` came from (no sign-in or sign-out since). */
+  const stillHolds = async (tokens: Tokens) => (await store.get())?.refreshToken === tokens.refreshToken;
 
-  /** One refresh at a time: every caller that hits a 401 meanwhile waits for the same one. */
+  /**
+   * One refresh at a time per token store (the client's calls and its uploads alike): every
+   * caller that hits a 401 meanwhile waits for the same one. A sign-in or a sign-out while it
+   * runs wins: its answer then neither overwrites nor clears the store.
+   */
   const refreshOnce = (): Promise<boolean> => {
-    refreshing ??= (async () => {
-      const tokens = await options.tokenStore.get();
+    const running = refreshes.get(store);
+    if (running) return running;
+    const refreshing = (async () => {
+      const tokens = await store.get();
       if (!tokens) return false;
       try {
         const result = await refresher.auth.refresh.mutate({ refreshToken: tokens.refreshToken });
-        await options.tokenStore.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
+        if (await stillHolds(tokens)) {
+          await store.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
+        }
         return true;
       } catch (error) {
         const { status } = errorCode(error);
         // Only a definite "no" from the server ends the session; a network error does not.
-        if (status === 401 || status === 403) await endSession('refresh-failed');
+        if ((status === 401 || status === 403) && (await stillHolds(tokens))) await endSession('refresh-failed');
         return false;
       }
-    })().finally(() => {
-      refreshing = null;
-    });
+    })().finally(() => refreshes.delete(store));
+    refreshes.set(store, refreshing);
     return refreshing;
   };
   return { refreshOnce, endSession };
@@ -127,18 +145,33 @@ export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
               })();
             },
             error: async (error) => {
-              const { status, appCode } = errorCode(error);
-              if (status === 401 && appCode === 'SESSION_REVOKED') {
-                await endSession('session-revoked');
-              } else if (status === 401 && !retried && !SIGN_IN_PATHS.has(op.path) && (await refreshOnce())) {
-                retried = true;
-                attempt();
-                return;
+              try {
+                const { status, appCode } = errorCode(error);
+                if (status === 401 && appCode === 'SESSION_REVOKED') {
+                  await endSession('session-revoked');
+                } else if (
+                  status === 401 &&
+                  REFRESHABLE.has(appCode) &&
+                  !retried &&
+                  !SIGN_IN_PATHS.has(op.path) &&
+                  (await refreshOnce())
+                ) {
+                  retried = true;
+                  attempt();
+                  return;
+                }
+                observer.error(error);
+              } catch (storeError) {
+                // The token store failed (storage full, the keychain locked): the call fails with it.
+                observer.error(TRPCClientError.from(storeError as Error));
               }
-              observer.error(error);
             },
             complete: () => {
-              void stored.then(() => observer.complete());
+              // A store that failed to save the result fails the call, instead of leaving it unsettled.
+              stored.then(
+                () => observer.complete(),
+                (storeError: unknown) => observer.error(TRPCClientError.from(storeError as Error)),
+              );
             },
           });
         };

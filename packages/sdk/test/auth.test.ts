@@ -109,4 +109,76 @@ describe('auth-aware client', () => {
     expect(calls).toHaveLength(1);
     expect(ended).toEqual([]);
   });
+
+  it('does not refresh and resend a signed-in call refused for a wrong password', async () => {
+    const { api, calls } = setup(steady);
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    calls.length = 0;
+    const error = await api.auth.changePassword
+      .mutate({ currentPassword: 'Wrong-pass-1', newPassword: 'Other-pass-456' })
+      .catch((e: unknown) => e);
+    expect(getAppErrorCode(error)).toBe('INVALID_CREDENTIALS');
+    // Refreshing and sending it again counted a second failure against the account's limit.
+    expect(calls).toEqual(['/trpc/auth.changePassword']);
+  });
+
+  it('clears the store when the account archives itself (every session ends)', async () => {
+    const { api, store } = setup(steady);
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    await api.users.archiveMe.mutate();
+    expect(await store.get()).toBeNull();
+  });
+
+  it('fails the call, instead of leaving it unsettled, when the token store fails', async () => {
+    const api = createClient({
+      url: steady.url,
+      auth: {
+        tokenStore: {
+          get: () => null,
+          set: () => {
+            throw new Error('QuotaExceededError: the storage is full');
+          },
+        },
+      },
+    });
+    const error = await api.auth.register
+      .mutate({ email: newEmail(), password: 'Sdk-pass-123' })
+      .catch((e: unknown) => e);
+    expect(String(error)).toMatch(/the storage is full/);
+  });
+
+  it('lets a sign-in made while a refresh runs win: the refresh does not overwrite it', async () => {
+    const store = memoryTokenStore();
+    let releaseRefresh: () => void = () => {};
+    const refreshHeld = new Promise<void>((resolve) => {
+      releaseRefresh = resolve;
+    });
+    let refreshStarted: () => void = () => {};
+    const refreshing = new Promise<void>((resolve) => {
+      refreshStarted = resolve;
+    });
+    const api = createClient({
+      url: server.url,
+      auth: { tokenStore: store },
+      fetch: async (input, init) => {
+        const answer = await fetch(input, init);
+        if (String(input).includes('/auth.refresh')) {
+          refreshStarted();
+          await refreshHeld;
+        }
+        return answer;
+      },
+    });
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    await sleep(2_100); // the access token expires: the next call refreshes
+    const call = api.users.me.query();
+    await refreshing;
+    // Meanwhile another account signs in on this client.
+    const other = newEmail();
+    const signedIn = await api.auth.register.mutate({ email: other, password: 'Sdk-pass-123' });
+    releaseRefresh();
+    await call;
+    expect((await store.get())?.refreshToken).toBe(signedIn.refreshToken);
+    expect((await api.users.me.query()).email).toBe(other);
+  });
 });
