@@ -103,6 +103,20 @@ describe('rate limits', () => {
     expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
   });
 
+  it('holds the per-email limit for wrong passwords sent all at once, from many addresses', async () => {
+    const account = await registerAccount(t.app);
+    // 40 guesses at the same moment: each would pass a count that only finished failures raise.
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 40 },
+        async (_, i) =>
+          (await login(t.app, account.email, 'Wrong-pass-1', { 'x-forwarded-for': `203.0.113.${i + 1}` })).statusCode,
+      ),
+    );
+    expect(statuses.filter((status) => status === 401)).toHaveLength(15);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(25);
+  });
+
   it('does not let a stranger lock the owner out: the stranger’s address is throttled first', async () => {
     const account = await registerAccount(t.app);
     const stranger = { 'x-forwarded-for': '198.51.100.201' };

@@ -13,8 +13,8 @@ export interface RateLimiter {
   readonly limit: number;
   /** Counts `calls` (default one) against `key`: allowed while the window holds at most `limit` calls. */
   consume(key: string, calls?: number): Promise<RateLimitState>;
-  /** Whether another call would be allowed, without counting one (for limits that count failures only). */
-  peek(key: string): Promise<RateLimitState>;
+  /** Takes back one call counted against `key` (a check counted before its outcome was known). */
+  giveBack(key: string): Promise<void>;
   /**
    * One call against `key`, and the store's values of `keys`, in one round trip. While the
    * store cannot count, the stand-in does; while it cannot read, `values` is its error (what
@@ -50,7 +50,7 @@ export function createRateLimiter(
     } catch (error) {
       counter = await standInFor(error, key, by);
     }
-    return stateOf(counter, by);
+    return stateOf(counter);
   }
 
   /** The stand-in's count while the shared store is unavailable (any other error is rethrown). */
@@ -60,10 +60,10 @@ export function createRateLimiter(
     return standIn.increment(counterKey(key), { ttlMs: WINDOW_MS, by });
   }
 
-  function stateOf(counter: Counter, by: number): RateLimitState {
+  function stateOf(counter: Counter): RateLimitState {
     const used = counter.value;
     return {
-      allowed: by === 0 ? used < limit : used <= limit,
+      allowed: used <= limit,
       limit,
       remaining: Math.max(0, limit - used),
       resetMs: counter.expiresInMs ?? WINDOW_MS,
@@ -73,11 +73,13 @@ export function createRateLimiter(
   return {
     limit,
     consume: (key, calls = 1) => count(key, calls),
-    peek: (key) => count(key, 0),
+    giveBack: async (key) => {
+      await count(key, -1);
+    },
     async consumeAndGet(key, keys) {
       const { counter, values } = await kv.incrementAndGet(counterKey(key), { ttlMs: WINDOW_MS, by: 1 }, keys);
       const counted = counter instanceof DependencyUnavailableError ? await standInFor(counter, key, 1) : counter;
-      return { state: stateOf(counted, 1), values };
+      return { state: stateOf(counted), values };
     },
   };
 }

@@ -69,8 +69,10 @@ const CREDENTIAL_FAILURES = new Set<AppErrorCode>(['INVALID_CREDENTIALS', 'INVAL
 
 /**
  * Limits guessing at one account from every address together, counting failures only:
- * the owner with the right secret is never locked out by a stranger's wrong guesses
- * (the stranger's own address is throttled by the per-IP credential limit first).
+ * the owner's successes never count (a stranger's own address is throttled by the per-IP
+ * credential limit first). Each check is counted atomically before the secret is checked,
+ * and given back unless the secret was wrong: guesses sent together cannot all pass a
+ * count that only their failures, arriving later, would raise.
  */
 async function limitFailures<Result extends { ok: boolean; error?: unknown }>(
   ctx: Context,
@@ -79,16 +81,20 @@ async function limitFailures<Result extends { ok: boolean; error?: unknown }>(
 ): Promise<Result> {
   if (!account) return next();
   const limiter = ctx.services.rateLimits.failures;
-  const state = await limiter.peek(account);
-  if (!state.allowed) {
-    setRateLimitHeaders(ctx, state);
-    throw rateLimited(state.resetMs);
+  const state = await limiter.consume(account);
+  let wrongSecret = false;
+  try {
+    if (!state.allowed) {
+      setRateLimitHeaders(ctx, state);
+      throw rateLimited(state.resetMs);
+    }
+    const result = await next();
+    wrongSecret = !result.ok && result.error instanceof AppError && CREDENTIAL_FAILURES.has(result.error.appCode);
+    return result;
+  } finally {
+    // Not given back when the store fails: the count stays higher, on the safe side.
+    if (!wrongSecret) await limiter.giveBack(account).catch(() => undefined);
   }
-  const result = await next();
-  if (!result.ok && result.error instanceof AppError && CREDENTIAL_FAILURES.has(result.error.appCode)) {
-    await limiter.consume(account);
-  }
-  return result;
 }
 
 /** One call against the credential limit (RATE_LIMIT_AUTH_PER_MINUTE), for the client IP and the given extra keys. */
