@@ -94,6 +94,67 @@ describe('RBAC', () => {
     expect((await as(user, 'GET', '/api/users')).statusCode).toBe(403);
   });
 
+  describe('no one gives what they do not hold', () => {
+    const roleIdOf = async (name: string) =>
+      ((await as(admin, 'GET', '/api/roles')).json() as { id: string; name: string }[]).find((r) => r.name === name)
+        ?.id as string;
+    const holding = async (permissions: Permission[]) => {
+      const holder = await registerAccount(t.app);
+      await assign(holder.id, (await createRole(`grantor-${Math.random().toString(36).slice(2, 10)}`, permissions)).id);
+      return holder;
+    };
+    /** Refused, naming a permission the caller lacks (`permission` when only one is missing). */
+    const deniedFor = (response: { statusCode: number; json(): unknown }, permission?: string) => {
+      expect(response.statusCode).toBe(403);
+      const body = response.json() as { appCode: string; details: { permission: string } };
+      expect(body.appCode).toBe('PERMISSION_DENIED');
+      if (permission) expect(body.details.permission).toBe(permission);
+      else expect(['users:read', 'users:delete', 'auth:manage', 'jobs:manage']).toContain(body.details.permission);
+    };
+
+    it('roles:assign cannot make its holder (or anyone) an administrator, nor take the role from one', async () => {
+      const assigner = await holding(['roles:assign', 'roles:read']);
+      const adminRole = await roleIdOf('admin');
+      deniedFor(await as(assigner, 'POST', `/api/users/${assigner.id}/roles/${adminRole}`));
+      expect((await as(assigner, 'GET', '/api/users/me')).json().roles).not.toContain('admin');
+      deniedFor(await as(assigner, 'DELETE', `/api/users/${admin.id}/roles/${adminRole}`));
+      // A role within its own permissions it may give and take.
+      const readers = await createRole(`readers-${Date.now()}`, ['roles:read']);
+      const target = await registerAccount(t.app);
+      expect((await as(assigner, 'POST', `/api/users/${target.id}/roles/${readers.id}`)).statusCode).toBe(200);
+      expect((await as(assigner, 'DELETE', `/api/users/${target.id}/roles/${readers.id}`)).statusCode).toBe(200);
+    });
+
+    it('roles:write cannot put permissions it lacks into a role (the built-in user role included)', async () => {
+      const writer = await holding(['roles:write', 'roles:read']);
+      const userRole = await roleIdOf('user');
+      deniedFor(
+        await as(writer, 'PATCH', `/api/roles/${userRole}`, { permissions: [...ALL_PERMISSIONS] }),
+        'users:read',
+      );
+      deniedFor(
+        await as(writer, 'POST', '/api/roles', { name: `mine-${Date.now()}`, permissions: ['users:delete'] }),
+        'users:delete',
+      );
+      const own = await as(writer, 'POST', '/api/roles', { name: `own-${Date.now()}`, permissions: ['roles:read'] });
+      expect(own.statusCode).toBe(200);
+      expect((await as(writer, 'PATCH', `/api/roles/${userRole}`, { description: 'Everyone' })).statusCode).toBe(200);
+    });
+
+    it('a batch sets only roles whose permissions the caller holds', async () => {
+      const manager = await holding(['users:read', 'users:write', 'roles:assign']);
+      const response = await as(manager, 'PATCH', '/api/users/batch', {
+        items: [{ id: manager.id, roles: ['admin'] }],
+      });
+      deniedFor(response);
+      expect((await as(manager, 'GET', '/api/users/me')).json().roles).not.toContain('admin');
+      const created = await as(manager, 'POST', '/api/users/batch', {
+        items: [{ email: `batch-admin-${Date.now()}@example.com`, roles: ['admin'] }],
+      });
+      deniedFor(created);
+    });
+  });
+
   it('takes a role id in capitals as the same role', async () => {
     const role = await createRole(`capitals-${Date.now()}`, []);
     const updated = await as(admin, 'PATCH', `/api/roles/${role.id.toUpperCase()}`, { permissions: ['users:read'] });

@@ -5,7 +5,7 @@
  */
 import { AppError, type AppErrorCode } from '../../errors/index.ts';
 import type { Services } from '../../services.ts';
-import type { Permission } from '../rbac/permissions.ts';
+import { isPermission, type Permission } from '../rbac/permissions.ts';
 import { permissionsOfUser } from '../rbac/rbac.service.ts';
 import { callerAccountGone, findUserRow } from '../users/users.service.ts';
 import type { Caller } from './authenticate.ts';
@@ -18,6 +18,18 @@ export function permissionDenied(permission: Permission): AppError {
     details: { permission },
     params: { permission },
   });
+}
+
+/**
+ * No one gives what they do not hold: the permissions a caller grants (to a role, or to a
+ * user through a role) must all be the caller's own, so `roles:write` or `roles:assign`
+ * cannot make their holder an administrator. The first one missing is refused.
+ */
+export function assertMayGrant(granted: ReadonlySet<string>, permissions: Iterable<string>): void {
+  for (const permission of permissions) {
+    // An undeclared name is UNKNOWN_PERMISSION, the service's to answer.
+    if (isPermission(permission) && !granted.has(permission)) throw permissionDenied(permission);
+  }
 }
 
 /** Whether the caller holds `permission` (through any role; admin holds all): for a choice, not a refusal. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { router } from '../../trpc/init.ts';
 import { requirePermission } from '../../trpc/procedures.ts';
+import { assertMayGrant } from '../auth/assert-permission.ts';
 import { ok } from '../common-schemas.ts';
 import { listUsersOutput, roleMembersInput } from '../users/users.schemas.ts';
 import { listUsers } from '../users/users.service.ts';
@@ -62,7 +63,10 @@ export const rbacRouter = router({
       })
       .input(createRoleInput)
       .output(roleOutput)
-      .mutation(({ ctx, input }) => rbac.createRole(ctx.services, input)),
+      .mutation(({ ctx, input }) => {
+        assertMayGrant(ctx.permissions, input.permissions);
+        return rbac.createRole(ctx.services, input);
+      }),
 
     update: requirePermission('roles:write')
       .meta({
@@ -76,7 +80,10 @@ export const rbacRouter = router({
       })
       .input(updateRoleInput)
       .output(roleOutput)
-      .mutation(({ ctx, input }) => rbac.updateRole(ctx.services, input)),
+      .mutation(({ ctx, input }) => {
+        assertMayGrant(ctx.permissions, input.permissions ?? []);
+        return rbac.updateRole(ctx.services, input);
+      }),
 
     delete: requirePermission('roles:write')
       .meta({
@@ -124,6 +131,7 @@ export const rbacRouter = router({
     .input(assignmentInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
+      assertMayGrant(ctx.permissions, await rbac.permissionsOfRoles(ctx.services, { ids: [input.roleId] }));
       await rbac.assignRole(ctx.services, { userId: input.id, roleId: input.roleId });
       return done;
     }),
@@ -141,6 +149,8 @@ export const rbacRouter = router({
     .input(assignmentInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
+      // Taking a role away is giving it back: only for roles the caller could give.
+      assertMayGrant(ctx.permissions, await rbac.permissionsOfRoles(ctx.services, { ids: [input.roleId] }));
       await rbac.unassignRole(ctx.services, { userId: input.id, roleId: input.roleId });
       return done;
     }),

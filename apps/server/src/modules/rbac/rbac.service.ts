@@ -111,6 +111,15 @@ export async function listPermissions(
   }));
 }
 
+/** Every permission the roles named (by id or by name) grant; unknown roles grant none. */
+export async function permissionsOfRoles(deps: Deps, roles: { ids?: string[]; names?: string[] }): Promise<string[]> {
+  if (!roles.ids?.length && !roles.names?.length) return [];
+  const named = (await listRoles(deps)).filter(
+    (role) => roles.ids?.includes(role.id) || roles.names?.includes(role.name),
+  );
+  return [...new Set(named.flatMap((role) => role.permissions))];
+}
+
 /** The role exists (a 404 otherwise): for listings that name one. */
 export async function assertRoleExists(deps: Deps, id: string): Promise<void> {
   const role = await deps.db.selectFrom('roles').select('id').where('id', '=', id).executeTakeFirst();

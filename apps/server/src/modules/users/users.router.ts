@@ -8,8 +8,9 @@ import {
   passwordCheckingProcedure,
   requirePermission,
 } from '../../trpc/procedures.ts';
-import { permissionDenied } from '../auth/assert-permission.ts';
+import { assertMayGrant, permissionDenied } from '../auth/assert-permission.ts';
 import { ok } from '../common-schemas.ts';
+import { permissionsOfRoles } from '../rbac/rbac.service.ts';
 import {
   deleteMeInput,
   listUsersInput,
@@ -38,11 +39,20 @@ const batchDescription =
   'written. `atomic: true` writes all in one transaction or none (the valid items then carry `BATCH_ABORTED`). ' +
   'Counts as one call per item against the rate limit.';
 
-/** Setting roles in a batch also takes `roles:assign` (as assigning one does). */
-function assertMaySetRoles(ctx: { permissions: Set<string> }, items: { roles?: unknown }[]): void {
+/**
+ * Setting roles in a batch also takes `roles:assign` (as assigning one does), and only
+ * roles whose permissions the caller holds (`assertMayGrant`).
+ */
+async function assertMaySetRoles(
+  ctx: { permissions: Set<string>; services: Parameters<typeof permissionsOfRoles>[0] },
+  items: { roles?: unknown }[],
+): Promise<void> {
+  const named = items.flatMap((item) => (Array.isArray(item.roles) ? item.roles : []));
   if (items.some((item) => item.roles !== undefined) && !ctx.permissions.has('roles:assign')) {
     throw permissionDenied('roles:assign');
   }
+  const names = [...new Set(named.filter((name): name is string => typeof name === 'string'))];
+  assertMayGrant(ctx.permissions, await permissionsOfRoles(ctx.services, { names }));
 }
 
 /** A batch's answer: each item's outcome (what `describe` adds to it), errors in the caller's language, and the counts. */
@@ -193,7 +203,7 @@ export const usersRouter = router({
     .input(createManyInput)
     .output(userBatchOutput)
     .mutation(async ({ ctx, input }) => {
-      assertMaySetRoles(ctx, input.items);
+      await assertMaySetRoles(ctx, input.items);
       await countBatchItems(ctx, input.items.length);
       const outcomes = await batch.createMany(ctx.services, input);
       return batchAnswer(ctx.locale, outcomes, (outcome) => (outcome.ok ? { user: outcome.value } : {}));
@@ -212,7 +222,7 @@ export const usersRouter = router({
     .input(updateManyInput)
     .output(userBatchOutput)
     .mutation(async ({ ctx, input }) => {
-      assertMaySetRoles(ctx, input.items);
+      await assertMaySetRoles(ctx, input.items);
       await countBatchItems(ctx, input.items.length);
       const outcomes = await batch.updateMany(ctx.services, input);
       return batchAnswer(ctx.locale, outcomes, (outcome) => (outcome.ok ? { user: outcome.value } : {}));
