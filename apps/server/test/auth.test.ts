@@ -1,5 +1,6 @@
 import { hashPassword } from '@app/db';
 import { hash } from '@node-rs/argon2';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bearer,
@@ -258,6 +259,47 @@ describe('auth: password and sessions', () => {
       const response = await refresh(account.refreshToken);
       expect(response.statusCode).toBe(403);
       expect((await me(account.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+    });
+  });
+
+  describe('a sign-in racing an administrator', () => {
+    it('starts no session for an account disabled after its password was read', async () => {
+      const account = await registerAccount(t.app);
+      const { db } = t.services;
+      // The administrator's change, not committed yet: the login reads the account as it was.
+      let commit: () => void = () => {};
+      const committed = new Promise<void>((resolve) => {
+        commit = resolve;
+      });
+      const disabling = db.transaction().execute(async (trx) => {
+        await trx.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', account.id).execute();
+        await committed;
+      });
+      const signingIn = login(t.app, account.email, account.password);
+      // Until the login waits on the account's row (it would be done already without that wait).
+      let settled = false;
+      void signingIn.finally(() => {
+        settled = true;
+      });
+      for (let i = 0; i < 200 && !settled; i++) {
+        const { rows } = await sql<{ waiting: number }>`
+          select count(*)::int as waiting from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(db);
+        if ((rows[0]?.waiting ?? 0) > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      commit();
+      await disabling;
+      const response = await signingIn;
+      expect(response.json().appCode).toBe('ACCOUNT_DISABLED');
+      expect(
+        await db
+          .selectFrom('sessions')
+          .select('id')
+          .where('user_id', '=', account.id)
+          .where('revoked_at', 'is', null)
+          .execute(),
+      ).toHaveLength(1); // the one registering started, nothing more
     });
   });
 

@@ -22,6 +22,7 @@ import { isoTime } from '../../infra/iso-time.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
+import { assertMaySignIn } from '../users/users.service.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'clock'>;
 type RevocationDeps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
@@ -61,20 +62,49 @@ export async function createSession(
   const refreshToken = newOpaqueToken();
   const refreshTokenExpiresAt = expiresAt(deps);
   const now = new Date(deps.clock.now());
+  // Only while the account may sign in, its row share-locked: an administrator disabling or
+  // archiving it meanwhile (during the password check) either comes first, and no session
+  // starts, or waits for this one, which its revocation then ends. One statement.
   const row = await deps.db
     .insertInto('sessions')
-    .values({
-      user_id: userId,
-      refresh_token_hash: hashOpaqueToken(refreshToken),
-      user_agent: client.userAgent?.slice(0, 500) ?? null,
-      ip: client.ip,
-      created_at: now,
-      last_used_at: now,
-      expires_at: refreshTokenExpiresAt,
-    })
+    .columns(['user_id', 'refresh_token_hash', 'user_agent', 'ip', 'created_at', 'last_used_at', 'expires_at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('users')
+        .select([
+          'users.id',
+          sql<string>`${hashOpaqueToken(refreshToken)}::text`.as('refresh_token_hash'),
+          sql<string | null>`${client.userAgent?.slice(0, 500) ?? null}::text`.as('user_agent'),
+          sql<string>`${client.ip}::text`.as('ip'),
+          sql<Date>`${now}::timestamptz`.as('created_at'),
+          sql<Date>`${now}::timestamptz`.as('last_used_at'),
+          sql<Date>`${refreshTokenExpiresAt}::timestamptz`.as('expires_at'),
+        ])
+        .where('users.id', '=', userId)
+        .where('users.disabled_at', 'is', null)
+        .where('users.archived_at', 'is', null)
+        .forShare(),
+    )
     .returning('id')
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
+  if (!row) throw await refusedSignIn(deps, userId);
   return { sessionId: row.id, userId, refreshToken, refreshTokenExpiresAt };
+}
+
+/** Why no session started: the account was disabled, archived or deleted since it was read. */
+async function refusedSignIn(deps: Pick<Deps, 'db'>, userId: string): Promise<AppError> {
+  const user = await deps.db
+    .selectFrom('users')
+    .select(['disabled_at', 'archived_at'])
+    .where('id', '=', userId)
+    .executeTakeFirst();
+  if (!user) return new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
+  try {
+    assertMaySignIn(user);
+  } catch (error) {
+    return error as AppError;
+  }
+  return new AppError('ACCOUNT_DISABLED', 'This account is disabled');
 }
 
 /**
