@@ -155,6 +155,22 @@ describe('RBAC', () => {
     });
   });
 
+  it('applies concurrent replacements of a role’s permissions one after the other', async () => {
+    const role = await createRole(`contended-${Date.now()}`, []);
+    const lists: Permission[][] = [['users:read'], ['roles:read', 'notes:read-any'], ['files:read-any'], []];
+    for (let round = 0; round < 5; round++) {
+      const answers = await Promise.all(
+        lists.map((permissions) => as(admin, 'PATCH', `/api/roles/${role.id}`, { permissions })),
+      );
+      expect(answers.map((answer) => answer.statusCode)).toEqual(lists.map(() => 200));
+      const kept = ((await as(admin, 'GET', '/api/roles')).json() as { id: string; permissions: string[] }[]).find(
+        (r) => r.id === role.id,
+      )?.permissions;
+      // Exactly one of the lists, never a mix of two.
+      expect(lists.map((list) => [...list].sort().join())).toContain([...(kept ?? [])].sort().join());
+    }
+  });
+
   it('takes a role id in capitals as the same role', async () => {
     const role = await createRole(`capitals-${Date.now()}`, []);
     const updated = await as(admin, 'PATCH', `/api/roles/${role.id.toUpperCase()}`, { permissions: ['users:read'] });

@@ -201,6 +201,10 @@ export async function updateRole(
   if (input.permissions) assertKnown(input.permissions);
   try {
     await deps.db.transaction().execute(async (trx) => {
+      // One change of a role at a time: two replacing its permissions together would each
+      // delete only the grants they saw, and insert into the other's (merged lists, or a
+      // duplicate grant answered as a taken name).
+      await trx.selectFrom('roles').select('id').where('id', '=', id).forUpdate().execute();
       if (input.name !== undefined || input.description !== undefined) {
         await trx
           .updateTable('roles')
