@@ -1,4 +1,5 @@
 import {
+  createDb,
   type DatabaseTarget,
   type Db,
   describeDatabaseUrl,
@@ -44,7 +45,7 @@ async function checkDatabase(db: Db, url: string, config: Config): Promise<void>
  * Pending migrations are applied when MIGRATE_ON_START is on (the default outside
  * production); otherwise they stop the start-up, since the code expects the new schema.
  */
-async function ensureMigrations(db: Db, config: Config, log: Logger): Promise<void> {
+async function ensureMigrations(db: Db, url: string, config: Config, log: Logger): Promise<void> {
   const pending = await pendingMigrations(db);
   if (pending.length === 0) return;
   if (!config.migrateOnStart) {
@@ -54,12 +55,24 @@ async function ensureMigrations(db: Db, config: Config, log: Logger): Promise<vo
     );
   }
   log.info(`Applying ${pending.length} pending migration(s)`);
+  // A connection of their own, without the app pool's client-side limit on a statement
+  // (DATABASE_STATEMENT_TIMEOUT_MS + 1 s): a migration may take longer (@app/db migrate.ts).
+  const migrating = createDb({
+    url,
+    poolMax: 1,
+    statementTimeoutMs: 0,
+    connectionTimeoutMs: config.database.connectTimeoutMs,
+    preparedStatements: config.database.preparedStatements,
+    applicationName: 'app-migrate',
+  });
   try {
-    await migrateToLatest(db, {
+    await migrateToLatest(migrating, {
       onStep: (step) => log.info(`migrated ${step.name} (${step.durationMs.toFixed(0)} ms)`),
     });
   } catch (error) {
     throw new StartupError(reason(error));
+  } finally {
+    await migrating.destroy();
   }
 }
 
@@ -101,7 +114,7 @@ export async function runStartupChecks(
   const { db, kv, config, log } = services;
   const prepareDatabase = async () => {
     await checkDatabase(db, databaseUrl, config);
-    if (database) await ensureMigrations(db, config, log);
+    if (database) await ensureMigrations(db, databaseUrl, config, log);
     if (database?.embedded) await seedDevelopmentDatabase(db, config, log);
   };
   const redisAnswers = checkKeyValueStore(kv, config);

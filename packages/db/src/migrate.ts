@@ -24,6 +24,27 @@ async function migrationFiles(folder: string): Promise<string[]> {
 
 const migrationName = (file: string) => file.replace(/\.ts$/, '');
 
+/** How long a migration waits for a table's lock before it fails (and can be run again). */
+export const MIGRATION_LOCK_TIMEOUT_MS = 5_000;
+
+/**
+ * Each migration's transaction, before it runs: no statement timeout (the pool's, 30 s by
+ * default, would cancel an index built on a large table, every time), and a lock timeout:
+ * a migration waiting for a busy table's lock holds up every query queued behind it, so it
+ * gives up instead, rolled back, to be run again at a quieter moment.
+ */
+function withSessionLimits(migration: Migration, lockTimeoutMs: number): Migration {
+  const limited =
+    (run: Migration['up']) =>
+    async (db: AnyDb): Promise<void> => {
+      await sql`select set_config('statement_timeout', '0', true), set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`.execute(
+        db,
+      );
+      await run(db);
+    };
+  return { up: limited(migration.up), ...(migration.down && { down: limited(migration.down) }) };
+}
+
 /** The migrations of a folder by name, each file imported by URL (portable, unlike Kysely's path-based provider). */
 export async function loadMigrations(folder = migrationsDir): Promise<Record<string, Migration>> {
   const migrations: Record<string, Migration> = {};
@@ -39,19 +60,24 @@ export async function loadMigrations(folder = migrationsDir): Promise<Record<str
 
 class MigrationFolderProvider implements MigrationProvider {
   readonly folder: string;
-  constructor(folder: string) {
+  readonly lockTimeoutMs: number;
+  constructor(folder: string, lockTimeoutMs: number) {
     this.folder = folder;
+    this.lockTimeoutMs = lockTimeoutMs;
   }
-  getMigrations(): Promise<Record<string, Migration>> {
-    return loadMigrations(this.folder);
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const migrations = await loadMigrations(this.folder);
+    return Object.fromEntries(
+      Object.entries(migrations).map(([name, migration]) => [name, withSessionLimits(migration, this.lockTimeoutMs)]),
+    );
   }
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run against any schema state
 type AnyDb = Kysely<any>;
 
-export function createMigrator(db: AnyDb, folder = migrationsDir): Migrator {
-  return new Migrator({ db, provider: new MigrationFolderProvider(folder) });
+export function createMigrator(db: AnyDb, folder = migrationsDir, lockTimeoutMs = MIGRATION_LOCK_TIMEOUT_MS): Migrator {
+  return new Migrator({ db, provider: new MigrationFolderProvider(folder, lockTimeoutMs) });
 }
 
 export interface MigrationStep {
@@ -85,11 +111,13 @@ async function step(
 export interface MigrateOptions {
   folder?: string;
   onStep?: (step: MigrationStep) => void;
+  /** How long a migration waits for a lock (MIGRATION_LOCK_TIMEOUT_MS). */
+  lockTimeoutMs?: number;
 }
 
 /** Applies every pending migration, oldest first. Returns what ran. */
 export async function migrateToLatest(db: AnyDb, options: MigrateOptions = {}): Promise<MigrationStep[]> {
-  const migrator = createMigrator(db, options.folder);
+  const migrator = createMigrator(db, options.folder, options.lockTimeoutMs);
   const done: MigrationStep[] = [];
   for (;;) {
     const ran = await step(() => migrator.migrateUp());
@@ -101,7 +129,7 @@ export async function migrateToLatest(db: AnyDb, options: MigrateOptions = {}): 
 
 /** Reverts the newest `steps` applied migrations (all of them with `Infinity`). */
 export async function rollback(db: AnyDb, steps: number, options: MigrateOptions = {}): Promise<MigrationStep[]> {
-  const migrator = createMigrator(db, options.folder);
+  const migrator = createMigrator(db, options.folder, options.lockTimeoutMs);
   const done: MigrationStep[] = [];
   while (done.length < steps) {
     const ran = await step(() => migrator.migrateDown());

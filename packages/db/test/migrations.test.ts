@@ -1,4 +1,6 @@
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/client.ts';
@@ -82,5 +84,70 @@ describe('migrations', () => {
     expect(await rollback(db, 1)).toEqual([]);
     expect(await migrateToLatest(db)).not.toHaveLength(0);
     expect(await migrateToLatest(db)).toEqual([]);
+  });
+});
+
+describe('the limits a migration runs under', () => {
+  let database: TestDatabase;
+  let folder: string;
+  beforeAll(async () => {
+    database = await createEmptyTestDatabase();
+    folder = await mkdtemp(path.join(os.tmpdir(), 'migrations-'));
+  });
+  afterAll(async () => {
+    await database.drop();
+    await rm(folder, { recursive: true, force: true });
+  });
+  const migration = (name: string, up: string) =>
+    writeFile(
+      path.join(folder, `${name}.ts`),
+      `export async function up(db) { ${up} }\nexport async function down() {}\n`,
+    );
+
+  it("lets a migration run longer than the pool's statement timeout (an index on a large table)", async () => {
+    await migration(
+      '20260101000000_slow',
+      "await db.selectNoFrom((eb) => eb.fn('pg_sleep', [eb.val(0.5)]).as('slept')).execute();",
+    );
+    const db = createDb({ url: database.url, poolMax: 2, statementTimeoutMs: 200 });
+    try {
+      expect((await migrateToLatest(db, { folder })).map((step) => step.name)).toEqual(['20260101000000_slow']);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('gives up on a table another transaction holds, instead of stalling every query behind it', async () => {
+    const db = createDb({ url: database.url, poolMax: 3 });
+    try {
+      await sql`create table busy (id int)`.execute(db);
+      await migration(
+        '20260101000100_alter_busy',
+        "await db.schema.alterTable('busy').addColumn('note', 'text').execute();",
+      );
+      let release: () => void = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let reading: () => void = () => {};
+      const read = new Promise<void>((resolve) => {
+        reading = resolve;
+      });
+      // A long transaction that read the table holds a lock the migration's ALTER TABLE must wait for.
+      const holder = db.transaction().execute(async (trx) => {
+        await sql`select * from busy`.execute(trx);
+        reading();
+        await released;
+      });
+      await read;
+      const failure = await migrateToLatest(db, { folder, lockTimeoutMs: 300 }).catch((error: unknown) => error);
+      release();
+      await holder;
+      expect(String(failure)).toMatch(/Migration 20260101000100_alter_busy failed: .*lock timeout/);
+      // Rolled back: run again once the table is free, it applies.
+      expect((await migrateToLatest(db, { folder })).map((step) => step.name)).toEqual(['20260101000100_alter_busy']);
+    } finally {
+      await db.destroy();
+    }
   });
 });
