@@ -70,8 +70,9 @@ function errorCode(error: unknown): { status?: number; appCode?: string } {
 
 type SessionOptions = AuthOptions & { trpcUrl: string; fetch?: typeof globalThis.fetch };
 
-/** The refresh in flight for each token store. */
+/** The refresh, and the end of the session, in flight for each token store. */
 const refreshes = new WeakMap<TokenStore, Promise<boolean>>();
+const endings = new WeakMap<TokenStore, Promise<void>>();
 
 /**
  * Refreshes the stored tokens, one refresh at a time (every caller that hits a 401
@@ -84,9 +85,17 @@ export function sessionKeeper(options: SessionOptions) {
   });
   const store = options.tokenStore;
 
+  /** Clears the store and tells `onSessionEnded`, once for the session however many calls meet its end. */
   const endSession = async (reason: SessionEndReason) => {
-    await store.set(null);
-    options.onSessionEnded?.(reason);
+    const ending = endings.get(store);
+    if (ending) return ending;
+    const ended = (async () => {
+      if (!(await store.get())) return;
+      await store.set(null);
+      options.onSessionEnded?.(reason);
+    })().finally(() => endings.delete(store));
+    endings.set(store, ended);
+    return ended;
   };
   /** Whether the store still holds the session `tokens` came from (no sign-in or sign-out since). */
   const stillHolds = async (tokens: Tokens) => (await store.get())?.refreshToken === tokens.refreshToken;
