@@ -85,12 +85,17 @@ export function sessionKeeper(options: SessionOptions) {
   });
   const store = options.tokenStore;
 
-  /** Clears the store and tells `onSessionEnded`, once for the session however many calls meet its end. */
-  const endSession = async (reason: SessionEndReason) => {
+  /**
+   * Clears the store and tells `onSessionEnded`, once for the session however many calls meet
+   * its end. With `session` (the tokens a call was sent with), only while the store still holds
+   * that session: a sign-in made meanwhile is not ended by an answer about the one before.
+   */
+  const endSession = async (reason: SessionEndReason, session?: Tokens | null) => {
     const ending = endings.get(store);
     if (ending) return ending;
     const ended = (async () => {
-      if (!(await store.get())) return;
+      const current = await store.get();
+      if (!current || (session && current.refreshToken !== session.refreshToken)) return;
       await store.set(null);
       options.onSessionEnded?.(reason);
     })().finally(() => endings.delete(store));
@@ -120,7 +125,7 @@ export function sessionKeeper(options: SessionOptions) {
       } catch (error) {
         const { status } = errorCode(error);
         // Only a definite "no" from the server ends the session; a network error does not.
-        if ((status === 401 || status === 403) && (await stillHolds(tokens))) await endSession('refresh-failed');
+        if (status === 401 || status === 403) await endSession('refresh-failed', tokens);
         return false;
       }
     })().finally(() => refreshes.delete(store));
@@ -143,6 +148,10 @@ export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
         // caller's next call already sends the new token.
         let stored: Promise<void> = Promise.resolve();
         const attempt = () => {
+          // The session the call goes out for (its token is read from the store as it is sent).
+          const sentFor = Promise.resolve()
+            .then(() => options.tokenStore.get())
+            .catch(() => null);
           subscription = next(op).subscribe({
             next: (value) => {
               stored = (async () => {
@@ -157,7 +166,7 @@ export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
               try {
                 const { status, appCode } = errorCode(error);
                 if (status === 401 && appCode === 'SESSION_REVOKED') {
-                  await endSession('session-revoked');
+                  await endSession('session-revoked', await sentFor);
                 } else if (
                   status === 401 &&
                   REFRESHABLE.has(appCode) &&

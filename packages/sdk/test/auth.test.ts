@@ -152,6 +152,45 @@ describe('auth-aware client', () => {
     expect(String(error)).toMatch(/the storage is full/);
   });
 
+  it('lets a sign-in made while a call was out stand when that call comes back SESSION_REVOKED', async () => {
+    const store = memoryTokenStore();
+    const ended: SessionEndReason[] = [];
+    let hold: Promise<void> | undefined;
+    let answered: () => void = () => {};
+    const api = createClient({
+      url: steady.url,
+      auth: { tokenStore: store, onSessionEnded: (reason) => ended.push(reason) },
+      fetch: async (input, init) => {
+        const answer = await fetch(input, init);
+        if (hold && String(input).includes('/users.me')) {
+          answered();
+          await hold;
+        }
+        return answer;
+      },
+    });
+    const email = newEmail();
+    await api.auth.register.mutate({ email, password: 'Sdk-pass-123' });
+    const elsewhere = setup(steady);
+    await elsewhere.api.auth.login.mutate({ email, password: 'Sdk-pass-123' });
+    await elsewhere.api.auth.logoutAll.mutate();
+    let release: () => void = () => {};
+    hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const wasAnswered = new Promise<void>((resolve) => {
+      answered = resolve;
+    });
+    const call = api.users.me.query().catch((e: unknown) => e);
+    await wasAnswered;
+    hold = undefined;
+    const other = await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    release();
+    expect(getAppErrorCode(await call)).toBe('SESSION_REVOKED');
+    expect((await store.get())?.refreshToken).toBe(other.refreshToken);
+    expect(ended).toEqual([]);
+  });
+
   it('lets a sign-in made while a refresh runs win: the refresh does not overwrite it', async () => {
     const store = memoryTokenStore();
     let releaseRefresh: () => void = () => {};
