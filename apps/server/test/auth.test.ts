@@ -267,13 +267,10 @@ describe('auth: password and sessions', () => {
       const account = await registerAccount(t.app);
       const { db } = t.services;
       // The administrator's change, not committed yet: the login reads the account as it was.
-      let commit: () => void = () => {};
-      const committed = new Promise<void>((resolve) => {
-        commit = resolve;
-      });
+      const committed = Promise.withResolvers<void>();
       const disabling = db.transaction().execute(async (trx) => {
         await trx.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', account.id).execute();
-        await committed;
+        await committed.promise;
       });
       const signingIn = login(t.app, account.email, account.password);
       // Until the login waits on the account's row (it would be done already without that wait).
@@ -288,7 +285,7 @@ describe('auth: password and sessions', () => {
         if ((rows[0]?.waiting ?? 0) > 0) break;
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
-      commit();
+      committed.resolve();
       await disabling;
       const response = await signingIn;
       expect(response.json().appCode).toBe('ACCOUNT_DISABLED');

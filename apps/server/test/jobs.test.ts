@@ -374,26 +374,39 @@ describe('the readiness probe in a process that only serves (JOBS_WORKER=off)', 
   });
 });
 
+/** An app whose own pool reaches Postgres directly, and a job queue that reaches it through a proxy the test controls. */
+async function queueBehindProxy(
+  options: Pick<
+    ConstructorParameters<typeof JobQueue>[0],
+    'connectTimeoutMs' | 'statementTimeoutMs' | 'pollingIntervalSeconds' | 'superviseIntervalSeconds'
+  >,
+) {
+  const t = await buildTestApp({ env: { JOBS_WORKER: 'off' } });
+  const target = new URL(t.database.url);
+  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const viaProxy = new URL(t.database.url);
+  viaProxy.port = String(proxy.port);
+  const queue = new JobQueue(
+    {
+      url: viaProxy.toString(),
+      db: t.services.db,
+      log: createLogger({ level: 'silent', format: 'json' }),
+      poolMax: 2,
+      ...options,
+    },
+    QUEUES,
+  );
+  return { t, proxy, queue };
+}
+
 describe('a worker that cannot start (the database away)', () => {
   it('keeps trying, and runs the jobs once the database is back', async () => {
-    const t = await buildTestApp({ env: { JOBS_WORKER: 'off' } });
-    const target = new URL(t.database.url);
-    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    const viaProxy = new URL(t.database.url);
-    viaProxy.port = String(proxy.port);
-    const queue = new JobQueue(
-      {
-        url: viaProxy.toString(),
-        db: t.services.db,
-        log: createLogger({ level: 'silent', format: 'json' }),
-        poolMax: 2,
-        connectTimeoutMs: 5_000,
-        statementTimeoutMs: 30_000,
-        pollingIntervalSeconds: 0.5,
-        superviseIntervalSeconds: 1,
-      },
-      QUEUES,
-    );
+    const { t, proxy, queue } = await queueBehindProxy({
+      connectTimeoutMs: 5_000,
+      statementTimeoutMs: 30_000,
+      pollingIntervalSeconds: 0.5,
+      superviseIntervalSeconds: 1,
+    });
     try {
       proxy.cut();
       startWorkerWhenPossible({ ...t.services, jobs: queue }, 200);
@@ -411,24 +424,12 @@ describe('a worker that cannot start (the database away)', () => {
 
 describe('a database that stops answering', () => {
   it("fails the administrators' job calls as the database being down (503), after DATABASE_STATEMENT_TIMEOUT_MS, never a hang", async () => {
-    const t = await buildTestApp({ env: { JOBS_WORKER: 'off' } });
-    const target = new URL(t.database.url);
-    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    const viaProxy = new URL(t.database.url);
-    viaProxy.port = String(proxy.port);
-    const queue = new JobQueue(
-      {
-        url: viaProxy.toString(),
-        db: t.services.db,
-        log: createLogger({ level: 'silent', format: 'json' }),
-        poolMax: 2,
-        connectTimeoutMs: 500,
-        statementTimeoutMs: 500,
-        pollingIntervalSeconds: 60,
-        superviseIntervalSeconds: 60,
-      },
-      QUEUES,
-    );
+    const { t, proxy, queue } = await queueBehindProxy({
+      connectTimeoutMs: 500,
+      statementTimeoutMs: 500,
+      pollingIntervalSeconds: 60,
+      superviseIntervalSeconds: 60,
+    });
     try {
       expect(await queue.counts()).toHaveLength(QUEUES.length);
       proxy.freeze();

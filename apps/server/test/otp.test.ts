@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryTransport } from '../src/infra/mail/index.ts';
 import {
@@ -6,6 +5,7 @@ import {
   bearer,
   buildTestApp,
   type FakeClock,
+  failWrites,
   fakeClock,
   registerAccount,
   registerAdmin,
@@ -165,19 +165,11 @@ describe('email one-time codes', () => {
   it('lets a code be asked for again at once when the last one could not be queued', async () => {
     const email = uniqueEmail('unqueued');
     // Queuing its email fails, as with the database away at that moment (a 503).
-    await sql
-      .raw(`
-        create function fail_unqueued() returns trigger language plpgsql as $$
-        begin
-          if new.data->>'email' = '${email}' then raise exception 'connection lost' using errcode = '08006'; end if;
-          return new;
-        end $$;
-        create trigger fail_unqueued before insert on pgboss.job for each row execute function fail_unqueued();`)
-      .execute(t.services.db);
+    const restore = await failWrites(t.services.db, { table: 'pgboss.job', when: `new.data->>'email' = '${email}'` });
     try {
       expect((await request(email)).json().appCode).toBe('DEPENDENCY_DOWN');
     } finally {
-      await sql.raw('drop trigger fail_unqueued on pgboss.job; drop function fail_unqueued();').execute(t.services.db);
+      await restore();
     }
     // Not RATE_LIMITED for 30 s over a code no email carried.
     expect((await verify(email, await codeFor(email))).json()).toMatchObject({ created: true });

@@ -125,23 +125,17 @@ describe('the limits a migration runs under', () => {
         '20260101000100_alter_busy',
         "await db.schema.alterTable('busy').addColumn('note', 'text').execute();",
       );
-      let release: () => void = () => {};
-      const released = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let reading: () => void = () => {};
-      const read = new Promise<void>((resolve) => {
-        reading = resolve;
-      });
+      const released = Promise.withResolvers<void>();
+      const read = Promise.withResolvers<void>();
       // A long transaction that read the table holds a lock the migration's ALTER TABLE must wait for.
       const holder = db.transaction().execute(async (trx) => {
         await sql`select * from busy`.execute(trx);
-        reading();
-        await released;
+        read.resolve();
+        await released.promise;
       });
-      await read;
+      await read.promise;
       const failure = await migrateToLatest(db, { folder, lockTimeoutMs: 300 }).catch((error: unknown) => error);
-      release();
+      released.resolve();
       await holder;
       expect(String(failure)).toMatch(/Migration 20260101000100_alter_busy failed: .*lock timeout/);
       // Rolled back: run again once the table is free, it applies.

@@ -156,14 +156,14 @@ describe('auth-aware client', () => {
     const store = memoryTokenStore();
     const ended: SessionEndReason[] = [];
     let hold: Promise<void> | undefined;
-    let answered: () => void = () => {};
+    const answered = Promise.withResolvers<void>();
     const api = createClient({
       url: steady.url,
       auth: { tokenStore: store, onSessionEnded: (reason) => ended.push(reason) },
       fetch: async (input, init) => {
         const answer = await fetch(input, init);
         if (hold && String(input).includes('/users.me')) {
-          answered();
+          answered.resolve();
           await hold;
         }
         return answer;
@@ -174,18 +174,13 @@ describe('auth-aware client', () => {
     const elsewhere = setup(steady);
     await elsewhere.api.auth.login.mutate({ email, password: 'Sdk-pass-123' });
     await elsewhere.api.auth.logoutAll.mutate();
-    let release: () => void = () => {};
-    hold = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const wasAnswered = new Promise<void>((resolve) => {
-      answered = resolve;
-    });
+    const held = Promise.withResolvers<void>();
+    hold = held.promise;
     const call = api.users.me.query().catch((e: unknown) => e);
-    await wasAnswered;
+    await answered.promise;
     hold = undefined;
     const other = await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
-    release();
+    held.resolve();
     expect(getAppErrorCode(await call)).toBe('SESSION_REVOKED');
     expect((await store.get())?.refreshToken).toBe(other.refreshToken);
     expect(ended).toEqual([]);
@@ -193,22 +188,16 @@ describe('auth-aware client', () => {
 
   it('lets a sign-in made while a refresh runs win: the refresh does not overwrite it', async () => {
     const store = memoryTokenStore();
-    let releaseRefresh: () => void = () => {};
-    const refreshHeld = new Promise<void>((resolve) => {
-      releaseRefresh = resolve;
-    });
-    let refreshStarted: () => void = () => {};
-    const refreshing = new Promise<void>((resolve) => {
-      refreshStarted = resolve;
-    });
+    const refreshHeld = Promise.withResolvers<void>();
+    const refreshing = Promise.withResolvers<void>();
     const api = createClient({
       url: server.url,
       auth: { tokenStore: store },
       fetch: async (input, init) => {
         const answer = await fetch(input, init);
         if (String(input).includes('/auth.refresh')) {
-          refreshStarted();
-          await refreshHeld;
+          refreshing.resolve();
+          await refreshHeld.promise;
         }
         return answer;
       },
@@ -216,11 +205,11 @@ describe('auth-aware client', () => {
     await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
     await sleep(2_100); // the access token expires: the next call refreshes
     const call = api.users.me.query();
-    await refreshing;
+    await refreshing.promise;
     // Meanwhile another account signs in on this client.
     const other = newEmail();
     const signedIn = await api.auth.register.mutate({ email: other, password: 'Sdk-pass-123' });
-    releaseRefresh();
+    refreshHeld.resolve();
     await call;
     expect((await store.get())?.refreshToken).toBe(signedIn.refreshToken);
     expect((await api.users.me.query()).email).toBe(other);

@@ -1,5 +1,5 @@
 export { type Account, bearer, grantRole, login, registerAccount, registerAdmin, uniqueEmail } from './accounts.ts';
-export { failRevocationsOf, failWritesOf } from './failing-writes.ts';
+export { failRevocationsOf, failWrites, failWritesOf } from './failing-writes.ts';
 export { type FacebookUser, type FakeFacebook, type FakeFacebookOptions, startFakeFacebook } from './fake-facebook.ts';
 export { type FakeGitHub, type FakeGitHubOptions, type GitHubUser, startFakeGitHub } from './fake-github.ts';
 export {

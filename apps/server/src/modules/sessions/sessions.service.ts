@@ -22,7 +22,7 @@ import { isoTime } from '../../infra/iso-time.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
-import { assertMaySignIn } from '../users/users.service.ts';
+import { assertMaySignIn, findUserRow } from '../users/users.service.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'clock'>;
 type RevocationDeps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
@@ -87,24 +87,13 @@ export async function createSession(
     )
     .returning('id')
     .executeTakeFirst();
-  if (!row) throw await refusedSignIn(deps, userId);
-  return { sessionId: row.id, userId, refreshToken, refreshTokenExpiresAt };
-}
-
-/** Why no session started: the account was disabled, archived or deleted since it was read. */
-async function refusedSignIn(deps: Pick<Deps, 'db'>, userId: string): Promise<AppError> {
-  const user = await deps.db
-    .selectFrom('users')
-    .select(['disabled_at', 'archived_at'])
-    .where('id', '=', userId)
-    .executeTakeFirst();
-  if (!user) return new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
-  try {
-    assertMaySignIn(user);
-  } catch (error) {
-    return error as AppError;
+  if (!row) {
+    // Disabled, archived or deleted since it was read: say which, as the sign-in would have.
+    const user = await findUserRow(deps, userId);
+    if (user) assertMaySignIn(user);
+    throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
   }
-  return new AppError('ACCOUNT_DISABLED', 'This account is disabled');
+  return { sessionId: row.id, userId, refreshToken, refreshTokenExpiresAt };
 }
 
 /**
