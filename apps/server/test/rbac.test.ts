@@ -153,6 +153,30 @@ describe('RBAC', () => {
       });
       deniedFor(created);
     });
+
+    it('a batch that replaces a user’s roles takes away only roles whose permissions the caller holds', async () => {
+      const manager = await holding(['users:read', 'users:write', 'roles:assign']);
+      const auditors = await createRole(`auditors-${Date.now()}`, ['jobs:manage']);
+      const readers = await createRole(`readers-${Date.now()}`, ['users:read']);
+      const target = await registerAccount(t.app);
+      const setRoles = (by: Account, roles: string[]) =>
+        as(by, 'PATCH', '/api/users/batch', { items: [{ id: target.id, roles }] });
+      const rolesOfTarget = async () =>
+        ((await as(admin, 'GET', `/api/users/${target.id}`)).json() as { roles: string[] }).roles.sort();
+      expect((await setRoles(admin, [auditors.name])).statusCode).toBe(200);
+      // Giving readers is within the manager's permissions; taking auditors (jobs:manage) away is not.
+      deniedFor(await setRoles(manager, [readers.name]), 'jobs:manage');
+      expect(await rolesOfTarget()).toEqual([auditors.name]);
+      // Keeping the role it could not give, it may add and take away roles within its own permissions.
+      expect((await setRoles(manager, [auditors.name, readers.name])).statusCode).toBe(200);
+      expect(await rolesOfTarget()).toEqual([auditors.name, readers.name].sort());
+      expect((await setRoles(manager, [auditors.name])).statusCode).toBe(200);
+      expect(await rolesOfTarget()).toEqual([auditors.name]);
+      // Other tests list the roles granting each permission: these leave none behind.
+      for (const role of [auditors, readers]) {
+        expect((await as(admin, 'DELETE', `/api/roles/${role.id}`)).statusCode).toBe(200);
+      }
+    });
   });
 
   it('applies concurrent replacements of a role’s permissions one after the other', async () => {

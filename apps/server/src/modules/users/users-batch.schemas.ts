@@ -18,11 +18,10 @@ const atomic = z
   .default(false)
   .meta({ description: 'All or nothing: one transaction, and when any item fails none is written' });
 const looseString = text.max(1000);
-const looseRoles = z
-  .array(text.max(100))
-  .max(MAX_ROLES)
-  .optional()
-  .meta({ description: 'Role names: the user holds exactly these (needs roles:assign too)' });
+const looseRoles = z.array(text.max(100)).max(MAX_ROLES).optional().meta({
+  description:
+    'Role names: the user holds exactly these (needs roles:assign too, and the permissions of the roles it gains or loses)',
+});
 
 export const createManyInput = z.object({
   items: z

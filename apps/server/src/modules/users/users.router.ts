@@ -9,8 +9,8 @@ import {
   requirePermission,
 } from '../../trpc/procedures.ts';
 import { assertMayGrant, permissionDenied } from '../auth/assert-permission.ts';
-import { ok } from '../common-schemas.ts';
-import { permissionsOfRoles } from '../rbac/rbac.service.ts';
+import { id, ok } from '../common-schemas.ts';
+import { permissionsOfRoles, rolesOfUsers } from '../rbac/rbac.service.ts';
 import {
   deleteMeInput,
   listUsersInput,
@@ -41,18 +41,36 @@ const batchDescription =
 
 /**
  * Setting roles in a batch also takes `roles:assign` (as assigning one does), and only
- * roles whose permissions the caller holds (`assertMayGrant`).
+ * roles whose permissions the caller holds (`assertMayGrant`): every role a new user is
+ * given, and every role an existing user gains or loses (its roles are replaced), as
+ * assigning and unassigning one do.
  */
 async function assertMaySetRoles(
   ctx: { permissions: Set<string>; services: Parameters<typeof permissionsOfRoles>[0] },
-  items: { roles?: unknown }[],
+  items: { id?: unknown; roles?: unknown }[],
 ): Promise<void> {
-  const named = items.flatMap((item) => (Array.isArray(item.roles) ? item.roles : []));
-  if (items.some((item) => item.roles !== undefined) && !ctx.permissions.has('roles:assign')) {
-    throw permissionDenied('roles:assign');
+  const setting = items.filter((item) => item.roles !== undefined);
+  if (setting.length === 0) return;
+  if (!ctx.permissions.has('roles:assign')) throw permissionDenied('roles:assign');
+  const namesOf = (item: { roles?: unknown }) =>
+    new Set(Array.isArray(item.roles) ? item.roles.filter((name): name is string => typeof name === 'string') : []);
+  // Existing users by a valid id (an invalid one is its item's VALIDATION_FAILED, later).
+  const userIdOf = (item: { id?: unknown }) => {
+    const parsed = id.safeParse(item.id);
+    return parsed.success ? parsed.data : undefined;
+  };
+  const held = await rolesOfUsers(ctx.services, [
+    ...new Set(setting.map(userIdOf).filter((userId) => userId !== undefined)),
+  ]);
+  const changed = new Set<string>();
+  for (const item of setting) {
+    const named = namesOf(item);
+    const userId = userIdOf(item);
+    const holds = new Set(userId === undefined ? [] : (held.get(userId)?.roles ?? []));
+    for (const role of named) if (!holds.has(role)) changed.add(role);
+    for (const role of holds) if (!named.has(role)) changed.add(role);
   }
-  const names = [...new Set(named.filter((name): name is string => typeof name === 'string'))];
-  assertMayGrant(ctx.permissions, await permissionsOfRoles(ctx.services, { names }));
+  assertMayGrant(ctx.permissions, await permissionsOfRoles(ctx.services, { names: [...changed] }));
 }
 
 /** A batch's answer: each item's outcome (what `describe` adds to it), errors in the caller's language, and the counts. */
