@@ -62,6 +62,14 @@ function contract(name: string, makeStore: () => KeyValueStore & { cleanup?: () 
       expect((await store.increment('stepped', { by: 0 })).value).toBe(1);
     });
 
+    it('takes back nothing from a counter whose window is over: the next window starts at zero', async () => {
+      expect((await store.increment('ended', { ttlMs: 300 })).value).toBe(1);
+      await sleep(500);
+      expect(await store.increment('ended', { ttlMs: 300, by: -1 })).toEqual({ value: 0, expiresInMs: undefined });
+      expect(await store.get('ended')).toBeNull();
+      expect((await store.increment('ended', { ttlMs: 5_000 })).value).toBe(1);
+    });
+
     it('increments a key without TTL forever, and refuses a non-integer value', async () => {
       expect(await store.increment('plain')).toEqual({ value: 1, expiresInMs: undefined });
       expect((await store.increment('plain')).value).toBe(2);

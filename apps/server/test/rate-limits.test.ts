@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../src/infra/kv/index.ts';
+import { createRateLimiter } from '../src/infra/rate-limiter.ts';
 import {
   bearer,
   buildTestApp,
@@ -192,5 +194,18 @@ describe('rate limits', () => {
     } finally {
       await strict.close();
     }
+  });
+});
+
+describe('a rate limiter', () => {
+  it('gives back a check counted in a window that has since ended without lowering the next window', async () => {
+    let now = 0;
+    const limiter = createRateLimiter(new MemoryStore({ now: () => now }), { name: 'failures', perMinute: 2 });
+    expect((await limiter.consume('account')).allowed).toBe(true);
+    now += 61_000; // the check outlived its window
+    await limiter.giveBack('account');
+    expect((await limiter.consume('account')).allowed).toBe(true);
+    expect((await limiter.consume('account')).allowed).toBe(true);
+    expect((await limiter.consume('account')).allowed).toBe(false);
   });
 });

@@ -19,7 +19,9 @@ export interface KeyValueStore {
   /**
    * Adds `by` (default 1; 0 reads, a negative number takes back) and returns the new value
    * with the counter's remaining lifetime; a missing key counts from 0. `ttlMs` is applied
-   * only when the counter has none yet, so a window starts at its first increment.
+   * only when the counter has none yet, so a window starts at its first increment. A
+   * negative step takes back only from a live counter: a missing one (its window over)
+   * stays missing and reads 0, so what is taken back never lowers the next window.
    */
   increment(key: string, options?: { ttlMs?: number; by?: number }): Promise<Counter>;
   /**

@@ -72,7 +72,9 @@ export class MemoryStore implements KeyValueStore {
   async increment(key: string, options: { ttlMs?: number; by?: number } = {}): Promise<Counter> {
     assertTtl(options.ttlMs);
     const by = options.by ?? 1;
-    const entry = this.#live(key) ?? { value: '0', expiresAt: undefined };
+    const live = this.#live(key);
+    if (by < 0 && live === undefined) return { value: 0, expiresInMs: undefined };
+    const entry = live ?? { value: '0', expiresAt: undefined };
     const current = Number(entry.value);
     if (!Number.isSafeInteger(current) || !/^-?\d+$/.test(entry.value)) {
       throw new KeyValueError(`Cannot increment "${key}": its value is not an integer`);

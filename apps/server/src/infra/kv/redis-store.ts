@@ -4,8 +4,9 @@ import { CircuitBreaker } from './circuit-breaker.ts';
 import { assertTtl, type Counter, KeyValueError, type KeyValueStore } from './key-value-store.ts';
 
 /**
- * Every counter: INCRBY, PEXPIRE when the counter has no TTL yet, its remaining TTL, then the
- * values of KEYS[2..] (a signed-in call's revocation keys, read with its rate limit):
+ * Every counter: INCRBY (a negative step only on a live counter), PEXPIRE when the counter
+ * has no TTL yet, its remaining TTL, then the values of KEYS[2..] (a signed-in call's
+ * revocation keys, read with its rate limit):
  * `{value, ttl, {values...}}`, one round trip, atomic. One command, not a pipeline of two:
  * ioredis builds a pipeline object, a promise per command and a result array for every call,
  * which cost a signed-in call more CPU than the command. The increment runs under pcall, so a
@@ -13,15 +14,18 @@ import { assertTtl, type Counter, KeyValueError, type KeyValueStore } from './ke
  * value's place.
  */
 const INCREMENT_SCRIPT = `
-local value = redis.pcall('INCRBY', KEYS[1], ARGV[2])
+local value = 0
 local ttl = -2
-if type(value) == 'table' then
-  value = value.err
-else
-  ttl = redis.call('PTTL', KEYS[1])
-  if ttl == -1 and tonumber(ARGV[1]) > 0 then
-    redis.call('PEXPIRE', KEYS[1], ARGV[1])
-    ttl = tonumber(ARGV[1])
+if tonumber(ARGV[2]) >= 0 or redis.call('EXISTS', KEYS[1]) == 1 then
+  value = redis.pcall('INCRBY', KEYS[1], ARGV[2])
+  if type(value) == 'table' then
+    value = value.err
+  else
+    ttl = redis.call('PTTL', KEYS[1])
+    if ttl == -1 and tonumber(ARGV[1]) > 0 then
+      redis.call('PEXPIRE', KEYS[1], ARGV[1])
+      ttl = tonumber(ARGV[1])
+    end
   end
 end
 local values = {}
