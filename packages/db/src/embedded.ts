@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isProcessAlive } from './process-alive.ts';
 import { canRunBinaries, type RunAsUser, resolveRunAsUser } from './run-as.ts';
 import { placeCluster, stageBinaries, stagingRoot } from './staging.ts';
+import { withStartLock } from './start-lock.ts';
 
 export interface EmbeddedPostgresOptions {
   /** The cluster's data directory; created and initialised on first start. */
@@ -220,21 +221,39 @@ async function placeForUser(
 /**
  * Starts (initialising on first use) the cluster in `dataDir`, or attaches to it when
  * another live process of ours already runs it, e.g. `pnpm db:status` beside `pnpm dev`.
- * A cluster left running by a process that died is adopted, and stopped by us.
+ * A cluster left running by a process that died is adopted, and stopped by us. Processes
+ * starting one directory at the same moment take turns (start-lock.ts): the first starts
+ * it, the others attach.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dataDir = path.resolve(options.dataDir);
   const log = options.log ?? (() => {});
+  const running = attachToRunning(dataDir, log);
+  if (running) return running;
+  mkdirSync(path.dirname(dataDir), { recursive: true });
+  return withStartLock(
+    dataDir,
+    (holder) => log(`Waiting for ${holder ? `process ${holder}` : 'another process'} to start the embedded Postgres`),
+    async () => attachToRunning(dataDir, log) ?? (await startCluster(dataDir, options, log)),
+  );
+}
 
+/** A handle on the cluster already running in `dataDir`, if one is (adopted when its owner died). */
+function attachToRunning(dataDir: string, log: (message: string) => void): EmbeddedPostgres | undefined {
   const running = readPostmaster(dataDir);
-  if (running?.ready) {
-    const owner = readOwnerPid(dataDir);
-    const owned = owner === undefined || owner === process.pid || !isProcessAlive(owner);
-    if (owned) writeFileSync(ownerFile(dataDir), String(process.pid));
-    log(`${owned ? 'Adopted' : 'Attached to'} the embedded Postgres already running on port ${running.port}`);
-    return handle(dataDir, running.port, running.pid, owned);
-  }
+  if (!running?.ready) return undefined;
+  const owner = readOwnerPid(dataDir);
+  const owned = owner === undefined || owner === process.pid || !isProcessAlive(owner);
+  if (owned) writeFileSync(ownerFile(dataDir), String(process.pid));
+  log(`${owned ? 'Adopted' : 'Attached to'} the embedded Postgres already running on port ${running.port}`);
+  return handle(dataDir, running.port, running.pid, owned);
+}
 
+async function startCluster(
+  dataDir: string,
+  options: EmbeddedPostgresOptions,
+  log: (message: string) => void,
+): Promise<EmbeddedPostgres> {
   const runAs = resolveRunAsUser();
   const { binaries, clusterDir } = await placeForUser(dataDir, runAs, options, log);
   if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) {

@@ -16,6 +16,7 @@ export function removeCluster(dir: string) {
   } catch {}
   rmSync(dir, { recursive: true, force: true });
   rmSync(`${dir}.owner`, { force: true });
+  rmSync(`${dir}.starting`, { force: true });
   if (real && real !== dir) {
     rmSync(real, { recursive: true, force: true });
     rmSync(`${real}.json`, { force: true });

@@ -3,6 +3,7 @@ import {
   cpSync,
   existsSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -20,6 +21,7 @@ import { startEmbeddedPostgres } from '../src/embedded.ts';
 import { repoRoot } from '../src/paths.ts';
 import { isProcessAlive } from '../src/process-alive.ts';
 import { canTraverse, resolveRunAsUser } from '../src/run-as.ts';
+import { startLockFile } from '../src/start-lock.ts';
 import { postmasterPid, removeCluster } from './clusters.ts';
 
 const dataDir = path.join(repoRoot, '.data', 'test-postgres', `embedded-${process.pid}`);
@@ -79,6 +81,41 @@ describe('embedded Postgres', () => {
     expect(adopted.port).toBe(first.port);
     await adopted.stop();
     expect(isProcessAlive(pid)).toBe(false);
+  });
+
+  it('starts a fresh directory once when two starts race: the second waits, then attaches', async () => {
+    const fresh = `${dataDir}-raced`;
+    const messages: string[] = [];
+    try {
+      const [first, second] = await Promise.all([
+        startEmbeddedPostgres({ dataDir: fresh, ephemeral: true }),
+        startEmbeddedPostgres({ dataDir: fresh, ephemeral: true, log: (message) => messages.push(message) }),
+      ]);
+      expect(second.port).toBe(first.port);
+      expect(messages).toContain(`Waiting for process ${process.pid} to start the embedded Postgres`);
+      expect(messages.some((message) => message.startsWith('Adopted the embedded Postgres already running'))).toBe(
+        true,
+      );
+      expect(await query(second.url, 'select 1 as one')).toEqual([{ one: 1 }]);
+      expect(existsSync(startLockFile(fresh))).toBe(false);
+      await first.stop();
+    } finally {
+      removeCluster(fresh);
+    }
+  });
+
+  it('takes over a start lock its holder left behind when it died', async () => {
+    const fresh = `${dataDir}-left`;
+    mkdirSync(path.dirname(fresh), { recursive: true });
+    writeFileSync(startLockFile(fresh), '999999999'); // a holder that no longer exists
+    try {
+      const started = await startEmbeddedPostgres({ dataDir: fresh, ephemeral: true });
+      expect(started.owned).toBe(true);
+      expect(existsSync(startLockFile(fresh))).toBe(false);
+      await started.stop();
+    } finally {
+      removeCluster(fresh);
+    }
   });
 });
 
