@@ -10,6 +10,7 @@ import {
   fakeClock,
   login,
   registerAccount,
+  registerAdmin,
   type TestApp,
   uniqueEmail,
 } from './helpers/index.ts';
@@ -216,10 +217,12 @@ describe('auth: password and sessions', () => {
       const [successor] = successors;
       const next = await refresh(successor as string);
       expect(next.statusCode).toBe(200);
-      // Once the chain has moved on two steps, the first token is simply unknown.
-      const late = await refresh(account.refreshToken);
-      expect(late.json().appCode).toBe('INVALID_REFRESH_TOKEN');
       expect((await me(next.json().accessToken)).statusCode).toBe(200);
+      // Once the chain has moved on two steps, the first token presented again is reuse: the session ends.
+      const late = await refresh(account.refreshToken);
+      expect(late.json().appCode).toBe('SESSION_REVOKED');
+      expect((await me(next.json().accessToken)).json().appCode).toBe('SESSION_REVOKED');
+      expect((await refresh(next.json().refreshToken)).json().appCode).toBe('SESSION_REVOKED');
     });
 
     it('treats a replay after the grace window as reuse, and never extends the window with a grace answer', async () => {
@@ -262,7 +265,25 @@ describe('auth: password and sessions', () => {
     });
   });
 
-  describe('a sign-in racing an administrator', () => {
+  describe('a sign-in racing a change to the account', () => {
+    /** Until `count` queries of this database wait on a lock, or `done` says the awaited call already finished. */
+    async function untilWaitingOnLocks(count: number, done: () => boolean) {
+      for (let i = 0; i < 200 && !done(); i++) {
+        const { rows } = await sql<{ waiting: number }>`
+          select count(*)::int as waiting from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(t.services.db);
+        if ((rows[0]?.waiting ?? 0) >= count) return;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    }
+    const settledFlag = (promise: Promise<unknown>) => {
+      const flag = { settled: false };
+      void promise.finally(() => {
+        flag.settled = true;
+      });
+      return () => flag.settled;
+    };
+
     it('starts no session for an account disabled after its password was read', async () => {
       const account = await registerAccount(t.app);
       const { db } = t.services;
@@ -274,17 +295,7 @@ describe('auth: password and sessions', () => {
       });
       const signingIn = login(t.app, account.email, account.password);
       // Until the login waits on the account's row (it would be done already without that wait).
-      let settled = false;
-      void signingIn.finally(() => {
-        settled = true;
-      });
-      for (let i = 0; i < 200 && !settled; i++) {
-        const { rows } = await sql<{ waiting: number }>`
-          select count(*)::int as waiting from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`.execute(db);
-        if ((rows[0]?.waiting ?? 0) > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      await untilWaitingOnLocks(1, settledFlag(signingIn));
       committed.resolve();
       await disabling;
       const response = await signingIn;
@@ -297,6 +308,48 @@ describe('auth: password and sessions', () => {
           .where('revoked_at', 'is', null)
           .execute(),
       ).toHaveLength(1); // the one registering started, nothing more
+    });
+
+    it('starts no session when the password it checked is replaced meanwhile', async () => {
+      const account = await registerAccount(t.app);
+      const { db } = t.services;
+      const replacement = await hashPassword('Another-pass-12');
+      // The change (a password reset, say), not committed yet: the login checks the old password.
+      const committed = Promise.withResolvers<void>();
+      const changing = db.transaction().execute(async (trx) => {
+        await trx.updateTable('users').set({ password_hash: replacement }).where('id', '=', account.id).execute();
+        await committed.promise;
+      });
+      const signingIn = login(t.app, account.email, account.password);
+      await untilWaitingOnLocks(1, settledFlag(signingIn));
+      committed.resolve();
+      await changing;
+      expect((await signingIn).json().appCode).toBe('INVALID_CREDENTIALS');
+      expect((await login(t.app, account.email, 'Another-pass-12')).statusCode).toBe(200);
+    });
+
+    it('starts no session that outlives the account when the sign-in races its deletion', async () => {
+      const account = await registerAccount(t.app);
+      const admin = await registerAdmin(t.app, t.services.db);
+      // The deletion is held where it removes the account's files, after its sessions were ended.
+      const released = Promise.withResolvers<void>();
+      const holding = Promise.withResolvers<void>();
+      const hold = t.services.db.transaction().execute(async (trx) => {
+        await sql`lock table files in access exclusive mode`.execute(trx);
+        holding.resolve();
+        await released.promise;
+      });
+      await holding.promise;
+      const deleting = t.app.inject({ method: 'DELETE', url: `/api/users/${account.id}`, headers: bearer(admin) });
+      await untilWaitingOnLocks(1, settledFlag(deleting));
+      const signingIn = login(t.app, account.email, account.password);
+      await untilWaitingOnLocks(2, settledFlag(signingIn));
+      released.resolve();
+      await hold;
+      expect((await deleting).statusCode).toBe(200);
+      const response = await signingIn;
+      // Without the account's row locked, the sign-in got a session the deletion then dropped unrevoked.
+      expect(response.json().appCode).toBe('INVALID_CREDENTIALS');
     });
   });
 

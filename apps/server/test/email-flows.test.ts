@@ -180,6 +180,24 @@ describe('email verification and password reset', () => {
       expect((await reset(newer, 'Brand-new-123')).statusCode).toBe(200);
     });
 
+    it('voids a reset link once the password is changed (the link no longer undoes the change)', async () => {
+      const account = await registerAccount(t.app);
+      await forgot(account.email);
+      await t.settle();
+      const token = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
+      const changed = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/change',
+        headers: bearer(account),
+        payload: { currentPassword: account.password, newPassword: 'Changed-pass-12' },
+      });
+      expect(changed.statusCode).toBe(200);
+      expect((await reset(token, 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
+      // The address's verification link is not a reset link: it still works.
+      const link = tokenIn(t.mail.last(account.email, 'verify-email')?.text, '/verify-email');
+      expect((await verify(link)).statusCode).toBe(200);
+    });
+
     it('sends nothing to a disabled account', async () => {
       const account = await registerAccount(t.app);
       await t.settle();

@@ -7,6 +7,7 @@ import {
   type FakeClock,
   failWrites,
   fakeClock,
+  login,
   registerAccount,
   registerAdmin,
   type TestApp,
@@ -132,6 +133,11 @@ describe('email one-time codes', () => {
     const wrong = code === '999999' ? '999998' : '999999';
     for (let i = 0; i < 5; i++) expect((await verify(email, wrong)).statusCode).toBe(401);
     expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
+    // A burnt code keeps its cooldown: no new code, and five new guesses, at once.
+    expect((await request(email)).statusCode).toBe(429);
+    nextWindow();
+    const next = await codeFor(email);
+    expect((await verify(email, next)).statusCode).toBe(200);
   });
 
   it('keeps 4 wrong tries from burning it', async () => {
@@ -307,6 +313,9 @@ describe('development codes', () => {
         payload: { email: account.email, code: '424242' },
       });
       expect(known.json()).toMatchObject({ created: false, user: { id: account.id } });
+      // It proves no address: the unverified account keeps its password and stays unverified.
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
+      expect(known.json().user.emailVerified).toBe(false);
       const email = uniqueEmail();
       const unknown = await t.app.inject({
         method: 'POST',

@@ -67,6 +67,12 @@ export interface SessionsTable {
   revoked_at: NullableTimestamp;
 }
 
+/** Refresh tokens a session rotated away (by hash): one presented again is reuse. Deleted with the session. */
+export interface SpentRefreshTokensTable {
+  token_hash: string;
+  session_id: string;
+}
+
 /**
  * Ended sessions whose access tokens may not have expired yet: the truth that the Redis
  * revocation markers cache. Kept until `expires_at` (access-token lifetime + clock skew).
@@ -162,6 +168,7 @@ export interface Database {
   user_roles: UserRolesTable;
   sessions: SessionsTable;
   session_revocations: SessionRevocationsTable;
+  spent_refresh_tokens: SpentRefreshTokensTable;
   notes: NotesTable;
   user_tokens: UserTokensTable;
   user_identities: UserIdentitiesTable;

@@ -26,6 +26,7 @@ import type { AuthResult } from './auth.schemas.ts';
 import type { Caller } from './authenticate.ts';
 import { sendVerificationEmail } from './email-flows.service.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
+import { dropUserTokens } from './user-tokens.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'jobs'>;
 
@@ -42,7 +43,10 @@ async function authResult(deps: Deps, issued: IssuedRefreshToken): Promise<AuthR
 }
 
 /** Signs in an account that exists and is not disabled (used by every way of signing in). */
-export async function startSession(deps: Deps, input: { userId: string; client: ClientInfo }): Promise<AuthResult> {
+export async function startSession(
+  deps: Deps,
+  input: { userId: string; client: ClientInfo; passwordHash?: string },
+): Promise<AuthResult> {
   return authResult(deps, await createSession(deps, input));
 }
 
@@ -75,10 +79,16 @@ export async function login(
 ): Promise<AuthResult> {
   const user = await findUserRowByEmail(deps, input.email);
   const { valid, needsRehash } = await checkPassword(user?.password_hash, input.password);
-  if (!user || !valid) throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
+  if (!user?.password_hash || !valid) throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
   assertMaySignIn(user);
-  if (needsRehash) await setPasswordHash(deps, { userId: user.id, passwordHash: await hashPassword(input.password) });
-  return startSession(deps, { userId: user.id, client: input.client });
+  let passwordHash = user.password_hash;
+  if (needsRehash) {
+    passwordHash = await hashPassword(input.password);
+    await setPasswordHash(deps, { userId: user.id, passwordHash, replacing: user.password_hash });
+  }
+  // The session starts only while the password checked is still the account's: one changed
+  // or reset during the check (its other sessions ended) leaves this sign-in refused.
+  return startSession(deps, { userId: user.id, client: input.client, passwordHash });
 }
 
 export async function refresh(deps: Deps, input: { refreshToken: string; client: ClientInfo }): Promise<AuthResult> {
@@ -128,7 +138,7 @@ export async function revokeSession(deps: Deps, input: { caller: Caller; session
   if (!own) throw new AppError('NOT_FOUND', 'No such session');
 }
 
-/** Changes the password and ends every other session of the user. */
+/** Changes the password, ends every other session of the user and voids any reset link sent before. */
 export async function changePassword(
   deps: Deps,
   input: { caller: Caller; currentPassword: string; newPassword: string },
@@ -141,6 +151,7 @@ export async function changePassword(
   // Together: once the password is replaced, a retry (with the old one) could not end the sessions.
   await deps.db.transaction().execute(async (trx) => {
     await setPasswordHash({ db: trx }, { userId: user.id, passwordHash });
+    await dropUserTokens({ db: trx }, user.id, 'reset-password');
     await endSessions({ ...deps, db: trx }, { userId: user.id, exceptSessionId: input.caller.sessionId });
   });
   await publishRevocations(deps, user.id);

@@ -104,7 +104,8 @@ async function claimCode(deps: Deps, email: string, code: string): Promise<void>
   const remainingMs = Math.max(1, stored.expiresAt - deps.clock.now());
   const tries = await deps.kv.increment(attemptsKey(email, stored), { ttlMs: remainingMs });
   const matches = sameHash(stored.hash, deps.tokens.keyedHash(`${email}:${code}`));
-  if (tries.value > OTP_MAX_ATTEMPTS || (!matches && tries.value === OTP_MAX_ATTEMPTS)) await deps.kv.delete(key);
+  // A burnt code stays stored until it expires or is replaced, so its 30 s cooldown holds:
+  // deleted, it would let each burn be followed at once by a new code and five more guesses.
   if (!matches || tries.value > OTP_MAX_ATTEMPTS) throw invalidCode();
   // Whoever deletes it first used it: a code works once, even for concurrent calls.
   if (!(await deps.kv.delete(key))) throw invalidCode();
@@ -129,16 +130,18 @@ export async function verifyCode(
 ): Promise<AuthResult & { created: boolean }> {
   const existing = await findUserRowByEmail(deps, email);
   const devCode = deps.config.isProduction ? undefined : deps.config.otp.devCode;
+  // The development code signs in existing accounts only (it never creates one), and proves no address.
+  const byDevCode = Boolean(
+    devCode && existing && email !== deps.config.otp.appleReviewEmail && sameHash(code, devCode),
+  );
 
   if (email === deps.config.otp.appleReviewEmail) await claimReviewCode(deps, code);
-  else if (devCode && existing && sameHash(code, devCode)) {
-    // The development code signs in existing accounts only; it never creates one.
-  } else await claimCode(deps, email, code);
+  else if (!byDevCode) await claimCode(deps, email, code);
 
   if (existing) {
     assertMaySignIn(existing);
-    // The code proved the address: whoever registered the account may not own it.
-    if (!existing.email_verified_at) await reclaim(deps, existing.id);
+    // A code sent to the address proved it: whoever registered the account may not own it.
+    if (!existing.email_verified_at && !byDevCode) await reclaim(deps, existing.id);
     return { ...(await startSession(deps, { userId: existing.id, client })), created: false };
   }
   const userId = await createVerifiedUser(deps, email, {

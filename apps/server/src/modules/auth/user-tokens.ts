@@ -60,9 +60,17 @@ export async function consumeUserToken(
   return row.user_id;
 }
 
-/** Every unused link of the account stops working (someone else proved the address). */
-export async function dropUserTokens(deps: Pick<Services, 'db'>, userId: string): Promise<void> {
-  await deps.db.deleteFrom('user_tokens').where('user_id', '=', userId).where('used_at', 'is', null).execute();
+/**
+ * Every unused link of the account stops working (someone else proved the address), or
+ * those of one `purpose` (a changed password: a reset link sent before must not undo it).
+ */
+export async function dropUserTokens(deps: Pick<Services, 'db'>, userId: string, purpose?: LinkPurpose): Promise<void> {
+  await deps.db
+    .deleteFrom('user_tokens')
+    .where('user_id', '=', userId)
+    .where('used_at', 'is', null)
+    .$if(purpose !== undefined, (query) => query.where('purpose', '=', purpose as LinkPurpose))
+    .execute();
 }
 
 /** Maintenance: links used or expired (they can never work again). */

@@ -55,9 +55,13 @@ function expiresAt(deps: Pick<Deps, 'config' | 'clock'>): Date {
   return new Date(deps.clock.now() + deps.config.jwt.refreshTokenTtlSeconds * 1000);
 }
 
+/**
+ * A new session for the user. With `passwordHash` (a password sign-in), only while that is
+ * still the account's password: one replaced meanwhile refuses it (INVALID_CREDENTIALS).
+ */
 export async function createSession(
   deps: Deps,
-  { userId, client }: { userId: string; client: ClientInfo },
+  { userId, client, passwordHash }: { userId: string; client: ClientInfo; passwordHash?: string },
 ): Promise<IssuedRefreshToken> {
   const refreshToken = newOpaqueToken();
   const refreshTokenExpiresAt = expiresAt(deps);
@@ -83,12 +87,13 @@ export async function createSession(
         .where('users.id', '=', userId)
         .where('users.disabled_at', 'is', null)
         .where('users.archived_at', 'is', null)
+        .$if(passwordHash !== undefined, (query) => query.where('users.password_hash', '=', passwordHash as string))
         .forShare(),
     )
     .returning('id')
     .executeTakeFirst();
   if (!row) {
-    // Disabled, archived or deleted since it was read: say which, as the sign-in would have.
+    // Disabled, archived or deleted since it was read (or its password replaced): say which, as the sign-in would have.
     const user = await findUserRow(deps, userId);
     if (user) assertMaySignIn(user);
     throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
@@ -123,18 +128,26 @@ function graceSuccessor(deps: Deps, session: SessionRow, refreshToken: string): 
   };
 }
 
+/** The session whose current token this is, or that rotated it away (at any step before). */
 async function findSessionByToken(db: Db, tokenHash: string): Promise<SessionRow | undefined> {
   return db
     .selectFrom('sessions')
     .selectAll()
-    .where((eb) => eb.or([eb('refresh_token_hash', '=', tokenHash), eb('previous_refresh_token_hash', '=', tokenHash)]))
+    .where((eb) =>
+      eb.or([
+        eb('refresh_token_hash', '=', tokenHash),
+        eb('previous_refresh_token_hash', '=', tokenHash),
+        eb('id', '=', eb.selectFrom('spent_refresh_tokens').select('session_id').where('token_hash', '=', tokenHash)),
+      ]),
+    )
     .executeTakeFirst();
 }
 
 /**
  * Swaps a refresh token for a new one. An unknown or expired token: INVALID_REFRESH_TOKEN.
- * A token that was already swapped (stolen, or replayed) outside the grace window: the
- * session is revoked and the answer is SESSION_REVOKED, for the thief and the owner alike.
+ * A token that was already swapped, however many rotations ago (stolen, or replayed), and
+ * outside the grace window: the session is revoked and the answer is SESSION_REVOKED, for
+ * the thief and the owner alike.
  */
 export async function rotateRefreshToken(
   deps: Deps & Pick<Services, 'log'>,
@@ -158,20 +171,28 @@ export async function rotateRefreshToken(
 
   const next = successorOf(deps, refreshToken);
   const refreshTokenExpiresAt = expiresAt(deps);
+  // One statement: the rotation, and the presented token kept as spent (reuse, at any later time).
   const rotated = await deps.db
-    .updateTable('sessions')
-    .set({
-      refresh_token_hash: hashOpaqueToken(next),
-      previous_refresh_token_hash: presented,
-      last_used_at: new Date(now), // also the rotation time the grace window counts from
-      expires_at: refreshTokenExpiresAt,
-      ip: client.ip,
-      user_agent: client.userAgent?.slice(0, 500) ?? session.user_agent,
-    })
-    .where('id', '=', session.id)
-    .where('refresh_token_hash', '=', presented)
-    .where('revoked_at', 'is', null)
-    .returning('id')
+    .with('rotated', (db) =>
+      db
+        .updateTable('sessions')
+        .set({
+          refresh_token_hash: hashOpaqueToken(next),
+          previous_refresh_token_hash: presented,
+          last_used_at: new Date(now), // also the rotation time the grace window counts from
+          expires_at: refreshTokenExpiresAt,
+          ip: client.ip,
+          user_agent: client.userAgent?.slice(0, 500) ?? session.user_agent,
+        })
+        .where('id', '=', session.id)
+        .where('refresh_token_hash', '=', presented)
+        .where('revoked_at', 'is', null)
+        .returning('id'),
+    )
+    .insertInto('spent_refresh_tokens')
+    .columns(['token_hash', 'session_id'])
+    .expression((eb) => eb.selectFrom('rotated').select((select) => [select.val(presented).as('token_hash'), 'id']))
+    .returning('session_id')
     .executeTakeFirst();
   if (rotated) return { sessionId: session.id, userId: session.user_id, refreshToken: next, refreshTokenExpiresAt };
   // A concurrent refresh of the same token won the race: within the grace window, share its successor.

@@ -7,11 +7,10 @@ import { z } from 'zod';
 import { AppError, recognizeError } from '../../errors/index.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
-import { deleteFilesOf } from '../files/files.service.ts';
 import { replaceRoles } from '../rbac/rbac.service.ts';
-import { revokeSessions } from '../sessions/sessions.service.ts';
+import { publishRevocations, revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
-import { getUsers, insertUser } from './users.service.ts';
+import { deleteUserRow, getUsers, insertUser } from './users.service.ts';
 import { newUserItem, userChangesItem, userIdItem } from './users-batch.schemas.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
@@ -239,11 +238,16 @@ export async function deleteMany(
   if (proceeds) {
     for (const id of planned) if (!(id instanceof AppError)) await revokeSessions(deps, { userId: id });
   }
-  return writeItems(deps, planned, input.atomic, async (trx, id) => {
-    await deleteFilesOf({ db: trx.db, jobs: deps.jobs }, id);
-    await trx.db.deleteFrom('users').where('id', '=', id).execute();
+  const endedLate = new Set<string>();
+  const outcomes = await writeItems(deps, planned, input.atomic, async (trx, id) => {
+    if ((await deleteUserRow({ ...deps, db: trx.db }, id)).length > 0) endedLate.add(id);
     return id;
   });
+  // Sessions started since the revocations above: published once their deletion committed.
+  for (const outcome of outcomes) {
+    if (outcome.ok && endedLate.has(outcome.value)) await publishRevocations(deps, outcome.value);
+  }
+  return outcomes;
 }
 
 /** Items naming a user that does not exist are NOT_FOUND (one query for the batch). */

@@ -8,7 +8,7 @@ import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
 import { assertOwnImage, deleteFilesOf } from '../files/files.service.ts';
 import { accessColumn, accessOf, assignDefaultRole, type HeldRole, replaceRoles } from '../rbac/rbac.service.ts';
-import { revokeSessions } from '../sessions/sessions.service.ts';
+import { endSessions, publishRevocations, revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 
 type DbDeps = Pick<Services, 'db'>;
@@ -102,11 +102,16 @@ export async function insertUser(deps: DbClockDeps, input: NewUser): Promise<str
   }
 }
 
-export async function setPasswordHash(deps: DbDeps, input: { userId: string; passwordHash: string }): Promise<void> {
+/** With `replacing`, only while that is still the stored hash (a rehash never undoes a change made meanwhile). */
+export async function setPasswordHash(
+  deps: DbDeps,
+  input: { userId: string; passwordHash: string; replacing?: string },
+): Promise<void> {
   await deps.db
     .updateTable('users')
     .set({ password_hash: input.passwordHash })
     .where('id', '=', input.userId)
+    .$if(input.replacing !== undefined, (query) => query.where('password_hash', '=', input.replacing as string))
     .execute();
 }
 
@@ -289,11 +294,28 @@ export async function restoreUser(deps: Deps, id: string): Promise<UserDto> {
 export async function deleteUser(deps: Deps & Pick<Services, 'jobs'>, id: string): Promise<void> {
   const existing = await findUserRow(deps, id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
+  // Ended and published before anything is deleted: a Redis outage fails the call while a retry can still finish it.
   await revokeSessions(deps, { userId: id });
-  await deps.db.transaction().execute(async (trx) => {
-    await deleteFilesOf({ db: trx, jobs: deps.jobs }, id);
-    await trx.deleteFrom('users').where('id', '=', id).execute();
-  });
+  const endedLate = await deps.db.transaction().execute((trx) => deleteUserRow({ ...deps, db: trx }, id));
+  if (endedLate.length > 0) await publishRevocations(deps, id);
+}
+
+/**
+ * The user's row and what it owns, in the caller's transaction. The row is locked first, so
+ * no session starts until the deletion commits (a sign-in then finds no account), and a
+ * session that started since the caller ended the others is ended with it, in the revocation
+ * list: its access token must not outlive the account. Returns those sessions, whose
+ * revocations the caller publishes once this commits.
+ */
+export async function deleteUserRow(
+  deps: Pick<Services, 'db' | 'jobs' | 'config' | 'clock'>,
+  id: string,
+): Promise<string[]> {
+  await deps.db.selectFrom('users').select('id').where('id', '=', id).forUpdate().execute();
+  const endedLate = await endSessions(deps, { userId: id });
+  await deleteFilesOf(deps, id);
+  await deps.db.deleteFrom('users').where('id', '=', id).execute();
+  return endedLate;
 }
 
 /** A profile picture: an image the user uploaded. */
