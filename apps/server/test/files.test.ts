@@ -516,6 +516,10 @@ describe.each(['local', 's3'] as const)('uploading and downloading (%s storage)'
     expect(cached.status).toBe(304);
     expect(await cached.text()).toBe('');
     expect((await content(server, file.id, owner, { 'if-none-match': '"stale"' })).status).toBe(200);
+    // Compared weakly: a list, a tag a compressing proxy marked weak, or any.
+    for (const ifNoneMatch of [`"stale", "${file.sha256}"`, `W/"${file.sha256}"`, '*']) {
+      expect((await content(server, file.id, owner, { 'if-none-match': ifNoneMatch })).status, ifNoneMatch).toBe(304);
+    }
 
     const first = await content(server, file.id, owner, { range: 'bytes=0-9' });
     expect(first.status).toBe(206);
@@ -590,6 +594,21 @@ describe('what the first bytes do not show (local storage)', () => {
     expect(head.headers.get('content-length')).toBe('5000');
     expect(head.headers.get('etag')).toBe(`"${file.sha256}"`);
     expect(await head.text()).toBe('');
+  });
+
+  it('answers an error without the file’s ETag, name, range or caching (bytes gone from the store)', async () => {
+    const account = await registerAccount(server.app);
+    const file = await uploaded(server, account, 'gone.txt', text(100));
+    await server.services.storage.delete(await storageKeyOf(server, file.id));
+    for (const headers of [{}, { range: 'bytes=0-9' }] as Record<string, string>[]) {
+      const response = await content(server, file.id, account, headers);
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { appCode: string }).appCode).toBe('NOT_FOUND');
+      for (const name of ['etag', 'content-disposition', 'content-range', 'accept-ranges']) {
+        expect(response.headers.get(name), name).toBeNull();
+      }
+      expect(response.headers.get('cache-control')).toBe('no-store');
+    }
   });
 
   it('keeps concurrent uploads within the quota', async () => {
@@ -1075,6 +1094,58 @@ describe('direct uploads (S3)', () => {
     expect(sha256(image)).toBe(file.sha256);
   });
 
+  it('keeps the bytes it checked when other bytes are PUT to the URL while it checks them', async () => {
+    const account = await registerAccount(server.app);
+    const image = png(5, 5);
+    const created = await start(account, { name: 'raced.png', contentType: 'image/png', size: image.length });
+    await put(created, image);
+    const { storage } = server.services;
+    const read = storage.get.bind(storage);
+    // Other bytes of the signed size and type arrive at the URL just as the check reads the upload.
+    storage.get = async (key, range) => {
+      const body = await read(key, range);
+      await put(created, Buffer.alloc(image.length, 0x41));
+      return body;
+    };
+    let file: FileDto;
+    try {
+      const completed = await complete(account, created.id);
+      expect(completed.statusCode, completed.body).toBe(200);
+      file = completed.json() as FileDto;
+    } finally {
+      storage.get = read;
+    }
+    const download = await content(server, file.id, account);
+    expect(Buffer.from(await download.arrayBuffer())).toEqual(image);
+    expect(file.sha256).toBe(sha256(image));
+  });
+
+  it('answers 503 when the store fails while the upload is read back, and the upload can be completed later', async () => {
+    const account = await registerAccount(server.app);
+    const image = png(6, 6);
+    const created = await start(account, { name: 'cut.png', contentType: 'image/png', size: image.length });
+    await put(created, image);
+    const { storage } = server.services;
+    const read = storage.get.bind(storage);
+    storage.get = async () =>
+      new Readable({
+        read() {
+          this.push(image.subarray(0, 8));
+          this.destroy(Object.assign(new Error('socket timed out'), { name: 'TimeoutError' }));
+        },
+      });
+    try {
+      const failed = await complete(account, created.id);
+      expect(failed.statusCode, failed.body).toBe(503);
+      expect(failed.json()).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { dependency: 'storage' } });
+    } finally {
+      storage.get = read;
+    }
+    const completed = await complete(account, created.id);
+    expect(completed.statusCode, completed.body).toBe(200);
+    expect(completed.json()).toMatchObject({ sha256: sha256(image) });
+  });
+
   it('rejects an upload of another size, type, or none at all, removing the row and the object', async () => {
     const account = await registerAccount(server.app);
     const image = png();
@@ -1192,6 +1263,14 @@ describe('download redirects (S3 with FILES_DOWNLOAD_REDIRECT)', () => {
     expect(Buffer.from(await stored.arrayBuffer())).toEqual(image);
     // Someone else still gets nothing, not even a URL.
     expect((await content(server, file.id, await registerAccount(server.app))).status).toBe(404);
+    // A HEAD is answered by the server (a signed URL works for GET only).
+    const head = await fetch(`${server.url}/api/files/${file.id}/content`, {
+      method: 'HEAD',
+      headers: bearer(account),
+    });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(image.length));
+    expect(head.headers.get('etag')).toBe(`"${file.sha256}"`);
   });
 });
 

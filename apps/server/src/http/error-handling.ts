@@ -31,6 +31,19 @@ export function answerFrameworkError(error: FastifyError, request: FastifyReques
 }
 
 /**
+ * Headers a route set for the answer it meant to give (a file's ETag, name, range), which an
+ * error thrown after them must not carry: a cache would keep the error as that file (and
+ * revalidate it with the ETag), a client would read the error as the range. The route's
+ * caching goes too: an error is never stored.
+ */
+const SUCCESS_ONLY_HEADERS = ['etag', 'last-modified', 'content-disposition', 'content-range', 'accept-ranges'];
+
+function forgetSuccessHeaders(reply: FastifyReply): void {
+  for (const name of SUCCESS_ONLY_HEADERS) reply.removeHeader(name);
+  if (reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+}
+
+/**
  * JSON bodies for unknown routes, for errors Fastify raises itself (a body too large or
  * unreadable), and for what a plain route throws: answered as a procedure's error is.
  */
@@ -52,6 +65,7 @@ export const errorHandling = fp(
     });
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
+      forgetSuccessHeaders(reply);
       // Fastify's own refusals (a body too large or unreadable): their status and message.
       const status = error.statusCode;
       const locale = answerLanguage(request, reply);

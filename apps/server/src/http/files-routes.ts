@@ -166,13 +166,12 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     reply.header('cache-control', isPublic ? 'public, no-cache' : 'private, no-cache');
     // A profile picture shows in <img> tags on the frontend's origin too.
     if (isPublic) reply.header('cross-origin-resource-policy', 'cross-origin');
-    if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+    if (namesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send();
 
-    const redirect = await presignedDownload(services, {
-      key,
-      contentType: file.contentType,
-      contentDisposition: disposition,
-    });
+    // A HEAD is answered here: a URL of the store is signed for GET only.
+    const redirect =
+      withBody &&
+      (await presignedDownload(services, { key, contentType: file.contentType, contentDisposition: disposition }));
     if (redirect) return reply.header('cache-control', 'no-store').redirect(redirect, 302);
 
     const range = parseRange(request.headers.range, file.size);
@@ -199,6 +198,16 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     content(request, reply, true),
   );
   app.head<{ Params: { id: string } }>('/api/files/:id/content', (request, reply) => content(request, reply, false));
+}
+
+/**
+ * Whether an `If-None-Match` header names `etag`, compared weakly as RFC 9110 §13.1.2 says:
+ * a list of tags, `*`, or the tag marked weak (`W/`, as a compressing proxy marks it).
+ */
+export function namesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
 }
 
 /**

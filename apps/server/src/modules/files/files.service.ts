@@ -10,6 +10,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FilesTable } from '@app/db';
 import type { Selectable } from 'kysely';
 import { AppError } from '../../errors/index.ts';
+import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import { SNIFF_BYTES, sniffContentType, TextCheck } from '../../infra/sniff.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
@@ -468,10 +469,66 @@ export async function createUpload(
   return { id, url: presigned.url, method: 'PUT', headers: presigned.headers, expiresAt: isoTime(expiresAt) };
 }
 
+const nothingUploaded = () =>
+  new AppError('UPLOAD_REJECTED', 'Nothing was uploaded to the URL', { details: { reason: 'missing' } });
+
 /**
- * The client says its direct upload is done: the object must exist with the declared size
- * and sniff as the declared (accepted) type. Then its SHA-256 is computed, it is copied to
- * its final key, and the file becomes visible; otherwise the object and the row go
+ * The SHA-256 of the object at `key` once it is what the upload declared (its size, and its
+ * type as its bytes show it); UPLOAD_REJECTED otherwise. The store failing while the bytes
+ * are read is the store's outage (503), not an unknown error.
+ */
+async function checkUploaded(
+  deps: Pick<Services, 'storage'>,
+  key: string,
+  declared: { size: number; contentType: string },
+): Promise<string> {
+  const info = await deps.storage.head(key);
+  const body = info && (await deps.storage.get(key));
+  if (!info || !body) throw nothingUploaded();
+  if (info.size !== declared.size) {
+    body.destroy();
+    throw new AppError('UPLOAD_REJECTED', 'The upload has {size} bytes, not the {declared} declared', {
+      details: { reason: 'size' },
+      params: { size: info.size, declared: declared.size },
+    });
+  }
+  const hash = createHash('sha256');
+  const text = declared.contentType === 'text/plain' ? new TextCheck() : undefined;
+  let isText = true;
+  const chunks: Buffer[] = [];
+  let headLength = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      if (text && isText) isText = text.push(chunk);
+      if (headLength < SNIFF_BYTES) {
+        chunks.push(chunk);
+        headLength += chunk.length;
+      }
+    }
+  } catch (error) {
+    throw new DependencyUnavailableError('storage', 'The uploaded bytes could not be read back from the store', {
+      cause: error,
+    });
+  }
+  if (text && isText) isText = text.end();
+  const head = Buffer.concat(chunks).subarray(0, SNIFF_BYTES);
+  const sniffed = isText
+    ? await sniffContentType(head, { complete: info.size <= SNIFF_BYTES })
+    : 'application/octet-stream';
+  if (sniffed !== declared.contentType) {
+    throw new AppError('UPLOAD_REJECTED', 'The upload is {type}, not the {declared} declared', {
+      details: { reason: 'type' },
+      params: { type: sniffed, declared: declared.contentType },
+    });
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * The client says its direct upload is done: the object is copied to its final key, and the
+ * copy must have the declared size and sniff as the declared (accepted) type. Then the file
+ * becomes visible, with the copy's SHA-256; otherwise the objects and the row go
  * (UPLOAD_REJECTED).
  */
 export async function completeUpload(deps: Deps, input: { ownerId: string; id: string }): Promise<FileDto> {
@@ -495,52 +552,22 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
     });
     return error;
   };
-  const missing = () =>
-    new AppError('UPLOAD_REJECTED', 'Nothing was uploaded to the URL', { details: { reason: 'missing' } });
-  const info = await deps.storage.head(row.storage_key);
-  if (!info) throw await reject(missing());
-  if (info.size !== Number(row.size)) {
-    throw await reject(
-      new AppError('UPLOAD_REJECTED', 'The upload has {size} bytes, not the {declared} declared', {
-        details: { reason: 'size' },
-        params: { size: info.size, declared: row.size },
-      }),
-    );
-  }
-  const body = await deps.storage.get(row.storage_key);
-  if (!body) throw await reject(missing());
-  const hash = createHash('sha256');
-  const text = row.content_type === 'text/plain' ? new TextCheck() : undefined;
-  let isText = true;
-  const chunks: Buffer[] = [];
-  let headLength = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    if (text && isText) isText = text.push(chunk);
-    if (headLength < SNIFF_BYTES) {
-      chunks.push(chunk);
-      headLength += chunk.length;
-    }
-  }
-  if (text && isText) isText = text.end();
-  const head = Buffer.concat(chunks).subarray(0, SNIFF_BYTES);
-  const sniffed = isText
-    ? await sniffContentType(head, { complete: info.size <= SNIFF_BYTES })
-    : 'application/octet-stream';
-  if (sniffed !== row.content_type) {
-    throw await reject(
-      new AppError('UPLOAD_REJECTED', 'The upload is {type}, not the {declared} declared', {
-        details: { reason: 'type' },
-        params: { type: sniffed, declared: row.content_type },
-      }),
-    );
-  }
+  if (!(await deps.storage.head(row.storage_key))) throw await reject(nothingUploaded());
+  // The bytes are checked in a copy no upload URL names: a PUT to the URL while they are
+  // checked cannot replace what is kept with bytes never checked.
   const finalKey = newKey();
   await deps.storage.copy(row.storage_key, finalKey);
+  let sha256: string;
+  try {
+    sha256 = await checkUploaded(deps, finalKey, { size: Number(row.size), contentType: row.content_type });
+  } catch (error) {
+    await removeUnnamed(deps, [finalKey]);
+    throw error instanceof AppError && error.appCode === 'UPLOAD_REJECTED' ? await reject(error) : error;
+  }
   const ready = await deps.db.transaction().execute(async (trx) => {
     const updated = await trx
       .updateTable('files')
-      .set({ status: 'ready', sha256: hash.digest('hex'), expires_at: null, storage_key: finalKey })
+      .set({ status: 'ready', sha256, expires_at: null, storage_key: finalKey })
       .where('id', '=', row.id)
       .where('status', '=', 'pending')
       .returningAll()
