@@ -83,4 +83,17 @@ describeInBrowser('sign-in with a provider', () => {
       .filter({ hasText: `oidc (${email})` })
       .waitFor();
   });
+
+  it('never exchanges a code from a sign-in this tab did not start (login CSRF)', async () => {
+    const page = await h.newPage();
+    const exchanges: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().includes('auth.oauth.exchange')) exchanges.push(request.url());
+    });
+    // Someone else's code, as a link sent to this browser: no verifier of ours goes with it.
+    await page.goto('/oauth/return?code=someone-elses-code');
+    await page.getByText('This sign-in was not started in this browser tab').waitFor();
+    expect(exchanges).toEqual([]);
+    expect(pathOf(page)).toBe('/oauth/return');
+  });
 });

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
 
@@ -169,7 +169,8 @@ export async function startFakeOidcProvider(options: FakeOidcProviderOptions = {
       const key = signOptions.signWithForeignKey ? (await generateKeyPair(alg)).privateKey : privateKey;
       const now = Math.floor(Date.now() / 1000);
       const expiresIn = signOptions.expiresInSeconds ?? 600;
-      return new SignJWT(claims)
+      // Each token its own `jti`, as Google's and Apple's have: two issued in one second differ.
+      return new SignJWT({ jti: randomUUID(), ...claims })
         .setProtectedHeader({ alg, kid, typ: 'JWT' })
         .setIssuer(signOptions.issuer ?? issuer)
         .setAudience(signOptions.audience ?? clientId)

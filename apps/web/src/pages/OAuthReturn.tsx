@@ -1,10 +1,12 @@
 /**
  * Provider sign-in: the browser goes to the server's start route with a PKCE challenge of
  * ours, the server sends it back here with a one-time `code` (or `error`), and the exchange
- * proves it is the same browser with the verifier kept in sessionStorage.
+ * proves it is the same browser with the verifier kept in sessionStorage. A code that comes
+ * without our verifier is never exchanged: it is from a sign-in this tab did not start,
+ * perhaps someone else's, sent here to sign this browser into their account (login CSRF).
  */
 import { useMutation } from '@tanstack/react-query';
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
 import { api } from '../api.ts';
 import { problemOf } from '../errors.ts';
@@ -38,26 +40,34 @@ export function OAuthReturn() {
   const code = params.get('code');
   const error = params.get('error');
   const exchange = useMutation({
-    mutationFn: (input: { code: string; codeVerifier?: string }) => api.auth.oauth.exchange.mutate(input),
+    mutationFn: (input: { code: string; codeVerifier: string }) => api.auth.oauth.exchange.mutate(input),
     onSuccess: (result) => {
       signedIn(result.user);
       navigate('/notes', { replace: true });
     },
   });
   const started = useRef(false);
+  const [startedElsewhere, setStartedElsewhere] = useState(false);
   useEffect(() => {
     if (!code || started.current) return;
     started.current = true;
-    const codeVerifier = sessionStorage.getItem(VERIFIER_KEY) ?? undefined;
+    const codeVerifier = sessionStorage.getItem(VERIFIER_KEY);
     sessionStorage.removeItem(VERIFIER_KEY);
-    exchange.mutate({ code, ...(codeVerifier && { codeVerifier }) });
+    if (codeVerifier) exchange.mutate({ code, codeVerifier });
+    else setStartedElsewhere(true);
   }, [code, exchange]);
 
   const problem = exchange.error
     ? problemOf(exchange.error)
     : error
       ? { appCode: undefined, message: `The sign-in did not complete (${error}).`, fields: {} }
-      : null;
+      : startedElsewhere
+        ? {
+            appCode: undefined,
+            message: 'This sign-in was not started in this browser tab: start it again from the sign-in page.',
+            fields: {},
+          }
+        : null;
   return (
     <Page title="Signing in">
       {problem ? (

@@ -22,6 +22,7 @@ import {
   ProviderError,
   type ProviderId,
   type ProviderIdentity,
+  type VerifiedIdToken,
 } from './provider.ts';
 import { signInFailure } from './sign-in-failure.ts';
 
@@ -139,7 +140,7 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
       }
     },
 
-    async verifyIdToken(idToken: string, nonce: string | undefined): Promise<ProviderIdentity> {
+    async verifyIdToken(idToken: string, nonce: string | undefined): Promise<VerifiedIdToken> {
       const metadata = (await configuration()).serverMetadata();
       if (!metadata.jwks_uri) throw new ProviderError(`${options.issuer} publishes no keys (jwks_uri)`);
       keys ??= createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: options.timeoutMs });
@@ -158,12 +159,13 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
       }
       checkNonce(payload.nonce, nonce);
       try {
-        return normalizeIdentity({
+        const identity = normalizeIdentity({
           subject: payload.sub,
           email: payload.email,
           emailVerified: payload.email_verified,
           name: payload.name,
         });
+        return { identity, expiresAt: (payload.exp as number) * 1000 };
       } catch (error) {
         if (error instanceof MalformedIdentityError) throw new InvalidIdTokenError(error.message);
         throw error;
