@@ -20,6 +20,7 @@ import {
   startTcpProxy,
   type TestApp,
   uniqueEmail,
+  until,
 } from './helpers/index.ts';
 
 /** Fault tests start their own redis-server (never touching the machine's shared one). */
@@ -281,6 +282,40 @@ describe.skipIf(!REDIS_AVAILABLE)('Redis down or hung', () => {
     expect(retried.statusCode).toBe(200);
     const refused = await me(t, account);
     expect(refused.statusCode).toBe(401);
+    expect(refused.json().appCode).toBe('SESSION_REVOKED');
+  });
+
+  it('publishes the revocations of a reset that cannot be retried once Redis answers again', async () => {
+    const account = await registerAccount(t.app);
+    await t.app.inject({ method: 'POST', url: '/api/auth/password/forgot', payload: { email: account.email } });
+    await t.settle();
+    const token = /reset-password\?token=([\w-]+)/.exec(t.mail.last(account.email, 'reset-password')?.text ?? '')?.[1];
+    const reset = () =>
+      t.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/reset',
+        payload: { token, newPassword: 'Reset-pass-12' },
+      });
+    redis.freeze();
+    try {
+      // The link is spent and the sessions ended in Postgres; neither their markers nor the cache flag get written.
+      const failed = await reset();
+      expect(failed.statusCode).toBe(503);
+      expect(failed.json().appCode).toBe('DEPENDENCY_DOWN');
+    } finally {
+      redis.thaw();
+    }
+    // Redis is back with its data (and its "cache ready" key). The reset cannot be retried...
+    expect((await untilAvailable(reset)).json().appCode).toBe('INVALID_TOKEN');
+    // ...yet the old session's access token is refused: the process kept publishing.
+    const refused = await until(
+      async () => {
+        const response = await me(t, account);
+        return response.statusCode === 401 && response;
+      },
+      'the ended session’s access token to be refused',
+      10_000,
+    );
     expect(refused.json().appCode).toBe('SESSION_REVOKED');
   });
 

@@ -268,7 +268,11 @@ export async function publishRevocations(deps: RevocationDeps, userId: string): 
 }
 
 /** Markers for the user's revocations still in force (so a retry after a failed write completes it). */
-async function cacheRevocationsOf(deps: RevocationDeps, userId: string): Promise<void> {
+async function cacheRevocationsOf(
+  deps: RevocationDeps,
+  userId: string,
+  whenUnreachable: (deps: RevocationDeps, userId: string) => void = keepPublishing,
+): Promise<void> {
   const entries = await revocationMarkers(deps, userId);
   try {
     await deps.kv.setMany(entries);
@@ -277,12 +281,52 @@ async function cacheRevocationsOf(deps: RevocationDeps, userId: string): Promise
     // The store answers but refuses writes (full), or is away. If the "cache ready" key
     // can still be removed, every process asks Postgres from now on: effective. If not,
     // the store is fully down; callers are refused anyway, and this one learns it failed.
-    await deps.kv.delete(CACHE_READY);
+    try {
+      await deps.kv.delete(CACHE_READY);
+    } catch (unreachable) {
+      whenUnreachable(deps, userId);
+      throw unreachable;
+    }
     deps.log.warn(
       { err: error },
       'revocation markers not written: sessions are checked in Postgres until the cache is rebuilt',
     );
   }
+}
+
+/** Per store: the users whose revocations could not reach it, with when trying may stop. */
+const unpublished = new WeakMap<KeyValueStore, Map<string, number>>();
+
+/**
+ * Neither the markers nor the drop of the cache reached the store. Signed-in calls fail
+ * closed while it is away, but a store that comes back with its data (a partition, a
+ * paused server) would let the ended sessions' access tokens through, and a change that
+ * cannot be retried (a spent reset link) would never publish them again. So this process
+ * keeps trying, every second, until the store takes them or the access tokens have expired.
+ */
+function keepPublishing(deps: RevocationDeps, userId: string): void {
+  let pending = unpublished.get(deps.kv);
+  if (!pending) {
+    pending = new Map();
+    unpublished.set(deps.kv, pending);
+  }
+  const running = pending.size > 0;
+  const lifetimeMs = (deps.config.jwt.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS) * 1000;
+  pending.set(userId, deps.clock.now() + lifetimeMs);
+  if (running) return;
+  const users = pending;
+  const attempt = async () => {
+    for (const [id, until] of users) {
+      const published = await cacheRevocationsOf(deps, id, () => {}).then(
+        () => true,
+        () => false,
+      );
+      if (published) deps.log.info({ userId: id }, 'revocations published once the key-value store answered again');
+      if (published || deps.clock.now() > until) users.delete(id);
+    }
+    if (users.size > 0) setTimeout(attempt, REBUILD_RETRY_MS).unref();
+  };
+  setTimeout(attempt, REBUILD_RETRY_MS).unref();
 }
 
 async function revocationMarkers(deps: Pick<RevocationDeps, 'db' | 'clock'>, userId?: string) {
