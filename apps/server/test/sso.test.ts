@@ -573,6 +573,20 @@ describe('a flow that does not check out', () => {
     }
   });
 
+  it('answers error=OAUTH_STATE_INVALID, not a code that cannot work, when the sign-in is removed meanwhile', async () => {
+    // While the provider answers, the flow goes (an expired-flow purge, say).
+    fakes.oidc.beforeToken = async () => {
+      await server.services.db.deleteFrom('oauth_flows').where('state_hash', 'is', null).execute();
+    };
+    try {
+      const { landing } = await signInWithBrowser(server, 'oidc');
+      expect(landing.searchParams.get('code')).toBeNull();
+      expect(landing.searchParams.get('error')).toBe('OAUTH_STATE_INVALID');
+    } finally {
+      fakes.oidc.beforeToken = undefined;
+    }
+  });
+
   it('answers error=OAUTH_PROVIDER_ERROR at the start when the provider cannot be discovered', async () => {
     const down = await startFakeOidcProvider({ clientId: 'down-client' });
     const issuer = down.issuer;

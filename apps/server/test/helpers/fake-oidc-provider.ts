@@ -36,6 +36,8 @@ export interface FakeOidcProvider {
   /** Back to 'approve' after each /authorize. */
   nextOutcome: AuthorizeOutcome;
   tokenEndpoint: TokenEndpointMode;
+  /** Runs before the token endpoint answers (something that happens while the server waits on it). */
+  beforeToken: (() => Promise<void>) | undefined;
   /** Every request received, in order. */
   readonly requests: FakeRequest[];
   /** An ID token as a native app would hand it over (Sign in with Apple/Google on a device). */
@@ -126,6 +128,7 @@ export async function startFakeOidcProvider(options: FakeOidcProviderOptions = {
 
   async function token(request: IncomingMessage, response: ServerResponse) {
     const form = await readForm(request);
+    await provider.beforeToken?.();
     if (tokenEndpointFault(provider.tokenEndpoint, response)) return;
     const fail = (status: number, error: string, error_description: string) =>
       sendJson(response, status, { error, error_description });
@@ -163,6 +166,7 @@ export async function startFakeOidcProvider(options: FakeOidcProviderOptions = {
     },
     nextOutcome: 'approve',
     tokenEndpoint: 'ok',
+    beforeToken: undefined,
     requests: [],
     async signIdToken(claims, signOptions = {}) {
       // A foreign key under the provider's own kid: only the signature check can refuse it.

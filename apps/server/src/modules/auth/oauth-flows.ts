@@ -41,25 +41,30 @@ export async function insertFlow(deps: Deps, flow: NewFlow): Promise<void> {
     .execute();
 }
 
-/** The started flow with this state, started by this browser, for this provider; taken once. */
+/**
+ * The started flow with this state, started by this browser, for this provider; taken once.
+ * Taken, it has FLOW_TTL_MS again to finish (the provider's calls may be slow): no purge of
+ * expired flows removes it under the callback.
+ */
 export async function takeStartedFlow(deps: Deps, input: { provider: string; state: string; browser: string }) {
+  const now = deps.clock.now();
   return deps.db
     .updateTable('oauth_flows')
-    .set({ state_hash: null })
+    .set({ state_hash: null, expires_at: new Date(now + FLOW_TTL_MS) })
     .where('state_hash', '=', hashOpaqueToken(input.state))
     .where('browser_hash', '=', hashOpaqueToken(input.browser))
     .where('provider', '=', input.provider)
-    .where('expires_at', '>', new Date(deps.clock.now()))
+    .where('expires_at', '>', new Date(now))
     .returning(['id', 'provider', 'code_verifier', 'nonce', 'redirect_to'])
     .executeTakeFirst();
 }
 
-/** The flow succeeded: it now holds `code` for the account, for 60 s. */
+/** The flow succeeded: it now holds `code` for the account, for 60 s. False when the flow is gone (nothing holds the code). */
 export async function completeFlow(
   deps: Deps,
   input: { id: string; code: string; userId: string; accountCreated: boolean },
-): Promise<void> {
-  await deps.db
+): Promise<boolean> {
+  const result = await deps.db
     .updateTable('oauth_flows')
     .set({
       code_hash: hashOpaqueToken(input.code),
@@ -70,7 +75,8 @@ export async function completeFlow(
       expires_at: new Date(deps.clock.now() + CODE_TTL_MS),
     })
     .where('id', '=', input.id)
-    .execute();
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
 }
 
 export async function deleteFlow(deps: Deps, id: string): Promise<void> {

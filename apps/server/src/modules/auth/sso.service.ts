@@ -149,7 +149,7 @@ export async function finishSignIn(
       ? await takeStartedFlow(deps, { provider: input.provider, state, browser: input.browser })
       : undefined;
   if (!state || !flow) {
-    throw new AppError('OAUTH_STATE_INVALID', 'This sign-in is unknown, already finished or expired: start it again');
+    throw unknownSignIn();
   }
   const target = new URL(flow.redirect_to);
   try {
@@ -166,7 +166,10 @@ export async function finishSignIn(
     });
     const account = await accountForIdentity(deps, { provider: provider.id, identity });
     const code = newOpaqueToken();
-    await completeFlow(deps, { id: flow.id, code, userId: account.userId, accountCreated: account.created });
+    if (!(await completeFlow(deps, { id: flow.id, code, userId: account.userId, accountCreated: account.created }))) {
+      // Removed while the provider answered (an administrator's action, a purge): no code would work.
+      throw unknownSignIn();
+    }
     target.searchParams.set('code', code);
   } catch (error) {
     await deleteFlow(deps, flow.id).catch(() => undefined);
@@ -174,6 +177,9 @@ export async function finishSignIn(
   }
   return target;
 }
+
+const unknownSignIn = () =>
+  new AppError('OAUTH_STATE_INVALID', 'This sign-in is unknown, already finished or expired: start it again');
 
 /** What a failed sign-in step tells the frontend; the cause goes to the log. */
 export function signInErrorCode(deps: Pick<Services, 'log'>, error: unknown, provider: string): AppErrorCode {
