@@ -688,6 +688,7 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
           secretAccessKey: e.S3_SECRET_ACCESS_KEY,
           forcePathStyle: e.S3_FORCE_PATH_STYLE,
           timeoutMs: e.S3_TIMEOUT_MS,
+          bodyIdleMs: e.REQUEST_TIMEOUT_MS,
         },
       },
     };

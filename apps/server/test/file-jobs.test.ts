@@ -279,6 +279,7 @@ describe('a store that is away when the bytes are to be removed (s3rver behind a
       secretAccessKey: s3.secretAccessKey,
       forcePathStyle: true,
       timeoutMs: 5_000,
+      bodyIdleMs: 60_000,
     });
   });
   afterAll(async () => {

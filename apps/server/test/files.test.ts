@@ -1274,6 +1274,52 @@ describe('download redirects (S3 with FILES_DOWNLOAD_REDIRECT)', () => {
   });
 });
 
+describe('a download its client pauses (S3)', () => {
+  let server: FilesServer;
+  beforeAll(async () => {
+    server = await startFilesServer({
+      driver: 's3',
+      env: { S3_TIMEOUT_MS: '4000', FILES_MAX_BYTES: String(64 * MiB), FILES_QUOTA_BYTES: String(128 * MiB) },
+    });
+  });
+  afterAll(() => server?.close());
+
+  it('goes on after a pause longer than S3_TIMEOUT_MS (the store’s socket waits as long as the client may)', async () => {
+    const account = await registerAccount(server.app);
+    // More than every socket buffer between the store, the server and the client holds, PUT
+    // directly (s3rver takes no multipart upload, which the server's own uploads of this size are).
+    const bytes = text(40 * MiB);
+    const started = await call(server, account, 'POST', '/api/files/uploads', {
+      name: 'long.txt',
+      contentType: 'text/plain',
+      size: bytes.length,
+    });
+    expect(started.statusCode, started.body).toBe(200);
+    const target = started.json() as { id: string; url: string; method: string; headers: Record<string, string> };
+    const put = await fetch(target.url, { method: target.method, headers: target.headers, body: bytes });
+    expect(put.status).toBe(200);
+    const completed = await call(server, account, 'POST', `/api/files/uploads/${target.id}/complete`, {});
+    expect(completed.statusCode, completed.body).toBe(200);
+    const file = completed.json() as FileDto;
+    const response = await content(server, file.id, account);
+    expect(response.status).toBe(200);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    let received = 0;
+    while (received < 64 * KiB) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += value.length;
+    }
+    await sleep(6_000); // the client stops reading: the store's body pauses with it
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += value.length;
+    }
+    expect(received).toBe(bytes.length);
+  }, 60_000);
+});
+
 describe('an S3 store that does not answer', () => {
   it('answers 503 DEPENDENCY_DOWN within S3_TIMEOUT_MS, never a hang or a 500', async () => {
     const sockets = new Set<import('node:net').Socket>();

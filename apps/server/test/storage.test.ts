@@ -65,6 +65,7 @@ const drivers: { name: 'local' | 's3'; start: () => Promise<Subject> }[] = [
         secretAccessKey: server.secretAccessKey,
         forcePathStyle: true,
         timeoutMs: 30_000,
+        bodyIdleMs: 60_000,
       });
       const client = new S3Client(connection);
       return {
@@ -434,6 +435,7 @@ describe('deleting from an S3-compatible store', () => {
       secretAccessKey: 'secret',
       forcePathStyle: true,
       timeoutMs: 2_000,
+      bodyIdleMs: 60_000,
     });
 
   it('takes a store answering 404 NoSuchKey (as GCS does) for an object already gone', async () => {
@@ -514,6 +516,7 @@ describe('an S3 store whose credentials cannot be had', () => {
       secretAccessKey: undefined,
       forcePathStyle: true,
       timeoutMs: 300,
+      bodyIdleMs: 60_000,
     });
   };
   /** Every call the driver makes, presigning included (it sends nothing, but needs the credentials). */

@@ -29,10 +29,16 @@ export interface S3Options {
   secretAccessKey: string | undefined;
   forcePathStyle: boolean;
   /**
-   * Connecting, a silent socket, each request (each part of an upload), and resolving the
-   * credentials (a credential_process, a metadata endpoint) give up after this long.
+   * Connecting, each request until the store answers (each part of an upload), and
+   * resolving the credentials (a credential_process, a metadata endpoint) give up after this long.
    */
   timeoutMs: number;
+  /**
+   * Once the store answers, how long its socket may stay silent: a download whose client
+   * stops reading for a while (a paused video) pauses the store's body too. The server's
+   * own idle cut for its clients (REQUEST_TIMEOUT_MS), so a client may pause as long.
+   */
+  bodyIdleMs: number;
 }
 
 /** Parts of 8 MiB, two in flight: an upload holds at most ~24 MiB of it in memory. */
@@ -59,8 +65,9 @@ export function s3Storage(options: S3Options): ObjectStorage {
       }),
     requestHandler: {
       connectionTimeout: options.timeoutMs,
-      socketTimeout: options.timeoutMs,
+      // Until the store answers (the SDK clears it then); the socket's idle time after that.
       requestTimeout: options.timeoutMs,
+      socketTimeout: Math.max(options.timeoutMs, options.bodyIdleMs),
       // Without it the SDK only warns when a request runs out of time.
       throwOnRequestTimeout: true,
     },
