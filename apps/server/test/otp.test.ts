@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryTransport } from '../src/infra/mail/index.ts';
+import { runEmailJob } from '../src/modules/auth/email-jobs.ts';
 import {
   type Account,
   bearer,
@@ -146,6 +147,31 @@ describe('email one-time codes', () => {
     const wrong = code === '999999' ? '999998' : '999999';
     for (let i = 0; i < 4; i++) await verify(email, wrong);
     expect((await verify(email, code)).statusCode).toBe(200);
+  });
+
+  it('emails a code only while it is the live one (a try of its job after it expired or was replaced sends nothing)', async () => {
+    const email = uniqueEmail('late');
+    await codeFor(email);
+    const jobId = t.mail.last(email, 'one-time-code')?.idempotencyKey as string;
+    const job = { id: jobId, data: { kind: 'one-time-code' as const, email } };
+    const sent: string[] = [];
+    const send = t.mail.send.bind(t.mail);
+    t.mail.send = async (message) => {
+      sent.push(message.idempotencyKey ?? '');
+      return send(message);
+    };
+    try {
+      await runEmailJob(t.services, job); // a retried try while the code is live: sent (the provider keeps it once)
+      expect(sent).toEqual([jobId]);
+      clock.advance(10 * 60 * 1000 + 1);
+      await runEmailJob(t.services, job); // the provider was down until after the code expired
+      nextWindow();
+      await codeFor(email);
+      await runEmailJob(t.services, job); // a newer code replaced it
+      expect(sent).toHaveLength(2); // the live code's own email, and nothing else
+    } finally {
+      t.mail.send = send;
+    }
   });
 
   it('expires after 10 minutes', async () => {

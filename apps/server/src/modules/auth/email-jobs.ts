@@ -1,10 +1,11 @@
 /**
  * Every email of the account flows, as a durable job (queue `email`): queued in the
  * transaction that causes it (an account and its verification email, both or neither),
- * retried with backoff while the provider is down, and sent at most once: the job's id is
- * the provider's idempotency key, and whatever the email carries (a link's token, a sign-in
- * code) is derived from that id with the server's key, so a retried try sends the very same
- * email and nothing secret is stored in the job.
+ * retried with backoff while the provider is down. The job's id is the provider's
+ * idempotency key (Resend sends a retried try once; SMTP has no such key, so a try whose
+ * answer was lost may be delivered twice), and whatever the email carries (a link's token, a
+ * sign-in code) is derived from that id with the server's key, so a retried try sends the
+ * very same email and nothing secret is stored in the job.
  */
 import type { Db } from '@app/db';
 import { type Locale, preferredLocale } from '../../i18n/locale.ts';
@@ -13,6 +14,7 @@ import { hashOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 import { findUserRow, findUserRowByEmail, maySignIn } from '../users/users.service.ts';
 import { composeEmail, greeting } from './emails.ts';
+import { codeKey, readCode } from './otp-codes.ts';
 import { ensureUserToken, type LinkPurpose } from './user-tokens.ts';
 
 export const EMAIL_QUEUE: QueueDefinition = {
@@ -38,7 +40,7 @@ export type EmailJob =
   | { kind: 'one-time-code'; email: string; locale?: Locale | undefined; requestId?: string | undefined }
   | { kind: 'welcome'; email: string; locale?: Locale | undefined; requestId?: string | undefined };
 
-type Deps = Pick<Services, 'db' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'jobs'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'jobs'>;
 
 /** Queues an email; with `db` (a transaction), it is queued only if that transaction commits. */
 export async function enqueueEmail(
@@ -86,11 +88,16 @@ async function prepare(deps: Deps, jobId: string, job: EmailJob) {
       });
     }
     case 'one-time-code': {
+      // Only while it is the email's live code: tries of this job go on for an hour, and a
+      // code that expired or was replaced meanwhile would only cost its reader a try.
+      const code = codeOf(deps, jobId);
+      const live = await readCode(deps, codeKey(job.email));
+      if (live?.hash !== deps.tokens.keyedHash(`${job.email}:${code}`)) return undefined;
       const user = await findUserRowByEmail(deps, job.email);
       return composeEmail(deps, {
         template: 'one-time-code',
         to: job.email,
-        vars: { code: codeOf(deps, jobId), minutes: String(OTP_TTL_MS / 60_000) },
+        vars: { code, minutes: String(OTP_TTL_MS / 60_000) },
         locale: preferredLocale(user?.locale, job.locale),
       });
     }

@@ -16,6 +16,7 @@ import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
 import { codeOf, enqueueEmail, OTP_TTL_MS } from './email-jobs.ts';
 import { reclaim } from './identities.service.ts';
+import { codeKey, readCode, type StoredCode, writeCode } from './otp-codes.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens' | 'log' | 'jobs'>;
 
@@ -24,13 +25,6 @@ const OTP_MAX_ATTEMPTS = 5;
 /** Wrong review codes allowed per hour: the review code is reusable, so guessing is capped. */
 const REVIEW_FAILURES_PER_HOUR = 20;
 
-interface StoredCode {
-  hash: string;
-  issuedAt: number;
-  expiresAt: number;
-}
-
-const codeKey = (email: string) => `otp:${email}`;
 /** Tries at one code: its own counter, so a new code starts from zero. */
 const attemptsKey = (email: string, code: StoredCode) => `otp-attempts:${email}:${code.issuedAt}`;
 const REVIEW_KEY = 'otp-review';
@@ -42,17 +36,6 @@ function sameHash(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
-}
-
-async function readCode(deps: Deps, key: string): Promise<StoredCode | undefined> {
-  const raw = await deps.kv.get(key);
-  if (!raw) return undefined;
-  const stored = JSON.parse(raw) as StoredCode;
-  return stored.expiresAt > deps.clock.now() ? stored : undefined;
-}
-
-async function writeCode(deps: Deps, key: string, stored: StoredCode): Promise<void> {
-  await deps.kv.set(key, JSON.stringify(stored), { ttlMs: Math.max(1, stored.expiresAt - deps.clock.now()) });
 }
 
 /** `devCode` only outside production, and only when no provider delivers email. */
