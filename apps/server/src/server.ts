@@ -17,6 +17,8 @@ import { runStartupChecks, StartupError } from './startup.ts';
 /** A worker that dies this many times within the window is not restarted again. */
 const RESTART_LIMIT = 5;
 const RESTART_WINDOW_MS = 60_000;
+/** The wait before a worker is started again: doubling with each death in the window (a dependency may be back by then). */
+const restartDelayMs = (deathsInWindow: number) => Math.min(250 * 2 ** (deathsInWindow - 1), 5_000);
 
 /** How long shutdown keeps serving with `Connection: close` before it stops listening. */
 const DRAIN_MS = 500;
@@ -103,6 +105,7 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
   const env = { DATABASE_URL: database.url };
   const deaths: number[] = [];
   let stopping = false;
+  let gaveUp = false;
 
   const fork = (): Worker => cluster.fork(env);
   cluster.on('exit', (worker, code, signal) => {
@@ -113,11 +116,16 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
     while (deaths.length > 0 && (deaths[0] ?? 0) < now - RESTART_WINDOW_MS) deaths.shift();
     if (deaths.length > RESTART_LIMIT) {
       log.fatal(`workers died ${deaths.length} times in ${RESTART_WINDOW_MS / 1000} s: giving up`);
+      // A failure, whatever the other workers' own exits: a supervisor restarts on it.
+      gaveUp = true;
       process.kill(process.pid, 'SIGTERM');
       return;
     }
-    log.error(`worker ${worker.process.pid} died (${signal ?? `exit ${code}`}): starting a new one`);
-    fork();
+    const delayMs = restartDelayMs(deaths.length);
+    log.error(`worker ${worker.process.pid} died (${signal ?? `exit ${code}`}): starting a new one in ${delayMs} ms`);
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delayMs);
   });
 
   onShutdownSignal(
@@ -137,7 +145,7 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
       );
       await database.embedded?.stop();
       log.info('stopped');
-      return codes.every((code) => code === 0) ? 0 : 1;
+      return !gaveUp && codes.every((code) => code === 0) ? 0 : 1;
     },
     () => database.embedded?.stopNow(),
   );

@@ -8,6 +8,7 @@ import { configOrExit } from './config.ts';
 import { createLogger } from './infra/logger.ts';
 import { startWorker } from './modules/jobs/jobs.ts';
 import { createServices } from './services.ts';
+import { runStartupChecks } from './startup.ts';
 
 const config = configOrExit();
 const log = createLogger({
@@ -40,6 +41,9 @@ const stop = async (signal: string) => {
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
 try {
+  // As a server does: the database answers with its migrations applied (or applied here, with
+  // MIGRATE_ON_START), and Redis answers. Jobs never run on a schema older than their code.
+  await runStartupChecks(services, database.url, database);
   await startWorker(services);
   log.info(`worker ready: ${database.description}`);
 } catch (error) {

@@ -86,6 +86,21 @@ describe('docker-compose.yml', () => {
     expect(worker.healthcheck).toEqual({ disable: true });
   });
 
+  it('gives a stopping server and worker longer than their shutdown takes before Docker kills them', () => {
+    const shutdownMs = Number(composeEnvironment('server').SHUTDOWN_TIMEOUT_MS ?? 10_000);
+    const drainMs = Number(
+      /^const DRAIN_MS = ([\d_]+);/m
+        .exec(readFileSync(path.join(repoRoot, 'apps/server/src/server.ts'), 'utf8'))?.[1]
+        ?.replaceAll('_', ''),
+    );
+    for (const service of ['server', 'worker']) {
+      const grace = /^(\d+)s$/.exec(String(compose.services[service].stop_grace_period ?? ''));
+      expect(grace, `${service}'s stop_grace_period`).not.toBeNull();
+      // The drain (before and after the stop of new connections), the requests or job, closing connections.
+      expect(2 * drainMs + shutdownMs + 5_000, service).toBeLessThanOrEqual(Number(grace?.[1]) * 1000);
+    }
+  });
+
   it('keeps uploaded files in one volume that every replica and the worker mount, at the folder the image gives its user', () => {
     const { server, worker } = compose.services;
     const config = loadConfig(composeEnvironment('server'));

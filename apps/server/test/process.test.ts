@@ -122,6 +122,19 @@ describe('the server process', () => {
       expect(await server.exited).toBe(1);
       expect(server.output()).toMatch(/\d+ pending migration\(s\): \d{14}_create_users.*pnpm db:migrate/);
       expect(server.output()).not.toMatch(/\n\s+at /);
+      // Nor does `pnpm worker`: its jobs would run on a schema older than their code.
+      const worker = spawnCommand(process.execPath, [fileURLToPath(new URL('../src/worker.ts', import.meta.url))], {
+        env: {
+          PATH: process.env.PATH,
+          NODE_ENV: 'test',
+          LOG_FORMAT: 'json',
+          DATABASE_URL: empty.url,
+          MIGRATE_ON_START: 'false',
+          ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+        },
+      });
+      expect(await worker.exited).toBe(1);
+      expect(worker.output()).toMatch(/pending migration\(s\)/);
 
       const migrating = spawnServer({ DATABASE_URL: empty.url });
       await listeningUrl(migrating);
@@ -313,7 +326,7 @@ describe.skipIf(!process.env.REDIS_URL)('cluster workers', () => {
       expect(new Set(workerPids).size).toBe(2);
 
       process.kill(workerPids[0] as number, 'SIGKILL');
-      await server.waitFor(/died \(SIGKILL\): starting a new one/);
+      await server.waitFor(/died \(SIGKILL\): starting a new one in 250 ms/);
       for (let i = 0; i < 100 && listening().length < 3; i++) await sleep(100);
       expect(listening()).toHaveLength(3);
 
@@ -324,6 +337,46 @@ describe.skipIf(!process.env.REDIS_URL)('cluster workers', () => {
       server.process.kill('SIGKILL');
     }
   });
+});
+
+describe.skipIf(!process.env.REDIS_URL)('workers that keep dying', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(() => database.drop());
+
+  it('are started again after a growing wait, then given up on with a failing exit', async () => {
+    const server = spawnServer({
+      DATABASE_URL: database.url,
+      REDIS_URL: process.env.REDIS_URL,
+      REDIS_COMMAND_TIMEOUT_MS: '5000', // a loaded CI machine, not the code, may be slow
+      WORKERS: '2',
+      PORT: '0',
+    });
+    try {
+      await server.waitFor(/started 2 workers/);
+      // Each worker is killed as soon as it listens, until the primary gives up.
+      const killed = new Set<number>();
+      const deadline = Date.now() + 50_000;
+      while (server.process.exitCode === null && Date.now() < deadline) {
+        for (const line of server.output().split('\n')) {
+          if (!line.includes('Server listening')) continue;
+          const pid = JSON.parse(line).pid as number;
+          if (killed.has(pid)) continue;
+          killed.add(pid);
+          process.kill(pid, 'SIGKILL');
+        }
+        await sleep(50);
+      }
+      expect(await server.exited).toBe(1);
+      expect(server.output()).toMatch(/died \(SIGKILL\): starting a new one in 250 ms/);
+      expect(server.output()).toMatch(/starting a new one in 1000 ms/);
+      expect(server.output()).toMatch(/died 6 times in 60 s: giving up/);
+    } finally {
+      server.process.kill('SIGKILL');
+    }
+  }, 60_000);
 });
 
 describe('graceful shutdown under load', () => {
