@@ -58,7 +58,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-describe('NUL characters', () => {
+describe('NUL characters and unpaired surrogates', () => {
   it('are refused by every string field of every procedure input', () => {
     const procedures = appRouter._def.procedures as unknown as Record<string, AnyTRPCProcedure>;
     const fields: string[] = [];
@@ -68,6 +68,7 @@ describe('NUL characters', () => {
           fields.push(path);
           expect(schema.safeParse('ok\u0000ok').success, path).toBe(false);
           expect(schema.safeParse('\u0000').success, path).toBe(false);
+          expect(schema.safeParse('a\ud800b').success, path).toBe(false);
         }
       }
     }
@@ -93,6 +94,27 @@ describe('NUL characters', () => {
         appCode: 'VALIDATION_FAILED',
         issues: [{ path, message: 'must not contain NUL (\\u0000) characters' }],
       });
+    });
+
+    it('answers 400 naming the field for half of a surrogate pair, never storing it changed', async () => {
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/notes',
+        headers: bearer(admin),
+        payload: { title: 'a\ud800b' },
+      });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({
+        appCode: 'VALIDATION_FAILED',
+        issues: [{ path: ['title'], message: 'must not contain unpaired surrogates (invalid Unicode)' }],
+      });
+      const paired = await t.app.inject({
+        method: 'POST',
+        url: '/api/notes',
+        headers: bearer(admin),
+        payload: { title: 'a😀b' },
+      });
+      expect(paired.json().title).toBe('a😀b');
     });
 
     it('answers 400 for a NUL in a search query string, and over tRPC', async () => {

@@ -181,6 +181,39 @@ describe('HTTP surface', () => {
       expect(huge.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', appCode: 'PAYLOAD_TOO_LARGE' });
     });
 
+    it('reads an empty body labelled JSON as no body, refuses null and prototype poisoning (REST)', async () => {
+      const account = await registerAccount(t.app);
+      const json = { ...bearer(account), 'content-type': 'application/json' };
+      const note = (
+        await t.app.inject({ method: 'POST', url: '/api/notes', headers: bearer(account), payload: { title: 'x' } })
+      ).json();
+      const removed = await t.app.inject({
+        method: 'DELETE',
+        url: `/api/notes/${note.id}`,
+        headers: json,
+        payload: '',
+      });
+      expect(removed.statusCode, removed.body).toBe(200);
+      const logout = await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: json, payload: '' });
+      expect(logout.statusCode, logout.body).toBe(200);
+      const other = await registerAccount(t.app);
+      const otherJson = { ...bearer(other), 'content-type': 'application/json' };
+      const nullBody = await t.app.inject({
+        method: 'PATCH',
+        url: '/api/users/me',
+        headers: otherJson,
+        payload: 'null',
+      });
+      expect(nullBody.statusCode).toBe(400);
+      const poisoned = await t.app.inject({
+        method: 'PATCH',
+        url: '/api/users/me',
+        headers: otherJson,
+        payload: '{"__proto__": {"admin": true}}',
+      });
+      expect(poisoned.statusCode).toBe(400);
+    });
+
     it('answers a malformed URL with the JSON error body', async () => {
       const response = await t.app.inject({ method: 'GET', url: '/api/notes/%E0%A4%A' });
       expect(response.statusCode).toBe(400);

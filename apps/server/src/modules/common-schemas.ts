@@ -2,12 +2,14 @@ import { z } from 'zod';
 
 /**
  * Where every string input starts (`text`, never `z.string()`): Postgres cannot store NUL
- * characters, so they are refused here, with the field named, instead of failing in SQL.
- * A test walks every procedure's input and checks that each string refuses them.
+ * characters, so they are refused here, with the field named, instead of failing in SQL;
+ * nor can UTF-8 carry half of a UTF-16 surrogate pair, which would be stored as U+FFFD,
+ * silently changed. A test walks every procedure's input and checks that each string refuses both.
  */
-export const text = z.string().refine((value) => !value.includes('\u0000'), {
-  error: 'must not contain NUL (\\u0000) characters',
-});
+export const text = z
+  .string()
+  .refine((value) => !value.includes('\u0000'), { error: 'must not contain NUL (\\u0000) characters' })
+  .refine((value) => value.isWellFormed(), { error: 'must not contain unpaired surrogates (invalid Unicode)' });
 
 /**
  * Ids are UUIDv7 strings, lower-cased as Postgres writes them: an id given in capitals is the

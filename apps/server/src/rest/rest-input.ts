@@ -48,7 +48,8 @@ export function restInput(request: FastifyRequest, procedure: AnyTRPCProcedure):
   if (takesNoInput(inputs)) return undefined;
   const params = request.params as Record<string, string>;
   if (BODY_METHODS.has(request.method)) {
-    const body = request.body ?? {}; // a body-less POST (curl -X POST) reads as {}
+    // A body-less POST (curl -X POST) reads as {}; a JSON null is refused, as over tRPC.
+    const body = request.body === undefined ? {} : request.body;
     return isRecord(body) ? { ...body, ...params } : body;
   }
   return { ...queryInput(request.query as Record<string, unknown>, inputs[0]), ...params };

@@ -54,6 +54,18 @@ function unreadableBody(request: FastifyRequest): string | undefined {
 }
 
 export async function restRoutes(app: FastifyInstance, options: RestRoutesOptions): Promise<void> {
+  // An empty body labelled JSON (a client that sets the header on every call) is no body, as
+  // one sent without the label is; anything else goes to Fastify's own parser (which refuses
+  // prototype poisoning). Registered in this plugin only.
+  const parseJson = app.getDefaultJsonParser(
+    app.initialConfig.onProtoPoisoning ?? 'error',
+    app.initialConfig.onConstructorPoisoning ?? 'error',
+  );
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else parseJson(request, body as string, done);
+  });
   for (const { method, url, path, procedure } of restRouteTable(options.router, options.basePath)) {
     const type = procedure._def.type as 'query' | 'mutation';
     app.route({
