@@ -15,7 +15,7 @@ import type { Services } from '../../services.ts';
 import { findUserRow, findUserRowByEmail, maySignIn } from '../users/users.service.ts';
 import { composeEmail, greeting } from './emails.ts';
 import { codeKey, readCode } from './otp-codes.ts';
-import { ensureUserToken, type LinkPurpose } from './user-tokens.ts';
+import { ensureUserToken, type LinkPurpose, retireOlderLinks } from './user-tokens.ts';
 
 export const EMAIL_QUEUE: QueueDefinition = {
   name: 'email',
@@ -67,6 +67,10 @@ export async function runEmailJob(deps: Deps, job: { id: string; data: EmailJob 
   if (!message) return;
   const { id } = await deps.mailer.send({ ...message, idempotencyKey: job.id });
   deps.log.info({ requestId: job.data.requestId, jobId: job.id, template: message.template, id }, 'email sent');
+  // A link, once sent, is the one that works: the earlier unused ones of its kind stop.
+  if (job.data.kind === 'verify-email' || job.data.kind === 'reset-password') {
+    await retireOlderLinks(deps, hashOpaqueToken(linkTokenOf(deps, job.id)));
+  }
 }
 
 async function prepare(deps: Deps, jobId: string, job: EmailJob) {

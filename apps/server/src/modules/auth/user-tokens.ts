@@ -11,34 +11,33 @@ export const invalidLink = () =>
   new AppError('INVALID_TOKEN', 'This link is invalid, already used, or expired: ask for a new one');
 
 /**
- * Makes the token (by its hash) the one link of `purpose` that works for the user: earlier
- * unused ones stop working. Idempotent: a token already recorded (a retried email) stays as it
- * was, expiry included.
+ * Records the token (by its hash) of a link about to be sent. Idempotent: a token already
+ * recorded (a retried email) stays as it was, expiry included. Earlier links keep working
+ * until this one is sent (`retireOlderLinks`): one that is never sent must not take away the
+ * link an earlier email delivered.
  */
 export async function ensureUserToken(
   deps: Deps,
   { userId, purpose, tokenHash, ttlMs }: { userId: string; purpose: LinkPurpose; tokenHash: string; ttlMs: number },
 ): Promise<void> {
-  const now = deps.clock.now();
-  await deps.db.transaction().execute(async (trx) => {
-    const known = await trx
-      .selectFrom('user_tokens')
-      .select('id')
-      .where('token_hash', '=', tokenHash)
-      .executeTakeFirst();
-    if (known) return;
-    await trx
-      .deleteFrom('user_tokens')
-      .where('user_id', '=', userId)
-      .where('purpose', '=', purpose)
-      .where('used_at', 'is', null)
-      .execute();
-    await trx
-      .insertInto('user_tokens')
-      .values({ user_id: userId, purpose, token_hash: tokenHash, expires_at: new Date(now + ttlMs) })
-      .onConflict((oc) => oc.column('token_hash').doNothing())
-      .execute();
-  });
+  await deps.db
+    .insertInto('user_tokens')
+    .values({ user_id: userId, purpose, token_hash: tokenHash, expires_at: new Date(deps.clock.now() + ttlMs) })
+    .onConflict((oc) => oc.column('token_hash').doNothing())
+    .execute();
+}
+
+/** Once the link of `tokenHash` was sent: the unused links of its user and purpose made before it stop working. */
+export async function retireOlderLinks(deps: Pick<Services, 'db'>, tokenHash: string): Promise<void> {
+  await deps.db
+    .deleteFrom('user_tokens as older')
+    .using('user_tokens as sent')
+    .where('sent.token_hash', '=', tokenHash)
+    .whereRef('older.user_id', '=', 'sent.user_id')
+    .whereRef('older.purpose', '=', 'sent.purpose')
+    .whereRef('older.created_at', '<', 'sent.created_at')
+    .where('older.used_at', 'is', null)
+    .execute();
 }
 
 /** Uses the token up and returns its user; an unknown, used or expired token is INVALID_TOKEN. */
