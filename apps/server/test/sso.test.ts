@@ -468,6 +468,29 @@ describe('the browser flow', () => {
     fakes.github.user = { id: 3_000_000 + counter, login: unique('noemail'), name: null, emails: [] };
     expect((await signInWithBrowser(server, 'github')).landing.searchParams.get('error')).toBe('OAUTH_EMAIL_MISSING');
   });
+
+  it('signs a returning GitHub user in while GitHub’s email endpoint fails (the address is not needed)', async () => {
+    const login = unique('returning');
+    fakes.github.user = {
+      id: 4_000_000 + counter,
+      login,
+      name: null,
+      emails: [{ email: `${login}@github.test`, primary: true, verified: true }],
+    };
+    const first = await exchange(server, (await signInWithBrowser(server, 'github')).landing);
+    expect(first.body).toMatchObject({ created: true });
+    fakes.github.emailsStatus = 502;
+    try {
+      const again = await exchange(server, (await signInWithBrowser(server, 'github')).landing);
+      expect(again.body).toMatchObject({ created: false, user: { id: first.body.user.id } });
+      // Someone new cannot be linked or created without it.
+      fakes.github.user = { ...fakes.github.user, id: 5_000_000 + counter, login: unique('new') };
+      const landing = (await signInWithBrowser(server, 'github')).landing;
+      expect(landing.searchParams.get('error')).toBe('OAUTH_EMAIL_MISSING');
+    } finally {
+      fakes.github.emailsStatus = 200;
+    }
+  });
 });
 
 describe('a flow that does not check out', () => {

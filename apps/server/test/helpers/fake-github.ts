@@ -40,6 +40,8 @@ export interface FakeGitHub {
   /** Back to 'approve' after each authorize. */
   nextOutcome: AuthorizeOutcome;
   tokenEndpoint: TokenEndpointMode;
+  /** The status /user/emails answers with (200, or an outage of that endpoint alone). */
+  emailsStatus: number;
   readonly requests: FakeRequest[];
   close(): Promise<void>;
 }
@@ -128,6 +130,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
         avatar_url: `https://avatars.githubusercontent.com/u/${id}?v=4`,
       });
     } else if (path === '/api/v3/user/emails') {
+      if (github.emailsStatus !== 200) return sendJson(response, github.emailsStatus, { message: 'Server Error' });
       const visibility = (primary: boolean) => (primary ? (user.email ? 'public' : 'private') : null);
       sendJson(
         response,
@@ -153,6 +156,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
     },
     nextOutcome: 'approve',
     tokenEndpoint: 'ok',
+    emailsStatus: 200,
     requests: [],
     close: server.close,
   };

@@ -35,7 +35,9 @@ export function githubProvider(
         'user-agent': 'app-server',
       };
       const user = ((await get(`${github.apiUrl}/user`, headers)) ?? {}) as GitHubUser;
-      const emails = await get(`${github.apiUrl}/user/emails`, headers);
+      // The address only links or creates an account: without it (the endpoint failing or
+      // slow) a returning user, known by id, still signs in; a new one is told it is missing.
+      const emails = await get(`${github.apiUrl}/user/emails`, headers).catch(() => undefined);
       const primary = Array.isArray(emails) ? (emails as GitHubEmail[]).find((e) => e?.primary === true) : undefined;
       return normalizeIdentity({
         subject: user.id,
