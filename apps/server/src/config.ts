@@ -420,6 +420,15 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
       if (e[variable] === undefined) refuse(variable, 'is required in production when OAUTH_APPLE_CLIENT_ID is set');
     }
   }
+  if (OAUTH_PROVIDERS.some((provider) => e[`OAUTH_${provider}_CLIENT_ID`] !== undefined)) {
+    // The development defaults (http://localhost pages) must not receive production sign-in codes.
+    const variable = e.OAUTH_REDIRECT_ORIGINS ? 'OAUTH_REDIRECT_ORIGINS' : 'CORS_ORIGINS';
+    for (const origin of e.OAUTH_REDIRECT_ORIGINS ?? e.CORS_ORIGINS) {
+      if (origin.startsWith('http:')) {
+        refuse(variable, `"${origin}" is plain http: in production a sign-in returns its code to https pages only`);
+      }
+    }
+  }
   if (e.PUBLIC_URL === undefined) {
     if (OAUTH_PROVIDERS.some((provider) => e[`OAUTH_${provider}_CLIENT_ID`] !== undefined)) {
       refuse('PUBLIC_URL', 'is required in production with a sign-in provider (the callback URLs are built on it)');

@@ -197,6 +197,16 @@ describe('config', () => {
       /PUBLIC_URL: is required in production with a sign-in provider/,
     ],
     [
+      'a provider returning its codes to a plain http page',
+      {
+        PUBLIC_URL: 'https://api.example.com',
+        OAUTH_GOOGLE_CLIENT_ID: 'g',
+        OAUTH_GOOGLE_CLIENT_SECRET: 's',
+        CORS_ORIGINS: 'https://app.example.com,http://localhost:3000',
+      },
+      /CORS_ORIGINS: "http:\/\/localhost:3000" is plain http: in production a sign-in returns its code to https pages only/,
+    ],
+    [
       'an http PUBLIC_URL',
       { PUBLIC_URL: 'http://api.example.com', OAUTH_GOOGLE_CLIENT_ID: 'g', OAUTH_GOOGLE_CLIENT_SECRET: 's' },
       /PUBLIC_URL: must be https in production/,
