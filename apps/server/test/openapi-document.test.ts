@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import openapiTS, { astToString, type OpenAPI3 } from 'openapi-typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerAccount, startTestServer, type TestApp, uniqueEmail } from './helpers/index.ts';
+import { bearer, registerAccount, startTestServer, type TestApp, uniqueEmail } from './helpers/index.ts';
 
 const run = promisify(execFile);
 const serverDir = path.resolve(import.meta.dirname, '..');
@@ -42,6 +42,19 @@ describe('the OpenAPI document', () => {
   afterAll(async () => {
     for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
     await server?.close();
+  });
+
+  it('requires a body only where a field of it is required', async () => {
+    type Body = { requestBody?: { required?: boolean } };
+    const paths = document.paths as Record<string, Record<string, Body>>;
+    expect(paths['/notes/{id}']?.patch?.requestBody?.required).toBe(false);
+    expect(paths['/users/me']?.patch?.requestBody?.required).toBe(false);
+    expect(paths['/notes']?.post?.requestBody?.required).toBe(true);
+    expect(paths['/auth/login']?.post?.requestBody?.required).toBe(true);
+    // As the server reads it: no body at all is an empty one.
+    const account = await registerAccount(server.app);
+    const patched = await fetch(`${server.url}/api/users/me`, { method: 'PATCH', headers: bearer(account) });
+    expect(patched.status).toBe(200);
   });
 
   it('lists for each operation its own errors, per status', () => {

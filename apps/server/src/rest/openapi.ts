@@ -118,6 +118,23 @@ function deleteInputsAsBody(document: OpenApiDocument) {
   return document;
 }
 
+/**
+ * A body every field of which is optional may be left out (the REST routes read no body as
+ * `{}`); trpc-to-openapi marks every body required, which makes generated clients send `{}`.
+ */
+function optionalBodies(document: OpenApiDocument) {
+  for (const item of Object.values(document.paths ?? {})) {
+    for (const operation of Object.values(item as Record<string, Operation>)) {
+      const body = operation?.requestBody as
+        | { required?: boolean; content?: Record<string, { schema?: { required?: string[] } }> }
+        | undefined;
+      const schema = body?.content?.['application/json']?.schema;
+      if (body && schema && !schema.required?.length) body.required = false;
+    }
+  }
+  return document;
+}
+
 /** The error responses of one operation: per status, the body with `appCode` one of the codes answered with it. */
 function errorResponses(codes: Iterable<AppErrorCode>): Record<string, unknown> {
   const byStatus = new Map<number, AppErrorCode[]>();
@@ -252,7 +269,7 @@ export async function createOpenApiDocument(
   });
   // The API's terms are the project's: its SPDX license, from package.json.
   document.info.license = { name: packageJson.license, identifier: packageJson.license };
-  return documentPlainRoutes(documentErrors(deleteInputsAsBody(document), router), plainRoutes);
+  return documentPlainRoutes(documentErrors(optionalBodies(deleteInputsAsBody(document)), router), plainRoutes);
 }
 
 /**
