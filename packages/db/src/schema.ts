@@ -67,10 +67,11 @@ export interface SessionsTable {
   revoked_at: NullableTimestamp;
 }
 
-/** Refresh tokens a session rotated away (by hash): one presented again is reuse. Deleted with the session. */
+/** Refresh tokens a session rotated away (by hash), kept a day: one presented again is reuse. Deleted with the session. */
 export interface SpentRefreshTokensTable {
   token_hash: string;
   session_id: string;
+  spent_at: GeneratedTimestamp;
 }
 
 /**

@@ -109,15 +109,19 @@ function successorOf(deps: Pick<Deps, 'tokens'>, refreshToken: string): string {
   return deps.tokens.keyedHash(`refresh-successor:${refreshToken}`);
 }
 
+/** The session was rotated within REFRESH_REUSE_GRACE_SECONDS (never, with 0). */
+function withinGrace(deps: Pick<Deps, 'config' | 'clock'>, session: SessionRow): boolean {
+  const graceMs = deps.config.jwt.refreshReuseGraceSeconds * 1000;
+  return graceMs > 0 && deps.clock.now() - session.last_used_at.getTime() <= graceMs;
+}
+
 /**
  * The already-issued successor, when `refreshToken` was rotated moments ago (within
  * REFRESH_REUSE_GRACE_SECONDS) and that successor is still the session's current token.
  */
 function graceSuccessor(deps: Deps, session: SessionRow, refreshToken: string): IssuedRefreshToken | undefined {
-  const graceMs = deps.config.jwt.refreshReuseGraceSeconds * 1000;
   const successor = successorOf(deps, refreshToken);
-  const withinGrace = deps.clock.now() - session.last_used_at.getTime() <= graceMs;
-  if (graceMs === 0 || !withinGrace || session.revoked_at) return undefined;
+  if (!withinGrace(deps, session) || session.revoked_at) return undefined;
   if (session.previous_refresh_token_hash !== hashOpaqueToken(refreshToken)) return undefined;
   if (session.refresh_token_hash !== hashOpaqueToken(successor)) return undefined;
   return {
@@ -164,6 +168,12 @@ export async function rotateRefreshToken(
   if (session.refresh_token_hash !== presented) {
     const again = graceSuccessor(deps, session, refreshToken);
     if (again) return again;
+    // Tabs that woke together: one read the token before two others rotated it twice. Within
+    // the grace window that is a late refresh, not a theft: refused, the session left alone.
+    const olderThanPrevious = session.previous_refresh_token_hash !== presented;
+    if (olderThanPrevious && withinGrace(deps, session)) {
+      throw new AppError('INVALID_REFRESH_TOKEN', 'The refresh token is not valid');
+    }
     throw await reuse();
   }
   const now = deps.clock.now();
@@ -405,9 +415,10 @@ export async function activeSessions(deps: Pick<Services, 'db' | 'clock'>, userI
 }
 
 /**
- * Maintenance: sessions that ended (expired, or revoked) more than a day ago, and
- * revocation markers past their access tokens' lifetime. A day of ended sessions stays, so a
- * refresh token presented again just after its session ended still gets "revoked", not "unknown".
+ * Maintenance: sessions that ended (expired, or revoked) more than a day ago, refresh tokens
+ * rotated away more than a day ago, and revocation markers past their access tokens'
+ * lifetime. A day of ended sessions and spent tokens stays, so a refresh token presented
+ * again within a day still gets "revoked" (and its session ended), not "unknown".
  */
 export async function purgeEndedSessions(deps: Pick<Services, 'db' | 'clock'>): Promise<number> {
   const now = new Date(deps.clock.now());
@@ -416,6 +427,7 @@ export async function purgeEndedSessions(deps: Pick<Services, 'db' | 'clock'>): 
     .deleteFrom('sessions')
     .where((eb) => eb.or([eb('expires_at', '<', dayAgo), eb('revoked_at', '<', dayAgo)]))
     .executeTakeFirst();
+  await deps.db.deleteFrom('spent_refresh_tokens').where('spent_at', '<', dayAgo).execute();
   await deps.db.deleteFrom('session_revocations').where('expires_at', '<', now).execute();
   return Number(sessions.numDeletedRows);
 }
