@@ -83,8 +83,17 @@ export async function login(
   assertMaySignIn(user);
   let passwordHash = user.password_hash;
   if (needsRehash) {
-    passwordHash = await hashPassword(input.password);
-    await setPasswordHash(deps, { userId: user.id, passwordHash, replacing: user.password_hash });
+    const rehashed = await hashPassword(input.password);
+    if (await setPasswordHash(deps, { userId: user.id, passwordHash: rehashed, replacing: user.password_hash })) {
+      passwordHash = rehashed;
+    } else {
+      // Replaced meanwhile: by a concurrent sign-in's rehash (the same password), or by a change.
+      const current = (await findUserRow(deps, user.id))?.password_hash;
+      if (!current || !(await checkPassword(current, input.password)).valid) {
+        throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
+      }
+      passwordHash = current;
+    }
   }
   // The session starts only while the password checked is still the account's: one changed
   // or reset during the check (its other sessions ended) leaves this sign-in refused.

@@ -102,17 +102,21 @@ export async function insertUser(deps: DbClockDeps, input: NewUser): Promise<str
   }
 }
 
-/** With `replacing`, only while that is still the stored hash (a rehash never undoes a change made meanwhile). */
+/**
+ * With `replacing`, only while that is still the stored hash (a rehash never undoes a change
+ * made meanwhile). Whether it was stored.
+ */
 export async function setPasswordHash(
   deps: DbDeps,
   input: { userId: string; passwordHash: string; replacing?: string },
-): Promise<void> {
-  await deps.db
+): Promise<boolean> {
+  const result = await deps.db
     .updateTable('users')
     .set({ password_hash: input.passwordHash })
     .where('id', '=', input.userId)
     .$if(input.replacing !== undefined, (query) => query.where('password_hash', '=', input.replacing as string))
-    .execute();
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
 /** The account no longer has a password (its registrant may not own the address). */
