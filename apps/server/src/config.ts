@@ -421,12 +421,18 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
     }
   }
   if (OAUTH_PROVIDERS.some((provider) => e[`OAUTH_${provider}_CLIENT_ID`] !== undefined)) {
-    // The development defaults (http://localhost pages) must not receive production sign-in codes.
-    const variable = e.OAUTH_REDIRECT_ORIGINS ? 'OAUTH_REDIRECT_ORIGINS' : 'CORS_ORIGINS';
-    for (const origin of e.OAUTH_REDIRECT_ORIGINS ?? e.CORS_ORIGINS) {
-      if (origin.startsWith('http:')) {
-        refuse(variable, `"${origin}" is plain http: in production a sign-in returns its code to https pages only`);
-      }
+    // The development defaults (http://localhost pages) must not receive production sign-in
+    // codes: the origins a sign-in may return to, as oauthConfig makes them.
+    const appOrigin = new URL(appUrlOf(e)).origin;
+    const origins = e.OAUTH_REDIRECT_ORIGINS ?? [...e.CORS_ORIGINS.filter((o) => o !== '*'), appOrigin];
+    for (const origin of origins) {
+      if (!origin.startsWith('http:')) continue;
+      const variable = e.OAUTH_REDIRECT_ORIGINS
+        ? 'OAUTH_REDIRECT_ORIGINS'
+        : e.CORS_ORIGINS.includes(origin)
+          ? 'CORS_ORIGINS'
+          : 'APP_URL';
+      refuse(variable, `"${origin}" is plain http: in production a sign-in returns its code to https pages only`);
     }
   }
   if (e.PUBLIC_URL === undefined) {

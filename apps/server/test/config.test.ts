@@ -207,6 +207,11 @@ describe('config', () => {
       /CORS_ORIGINS: "http:\/\/localhost:3000" is plain http: in production a sign-in returns its code to https pages only/,
     ],
     [
+      'a provider returning its codes to the development web app (no APP_URL)',
+      { PUBLIC_URL: 'https://api.example.com', OAUTH_GOOGLE_CLIENT_ID: 'g', OAUTH_GOOGLE_CLIENT_SECRET: 's' },
+      /APP_URL: "http:\/\/localhost:5173" is plain http/,
+    ],
+    [
       'an http PUBLIC_URL',
       { PUBLIC_URL: 'http://api.example.com', OAUTH_GOOGLE_CLIENT_ID: 'g', OAUTH_GOOGLE_CLIENT_SECRET: 's' },
       /PUBLIC_URL: must be https in production/,
