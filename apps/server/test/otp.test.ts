@@ -149,30 +149,34 @@ describe('email one-time codes', () => {
     expect((await verify(email, code)).statusCode).toBe(200);
   });
 
-  it('emails a code only while it is the live one (a try of its job after it expired or was replaced sends nothing)', async () => {
-    const email = uniqueEmail('late');
-    await codeFor(email);
-    const jobId = t.mail.last(email, 'one-time-code')?.idempotencyKey as string;
-    const job = { id: jobId, data: { kind: 'one-time-code' as const, email } };
-    const sent: string[] = [];
-    const send = t.mail.send.bind(t.mail);
-    t.mail.send = async (message) => {
-      sent.push(message.idempotencyKey ?? '');
-      return send(message);
-    };
-    try {
-      await runEmailJob(t.services, job); // a retried try while the code is live: sent (the provider keeps it once)
-      expect(sent).toEqual([jobId]);
-      clock.advance(10 * 60 * 1000 + 1);
-      await runEmailJob(t.services, job); // the provider was down until after the code expired
-      nextWindow();
+  // With a store the job's process shares (Redis): the in-process one of development is another process's in `pnpm worker`.
+  it.skipIf(!process.env.REDIS_URL)(
+    'emails a code only while it is the live one (a try of its job after it expired or was replaced sends nothing)',
+    async () => {
+      const email = uniqueEmail('late');
       await codeFor(email);
-      await runEmailJob(t.services, job); // a newer code replaced it
-      expect(sent).toHaveLength(2); // the live code's own email, and nothing else
-    } finally {
-      t.mail.send = send;
-    }
-  });
+      const jobId = t.mail.last(email, 'one-time-code')?.idempotencyKey as string;
+      const job = { id: jobId, data: { kind: 'one-time-code' as const, email } };
+      const sent: string[] = [];
+      const send = t.mail.send.bind(t.mail);
+      t.mail.send = async (message) => {
+        sent.push(message.idempotencyKey ?? '');
+        return send(message);
+      };
+      try {
+        await runEmailJob(t.services, job); // a retried try while the code is live: sent (the provider keeps it once)
+        expect(sent).toEqual([jobId]);
+        clock.advance(10 * 60 * 1000 + 1);
+        await runEmailJob(t.services, job); // the provider was down until after the code expired
+        nextWindow();
+        await codeFor(email);
+        await runEmailJob(t.services, job); // a newer code replaced it
+        expect(sent).toHaveLength(2); // the live code's own email, and nothing else
+      } finally {
+        t.mail.send = send;
+      }
+    },
+  );
 
   it('expires after 10 minutes', async () => {
     const email = uniqueEmail('expire');
