@@ -22,7 +22,6 @@ import {
   ProviderError,
   type ProviderId,
   type ProviderIdentity,
-  type VerifiedIdToken,
 } from './provider.ts';
 import { signInFailure } from './sign-in-failure.ts';
 
@@ -140,7 +139,7 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
       }
     },
 
-    async verifyIdToken(idToken: string, nonce: string | undefined): Promise<VerifiedIdToken> {
+    async verifyIdToken(idToken: string, nonce: string | undefined): Promise<ProviderIdentity> {
       const metadata = (await configuration()).serverMetadata();
       if (!metadata.jwks_uri) throw new ProviderError(`${options.issuer} publishes no keys (jwks_uri)`);
       keys ??= createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: options.timeoutMs });
@@ -159,13 +158,12 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
       }
       checkNonce(payload.nonce, nonce);
       try {
-        const identity = normalizeIdentity({
+        return normalizeIdentity({
           subject: payload.sub,
           email: payload.email,
           emailVerified: payload.email_verified,
           name: payload.name,
         });
-        return { identity, expiresAt: (payload.exp as number) * 1000 };
       } catch (error) {
         if (error instanceof MalformedIdentityError) throw new InvalidIdTokenError(error.message);
         throw error;

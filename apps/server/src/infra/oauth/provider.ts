@@ -105,13 +105,7 @@ export interface OAuthProvider {
   /** Exchanges the code (with the PKCE verifier) and reads the identity. */
   completeSignIn(input: CallbackInput): Promise<ProviderIdentity>;
   /** Native apps: verifies an ID token the app obtained itself (issuer, audience, expiry, nonce). */
-  verifyIdToken?(idToken: string, nonce: string | undefined): Promise<VerifiedIdToken>;
-}
-
-/** Whom a verified ID token names, and until when it is valid (milliseconds since the epoch). */
-export interface VerifiedIdToken {
-  identity: ProviderIdentity;
-  expiresAt: number;
+  verifyIdToken?(idToken: string, nonce: string | undefined): Promise<ProviderIdentity>;
 }
 
 /** The provider refused, failed, or answered something that does not check out. */

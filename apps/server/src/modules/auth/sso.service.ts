@@ -17,9 +17,9 @@ import {
   type OAuthProvider,
   ProviderError,
   type ProviderId,
-  type VerifiedIdToken,
+  type ProviderIdentity,
 } from '../../infra/oauth/provider.ts';
-import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
+import { newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 import type { ClientInfo } from '../sessions/sessions.service.ts';
 import { assertMaySignIn, findUserRow } from '../users/users.service.ts';
@@ -32,8 +32,6 @@ type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock
 
 /** Query parameters the server sets on the way back; a `redirectTo` carrying them would let one be planted. */
 const RETURN_PARAMETERS = ['code', 'error'];
-/** How long past its expiry a spent ID token is still remembered (clocks of servers differ). */
-const ID_TOKEN_CLOCK_SKEW_MS = 60_000;
 
 /** The configured provider with this id; anything else is a 404. */
 export function providerFor(deps: Pick<Services, 'oauth'>, id: string): OAuthProvider {
@@ -226,9 +224,9 @@ export async function signInWithIdToken(
   const provider = providerFor(deps, input.provider);
   if (!provider.verifyIdToken)
     throw new AppError('NOT_FOUND', '{provider} has no ID tokens', { params: { provider: provider.displayName } });
-  let verified: VerifiedIdToken;
+  let identity: ProviderIdentity;
   try {
-    verified = await provider.verifyIdToken(input.idToken, input.nonce);
+    identity = await provider.verifyIdToken(input.idToken, input.nonce);
   } catch (error) {
     if (error instanceof InvalidIdTokenError) throw new AppError('INVALID_ID_TOKEN', error.message);
     if (error instanceof ProviderError) {
@@ -239,17 +237,6 @@ export async function signInWithIdToken(
     }
     throw error;
   }
-  await spendIdToken(deps, input.idToken, verified.expiresAt);
-  const account = await accountForIdentity(deps, { provider: provider.id, identity: verified.identity });
+  const account = await accountForIdentity(deps, { provider: provider.id, identity });
   return { ...(await startSession(deps, { userId: account.userId, client: input.client })), created: account.created };
-}
-
-/**
- * An ID token signs in once: one sent again (copied from a log, a proxy, another app that
- * received it) is refused until it expires. The nonce cannot stop that, as the app chooses it.
- */
-async function spendIdToken(deps: Pick<Services, 'kv' | 'clock'>, idToken: string, expiresAt: number): Promise<void> {
-  const ttlMs = Math.max(1_000, Math.ceil(expiresAt - deps.clock.now()) + ID_TOKEN_CLOCK_SKEW_MS);
-  const uses = await deps.kv.increment(`id-token:${hashOpaqueToken(idToken)}`, { ttlMs });
-  if (uses.value > 1) throw new AppError('INVALID_ID_TOKEN', 'This ID token was already used: get a new one');
 }
