@@ -13,6 +13,7 @@ import {
   registerAdmin,
   type TestApp,
   uniqueEmail,
+  untilWaitingOnLocks,
 } from './helpers/index.ts';
 
 describe('auth: password and sessions', () => {
@@ -270,24 +271,6 @@ describe('auth: password and sessions', () => {
   });
 
   describe('a sign-in racing a change to the account', () => {
-    /** Until `count` queries of this database wait on a lock, or `done` says the awaited call already finished. */
-    async function untilWaitingOnLocks(count: number, done: () => boolean) {
-      for (let i = 0; i < 200 && !done(); i++) {
-        const { rows } = await sql<{ waiting: number }>`
-          select count(*)::int as waiting from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`.execute(t.services.db);
-        if ((rows[0]?.waiting ?? 0) >= count) return;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-    }
-    const settledFlag = (promise: Promise<unknown>) => {
-      const flag = { settled: false };
-      void promise.finally(() => {
-        flag.settled = true;
-      });
-      return () => flag.settled;
-    };
-
     it('starts no session for an account disabled after its password was read', async () => {
       const account = await registerAccount(t.app);
       const { db } = t.services;
@@ -299,7 +282,7 @@ describe('auth: password and sessions', () => {
       });
       const signingIn = login(t.app, account.email, account.password);
       // Until the login waits on the account's row (it would be done already without that wait).
-      await untilWaitingOnLocks(1, settledFlag(signingIn));
+      await untilWaitingOnLocks(t.services.db, 1, signingIn);
       committed.resolve();
       await disabling;
       const response = await signingIn;
@@ -325,7 +308,7 @@ describe('auth: password and sessions', () => {
         await committed.promise;
       });
       const signingIn = login(t.app, account.email, account.password);
-      await untilWaitingOnLocks(1, settledFlag(signingIn));
+      await untilWaitingOnLocks(t.services.db, 1, signingIn);
       committed.resolve();
       await changing;
       expect((await signingIn).json().appCode).toBe('INVALID_CREDENTIALS');
@@ -345,9 +328,9 @@ describe('auth: password and sessions', () => {
       });
       await holding.promise;
       const deleting = t.app.inject({ method: 'DELETE', url: `/api/users/${account.id}`, headers: bearer(admin) });
-      await untilWaitingOnLocks(1, settledFlag(deleting));
+      await untilWaitingOnLocks(t.services.db, 1, deleting);
       const signingIn = login(t.app, account.email, account.password);
-      await untilWaitingOnLocks(2, settledFlag(signingIn));
+      await untilWaitingOnLocks(t.services.db, 2, signingIn);
       released.resolve();
       await hold;
       expect((await deleting).statusCode).toBe(200);

@@ -5,7 +5,7 @@
  */
 import { createDb } from '@app/db';
 import type { AnyTRPCProcedure } from '@trpc/server';
-import { type KyselyPlugin, sql } from 'kysely';
+import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recognizeError } from '../src/errors/index.ts';
 import { appRouter } from '../src/trpc/router.ts';
@@ -18,6 +18,7 @@ import {
   registerAdmin,
   type TestApp,
   uniqueEmail,
+  untilWaitingOnLocks,
 } from './helpers/index.ts';
 
 interface ZodNode {
@@ -273,13 +274,7 @@ describe('rows that a concurrent request deleted', () => {
         url: `/api/users/${user.id}/roles/${role.id}`,
         headers: bearer(admin),
       });
-      for (let i = 0; i < 200; i++) {
-        const waiting = await sql<{ n: number }>`
-          select count(*)::int as n from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`.execute(t.services.db);
-        if ((waiting.rows[0]?.n ?? 0) > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await untilWaitingOnLocks(t.services.db, 1);
       return { assignment: pending }; // wrapped: returning the promise itself would wait for it inside the transaction
     });
     const response = await assignment;

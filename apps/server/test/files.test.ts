@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32, deflateSync } from 'node:zlib';
 import { createTestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ObjectStorage } from '../src/infra/storage/index.ts';
 import { STORAGE_DELETE_QUEUE } from '../src/modules/files/file-jobs.ts';
 import { sweepFiles } from '../src/modules/files/files.service.ts';
 import type { Permission } from '../src/modules/rbac/permissions.ts';
@@ -1046,6 +1047,22 @@ describe('direct uploads (S3)', () => {
   };
   const complete = (account: Account, id: string) =>
     call(server, account, 'POST', `/api/files/uploads/${id}/complete`, {});
+  type Get = ObjectStorage['get'];
+  /** Completes with the store's reads going through `get` (given the store's own). */
+  const completeReading = async (
+    account: Account,
+    id: string,
+    get: (read: Get, ...args: Parameters<Get>) => ReturnType<Get>,
+  ) => {
+    const { storage } = server.services;
+    const read = storage.get.bind(storage);
+    storage.get = (key, range) => get(read, key, range);
+    try {
+      return await complete(account, id);
+    } finally {
+      storage.get = read;
+    }
+  };
 
   it('PUTs the bytes to the store, then completes: the file is listed and downloads', async () => {
     const account = await registerAccount(server.app);
@@ -1099,22 +1116,14 @@ describe('direct uploads (S3)', () => {
     const image = png(5, 5);
     const created = await start(account, { name: 'raced.png', contentType: 'image/png', size: image.length });
     await put(created, image);
-    const { storage } = server.services;
-    const read = storage.get.bind(storage);
     // Other bytes of the signed size and type arrive at the URL just as the check reads the upload.
-    storage.get = async (key, range) => {
+    const completed = await completeReading(account, created.id, async (read, key, range) => {
       const body = await read(key, range);
       await put(created, Buffer.alloc(image.length, 0x41));
       return body;
-    };
-    let file: FileDto;
-    try {
-      const completed = await complete(account, created.id);
-      expect(completed.statusCode, completed.body).toBe(200);
-      file = completed.json() as FileDto;
-    } finally {
-      storage.get = read;
-    }
+    });
+    expect(completed.statusCode, completed.body).toBe(200);
+    const file = completed.json() as FileDto;
     const download = await content(server, file.id, account);
     expect(Buffer.from(await download.arrayBuffer())).toEqual(image);
     expect(file.sha256).toBe(sha256(image));
@@ -1125,22 +1134,19 @@ describe('direct uploads (S3)', () => {
     const image = png(6, 6);
     const created = await start(account, { name: 'cut.png', contentType: 'image/png', size: image.length });
     await put(created, image);
-    const { storage } = server.services;
-    const read = storage.get.bind(storage);
-    storage.get = async () =>
-      new Readable({
-        read() {
-          this.push(image.subarray(0, 8));
-          this.destroy(Object.assign(new Error('socket timed out'), { name: 'TimeoutError' }));
-        },
-      });
-    try {
-      const failed = await complete(account, created.id);
-      expect(failed.statusCode, failed.body).toBe(503);
-      expect(failed.json()).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { dependency: 'storage' } });
-    } finally {
-      storage.get = read;
-    }
+    const failed = await completeReading(
+      account,
+      created.id,
+      async () =>
+        new Readable({
+          read() {
+            this.push(image.subarray(0, 8));
+            this.destroy(Object.assign(new Error('socket timed out'), { name: 'TimeoutError' }));
+          },
+        }),
+    );
+    expect(failed.statusCode, failed.body).toBe(503);
+    expect(failed.json()).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { dependency: 'storage' } });
     const completed = await complete(account, created.id);
     expect(completed.statusCode, completed.body).toBe(200);
     expect(completed.json()).toMatchObject({ sha256: sha256(image) });

@@ -7,7 +7,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createDb, isProcessAlive, repoRoot, rollbackAll } from '@app/db';
 import { createTestDatabase, type TestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, listeningUrl, spawnCommand, spawnServer, startFakeRedis } from './helpers/index.ts';
+import {
+  freePort,
+  listeningUrl,
+  type SpawnedServer,
+  spawnCommand,
+  spawnServer,
+  startFakeRedis,
+} from './helpers/index.ts';
 
 const warmScript = fileURLToPath(new URL('../scripts/warm-compile-cache.ts', import.meta.url));
 
@@ -306,63 +313,52 @@ describe.skipIf(!process.env.REDIS_URL)('cluster workers', () => {
   });
   afterAll(() => database.drop());
 
-  it('runs WORKERS=2 workers, replaces one that dies, and shuts all down on SIGTERM', async () => {
-    const server = spawnServer({
+  const startCluster = () =>
+    spawnServer({
       DATABASE_URL: database.url,
       REDIS_URL: process.env.REDIS_URL,
       REDIS_COMMAND_TIMEOUT_MS: '5000', // a loaded CI machine, not the code, may be slow
       WORKERS: '2',
       PORT: '0',
     });
+  /** The pids of the workers that have listened so far, in order. */
+  const listeningPids = (server: SpawnedServer) =>
+    server
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('Server listening'))
+      .map((line) => JSON.parse(line).pid as number);
+
+  it('runs WORKERS=2 workers, replaces one that dies, and shuts all down on SIGTERM', async () => {
+    const server = startCluster();
     try {
       await server.waitFor(/started 2 workers/);
-      const listening = () =>
-        server
-          .output()
-          .split('\n')
-          .filter((line) => line.includes('Server listening'));
-      for (let i = 0; i < 100 && listening().length < 2; i++) await sleep(100);
-      const workerPids = listening().map((line) => JSON.parse(line).pid as number);
+      for (let i = 0; i < 100 && listeningPids(server).length < 2; i++) await sleep(100);
+      const workerPids = listeningPids(server);
       expect(new Set(workerPids).size).toBe(2);
 
       process.kill(workerPids[0] as number, 'SIGKILL');
       await server.waitFor(/died \(SIGKILL\): starting a new one in 250 ms/);
-      for (let i = 0; i < 100 && listening().length < 3; i++) await sleep(100);
-      expect(listening()).toHaveLength(3);
+      for (let i = 0; i < 100 && listeningPids(server).length < 3; i++) await sleep(100);
+      expect(listeningPids(server)).toHaveLength(3);
 
       server.process.kill('SIGTERM');
       expect(await server.exited).toBe(0);
-      for (const line of listening()) expect(isProcessAlive(JSON.parse(line).pid)).toBe(false);
+      for (const pid of listeningPids(server)) expect(isProcessAlive(pid)).toBe(false);
     } finally {
       server.process.kill('SIGKILL');
     }
   });
-});
 
-describe.skipIf(!process.env.REDIS_URL)('workers that keep dying', () => {
-  let database: TestDatabase;
-  beforeAll(async () => {
-    database = await createTestDatabase();
-  });
-  afterAll(() => database.drop());
-
-  it('are started again after a growing wait, then given up on with a failing exit', async () => {
-    const server = spawnServer({
-      DATABASE_URL: database.url,
-      REDIS_URL: process.env.REDIS_URL,
-      REDIS_COMMAND_TIMEOUT_MS: '5000', // a loaded CI machine, not the code, may be slow
-      WORKERS: '2',
-      PORT: '0',
-    });
+  it('starts dead workers again after a growing wait, then gives up with a failing exit', async () => {
+    const server = startCluster();
     try {
       await server.waitFor(/started 2 workers/);
       // Each worker is killed as soon as it listens, until the primary gives up.
       const killed = new Set<number>();
       const deadline = Date.now() + 50_000;
       while (server.process.exitCode === null && Date.now() < deadline) {
-        for (const line of server.output().split('\n')) {
-          if (!line.includes('Server listening')) continue;
-          const pid = JSON.parse(line).pid as number;
+        for (const pid of listeningPids(server)) {
           if (killed.has(pid)) continue;
           killed.add(pid);
           process.kill(pid, 'SIGKILL');

@@ -1,3 +1,6 @@
+import type { Db } from '@app/db';
+import { sql } from 'kysely';
+
 /**
  * Polls `probe` every 100 ms until it returns a value (not undefined, null or false), and returns
  * it. A probe that throws (a server not listening yet) is tried again; past `timeoutMs` the
@@ -22,5 +25,24 @@ export async function until<T>(
       throw new Error(`timed out waiting for ${what}${reason}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Until `count` queries of `db`'s database wait on a lock (a statement held behind another
+ * transaction), or `pending` settles first (it never had to wait); gives up after 5 s.
+ */
+export async function untilWaitingOnLocks(db: Db, count: number, pending?: Promise<unknown>): Promise<void> {
+  let settled = false;
+  const done = () => {
+    settled = true;
+  };
+  void pending?.then(done, done);
+  for (let i = 0; i < 200 && !settled; i++) {
+    const { rows } = await sql<{ waiting: number }>`
+      select count(*)::int as waiting from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`.execute(db);
+    if ((rows[0]?.waiting ?? 0) >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
