@@ -1371,6 +1371,7 @@ describe('an upload its client gives up on', () => {
       DATABASE_URL: database.url,
       FILES_DIR: dir,
       LOG_LEVEL: 'info',
+      REDIS_COMMAND_TIMEOUT_MS: '5000', // a loaded CI machine, not the code, may be slow
       ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
     });
     try {
