@@ -1,5 +1,8 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { linkTokenOf } from '../src/modules/auth/email-jobs.ts';
 import {
+  type Account,
   bearer,
   buildTestApp,
   type FakeClock,
@@ -35,6 +38,13 @@ describe('email verification and password reset', () => {
     t.app.inject({ method: 'POST', url: '/api/auth/password/forgot', payload: { email } });
   const reset = (token: string | undefined, newPassword: string) =>
     t.app.inject({ method: 'POST', url: '/api/auth/password/reset', payload: { token, newPassword } });
+  const changePassword = (account: Account) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/api/auth/password/change',
+      headers: bearer(account),
+      payload: { currentPassword: account.password, newPassword: 'Changed-pass-12' },
+    });
 
   describe('verification', () => {
     it('registration emails a link; the link verifies the address once', async () => {
@@ -203,17 +213,38 @@ describe('email verification and password reset', () => {
       await forgot(account.email);
       await t.settle();
       const token = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
-      const changed = await t.app.inject({
-        method: 'POST',
-        url: '/api/auth/password/change',
-        headers: bearer(account),
-        payload: { currentPassword: account.password, newPassword: 'Changed-pass-12' },
-      });
-      expect(changed.statusCode).toBe(200);
+      expect((await changePassword(account)).statusCode).toBe(200);
       expect((await reset(token, 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
       // The address's verification link is not a reset link: it still works.
       const link = tokenIn(t.mail.last(account.email, 'verify-email')?.text, '/verify-email');
       expect((await verify(link)).statusCode).toBe(200);
+    });
+
+    it('sends no link from a reset email still retrying when the password is changed', async () => {
+      const account = await registerAccount(t.app);
+      await t.settle();
+      const tried: string[] = [];
+      const send = t.mail.send.bind(t.mail);
+      t.mail.send = async (message) => {
+        tried.push(message.idempotencyKey ?? '');
+        throw new Error('the provider is down');
+      };
+      try {
+        await forgot(account.email);
+        await t.settle(); // its first try failed (its link recorded): it waits for its next
+      } finally {
+        t.mail.send = send;
+      }
+      const [jobId] = tried;
+      expect(jobId).toBeDefined();
+      expect((await changePassword(account)).statusCode).toBe(200);
+      // The provider is back and the job's next try is due: it finds the password changed since.
+      await sql`update pgboss.job set start_after = now() where id = ${jobId}`.execute(t.services.db);
+      await t.settle();
+      expect(t.mail.last(account.email, 'reset-password')).toBeUndefined();
+      expect((await reset(linkTokenOf(t.services, jobId as string), 'Brand-new-123')).json().appCode).toBe(
+        'INVALID_TOKEN',
+      );
     });
 
     it('sends nothing to a disabled account', async () => {

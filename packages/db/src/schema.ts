@@ -15,6 +15,8 @@ export interface UsersTable {
   name: string | null;
   /** Null for accounts without a password (one-time codes, SSO). */
   password_hash: string | null;
+  /** When the password was last set or removed (a rehash is no change); null: never since sign-up. */
+  password_changed_at: NullableTimestamp;
   email_verified_at: NullableTimestamp;
   /** An administrator's block: no sign-in, still listed. */
   disabled_at: NullableTimestamp;

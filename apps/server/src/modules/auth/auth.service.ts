@@ -21,6 +21,7 @@ import {
   insertUser,
   maySignIn,
   setPasswordHash,
+  storeRehash,
 } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import type { Caller } from './authenticate.ts';
@@ -84,7 +85,7 @@ export async function login(
   let passwordHash = user.password_hash;
   if (needsRehash) {
     const rehashed = await hashPassword(input.password);
-    if (await setPasswordHash(deps, { userId: user.id, passwordHash: rehashed, replacing: user.password_hash })) {
+    if (await storeRehash(deps, { userId: user.id, passwordHash: rehashed, replacing: user.password_hash })) {
       passwordHash = rehashed;
     } else {
       // Replaced meanwhile: by a concurrent sign-in's rehash (the same password), or by a change.
@@ -159,7 +160,7 @@ export async function changePassword(
   const passwordHash = await hashPassword(input.newPassword);
   // Together: once the password is replaced, a retry (with the old one) could not end the sessions.
   await deps.db.transaction().execute(async (trx) => {
-    await setPasswordHash({ db: trx }, { userId: user.id, passwordHash });
+    await setPasswordHash({ ...deps, db: trx }, { userId: user.id, passwordHash });
     await dropUserTokens({ db: trx }, user.id, 'reset-password');
     await endSessions({ ...deps, db: trx }, { userId: user.id, exceptSessionId: input.caller.sessionId });
   });

@@ -43,6 +43,7 @@ export async function forgotPassword(
   await enqueueEmail(deps, {
     kind: 'reset-password',
     email: input.email,
+    requestedAt: deps.clock.now(),
     locale: input.locale,
     requestId: input.requestId,
   });

@@ -36,7 +36,14 @@ export const OTP_TTL_MS = 10 * 60 * 1000;
 /** What to send: the worker reads what it needs when it runs (the account may have changed). */
 export type EmailJob =
   | { kind: 'verify-email'; userId: string; locale?: Locale | undefined; requestId?: string | undefined }
-  | { kind: 'reset-password'; email: string; locale?: Locale | undefined; requestId?: string | undefined }
+  | {
+      kind: 'reset-password';
+      email: string;
+      /** When it was asked for (ms since the epoch): a password set since makes the link moot. */
+      requestedAt?: number | undefined;
+      locale?: Locale | undefined;
+      requestId?: string | undefined;
+    }
   | { kind: 'one-time-code'; email: string; locale?: Locale | undefined; requestId?: string | undefined }
   | { kind: 'welcome'; email: string; locale?: Locale | undefined; requestId?: string | undefined };
 
@@ -83,6 +90,10 @@ async function prepare(deps: Deps, jobId: string, job: EmailJob) {
     case 'reset-password': {
       const user = await findUserRowByEmail(deps, job.email);
       if (!user || !maySignIn(user)) return undefined;
+      // A password set or removed after the request (a change, a reset, a reclaim) voided the
+      // links asked for before it: a try still retrying then must not make its link again.
+      const changedAt = user.password_changed_at?.getTime();
+      if (changedAt !== undefined && job.requestedAt !== undefined && changedAt >= job.requestedAt) return undefined;
       return linkEmail(deps, jobId, {
         user,
         purpose: 'reset-password',

@@ -102,26 +102,42 @@ export async function insertUser(deps: DbClockDeps, input: NewUser): Promise<str
   }
 }
 
-/**
- * With `replacing`, only while that is still the stored hash (a rehash never undoes a change
- * made meanwhile). Whether it was stored.
- */
+/** A new password (a change, a reset): the time is kept, and reset emails asked for before it carry no link. */
 export async function setPasswordHash(
+  deps: DbClockDeps,
+  input: { userId: string; passwordHash: string },
+): Promise<void> {
+  await deps.db
+    .updateTable('users')
+    .set({ password_hash: input.passwordHash, password_changed_at: new Date(deps.clock.now()) })
+    .where('id', '=', input.userId)
+    .execute();
+}
+
+/**
+ * The same password under stronger hash parameters, only while `replacing` is still the
+ * stored hash (a rehash never undoes a change made meanwhile). Whether it was stored.
+ */
+export async function storeRehash(
   deps: DbDeps,
-  input: { userId: string; passwordHash: string; replacing?: string },
+  input: { userId: string; passwordHash: string; replacing: string },
 ): Promise<boolean> {
   const result = await deps.db
     .updateTable('users')
     .set({ password_hash: input.passwordHash })
     .where('id', '=', input.userId)
-    .$if(input.replacing !== undefined, (query) => query.where('password_hash', '=', input.replacing as string))
+    .where('password_hash', '=', input.replacing)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }
 
 /** The account no longer has a password (its registrant may not own the address). */
-export async function removePassword(deps: DbDeps, userId: string): Promise<void> {
-  await deps.db.updateTable('users').set({ password_hash: null }).where('id', '=', userId).execute();
+export async function removePassword(deps: DbClockDeps, userId: string): Promise<void> {
+  await deps.db
+    .updateTable('users')
+    .set({ password_hash: null, password_changed_at: new Date(deps.clock.now()) })
+    .where('id', '=', userId)
+    .execute();
 }
 
 /** Gives a nameless account a name (a provider's, at its first sign-in). */
