@@ -141,17 +141,36 @@ describe('RBAC', () => {
       expect((await as(writer, 'PATCH', `/api/roles/${userRole}`, { description: 'Everyone' })).statusCode).toBe(200);
     });
 
+    it('roles:write cannot take permissions it lacks from a role’s holders (replacing its grants, or deleting it)', async () => {
+      const writer = await holding(['roles:write', 'roles:read']);
+      const auditors = await createRole(`auditors-${Date.now()}`, ['jobs:manage', 'roles:read']);
+      deniedFor(await as(writer, 'PATCH', `/api/roles/${auditors.id}`, { permissions: [] }), 'jobs:manage');
+      deniedFor(await as(writer, 'DELETE', `/api/roles/${auditors.id}`), 'jobs:manage');
+      const kept = ((await as(admin, 'GET', '/api/roles')).json() as { id: string; permissions: string[] }[]).find(
+        (role) => role.id === auditors.id,
+      );
+      expect(kept?.permissions).toContain('jobs:manage');
+      // Its name and description are no grant; a role within its own permissions it may rewrite and delete.
+      expect((await as(writer, 'PATCH', `/api/roles/${auditors.id}`, { description: 'Audits' })).statusCode).toBe(200);
+      const readers = await createRole(`readers-${Date.now()}`, ['roles:read']);
+      expect((await as(writer, 'PATCH', `/api/roles/${readers.id}`, { permissions: [] })).statusCode).toBe(200);
+      expect((await as(writer, 'DELETE', `/api/roles/${readers.id}`)).statusCode).toBe(200);
+    });
+
     it('a batch sets only roles whose permissions the caller holds', async () => {
       const manager = await holding(['users:read', 'users:write', 'roles:assign']);
-      const response = await as(manager, 'PATCH', '/api/users/batch', {
-        items: [{ id: manager.id, roles: ['admin'] }],
-      });
-      deniedFor(response);
-      expect((await as(manager, 'GET', '/api/users/me')).json().roles).not.toContain('admin');
-      const created = await as(manager, 'POST', '/api/users/batch', {
-        items: [{ email: `batch-admin-${Date.now()}@example.com`, roles: ['admin'] }],
-      });
-      deniedFor(created);
+      // However the name is written: the item reads `ADMIN` and ` Admin` as `admin`.
+      for (const admin of ['admin', 'ADMIN', ' Admin ']) {
+        const response = await as(manager, 'PATCH', '/api/users/batch', {
+          items: [{ id: manager.id, roles: [admin] }],
+        });
+        deniedFor(response);
+        expect((await as(manager, 'GET', '/api/users/me')).json().roles).not.toContain('admin');
+        const created = await as(manager, 'POST', '/api/users/batch', {
+          items: [{ email: `batch-admin-${Date.now()}@example.com`, roles: [admin] }],
+        });
+        deniedFor(created);
+      }
     });
 
     it('a batch that replaces a user’s roles takes away only roles whose permissions the caller holds', async () => {

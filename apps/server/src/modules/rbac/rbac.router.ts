@@ -80,8 +80,13 @@ export const rbacRouter = router({
       })
       .input(updateRoleInput)
       .output(roleOutput)
-      .mutation(({ ctx, input }) => {
-        assertMayGrant(ctx.permissions, input.permissions ?? []);
+      .mutation(async ({ ctx, input }) => {
+        if (input.permissions) {
+          // Replacing the grants gives the new ones and takes the old ones back from every holder:
+          // both only for permissions the caller holds.
+          const current = await rbac.permissionsOfRoles(ctx.services, { ids: [input.id] });
+          assertMayGrant(ctx.permissions, [...new Set([...input.permissions, ...current])]);
+        }
         return rbac.updateRole(ctx.services, input);
       }),
 
@@ -98,6 +103,8 @@ export const rbacRouter = router({
       .input(roleIdInput)
       .output(ok)
       .mutation(async ({ ctx, input }) => {
+        // Its holders lose its permissions: only for a role the caller could give.
+        assertMayGrant(ctx.permissions, await rbac.permissionsOfRoles(ctx.services, { ids: [input.id] }));
         await rbac.deleteRole(ctx.services, input.id);
         return done;
       }),

@@ -10,6 +10,7 @@ import {
 } from '../../trpc/procedures.ts';
 import { assertMayGrant, permissionDenied } from '../auth/assert-permission.ts';
 import { id, ok } from '../common-schemas.ts';
+import { roleName } from '../rbac/rbac.schemas.ts';
 import { permissionsOfRoles, rolesOfUsers } from '../rbac/rbac.service.ts';
 import {
   deleteMeInput,
@@ -52,8 +53,15 @@ async function assertMaySetRoles(
   const setting = items.filter((item) => item.roles !== undefined);
   if (setting.length === 0) return;
   if (!ctx.permissions.has('roles:assign')) throw permissionDenied('roles:assign');
+  // Each name as the item will read it (trimmed, lower-cased): `ADMIN` is the admin role. An
+  // invalid one is its item's VALIDATION_FAILED, later.
   const namesOf = (item: { roles?: unknown }) =>
-    new Set(Array.isArray(item.roles) ? item.roles.filter((name): name is string => typeof name === 'string') : []);
+    new Set(
+      (Array.isArray(item.roles) ? item.roles : []).flatMap((name) => {
+        const parsed = roleName.safeParse(name);
+        return parsed.success ? [parsed.data] : [];
+      }),
+    );
   // Existing users by a valid id (an invalid one is its item's VALIDATION_FAILED, later).
   const userIdOf = (item: { id?: unknown }) => {
     const parsed = id.safeParse(item.id);
