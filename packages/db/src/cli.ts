@@ -8,6 +8,7 @@
  *   seed                 run seeds/*.ts (refused in production)
  *   new <name>           create migrations/<timestamp>_<name>.ts
  *   reset                drop everything, migrate, seed (refused in production)
+ *   grant-admin <email>  give an account the admin role (the first one, or after a lockout)
  *
  * Uses DATABASE_URL, or the embedded development cluster when it is unset.
  */
@@ -34,7 +35,8 @@ const USAGE = `Usage: pnpm db:<command>
   db:status                       list applied and pending migrations
   db:seed                         run the seeds (not in production)
   db:new <name>                   create a migration file, name in snake_case
-  db:reset                        drop all tables, migrate, seed (not in production)`;
+  db:reset                        drop all tables, migrate, seed (not in production)
+  db:grant-admin <email>          give that account the admin role (production's first admin)`;
 
 const ms = (value: number) => styleText('dim', `${value.toFixed(value < 10 ? 1 : 0)} ms`);
 const ok = (text: string) => `${styleText('green', '✓')} ${text}`;
@@ -133,6 +135,30 @@ async function reset(db: Db) {
   await seed(db);
 }
 
+/** The way to the first administrator of a production database (or back, after a lockout): no API grants the first. */
+async function grantAdmin(db: Db, email: string | undefined) {
+  if (!email?.includes('@'))
+    throw new UsageError("db:grant-admin needs the account's email: `pnpm db:grant-admin you@example.com`");
+  const normalised = email.trim().toLowerCase();
+  const user = await db.selectFrom('users').select('id').where('email', '=', normalised).executeTakeFirst();
+  if (!user) throw new UsageError(`No account uses ${normalised}: sign up with it first, then run this again.`);
+  const admin = await db.selectFrom('roles').select('id').where('name', '=', 'admin').executeTakeFirst();
+  if (!admin) throw new UsageError('There is no admin role: run `pnpm db:migrate` first.');
+  const granted = await db
+    .insertInto('user_roles')
+    .values({ user_id: user.id, role_id: admin.id })
+    .onConflict((oc) => oc.doNothing())
+    .returning('user_id')
+    .executeTakeFirst();
+  console.log(
+    ok(
+      granted
+        ? `${normalised} is an admin: it holds every permission from its next request.`
+        : `${normalised} was an admin already.`,
+    ),
+  );
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (!command || command === 'help' || command === '--help') {
@@ -149,6 +175,7 @@ async function main(argv: string[]): Promise<number> {
     status,
     seed,
     reset,
+    'grant-admin': (db) => grantAdmin(db, args[0]),
   };
   const run = commands[command];
   if (!run) throw new UsageError(`Unknown command "${command}".\n${USAGE}`);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb } from '../src/client.ts';
 import { migrationsDir } from '../src/migrate.ts';
 import { repoRoot } from '../src/paths.ts';
 import { createEmptyTestDatabase, type TestDatabase } from '../src/testing.ts';
@@ -63,6 +64,43 @@ describe('db CLI', () => {
     const badSteps = await run(['rollback', '--steps', 'x'], { DATABASE_URL: database.url });
     expect(badSteps.code).toBe(2);
     expect(badSteps.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('grants the admin role to an account by its email (production’s first admin), once', async () => {
+    const env = { DATABASE_URL: database.url, NODE_ENV: 'production' };
+    expect((await run(['migrate'], env)).code).toBe(0);
+    const db = createDb({ url: database.url, poolMax: 1 });
+    try {
+      const user = await db
+        .insertInto('users')
+        .values({ email: 'first@example.com' })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const isAdmin = async () =>
+        (
+          await db
+            .selectFrom('user_roles')
+            .innerJoin('roles', 'roles.id', 'user_roles.role_id')
+            .select('roles.name')
+            .where('user_roles.user_id', '=', user.id)
+            .execute()
+        ).some((role) => role.name === 'admin');
+      expect(await isAdmin()).toBe(false);
+      const granted = await run(['grant-admin', ' First@Example.com '], env);
+      expect(granted).toMatchObject({ code: 0, stdout: expect.stringContaining('first@example.com is an admin') });
+      expect(await isAdmin()).toBe(true);
+      expect((await run(['grant-admin', 'first@example.com'], env)).stdout).toContain('was an admin already');
+
+      const unknown = await run(['grant-admin', 'nobody@example.com'], env);
+      expect(unknown.code).toBe(2);
+      expect(unknown.stderr).toMatch(/No account uses nobody@example.com: sign up with it first/);
+      const missing = await run(['grant-admin'], env);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/needs the account's email/);
+    } finally {
+      await db.destroy();
+      expect((await run(['rollback', '--all'], env)).code).toBe(0);
+    }
   });
 
   it('refuses to seed or reset a production database', async () => {
