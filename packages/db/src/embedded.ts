@@ -130,7 +130,11 @@ async function initialise(binaries: PostgresBinaries, dataDir: string, runAs: Ru
     '--auth=trust',
     '-E',
     'UTF8',
+    // Byte-order collation (fast, the same on every OS), and Postgres's own Unicode character
+    // classes and case mapping (Postgres 17+), so `lower()` and `ILIKE` fold `É` as `é`.
     '--locale=C',
+    '--locale-provider=builtin',
+    '--builtin-locale=C.UTF-8',
     '--no-sync',
     '--no-instructions',
   ];

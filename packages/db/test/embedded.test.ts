@@ -43,6 +43,10 @@ describe('embedded Postgres', () => {
     const pg1 = await startEmbeddedPostgres({ dataDir, ephemeral: true });
     expect(pg1.owned).toBe(true);
     expect(await query(pg1.url, 'select 1 as one')).toEqual([{ one: 1 }]);
+    // Unicode case folding (search with ILIKE), not ASCII's alone; byte-order collation.
+    expect(await query(pg1.url, "select 'Élan Über' ilike '%élan über%' as folded, lower('ÀÉÎ') as lowered")).toEqual([
+      { folded: true, lowered: 'àéî' },
+    ]);
     const pid = postmasterPid(dataDir);
     expect(isProcessAlive(pid)).toBe(true);
     await pg1.stop();
