@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/infra/kv/index.ts';
-import { createRateLimiter } from '../src/infra/rate-limiter.ts';
+import { addressKey, createRateLimiter } from '../src/infra/rate-limiter.ts';
 import {
   bearer,
   buildTestApp,
@@ -48,6 +48,16 @@ describe('rate limits', () => {
     expect((await login(t.app, uniqueEmail(), 'Wrong-pass-1', { 'x-forwarded-for': '203.0.113.2' })).statusCode).toBe(
       401,
     );
+  });
+
+  it('limits an IPv6 client by its /64 (it picks any address in it), another /64 apart', async () => {
+    const from = (address: string) => ({ 'x-forwarded-for': address });
+    for (let i = 0; i < 10; i++) {
+      const response = await login(t.app, uniqueEmail(), 'Wrong-pass-1', from(`2001:db8:1:2::${(i + 1).toString(16)}`));
+      expect(response.statusCode).toBe(401);
+    }
+    expectRateLimited(await login(t.app, uniqueEmail(), 'Wrong-pass-1', from('2001:db8:1:2:ffff:ffff:ffff:ffff')));
+    expect((await login(t.app, uniqueEmail(), 'Wrong-pass-1', from('2001:db8:1:3::1'))).statusCode).toBe(401);
   });
 
   it('limits over tRPC the same way', async () => {
@@ -194,6 +204,27 @@ describe('rate limits', () => {
     } finally {
       await strict.close();
     }
+  });
+});
+
+describe('the key of a client address', () => {
+  it('is the IPv4 address, or the /64 of an IPv6 one, however it is written', () => {
+    expect(addressKey('203.0.113.7')).toBe('ip:203.0.113.7');
+    expect(addressKey('::ffff:203.0.113.7')).toBe('ip:203.0.113.7');
+    const network = 'ip:2001:db8:0:2a::/64';
+    for (const address of [
+      '2001:db8:0:2a::1',
+      '2001:DB8:0:2A:FFFF:FFFF:FFFF:FFFF',
+      '2001:0db8:0000:002a:0000:0000:0000:0001',
+      '2001:db8::2a:1:2:3:4',
+      '2001:db8:0:2a::1%eth0',
+      '2001:db8:0:2a::192.0.2.1',
+    ]) {
+      expect(addressKey(address), address).toBe(network);
+    }
+    expect(addressKey('::1')).toBe('ip:0:0:0:0::/64');
+    expect(addressKey('2001:db8::')).toBe('ip:2001:db8:0:0::/64');
+    expect(addressKey('2001:db8:0:2b::1')).not.toBe(network);
   });
 });
 

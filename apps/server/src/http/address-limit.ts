@@ -1,4 +1,5 @@
 import { rateLimited } from '../errors/index.ts';
+import { addressKey } from '../infra/rate-limiter.ts';
 import type { Services } from '../services.ts';
 
 /**
@@ -6,6 +7,6 @@ import type { Services } from '../services.ts';
  * same budget every procedure draws from (src/trpc/procedures.ts); over it, RATE_LIMITED.
  */
 export async function limitByAddress(services: Pick<Services, 'rateLimits'>, ip: string): Promise<void> {
-  const state = await services.rateLimits.default.consume(`ip:${ip}`);
+  const state = await services.rateLimits.default.consume(addressKey(ip));
   if (!state.allowed) throw rateLimited(state.resetMs);
 }

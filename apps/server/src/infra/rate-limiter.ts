@@ -83,3 +83,22 @@ export function createRateLimiter(
     },
   };
 }
+
+/**
+ * The key a client's address is limited under. An IPv6 host holds a whole /64 (it picks any
+ * address in it at will), so it is limited as its /64; an IPv4 address written as IPv6
+ * (`::ffff:192.0.2.1`) is the IPv4 address.
+ */
+export function addressKey(ip: string): string {
+  if (!ip.includes(':')) return `ip:${ip}`;
+  const address = ip.toLowerCase().split('%', 1)[0] as string; // without a zone (`fe80::1%eth0`)
+  if (address.startsWith('::ffff:') && address.includes('.')) return `ip:${address.slice(7)}`;
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const width = (parts: string[]) => parts.reduce((sum, part) => sum + (part.includes('.') ? 2 : 1), 0);
+  const gap = address.indexOf('::');
+  const head = groups(gap === -1 ? address : address.slice(0, gap));
+  const tail = gap === -1 ? [] : groups(address.slice(gap + 2));
+  const expanded = gap === -1 ? head : [...head, ...Array<string>(8 - width(head) - width(tail)).fill('0'), ...tail];
+  const network = expanded.slice(0, 4).map((group) => Number.parseInt(group, 16).toString(16));
+  return `ip:${network.join(':')}::/64`;
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { AppError, type AppErrorCode, rateLimited } from '../errors/index.ts';
-import type { RateLimiter, RateLimitState } from '../infra/rate-limiter.ts';
+import { addressKey, type RateLimiter, type RateLimitState } from '../infra/rate-limiter.ts';
 import { assertPermission, PERMISSION_ERRORS } from '../modules/auth/assert-permission.ts';
 import { AUTHENTICATION_ERRORS, admitSignedIn } from '../modules/auth/authenticate.ts';
 import type { Permission } from '../modules/rbac/permissions.ts';
@@ -38,7 +38,7 @@ async function enforce(ctx: Context, limiter: RateLimiter, keys: string[], calls
 
 /** Every procedure: RATE_LIMIT_DEFAULT_PER_MINUTE calls per client IP. */
 export const publicProcedure = unlimitedProcedure.use(async ({ ctx, next }) => {
-  await enforce(ctx, ctx.services.rateLimits.default, [`ip:${ctx.ip}`]);
+  await enforce(ctx, ctx.services.rateLimits.default, [addressKey(ctx.ip)]);
   return next();
 });
 declareErrors(publicProcedure, ['RATE_LIMITED']);
@@ -48,7 +48,7 @@ declareErrors(publicProcedure, ['RATE_LIMITED']);
  * the default limit: the one every procedure counted, plus `items - 1` here.
  */
 export async function countBatchItems(ctx: Context, items: number): Promise<void> {
-  if (items > 1) await enforce(ctx, ctx.services.rateLimits.default, [`ip:${ctx.ip}`], items - 1);
+  if (items > 1) await enforce(ctx, ctx.services.rateLimits.default, [addressKey(ctx.ip)], items - 1);
 }
 
 /**
@@ -99,7 +99,7 @@ async function limitFailures<Result extends { ok: boolean; error?: unknown }>(
 
 /** One call against the credential limit (RATE_LIMIT_AUTH_PER_MINUTE), for the client IP and the given extra keys. */
 export function consumeCredentialLimit(ctx: Context, keys: string[] = []): Promise<void> {
-  return enforce(ctx, ctx.services.rateLimits.auth, [`ip:${ctx.ip}`, ...keys]);
+  return enforce(ctx, ctx.services.rateLimits.auth, [addressKey(ctx.ip), ...keys]);
 }
 
 /**

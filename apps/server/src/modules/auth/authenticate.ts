@@ -5,7 +5,7 @@
  * database query while the revocation cache is intact.
  */
 import { AppError, type AppErrorCode, rateLimited } from '../../errors/index.ts';
-import type { RateLimitState } from '../../infra/rate-limiter.ts';
+import { addressKey, type RateLimitState } from '../../infra/rate-limiter.ts';
 import { AccessTokenError } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 import { isSessionRevoked, revocationKeys } from '../sessions/sessions.service.ts';
@@ -61,7 +61,7 @@ export async function admitSignedIn(
     (error: unknown) => ({ error }),
   );
   const keys = 'caller' in verified ? revocationKeys(verified.caller.sessionId) : [];
-  const { state, values } = await deps.rateLimits.default.consumeAndGet(`ip:${request.ip}`, keys);
+  const { state, values } = await deps.rateLimits.default.consumeAndGet(addressKey(request.ip), keys);
   onLimit?.(state);
   if (!state.allowed) throw rateLimited(state.resetMs);
   if ('error' in verified) throw verified.error;
