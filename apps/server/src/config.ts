@@ -232,6 +232,7 @@ const variables = z.object({
   OAUTH_OIDC_NAME: z.string().min(1).max(50).default('Single sign-on'),
   STORAGE_DRIVER: z.enum(['local', 's3']).default('local'),
   FILES_DIR: folder.default(defaultFilesDir),
+  FILES_DISK_TIMEOUT_MS: integer(100, 600_000).default(10_000),
   FILES_MAX_BYTES: integer(1, 5 * 1024 * MIB).default(25 * MIB),
   FILES_QUOTA_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(1024 * MIB),
   // Checked only when set (a default is never checked): the check loads file-type.
@@ -685,6 +686,8 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         driver: e.STORAGE_DRIVER,
         /** The local driver's directory. */
         dir: e.FILES_DIR,
+        /** The local driver: how long one call on the disk may take (a hung network mount). */
+        diskTimeoutMs: e.FILES_DISK_TIMEOUT_MS,
         maxBytes: e.FILES_MAX_BYTES,
         /** What one account's files may add up to. */
         quotaBytes: e.FILES_QUOTA_BYTES,

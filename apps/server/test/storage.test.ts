@@ -3,7 +3,9 @@
  * directory) and S3 (s3rver, a local S3-compatible server, through the AWS SDK). Then what
  * removal jobs rely on: deleting a missing object succeeds, and a store that is away fails.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -36,7 +38,7 @@ const drivers: { name: 'local' | 's3'; start: () => Promise<Subject> }[] = [
     name: 'local',
     async start() {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'storage-local-'));
-      const storage = localStorage(dir);
+      const storage = localStorage(dir, { timeoutMs: 10_000 });
       return {
         storage,
         dir,
@@ -336,6 +338,23 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
       for (const read of [() => storage.get('looping/self'), () => storage.head('looping/self')]) {
         await expect(read()).rejects.toBeInstanceOf(DependencyUnavailableError);
         await expect(read()).rejects.toThrow(/could not read: ELOOP/);
+      }
+    });
+
+    it('gives up on a disk that does not answer (a hung mount) as the storage unavailable', async () => {
+      // Opening a FIFO for reading blocks until someone writes to it: a disk call that hangs.
+      const key = 'hung/object';
+      const fifo = path.join(subject.dir as string, key);
+      await mkdir(path.dirname(fifo), { recursive: true });
+      execFileSync('mkfifo', [fifo]);
+      const hasty = localStorage(subject.dir as string, { timeoutMs: 200 });
+      try {
+        await expect(hasty.get(key)).rejects.toBeInstanceOf(DependencyUnavailableError);
+        await expect(hasty.get(key)).rejects.toThrow(/could not read: the disk gave no answer within 200 ms/);
+      } finally {
+        // A writer lets the blocked opens finish (their late handles are closed).
+        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+        await rm(path.dirname(fifo), { recursive: true, force: true });
       }
     });
 

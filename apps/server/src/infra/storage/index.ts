@@ -9,7 +9,7 @@ export type { ByteRange, ObjectInfo, ObjectStorage } from './storage.ts';
  * SDK is loaded only for S3 (a tenth of a second of start-up otherwise).
  */
 export async function createStorage(files: Config['files']): Promise<ObjectStorage> {
-  if (files.driver !== 's3') return localStorage(files.dir);
+  if (files.driver !== 's3') return localStorage(files.dir, { timeoutMs: files.diskTimeoutMs });
   const { s3Storage } = await import('./s3.ts');
   return s3Storage(files.s3);
 }

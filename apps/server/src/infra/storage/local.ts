@@ -1,7 +1,9 @@
 /**
  * Files on the local disk (development, one-host deployments). A write goes to a temporary
  * file in the same directory and is renamed into place once whole, so a reader never sees
- * half an object and a failed upload leaves nothing behind.
+ * half an object and a failed upload leaves nothing behind. Each call on the disk (open,
+ * stat, rename, remove…) gives up after `timeoutMs` (a hung network mount is a 503, not a
+ * request that never ends); the bytes themselves flow at the pace of the request's client.
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -10,6 +12,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DependencyUnavailableError } from '../dependency-errors.ts';
+import { withTimeout } from '../with-timeout.ts';
 import type { ByteRange, ObjectInfo, ObjectStorage } from './storage.ts';
 
 /** The largest buffer a read takes (the stream's default). */
@@ -29,8 +32,24 @@ const unavailable = (what: string, error: unknown) =>
     },
   );
 
-export function localStorage(dir: string): ObjectStorage {
+export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }): ObjectStorage {
   const root = path.resolve(dir);
+  /**
+   * `call`, or the storage unavailable once it has taken `timeoutMs`; what it opens after
+   * that (a file handle) is handed to `lateResult` to be let go.
+   */
+  const bounded = <T>(what: string, call: Promise<T>, lateResult?: (value: T) => unknown): Promise<T> =>
+    withTimeout(
+      () => call,
+      timeoutMs,
+      () => {
+        if (lateResult) call.then(lateResult, () => undefined);
+        return unavailable(what, new Error(`the disk gave no answer within ${timeoutMs} ms`));
+      },
+    );
+  /** The disk's own failure as the storage unavailable (one already said so stays as it is). */
+  const failure = (what: string, error: unknown) =>
+    error instanceof DependencyUnavailableError ? error : unavailable(what, error);
   /** Keys are generated (`files/<uuid>`); anything that would leave the root is refused. */
   const pathOf = (key: string) => {
     const full = path.resolve(root, key);
@@ -40,11 +59,11 @@ export function localStorage(dir: string): ObjectStorage {
   /** A file under the key (a folder is not an object), or undefined; a disk that fails is unavailable. */
   const fileAt = async (full: string) => {
     try {
-      const info = await stat(full);
+      const info = await bounded('read', stat(full));
       return info.isFile() ? info : undefined;
     } catch (error) {
       if (isMissing(error)) return undefined;
-      throw unavailable('read', error);
+      throw failure('read', error);
     }
   };
 
@@ -59,13 +78,13 @@ export function localStorage(dir: string): ObjectStorage {
       });
       const temporary = `${target}.tmp-${randomBytes(6).toString('hex')}`;
       try {
-        await mkdir(path.dirname(target), { recursive: true });
+        await bounded('write', mkdir(path.dirname(target), { recursive: true }));
         await pipeline(body, createWriteStream(temporary, { flags: 'wx' }));
-        await rename(temporary, target);
+        await bounded('write', rename(temporary, target));
       } catch (error) {
-        await rm(temporary, { force: true }).catch(() => undefined);
+        await bounded('write', rm(temporary, { force: true })).catch(() => undefined);
         // The body's own failure (too large, the client gone) is the reason, not the disk.
-        throw bodyFailed ?? unavailable('write', error);
+        throw bodyFailed ?? failure('write', error);
       }
     },
 
@@ -75,13 +94,13 @@ export function localStorage(dir: string): ObjectStorage {
       const file = pathOf(key); // (a key outside the root is a bug, not the disk failing)
       let handle: FileHandle;
       try {
-        handle = await open(file, 'r');
+        handle = await bounded('read', open(file, 'r'), (late) => late.close());
       } catch (error) {
         if (isMissing(error)) return undefined;
-        throw unavailable('read', error);
+        throw failure('read', error);
       }
       try {
-        const info = await handle.stat();
+        const info = await bounded('read', handle.stat());
         if (!info.isFile()) {
           await handle.close();
           return undefined;
@@ -95,8 +114,8 @@ export function localStorage(dir: string): ObjectStorage {
         // Ends at `end` exactly (no read to find the end); closes the handle when done or destroyed.
         return handle.createReadStream({ start, end, highWaterMark: Math.min(READ_CHUNK_BYTES, end - start + 1) });
       } catch (error) {
-        await handle.close().catch(() => undefined);
-        throw unavailable('read', error);
+        handle.close().catch(() => undefined);
+        throw failure('read', error);
       }
     },
 
@@ -109,22 +128,25 @@ export function localStorage(dir: string): ObjectStorage {
       const target = pathOf(to);
       const temporary = `${target}.tmp-${randomBytes(6).toString('hex')}`;
       try {
-        await mkdir(path.dirname(target), { recursive: true });
+        await bounded('copy', mkdir(path.dirname(target), { recursive: true }));
+        // The copy itself takes as long as the object is large: not bounded.
         await copyFile(pathOf(from), temporary);
-        await rename(temporary, target);
+        await bounded('copy', rename(temporary, target));
       } catch (error) {
-        await rm(temporary, { force: true }).catch(() => undefined);
-        throw unavailable('copy', error);
+        await bounded('copy', rm(temporary, { force: true })).catch(() => undefined);
+        throw failure('copy', error);
       }
     },
 
     async delete(key: string): Promise<void> {
       const file = pathOf(key);
-      await rm(file, { force: true }).catch((error: unknown) => {
-        throw unavailable('delete', error);
+      await bounded('delete', rm(file, { force: true })).catch((error: unknown) => {
+        throw failure('delete', error);
       });
     },
 
+    // The maintenance sweep's walk, bounded by its job's expiry rather than per call (a big
+    // folder takes its time).
     async *list(prefix: string): AsyncIterable<ObjectInfo> {
       // A prefix is a folder here (`files/`); the empty one is the whole store.
       const folder = prefix.replace(/\/+$/, '');
