@@ -57,6 +57,12 @@ describe('the web app from WEB_DIR', () => {
     },
   );
 
+  it('answers a page request for an API path served with another method 405, not the app', async () => {
+    const answer = await t.app.inject({ method: 'GET', url: '/api/auth/login', headers: { accept: 'text/html' } });
+    expect(answer.statusCode).toBe(405);
+    expect(answer.headers.allow).toBe('POST');
+  });
+
   it('still serves the API and the documents', async () => {
     expect((await t.app.inject({ method: 'GET', url: '/api/health' })).statusCode).toBe(200);
     expect((await t.app.inject({ method: 'GET', url: '/openapi.json' })).statusCode).toBe(200);

@@ -6,6 +6,7 @@ import { createOutageLog, type Logger } from '../infra/logger.ts';
 import type { Services } from '../services.ts';
 import { addCommonHeaders } from './common-headers.ts';
 import { requestPath } from './request-lifecycle.ts';
+import { RouteMethods } from './route-methods.ts';
 
 /** Logs a recognised dependency outage (throttled): the 503 needs no stack trace. */
 export function dependencyOutageLog(log: Pick<Logger, 'warn'>) {
@@ -54,10 +55,29 @@ export const errorHandling = fp(
   ) => {
     const expose = services.config.exposeErrorDetails;
 
+    // Every route registered after this plugin (all of the app's) is known by its path.
+    const routeMethods = new RouteMethods();
+    app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
+
     app.setNotFoundHandler((request, reply) => {
       const locale = answerLanguage(request, reply);
+      const path = requestPath(request);
+      // A known path with another method (a route that found nothing under its own is a 404).
+      const allowed = routeMethods.allowed(path);
+      if (allowed.length > 0 && !allowed.includes(request.method)) {
+        reply
+          .code(405)
+          .header('allow', allowed.join(', '))
+          .send(
+            httpErrorBody(405, `${request.method} is not served on ${path}: use ${allowed.join(', ')}`, request.id, {
+              appCode: 'METHOD_NOT_SUPPORTED',
+              locale,
+            }),
+          );
+        return;
+      }
       reply.code(404).send(
-        httpErrorBody(404, `No route for ${request.method} ${requestPath(request)}`, request.id, {
+        httpErrorBody(404, `No route for ${request.method} ${path}`, request.id, {
           appCode: 'ROUTE_NOT_FOUND',
           locale,
         }),
