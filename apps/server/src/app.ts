@@ -13,6 +13,7 @@ import { jwksRoute } from './http/jwks.ts';
 import { OAUTH_REDIRECT_ROUTES, oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
 import { lazySchemaCompilers } from './http/schema-compilers.ts';
+import { markLanguage } from './i18n/locale.ts';
 import { LazyLogger, requestIdFor } from './infra/logger.ts';
 import { OutboxTransport } from './infra/mail/index.ts';
 import { openApiRoutes } from './rest/openapi.ts';
@@ -84,7 +85,11 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   // Every failed procedure call, on every transport (the fast path, tRPC's adapter, REST), before its answer.
   const onError = ({ error, path, ctx }: { error: TRPCError; path?: string; ctx?: Context }) => {
     const recognized = recognizeError(error);
-    if (ctx) setRetryAfter(recognized, (name, value) => ctx.setHeader(name, value));
+    if (ctx) {
+      setRetryAfter(recognized, (name, value) => ctx.setHeader(name, value));
+      // The error's words are in the caller's language: said, so caches keep one answer per language.
+      markLanguage({ header: ctx.setHeader }, ctx.locale);
+    }
     if (error.code !== 'INTERNAL_SERVER_ERROR') return;
     if (!recognized) services.log.error({ err: error.cause ?? error, path }, `procedure ${path ?? '?'} failed`);
     else if (recognized.appCode === 'DEPENDENCY_DOWN') dependencyLog.warn(recognized);
@@ -93,7 +98,11 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   const maxBatchSize = config.trpcMaxBatchSize;
   const official = async (prefix: string) => {
     const { fastifyTRPCPlugin } = await import('@trpc/server/adapters/fastify');
-    await app.register(fastifyTRPCPlugin, { prefix, trpcOptions: { router, createContext, onError, maxBatchSize } });
+    await app.register(fastifyTRPCPlugin, {
+      prefix,
+      // maxBodySize: Fastify's limit, for the bodies tRPC reads itself (multipart).
+      trpcOptions: { router, createContext, onError, maxBatchSize, maxBodySize: config.bodyLimitBytes },
+    });
   };
   if (options.trpcTransport === 'official') await official('/trpc');
   else await app.register(fastTrpc, { prefix: '/trpc', router, createContext, onError, maxBatchSize });

@@ -16,6 +16,7 @@ import {
   login,
   registerAccount,
   registerAdmin,
+  startTestServer,
   type TestApp,
   uniqueEmail,
   untilWaitingOnLocks,
@@ -169,6 +170,31 @@ describe('HTTP edges', () => {
       expect(response.json()).toEqual(six.json());
     } finally {
       await official.close();
+    }
+  });
+
+  it('holds a multipart body sent to tRPC (which reads it itself) to BODY_LIMIT_BYTES, on both transports', async () => {
+    const boundary = 'edge-boundary';
+    const part = (bytes: number) =>
+      `--${boundary}\r\ncontent-disposition: form-data; name="email"\r\n\r\n${'x'.repeat(bytes)}\r\n--${boundary}--\r\n`;
+    // Over real HTTP: tRPC streams the body from the socket (an injected request is no IncomingMessage).
+    for (const trpcTransport of ['fast', 'official'] as const) {
+      const server = await startTestServer({ env: { BODY_LIMIT_BYTES: '4096' }, trpcTransport });
+      try {
+        const send = (bytes: number) =>
+          fetch(`${server.url}/trpc/auth.login`, {
+            method: 'POST',
+            headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+            body: part(bytes),
+          });
+        const small = await send(100); // read whole, then refused as no input the procedure takes
+        expect(small.status).toBe(400);
+        const large = await send(64 * 1024);
+        expect(large.status).toBe(413);
+        expect((await large.json()).error.data).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+      } finally {
+        await server.close();
+      }
     }
   });
 

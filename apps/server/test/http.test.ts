@@ -85,6 +85,38 @@ describe('HTTP surface', () => {
       }
     });
 
+    it('answers a known path called with another method 405, naming the methods it is served with', async () => {
+      const cases = [
+        { method: 'DELETE', url: '/api/auth/login', allow: 'POST' },
+        { method: 'PUT', url: '/api/notes', allow: 'GET, HEAD, POST' },
+        {
+          method: 'PUT',
+          url: '/api/notes/0190a5f0-0000-7000-8000-000000000000?x=1',
+          allow: 'DELETE, GET, HEAD, PATCH',
+        },
+      ] as const;
+      for (const { method, url, allow } of cases) {
+        const response = await t.app.inject({ method, url });
+        expect(response.statusCode).toBe(405);
+        expect(response.headers.allow).toBe(allow);
+        expect(response.headers['x-request-id']).toBeDefined();
+        expect(response.json()).toEqual({
+          code: 'METHOD_NOT_SUPPORTED',
+          appCode: 'METHOD_NOT_SUPPORTED',
+          message: `${method} is not served on ${url.split('?')[0]}: use ${allow}`,
+          requestId: response.headers['x-request-id'],
+        });
+      }
+      // A path no route has, or one deeper than a route's, stays unknown; so does what a route
+      // found nothing under (the outbox's missing email: mail-transports.test.ts).
+      for (const [method, url] of [
+        ['DELETE', '/api/notes/a/b'],
+        ['POST', '/api/nope'],
+      ] as const) {
+        expect((await t.app.inject({ method, url })).statusCode).toBe(404);
+      }
+    });
+
     it('answers bad input with 400 and field issues over REST', async () => {
       const response = await t.app.inject({
         method: 'POST',
@@ -506,6 +538,29 @@ describe('HTTP surface', () => {
         });
       }
     });
+
+    it.each(['fast', 'official'] as const)(
+      'answers preflights of tRPC calls too (%s transport), whose route takes every other method',
+      async (transport) => {
+        const app = transport === 'fast' ? t : await buildTestApp({ trpcTransport: transport });
+        try {
+          const preflight = await app.app.inject({
+            method: 'OPTIONS',
+            url: '/trpc/users.me',
+            headers: {
+              origin: 'http://localhost:3000',
+              'access-control-request-method': 'GET',
+              'access-control-request-headers': 'authorization',
+            },
+          });
+          expect(preflight.statusCode).toBe(204);
+          expect(preflight.headers['access-control-allow-origin']).toBe('http://localhost:3000');
+          expect(preflight.headers['access-control-allow-headers']).toBe('authorization');
+        } finally {
+          if (app !== t) await app.close();
+        }
+      },
+    );
 
     it('adds to Vary without repeating a field (any case) or adding to *', () => {
       const varied = (initial: string | string[] | undefined, ...fields: string[]) => {

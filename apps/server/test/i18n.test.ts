@@ -290,7 +290,11 @@ describe('errors in the language of the request (REST and tRPC, over HTTP)', () 
         code: -32001,
         data: { code: 'UNAUTHORIZED', httpStatus: 401, appCode: 'INVALID_CREDENTIALS', path: 'auth.login' },
       });
+      // Said, as over REST, so that a cache keeps one answer per language.
+      expect(french.language).toBe('fr');
+      expect(french.vary).toMatch(/Accept-Language/);
       const english = await call('POST', '/trpc/auth.login', wrongLogin());
+      expect(english.language).toBe('en');
       expect(english.body.error).toMatchObject({
         message: 'Email or password is incorrect',
         code: -32001,

@@ -137,6 +137,24 @@ describe('tRPC transport conformance', () => {
         headers: { 'trpc-accept': 'application/jsonl' },
       },
       {
+        name: 'streaming asked in Accept (httpBatchStreamLink with streamHeader: accept)',
+        method: 'GET',
+        path: '/health.live,health.live?batch=1',
+        headers: { accept: 'text/plain, application/jsonl' },
+      },
+      {
+        name: 'streaming asked in Accept, not batched',
+        method: 'GET',
+        path: '/health.live',
+        headers: { accept: 'application/jsonl' },
+      },
+      {
+        name: 'GET with a multipart content type',
+        method: 'GET',
+        path: '/health.live',
+        headers: { 'content-type': 'multipart/form-data; boundary=x' },
+      },
+      {
         name: 'mutation, wrong password (401)',
         method: 'POST',
         path: '/auth.login',

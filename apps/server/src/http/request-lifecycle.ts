@@ -30,7 +30,7 @@ declare module 'fastify' {
  * headers, the request id, `Server-Timing: app;dur=<ms>`, Vary, an HTML page's CSP:
  * common-headers.ts), and `Connection: close` during shutdown (the access log is
  * AccessLogController's). One hook, as the response leaves: each hook costs every request.
- * `OPTIONS` on any path answers CORS preflights.
+ * `OPTIONS` on any path answers CORS preflights, whatever other routes the path has.
  */
 export const requestLifecycle = fp(
   async (app: FastifyInstance, { cors, idleTimeoutMs }: { cors: CorsPolicy; idleTimeoutMs: number }) => {
@@ -46,6 +46,13 @@ export const requestLifecycle = fp(
     });
 
     app.options('*', (request, reply) => cors.answerPreflight(request, reply));
+    // ...on every path: a route for every method (tRPC's `/trpc/:path`, on either transport)
+    // would otherwise take the preflights of its paths, and a browser's cross-origin calls fail.
+    app.addHook('onRoute', (route) => {
+      if (Array.isArray(route.method) && route.method.length > 1) {
+        route.method = route.method.filter((method) => method !== 'OPTIONS');
+      }
+    });
 
     // Every connection's address read once, as it opens, before its first request. The
     // rate limits read it on some requests and not others (the constant routes), and Node

@@ -153,8 +153,12 @@ function parseRequest(
 ): TrpcCalls | undefined {
   const method = request.method;
   if (method !== 'GET' && method !== 'POST' && !FORBIDDEN_METHODS.has(method)) return undefined;
+  // Streaming, asked either way (tRPC reads `application/jsonl` in Accept too): tRPC's own.
   if (request.headers['trpc-accept'] !== undefined) return undefined;
-  if (method === 'POST' && !isJsonContentType(request.headers['content-type'])) return undefined;
+  if (request.headers.accept?.includes('application/jsonl')) return undefined;
+  // tRPC picks its handler by content type before the method: any other than JSON is its own.
+  const contentType = request.headers['content-type'];
+  if (contentType !== undefined ? !isJsonContentType(contentType) : method === 'POST') return undefined;
 
   let path = request.params.path;
   if (path.includes('%')) {
@@ -287,6 +291,8 @@ export async function fastTrpc(app: FastifyInstance, options: FastTrpcOptions): 
       createContext: ({ req, res }) => options.createContext({ req, res }),
       onError: ({ error, path, ctx }) => onError?.({ error, path, ctx }),
       maxBatchSize,
+      // Fastify's limit, for the bodies tRPC reads itself (multipart: its parser above hands the stream on).
+      maxBodySize: app.initialConfig.bodyLimit,
     });
   };
 
