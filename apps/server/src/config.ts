@@ -4,6 +4,7 @@
  * variable is reported together with every other problem. Document each variable in
  * .env.example and the README's table (a test holds them to the schema).
  */
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { defaultEmbeddedDataDir, loadRepoEnvFile, repoPath } from '@app/db';
@@ -193,7 +194,10 @@ const variables = z.object({
     .pipe(z.email({ error: 'must be an email address' }))
     .default('review@apple.com'),
   APPLE_REVIEW_OTP_DAYS: integer(1, 365).default(15),
-  CORS_ORIGINS: list.default(['http://localhost:3000', 'http://localhost:5173']),
+  // A trailing slash is no part of an origin (browsers send `https://host`, compared exactly).
+  CORS_ORIGINS: list
+    .transform((origins) => origins.map((origin) => origin.replace(/\/+$/, '')))
+    .default(['http://localhost:3000', 'http://localhost:5173']),
   BODY_LIMIT_BYTES: integer(1_024, 100 * 1024 * 1024).default(1024 * 1024),
   TRUST_PROXY: trustProxy.default(false),
   WORKERS: z
@@ -268,6 +272,19 @@ const variables = z.object({
   S3_TIMEOUT_MS: integer(100, 600_000).default(10_000),
 });
 type Variables = z.output<typeof variables>;
+
+/**
+ * Whether `publicPem` is the public half of `privatePem`. Keys that cannot be read are not
+ * judged here: importing them refuses them, with the reason.
+ */
+function isKeyPair(privatePem: string, publicPem: string): boolean {
+  try {
+    const spki = (key: KeyObject) => key.export({ type: 'spki', format: 'der' });
+    return spki(createPublicKey(privatePem)).equals(spki(createPublicKey(publicPem)));
+  } catch {
+    return true;
+  }
+}
 
 /** Every environment variable the server reads. */
 export const CONFIG_VARIABLES = Object.keys(variables.shape);
@@ -352,12 +369,17 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
     refuse('WORKERS', 'more than one worker needs REDIS_URL: the in-memory store is per process');
   }
   for (const origin of e.CORS_ORIGINS) {
-    if (origin !== '*' && !URL.canParse(origin))
-      refuse('CORS_ORIGINS', `"${origin}" is not an origin (https://host[:port])`);
+    // Compared exactly with the browser's Origin header: a path, or capitals, would never match.
+    if (origin !== '*' && (!URL.canParse(origin) || new URL(origin).origin !== origin))
+      refuse('CORS_ORIGINS', `"${origin}" is not an origin (https://host[:port], in lower case)`);
   }
   const keyPair = e.JWT_PRIVATE_KEY !== undefined || e.JWT_PUBLIC_KEY !== undefined;
   if (keyPair && (e.JWT_PRIVATE_KEY === undefined || e.JWT_PUBLIC_KEY === undefined)) {
     refuse('JWT_PRIVATE_KEY', 'and JWT_PUBLIC_KEY must be set together (an Ed25519 key pair, PEM)');
+  } else if (e.JWT_PRIVATE_KEY !== undefined && e.JWT_PUBLIC_KEY !== undefined) {
+    if (!isKeyPair(e.JWT_PRIVATE_KEY, e.JWT_PUBLIC_KEY)) {
+      refuse('JWT_PUBLIC_KEY', 'is not the public half of JWT_PRIVATE_KEY: no token signed could be verified');
+    }
   }
   if (e.NODE_ENV === undefined && !isLoopback(e.HOST)) {
     refuse(

@@ -86,6 +86,10 @@ describe('config', () => {
       'http://localhost:8080',
     ]);
     expect(origins({ ...productionBase, CORS_ORIGINS: 'http://localhost:5173' })).toEqual(['http://localhost:5173']);
+    // A trailing slash is no part of the origin a browser sends.
+    expect(origins({ ...productionBase, CORS_ORIGINS: 'https://app.example.com/' })).toEqual([
+      'https://app.example.com',
+    ]);
   });
 
   it('trusts a number of proxy hops or a list of proxy addresses, never "everyone"', () => {
@@ -251,6 +255,13 @@ describe('config', () => {
       /OAUTH_OIDC_ISSUER: must be https \(plain http only for a provider on this machine\)/,
     ],
     ['a redirect origin with a path', { OAUTH_REDIRECT_ORIGINS: 'https://app.example.com/x' }, /is not an origin/],
+    // Compared exactly with a browser's Origin: neither could ever match.
+    [
+      'a CORS origin with a path',
+      { CORS_ORIGINS: 'https://app.example.com/app' },
+      /CORS_ORIGINS: ".*" is not an origin/,
+    ],
+    ['a CORS origin in capitals', { CORS_ORIGINS: 'https://App.example.com' }, /CORS_ORIGINS: ".*" is not an origin/],
     ['a PUBLIC_URL with a path', { PUBLIC_URL: 'https://api.example.com/v1' }, /PUBLIC_URL: must be an origin/],
     ['the S3 driver without a bucket', { STORAGE_DRIVER: 's3' }, /S3_BUCKET: is required with STORAGE_DRIVER=s3/],
     [

@@ -5,8 +5,11 @@
  * the Kubernetes manifests' configuration goes through the config schema here (their
  * schemas and cross-references are the @app/deploy package's tests).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { repoRoot } from '@app/db';
 import { describe, expect, it } from 'vitest';
@@ -266,6 +269,30 @@ describe('Dockerfile', () => {
     expect(runtime).toMatch(/NODE_ENV=production/);
     expect(runtime).toMatch(/CMD \["node", "apps\/server\/src\/main\.js"\]/);
     expect(runtime).toMatch(/HEALTHCHECK/);
+  });
+
+  it('checks its health on the port the server listens on (PORT), not on 3000 alone', async () => {
+    const command = JSON.parse(/HEALTHCHECK[^\n]*\n\s*CMD (\[.*\])/.exec(runtime)?.[1] ?? '[]') as string[];
+    expect(command.slice(0, 2)).toEqual(['node', '-e']);
+    const server = http.createServer((request, response) => {
+      response.statusCode = request.url === '/api/health' ? 200 : 404;
+      response.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const check = (env: Record<string, string>) =>
+      new Promise<number | null>((resolve) =>
+        execFile(process.execPath, ['-e', command[2] as string], { env: { PATH: process.env.PATH, ...env } }, (error) =>
+          resolve(error ? (error.code as number) : 0),
+        ),
+      );
+    try {
+      expect(await check({ PORT: String(port) })).toBe(0);
+      server.close();
+      expect(await check({ PORT: String(port) })).toBe(1);
+    } finally {
+      server.close();
+    }
   });
 
   it('builds the web app in a stage of its own and serves its static files from the server (WEB_DIR)', () => {

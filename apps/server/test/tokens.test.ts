@@ -1,7 +1,7 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEVELOPMENT_JWT_SECRET } from '../src/config.ts';
+import { DEVELOPMENT_JWT_SECRET, loadConfig } from '../src/config.ts';
 import { createTokenService } from '../src/infra/tokens.ts';
 import {
   buildTestApp,
@@ -145,6 +145,23 @@ describe('access tokens', () => {
     const response = await t.app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ keys: [] });
+  });
+});
+
+describe('a JWT key pair', () => {
+  it('is refused at start-up when its public key is another pair’s (no token could be verified)', () => {
+    const [signing, other] = [generateKeyPairSync('ed25519'), generateKeyPairSync('ed25519')];
+    const pem = {
+      JWT_PRIVATE_KEY: signing.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+      JWT_PUBLIC_KEY: other.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+    };
+    const result = loadConfig(pem);
+    expect(result.ok).toBe(false);
+    expect(result.ok ? '' : result.problems.join('\n')).toMatch(
+      /JWT_PUBLIC_KEY: is not the public half of JWT_PRIVATE_KEY/,
+    );
+    const matching = { ...pem, JWT_PUBLIC_KEY: signing.publicKey.export({ format: 'pem', type: 'spki' }).toString() };
+    expect(loadConfig(matching).ok).toBe(true);
   });
 });
 
