@@ -92,4 +92,24 @@ describeInBrowser('sessions ended elsewhere', () => {
     expect(await alert.textContent()).toBe('This account is disabled');
     expect(pathOf(memberPage)).toBe('/sign-in');
   });
+
+  it('tells an administrator why a change of a user was refused (deleted meanwhile), not that the server is away', async () => {
+    const member = await registerAccount(h.t.app);
+    const admin = await registerAccount(h.t.app, { email: uniqueEmail('admin') });
+    await grantRole(h.t.services.db, admin.id, 'admin');
+    const adminPage = await h.newPage();
+    await signIn(adminPage, admin.email, admin.password);
+    await adminPage.getByRole('link', { name: 'Users' }).click();
+    await adminPage.getByLabel('Search by email or name').fill(member.email);
+    const disable = adminPage.getByRole('button', { name: `Disable ${member.email}` });
+    await disable.waitFor();
+
+    // Another administrator deletes the member while the page shows it.
+    await h.t.services.db.deleteFrom('users').where('id', '=', member.id).execute();
+    await disable.click();
+    const alert = adminPage.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.getAttribute('data-app-code')).toBe('NOT_FOUND');
+    expect(await alert.textContent()).not.toMatch(/could not be reached/);
+  });
 });

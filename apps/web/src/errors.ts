@@ -12,8 +12,18 @@ export interface Problem {
   fields: Record<string, string>;
 }
 
+/** One item of a batch the server refused, with its own app code (the call itself succeeded). */
+export class ItemError extends Error {
+  override name = 'ItemError';
+  readonly appCode: AppErrorCode;
+  constructor(error: { appCode: AppErrorCode; message: string }) {
+    super(error.message);
+    this.appCode = error.appCode;
+  }
+}
+
 export function problemOf(error: unknown): Problem {
-  const appCode = getAppErrorCode(error);
+  const appCode = error instanceof ItemError ? error.appCode : getAppErrorCode(error);
   const fields: Record<string, string> = {};
   if (error instanceof TRPCClientError) {
     const issues = (error.data as { issues?: { path: (string | number)[]; message: string }[] } | undefined)?.issues;

@@ -4,7 +4,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,11 +12,28 @@ import { writeRouterTypes } from './router-types.ts';
 
 const sdkDir = fileURLToPath(new URL('..', import.meta.url));
 
+/**
+ * Compiled beside dist/ and swapped in whole: `pnpm dev` rebuilds on every save of the
+ * server while the web app's dev server reads dist/, which must never be missing (nor keep
+ * the files of a module since removed).
+ */
 export async function build(): Promise<void> {
   await writeRouterTypes();
-  rmSync(join(sdkDir, 'dist'), { recursive: true, force: true });
+  const dist = join(sdkDir, 'dist');
+  const next = join(sdkDir, `dist.next-${process.pid}`);
+  const previous = join(sdkDir, `dist.previous-${process.pid}`);
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: sdkDir, stdio: 'inherit' });
+  try {
+    execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', next], {
+      cwd: sdkDir,
+      stdio: 'inherit',
+    });
+    if (existsSync(dist)) renameSync(dist, previous);
+    renameSync(next, dist);
+  } finally {
+    rmSync(next, { recursive: true, force: true });
+    rmSync(previous, { recursive: true, force: true });
+  }
   console.log('built dist/');
 }
 

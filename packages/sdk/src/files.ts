@@ -17,13 +17,15 @@ export interface UploadOptions {
 /** Where and as whom to upload: the same options `createClient` takes. */
 export interface UploadTarget {
   url: string;
-  auth?: { tokenStore: { get(): MaybePromise<{ accessToken: string } | null> } };
+  auth?: { tokenStore: { get(): MaybePromise<SentTokens | null> } };
   getAccessToken?: () => MaybePromise<string | null | undefined>;
   headers?: Record<string, string> | (() => MaybePromise<Record<string, string>>);
   fetch?: typeof globalThis.fetch;
 }
 
 type MaybePromise<T> = T | Promise<T>;
+/** The session an upload went out for, as the token store held it. */
+type SentTokens = { accessToken: string; refreshToken: string };
 
 /** What the streamed body reads of the file at a time (and reports progress for). */
 const CHUNK_BYTES = 256 * 1024;
@@ -63,12 +65,18 @@ export async function uploadFile(
   target: UploadTarget,
   file: Blob,
   options: UploadOptions = {},
-  session?: { refreshOnce(): Promise<boolean>; endSession(reason: 'session-revoked'): Promise<void> },
+  session?: {
+    refreshOnce(): Promise<boolean>;
+    endSession(reason: 'session-revoked', session: SentTokens | null): Promise<void>;
+  },
 ): Promise<StoredFile> {
   const endpoint = `${target.url.replace(/\/+$/, '')}/api/files`;
   const name = options.name ?? ('name' in file && typeof file.name === 'string' ? file.name : 'file');
+  let sentWith: SentTokens | null = null;
   const send = async (): Promise<Answer> => {
-    const headers = await headersOf(target);
+    const sent = await headersOf(target);
+    sentWith = sent.tokens;
+    const { headers } = sent;
     // XMLHttpRequest wherever there is one (browsers, React Native), for its upload progress,
     // whatever `fetch` the client was given: they send no streamed body (browsers over
     // HTTP/1.1, React Native at all). Elsewhere (Node, Deno, Bun) that `fetch`, streamed.
@@ -79,7 +87,8 @@ export async function uploadFile(
   let answer = await send();
   if (answer.status === 401 && session) {
     if ((answer.body as { appCode?: string } | undefined)?.appCode === 'SESSION_REVOKED') {
-      await session.endSession('session-revoked');
+      // Only the session it was sent for: a sign-in made meanwhile (another tab) stays.
+      await session.endSession('session-revoked', sentWith);
     } else if (await session.refreshOnce()) {
       answer = await send();
     }
@@ -88,10 +97,14 @@ export async function uploadFile(
   return answer.body as StoredFile;
 }
 
-async function headersOf(target: UploadTarget): Promise<Record<string, string>> {
+/** The request's headers, and the auth mode's tokens they were made from. */
+async function headersOf(
+  target: UploadTarget,
+): Promise<{ headers: Record<string, string>; tokens: SentTokens | null }> {
   const base = typeof target.headers === 'function' ? await target.headers() : (target.headers ?? {});
-  const token = target.auth ? (await target.auth.tokenStore.get())?.accessToken : await target.getAccessToken?.();
-  return token ? { ...base, authorization: `Bearer ${token}` } : base;
+  const tokens = target.auth ? await target.auth.tokenStore.get() : null;
+  const token = target.auth ? tokens?.accessToken : await target.getAccessToken?.();
+  return { headers: token ? { ...base, authorization: `Bearer ${token}` } : base, tokens };
 }
 
 function sendWithXhr(

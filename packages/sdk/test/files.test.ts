@@ -107,6 +107,35 @@ describe('uploadFile', () => {
     }
   });
 
+  it('ends only the session it was sent for when that one was revoked (a sign-in made meanwhile stays)', async () => {
+    const { options, api, tokenStore } = await signedIn();
+    const sent = await tokenStore.get();
+    const email = (await api.users.me.query()).email;
+    // Session A ends on the server (another device signs it out) while the store still holds it.
+    await createClient({ url: server.url, auth: { tokenStore: memoryTokenStore(sent) } }).auth.logout.mutate();
+    const fresh = await createClient({ url: server.url }).auth.login.mutate({ email, password: 'Sdk-files-123' });
+    const newer = { accessToken: fresh.accessToken, refreshToken: fresh.refreshToken };
+    const ended: string[] = [];
+    // The upload reads session A; another tab signs in (session B) before its answer comes.
+    let reads = 0;
+    const racing = {
+      get: () => (reads++ === 0 ? sent : tokenStore.get()),
+      set: tokenStore.set,
+    };
+    const meanwhile = (async () => tokenStore.set(newer))();
+    const upload = uploadFile(
+      { ...options, auth: { tokenStore: racing, onSessionEnded: (reason: string) => ended.push(reason) } },
+      new Blob(['too late']),
+      { name: 'late.txt' },
+    );
+    await meanwhile;
+    const refused = await upload.catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(UploadError);
+    expect((refused as UploadError).data.appCode).toBe('SESSION_REVOKED');
+    expect(await tokenStore.get()).toEqual(newer);
+    expect(ended).toEqual([]);
+  });
+
   it('refreshes an expired access token once, then uploads', async () => {
     const { options, tokenStore } = await signedIn();
     const before = await tokenStore.get();

@@ -16,9 +16,10 @@ export function AdminRoles() {
   return (
     <Page title="Roles">
       {roles.isError && <FormError problem={problemOf(roles.error)} />}
+      {permissions.isError && <FormError problem={problemOf(permissions.error)} />}
       {roles.data && permissions.data
         ? roles.data.map((role) => <RoleForm key={role.id} role={role} all={permissions.data} />)
-        : !roles.isError && <p aria-busy="true">Loading…</p>}
+        : !roles.isError && !permissions.isError && <p aria-busy="true">Loading…</p>}
     </Page>
   );
 }

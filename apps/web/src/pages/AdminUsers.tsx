@@ -2,7 +2,7 @@ import type { User } from '@app/sdk';
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useDeferredValue, useState } from 'react';
 import { api } from '../api.ts';
-import { problemOf } from '../errors.ts';
+import { ItemError, problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
 import { Field, FormError, Page } from '../ui.tsx';
 
@@ -32,7 +32,8 @@ export function AdminUsers() {
     mutationFn: async (item: { id: string; disabled?: boolean; roles?: string[] }) => {
       const { results } = await api.users.updateMany.mutate({ items: [item] });
       const result = results[0];
-      if (!result?.ok) throw new Error(result?.error?.message ?? 'Not saved');
+      // Refused alone (the user deleted meanwhile, a role it may not give): said as the server said it.
+      if (!result?.ok) throw result?.error ? new ItemError(result.error) : new Error('Not saved');
       return result.user;
     },
     onSettled: () => queryClient.invalidateQueries({ queryKey: ['users.list'] }),
