@@ -191,7 +191,9 @@ describe('HTTP edges', () => {
         expect(small.status).toBe(400);
         const large = await send(64 * 1024);
         expect(large.status).toBe(413);
-        expect((await large.json()).error.data).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+        expect(((await large.json()) as { error: { data: unknown } }).error.data).toMatchObject({
+          code: 'PAYLOAD_TOO_LARGE',
+        });
       } finally {
         await server.close();
       }
