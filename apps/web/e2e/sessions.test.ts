@@ -93,6 +93,26 @@ describeInBrowser('sessions ended elsewhere', () => {
     expect(pathOf(memberPage)).toBe('/sign-in');
   });
 
+  it('stays signed in while the server cannot be reached, and carries on once it can', async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await signIn(page, account.email, account.password);
+    const path = pathOf(page);
+    const tokens = await storedTokens(page);
+
+    await page.route('**/trpc/**', (route) => route.abort('internetdisconnected'));
+    await page.reload();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toMatch(/could not be reached/);
+    expect(pathOf(page)).toBe(path); // not the sign-in page
+    expect(await storedTokens(page)).toEqual(tokens);
+
+    await page.unroute('**/trpc/**');
+    await page.getByRole('button', { name: 'Try again' }).click();
+    await heading(page, 'Notes').waitFor();
+  });
+
   it('tells an administrator why a change of a user was refused (deleted meanwhile), not that the server is away', async () => {
     const member = await registerAccount(h.t.app);
     const admin = await registerAccount(h.t.app, { email: uniqueEmail('admin') });

@@ -14,6 +14,7 @@ import { SignIn } from './pages/SignIn.tsx';
 import { SignUp } from './pages/SignUp.tsx';
 import { VerifyEmail } from './pages/VerifyEmail.tsx';
 import { SessionProvider, useSession } from './session.tsx';
+import { FormError } from './ui.tsx';
 
 function Layout() {
   const { user, signOut, can } = useSession();
@@ -53,9 +54,20 @@ function Layout() {
 
 /** Signed-in pages: the sign-in page otherwise (and back here after signing in). */
 function RequireUser({ children, permission }: { children: ReactNode; permission?: Permission }) {
-  const { user, loading, can } = useSession();
+  const { user, loading, can, unavailable, retry } = useSession();
   const location = useLocation();
   if (loading) return <p aria-busy="true">Loading…</p>;
+  // Still signed in, but the account could not be read (offline, the server down): not the sign-in page.
+  if (!user && unavailable) {
+    return (
+      <>
+        <FormError problem={unavailable} />
+        <button type="button" onClick={retry}>
+          Try again
+        </button>
+      </>
+    );
+  }
   if (!user) return <Navigate to="/sign-in" replace state={{ from: location.pathname }} />;
   if (permission && !can(permission)) return <p role="alert">You do not have access to this page.</p>;
   return children;

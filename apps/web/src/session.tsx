@@ -8,14 +8,30 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import { useNavigate } from 'react-router';
 import { api, forgetTokens, hasTokens, onSessionEnded } from './api.ts';
+import { type Problem, problemOf } from './errors.ts';
 
 export const meKey = ['users.me'] as const;
+
+/** Answers that mean the tokens no longer sign anyone in: the sign-in page, not a retry. */
+const SIGNED_OUT = new Set<string>([
+  'UNAUTHORIZED',
+  'TOKEN_EXPIRED',
+  'SESSION_REVOKED',
+  'ACCOUNT_DISABLED',
+  'ACCOUNT_ARCHIVED',
+]);
 
 interface Session {
   user: User | null;
   loading: boolean;
   /** Why the last session ended, to show on the sign-in page (cleared by the next sign-in). */
   endedMessage: string | null;
+  /**
+   * Why the signed-in account could not be read while the session stands (the network, a
+   * 503, a 429): the person is still signed in, and `retry` asks again.
+   */
+  unavailable: Problem | null;
+  retry(): void;
   signedIn(user: User): void;
   signOut(everywhere?: boolean): Promise<void>;
   can(permission: Permission): boolean;
@@ -62,10 +78,13 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   const session = useMemo<Session>(() => {
     const user = me.data ?? null;
+    const problem = me.isError && hasTokens() ? problemOf(me.error) : null;
     return {
       user,
       loading: me.isPending,
       endedMessage,
+      unavailable: problem && !SIGNED_OUT.has(problem.appCode ?? '') ? problem : null,
+      retry: () => void me.refetch(),
       signedIn(next) {
         setEndedMessage(null);
         queryClient.setQueryData(meKey, next);
@@ -82,7 +101,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       },
       can: (permission) => user?.permissions.includes(permission) ?? false,
     };
-  }, [me.data, me.isPending, endedMessage, queryClient, navigate]);
+  }, [me.data, me.isPending, me.isError, me.error, me.refetch, endedMessage, queryClient, navigate]);
 
   return <SessionContext.Provider value={session}>{children}</SessionContext.Provider>;
 }

@@ -32,6 +32,9 @@ export function memoryTokenStore(initial: Tokens | null = null): TokenStore {
 
 export type SessionEndReason = 'refresh-failed' | 'session-revoked';
 
+/** A refresh's outcome: `unreachable` is why it could not be made while the session stands. */
+export type Refreshed = { refreshed: true } | { refreshed: false; unreachable?: unknown };
+
 export interface AuthOptions {
   tokenStore: TokenStore;
   /** Called once when the session cannot continue (the store has been cleared). */
@@ -71,7 +74,7 @@ function errorCode(error: unknown): { status?: number; appCode?: string } {
 type SessionOptions = AuthOptions & { trpcUrl: string; fetch?: typeof globalThis.fetch };
 
 /** The refresh, and the end of the session, in flight for each token store. */
-const refreshes = new WeakMap<TokenStore, Promise<boolean>>();
+const refreshes = new WeakMap<TokenStore, Promise<Refreshed>>();
 const endings = new WeakMap<TokenStore, Promise<void>>();
 
 /**
@@ -108,25 +111,30 @@ export function sessionKeeper(options: SessionOptions) {
   /**
    * One refresh at a time per token store (the client's calls and its uploads alike): every
    * caller that hits a 401 meanwhile waits for the same one. A sign-in or a sign-out while it
-   * runs wins: its answer then neither overwrites nor clears the store.
+   * runs wins: its answer then neither overwrites nor clears the store. Answers whether the
+   * tokens were refreshed; when not, `unreachable` is why, if the session still stands (the
+   * network, a 503, a 429): the call then fails with that reason, not with its own 401.
    */
-  const refreshOnce = (): Promise<boolean> => {
+  const refreshOnce = (): Promise<Refreshed> => {
     const running = refreshes.get(store);
     if (running) return running;
-    const refreshing = (async () => {
+    const refreshing = (async (): Promise<Refreshed> => {
       const tokens = await store.get();
-      if (!tokens) return false;
+      if (!tokens) return { refreshed: false };
       try {
         const result = await refresher.auth.refresh.mutate({ refreshToken: tokens.refreshToken });
         if (await stillHolds(tokens)) {
           await store.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
         }
-        return true;
+        return { refreshed: true };
       } catch (error) {
         const { status } = errorCode(error);
         // Only a definite "no" from the server ends the session; a network error does not.
-        if (status === 401 || status === 403) await endSession('refresh-failed', tokens);
-        return false;
+        if (status === 401 || status === 403) {
+          await endSession('refresh-failed', tokens);
+          return { refreshed: false };
+        }
+        return { refreshed: false, unreachable: error };
       }
     })().finally(() => refreshes.delete(store));
     refreshes.set(store, refreshing);
@@ -167,16 +175,17 @@ export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
                 const { status, appCode } = errorCode(error);
                 if (status === 401 && appCode === 'SESSION_REVOKED') {
                   await endSession('session-revoked', await sentFor);
-                } else if (
-                  status === 401 &&
-                  REFRESHABLE.has(appCode) &&
-                  !retried &&
-                  !SIGN_IN_PATHS.has(op.path) &&
-                  (await refreshOnce())
-                ) {
-                  retried = true;
-                  attempt();
-                  return;
+                } else if (status === 401 && REFRESHABLE.has(appCode) && !retried && !SIGN_IN_PATHS.has(op.path)) {
+                  const refresh = await refreshOnce();
+                  if (refresh.refreshed) {
+                    retried = true;
+                    attempt();
+                    return;
+                  }
+                  if (refresh.unreachable !== undefined) {
+                    observer.error(TRPCClientError.from(refresh.unreachable as Error));
+                    return;
+                  }
                 }
                 observer.error(error);
               } catch (storeError) {

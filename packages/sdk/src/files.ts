@@ -66,7 +66,7 @@ export async function uploadFile(
   file: Blob,
   options: UploadOptions = {},
   session?: {
-    refreshOnce(): Promise<boolean>;
+    refreshOnce(): Promise<{ refreshed: boolean; unreachable?: unknown }>;
     endSession(reason: 'session-revoked', session: SentTokens | null): Promise<void>;
   },
 ): Promise<StoredFile> {
@@ -89,8 +89,11 @@ export async function uploadFile(
     if ((answer.body as { appCode?: string } | undefined)?.appCode === 'SESSION_REVOKED') {
       // Only the session it was sent for: a sign-in made meanwhile (another tab) stays.
       await session.endSession('session-revoked', sentWith);
-    } else if (await session.refreshOnce()) {
-      answer = await send();
+    } else {
+      const refresh = await session.refreshOnce();
+      if (refresh.refreshed) answer = await send();
+      // The session stands but could not be refreshed (the network, a 503): that is the reason.
+      else if ('unreachable' in refresh) throw refresh.unreachable;
     }
   }
   if (answer.status !== 201) throw new UploadError(answer.status, (answer.body ?? {}) as object);

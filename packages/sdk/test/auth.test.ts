@@ -87,6 +87,32 @@ describe('auth-aware client', () => {
     expect(await victim.store.get()).toBeNull();
   });
 
+  it('keeps the session when the refresh cannot reach the server, and fails the call with that reason', async () => {
+    const store = memoryTokenStore();
+    const ended: SessionEndReason[] = [];
+    let offline = false;
+    const api = createClient({
+      url: server.url,
+      auth: { tokenStore: store, onSessionEnded: (reason) => ended.push(reason) },
+      fetch: async (input, init) => {
+        if (offline && new URL(String(input)).pathname.endsWith('/auth.refresh')) throw new TypeError('fetch failed');
+        return fetch(input, init);
+      },
+    });
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    const tokens = await store.get();
+    await sleep(2_100);
+    offline = true;
+    const error = await api.users.me.query().catch((e: unknown) => e);
+    // Not the call's own 401 (TOKEN_EXPIRED): nothing is wrong with the session.
+    expect(getAppErrorCode(error)).toBeUndefined();
+    expect((error as Error).message).toMatch(/fetch failed/);
+    expect(await store.get()).toEqual(tokens);
+    expect(ended).toEqual([]);
+    offline = false;
+    expect((await api.users.me.query()).email).toMatch(/^sdk-/);
+  });
+
   it('ends the session at once when the server says it was revoked', async () => {
     const { api, store, ended, calls } = setup(steady);
     const email = newEmail();
