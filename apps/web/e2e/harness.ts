@@ -33,7 +33,8 @@ export interface Harness {
   t: TestApp;
   browser: Browser;
   /** A page in a fresh browser profile (its own localStorage): one person on one device. */
-  newPage(): Promise<Page>;
+  /** `bypassCSP`: for a tool the test injects into the page (the accessibility audit), not the app. */
+  newPage(options?: { bypassCSP?: boolean }): Promise<Page>;
   /** Closes this test's browser profiles; throws if a page had an uncaught error meanwhile. */
   endTest(): Promise<void>;
   close(): Promise<void>;
@@ -79,11 +80,12 @@ export async function startHarness(
   return {
     url,
     ...started,
-    async newPage() {
+    async newPage(options = {}) {
       const context = await started.browser.newContext({
         baseURL: url,
         locale: 'en-US',
         viewport: { width: 1024, height: 768 },
+        ...options,
       });
       contexts.add(context);
       const page = await context.newPage();
