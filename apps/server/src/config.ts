@@ -4,7 +4,7 @@
  * variable is reported together with every other problem. Document each variable in
  * .env.example and the README's table (a test holds them to the schema).
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { defaultEmbeddedDataDir, loadRepoEnvFile, repoPath } from '@app/db';
@@ -286,6 +286,17 @@ function isKeyPair(privatePem: string, publicPem: string): boolean {
   }
 }
 
+/** Whether `pem` is a PKCS#8 EC P-256 private key (what Apple's .p8 files hold, and ES256 signs with). */
+function isP256Pkcs8(pem: string): boolean {
+  if (!pem.includes('-----BEGIN PRIVATE KEY-----')) return false;
+  try {
+    const key = createPrivateKey(pem);
+    return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+  } catch {
+    return false;
+  }
+}
+
 /** Every environment variable the server reads. */
 export const CONFIG_VARIABLES = Object.keys(variables.shape);
 
@@ -372,6 +383,14 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
     // Compared exactly with the browser's Origin header: a path, or capitals, would never match.
     if (origin !== '*' && (!URL.canParse(origin) || new URL(origin).origin !== origin))
       refuse('CORS_ORIGINS', `"${origin}" is not an origin (https://host[:port], in lower case)`);
+  }
+  // Apple's client secret is signed with it at the first sign-in: a key of another kind would
+  // start cleanly and fail every Apple sign-in.
+  if (e.OAUTH_APPLE_PRIVATE_KEY !== undefined && !isP256Pkcs8(e.OAUTH_APPLE_PRIVATE_KEY)) {
+    refuse(
+      'OAUTH_APPLE_PRIVATE_KEY',
+      "must be the .p8 key from Apple's developer account (an EC P-256 key, PKCS#8 PEM)",
+    );
   }
   const keyPair = e.JWT_PRIVATE_KEY !== undefined || e.JWT_PUBLIC_KEY !== undefined;
   if (keyPair && (e.JWT_PRIVATE_KEY === undefined || e.JWT_PUBLIC_KEY === undefined)) {

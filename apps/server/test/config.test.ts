@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
 import { repoRoot } from '@app/db';
 import { describe, expect, it } from 'vitest';
@@ -253,6 +254,26 @@ describe('config', () => {
       'a provider over plain http on another machine',
       { OAUTH_OIDC_ISSUER: 'http://idp.example.com' },
       /OAUTH_OIDC_ISSUER: must be https \(plain http only for a provider on this machine\)/,
+    ],
+    [
+      'an Apple key that is not a P-256 .p8 (Ed25519)',
+      {
+        OAUTH_APPLE_CLIENT_ID: 'com.example.app',
+        OAUTH_APPLE_PRIVATE_KEY: generateKeyPairSync('ed25519')
+          .privateKey.export({ format: 'pem', type: 'pkcs8' })
+          .toString(),
+      },
+      /OAUTH_APPLE_PRIVATE_KEY: must be the \.p8 key/,
+    ],
+    [
+      'an Apple key in SEC1 rather than PKCS#8',
+      {
+        OAUTH_APPLE_CLIENT_ID: 'com.example.app',
+        OAUTH_APPLE_PRIVATE_KEY: generateKeyPairSync('ec', { namedCurve: 'P-256' })
+          .privateKey.export({ format: 'pem', type: 'sec1' })
+          .toString(),
+      },
+      /OAUTH_APPLE_PRIVATE_KEY: must be the \.p8 key/,
     ],
     ['a redirect origin with a path', { OAUTH_REDIRECT_ORIGINS: 'https://app.example.com/x' }, /is not an origin/],
     // Compared exactly with a browser's Origin: neither could ever match.
