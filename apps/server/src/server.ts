@@ -12,6 +12,7 @@ import { type Config, configOrExit } from './config.ts';
 import { createLogger, type Logger } from './infra/logger.ts';
 import { startWorkerWhenPossible } from './modules/jobs/jobs.ts';
 import { createServices } from './services.ts';
+import { onShutdownSignal } from './shutdown-signals.ts';
 import { runStartupChecks, StartupError } from './startup.ts';
 
 /** A worker that dies this many times within the window is not restarted again. */
@@ -23,30 +24,8 @@ const restartDelayMs = (deathsInWindow: number) => Math.min(250 * 2 ** (deathsIn
 /** How long shutdown keeps serving with `Connection: close` before it stops listening. */
 const DRAIN_MS = 500;
 
-/** A repeat within this window is the same Ctrl-C arriving twice (terminal and turbo both forward it). */
-const DUPLICATE_SIGNAL_MS = 1_000;
-
-function onShutdownSignal(log: Logger, shutdown: (signal: string) => Promise<number>, onForcedExit?: () => void) {
-  let startedAt: number | undefined;
-  const handler = (signal: NodeJS.Signals) => {
-    if (startedAt !== undefined) {
-      if (Date.now() - startedAt < DUPLICATE_SIGNAL_MS) return;
-      log.warn(`${signal} again: exiting now`);
-      onForcedExit?.();
-      process.exit(1);
-    }
-    startedAt = Date.now();
-    shutdown(signal).then(
-      (code) => process.exit(code),
-      (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-}
+/** What a shutdown may take beyond SHUTDOWN_TIMEOUT_MS (closing pools, stopping an embedded Postgres) before the process exits anyway. */
+const SHUTDOWN_MARGIN_MS = 5_000;
 
 /** Serves HTTP in this process; `database` is undefined in a cluster worker (the primary owns it). */
 async function serve(config: Config, log: Logger, databaseUrl: string, database?: DatabaseTarget): Promise<void> {
@@ -61,9 +40,11 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
 
   // Installed before listening: a signal that arrives as soon as the port is open still
   // gets a graceful shutdown.
-  onShutdownSignal(
-    log,
-    async (signal) => {
+  onShutdownSignal(log, {
+    forceAfterMs: config.shutdownTimeoutMs + SHUTDOWN_MARGIN_MS,
+    shutdown: async (signal) => {
+      // One deadline for the requests and the jobs in progress together.
+      const deadline = Date.now() + config.shutdownTimeoutMs;
       log.info(`${signal}: finishing in-flight requests (up to ${config.shutdownTimeoutMs} ms)`);
       // Closing at once would reset keep-alive connections on which a client has just sent a
       // request the server has not read yet. First answer everything with `Connection: close`
@@ -82,13 +63,13 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
       }, config.shutdownTimeoutMs);
       await app.close();
       clearTimeout(timer);
-      await services.close();
+      await services.close(deadline - Date.now());
       await database?.embedded?.stop();
       log.info('stopped');
       return timedOut ? 1 : 0;
     },
-    () => database?.embedded?.stopNow(),
-  );
+    onForcedExit: () => database?.embedded?.stopNow(),
+  });
   const address = await app.listen({ host: config.host, port: config.port });
   // Background jobs in this process (JOBS_WORKER=embedded), else in `pnpm worker` processes only.
   if (config.jobs.embeddedWorker) {
@@ -128,9 +109,10 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
     }, delayMs);
   });
 
-  onShutdownSignal(
-    log,
-    async (signal) => {
+  onShutdownSignal(log, {
+    // Each worker holds itself to SHUTDOWN_TIMEOUT_MS (and its margin); then the embedded Postgres stops.
+    forceAfterMs: config.shutdownTimeoutMs + 2 * SHUTDOWN_MARGIN_MS,
+    shutdown: async (signal) => {
       stopping = true;
       log.info(`${signal}: stopping ${Object.keys(cluster.workers ?? {}).length} workers`);
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
@@ -147,8 +129,8 @@ async function runPrimary(config: Config, log: Logger, database: DatabaseTarget)
       log.info('stopped');
       return !gaveUp && codes.every((code) => code === 0) ? 0 : 1;
     },
-    () => database.embedded?.stopNow(),
-  );
+    onForcedExit: () => database.embedded?.stopNow(),
+  });
 
   for (let i = 0; i < config.workers; i++) fork();
   log.info(`primary ${process.pid} started ${config.workers} workers`);

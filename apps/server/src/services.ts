@@ -37,7 +37,8 @@ export interface Services {
   jobs: JobQueue;
   /** Epoch ms when this process started serving (for `uptimeSeconds`). */
   startedAt: number;
-  close(): Promise<void>;
+  /** Jobs in progress get `timeoutMs` (SHUTDOWN_TIMEOUT_MS by default) to finish; then every connection closes. */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 export interface ServiceOverrides {
@@ -123,8 +124,9 @@ export async function createServices(
     storage,
     jobs,
     startedAt: clock.now(),
-    async close() {
-      await jobs.stop(config.shutdownTimeoutMs); // jobs in progress finish, or go back to the queue
+    /** `timeoutMs`: what is left of the shutdown for the jobs in progress (SHUTDOWN_TIMEOUT_MS by default). */
+    async close(timeoutMs = config.shutdownTimeoutMs) {
+      await jobs.stop(timeoutMs); // jobs in progress finish, or go back to the queue
       await mailer.close(); // background sends finish before their dependencies close
       await Promise.allSettled([db.destroy(), kv.close(), storage.close()]);
     },

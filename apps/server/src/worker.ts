@@ -1,13 +1,15 @@
 /**
  * `pnpm worker`: a process that only runs background jobs (no HTTP), for scaling jobs apart
  * from the servers (then JOBS_WORKER=off on the servers). SIGINT/SIGTERM stop it gracefully:
- * a job in progress finishes (up to SHUTDOWN_TIMEOUT_MS) or goes back to the queue.
+ * a job in progress finishes (up to SHUTDOWN_TIMEOUT_MS) or goes back to the queue; a second
+ * signal, or a shutdown that outruns its time, exits at once.
  */
 import { resolveDatabase } from '@app/db';
 import { configOrExit } from './config.ts';
 import { createLogger } from './infra/logger.ts';
 import { startWorker } from './modules/jobs/jobs.ts';
 import { createServices } from './services.ts';
+import { onShutdownSignal } from './shutdown-signals.ts';
 import { runStartupChecks } from './startup.ts';
 
 const config = configOrExit();
@@ -23,23 +25,18 @@ const database = await resolveDatabase({
   log: (message) => log.debug(message),
 });
 const services = await createServices(config, log, database.url);
-let stopping = false;
-const stop = async (signal: string) => {
-  if (stopping) return;
-  stopping = true;
-  log.info(`${signal}: finishing the jobs in progress (up to ${config.shutdownTimeoutMs} ms)`);
-  try {
+onShutdownSignal(log, {
+  // The jobs in progress get SHUTDOWN_TIMEOUT_MS; closing the pools and an embedded Postgres a little more.
+  forceAfterMs: config.shutdownTimeoutMs + 5_000,
+  shutdown: async (signal) => {
+    log.info(`${signal}: finishing the jobs in progress (up to ${config.shutdownTimeoutMs} ms)`);
     await services.close();
     await database.embedded?.stop();
     log.info('stopped');
-    process.exit(0);
-  } catch (error) {
-    log.error({ err: error }, 'shutdown failed');
-    process.exit(1);
-  }
-};
-process.on('SIGINT', () => void stop('SIGINT'));
-process.on('SIGTERM', () => void stop('SIGTERM'));
+    return 0;
+  },
+  onForcedExit: () => database.embedded?.stopNow(),
+});
 try {
   // As a server does: the database answers with its migrations applied (or applied here, with
   // MIGRATE_ON_START), and Redis answers. Jobs never run on a schema older than their code.

@@ -467,7 +467,7 @@ describe('a worker killed in the middle of a send', () => {
     await resend.close();
   });
 
-  const startWorkerProcess = () =>
+  const startWorkerProcess = (env: Record<string, string> = {}) =>
     spawnCommand(process.execPath, [fileURLToPath(new URL('../src/worker.ts', import.meta.url))], {
       env: {
         PATH: process.env.PATH,
@@ -480,6 +480,7 @@ describe('a worker killed in the middle of a send', () => {
         JOBS_POLL_INTERVAL: '1',
         JOBS_SUPERVISE_INTERVAL: '1',
         ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+        ...env,
       },
     });
 
@@ -500,6 +501,25 @@ describe('a worker killed in the middle of a send', () => {
     const calm = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
     expect(calm.json()).not.toHaveProperty('jobs');
   });
+
+  it('stops at once on a second signal while a job holds its shutdown up', async () => {
+    resend.setMode('accept-then-hang');
+    const worker = startWorkerProcess({ SHUTDOWN_TIMEOUT_MS: '60000' });
+    try {
+      await worker.waitFor(/worker ready/);
+      const account = await registerAccount(t.app);
+      await until(async () => resend.received.some((email) => email.body.to === account.email), 'the send to start');
+      worker.process.kill('SIGTERM');
+      await worker.waitFor(/finishing the jobs in progress/);
+      await new Promise((resolve) => setTimeout(resolve, 1_200)); // past the window of a repeated Ctrl-C
+      worker.process.kill('SIGTERM');
+      await worker.waitFor(/SIGTERM again: exiting now/);
+      expect(await worker.exited).toBe(1);
+    } finally {
+      worker.process.kill('SIGKILL');
+      resend.setMode('ok');
+    }
+  }, 60_000);
 
   it('is retried by another worker after its heartbeat lapses, and the email is delivered exactly once', async () => {
     resend.setMode('accept-then-hang');
