@@ -72,12 +72,21 @@ async function loadBinaries(dir?: string): Promise<PostgresBinaries> {
   }
 }
 
-async function freePort(): Promise<number> {
+/** `preferred` when it is free, else any free port. */
+async function freePort(preferred?: number): Promise<number> {
+  if (preferred !== undefined) {
+    const port = await listenOn(preferred).catch(() => undefined);
+    if (port !== undefined) return port;
+  }
+  return listenOn(0);
+}
+
+function listenOn(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
       server.close(() =>
         typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
@@ -104,6 +113,20 @@ function readPostmaster(dataDir: string): PostmasterStatus | undefined {
 }
 
 const ownerFile = (dataDir: string) => `${dataDir}.owner`;
+/**
+ * The port the cluster last listened on, taken again when free: a process attached to it
+ * (`pnpm worker` beside `pnpm dev`) reconnects by itself when its owner restarts it.
+ */
+const portFile = (dataDir: string) => `${dataDir}.port`;
+
+function lastPort(dataDir: string): number | undefined {
+  try {
+    const port = Number(readFileSync(portFile(dataDir), 'utf8').trim());
+    return Number.isInteger(port) && port > 1024 && port < 65_536 ? port : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function readOwnerPid(dataDir: string): number | undefined {
   try {
@@ -266,7 +289,8 @@ async function startCluster(
     await initialise(binaries, clusterDir, runAs);
   }
 
-  const port = await freePort();
+  const port = await freePort(lastPort(dataDir));
+  writeFileSync(portFile(dataDir), String(port));
   const settings = [
     `port=${port}`,
     'listen_addresses=127.0.0.1',

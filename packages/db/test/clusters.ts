@@ -17,6 +17,7 @@ export function removeCluster(dir: string) {
   rmSync(dir, { recursive: true, force: true });
   rmSync(`${dir}.owner`, { force: true });
   rmSync(`${dir}.starting`, { force: true });
+  rmSync(`${dir}.port`, { force: true });
   if (real && real !== dir) {
     rmSync(real, { recursive: true, force: true });
     rmSync(`${real}.json`, { force: true });

@@ -55,12 +55,13 @@ describe('embedded Postgres', () => {
     await expect(query(pg1.url, 'select 1')).rejects.toThrow();
   });
 
-  it('keeps data across restarts', async () => {
+  it('keeps data across restarts, on the same port (a process attached to it reconnects by itself)', async () => {
     const first = await startEmbeddedPostgres({ dataDir });
     await query(first.url, 'create table kept (value text); insert into kept values ($$still here$$)');
     await first.stop();
     const second = await startEmbeddedPostgres({ dataDir });
     expect(await query(second.url, 'select value from kept')).toEqual([{ value: 'still here' }]);
+    expect(second.port).toBe(first.port);
     await second.stop();
   });
 
