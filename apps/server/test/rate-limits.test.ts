@@ -225,6 +225,10 @@ describe('the key of a client address', () => {
     expect(addressKey('::1')).toBe('ip:0:0:0:0::/64');
     expect(addressKey('2001:db8::')).toBe('ip:2001:db8:0:0::/64');
     expect(addressKey('2001:db8:0:2b::1')).not.toBe(network);
+    // What a trusted proxy passes on unchecked may be malformed: a key all the same, never an error.
+    for (const malformed of ['1:2:3:4:5:6:7::8:9', ':::', 'not:an:address']) {
+      expect(addressKey(malformed)).toMatch(/^ip:/);
+    }
   });
 });
 

@@ -98,7 +98,9 @@ export function addressKey(ip: string): string {
   const gap = address.indexOf('::');
   const head = groups(gap === -1 ? address : address.slice(0, gap));
   const tail = gap === -1 ? [] : groups(address.slice(gap + 2));
-  const expanded = gap === -1 ? head : [...head, ...Array<string>(8 - width(head) - width(tail)).fill('0'), ...tail];
+  // (An address a proxy passed on unchecked may be malformed: it still gets a key, never an error.)
+  const missing = Math.max(0, 8 - width(head) - width(tail));
+  const expanded = gap === -1 ? head : [...head, ...Array<string>(missing).fill('0'), ...tail];
   const network = expanded.slice(0, 4).map((group) => Number.parseInt(group, 16).toString(16));
   return `ip:${network.join(':')}::/64`;
 }
