@@ -56,11 +56,14 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
       Server.prototype.close.call(app.server);
       await sleep(Math.min(DRAIN_MS, config.shutdownTimeoutMs / 2));
       let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        log.warn('shutdown timeout reached: closing remaining connections');
-        app.server.closeAllConnections();
-      }, config.shutdownTimeoutMs);
+      const timer = setTimeout(
+        () => {
+          timedOut = true;
+          log.warn('shutdown timeout reached: closing remaining connections');
+          app.server.closeAllConnections();
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       await app.close();
       clearTimeout(timer);
       await services.close(deadline - Date.now());
