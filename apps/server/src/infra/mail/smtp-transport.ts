@@ -29,11 +29,15 @@ export class SmtpError extends Error {
   }
 }
 
+/** How long after the mailer gives up the transport's own timeouts would cut a connection. */
+const BACKSTOP_MS = 1_000;
+
 /**
  * Any SMTP server: SES, Postmark, Mailgun, a company relay, or Mailpit under docker compose.
  * Pooled connections; smtps:// is TLS from the first byte, smtp:// upgrades with STARTTLS when
- * the server offers it (and must, when `requireTls`). Every phase is bounded by `timeoutMs`, and
- * a send the mailer gives up on is aborted, which closes its connection.
+ * the server offers it (and must, when `requireTls`). A send the mailer gives up on (after
+ * `timeoutMs`) is aborted, which closes its connection; every phase also has a timeout of its
+ * own, a second later, for a connection no send is waiting on.
  */
 export class SmtpTransport implements MailTransport {
   readonly name = 'smtp';
@@ -60,10 +64,12 @@ export class SmtpTransport implements MailTransport {
         requireTLS: options.requireTls,
         auth: options.auth,
         tls: options.tls,
-        connectionTimeout: options.timeoutMs,
-        greetingTimeout: options.timeoutMs,
-        socketTimeout: options.timeoutMs,
-        dnsTimeout: options.timeoutMs,
+        // Backstops a second past the mailer's own bound, which aborts the send (closing its
+        // connection) first: at the same moment, which of the two answered was a race.
+        connectionTimeout: options.timeoutMs + BACKSTOP_MS,
+        greetingTimeout: options.timeoutMs + BACKSTOP_MS,
+        socketTimeout: options.timeoutMs + BACKSTOP_MS,
+        dnsTimeout: options.timeoutMs + BACKSTOP_MS,
         // An idle connection says goodbye before the socket timeout would cut it.
         idleTimeout: Math.floor(options.timeoutMs / 2),
         disableFileAccess: true,
