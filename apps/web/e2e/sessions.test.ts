@@ -30,6 +30,18 @@ describeInBrowser('sessions ended elsewhere', () => {
   afterEach(() => h?.endTest());
   afterAll(() => h?.close());
 
+  /** A new administrator's page on the Users list, searching for `email`. */
+  async function adminSearchingFor(email: string) {
+    const admin = await registerAccount(h.t.app, { email: uniqueEmail('admin') });
+    await grantRole(h.t.services.db, admin.id, 'admin');
+    const page = await h.newPage();
+    await signIn(page, admin.email, admin.password);
+    await page.getByRole('link', { name: 'Users' }).click();
+    await heading(page, 'Users').waitFor();
+    await page.getByLabel('Search by email or name').fill(email);
+    return page;
+  }
+
   it('notices a session revoked from another device at its next call', async () => {
     const account = await registerAccount(h.t.app);
     const page = await h.newPage();
@@ -55,17 +67,9 @@ describeInBrowser('sessions ended elsewhere', () => {
 
   it('signs out a person an administrator disables, and refuses their sign-in', async () => {
     const member = await registerAccount(h.t.app);
-    const admin = await registerAccount(h.t.app, { email: uniqueEmail('admin') });
-    await grantRole(h.t.services.db, admin.id, 'admin');
-
     const memberPage = await h.newPage();
     await signIn(memberPage, member.email, member.password);
-    const adminPage = await h.newPage();
-    await signIn(adminPage, admin.email, admin.password);
-
-    await adminPage.getByRole('link', { name: 'Users' }).click();
-    await heading(adminPage, 'Users').waitFor();
-    await adminPage.getByLabel('Search by email or name').fill(member.email);
+    const adminPage = await adminSearchingFor(member.email);
     const rows = adminPage.getByRole('table', { name: 'Users' }).getByRole('row');
     await expect
       .poll(() => rows.allTextContents())
@@ -115,12 +119,7 @@ describeInBrowser('sessions ended elsewhere', () => {
 
   it('tells an administrator why a change of a user was refused (deleted meanwhile), not that the server is away', async () => {
     const member = await registerAccount(h.t.app);
-    const admin = await registerAccount(h.t.app, { email: uniqueEmail('admin') });
-    await grantRole(h.t.services.db, admin.id, 'admin');
-    const adminPage = await h.newPage();
-    await signIn(adminPage, admin.email, admin.password);
-    await adminPage.getByRole('link', { name: 'Users' }).click();
-    await adminPage.getByLabel('Search by email or name').fill(member.email);
+    const adminPage = await adminSearchingFor(member.email);
     const disable = adminPage.getByRole('button', { name: `Disable ${member.email}` });
     await disable.waitFor();
 

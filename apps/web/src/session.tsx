@@ -12,15 +12,6 @@ import { type Problem, problemOf } from './errors.ts';
 
 export const meKey = ['users.me'] as const;
 
-/** Answers that mean the tokens no longer sign anyone in: the sign-in page, not a retry. */
-const SIGNED_OUT = new Set<string>([
-  'UNAUTHORIZED',
-  'TOKEN_EXPIRED',
-  'SESSION_REVOKED',
-  'ACCOUNT_DISABLED',
-  'ACCOUNT_ARCHIVED',
-]);
-
 interface Session {
   user: User | null;
   loading: boolean;
@@ -78,12 +69,15 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   const session = useMemo<Session>(() => {
     const user = me.data ?? null;
-    const problem = me.isError && hasTokens() ? problemOf(me.error) : null;
+    // A 401 or 403 means the tokens no longer sign anyone in (the sign-in page); anything else
+    // (the network, a 503, a 429) leaves the person signed in, to try again.
+    const status = (me.error as { data?: { httpStatus?: number } } | null)?.data?.httpStatus;
+    const signedOut = status === 401 || status === 403;
     return {
       user,
       loading: me.isPending,
       endedMessage,
-      unavailable: problem && !SIGNED_OUT.has(problem.appCode ?? '') ? problem : null,
+      unavailable: me.isError && hasTokens() && !signedOut ? problemOf(me.error) : null,
       retry: () => void me.refetch(),
       signedIn(next) {
         setEndedMessage(null);
