@@ -13,6 +13,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -63,6 +64,17 @@ describe('embedded Postgres', () => {
     expect(await query(second.url, 'select value from kept')).toEqual([{ value: 'still here' }]);
     expect(second.port).toBe(first.port);
     await second.stop();
+    // Its last port taken by someone else meanwhile: another one, the data the same.
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(second.port, '127.0.0.1', resolve));
+    try {
+      const third = await startEmbeddedPostgres({ dataDir });
+      expect(third.port).not.toBe(second.port);
+      expect(await query(third.url, 'select value from kept')).toEqual([{ value: 'still here' }]);
+      await third.stop();
+    } finally {
+      squatter.close();
+    }
   });
 
   it('attaches to a cluster another live process owns instead of starting a second one', async () => {

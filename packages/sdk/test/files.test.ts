@@ -136,6 +136,24 @@ describe('uploadFile', () => {
     expect(ended).toEqual([]);
   });
 
+  it('keeps the session when the refresh cannot reach the server, and fails the upload with that reason', async () => {
+    const { options, tokenStore } = await signedIn();
+    const tokens = await tokenStore.get();
+    await sleep(3_100);
+    const offline = {
+      ...options,
+      fetch: async (input: string | URL | Request, init?: RequestInit) => {
+        if (String(input).includes('/auth.refresh')) throw new TypeError('fetch failed');
+        return fetch(input, init);
+      },
+    };
+    const refused = await uploadFile(offline, new Blob(['offline']), { name: 'offline.txt' }).catch((e: unknown) => e);
+    expect(refused).not.toBeInstanceOf(UploadError); // not the upload's own 401
+    expect((refused as Error).message).toMatch(/fetch failed/);
+    expect(getAppErrorCode(refused)).toBeUndefined();
+    expect(await tokenStore.get()).toEqual(tokens);
+  });
+
   it('refreshes an expired access token once, then uploads', async () => {
     const { options, tokenStore } = await signedIn();
     const before = await tokenStore.get();
