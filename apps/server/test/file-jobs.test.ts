@@ -168,7 +168,7 @@ describe.each(['local', 's3'] as const)('removing the bytes of deleted files (%s
     const second = await registerAccount(t.app);
     const secondFile = await storedFile(t, second);
     // One transaction for the batch: the second account's deletion goes back with the first's.
-    await expect(deleteMany(t.services, { ids: [second.id, owner.id], atomic: true })).rejects.toThrow(
+    await expect(deleteMany(t.services, { ids: [second.id, owner.id], atomic: true }, new Set())).rejects.toThrow(
       /the commit was refused/,
     );
 

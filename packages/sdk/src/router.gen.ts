@@ -33,6 +33,7 @@ export type AppErrorCode =
   | 'ROLE_NAME_TAKEN'
   | 'BUILT_IN_ROLE'
   | 'UNKNOWN_PERMISSION'
+  | 'LAST_ADMIN'
   | 'INVALID_TOKEN'
   | 'INVALID_CODE'
   | 'EMAIL_DELIVERY_FAILED'

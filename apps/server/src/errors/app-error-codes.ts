@@ -36,6 +36,7 @@ export const APP_ERROR_CODES = {
   ROLE_NAME_TAKEN: 'CONFLICT',
   BUILT_IN_ROLE: 'FORBIDDEN',
   UNKNOWN_PERMISSION: 'BAD_REQUEST',
+  LAST_ADMIN: 'CONFLICT',
   // Email and one-time codes
   INVALID_TOKEN: 'BAD_REQUEST',
   INVALID_CODE: 'UNAUTHORIZED',
@@ -108,6 +109,8 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
     'the uploaded object is missing, or is not the declared size or an accepted type (`details.reason`); it was removed',
   NOT_AN_IMAGE: 'a profile picture must be an image you uploaded',
   BATCH_ABORTED: 'the item was valid, but the batch was atomic and another item failed: nothing was written',
+  LAST_ADMIN:
+    'the change would leave no administrator who can sign in (an enabled, unarchived holder of the `admin` role): make another account an admin first',
   LAST_SIGN_IN_METHOD:
     'the account would have no way left to sign in: set a password (the `auth.forgotPassword` email) or link another provider first',
 };

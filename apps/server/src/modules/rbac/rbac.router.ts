@@ -151,7 +151,7 @@ export const rbacRouter = router({
         tags,
         summary: 'Take a role from a user (idempotent)',
       },
-      errors: ['NOT_FOUND'],
+      errors: ['NOT_FOUND', 'LAST_ADMIN'],
     })
     .input(assignmentInput)
     .output(ok)

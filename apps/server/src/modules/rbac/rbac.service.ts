@@ -262,14 +262,53 @@ export async function assignRole(deps: Deps, assignment: Assignment): Promise<vo
     .execute();
 }
 
-/** Idempotent: taking away a role the user does not have is a no-op. */
+/** Idempotent: taking away a role the user does not have is a no-op. Never the last administrator's admin role. */
 export async function unassignRole(deps: Deps, assignment: Assignment): Promise<void> {
   await assertUserAndRole(deps, assignment);
-  await deps.db
-    .deleteFrom('user_roles')
-    .where('user_id', '=', assignment.userId)
-    .where('role_id', '=', assignment.roleId)
+  await keepAnAdministrator(deps, (trx) =>
+    trx.db
+      .deleteFrom('user_roles')
+      .where('user_id', '=', assignment.userId)
+      .where('role_id', '=', assignment.roleId)
+      .execute(),
+  );
+}
+
+/** The holders of the admin role who can sign in (neither disabled nor archived). */
+export async function administratorIds(deps: Deps): Promise<string[]> {
+  const rows = await deps.db
+    .selectFrom('user_roles as ur')
+    .innerJoin('roles as r', 'r.id', 'ur.role_id')
+    .innerJoin('users as u', 'u.id', 'ur.user_id')
+    .select('u.id')
+    .where('r.name', '=', ADMIN_ROLE)
+    .where('u.disabled_at', 'is', null)
+    .where('u.archived_at', 'is', null)
     .execute();
+  return rows.map((row) => row.id);
+}
+
+export const lastAdministrator = () =>
+  new AppError('LAST_ADMIN', 'This would leave no administrator: make another account an admin first');
+
+/**
+ * Every change that can take an administrator away (taking the admin role, replacing a
+ * user's roles, disabling, archiving, deleting) runs through here, in the caller's
+ * transaction or one of its own: such changes take turns (the admin role's row is locked
+ * first), and one that would leave a database that had an administrator who can sign in with
+ * none is refused with LAST_ADMIN, unwritten. Two administrators disabling each other at
+ * once leave one. (`pnpm db:grant-admin` is the way back from outside the API.)
+ */
+export async function keepAnAdministrator<D extends Deps, T>(deps: D, change: (trx: D) => Promise<T>): Promise<T> {
+  if (!deps.db.isTransaction) {
+    return deps.db.transaction().execute((trx) => keepAnAdministrator({ ...deps, db: trx }, change));
+  }
+  // FOR NO KEY UPDATE: the guarded changes wait for each other, not a plain role assignment's key check.
+  await deps.db.selectFrom('roles').select('id').where('name', '=', ADMIN_ROLE).forNoKeyUpdate().execute();
+  const before = (await administratorIds(deps)).length;
+  const result = await change(deps);
+  if (before > 0 && (await administratorIds(deps)).length === 0) throw lastAdministrator();
+  return result;
 }
 
 /** The user holds exactly `roleIds` from now on (in the caller's transaction, if any). */

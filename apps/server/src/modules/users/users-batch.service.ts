@@ -7,11 +7,12 @@ import { z } from 'zod';
 import { AppError, recognizeError } from '../../errors/index.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
-import { replaceRoles } from '../rbac/rbac.service.ts';
+import { administratorIds, keepAnAdministrator, lastAdministrator, replaceRoles } from '../rbac/rbac.service.ts';
 import { publishRevocations, revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 import { deleteUserRow, getUsers, insertUser } from './users.service.ts';
 import { newUserItem, userChangesItem, userIdItem } from './users-batch.schemas.ts';
+import { assertMayAssignRoles, assertMayGrantRoles, assertMayManage } from './users-policy.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
 type DbDeps = Pick<Services, 'db' | 'clock'>;
@@ -150,11 +151,23 @@ async function mapInTurns<Item, Result>(items: Item[], turns: number, map: (item
   return results;
 }
 
-/** Up to 100 accounts, with their roles (the default role when none are named). No email is sent. */
+/** The valid items (each with `keep`'s result when it gives one). */
+const validItems = <Item, Kept>(planned: (Item | AppError)[], keep: (item: Item) => Kept | undefined): Kept[] =>
+  planned.flatMap((item) => {
+    const kept = item instanceof AppError ? undefined : keep(item);
+    return kept === undefined ? [] : [kept];
+  });
+
+/**
+ * Up to 100 accounts, with their roles (the default role when none are named). No email is
+ * sent. `granted`: the caller's permissions, for the roles they give (users-policy.ts).
+ */
 export async function createMany(
   deps: Deps,
-  input: { items: unknown[]; atomic: boolean },
+  input: { items: { roles?: unknown }[]; atomic: boolean },
+  granted: ReadonlySet<string>,
 ): Promise<Outcome<UserDto>[]> {
+  assertMayAssignRoles(granted, input.items);
   const parsed = input.items.map((item) => parseItem(newUserItem, item));
   refuseRepeats(parsed, (item) => item.email, ['email']);
   const emails = parsed.flatMap((item) => (item instanceof AppError ? [] : [item.email]));
@@ -167,6 +180,11 @@ export async function createMany(
     item instanceof AppError || !taken.has(item.email)
       ? item
       : new AppError('EMAIL_TAKEN', 'An account with this email already exists'),
+  );
+  await assertMayGrantRoles(
+    deps,
+    granted,
+    validItems(planned, (item) => item.roleIds && { roleIds: item.roleIds }),
   );
   // Hashing is the slow part: skipped for a batch already doomed.
   const doomed = input.atomic && planned.some((item) => item instanceof AppError);
@@ -190,32 +208,36 @@ export async function createMany(
   return withUsers(deps, outcomes);
 }
 
-/** Renames, disables or enables, and sets the roles of up to 100 users; disabling ends their sessions at once. */
+/**
+ * Renames, disables or enables, and sets the roles of up to 100 users; disabling ends their
+ * sessions at once. Never leaves no administrator (that item is LAST_ADMIN). `granted`: the
+ * caller's permissions, for the users they change and the roles they give or take.
+ */
 export async function updateMany(
   deps: Deps,
-  input: { items: unknown[]; atomic: boolean },
+  input: { items: { roles?: unknown }[]; atomic: boolean },
+  granted: ReadonlySet<string>,
 ): Promise<Outcome<UserDto>[]> {
+  assertMayAssignRoles(granted, input.items);
   const parsed = input.items.map((item) => parseItem(userChangesItem, item));
   refuseRepeats(parsed, (item) => item.id, ['id']);
   const planned = await withExisting(deps, await resolveRoles(deps, parsed), (item) => item.id);
-  const outcomes = await writeItems(deps, planned, input.atomic, async (trx, item) => {
-    if (item.name !== undefined || item.disabled !== undefined) {
-      const now = new Date(trx.clock.now());
-      await trx.db
-        .updateTable('users')
-        .set((eb) => ({
-          ...(item.name !== undefined && { name: item.name }),
-          // Disabling an account already disabled keeps its first time.
-          ...(item.disabled !== undefined && {
-            disabled_at: item.disabled ? eb.fn.coalesce('disabled_at', eb.val(now)) : null,
-          }),
-        }))
-        .where('id', '=', item.id)
-        .execute();
-    }
-    if (item.roleIds) await replaceRoles(trx, { userId: item.id, roleIds: item.roleIds });
-    return item.id;
-  });
+  await assertMayManage(
+    deps,
+    granted,
+    validItems(planned, (item) => (item.name !== undefined || item.disabled !== undefined ? item.id : undefined)),
+  );
+  await assertMayGrantRoles(
+    deps,
+    granted,
+    validItems(planned, (item) => item.roleIds && { userId: item.id, roleIds: item.roleIds }),
+  );
+  const outcomes = await writeItems(deps, planned, input.atomic, (trx, item) =>
+    // Disabling a user or replacing their roles may take away the last administrator.
+    item.disabled || item.roleIds
+      ? keepAnAdministrator(trx, (guarded) => writeChanges(guarded, item))
+      : writeChanges(trx, item),
+  );
   for (const [index, outcome] of outcomes.entries()) {
     const item = planned[index];
     if (outcome.ok && !(item instanceof AppError) && item?.disabled) await revokeSessions(deps, { userId: item.id });
@@ -223,17 +245,49 @@ export async function updateMany(
   return withUsers(deps, outcomes);
 }
 
+/** One item of `updateMany`, in its transaction. */
+async function writeChanges(
+  trx: DbDeps,
+  item: { id: string; name?: string | null | undefined; disabled?: boolean | undefined; roleIds: string[] | undefined },
+): Promise<string> {
+  if (item.name !== undefined || item.disabled !== undefined) {
+    const now = new Date(trx.clock.now());
+    await trx.db
+      .updateTable('users')
+      .set((eb) => ({
+        ...(item.name !== undefined && { name: item.name }),
+        // Disabling an account already disabled keeps its first time.
+        ...(item.disabled !== undefined && {
+          disabled_at: item.disabled ? eb.fn.coalesce('disabled_at', eb.val(now)) : null,
+        }),
+      }))
+      .where('id', '=', item.id)
+      .execute();
+  }
+  if (item.roleIds) await replaceRoles(trx, { userId: item.id, roleIds: item.roleIds });
+  return item.id;
+}
+
 /**
  * Deletes up to 100 users and their data, ending their sessions first; the removal of their
- * files' bytes is queued in the transaction that deletes them (only committed deletions lose bytes).
+ * files' bytes is queued in the transaction that deletes them (only committed deletions lose
+ * bytes). Never the last administrator: when the batch names every one, the last of them in
+ * it is LAST_ADMIN (before any session ends). `granted`: the caller's permissions.
  */
 export async function deleteMany(
   deps: Deps & Pick<Services, 'jobs'>,
   input: { ids: unknown[]; atomic: boolean },
+  granted: ReadonlySet<string>,
 ): Promise<Outcome<string>[]> {
   const parsed = input.ids.map((id) => parseItem(userIdItem, id));
   refuseRepeats(parsed, (id) => id, []);
   const planned = await withExisting(deps, parsed, (id) => id);
+  await assertMayManage(
+    deps,
+    granted,
+    validItems(planned, (id) => id),
+  );
+  await keepTheLastAdministrator(deps, planned);
   const proceeds = !(input.atomic && planned.some((item) => item instanceof AppError));
   if (proceeds) {
     for (const id of planned) if (!(id instanceof AppError)) await revokeSessions(deps, { userId: id });
@@ -248,6 +302,15 @@ export async function deleteMany(
     if (outcome.ok && endedLate.has(outcome.value)) await publishRevocations(deps, outcome.value);
   }
   return outcomes;
+}
+
+/** When the ids are every administrator who can sign in, the last of them in the batch is refused. */
+async function keepTheLastAdministrator(deps: DbDeps, planned: (string | AppError)[]): Promise<void> {
+  const admins = await administratorIds(deps);
+  const leaving = new Set(validItems(planned, (id) => id));
+  if (admins.length === 0 || !admins.every((admin) => leaving.has(admin))) return;
+  const last = planned.findLastIndex((id) => typeof id === 'string' && admins.includes(id));
+  planned[last] = lastAdministrator();
 }
 
 /** Items naming a user that does not exist are NOT_FOUND (one query for the batch). */

@@ -8,10 +8,7 @@ import {
   passwordCheckingProcedure,
   requirePermission,
 } from '../../trpc/procedures.ts';
-import { assertMayGrant, permissionDenied } from '../auth/assert-permission.ts';
-import { id, ok } from '../common-schemas.ts';
-import { roleName } from '../rbac/rbac.schemas.ts';
-import { permissionsOfRoles, rolesOfUsers } from '../rbac/rbac.service.ts';
+import { ok } from '../common-schemas.ts';
 import {
   deleteMeInput,
   listUsersInput,
@@ -31,6 +28,7 @@ import {
   userBatchOutput,
 } from './users-batch.schemas.ts';
 import * as batch from './users-batch.service.ts';
+import { assertMayManage } from './users-policy.ts';
 
 const tags = ['users'];
 
@@ -39,47 +37,6 @@ const batchDescription =
   'with `error: { appCode, message, issues? }` when not written): every item is checked before anything is ' +
   'written. `atomic: true` writes all in one transaction or none (the valid items then carry `BATCH_ABORTED`). ' +
   'Counts as one call per item against the rate limit.';
-
-/**
- * Setting roles in a batch also takes `roles:assign` (as assigning one does), and only
- * roles whose permissions the caller holds (`assertMayGrant`): every role a new user is
- * given, and every role an existing user gains or loses (its roles are replaced), as
- * assigning and unassigning one do.
- */
-async function assertMaySetRoles(
-  ctx: { permissions: Set<string>; services: Parameters<typeof permissionsOfRoles>[0] },
-  items: { id?: unknown; roles?: unknown }[],
-): Promise<void> {
-  const setting = items.filter((item) => item.roles !== undefined);
-  if (setting.length === 0) return;
-  if (!ctx.permissions.has('roles:assign')) throw permissionDenied('roles:assign');
-  // Each name as the item will read it (trimmed, lower-cased): `ADMIN` is the admin role. An
-  // invalid one is its item's VALIDATION_FAILED, later.
-  const namesOf = (item: { roles?: unknown }) =>
-    new Set(
-      (Array.isArray(item.roles) ? item.roles : []).flatMap((name) => {
-        const parsed = roleName.safeParse(name);
-        return parsed.success ? [parsed.data] : [];
-      }),
-    );
-  // Existing users by a valid id (an invalid one is its item's VALIDATION_FAILED, later).
-  const userIdOf = (item: { id?: unknown }) => {
-    const parsed = id.safeParse(item.id);
-    return parsed.success ? parsed.data : undefined;
-  };
-  const held = await rolesOfUsers(ctx.services, [
-    ...new Set(setting.map(userIdOf).filter((userId) => userId !== undefined)),
-  ]);
-  const changed = new Set<string>();
-  for (const item of setting) {
-    const named = namesOf(item);
-    const userId = userIdOf(item);
-    const holds = new Set(userId === undefined ? [] : (held.get(userId)?.roles ?? []));
-    for (const role of named) if (!holds.has(role)) changed.add(role);
-    for (const role of holds) if (!named.has(role)) changed.add(role);
-  }
-  assertMayGrant(ctx.permissions, await permissionsOfRoles(ctx.services, { names: [...changed] }));
-}
 
 /** A batch's answer: each item's outcome (what `describe` adds to it), errors in the caller's language, and the counts. */
 function batchAnswer<Value, Extra>(
@@ -141,7 +98,7 @@ export const usersRouter = router({
         summary: 'Delete your account and its data',
         description: 'Accounts with a password confirm with it, in the JSON body (never in the URL).',
       },
-      errors: ['INVALID_CREDENTIALS'],
+      errors: ['INVALID_CREDENTIALS', 'LAST_ADMIN'],
     })
     .input(deleteMeInput)
     .output(ok)
@@ -160,6 +117,7 @@ export const usersRouter = router({
           'Archive your account: you are signed out everywhere and cannot sign in until an administrator restores it',
         description: 'Your data stays. Deleting the account (`DELETE /api/users/me`) removes it instead.',
       },
+      errors: ['LAST_ADMIN'],
     })
     .input(z.void())
     .output(ok)
@@ -188,11 +146,14 @@ export const usersRouter = router({
         tags,
         summary: 'Rename, disable or enable a user (disabling ends their sessions)',
       },
-      errors: ['NOT_FOUND'],
+      errors: ['NOT_FOUND', 'LAST_ADMIN'],
     })
     .input(updateUserInput)
     .output(userOutput)
-    .mutation(({ ctx, input }) => users.updateUser(ctx.services, input)),
+    .mutation(async ({ ctx, input }) => {
+      await assertMayManage(ctx.services, ctx.permissions, [input.id]);
+      return users.updateUser(ctx.services, input);
+    }),
 
   archive: requirePermission('users:write')
     .meta({
@@ -202,11 +163,14 @@ export const usersRouter = router({
         tags,
         summary: 'Archive a user: no sign-in by any method, sessions end at once, hidden from lists, data kept',
       },
-      errors: ['NOT_FOUND'],
+      errors: ['NOT_FOUND', 'LAST_ADMIN'],
     })
     .input(userIdInput)
     .output(userOutput)
-    .mutation(({ ctx, input }) => users.archiveUser(ctx.services, input.id)),
+    .mutation(async ({ ctx, input }) => {
+      await assertMayManage(ctx.services, ctx.permissions, [input.id]);
+      return users.archiveUser(ctx.services, input.id);
+    }),
 
   restore: requirePermission('users:write')
     .meta({
@@ -220,7 +184,10 @@ export const usersRouter = router({
     })
     .input(userIdInput)
     .output(userOutput)
-    .mutation(({ ctx, input }) => users.restoreUser(ctx.services, input.id)),
+    .mutation(async ({ ctx, input }) => {
+      await assertMayManage(ctx.services, ctx.permissions, [input.id]);
+      return users.restoreUser(ctx.services, input.id);
+    }),
 
   createMany: requirePermission('users:write')
     .meta({
@@ -229,9 +196,8 @@ export const usersRouter = router({
     .input(createManyInput)
     .output(userBatchOutput)
     .mutation(async ({ ctx, input }) => {
-      await assertMaySetRoles(ctx, input.items);
       await countBatchItems(ctx, input.items.length);
-      const outcomes = await batch.createMany(ctx.services, input);
+      const outcomes = await batch.createMany(ctx.services, input, ctx.permissions);
       return batchAnswer(ctx.locale, outcomes, (outcome) => (outcome.ok ? { user: outcome.value } : {}));
     }),
 
@@ -248,9 +214,8 @@ export const usersRouter = router({
     .input(updateManyInput)
     .output(userBatchOutput)
     .mutation(async ({ ctx, input }) => {
-      await assertMaySetRoles(ctx, input.items);
       await countBatchItems(ctx, input.items.length);
-      const outcomes = await batch.updateMany(ctx.services, input);
+      const outcomes = await batch.updateMany(ctx.services, input, ctx.permissions);
       return batchAnswer(ctx.locale, outcomes, (outcome) => (outcome.ok ? { user: outcome.value } : {}));
     }),
 
@@ -268,18 +233,19 @@ export const usersRouter = router({
     .output(deleteBatchOutput)
     .mutation(async ({ ctx, input }) => {
       await countBatchItems(ctx, input.ids.length);
-      const outcomes = await batch.deleteMany(ctx.services, input);
+      const outcomes = await batch.deleteMany(ctx.services, input, ctx.permissions);
       return batchAnswer(ctx.locale, outcomes, (_, index) => ({ id: String(input.ids[index]) }));
     }),
 
   delete: requirePermission('users:delete')
     .meta({
       openapi: { method: 'DELETE', path: '/users/{id}', tags, summary: 'Delete a user and their data' },
-      errors: ['NOT_FOUND'],
+      errors: ['NOT_FOUND', 'LAST_ADMIN'],
     })
     .input(userIdInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
+      await assertMayManage(ctx.services, ctx.permissions, [input.id]);
       await users.deleteUser(ctx.services, input.id);
       return { ok: true as const };
     }),

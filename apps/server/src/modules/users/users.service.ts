@@ -7,7 +7,16 @@ import { checkPassword } from '../../infra/passwords.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { Services } from '../../services.ts';
 import { assertOwnImage, deleteFilesOf } from '../files/files.service.ts';
-import { accessColumn, accessOf, assignDefaultRole, type HeldRole, replaceRoles } from '../rbac/rbac.service.ts';
+import {
+  accessColumn,
+  accessOf,
+  administratorIds,
+  assignDefaultRole,
+  type HeldRole,
+  keepAnAdministrator,
+  lastAdministrator,
+  replaceRoles,
+} from '../rbac/rbac.service.ts';
 import { endSessions, publishRevocations, revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 
@@ -268,7 +277,11 @@ async function applyUserChanges(deps: Deps, existing: UserRow, input: UserChange
       disabled_at: input.disabled ? (existing.disabled_at ?? new Date(deps.clock.now())) : null,
     }),
   };
-  if (Object.keys(changes).length > 0) await deps.db.updateTable('users').set(changes).where('id', '=', id).execute();
+  if (Object.keys(changes).length > 0) {
+    const write = (trx: Deps) => trx.db.updateTable('users').set(changes).where('id', '=', id).execute();
+    // Disabling may take away the last administrator.
+    await (input.disabled ? keepAnAdministrator(deps, write) : write(deps));
+  }
   if (input.disabled) await revokeSessions(deps, { userId: id });
   return getUser(deps, id);
 }
@@ -276,14 +289,17 @@ async function applyUserChanges(deps: Deps, existing: UserRow, input: UserChange
 /**
  * Archives an account: it cannot sign in by any method and its sessions end at once; it
  * leaves the lists; everything it owns stays. Idempotent (the first archiving time stays).
+ * Never the last administrator.
  */
 export async function archiveUser(deps: Deps, id: string): Promise<UserDto> {
-  const archived = await deps.db
-    .updateTable('users')
-    .set((eb) => ({ archived_at: eb.fn.coalesce('archived_at', eb.val(new Date(deps.clock.now()))) }))
-    .where('id', '=', id)
-    .returning('id')
-    .executeTakeFirst();
+  const archived = await keepAnAdministrator(deps, (trx) =>
+    trx.db
+      .updateTable('users')
+      .set((eb) => ({ archived_at: eb.fn.coalesce('archived_at', eb.val(new Date(deps.clock.now()))) }))
+      .where('id', '=', id)
+      .returning('id')
+      .executeTakeFirst(),
+  );
   if (!archived) throw new AppError('NOT_FOUND', 'No such user');
   await revokeSessions(deps, { userId: id });
   return getUser(deps, id);
@@ -307,13 +323,21 @@ export async function restoreUser(deps: Deps, id: string): Promise<UserDto> {
   return getUser(deps, id);
 }
 
+/** Whether the user is the one administrator who can sign in (a refusal before the change, which checks again). */
+async function isTheLastAdministrator(deps: DbDeps, id: string): Promise<boolean> {
+  const admins = await administratorIds(deps);
+  return admins.length === 1 && admins[0] === id;
+}
+
 /**
  * Deletes the account and everything it owns (the rows cascade), ending its sessions first;
  * the removal of its files' bytes is queued in the same transaction (both or neither).
+ * Never the last administrator (refused before their sessions end).
  */
 export async function deleteUser(deps: Deps & Pick<Services, 'jobs'>, id: string): Promise<void> {
   const existing = await findUserRow(deps, id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
+  if (await isTheLastAdministrator(deps, id)) throw lastAdministrator();
   // Ended and published before anything is deleted: a Redis outage fails the call while a retry can still finish it.
   await revokeSessions(deps, { userId: id });
   const endedLate = await deps.db.transaction().execute((trx) => deleteUserRow({ ...deps, db: trx }, id));
@@ -321,21 +345,23 @@ export async function deleteUser(deps: Deps & Pick<Services, 'jobs'>, id: string
 }
 
 /**
- * The user's row and what it owns, in the caller's transaction. The row is locked first, so
- * no session starts until the deletion commits (a sign-in then finds no account), and a
- * session that started since the caller ended the others is ended with it, in the revocation
- * list: its access token must not outlive the account. Returns those sessions, whose
- * revocations the caller publishes once this commits.
+ * The user's row and what it owns, in the caller's transaction (never the last
+ * administrator's). The row is locked first, so no session starts until the deletion commits
+ * (a sign-in then finds no account), and a session that started since the caller ended the
+ * others is ended with it, in the revocation list: its access token must not outlive the
+ * account. Returns those sessions, whose revocations the caller publishes once this commits.
  */
 export async function deleteUserRow(
   deps: Pick<Services, 'db' | 'jobs' | 'config' | 'clock'>,
   id: string,
 ): Promise<string[]> {
-  await deps.db.selectFrom('users').select('id').where('id', '=', id).forUpdate().execute();
-  const endedLate = await endSessions(deps, { userId: id });
-  await deleteFilesOf(deps, id);
-  await deps.db.deleteFrom('users').where('id', '=', id).execute();
-  return endedLate;
+  return keepAnAdministrator(deps, async (trx) => {
+    await trx.db.selectFrom('users').select('id').where('id', '=', id).forUpdate().execute();
+    const endedLate = await endSessions(trx, { userId: id });
+    await deleteFilesOf(trx, id);
+    await trx.db.deleteFrom('users').where('id', '=', id).execute();
+    return endedLate;
+  });
 }
 
 /** A profile picture: an image the user uploaded. */

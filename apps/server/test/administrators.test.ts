@@ -1,0 +1,252 @@
+/**
+ * The administrators' safeguards: no change leaves a database that had an administrator who
+ * can sign in with none (LAST_ADMIN), and no one acts on an account holding a permission
+ * they lack. Each describe has a database of its own: it counts its administrators.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Account,
+  bearer,
+  buildTestApp,
+  grantRole,
+  registerAccount,
+  registerAdmin,
+  type TestApp,
+  uniqueEmail,
+} from './helpers/index.ts';
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+function calls(t: () => TestApp) {
+  const as = (account: Account, method: Method, url: string, payload?: object) =>
+    t().app.inject({ method, url, headers: bearer(account), ...(payload && { payload }) });
+  const roleId = async (name: string) =>
+    (await t().services.db.selectFrom('roles').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id;
+  /** Whether the account is still signed in and still holds the admin role. */
+  const isSignedInAdmin = async (account: Account) => {
+    const me = await as(account, 'GET', '/api/users/me');
+    return me.statusCode === 200 && (me.json() as { roles: string[] }).roles.includes('admin');
+  };
+  return { as, roleId, isSignedInAdmin };
+}
+
+describe('the last administrator', () => {
+  let t: TestApp;
+  const { as, roleId, isSignedInAdmin } = calls(() => t);
+  beforeAll(async () => {
+    t = await buildTestApp({ env: { RATE_LIMIT_DEFAULT_PER_MINUTE: '100000' } });
+  });
+  afterAll(() => t.close());
+
+  it('cannot lose the role, be disabled, archived or deleted by any procedure, and stays signed in', async () => {
+    const password = 'correct-horse-1';
+    const admin = await registerAccount(t.app, { email: uniqueEmail('admin'), password });
+    await grantRole(t.services.db, admin.id, 'admin');
+    const adminRole = await roleId('admin');
+
+    const refusals = [
+      await as(admin, 'DELETE', `/api/users/${admin.id}/roles/${adminRole}`),
+      await as(admin, 'PATCH', `/api/users/${admin.id}`, { disabled: true }),
+      await as(admin, 'POST', `/api/users/${admin.id}/archive`),
+      await as(admin, 'POST', '/api/users/me/archive'),
+      await as(admin, 'DELETE', `/api/users/${admin.id}`),
+      await as(admin, 'DELETE', '/api/users/me', { password }),
+    ];
+    for (const response of refusals) {
+      expect(response.statusCode, response.body).toBe(409);
+      expect(response.json()).toMatchObject({
+        appCode: 'LAST_ADMIN',
+        message: 'This would leave no administrator: make another account an admin first',
+      });
+    }
+    // Each item of a batch on its own, atomic or not; deleting ends no session first.
+    for (const atomic of [false, true]) {
+      for (const item of [{ disabled: true }, { roles: ['user'] }, { roles: [] }]) {
+        const response = await as(admin, 'PATCH', '/api/users/batch', { items: [{ id: admin.id, ...item }], atomic });
+        expect(response.statusCode).toBe(200);
+        expect(response.json().results[0]).toMatchObject({ ok: false, error: { appCode: 'LAST_ADMIN' } });
+      }
+      const deletion = await as(admin, 'POST', '/api/users/batch-delete', { ids: [admin.id], atomic });
+      expect(deletion.json().results[0]).toMatchObject({ ok: false, error: { appCode: 'LAST_ADMIN' } });
+    }
+    expect(await isSignedInAdmin(admin)).toBe(true);
+    const row = await t.services.db
+      .selectFrom('users')
+      .select(['disabled_at', 'archived_at'])
+      .where('id', '=', admin.id)
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({ disabled_at: null, archived_at: null });
+
+    // Over tRPC, in the caller's language.
+    const french = await t.app.inject({
+      method: 'POST',
+      url: '/trpc/users.archiveMe',
+      headers: { ...bearer(admin), 'content-type': 'application/json', 'accept-language': 'fr' },
+      payload: '',
+    });
+    expect(french.statusCode).toBe(409);
+    expect(french.json().error).toMatchObject({
+      message: 'Il ne resterait aucun administrateur\u00a0: nommez d’abord un autre compte administrateur',
+      data: { appCode: 'LAST_ADMIN' },
+    });
+  });
+
+  it('may go once another can sign in; a disabled or archived holder of the role does not count', async () => {
+    const me = await registerAccount(t.app); // the first test's administrator is the other one
+    await grantRole(t.services.db, me.id, 'admin');
+    const disabled = await registerAdmin(t.app, t.services.db);
+    const archived = await registerAdmin(t.app, t.services.db);
+    expect((await as(me, 'PATCH', `/api/users/${disabled.id}`, { disabled: true })).statusCode).toBe(200);
+    expect((await as(me, 'POST', `/api/users/${archived.id}/archive`)).statusCode).toBe(200);
+    const members = (await as(me, 'GET', `/api/roles/${await roleId('admin')}/members`)).json() as {
+      items: { id: string; disabled: boolean }[];
+    };
+    const others = members.items.filter((user) => user.id !== me.id && !user.disabled);
+    expect(others).toHaveLength(1);
+    const other = others[0] as { id: string };
+
+    // Two administrators who can sign in: one may disable the other, not then themselves.
+    expect((await as(me, 'PATCH', `/api/users/${other.id}`, { disabled: true })).statusCode).toBe(200);
+    expect((await as(me, 'PATCH', `/api/users/${me.id}`, { disabled: true })).json().appCode).toBe('LAST_ADMIN');
+    // Enabled again, the other counts again: the caller may step down.
+    expect((await as(me, 'PATCH', `/api/users/${other.id}`, { disabled: false })).statusCode).toBe(200);
+    expect((await as(me, 'DELETE', `/api/users/${me.id}/roles/${await roleId('admin')}`)).statusCode).toBe(200);
+    expect(await isSignedInAdmin(me)).toBe(false);
+  });
+});
+
+describe('two administrators removing each other at once', () => {
+  let t: TestApp;
+  const { as } = calls(() => t);
+  beforeAll(async () => {
+    t = await buildTestApp({ env: { RATE_LIMIT_DEFAULT_PER_MINUTE: '100000' } });
+  });
+  afterAll(() => t.close());
+
+  const activeAdmins = async () =>
+    (
+      await t.services.db
+        .selectFrom('user_roles as ur')
+        .innerJoin('roles as r', 'r.id', 'ur.role_id')
+        .innerJoin('users as u', 'u.id', 'ur.user_id')
+        .select('u.id')
+        .where('r.name', '=', 'admin')
+        .where('u.disabled_at', 'is', null)
+        .where('u.archived_at', 'is', null)
+        .execute()
+    ).length;
+
+  it('leave one, whichever way they do it', async () => {
+    const ways = [
+      (caller: Account, target: Account) => as(caller, 'PATCH', `/api/users/${target.id}`, { disabled: true }),
+      (caller: Account, target: Account) => as(caller, 'POST', `/api/users/${target.id}/archive`),
+      (caller: Account, target: Account) => as(caller, 'DELETE', `/api/users/${target.id}`),
+      (caller: Account, target: Account) =>
+        as(caller, 'PATCH', '/api/users/batch', { items: [{ id: target.id, roles: ['user'] }] }),
+    ];
+    for (const way of ways) {
+      // Each round starts from no one who can sign in as an administrator.
+      await t.services.db.deleteFrom('user_roles').execute();
+      const a = await registerAdmin(t.app, t.services.db);
+      const b = await registerAdmin(t.app, t.services.db);
+      const answers = await Promise.all([way(a, b), way(b, a)]);
+      expect(await activeAdmins()).toBe(1);
+      // One went through; the other was refused (LAST_ADMIN), or found its caller already removed.
+      const statuses = answers.map((answer) => answer.statusCode);
+      expect(statuses).toContain(200);
+      for (const answer of answers) {
+        if (answer.statusCode === 200) continue;
+        expect([401, 403, 409]).toContain(answer.statusCode);
+      }
+    }
+  });
+
+  it('a batch naming every administrator removes all but the last of them, ending no session of that one', async () => {
+    await t.services.db.deleteFrom('user_roles').execute();
+    const a = await registerAdmin(t.app, t.services.db);
+    const b = await registerAdmin(t.app, t.services.db);
+    const response = await as(a, 'POST', '/api/users/batch-delete', { ids: [b.id, a.id] });
+    expect(response.json().results).toMatchObject([
+      { id: b.id, ok: true },
+      { id: a.id, ok: false, error: { appCode: 'LAST_ADMIN' } },
+    ]);
+    expect((await as(a, 'GET', '/api/users/me')).statusCode).toBe(200);
+    expect(await activeAdmins()).toBe(1);
+  });
+
+  it('guards nothing in a database that has no administrator to keep', async () => {
+    await t.services.db.deleteFrom('user_roles').execute();
+    const manager = await registerAccount(t.app);
+    const target = await registerAccount(t.app);
+    const role = await t.services.db
+      .insertInto('roles')
+      .values({ name: `manager-${Date.now()}`, description: '' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await t.services.db
+      .insertInto('role_permissions')
+      .values(['users:write', 'users:delete'].map((permission) => ({ role_id: role.id, permission })))
+      .execute();
+    await t.services.db.insertInto('user_roles').values({ user_id: manager.id, role_id: role.id }).execute();
+    expect((await as(manager, 'PATCH', `/api/users/${target.id}`, { disabled: true })).statusCode).toBe(200);
+    expect((await as(manager, 'DELETE', `/api/users/${target.id}`)).statusCode).toBe(200);
+  });
+});
+
+describe('acting on an account that holds more', () => {
+  let t: TestApp;
+  let admin: Account;
+  let manager: Account;
+  const { as, roleId } = calls(() => t);
+  beforeAll(async () => {
+    t = await buildTestApp({ env: { RATE_LIMIT_DEFAULT_PER_MINUTE: '100000' } });
+    admin = await registerAdmin(t.app, t.services.db);
+    manager = await registerAccount(t.app);
+    const role = await as(admin, 'POST', '/api/roles', {
+      name: 'manager',
+      permissions: ['users:read', 'users:write', 'users:delete', 'roles:assign'],
+    });
+    expect(role.statusCode).toBe(200);
+    expect((await as(admin, 'POST', `/api/users/${manager.id}/roles/${role.json().id}`)).statusCode).toBe(200);
+  });
+  afterAll(() => t.close());
+
+  it('is refused: a users:write holder cannot rename, disable, archive, restore or delete an administrator', async () => {
+    const other = await registerAdmin(t.app, t.services.db);
+    const attempts = [
+      await as(manager, 'PATCH', `/api/users/${other.id}`, { name: 'Mallory' }),
+      await as(manager, 'PATCH', `/api/users/${other.id}`, { disabled: true }),
+      await as(manager, 'POST', `/api/users/${other.id}/archive`),
+      await as(manager, 'POST', `/api/users/${other.id}/restore`),
+      await as(manager, 'DELETE', `/api/users/${other.id}`),
+      await as(manager, 'PATCH', '/api/users/batch', { items: [{ id: other.id, disabled: true }] }),
+      await as(manager, 'POST', '/api/users/batch-delete', { ids: [other.id] }),
+    ];
+    for (const response of attempts) {
+      expect(response.statusCode, response.body).toBe(403);
+      // The first permission the administrator holds and the manager lacks.
+      expect(response.json()).toMatchObject({ appCode: 'PERMISSION_DENIED', details: { permission: 'auth:manage' } });
+    }
+    const row = await t.services.db
+      .selectFrom('users')
+      .select(['name', 'disabled_at'])
+      .where('id', '=', other.id)
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({ name: null, disabled_at: null });
+    expect((await as(other, 'GET', '/api/users/me')).statusCode).toBe(200);
+  });
+
+  it('is allowed on accounts holding no more than the caller, and the administrator acts on anyone', async () => {
+    const plain = await registerAccount(t.app);
+    expect((await as(manager, 'PATCH', `/api/users/${plain.id}`, { disabled: true })).statusCode).toBe(200);
+    const batch = await as(manager, 'PATCH', '/api/users/batch', { items: [{ id: plain.id, name: 'Plain' }] });
+    expect(batch.json().results[0]).toMatchObject({ ok: true });
+    expect((await as(manager, 'DELETE', `/api/users/${plain.id}`)).statusCode).toBe(200);
+    // A role the manager can give, to an administrator: roles go by their own rule (assertMayGrant).
+    const adminTarget = await registerAdmin(t.app, t.services.db);
+    expect((await as(manager, 'POST', `/api/users/${adminTarget.id}/roles/${await roleId('user')}`)).statusCode).toBe(
+      200,
+    );
+    expect((await as(admin, 'PATCH', `/api/users/${manager.id}`, { name: 'Manager' })).statusCode).toBe(200);
+  });
+});
