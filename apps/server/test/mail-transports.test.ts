@@ -5,6 +5,7 @@ import type { AddressObject } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { type EmailMessage, Mailer, OutboxTransport, SmtpTransport } from '../src/infra/mail/index.ts';
+import { runEmailJob } from '../src/modules/auth/email-jobs.ts';
 import {
   type Account,
   bearer,
@@ -388,6 +389,30 @@ describe('the SMTP transport when the server fails', () => {
       // The abandoned sends did not leave connections hanging on the silent server.
       await expect.poll(() => silent.open).toBe(0);
       expect(silent.closed).toBeGreaterThan(0);
+    } finally {
+      await t.close();
+      await silent.close();
+    }
+  });
+
+  it('stops a send when its job is taken back (the job signal aborts): the try fails with that reason, the connection closes', async () => {
+    const silent = await startSilentServer();
+    // A bound far away: only the job's signal can end this send.
+    const t = await buildTestApp({
+      configuredMail: true,
+      env: { MAIL_TRANSPORT: 'smtp', SMTP_URL: `smtp://127.0.0.1:${silent.port}`, EMAIL_SEND_TIMEOUT_MS: '60000' },
+    });
+    try {
+      const job = new AbortController();
+      const sending = runEmailJob(t.services, {
+        id: '01900000-0000-7000-8000-00000000e0b1',
+        data: { kind: 'welcome', email: 'ada@acme.test' },
+        signal: job.signal,
+      });
+      await expect.poll(() => silent.open).toBe(1);
+      job.abort(new Error('the job expired'));
+      await expect(sending).rejects.toThrow('the job expired');
+      await expect.poll(() => silent.open).toBe(0);
     } finally {
       await t.close();
       await silent.close();

@@ -47,12 +47,16 @@ export class Mailer {
     this.#timeoutMs = options.timeoutMs;
   }
 
-  /** Sends and waits (at most the timeout); throws when delivery fails. */
-  send(message: EmailMessage): Promise<{ id: string }> {
+  /**
+   * Sends and waits (at most the timeout, or until `signal` aborts: a job taken back from
+   * its worker); throws when delivery fails.
+   */
+  send(message: EmailMessage, options: { signal?: AbortSignal | undefined } = {}): Promise<{ id: string }> {
     return withTimeout(
       (signal) => this.transport.send({ ...message, from: this.#from }, { signal }),
       this.#timeoutMs,
       () => new MailTimeoutError(this.#timeoutMs),
+      options.signal,
     );
   }
 

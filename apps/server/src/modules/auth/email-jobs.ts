@@ -68,11 +68,18 @@ export function codeOf(deps: Pick<Services, 'tokens'>, jobId: string): string {
   return String(digest.readUInt32BE(0) % 1_000_000).padStart(6, '0');
 }
 
-/** Runs one email job: sends it, or nothing when there is nothing (left) to send. */
-export async function runEmailJob(deps: Deps, job: { id: string; data: EmailJob }): Promise<void> {
+/**
+ * Runs one email job: sends it, or nothing when there is nothing (left) to send. A send still
+ * going when the job's `signal` aborts (it expired, or another worker took it back, or the
+ * worker's shutdown ran out of time) stops: the job's next try sends it.
+ */
+export async function runEmailJob(
+  deps: Deps,
+  job: { id: string; data: EmailJob; signal?: AbortSignal | undefined },
+): Promise<void> {
   const message = await prepare(deps, job.id, job.data);
   if (!message) return;
-  const { id } = await deps.mailer.send({ ...message, idempotencyKey: job.id });
+  const { id } = await deps.mailer.send({ ...message, idempotencyKey: job.id }, { signal: job.signal });
   deps.log.info({ requestId: job.data.requestId, jobId: job.id, template: message.template, id }, 'email sent');
   // A link, once sent, is the one that works: the earlier unused ones of its kind stop.
   if (job.data.kind === 'verify-email' || job.data.kind === 'reset-password') {

@@ -73,7 +73,7 @@ export function startWorkerWhenPossible(deps: Deps, retryMs = 5_000): void {
 export async function startWorker(deps: Deps): Promise<void> {
   await deps.jobs.schedule(MAINTENANCE, maintenanceRule(deps.config.jobs.maintenanceIntervalSeconds));
   await deps.jobs.work(EMAIL_QUEUE.name, deps.config.jobs.concurrency, (job) =>
-    runEmailJob(deps, { id: job.id, data: job.data as EmailJob }),
+    runEmailJob(deps, { id: job.id, data: job.data as EmailJob, signal: job.signal }),
   );
   await deps.jobs.work(STORAGE_DELETE_QUEUE.name, deps.config.jobs.concurrency, (job) =>
     runStorageDeleteJob(deps, { id: job.id, data: job.data as StorageDeleteJob }),
