@@ -104,7 +104,11 @@ describe('the packed SDK in a project outside the workspace', () => {
     const manifest = JSON.parse(readFileSync(join(project, 'node_modules/@app/sdk/package.json'), 'utf8'));
     expect(Object.keys(manifest.dependencies).sort()).toEqual(['@trpc/client', '@trpc/server']);
     expect(manifest.version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(manifest.exports['.']).toEqual({ types: './dist/index.d.ts', import: './dist/index.js' });
+    expect(manifest.exports['.']).toEqual({
+      types: './dist/index.d.ts',
+      import: './dist/index.js',
+      default: './dist/index.js',
+    });
     const installed = readdirSync(join(project, 'node_modules/@app/sdk'), { recursive: true }).map(String).sort();
     expect(installed.filter((file) => !file.startsWith('dist'))).toEqual(['LICENSE', 'README.md', 'package.json']);
     expect(installed.filter((file) => file.startsWith('dist/') && !/\.(js|d\.ts)$/.test(file))).toEqual([]);
@@ -179,6 +183,21 @@ console.log(JSON.stringify({ signedOut, user: signedIn.user.email, note: note.ti
       note: 'From outside the repo',
       listed: true,
     });
+  }, 60_000);
+
+  it('loads with require() from CommonJS code, against the same live server', async () => {
+    writeFileSync(
+      join(project, 'common.cjs'),
+      `const { createClient, getAppErrorCode, memoryTokenStore } = require('@app/sdk');
+const api = createClient({ url: ${JSON.stringify(server.url)}, auth: { tokenStore: memoryTokenStore() } });
+api.users.me.query().then(
+  () => console.log('signed in?'),
+  (error) => console.log(getAppErrorCode(error)),
+);
+`,
+    );
+    const { stdout } = await run(process.execPath, [join(project, 'common.cjs')], { cwd: project });
+    expect(stdout.trim()).toBe('UNAUTHORIZED');
   }, 60_000);
 
   it('bundles for the browser with the tRPC client only, no server code', async () => {
