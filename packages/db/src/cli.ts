@@ -36,7 +36,8 @@ const USAGE = `Usage: pnpm db:<command>
   db:seed                         run the seeds (not in production)
   db:new <name>                   create a migration file, name in snake_case
   db:reset                        drop all tables, migrate, seed (not in production)
-  db:grant-admin <email>          give that account the admin role (production's first admin)`;
+  db:grant-admin <email>          give that account the admin role (production's first admin;
+                                  a disabled or archived one can sign in again)`;
 
 const ms = (value: number) => styleText('dim', `${value.toFixed(value < 10 ? 1 : 0)} ms`);
 const ok = (text: string) => `${styleText('green', '✓')} ${text}`;
@@ -135,12 +136,20 @@ async function reset(db: Db) {
   await seed(db);
 }
 
-/** The way to the first administrator of a production database (or back, after a lockout): no API grants the first. */
+/**
+ * The way to the first administrator of a production database (or back, after a lockout):
+ * no API grants the first. A disabled or archived account is enabled and restored too: an
+ * administrator who cannot sign in is no way back.
+ */
 async function grantAdmin(db: Db, email: string | undefined) {
   if (!email?.includes('@'))
     throw new UsageError("db:grant-admin needs the account's email: `pnpm db:grant-admin you@example.com`");
   const normalised = email.trim().toLowerCase();
-  const user = await db.selectFrom('users').select('id').where('email', '=', normalised).executeTakeFirst();
+  const user = await db
+    .selectFrom('users')
+    .select(['id', 'disabled_at', 'archived_at'])
+    .where('email', '=', normalised)
+    .executeTakeFirst();
   if (!user) throw new UsageError(`No account uses ${normalised}: sign up with it first, then run this again.`);
   const admin = await db.selectFrom('roles').select('id').where('name', '=', 'admin').executeTakeFirst();
   if (!admin) throw new UsageError('There is no admin role: run `pnpm db:migrate` first.');
@@ -157,6 +166,10 @@ async function grantAdmin(db: Db, email: string | undefined) {
         : `${normalised} was an admin already.`,
     ),
   );
+  if (user.disabled_at || user.archived_at) {
+    await db.updateTable('users').set({ disabled_at: null, archived_at: null }).where('id', '=', user.id).execute();
+    console.log(ok(`${normalised} was ${user.archived_at ? 'archived' : 'disabled'}: it can sign in again.`));
+  }
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -90,6 +90,21 @@ describe('db CLI', () => {
       expect(granted).toMatchObject({ code: 0, stdout: expect.stringContaining('first@example.com is an admin') });
       expect(await isAdmin()).toBe(true);
       expect((await run(['grant-admin', 'first@example.com'], env)).stdout).toContain('was an admin already');
+      // An administrator who cannot sign in is no way back: the account is enabled and restored.
+      await db
+        .updateTable('users')
+        .set({ disabled_at: new Date(), archived_at: new Date() })
+        .where('id', '=', user.id)
+        .execute();
+      const restored = await run(['grant-admin', 'first@example.com'], env);
+      expect(restored.stdout).toContain('first@example.com was archived: it can sign in again.');
+      expect(
+        await db
+          .selectFrom('users')
+          .select(['disabled_at', 'archived_at'])
+          .where('id', '=', user.id)
+          .executeTakeFirstOrThrow(),
+      ).toEqual({ disabled_at: null, archived_at: null });
 
       const unknown = await run(['grant-admin', 'nobody@example.com'], env);
       expect(unknown.code).toBe(2);

@@ -76,13 +76,22 @@ function aborted(failedIndex: number): AppError {
  * Writes the checked items. Atomic: one transaction, and any refusal (before or during the
  * writes) leaves everything unwritten. Otherwise one transaction per item; once the
  * database is down, the items left are answered with that instead of each waiting for it.
+ * `inTurns`: the writes may take an administrator away, so each transaction takes its turn
+ * (`keepAnAdministrator`'s lock) before it writes anything (after a user's row, it could
+ * deadlock with a change that took them in the other order).
  */
 async function writeItems<Item, Value>(
   deps: DbDeps,
   planned: (Item | AppError)[],
   atomic: boolean,
   write: (deps: DbDeps, item: Item) => Promise<Value>,
+  options: { inTurns?: boolean } = {},
 ): Promise<Outcome<Value>[]> {
+  const transaction = <T>(run: (trx: DbDeps) => Promise<T>) =>
+    deps.db.transaction().execute((trx) => {
+      const inTransaction = { ...deps, db: trx };
+      return options.inTurns ? keepAnAdministrator(inTransaction, run) : run(inTransaction);
+    });
   const refused = planned.findIndex((item) => item instanceof AppError);
   if (atomic && refused !== -1) {
     return planned.map((item) => failure(item instanceof AppError ? item : aborted(refused)));
@@ -90,11 +99,11 @@ async function writeItems<Item, Value>(
   if (atomic) {
     let current = 0;
     try {
-      const values = await deps.db.transaction().execute(async (trx) => {
+      const values = await transaction(async (trx) => {
         const written: Value[] = [];
         for (const [index, item] of planned.entries()) {
           current = index;
-          written.push(await write({ ...deps, db: trx }, item as Item));
+          written.push(await write(trx, item as Item));
         }
         return written;
       });
@@ -116,7 +125,7 @@ async function writeItems<Item, Value>(
     try {
       outcomes.push({
         ok: true,
-        value: await deps.db.transaction().execute((trx) => write({ ...deps, db: trx }, item)),
+        value: await transaction((trx) => write(trx, item)),
       });
     } catch (error) {
       const known = recognizeError(error);
@@ -232,11 +241,18 @@ export async function updateMany(
     granted,
     validItems(planned, (item) => item.roleIds && { userId: item.id, roleIds: item.roleIds }),
   );
-  const outcomes = await writeItems(deps, planned, input.atomic, (trx, item) =>
-    // Disabling a user or replacing their roles may take away the last administrator.
-    item.disabled || item.roleIds
-      ? keepAnAdministrator(trx, (guarded) => writeChanges(guarded, item))
-      : writeChanges(trx, item),
+  // Disabling a user or replacing their roles may take away the last administrator: each
+  // such item is checked in its turn, in the batch's order (an atomic batch that demotes one
+  // administrator and promotes another names the promotion first).
+  const outcomes = await writeItems(
+    deps,
+    planned,
+    input.atomic,
+    (trx, item) =>
+      item.disabled || item.roleIds
+        ? keepAnAdministrator(trx, (guarded) => writeChanges(guarded, item))
+        : writeChanges(trx, item),
+    { inTurns: planned.some((item) => !(item instanceof AppError) && (item.disabled || item.roleIds)) },
   );
   for (const [index, outcome] of outcomes.entries()) {
     const item = planned[index];
