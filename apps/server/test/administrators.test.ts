@@ -3,7 +3,6 @@
  * can sign in with none (LAST_ADMIN), and no one acts on an account holding a permission
  * they lack. Each describe has a database of its own: it counts its administrators.
  */
-import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keepAnAdministrator } from '../src/modules/rbac/rbac.service.ts';
 import {
@@ -15,6 +14,7 @@ import {
   registerAdmin,
   type TestApp,
   uniqueEmail,
+  untilWaitingOnLocks,
 } from './helpers/index.ts';
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -142,15 +142,6 @@ describe('two administrators removing each other at once', () => {
         .execute()
     ).length;
 
-  /** Backends of this test's database waiting on a lock. */
-  const waitingOnALock = async () =>
-    Number(
-      (
-        await sql<{ count: string }>`select count(*) from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`.execute(t.services.db)
-      ).rows[0]?.count,
-    );
-
   /**
    * A removes B in a transaction held open; meanwhile B removes themself, in each way there
    * is. B's change waits for A's turn (a lock it would not wait on without the guard: it
@@ -183,7 +174,7 @@ describe('two administrators removing each other at once', () => {
     await expect.poll(() => disabledA).toBe(true);
     const answer = removeSelf(b);
     try {
-      await expect.poll(waitingOnALock).toBe(1);
+      await untilWaitingOnLocks(t.services.db, 1, answer);
     } finally {
       release();
       await holding;
@@ -222,7 +213,7 @@ describe('two administrators removing each other at once', () => {
       atomic: true,
     });
     try {
-      await expect.poll(waitingOnALock).toBe(1);
+      await untilWaitingOnLocks(t.services.db, 1, batch);
     } finally {
       release();
       await holding;

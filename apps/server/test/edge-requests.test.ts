@@ -316,6 +316,8 @@ describe('recognizeError', () => {
   it.each([
     [pgError('23505'), 'CONFLICT'],
     [pgError('23503'), 'NOT_FOUND'],
+    [pgError('40P01', 'deadlock detected'), 'CONFLICT'],
+    [pgError('40001', 'could not serialize access due to concurrent update'), 'CONFLICT'],
     [pgError('ECONNREFUSED'), 'DEPENDENCY_DOWN'],
     [pgError('57P01', 'terminating connection due to administrator command'), 'DEPENDENCY_DOWN'],
     [pgError('08006'), 'DEPENDENCY_DOWN'],

@@ -15,7 +15,12 @@ export {
 } from './migrate.ts';
 export { hashPassword, PASSWORD_HASH_OPTIONS, verifyPassword } from './password-hash.ts';
 export { defaultEmbeddedDataDir, loadRepoEnvFile, repoEnvFile, repoPath, repoRoot } from './paths.ts';
-export { isForeignKeyViolation, isUndefinedTable, isUniqueViolation } from './postgres-errors.ts';
+export {
+  isForeignKeyViolation,
+  isTransactionConflict,
+  isUndefinedTable,
+  isUniqueViolation,
+} from './postgres-errors.ts';
 export { isProcessAlive } from './process-alive.ts';
 export type * from './schema.ts';
 export { runSeeds, type SeedStep } from './seed.ts';

@@ -12,6 +12,16 @@ export function isForeignKeyViolation(error: unknown): boolean {
   return sqlState(error) === '23503';
 }
 
+/**
+ * SQLSTATE 40P01 or 40001: Postgres ended the transaction to settle a conflict with another
+ * (a deadlock, or a serializable transaction that could not be ordered): tried again, it
+ * goes through.
+ */
+export function isTransactionConflict(error: unknown): boolean {
+  const state = sqlState(error);
+  return state === '40P01' || state === '40001';
+}
+
 /** SQLSTATE 42P01: no such table. */
 export function isUndefinedTable(error: unknown): boolean {
   return sqlState(error) === '42P01';

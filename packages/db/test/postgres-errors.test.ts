@@ -5,6 +5,7 @@ import {
   isCachedPlanChange,
   isDuplicatePreparedStatement,
   isForeignKeyViolation,
+  isTransactionConflict,
   isUndefinedTable,
   isUniqueViolation,
   isUnknownPreparedStatement,
@@ -26,6 +27,7 @@ const RECOGNISERS = {
   isUnknownPreparedStatement,
   isDuplicatePreparedStatement,
   isCachedPlanChange,
+  isTransactionConflict,
 };
 
 /** The names of the recognisers that match `error`. */
@@ -60,6 +62,32 @@ describe('Postgres errors by SQLSTATE, as Postgres raises them', () => {
     await sql`alter table parent add column name text`.execute(db);
     expect(recognised(await failureOf(db, sql`execute parents`))).toEqual(['isCachedPlanChange']);
     await sql`deallocate parents`.execute(db);
+  });
+
+  it('recognises the transaction Postgres ended to settle a deadlock', async () => {
+    const pool = createDb({ url: database.url, poolMax: 2 });
+    try {
+      await sql`create table pair (id int primary key)`.execute(pool);
+      await sql`insert into pair values (1), (2)`.execute(pool);
+      // Each takes one row, then, once both have theirs, asks for the other's.
+      let holding = 0;
+      const bothHold = async () => {
+        while (holding < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+      };
+      const crossed = (first: number, second: number) =>
+        pool.transaction().execute(async (trx) => {
+          await sql`select id from pair where id = ${first} for update`.execute(trx);
+          holding += 1;
+          await bothHold();
+          await sql`select id from pair where id = ${second} for update`.execute(trx);
+        });
+      const outcomes = await Promise.allSettled([crossed(1, 2), crossed(2, 1)]);
+      const failures = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason] : []));
+      expect(failures).toHaveLength(1);
+      expect(recognised(failures[0])).toEqual(['isTransactionConflict']);
+    } finally {
+      await pool.destroy();
+    }
   });
 
   it('recognises nothing in what is not a Postgres error', () => {

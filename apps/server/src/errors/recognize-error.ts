@@ -1,4 +1,4 @@
-import { isForeignKeyViolation, isUniqueViolation } from '@app/db';
+import { isForeignKeyViolation, isTransactionConflict, isUniqueViolation } from '@app/db';
 import { TRPCError } from '@trpc/server';
 import { unavailableDependency } from '../infra/dependency-errors.ts';
 import { AppError, dependencyDown } from './app-error.ts';
@@ -6,7 +6,8 @@ import { AppError, dependencyDown } from './app-error.ts';
 /**
  * The AppError a failure stands for: itself, or what an unexpected error means to a client.
  * A dependency that is down is a 503; a row that a concurrent request deleted (23503) or
- * created (23505) is a 404 or 409, not a 500. Undefined for everything else (a bug: 500).
+ * created (23505), or a transaction Postgres ended to settle a conflict with another (a
+ * deadlock: 40P01, 40001), is a 404 or 409, not a 500. Undefined for everything else (a bug: 500).
  */
 export function recognizeError(error: unknown): AppError | undefined {
   if (error instanceof AppError) return error;
@@ -17,7 +18,7 @@ export function recognizeError(error: unknown): AppError | undefined {
   if (isForeignKeyViolation(cause)) {
     return new AppError('NOT_FOUND', 'Something this request refers to was deleted meanwhile', { cause });
   }
-  if (isUniqueViolation(cause)) {
+  if (isUniqueViolation(cause) || isTransactionConflict(cause)) {
     return new AppError('CONFLICT', 'This conflicts with a change made at the same time: try again', { cause });
   }
   return undefined;
