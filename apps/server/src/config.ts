@@ -734,7 +734,7 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         quotaBytes: e.FILES_QUOTA_BYTES,
         /** Content types accepted, as sniffed from the bytes. */
         allowedTypes: e.FILES_ALLOWED_TYPES,
-        /** A direct upload's URL lasts this long; an upload not completed by then is swept. */
+        /** A direct upload's URL lasts this long; an upload not completed an hour after (COMPLETION_GRACE_MS) is swept. */
         uploadUrlTtlSeconds: e.FILES_UPLOAD_URL_TTL,
         /** S3: downloads redirect to a presigned URL valid this long, instead of passing through. */
         downloadRedirect: e.FILES_DOWNLOAD_REDIRECT,

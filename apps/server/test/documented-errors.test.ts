@@ -199,7 +199,7 @@ describe('RATE_LIMITED', () => {
   });
 });
 
-/** Valid inputs of the public operations that reach Postgres or Redis. */
+/** Valid inputs of the operations that reach Postgres or Redis with a body (every public one is here). */
 const VALID_INPUTS: Record<string, object> = {
   'POST /auth/register': { email: 'new@example.com', password: 'Sunny-day-42' },
   'POST /auth/login': { email: 'someone@example.com', password: 'Sunny-day-42' },

@@ -32,8 +32,9 @@ describe('email verification and password reset', () => {
 
   const me = (token: string) =>
     t.app.inject({ method: 'GET', url: '/api/users/me', headers: { authorization: `Bearer ${token}` } });
-  const verify = (token: string | undefined) =>
-    t.app.inject({ method: 'POST', url: '/api/auth/email/verify', payload: { token } });
+  /** The emailed link, opened signed in as `account`. */
+  const verify = (token: string | undefined, account: Account) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/email/verify', headers: bearer(account), payload: { token } });
   const forgot = (email: string) =>
     t.app.inject({ method: 'POST', url: '/api/auth/password/forgot', payload: { email } });
   const reset = (token: string | undefined, newPassword: string) =>
@@ -62,11 +63,59 @@ describe('email verification and password reset', () => {
       expect(email?.html).toContain(`https://app.example.test/verify-email?token=${token}`);
 
       expect((await me(account.accessToken)).json().emailVerified).toBe(false);
-      expect((await verify(token)).statusCode).toBe(200);
+      expect((await verify(token, account)).statusCode).toBe(200);
       expect((await me(account.accessToken)).json().emailVerified).toBe(true);
-      const again = await verify(token);
+      const again = await verify(token, account);
       expect(again.statusCode).toBe(400);
       expect(again.json().appCode).toBe('INVALID_TOKEN');
+    });
+
+    it('confirms only signed in as the account it was sent to: signed out or as another, the link stays unused', async () => {
+      const account = await registerAccount(t.app);
+      const other = await registerAccount(t.app);
+      await t.settle();
+      const token = tokenIn(t.mail.last(account.email, 'verify-email')?.text, '/verify-email');
+      const signedOut = await t.app.inject({ method: 'POST', url: '/api/auth/email/verify', payload: { token } });
+      expect(signedOut.statusCode).toBe(401);
+      const asOther = await verify(token, other);
+      expect(asOther.statusCode).toBe(400);
+      expect(asOther.json()).toMatchObject({
+        appCode: 'INVALID_TOKEN',
+        message: 'This link was sent to another account: sign in to that one and open it again',
+      });
+      expect((await me(other.accessToken)).json().emailVerified).toBe(false);
+      expect((await me(account.accessToken)).json().emailVerified).toBe(false);
+      expect((await verify(token, account)).statusCode).toBe(200);
+      expect((await me(account.accessToken)).json().emailVerified).toBe(true);
+    });
+
+    it('keeps a pre-hijacked account from its registrant: the owner of the address signs in by code, which reclaims it', async () => {
+      // A stranger registers the owner's address with a password of their own.
+      const stranger = await registerAccount(t.app, { password: 'Strangers-pass-1' });
+      await t.settle();
+      const token = tokenIn(t.mail.last(stranger.email, 'verify-email')?.text, '/verify-email');
+      // The owner opens the link the stranger made the app send: signed out, it confirms nothing.
+      expect(
+        (await t.app.inject({ method: 'POST', url: '/api/auth/email/verify', payload: { token } })).statusCode,
+      ).toBe(401);
+      // The owner signs in with a code instead: the account is theirs, the stranger is out.
+      await t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email: stranger.email } });
+      await t.settle();
+      const code = /\b(\d{6})\b/.exec(t.mail.last(stranger.email, 'one-time-code')?.text ?? '')?.[1];
+      const owner = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/otp/verify',
+        payload: { email: stranger.email, code },
+      });
+      expect(owner.statusCode).toBe(200);
+      expect((await me(stranger.accessToken)).statusCode).toBe(401);
+      const strangerLogin = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        payload: { email: stranger.email, password: 'Strangers-pass-1' },
+      });
+      expect(strangerLogin.json().appCode).toBe('INVALID_CREDENTIALS');
+      expect((await me(owner.json().accessToken)).json().emailVerified).toBe(true);
     });
 
     it('keeps the link usable when the address cannot be marked verified', async () => {
@@ -75,11 +124,11 @@ describe('email verification and password reset', () => {
       const token = tokenIn(t.mail.last(account.email, 'verify-email')?.text, 'https://app.example.test/verify-email');
       const restore = await failWritesOf(t.services.db, account.id, { table: 'users', column: 'id' });
       try {
-        expect((await verify(token)).json().appCode).toBe('DEPENDENCY_DOWN');
+        expect((await verify(token, account)).json().appCode).toBe('DEPENDENCY_DOWN');
       } finally {
         await restore();
       }
-      expect((await verify(token)).json()).toEqual({ ok: true });
+      expect((await verify(token, account)).json()).toEqual({ ok: true });
       expect((await me(account.accessToken)).json().emailVerified).toBe(true);
     });
 
@@ -88,9 +137,14 @@ describe('email verification and password reset', () => {
       await t.settle();
       const token = tokenIn(t.mail.last(account.email, 'verify-email')?.text, '/verify-email');
       clock.advance(24 * 60 * 60 * 1000 + 1000);
-      expect((await verify(token)).json().appCode).toBe('INVALID_TOKEN');
-      expect((await verify('x'.repeat(43))).json().appCode).toBe('INVALID_TOKEN');
-      expect((await verify('short')).statusCode).toBe(400);
+      // Signed in again: the day has outlived the access token too.
+      const again = {
+        ...account,
+        accessToken: (await login(t.app, account.email, account.password)).json().accessToken,
+      };
+      expect((await verify(token, again)).json().appCode).toBe('INVALID_TOKEN');
+      expect((await verify('x'.repeat(43), again)).json().appCode).toBe('INVALID_TOKEN');
+      expect((await verify('short', again)).statusCode).toBe(400);
     });
 
     it('re-sends on request (the new link replaces the old), and sends nothing once verified', async () => {
@@ -103,8 +157,8 @@ describe('email verification and password reset', () => {
       expect(t.mail.to(account.email)).toHaveLength(2);
       const second = tokenIn(t.mail.last(account.email, 'verify-email')?.text, '/verify-email');
       expect(second).not.toBe(first);
-      expect((await verify(first)).statusCode).toBe(400);
-      expect((await verify(second)).statusCode).toBe(200);
+      expect((await verify(first, account)).statusCode).toBe(400);
+      expect((await verify(second, account)).statusCode).toBe(200);
       await t.app.inject({ method: 'POST', url: '/api/auth/email/resend', headers: bearer(account) });
       await t.settle();
       expect(t.mail.to(account.email)).toHaveLength(2);
@@ -217,7 +271,7 @@ describe('email verification and password reset', () => {
       expect((await reset(token, 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
       // The address's verification link is not a reset link: it still works.
       const link = tokenIn(t.mail.last(account.email, 'verify-email')?.text, '/verify-email');
-      expect((await verify(link)).statusCode).toBe(200);
+      expect((await verify(link, account)).statusCode).toBe(200);
     });
 
     it('sends no link from a reset email still retrying when the password is changed', async () => {

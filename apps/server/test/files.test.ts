@@ -21,7 +21,7 @@ import { createTestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStorage } from '../src/infra/storage/index.ts';
 import { STORAGE_DELETE_QUEUE } from '../src/modules/files/file-jobs.ts';
-import { sweepFiles } from '../src/modules/files/files.service.ts';
+import { COMPLETION_GRACE_MS, sweepFiles } from '../src/modules/files/files.service.ts';
 import type { Permission } from '../src/modules/rbac/permissions.ts';
 import {
   type Account,
@@ -647,9 +647,13 @@ describe('upload requests (local storage)', () => {
       disposition: 'form-data; name="attachment"; filename="a.txt"',
     });
     expect([wrongField.status, wrongField.body.appCode]).toEqual([400, 'BAD_REQUEST']);
-    // Multipart without its boundary, and a body cut off before the part ends: 400, never a 500.
+    // Multipart without its boundary, with one longer than RFC 2046's 70 characters (plain or
+    // quoted), and a body cut off before the part ends: 400, never a 500.
+    const long = 'b'.repeat(300);
     for (const [contentType, body] of [
       ['multipart/form-data', 'no boundary'],
+      [`multipart/form-data; boundary=${long}`, `--${long}\r\n`],
+      [`multipart/form-data; boundary="${'q'.repeat(71)}"`, 'x'],
       [MULTIPART, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc`],
     ] as const) {
       const broken = await fetch(`${server.url}/api/files`, {
@@ -1152,7 +1156,7 @@ describe('direct uploads (S3)', () => {
     expect(completed.json()).toMatchObject({ sha256: sha256(image) });
   });
 
-  it('rejects an upload of another size, type, or none at all, removing the row and the object', async () => {
+  it('rejects an upload of another size or type, removing the row and the object', async () => {
     const account = await registerAccount(server.app);
     const image = png();
     const rejected = async (created: Upload, reason: string) => {
@@ -1178,9 +1182,32 @@ describe('direct uploads (S3)', () => {
     const wrongType = await start(account, { name: 'b.png', contentType: 'image/png', size: textBytes.length });
     await put(wrongType, textBytes);
     await rejected(wrongType, 'type');
+  });
 
-    const missing = await start(account, { name: 'c.png', contentType: 'image/png', size: image.length });
-    await rejected(missing, 'missing');
+  it('keeps an upload whose bytes have not arrived yet: completed once they have, swept an hour after its URL expires', async () => {
+    const account = await registerAccount(server.app);
+    const image = png();
+    const early = await start(account, { name: 'early.png', contentType: 'image/png', size: image.length });
+    const tooEarly = await complete(account, early.id);
+    expect([tooEarly.statusCode, tooEarly.json().appCode, tooEarly.json().details?.reason]).toEqual([
+      400,
+      'UPLOAD_REJECTED',
+      'missing',
+    ]);
+    // The PUT lands (it started before the URL expired), then the completion goes through.
+    await put(early, image);
+    const completed = await complete(account, early.id);
+    expect(completed.statusCode, completed.body).toBe(200);
+    expect(completed.json()).toMatchObject({ name: 'early.png', sha256: sha256(image) });
+
+    // Never uploaded: the row outlives its URL by COMPLETION_GRACE_MS, then the sweep takes it.
+    const abandoned = await start(account, { name: 'never.png', contentType: 'image/png', size: image.length });
+    const row = await server.services.db
+      .selectFrom('files')
+      .select('expires_at')
+      .where('id', '=', abandoned.id)
+      .executeTakeFirstOrThrow();
+    expect(row.expires_at?.getTime()).toBe(Date.parse(abandoned.expiresAt) + COMPLETION_GRACE_MS);
   });
 
   it('refuses what it would not accept, before any URL', async () => {
@@ -1226,7 +1253,8 @@ describe('direct uploads (S3)', () => {
     clock.advance(10 * 60_000);
     const live = await start(account, { name: 'live.txt', contentType: 'text/plain', size: bytes.length });
     await put(live, bytes);
-    clock.advance(6 * 60_000); // the first is 16 minutes old: past its 15
+    // The first is 76 minutes old: past its URL's 15 and the hour its completion is given.
+    clock.advance(6 * 60_000 + COMPLETION_GRACE_MS);
 
     // Pending uploads of earlier tests in this block expired too.
     const due = await server.services.db

@@ -315,7 +315,12 @@ describe('durable jobs', () => {
     expect(first?.idempotencyKey).toBe(job?.id);
     // And its link still works (the token was not replaced by the second run).
     const token = /token=([\w-]+)/.exec(first?.text ?? '')?.[1];
-    const verified = await t.app.inject({ method: 'POST', url: '/api/auth/email/verify', payload: { token } });
+    const verified = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/email/verify',
+      headers: bearer(account),
+      payload: { token },
+    });
     expect(verified.json()).toEqual({ ok: true });
   });
 

@@ -168,6 +168,23 @@ describeInBrowser('a person and their account', () => {
     expect(await elsewhere.users.me.query().catch(getAppErrorCode)).toBe('SESSION_REVOKED');
   });
 
+  it('confirms the email from a link opened signed out once the account signs in, and comes back to it', async () => {
+    const account = await registerAccount(h.t.app, { password: 'Elsewhere-pass-1' });
+    const link = linkIn(await mailTo(h.t, account.email, 'verify-email'), `${h.url}/verify-email?token=`);
+    // Another device: nobody is signed in there.
+    const page = await h.newPage();
+    await page.goto(link);
+    await page.getByText('Sign in to the account this link was sent to').waitFor();
+    expect((await userRow(h.t, account.email)).email_verified_at).toBeNull();
+
+    await page.getByRole('link', { name: 'Sign in to confirm' }).click();
+    await heading(page, 'Sign in').waitFor();
+    await submitPasswordSignIn(page, account.email, 'Elsewhere-pass-1');
+    await status(page, 'Your email address is confirmed.').waitFor();
+    expect(pathOf(page)).toBe('/verify-email');
+    expect((await userRow(h.t, account.email)).email_verified_at).not.toBeNull();
+  });
+
   it('resets a forgotten password from the emailed link; the old password is refused', async () => {
     const account = await registerAccount(h.t.app, { password: 'Forgotten-pass-1' });
     const newPassword = 'Remembered-pass-2';

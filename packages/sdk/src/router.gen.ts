@@ -344,7 +344,7 @@ export type AppRouter = TRPCBuiltRouter<
         meta: object;
         errorShape: AppErrorShape;
       }>;
-      /** Confirm the email address with the emailed token (single use). REST: `POST /api/auth/email/verify` */
+      /** Confirm the email address with the emailed token (single use), signed in as its account. REST: `POST /api/auth/email/verify` */
       verifyEmail: TRPCMutationProcedure<{
         input: {
           token: string;

@@ -27,6 +27,14 @@ import { limitByAddress } from './address-limit.ts';
 const BROKEN_MULTIPART =
   /^(Multipart: |Unexpected end of (form|file|multipart data)|Malformed part header|Malformed content-disposition)/;
 
+/** RFC 2046's longest multipart boundary (the parser fails on longer ones with an error of its own). */
+const MAX_BOUNDARY = 70;
+const boundaryOf = (contentType: string | undefined) =>
+  /;\s*boundary=(?:"([^"]*)"|([^;\s]*))/i
+    .exec(contentType ?? '')
+    ?.slice(1)
+    .find((value) => value !== undefined) ?? '';
+
 /** Uploads one account may stream at once (per process); more wait a moment (429). */
 const UPLOADS_AT_ONCE = 3;
 
@@ -108,6 +116,11 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     const caller = await admit(request);
     if (!request.isMultipart()) {
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Upload the file as multipart/form-data, in the field `file`');
+    }
+    if (boundaryOf(request.headers['content-type']).length > MAX_BOUNDARY) {
+      throw new AppError('BAD_REQUEST', 'The multipart boundary is longer than {max} characters', {
+        params: { max: MAX_BOUNDARY },
+      });
     }
     const busy = uploading.get(caller.userId) ?? 0;
     if (busy >= UPLOADS_AT_ONCE) throw rateLimited(1_000);

@@ -3,12 +3,17 @@ import { useEffect, useRef } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { api } from '../api.ts';
 import { problemOf } from '../errors.ts';
-import { meKey } from '../session.tsx';
+import { meKey, useSession } from '../session.tsx';
 import { FormError, Notice, Page } from '../ui.tsx';
 
-/** The target of the verification email's link: `/verify-email?token=…` (works signed in or not). */
+/**
+ * The target of the verification email's link: `/verify-email?token=…`. It confirms the
+ * address signed in as the account the link was sent to (the server refuses it otherwise):
+ * signed out, the page asks to sign in first and comes back here.
+ */
 export function VerifyEmail() {
   const token = useSearchParams()[0].get('token') ?? '';
+  const { user, loading, unavailable } = useSession();
   const queryClient = useQueryClient();
   const verify = useMutation({
     mutationFn: () => api.auth.verifyEmail.mutate({ token }),
@@ -16,20 +21,32 @@ export function VerifyEmail() {
   });
   const started = useRef(false);
   useEffect(() => {
-    if (token && !started.current) {
+    if (token && user && !started.current) {
       started.current = true;
       verify.mutate();
     }
-  }, [token, verify]);
+  }, [token, user, verify]);
+  const here = `/verify-email?token=${encodeURIComponent(token)}`;
   return (
     <Page title="Confirm your email">
       {verify.isSuccess && <Notice>Your email address is confirmed.</Notice>}
       {verify.isError && <FormError problem={problemOf(verify.error)} />}
+      {unavailable && <FormError problem={unavailable} />}
       {!token && <p role="alert">This link has no token. Open the link from the email again.</p>}
+      {token && !loading && !user && !unavailable && (
+        <p>
+          Sign in to the account this link was sent to, and its address is confirmed.{' '}
+          <Link to="/sign-in" state={{ from: here }}>
+            Sign in to confirm
+          </Link>
+        </p>
+      )}
       {verify.isPending && <p aria-busy="true">Confirming…</p>}
-      <p>
-        <Link to="/notes">Go to your notes</Link>
-      </p>
+      {user && (
+        <p>
+          <Link to="/notes">Go to your notes</Link>
+        </p>
+      )}
     </Page>
   );
 }

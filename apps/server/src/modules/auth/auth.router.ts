@@ -177,20 +177,23 @@ export const authRouter = router({
       return done;
     }),
 
-  verifyEmail: publicProcedure
+  verifyEmail: authedProcedure
     .meta({
       openapi: {
         method: 'POST',
         path: '/auth/email/verify',
         tags,
-        summary: 'Confirm the email address with the emailed token (single use)',
+        summary: 'Confirm the email address with the emailed token (single use), signed in as its account',
+        description:
+          'A link opened by anyone else would confirm an account whose password belongs to whoever registered ' +
+          'the address: signed out, the owner of the address signs in by email code instead (which reclaims it).',
       },
       errors: ['INVALID_TOKEN', 'DEPENDENCY_DOWN'],
     })
     .input(verifyEmailInput)
     .output(ok)
     .mutation(async ({ ctx, input }) => {
-      await emailFlows.verifyEmail(ctx.services, input.token);
+      await emailFlows.verifyEmail(ctx.services, { token: input.token, userId: ctx.caller.userId });
       return done;
     }),
 

@@ -1,5 +1,6 @@
 /** Email verification and password reset: single-use links sent by email. */
 import type { Db } from '@app/db';
+import { AppError } from '../../errors/index.ts';
 import type { Locale } from '../../i18n/locale.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
@@ -24,11 +25,25 @@ export async function sendVerificationEmail(
   );
 }
 
-/** Spends the link and confirms the address together: a failure between them leaves the link usable. */
-export async function verifyEmail(deps: Deps, token: string): Promise<void> {
+/**
+ * Spends the link and confirms the address together (a failure between them leaves the link
+ * usable), signed in as the account it was sent to. Opened by anyone else, it would confirm
+ * an account whose password and sessions belong to whoever registered it, and the address's
+ * owner, signing in later by email code or provider, would land in it (a pre-hijacked
+ * account). That owner signs in by email code instead, which reclaims it.
+ */
+export async function verifyEmail(deps: Deps, input: { token: string; userId: string }): Promise<void> {
   await deps.db.transaction().execute(async (trx) => {
     const inTransaction = { ...deps, db: trx };
-    await confirmEmailOwner(inTransaction, await consumeUserToken(inTransaction, { token, purpose: 'verify-email' }));
+    const owner = await consumeUserToken(inTransaction, { token: input.token, purpose: 'verify-email' });
+    // Thrown inside the transaction: the link stays unused, for its own account.
+    if (owner !== input.userId) {
+      throw new AppError(
+        'INVALID_TOKEN',
+        'This link was sent to another account: sign in to that one and open it again',
+      );
+    }
+    await confirmEmailOwner(inTransaction, owner);
   });
 }
 

@@ -442,6 +442,9 @@ export async function createUpload(
   if (input.size > maxBytes) throw tooLarge(maxBytes);
   const key = newKey(UPLOADS_PREFIX);
   const expiresAt = new Date(deps.clock.now() + uploadUrlTtlSeconds * 1000);
+  // The store checks the URL's expiry when a PUT starts: one started just before may land
+  // long after. The pending row (and its quota) outlives the URL by this much, for its completion.
+  const sweptAt = new Date(expiresAt.getTime() + COMPLETION_GRACE_MS);
   // Signed first: a store that cannot sign leaves no pending row holding quota.
   const presigned = await storage.presignPut(key, {
     contentType: input.contentType,
@@ -460,7 +463,7 @@ export async function createUpload(
         size: input.size,
         storage_key: key,
         status: 'pending',
-        expires_at: expiresAt,
+        expires_at: sweptAt,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -468,6 +471,9 @@ export async function createUpload(
   });
   return { id, url: presigned.url, method: 'PUT', headers: presigned.headers, expiresAt: isoTime(expiresAt) };
 }
+
+/** How long a pending direct upload outlives its URL, for a PUT started before the URL expired to land and complete. */
+export const COMPLETION_GRACE_MS = 60 * 60 * 1000;
 
 const nothingUploaded = () =>
   new AppError('UPLOAD_REJECTED', 'Nothing was uploaded to the URL', { details: { reason: 'missing' } });
@@ -529,7 +535,8 @@ async function checkUploaded(
  * The client says its direct upload is done: the object is copied to its final key, and the
  * copy must have the declared size and sniff as the declared (accepted) type. Then the file
  * becomes visible, with the copy's SHA-256; otherwise the objects and the row go
- * (UPLOAD_REJECTED).
+ * (UPLOAD_REJECTED). No object yet is UPLOAD_REJECTED (`missing`) too, but the upload stays
+ * pending: the client completes it again once its PUT has finished.
  */
 export async function completeUpload(deps: Deps, input: { ownerId: string; id: string }): Promise<FileDto> {
   const row = await deps.db
@@ -552,7 +559,9 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
     });
     return error;
   };
-  if (!(await deps.storage.head(row.storage_key))) throw await reject(nothingUploaded());
+  // Nothing there yet (a PUT still on its way, or a completion called too early): the upload
+  // stays pending, for a completion once the bytes are there, until the sweep.
+  if (!(await deps.storage.head(row.storage_key))) throw nothingUploaded();
   // The bytes are checked in a copy no upload URL names: a PUT to the URL while they are
   // checked cannot replace what is kept with bytes never checked.
   const finalKey = newKey();
