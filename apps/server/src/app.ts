@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { TRPCError } from '@trpc/server';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
-import { recognizeError, setRetryAfter } from './errors/index.ts';
+import { isSettledConflict, recognizeError, setRetryAfter } from './errors/index.ts';
 import { AccessLogController } from './http/access-log.ts';
 import { CommonHeadersResponse } from './http/common-headers.ts';
 import { CorsPolicy } from './http/cors.ts';
@@ -93,6 +93,9 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     if (error.code !== 'INTERNAL_SERVER_ERROR') return;
     if (!recognized) services.log.error({ err: error.cause ?? error, path }, `procedure ${path ?? '?'} failed`);
     else if (recognized.appCode === 'DEPENDENCY_DOWN') dependencyLog.warn(recognized);
+    else if (isSettledConflict(recognized)) {
+      services.log.warn({ err: recognized.cause, path }, `procedure ${path ?? '?'}: Postgres ended a deadlock (409)`);
+    }
   };
 
   const maxBatchSize = config.trpcMaxBatchSize;

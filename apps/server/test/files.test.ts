@@ -544,6 +544,12 @@ describe.each(['local', 's3'] as const)('uploading and downloading (%s storage)'
       expect(unsatisfiable.headers.get('content-range')).toBe('bytes */100');
       await unsatisfiable.arrayBuffer();
     }
+    // A last position before the first is no valid range: ignored, the whole file.
+    for (const range of ['bytes=5-3', 'bytes=500-3']) {
+      const ignored = await content(server, file.id, owner, { range });
+      expect(ignored.status, range).toBe(200);
+      expect(Buffer.from(await ignored.arrayBuffer())).toEqual(bytes);
+    }
 
     const image = await uploaded(server, owner, 'pixel.png', png());
     const inline = await content(server, image.id, owner);
@@ -654,6 +660,8 @@ describe('upload requests (local storage)', () => {
       ['multipart/form-data', 'no boundary'],
       [`multipart/form-data; boundary=${long}`, `--${long}\r\n`],
       [`multipart/form-data; boundary="${'q'.repeat(71)}"`, 'x'],
+      // Spaces busboy drops around the value: past the length check, refused by busboy itself.
+      [`multipart/form-data; boundary = ${long}`, `--${long}\r\n`],
       [MULTIPART, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc`],
     ] as const) {
       const broken = await fetch(`${server.url}/api/files`, {
@@ -661,8 +669,8 @@ describe('upload requests (local storage)', () => {
         headers: { ...bearer(account), 'content-type': contentType },
         body,
       });
-      expect(broken.status, contentType).toBeGreaterThanOrEqual(400);
-      expect(broken.status, contentType).toBeLessThan(500);
+      expect(broken.status, contentType).toBe(400);
+      expect(((await broken.json()) as { appCode: string }).appCode, contentType).toBe('BAD_REQUEST');
     }
     expect(await rowsOf(server, account.id)).toEqual([]);
   });

@@ -183,6 +183,10 @@ describeInBrowser('a person and their account', () => {
     await status(page, 'Your email address is confirmed.').waitFor();
     expect(pathOf(page)).toBe('/verify-email');
     expect((await userRow(h.t, account.email)).email_verified_at).not.toBeNull();
+    // Opened again once confirmed: it says so, and sends nothing (the link is spent).
+    await page.goto(link);
+    await status(page, 'Your email address is confirmed.').waitFor();
+    expect(await page.getByRole('alert').count()).toBe(0);
   });
 
   it('resets a forgotten password from the emailed link; the old password is refused', async () => {

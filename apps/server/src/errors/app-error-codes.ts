@@ -92,7 +92,8 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   ROLE_NAME_TAKEN: 'a role already has this name',
   BUILT_IN_ROLE: 'a built-in role cannot be changed or deleted this way',
   UNKNOWN_PERMISSION: 'a permission named is not declared (`details.unknown`)',
-  INVALID_TOKEN: 'the emailed link is invalid, already used or expired',
+  INVALID_TOKEN:
+    'the emailed link is invalid, already used or expired, or (verification) was sent to another account than the one signed in',
   INVALID_CODE: 'the code is wrong or has expired',
   EMAIL_DELIVERY_FAILED: 'the email provider refused or did not answer',
   OAUTH_STATE_INVALID: 'the sign-in is unknown, already finished or older than 10 minutes: start it again',
@@ -106,7 +107,7 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
     'the bytes are not of an accepted type (`details.contentType` is what they are; `details.allowed`)',
   DIRECT_UPLOADS_UNAVAILABLE: 'direct uploads need the S3 storage driver: upload through `POST /api/files`',
   UPLOAD_REJECTED:
-    'the uploaded object is missing, or is not the declared size or an accepted type (`details.reason`); it was removed',
+    'the uploaded object is not the declared size or an accepted type (`details.reason`: `size`, `type`), and was removed; or is not there yet (`missing`), and the upload is kept to complete once it is',
   NOT_AN_IMAGE: 'a profile picture must be an image you uploaded',
   BATCH_ABORTED: 'the item was valid, but the batch was atomic and another item failed: nothing was written',
   LAST_ADMIN:

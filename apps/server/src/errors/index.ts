@@ -9,5 +9,5 @@ export {
   itemError,
   type ValidationIssue,
 } from './error-body.ts';
-export { recognizeError } from './recognize-error.ts';
+export { isSettledConflict, recognizeError } from './recognize-error.ts';
 export { RETRY_AFTER_CODES, setRetryAfter } from './retry-after.ts';

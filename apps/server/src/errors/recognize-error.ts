@@ -23,3 +23,11 @@ export function recognizeError(error: unknown): AppError | undefined {
   }
   return undefined;
 }
+
+/**
+ * Whether Postgres ended the transaction to settle a deadlock (or a serialization conflict):
+ * answered 409 for a retry, and logged as a warning, since a deadlock that recurs names a lock
+ * order to fix.
+ */
+export const isSettledConflict = (recognized: AppError | undefined): boolean =>
+  recognized?.appCode === 'CONFLICT' && isTransactionConflict(recognized.cause);

@@ -1,6 +1,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { type AppError, errorAnswer, httpErrorBody, recognizeError, setRetryAfter } from '../errors/index.ts';
+import {
+  type AppError,
+  errorAnswer,
+  httpErrorBody,
+  isSettledConflict,
+  recognizeError,
+  setRetryAfter,
+} from '../errors/index.ts';
 import { answerLanguage } from '../i18n/locale.ts';
 import { createOutageLog, type Logger } from '../infra/logger.ts';
 import type { Services } from '../services.ts';
@@ -96,6 +103,8 @@ export const errorHandling = fp(
       const recognized = recognizeError(error);
       if (!recognized) request.log.error({ err: error }, 'unhandled error');
       else if (recognized.appCode === 'DEPENDENCY_DOWN') dependencyLog.warn(recognized);
+      else if (isSettledConflict(recognized))
+        request.log.warn({ err: recognized.cause }, 'Postgres ended a deadlock (409)');
       setRetryAfter(recognized, (name, value) => reply.header(name, value));
       const answer = errorAnswer(error, request.id, expose, locale);
       return reply.code(answer.status).send(answer.body);

@@ -23,9 +23,9 @@ import {
 import type { Services } from '../services.ts';
 import { limitByAddress } from './address-limit.ts';
 
-/** What busboy says of a multipart body it cannot read. */
+/** What busboy says of a multipart body it cannot read (a boundary too long for it, past the check below, too). */
 const BROKEN_MULTIPART =
-  /^(Multipart: |Unexpected end of (form|file|multipart data)|Malformed part header|Malformed content-disposition)/;
+  /^(Multipart: |Unexpected end of (form|file|multipart data)|Malformed part header|Malformed content-disposition|The needle cannot have a length)/;
 
 /** RFC 2046's longest multipart boundary (the parser fails on longer ones with an error of its own). */
 const MAX_BOUNDARY = 70;
@@ -238,9 +238,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
     return { start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(first);
-  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
-  if (start >= size || end < start) return 'unsatisfiable';
-  return { start, end };
+  // A last position before the first is no range at all (RFC 9110 §14.1.1): the whole file.
+  if (last !== '' && Number(last) < start) return undefined;
+  if (start >= size) return 'unsatisfiable';
+  return { start, end: last === '' ? size - 1 : Math.min(Number(last), size - 1) };
 }
 
 /**

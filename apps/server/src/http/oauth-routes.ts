@@ -45,7 +45,8 @@ const callbackDescription =
   'Redirects to the `redirectTo` given at the start with `code` (one use, 60 s: trade it with ' +
   '`POST /api/auth/oauth/exchange`) or with `error=<appCode>`: `OAUTH_DENIED`, `OAUTH_PROVIDER_ERROR`, ' +
   '`OAUTH_EMAIL_MISSING`, `EMAIL_TAKEN` (an account has this email and the provider does not vouch for it), ' +
-  '`ACCOUNT_DISABLED`, `ACCOUNT_ARCHIVED`, `DEPENDENCY_DOWN`, or `INTERNAL_ERROR` (a bug, logged).';
+  '`ACCOUNT_DISABLED`, `ACCOUNT_ARCHIVED`, `DEPENDENCY_DOWN`, `NOT_FOUND` or `CONFLICT` (a change made at the ' +
+  'same time: try again), or `INTERNAL_ERROR` (a bug, logged).';
 
 /** These routes in the OpenAPI document (they are not procedures). */
 export const OAUTH_REDIRECT_ROUTES = [

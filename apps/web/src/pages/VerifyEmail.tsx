@@ -20,8 +20,11 @@ export function VerifyEmail() {
     onSuccess: () => queryClient.invalidateQueries({ queryKey: meKey }),
   });
   const started = useRef(false);
+  // Confirmed already (an email code or a provider sign-in proves the address too, and
+  // retires its links): nothing to send.
+  const alreadyConfirmed = Boolean(user?.emailVerified) && !started.current;
   useEffect(() => {
-    if (token && user && !started.current) {
+    if (token && user && !user.emailVerified && !started.current) {
       started.current = true;
       verify.mutate();
     }
@@ -29,13 +32,13 @@ export function VerifyEmail() {
   const here = `/verify-email?token=${encodeURIComponent(token)}`;
   return (
     <Page title="Confirm your email">
-      {verify.isSuccess && <Notice>Your email address is confirmed.</Notice>}
+      {(verify.isSuccess || alreadyConfirmed) && <Notice>Your email address is confirmed.</Notice>}
       {verify.isError && <FormError problem={problemOf(verify.error)} />}
       {unavailable && <FormError problem={unavailable} />}
       {!token && <p role="alert">This link has no token. Open the link from the email again.</p>}
       {token && !loading && !user && !unavailable && (
         <p>
-          Sign in to the account this link was sent to, and its address is confirmed.{' '}
+          Sign in to the account this link was sent to, with its password, and its address is confirmed.{' '}
           <Link to="/sign-in" state={{ from: here }}>
             Sign in to confirm
           </Link>
