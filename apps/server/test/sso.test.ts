@@ -986,6 +986,23 @@ describe('whoever proves the address owns the account', () => {
     expect((await signInWithBrowser(server, 'facebook')).landing.searchParams.get('error')).toBe('EMAIL_TAKEN');
   });
 
+  it('voids a provider sign-in not yet exchanged when the password is reset', async () => {
+    const email = `${unique('fb-reset')}@example.test`;
+    fakes.facebook.user = { id: unique('fb'), name: 'Someone', email };
+    const account = await exchange(server, (await signInWithBrowser(server, 'facebook')).landing);
+    expect(account.status).toBe(200);
+    // A sign-in finished at the provider, its code not yet exchanged for a session.
+    const pending = (await signInWithBrowser(server, 'facebook')).landing;
+    expect((await post(server, '/auth/password/forgot', { email })).status).toBe(200);
+    await server.settle();
+    const mail = server.mail.sent.findLast((m) => m.to === email && m.template === 'reset-password');
+    const token = /reset-password\?token=([\w-]+)/.exec(mail?.text ?? '')?.[1];
+    expect((await post(server, '/auth/password/reset', { token, newPassword: 'After-reset-123' })).status).toBe(200);
+    // The reset ended every session: the code would have started one it did not end.
+    const late = await exchange(server, pending);
+    expect([late.status, late.body.appCode]).toEqual([401, 'INVALID_CODE']);
+  });
+
   it("gives a nameless account the provider's name when it links", async () => {
     const email = `${unique('nameless')}@example.test`;
     const registered = await post(server, '/auth/register', { email, password: 'Nameless-pass-1' });

@@ -8,6 +8,7 @@ import { endSessions, publishRevocations } from '../sessions/sessions.service.ts
 import { findUserRow, setPasswordHash } from '../users/users.service.ts';
 import { enqueueEmail } from './email-jobs.ts';
 import { confirmEmailOwner } from './identities.service.ts';
+import { dropCodesOf } from './oauth-flows.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
 import { consumeUserToken, invalidLink } from './user-tokens.ts';
 
@@ -64,7 +65,11 @@ export async function forgotPassword(
   });
 }
 
-/** Sets the new password, confirms the email (the link proved the inbox) and ends every session. */
+/**
+ * Sets the new password, confirms the email (the link proved the inbox) and ends every
+ * session, and every provider sign-in not yet exchanged for one (its code would start a
+ * session the reset did not end).
+ */
 export async function resetPassword(deps: Deps, input: { token: string; newPassword: string }): Promise<void> {
   const passwordHash = await hashPassword(input.newPassword);
   // One transaction: a refused new password, or a failure before the sessions end, leaves the
@@ -77,6 +82,7 @@ export async function resetPassword(deps: Deps, input: { token: string; newPassw
     assertNewPasswordAllowed(input.newPassword, user.email);
     await setPasswordHash(inTransaction, { userId: id, passwordHash });
     await confirmEmailOwner(inTransaction, id);
+    await dropCodesOf(inTransaction, id);
     await endSessions(inTransaction, { userId: id });
     return id;
   });
