@@ -1252,6 +1252,28 @@ describe('direct uploads (S3)', () => {
     );
   });
 
+  it('cancels an upload its owner deletes before completing it: the quota is back, the object goes', async () => {
+    const account = await registerAccount(server.app);
+    const image = png();
+    // The quota is 3 MiB: three pending uploads of 1 MiB hold all of it.
+    const pending = [];
+    for (let i = 0; i < 3; i++)
+      pending.push(await start(account, { name: `p${i}.png`, contentType: 'image/png', size: MiB }));
+    const [first] = pending as [Upload];
+    await put(first, image);
+    const key = await storageKeyOf(server, first.id);
+    // Someone else's pending upload is nobody's to cancel but its owner's.
+    expect((await call(server, await registerAccount(server.app), 'DELETE', `/api/files/${first.id}`)).statusCode).toBe(
+      404,
+    );
+    expect((await call(server, account, 'DELETE', `/api/files/${first.id}`)).statusCode).toBe(200);
+    expect((await complete(account, first.id)).json().appCode).toBe('NOT_FOUND');
+    await removalsRun(server);
+    expect(await server.services.storage.head(key)).toBeUndefined();
+    // Its megabyte is free again.
+    await start(account, { name: 'again.png', contentType: 'image/png', size: MiB });
+  });
+
   it('sweeps an expired pending upload, row and object, and leaves a live one', async () => {
     const account = await registerAccount(server.app);
     const bytes = Buffer.from('never completed\n');

@@ -44,6 +44,7 @@ export const filesRouter = router({
         path: '/files/{id}',
         tags,
         summary: "Delete one of your files, and its bytes (anyone's with files:delete-any)",
+        description: 'A direct upload of yours not completed yet is cancelled, and its quota given back.',
       },
       errors: ['NOT_FOUND'],
     })

@@ -327,6 +327,17 @@ async function visibleFile(deps: Pick<Services, 'db'>, id: string, viewer: Viewe
   return row;
 }
 
+/** A direct upload of the viewer's own not completed yet: deleting it cancels it, and gives its quota back. */
+function ownPendingUpload(deps: Pick<Services, 'db'>, id: string, viewer: Viewer): Promise<FileRow | undefined> {
+  return deps.db
+    .selectFrom('files')
+    .selectAll()
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .where('owner_id', '=', viewer.userId)
+    .executeTakeFirst();
+}
+
 /** The owner sees a file; anyone else only with the `-any` permission. */
 async function sees(viewer: Viewer, row: Pick<FileRow, 'owner_id'>): Promise<boolean> {
   return row.owner_id === viewer.userId || (await viewer.mayAccessAny());
@@ -338,7 +349,8 @@ export async function getFile(deps: Pick<Services, 'db'>, input: { id: string; v
 
 /** Deletes the row and queues the removal of its bytes, in one transaction. */
 export async function deleteFile(deps: Deps, input: { id: string; viewer: Viewer }): Promise<void> {
-  const row = await visibleFile(deps, input.id, input.viewer);
+  const row =
+    (await ownPendingUpload(deps, input.id, input.viewer)) ?? (await visibleFile(deps, input.id, input.viewer));
   await deps.db.transaction().execute(async (trx) => {
     const deleted = await trx.deleteFrom('files').where('id', '=', row.id).returning('storage_key').executeTakeFirst();
     if (!deleted) throw new AppError('NOT_FOUND', 'No such file');
