@@ -491,6 +491,25 @@ describe('the browser flow', () => {
       fakes.github.emailsStatus = 200;
     }
   });
+
+  it('signs a returning OpenID Connect user in while userinfo fails and the ID token has no email', async () => {
+    const sub = unique('oidc-returning');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const first = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    expect(first.body).toMatchObject({ created: true });
+    // The address in userinfo only, and userinfo failing.
+    fakes.oidc.user = { sub };
+    fakes.oidc.userinfoWorks = false;
+    try {
+      const again = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+      expect(again.body).toMatchObject({ created: false, user: { id: first.body.user.id } });
+      fakes.oidc.user = { sub: unique('oidc-new') };
+      const landing = (await signInWithBrowser(server, 'oidc')).landing;
+      expect(landing.searchParams.get('error')).toBe('OAUTH_EMAIL_MISSING');
+    } finally {
+      fakes.oidc.userinfoWorks = true;
+    }
+  });
 });
 
 describe('a flow that does not check out', () => {

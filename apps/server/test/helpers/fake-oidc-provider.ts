@@ -36,6 +36,8 @@ export interface FakeOidcProvider {
   /** Back to 'approve' after each /authorize. */
   nextOutcome: AuthorizeOutcome;
   tokenEndpoint: TokenEndpointMode;
+  /** Whether the userinfo endpoint answers (false: a 500, as a provider having trouble). */
+  userinfoWorks: boolean;
   /** Runs before the token endpoint answers (something that happens while the server waits on it). */
   beforeToken: (() => Promise<void>) | undefined;
   /** Every request received, in order. */
@@ -79,6 +81,7 @@ export async function startFakeOidcProvider(options: FakeOidcProviderOptions = {
     else if (route === 'GET /jwks') sendJson(response, 200, { keys: [{ ...publicJwk, kid, alg, use: 'sig' }] });
     else if (route === 'GET /authorize') authorize(url.searchParams, response);
     else if (route === 'POST /token') await token(request, response);
+    else if (route === 'GET /userinfo' && !provider.userinfoWorks) response.writeHead(500).end();
     else if (route === 'GET /userinfo') {
       const user = accessTokens.get(/^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
       if (user) sendJson(response, 200, user);
@@ -166,6 +169,7 @@ export async function startFakeOidcProvider(options: FakeOidcProviderOptions = {
     },
     nextOutcome: 'approve',
     tokenEndpoint: 'ok',
+    userinfoWorks: true,
     beforeToken: undefined,
     requests: [],
     async signIdToken(claims, signOptions = {}) {

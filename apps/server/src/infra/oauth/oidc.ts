@@ -121,11 +121,13 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
         });
         const claims = tokens.claims();
         if (!claims) throw new ProviderError(`${options.id}: no ID token`);
-        // Some providers put the email in userinfo only.
+        // Some providers put the email in userinfo only. The address only links or creates an
+        // account: without it (userinfo failing) a returning user, known by subject, still
+        // signs in; a new one is told it is missing (as GitHub's emails endpoint failing is).
         const profile =
           typeof claims.email === 'string'
             ? claims
-            : await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+            : await client.fetchUserInfo(config, tokens.access_token, claims.sub).catch(() => claims);
         const identity = normalizeIdentity({
           subject: claims.sub,
           email: profile.email,
