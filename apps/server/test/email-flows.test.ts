@@ -82,6 +82,7 @@ describe('email verification and password reset', () => {
       expect(asOther.json()).toMatchObject({
         appCode: 'INVALID_TOKEN',
         message: 'This link was sent to another account: sign in to that one and open it again',
+        details: { reason: 'other-account' },
       });
       expect((await me(other.accessToken)).json().emailVerified).toBe(false);
       expect((await me(account.accessToken)).json().emailVerified).toBe(false);

@@ -183,10 +183,18 @@ describeInBrowser('a person and their account', () => {
     await status(page, 'Your email address is confirmed.').waitFor();
     expect(pathOf(page)).toBe('/verify-email');
     expect((await userRow(h.t, account.email)).email_verified_at).not.toBeNull();
-    // Opened again once confirmed: it says so, and sends nothing (the link is spent).
+    // Opened again once confirmed: it says so (the link is spent, the address confirmed).
     await page.goto(link);
     await status(page, 'Your email address is confirmed.').waitFor();
     expect(await page.getByRole('alert').count()).toBe(0);
+    // Another account's link, opened signed in as this one: refused, and said so.
+    const other = await registerAccount(h.t.app);
+    await page.goto(linkIn(await mailTo(h.t, other.email, 'verify-email'), `${h.url}/verify-email?token=`));
+    const refusal = page.getByRole('alert');
+    await refusal.waitFor();
+    expect(await refusal.getAttribute('data-app-code')).toBe('INVALID_TOKEN');
+    expect(await refusal.textContent()).toContain('This link was sent to another account');
+    expect((await userRow(h.t, other.email)).email_verified_at).toBeNull();
   });
 
   it('resets a forgotten password from the emailed link; the old password is refused', async () => {

@@ -1,3 +1,4 @@
+import { getAppErrorCode } from '@app/sdk';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef } from 'react';
 import { Link, useSearchParams } from 'react-router';
@@ -20,20 +21,26 @@ export function VerifyEmail() {
     onSuccess: () => queryClient.invalidateQueries({ queryKey: meKey }),
   });
   const started = useRef(false);
-  // Confirmed already (an email code or a provider sign-in proves the address too, and
-  // retires its links): nothing to send.
-  const alreadyConfirmed = Boolean(user?.emailVerified) && !started.current;
   useEffect(() => {
-    if (token && user && !user.emailVerified && !started.current) {
+    if (token && user && !started.current) {
       started.current = true;
       verify.mutate();
     }
   }, [token, user, verify]);
+  // A spent or retired link of an address confirmed already (another tab, or an email code or
+  // provider sign-in, which prove it too): confirmed, not an error. Another account's link is one.
+  const otherAccount =
+    (verify.error as { data?: { details?: { reason?: string } } } | null)?.data?.details?.reason === 'other-account';
+  const alreadyConfirmed =
+    verify.isError &&
+    getAppErrorCode(verify.error) === 'INVALID_TOKEN' &&
+    !otherAccount &&
+    Boolean(user?.emailVerified);
   const here = `/verify-email?token=${encodeURIComponent(token)}`;
   return (
     <Page title="Confirm your email">
       {(verify.isSuccess || alreadyConfirmed) && <Notice>Your email address is confirmed.</Notice>}
-      {verify.isError && <FormError problem={problemOf(verify.error)} />}
+      {verify.isError && !alreadyConfirmed && <FormError problem={problemOf(verify.error)} />}
       {unavailable && <FormError problem={unavailable} />}
       {!token && <p role="alert">This link has no token. Open the link from the email again.</p>}
       {token && !loading && !user && !unavailable && (

@@ -42,6 +42,9 @@ export async function verifyEmail(deps: Deps, input: { token: string; userId: st
       throw new AppError(
         'INVALID_TOKEN',
         'This link was sent to another account: sign in to that one and open it again',
+        {
+          details: { reason: 'other-account' },
+        },
       );
     }
     await confirmEmailOwner(inTransaction, owner);
