@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keepAnAdministrator } from '../src/modules/rbac/rbac.service.ts';
+import type { Services } from '../src/services.ts';
 import {
   type Account,
   bearer,
@@ -143,6 +144,36 @@ describe('two administrators removing each other at once', () => {
     ).length;
 
   /**
+   * Sends `call` while a guarded change holds the administrators' turn (`before` done in it
+   * first, `after` once released), and releases it once `call` waits for that turn.
+   */
+  async function whileTurnHeld<T>(
+    change: { before?: (trx: Services) => Promise<void>; after?: (trx: Services) => Promise<void> },
+    call: () => Promise<T>,
+  ): Promise<T> {
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding = false;
+    const held = keepAnAdministrator(t.services, async (trx) => {
+      await change.before?.(trx);
+      holding = true;
+      await released;
+      await change.after?.(trx);
+    });
+    await expect.poll(() => holding).toBe(true);
+    const answer = call();
+    try {
+      await untilWaitingOnLocks(t.services.db, 1, answer);
+    } finally {
+      release();
+      await held;
+    }
+    return answer;
+  }
+
+  /**
    * A removes B in a transaction held open; meanwhile B removes themself, in each way there
    * is. B's change waits for A's turn (a lock it would not wait on without the guard: it
    * would count A's uncommitted change as not made, and both would go through), then finds
@@ -161,25 +192,14 @@ describe('two administrators removing each other at once', () => {
     await t.services.db.deleteFrom('user_roles').execute();
     const a = await registerAdmin(t.app, t.services.db);
     const b = await registerAdmin(t.app, t.services.db);
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let disabledA = false;
-    const holding = keepAnAdministrator(t.services, async (trx) => {
-      await trx.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', a.id).execute();
-      disabledA = true;
-      await released;
-    });
-    await expect.poll(() => disabledA).toBe(true);
-    const answer = removeSelf(b);
-    try {
-      await untilWaitingOnLocks(t.services.db, 1, answer);
-    } finally {
-      release();
-      await holding;
-    }
-    const response = await answer;
+    const response = await whileTurnHeld(
+      {
+        before: async (trx) => {
+          await trx.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', a.id).execute();
+        },
+      },
+      () => removeSelf(b),
+    );
     const refusal = response.json().appCode ?? response.json().results?.[0]?.error?.appCode;
     expect(refusal, response.body).toBe('LAST_ADMIN');
     expect(await activeAdmins()).toBe(1);
@@ -192,33 +212,24 @@ describe('two administrators removing each other at once', () => {
     const admin = await registerAdmin(t.app, t.services.db);
     const x = await registerAccount(t.app);
     const y = await registerAccount(t.app);
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let holdingTurn = false;
     // A guarded change (as disabling or deleting x would be): its turn first, then x's row.
-    const holding = keepAnAdministrator(t.services, async (trx) => {
-      holdingTurn = true;
-      await released;
-      await trx.db.updateTable('users').set({ name: 'Held' }).where('id', '=', x.id).execute();
-    });
-    await expect.poll(() => holdingTurn).toBe(true);
-    // Renames x (its row), then disables y (a guarded item): it must wait for its turn before x's row.
-    const batch = as(admin, 'PATCH', '/api/users/batch', {
-      items: [
-        { id: x.id, name: 'Renamed' },
-        { id: y.id, disabled: true },
-      ],
-      atomic: true,
-    });
-    try {
-      await untilWaitingOnLocks(t.services.db, 1, batch);
-    } finally {
-      release();
-      await holding;
-    }
-    const response = await batch;
+    // The batch renames x (its row), then disables y (a guarded item): it must wait for its
+    // turn before x's row.
+    const response = await whileTurnHeld(
+      {
+        after: async (trx) => {
+          await trx.db.updateTable('users').set({ name: 'Held' }).where('id', '=', x.id).execute();
+        },
+      },
+      () =>
+        as(admin, 'PATCH', '/api/users/batch', {
+          items: [
+            { id: x.id, name: 'Renamed' },
+            { id: y.id, disabled: true },
+          ],
+          atomic: true,
+        }),
+    );
     expect(response.statusCode, response.body).toBe(200);
     expect(response.json()).toMatchObject({ succeeded: 2, failed: 0 });
   });
