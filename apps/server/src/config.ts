@@ -260,6 +260,7 @@ const variables = z.object({
   JOBS_CONCURRENCY: integer(1, 100).default(4),
   JOBS_SUPERVISE_INTERVAL: duration.refine((s) => s <= 3_600, { error: 'must be at most 1h' }).default(30),
   JOBS_POLL_INTERVAL: duration.refine((s) => s <= 60, { error: 'must be at most 60s' }).default(2),
+  JOBS_READY_FILE: z.string().min(1).optional(),
   MAINTENANCE_INTERVAL: duration
     .refine((s) => s >= 60 && s <= 86_400, { error: 'must be from 1m to 24h' })
     .default(3_600),
@@ -722,6 +723,8 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         superviseIntervalSeconds: e.JOBS_SUPERVISE_INTERVAL,
         /** Purges and the file sweep: once per interval across every process. */
         maintenanceIntervalSeconds: e.MAINTENANCE_INTERVAL,
+        /** `pnpm worker`: a file it writes once it takes jobs, and removes as it stops (a readiness probe's). */
+        readyFile: e.JOBS_READY_FILE,
       },
       files: {
         driver: e.STORAGE_DRIVER,

@@ -50,6 +50,8 @@ async function serve(config: Config, log: Logger, databaseUrl: string, database?
       // request the server has not read yet. First answer everything with `Connection: close`
       // for a moment (clients move to new connections), then stop listening and close.
       app.startDraining();
+      // Jobs in progress finish (up to the deadline, services.close); no new one is taken.
+      void services.jobs.stopTaking();
       await sleep(Math.min(DRAIN_MS, config.shutdownTimeoutMs / 2));
       // Then stop accepting, without http's closing of idle connections: one accepted a moment
       // ago may carry a request not read yet. It is read, answered and closed meanwhile.

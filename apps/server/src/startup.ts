@@ -89,6 +89,15 @@ async function checkKeyValueStore(kv: KeyValueStore, config: Config): Promise<vo
     const hint = config.isProduction ? 'Check REDIS_URL.' : 'Check REDIS_URL, or unset it to use the in-memory store.';
     throw new StartupError(`Cannot reach Redis at ${where}: ${reason(error)}. ${hint}`);
   }
+  // A revoked session is refused by its marker in Redis: a marker evicted under memory
+  // pressure would let the session in again, while the cache still reads as complete.
+  const risk = await kv.evictionRisk().catch(() => undefined); // (an INFO an ACL refuses: not checked)
+  if (risk) {
+    throw new StartupError(
+      `Redis may drop keys before they expire: ${risk}, and a revoked session dropped from it would be let in ` +
+        'again. Set maxmemory-policy noeviction.',
+    );
+  }
 }
 
 /** `pnpm dev` on the embedded database starts with the development accounts (seeds are idempotent). */

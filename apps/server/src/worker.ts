@@ -4,6 +4,7 @@
  * a job in progress finishes (up to SHUTDOWN_TIMEOUT_MS) or goes back to the queue; a second
  * signal, or a shutdown that outruns its time, exits at once.
  */
+import { rm, writeFile } from 'node:fs/promises';
 import { resolveDatabase } from '@app/db';
 import { configOrExit } from './config.ts';
 import { createLogger } from './infra/logger.ts';
@@ -25,11 +26,17 @@ const database = await resolveDatabase({
   log: (message) => log.debug(message),
 });
 const services = await createServices(config, log, database.url);
+/** (A file left by a process that died, in a folder the next one keeps: it is not ready yet.) */
+const notReady = async () => {
+  if (config.jobs.readyFile) await rm(config.jobs.readyFile, { force: true }).catch(() => undefined);
+};
 onShutdownSignal(log, {
   // The jobs in progress get SHUTDOWN_TIMEOUT_MS; closing the pools and an embedded Postgres a little more.
   forceAfterMs: config.shutdownTimeoutMs + 5_000,
   shutdown: async (signal) => {
     log.info(`${signal}: finishing the jobs in progress (up to ${config.shutdownTimeoutMs} ms)`);
+    // No longer ready: an orchestrator starts the next worker while this one finishes.
+    await notReady();
     await services.close();
     await database.embedded?.stop();
     log.info('stopped');
@@ -38,10 +45,12 @@ onShutdownSignal(log, {
   onForcedExit: () => database.embedded?.stopNow(),
 });
 try {
+  await notReady();
   // As a server does: the database answers with its migrations applied (or applied here, with
   // MIGRATE_ON_START), and Redis answers. Jobs never run on a schema older than their code.
   await runStartupChecks(services, database.url, database);
   await startWorker(services);
+  if (config.jobs.readyFile) await writeFile(config.jobs.readyFile, `${process.pid}\n`);
   log.info(`worker ready: ${database.description}`);
 } catch (error) {
   log.fatal({ err: error }, `the worker could not start: ${error instanceof Error ? error.message : String(error)}`);

@@ -171,6 +171,34 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
       expect((await client.keys('durable:revoked-session:*')).length).toBeGreaterThanOrEqual(7);
       client.disconnect();
     });
+
+    it('asks Postgres again after a reconnect, until it has rebuilt the cache: the store may have lost a marker', async () => {
+      const account = await registerAccount(a.app);
+      const sessionId = JSON.parse(
+        Buffer.from(account.accessToken.split('.')[1] as string, 'base64url').toString(),
+      ).sid;
+      const logout = await a.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(account) });
+      expect(logout.statusCode).toBe(200);
+      expect((await me(b, account)).statusCode).toBe(401);
+      // A failover to a replica that had not received the marker: the "cache ready" key is
+      // there, the marker is not, and every client reconnects.
+      const client = redis.command();
+      const marker = `durable:revoked-session:${sessionId}`;
+      expect(await client.del(marker)).toBe(1);
+      await client.client('KILL', 'TYPE', 'normal');
+      try {
+        for (const t of [a, b]) {
+          const response = await untilAvailable(() => me(t, account));
+          expect(response.statusCode).toBe(401);
+          expect(response.json().appCode).toBe('SESSION_REVOKED');
+        }
+        // The rebuild put the marker back.
+        await until(async () => ((await client.exists(marker)) === 1 ? true : undefined), 'the marker to come back');
+        expect((await me(a, account)).statusCode).toBe(401);
+      } finally {
+        client.disconnect();
+      }
+    });
   });
 });
 

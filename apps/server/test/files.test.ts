@@ -616,6 +616,15 @@ describe('what the first bytes do not show (local storage)', () => {
       }
       expect(response.headers.get('cache-control')).toBe('no-store');
     }
+    // A HEAD says what a GET would: not the headers of bytes it cannot send.
+    const head = await fetch(`${server.url}/api/files/${file.id}/content`, {
+      method: 'HEAD',
+      headers: bearer(account),
+    });
+    expect(head.status).toBe(404);
+    expect(head.headers.get('etag')).toBeNull();
+    expect(head.headers.get('content-disposition')).toBeNull();
+    expect(head.headers.get('content-length')).not.toBe('100');
   });
 
   it('keeps concurrent uploads within the quota', async () => {
@@ -921,7 +930,7 @@ describe('profile pictures', () => {
     expect((await content(server, bobsImage.id)).status).toBe(404);
   });
 
-  it('lets a page of another origin show the picture (no same-origin resource policy)', async () => {
+  it('lets a page of another origin show the picture (no same-origin resource policy), and caches keep it a while', async () => {
     const alice = await registerAccount(server.app);
     const image = await uploaded(server, alice, 'me.png', png());
     await call(server, alice, 'PUT', '/api/users/me/avatar', { fileId: image.id });
@@ -930,11 +939,13 @@ describe('profile pictures', () => {
     await response.arrayBuffer();
     // An <img> on the front end's origin is a no-cors request: CORP same-origin blocks it.
     expect(response.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
-    // A private file keeps the default: same-origin.
+    expect(response.headers.get('cache-control')).toBe('public, max-age=300');
+    // A private file keeps the default: same-origin; and is asked for again every time.
     const note = await uploaded(server, alice, 'private.txt', text(100));
     const own = await content(server, note.id, alice);
     await own.arrayBuffer();
     expect(own.headers.get('cross-origin-resource-policy')).toBe('same-origin');
+    expect(own.headers.get('cache-control')).toBe('private, no-cache');
   });
 
   it('takes only raster images every browser shows', async () => {
@@ -1021,6 +1032,22 @@ describe('the sweep', () => {
     expect(await sweepFiles(server.services)).toEqual({ expiredUploads: 0, orphanObjects: 1 });
     expect(await objectKeys(server)).toEqual([kept]);
     expect(await filesUnder(server.dir as string)).toHaveLength(1);
+  });
+
+  it('stops between objects once its job is stopped (it expired, or the worker is stopping)', async () => {
+    const orphans = [`files/${randomUUID()}`, `uploads/${randomUUID()}`];
+    for (const key of orphans) {
+      await server.services.storage.put(key, Readable.from([Buffer.from('left by a crash')]), {
+        contentType: 'text/plain',
+      });
+    }
+    clock.advance(61 * 60_000);
+    const stopped = new AbortController();
+    stopped.abort(new Error('the job expired'));
+    await expect(sweepFiles(server.services, stopped.signal)).rejects.toThrow('the job expired');
+    for (const key of orphans) expect(await server.services.storage.head(key), key).toBeDefined();
+    expect(await sweepFiles(server.services)).toMatchObject({ orphanObjects: 2 });
+    for (const key of orphans) expect(await server.services.storage.head(key), key).toBeUndefined();
   });
 });
 

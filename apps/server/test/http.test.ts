@@ -661,6 +661,10 @@ describe('HTTP surface', () => {
               return { ok: true };
             });
             app.get('/in-french', (_request, reply) => reply.header('content-language', 'fr').send({ ok: true }));
+            app.get('/caches-through-node', (_request, reply) => {
+              reply.raw.setHeader('Cache-Control', 'max-age=5');
+              return { ok: true };
+            });
             app.get('/page', (request, reply) => {
               if (query(request).csp) reply.header('content-security-policy', "default-src 'none'");
               if (query(request).node) reply.raw.setHeader('Content-Type', 'text/html; charset=utf-8');
@@ -845,6 +849,32 @@ describe('HTTP surface', () => {
         expect(injectedPage.headers['content-security-policy']).toBe(HTML_CSP);
         const injectedVary = await server.app.inject({ method: 'GET', url: '/varies?vary=Accept-Encoding' });
         expect(injectedVary.headers.vary).toBe('Accept-Encoding, Origin');
+      });
+
+      it('tell every cache not to store an answer whose route says nothing of caching, and keep what a route says', async () => {
+        const answers = [
+          ['/api/health', ['no-store']],
+          ['/trpc/health.live', ['no-store']],
+          ['/nope', ['no-store']],
+          ['/streamed', ['no-store']],
+          ['/docs/', ['no-store']],
+          ['/says?name=Cache-Control&value=public, max-age=60', ['public, max-age=60']],
+          ['/says?name=cache-control&value=private, no-cache', ['private, no-cache']],
+          ['/caches-through-node', ['max-age=5']],
+          ['/.well-known/jwks.json', ['public, max-age=300']],
+          // A hijacked reply writes past the response hook: what it writes is its own.
+          ['/raw-plain', undefined],
+        ] as const;
+        for (const [path, caching] of answers) {
+          const answer = await request(path);
+          expect(answer.sent.get('cache-control'), path).toEqual(caching);
+        }
+        // inject's answers, whose headers the response hook sets, follow the same rules.
+        expect((await server.app.inject({ method: 'GET', url: '/api/health' })).headers['cache-control']).toBe(
+          'no-store',
+        );
+        const own = await server.app.inject({ method: 'GET', url: '/caches-through-node' });
+        expect(own.headers['cache-control']).toBe('max-age=5');
       });
 
       it("carry the request's id (a sane incoming one kept, any other replaced) and the app's time, once, over a route's own", async () => {

@@ -4,6 +4,10 @@
  * backoff and kept as failed with its error; administrators see the queues and retry or
  * discard failed jobs (REST and tRPC); `pnpm worker` runs jobs in a process of its own.
  */
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,6 +172,71 @@ describe('durable jobs', () => {
       const [failed] = await queue.failed(10);
       expect(failed).toMatchObject({ id, queue: 'flaky', tries: 3, error: 'the provider said no (try 3)' });
       expect(failed?.data).toEqual({ to: 'someone@example.com' });
+
+      // Retried by an administrator, its tries start over: three more, not one.
+      expect(await queue.retry('flaky', id)).toBe(true);
+      const again = await until(
+        async () => {
+          const [found] = await boss.findJobs('flaky', { id });
+          return found?.state === 'failed' && tries.length === 6 ? found : undefined;
+        },
+        'the retried job to fail for good again',
+        30_000,
+      );
+      expect(again).toMatchObject({ retryCount: 5, retryLimit: 5 });
+      expect((await queue.failed(10))[0]).toMatchObject({ id, tries: 6, error: 'the provider said no (try 6)' });
+      expect(await queue.retry('flaky', randomUUID())).toBe(false); // no such failed job
+    });
+  });
+
+  describe('a worker told to stop taking jobs (the first step of a shutdown)', () => {
+    let queue: JobQueue;
+    const finished: string[] = [];
+    let release = () => {};
+    beforeAll(async () => {
+      queue = new JobQueue(
+        {
+          url: t.database.url,
+          db: t.services.db,
+          log: createLogger({ level: 'silent', format: 'json' }),
+          poolMax: 2,
+          connectTimeoutMs: 5_000,
+          statementTimeoutMs: 30_000,
+          pollingIntervalSeconds: 0.5,
+          superviseIntervalSeconds: 1,
+        },
+        [{ name: 'draining', retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30 }],
+      );
+      await queue.work('draining', 1, async (job) => {
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        finished.push(job.id);
+      });
+    });
+    afterAll(() => queue.stop(1_000));
+
+    it('finishes the job it has, takes no other, and still sends them', async () => {
+      const boss = await queue.ready();
+      const stateOf = async (id: string) => (await boss.findJobs('draining', { id }))[0]?.state;
+      const first = (await queue.send('draining', {})) as string;
+      await until(async () => ((await stateOf(first)) === 'active' ? true : undefined), 'the first job to start');
+
+      await queue.stopTaking();
+      const second = (await queue.send('draining', {})) as string;
+      release();
+      await until(async () => ((await stateOf(first)) === 'completed' ? true : undefined), 'the first job to finish');
+      expect(finished).toEqual([first]);
+      // Polled every 0.5 s: three polls' time later, the second is still waiting for another process.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(await stateOf(second)).toBe('created');
+      expect(finished).toEqual([first]);
+      // A worker started afterwards (a retried start) takes none either.
+      await queue.work('draining', 1, async () => {
+        finished.push('taken after all');
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(await stateOf(second)).toBe('created');
     });
   });
 
@@ -325,6 +394,9 @@ describe('durable jobs', () => {
   });
 
   it('pnpm worker runs jobs in a process of its own and stops gracefully on SIGTERM', async () => {
+    // Its ready file (JOBS_READY_FILE), left by a worker that died: not ready until it takes jobs.
+    const readyFile = path.join(mkdtempSync(path.join(tmpdir(), 'worker-')), 'ready');
+    writeFileSync(readyFile, 'a worker that died\n');
     const worker = spawnCommand(process.execPath, [fileURLToPath(new URL('../src/worker.ts', import.meta.url))], {
       env: {
         PATH: process.env.PATH,
@@ -332,11 +404,13 @@ describe('durable jobs', () => {
         LOG_FORMAT: 'json',
         DATABASE_URL: t.database.url,
         JOBS_POLL_INTERVAL: '1',
+        JOBS_READY_FILE: readyFile,
         ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
       },
     });
     try {
       await worker.waitFor(/worker ready/);
+      expect(readFileSync(readyFile, 'utf8')).toBe(`${worker.process.pid}\n`);
       const boss = await t.services.jobs.ready();
       const id = (await t.services.jobs.send(MAINTENANCE, {})) as string;
       await until(
@@ -346,8 +420,10 @@ describe('durable jobs', () => {
       worker.process.kill('SIGTERM');
       expect(await worker.exited).toBe(0);
       expect(worker.output()).toMatch(/stopped/);
+      expect(existsSync(readyFile)).toBe(false);
     } finally {
       worker.process.kill('SIGKILL');
+      rmSync(path.dirname(readyFile), { recursive: true, force: true });
     }
   });
 });

@@ -14,6 +14,7 @@ import {
   spawnCommand,
   spawnServer,
   startFakeRedis,
+  startRedisServer,
 } from './helpers/index.ts';
 
 const warmScript = fileURLToPath(new URL('../scripts/warm-compile-cache.ts', import.meta.url));
@@ -164,6 +165,20 @@ describe('the server process', () => {
     const server = spawnServer({ DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:1' });
     expect(await server.exited).toBe(1);
     expect(server.output()).toMatch(/Cannot reach Redis at 127\.0\.0\.1:1/);
+  });
+
+  it('refuses, in one line, a Redis that may evict keys (a revoked session would be let in again)', async () => {
+    const redis = await startRedisServer(['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru']);
+    try {
+      const server = spawnServer({ DATABASE_URL: database.url, REDIS_URL: redis.url });
+      expect(await server.exited).toBe(1);
+      expect(server.output()).toMatch(
+        /Redis may drop keys before they expire: its maxmemory-policy is allkeys-lru \(under maxmemory 64\.00M\).*Set maxmemory-policy noeviction\./,
+      );
+      expect(server.output()).not.toMatch(/\n\s+at /);
+    } finally {
+      await redis.stop();
+    }
   });
 
   it('refuses, in one line, a Node.js that does not run TypeScript (before 22.18, or type stripping off)', async () => {

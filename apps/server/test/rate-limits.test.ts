@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/infra/kv/index.ts';
 import { addressKey, createRateLimiter } from '../src/infra/rate-limiter.ts';
+import { mailboxOf } from '../src/trpc/procedures.ts';
 import {
   bearer,
   buildTestApp,
@@ -141,6 +142,29 @@ describe('rate limits', () => {
     expect(owner.statusCode).toBe(200);
   });
 
+  it('limits the emails sent to one inbox from many addresses, its +tag variants (and Gmail’s dots) as one', async () => {
+    const forgot = (email: string, from: number) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/forgot',
+        headers: { 'x-forwarded-for': `192.0.2.${from}` },
+        payload: { email },
+      });
+    const name = uniqueEmail().split('@')[0] as string;
+    for (let i = 0; i < 10; i++) expect((await forgot(`${name}+${i}@example.com`, i + 1)).statusCode).toBe(200);
+    expectRateLimited(await forgot(`${name}@example.com`, 50));
+    expectRateLimited(await forgot(`${name}+other@Example.com`, 51));
+    // Another inbox is not affected; nor are two Gmail addresses that differ by more than dots.
+    expect((await forgot(`${name}x@example.com`, 52)).statusCode).toBe(200);
+    const gmail = `${name.replaceAll(/[^a-z0-9]/g, '')}ab`;
+    for (let i = 0; i < 10; i++) {
+      const dotted = `${gmail.slice(0, 2)}${'.'.repeat(i % 2)}${gmail.slice(2)}+${i}@${i % 3 ? 'gmail' : 'googlemail'}.com`;
+      expect((await forgot(dotted, 60 + i)).statusCode).toBe(200);
+    }
+    expectRateLimited(await forgot(`${gmail}@gmail.com`, 80));
+    expect((await forgot(`${gmail}c@gmail.com`, 81)).statusCode).toBe(200);
+  });
+
   it('puts the signed-in password checks under the credential limits', async () => {
     const account = await registerAccount(t.app);
     const ip = { 'x-forwarded-for': '198.51.100.210' };
@@ -204,6 +228,18 @@ describe('rate limits', () => {
     } finally {
       await strict.close();
     }
+  });
+});
+
+describe('the inbox of an address (the key of the emails sent to it)', () => {
+  it('drops a +tag, and dots at Gmail only', () => {
+    expect(mailboxOf('me+news@example.com')).toBe('me@example.com');
+    expect(mailboxOf('first.last+a+b@example.com')).toBe('first.last@example.com');
+    expect(mailboxOf('first.last+x@googlemail.com')).toBe('firstlast@gmail.com');
+    expect(mailboxOf('f.i.r.s.t@gmail.com')).toBe('first@gmail.com');
+    // A local part that is only a tag is its own; the last @ splits a quoted one.
+    expect(mailboxOf('+tag@example.com')).toBe('+tag@example.com');
+    expect(mailboxOf('"a@b"+c@example.com')).toBe('"a@b"@example.com');
   });
 });
 

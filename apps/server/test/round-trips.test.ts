@@ -36,8 +36,9 @@ describe('backend round trips per call', () => {
     };
     const store = createTestKeyValueStore();
     const counted = new Proxy(store, {
-      get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver);
+      get(target, property) {
+        // (Read on the store itself: its getters read its private fields.)
+        const value = Reflect.get(target, property);
         if (typeof value !== 'function' || ['close', 'cleanup', 'ping'].includes(String(property))) {
           return typeof value === 'function' ? value.bind(target) : value;
         }

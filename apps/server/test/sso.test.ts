@@ -186,6 +186,8 @@ async function signInWithBrowser(
   await options.beforeCallback?.();
   const answer = await fetch(callback.url, callback.init);
   expect([302, 303], await answer.clone().text()).toContain(answer.status);
+  // The location may carry a one-time code: no cache keeps it.
+  expect(answer.headers.get('cache-control')).toBe('no-store');
   return { landing: new URL(answer.headers.get('location') ?? ''), callback };
 }
 

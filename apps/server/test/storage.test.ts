@@ -339,6 +339,12 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
         await expect(read()).rejects.toBeInstanceOf(DependencyUnavailableError);
         await expect(read()).rejects.toThrow(/could not read: ELOOP/);
       }
+      // A walk the disk fails fails as well: a sweep must not take it for an empty folder.
+      await expect(listed(storage, 'looping/self/')).rejects.toBeInstanceOf(DependencyUnavailableError);
+      await expect(listed(storage, 'looping/self/')).rejects.toThrow(/could not list: ELOOP/);
+      // The link itself is no object the store wrote: a walk past it leaves it out.
+      expect(await listed(storage, 'looping/')).toEqual([]);
+      expect(await listed(storage, 'never-written/')).toEqual([]);
     });
 
     it('gives up on a disk that does not answer (a hung mount) as the storage unavailable', async () => {

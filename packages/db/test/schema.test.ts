@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/client.ts';
 import { createTestDatabase, type TestDatabase } from '../src/testing.ts';
@@ -54,6 +54,32 @@ describe('users table', () => {
     );
     await expect(db.insertInto('users').values({ email: 'Taken@Example.com' }).execute()).rejects.toThrow(/check/);
     await expect(db.insertInto('users').values({ email: ' padded@example.com' }).execute()).rejects.toThrow(/check/);
+  });
+
+  it('finds a user by email through the index, not by reading the table (sign-in, batches)', async () => {
+    // With sequential scans priced out, the planner takes an index whenever one serves the
+    // query: a plan still scanning the table means none does.
+    const plans = await db.connection().execute(async (connection) => {
+      await sql`set enable_seqscan = off`.execute(connection);
+      const lookups = [
+        connection.selectFrom('users').selectAll().where('email', '=', 'taken@example.com'),
+        connection.selectFrom('users').select('email').where('email', 'in', ['a@example.com', 'b@example.com']),
+      ];
+      const explained: string[] = [];
+      for (const lookup of lookups) {
+        const query = lookup.compile();
+        const { rows } = await connection.executeQuery<{ 'QUERY PLAN': string }>(
+          CompiledQuery.raw(`explain ${query.sql}`, [...query.parameters]),
+        );
+        explained.push(rows.map((row) => row['QUERY PLAN']).join('\n'));
+      }
+      await sql`reset enable_seqscan`.execute(connection);
+      return explained;
+    });
+    for (const plan of plans) {
+      expect(plan).toMatch(/Index (Only )?Scan (using|on) users_email_key/);
+      expect(plan).not.toMatch(/Seq Scan/);
+    }
   });
 
   it('maintains updated_at on every update', async () => {

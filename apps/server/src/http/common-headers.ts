@@ -58,6 +58,13 @@ const serverTiming = (elapsedMs: number) => {
 const VARY_ALWAYS = 'Origin';
 const VARY_BY_LANGUAGE = 'Accept-Language';
 const CSP = 'content-security-policy';
+/**
+ * An answer whose route says nothing of caching is stored by no cache, the browser's own
+ * included (OWASP REST Security Cheat Sheet): an API's answers are a user's data. Routes
+ * whose answers may be kept say so (a public file, the JWKS, the web app's assets).
+ */
+const CACHE_CONTROL = 'cache-control';
+const NO_STORE = 'no-store';
 const isHtml = (type: unknown) => typeof type === 'string' && type.startsWith('text/html');
 
 // Checked once, by Node's own rules, instead of on every response.
@@ -67,10 +74,12 @@ const FIXED_LINES = headerLines(FIXED);
 const ALL_LINES = FIXED_LINES + headerLines([[ROUTE_SETTABLE, SECURITY_HEADERS[ROUTE_SETTABLE]]]);
 const VARY_ALWAYS_LINE = headerLines([['vary', VARY_ALWAYS]]);
 const CSP_LINE = headerLines([[CSP, HTML_CSP]]);
+const NO_STORE_LINE = headerLines([[CACHE_CONTROL, NO_STORE]]);
 
 /**
  * Sets on a reply the headers every answer carries (the security headers, the request id,
- * Server-Timing, Vary, an HTML page's CSP), as CommonHeadersResponse writes them: for
+ * Server-Timing, Vary, an HTML page's CSP, `Cache-Control: no-store` unless the route set
+ * one), as CommonHeadersResponse writes them: for
  * responses of other kinds (Fastify's `inject`).
  */
 function setCommonHeaders(reply: FastifyReply, requestId: string, elapsedMs: number): void {
@@ -81,6 +90,7 @@ function setCommonHeaders(reply: FastifyReply, requestId: string, elapsedMs: num
   if (reply.hasHeader('content-language')) appendVary(reply, VARY_BY_LANGUAGE);
   appendVary(reply, VARY_ALWAYS);
   if (isHtml(reply.getHeader('content-type')) && !reply.hasHeader(CSP)) reply.header(CSP, HTML_CSP);
+  if (!reply.hasHeader(CACHE_CONTROL)) reply.header(CACHE_CONTROL, NO_STORE);
 }
 
 /**
@@ -88,7 +98,7 @@ function setCommonHeaders(reply: FastifyReply, requestId: string, elapsedMs: num
  * it to write its own value (`fixed`; `carried` when it carries the request's), or reads it
  * (a route's own Cross-Origin-Resource-Policy or CSP stands; the rest decide Vary and the CSP).
  */
-type Kind = 'fixed' | 'route-settable' | 'carried' | 'vary' | 'type' | 'language' | 'csp';
+type Kind = 'fixed' | 'route-settable' | 'carried' | 'vary' | 'type' | 'language' | 'csp' | 'caching';
 const KINDS = new Map<string, Kind>([
   ...FIXED.map(([name]) => [name, 'fixed'] as const),
   [ROUTE_SETTABLE, 'route-settable'],
@@ -98,6 +108,7 @@ const KINDS = new Map<string, Kind>([
   ['content-type', 'type'],
   ['content-language', 'language'],
   [CSP, 'csp'],
+  [CACHE_CONTROL, 'caching'],
 ]);
 const NAME_LENGTHS = new Set([...KINDS.keys()].map((name) => name.length));
 /** The kinds whose value the writer reads. */
@@ -117,7 +128,7 @@ interface NameFacts {
   lines: CheckedLines | undefined;
 }
 /** The kinds whose headers are written as given (the writer only reads them). */
-const WRITTEN_AS_GIVEN = new Set<Kind | undefined>([undefined, 'type', 'language', 'csp', 'route-settable']);
+const WRITTEN_AS_GIVEN = new Set<Kind | undefined>([undefined, 'type', 'language', 'csp', 'caching', 'route-settable']);
 /** How many names the writer remembers: beyond, a name's headers go to Node as before. */
 export const NAMES_KEPT = 256;
 const namesSeen = new Map<string, NameFacts>();
@@ -145,6 +156,7 @@ class OwnHeaders {
   #html = false;
   #csp = false;
   #language = false;
+  #caching = false;
   /** The response's own Vary (several given ones as one list), and their names as given. */
   #vary: string | undefined;
   #varyNames: string[] | undefined;
@@ -172,6 +184,9 @@ class OwnHeaders {
       case 'language':
         this.#language = true;
         break;
+      case 'caching':
+        this.#caching = true;
+        break;
       case 'type':
         if (this.#carrying && isHtml(value)) this.#html = true;
         break;
@@ -195,7 +210,9 @@ class OwnHeaders {
   lines(): string {
     const security = this.#routeSet ? FIXED_LINES : ALL_LINES;
     if (!this.#carrying) return security;
-    return security + this.#varyLine() + (this.#html && !this.#csp ? CSP_LINE : '');
+    return (
+      security + this.#varyLine() + (this.#html && !this.#csp ? CSP_LINE : '') + (this.#caching ? '' : NO_STORE_LINE)
+    );
   }
 
   /** Vary naming what the answer was chosen by; the response's own given up if it lacks any. */

@@ -44,11 +44,18 @@ export function answerFrameworkError(error: FastifyError, request: FastifyReques
  * revalidate it with the ETag), a client would read the error as the range. The route's
  * caching goes too: an error is never stored.
  */
-const SUCCESS_ONLY_HEADERS = ['etag', 'last-modified', 'content-disposition', 'content-range', 'accept-ranges'];
+const SUCCESS_ONLY_HEADERS = [
+  'etag',
+  'last-modified',
+  'content-disposition',
+  'content-range',
+  'accept-ranges',
+  // ...so the answer is `no-store`, as every answer whose route chose no caching (common-headers.ts).
+  'cache-control',
+];
 
 function forgetSuccessHeaders(reply: FastifyReply): void {
   for (const name of SUCCESS_ONLY_HEADERS) reply.removeHeader(name);
-  if (reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
 }
 
 /**

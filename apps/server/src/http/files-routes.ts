@@ -13,6 +13,7 @@ import { AppError, rateLimited } from '../errors/index.ts';
 import type { ByteRange } from '../infra/storage/index.ts';
 import { admitSignedIn, type Caller } from '../modules/auth/authenticate.ts';
 import {
+  assertBytesKept,
   downloadableFile,
   downloadName,
   presignedDownload,
@@ -84,7 +85,9 @@ export const FILE_ROUTES = [
       'Streams the bytes with the stored content type, `Content-Length`, an `ETag` (the SHA-256; `If-None-Match` ' +
       'answers 304), `Accept-Ranges` (a single `Range` answers 206; an unsatisfiable one 416) and a ' +
       '`Content-Disposition` with the name (RFC 6266). Your own file, or any with `files:read-any`; ' +
-      "someone's profile picture is public. With S3 and `FILES_DOWNLOAD_REDIRECT`, a 302 to a short-lived URL.",
+      "someone's profile picture is public, and caches may keep it five minutes (`Cache-Control: public, " +
+      'max-age=300`; a private file is `private, no-cache`). With S3 and `FILES_DOWNLOAD_REDIRECT`, a 302 to a ' +
+      'short-lived URL.',
     tags: ['files'],
     parameters: [
       fileParameter,
@@ -176,7 +179,7 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     const disposition = contentDisposition(downloadName(file.name, file.contentType), file.contentType);
     reply.header('etag', etag);
     reply.header('accept-ranges', 'bytes');
-    reply.header('cache-control', isPublic ? 'public, no-cache' : 'private, no-cache');
+    reply.header('cache-control', isPublic ? PUBLIC_FILE_CACHING : 'private, no-cache');
     // A profile picture shows in <img> tags on the frontend's origin too.
     if (isPublic) reply.header('cross-origin-resource-policy', 'cross-origin');
     if (namesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send();
@@ -203,8 +206,11 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     } else {
       reply.header('content-length', String(file.size));
     }
-    // HEAD: the headers only, without reading the object.
-    if (!withBody) return reply.send();
+    // HEAD: the headers only, without reading the object (but not for bytes gone: GET's 404).
+    if (!withBody) {
+      await assertBytesKept(services, key);
+      return reply.send();
+    }
     return reply.send(await readBytes(services, { key, range }));
   };
   app.get<{ Params: { id: string } }>('/api/files/:id/content', { exposeHeadRoute: false }, (request, reply) =>
@@ -212,6 +218,15 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
   );
   app.head<{ Params: { id: string } }>('/api/files/:id/content', (request, reply) => content(request, reply, false));
 }
+
+/**
+ * A profile picture may be kept and shown for five minutes without asking again (as
+ * GitHub's avatars): a page of a hundred faces is not a hundred requests, counted against
+ * its reader's rate limit, on every view. Its URL names one file, whose bytes never change;
+ * a picture taken away still shows where it was kept, for five minutes at most. A private
+ * file is asked for again every time (its reader may lose access).
+ */
+const PUBLIC_FILE_CACHING = 'public, max-age=300';
 
 /**
  * Whether an `If-None-Match` header names `etag`, compared weakly as RFC 9110 §13.1.2 says:

@@ -197,9 +197,8 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
   app.post('/api/auth/oauth/:provider/callback', callback);
 }
 
+/** (The location may carry a one-time code: no cache keeps it, as no answer that does not say so, common-headers.ts.) */
 function redirect(reply: FastifyReply, target: URL, status: 302 | 303) {
-  // The location may carry a one-time code: no cache keeps it.
-  reply.header('cache-control', 'no-store');
   return reply.redirect(target.toString(), status);
 }
 

@@ -27,8 +27,8 @@ declare module 'fastify' {
 
 /**
  * The CORS headers for an allowed page, the headers every answer carries (the security
- * headers, the request id, `Server-Timing: app;dur=<ms>`, Vary, an HTML page's CSP:
- * common-headers.ts), and `Connection: close` during shutdown (the access log is
+ * headers, the request id, `Server-Timing: app;dur=<ms>`, Vary, an HTML page's CSP, no-store
+ * caching unless the route chose: common-headers.ts), and `Connection: close` during shutdown (the access log is
  * AccessLogController's). One hook, as the response leaves: each hook costs every request.
  * `OPTIONS` on any path answers CORS preflights, whatever other routes the path has.
  */

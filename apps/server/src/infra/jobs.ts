@@ -83,6 +83,8 @@ export class JobQueue {
   /** Queues this process already works (a retried start registers each once). */
   readonly #working = new Set<string>();
   #stopped = false;
+  /** Whether this process still takes jobs (`stopTaking`). */
+  #taking = true;
 
   constructor(options: JobQueueOptions, queues: QueueDefinition[]) {
     this.#options = options;
@@ -184,7 +186,7 @@ export class JobQueue {
     this.#definition(name);
     if (this.#working.has(name)) return;
     const boss = await this.ready();
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#taking) return;
     this.#working.add(name);
     const id = await boss.work(
       name,
@@ -194,6 +196,19 @@ export class JobQueue {
       },
     );
     this.#workers.push(id);
+    // (Told to stop taking jobs while pg-boss set the worker up.)
+    if (!this.#taking) await boss.offWork(name, { wait: false });
+  }
+
+  /**
+   * Takes no more jobs in this process; those in progress go on, and jobs can still be sent
+   * (a request still being answered may queue one). A shutdown's first step: a job taken
+   * while the requests drain would be cut off at the deadline, a try spent on nothing.
+   */
+  async stopTaking(): Promise<void> {
+    this.#taking = false;
+    const boss = await this.#starting?.catch(() => undefined);
+    if (boss) await Promise.allSettled([...this.#working].map((name) => boss.offWork(name, { wait: false })));
   }
 
   /**
@@ -274,14 +289,21 @@ export class JobQueue {
     }));
   }
 
-  /** Queues a failed job again (its tries start over); false when it is not failed. */
+  /**
+   * Queues a failed job again with as many tries as a new one (the queue's `retryLimit` after
+   * the first); false when it is not failed. (pg-boss's own `retry` gives one more try.) The
+   * count of tries goes on, as pg-boss names each try by it: the limit is raised instead.
+   */
   async retry(queue: string, id: string): Promise<boolean> {
-    this.#definition(queue);
+    const { retryLimit } = this.#definition(queue);
     const boss = await this.ready();
-    const job = (await boss.findJobs(queue, { id }))[0];
-    if (job?.state !== 'failed') return false;
-    await boss.retry(queue, id);
-    return true;
+    const { rows } = await boss.getDb().executeSql(
+      `update pgboss.job set state = 'retry', retry_limit = retry_count + 1 + $3, completed_on = null,
+         start_after = now()
+         where name = $1 and id = $2 and state = 'failed' returning id`,
+      [queue, id, retryLimit],
+    );
+    return rows.length > 0;
   }
 
   /** Deletes a failed job for good; false when it is not failed. */

@@ -14,12 +14,6 @@ import { declareErrors } from './procedure-errors.ts';
  */
 export const unlimitedProcedure = t.procedure;
 
-/** For answers that carry tokens: no browser or proxy cache may keep them. */
-export const noStore = t.middleware(({ ctx, next }) => {
-  ctx.setHeader('cache-control', 'no-store');
-  return next();
-});
-
 function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
   const resetSeconds = Math.max(1, Math.ceil(state.resetMs / 1000));
   ctx.setHeader('ratelimit-limit', String(state.limit));
@@ -56,12 +50,38 @@ export async function countBatchItems(ctx: Context, items: number): Promise<void
  * before validation): only a plausible, bounded address, and hashed, so a hostile input
  * never becomes a large key.
  */
-function emailKey(raw: unknown): string | undefined {
+function emailKey(raw: unknown, { byMailbox = false } = {}): string | undefined {
   const email = (raw as { email?: unknown } | undefined)?.email;
   if (typeof email !== 'string') return undefined;
   const normalized = email.trim().toLowerCase();
   if (normalized.length === 0 || normalized.length > 320 || !normalized.includes('@')) return undefined;
-  return `email:${createHash('sha256').update(normalized).digest('base64url')}`;
+  const key = byMailbox ? mailboxOf(normalized) : normalized;
+  return `${byMailbox ? 'mailbox' : 'email'}:${createHash('sha256').update(key).digest('base64url')}`;
+}
+
+/** Domains whose mailboxes ignore dots in the local part. */
+const DOTLESS_DOMAINS = new Map([
+  ['gmail.com', 'gmail.com'],
+  ['googlemail.com', 'gmail.com'],
+]);
+
+/**
+ * The inbox an address delivers to, as far as its form tells: without a `+tag` (most
+ * providers deliver `me+anything@` to `me@`), and without dots at Gmail. Emails sent to
+ * `me+1@`, `me+2@`… all count against one inbox's limit.
+ */
+export function mailboxOf(email: string): string {
+  const at = email.lastIndexOf('@');
+  let local = email.slice(0, at);
+  let domain = email.slice(at + 1);
+  const plus = local.indexOf('+');
+  if (plus > 0) local = local.slice(0, plus);
+  const dotless = DOTLESS_DOMAINS.get(domain);
+  if (dotless) {
+    local = local.replaceAll('.', '');
+    domain = dotless;
+  }
+  return `${local}@${domain}`;
 }
 
 /** App codes that mean "a wrong secret was presented": what the per-account failure limit counts. */
@@ -115,11 +135,12 @@ declareErrors(credentialProcedure, ['RATE_LIMITED']);
 
 /**
  * Endpoints that email the address in their input (password reset link, sign-in code):
- * RATE_LIMIT_AUTH_PER_MINUTE calls per IP and per target email, successes included, so
- * nobody's inbox can be flooded from many addresses.
+ * RATE_LIMIT_AUTH_PER_MINUTE calls per IP and per target inbox (`mailboxOf`: the address's
+ * `+tag` variants count as one), successes included, so nobody's inbox can be flooded from
+ * many addresses.
  */
 export const emailSendingProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
-  const email = emailKey(await getRawInput());
+  const email = emailKey(await getRawInput(), { byMailbox: true });
   await consumeCredentialLimit(ctx, email ? [email] : []);
   return next();
 });

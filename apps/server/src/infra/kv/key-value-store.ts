@@ -37,6 +37,18 @@ export interface KeyValueStore {
   ): Promise<{ counter: Counter | DependencyUnavailableError; values: (string | null)[] | DependencyUnavailableError }>;
   /** Rejects when the store cannot answer. */
   ping(): Promise<void>;
+  /**
+   * How many times the store has connected (an in-process one: 1). After a reconnect it may
+   * not hold what it held (a failover to a replica that had not received the last writes, a
+   * restart from a snapshot): a cache kept in it is to be checked again.
+   */
+  readonly connections: number;
+  /**
+   * Why the store may drop a key before it expires (Redis's eviction policy, under its
+   * memory limit), or undefined when it never does: start-up refuses a store that would
+   * drop a revocation marker.
+   */
+  evictionRisk(): Promise<string | undefined>;
   close(): Promise<void>;
 }
 

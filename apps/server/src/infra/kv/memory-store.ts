@@ -11,6 +11,7 @@ const SWEEP_INTERVAL_MS = 60_000;
 /** Single-process stand-in for Redis, used when REDIS_URL is unset. */
 export class MemoryStore implements KeyValueStore {
   readonly kind = 'memory';
+  readonly connections = 1;
   readonly #entries = new Map<string, Entry>();
   readonly #now: () => number;
   readonly #sweeper: NodeJS.Timeout;
@@ -95,6 +96,11 @@ export class MemoryStore implements KeyValueStore {
   }
 
   async ping(): Promise<void> {}
+
+  /** (It drops no key before its time: it has no memory limit of its own.) */
+  async evictionRisk(): Promise<string | undefined> {
+    return undefined;
+  }
 
   async close(): Promise<void> {
     clearInterval(this.#sweeper);

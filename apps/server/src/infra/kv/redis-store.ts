@@ -69,6 +69,7 @@ export class RedisStore implements KeyValueStore {
   readonly #breaker = new CircuitBreaker(BREAKER);
   /** Settles when the first connection is ready (commands before it wait, bounded, instead of failing). */
   readonly #firstConnection: Promise<void>;
+  #connections = 0;
 
   constructor(options: RedisStoreOptions) {
     const client = new Redis(options.url, {
@@ -87,6 +88,7 @@ export class RedisStore implements KeyValueStore {
     });
     client.on('ready', () => {
       reported = false;
+      this.#connections += 1;
     });
     this.#firstConnection = new Promise<void>((resolve) => {
       client.once('ready', resolve);
@@ -193,6 +195,20 @@ export class RedisStore implements KeyValueStore {
 
   async ping(): Promise<void> {
     await this.#run(() => this.client.ping());
+  }
+
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /** Redis drops keys before their time only under a memory limit (`maxmemory`), by a policy other than `noeviction`. */
+  async evictionRisk(): Promise<string | undefined> {
+    const info = await this.#run(() => this.client.info('memory'));
+    const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+    const limit = Number(field('maxmemory') ?? 0);
+    const policy = field('maxmemory_policy') ?? 'noeviction';
+    if (limit === 0 || policy === 'noeviction') return undefined;
+    return `its maxmemory-policy is ${policy} (under maxmemory ${field('maxmemory_human') ?? limit})`;
   }
 
   async close(): Promise<void> {

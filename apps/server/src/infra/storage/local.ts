@@ -6,8 +6,8 @@
  * request that never ends); the bytes themselves flow at the pace of the request's client.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { copyFile, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream, type Dir } from 'node:fs';
+import { copyFile, type FileHandle, lstat, mkdir, open, opendir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -145,25 +145,42 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
       });
     },
 
-    // The maintenance sweep's walk, bounded by its job's expiry rather than per call (a big
-    // folder takes its time).
+    // The maintenance sweep's walk: a folder is read a few entries at a time, each read and
+    // each entry's stat bounded as every other call (a big folder takes its time, a hung one
+    // fails); a disk that fails fails the walk, which never passes for an empty folder.
     async *list(prefix: string): AsyncIterable<ObjectInfo> {
       // A prefix is a folder here (`files/`); the empty one is the whole store.
       const folder = prefix.replace(/\/+$/, '');
       const dir = folder ? pathOf(folder) : root;
-      let entries: string[];
+      let walk: Dir;
       try {
-        entries = await readdir(dir, { recursive: true });
-      } catch {
-        return;
+        walk = await bounded('list', opendir(dir, { recursive: true }));
+      } catch (error) {
+        if (isMissing(error)) return; // nothing stored under it yet
+        throw failure('list', error);
       }
-      for (const entry of entries) {
-        const full = path.join(dir, entry);
-        const info = await stat(full).catch(() => undefined);
-        if (!info?.isFile()) continue;
-        const key = path.relative(root, full).split(path.sep).join('/');
-        // An unfinished write (a crash mid-upload) is listed too, so a sweep can remove it.
-        yield { key, size: info.size, lastModified: info.mtime };
+      try {
+        for (;;) {
+          const entry = await bounded('list', walk.read()).catch((error: unknown) => {
+            throw failure('list', error);
+          });
+          if (entry === null) return;
+          if (entry.isDirectory()) continue;
+          const full = path.join(entry.parentPath, entry.name);
+          // (Gone since it was read, as a sweep or a delete may do: not listed. A link is no
+          // object the store wrote: not followed.)
+          const info = await bounded('list', lstat(full)).catch((error: unknown) => {
+            if (isMissing(error)) return undefined;
+            throw failure('list', error);
+          });
+          if (!info?.isFile()) continue;
+          const key = path.relative(root, full).split(path.sep).join('/');
+          // An unfinished write (a crash mid-upload) is listed too, so a sweep can remove it.
+          yield { key, size: info.size, lastModified: info.mtime };
+        }
+      } finally {
+        // Not awaited: on a hung disk, closing would hang as the read did.
+        walk.close().catch(() => undefined);
       }
     },
 

@@ -5,7 +5,6 @@ import {
   consumeCredentialLimit,
   credentialProcedure,
   emailSendingProcedure,
-  noStore,
   passwordCheckingProcedure,
   publicProcedure,
 } from '../../trpc/procedures.ts';
@@ -37,7 +36,6 @@ const done = { ok: true as const };
 
 export const authRouter = router({
   register: credentialProcedure
-    .use(noStore)
     .meta({
       openapi: {
         method: 'POST',
@@ -52,7 +50,6 @@ export const authRouter = router({
     .mutation(({ ctx, input }) => auth.register(ctx.services, { ...input, client: clientInfo(ctx) })),
 
   login: credentialProcedure
-    .use(noStore)
     .meta({
       openapi: {
         method: 'POST',
@@ -68,7 +65,6 @@ export const authRouter = router({
     .mutation(({ ctx, input }) => auth.login(ctx.services, { ...input, client: clientInfo(ctx) })),
 
   refresh: publicProcedure
-    .use(noStore)
     .meta({
       openapi: {
         method: 'POST',
@@ -242,7 +238,6 @@ export const authRouter = router({
       ),
 
     verify: credentialProcedure
-      .use(noStore)
       .meta({
         openapi: {
           method: 'POST',

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { router } from '../../trpc/init.ts';
-import { authedProcedure, credentialProcedure, noStore, publicProcedure } from '../../trpc/procedures.ts';
+import { authedProcedure, credentialProcedure, publicProcedure } from '../../trpc/procedures.ts';
 import { ok } from '../common-schemas.ts';
 import {
   identityOutput,
@@ -34,7 +34,6 @@ export const oauthRouter = router({
     .query(({ ctx }) => sso.listProviders(ctx.services)),
 
   exchange: credentialProcedure
-    .use(noStore)
     .meta({
       openapi: {
         method: 'POST',
@@ -52,7 +51,6 @@ export const oauthRouter = router({
     .mutation(({ ctx, input }) => sso.exchangeCode(ctx.services, { ...input, client: clientInfo(ctx) })),
 
   signInWithIdToken: credentialProcedure
-    .use(noStore)
     .meta({
       openapi: {
         method: 'POST',

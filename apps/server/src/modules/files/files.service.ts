@@ -417,6 +417,11 @@ export async function readBytes(
   return body;
 }
 
+/** Nothing, when the store still has the bytes under `key` (a HEAD's check); else NOT_FOUND, as `readBytes`. */
+export async function assertBytesKept(deps: Pick<Services, 'storage'>, key: string): Promise<void> {
+  if (!(await deps.storage.head(key))) throw new AppError('NOT_FOUND', 'No such file');
+}
+
 /** A short-lived URL of the store for the bytes (S3 with FILES_DOWNLOAD_REDIRECT), or undefined. */
 export async function presignedDownload(
   deps: Pick<Services, 'storage' | 'config'>,
@@ -617,7 +622,10 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
  * an hour that no row names, which no deletion queued (a crash mid-upload, a copy left by a
  * completion that lost a race, an upload URL used again, a removal job that was discarded).
  */
-export async function sweepFiles(deps: Deps): Promise<{ expiredUploads: number; orphanObjects: number }> {
+export async function sweepFiles(
+  deps: Deps,
+  signal?: AbortSignal,
+): Promise<{ expiredUploads: number; orphanObjects: number }> {
   const now = deps.clock.now();
   const expired = await deps.db.transaction().execute(async (trx) => {
     const rows = await trx
@@ -645,6 +653,7 @@ export async function sweepFiles(deps: Deps): Promise<{ expiredUploads: number; 
       page = [];
     };
     for await (const object of deps.storage.list(prefix)) {
+      signal?.throwIfAborted();
       if (object.lastModified.getTime() > now - SWEEP_GRACE_MS) continue;
       page.push(object.key);
       if (page.length >= 500) await sweepPage();

@@ -25,17 +25,22 @@ export const QUEUES: QueueDefinition[] = [
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock' | 'storage' | 'jobs' | 'tokens' | 'mailer'>;
 
-/** One maintenance run: each part on its own, so one failing does not stop the others (the job then fails, and is retried). */
-export async function runMaintenance(deps: Deps): Promise<Record<string, number>> {
+/**
+ * One maintenance run: each part on its own, so one failing does not stop the others (the job
+ * then fails, and is retried). `signal` (the job's: it expired, or the worker is stopping)
+ * stops the run between parts, and the file sweep between objects.
+ */
+export async function runMaintenance(deps: Deps, signal?: AbortSignal): Promise<Record<string, number>> {
   const done: Record<string, number> = {};
   const failures: string[] = [];
   const parts: [string, () => Promise<Record<string, number>>][] = [
     ['sessions', async () => ({ sessions: await purgeEndedSessions(deps) })],
     ['links', async () => ({ links: await purgeSpentUserTokens(deps) })],
     ['sign-ins', async () => ({ signIns: await purgeExpiredFlows(deps) })],
-    ['files', () => sweepFiles(deps)],
+    ['files', () => sweepFiles(deps, signal)],
   ];
   for (const [name, part] of parts) {
+    signal?.throwIfAborted();
     try {
       Object.assign(done, await part());
     } catch (error) {
@@ -79,7 +84,7 @@ export async function startWorker(deps: Deps): Promise<void> {
     runStorageDeleteJob(deps, { id: job.id, data: job.data as StorageDeleteJob }),
   );
   await deps.jobs.work(MAINTENANCE, 1, async (job) => {
-    const done = await runMaintenance(deps);
+    const done = await runMaintenance(deps, job.signal);
     if (Object.values(done).some((count) => count > 0)) deps.log.info({ jobId: job.id, ...done }, 'maintenance done');
   });
 }

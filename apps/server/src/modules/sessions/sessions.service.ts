@@ -354,19 +354,39 @@ async function revocationMarkers(deps: Pick<RevocationDeps, 'db' | 'clock'>, use
   }));
 }
 
-/** Per store (so per process): the rebuild in progress, and when a failed one may be retried. */
-const rebuilds = new WeakMap<KeyValueStore, { running?: Promise<void>; notBefore: number }>();
+/**
+ * Per store (so per process): the rebuild in progress, when a failed one may be retried, and
+ * the store's connection the markers are known to mirror Postgres on (`trusted`; the first,
+ * until a reconnect: the store behind a new connection may lack markers that were written,
+ * after a failover to a replica or a restart from a snapshot, and still read as complete).
+ */
+interface CacheState {
+  running?: Promise<void>;
+  notBefore: number;
+  trusted: number;
+}
+const caches = new WeakMap<KeyValueStore, CacheState>();
+
+function cacheStateOf(kv: KeyValueStore): CacheState {
+  let state = caches.get(kv);
+  if (state === undefined) {
+    state = { notBefore: 0, trusted: 1 };
+    caches.set(kv, state);
+  }
+  return state;
+}
 
 function rebuildCache(deps: RevocationDeps): void {
-  const state = rebuilds.get(deps.kv) ?? { notBefore: 0 };
-  rebuilds.set(deps.kv, state);
+  const state = cacheStateOf(deps.kv);
   if (state.running || deps.clock.now() < state.notBefore) return;
+  const connection = deps.kv.connections;
   state.running = (async () => {
     const markers = await revocationMarkers(deps);
     await deps.kv.setMany([...markers, { key: CACHE_READY, value: isoTime(new Date(deps.clock.now())) }]);
     // A revocation committed while the first pass ran, whose own marker a second flush took:
     // the second pass restores it.
     await deps.kv.setMany(await revocationMarkers(deps));
+    state.trusted = connection;
     deps.log.info(`revocation cache rebuilt from Postgres (${markers.length} ended sessions in force)`);
   })()
     .catch((error: unknown) => {
@@ -393,7 +413,7 @@ export async function isSessionRevoked(
 ): Promise<boolean> {
   const [marker, cached] = read ?? (await deps.kv.getMany(revocationKeys(sessionId)));
   if (marker !== null) return true;
-  if (cached !== null) return false;
+  if (cached !== null && deps.kv.connections === cacheStateOf(deps.kv).trusted) return false;
   rebuildCache(deps);
   const entry = await deps.db
     .selectFrom('session_revocations')
