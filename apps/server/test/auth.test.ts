@@ -2,6 +2,7 @@ import { hashPassword } from '@app/db';
 import { hash } from '@node-rs/argon2';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rotateRefreshToken } from '../src/modules/sessions/sessions.service.ts';
 import {
   bearer,
   buildTestApp,
@@ -228,6 +229,31 @@ describe('auth: password and sessions', () => {
       expect((await refresh(account.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
       expect((await me(next.json().accessToken)).json().appCode).toBe('SESSION_REVOKED');
       expect((await refresh(next.json().refreshToken)).json().appCode).toBe('SESSION_REVOKED');
+    });
+
+    it('refuses a refresh that read the session before two others rotated it, without ending the session', async () => {
+      const account = await registerAccount(t.app);
+      const sessionOf = (trx: typeof t.services.db) =>
+        trx.selectFrom('sessions').select('id').where('user_id', '=', account.id).forUpdate().executeTakeFirstOrThrow();
+      let late: Promise<Awaited<ReturnType<typeof refresh>>> | undefined;
+      let newest = '';
+      // Another tab holds the session while this refresh reads it and waits to write; meanwhile
+      // that tab rotates the token, and a third rotates its successor.
+      await t.services.db.transaction().execute(async (trx) => {
+        await sessionOf(trx);
+        late = refresh(account.refreshToken);
+        await untilWaitingOnLocks(t.services.db, 1, late);
+        const deps = { ...t.services, db: trx };
+        const client = { ip: '127.0.0.1', userAgent: undefined };
+        const second = await rotateRefreshToken(deps, { refreshToken: account.refreshToken, client });
+        newest = (await rotateRefreshToken(deps, { refreshToken: second.refreshToken, client })).refreshToken;
+      });
+      const answer = await (late as NonNullable<typeof late>);
+      expect(answer.json().appCode).toBe('INVALID_REFRESH_TOKEN');
+      // The session goes on with the newest token.
+      const next = await refresh(newest);
+      expect(next.statusCode).toBe(200);
+      expect((await me(next.json().accessToken)).statusCode).toBe(200);
     });
 
     it('treats a replay after the grace window as reuse, and never extends the window with a grace answer', async () => {

@@ -161,21 +161,21 @@ export async function rotateRefreshToken(
   const session = await findSessionByToken(deps.db, presented);
   if (!session) throw new AppError('INVALID_REFRESH_TOKEN', 'The refresh token is not valid');
   if (session.revoked_at) throw new AppError('SESSION_REVOKED', 'This session has ended');
-  const reuse = async () => {
-    await revokeSessions(deps, { userId: session.user_id, sessionIds: [session.id] });
-    return new AppError('SESSION_REVOKED', 'This refresh token was already used: the session has been ended');
-  };
-  if (session.refresh_token_hash !== presented) {
-    const again = graceSuccessor(deps, session, refreshToken);
+  /** The session has rotated the token away: its successor again, a late refresh refused, or reuse. */
+  const rotatedAway = async (current: SessionRow): Promise<IssuedRefreshToken> => {
+    if (current.revoked_at) throw new AppError('SESSION_REVOKED', 'This session has ended');
+    const again = graceSuccessor(deps, current, refreshToken);
     if (again) return again;
     // Tabs that woke together: one read the token before two others rotated it twice. Within
     // the grace window that is a late refresh, not a theft: refused, the session left alone.
-    const olderThanPrevious = session.previous_refresh_token_hash !== presented;
-    if (olderThanPrevious && withinGrace(deps, session)) {
+    const olderThanPrevious = current.previous_refresh_token_hash !== presented;
+    if (olderThanPrevious && withinGrace(deps, current)) {
       throw new AppError('INVALID_REFRESH_TOKEN', 'The refresh token is not valid');
     }
-    throw await reuse();
-  }
+    await revokeSessions(deps, { userId: current.user_id, sessionIds: [current.id] });
+    throw new AppError('SESSION_REVOKED', 'This refresh token was already used: the session has been ended');
+  };
+  if (session.refresh_token_hash !== presented) return rotatedAway(session);
   const now = deps.clock.now();
   if (session.expires_at.getTime() <= now) throw new AppError('INVALID_REFRESH_TOKEN', 'The session has expired');
 
@@ -205,11 +205,11 @@ export async function rotateRefreshToken(
     .returning('session_id')
     .executeTakeFirst();
   if (rotated) return { sessionId: session.id, userId: session.user_id, refreshToken: next, refreshTokenExpiresAt };
-  // A concurrent refresh of the same token won the race: within the grace window, share its successor.
+  // Concurrent refreshes won the race (of this token: within the grace window, its successor
+  // is shared; or, since this one read the session, of this token and then of its successor).
   const current = await findSessionByToken(deps.db, presented);
-  const again = current && graceSuccessor(deps, current, refreshToken);
-  if (again) return again;
-  throw await reuse();
+  if (!current) throw new AppError('INVALID_REFRESH_TOKEN', 'The refresh token is not valid');
+  return rotatedAway(current);
 }
 
 type RevocationScope = { userId: string; sessionIds?: string[]; exceptSessionId?: string };
