@@ -144,12 +144,19 @@ describe('the manifests against the app', () => {
     );
     for (const workload of [worker, migrate]) {
       const other = onlyContainer(workload);
-      expect([other.livenessProbe, other.readinessProbe, other.ports], 'no HTTP in it').toEqual([
-        undefined,
-        undefined,
-        undefined,
-      ]);
+      expect([other.livenessProbe, other.ports], 'no HTTP in it').toEqual([undefined, undefined]);
     }
+    expect(onlyContainer(migrate).readinessProbe).toBeUndefined();
+  });
+
+  it('rolls workers over only once the new one takes jobs: its ready file (JOBS_READY_FILE)', () => {
+    const readyFile = environment(onlyContainer(worker)).get('JOBS_READY_FILE')?.value;
+    // The one writable folder (readOnlyRootFilesystem), which the worker's pod mounts.
+    expect(readyFile).toMatch(/^\/tmp\/[\w-]+$/);
+    expect(onlyContainer(worker).volumeMounts?.map((mount) => mount.mountPath)).toContain('/tmp');
+    expect(onlyContainer(worker).readinessProbe?.exec?.command).toEqual(['test', '-f', readyFile]);
+    expect(worker.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
+    expect(environment(onlyContainer(server)).get('JOBS_READY_FILE')).toBeUndefined();
   });
 
   it('listens where the probes and the Service look: the configured PORT, by name', () => {
@@ -200,7 +207,7 @@ describe('the manifests against the app', () => {
     );
     // Same configuration otherwise: the worker validates it as the server does.
     const shared = (env: typeof serverEnv) =>
-      [...env].filter(([name]) => !['JOBS_WORKER', 'JOBS_POOL_MAX'].includes(name)).sort();
+      [...env].filter(([name]) => !['JOBS_WORKER', 'JOBS_POOL_MAX', 'JOBS_READY_FILE'].includes(name)).sort();
     expect(shared(workerEnv)).toEqual(shared(serverEnv));
     expect(serverEnv.get('NODE_ENV')).toEqual({ value: 'production' });
   });

@@ -20,22 +20,26 @@ const log = createLogger({
   base: { role: 'worker', pid: process.pid },
 });
 
+/** (A file left by a process that died, in a folder the next one keeps: it is not ready yet.) */
+const notReady = async () => {
+  if (config.jobs.readyFile) await rm(config.jobs.readyFile, { force: true }).catch(() => undefined);
+};
+await notReady();
+let stopping = false;
+
 const database = await resolveDatabase({
   url: config.database.url,
   embeddedDataDir: config.database.embeddedDataDir,
   log: (message) => log.debug(message),
 });
 const services = await createServices(config, log, database.url);
-/** (A file left by a process that died, in a folder the next one keeps: it is not ready yet.) */
-const notReady = async () => {
-  if (config.jobs.readyFile) await rm(config.jobs.readyFile, { force: true }).catch(() => undefined);
-};
 onShutdownSignal(log, {
   // The jobs in progress get SHUTDOWN_TIMEOUT_MS; closing the pools and an embedded Postgres a little more.
   forceAfterMs: config.shutdownTimeoutMs + 5_000,
   shutdown: async (signal) => {
     log.info(`${signal}: finishing the jobs in progress (up to ${config.shutdownTimeoutMs} ms)`);
     // No longer ready: an orchestrator starts the next worker while this one finishes.
+    stopping = true;
     await notReady();
     await services.close();
     await database.embedded?.stop();
@@ -45,12 +49,14 @@ onShutdownSignal(log, {
   onForcedExit: () => database.embedded?.stopNow(),
 });
 try {
-  await notReady();
   // As a server does: the database answers with its migrations applied (or applied here, with
   // MIGRATE_ON_START), and Redis answers. Jobs never run on a schema older than their code.
   await runStartupChecks(services, database.url, database);
   await startWorker(services);
-  if (config.jobs.readyFile) await writeFile(config.jobs.readyFile, `${process.pid}\n`);
+  if (config.jobs.readyFile && !stopping) {
+    await writeFile(config.jobs.readyFile, `${process.pid}\n`);
+    if (stopping) await notReady(); // (a signal while it was written)
+  }
   log.info(`worker ready: ${database.description}`);
 } catch (error) {
   log.fatal({ err: error }, `the worker could not start: ${error instanceof Error ? error.message : String(error)}`);

@@ -246,20 +246,6 @@ describe('deploy/kubernetes configuration', () => {
     }
   });
 
-  it('rolls workers over only once the new one takes jobs (its ready file, JOBS_READY_FILE)', () => {
-    const worker = manifest('worker-deployment.yaml') as Manifest & {
-      spec: {
-        strategy?: { rollingUpdate?: { maxUnavailable?: number } };
-        template: { spec: { containers: (PodContainer & { readinessProbe?: { exec?: { command: string[] } } })[] } };
-      };
-    };
-    expect(worker.spec.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
-    const readyFile = podEnvironment('worker-deployment.yaml', replaced).JOBS_READY_FILE;
-    expect(readyFile).toMatch(/^\/tmp\//); // the one writable folder (readOnlyRootFilesystem)
-    expect(worker.spec.template.spec.containers[0]?.readinessProbe?.exec?.command).toEqual(['test', '-f', readyFile]);
-    expect(podEnvironment('server-deployment.yaml', replaced).JOBS_READY_FILE).toBeUndefined();
-  });
-
   it('refuses to start with the placeholder JWT_SECRET, so a forgotten placeholder never goes live', () => {
     const result = loadConfig(podEnvironment('server-deployment.yaml', placeholders));
     expect(result.ok ? [] : result.problems).toEqual([expect.stringMatching(/^JWT_SECRET: /)]);

@@ -542,6 +542,9 @@ describe.each(['local', 's3'] as const)('uploading and downloading (%s storage)'
       const unsatisfiable = await content(server, file.id, owner, { range });
       expect(unsatisfiable.status, range).toBe(416);
       expect(unsatisfiable.headers.get('content-range')).toBe('bytes */100');
+      // An error of this request: no cache keeps it, nor revalidates it as the file.
+      expect(unsatisfiable.headers.get('cache-control')).toBe('no-store');
+      expect(unsatisfiable.headers.get('etag')).toBeNull();
       await unsatisfiable.arrayBuffer();
     }
     // A last position before the first is no valid range: ignored, the whole file.

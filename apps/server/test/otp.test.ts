@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../src/infra/kv/index.ts';
 import { MemoryTransport } from '../src/infra/mail/index.ts';
 import { runEmailJob } from '../src/modules/auth/email-jobs.ts';
 import {
@@ -295,6 +296,33 @@ describe('email one-time codes', () => {
       expect((await revoke(admin)).json()).toEqual({ ok: true });
       expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
       expect((await revoke(admin)).statusCode).toBe(404);
+    });
+
+    it('outlives the key-value store: a process whose store starts empty (a Redis restart) takes it', async () => {
+      const { email, code } = (await generate(admin)).json();
+      const restarted = await buildTestApp({ database: t.database, overrides: { clock, kv: new MemoryStore() } });
+      try {
+        const verified = await restarted.app.inject({
+          method: 'POST',
+          url: '/api/auth/otp/verify',
+          payload: { email, code },
+        });
+        expect(verified.json()).toMatchObject({ created: false, user: { email: 'review@apple.com' } });
+        // A new code replaces it, for every process.
+        const { code: next } = (await generate(admin)).json();
+        expect(next).toMatch(/^\d{6}$/);
+        if (next !== code) {
+          const old = await restarted.app.inject({
+            method: 'POST',
+            url: '/api/auth/otp/verify',
+            payload: { email, code },
+          });
+          expect(old.json().appCode).toBe('INVALID_CODE');
+        }
+        expect((await verify(email, next)).statusCode).toBe(200);
+      } finally {
+        await restarted.close();
+      }
     });
 
     it('expires after APPLE_REVIEW_OTP_DAYS', async () => {

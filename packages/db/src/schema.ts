@@ -110,6 +110,15 @@ export interface UserTokensTable {
   used_at: NullableTimestamp;
 }
 
+/** The app-store review account's reusable sign-in code (one per account). */
+export interface ReviewCodesTable {
+  user_id: string;
+  /** The server's keyed hash of `<email>:<code>`. */
+  code_hash: string;
+  created_at: GeneratedTimestamp;
+  expires_at: Timestamp;
+}
+
 export interface UserIdentitiesTable {
   id: Generated<string>;
   user_id: string;
@@ -174,6 +183,7 @@ export interface Database {
   spent_refresh_tokens: SpentRefreshTokensTable;
   notes: NotesTable;
   user_tokens: UserTokensTable;
+  review_codes: ReviewCodesTable;
   user_identities: UserIdentitiesTable;
   oauth_flows: OAuthFlowsTable;
   files: FilesTable;

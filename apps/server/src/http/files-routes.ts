@@ -192,7 +192,10 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
 
     const range = parseRange(request.headers.range, file.size);
     if (range === 'unsatisfiable') {
-      return reply.code(416).header('content-range', `bytes */${file.size}`).send();
+      // An error for this request only: not the file's validator, and kept by no cache.
+      reply.removeHeader('etag');
+      reply.removeHeader('accept-ranges');
+      return reply.code(416).header('cache-control', 'no-store').header('content-range', `bytes */${file.size}`).send();
     }
     reply.header('content-type', file.contentType === 'text/plain' ? 'text/plain; charset=utf-8' : file.contentType);
     reply.header('content-disposition', disposition);

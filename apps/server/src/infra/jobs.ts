@@ -91,9 +91,9 @@ export class JobQueue {
     this.#queues = queues;
   }
 
-  /** Whether `stop` was called (a start being retried gives up). */
+  /** Whether `stop` or `stopTaking` was called (a start being retried gives up). */
   get stopped(): boolean {
-    return this.#stopped;
+    return this.#stopped || !this.#taking;
   }
 
   /** Connects, installs or migrates the schema, and creates the queues (once). */

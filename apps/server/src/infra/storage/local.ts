@@ -145,42 +145,45 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
       });
     },
 
-    // The maintenance sweep's walk: a folder is read a few entries at a time, each read and
-    // each entry's stat bounded as every other call (a big folder takes its time, a hung one
-    // fails); a disk that fails fails the walk, which never passes for an empty folder.
+    // The maintenance sweep's walk, one folder at a time (Node's recursive walk reads the
+    // folders below the first with blocking calls): each folder read a few entries at a time,
+    // each read and each entry's stat bounded as every other call (a big folder takes its
+    // time, a hung one fails); a disk that fails fails the walk, never passing for an empty folder.
     async *list(prefix: string): AsyncIterable<ObjectInfo> {
       // A prefix is a folder here (`files/`); the empty one is the whole store.
       const folder = prefix.replace(/\/+$/, '');
-      const dir = folder ? pathOf(folder) : root;
-      let walk: Dir;
-      try {
-        walk = await bounded('list', opendir(dir, { recursive: true }));
-      } catch (error) {
-        if (isMissing(error)) return; // nothing stored under it yet
-        throw failure('list', error);
-      }
-      try {
-        for (;;) {
-          const entry = await bounded('list', walk.read()).catch((error: unknown) => {
-            throw failure('list', error);
-          });
-          if (entry === null) return;
-          if (entry.isDirectory()) continue;
-          const full = path.join(entry.parentPath, entry.name);
-          // (Gone since it was read, as a sweep or a delete may do: not listed. A link is no
-          // object the store wrote: not followed.)
-          const info = await bounded('list', lstat(full)).catch((error: unknown) => {
-            if (isMissing(error)) return undefined;
-            throw failure('list', error);
-          });
-          if (!info?.isFile()) continue;
-          const key = path.relative(root, full).split(path.sep).join('/');
-          // An unfinished write (a crash mid-upload) is listed too, so a sweep can remove it.
-          yield { key, size: info.size, lastModified: info.mtime };
+      const folders = [folder ? pathOf(folder) : root];
+      for (let dir = folders.pop(); dir !== undefined; dir = folders.pop()) {
+        let walk: Dir;
+        try {
+          walk = await bounded('list', opendir(dir), (late) => late.close().catch(() => undefined));
+        } catch (error) {
+          if (isMissing(error)) continue; // nothing stored under it (yet, or any more)
+          throw failure('list', error);
         }
-      } finally {
-        // Not awaited: on a hung disk, closing would hang as the read did.
-        walk.close().catch(() => undefined);
+        try {
+          for (;;) {
+            const entry = await bounded('list', walk.read()).catch((error: unknown) => {
+              throw failure('list', error);
+            });
+            if (entry === null) break;
+            const full = path.join(dir, entry.name);
+            // (Gone since it was read, as a sweep or a delete may do: not listed. A link is no
+            // object the store wrote: not followed.)
+            const info = await bounded('list', lstat(full)).catch((error: unknown) => {
+              if (isMissing(error)) return undefined;
+              throw failure('list', error);
+            });
+            if (info?.isDirectory()) folders.push(full);
+            if (!info?.isFile()) continue;
+            const key = path.relative(root, full).split(path.sep).join('/');
+            // An unfinished write (a crash mid-upload) is listed too, so a sweep can remove it.
+            yield { key, size: info.size, lastModified: info.mtime };
+          }
+        } finally {
+          // Not awaited: on a hung disk, closing would hang as the read did.
+          walk.close().catch(() => undefined);
+        }
       }
     },
 

@@ -3,6 +3,9 @@
  * stored as an HMAC in the key-value store for 10 minutes, one live code per email; 5
  * wrong tries burn it; 30 s must pass between requests for one email. A valid code signs
  * in the account, or creates it (email verified); an invalid code never creates anything.
+ * The app-store review account's code is reusable and lives for days: it is kept in
+ * Postgres (`review_codes`), where a Redis restart cannot take it; its failures are counted
+ * in the key-value store.
  */
 
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -27,7 +30,6 @@ const REVIEW_FAILURES_PER_HOUR = 20;
 
 /** Tries at one code: its own counter, so a new code starts from zero. */
 const attemptsKey = (email: string, code: StoredCode) => `otp-attempts:${email}:${code.issuedAt}`;
-const REVIEW_KEY = 'otp-review';
 const REVIEW_FAILURES_KEY = 'otp-review-failures';
 
 const sixDigits = () => String(randomInt(0, 1_000_000)).padStart(6, '0');
@@ -99,10 +101,19 @@ async function claimCode(deps: Deps, email: string, code: string): Promise<void>
  * before the comparison (atomically, so a burst cannot exceed the cap) and taken back when
  * it was right.
  */
-async function claimReviewCode(deps: Deps, code: string): Promise<void> {
+async function claimReviewCode(deps: Deps, userId: string | undefined, code: string): Promise<void> {
   const tries = await deps.kv.increment(REVIEW_FAILURES_KEY, { ttlMs: 60 * 60 * 1000 });
-  const stored = await readCode(deps, REVIEW_KEY);
-  const matches = stored && sameHash(stored.hash, deps.tokens.keyedHash(`${deps.config.otp.appleReviewEmail}:${code}`));
+  const stored =
+    userId === undefined
+      ? undefined
+      : await deps.db
+          .selectFrom('review_codes')
+          .select('code_hash')
+          .where('user_id', '=', userId)
+          .where('expires_at', '>', new Date(deps.clock.now()))
+          .executeTakeFirst();
+  const matches =
+    stored && sameHash(stored.code_hash, deps.tokens.keyedHash(`${deps.config.otp.appleReviewEmail}:${code}`));
   if (!matches || tries.value > REVIEW_FAILURES_PER_HOUR) throw invalidCode();
   await deps.kv.increment(REVIEW_FAILURES_KEY, { by: -1 });
 }
@@ -118,7 +129,7 @@ export async function verifyCode(
     devCode && existing && email !== deps.config.otp.appleReviewEmail && sameHash(code, devCode),
   );
 
-  if (email === deps.config.otp.appleReviewEmail) await claimReviewCode(deps, code);
+  if (email === deps.config.otp.appleReviewEmail) await claimReviewCode(deps, existing?.id, code);
   else if (!byDevCode) await claimCode(deps, email, code);
 
   if (existing) {
@@ -157,19 +168,29 @@ async function createVerifiedUser(
 /** The reusable review code (created with the review account when missing). */
 export async function generateReviewCode(deps: Deps): Promise<{ email: string; code: string; expiresAt: string }> {
   const email = deps.config.otp.appleReviewEmail;
-  if (!(await findUserRowByEmail(deps, email))) await createVerifiedUser(deps, email);
+  const userId = (await findUserRowByEmail(deps, email))?.id ?? (await createVerifiedUser(deps, email));
   const code = sixDigits();
-  const now = deps.clock.now();
-  const expiresAt = now + deps.config.otp.appleReviewDays * 86_400_000;
-  await writeCode(deps, REVIEW_KEY, {
-    hash: deps.tokens.keyedHash(`${email}:${code}`),
-    issuedAt: now,
-    expiresAt,
-  });
-  await deps.kv.delete(REVIEW_FAILURES_KEY);
-  return { email, code, expiresAt: isoTime(new Date(expiresAt)) };
+  const expiresAt = new Date(deps.clock.now() + deps.config.otp.appleReviewDays * 86_400_000);
+  const codeHash = deps.tokens.keyedHash(`${email}:${code}`);
+  // One code per account: a new one replaces the last.
+  await deps.db
+    .insertInto('review_codes')
+    .values({ user_id: userId, code_hash: codeHash, expires_at: expiresAt })
+    .onConflict((oc) =>
+      oc
+        .column('user_id')
+        .doUpdateSet({ code_hash: codeHash, expires_at: expiresAt, created_at: new Date(deps.clock.now()) }),
+    )
+    .execute();
+  // A new code starts with the whole hour's tries (best effort: the count is only a limit).
+  await deps.kv.delete(REVIEW_FAILURES_KEY).catch(() => undefined);
+  return { email, code, expiresAt: isoTime(expiresAt) };
 }
 
 export async function revokeReviewCode(deps: Deps): Promise<void> {
-  if (!(await deps.kv.delete(REVIEW_KEY))) throw new AppError('NOT_FOUND', 'There is no review code to revoke');
+  const user = await findUserRowByEmail(deps, deps.config.otp.appleReviewEmail);
+  const revoked = user
+    ? await deps.db.deleteFrom('review_codes').where('user_id', '=', user.id).executeTakeFirst()
+    : undefined;
+  if (!revoked?.numDeletedRows) throw new AppError('NOT_FOUND', 'There is no review code to revoke');
 }

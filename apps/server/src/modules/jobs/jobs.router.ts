@@ -67,6 +67,9 @@ export const jobsRouter = router({
         path: '/admin/jobs/{queue}/{id}/retry',
         tags,
         summary: 'Run a failed job again (its tries start over)',
+        description:
+          'Queued at once, with as many tries as a new job; a try that fails again waits its queue’s longest ' +
+          'delay before the next. `admin.jobs.failed` counts every try the job has had.',
       },
       errors: ['NOT_FOUND'],
     })

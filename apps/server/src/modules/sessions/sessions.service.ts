@@ -9,7 +9,9 @@
  * key-value store caches that list as one marker per session, so `authenticate` checks
  * a session with one round trip and no SQL. A lost cache (Redis restarted or flushed) is
  * detected by a missing "cache ready" key: callers then ask Postgres while the cache is
- * rebuilt from the list. A revocation counts as done only once it is effective: its marker
+ * rebuilt from the list. A store that may have lost only some markers (a failover, a restart
+ * from a snapshot) is not trusted either: each process rebuilds the cache on its first
+ * connection and on every reconnection, asking Postgres meanwhile. A revocation counts as done only once it is effective: its marker
  * is written, or the cache is marked as lost so every process asks Postgres.
  */
 
@@ -356,9 +358,10 @@ async function revocationMarkers(deps: Pick<RevocationDeps, 'db' | 'clock'>, use
 
 /**
  * Per store (so per process): the rebuild in progress, when a failed one may be retried, and
- * the store's connection the markers are known to mirror Postgres on (`trusted`; the first,
- * until a reconnect: the store behind a new connection may lack markers that were written,
- * after a failover to a replica or a restart from a snapshot, and still read as complete).
+ * the store's connection on which this process rebuilt the markers from Postgres (`trusted`;
+ * none at first). The store behind a new connection may lack markers that were written (a
+ * failover to a replica, a restart from a snapshot) and still read as complete: until its
+ * own rebuild on that connection, a process asks Postgres, whatever the store says.
  */
 interface CacheState {
   running?: Promise<void>;
@@ -370,7 +373,7 @@ const caches = new WeakMap<KeyValueStore, CacheState>();
 function cacheStateOf(kv: KeyValueStore): CacheState {
   let state = caches.get(kv);
   if (state === undefined) {
-    state = { notBefore: 0, trusted: 1 };
+    state = { notBefore: 0, trusted: 0 };
     caches.set(kv, state);
   }
   return state;
@@ -383,10 +386,11 @@ function rebuildCache(deps: RevocationDeps): void {
   state.running = (async () => {
     const markers = await revocationMarkers(deps);
     await deps.kv.setMany([...markers, { key: CACHE_READY, value: isoTime(new Date(deps.clock.now())) }]);
+    // Complete for every process from here (the key says so), so for this one too.
+    state.trusted = connection;
     // A revocation committed while the first pass ran, whose own marker a second flush took:
     // the second pass restores it.
     await deps.kv.setMany(await revocationMarkers(deps));
-    state.trusted = connection;
     deps.log.info(`revocation cache rebuilt from Postgres (${markers.length} ended sessions in force)`);
   })()
     .catch((error: unknown) => {
@@ -404,7 +408,7 @@ export const revocationKeys = (sessionId: string) => [revokedMarker(sessionId), 
 /**
  * Whether the session was ended: one key-value round trip normally (none when `read` holds
  * the values of `revocationKeys`, read along with something else); Postgres while the
- * cache is lost or being rebuilt. Throws (a 503) when neither can answer: fail closed.
+ * cache is lost, or not yet rebuilt by this process on this connection. Throws (a 503) when neither can answer: fail closed.
  */
 export async function isSessionRevoked(
   deps: RevocationDeps,
