@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/infra/kv/index.ts';
 import { MemoryTransport } from '../src/infra/mail/index.ts';
 import { runEmailJob } from '../src/modules/auth/email-jobs.ts';
+import { revokeReviewCode } from '../src/modules/auth/otp.service.ts';
 import {
   type Account,
   bearer,
@@ -329,6 +330,8 @@ describe('email one-time codes', () => {
       const { email, code } = (await generate(admin)).json();
       clock.advance(15 * 86_400_000 + 1);
       expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
+      // None in force: nothing to revoke (called directly: the admin's own token has expired too).
+      await expect(revokeReviewCode(t.services)).rejects.toMatchObject({ appCode: 'NOT_FOUND' });
     });
 
     it('lets the review email not request ordinary codes: the same answer, nothing sent', async () => {

@@ -182,15 +182,19 @@ export async function generateReviewCode(deps: Deps): Promise<{ email: string; c
         .doUpdateSet({ code_hash: codeHash, expires_at: expiresAt, created_at: new Date(deps.clock.now()) }),
     )
     .execute();
-  // A new code starts with the whole hour's tries (best effort: the count is only a limit).
-  await deps.kv.delete(REVIEW_FAILURES_KEY).catch(() => undefined);
+  // A new code starts with the whole hour's tries.
+  await deps.kv.delete(REVIEW_FAILURES_KEY);
   return { email, code, expiresAt: isoTime(expiresAt) };
 }
 
 export async function revokeReviewCode(deps: Deps): Promise<void> {
   const user = await findUserRowByEmail(deps, deps.config.otp.appleReviewEmail);
   const revoked = user
-    ? await deps.db.deleteFrom('review_codes').where('user_id', '=', user.id).executeTakeFirst()
+    ? await deps.db
+        .deleteFrom('review_codes')
+        .where('user_id', '=', user.id)
+        .where('expires_at', '>', new Date(deps.clock.now()))
+        .executeTakeFirst()
     : undefined;
   if (!revoked?.numDeletedRows) throw new AppError('NOT_FOUND', 'There is no review code to revoke');
 }

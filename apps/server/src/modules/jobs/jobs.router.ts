@@ -68,8 +68,8 @@ export const jobsRouter = router({
         tags,
         summary: 'Run a failed job again (its tries start over)',
         description:
-          'Queued at once, with as many tries as a new job; a try that fails again waits its queue’s longest ' +
-          'delay before the next. `admin.jobs.failed` counts every try the job has had.',
+          'Queued at once, with as many tries as a new job; a try that fails again waits up to its queue’s ' +
+          'longest delay before the next. `admin.jobs.failed` counts every try the job has had.',
       },
       errors: ['NOT_FOUND'],
     })
