@@ -123,24 +123,27 @@ describe('durable jobs', () => {
     expect(job.retryCount).toBe(0);
   });
 
+  /** A queue of its own on the test database, polled every 0.5 s, retrying twice after 1–2 s. */
+  const quickQueue = (name: string) =>
+    new JobQueue(
+      {
+        url: t.database.url,
+        db: t.services.db,
+        log: createLogger({ level: 'silent', format: 'json' }),
+        poolMax: 2,
+        connectTimeoutMs: 5_000,
+        statementTimeoutMs: 30_000,
+        pollingIntervalSeconds: 0.5,
+        superviseIntervalSeconds: 1,
+      },
+      [{ name, retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30 }],
+    );
+
   describe('a job that fails', () => {
-    const log = createLogger({ level: 'silent', format: 'json' });
     let queue: JobQueue;
     const tries: number[] = [];
     beforeAll(async () => {
-      queue = new JobQueue(
-        {
-          url: t.database.url,
-          db: t.services.db,
-          log,
-          poolMax: 2,
-          connectTimeoutMs: 5_000,
-          statementTimeoutMs: 30_000,
-          pollingIntervalSeconds: 0.5,
-          superviseIntervalSeconds: 1,
-        },
-        [{ name: 'flaky', retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30 }],
-      );
+      queue = quickQueue('flaky');
       await queue.work('flaky', 1, async (job) => {
         tries.push(Date.now());
         throw new Error(`the provider said no (try ${job.retryCount + 1})`);
@@ -194,19 +197,7 @@ describe('durable jobs', () => {
     const finished: string[] = [];
     let release = () => {};
     beforeAll(async () => {
-      queue = new JobQueue(
-        {
-          url: t.database.url,
-          db: t.services.db,
-          log: createLogger({ level: 'silent', format: 'json' }),
-          poolMax: 2,
-          connectTimeoutMs: 5_000,
-          statementTimeoutMs: 30_000,
-          pollingIntervalSeconds: 0.5,
-          superviseIntervalSeconds: 1,
-        },
-        [{ name: 'draining', retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30 }],
-      );
+      queue = quickQueue('draining');
       await queue.work('draining', 1, async (job) => {
         await new Promise<void>((resolve) => {
           release = resolve;
