@@ -142,6 +142,35 @@ describe('rate limits', () => {
     expect(owner.statusCode).toBe(200);
   });
 
+  it('keeps letting in the addresses the owner signed in from when strangers on many addresses used up the account’s failures', async () => {
+    const account = await registerAccount(t.app);
+    const from = (address: string) => ({ 'x-forwarded-for': address });
+    const home = from('198.18.0.1');
+    const office = from('2001:db8:77:1::10');
+    expect((await login(t.app, account.email, account.password, home)).statusCode).toBe(200);
+    expect((await login(t.app, account.email, account.password, office)).statusCode).toBe(200);
+    // Strangers on two addresses use up the account's 15 wrong passwords a minute.
+    for (let i = 0; i < 15; i++)
+      expect((await login(t.app, account.email, 'Wrong-pass-1', from(`198.18.1.${i % 2}`))).statusCode).toBe(401);
+    // Any other address is refused before its password is checked, the right one too.
+    const elsewhere = await login(t.app, account.email, account.password, from('198.18.0.2'));
+    expect(elsewhere.statusCode).toBe(429);
+    expect(elsewhere.headers['ratelimit-limit']).toBe('15');
+    // The owner's addresses still have their passwords checked (an IPv6 one by its /64).
+    expect((await login(t.app, account.email, 'Wrong-pass-1', home)).statusCode).toBe(401);
+    expect((await login(t.app, account.email, account.password, home)).statusCode).toBe(200);
+    expect((await login(t.app, account.email, account.password, from('2001:db8:77:1::99'))).statusCode).toBe(200);
+    // An address is known to one account only.
+    const other = await registerAccount(t.app);
+    for (let i = 0; i < 15; i++)
+      expect((await login(t.app, other.email, 'Wrong-pass-1', from(`198.18.2.${i % 2}`))).statusCode).toBe(401);
+    expect((await login(t.app, other.email, other.password, home)).statusCode).toBe(429);
+    // Kept by a hash: neither the address nor the email is in their keys.
+    const known = (await storedKeys(t)).filter((key) => key.startsWith('known-address:'));
+    expect(known.length).toBeGreaterThanOrEqual(2);
+    expect(known.some((key) => /198\.18|2001:db8|@/.test(key))).toBe(false);
+  });
+
   it('limits the emails sent to one inbox from many addresses, its +tag variants (and Gmail’s dots) as one', async () => {
     const forgot = (email: string, from: number) =>
       t.app.inject({

@@ -39,6 +39,11 @@ export interface AuthOptions {
   tokenStore: TokenStore;
   /** Called once when the session cannot continue (the store has been cleared). */
   onSessionEnded?: (reason: SessionEndReason) => void;
+  /**
+   * How long a refresh may take (15 s by default): past it, the calls that wait for it fail
+   * with the timeout and the session stands.
+   */
+  refreshTimeoutMs?: number;
 }
 
 /** Procedures that sign in: their result (an AuthResult) is stored. */
@@ -71,7 +76,12 @@ function errorCode(error: unknown): { status?: number; appCode?: string } {
   return { status: data?.httpStatus, appCode: data?.appCode };
 }
 
-type SessionOptions = AuthOptions & { trpcUrl: string; fetch?: typeof globalThis.fetch };
+type SessionOptions = AuthOptions & {
+  trpcUrl: string;
+  fetch?: typeof globalThis.fetch;
+  /** The client's own headers (no `Authorization`), sent with the refresh too. */
+  headers?: () => Promise<Record<string, string>>;
+};
 
 /** The refresh, and the end of the session, in flight for each token store. */
 const refreshes = new WeakMap<TokenStore, Promise<Refreshed>>();
@@ -84,7 +94,13 @@ const endings = new WeakMap<TokenStore, Promise<void>>();
  */
 export function sessionKeeper(options: SessionOptions) {
   const refresher = createTRPCClient<AppRouter>({
-    links: [httpLink({ url: options.trpcUrl, ...(options.fetch && { fetch: options.fetch }) })],
+    links: [
+      httpLink({
+        url: options.trpcUrl,
+        ...(options.headers && { headers: options.headers }),
+        ...(options.fetch && { fetch: options.fetch }),
+      }),
+    ],
   });
   const store = options.tokenStore;
 
@@ -113,25 +129,38 @@ export function sessionKeeper(options: SessionOptions) {
    * caller that hits a 401 meanwhile waits for the same one. A sign-in or a sign-out while it
    * runs wins: its answer then neither overwrites nor clears the store. Answers whether the
    * tokens were refreshed; when not, `unreachable` is why, if the session still stands (the
-   * network, a 503, a 429): the call then fails with that reason, not with its own 401.
+   * network, a 503, a 429, no answer within `refreshTimeoutMs`): the call then fails with that
+   * reason, not with its own 401.
+   *
+   * `sentWith` is the session the refused call was sent with: when the store already holds
+   * newer tokens (another tab or process refreshed meanwhile, sharing the store), the call
+   * goes again with those, and no refresh is made.
    */
-  const refreshOnce = (): Promise<Refreshed> => {
+  const refreshOnce = (sentWith?: Tokens | null): Promise<Refreshed> => {
     const running = refreshes.get(store);
     if (running) return running;
     const refreshing = (async (): Promise<Refreshed> => {
       const tokens = await store.get();
       if (!tokens) return { refreshed: false };
+      if (sentWith && tokens.refreshToken !== sentWith.refreshToken) return { refreshed: true };
       try {
-        const result = await refresher.auth.refresh.mutate({ refreshToken: tokens.refreshToken });
+        const result = await refresher.auth.refresh.mutate(
+          { refreshToken: tokens.refreshToken },
+          { signal: AbortSignal.timeout(options.refreshTimeoutMs ?? 15_000) },
+        );
         if (await stillHolds(tokens)) {
           await store.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
         }
         return { refreshed: true };
       } catch (error) {
-        const { status } = errorCode(error);
+        const { status, appCode } = errorCode(error);
         // Only a definite "no" from the server ends the session; a network error does not.
         if (status === 401 || status === 403) {
-          await endSession('refresh-failed', tokens);
+          // Another tab sharing the store rotated the tokens first (the server refuses a
+          // token read before two rotations): the call goes again with the store's.
+          const current = await store.get();
+          if (current && current.refreshToken !== tokens.refreshToken) return { refreshed: true };
+          await endSession(appCode === 'SESSION_REVOKED' ? 'session-revoked' : 'refresh-failed', tokens);
           return { refreshed: false };
         }
         return { refreshed: false, unreachable: error };
@@ -143,6 +172,22 @@ export function sessionKeeper(options: SessionOptions) {
   return { refreshOnce, endSession };
 }
 
+export const ABORTED = Symbol('aborted');
+
+/** `promise`'s value, or ABORTED as soon as `signal` aborts. */
+export function unlessAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | null | undefined,
+): Promise<T | typeof ABORTED> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.resolve(ABORTED);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(ABORTED);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 /** The link that stores tokens and refreshes them (`trpcUrl` is the tRPC endpoint). */
 export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
   const { refreshOnce, endSession } = sessionKeeper(options);
@@ -151,6 +196,7 @@ export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
     ({ op, next }) =>
       observable((observer) => {
         let retried = false;
+        let closed = false;
         let subscription: { unsubscribe(): void } | undefined;
         // Storing tokens may be async: the result, and completion, wait for it, so the
         // caller's next call already sends the new token.
@@ -176,7 +222,14 @@ export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
                 if (status === 401 && appCode === 'SESSION_REVOKED') {
                   await endSession('session-revoked', await sentFor);
                 } else if (status === 401 && REFRESHABLE.has(appCode) && !retried && !SIGN_IN_PATHS.has(op.path)) {
-                  const refresh = await refreshOnce();
+                  // The caller may abort while the call waits for the refresh (it had no request out to abort).
+                  const refresh = await unlessAborted(refreshOnce(await sentFor), op.signal);
+                  // Torn down (unsubscribed) meanwhile: nothing is sent again.
+                  if (closed) return;
+                  if (refresh === ABORTED) {
+                    observer.error(TRPCClientError.from(op.signal?.reason as Error));
+                    return;
+                  }
                   if (refresh.refreshed) {
                     retried = true;
                     attempt();
@@ -203,6 +256,9 @@ export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
           });
         };
         attempt();
-        return () => subscription?.unsubscribe();
+        return () => {
+          closed = true;
+          subscription?.unsubscribe();
+        };
       });
 }

@@ -4,6 +4,7 @@
  * streamed multipart body (progress too). Signed in like the client: the auth mode's token
  * store (a 401 refreshes once, then the upload is retried) or `getAccessToken`.
  */
+import { ABORTED, unlessAborted } from './auth.ts';
 import type { AppErrorCode, StoredFile } from './router.gen.ts';
 
 export interface UploadOptions {
@@ -66,7 +67,7 @@ export async function uploadFile(
   file: Blob,
   options: UploadOptions = {},
   session?: {
-    refreshOnce(): Promise<{ refreshed: boolean; unreachable?: unknown }>;
+    refreshOnce(sentWith: SentTokens | null): Promise<{ refreshed: boolean; unreachable?: unknown }>;
     endSession(reason: 'session-revoked', session: SentTokens | null): Promise<void>;
   },
 ): Promise<StoredFile> {
@@ -84,18 +85,18 @@ export async function uploadFile(
       ? sendWithXhr(endpoint, file, name, headers, options)
       : sendWithFetch(endpoint, file, name, headers, options, target.fetch ?? globalThis.fetch);
   };
+  const revoked = (answer: Answer) =>
+    answer.status === 401 && (answer.body as { appCode?: string } | undefined)?.appCode === 'SESSION_REVOKED';
   let answer = await send();
-  if (answer.status === 401 && session) {
-    if ((answer.body as { appCode?: string } | undefined)?.appCode === 'SESSION_REVOKED') {
-      // Only the session it was sent for: a sign-in made meanwhile (another tab) stays.
-      await session.endSession('session-revoked', sentWith);
-    } else {
-      const refresh = await session.refreshOnce();
-      if (refresh.refreshed) answer = await send();
-      // The session stands but could not be refreshed (the network, a 503): that is the reason.
-      else if ('unreachable' in refresh) throw refresh.unreachable;
-    }
+  if (answer.status === 401 && session && !revoked(answer)) {
+    const refresh = await unlessAborted(session.refreshOnce(sentWith), options.signal);
+    if (refresh === ABORTED) throw options.signal?.reason;
+    if (refresh.refreshed) answer = await send();
+    // The session stands but could not be refreshed (the network, a 503): that is the reason.
+    else if ('unreachable' in refresh) throw refresh.unreachable;
   }
+  // Only the session it was sent for: a sign-in made meanwhile (another tab) stays.
+  if (revoked(answer) && session) await session.endSession('session-revoked', sentWith);
   if (answer.status !== 201) throw new UploadError(answer.status, (answer.body ?? {}) as object);
   return answer.body as StoredFile;
 }

@@ -81,19 +81,45 @@ export interface ClientOptions {
 
 export type Client = TRPCClient<AppRouter>;
 
+/**
+ * The client's own headers as one plain record, whichever form they were given in (a
+ * record, a `Headers`, `[name, value]` pairs): the bearer token is added to it, and it is
+ * what the refresh and uploads send too.
+ */
+async function ownHeaders(options: ClientOptions): Promise<Record<string, string>> {
+  const given = typeof options.headers === 'function' ? await options.headers() : (options.headers ?? {});
+  const entries =
+    Symbol.iterator in given
+      ? [...(given as Iterable<[string, string]>)]
+      : Object.entries(given).flatMap(([key, value]) =>
+          value === undefined
+            ? []
+            : [[key, Array.isArray(value) ? value.join(', ') : String(value)] as [string, string]],
+        );
+  return Object.fromEntries(entries);
+}
+
+/** What the session keeper needs of the client's options. */
+function sessionOptions(options: ClientOptions & { auth: AuthOptions }, trpcUrl: string) {
+  return {
+    ...options.auth,
+    trpcUrl,
+    headers: () => ownHeaders(options),
+    ...(options.fetch && { fetch: options.fetch }),
+  };
+}
+
 export function createClient(options: ClientOptions): Client {
   const url = `${options.url.replace(/\/+$/, '')}/trpc`;
   const headers = async (): Promise<HTTPHeaders> => {
-    const base = typeof options.headers === 'function' ? await options.headers() : (options.headers ?? {});
+    const base = await ownHeaders(options);
     const token = options.auth ? (await options.auth.tokenStore.get())?.accessToken : await options.getAccessToken?.();
     return token ? { ...base, authorization: `Bearer ${token}` } : base;
   };
   const common = { url, headers, ...(options.fetch && { fetch: options.fetch }) };
   return createTRPCClient<AppRouter>({
     links: [
-      ...(options.auth
-        ? [authLink({ ...options.auth, trpcUrl: url, ...(options.fetch && { fetch: options.fetch }) })]
-        : []),
+      ...(options.auth ? [authLink(sessionOptions({ ...options, auth: options.auth }, url))] : []),
       splitLink({
         // FormData, Blob and bytes cannot be batched as JSON: one request each.
         condition: (op) => isNonJsonSerializable(op.input),
@@ -124,20 +150,6 @@ export function getAppErrorCode(error: unknown): AppErrorCode | undefined {
  */
 export function uploadFile(options: ClientOptions, file: Blob, upload: UploadOptions = {}): Promise<StoredFile> {
   const trpcUrl = `${options.url.replace(/\/+$/, '')}/trpc`;
-  const keeper = options.auth
-    ? sessionKeeper({ ...options.auth, trpcUrl, ...(options.fetch && { fetch: options.fetch }) })
-    : undefined;
-  const headers = async () => {
-    const given = typeof options.headers === 'function' ? await options.headers() : (options.headers ?? {});
-    const entries =
-      Symbol.iterator in given
-        ? [...(given as Iterable<[string, string]>)]
-        : Object.entries(given).flatMap(([key, value]) =>
-            value === undefined
-              ? []
-              : [[key, Array.isArray(value) ? value.join(', ') : String(value)] as [string, string]],
-          );
-    return Object.fromEntries(entries);
-  };
-  return send({ ...options, headers }, file, upload, keeper);
+  const keeper = options.auth ? sessionKeeper(sessionOptions({ ...options, auth: options.auth }, trpcUrl)) : undefined;
+  return send({ ...options, headers: () => ownHeaders(options) }, file, upload, keeper);
 }

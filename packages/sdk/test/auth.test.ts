@@ -1,7 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestServer, type TestApp } from '@app/server/testing';
+import type { HTTPHeaders } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, getAppErrorCode, memoryTokenStore, type SessionEndReason } from '../src/index.ts';
+import {
+  createClient,
+  getAppErrorCode,
+  memoryTokenStore,
+  type SessionEndReason,
+  type TokenStore,
+  type Tokens,
+  TRPCClientError,
+} from '../src/index.ts';
 
 /** Access tokens live 2 s here (whole seconds: a new one has at least 1 s left), so a test can let one expire. */
 describe('auth-aware client', () => {
@@ -83,8 +92,181 @@ describe('auth-aware client', () => {
       [victim.api.users.me.query(), victim.api.users.me.query()].map((p) => p.catch((e: unknown) => e)),
     );
     for (const error of errors) expect(getAppErrorCode(error)).toMatch(/SESSION_REVOKED|TOKEN_EXPIRED/);
-    expect(victim.ended).toEqual(['refresh-failed']);
+    // The refresh was refused because the session was ended: said so, not "the refresh failed".
+    expect(victim.ended).toEqual(['session-revoked']);
     expect(await victim.store.get()).toBeNull();
+  });
+
+  it('ends the session as refresh-failed when the server does not know the refresh token', async () => {
+    const { api, store, ended } = setup();
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    const tokens = await store.get();
+    await store.set({ accessToken: tokens?.accessToken ?? '', refreshToken: 'x'.repeat(43) });
+    await sleep(2_100);
+    const error = await api.users.me.query().catch((e: unknown) => e);
+    expect(getAppErrorCode(error)).toBe('TOKEN_EXPIRED');
+    expect(ended).toEqual(['refresh-failed']);
+    expect(await store.get()).toBeNull();
+  });
+
+  it('sends its own headers, given as Headers, on signed-in calls and with the refresh', async () => {
+    const seen: { path: string; tenant: string | null; authorization: string | null }[] = [];
+    const api = createClient({
+      url: server.url,
+      auth: { tokenStore: memoryTokenStore() },
+      // (A Headers is one of tRPC's header forms, an iterable of pairs; TypeScript's DOM types
+      // give its iterator another name.)
+      headers: new Headers({ 'x-tenant': 'acme' }) as unknown as HTTPHeaders,
+      fetch: async (input, init) => {
+        const headers = new Headers(init?.headers);
+        const path = new URL(String(input)).pathname;
+        seen.push({ path, tenant: headers.get('x-tenant'), authorization: headers.get('authorization') });
+        return fetch(input, init);
+      },
+    });
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    await sleep(2_100);
+    await api.users.me.query();
+    expect(seen.map((request) => request.path)).toEqual([
+      '/trpc/auth.register',
+      '/trpc/users.me',
+      '/trpc/auth.refresh',
+      '/trpc/users.me',
+    ]);
+    expect(seen.map((request) => request.tenant)).toEqual(['acme', 'acme', 'acme', 'acme']);
+    expect(seen[1]?.authorization).toMatch(/^Bearer /);
+    expect(seen[2]?.authorization).toBeNull();
+  });
+
+  /** Two tabs of one browser: each its own client and store object, over the same saved tokens (localStorage). */
+  function twoTabs(fetchOfSecond: typeof fetch) {
+    let saved: Tokens | null = null;
+    const tabStore = (): TokenStore => ({
+      get: () => saved,
+      set: (tokens) => {
+        saved = tokens;
+      },
+    });
+    const ended: SessionEndReason[] = [];
+    const first = createClient({ url: server.url, auth: { tokenStore: tabStore() } });
+    const second = createClient({
+      url: server.url,
+      auth: { tokenStore: tabStore(), onSessionEnded: (reason) => ended.push(reason) },
+      fetch: fetchOfSecond,
+    });
+    return { first, second, saved: () => saved, ended };
+  }
+
+  it('takes the tokens another tab stored meanwhile instead of refreshing again', async () => {
+    const paths: string[] = [];
+    let beforeAnswer: (() => Promise<unknown>) | undefined;
+    const tabs = twoTabs(async (input, init) => {
+      paths.push(new URL(String(input)).pathname);
+      const answer = await fetch(input, init);
+      const hold = beforeAnswer;
+      beforeAnswer = undefined;
+      await hold?.();
+      return answer;
+    });
+    const email = newEmail();
+    await tabs.first.auth.register.mutate({ email, password: 'Sdk-pass-123' });
+    const registered = tabs.saved();
+    await sleep(2_100);
+    // The second tab's call comes back 401 after the first tab has refreshed.
+    beforeAnswer = () => tabs.first.users.me.query();
+    expect((await tabs.second.users.me.query()).email).toBe(email);
+    expect(paths.filter((path) => path.endsWith('/auth.refresh'))).toHaveLength(0);
+    expect(tabs.saved()?.refreshToken).not.toBe(registered?.refreshToken);
+    expect(tabs.ended).toEqual([]);
+  });
+
+  it('goes on with the stored tokens when its refresh is refused as late (two rotations by other tabs first)', async () => {
+    let beforeRefresh: (() => Promise<unknown>) | undefined;
+    const tabs = twoTabs(async (input, init) => {
+      if (new URL(String(input)).pathname.endsWith('/auth.refresh')) {
+        const hold = beforeRefresh;
+        beforeRefresh = undefined;
+        await hold?.();
+      }
+      return fetch(input, init);
+    });
+    const email = newEmail();
+    await tabs.first.auth.register.mutate({ email, password: 'Sdk-pass-123' });
+    await sleep(2_100);
+    // While the second tab's refresh is on its way, the first rotates the tokens twice.
+    beforeRefresh = async () => {
+      await tabs.first.users.me.query();
+      await tabs.first.auth.refresh.mutate({ refreshToken: tabs.saved()?.refreshToken ?? '' });
+    };
+    expect((await tabs.second.users.me.query()).email).toBe(email);
+    expect(tabs.ended).toEqual([]);
+    expect(tabs.saved()).not.toBeNull();
+    expect((await tabs.first.users.me.query()).email).toBe(email);
+  });
+
+  it('lets a call waiting for the refresh be aborted, and does not send it again', async () => {
+    const refreshHeld = Promise.withResolvers<void>();
+    const refreshing = Promise.withResolvers<void>();
+    const paths: string[] = [];
+    const store = memoryTokenStore();
+    const api = createClient({
+      url: server.url,
+      auth: { tokenStore: store },
+      fetch: async (input, init) => {
+        const path = new URL(String(input)).pathname;
+        paths.push(path);
+        if (path.endsWith('/auth.refresh')) {
+          refreshing.resolve();
+          await refreshHeld.promise;
+        }
+        return fetch(input, init);
+      },
+    });
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    await sleep(2_100);
+    const controller = new AbortController();
+    const call = api.users.me.query(undefined, { signal: controller.signal }).catch((e: unknown) => e);
+    await refreshing.promise;
+    controller.abort();
+    const error = await call;
+    expect(error).toBeInstanceOf(TRPCClientError);
+    expect((error as Error).cause).toMatchObject({ name: 'AbortError' });
+    refreshHeld.resolve();
+    await sleep(100);
+    expect(paths.filter((path) => path.endsWith('/users.me'))).toHaveLength(1);
+    // The refresh itself went on: the next call needs none.
+    expect((await api.users.me.query()).email).toMatch(/^sdk-/);
+    expect(paths.filter((path) => path.endsWith('/auth.refresh'))).toHaveLength(1);
+  });
+
+  it('fails the waiting calls after refreshTimeoutMs when the refresh gets no answer, and keeps the session', async () => {
+    const store = memoryTokenStore();
+    let hang = false;
+    const ended: SessionEndReason[] = [];
+    const api = createClient({
+      url: server.url,
+      auth: { tokenStore: store, refreshTimeoutMs: 300, onSessionEnded: (reason) => ended.push(reason) },
+      fetch: async (input, init) => {
+        if (hang && new URL(String(input)).pathname.endsWith('/auth.refresh')) {
+          // A server that never answers: only the request's signal ends the wait.
+          return new Promise<Response>((_, reject) =>
+            init?.signal?.addEventListener('abort', () => reject(init.signal?.reason), { once: true }),
+          );
+        }
+        return fetch(input, init);
+      },
+    });
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    const tokens = await store.get();
+    await sleep(2_100);
+    hang = true;
+    const error = await api.users.me.query().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TRPCClientError);
+    expect(getAppErrorCode(error)).toBeUndefined();
+    expect(await store.get()).toEqual(tokens);
+    expect(ended).toEqual([]);
+    hang = false;
+    expect((await api.users.me.query()).email).toMatch(/^sdk-/);
   });
 
   it('keeps the session when the refresh cannot reach the server, and fails the call with that reason', async () => {

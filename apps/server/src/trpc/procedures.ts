@@ -6,6 +6,7 @@ import { AUTHENTICATION_ERRORS, admitSignedIn } from '../modules/auth/authentica
 import type { Permission } from '../modules/rbac/permissions.ts';
 import type { Context } from './context.ts';
 import { t } from './init.ts';
+import { isKnownAddress, rememberAddress } from './known-addresses.ts';
 import { declareErrors } from './procedure-errors.ts';
 
 /**
@@ -93,27 +94,38 @@ const CREDENTIAL_FAILURES = new Set<AppErrorCode>(['INVALID_CREDENTIALS', 'INVAL
  * credential limit first). Each check is counted atomically before the secret is checked,
  * and given back unless the secret was wrong: guesses sent together cannot all pass a
  * count that only their failures, arriving later, would raise.
+ *
+ * With `knownAddresses` (the sign-in calls), an address the account signed in from lately
+ * is not held back once the count is used up, and each success remembers its address
+ * (known-addresses.ts): strangers spread over many addresses cannot lock the owner out.
  */
 async function limitFailures<Result extends { ok: boolean; error?: unknown }>(
   ctx: Context,
   account: string | undefined,
   next: () => Promise<Result>,
+  { knownAddresses = false } = {},
 ): Promise<Result> {
   if (!account) return next();
-  const limiter = ctx.services.rateLimits.failures;
+  const { kv, rateLimits } = ctx.services;
+  const limiter = rateLimits.failures;
   const state = await limiter.consume(account);
   let wrongSecret = false;
+  let signedIn = false;
   try {
-    if (!state.allowed) {
+    if (!state.allowed && !(knownAddresses && (await isKnownAddress(kv, account, ctx.ip)))) {
       setRateLimitHeaders(ctx, state);
       throw rateLimited(state.resetMs);
     }
     const result = await next();
     wrongSecret = !result.ok && result.error instanceof AppError && CREDENTIAL_FAILURES.has(result.error.appCode);
+    signedIn = result.ok && knownAddresses;
     return result;
   } finally {
-    // Not given back when the store fails: the count stays higher, on the safe side.
-    if (!wrongSecret) await limiter.giveBack(account).catch(() => undefined);
+    await Promise.all([
+      // Not given back when the store fails: the count stays higher, on the safe side.
+      wrongSecret ? undefined : limiter.giveBack(account).catch(() => undefined),
+      signedIn ? rememberAddress(kv, account, ctx.ip) : undefined,
+    ]);
   }
 }
 
@@ -123,13 +135,14 @@ export function consumeCredentialLimit(ctx: Context, keys: string[] = []): Promi
 }
 
 /**
- * Endpoints that check a secret for an email (sign-in, sign-up, codes, reset):
- * RATE_LIMIT_AUTH_PER_MINUTE calls per IP, and RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE wrong
- * secrets per target email.
+ * Endpoints that check a secret (sign-in, sign-up, codes, reset): RATE_LIMIT_AUTH_PER_MINUTE
+ * calls per IP, and RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE wrong secrets per email the input
+ * names, which does not hold back an address the account signed in from within
+ * KNOWN_ADDRESS_DAYS.
  */
 export const credentialProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
   await consumeCredentialLimit(ctx);
-  return limitFailures(ctx, emailKey(await getRawInput()), next);
+  return limitFailures(ctx, emailKey(await getRawInput()), next, { knownAddresses: true });
 });
 declareErrors(credentialProcedure, ['RATE_LIMITED']);
 
