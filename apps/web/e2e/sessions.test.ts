@@ -117,6 +117,40 @@ describeInBrowser('sessions ended elsewhere', () => {
     await heading(page, 'Notes').waitFor();
   });
 
+  it('keeps every session when "Sign out everywhere" cannot reach the server, and says so', async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await signIn(page, account.email, account.password);
+    await page.getByRole('link', { name: 'Sessions' }).click();
+    await heading(page, 'Sessions').waitFor();
+    await page.getByRole('table', { name: 'Your active sessions' }).waitFor();
+    const tokens = await storedTokens(page);
+
+    await page.route('**/trpc/auth.logoutAll**', (route) => route.abort('internetdisconnected'));
+    await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toMatch(/could not be reached/);
+    expect(pathOf(page)).toBe('/sessions');
+    expect(await storedTokens(page)).toEqual(tokens);
+
+    await page.unroute('**/trpc/auth.logoutAll**');
+    await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+    await heading(page, 'Sign in').waitFor();
+    expect(await storedTokens(page)).toBeNull();
+  });
+
+  it('signs this browser out even when the server cannot be told', async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await signIn(page, account.email, account.password);
+    await page.route('**/trpc/auth.logout**', (route) => route.abort('internetdisconnected'));
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await heading(page, 'Sign in').waitFor();
+    expect(await storedTokens(page)).toBeNull();
+    await page.unroute('**/trpc/auth.logout**');
+  });
+
   it('tells an administrator why a change of a user was refused (deleted meanwhile), not that the server is away', async () => {
     const member = await registerAccount(h.t.app);
     const adminPage = await adminSearchingFor(member.email);

@@ -33,7 +33,7 @@ function Layout() {
               <NavLink to="/sessions">Sessions</NavLink>
               {can('users:read') && <NavLink to="/admin/users">Users</NavLink>}
               {can('roles:read') && <NavLink to="/admin/roles">Roles</NavLink>}
-              <button type="button" className="link" onClick={() => signOut()}>
+              <button type="button" className="link" onClick={() => void signOut()}>
                 Sign out
               </button>
             </>

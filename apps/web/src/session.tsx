@@ -24,6 +24,7 @@ interface Session {
   unavailable: Problem | null;
   retry(): void;
   signedIn(user: User): void;
+  /** Signs this browser out (always), or every session of the account (rejects, changing nothing, when that fails). */
   signOut(everywhere?: boolean): Promise<void>;
   can(permission: Permission): boolean;
 }
@@ -84,14 +85,14 @@ export function SessionProvider({ children }: { children: ReactNode }) {
         queryClient.setQueryData(meKey, next);
       },
       async signOut(everywhere = false) {
-        try {
-          await (everywhere ? api.auth.logoutAll.mutate() : api.auth.logout.mutate());
-        } finally {
-          forgetTokens();
-          queryClient.clear();
-          queryClient.setQueryData(meKey, null);
-          navigate('/sign-in');
-        }
+        // Everywhere: a failure (the server away) ends no session, this one included, and is
+        // the caller's to show. Here only: this browser forgets the tokens whatever the answer.
+        if (everywhere) await api.auth.logoutAll.mutate();
+        else await api.auth.logout.mutate().catch(() => undefined);
+        forgetTokens();
+        queryClient.clear();
+        queryClient.setQueryData(meKey, null);
+        navigate('/sign-in');
       },
       can: (permission) => user?.permissions.includes(permission) ?? false,
     };

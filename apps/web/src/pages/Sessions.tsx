@@ -12,10 +12,12 @@ export function Sessions() {
     mutationFn: (id: string) => api.auth.revokeSession.mutate({ id }),
     onSettled: () => queryClient.invalidateQueries({ queryKey: ['auth.sessions'] }),
   });
+  const everywhere = useMutation({ mutationFn: () => signOut(true) });
   return (
     <Page title="Sessions">
       <p>Where your account is signed in. Revoking a session signs that device out at once.</p>
       {revoke.error && <FormError problem={problemOf(revoke.error)} />}
+      {everywhere.error && <FormError problem={problemOf(everywhere.error)} />}
       {sessions.isPending ? (
         <p aria-busy="true">Loading…</p>
       ) : sessions.isError ? (
@@ -56,7 +58,7 @@ export function Sessions() {
           </tbody>
         </table>
       )}
-      <button type="button" onClick={() => signOut(true)}>
+      <button type="button" onClick={() => everywhere.mutate()} disabled={everywhere.isPending}>
         Sign out everywhere
       </button>
     </Page>
