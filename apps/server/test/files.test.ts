@@ -29,6 +29,7 @@ import {
   type FakeClock,
   fakeClock,
   listeningUrl,
+  login,
   registerAccount,
   registerAdmin,
   type S3Server,
@@ -1106,6 +1107,9 @@ describe('direct uploads (S3)', () => {
     }
   };
 
+  const listOf = async (account: Account) =>
+    (await call(server, account, 'GET', '/api/files')).json() as { items: FileDto[] };
+
   it('PUTs the bytes to the store, then completes: the file is listed and downloads', async () => {
     const account = await registerAccount(server.app);
     const image = png(4, 4);
@@ -1194,7 +1198,7 @@ describe('direct uploads (S3)', () => {
     expect(completed.json()).toMatchObject({ sha256: sha256(image) });
   });
 
-  it('rejects an upload of another size or type, removing the row and the object', async () => {
+  it('rejects an upload of another size or type, removing the object (its URL stays counted, hidden)', async () => {
     const account = await registerAccount(server.app);
     const image = png();
     const rejected = async (created: Upload, reason: string) => {
@@ -1205,7 +1209,8 @@ describe('direct uploads (S3)', () => {
         'UPLOAD_REJECTED',
         reason,
       ]);
-      expect(await rowsOf(server, account.id)).toEqual([]);
+      expect((await rowsOf(server, account.id)).find((row) => row.id === created.id)?.status).toBe('spent');
+      expect((await listOf(account)).items).toEqual([]);
       await removalsRun(server);
       expect(await server.services.storage.head(key)).toBeUndefined();
       expect((await complete(account, created.id)).json().appCode).toBe('NOT_FOUND');
@@ -1282,7 +1287,7 @@ describe('direct uploads (S3)', () => {
     );
   });
 
-  it('cancels an upload its owner deletes before completing it: the quota is back, the object goes', async () => {
+  it('cancels an upload its owner deletes before completing it: the object goes, its size stays counted while the URL lives', async () => {
     const account = await registerAccount(server.app);
     const image = png();
     // The quota is 3 MiB: three pending uploads of 1 MiB hold all of it.
@@ -1300,8 +1305,60 @@ describe('direct uploads (S3)', () => {
     expect((await complete(account, first.id)).json().appCode).toBe('NOT_FOUND');
     await removalsRun(server);
     expect(await server.services.storage.head(key)).toBeUndefined();
-    // Its megabyte is free again.
-    await start(account, { name: 'again.png', contentType: 'image/png', size: MiB });
+    // Its megabyte is not free yet: bytes can still be PUT to its URL.
+    const again = await call(server, account, 'POST', '/api/files/uploads', {
+      name: 'again.png',
+      contentType: 'image/png',
+      size: MiB,
+    });
+    expect([again.statusCode, again.json().appCode]).toEqual([413, 'QUOTA_EXCEEDED']);
+  });
+
+  it('counts a direct upload’s size while its URL may write, whatever became of it, then the sweep gives it back', async () => {
+    const account = await registerAccount(server.app);
+    const megabyte = Buffer.alloc(MiB, 'a');
+    const input = { name: 'm.txt', contentType: 'text/plain', size: MiB };
+    const upload = async () => {
+      const created = await start(account, input);
+      await put(created, megabyte);
+      expect((await complete(account, created.id)).statusCode).toBe(200);
+      return created;
+    };
+    // Kept: counted once, as a file.
+    const kept = await upload();
+    // Deleted at once, and cancelled: their URLs could still write a megabyte each.
+    const deleted = await upload();
+    expect((await call(server, account, 'DELETE', `/api/files/${deleted.id}`)).statusCode).toBe(200);
+    const cancelled = await start(account, input);
+    expect((await call(server, account, 'DELETE', `/api/files/${cancelled.id}`)).statusCode).toBe(200);
+    const more = await call(server, account, 'POST', '/api/files/uploads', { ...input, size: 1 });
+    expect([more.statusCode, more.json().appCode]).toEqual([413, 'QUOTA_EXCEEDED']);
+    expect((await listOf(account)).items.map((file) => file.id)).toEqual([kept.id]);
+    const statuses = async () => (await rowsOf(server, account.id)).map((row) => row.status).sort();
+    expect(await statuses()).toEqual(['ready', 'spent', 'spent']);
+
+    // Bytes PUT again to the deleted file's URL (once its removals ran) are under its counted size, and go with it.
+    await removalsRun(server);
+    await put(deleted, megabyte);
+    const spentKeys = (await rowsOf(server, account.id)).filter((row) => row.status === 'spent');
+    const [rePut] = (
+      await Promise.all(
+        spentKeys.map(async (row) => ((await server.services.storage.head(row.storage_key)) ? row : null)),
+      )
+    ).filter(Boolean);
+    expect(rePut).toBeTruthy();
+
+    // Once the URLs expired, and the hour a PUT in flight is given: the sweep takes both.
+    clock.advance(Date.parse(cancelled.expiresAt) - clock.now() + COMPLETION_GRACE_MS + 60_000);
+    await sweepFiles(server.services);
+    await removalsRun(server);
+    expect(await server.services.storage.head(rePut?.storage_key as string)).toBeUndefined();
+    expect(await statuses()).toEqual(['ready']);
+    // (Signed in again: the clock moved past the access token's life.)
+    const signedIn = (await login(server.app, account.email, account.password)).json() as { accessToken: string };
+    const again = { ...account, accessToken: signedIn.accessToken };
+    await start(again, input);
+    await start(again, input);
   });
 
   it('sweeps an expired pending upload, row and object, and leaves a live one', async () => {
@@ -1320,7 +1377,7 @@ describe('direct uploads (S3)', () => {
     const due = await server.services.db
       .selectFrom('files')
       .select('id')
-      .where('status', '=', 'pending')
+      .where('status', 'in', ['pending', 'spent'])
       .where('expires_at', '<', new Date(clock.now()))
       .execute();
     expect(due.map((row) => row.id)).toContain(expired.id);

@@ -165,12 +165,22 @@ export interface FilesTable {
   size: ColumnType<string, number, number>;
   /** Hex SHA-256 of the bytes; null while a direct upload is pending. */
   sha256: string | null;
-  /** Where the bytes are: `files/<uuid>`. */
+  /** Where the bytes are: `files/<uuid>` (`uploads/<uuid>`: a direct upload's, while pending or spent). */
   storage_key: string;
-  status: 'pending' | 'ready';
+  /**
+   * `pending`: a direct upload not completed yet. `spent`: a direct upload's URL that may still
+   * write (the upload cancelled, rejected, or its file deleted): never shown, its declared size
+   * counted against the quota until `expires_at`, when the sweep removes it and its key's bytes.
+   */
+  status: 'pending' | 'ready' | 'spent';
   created_at: GeneratedTimestamp;
-  /** A pending upload is swept after this. */
+  /**
+   * Pending or spent: swept after this. A file completed from a direct upload: until this, its
+   * URL may still write to `upload_key` (deleting the file then leaves a spent row).
+   */
   expires_at: NullableTimestamp;
+  /** A completed direct upload's key, which its URL writes to until `expires_at`. */
+  upload_key: string | null;
 }
 
 export interface Database {

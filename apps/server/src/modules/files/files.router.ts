@@ -44,7 +44,9 @@ export const filesRouter = router({
         path: '/files/{id}',
         tags,
         summary: "Delete one of your files, and its bytes (anyone's with files:delete-any)",
-        description: 'A direct upload of yours not completed yet is cancelled, and its quota given back.',
+        description:
+          'A direct upload of yours not completed yet is cancelled. A direct upload’s size, cancelled or its file deleted, ' +
+          'counts against your quota until an hour after its URL expires: bytes can still be PUT to it until then.',
       },
       errors: ['NOT_FOUND'],
     })

@@ -327,7 +327,7 @@ async function visibleFile(deps: Pick<Services, 'db'>, id: string, viewer: Viewe
   return row;
 }
 
-/** A direct upload of the viewer's own not completed yet: deleting it cancels it, and gives its quota back. */
+/** A direct upload of the viewer's own not completed yet: deleting it cancels it. */
 function ownPendingUpload(deps: Pick<Services, 'db'>, id: string, viewer: Viewer): Promise<FileRow | undefined> {
   return deps.db
     .selectFrom('files')
@@ -347,15 +347,63 @@ export async function getFile(deps: Pick<Services, 'db'>, input: { id: string; v
   return toDto(await visibleFile(deps, input.id, input.viewer));
 }
 
-/** Deletes the row and queues the removal of its bytes, in one transaction. */
+/**
+ * Deletes a file, or cancels a pending direct upload, and queues the removal of its bytes, in
+ * one transaction. What a direct upload's URL may still write to stays counted against the
+ * owner's quota until the URL expires (`spendUpload`).
+ */
 export async function deleteFile(deps: Deps, input: { id: string; viewer: Viewer }): Promise<void> {
   const row =
     (await ownPendingUpload(deps, input.id, input.viewer)) ?? (await visibleFile(deps, input.id, input.viewer));
   await deps.db.transaction().execute(async (trx) => {
-    const deleted = await trx.deleteFrom('files').where('id', '=', row.id).returning('storage_key').executeTakeFirst();
+    const tx = { db: trx, jobs: deps.jobs };
+    if (row.status === 'pending') {
+      if (!(await spendUpload(tx, row.id))) throw new AppError('NOT_FOUND', 'No such file');
+      return;
+    }
+    const deleted = await trx
+      .deleteFrom('files')
+      .where('id', '=', row.id)
+      .where('status', '=', 'ready')
+      .returning(['owner_id', 'name', 'content_type', 'size', 'storage_key', 'upload_key', 'expires_at'])
+      .executeTakeFirst();
     if (!deleted) throw new AppError('NOT_FOUND', 'No such file');
-    await enqueueStorageDelete({ db: trx, jobs: deps.jobs }, [deleted.storage_key]);
+    await enqueueStorageDelete(tx, [deleted.storage_key]);
+    // Completed from a direct upload whose URL may still write: that URL's size stays counted.
+    if (deleted.upload_key && deleted.expires_at && deleted.expires_at.getTime() > deps.clock.now()) {
+      await trx
+        .insertInto('files')
+        .values({
+          owner_id: deleted.owner_id,
+          name: deleted.name,
+          content_type: deleted.content_type,
+          size: Number(deleted.size),
+          storage_key: deleted.upload_key,
+          status: 'spent',
+          expires_at: deleted.expires_at,
+        })
+        .execute();
+    }
   });
+}
+
+/**
+ * A pending direct upload that will not be completed (cancelled, rejected) becomes `spent`:
+ * hidden, its bytes' removal queued, its declared size still counted against the quota until
+ * its row expires (the URL's expiry and the grace given to a PUT in flight), when the sweep
+ * removes it. Bytes PUT to the URL again meanwhile are counted, and then swept. Through the
+ * caller's transaction; false when the upload is no longer pending.
+ */
+async function spendUpload(deps: Pick<Services, 'db' | 'jobs'>, id: string): Promise<boolean> {
+  const spent = await deps.db
+    .updateTable('files')
+    .set({ status: 'spent' })
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .returning('storage_key')
+    .executeTakeFirst();
+  if (spent) await enqueueStorageDelete(deps, [spent.storage_key]);
+  return spent !== undefined;
 }
 
 /**
@@ -468,7 +516,8 @@ export async function createUpload(
     size: input.size,
     expiresInSeconds: uploadUrlTtlSeconds,
   });
-  // A pending upload counts against the quota at its declared size.
+  // A pending upload counts against the quota at its declared size (and, whatever becomes of
+  // it, as long as its URL may write: `spendUpload`, `deleteFile`).
   const id = await deps.db.transaction().execute(async (trx) => {
     await assertRoomFor({ db: trx }, { ownerId: input.ownerId, size: input.size, quotaBytes });
     const row = await trx
@@ -561,19 +610,12 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
     .selectAll()
     .where('id', '=', input.id)
     .where('owner_id', '=', input.ownerId)
+    .where('status', 'in', ['pending', 'ready'])
     .executeTakeFirst();
   if (!row) throw new AppError('NOT_FOUND', 'No such upload');
   if (row.status === 'ready') return toDto(row);
   const reject = async (error: AppError) => {
-    await deps.db.transaction().execute(async (trx) => {
-      const deleted = await trx
-        .deleteFrom('files')
-        .where('id', '=', row.id)
-        .where('status', '=', 'pending')
-        .returning('storage_key')
-        .executeTakeFirst();
-      if (deleted) await enqueueStorageDelete({ db: trx, jobs: deps.jobs }, [deleted.storage_key]);
-    });
+    await deps.db.transaction().execute((trx) => spendUpload({ db: trx, jobs: deps.jobs }, row.id));
     return error;
   };
   // Nothing there yet (a PUT still on its way, or a completion called too early): the upload
@@ -593,7 +635,8 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
   const ready = await deps.db.transaction().execute(async (trx) => {
     const updated = await trx
       .updateTable('files')
-      .set({ status: 'ready', sha256, expires_at: null, storage_key: finalKey })
+      // (`expires_at` kept: until then the URL may still write to `upload_key`.)
+      .set({ status: 'ready', sha256, storage_key: finalKey, upload_key: row.storage_key })
       .where('id', '=', row.id)
       .where('status', '=', 'pending')
       .returningAll()
@@ -617,8 +660,8 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
 }
 
 /**
- * The backstop of the file store, run by maintenance: expired pending uploads go (the rows,
- * and their objects by a queued job, in one transaction), and so does every object older than
+ * The backstop of the file store, run by maintenance: expired pending uploads and spent upload
+ * URLs go (the rows, and their objects by a queued job, in one transaction), and so does every object older than
  * an hour that no row names, which no deletion queued (a crash mid-upload, a copy left by a
  * completion that lost a race, an upload URL used again, a removal job that was discarded).
  */
@@ -630,7 +673,7 @@ export async function sweepFiles(
   const expired = await deps.db.transaction().execute(async (trx) => {
     const rows = await trx
       .deleteFrom('files')
-      .where('status', '=', 'pending')
+      .where('status', 'in', ['pending', 'spent'])
       .where('expires_at', '<', new Date(now))
       .returning('storage_key')
       .execute();
