@@ -1198,6 +1198,33 @@ describe('direct uploads (S3)', () => {
     expect(completed.json()).toMatchObject({ sha256: sha256(image) });
   });
 
+  it('answers an upload whose object went between its check and its copy as not uploaded (400 missing), not as an outage', async () => {
+    const account = await registerAccount(server.app);
+    const image = png();
+    const created = await start(account, { name: 'gone.png', contentType: 'image/png', size: image.length });
+    await put(created, image);
+    const { storage } = server.services;
+    const copy = storage.copy.bind(storage);
+    // Swept, or removed by a cancellation's job, just after the completion saw it.
+    storage.copy = async (from, to) => {
+      await storage.delete(from);
+      return copy(from, to);
+    };
+    try {
+      const response = await complete(account, created.id);
+      expect([response.statusCode, response.json().appCode, response.json().details?.reason]).toEqual([
+        400,
+        'UPLOAD_REJECTED',
+        'missing',
+      ]);
+    } finally {
+      storage.copy = copy;
+    }
+    // Still pending: a PUT that lands now can be completed.
+    await put(created, image);
+    expect((await complete(account, created.id)).statusCode).toBe(200);
+  });
+
   it('rejects an upload of another size or type, removing the object (its URL stays counted, hidden)', async () => {
     const account = await registerAccount(server.app);
     const image = png();

@@ -187,6 +187,16 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
     expect(await listed(storage, 'missing/')).toEqual([]);
   });
 
+  it('copies an object, and answers false for a missing one, creating nothing', async () => {
+    const bytes = randomBytes(10);
+    await storage.put('copy/from', bodyOf(bytes), { contentType: 'text/plain' });
+    expect(await storage.copy('copy/from', 'copy/to')).toBe(true);
+    expect(await readAll(await storage.get('copy/to'))).toEqual(bytes);
+    expect(await storage.copy('copy/missing', 'copy/nowhere')).toBe(false);
+    expect(await storage.head('copy/nowhere')).toBeUndefined();
+    expect((await listed(storage, 'copy/')).map((object) => object.key)).toEqual(['copy/from', 'copy/to']);
+  });
+
   it('deletes an object', async () => {
     const key = 'delete/object';
     await storage.put(key, bodyOf(randomBytes(10)), { contentType: 'text/plain' });

@@ -124,7 +124,7 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
       return info && { key, size: info.size, lastModified: info.mtime };
     },
 
-    async copy(from: string, to: string): Promise<void> {
+    async copy(from: string, to: string): Promise<boolean> {
       const target = pathOf(to);
       const temporary = `${target}.tmp-${randomBytes(6).toString('hex')}`;
       try {
@@ -132,8 +132,10 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
         // The copy itself takes as long as the object is large: not bounded.
         await copyFile(pathOf(from), temporary);
         await bounded('copy', rename(temporary, target));
+        return true;
       } catch (error) {
         await bounded('copy', rm(temporary, { force: true })).catch(() => undefined);
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !(await fileAt(pathOf(from)))) return false;
         throw failure('copy', error);
       }
     },

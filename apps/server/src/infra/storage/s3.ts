@@ -139,15 +139,20 @@ export function s3Storage(options: S3Options): ObjectStorage {
       );
     },
 
-    async copy(from: string, to: string): Promise<void> {
-      await request('copy', () =>
-        client.send(
-          new CopyObjectCommand({
-            Bucket,
-            Key: to,
-            CopySource: `${Bucket}/${from}` /* generated keys: no characters to escape */,
-          }),
-        ),
+    copy(from: string, to: string): Promise<boolean> {
+      return request(
+        'copy',
+        async () => {
+          await client.send(
+            new CopyObjectCommand({
+              Bucket,
+              Key: to,
+              CopySource: `${Bucket}/${from}` /* generated keys: no characters to escape */,
+            }),
+          );
+          return true;
+        },
+        () => false,
       );
     },
 

@@ -26,8 +26,8 @@ export interface ObjectStorage {
   /** The object's bytes (or a range of them), or undefined when there is no such object. */
   get(key: string, range?: ByteRange): Promise<Readable | undefined>;
   head(key: string): Promise<ObjectInfo | undefined>;
-  /** Copies an object to another key (a direct upload becomes a file no upload URL names). */
-  copy(from: string, to: string): Promise<void>;
+  /** Copies an object to another key (a direct upload becomes a file no upload URL names); false when there is none at `from`. */
+  copy(from: string, to: string): Promise<boolean>;
   /** Removes the object; a missing one is not an error. */
   delete(key: string): Promise<void>;
   /** Every object under `prefix`. */

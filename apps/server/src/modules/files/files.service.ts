@@ -624,7 +624,8 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
   // The bytes are checked in a copy no upload URL names: a PUT to the URL while they are
   // checked cannot replace what is kept with bytes never checked.
   const finalKey = newKey();
-  await deps.storage.copy(row.storage_key, finalKey);
+  // Gone since (cancelled, or swept, meanwhile): as if it had never come.
+  if (!(await deps.storage.copy(row.storage_key, finalKey))) throw nothingUploaded();
   let sha256: string;
   try {
     sha256 = await checkUploaded(deps, finalKey, { size: Number(row.size), contentType: row.content_type });
