@@ -4,13 +4,26 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRouterTypes } from './router-types.ts';
 
 const sdkDir = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * tsc rewrites the `.ts` of relative imports in the JavaScript it emits, not in declarations:
+ * `./auth.ts` there would resolve for TypeScript 5 and up only, and not at all for tools that
+ * read declarations on their own (API Extractor, declaration bundlers). They name the `.js`.
+ */
+function pointDeclarationsAtJs(dir: string): void {
+  for (const name of readdirSync(dir).filter((file) => file.endsWith('.d.ts'))) {
+    const file = join(dir, name);
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.replaceAll(/(from '|import\(")(\.\/[\w.-]+)\.ts(['"])/g, '$1$2.js$3'));
+  }
+}
 
 /**
  * Compiled beside dist/ and swapped in whole: `pnpm dev` rebuilds on every save of the
@@ -28,6 +41,7 @@ export async function build(): Promise<void> {
       cwd: sdkDir,
       stdio: 'inherit',
     });
+    pointDeclarationsAtJs(next);
     if (existsSync(dist)) renameSync(dist, previous);
     renameSync(next, dist);
   } finally {
