@@ -73,7 +73,7 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   METHOD_NOT_SUPPORTED: 'this procedure is not served with this HTTP method',
   CONFLICT: 'conflicts with a change made at the same time: try again',
   PAYLOAD_TOO_LARGE: 'the body is larger than the server accepts',
-  UNSUPPORTED_MEDIA_TYPE: 'the body is not `application/json`',
+  UNSUPPORTED_MEDIA_TYPE: 'the body is not of the type the route takes: `application/json` (`multipart/form-data` for an upload)',
   RATE_LIMITED: 'too many calls: wait `Retry-After` seconds',
   TIMEOUT: 'the request took too long to arrive',
   CLIENT_CLOSED_REQUEST: 'the client went away before the answer',
@@ -104,7 +104,7 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   FILE_TOO_LARGE: 'the file is larger than `FILES_MAX_BYTES` (`details.maxBytes`); nothing was kept',
   QUOTA_EXCEEDED: 'the file would take the account over its storage quota (`details.quotaBytes`); nothing was kept',
   UNSUPPORTED_FILE_TYPE:
-    'the bytes are not of an accepted type (`details.contentType` is what they are; `details.allowed`)',
+    'the file is not of an accepted type (`details.contentType`: what its bytes are, or for a direct upload the type declared; `details.allowed`)',
   DIRECT_UPLOADS_UNAVAILABLE: 'direct uploads need the S3 storage driver: upload through `POST /api/files`',
   UPLOAD_REJECTED:
     'the uploaded object is not the declared size or an accepted type (`details.reason`: `size`, `type`), and was removed; or is not there yet (`missing`), and the upload is kept to complete once it is',
