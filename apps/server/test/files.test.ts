@@ -37,6 +37,7 @@ import {
   startS3Server,
   startTestServer,
   type TestApp,
+  untilWaitingOnLocks,
 } from './helpers/index.ts';
 
 const KiB = 1024;
@@ -1339,6 +1340,38 @@ describe('direct uploads (S3)', () => {
       size: MiB,
     });
     expect([again.statusCode, again.json().appCode]).toEqual([413, 'QUOTA_EXCEEDED']);
+  });
+
+  it('deletes an upload completed while its cancellation waited as the file it became', async () => {
+    const account = await registerAccount(server.app);
+    const bytes = Buffer.from('completed meanwhile\n');
+    const created = await start(account, { name: 'race.txt', contentType: 'text/plain', size: bytes.length });
+    await put(created, bytes);
+    // A completion holds the row (it has just made it ready) while the deletion reads it as pending.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding = false;
+    const completion = server.services.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('files')
+        .set({ status: 'ready', sha256: sha256(bytes) })
+        .where('id', '=', created.id)
+        .execute();
+      holding = true;
+      await released;
+    });
+    await expect.poll(() => holding).toBe(true);
+    const deletion = call(server, account, 'DELETE', `/api/files/${created.id}`);
+    try {
+      await untilWaitingOnLocks(server.services.db, 1, deletion);
+    } finally {
+      release();
+      await completion;
+    }
+    expect((await deletion).statusCode).toBe(200);
+    expect(await rowsOf(server, account.id)).toEqual([]);
   });
 
   it('counts a direct upload’s size while its URL may write, whatever became of it, then the sweep gives it back', async () => {

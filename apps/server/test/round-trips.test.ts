@@ -116,7 +116,7 @@ describe('backend round trips per call', () => {
     );
     expect(signIn.sql).toBeLessThanOrEqual(4);
     // The address's limits, the account's failure count taken before the password is checked,
-    // given back after it was right, and the address remembered (sent with the give-back).
-    expect(signIn.kv).toBeLessThanOrEqual(5);
+    // and given back after it was right.
+    expect(signIn.kv).toBeLessThanOrEqual(4);
   });
 });

@@ -40,8 +40,10 @@ export interface AuthOptions {
   /** Called once when the session cannot continue (the store has been cleared). */
   onSessionEnded?: (reason: SessionEndReason) => void;
   /**
-   * How long a refresh may take (15 s by default): past it, the calls that wait for it fail
-   * with the timeout and the session stands.
+   * How long a refresh may take (15 s by default), in two tries of half as long: a try whose
+   * answer was lost is sent again at once, within the server's grace window
+   * (REFRESH_REUSE_GRACE_SECONDS, 10 s: keep this under twice that). Past it, the calls that
+   * wait for it fail with the timeout and the session stands.
    */
   refreshTimeoutMs?: number;
 }
@@ -136,6 +138,23 @@ export function sessionKeeper(options: SessionOptions) {
    * newer tokens (another tab or process refreshed meanwhile, sharing the store), the call
    * goes again with those, and no refresh is made.
    */
+  /**
+   * The refresh call, in two tries of half of `refreshTimeoutMs` each. A try whose answer did
+   * not come (the network, no answer in time) may still have rotated the tokens on the
+   * server: the second, sent at once with the same token, is within the server's grace window
+   * (REFRESH_REUSE_GRACE_SECONDS, 10 s) and gets the same new tokens back, where a later one
+   * would be taken for reuse and end the session.
+   */
+  const refreshAnswer = async (refreshToken: string) => {
+    const tryMs = Math.max(1, Math.floor((options.refreshTimeoutMs ?? 15_000) / 2));
+    try {
+      return await withDeadline(tryMs, (signal) => refresher.auth.refresh.mutate({ refreshToken }, { signal }));
+    } catch (error) {
+      if (errorCode(error).status !== undefined) throw error;
+      return withDeadline(tryMs, (signal) => refresher.auth.refresh.mutate({ refreshToken }, { signal }));
+    }
+  };
+
   const refreshOnce = (sentWith?: Tokens | null): Promise<Refreshed> => {
     const running = refreshes.get(store);
     if (running) return running;
@@ -144,10 +163,7 @@ export function sessionKeeper(options: SessionOptions) {
       if (!tokens) return { refreshed: false };
       if (sentWith && tokens.refreshToken !== sentWith.refreshToken) return { refreshed: true };
       try {
-        const result = await refresher.auth.refresh.mutate(
-          { refreshToken: tokens.refreshToken },
-          { signal: AbortSignal.timeout(options.refreshTimeoutMs ?? 15_000) },
-        );
+        const result = await refreshAnswer(tokens.refreshToken);
         if (await stillHolds(tokens)) {
           await store.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
         }
@@ -170,6 +186,24 @@ export function sessionKeeper(options: SessionOptions) {
     return refreshing;
   };
   return { refreshOnce, endSession };
+}
+
+/**
+ * `call` given a signal that aborts after `ms` (a timer, not `AbortSignal.timeout`, which
+ * React Native and older Safari lack).
+ */
+async function withDeadline<T>(ms: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () =>
+      controller.abort(Object.assign(new Error(`The refresh got no answer within ${ms} ms`), { name: 'TimeoutError' })),
+    ms,
+  );
+  try {
+    return await call(controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export const ABORTED = Symbol('aborted');

@@ -239,6 +239,33 @@ describe('auth-aware client', () => {
     expect(paths.filter((path) => path.endsWith('/auth.refresh'))).toHaveLength(1);
   });
 
+  it('sends the refresh again at once when its answer was lost: the server’s grace gives the same tokens back', async () => {
+    const store = memoryTokenStore();
+    const ended: SessionEndReason[] = [];
+    let refreshes = 0;
+    const api = createClient({
+      url: server.url,
+      auth: { tokenStore: store, refreshTimeoutMs: 1_000, onSessionEnded: (reason) => ended.push(reason) },
+      fetch: async (input, init) => {
+        if (!new URL(String(input)).pathname.endsWith('/auth.refresh') || ++refreshes > 1) return fetch(input, init);
+        // The server rotates the tokens; its answer never reaches the client.
+        await fetch(input, { ...init, signal: null });
+        return new Promise<Response>((_, reject) =>
+          init?.signal?.addEventListener('abort', () => reject(init.signal?.reason), { once: true }),
+        );
+      },
+    });
+    await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    const before = await store.get();
+    await sleep(2_100);
+    expect((await api.users.me.query()).email).toMatch(/^sdk-/);
+    expect(refreshes).toBe(2);
+    expect(ended).toEqual([]);
+    expect((await store.get())?.refreshToken).not.toBe(before?.refreshToken);
+    // The session was not taken for a stolen token's: it goes on.
+    expect((await api.auth.sessions.query()).length).toBeGreaterThan(0);
+  });
+
   it('fails the waiting calls after refreshTimeoutMs when the refresh gets no answer, and keeps the session', async () => {
     const store = memoryTokenStore();
     let hang = false;

@@ -73,7 +73,8 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   METHOD_NOT_SUPPORTED: 'this procedure is not served with this HTTP method',
   CONFLICT: 'conflicts with a change made at the same time: try again',
   PAYLOAD_TOO_LARGE: 'the body is larger than the server accepts',
-  UNSUPPORTED_MEDIA_TYPE: 'the body is not of the type the route takes: `application/json` (`multipart/form-data` for an upload)',
+  UNSUPPORTED_MEDIA_TYPE:
+    'the body is not of the type the route takes: `application/json` (`multipart/form-data` for an upload)',
   RATE_LIMITED: 'too many calls: wait `Retry-After` seconds',
   TIMEOUT: 'the request took too long to arrive',
   CLIENT_CLOSED_REQUEST: 'the client went away before the answer',

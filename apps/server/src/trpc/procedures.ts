@@ -4,9 +4,9 @@ import { addressKey, type RateLimiter, type RateLimitState } from '../infra/rate
 import { assertPermission, PERMISSION_ERRORS } from '../modules/auth/assert-permission.ts';
 import { AUTHENTICATION_ERRORS, admitSignedIn } from '../modules/auth/authenticate.ts';
 import type { Permission } from '../modules/rbac/permissions.ts';
+import { hasLiveSessionFrom } from '../modules/sessions/sessions.service.ts';
 import type { Context } from './context.ts';
 import { t } from './init.ts';
-import { isKnownAddress, rememberAddress } from './known-addresses.ts';
 import { declareErrors } from './procedure-errors.ts';
 
 /**
@@ -47,16 +47,20 @@ export async function countBatchItems(ctx: Context, items: number): Promise<void
 }
 
 /**
- * The rate-limit key of the email a credential call names, from its raw input (limits run
- * before validation): only a plausible, bounded address, and hashed, so a hostile input
- * never becomes a large key.
+ * The email a credential call names, from its raw input (limits run before validation), as
+ * its schema will read it (trimmed, lower-cased): only a plausible, bounded address.
  */
-function emailKey(raw: unknown, { byMailbox = false } = {}): string | undefined {
+function emailOf(raw: unknown): string | undefined {
   const email = (raw as { email?: unknown } | undefined)?.email;
   if (typeof email !== 'string') return undefined;
   const normalized = email.trim().toLowerCase();
   if (normalized.length === 0 || normalized.length > 320 || !normalized.includes('@')) return undefined;
-  const key = byMailbox ? mailboxOf(normalized) : normalized;
+  return normalized;
+}
+
+/** The rate-limit key of an email (or of its inbox), hashed: the store never holds the address. */
+function emailKey(email: string, { byMailbox = false } = {}): string {
+  const key = byMailbox ? mailboxOf(email) : email;
   return `${byMailbox ? 'mailbox' : 'email'}:${createHash('sha256').update(key).digest('base64url')}`;
 }
 
@@ -95,37 +99,30 @@ const CREDENTIAL_FAILURES = new Set<AppErrorCode>(['INVALID_CREDENTIALS', 'INVAL
  * and given back unless the secret was wrong: guesses sent together cannot all pass a
  * count that only their failures, arriving later, would raise.
  *
- * With `knownAddresses` (the sign-in calls), an address the account signed in from lately
- * is not held back once the count is used up, and each success remembers its address
- * (known-addresses.ts): strangers spread over many addresses cannot lock the owner out.
+ * `exempt`, asked only once the count is used up, says whether this caller is let through
+ * all the same (its own per-address limit still holds it).
  */
 async function limitFailures<Result extends { ok: boolean; error?: unknown }>(
   ctx: Context,
   account: string | undefined,
   next: () => Promise<Result>,
-  { knownAddresses = false } = {},
+  exempt?: () => Promise<boolean>,
 ): Promise<Result> {
   if (!account) return next();
-  const { kv, rateLimits } = ctx.services;
-  const limiter = rateLimits.failures;
+  const limiter = ctx.services.rateLimits.failures;
   const state = await limiter.consume(account);
   let wrongSecret = false;
-  let signedIn = false;
   try {
-    if (!state.allowed && !(knownAddresses && (await isKnownAddress(kv, account, ctx.ip)))) {
+    if (!state.allowed && !(exempt && (await exempt().catch(() => false)))) {
       setRateLimitHeaders(ctx, state);
       throw rateLimited(state.resetMs);
     }
     const result = await next();
     wrongSecret = !result.ok && result.error instanceof AppError && CREDENTIAL_FAILURES.has(result.error.appCode);
-    signedIn = result.ok && knownAddresses;
     return result;
   } finally {
-    await Promise.all([
-      // Not given back when the store fails: the count stays higher, on the safe side.
-      wrongSecret ? undefined : limiter.giveBack(account).catch(() => undefined),
-      signedIn ? rememberAddress(kv, account, ctx.ip) : undefined,
-    ]);
+    // Not given back when the store fails: the count stays higher, on the safe side.
+    if (!wrongSecret) await limiter.giveBack(account).catch(() => undefined);
   }
 }
 
@@ -137,12 +134,16 @@ export function consumeCredentialLimit(ctx: Context, keys: string[] = []): Promi
 /**
  * Endpoints that check a secret (sign-in, sign-up, codes, reset): RATE_LIMIT_AUTH_PER_MINUTE
  * calls per IP, and RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE wrong secrets per email the input
- * names, which does not hold back an address the account signed in from within
- * KNOWN_ADDRESS_DAYS.
+ * names. Once strangers spread over many addresses have used that up, an address where the
+ * account is signed in (a live session last used from its network) still gets in
+ * (`hasLiveSessionFrom`): they cannot keep the owner out there.
  */
 export const credentialProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
   await consumeCredentialLimit(ctx);
-  return limitFailures(ctx, emailKey(await getRawInput()), next, { knownAddresses: true });
+  const email = emailOf(await getRawInput());
+  return limitFailures(ctx, email && emailKey(email), next, () =>
+    email ? hasLiveSessionFrom(ctx.services, { email, ip: ctx.ip }) : Promise.resolve(false),
+  );
 });
 declareErrors(credentialProcedure, ['RATE_LIMITED']);
 
@@ -153,8 +154,8 @@ declareErrors(credentialProcedure, ['RATE_LIMITED']);
  * many addresses.
  */
 export const emailSendingProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
-  const email = emailKey(await getRawInput(), { byMailbox: true });
-  await consumeCredentialLimit(ctx, email ? [email] : []);
+  const email = emailOf(await getRawInput());
+  await consumeCredentialLimit(ctx, email ? [emailKey(email, { byMailbox: true })] : []);
   return next();
 });
 declareErrors(emailSendingProcedure, ['RATE_LIMITED']);

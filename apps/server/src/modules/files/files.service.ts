@@ -357,10 +357,8 @@ export async function deleteFile(deps: Deps, input: { id: string; viewer: Viewer
     (await ownPendingUpload(deps, input.id, input.viewer)) ?? (await visibleFile(deps, input.id, input.viewer));
   await deps.db.transaction().execute(async (trx) => {
     const tx = { db: trx, jobs: deps.jobs };
-    if (row.status === 'pending') {
-      if (!(await spendUpload(tx, row.id))) throw new AppError('NOT_FOUND', 'No such file');
-      return;
-    }
+    // (A pending upload completed meanwhile is deleted as the file it became.)
+    if (row.status === 'pending' && (await spendUpload(tx, row.id))) return;
     const deleted = await trx
       .deleteFrom('files')
       .where('id', '=', row.id)
@@ -600,8 +598,8 @@ async function checkUploaded(
 /**
  * The client says its direct upload is done: the object is copied to its final key, and the
  * copy must have the declared size and sniff as the declared (accepted) type. Then the file
- * becomes visible, with the copy's SHA-256; otherwise the objects and the row go
- * (UPLOAD_REJECTED). No object yet is UPLOAD_REJECTED (`missing`) too, but the upload stays
+ * becomes visible, with the copy's SHA-256; otherwise the objects go and the upload is spent
+ * (UPLOAD_REJECTED; `spendUpload`). No object yet is UPLOAD_REJECTED (`missing`) too, but the upload stays
  * pending: the client completes it again once its PUT has finished.
  */
 export async function completeUpload(deps: Deps, input: { ownerId: string; id: string }): Promise<FileDto> {
@@ -624,8 +622,17 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
   // The bytes are checked in a copy no upload URL names: a PUT to the URL while they are
   // checked cannot replace what is kept with bytes never checked.
   const finalKey = newKey();
-  // Gone since (cancelled, or swept, meanwhile): as if it had never come.
-  if (!(await deps.storage.copy(row.storage_key, finalKey))) throw nothingUploaded();
+  if (!(await deps.storage.copy(row.storage_key, finalKey))) {
+    // Gone since it was seen: the upload cancelled or swept meanwhile (404), or its object
+    // removed by other means (as if it had never come).
+    const still = await deps.db
+      .selectFrom('files')
+      .select('id')
+      .where('id', '=', row.id)
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    throw still ? nothingUploaded() : new AppError('NOT_FOUND', 'No such upload');
+  }
   let sha256: string;
   try {
     sha256 = await checkUploaded(deps, finalKey, { size: Number(row.size), contentType: row.content_type });

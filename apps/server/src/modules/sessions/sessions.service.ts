@@ -22,6 +22,7 @@ import type { Locale } from '../../i18n/locale.ts';
 import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
+import { addressKey } from '../../infra/rate-limiter.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 import { assertMaySignIn, findUserRow } from '../users/users.service.ts';
@@ -425,6 +426,36 @@ export async function isSessionRevoked(
     .where('session_id', '=', sessionId)
     .executeTakeFirst();
   return entry !== undefined;
+}
+
+/** The live sessions of an account that `hasLiveSessionFrom` looks at, most recently used first. */
+const SESSIONS_LOOKED_AT = 50;
+
+/**
+ * Whether the account of `email` has a live session (signed in, not signed out, not expired)
+ * last used from `ip`'s network (the address's rate-limit key: an IPv6 client's /64). The
+ * per-account failure limit does not hold such an address back (trpc/procedures.ts): strangers
+ * spread over many addresses cannot keep the owner out where the owner is signed in, and a
+ * session ended (signing out everywhere, a password changed or reset, the account disabled
+ * or deleted) no longer counts.
+ */
+export async function hasLiveSessionFrom(
+  deps: Pick<Services, 'db' | 'clock'>,
+  { email, ip }: { email: string; ip: string },
+): Promise<boolean> {
+  const network = addressKey(ip);
+  const sessions = await deps.db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .select('sessions.ip')
+    .where('users.email', '=', email)
+    .where('sessions.revoked_at', 'is', null)
+    .where('sessions.expires_at', '>', new Date(deps.clock.now()))
+    .where('sessions.ip', 'is not', null)
+    .orderBy('sessions.last_used_at', 'desc')
+    .limit(SESSIONS_LOOKED_AT)
+    .execute();
+  return sessions.some((session) => session.ip !== null && addressKey(session.ip) === network);
 }
 
 export async function activeSessions(deps: Pick<Services, 'db' | 'clock'>, userId: string): Promise<SessionRow[]> {
