@@ -1342,6 +1342,38 @@ describe('direct uploads (S3)', () => {
     expect([again.statusCode, again.json().appCode]).toEqual([413, 'QUOTA_EXCEEDED']);
   });
 
+  it('completes an upload once when completions are sent together: the others are told to try again (409)', async () => {
+    const account = await registerAccount(server.app);
+    const image = png();
+    const created = await start(account, { name: 'once.png', contentType: 'image/png', size: image.length });
+    await put(created, image);
+    const { storage } = server.services;
+    const copy = storage.copy.bind(storage);
+    let copies = 0;
+    const copying = Promise.withResolvers<void>();
+    const copied = Promise.withResolvers<void>();
+    storage.copy = async (from, to) => {
+      copies += 1;
+      copying.resolve();
+      await copied.promise;
+      return copy(from, to);
+    };
+    try {
+      const first = complete(account, created.id);
+      await copying.promise;
+      const second = await complete(account, created.id);
+      expect([second.statusCode, second.json().appCode]).toEqual([409, 'CONFLICT']);
+      copied.resolve();
+      expect((await first).statusCode).toBe(200);
+    } finally {
+      storage.copy = copy;
+    }
+    expect(copies).toBe(1);
+    // Tried again: the file.
+    const again = await complete(account, created.id);
+    expect([again.statusCode, again.json().id]).toEqual([200, created.id]);
+  });
+
   it('deletes an upload completed while its cancellation waited as the file it became', async () => {
     const account = await registerAccount(server.app);
     const bytes = Buffer.from('completed meanwhile\n');

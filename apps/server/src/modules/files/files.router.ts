@@ -85,7 +85,7 @@ export const filesRouter = router({
         tags,
         summary: 'Finish a direct upload: the bytes are checked (size, sniffed type), then the file appears',
       },
-      errors: ['NOT_FOUND', 'UPLOAD_REJECTED'],
+      errors: ['NOT_FOUND', 'UPLOAD_REJECTED', 'CONFLICT'],
     })
     .input(fileIdInput)
     .output(fileOutput)

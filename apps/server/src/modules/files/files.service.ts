@@ -602,7 +602,10 @@ async function checkUploaded(
  * (UPLOAD_REJECTED; `spendUpload`). No object yet is UPLOAD_REJECTED (`missing`) too, but the upload stays
  * pending: the client completes it again once its PUT has finished.
  */
-export async function completeUpload(deps: Deps, input: { ownerId: string; id: string }): Promise<FileDto> {
+export async function completeUpload(
+  deps: Deps & Pick<Services, 'kv'>,
+  input: { ownerId: string; id: string },
+): Promise<FileDto> {
   const row = await deps.db
     .selectFrom('files')
     .selectAll()
@@ -612,6 +615,27 @@ export async function completeUpload(deps: Deps, input: { ownerId: string; id: s
     .executeTakeFirst();
   if (!row) throw new AppError('NOT_FOUND', 'No such upload');
   if (row.status === 'ready') return toDto(row);
+  // One completion of an upload at a time: each copies and reads back the whole object (up to
+  // FILES_MAX_BYTES), so calls sent together would each do it. Another call meanwhile is a 409,
+  // to try again; once done, a completion answers the file. A store that cannot keep the turn
+  // (Redis away) lets the call go on: the work is done twice, never wrongly.
+  const turn = `completing-upload:${row.id}`;
+  const taken = await deps.kv.increment(turn, { ttlMs: COMPLETION_TURN_MS }).then(
+    (counter) => counter.value === 1,
+    () => true,
+  );
+  if (!taken) throw new AppError('CONFLICT', 'This upload is being completed: try again in a moment');
+  try {
+    return await completeInTurn(deps, row);
+  } finally {
+    await deps.kv.delete(turn).catch(() => undefined);
+  }
+}
+
+/** How long a completion's turn is kept at most (a process that died in it frees it then). */
+const COMPLETION_TURN_MS = 15 * 60_000;
+
+async function completeInTurn(deps: Deps, row: FileRow): Promise<FileDto> {
   const reject = async (error: AppError) => {
     await deps.db.transaction().execute((trx) => spendUpload({ db: trx, jobs: deps.jobs }, row.id));
     return error;
