@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32, deflateSync } from 'node:zlib';
 import { createTestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DependencyUnavailableError } from '../src/infra/dependency-errors.ts';
 import type { ObjectStorage } from '../src/infra/storage/index.ts';
 import { STORAGE_DELETE_QUEUE } from '../src/modules/files/file-jobs.ts';
 import { COMPLETION_GRACE_MS, sweepFiles } from '../src/modules/files/files.service.ts';
@@ -1091,6 +1092,21 @@ describe('direct uploads (S3)', () => {
   };
   const complete = (account: Account, id: string) =>
     call(server, account, 'POST', `/api/files/uploads/${id}/complete`, {});
+  type Copy = ObjectStorage['copy'];
+  /** Runs `body` with the store's copies going through `copy` (given the store's own). */
+  const whileCopying = async <T>(
+    copy: (own: Copy, ...args: Parameters<Copy>) => ReturnType<Copy>,
+    body: () => Promise<T>,
+  ): Promise<T> => {
+    const { storage } = server.services;
+    const own = storage.copy.bind(storage);
+    storage.copy = (from, to) => copy(own, from, to);
+    try {
+      return await body();
+    } finally {
+      storage.copy = own;
+    }
+  };
   type Get = ObjectStorage['get'];
   /** Completes with the store's reads going through `get` (given the store's own). */
   const completeReading = async (
@@ -1204,23 +1220,19 @@ describe('direct uploads (S3)', () => {
     const image = png();
     const created = await start(account, { name: 'gone.png', contentType: 'image/png', size: image.length });
     await put(created, image);
-    const { storage } = server.services;
-    const copy = storage.copy.bind(storage);
     // Swept, or removed by a cancellation's job, just after the completion saw it.
-    storage.copy = async (from, to) => {
-      await storage.delete(from);
-      return copy(from, to);
-    };
-    try {
-      const response = await complete(account, created.id);
-      expect([response.statusCode, response.json().appCode, response.json().details?.reason]).toEqual([
-        400,
-        'UPLOAD_REJECTED',
-        'missing',
-      ]);
-    } finally {
-      storage.copy = copy;
-    }
+    const response = await whileCopying(
+      async (copy, from, to) => {
+        await server.services.storage.delete(from);
+        return copy(from, to);
+      },
+      () => complete(account, created.id),
+    );
+    expect([response.statusCode, response.json().appCode, response.json().details?.reason]).toEqual([
+      400,
+      'UPLOAD_REJECTED',
+      'missing',
+    ]);
     // Still pending: a PUT that lands now can be completed.
     await put(created, image);
     expect((await complete(account, created.id)).statusCode).toBe(200);
@@ -1347,31 +1359,44 @@ describe('direct uploads (S3)', () => {
     const image = png();
     const created = await start(account, { name: 'once.png', contentType: 'image/png', size: image.length });
     await put(created, image);
-    const { storage } = server.services;
-    const copy = storage.copy.bind(storage);
     let copies = 0;
     const copying = Promise.withResolvers<void>();
     const copied = Promise.withResolvers<void>();
-    storage.copy = async (from, to) => {
-      copies += 1;
-      copying.resolve();
-      await copied.promise;
-      return copy(from, to);
-    };
-    try {
-      const first = complete(account, created.id);
-      await copying.promise;
-      const second = await complete(account, created.id);
-      expect([second.statusCode, second.json().appCode]).toEqual([409, 'CONFLICT']);
-      copied.resolve();
-      expect((await first).statusCode).toBe(200);
-    } finally {
-      storage.copy = copy;
-    }
+    await whileCopying(
+      async (copy, from, to) => {
+        copies += 1;
+        copying.resolve();
+        await copied.promise;
+        return copy(from, to);
+      },
+      async () => {
+        const first = complete(account, created.id);
+        await copying.promise;
+        const second = await complete(account, created.id);
+        expect([second.statusCode, second.json().appCode]).toEqual([409, 'CONFLICT']);
+        copied.resolve();
+        expect((await first).statusCode).toBe(200);
+      },
+    );
     expect(copies).toBe(1);
     // Tried again: the file.
     const again = await complete(account, created.id);
     expect([again.statusCode, again.json().id]).toEqual([200, created.id]);
+  });
+
+  it('completes an upload while the store of completion turns (Redis) is away', async () => {
+    const account = await registerAccount(server.app);
+    const image = png();
+    const created = await start(account, { name: 'away.png', contentType: 'image/png', size: image.length });
+    await put(created, image);
+    const { kv } = server.services;
+    const increment = kv.increment.bind(kv);
+    kv.increment = () => Promise.reject(new DependencyUnavailableError('redis', 'Redis is away'));
+    try {
+      expect((await complete(account, created.id)).statusCode).toBe(200);
+    } finally {
+      kv.increment = increment;
+    }
   });
 
   it('deletes an upload completed while its cancellation waited as the file it became', async () => {

@@ -13,6 +13,12 @@ import {
 } from '../src/index.ts';
 
 /** Access tokens live 2 s here (whole seconds: a new one has at least 1 s left), so a test can let one expire. */
+/** A server that never answers: only the request's signal ends the wait. */
+const noAnswer = (init: RequestInit | undefined) =>
+  new Promise<Response>((_, reject) =>
+    init?.signal?.addEventListener('abort', () => reject(init.signal?.reason), { once: true }),
+  );
+
 describe('auth-aware client', () => {
   let server: TestApp & { url: string };
   /** Default token lifetimes: for checks that must not race an expiring token. */
@@ -250,9 +256,7 @@ describe('auth-aware client', () => {
         if (!new URL(String(input)).pathname.endsWith('/auth.refresh') || ++refreshes > 1) return fetch(input, init);
         // The server rotates the tokens; its answer never reaches the client.
         await fetch(input, { ...init, signal: null });
-        return new Promise<Response>((_, reject) =>
-          init?.signal?.addEventListener('abort', () => reject(init.signal?.reason), { once: true }),
-        );
+        return noAnswer(init);
       },
     });
     await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
@@ -275,10 +279,7 @@ describe('auth-aware client', () => {
       auth: { tokenStore: store, refreshTimeoutMs: 300, onSessionEnded: (reason) => ended.push(reason) },
       fetch: async (input, init) => {
         if (hang && new URL(String(input)).pathname.endsWith('/auth.refresh')) {
-          // A server that never answers: only the request's signal ends the wait.
-          return new Promise<Response>((_, reject) =>
-            init?.signal?.addEventListener('abort', () => reject(init.signal?.reason), { once: true }),
-          );
+          return noAnswer(init);
         }
         return fetch(input, init);
       },
