@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createConnection, createServer as createNetServer } from 'node:net';
 import os from 'node:os';
@@ -1054,6 +1054,65 @@ describe('the sweep', () => {
     for (const key of orphans) expect(await server.services.storage.head(key), key).toBeDefined();
     expect(await sweepFiles(server.services)).toMatchObject({ orphanObjects: 2 });
     for (const key of orphans) expect(await server.services.storage.head(key), key).toBeUndefined();
+  });
+
+  it('walks uploads/ first, and a store too large for one run over several, each going on where the last stopped', async () => {
+    const { storage } = server.services;
+    const dir = server.dir as string;
+    // Left in uploads/ long ago; and in files/, 1,200 objects the sweep keeps (too young to go).
+    const orphans = Array.from({ length: 3 }, () => `uploads/${randomUUID()}`);
+    const young = Array.from({ length: 1_200 }, () => `files/${randomUUID()}`);
+    await mkdir(path.join(dir, 'uploads'), { recursive: true });
+    await mkdir(path.join(dir, 'files'), { recursive: true });
+    const writeAt = async (key: string, at: number) => {
+      await writeFile(path.join(dir, key), key);
+      await utimes(path.join(dir, key), at / 1000, at / 1000);
+    };
+    for (const key of orphans) await writeAt(key, clock.now() - 2 * 60 * 60_000);
+    for (const key of young) await writeAt(key, clock.now());
+    const everyKey = async () => (await readdir(path.join(dir, 'files'))).map((name) => `files/${name}`).sort();
+
+    // Each walk of files/ the sweep makes, with where it began and what it was given.
+    const walks: { after: string | undefined; keys: string[] }[] = [];
+    let stopAfter = Number.POSITIVE_INFINITY;
+    const stopped = new AbortController();
+    const list = storage.list.bind(storage);
+    storage.list = (prefix, options) => {
+      if (prefix !== 'files/') return list(prefix, options);
+      const walk = { after: options?.after, keys: [] as string[] };
+      walks.push(walk);
+      return (async function* () {
+        for await (const object of list(prefix, options)) {
+          walk.keys.push(object.key);
+          if (walk.keys.length === stopAfter) stopped.abort(new Error('the job expired'));
+          yield object;
+        }
+      })();
+    };
+    try {
+      // The first run stops (its job expired) at the 1,100th object of files/: uploads/ was walked before.
+      stopAfter = 1_100;
+      await expect(sweepFiles(server.services, stopped.signal)).rejects.toThrow('the job expired');
+      for (const key of orphans) expect(await storage.head(key), key).toBeUndefined();
+      expect(walks).toHaveLength(1);
+      const [first] = walks as [(typeof walks)[number]];
+      expect(first.after).toBeUndefined();
+
+      // The next goes on after the last key the first one dealt with (its 1,000th), and to the end.
+      stopAfter = Number.POSITIVE_INFINITY;
+      expect(await sweepFiles(server.services)).toMatchObject({ orphanObjects: 0 });
+      const [, second] = walks as [unknown, (typeof walks)[number]];
+      expect(second.after).toBe(first.keys[999]);
+      expect(second.keys).toEqual((await everyKey()).filter((key) => key > (second.after as string)));
+      // Having reached the end, the one after starts from the first key again.
+      await sweepFiles(server.services);
+      expect(walks).toHaveLength(3);
+      expect(walks[2]?.after).toBeUndefined();
+      expect(walks[2]?.keys).toEqual(await everyKey());
+    } finally {
+      storage.list = list;
+      for (const key of young) await storage.delete(key);
+    }
   });
 });
 

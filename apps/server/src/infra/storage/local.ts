@@ -151,42 +151,58 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
     // folders below the first with blocking calls): each folder read a few entries at a time,
     // each read and each entry's stat bounded as every other call (a big folder takes its
     // time, a hung one fails); a disk that fails fails the walk, never passing for an empty folder.
-    async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Each folder's names are sorted, a folder's as `name/`, so keys come in the order S3 lists them.
+    async *list(prefix: string, options: { after?: string } = {}): AsyncIterable<ObjectInfo> {
+      const { after } = options;
       // A prefix is a folder here (`files/`); the empty one is the whole store.
       const folder = prefix.replace(/\/+$/, '');
-      const folders = [folder ? pathOf(folder) : root];
-      for (let dir = folders.pop(); dir !== undefined; dir = folders.pop()) {
-        let walk: Dir;
+      const keyOf = (full: string) => path.relative(root, full).split(path.sep).join('/');
+      async function* walk(dir: string): AsyncGenerator<ObjectInfo> {
+        const entries: { name: string; sortsAs: string; isFolder: boolean }[] = [];
+        let reading: Dir;
         try {
-          walk = await bounded('list', opendir(dir), (late) => late.close().catch(() => undefined));
+          reading = await bounded('list', opendir(dir), (late) => late.close().catch(() => undefined));
         } catch (error) {
-          if (isMissing(error)) continue; // nothing stored under it (yet, or any more)
+          if (isMissing(error)) return; // nothing stored under it (yet, or any more)
           throw failure('list', error);
         }
         try {
           for (;;) {
-            const entry = await bounded('list', walk.read()).catch((error: unknown) => {
+            const entry = await bounded('list', reading.read()).catch((error: unknown) => {
               throw failure('list', error);
             });
             if (entry === null) break;
-            const full = path.join(dir, entry.name);
-            // (Gone since it was read, as a sweep or a delete may do: not listed. A link is no
-            // object the store wrote: not followed.)
-            const info = await bounded('list', lstat(full)).catch((error: unknown) => {
-              if (isMissing(error)) return undefined;
-              throw failure('list', error);
-            });
-            if (info?.isDirectory()) folders.push(full);
-            if (!info?.isFile()) continue;
-            const key = path.relative(root, full).split(path.sep).join('/');
-            // An unfinished write (a crash mid-upload) is listed too, so a sweep can remove it.
-            yield { key, size: info.size, lastModified: info.mtime };
+            // (A link is no object the store wrote: not followed, not listed.)
+            const isFolder = entry.isDirectory();
+            if (isFolder || entry.isFile()) {
+              entries.push({ name: entry.name, sortsAs: isFolder ? `${entry.name}/` : entry.name, isFolder });
+            }
           }
         } finally {
           // Not awaited: on a hung disk, closing would hang as the read did.
-          walk.close().catch(() => undefined);
+          reading.close().catch(() => undefined);
+        }
+        entries.sort((a, b) => (a.sortsAs < b.sortsAs ? -1 : a.sortsAs > b.sortsAs ? 1 : 0));
+        for (const entry of entries) {
+          const full = path.join(dir, entry.name);
+          const key = keyOf(full);
+          if (entry.isFolder) {
+            // Every key below it sorts before `after`: not read.
+            if (after !== undefined && `${key}/` < after && !after.startsWith(`${key}/`)) continue;
+            yield* walk(full);
+            continue;
+          }
+          if (after !== undefined && key <= after) continue;
+          // (Gone since it was read, as a sweep or a delete may do: not listed.)
+          const info = await bounded('list', lstat(full)).catch((error: unknown) => {
+            if (isMissing(error)) return undefined;
+            throw failure('list', error);
+          });
+          // An unfinished write (a crash mid-upload) is listed too, so a sweep can remove it.
+          if (info?.isFile()) yield { key, size: info.size, lastModified: info.mtime };
         }
       }
+      yield* walk(folder ? pathOf(folder) : root);
     },
 
     async close(): Promise<void> {},

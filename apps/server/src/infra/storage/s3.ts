@@ -168,11 +168,17 @@ export function s3Storage(options: S3Options): ObjectStorage {
       );
     },
 
-    async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    async *list(prefix: string, options: { after?: string } = {}): AsyncIterable<ObjectInfo> {
       let ContinuationToken: string | undefined;
       do {
         const page = await request('list', () =>
-          client.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken })),
+          client.send(
+            new ListObjectsV2Command({
+              Bucket,
+              Prefix: prefix,
+              ...(ContinuationToken ? { ContinuationToken } : { StartAfter: options.after }),
+            }),
+          ),
         );
         for (const object of page.Contents ?? []) {
           if (!object.Key) continue;

@@ -30,8 +30,11 @@ export interface ObjectStorage {
   copy(from: string, to: string): Promise<boolean>;
   /** Removes the object; a missing one is not an error. */
   delete(key: string): Promise<void>;
-  /** Every object under `prefix`. */
-  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Every object under `prefix`, in key order; with `after`, only those whose key sorts after
+   * it (where an interrupted walk goes on).
+   */
+  list(prefix: string, options?: { after?: string }): AsyncIterable<ObjectInfo>;
   /** Direct uploads (S3): a URL the client PUTs the bytes to, with the size and type signed into it. */
   presignPut?(
     key: string,

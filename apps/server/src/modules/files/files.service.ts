@@ -696,9 +696,14 @@ async function completeInTurn(deps: Deps, row: FileRow): Promise<FileDto> {
  * URLs go (the rows, and their objects by a queued job, in one transaction), and so does every object older than
  * an hour that no row names, which no deletion queued (a crash mid-upload, a copy left by a
  * completion that lost a race, an upload URL used again, a removal job that was discarded).
+ *
+ * `uploads/` is walked first (where such objects are left most), then `files/`. A store too
+ * large for one run (the job's 15 minutes) is walked over several: each prefix's walk goes on
+ * after the last key a run dealt with, kept in the key-value store (a store that lost it
+ * starts the walk again).
  */
 export async function sweepFiles(
-  deps: Deps,
+  deps: Deps & Pick<Services, 'kv'>,
   signal?: AbortSignal,
 ): Promise<{ expiredUploads: number; orphanObjects: number }> {
   const now = deps.clock.now();
@@ -716,27 +721,49 @@ export async function sweepFiles(
     return rows;
   });
   let orphanObjects = 0;
-  for (const prefix of [FILES_PREFIX, UPLOADS_PREFIX]) {
+  for (const prefix of [UPLOADS_PREFIX, FILES_PREFIX]) {
+    const resumeKey = `files-sweep-after:${prefix}`;
+    const after = (await deps.kv.get(resumeKey).catch(() => null)) ?? undefined;
     let page: string[] = [];
+    let listed = 0;
+    let lastListed: string | undefined;
+    // The orphans among the objects listed since the last page, then where the walk goes on.
     const sweepPage = async () => {
-      if (page.length === 0) return;
-      const named = await deps.db.selectFrom('files').select('storage_key').where('storage_key', 'in', page).execute();
-      const kept = new Set(named.map((row) => row.storage_key));
-      const orphans = page.filter((key) => !kept.has(key));
-      await removeUnnamed(deps, orphans);
-      orphanObjects += orphans.length;
-      page = [];
+      if (page.length > 0) {
+        const named = await deps.db
+          .selectFrom('files')
+          .select('storage_key')
+          .where('storage_key', 'in', page)
+          .execute();
+        const kept = new Set(named.map((row) => row.storage_key));
+        const orphans = page.filter((key) => !kept.has(key));
+        await removeUnnamed(deps, orphans);
+        orphanObjects += orphans.length;
+        page = [];
+      }
+      listed = 0;
+      if (lastListed !== undefined) {
+        await deps.kv.set(resumeKey, lastListed, { ttlMs: SWEEP_RESUME_TTL_MS }).catch(() => undefined);
+      }
     };
-    for await (const object of deps.storage.list(prefix)) {
+    for await (const object of deps.storage.list(prefix, after === undefined ? {} : { after })) {
       signal?.throwIfAborted();
-      if (object.lastModified.getTime() > now - SWEEP_GRACE_MS) continue;
-      page.push(object.key);
-      if (page.length >= 500) await sweepPage();
+      lastListed = object.key;
+      listed += 1;
+      if (object.lastModified.getTime() <= now - SWEEP_GRACE_MS) page.push(object.key);
+      if (page.length >= SWEEP_PAGE || listed >= 2 * SWEEP_PAGE) await sweepPage();
     }
     await sweepPage();
+    // The walk has come to the end: the next one starts again from the first key.
+    await deps.kv.delete(resumeKey).catch(() => undefined);
   }
   return { expiredUploads: expired.length, orphanObjects };
 }
+
+/** How many objects the sweep looks up at once (and removes, those no row names). */
+const SWEEP_PAGE = 500;
+/** How long an unfinished walk's place is kept: the next runs (MAINTENANCE_INTERVAL) go on from it. */
+const SWEEP_RESUME_TTL_MS = 7 * 24 * 60 * 60_000;
 
 /** An image the user owns, for a profile picture; anything else is NOT_AN_IMAGE. */
 export async function assertOwnImage(
