@@ -1,9 +1,10 @@
-import { hashPassword } from '@app/db';
+import { type Db, hashPassword } from '@app/db';
 import { hash } from '@node-rs/argon2';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotateRefreshToken } from '../src/modules/sessions/sessions.service.ts';
 import {
+  type Account,
   bearer,
   buildTestApp,
   type FakeClock,
@@ -493,6 +494,69 @@ describe('auth: password and sessions', () => {
       expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
       expect((await change()).statusCode).toBe(200);
       expect((await me(other.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+    });
+
+    /**
+     * A change checked against the old password, made to wait (its account's or session's row
+     * held) while `meanwhile` commits what the owner did: what the change then answers.
+     */
+    async function changeWhile(
+      account: Account,
+      table: 'users' | 'sessions',
+      meanwhile: (trx: Db) => Promise<unknown>,
+    ): Promise<{ statusCode: number; appCode: string | undefined }> {
+      let release = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let holding = false;
+      const owner = t.services.db.transaction().execute(async (trx) => {
+        await meanwhile(trx);
+        await trx
+          .selectFrom(table)
+          .select('id')
+          .where(table === 'users' ? 'id' : 'user_id', '=', account.id)
+          .forUpdate()
+          .execute();
+        holding = true;
+        await released;
+      });
+      await expect.poll(() => holding).toBe(true);
+      const change = t.app.inject({
+        method: 'POST',
+        url: '/api/auth/password/change',
+        headers: bearer(account),
+        payload: { currentPassword: account.password, newPassword: 'Attacker-pass-3' },
+      });
+      try {
+        await untilWaitingOnLocks(t.services.db, 1, change);
+      } finally {
+        release();
+        await owner;
+      }
+      const response = await change;
+      return { statusCode: response.statusCode, appCode: response.json().appCode };
+    }
+
+    it('never undoes a reset committed while it was checked: the old password is refused then', async () => {
+      const account = await registerAccount(t.app);
+      const resetTo = await hashPassword('Owner-reset-4');
+      // The owner's reset: a new password, every session ended.
+      const answered = await changeWhile(account, 'users', (trx) =>
+        trx.updateTable('users').set({ password_hash: resetTo }).where('id', '=', account.id).execute(),
+      );
+      expect(answered).toEqual({ statusCode: 401, appCode: 'INVALID_CREDENTIALS' });
+      expect((await login(t.app, account.email, 'Owner-reset-4')).statusCode).toBe(200);
+      expect((await login(t.app, account.email, 'Attacker-pass-3')).statusCode).toBe(401);
+    });
+
+    it('never goes through for a session ended while it was checked (a sign-out everywhere)', async () => {
+      const account = await registerAccount(t.app);
+      const answered = await changeWhile(account, 'sessions', (trx) =>
+        trx.updateTable('sessions').set({ revoked_at: new Date() }).where('user_id', '=', account.id).execute(),
+      );
+      expect(answered).toEqual({ statusCode: 401, appCode: 'SESSION_REVOKED' });
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
     });
 
     it('refuses a weak new password or the email as password', async () => {

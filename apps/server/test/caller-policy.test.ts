@@ -107,25 +107,44 @@ describe('caller policy on a plain Fastify route', () => {
     });
   });
 
-  it('fails closed with 503 DEPENDENCY_DOWN and Retry-After when the revocation check cannot answer', async () => {
+  it('asks Postgres when the store cannot answer the revocation check, and fails closed (503) when neither can', async () => {
     const account = await registerAccount(t.app);
-    const failure = new DependencyUnavailableError('redis', 'The store did not answer');
+    const ended = await registerAccount(t.app);
+    expect((await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(ended) })).statusCode).toBe(
+      200,
+    );
+    const storeAway = new DependencyUnavailableError('redis', 'The store did not answer');
     // The plain route reads alone; procedures read along with their rate limit's count.
-    const getMany = vi.spyOn(t.services.kv, 'getMany').mockRejectedValue(failure);
+    const getMany = vi.spyOn(t.services.kv, 'getMany').mockRejectedValue(storeAway);
     const countAndRead = t.services.kv.incrementAndGet.bind(t.services.kv);
     const incrementAndGet = vi
       .spyOn(t.services.kv, 'incrementAndGet')
       .mockImplementation(async (key, options, keys) => ({
         ...(await countAndRead(key, options, keys)),
-        values: failure,
+        values: storeAway,
       }));
     try {
-      const refused = await refusedAlike('/plain/me', '/api/users/me', bearer(account));
-      expect(refused).toMatchObject({
-        status: 503,
-        retryAfter: expect.any(String),
-        body: { appCode: 'DEPENDENCY_DOWN', details: { dependency: 'redis' } },
+      // Postgres, the truth, answers: the live session is let in, the ended one is not.
+      for (const url of ['/plain/me', '/api/users/me']) expect((await get(url, bearer(account))).statusCode).toBe(200);
+      expect(await refusedAlike('/plain/me', '/api/users/me', bearer(ended))).toMatchObject({
+        status: 401,
+        body: { appCode: 'SESSION_REVOKED' },
       });
+
+      // Postgres away too: nobody is let in.
+      const databaseAway = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+      const selectFrom = vi.spyOn(t.services.db, 'selectFrom').mockImplementation(() => {
+        throw databaseAway;
+      });
+      try {
+        expect(await refusedAlike('/plain/me', '/api/users/me', bearer(account))).toMatchObject({
+          status: 503,
+          retryAfter: expect.any(String),
+          body: { appCode: 'DEPENDENCY_DOWN', details: { dependency: 'database' } },
+        });
+      } finally {
+        selectFrom.mockRestore();
+      }
     } finally {
       getMany.mockRestore();
       incrementAndGet.mockRestore();

@@ -261,6 +261,16 @@ describe('email verification and password reset', () => {
         t.mail.send = send;
       }
       expect((await reset(delivered, 'Brand-new-123')).statusCode).toBe(200);
+      // The newer link was made before its sending failed (and a failure may be an answer lost
+      // on the way, the email delivered): the reset leaves it unusable, as a change would.
+      const unused = await t.services.db
+        .selectFrom('user_tokens')
+        .select('token_hash')
+        .where('user_id', '=', account.id)
+        .where('purpose', '=', 'reset-password')
+        .where('used_at', 'is', null)
+        .execute();
+      expect(unused).toEqual([]);
     });
 
     it('voids a reset link once the password is changed (the link no longer undoes the change)', async () => {

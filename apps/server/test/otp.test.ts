@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/infra/kv/index.ts';
 import { MemoryTransport } from '../src/infra/mail/index.ts';
 import { runEmailJob } from '../src/modules/auth/email-jobs.ts';
-import { revokeReviewCode } from '../src/modules/auth/otp.service.ts';
+import { codeCooldownMs, revokeReviewCode } from '../src/modules/auth/otp.service.ts';
 import {
   type Account,
   bearer,
@@ -198,6 +198,30 @@ describe('email one-time codes', () => {
     const second = await codeFor(email);
     if (second !== first) expect((await verify(email, first)).json().appCode).toBe('INVALID_CODE');
     expect((await verify(email, second)).statusCode).toBe(200);
+  });
+
+  it('waits twice as long after each code past the third in a day, up to an hour', async () => {
+    expect([1, 2, 3, 4, 5, 6, 10, 50].map(codeCooldownMs)).toEqual(
+      [30, 30, 30, 60, 120, 240, 3600, 3600].map((seconds) => seconds * 1000),
+    );
+    const email = uniqueEmail('pace');
+    const waitAfter = async () => {
+      const refused = await request(email);
+      expect(refused.statusCode).toBe(429);
+      return Number(refused.headers['retry-after']);
+    };
+    for (let i = 0; i < 3; i++) {
+      await codeFor(email);
+      expect(await waitAfter()).toBe(30);
+      nextWindow();
+    }
+    await codeFor(email); // the fourth
+    expect(await waitAfter()).toBe(60);
+    clock.advance(31_000);
+    expect(await waitAfter()).toBe(29);
+    clock.advance(30_000);
+    await codeFor(email); // the fifth
+    expect(await waitAfter()).toBe(120);
   });
 
   it('lets a code be asked for again at once when the last one could not be queued', async () => {

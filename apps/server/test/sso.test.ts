@@ -505,6 +505,9 @@ describe('the browser flow', () => {
     try {
       const again = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
       expect(again.body).toMatchObject({ created: false, user: { id: first.body.user.id } });
+      // The address the provider gave before is kept, not wiped by its outage.
+      const identities = await get(server, '/auth/identities', again.body.accessToken);
+      expect(identities.body).toMatchObject([{ provider: 'oidc', email: `${sub}@acme.test` }]);
       fakes.oidc.user = { sub: unique('oidc-new') };
       const landing = (await signInWithBrowser(server, 'oidc')).landing;
       expect(landing.searchParams.get('error')).toBe('OAUTH_EMAIL_MISSING');
@@ -768,6 +771,11 @@ describe('native apps: signInWithIdToken', () => {
       expired: await fakes.google.signIdToken(claims, { expiresInSeconds: -60 }),
       signature: await fakes.google.signIdToken(claims, { signWithForeignKey: true }),
       otherProvider: await fakes.oidc.signIdToken(claims),
+      // Tokens another client of the provider holds, with this app among their audiences.
+      anotherClients: await fakes.google.signIdToken({ ...claims, azp: 'someone-elses-client' }),
+      severalAudiencesNoAzp: await fakes.google.signIdToken(claims, { audience: ['google-web-client', 'another'] }),
+      accessToken: await fakes.google.signIdToken(claims, { type: 'at+jwt' }),
+      keycloakAccessToken: await fakes.google.signIdToken({ ...claims, typ: 'Bearer' }),
     };
     for (const [what, idToken] of Object.entries(bad)) {
       const refused = await post(server, '/auth/oauth/id-token', { provider: 'google', idToken, nonce: 'n-2' });
@@ -775,6 +783,14 @@ describe('native apps: signInWithIdToken', () => {
       expect(refused.body.appCode, what).toBe('INVALID_ID_TOKEN');
     }
     const good = await fakes.google.signIdToken(claims);
+    // Issued to the app's native client for its server, as Google's Android SDK does: let in.
+    const viaAndroid = await fakes.google.signIdToken(
+      { ...claims, sub: unique('android'), email: `${unique('android')}@gmail.test`, azp: 'google-ios-client' },
+      { audience: 'google-web-client' },
+    );
+    expect(
+      (await post(server, '/auth/oauth/id-token', { provider: 'google', idToken: viaAndroid, nonce: 'n-2' })).status,
+    ).toBe(200);
     for (const nonce of ['another', undefined]) {
       const refused = await post(server, '/auth/oauth/id-token', { provider: 'google', idToken: good, nonce });
       expect(refused.body.appCode, `nonce ${nonce}`).toBe('INVALID_ID_TOKEN');
@@ -1125,38 +1141,42 @@ describe('more that can go wrong', () => {
   });
 
   it("answers 502 when the provider's keys cannot be fetched, not 401", async () => {
-    const { createServer: createHttpServer } = await import('node:http');
-    let issuer = '';
-    const broken = createHttpServer((request, response) => {
-      if (request.url === '/.well-known/openid-configuration') {
-        response.setHeader('content-type', 'application/json');
-        response.end(
-          JSON.stringify({
-            issuer,
-            authorization_endpoint: `${issuer}/authorize`,
-            token_endpoint: `${issuer}/token`,
-            jwks_uri: `${issuer}/jwks`,
-            response_types_supported: ['code'],
-            subject_types_supported: ['public'],
-            id_token_signing_alg_values_supported: ['RS256'],
-          }),
-        );
-      } else {
-        response.statusCode = 500;
-        response.end('down');
-      }
-    });
-    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
-    issuer = `http://127.0.0.1:${(broken.address() as { port: number }).port}`;
-    const isolated = await startServer({ OAUTH_OIDC_ISSUER: issuer });
+    const broken = await startBrokenIssuer((issuer) => ({
+      issuer,
+      authorization_endpoint: `${issuer}/authorize`,
+      token_endpoint: `${issuer}/token`,
+      jwks_uri: `${issuer}/jwks`,
+    }));
+    const isolated = await startServer({ OAUTH_OIDC_ISSUER: broken.issuer });
     try {
-      const idToken = await fakes.oidc.signIdToken({ sub: 'x', email: 'x@acme.test' }, { issuer });
+      const idToken = await fakes.oidc.signIdToken({ sub: 'x', email: 'x@acme.test' }, { issuer: broken.issuer });
       const refused = await post(isolated, '/auth/oauth/id-token', { provider: 'oidc', idToken });
       expect(refused.status).toBe(502);
       expect(refused.body.appCode).toBe('OAUTH_PROVIDER_ERROR');
     } finally {
       await isolated.close();
-      await new Promise((resolve) => broken.close(resolve));
+      await broken.close();
+    }
+  });
+
+  it('answers OAUTH_PROVIDER_ERROR, never a 500, to a discovery document without its endpoints or with keys at no URL', async () => {
+    const broken = await startBrokenIssuer((issuer) => ({
+      issuer,
+      token_endpoint: `${issuer}/token`,
+      jwks_uri: 'no url',
+    }));
+    const isolated = await startServer({ OAUTH_OIDC_ISSUER: broken.issuer });
+    try {
+      const start = await fetch(`${isolated.url}/api/auth/oauth/oidc/start?redirectTo=${FRONTEND}/`, {
+        redirect: 'manual',
+      });
+      expect(new URL(start.headers.get('location') ?? '').searchParams.get('error')).toBe('OAUTH_PROVIDER_ERROR');
+      const idToken = await fakes.oidc.signIdToken({ sub: 'x', email: 'x@acme.test' }, { issuer: broken.issuer });
+      const refused = await post(isolated, '/auth/oauth/id-token', { provider: 'oidc', idToken });
+      expect([refused.status, refused.body.appCode]).toEqual([502, 'OAUTH_PROVIDER_ERROR']);
+    } finally {
+      await isolated.close();
+      await broken.close();
     }
   });
 
@@ -1235,3 +1255,28 @@ describe('more that can go wrong', () => {
     }
   });
 });
+
+/** An issuer whose discovery document is `document` (the fields every provider has added) and whose other endpoints fail. */
+async function startBrokenIssuer(document: (issuer: string) => Record<string, unknown>) {
+  const { createServer: createHttpServer } = await import('node:http');
+  let issuer = '';
+  const broken = createHttpServer((request, response) => {
+    if (request.url === '/.well-known/openid-configuration') {
+      response.setHeader('content-type', 'application/json');
+      response.end(
+        JSON.stringify({
+          response_types_supported: ['code'],
+          subject_types_supported: ['public'],
+          id_token_signing_alg_values_supported: ['RS256'],
+          ...document(issuer),
+        }),
+      );
+    } else {
+      response.statusCode = 500;
+      response.end('down');
+    }
+  });
+  await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+  issuer = `http://127.0.0.1:${(broken.address() as { port: number }).port}`;
+  return { issuer, close: () => new Promise((resolve) => broken.close(resolve)) };
+}

@@ -45,7 +45,14 @@ export interface FakeOidcProvider {
   /** An ID token as a native app would hand it over (Sign in with Apple/Google on a device). */
   signIdToken(
     claims: Record<string, unknown>,
-    options?: { issuer?: string; audience?: string; expiresInSeconds?: number; signWithForeignKey?: boolean },
+    options?: {
+      issuer?: string;
+      audience?: string | string[];
+      expiresInSeconds?: number;
+      signWithForeignKey?: boolean;
+      /** The protected header's `typ` (`JWT` by default). */
+      type?: string;
+    },
   ): Promise<string>;
   close(): Promise<void>;
 }
@@ -179,7 +186,7 @@ export async function startFakeOidcProvider(options: FakeOidcProviderOptions = {
       const expiresIn = signOptions.expiresInSeconds ?? 600;
       // Each token its own `jti`, as Google's and Apple's have: two issued in one second differ.
       return new SignJWT({ jti: randomUUID(), ...claims })
-        .setProtectedHeader({ alg, kid, typ: 'JWT' })
+        .setProtectedHeader({ alg, kid, typ: signOptions.type ?? 'JWT' })
         .setIssuer(signOptions.issuer ?? issuer)
         .setAudience(signOptions.audience ?? clientId)
         .setIssuedAt(now + Math.min(0, expiresIn - 600))

@@ -5,7 +5,7 @@
  * Native apps' ID tokens are checked with `jose` against the issuer's published keys.
  */
 import { createHash } from 'node:crypto';
-import type { JWTPayload } from 'jose';
+import type { JWTHeaderParameters, JWTPayload } from 'jose';
 import * as joseErrors from 'jose/errors';
 import { createRemoteJWKSet } from 'jose/jwks/remote';
 import { jwtVerify } from 'jose/jwt/verify';
@@ -94,15 +94,21 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
     usesNonce: true,
 
     async authorizationUrl(request: AuthorizationRequest): Promise<URL> {
-      return client.buildAuthorizationUrl(await configuration(), {
-        redirect_uri: request.redirectUri,
-        scope: options.scope,
-        state: request.state,
-        nonce: request.nonce,
-        code_challenge: request.codeChallenge,
-        code_challenge_method: 'S256',
-        ...(options.responseMode && { response_mode: options.responseMode }),
-      });
+      const config = await configuration();
+      try {
+        return client.buildAuthorizationUrl(config, {
+          redirect_uri: request.redirectUri,
+          scope: options.scope,
+          state: request.state,
+          nonce: request.nonce,
+          code_challenge: request.codeChallenge,
+          code_challenge_method: 'S256',
+          ...(options.responseMode && { response_mode: options.responseMode }),
+        });
+      } catch (error) {
+        // (Its discovery document names no usable authorization endpoint.)
+        throw new ProviderError(`${options.id}: no sign-in page to send the browser to`, { cause: error });
+      }
     },
 
     async completeSignIn(input: CallbackInput): Promise<ProviderIdentity> {
@@ -143,11 +149,14 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
 
     async verifyIdToken(idToken: string, nonce: string | undefined): Promise<ProviderIdentity> {
       const metadata = (await configuration()).serverMetadata();
-      if (!metadata.jwks_uri) throw new ProviderError(`${options.issuer} publishes no keys (jwks_uri)`);
+      if (!metadata.jwks_uri || !URL.canParse(metadata.jwks_uri)) {
+        throw new ProviderError(`${options.issuer} publishes no keys (jwks_uri ${metadata.jwks_uri ?? 'missing'})`);
+      }
       keys ??= createRemoteJWKSet(new URL(metadata.jwks_uri), { timeoutDuration: options.timeoutMs });
       let payload: JWTPayload;
+      let header: JWTHeaderParameters;
       try {
-        ({ payload } = await jwtVerify(idToken, keys, {
+        ({ payload, protectedHeader: header } = await jwtVerify(idToken, keys, {
           issuer: [metadata.issuer, ...(options.issuerAliases ?? [])],
           audience: options.audiences,
           requiredClaims: ['sub', 'exp', 'iat'],
@@ -158,6 +167,7 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
         }
         throw new InvalidIdTokenError(`the ID token is not valid: ${error.message}`);
       }
+      checkIssuedToThisApp(header, payload, options.audiences);
       checkNonce(payload.nonce, nonce);
       try {
         return normalizeIdentity({
@@ -172,6 +182,27 @@ export function oidcProvider(options: OidcProviderOptions): OAuthProvider {
       }
     },
   };
+}
+
+/**
+ * An ID token issued to one of this app's clients: its authorized party (`azp`), when it names
+ * one, is a configured client id, and a token for several audiences names one. Another client
+ * of the same provider may hold a token with this app among its audiences, signed by the same
+ * keys (Keycloak puts it there for a user with roles on this client): an access token, which
+ * is never a sign-in here (a JWT access token's type says so, Keycloak's `typ` claim too).
+ */
+function checkIssuedToThisApp(header: JWTHeaderParameters, payload: JWTPayload, audiences: string[]): void {
+  const { azp } = payload;
+  if (azp !== undefined && (typeof azp !== 'string' || !audiences.includes(azp))) {
+    throw new InvalidIdTokenError(`the ID token was issued to another client (azp ${String(azp)})`);
+  }
+  if (Array.isArray(payload.aud) && payload.aud.length > 1 && azp === undefined) {
+    throw new InvalidIdTokenError('the token has several audiences and names no authorized party (azp)');
+  }
+  const headerType = header.typ?.toLowerCase();
+  if (headerType === 'at+jwt' || headerType === 'application/at+jwt' || payload.typ === 'Bearer') {
+    throw new InvalidIdTokenError('an access token is no ID token');
+  }
 }
 
 /**

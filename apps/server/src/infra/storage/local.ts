@@ -158,7 +158,8 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
       const folder = prefix.replace(/\/+$/, '');
       const keyOf = (full: string) => path.relative(root, full).split(path.sep).join('/');
       async function* walk(dir: string): AsyncGenerator<ObjectInfo> {
-        const entries: { name: string; sortsAs: string; isFolder: boolean }[] = [];
+        // Each entry by its name, a folder's as `name/` (no name holds a '/').
+        const names: string[] = [];
         let reading: Dir;
         try {
           reading = await bounded('list', opendir(dir), (late) => late.close().catch(() => undefined));
@@ -173,20 +174,18 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
             });
             if (entry === null) break;
             // (A link is no object the store wrote: not followed, not listed.)
-            const isFolder = entry.isDirectory();
-            if (isFolder || entry.isFile()) {
-              entries.push({ name: entry.name, sortsAs: isFolder ? `${entry.name}/` : entry.name, isFolder });
-            }
+            if (entry.isDirectory()) names.push(`${entry.name}/`);
+            else if (entry.isFile()) names.push(entry.name);
           }
         } finally {
           // Not awaited: on a hung disk, closing would hang as the read did.
           reading.close().catch(() => undefined);
         }
-        entries.sort((a, b) => (a.sortsAs < b.sortsAs ? -1 : a.sortsAs > b.sortsAs ? 1 : 0));
-        for (const entry of entries) {
-          const full = path.join(dir, entry.name);
+        names.sort(); // (by UTF-16 code units: S3's byte order for the keys the app makes)
+        for (const name of names) {
+          const full = path.join(dir, name);
           const key = keyOf(full);
-          if (entry.isFolder) {
+          if (name.endsWith('/')) {
             // Every key below it sorts before `after`: not read.
             if (after !== undefined && `${key}/` < after && !after.startsWith(`${key}/`)) continue;
             yield* walk(full);

@@ -160,7 +160,22 @@ export async function changePassword(
   const passwordHash = await hashPassword(input.newPassword);
   // Together: once the password is replaced, a retry (with the old one) could not end the sessions.
   await deps.db.transaction().execute(async (trx) => {
-    await setPasswordHash({ ...deps, db: trx }, { userId: user.id, passwordHash });
+    // Still the password checked, and the caller still signed in: a reset, a reclaim or a sign-out
+    // everywhere committed while the new hash was made is not undone by a change it has shut out.
+    // (The account's row first, then the session's, in the order a reset takes them.)
+    const replaced = await setPasswordHash(
+      { ...deps, db: trx },
+      { userId: user.id, passwordHash, replacing: user.password_hash },
+    );
+    if (!replaced) throw new AppError('INVALID_CREDENTIALS', 'The current password is incorrect');
+    const session = await trx
+      .selectFrom('sessions')
+      .select('id')
+      .where('id', '=', input.caller.sessionId)
+      .where('revoked_at', 'is', null)
+      .forShare()
+      .executeTakeFirst();
+    if (!session) throw new AppError('SESSION_REVOKED', 'This session has ended: sign in again');
     await dropUserTokens({ db: trx }, user.id, 'reset-password');
     await endSessions({ ...deps, db: trx }, { userId: user.id, exceptSessionId: input.caller.sessionId });
   });

@@ -20,7 +20,7 @@ type Deps = Pick<Services, 'tokens' | 'db' | 'kv' | 'config' | 'log' | 'clock'>;
 
 /**
  * Every app code `authenticate` throws. DEPENDENCY_DOWN: the revocation check fails closed
- * when neither the store nor Postgres answers.
+ * when neither the store nor Postgres answers (with the store away, Postgres answers it).
  */
 export const AUTHENTICATION_ERRORS = [
   'UNAUTHORIZED',
@@ -65,8 +65,7 @@ export async function admitSignedIn(
   onLimit?.(state);
   if (!state.allowed) throw rateLimited(state.resetMs);
   if ('error' in verified) throw verified.error;
-  // The store could not answer: fails closed (503), as `authenticate` does.
-  if (values instanceof Error) throw values;
+  // (The store could not answer: Postgres is asked.)
   if (await isSessionRevoked(deps, verified.caller.sessionId, values)) throw sessionEnded();
   return verified.caller;
 }

@@ -10,7 +10,7 @@ import { enqueueEmail } from './email-jobs.ts';
 import { confirmEmailOwner } from './identities.service.ts';
 import { dropCodesOf } from './oauth-flows.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
-import { consumeUserToken, invalidLink } from './user-tokens.ts';
+import { consumeUserToken, dropUserTokens, invalidLink } from './user-tokens.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'clock' | 'log' | 'jobs'>;
 
@@ -71,7 +71,8 @@ export async function forgotPassword(
 /**
  * Sets the new password, confirms the email (the link proved the inbox) and ends every
  * session, and every provider sign-in not yet exchanged for one (its code would start a
- * session the reset did not end).
+ * session the reset did not end). The account's other reset links stop working, as after a
+ * change of password (one sent by a request whose answer was lost would undo this reset).
  */
 export async function resetPassword(deps: Deps, input: { token: string; newPassword: string }): Promise<void> {
   const passwordHash = await hashPassword(input.newPassword);
@@ -84,6 +85,7 @@ export async function resetPassword(deps: Deps, input: { token: string; newPassw
     if (!user) throw invalidLink();
     assertNewPasswordAllowed(input.newPassword, user.email);
     await setPasswordHash(inTransaction, { userId: id, passwordHash });
+    await dropUserTokens(inTransaction, id, 'reset-password');
     await confirmEmailOwner(inTransaction, id);
     await dropCodesOf(inTransaction, id);
     await endSessions(inTransaction, { userId: id });

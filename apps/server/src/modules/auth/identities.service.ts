@@ -69,7 +69,9 @@ export async function accountForIdentity(
   const { provider, identity } = input;
   const known = await deps.db
     .updateTable('user_identities')
-    .set({ last_used_at: new Date(deps.clock.now()), email: identity.email })
+    // The address the provider gave last: none this time (its userinfo or emails endpoint
+    // failing, as a returning user still signs in) keeps the one it gave before.
+    .set((eb) => ({ last_used_at: new Date(deps.clock.now()), email: identity.email ?? eb.ref('email') }))
     .where('provider', '=', provider)
     .where('subject', '=', identity.subject)
     .returning('user_id')

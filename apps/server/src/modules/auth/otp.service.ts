@@ -1,7 +1,8 @@
 /**
  * Email one-time codes: unified sign-in and sign-up. A 6-digit code from a CSPRNG is
  * stored as an HMAC in the key-value store for 10 minutes, one live code per email; 5
- * wrong tries burn it; 30 s must pass between requests for one email. A valid code signs
+ * wrong tries burn it; 30 s must pass between requests for one email, twice as long after
+ * each code past the third in a day, up to an hour (`codeCooldownMs`). A valid code signs
  * in the account, or creates it (email verified); an invalid code never creates anything.
  * The app-store review account's code is reusable and lives for days: it is kept in
  * Postgres (`review_codes`), where a Redis restart cannot take it; its failures are counted
@@ -25,11 +26,28 @@ type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens
 
 const OTP_COOLDOWN_MS = 30 * 1000;
 const OTP_MAX_ATTEMPTS = 5;
+/** Codes for one email within a day before the wait between them starts to double. */
+const OTP_CODES_AT_FULL_PACE = 3;
+const OTP_MAX_COOLDOWN_MS = 60 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The wait after the `issued`th code of an email in a day: 30 s for the first three, then
+ * twice as long for each (1, 2, 4… min), up to an hour. Each code allows OTP_MAX_ATTEMPTS
+ * guesses, so with a fixed 30 s a stranger could make 14,400 guesses a day at one account's
+ * email (a 1.4 % chance a day of its 6-digit code); this way about 160.
+ */
+export function codeCooldownMs(issued: number): number {
+  const doublings = Math.max(0, issued - OTP_CODES_AT_FULL_PACE);
+  return Math.min(OTP_MAX_COOLDOWN_MS, OTP_COOLDOWN_MS * 2 ** Math.min(doublings, 16));
+}
 /** Wrong review codes allowed per hour: the review code is reusable, so guessing is capped. */
 const REVIEW_FAILURES_PER_HOUR = 20;
 
 /** Tries at one code: its own counter, so a new code starts from zero. */
 const attemptsKey = (email: string, code: StoredCode) => `otp-attempts:${email}:${code.issuedAt}`;
+/** The codes issued for an email in the day since its first. */
+const issuedKey = (email: string) => `otp-issued:${email}`;
 const REVIEW_FAILURES_KEY = 'otp-review-failures';
 
 const sixDigits = () => String(randomInt(0, 1_000_000)).padStart(6, '0');
@@ -48,9 +66,13 @@ export async function requestCode(
   // The review account signs in with its own code only: same answer, nothing sent.
   if (email === deps.config.otp.appleReviewEmail) return { ok: true };
   const now = deps.clock.now();
-  const previous = await readCode(deps, codeKey(email));
-  if (previous && now - previous.issuedAt < OTP_COOLDOWN_MS) {
-    const retryAfterSeconds = Math.ceil((OTP_COOLDOWN_MS - (now - previous.issuedAt)) / 1000);
+  const [previous, issued] = await Promise.all([
+    readCode(deps, codeKey(email)),
+    deps.kv.increment(issuedKey(email), { by: 0 }),
+  ]);
+  const cooldownMs = codeCooldownMs(issued.value);
+  if (previous && now - previous.issuedAt < cooldownMs) {
+    const retryAfterSeconds = Math.ceil((cooldownMs - (now - previous.issuedAt)) / 1000);
     throw new AppError('RATE_LIMITED', 'Wait {retryAfterSeconds} s before asking for another code', {
       details: { retryAfterSeconds },
       params: { retryAfterSeconds },
@@ -59,6 +81,7 @@ export async function requestCode(
   // The email job carries the code by its id: the code is derived from it, never stored.
   const jobId = randomUUID();
   const code = codeOf(deps, jobId);
+  await deps.kv.increment(issuedKey(email), { ttlMs: DAY_MS });
   await writeCode(deps, codeKey(email), {
     hash: deps.tokens.keyedHash(`${email}:${code}`),
     issuedAt: now,
@@ -69,6 +92,7 @@ export async function requestCode(
   } catch (error) {
     // No email will carry this code: a retry must not wait out the cooldown of a code never sent.
     await deps.kv.delete(codeKey(email)).catch(() => undefined);
+    await deps.kv.increment(issuedKey(email), { by: -1 }).catch(() => undefined);
     throw error;
   }
   const exposeCode = !deps.config.isProduction && !deps.mailer.transport.delivers;

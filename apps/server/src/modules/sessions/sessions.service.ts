@@ -293,7 +293,9 @@ async function cacheRevocationsOf(
     if (!(error instanceof DependencyUnavailableError)) throw error;
     // The store answers but refuses writes (full), or is away. If the "cache ready" key
     // can still be removed, every process asks Postgres from now on: effective. If not,
-    // the store is fully down; callers are refused anyway, and this one learns it failed.
+    // the store is fully down: every process asks Postgres while it is (which refuses these
+    // sessions), this one publishes the markers once it answers again, and the caller
+    // learns it failed.
     try {
       await deps.kv.delete(CACHE_READY);
     } catch (unreachable) {
@@ -311,8 +313,8 @@ async function cacheRevocationsOf(
 const unpublished = new WeakMap<KeyValueStore, Map<string, number>>();
 
 /**
- * Neither the markers nor the drop of the cache reached the store. Signed-in calls fail
- * closed while it is away, but a store that comes back with its data (a partition, a
+ * Neither the markers nor the drop of the cache reached the store. Signed-in calls ask
+ * Postgres while it is away, but a store that comes back with its data (a partition, a
  * paused server) would let the ended sessions' access tokens through, and a change that
  * cannot be retried (a spent reset link) would never publish them again. So this process
  * keeps trying, every second, until the store takes them or the access tokens have expired.
@@ -408,18 +410,28 @@ export const revocationKeys = (sessionId: string) => [revokedMarker(sessionId), 
 
 /**
  * Whether the session was ended: one key-value round trip normally (none when `read` holds
- * the values of `revocationKeys`, read along with something else); Postgres while the
- * cache is lost, or not yet rebuilt by this process on this connection. Throws (a 503) when neither can answer: fail closed.
+ * the values of `revocationKeys`, read along with something else, or the store's failure to
+ * read them); Postgres, the truth, while the store cannot answer, and while the cache is lost
+ * or not yet rebuilt by this process on this connection. Throws (a 503) when neither can
+ * answer: fail closed.
  */
 export async function isSessionRevoked(
   deps: RevocationDeps,
   sessionId: string,
-  read?: (string | null)[],
+  read?: (string | null)[] | DependencyUnavailableError,
 ): Promise<boolean> {
-  const [marker, cached] = read ?? (await deps.kv.getMany(revocationKeys(sessionId)));
-  if (marker !== null) return true;
-  if (cached !== null && deps.kv.connections === cacheStateOf(deps.kv).trusted) return false;
-  rebuildCache(deps);
+  const values =
+    read ??
+    (await deps.kv.getMany(revocationKeys(sessionId)).catch((error: unknown) => {
+      if (error instanceof DependencyUnavailableError) return error;
+      throw error;
+    }));
+  if (!(values instanceof DependencyUnavailableError)) {
+    const [marker, cached] = values;
+    if (marker !== null) return true;
+    if (cached !== null && deps.kv.connections === cacheStateOf(deps.kv).trusted) return false;
+    rebuildCache(deps);
+  }
   const entry = await deps.db
     .selectFrom('session_revocations')
     .select('session_id')

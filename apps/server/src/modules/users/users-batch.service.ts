@@ -143,7 +143,12 @@ async function withUsers(deps: Deps, outcomes: Outcome<string>[]): Promise<Outco
     deps,
     outcomes.flatMap((outcome) => (outcome.ok ? [outcome.value] : [])),
   );
-  return outcomes.map((outcome) => (outcome.ok ? { ok: true, value: users.get(outcome.value) as UserDto } : outcome));
+  return outcomes.map((outcome) => {
+    if (!outcome.ok) return outcome;
+    const user = users.get(outcome.value);
+    // (Deleted once written, before it could be read back.)
+    return user ? { ok: true, value: user } : failure(new AppError('NOT_FOUND', 'No such user'));
+  });
 }
 
 /** Bounded parallelism for the password hashes (each is memory-hard and holds a worker thread). */
@@ -268,7 +273,7 @@ async function writeChanges(
 ): Promise<string> {
   if (item.name !== undefined || item.disabled !== undefined) {
     const now = new Date(trx.clock.now());
-    await trx.db
+    const updated = await trx.db
       .updateTable('users')
       .set((eb) => ({
         ...(item.name !== undefined && { name: item.name }),
@@ -278,7 +283,9 @@ async function writeChanges(
         }),
       }))
       .where('id', '=', item.id)
-      .execute();
+      .executeTakeFirst();
+    // Deleted since the batch looked it up.
+    if (updated.numUpdatedRows === 0n) throw new AppError('NOT_FOUND', 'No such user');
   }
   if (item.roleIds) await replaceRoles(trx, { userId: item.id, roleIds: item.roleIds });
   return item.id;

@@ -111,16 +111,26 @@ export async function insertUser(deps: DbClockDeps, input: NewUser): Promise<str
   }
 }
 
-/** A new password (a change, a reset): the time is kept, and reset emails asked for before it carry no link. */
+/**
+ * A new password (a change, a reset): the time is kept, and reset emails asked for before it
+ * carry no link. With `replacing`, only while that is still the stored hash (a change checked
+ * against it never undoes a reset or another change made meanwhile). Whether it was stored.
+ */
 export async function setPasswordHash(
   deps: DbClockDeps,
-  input: { userId: string; passwordHash: string },
-): Promise<void> {
-  await deps.db
+  input: { userId: string; passwordHash: string; replacing?: string | null },
+): Promise<boolean> {
+  const updated = await deps.db
     .updateTable('users')
     .set({ password_hash: input.passwordHash, password_changed_at: new Date(deps.clock.now()) })
     .where('id', '=', input.userId)
-    .execute();
+    .$if(input.replacing !== undefined, (query) =>
+      input.replacing === null
+        ? query.where('password_hash', 'is', null)
+        : query.where('password_hash', '=', input.replacing as string),
+    )
+    .executeTakeFirst();
+  return updated.numUpdatedRows > 0n;
 }
 
 /**
