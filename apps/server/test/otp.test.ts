@@ -110,6 +110,28 @@ describe('email one-time codes', () => {
     expect((await me(owner.json())).statusCode).toBe(200);
   });
 
+  it('takes back an account someone registered while the code was checked, as one registered before', async () => {
+    const email = uniqueEmail('meanwhile');
+    const code = await codeFor(email);
+    // The stranger's registration lands between the code's lookup of the account (none yet)
+    // and its use of the code.
+    let squatter: Account | undefined;
+    const kvDelete = t.services.kv.delete.bind(t.services.kv);
+    t.services.kv.delete = async (key) => {
+      if (key === `otp:${email}` && !squatter) squatter = await registerAccount(t.app, { email });
+      return kvDelete(key);
+    };
+    let owner: Awaited<ReturnType<typeof verify>>;
+    try {
+      owner = await verify(email, code);
+    } finally {
+      t.services.kv.delete = kvDelete;
+    }
+    expect(owner.json()).toMatchObject({ created: false, user: { id: squatter?.id, emailVerified: true } });
+    // Taken back: the stranger's password no longer signs in.
+    expect((await login(t.app, email, squatter?.password ?? '')).json().appCode).toBe('INVALID_CREDENTIALS');
+  });
+
   it('works once', async () => {
     const email = uniqueEmail();
     const code = await codeFor(email);
@@ -320,6 +342,20 @@ describe('email one-time codes', () => {
 
       expect((await revoke(admin)).json()).toEqual({ ok: true });
       expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
+      // The sessions the code signed in end with it (a leaked code's would live on, refreshed).
+      const signedIn = first.json();
+      const me = await t.app.inject({
+        method: 'GET',
+        url: '/api/users/me',
+        headers: { authorization: `Bearer ${signedIn.accessToken}` },
+      });
+      expect(me.json().appCode).toBe('SESSION_REVOKED');
+      const refreshed = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/refresh',
+        payload: { refreshToken: signedIn.refreshToken },
+      });
+      expect(refreshed.statusCode).toBe(401);
       expect((await revoke(admin)).statusCode).toBe(404);
     });
 
@@ -352,9 +388,12 @@ describe('email one-time codes', () => {
 
     it('expires after APPLE_REVIEW_OTP_DAYS', async () => {
       const { email, code } = (await generate(admin)).json();
+      expect((await verify(email, code)).statusCode).toBe(200);
       clock.advance(15 * 86_400_000 + 1);
       expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
-      // None in force: nothing to revoke (called directly: the admin's own token has expired too).
+      // None in force, but the session it signed in lives on until revoked (called directly:
+      // the admin's own token has expired too); then there is nothing to revoke.
+      await revokeReviewCode(t.services);
       await expect(revokeReviewCode(t.services)).rejects.toMatchObject({ appCode: 'NOT_FOUND' });
     });
 

@@ -17,6 +17,7 @@ import {
   type FakeGitHub,
   type FakeOidcProvider,
   failRevocationsOf,
+  failWrites,
   fakeClock,
   formPostFields,
   freePort,
@@ -683,6 +684,25 @@ describe('the one-time code', () => {
     const again = await exchange(server, landing);
     expect(again.status).toBe(401);
     expect(again.body.appCode).toBe('INVALID_CODE');
+  });
+
+  it('stays usable for a retry when the session it starts cannot be stored (the database failing then)', async () => {
+    const sub = unique('retry');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const first = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    const { landing } = await signInWithBrowser(server, 'oidc');
+    const restore = await failWrites(server.services.db, {
+      table: 'sessions',
+      when: `new.user_id = '${first.body.user.id}'`,
+    });
+    try {
+      const failed = await exchange(server, landing);
+      expect([failed.status, failed.body.appCode]).toEqual([503, 'DEPENDENCY_DOWN']);
+    } finally {
+      await restore();
+    }
+    const retried = await exchange(server, landing);
+    expect([retried.status, retried.body.user?.id]).toEqual([200, first.body.user.id]);
   });
 
   it('expires after 60 seconds', async () => {

@@ -1,3 +1,4 @@
+import { hashPassword } from '@app/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Account,
@@ -7,6 +8,7 @@ import {
   registerAccount,
   registerAdmin,
   type TestApp,
+  untilWaitingOnLocks,
 } from './helpers/index.ts';
 
 describe('users', () => {
@@ -57,6 +59,32 @@ describe('users', () => {
       expect((await login(t.app, account.email, account.password)).statusCode).toBe(401);
       const notes = await t.services.db.selectFrom('notes').select('id').where('owner_id', '=', account.id).execute();
       expect(notes).toEqual([]);
+    });
+
+    it('never deletes an account whose password was reset while the deletion was checked', async () => {
+      const account = await registerAccount(t.app);
+      const resetTo = await hashPassword('Owner-reset-4');
+      let release = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let holding = false;
+      // The owner's reset, committed once the deletion has checked the old password.
+      const reset = t.services.db.transaction().execute(async (trx) => {
+        await trx.updateTable('users').set({ password_hash: resetTo }).where('id', '=', account.id).execute();
+        holding = true;
+        await released;
+      });
+      await expect.poll(() => holding).toBe(true);
+      const deletion = as(account, 'DELETE', '/api/users/me', { password: account.password });
+      try {
+        await untilWaitingOnLocks(t.services.db, 1, deletion);
+      } finally {
+        release();
+        await reset;
+      }
+      expect((await deletion).json().appCode).toBe('INVALID_CREDENTIALS');
+      expect((await login(t.app, account.email, 'Owner-reset-4')).statusCode).toBe(200);
     });
 
     it('deletes a password-less account without a password (over tRPC too)', async () => {

@@ -34,6 +34,7 @@ export const adminRouter = router({
           path: '/admin/apple-review-otp',
           tags,
           summary: 'Revoke the review code',
+          description: 'Removes the code and ends every session of the review account; 404 when there was neither.',
         },
         errors: ['NOT_FOUND'],
       })

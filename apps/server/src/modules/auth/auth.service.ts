@@ -31,7 +31,8 @@ import { dropUserTokens } from './user-tokens.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'jobs'>;
 
-async function authResult(deps: Deps, issued: IssuedRefreshToken): Promise<AuthResult> {
+/** The answer of a sign-in: tokens for the session `issued` started, and the account. */
+export async function authResult(deps: Deps, issued: IssuedRefreshToken): Promise<AuthResult> {
   const access = await deps.tokens.issueAccessToken({ userId: issued.userId, sessionId: issued.sessionId });
   return {
     accessToken: access.token,

@@ -10,11 +10,12 @@
  */
 
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { UserRow } from '@app/db';
 import { AppError } from '../../errors/index.ts';
 import type { Locale } from '../../i18n/locale.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import type { Services } from '../../services.ts';
-import type { ClientInfo } from '../sessions/sessions.service.ts';
+import { type ClientInfo, revokeSessions } from '../sessions/sessions.service.ts';
 import { assertMaySignIn, findUserRowByEmail, insertUser } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
@@ -156,43 +157,52 @@ export async function verifyCode(
   if (email === deps.config.otp.appleReviewEmail) await claimReviewCode(deps, existing?.id, code);
   else if (!byDevCode) await claimCode(deps, email, code);
 
-  if (existing) {
-    assertMaySignIn(existing);
+  // (An account registered meanwhile, after the lookup above, is signed in to as one found by it.)
+  const account = existing
+    ? { existing }
+    : await createVerifiedUser(deps, email, { welcome: { locale: client.locale, requestId: client.requestId } });
+  if ('existing' in account) {
+    const user = account.existing;
+    assertMaySignIn(user);
     // A code sent to the address proved it: whoever registered the account may not own it.
-    if (!existing.email_verified_at && !byDevCode) await reclaim(deps, existing.id);
-    return { ...(await startSession(deps, { userId: existing.id, client })), created: false };
+    if (!user.email_verified_at && !byDevCode) await reclaim(deps, user.id);
+    return { ...(await startSession(deps, { userId: user.id, client })), created: false };
   }
-  const userId = await createVerifiedUser(deps, email, {
-    welcome: { locale: client.locale, requestId: client.requestId },
-  });
-  return { ...(await startSession(deps, { userId, client })), created: true };
+  return { ...(await startSession(deps, { userId: account.userId, client })), created: true };
 }
 
-/** The account of a proven address; with `welcome`, its welcome email is queued with it (both or neither). */
+/**
+ * The account of a proven address; with `welcome`, its welcome email is queued with it (both
+ * or neither). An account created meanwhile for the address (a concurrent sign-up) is
+ * answered as `existing`, for the caller to treat as one it found.
+ */
 async function createVerifiedUser(
   deps: Deps,
   email: string,
   options: { welcome?: { locale?: Locale | undefined; requestId?: string | undefined } } = {},
-): Promise<string> {
+): Promise<{ userId: string } | { existing: UserRow }> {
   try {
     return await deps.db.transaction().execute(async (trx) => {
       const userId = await insertUser({ ...deps, db: trx }, { email, emailVerified: true });
       if (options.welcome) await enqueueEmail(deps, { kind: 'welcome', email, ...options.welcome }, { db: trx });
-      return userId;
+      return { userId };
     });
   } catch (error) {
-    // Created meanwhile by a concurrent sign-up: use that account.
     if (!(error instanceof AppError && error.appCode === 'EMAIL_TAKEN')) throw error;
     const user = await findUserRowByEmail(deps, email);
     if (!user) throw error;
-    return user.id;
+    return { existing: user };
   }
 }
 
 /** The reusable review code (created with the review account when missing). */
 export async function generateReviewCode(deps: Deps): Promise<{ email: string; code: string; expiresAt: string }> {
   const email = deps.config.otp.appleReviewEmail;
-  const userId = (await findUserRowByEmail(deps, email))?.id ?? (await createVerifiedUser(deps, email));
+  let userId = (await findUserRowByEmail(deps, email))?.id;
+  if (userId === undefined) {
+    const account = await createVerifiedUser(deps, email);
+    userId = 'userId' in account ? account.userId : account.existing.id;
+  }
   const code = sixDigits();
   const expiresAt = new Date(deps.clock.now() + deps.config.otp.appleReviewDays * 86_400_000);
   const codeHash = deps.tokens.keyedHash(`${email}:${code}`);
@@ -211,14 +221,20 @@ export async function generateReviewCode(deps: Deps): Promise<{ email: string; c
   return { email, code, expiresAt: isoTime(expiresAt) };
 }
 
+/**
+ * Ends the review access: the code, and every session signed in with it (a code that leaked
+ * would otherwise leave its sessions alive, each refresh extending them). NOT_FOUND when
+ * there was neither.
+ */
 export async function revokeReviewCode(deps: Deps): Promise<void> {
   const user = await findUserRowByEmail(deps, deps.config.otp.appleReviewEmail);
-  const revoked = user
-    ? await deps.db
-        .deleteFrom('review_codes')
-        .where('user_id', '=', user.id)
-        .where('expires_at', '>', new Date(deps.clock.now()))
-        .executeTakeFirst()
-    : undefined;
-  if (!revoked?.numDeletedRows) throw new AppError('NOT_FOUND', 'There is no review code to revoke');
+  if (!user) throw new AppError('NOT_FOUND', 'There is no review code to revoke');
+  const revoked = await deps.db
+    .deleteFrom('review_codes')
+    .where('user_id', '=', user.id)
+    .where('expires_at', '>', new Date(deps.clock.now()))
+    .executeTakeFirst();
+  const ended = await revokeSessions(deps, { userId: user.id });
+  if (!revoked.numDeletedRows && ended.length === 0)
+    throw new AppError('NOT_FOUND', 'There is no review code to revoke');
 }

@@ -21,10 +21,10 @@ import {
 } from '../../infra/oauth/provider.ts';
 import { newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
-import type { ClientInfo } from '../sessions/sessions.service.ts';
+import { type ClientInfo, createSession } from '../sessions/sessions.service.ts';
 import { assertMaySignIn, findUserRow } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
-import { startSession } from './auth.service.ts';
+import { authResult, startSession } from './auth.service.ts';
 import { accountForIdentity } from './identities.service.ts';
 import { completeFlow, deleteFlow, insertFlow, takeCompletedFlow, takeStartedFlow } from './oauth-flows.ts';
 
@@ -202,18 +202,26 @@ export async function exchangeCode(
   deps: Deps,
   input: { code: string; codeVerifier?: string | undefined; client: ClientInfo },
 ): Promise<AuthResult & { created: boolean }> {
-  const flow = await takeCompletedFlow(deps, input.code);
-  if (!flow?.user_id) throw invalidCode();
-  const proven =
-    flow.client_challenge === null
-      ? input.codeVerifier === undefined
-      : input.codeVerifier !== undefined &&
-        (await calculatePKCECodeChallenge(input.codeVerifier)) === flow.client_challenge;
-  if (!proven) throw invalidCode();
-  const user = await findUserRow(deps, flow.user_id);
-  if (!user) throw invalidCode();
-  assertMaySignIn(user);
-  return { ...(await startSession(deps, { userId: user.id, client: input.client })), created: flow.account_created };
+  // The code is spent with the session it starts, in one transaction: a database that fails
+  // in between leaves it for a retry. A code tried with the wrong verifier is spent all the same.
+  const exchanged = await deps.db.transaction().execute(async (trx) => {
+    const inTransaction = { ...deps, db: trx };
+    const flow = await takeCompletedFlow(inTransaction, input.code);
+    if (!flow?.user_id) return undefined;
+    const proven =
+      flow.client_challenge === null
+        ? input.codeVerifier === undefined
+        : input.codeVerifier !== undefined &&
+          (await calculatePKCECodeChallenge(input.codeVerifier)) === flow.client_challenge;
+    if (!proven) return undefined;
+    const user = await findUserRow(inTransaction, flow.user_id);
+    if (!user) return undefined;
+    assertMaySignIn(user);
+    const session = await createSession(inTransaction, { userId: user.id, client: input.client });
+    return { session, created: flow.account_created };
+  });
+  if (!exchanged) throw invalidCode();
+  return { ...(await authResult(deps, exchanged.session)), created: exchanged.created };
 }
 
 /** Native apps: signs in with an ID token the app got from Google, Apple or the OIDC provider. */

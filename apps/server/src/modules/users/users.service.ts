@@ -344,13 +344,23 @@ async function isTheLastAdministrator(deps: DbDeps, id: string): Promise<boolean
  * the removal of its files' bytes is queued in the same transaction (both or neither).
  * Never the last administrator (refused before their sessions end).
  */
-export async function deleteUser(deps: Deps & Pick<Services, 'jobs'>, id: string): Promise<void> {
+/**
+ * With `passwordChecked` (the hash a deletion of one's own account was confirmed against),
+ * only while it is still the account's: a reset or change committed meanwhile wins.
+ */
+export async function deleteUser(
+  deps: Deps & Pick<Services, 'jobs'>,
+  id: string,
+  options: { passwordChecked?: string } = {},
+): Promise<void> {
   const existing = await findUserRow(deps, id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
   if (await isTheLastAdministrator(deps, id)) throw lastAdministrator();
   // Ended and published before anything is deleted: a Redis outage fails the call while a retry can still finish it.
   await revokeSessions(deps, { userId: id });
-  const endedLate = await deps.db.transaction().execute((trx) => deleteUserRow({ ...deps, db: trx }, id));
+  const endedLate = await deps.db
+    .transaction()
+    .execute((trx) => deleteUserRow({ ...deps, db: trx }, id, options.passwordChecked));
   if (endedLate.length > 0) await publishRevocations(deps, id);
 }
 
@@ -364,9 +374,18 @@ export async function deleteUser(deps: Deps & Pick<Services, 'jobs'>, id: string
 export async function deleteUserRow(
   deps: Pick<Services, 'db' | 'jobs' | 'config' | 'clock'>,
   id: string,
+  passwordChecked?: string,
 ): Promise<string[]> {
   return keepAnAdministrator(deps, async (trx) => {
-    await trx.db.selectFrom('users').select('id').where('id', '=', id).forUpdate().execute();
+    const locked = await trx.db
+      .selectFrom('users')
+      .select('password_hash')
+      .where('id', '=', id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (passwordChecked !== undefined && locked && locked.password_hash !== passwordChecked) {
+      throw new AppError('INVALID_CREDENTIALS', 'The password is incorrect');
+    }
     const endedLate = await endSessions(trx, { userId: id });
     await deleteFilesOf(trx, id);
     await trx.db.deleteFrom('users').where('id', '=', id).execute();
@@ -399,5 +418,5 @@ export async function deleteMe(
     const { valid } = await checkPassword(user.password_hash, input.password ?? '');
     if (!valid) throw new AppError('INVALID_CREDENTIALS', 'The password is incorrect');
   }
-  await deleteUser(deps, input.userId);
+  await deleteUser(deps, input.userId, user.password_hash ? { passwordChecked: user.password_hash } : {});
 }
