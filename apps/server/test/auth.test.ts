@@ -497,12 +497,11 @@ describe('auth: password and sessions', () => {
     });
 
     /**
-     * A change checked against the old password, made to wait (its account's or session's row
-     * held) while `meanwhile` commits what the owner did: what the change then answers.
+     * A change checked against the old password, made to wait (its account's row held) while
+     * `meanwhile` commits what the owner did: what the change then answers.
      */
     async function changeWhile(
       account: Account,
-      table: 'users' | 'sessions',
       meanwhile: (trx: Db) => Promise<unknown>,
     ): Promise<{ statusCode: number; appCode: string | undefined }> {
       let release = () => {};
@@ -512,12 +511,7 @@ describe('auth: password and sessions', () => {
       let holding = false;
       const owner = t.services.db.transaction().execute(async (trx) => {
         await meanwhile(trx);
-        await trx
-          .selectFrom(table)
-          .select('id')
-          .where(table === 'users' ? 'id' : 'user_id', '=', account.id)
-          .forUpdate()
-          .execute();
+        await trx.selectFrom('users').select('id').where('id', '=', account.id).forUpdate().execute();
         holding = true;
         await released;
       });
@@ -542,7 +536,7 @@ describe('auth: password and sessions', () => {
       const account = await registerAccount(t.app);
       const resetTo = await hashPassword('Owner-reset-4');
       // The owner's reset: a new password, every session ended.
-      const answered = await changeWhile(account, 'users', (trx) =>
+      const answered = await changeWhile(account, (trx) =>
         trx.updateTable('users').set({ password_hash: resetTo }).where('id', '=', account.id).execute(),
       );
       expect(answered).toEqual({ statusCode: 401, appCode: 'INVALID_CREDENTIALS' });
@@ -552,7 +546,7 @@ describe('auth: password and sessions', () => {
 
     it('never goes through for a session ended while it was checked (a sign-out everywhere)', async () => {
       const account = await registerAccount(t.app);
-      const answered = await changeWhile(account, 'sessions', (trx) =>
+      const answered = await changeWhile(account, (trx) =>
         trx.updateTable('sessions').set({ revoked_at: new Date() }).where('user_id', '=', account.id).execute(),
       );
       expect(answered).toEqual({ statusCode: 401, appCode: 'SESSION_REVOKED' });

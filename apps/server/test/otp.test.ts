@@ -222,9 +222,9 @@ describe('email one-time codes', () => {
     expect((await verify(email, second)).statusCode).toBe(200);
   });
 
-  it('waits twice as long after each code past the third in a day, up to an hour', async () => {
-    expect([1, 2, 3, 4, 5, 6, 10, 50].map(codeCooldownMs)).toEqual(
-      [30, 30, 30, 60, 120, 240, 3600, 3600].map((seconds) => seconds * 1000),
+  it('waits twice as long after each code past the third in a day, up to 15 minutes, also once the code has expired', async () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 50].map(codeCooldownMs)).toEqual(
+      [30, 30, 30, 60, 120, 240, 480, 900, 900].map((seconds) => seconds * 1000),
     );
     const email = uniqueEmail('pace');
     const waitAfter = async () => {
@@ -244,6 +244,19 @@ describe('email one-time codes', () => {
     clock.advance(30_000);
     await codeFor(email); // the fifth
     expect(await waitAfter()).toBe(120);
+    clock.advance(120_000);
+    for (const [nth, waitSeconds] of [
+      [6, 240],
+      [7, 480],
+      [8, 900],
+    ] as const) {
+      await codeFor(email);
+      expect(await waitAfter(), `after the ${nth}th`).toBe(waitSeconds);
+      // Past the code's own 10 minutes too (it expired; the wait did not).
+      clock.advance((waitSeconds - 1) * 1000);
+      if (waitSeconds > 600) expect(await waitAfter()).toBe(1);
+      clock.advance(1000);
+    }
   });
 
   it('lets a code be asked for again at once when the last one could not be queued', async () => {

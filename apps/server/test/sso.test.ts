@@ -25,6 +25,7 @@ import {
   startFakeGitHub,
   startFakeOidcProvider,
   type TestApp,
+  untilWaitingOnLocks,
 } from './helpers/index.ts';
 
 const FRONTEND = 'http://app.test';
@@ -703,6 +704,24 @@ describe('the one-time code', () => {
     }
     const retried = await exchange(server, landing);
     expect([retried.status, retried.body.user?.id]).toEqual([200, first.body.user.id]);
+  });
+
+  it('loses cleanly to a reset that drops the sign-ins of its account meanwhile (no deadlock)', async () => {
+    const sub = unique('reset-meanwhile');
+    fakes.oidc.user = { sub, email: `${sub}@acme.test`, email_verified: true };
+    const first = await exchange(server, (await signInWithBrowser(server, 'oidc')).landing);
+    const userId: string = first.body.user.id;
+    const { landing } = await signInWithBrowser(server, 'oidc');
+    // A reset in progress: the account's row changed, then its sign-ins dropped, in that order.
+    let exchanging: ReturnType<typeof exchange> | undefined;
+    await server.services.db.transaction().execute(async (trx) => {
+      await trx.updateTable('users').set({ password_changed_at: new Date() }).where('id', '=', userId).execute();
+      exchanging = exchange(server, landing);
+      await untilWaitingOnLocks(server.services.db, 1, exchanging);
+      await trx.deleteFrom('oauth_flows').where('user_id', '=', userId).execute();
+    });
+    const refused = await (exchanging as ReturnType<typeof exchange>);
+    expect([refused.status, refused.body.appCode]).toEqual([401, 'INVALID_CODE']);
   });
 
   it('expires after 60 seconds', async () => {

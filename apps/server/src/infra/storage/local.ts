@@ -151,7 +151,9 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
     // folders below the first with blocking calls): each folder read a few entries at a time,
     // each read and each entry's stat bounded as every other call (a big folder takes its
     // time, a hung one fails); a disk that fails fails the walk, never passing for an empty folder.
-    // Each folder's names are sorted, a folder's as `name/`, so keys come in the order S3 lists them.
+    // Each folder's names are read whole and sorted, a folder's as `name/`, so keys come in the
+    // order S3 lists them (and a walk goes on after a key without a stat of those before it;
+    // S3 starts there at once).
     async *list(prefix: string, options: { after?: string } = {}): AsyncIterable<ObjectInfo> {
       const { after } = options;
       // A prefix is a folder here (`files/`); the empty one is the whole store.

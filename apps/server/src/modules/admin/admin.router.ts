@@ -34,7 +34,7 @@ export const adminRouter = router({
           path: '/admin/apple-review-otp',
           tags,
           summary: 'Revoke the review code',
-          description: 'Removes the code and ends every session of the review account; 404 when there was neither.',
+          description: 'Removes the code and ends every session of the review account; 404 when no code is in force.',
         },
         errors: ['NOT_FOUND'],
       })

@@ -228,7 +228,7 @@ export const authRouter = router({
           summary: 'Email a 6-digit sign-in code (valid 10 min)',
           description:
             'The same answer for every email. A new request replaces the previous code; 30 s must pass between two, ' +
-            'twice as long after each code past the third in a day (up to an hour): 429 `RATE_LIMITED` with `retryAfterSeconds` meanwhile.',
+            'twice as long after each code past the third in a day (up to 15 minutes): 429 `RATE_LIMITED` with `retryAfterSeconds` meanwhile.',
         },
         errors: ['DEPENDENCY_DOWN'],
       })

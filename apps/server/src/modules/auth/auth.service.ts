@@ -163,7 +163,7 @@ export async function changePassword(
   await deps.db.transaction().execute(async (trx) => {
     // Still the password checked, and the caller still signed in: a reset, a reclaim or a sign-out
     // everywhere committed while the new hash was made is not undone by a change it has shut out.
-    // (The account's row first, then the session's, in the order a reset takes them.)
+    // (The session is read, not locked: a sign-out everywhere locks sessions in its own order.)
     const replaced = await setPasswordHash(
       { ...deps, db: trx },
       { userId: user.id, passwordHash, replacing: user.password_hash },
@@ -174,7 +174,6 @@ export async function changePassword(
       .select('id')
       .where('id', '=', input.caller.sessionId)
       .where('revoked_at', 'is', null)
-      .forShare()
       .executeTakeFirst();
     if (!session) throw new AppError('SESSION_REVOKED', 'This session has ended: sign in again');
     await dropUserTokens({ db: trx }, user.id, 'reset-password');

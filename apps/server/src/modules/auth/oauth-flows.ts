@@ -84,6 +84,16 @@ export async function deleteFlow(deps: Deps, id: string): Promise<void> {
 }
 
 /** The completed flow holding `code`; taken once. */
+/** The account a completed sign-in's code is for, without taking it. */
+export async function findCompletedFlow(deps: Deps, code: string) {
+  return deps.db
+    .selectFrom('oauth_flows')
+    .select('user_id')
+    .where('code_hash', '=', hashOpaqueToken(code))
+    .where('expires_at', '>', new Date(deps.clock.now()))
+    .executeTakeFirst();
+}
+
 export async function takeCompletedFlow(deps: Deps, code: string) {
   return deps.db
     .deleteFrom('oauth_flows')

@@ -2,7 +2,7 @@
  * Email one-time codes: unified sign-in and sign-up. A 6-digit code from a CSPRNG is
  * stored as an HMAC in the key-value store for 10 minutes, one live code per email; 5
  * wrong tries burn it; 30 s must pass between requests for one email, twice as long after
- * each code past the third in a day, up to an hour (`codeCooldownMs`). A valid code signs
+ * each code past the third in a day, up to 15 minutes (`codeCooldownMs`). A valid code signs
  * in the account, or creates it (email verified); an invalid code never creates anything.
  * The app-store review account's code is reusable and lives for days: it is kept in
  * Postgres (`review_codes`), where a Redis restart cannot take it; its failures are counted
@@ -29,14 +29,16 @@ const OTP_COOLDOWN_MS = 30 * 1000;
 const OTP_MAX_ATTEMPTS = 5;
 /** Codes for one email within a day before the wait between them starts to double. */
 const OTP_CODES_AT_FULL_PACE = 3;
-const OTP_MAX_COOLDOWN_MS = 60 * 60 * 1000;
+const OTP_MAX_COOLDOWN_MS = 15 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * The wait after the `issued`th code of an email in a day: 30 s for the first three, then
- * twice as long for each (1, 2, 4… min), up to an hour. Each code allows OTP_MAX_ATTEMPTS
+ * twice as long for each (1, 2, 4, 8 min), up to 15 minutes. Each code allows OTP_MAX_ATTEMPTS
  * guesses, so with a fixed 30 s a stranger could make 14,400 guesses a day at one account's
- * email (a 1.4 % chance a day of its 6-digit code); this way about 160.
+ * email (a 1.4 % chance a day of its 6-digit code); this way about 500 (0.05 %). The wait is
+ * the email's, whoever asks: a stranger asking for codes can make its owner wait up to 15
+ * minutes for one (a password sign-in is not held back).
  */
 export function codeCooldownMs(issued: number): number {
   const doublings = Math.max(0, issued - OTP_CODES_AT_FULL_PACE);
@@ -47,8 +49,9 @@ const REVIEW_FAILURES_PER_HOUR = 20;
 
 /** Tries at one code: its own counter, so a new code starts from zero. */
 const attemptsKey = (email: string, code: StoredCode) => `otp-attempts:${email}:${code.issuedAt}`;
-/** The codes issued for an email in the day since its first. */
+/** The codes issued for an email in the day since its first; until when (epoch ms) the next one must wait. */
 const issuedKey = (email: string) => `otp-issued:${email}`;
+const waitKey = (email: string) => `otp-wait:${email}`;
 const REVIEW_FAILURES_KEY = 'otp-review-failures';
 
 const sixDigits = () => String(randomInt(0, 1_000_000)).padStart(6, '0');
@@ -67,13 +70,10 @@ export async function requestCode(
   // The review account signs in with its own code only: same answer, nothing sent.
   if (email === deps.config.otp.appleReviewEmail) return { ok: true };
   const now = deps.clock.now();
-  const [previous, issued] = await Promise.all([
-    readCode(deps, codeKey(email)),
-    deps.kv.increment(issuedKey(email), { by: 0 }),
-  ]);
-  const cooldownMs = codeCooldownMs(issued.value);
-  if (previous && now - previous.issuedAt < cooldownMs) {
-    const retryAfterSeconds = Math.ceil((cooldownMs - (now - previous.issuedAt)) / 1000);
+  // (Kept apart from the code, which expires after 10 minutes: a longer wait outlives it.)
+  const waitUntil = Number((await deps.kv.get(waitKey(email))) ?? 0);
+  if (waitUntil > now) {
+    const retryAfterSeconds = Math.ceil((waitUntil - now) / 1000);
     throw new AppError('RATE_LIMITED', 'Wait {retryAfterSeconds} s before asking for another code', {
       details: { retryAfterSeconds },
       params: { retryAfterSeconds },
@@ -82,7 +82,9 @@ export async function requestCode(
   // The email job carries the code by its id: the code is derived from it, never stored.
   const jobId = randomUUID();
   const code = codeOf(deps, jobId);
-  await deps.kv.increment(issuedKey(email), { ttlMs: DAY_MS });
+  const issued = await deps.kv.increment(issuedKey(email), { ttlMs: DAY_MS });
+  const waitMs = codeCooldownMs(issued.value);
+  await deps.kv.set(waitKey(email), String(now + waitMs), { ttlMs: waitMs });
   await writeCode(deps, codeKey(email), {
     hash: deps.tokens.keyedHash(`${email}:${code}`),
     issuedAt: now,
@@ -93,6 +95,7 @@ export async function requestCode(
   } catch (error) {
     // No email will carry this code: a retry must not wait out the cooldown of a code never sent.
     await deps.kv.delete(codeKey(email)).catch(() => undefined);
+    await deps.kv.delete(waitKey(email)).catch(() => undefined);
     await deps.kv.increment(issuedKey(email), { by: -1 }).catch(() => undefined);
     throw error;
   }
@@ -114,8 +117,7 @@ async function claimCode(deps: Deps, email: string, code: string): Promise<void>
   const remainingMs = Math.max(1, stored.expiresAt - deps.clock.now());
   const tries = await deps.kv.increment(attemptsKey(email, stored), { ttlMs: remainingMs });
   const matches = sameHash(stored.hash, deps.tokens.keyedHash(`${email}:${code}`));
-  // A burnt code stays stored until it expires or is replaced, so its 30 s cooldown holds:
-  // deleted, it would let each burn be followed at once by a new code and five more guesses.
+  // A burnt code stays stored until it expires or is replaced, every guess at it refused.
   if (!matches || tries.value > OTP_MAX_ATTEMPTS) throw invalidCode();
   // Whoever deletes it first used it: a code works once, even for concurrent calls.
   if (!(await deps.kv.delete(key))) throw invalidCode();

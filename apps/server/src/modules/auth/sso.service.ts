@@ -26,7 +26,14 @@ import { assertMaySignIn, findUserRow } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { authResult, startSession } from './auth.service.ts';
 import { accountForIdentity } from './identities.service.ts';
-import { completeFlow, deleteFlow, insertFlow, takeCompletedFlow, takeStartedFlow } from './oauth-flows.ts';
+import {
+  completeFlow,
+  deleteFlow,
+  findCompletedFlow,
+  insertFlow,
+  takeCompletedFlow,
+  takeStartedFlow,
+} from './oauth-flows.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'oauth' | 'jobs'>;
 
@@ -204,10 +211,15 @@ export async function exchangeCode(
 ): Promise<AuthResult & { created: boolean }> {
   // The code is spent with the session it starts, in one transaction: a database that fails
   // in between leaves it for a retry. A code tried with the wrong verifier is spent all the same.
+  // The account's row is locked before the sign-in's, in the order a reset, a reclaim or a
+  // deletion takes them (each drops the account's sign-ins), so none of them deadlocks with this.
   const exchanged = await deps.db.transaction().execute(async (trx) => {
     const inTransaction = { ...deps, db: trx };
+    const pending = await findCompletedFlow(inTransaction, input.code);
+    if (!pending?.user_id) return undefined;
+    await trx.selectFrom('users').select('id').where('id', '=', pending.user_id).forShare().execute();
     const flow = await takeCompletedFlow(inTransaction, input.code);
-    if (!flow?.user_id) return undefined;
+    if (!flow?.user_id || flow.user_id !== pending.user_id) return undefined;
     const proven =
       flow.client_challenge === null
         ? input.codeVerifier === undefined

@@ -345,16 +345,20 @@ async function isTheLastAdministrator(deps: DbDeps, id: string): Promise<boolean
  * Never the last administrator (refused before their sessions end).
  */
 /**
- * With `passwordChecked` (the hash a deletion of one's own account was confirmed against),
- * only while it is still the account's: a reset or change committed meanwhile wins.
+ * With `passwordChecked` (the hash, or none, a deletion of one's own account was confirmed
+ * against), only while it is still the account's: a reset or change committed meanwhile wins,
+ * before any session is ended (and once more with the row locked).
  */
 export async function deleteUser(
   deps: Deps & Pick<Services, 'jobs'>,
   id: string,
-  options: { passwordChecked?: string } = {},
+  options: { passwordChecked?: string | null } = {},
 ): Promise<void> {
   const existing = await findUserRow(deps, id);
   if (!existing) throw new AppError('NOT_FOUND', 'No such user');
+  if (options.passwordChecked !== undefined && existing.password_hash !== options.passwordChecked) {
+    throw passwordReplaced();
+  }
   if (await isTheLastAdministrator(deps, id)) throw lastAdministrator();
   // Ended and published before anything is deleted: a Redis outage fails the call while a retry can still finish it.
   await revokeSessions(deps, { userId: id });
@@ -374,7 +378,7 @@ export async function deleteUser(
 export async function deleteUserRow(
   deps: Pick<Services, 'db' | 'jobs' | 'config' | 'clock'>,
   id: string,
-  passwordChecked?: string,
+  passwordChecked?: string | null,
 ): Promise<string[]> {
   return keepAnAdministrator(deps, async (trx) => {
     const locked = await trx.db
@@ -383,9 +387,7 @@ export async function deleteUserRow(
       .where('id', '=', id)
       .forUpdate()
       .executeTakeFirst();
-    if (passwordChecked !== undefined && locked && locked.password_hash !== passwordChecked) {
-      throw new AppError('INVALID_CREDENTIALS', 'The password is incorrect');
-    }
+    if (passwordChecked !== undefined && locked && locked.password_hash !== passwordChecked) throw passwordReplaced();
     const endedLate = await endSessions(trx, { userId: id });
     await deleteFilesOf(trx, id);
     await trx.db.deleteFrom('users').where('id', '=', id).execute();
@@ -408,6 +410,8 @@ export async function removeAvatar(deps: ReadDeps, userId: string): Promise<User
   return getMe(deps, userId);
 }
 
+const passwordReplaced = () => new AppError('INVALID_CREDENTIALS', 'The password is incorrect');
+
 /** Deleting one's own account: a password account must confirm with its password. */
 export async function deleteMe(
   deps: Deps & Pick<Services, 'jobs'>,
@@ -418,5 +422,5 @@ export async function deleteMe(
     const { valid } = await checkPassword(user.password_hash, input.password ?? '');
     if (!valid) throw new AppError('INVALID_CREDENTIALS', 'The password is incorrect');
   }
-  await deleteUser(deps, input.userId, user.password_hash ? { passwordChecked: user.password_hash } : {});
+  await deleteUser(deps, input.userId, { passwordChecked: user.password_hash });
 }
