@@ -15,7 +15,7 @@ import { AppError } from '../../errors/index.ts';
 import type { Locale } from '../../i18n/locale.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import type { Services } from '../../services.ts';
-import { type ClientInfo, revokeSessions } from '../sessions/sessions.service.ts';
+import { type ClientInfo, endSessions, publishRevocations } from '../sessions/sessions.service.ts';
 import { assertMaySignIn, findUserRowByEmail, insertUser } from '../users/users.service.ts';
 import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
@@ -224,19 +224,24 @@ export async function generateReviewCode(deps: Deps): Promise<{ email: string; c
 }
 
 /**
- * Ends the review access: the code, and every session signed in with it (a code that leaked
- * would otherwise leave its sessions alive, each refresh extending them). NOT_FOUND when
- * there was neither.
+ * Ends the review access: the code, and with it every session of the review account (a code
+ * that leaked would otherwise leave its sessions alive, each refresh extending them); both or
+ * neither. NOT_FOUND when no code is in force.
  */
 export async function revokeReviewCode(deps: Deps): Promise<void> {
   const user = await findUserRowByEmail(deps, deps.config.otp.appleReviewEmail);
-  if (!user) throw new AppError('NOT_FOUND', 'There is no review code to revoke');
-  const revoked = await deps.db
-    .deleteFrom('review_codes')
-    .where('user_id', '=', user.id)
-    .where('expires_at', '>', new Date(deps.clock.now()))
-    .executeTakeFirst();
-  const ended = await revokeSessions(deps, { userId: user.id });
-  if (!revoked.numDeletedRows && ended.length === 0)
-    throw new AppError('NOT_FOUND', 'There is no review code to revoke');
+  const revoked =
+    user &&
+    (await deps.db.transaction().execute(async (trx) => {
+      const deleted = await trx
+        .deleteFrom('review_codes')
+        .where('user_id', '=', user.id)
+        .where('expires_at', '>', new Date(deps.clock.now()))
+        .executeTakeFirst();
+      if (deleted.numDeletedRows === 0n) return false;
+      await endSessions({ ...deps, db: trx }, { userId: user.id });
+      return true;
+    }));
+  if (!user || !revoked) throw new AppError('NOT_FOUND', 'There is no review code to revoke');
+  await publishRevocations(deps, user.id);
 }
