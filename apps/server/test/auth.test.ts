@@ -16,6 +16,7 @@ import {
   type TestApp,
   uniqueEmail,
   untilWaitingOnLocks,
+  whileHolding,
 } from './helpers/index.ts';
 
 describe('auth: password and sessions', () => {
@@ -504,31 +505,20 @@ describe('auth: password and sessions', () => {
       account: Account,
       meanwhile: (trx: Db) => Promise<unknown>,
     ): Promise<{ statusCode: number; appCode: string | undefined }> {
-      let release = () => {};
-      const released = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let holding = false;
-      const owner = t.services.db.transaction().execute(async (trx) => {
-        await meanwhile(trx);
-        await trx.selectFrom('users').select('id').where('id', '=', account.id).forUpdate().execute();
-        holding = true;
-        await released;
-      });
-      await expect.poll(() => holding).toBe(true);
-      const change = t.app.inject({
-        method: 'POST',
-        url: '/api/auth/password/change',
-        headers: bearer(account),
-        payload: { currentPassword: account.password, newPassword: 'Attacker-pass-3' },
-      });
-      try {
-        await untilWaitingOnLocks(t.services.db, 1, change);
-      } finally {
-        release();
-        await owner;
-      }
-      const response = await change;
+      const response = await whileHolding(
+        t.services.db,
+        async (trx) => {
+          await meanwhile(trx);
+          await trx.selectFrom('users').select('id').where('id', '=', account.id).forUpdate().execute();
+        },
+        () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/api/auth/password/change',
+            headers: bearer(account),
+            payload: { currentPassword: account.password, newPassword: 'Attacker-pass-3' },
+          }),
+      );
       return { statusCode: response.statusCode, appCode: response.json().appCode };
     }
 

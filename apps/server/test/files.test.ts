@@ -1056,6 +1056,24 @@ describe('the sweep', () => {
     for (const key of orphans) expect(await server.services.storage.head(key), key).toBeUndefined();
   });
 
+  it('walks the whole store from its first key while the key-value store (where a walk goes on) is away', async () => {
+    const orphan = `uploads/${randomUUID()}`;
+    await server.services.storage.put(orphan, Readable.from([Buffer.from('left by a crash')]), {
+      contentType: 'text/plain',
+    });
+    clock.advance(61 * 60_000);
+    const { kv } = server.services;
+    const own = { get: kv.get, set: kv.set, delete: kv.delete };
+    const away = () => Promise.reject(new DependencyUnavailableError('redis', 'Redis is away'));
+    Object.assign(kv, { get: away, set: away, delete: away });
+    try {
+      expect(await sweepFiles(server.services)).toMatchObject({ orphanObjects: 1 });
+    } finally {
+      Object.assign(kv, own);
+    }
+    expect(await server.services.storage.head(orphan)).toBeUndefined();
+  });
+
   it('walks uploads/ first, and a store too large for one run over several, each going on where the last stopped', async () => {
     const { storage } = server.services;
     const dir = server.dir as string;

@@ -13,7 +13,7 @@ import {
   registerAdmin,
   type TestApp,
   uniqueEmail,
-  untilWaitingOnLocks,
+  whileHolding,
 } from './helpers/index.ts';
 
 const MISSING = '01900000-0000-7000-8000-000000000000';
@@ -588,26 +588,13 @@ describe('batches of users', () => {
   describe('updateMany', () => {
     it('answers NOT_FOUND for a user deleted while the batch changed it, not success', async () => {
       const [target] = await quickUsers(1, 'gone');
-      let release = () => {};
-      const released = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let holding = false;
       // Another administrator's deletion, not yet committed when the batch looks the user up.
-      const deletion = t.services.db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('users').where('id', '=', target.id).execute();
-        holding = true;
-        await released;
-      });
-      await expect.poll(() => holding).toBe(true);
-      const renaming = updateMany(admin, [{ id: target.id, name: 'Too late' }]);
-      try {
-        await untilWaitingOnLocks(t.services.db, 1, renaming);
-      } finally {
-        release();
-        await deletion;
-      }
-      const body = (await renaming).json();
+      const renaming = await whileHolding(
+        t.services.db,
+        (trx) => trx.deleteFrom('users').where('id', '=', target.id).execute(),
+        () => updateMany(admin, [{ id: target.id, name: 'Too late' }]),
+      );
+      const body = renaming.json();
       expect(body).toMatchObject({ succeeded: 0, failed: 1 });
       expect(body.results[0]).toMatchObject({ ok: false, error: { appCode: 'NOT_FOUND' } });
     });

@@ -8,7 +8,7 @@ import {
   registerAccount,
   registerAdmin,
   type TestApp,
-  untilWaitingOnLocks,
+  whileHolding,
 } from './helpers/index.ts';
 
 describe('users', () => {
@@ -64,26 +64,13 @@ describe('users', () => {
     it('never deletes an account whose password was reset while the deletion was checked', async () => {
       const account = await registerAccount(t.app);
       const resetTo = await hashPassword('Owner-reset-4');
-      let release = () => {};
-      const released = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let holding = false;
       // The owner's reset, committed once the deletion has checked the old password.
-      const reset = t.services.db.transaction().execute(async (trx) => {
-        await trx.updateTable('users').set({ password_hash: resetTo }).where('id', '=', account.id).execute();
-        holding = true;
-        await released;
-      });
-      await expect.poll(() => holding).toBe(true);
-      const deletion = as(account, 'DELETE', '/api/users/me', { password: account.password });
-      try {
-        await untilWaitingOnLocks(t.services.db, 1, deletion);
-      } finally {
-        release();
-        await reset;
-      }
-      expect((await deletion).json().appCode).toBe('INVALID_CREDENTIALS');
+      const deletion = await whileHolding(
+        t.services.db,
+        (trx) => trx.updateTable('users').set({ password_hash: resetTo }).where('id', '=', account.id).execute(),
+        () => as(account, 'DELETE', '/api/users/me', { password: account.password }),
+      );
+      expect(deletion.json().appCode).toBe('INVALID_CREDENTIALS');
       expect((await login(t.app, account.email, 'Owner-reset-4')).statusCode).toBe(200);
     });
 

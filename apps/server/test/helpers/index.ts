@@ -31,4 +31,4 @@ export {
   type TestAppOptions,
   testConfig,
 } from './test-app.ts';
-export { until, untilWaitingOnLocks } from './until.ts';
+export { until, untilWaitingOnLocks, whileHolding } from './until.ts';

@@ -46,3 +46,18 @@ export async function untilWaitingOnLocks(db: Db, count: number, pending?: Promi
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/**
+ * Runs `call` while a transaction holds what `hold` wrote or locked, and commits it once `call`
+ * waits on that lock (or has settled without waiting): another request's change that lands
+ * while `call` is under way. Returns what `call` then answers.
+ */
+export async function whileHolding<T>(db: Db, hold: (trx: Db) => Promise<unknown>, call: () => Promise<T>): Promise<T> {
+  let pending: Promise<T> | undefined;
+  await db.transaction().execute(async (trx) => {
+    await hold(trx);
+    pending = call();
+    await untilWaitingOnLocks(db, 1, pending);
+  });
+  return pending as Promise<T>;
+}
