@@ -7,7 +7,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { defaultEmbeddedDataDir, loadRepoEnvFile, repoPath } from '@app/db';
+import { defaultEmbeddedDataDir, isLoopback, isLoopbackUrl, loadRepoEnvFile, repoPath } from '@app/db';
 import { z } from 'zod';
 import packageJson from '../package.json' with { type: 'json' };
 import { isSniffable } from './infra/sniff.ts';
@@ -356,16 +356,6 @@ const OAUTH_SECRETS = [
   ['APPLE', 'OAUTH_APPLE_PRIVATE_KEY'],
   ['OIDC', 'OAUTH_OIDC_CLIENT_SECRET'],
 ] as const;
-
-/** This machine only: `localhost`, `::1` or an IPv4 address in 127/8 (never a name like 127.0.0.1.example.com). */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
-}
-
-/** A URL on this machine (`http://127.0.0.1:8080`, `http://[::1]/`). */
-export function isLoopbackUrl(url: string): boolean {
-  return isLoopback(new URL(url).hostname.replace(/^\[(.*)\]$/, '$1'));
-}
 
 /**
  * Rules across variables and for production. They run even when a variable failed its own

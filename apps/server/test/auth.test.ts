@@ -247,8 +247,9 @@ describe('auth: password and sessions', () => {
         await untilWaitingOnLocks(t.services.db, 1, late);
         const deps = { ...t.services, db: trx };
         const client = { ip: '127.0.0.1', userAgent: undefined };
-        const second = await rotateRefreshToken(deps, { refreshToken: account.refreshToken, client });
-        newest = (await rotateRefreshToken(deps, { refreshToken: second.refreshToken, client })).refreshToken;
+        const admit = async () => undefined;
+        const second = await rotateRefreshToken(deps, { refreshToken: account.refreshToken, client }, admit);
+        newest = (await rotateRefreshToken(deps, { refreshToken: second.refreshToken, client }, admit)).refreshToken;
       });
       const answer = await (late as NonNullable<typeof late>);
       expect(answer.json().appCode).toBe('INVALID_REFRESH_TOKEN');
@@ -266,6 +267,25 @@ describe('auth: password and sessions', () => {
       await pastGraceWindow(account.id);
       expect((await refresh(account.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
       expect((await refresh(first.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
+    });
+
+    it('rotates nothing when it fails before answering: the token is still good after the grace window', async () => {
+      const account = await registerAccount(t.app);
+      // The account's roles cannot be read in time: the query waits on a lock and is cancelled,
+      // as a statement timeout would (a 503).
+      await t.services.db.transaction().execute(async (trx) => {
+        await sql`lock table user_roles in access exclusive mode`.execute(trx);
+        const failed = refresh(account.refreshToken);
+        await untilWaitingOnLocks(t.services.db, 1, failed);
+        await sql`select pg_cancel_backend(pid) from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`.execute(t.services.db);
+        expect((await failed).statusCode).toBe(503);
+      });
+      // The client kept the token it sent; presented once the window has passed, it is no reuse.
+      await pastGraceWindow(account.id);
+      const retried = await refresh(account.refreshToken);
+      expect(retried.statusCode).toBe(200);
+      expect((await me(retried.json().accessToken)).statusCode).toBe(200);
     });
 
     it('answers an unknown or malformed refresh token with 401 / 400', async () => {

@@ -20,6 +20,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import { createTestDatabase } from '@app/db/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DependencyUnavailableError } from '../src/infra/dependency-errors.ts';
+import { sniffContentType } from '../src/infra/sniff.ts';
 import type { ObjectStorage } from '../src/infra/storage/index.ts';
 import { STORAGE_DELETE_QUEUE } from '../src/modules/files/file-jobs.ts';
 import { COMPLETION_GRACE_MS, sweepFiles } from '../src/modules/files/files.service.ts';
@@ -420,10 +421,42 @@ describe.each(['local', 's3'] as const)('uploading and downloading (%s storage)'
     const empty = await uploaded(server, alice, 'empty.txt', Buffer.alloc(0));
     expect(empty).toMatchObject({ contentType: 'text/plain', size: 0, sha256: sha256(Buffer.alloc(0)) });
 
+    // Text that starts as a bitmap's signature does (`BM`) is text all the same.
+    const csv = await uploaded(server, alice, 'bmi.csv', Buffer.from('BMI,height,weight\n22.5,180,73\n'));
+    expect(csv.contentType).toBe('text/plain');
+
     const unicode = await uploaded(server, alice, 'Überprüfung 📄.txt', Buffer.from('Grüße 👋\n'));
     expect(unicode.name).toBe('Überprüfung 📄.txt');
     expect((await call(server, alice, 'GET', `/api/files/${unicode.id}`)).json()).toEqual(unicode);
-    expect(await objectKeys(server)).toHaveLength(4);
+    expect(await objectKeys(server)).toHaveLength(5);
+  });
+
+  it('sniffs text that starts as a short binary signature does as text, and keeps the formats that can be text', async () => {
+    for (const start of [
+      'BMI,height\n',
+      'MZ-300 parts\n',
+      'ACME Corp,2026\n',
+      'ID3 notes\n',
+      'FORM 1040\n',
+      'SQLite notes\n',
+    ]) {
+      const bytes = Buffer.from(`${start}1,2,3\n`);
+      expect([start, await sniffContentType(bytes, { complete: true })]).toEqual([start, 'text/plain']);
+    }
+    // The same signatures in their binary formats.
+    const bitmap = Buffer.concat([Buffer.from('BM'), Buffer.alloc(60, 0)]);
+    expect(await sniffContentType(bitmap, { complete: true })).toBe('image/bmp');
+    const executable = Buffer.concat([Buffer.from('MZ'), Buffer.from([0x90, 0, 3, 0]), Buffer.alloc(58, 0)]);
+    expect(await sniffContentType(executable, { complete: true })).toBe('application/x-msdownload');
+    // Formats that can be wholly text keep their type.
+    const formats = {
+      '<?xml version="1.0"?>\n<notes/>\n': 'application/xml',
+      '%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n': 'application/pdf',
+      '{\\rtf1\\ansi Hello}\n': 'application/rtf',
+    };
+    for (const [start, type] of Object.entries(formats)) {
+      expect(await sniffContentType(Buffer.from(start), { complete: true })).toBe(type);
+    }
   });
 
   it('refuses a type that is not allowed with 415, keeping nothing', async () => {
@@ -594,6 +627,12 @@ describe('what the first bytes do not show (local storage)', () => {
     expect(response.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
     const spoofed = await uploaded(server, account, 'invoice\u202Egpj.exe', text(10));
     expect(spoofed.name).toBe('invoicegpj.exe');
+    const hidden = await uploaded(server, account, 'pay\u200Bpal\u2066.txt', text(10));
+    expect(hidden.name).toBe('paypal.txt');
+    // The joiners are part of words and emoji: kept.
+    for (const name of ['گزارش\u200Cها.txt', '👨\u200D👩\u200D👧.txt']) {
+      expect((await uploaded(server, account, name, text(10))).name).toBe(name);
+    }
   });
 
   it('answers HEAD with the headers only', async () => {
@@ -678,6 +717,8 @@ describe('upload requests (local storage)', () => {
       // Spaces busboy drops around the value: past the length check, refused by busboy itself.
       [`multipart/form-data; boundary = ${long}`, `--${long}\r\n`],
       [MULTIPART, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc`],
+      // Cut off as large: the upload is reading the part when the body ends.
+      [MULTIPART, Buffer.concat([partHead('big.txt'), text(MiB)])],
     ] as const) {
       const broken = await fetch(`${server.url}/api/files`, {
         method: 'POST',
@@ -1621,6 +1662,30 @@ describe('download redirects (S3 with FILES_DOWNLOAD_REDIRECT)', () => {
     expect(head.status).toBe(200);
     expect(head.headers.get('content-length')).toBe(String(image.length));
     expect(head.headers.get('etag')).toBe(`"${file.sha256}"`);
+  });
+
+  it('serves profile pictures itself, cacheable (a page shows many)', async () => {
+    const account = await registerAccount(server.app);
+    const image = await uploaded(server, account, 'me.png', png(4, 4));
+    const set = await call(server, account, 'PUT', '/api/users/me/avatar', { fileId: image.id });
+    const avatar = await fetch(`${server.url}${new URL(set.json().avatarUrl as string).pathname}`);
+    expect(avatar.status).toBe(200);
+    expect(avatar.headers.get('cache-control')).toBe('public, max-age=300');
+    expect(Buffer.from(await avatar.arrayBuffer())).toEqual(png(4, 4));
+    // The owner's own signed-in download of it too; their other files still redirect.
+    expect((await content(server, image.id, account)).status).toBe(200);
+    const other = await uploaded(server, account, 'other.png', png(3, 3));
+    expect((await content(server, other.id, account)).status).toBe(302);
+  });
+
+  it('has the store serve text as UTF-8, as the server does', async () => {
+    const account = await registerAccount(server.app);
+    const file = await uploaded(server, account, 'grüße.txt', Buffer.from('Grüße 👋\n'));
+    const location = (await content(server, file.id, account)).headers.get('location') ?? '';
+    expect(new URL(location).searchParams.get('response-content-type')).toBe('text/plain; charset=utf-8');
+    const stored = await fetch(location);
+    expect(stored.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await stored.text()).toBe('Grüße 👋\n');
   });
 });
 

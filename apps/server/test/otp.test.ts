@@ -399,11 +399,20 @@ describe('email one-time codes', () => {
       }
     });
 
-    it('expires after APPLE_REVIEW_OTP_DAYS', async () => {
+    it('expires after APPLE_REVIEW_OTP_DAYS; revoking it then still ends the sessions it started', async () => {
       const { email, code } = (await generate(admin)).json();
+      const reviewer = (await verify(email, code)).json();
       clock.advance(15 * 86_400_000 + 1);
       expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
-      // None in force: nothing to revoke (called directly: the admin's own token has expired too).
+      const refresh = (refreshToken: string) =>
+        t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refreshToken } });
+      // The reviewer's session outlives the code (each refresh extends it)...
+      const refreshed = await refresh(reviewer.refreshToken);
+      expect(refreshed.statusCode).toBe(200);
+      // ...until the expired code is revoked (called directly: the admin's own token has expired too).
+      await revokeReviewCode(t.services);
+      expect((await refresh(refreshed.json().refreshToken)).json().appCode).toBe('SESSION_REVOKED');
+      // No code left: nothing to revoke.
       await expect(revokeReviewCode(t.services)).rejects.toMatchObject({ appCode: 'NOT_FOUND' });
     });
 

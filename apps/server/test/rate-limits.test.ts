@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/infra/kv/index.ts';
 import { addressKey, createRateLimiter } from '../src/infra/rate-limiter.ts';
@@ -252,11 +253,24 @@ describe('rate limits', () => {
     try {
       const account = await registerAccount(strict.app); // 1
       const me = () => strict.app.inject({ method: 'GET', url: '/api/users/me', headers: bearer(account) });
-      expect((await me()).statusCode).toBe(200); // 2
+      // The plain routes (file bytes, SSO redirects) draw from the same budget, with the same headers.
+      const picture = () => strict.app.inject({ method: 'GET', url: `/api/files/${randomUUID()}/content` });
+      const missing = await picture(); // 2
+      expect([missing.statusCode, missing.headers['ratelimit-remaining']]).toEqual([404, '1']);
       expect((await me()).statusCode).toBe(200); // 3
       const refused = await me();
       expect(refused.statusCode).toBe(429);
       expect(refused.headers['ratelimit-limit']).toBe('3');
+      const plain = [
+        await picture(),
+        await strict.app.inject({ method: 'GET', url: '/api/auth/oauth/github/start' }),
+        await strict.app.inject({ method: 'GET', url: `/api/files/${randomUUID()}/content`, headers: bearer(account) }),
+      ];
+      for (const response of plain) {
+        expect([response.statusCode, response.headers['ratelimit-limit']]).toEqual([429, '3']);
+        expect(response.headers['ratelimit-remaining']).toBe('0');
+        expect(Number(response.headers['ratelimit-reset'])).toBe(Number(response.headers['retry-after']));
+      }
       for (let i = 0; i < 5; i++)
         expect((await strict.app.inject({ method: 'GET', url: '/api/health' })).statusCode).toBe(200);
     } finally {

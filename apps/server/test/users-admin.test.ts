@@ -421,6 +421,7 @@ describe('batches of users', () => {
       const good = uniqueEmail('c-good');
       const dup = uniqueEmail('c-dup');
       const alsoGood = uniqueEmail('c-good2');
+      const passwordAsEmail = uniqueEmail('c-aspw1');
       const items = [
         { email: good, name: 'Good' },
         { email: 'not-an-email' },
@@ -431,12 +432,13 @@ describe('batches of users', () => {
         { email: uniqueEmail('c-role'), roles: ['user', 'no-such-role'] },
         { email: existing[0]?.email },
         { email: uniqueEmail('c-nodigit'), password: 'no-digits-here' },
+        { email: passwordAsEmail, password: passwordAsEmail.toUpperCase() },
         { email: alsoGood, emailVerified: true },
       ];
       const response = await createMany(admin, items);
       expect(response.statusCode).toBe(200);
       const body = response.json();
-      expect(body).toMatchObject({ succeeded: 3, failed: 7 });
+      expect(body).toMatchObject({ succeeded: 3, failed: 8 });
       const results = body.results as BatchResult[];
       expect(results.map((r) => r.index)).toEqual(items.map((_, i) => i));
       expect(results.map((r) => (r.ok ? 'ok' : r.error?.appCode))).toEqual([
@@ -449,6 +451,7 @@ describe('batches of users', () => {
         'VALIDATION_FAILED',
         'EMAIL_TAKEN',
         'VALIDATION_FAILED',
+        'VALIDATION_FAILED',
         'ok',
       ]);
       // Issue paths are relative to the item.
@@ -457,6 +460,7 @@ describe('batches of users', () => {
       expect(paths(2)).toEqual([['password']]);
       expect(paths(3)).toEqual([['name']]);
       expect(paths(8)).toEqual([['password']]);
+      expect(paths(9)).toEqual([['password']]); // the email as password, as sign-up refuses it
       expect(results[7]?.error?.issues).toBeUndefined();
       for (const result of results) {
         if (result.ok) expect(result.error).toBeUndefined();
@@ -470,7 +474,7 @@ describe('batches of users', () => {
       expect(await userByEmail(good)).toBeDefined();
       expect(await userByEmail(dup)).toBeDefined();
       expect((await userByEmail(alsoGood))?.email_verified_at).toBeInstanceOf(Date);
-      for (const index of [2, 3, 6, 8]) {
+      for (const index of [2, 3, 6, 8, 9]) {
         expect(await userByEmail((items[index] as { email: string }).email), `item ${index}`).toBeUndefined();
       }
     });

@@ -5,9 +5,9 @@
  *   rollback [--steps N | --all]
  *                        revert the newest migration (or N, or all of them)
  *   status               list migrations, applied and pending
- *   seed                 run seeds/*.ts (refused in production)
+ *   seed [--force]       run seeds/*.ts (refused in production, and elsewhere than this machine without --force)
  *   new <name>           create migrations/<timestamp>_<name>.ts
- *   reset                drop everything, migrate, seed (refused in production)
+ *   reset [--force]      drop everything, migrate, seed (the same refusals)
  *   grant-admin <email>  give an account the admin role (the first one, or after a lockout)
  *
  * Uses DATABASE_URL, or the embedded development cluster when it is unset.
@@ -17,7 +17,8 @@ import path from 'node:path';
 import { parseArgs, styleText } from 'node:util';
 import { sql } from 'kysely';
 import { createDb, type Db } from './client.ts';
-import { resolveDatabase } from './connect.ts';
+import { type DatabaseTarget, resolveDatabase } from './connect.ts';
+import { isDatabaseOnThisMachine } from './hosts.ts';
 import {
   MIGRATION_FILE,
   type MigrationStep,
@@ -33,9 +34,12 @@ const USAGE = `Usage: pnpm db:<command>
   db:migrate                      apply every pending migration
   db:rollback [--steps N | --all] revert the newest migration (or N, or all)
   db:status                       list applied and pending migrations
-  db:seed                         run the seeds (not in production)
+  db:seed [--force]               run the seeds (development users with known passwords)
   db:new <name>                   create a migration file, name in snake_case
-  db:reset                        drop all tables, migrate, seed (not in production)
+  db:reset [--force]              drop all tables, migrate, seed
+                                  (both refused with NODE_ENV=production, and for a database
+                                  not on this machine nor embedded unless --force says it is
+                                  a development one)
   db:grant-admin <email>          give that account the admin role (production's first admin;
                                   a disabled or archived one can sign in again)`;
 
@@ -127,8 +131,22 @@ async function seed(db: Db) {
   );
 }
 
+/**
+ * Seeding (users with known passwords) and resetting (every table dropped) are for development
+ * databases. NODE_ENV is the operator's shell's, not the database's: one pointed at production
+ * from a shell without it is refused too, unless it is the embedded cluster or on this machine,
+ * or `--force` says it is a development database.
+ */
+function assertDevelopmentDatabase(command: string, target: DatabaseTarget, args: string[]): void {
+  if (process.env.NODE_ENV === 'production') throw new UsageError(`db:${command} is refused in production.`);
+  if (target.embedded || isDatabaseOnThisMachine(target.url) || args.includes('--force')) return;
+  throw new UsageError(
+    `db:${command} is refused for ${target.description}, which is not on this machine: it may be a production ` +
+      `database. If it is a development one, run \`pnpm db:${command} --force\`.`,
+  );
+}
+
 async function reset(db: Db) {
-  if (process.env.NODE_ENV === 'production') throw new UsageError('db:reset is refused in production.');
   await sql`drop schema public cascade`.execute(db);
   await sql`create schema public`.execute(db);
   console.log(ok('Dropped every table'));
@@ -201,6 +219,7 @@ async function main(argv: string[]): Promise<number> {
   console.log(styleText('dim', `Database: ${target.description}`));
   const db = createDb({ url: target.url, poolMax: 2 });
   try {
+    if (command === 'seed' || command === 'reset') assertDevelopmentDatabase(command, target, args);
     await run(db);
     return 0;
   } finally {

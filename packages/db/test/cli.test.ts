@@ -126,6 +126,24 @@ describe('db CLI', () => {
     }
   });
 
+  it('refuses to seed or reset a database elsewhere than this machine without --force, whatever NODE_ENV says', async () => {
+    // A production database named from a shell without NODE_ENV (the CLI's own default here is 'test').
+    const remote = new URL(database.url);
+    remote.hostname = 'db.production.invalid';
+    for (const command of ['seed', 'reset']) {
+      const refused = await run([command], { DATABASE_URL: remote.href });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/is refused for db\.production\.invalid.*not on this machine/);
+      expect(refused.stderr).toContain(`pnpm db:${command} --force`);
+      // Told it is a development database, it goes on: to connect (a name that resolves nowhere).
+      const forced = await run([command, '--force'], { DATABASE_URL: remote.href });
+      expect(forced.code).toBe(1);
+      expect(forced.stderr).not.toMatch(/refused/);
+    }
+    // On this machine (the test database's loopback host, or a socket) no flag is needed.
+    expect((await run(['seed'], { DATABASE_URL: database.url })).stderr).not.toMatch(/refused/);
+  });
+
   it("uses the embedded cluster EMBEDDED_POSTGRES_DIR names (pnpm dev's), relative to the repository root from any folder", async () => {
     const relative = path.join('.data', 'test-postgres', `cli-${process.pid}`);
     const dataDir = path.join(repoRoot, relative);

@@ -22,11 +22,11 @@ import {
   viewerOf,
 } from '../modules/files/files.service.ts';
 import type { Services } from '../services.ts';
-import { limitByAddress } from './address-limit.ts';
+import { limitByAddress, rateLimitHeadersOn } from './address-limit.ts';
 
 /** What busboy says of a multipart body it cannot read (a boundary too long for it, past the check below, too). */
 const BROKEN_MULTIPART =
-  /^(Multipart: |Unexpected end of (form|file|multipart data)|Malformed part header|Malformed content-disposition|The needle cannot have a length)/;
+  /^(Multipart: |Unexpected end of (form|file|multipart data)|(Part|Preamble) terminated early|Malformed part header|Malformed content-disposition|The needle cannot have a length)/;
 
 /** RFC 2046's longest multipart boundary (the parser fails on longer ones with an error of its own). */
 const MAX_BOUNDARY = 70;
@@ -87,7 +87,7 @@ export const FILE_ROUTES = [
       '`Content-Disposition` with the name (RFC 6266). Your own file, or any with `files:read-any`; ' +
       "someone's profile picture is public, and caches may keep it five minutes (`Cache-Control: public, " +
       'max-age=300`; a private file is `private, no-cache`). With S3 and `FILES_DOWNLOAD_REDIRECT`, a 302 to a ' +
-      'short-lived URL.',
+      'short-lived URL (not for a profile picture, answered here so that caches keep it).',
     tags: ['files'],
     parameters: [
       fileParameter,
@@ -107,16 +107,19 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     limits: { files: 1, fileSize: files.maxBytes + 1, fields: 10, fieldSize: 1024, parts: 12, headerPairs: 100 },
   });
 
-  const limit = (request: FastifyRequest) => limitByAddress(services, request.ip);
   /** Uploads in progress per account, in this process: a few at a time each. */
   const uploading = new Map<string, number>();
 
   /** The address's limit and the sign-in check, in one key-value round trip. */
-  const admit = (request: FastifyRequest) =>
-    admitSignedIn(services, { authorization: request.headers.authorization, ip: request.ip });
+  const admit = (request: FastifyRequest, reply: FastifyReply) =>
+    admitSignedIn(
+      services,
+      { authorization: request.headers.authorization, ip: request.ip },
+      rateLimitHeadersOn(reply),
+    );
 
   app.post('/api/files', async (request, reply) => {
-    const caller = await admit(request);
+    const caller = await admit(request, reply);
     if (!request.isMultipart()) {
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Upload the file as multipart/form-data, in the field `file`');
     }
@@ -166,8 +169,8 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
   ) => {
     // Signed in when a token comes; without one only public files (profile pictures) open.
     let caller: Caller | undefined;
-    if (request.headers.authorization) caller = await admit(request);
-    else await limit(request);
+    if (request.headers.authorization) caller = await admit(request, reply);
+    else await limitByAddress(services, request, reply);
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(request.params.id)) {
       throw new AppError('NOT_FOUND', 'No such file');
     }
@@ -184,10 +187,14 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     if (isPublic) reply.header('cross-origin-resource-policy', 'cross-origin');
     if (namesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send();
 
-    // A HEAD is answered here: a URL of the store is signed for GET only.
+    // Text is UTF-8 (sniffing said so): said here and by the store alike.
+    const contentType = file.contentType === 'text/plain' ? 'text/plain; charset=utf-8' : file.contentType;
+    // A HEAD is answered here: a URL of the store is signed for GET only. So is a profile
+    // picture: a page shows many, which caches keep (a presigned URL differs every time).
     const redirect =
       withBody &&
-      (await presignedDownload(services, { key, contentType: file.contentType, contentDisposition: disposition }));
+      !isPublic &&
+      (await presignedDownload(services, { key, contentType, contentDisposition: disposition }));
     if (redirect) return reply.header('cache-control', 'no-store').redirect(redirect, 302);
 
     const range = parseRange(request.headers.range, file.size);
@@ -197,7 +204,7 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
       reply.removeHeader('accept-ranges');
       return reply.code(416).header('cache-control', 'no-store').header('content-range', `bytes */${file.size}`).send();
     }
-    reply.header('content-type', file.contentType === 'text/plain' ? 'text/plain; charset=utf-8' : file.contentType);
+    reply.header('content-type', contentType);
     reply.header('content-disposition', disposition);
     // Opened directly, a file runs nothing and reaches nothing, whatever it holds (and is
     // never sniffed: `nosniff` is on every response, common-headers.ts).

@@ -140,7 +140,6 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
     (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))),
   );
 
-  const limit = (request: FastifyRequest) => limitByAddress(services, request.ip);
   const secure = services.config.publicUrl.startsWith('https:');
   const cookieName = secure ? `__Host-${BROWSER_COOKIE}` : BROWSER_COOKIE;
   const readBrowser = (request: FastifyRequest) => {
@@ -151,7 +150,7 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
   app.get<{ Params: { provider: string }; Querystring: { redirectTo?: string; codeChallenge?: string } }>(
     '/api/auth/oauth/:provider/start',
     async (request, reply) => {
-      await limit(request);
+      await limitByAddress(services, request, reply);
       const provider = providerFor(services, request.params.provider);
       const redirectTo = allowedRedirect(services, request.query.redirectTo);
       // One value per browser, kept across its sign-ins (two tabs may sign in at once).
@@ -177,7 +176,7 @@ export async function oauthRoutes(app: FastifyInstance, { services }: { services
   );
 
   const callback = async (request: FastifyRequest<{ Params: { provider: string } }>, reply: FastifyReply) => {
-    await limit(request);
+    await limitByAddress(services, request, reply);
     const form = request.method === 'POST' ? formFields(request) : undefined;
     const target = await finishSignIn(services, {
       provider: request.params.provider,

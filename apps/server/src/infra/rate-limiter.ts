@@ -9,6 +9,13 @@ export interface RateLimitState {
   resetMs: number;
 }
 
+/** The RateLimit-* headers of an answer counted against a limit: every procedure's, every plain route's. */
+export function writeRateLimitHeaders(state: RateLimitState, setHeader: (name: string, value: string) => void): void {
+  setHeader('ratelimit-limit', String(state.limit));
+  setHeader('ratelimit-remaining', String(state.remaining));
+  setHeader('ratelimit-reset', String(Math.max(1, Math.ceil(state.resetMs / 1000))));
+}
+
 export interface RateLimiter {
   readonly limit: number;
   /** Counts `calls` (default one) against `key`: allowed while the window holds at most `limit` calls. */

@@ -21,11 +21,22 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 // biome-ignore lint/suspicious/noControlCharactersInRegex: this is the point
 const BINARY = /[\u0000-\u0008\u000B\u000E-\u001F\u007F]/;
 
+/**
+ * Text wins over a signature met in bytes that are text: many are a few letters (`BM`, `MZ`,
+ * `AC`, `ID3`, `FORM`...), which a CSV or a note may start with; the binary formats they mark
+ * carry control bytes or invalid UTF-8 early on. Formats that can be wholly text keep their type.
+ */
 export async function sniffContentType(head: Uint8Array, options: { complete: boolean }): Promise<string> {
-  const detected = await loadFileType().fileTypeFromBuffer(head);
-  if (detected) return detected.mime;
-  return looksLikeText(head, options.complete) ? 'text/plain' : 'application/octet-stream';
+  const detected = (await loadFileType().fileTypeFromBuffer(head))?.mime;
+  if (detected !== undefined && mayBeWhollyText(detected)) return detected;
+  if (looksLikeText(head, options.complete)) return 'text/plain';
+  return detected ?? 'application/octet-stream';
 }
+
+/** The formats file-type recognises that can be written in plain text (an ASCII PDF, an XML document, an ASCII STL model...). */
+const TEXT_FORMATS = new Set(['application/pdf', 'application/postscript', 'application/rtf', 'model/stl']);
+const mayBeWhollyText = (mime: string) =>
+  mime.startsWith('text/') || mime === 'application/xml' || mime.endsWith('+xml') || TEXT_FORMATS.has(mime);
 
 function looksLikeText(head: Uint8Array, complete: boolean): boolean {
   // A multi-byte character may be cut at the end of a prefix: drop up to 3 trailing bytes.

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { AppError, type AppErrorCode, rateLimited } from '../errors/index.ts';
-import { addressKey, type RateLimiter, type RateLimitState } from '../infra/rate-limiter.ts';
+import { addressKey, type RateLimiter, type RateLimitState, writeRateLimitHeaders } from '../infra/rate-limiter.ts';
 import { assertPermission, PERMISSION_ERRORS } from '../modules/auth/assert-permission.ts';
 import { AUTHENTICATION_ERRORS, admitSignedIn } from '../modules/auth/authenticate.ts';
 import type { Permission } from '../modules/rbac/permissions.ts';
@@ -16,10 +16,7 @@ import { declareErrors } from './procedure-errors.ts';
 export const unlimitedProcedure = t.procedure;
 
 function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
-  const resetSeconds = Math.max(1, Math.ceil(state.resetMs / 1000));
-  ctx.setHeader('ratelimit-limit', String(state.limit));
-  ctx.setHeader('ratelimit-remaining', String(state.remaining));
-  ctx.setHeader('ratelimit-reset', String(resetSeconds));
+  writeRateLimitHeaders(state, ctx.setHeader);
 }
 
 /** Consumes `calls` from each key; the tightest answer wins. Per procedure call, so a batch cannot slip past. */

@@ -1,7 +1,9 @@
 /** The configured sign-in providers, by id: each one is on when its client id is set. */
+
+import { isLoopbackUrl } from '@app/db';
 import { SignJWT } from 'jose/jwt/sign';
 import { importPKCS8 } from 'jose/key/import';
-import { isLoopbackUrl, type OAuthConfig } from '../../config.ts';
+import type { OAuthConfig } from '../../config.ts';
 import { type OAuthProvider, PROVIDER_IDS, type ProviderId } from './provider.ts';
 
 export type OAuthProviders = ReadonlyMap<ProviderId, OAuthProvider>;

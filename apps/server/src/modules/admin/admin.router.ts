@@ -34,7 +34,8 @@ export const adminRouter = router({
           path: '/admin/apple-review-otp',
           tags,
           summary: 'Revoke the review code',
-          description: 'Removes the code and ends every session of the review account; 404 when no code is in force.',
+          description:
+            'Removes the code (one that expired too) and ends every session of the review account; 404 when there is no code.',
         },
         errors: ['NOT_FOUND'],
       })

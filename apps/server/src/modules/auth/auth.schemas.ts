@@ -2,14 +2,9 @@ import { z } from 'zod';
 import { PROVIDER_IDS } from '../../infra/oauth/provider.ts';
 import { email, id, isoDateTime, newPassword, password, text } from '../common-schemas.ts';
 import { name, userOutput } from '../users/users.schemas.ts';
-import { isEmailAsPassword } from './password-policy.ts';
+import { refusingEmailAsPassword } from './password-policy.ts';
 
-export const registerInput = z
-  .object({ email, password: newPassword, name: name.optional() })
-  .refine((input) => !isEmailAsPassword(input.password, input.email), {
-    path: ['password'],
-    error: 'must not be the email address',
-  });
+export const registerInput = refusingEmailAsPassword(z.object({ email, password: newPassword, name: name.optional() }));
 
 export const loginInput = z.object({ email, password });
 

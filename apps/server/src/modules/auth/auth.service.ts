@@ -12,6 +12,7 @@ import {
   revokeSessions,
   rotateRefreshToken,
 } from '../sessions/sessions.service.ts';
+import type { UserDto } from '../users/users.schemas.ts';
 import {
   assertMaySignIn,
   callerRow,
@@ -31,8 +32,8 @@ import { dropUserTokens } from './user-tokens.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock' | 'log' | 'jobs'>;
 
-/** The answer of a sign-in: tokens for the session `issued` started, and the account. */
-export async function authResult(deps: Deps, issued: IssuedRefreshToken): Promise<AuthResult> {
+/** The answer of a sign-in: tokens for the session `issued` started, and the account (read here unless given). */
+export async function authResult(deps: Deps, issued: IssuedRefreshToken, user?: UserDto): Promise<AuthResult> {
   const access = await deps.tokens.issueAccessToken({ userId: issued.userId, sessionId: issued.sessionId });
   return {
     accessToken: access.token,
@@ -40,7 +41,7 @@ export async function authResult(deps: Deps, issued: IssuedRefreshToken): Promis
     tokenType: 'Bearer',
     accessTokenExpiresAt: isoTime(access.expiresAt),
     refreshTokenExpiresAt: isoTime(issued.refreshTokenExpiresAt),
-    user: await getUser(deps, issued.userId),
+    user: user ?? (await getUser(deps, issued.userId)),
   };
 }
 
@@ -102,15 +103,18 @@ export async function login(
   return startSession(deps, { userId: user.id, client: input.client, passwordHash });
 }
 
+/** The account is read before the token rotates (`rotateRefreshToken`): once it has, nothing is left to fail. */
 export async function refresh(deps: Deps, input: { refreshToken: string; client: ClientInfo }): Promise<AuthResult> {
-  const issued = await rotateRefreshToken(deps, input);
-  const user = await findUserRow(deps, issued.userId);
-  if (!user || !maySignIn(user)) {
-    await revokeSessions(deps, { userId: issued.userId });
-    if (user) assertMaySignIn(user);
-    throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
-  }
-  return authResult(deps, issued);
+  const issued = await rotateRefreshToken(deps, input, async (userId) => {
+    const user = await findUserRow(deps, userId);
+    if (!user || !maySignIn(user)) {
+      await revokeSessions(deps, { userId });
+      if (user) assertMaySignIn(user);
+      throw new AppError('ACCOUNT_DISABLED', 'This account is disabled');
+    }
+    return getUser(deps, userId);
+  });
+  return authResult(deps, issued, issued.admitted);
 }
 
 export async function logout(deps: Deps, caller: Caller): Promise<void> {

@@ -226,18 +226,15 @@ export async function generateReviewCode(deps: Deps): Promise<{ email: string; c
 /**
  * Ends the review access: the code, and with it every session of the review account (a code
  * that leaked would otherwise leave its sessions alive, each refresh extending them); both or
- * neither. NOT_FOUND when no code is in force.
+ * neither. An expired code is removed too, ending the sessions it started. NOT_FOUND when
+ * there is no code at all.
  */
 export async function revokeReviewCode(deps: Deps): Promise<void> {
   const user = await findUserRowByEmail(deps, deps.config.otp.appleReviewEmail);
   const revoked =
     user &&
     (await deps.db.transaction().execute(async (trx) => {
-      const deleted = await trx
-        .deleteFrom('review_codes')
-        .where('user_id', '=', user.id)
-        .where('expires_at', '>', new Date(deps.clock.now()))
-        .executeTakeFirst();
+      const deleted = await trx.deleteFrom('review_codes').where('user_id', '=', user.id).executeTakeFirst();
       if (deleted.numDeletedRows === 0n) return false;
       await endSessions({ ...deps, db: trx }, { userId: user.id });
       return true;

@@ -52,11 +52,12 @@ function toDto(row: FileRow): FileDto {
 
 /**
  * A name for display: any Unicode but control and format characters (no U+202E turning
- * `gpj.exe` into `exe.jpg`), no folders, 1-255 characters.
+ * `gpj.exe` into `exe.jpg`), no folders, 1-255 characters. The zero-width joiner and
+ * non-joiner stay: Persian, Arabic and Indic words and emoji sequences (👨‍👩‍👧) are written with them.
  */
 export function displayName(raw: string | undefined): string {
   const cleaned = (raw ?? '')
-    .replace(/[\p{Cc}\p{Cf}]/gu, '')
+    .replace(/(?![\u200C\u200D])[\p{Cc}\p{Cf}]/gu, '')
     .split(/[/\\]/)
     .at(-1)
     ?.trim();

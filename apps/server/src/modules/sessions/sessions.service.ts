@@ -155,20 +155,32 @@ async function findSessionByToken(db: Db, tokenHash: string): Promise<SessionRow
  * A token that was already swapped, however many rotations ago (stolen, or replayed), and
  * outside the grace window: the session is revoked and the answer is SESSION_REVOKED, for
  * the thief and the owner alike.
+ *
+ * `admit` reads what the answer needs about the session's user (and may refuse it) before
+ * anything rotates: a failure to read it leaves the presented token as it was. Were the token
+ * rotated first, a client answered with an error would keep it, and present it again once
+ * the grace window had passed: taken for reuse, the session would end.
  */
-export async function rotateRefreshToken(
+export async function rotateRefreshToken<Admitted>(
   deps: Deps & Pick<Services, 'log'>,
   { refreshToken, client }: { refreshToken: string; client: ClientInfo },
-): Promise<IssuedRefreshToken> {
+  admit: (userId: string) => Promise<Admitted>,
+): Promise<IssuedRefreshToken & { admitted: Admitted }> {
   const presented = hashOpaqueToken(refreshToken);
   const session = await findSessionByToken(deps.db, presented);
   if (!session) throw new AppError('INVALID_REFRESH_TOKEN', 'The refresh token is not valid');
   if (session.revoked_at) throw new AppError('SESSION_REVOKED', 'This session has ended');
+  const now = deps.clock.now();
+  const isCurrent = session.refresh_token_hash === presented;
+  if (isCurrent && session.expires_at.getTime() <= now) {
+    throw new AppError('INVALID_REFRESH_TOKEN', 'The session has expired');
+  }
+  const admitted = await admit(session.user_id);
   /** The session has rotated the token away: its successor again, a late refresh refused, or reuse. */
-  const rotatedAway = async (current: SessionRow): Promise<IssuedRefreshToken> => {
+  const rotatedAway = async (current: SessionRow): Promise<IssuedRefreshToken & { admitted: Admitted }> => {
     if (current.revoked_at) throw new AppError('SESSION_REVOKED', 'This session has ended');
     const again = graceSuccessor(deps, current, refreshToken);
-    if (again) return again;
+    if (again) return { ...again, admitted };
     // Tabs that woke together: one read the token before two others rotated it twice. Within
     // the grace window that is a late refresh, not a theft: refused, the session left alone.
     const olderThanPrevious = current.previous_refresh_token_hash !== presented;
@@ -178,9 +190,7 @@ export async function rotateRefreshToken(
     await revokeSessions(deps, { userId: current.user_id, sessionIds: [current.id] });
     throw new AppError('SESSION_REVOKED', 'This refresh token was already used: the session has been ended');
   };
-  if (session.refresh_token_hash !== presented) return rotatedAway(session);
-  const now = deps.clock.now();
-  if (session.expires_at.getTime() <= now) throw new AppError('INVALID_REFRESH_TOKEN', 'The session has expired');
+  if (!isCurrent) return rotatedAway(session);
 
   const next = successorOf(deps, refreshToken);
   const refreshTokenExpiresAt = expiresAt(deps);
@@ -207,7 +217,9 @@ export async function rotateRefreshToken(
     .expression((eb) => eb.selectFrom('rotated').select((select) => [select.val(presented).as('token_hash'), 'id']))
     .returning('session_id')
     .executeTakeFirst();
-  if (rotated) return { sessionId: session.id, userId: session.user_id, refreshToken: next, refreshTokenExpiresAt };
+  if (rotated) {
+    return { sessionId: session.id, userId: session.user_id, refreshToken: next, refreshTokenExpiresAt, admitted };
+  }
   // Concurrent refreshes won the race (of this token: within the grace window, its successor
   // is shared; or, since this one read the session, of this token and then of its successor).
   const current = await findSessionByToken(deps.db, presented);

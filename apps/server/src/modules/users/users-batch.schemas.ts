@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { APP_ERROR_CODES, type AppErrorCode } from '../../errors/index.ts';
+import { refusingEmailAsPassword } from '../auth/password-policy.ts';
 import { email, id, newPassword, text } from '../common-schemas.ts';
 import { roleName } from '../rbac/rbac.schemas.ts';
 import { name, userOutput } from './users.schemas.ts';
@@ -62,13 +63,15 @@ export const deleteManyInput = z.object({
 });
 
 /** The rules each item is held to (those of the single-user procedures). */
-export const newUserItem = z.object({
-  email,
-  name: name.nullable().optional(),
-  password: newPassword.optional(),
-  emailVerified: z.boolean().optional(),
-  roles: z.array(roleName).max(MAX_ROLES).optional(),
-});
+export const newUserItem = refusingEmailAsPassword(
+  z.object({
+    email,
+    name: name.nullable().optional(),
+    password: newPassword.optional(),
+    emailVerified: z.boolean().optional(),
+    roles: z.array(roleName).max(MAX_ROLES).optional(),
+  }),
+);
 export const userChangesItem = z.object({
   id,
   name: name.nullable().optional(),

@@ -49,7 +49,7 @@ export const listUsersInput = z.object({
     .toLowerCase()
     .max(50)
     .optional()
-    .meta({ description: 'Only the users holding this role (by name)' }),
+    .meta({ description: 'Only the users holding this role (by name; empty: every user)' }),
   includeArchived,
 });
 export const roleMembersInput = z.object({ id, limit: pageInput.limit, cursor: pageInput.cursor, includeArchived });

@@ -237,7 +237,8 @@ export async function listUsers(
     .limit(input.limit + 1);
   if (input.cursor) query = query.where('users.id', '<', input.cursor);
   if (!input.includeArchived) query = query.where('users.archived_at', 'is', null);
-  const { role, roleId } = input;
+  const { roleId } = input;
+  const role = input.role || undefined; // empty: no filter, as an empty search
   if (role !== undefined || roleId !== undefined) {
     query = query.where((eb) =>
       eb.exists(
