@@ -190,6 +190,25 @@ async function grantAdmin(db: Db, email: string | undefined) {
   }
 }
 
+/**
+ * Migrations run without a limit on a statement, as at the server's start: an index built on
+ * a large table takes what it takes, and a second host waits for the first one's migration
+ * lock (the pool's limit, client-side too, would cut either off). The other commands are
+ * bounded as the server's queries are, by DATABASE_STATEMENT_TIMEOUT_MS.
+ */
+function statementTimeoutFor(command: string): number | undefined {
+  if (command === 'migrate' || command === 'rollback' || command === 'reset') return 0;
+  const raw = process.env.DATABASE_STATEMENT_TIMEOUT_MS;
+  if (!raw) return undefined;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 0 || ms > 3_600_000) {
+    throw new UsageError(
+      `DATABASE_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds, 0–3600000 (got "${raw}").`,
+    );
+  }
+  return ms;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (!command || command === 'help' || command === '--help') {
@@ -217,7 +236,7 @@ async function main(argv: string[]): Promise<number> {
     embeddedDataDir: repoPath(process.env.EMBEDDED_POSTGRES_DIR || defaultEmbeddedDataDir),
   });
   console.log(styleText('dim', `Database: ${target.description}`));
-  const db = createDb({ url: target.url, poolMax: 2 });
+  const db = createDb({ url: target.url, poolMax: 2, statementTimeoutMs: statementTimeoutFor(command) });
   try {
     if (command === 'seed' || command === 'reset') assertDevelopmentDatabase(command, target, args);
     await run(db);

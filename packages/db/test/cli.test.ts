@@ -3,8 +3,10 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../src/client.ts';
 import { migrationsDir } from '../src/migrate.ts';
@@ -52,6 +54,27 @@ describe('db CLI', () => {
     const rollback = await run(['rollback', '--all'], env);
     expect(rollback.stdout).toMatch(/↓ \d{14}_create_users/);
     expect((await run(['rollback'], env)).stdout).toMatch(/Nothing to roll back/);
+  });
+
+  it('lets a migration wait as long as it needs (another host’s migration lock), whatever the statement limit', async () => {
+    const env = { DATABASE_URL: database.url, DATABASE_STATEMENT_TIMEOUT_MS: '300' };
+    const holder = createDb({ url: database.url, poolMax: 1 });
+    try {
+      // Another host migrating: it holds Kysely's migration lock (a session's advisory lock).
+      await sql`select pg_advisory_lock(3853314791062309107)`.execute(holder);
+      const migrating = run(['migrate'], env);
+      await sleep(1_500);
+      await sql`select pg_advisory_unlock(3853314791062309107)`.execute(holder);
+      const migrated = await migrating;
+      expect(migrated.stderr).toBe('');
+      expect(migrated).toMatchObject({ code: 0, stdout: expect.stringMatching(/Applied \d+ migration/) });
+      // The other commands are bounded by it, as the server's queries are.
+      const bad = await run(['status'], { ...env, DATABASE_STATEMENT_TIMEOUT_MS: 'soon' });
+      expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/DATABASE_STATEMENT_TIMEOUT_MS must be/)]);
+    } finally {
+      await holder.destroy();
+      expect((await run(['rollback', '--all'], { DATABASE_URL: database.url })).code).toBe(0);
+    }
   });
 
   it('refuses bad usage with exit code 2 and a readable message', async () => {
