@@ -260,6 +260,8 @@ describe.skipIf(!REDIS_AVAILABLE)('a Redis that refuses writes (maxmemory, noevi
     const ready = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
     expect(ready.statusCode).toBe(503);
     expect(ready.json()).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { checks: { redis: 'down' } } });
+    // What Kubernetes' readiness asks (deploy/kubernetes): the pod stays in the Service, serving.
+    expect((await t.app.inject({ method: 'GET', url: '/api/health' })).statusCode).toBe(200);
   });
 });
 
