@@ -759,8 +759,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
   // Parsed once: zod's compiled fast path for objects costs more to build (~8 ms of a start)
   // than it saves on a single parse.
   const parsed = configSchema(options).safeParse(present, { jitless: true });
-  if (parsed.success) return { ok: true, config: parsed.data };
-  const problems = parsed.error.issues.map((issue) => {
+  const placeholders = present.NODE_ENV === 'production' ? placeholdersIn(present) : [];
+  if (parsed.success && placeholders.length === 0) return { ok: true, config: parsed.data };
+  const issues = parsed.success ? [] : parsed.error.issues;
+  const problems = issues.map((issue) => {
     const name = String(issue.path[0] ?? '(config)');
     // A rule across variables names them in its message and quotes no value.
     if (issue.code === 'custom' && issue.params?.acrossVariables) return `${name}: ${issue.message}`;
@@ -769,7 +771,18 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { isTTY?: boolean } 
     const message = issue.code === 'invalid_value' ? `must be one of: ${issue.values.join(', ')}` : issue.message;
     return `${name}: ${message}${shown}`;
   });
-  return { ok: false, problems };
+  return { ok: false, problems: [...problems, ...placeholders] };
+}
+
+/**
+ * deploy/kubernetes ships placeholders (`REPLACE-ME`, `replace-with-…`): one forgotten must not
+ * go live, where an email transport or a bucket that does not exist would fail every email
+ * and upload rather than the start. Read from the values as given (a parsed URL hides them).
+ */
+function placeholdersIn(present: Record<string, string>): string[] {
+  return Object.keys(variables.shape)
+    .filter((name) => /REPLACE-ME|replace-with-/i.test(present[name] ?? ''))
+    .map((name) => `${name}: still holds a placeholder of the deployment templates: set the real value`);
 }
 
 /** The process's own configuration: the environment, and whether stdout is a terminal. */

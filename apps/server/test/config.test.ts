@@ -221,6 +221,17 @@ describe('config', () => {
       { PUBLIC_URL: 'http://api.example.com', OAUTH_GOOGLE_CLIENT_ID: 'g', OAUTH_GOOGLE_CLIENT_SECRET: 's' },
       /PUBLIC_URL: must be https in production/,
     ],
+    [
+      "deploy/kubernetes' placeholders left in",
+      {
+        RESEND_API_KEY: undefined,
+        MAIL_TRANSPORT: 'smtp',
+        SMTP_URL: 'smtp://REPLACE-ME:REPLACE-ME@smtp.example.com:587',
+        STORAGE_DRIVER: 's3',
+        S3_BUCKET: 'replace-with-your-bucket',
+      },
+      /SMTP_URL: still holds a placeholder[\s\S]*S3_BUCKET: still holds a placeholder/,
+    ],
   ])('refuses production with %s', (_, change, expected) => {
     const env = Object.fromEntries(
       Object.entries({ ...productionBase, ...change }).filter(
