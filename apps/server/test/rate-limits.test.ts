@@ -4,10 +4,12 @@ import { MemoryStore } from '../src/infra/kv/index.ts';
 import { addressKey, createRateLimiter } from '../src/infra/rate-limiter.ts';
 import { mailboxOf } from '../src/trpc/procedures.ts';
 import {
+  type Account,
   bearer,
   buildTestApp,
   login,
   registerAccount,
+  registerAdmin,
   storedKeys,
   type TestApp,
   uniqueEmail,
@@ -175,6 +177,23 @@ describe('rate limits', () => {
     });
     expect(logoutAll.statusCode).toBe(200);
     expect((await login(t.app, account.email, account.password, home)).statusCode).toBe(429);
+  });
+
+  it('limits the test emails an administrator sends, by sender and by the recipient’s inbox', async () => {
+    const [first, second] = [await registerAdmin(t.app, t.services.db), await registerAdmin(t.app, t.services.db)];
+    const send = (admin: Account, to: string, from: number) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/api/admin/test-email',
+        headers: { ...bearer(admin), 'x-forwarded-for': `198.51.100.${from}` },
+        payload: { to },
+      });
+    const inbox = uniqueEmail('test-email');
+    for (let i = 0; i < 10; i++) expect((await send(first, inbox, i + 1)).statusCode).toBe(200);
+    // That inbox has had its ten, from anyone; the first sender has had ten, to any inbox.
+    expectRateLimited(await send(second, inbox, 50));
+    expectRateLimited(await send(first, uniqueEmail('test-email'), 51));
+    expect((await send(second, uniqueEmail('test-email'), 52)).statusCode).toBe(200);
   });
 
   it('limits the emails sent to one inbox from many addresses, its +tag variants (and Gmail’s dots) as one', async () => {

@@ -44,11 +44,11 @@ export async function countBatchItems(ctx: Context, items: number): Promise<void
 }
 
 /**
- * The email a credential call names, from its raw input (limits run before validation), as
- * its schema will read it (trimmed, lower-cased): only a plausible, bounded address.
+ * The email a call names (in `field` of its raw input: limits run before validation), as its
+ * schema will read it (trimmed, lower-cased): only a plausible, bounded address.
  */
-function emailOf(raw: unknown): string | undefined {
-  const email = (raw as { email?: unknown } | undefined)?.email;
+export function emailOf(raw: unknown, field: 'email' | 'to' = 'email'): string | undefined {
+  const email = (raw as Record<string, unknown> | undefined)?.[field];
   if (typeof email !== 'string') return undefined;
   const normalized = email.trim().toLowerCase();
   if (normalized.length === 0 || normalized.length > 320 || !normalized.includes('@')) return undefined;
@@ -151,10 +151,14 @@ declareErrors(credentialProcedure, ['RATE_LIMITED']);
  * many addresses.
  */
 export const emailSendingProcedure = publicProcedure.use(async ({ ctx, getRawInput, next }) => {
-  const email = emailOf(await getRawInput());
-  await consumeCredentialLimit(ctx, email ? [emailKey(email, { byMailbox: true })] : []);
+  await consumeEmailSendingLimit(ctx, emailOf(await getRawInput()));
   return next();
 });
+
+/** An email about to go to `email`'s inbox: the credential limit for the client IP, that inbox and the `keys` given. */
+export function consumeEmailSendingLimit(ctx: Context, email: string | undefined, keys: string[] = []): Promise<void> {
+  return consumeCredentialLimit(ctx, email ? [...keys, emailKey(email, { byMailbox: true })] : keys);
+}
 declareErrors(emailSendingProcedure, ['RATE_LIMITED']);
 
 /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { router } from '../../trpc/init.ts';
-import { requirePermission } from '../../trpc/procedures.ts';
+import { consumeEmailSendingLimit, emailOf, requirePermission } from '../../trpc/procedures.ts';
 import { reviewCodeOutput } from '../auth/auth.schemas.ts';
 import * as otp from '../auth/otp.service.ts';
 import { email, ok } from '../common-schemas.ts';
@@ -48,6 +48,11 @@ export const adminRouter = router({
   }),
 
   sendTestEmail: requirePermission('email:send-test')
+    .use(async ({ ctx, getRawInput, next }) => {
+      // An email to any inbox: limited as the others are, by sender and by the recipient's inbox.
+      await consumeEmailSendingLimit(ctx, emailOf(await getRawInput(), 'to'), [`user:${ctx.caller.userId}`]);
+      return next();
+    })
     .meta({
       openapi: {
         method: 'POST',
