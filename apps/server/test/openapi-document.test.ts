@@ -84,6 +84,16 @@ describe('the OpenAPI document', () => {
     expect(codes('/auth/login', 'post', '403')?.appCode.enum).toEqual(['ACCOUNT_ARCHIVED', 'ACCOUNT_DISABLED']);
     expect(codes('/auth/password/change', 'post', '401')?.appCode.enum).toContain('INVALID_CREDENTIALS');
     expect(JSON.stringify(document.externalDocs ?? null)).not.toMatch(/\/docs/);
+    // Retry-After is documented where a code of the status carries it, and says which.
+    const headers = (path: string, method: string, status: string) =>
+      (paths[path]?.[method]?.responses[status] as { headers?: Record<string, { description: string }> }).headers;
+    expect(codes('/admin/test-email', 'post', '503')?.appCode.enum).toEqual([
+      'DEPENDENCY_DOWN',
+      'EMAIL_DELIVERY_FAILED',
+    ]);
+    expect(headers('/admin/test-email', 'post', '503')?.['Retry-After']?.description).toMatch(/with DEPENDENCY_DOWN\)/);
+    expect(headers('/notes/{id}', 'get', '429')?.['Retry-After']?.description).toBe('Seconds to wait before retrying');
+    expect(headers('/notes/{id}', 'get', '404')).toBeUndefined();
   });
 
   it('passes Redocly lint with the recommended rules: no error, no warning', async () => {

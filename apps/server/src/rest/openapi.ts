@@ -147,9 +147,14 @@ function errorResponses(codes: Iterable<AppErrorCode>): Record<string, unknown> 
     const appCodes = unsorted.sort();
     responses[String(status)] = {
       description: appCodes.map((code) => `- \`${code}\`: ${APP_ERROR_MEANINGS[code]}`).join('\n'),
-      ...(appCodes.every((code) => RETRY_AFTER_CODES.has(code)) && {
+      ...(appCodes.some((code) => RETRY_AFTER_CODES.has(code)) && {
         headers: {
-          'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', minimum: 1 } },
+          'Retry-After': {
+            description: appCodes.every((code) => RETRY_AFTER_CODES.has(code))
+              ? 'Seconds to wait before retrying'
+              : `Seconds to wait before retrying (with ${appCodes.filter((code) => RETRY_AFTER_CODES.has(code)).join(', ')})`,
+            schema: { type: 'integer', minimum: 1 },
+          },
         },
       }),
       content: {
