@@ -1,6 +1,6 @@
 /**
  * A person's own account in the browser: sign up and confirm the email, notes (create,
- * edit, page, search, optimistic delete), password change, signing out everywhere,
+ * edit, page, search, optimistic delete, a refused edit), password change, signing out everywhere,
  * password reset by email, sign-in with an emailed code, and the profile picture.
  */
 import { createClient, getAppErrorCode, memoryTokenStore } from '@app/sdk';
@@ -166,6 +166,64 @@ describeInBrowser('a person and their account', () => {
     expect(pathOf(page)).toBe('/sign-in');
     expect(await storedTokens(page)).toBeNull();
     expect(await elsewhere.users.me.query().catch(getAppErrorCode)).toBe('SESSION_REVOKED');
+  });
+
+  /** A signed-in page of a new account that has these notes (the last one created on top). */
+  async function notesOf(titles: string[]) {
+    const account = await registerAccount(h.t.app);
+    const asAccount = createClient({ url: h.url, getAccessToken: () => account.accessToken });
+    const notes = [];
+    for (const title of titles) notes.push(await asAccount.notes.create.mutate({ title, body: '' }));
+    const page = await h.newPage();
+    await signIn(page, account.email, account.password);
+    await page.getByRole('list', { name: 'Your notes' }).getByRole('heading').first().waitFor();
+    return { account, asAccount, notes, page };
+  }
+
+  it('keeps what was typed in a note’s editor when the server refuses the save, and says why there', async () => {
+    const { account, page } = await notesOf(['Kept']);
+    await page.getByRole('button', { name: 'Edit “Kept”' }).click();
+    const editor = page.getByRole('group', { name: 'Edit “Kept”' });
+    // A text over the 20,000 characters a note may hold.
+    const tooLong = 'All of this was typed. '.repeat(900);
+    await editor.getByLabel('Title').fill('Kept, renamed');
+    await editor.getByLabel('Text').fill(tooLong);
+    await editor.getByRole('button', { name: 'Save' }).click();
+    const refusal = editor.getByRole('alert');
+    await refusal.waitFor();
+    expect(await refusal.getAttribute('data-app-code')).toBe('VALIDATION_FAILED');
+    expect(await editor.getByLabel('Title').inputValue()).toBe('Kept, renamed');
+    expect(await editor.getByLabel('Text').inputValue()).toBe(tooLong);
+    expect(await noteTitles(account.id)).toEqual(['Kept']);
+
+    // Shortened, it is saved and the editor closes.
+    await editor.getByLabel('Text').fill('Shorter now');
+    await editor.getByRole('button', { name: 'Save' }).click();
+    await editor.waitFor({ state: 'detached' });
+    await page.getByRole('list', { name: 'Your notes' }).getByRole('heading', { name: 'Kept, renamed' }).waitFor();
+    await expect.poll(() => noteTitles(account.id)).toEqual(['Kept, renamed']);
+  });
+
+  it('keeps what was typed in a note’s editor when the note was deleted elsewhere meanwhile', async () => {
+    const { asAccount, notes, page } = await notesOf(['Stays', 'Gone']);
+    await page.getByRole('button', { name: 'Edit “Gone”' }).click();
+    const editor = page.getByRole('group', { name: 'Edit “Gone”' });
+    await editor.getByLabel('Text').fill('Typed before hearing it was deleted');
+    await asAccount.notes.delete.mutate({ id: notes[1]?.id ?? '' });
+
+    // Refused (404), and the list read again without the note: the editor stays, with the text.
+    const listedAgain = page.waitForResponse((response) => response.url().includes('notes.list'));
+    await editor.getByRole('button', { name: 'Save' }).click();
+    const refusal = editor.getByRole('alert');
+    await refusal.waitFor();
+    expect(await refusal.getAttribute('data-app-code')).toBe('NOT_FOUND');
+    await listedAgain;
+    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+    expect(await editor.getByLabel('Text').inputValue()).toBe('Typed before hearing it was deleted');
+
+    await editor.getByRole('button', { name: 'Cancel' }).click();
+    await editor.waitFor({ state: 'detached' });
+    expect(await listedTitles(page)).toEqual(['Stays']);
   });
 
   it('confirms the email from a link opened signed out once the account signs in, and comes back to it', async () => {

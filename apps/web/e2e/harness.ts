@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32, deflateSync } from 'node:zlib';
-import { buildTestApp, freePort, type TestApp } from '@app/server/testing';
+import { buildTestApp, freePort, type TestApp, type TestAppOptions } from '@app/server/testing';
 import type { AxeResults } from 'axe-core';
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { describe, expect, inject } from 'vitest';
@@ -43,9 +43,13 @@ export interface Harness {
 /**
  * The server (a fresh database of its own) listening on a free port, and one browser.
  * `env` is the server's extra environment; a function receives the server's origin.
+ * `overrides` replaces some of its services (a clock the test moves).
  */
 export async function startHarness(
-  options: { env?: Record<string, string> | ((url: string) => Record<string, string>) } = {},
+  options: {
+    env?: Record<string, string> | ((url: string) => Record<string, string>);
+    overrides?: TestAppOptions['overrides'];
+  } = {},
 ): Promise<Harness> {
   const filesDir = mkdtempSync(path.join(tmpdir(), 'web-e2e-files-'));
   const port = await freePort();
@@ -64,6 +68,7 @@ export async function startHarness(
   try {
     t = await buildTestApp({
       env: { WEB_DIR: webDist, PUBLIC_URL: url, APP_URL: url, FILES_DIR: filesDir, ...extraEnv },
+      ...(options.overrides && { overrides: options.overrides }),
     });
     await t.app.listen({ host: '127.0.0.1', port });
     // As root, Chromium refuses to start without --no-sandbox.

@@ -84,6 +84,37 @@ describeInBrowser('sign-in with a provider', () => {
       .waitFor();
   });
 
+  it('says in words why a sign-in did not complete, and never shows the address’s own text', async () => {
+    // Cancelled at the provider: back with error=OAUTH_DENIED, said as a sentence.
+    const page = await h.newPage();
+    provider.nextOutcome = 'deny';
+    await page.goto('/sign-in');
+    await page.getByRole('button', { name: 'Continue with Single sign-on' }).click();
+    await page.waitForURL((url) => url.pathname === '/oauth/return');
+    expect(new URL(page.url()).searchParams.get('error')).toBe('OAUTH_DENIED');
+    const denied = page.getByRole('alert');
+    await denied.waitFor();
+    expect(await denied.textContent()).toBe('The sign-in was cancelled at the provider. Try again when you are ready.');
+    expect(await denied.getAttribute('data-app-code')).toBe('OAUTH_DENIED');
+    await page.getByRole('link', { name: 'Back to sign in' }).waitFor();
+
+    // Another known code, as the server would send it.
+    await page.goto('/oauth/return?error=EMAIL_TAKEN');
+    const taken = page.getByRole('alert');
+    await taken.waitFor();
+    expect(await taken.getAttribute('data-app-code')).toBe('EMAIL_TAKEN');
+    expect(await taken.textContent()).toMatch(/^An account already uses this email address/);
+
+    // A link made up by anyone: its text is not the app's to say.
+    const crafted = 'Your account is locked: call +1 555 0100 to unlock it';
+    await page.goto(`/oauth/return?error=${encodeURIComponent(crafted)}`);
+    const generic = page.getByRole('alert');
+    await generic.waitFor();
+    expect(await generic.textContent()).toBe('The sign-in did not complete. Try again, or sign in another way.');
+    expect(await generic.getAttribute('data-app-code')).toBeNull();
+    expect(await page.locator('body').textContent()).not.toContain('call +1 555');
+  });
+
   it('never exchanges a code from a sign-in this tab did not start (login CSRF)', async () => {
     const page = await h.newPage();
     const exchanges: string[] = [];

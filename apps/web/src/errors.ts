@@ -1,7 +1,8 @@
 /**
  * What a failed call means to a person: the server's message (already in the browser's
  * language), and per field the `issues` of a VALIDATION_FAILED. Forms program against
- * `appCode`, never the message.
+ * `appCode`, never the message. A provider sign-in's `error` parameter is said by
+ * `signInFailure`, in the app's own words.
  */
 import { type AppErrorCode, getAppErrorCode, TRPCClientError } from '@app/sdk';
 
@@ -22,7 +23,23 @@ export class ItemError extends Error {
   }
 }
 
+/**
+ * One problem per error: a form drawn again (a key typed) with the same error gets the same
+ * object, and FormError moves the focus to a new problem only, not at every key.
+ */
+const problems = new WeakMap<object, Problem>();
+
 export function problemOf(error: unknown): Problem {
+  if (typeof error !== 'object' || error === null) return describe(error);
+  let problem = problems.get(error);
+  if (!problem) {
+    problem = describe(error);
+    problems.set(error, problem);
+  }
+  return problem;
+}
+
+function describe(error: unknown): Problem {
   const appCode = error instanceof ItemError ? error.appCode : getAppErrorCode(error);
   const fields: Record<string, string> = {};
   if (error instanceof TRPCClientError) {
@@ -42,3 +59,43 @@ export function problemOf(error: unknown): Problem {
         : String(error);
   return { appCode, message, fields };
 }
+
+const SIGN_IN_DID_NOT_COMPLETE = 'The sign-in did not complete. Try again, or sign in another way.';
+const CHANGED_MEANWHILE = 'Something changed during the sign-in. Try again.';
+
+/**
+ * What each `error` a provider sign-in comes back with (`/oauth/return?error=<appCode>`, see
+ * the README's "Sign-in with Google, GitHub, …") means to a person.
+ */
+const SIGN_IN_FAILURES: Partial<Record<AppErrorCode, string>> = {
+  OAUTH_DENIED: 'The sign-in was cancelled at the provider. Try again when you are ready.',
+  OAUTH_PROVIDER_ERROR: 'The sign-in provider failed or did not answer. Try again in a moment, or sign in another way.',
+  OAUTH_EMAIL_MISSING:
+    'The provider did not share your email address, which an account needs. Allow it to, or sign in with your email.',
+  EMAIL_TAKEN:
+    'An account already uses this email address, and the provider does not confirm that it is yours. ' +
+    'Sign in to that account with its password or an email code.',
+  ACCOUNT_DISABLED: 'This account is disabled.',
+  ACCOUNT_ARCHIVED: 'This account is archived: an administrator can restore it.',
+  DEPENDENCY_DOWN: 'The service is briefly unavailable. Try again shortly.',
+  OAUTH_STATE_INVALID: 'This sign-in expired or was already finished. Start it again.',
+  NOT_FOUND: CHANGED_MEANWHILE,
+  CONFLICT: CHANGED_MEANWHILE,
+  INTERNAL_ERROR: SIGN_IN_DID_NOT_COMPLETE,
+};
+
+/** One problem per code: the same object each time, as problemOf gives. */
+const SIGN_IN_PROBLEMS = new Map<string, Problem>(
+  Object.entries(SIGN_IN_FAILURES).map(([code, message = SIGN_IN_DID_NOT_COMPLETE]) => [
+    code,
+    { appCode: code as AppErrorCode, message, fields: {} },
+  ]),
+);
+const SIGN_IN_FAILED: Problem = { appCode: undefined, message: SIGN_IN_DID_NOT_COMPLETE, fields: {} };
+
+/**
+ * The problem a provider sign-in came back with. The parameter is anyone's to write (a link
+ * can carry any text), so only a known code is said, in the app's words; anything else gets
+ * a general sentence, never the parameter itself.
+ */
+export const signInFailure = (code: string): Problem => SIGN_IN_PROBLEMS.get(code) ?? SIGN_IN_FAILED;

@@ -1,12 +1,20 @@
 import type { User } from '@app/sdk';
-import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useInfiniteQuery, useMutation, useMutationState, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useDeferredValue, useState } from 'react';
 import { api } from '../api.ts';
 import { ItemError, problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
 import { Field, FormError, Page } from '../ui.tsx';
 
-/** Users: search, disable or enable (which ends their sessions), and their roles (with roles:assign). */
+type UserChange = { id: string; disabled?: boolean; roles?: string[] };
+const UPDATE_KEY = ['users.updateMany'];
+
+/**
+ * Users: search, disable or enable (which ends their sessions), and their roles (with
+ * roles:assign). A change sends the user's whole role list, which the server takes as is, so
+ * changes go one at a time, each built on the ones before it: a row shows what its pending
+ * changes ask for, and the next tick starts from that, not from the list as last read.
+ */
 export function AdminUsers() {
   const { can } = useSession();
   const [search, setSearch] = useState('');
@@ -29,7 +37,10 @@ export function AdminUsers() {
     enabled: can('roles:read') && can('roles:assign'),
   });
   const update = useMutation({
-    mutationFn: async (item: { id: string; disabled?: boolean; roles?: string[] }) => {
+    mutationKey: UPDATE_KEY,
+    // One at a time, in the order made: the next starts once the list shows the last one's result.
+    scope: { id: 'users.updateMany' },
+    mutationFn: async (item: UserChange) => {
       const { results } = await api.users.updateMany.mutate({ items: [item] });
       const result = results[0];
       // Refused alone (the user deleted meanwhile, a role it may not give): said as the server said it.
@@ -37,6 +48,11 @@ export function AdminUsers() {
       return result.user;
     },
     onSettled: () => queryClient.invalidateQueries({ queryKey: ['users.list'] }),
+  });
+  /** The changes sent or waiting their turn, oldest first. */
+  const pending = useMutationState({
+    filters: { mutationKey: UPDATE_KEY, status: 'pending' },
+    select: (mutation) => mutation.state.variables as UserChange,
   });
   const items = users.data?.pages.flatMap((page) => page.items) ?? [];
   return (
@@ -65,7 +81,11 @@ export function AdminUsers() {
           {items.map((user) => (
             <UserRow
               key={user.id}
-              user={user}
+              user={withChanges(
+                user,
+                pending.filter((change) => change.id === user.id),
+              )}
+              busy={pending.some((change) => change.id === user.id)}
               roleNames={roles.data?.map((role) => role.name)}
               canWrite={can('users:write')}
               onChange={(change) => update.mutate({ id: user.id, ...change })}
@@ -82,15 +102,28 @@ export function AdminUsers() {
   );
 }
 
+/** The user as its pending changes will leave it. */
+function withChanges(user: User, changes: UserChange[]): User {
+  let result = user;
+  for (const { roles, disabled } of changes) {
+    if (roles) result = { ...result, roles };
+    if (disabled !== undefined) result = { ...result, disabled };
+  }
+  return result;
+}
+
 function UserRow(props: {
+  /** With its pending changes applied. */
   user: User;
+  /** A change of the user is on its way. */
+  busy: boolean;
   roleNames: string[] | undefined;
   canWrite: boolean;
   onChange: (change: { disabled?: boolean; roles?: string[] }) => void;
 }) {
   const { user, roleNames } = props;
   return (
-    <tr>
+    <tr aria-busy={props.busy || undefined}>
       <td>{user.email}</td>
       <td>{user.name ?? '—'}</td>
       <td>

@@ -1,12 +1,19 @@
 /**
  * The example module's page: keyset paging ("Show more"), search, and create, edit and delete
  * with optimistic updates (the list changes at once and rolls back if the server refuses).
+ * An edit that is refused keeps its editor open, with what was typed and why.
  */
 import type { Note, RouterOutputs } from '@app/sdk';
-import { type InfiniteData, useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
+import {
+  type InfiniteData,
+  keepPreviousData,
+  useInfiniteQuery,
+  useMutation,
+  useQueryClient,
+} from '@tanstack/react-query';
 import { useDeferredValue, useEffect, useId, useState } from 'react';
 import { api } from '../api.ts';
-import { problemOf } from '../errors.ts';
+import { type Problem, problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
 import { Field, FormError, Notice, Page } from '../ui.tsx';
 
@@ -30,6 +37,8 @@ export function Notes() {
       }),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
+    // A new search keeps the list (and any open editor in it) until its results come.
+    placeholderData: keepPreviousData,
   });
 
   /** Applies `change` to every cached page of every search, returning what to restore on failure. */
@@ -90,8 +99,23 @@ export function Notes() {
     onSettled: settle,
   });
 
-  const items = notes.data?.pages.flatMap((page) => page.items) ?? [];
-  const failure = create.error ?? update.error ?? remove.error;
+  // Open editors, by note id: the note as it was when its editor opened, and where it was in
+  // the list. An editor closes when its note is saved or it is cancelled, not before: if the
+  // note leaves the list meanwhile (deleted elsewhere), its editor stays, with what was typed.
+  const [editors, setEditors] = useState<ReadonlyMap<string, { note: Note; index: number }>>(new Map());
+  const openEditor = (note: Note, index: number) => setEditors((open) => new Map(open).set(note.id, { note, index }));
+  const closeEditor = (id: string) =>
+    setEditors((open) => {
+      const next = new Map(open);
+      next.delete(id);
+      return next;
+    });
+
+  const listed = notes.data?.pages.flatMap((page) => page.items) ?? [];
+  const items = [...listed];
+  for (const [id, { note, index }] of editors) {
+    if (!listed.some((item) => item.id === id)) items.splice(Math.min(index, items.length), 0, note);
+  }
   return (
     <Page title="Notes">
       {user && !user.emailVerified && <Notice>Please confirm your email address: we sent you a link.</Notice>}
@@ -102,7 +126,7 @@ export function Notes() {
         onSubmit={(input) => create.mutate(input)}
         problem={create.error ? problemOf(create.error) : null}
       />
-      {failure && !create.error && <FormError problem={problemOf(failure)} />}
+      {remove.error && <FormError problem={problemOf(remove.error)} />}
       <search>
         <Field label="Search notes" type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
       </search>
@@ -113,12 +137,15 @@ export function Notes() {
       ) : items.length === 0 ? (
         <p>{deferred ? 'No note matches.' : 'No notes yet.'}</p>
       ) : (
-        <ul className="notes" aria-label="Your notes">
-          {items.map((note) => (
+        <ul className="notes" aria-label="Your notes" aria-busy={notes.isPlaceholderData || undefined}>
+          {items.map((note, index) => (
             <NoteItem
               key={note.id}
               note={note}
-              onSave={(input) => update.mutate({ id: note.id, ...input })}
+              editing={editors.get(note.id)?.note}
+              onEdit={() => openEditor(note, index)}
+              onClose={() => closeEditor(note.id)}
+              onSave={(input) => update.mutateAsync({ id: note.id, ...input })}
               onDelete={() => remove.mutate(note.id)}
             />
           ))}
@@ -135,28 +162,25 @@ export function Notes() {
 
 function NoteItem({
   note,
+  editing,
+  onEdit,
+  onClose,
   onSave,
   onDelete,
 }: {
   note: Note;
-  onSave: (input: { title: string; body: string }) => void;
+  /** The note as it was when its editor opened; undefined while it is not edited. */
+  editing: Note | undefined;
+  onEdit: () => void;
+  onClose: () => void;
+  onSave: (input: { title: string; body: string }) => Promise<unknown>;
   onDelete: () => void;
 }) {
-  const [editing, setEditing] = useState(false);
   const pending = note.id.startsWith('pending-');
   if (editing) {
     return (
       <li>
-        <NoteForm
-          legend={`Edit “${note.title}”`}
-          submitLabel="Save"
-          initial={note}
-          onSubmit={(input) => {
-            onSave(input);
-            setEditing(false);
-          }}
-          onCancel={() => setEditing(false)}
-        />
+        <NoteEditor note={editing} onSave={onSave} onClose={onClose} />
       </li>
     );
   }
@@ -165,7 +189,7 @@ function NoteItem({
       <h2>{note.title}</h2>
       {note.body && <p>{note.body}</p>}
       <div className="actions">
-        <button type="button" disabled={pending} onClick={() => setEditing(true)} aria-label={`Edit “${note.title}”`}>
+        <button type="button" disabled={pending} onClick={onEdit} aria-label={`Edit “${note.title}”`}>
           Edit
         </button>
         <button type="button" disabled={pending} onClick={onDelete} aria-label={`Delete “${note.title}”`}>
@@ -176,11 +200,49 @@ function NoteItem({
   );
 }
 
+/** A note's editor: it closes once the note is saved; a refusal keeps what was typed and says why. */
+function NoteEditor({
+  note,
+  onSave,
+  onClose,
+}: {
+  note: Note;
+  onSave: (input: { title: string; body: string }) => Promise<unknown>;
+  onClose: () => void;
+}) {
+  const [saving, setSaving] = useState(false);
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const save = async (input: { title: string; body: string }) => {
+    setSaving(true);
+    setProblem(null);
+    try {
+      await onSave(input);
+      onClose();
+    } catch (error) {
+      setProblem(problemOf(error));
+      setSaving(false);
+    }
+  };
+  return (
+    <NoteForm
+      legend={`Edit “${note.title}”`}
+      submitLabel={saving ? 'Saving…' : 'Save'}
+      busy={saving}
+      initial={note}
+      problem={problem}
+      onSubmit={save}
+      onCancel={onClose}
+    />
+  );
+}
+
 function NoteForm(props: {
   legend: string;
   submitLabel: string;
   initial?: { title: string; body: string };
-  problem?: ReturnType<typeof problemOf> | null;
+  problem?: Problem | null;
+  /** Being saved: the buttons wait. */
+  busy?: boolean;
   /** What was just saved: the form empties if it still holds exactly that. */
   saved?: { title: string; body: string } | null;
   onSubmit: (input: { title: string; body: string }) => void;
@@ -192,6 +254,7 @@ function NoteForm(props: {
   const setTitle = (next: string) => setValues((current) => ({ ...current, title: next }));
   const setBody = (next: string) => setValues((current) => ({ ...current, body: next }));
   const { saved } = props;
+  const bodyError = props.problem?.fields.body;
   useEffect(() => {
     if (!saved) return;
     setValues((current) =>
@@ -219,11 +282,25 @@ function NoteForm(props: {
         />
         <div className="field">
           <label htmlFor={bodyId}>Text</label>
-          <textarea id={bodyId} rows={3} value={body} onChange={(e) => setBody(e.target.value)} />
+          <textarea
+            id={bodyId}
+            rows={3}
+            value={body}
+            onChange={(e) => setBody(e.target.value)}
+            aria-invalid={bodyError ? true : undefined}
+            aria-describedby={bodyError ? `${bodyId}-error` : undefined}
+          />
+          {bodyError && (
+            <small id={`${bodyId}-error`} className="error">
+              {bodyError}
+            </small>
+          )}
         </div>
-        <button type="submit">{props.submitLabel}</button>
+        <button type="submit" disabled={props.busy}>
+          {props.submitLabel}
+        </button>
         {props.onCancel && (
-          <button type="button" onClick={props.onCancel}>
+          <button type="button" disabled={props.busy} onClick={props.onCancel}>
             Cancel
           </button>
         )}

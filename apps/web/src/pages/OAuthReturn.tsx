@@ -9,7 +9,7 @@ import { useMutation } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
 import { api } from '../api.ts';
-import { problemOf } from '../errors.ts';
+import { problemOf, signInFailure } from '../errors.ts';
 import { useSession } from '../session.tsx';
 import { FormError, Page } from '../ui.tsx';
 
@@ -60,7 +60,7 @@ export function OAuthReturn() {
   const problem = exchange.error
     ? problemOf(exchange.error)
     : error
-      ? { appCode: undefined, message: `The sign-in did not complete (${error}).`, fields: {} }
+      ? signInFailure(error)
       : startedElsewhere
         ? {
             appCode: undefined,

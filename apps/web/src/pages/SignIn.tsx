@@ -1,5 +1,5 @@
 import { useMutation, useQuery } from '@tanstack/react-query';
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useRef, useState } from 'react';
 import { Link, useLocation, useNavigate } from 'react-router';
 import { api, apiUrl } from '../api.ts';
 import { problemOf } from '../errors.ts';
@@ -83,21 +83,46 @@ function PasswordForm({ onSignedIn }: { onSignedIn: OnSignedIn }) {
 function CodeForm({ onSignedIn }: { onSignedIn: OnSignedIn }) {
   const [email, setEmail] = useState('');
   const [code, setCode] = useState('');
-  const request = useMutation({ mutationFn: () => api.auth.otp.request.mutate({ email }) });
+  /** Where the live code went (the code field shows), and whether it replaced an earlier one. */
+  const [sent, setSent] = useState<{ to: string; again: boolean } | null>(null);
+  const emailInput = useRef<HTMLInputElement>(null);
+  const codeInput = useRef<HTMLInputElement>(null);
+  const request = useMutation({
+    mutationFn: (to: string) => api.auth.otp.request.mutate({ email: to }),
+    onSuccess: (_result, to) => {
+      setSent((previous) => ({ to, again: previous?.to === to }));
+      codeInput.current?.focus();
+    },
+  });
   const verify = useMutation({
-    mutationFn: () => api.auth.otp.verify.mutate({ email, code }),
+    mutationFn: (input: { email: string; code: string }) => api.auth.otp.verify.mutate(input),
     onSuccess: (result) => onSignedIn(result.user),
   });
   const problem = request.error ? problemOf(request.error) : verify.error ? problemOf(verify.error) : null;
-  const sent = request.isSuccess;
+  const busy = request.isPending || verify.isPending;
+  // A code expired, burned by wrong tries or never received: another one, to the same address.
+  const sendNewCode = () => {
+    if (!sent) return;
+    verify.reset();
+    setCode('');
+    request.mutate(sent.to);
+  };
+  // A mistyped address: back to the address, which can be changed now.
+  const anotherEmail = () => {
+    request.reset();
+    verify.reset();
+    setCode('');
+    setSent(null);
+    emailInput.current?.focus();
+  };
   return (
     <form
       noValidate
       aria-label="Sign in with an email code"
       onSubmit={(event) => {
         event.preventDefault();
-        if (sent) verify.mutate();
-        else request.mutate();
+        if (sent) verify.mutate({ email: sent.to, code });
+        else request.mutate(email);
       }}
     >
       <FormError problem={problem} />
@@ -106,29 +131,43 @@ function CodeForm({ onSignedIn }: { onSignedIn: OnSignedIn }) {
         type="email"
         autoComplete="email"
         required
+        ref={emailInput}
         value={email}
-        readOnly={sent}
+        readOnly={sent !== null}
         onChange={(e) => setEmail(e.target.value)}
         error={problem?.fields.email}
       />
       {sent && (
         <>
-          <Notice>We sent a 6-digit code to {email}. It works for 10 minutes.</Notice>
+          <Notice>
+            We sent a {sent.again ? 'new 6-digit code' : '6-digit code'} to {sent.to}. It works for 10 minutes.
+          </Notice>
           <Field
             label="Code"
             inputMode="numeric"
             autoComplete="one-time-code"
             required
             autoFocus
+            ref={codeInput}
             value={code}
             onChange={(e) => setCode(e.target.value)}
             error={problem?.fields.code}
           />
         </>
       )}
-      <button type="submit" disabled={request.isPending || verify.isPending}>
+      <button type="submit" disabled={busy}>
         {sent ? 'Sign in' : 'Email me a code'}
       </button>
+      {sent && (
+        <>
+          <button type="button" disabled={busy} onClick={sendNewCode}>
+            Send a new code
+          </button>
+          <button type="button" disabled={busy} onClick={anotherEmail}>
+            Use another email
+          </button>
+        </>
+      )}
     </form>
   );
 }
