@@ -661,6 +661,22 @@ describe('auth: session and token expiry follow the injected clock', () => {
     expect((await refresh(account.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
   });
 
+  it('counts the grace window from the rotation, not from a refresh’s arrival (its reads may have waited)', async () => {
+    const account = await registerAccount(t.app);
+    // Two tabs refresh at once while the account's roles cannot be read (a slow database):
+    // both wait 11 s of the clock before either rotates.
+    const [first, second] = await t.services.db.transaction().execute(async (trx) => {
+      await sql`lock table user_roles in access exclusive mode`.execute(trx);
+      const both = [refresh(account.refreshToken), refresh(account.refreshToken)] as const;
+      await untilWaitingOnLocks(t.services.db, 2, Promise.all(both));
+      clock.advance(11_000);
+      return both;
+    });
+    const [one, other] = [(await first).json(), (await second).json()];
+    expect([one.appCode, other.appCode]).toEqual([undefined, undefined]);
+    expect(one.refreshToken).toBe(other.refreshToken);
+  });
+
   it('lists only the sessions the clock has not expired, with times from the clock', async () => {
     const account = await registerAccount(t.app);
     const firstSignIn = clock.now();

@@ -79,6 +79,9 @@ describeInBrowser('sessions ended elsewhere', () => {
     await adminPage.getByRole('button', { name: `Disable ${member.email}` }).click();
     await adminPage.getByRole('button', { name: `Enable ${member.email}` }).waitFor();
     expect(await row.textContent()).toContain('Disabled');
+    // The row shows the change at once, and is busy until the server has made it.
+    await expect.poll(() => row.getAttribute('aria-busy')).toBeNull();
+    expect(await row.textContent()).toContain('Disabled');
     expect((await userRow(h.t, member.email)).disabled_at).not.toBeNull();
 
     // The member's next call (reloading the notes) ends the session with a message.

@@ -5,7 +5,7 @@
  *   rollback [--steps N | --all]
  *                        revert the newest migration (or N, or all of them)
  *   status               list migrations, applied and pending
- *   seed [--force]       run seeds/*.ts (refused in production, and elsewhere than this machine without --force)
+ *   seed [--force]       run seeds/*.ts (refused in production; beyond the embedded cluster only with --force)
  *   new <name>           create migrations/<timestamp>_<name>.ts
  *   reset [--force]      drop everything, migrate, seed (the same refusals)
  *   grant-admin <email>  give an account the admin role (the first one, or after a lockout)
@@ -18,7 +18,6 @@ import { parseArgs, styleText } from 'node:util';
 import { sql } from 'kysely';
 import { createDb, type Db } from './client.ts';
 import { type DatabaseTarget, resolveDatabase } from './connect.ts';
-import { isDatabaseOnThisMachine } from './hosts.ts';
 import {
   MIGRATION_FILE,
   type MigrationStep,
@@ -37,9 +36,8 @@ const USAGE = `Usage: pnpm db:<command>
   db:seed [--force]               run the seeds (development users with known passwords)
   db:new <name>                   create a migration file, name in snake_case
   db:reset [--force]              drop all tables, migrate, seed
-                                  (both refused with NODE_ENV=production, and for a database
-                                  not on this machine nor embedded unless --force says it is
-                                  a development one)
+                                  (both refused with NODE_ENV=production; for any database but
+                                  the embedded one, --force says it is a development one)
   db:grant-admin <email>          give that account the admin role (production's first admin;
                                   a disabled or archived one can sign in again)`;
 
@@ -132,17 +130,18 @@ async function seed(db: Db) {
 }
 
 /**
- * Seeding (users with known passwords) and resetting (every table dropped) are for development
- * databases. NODE_ENV is the operator's shell's, not the database's: one pointed at production
- * from a shell without it is refused too, unless it is the embedded cluster or on this machine,
- * or `--force` says it is a development database.
+ * Seeding (users with known passwords) and resetting (every table dropped) are for the
+ * embedded development cluster. Any other database takes `--force`, whatever NODE_ENV says:
+ * NODE_ENV is the operator's shell's, not the database's, and a production database reached
+ * through a tunnel (`kubectl port-forward`, `ssh -L`, a cloud SQL proxy) looks local.
  */
 function assertDevelopmentDatabase(command: string, target: DatabaseTarget, args: string[]): void {
   if (process.env.NODE_ENV === 'production') throw new UsageError(`db:${command} is refused in production.`);
-  if (target.embedded || isDatabaseOnThisMachine(target.url) || args.includes('--force')) return;
+  if (target.embedded || args.includes('--force')) return;
   throw new UsageError(
-    `db:${command} is refused for ${target.description}, which is not on this machine: it may be a production ` +
-      `database. If it is a development one, run \`pnpm db:${command} --force\`.`,
+    `db:${command} is refused for ${target.description}: only the embedded development database is ` +
+      `seeded or reset without asking, and this one may be a production database (a tunnel to one looks ` +
+      `local). If it is a development one, run \`pnpm db:${command} --force\`.`,
   );
 }
 
@@ -230,13 +229,14 @@ async function main(argv: string[]): Promise<number> {
   const run = commands[command];
   if (!run) throw new UsageError(`Unknown command "${command}".\n${USAGE}`);
 
+  const statementTimeoutMs = statementTimeoutFor(command);
   const target = await resolveDatabase({
     url: process.env.DATABASE_URL || undefined,
     // The cluster `pnpm dev` runs, wherever it keeps it: attached to when running.
     embeddedDataDir: repoPath(process.env.EMBEDDED_POSTGRES_DIR || defaultEmbeddedDataDir),
   });
   console.log(styleText('dim', `Database: ${target.description}`));
-  const db = createDb({ url: target.url, poolMax: 2, statementTimeoutMs: statementTimeoutFor(command) });
+  const db = createDb({ url: target.url, poolMax: 2, statementTimeoutMs });
   try {
     if (command === 'seed' || command === 'reset') assertDevelopmentDatabase(command, target, args);
     await run(db);

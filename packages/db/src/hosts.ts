@@ -9,9 +9,3 @@ export function isLoopback(host: string): boolean {
 export function isLoopbackUrl(url: string): boolean {
   return isLoopback(new URL(url).hostname.replace(/^\[(.*)\]$/, '$1'));
 }
-
-/** A Postgres URL that reaches a server on this machine: a loopback host, or a Unix socket (no host, or `?host=/path`). */
-export function isDatabaseOnThisMachine(url: string): boolean {
-  const parsed = new URL(url);
-  return parsed.hostname === '' || parsed.searchParams.get('host')?.startsWith('/') === true || isLoopbackUrl(url);
-}

@@ -1,7 +1,7 @@
 export { createDb, type Db, type DbConfig, describeDatabaseUrl } from './client.ts';
 export { type DatabaseTarget, resolveDatabase } from './connect.ts';
 export { type EmbeddedPostgres, type EmbeddedPostgresOptions, startEmbeddedPostgres } from './embedded.ts';
-export { isDatabaseOnThisMachine, isLoopback, isLoopbackUrl } from './hosts.ts';
+export { isLoopback, isLoopbackUrl } from './hosts.ts';
 export {
   loadMigrations,
   MigrationError,

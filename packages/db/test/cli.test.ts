@@ -149,22 +149,35 @@ describe('db CLI', () => {
     }
   });
 
-  it('refuses to seed or reset a database elsewhere than this machine without --force, whatever NODE_ENV says', async () => {
-    // A production database named from a shell without NODE_ENV (the CLI's own default here is 'test').
-    const remote = new URL(database.url);
-    remote.hostname = 'db.production.invalid';
+  it('seeds or resets a database other than the embedded one only with --force, whatever NODE_ENV says', async () => {
+    // A production database reached through a tunnel looks local; NODE_ENV is the shell's (here unset).
+    const env = { DATABASE_URL: database.url, NODE_ENV: '' };
+    const tables = async () => {
+      const db = createDb({ url: database.url, poolMax: 1 });
+      try {
+        const { rows } = await sql<{ name: string }>`
+          select table_name as name from information_schema.tables where table_schema = 'public' order by 1`.execute(
+          db,
+        );
+        return rows.map((row) => row.name);
+      } finally {
+        await db.destroy();
+      }
+    };
+    const before = await tables();
     for (const command of ['seed', 'reset']) {
-      const refused = await run([command], { DATABASE_URL: remote.href });
+      const refused = await run([command], env);
       expect(refused.code).toBe(2);
-      expect(refused.stderr).toMatch(/is refused for db\.production\.invalid.*not on this machine/);
+      expect(refused.stderr).toMatch(/is refused for .*only the embedded development database/);
       expect(refused.stderr).toContain(`pnpm db:${command} --force`);
-      // Told it is a development database, it goes on: to connect (a name that resolves nowhere).
-      const forced = await run([command, '--force'], { DATABASE_URL: remote.href });
-      expect(forced.code).toBe(1);
-      expect(forced.stderr).not.toMatch(/refused/);
     }
-    // On this machine (the test database's loopback host, or a socket) no flag is needed.
-    expect((await run(['seed'], { DATABASE_URL: database.url })).stderr).not.toMatch(/refused/);
+    expect(await tables()).toEqual(before); // nothing touched
+    // Told it is a development database, it goes on.
+    const forced = await run(['reset', '--force'], env);
+    expect(forced.stderr).toBe('');
+    expect(forced).toMatchObject({ code: 0, stdout: expect.stringMatching(/Ran \d+ seed/) });
+    expect((await run(['seed', '--force'], env)).code).toBe(0);
+    expect((await run(['rollback', '--all'], env)).code).toBe(0);
   });
 
   it("uses the embedded cluster EMBEDDED_POSTGRES_DIR names (pnpm dev's), relative to the repository root from any folder", async () => {

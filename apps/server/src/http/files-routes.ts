@@ -10,6 +10,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DocumentedRoute } from '../documented-route.ts';
 import { AppError, rateLimited } from '../errors/index.ts';
+import { RATE_LIMIT_HEADERS } from '../infra/rate-limiter.ts';
 import type { ByteRange } from '../infra/storage/index.ts';
 import { admitSignedIn, type Caller } from '../modules/auth/authenticate.ts';
 import {
@@ -183,8 +184,12 @@ export async function filesRoutes(app: FastifyInstance, { services }: { services
     reply.header('etag', etag);
     reply.header('accept-ranges', 'bytes');
     reply.header('cache-control', isPublic ? PUBLIC_FILE_CACHING : 'private, no-cache');
-    // A profile picture shows in <img> tags on the frontend's origin too.
-    if (isPublic) reply.header('cross-origin-resource-policy', 'cross-origin');
+    if (isPublic) {
+      // A profile picture shows in <img> tags on the frontend's origin too, and shared caches
+      // keep it: not with one client's rate-limit budget.
+      reply.header('cross-origin-resource-policy', 'cross-origin');
+      for (const name of RATE_LIMIT_HEADERS) reply.removeHeader(name);
+    }
     if (namesEtag(request.headers['if-none-match'], etag)) return reply.code(304).send();
 
     // Text is UTF-8 (sniffing said so): said here and by the store alike.

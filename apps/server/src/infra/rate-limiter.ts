@@ -9,11 +9,14 @@ export interface RateLimitState {
   resetMs: number;
 }
 
+export const RATE_LIMIT_HEADERS = ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'] as const;
+
 /** The RateLimit-* headers of an answer counted against a limit: every procedure's, every plain route's. */
 export function writeRateLimitHeaders(state: RateLimitState, setHeader: (name: string, value: string) => void): void {
-  setHeader('ratelimit-limit', String(state.limit));
-  setHeader('ratelimit-remaining', String(state.remaining));
-  setHeader('ratelimit-reset', String(Math.max(1, Math.ceil(state.resetMs / 1000))));
+  const [limit, remaining, reset] = RATE_LIMIT_HEADERS;
+  setHeader(limit, String(state.limit));
+  setHeader(remaining, String(state.remaining));
+  setHeader(reset, String(Math.max(1, Math.ceil(state.resetMs / 1000))));
 }
 
 export interface RateLimiter {

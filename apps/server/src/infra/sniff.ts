@@ -33,8 +33,19 @@ export async function sniffContentType(head: Uint8Array, options: { complete: bo
   return detected ?? 'application/octet-stream';
 }
 
-/** The formats file-type recognises that can be written in plain text (an ASCII PDF, an XML document, an ASCII STL model...). */
-const TEXT_FORMATS = new Set(['application/pdf', 'application/postscript', 'application/rtf', 'model/stl']);
+/**
+ * The formats file-type recognises that can be written in plain text (an ASCII PDF or EPS, an
+ * XML document, an armoured PGP message, an ASCII STL model...), besides `text/*` and XML.
+ */
+const TEXT_FORMATS = new Set([
+  'application/eps',
+  'application/pdf',
+  'application/pgp-encrypted',
+  'application/postscript',
+  'application/rtf',
+  'application/x-ms-regedit',
+  'model/stl',
+]);
 const mayBeWhollyText = (mime: string) =>
   mime.startsWith('text/') || mime === 'application/xml' || mime.endsWith('+xml') || TEXT_FORMATS.has(mime);
 

@@ -53,11 +53,14 @@ function toDto(row: FileRow): FileDto {
 /**
  * A name for display: any Unicode but control and format characters (no U+202E turning
  * `gpj.exe` into `exe.jpg`), no folders, 1-255 characters. The zero-width joiner and
- * non-joiner stay: Persian, Arabic and Indic words and emoji sequences (👨‍👩‍👧) are written with them.
+ * non-joiner stay between non-ASCII characters: Persian, Arabic and Indic words and emoji
+ * sequences (👨‍👩‍👧) are written with them.
  */
 export function displayName(raw: string | undefined): string {
   const cleaned = (raw ?? '')
     .replace(/(?![\u200C\u200D])[\p{Cc}\p{Cf}]/gu, '')
+    // A joiner only joins non-ASCII characters: between Latin letters it would hide in a name.
+    .replace(/(?<![^\x00-\x7F])[\u200C\u200D]|[\u200C\u200D](?![^\x00-\x7F])/gu, '')
     .split(/[/\\]/)
     .at(-1)
     ?.trim();

@@ -202,7 +202,9 @@ export async function rotateRefreshToken<Admitted>(
         .set({
           refresh_token_hash: hashOpaqueToken(next),
           previous_refresh_token_hash: presented,
-          last_used_at: new Date(now), // also the rotation time the grace window counts from
+          // Also the rotation time the grace window counts from: taken after `admit`, whose
+          // reads may have waited (a slow database), or a tab refreshing at once would miss it.
+          last_used_at: new Date(deps.clock.now()),
           expires_at: refreshTokenExpiresAt,
           ip: client.ip,
           user_agent: client.userAgent?.slice(0, 500) ?? session.user_agent,
