@@ -86,7 +86,8 @@ describe('the OpenAPI document', () => {
     expect(JSON.stringify(document.externalDocs ?? null)).not.toMatch(/\/docs/);
     // Retry-After is documented where a code of the status carries it, and says which.
     const headers = (path: string, method: string, status: string) =>
-      (paths[path]?.[method]?.responses[status] as { headers?: Record<string, { description: string }> }).headers;
+      (paths[path]?.[method]?.responses[status] as { headers?: Record<string, { description: string }> } | undefined)
+        ?.headers;
     expect(codes('/admin/test-email', 'post', '503')?.appCode.enum).toEqual([
       'DEPENDENCY_DOWN',
       'EMAIL_DELIVERY_FAILED',

@@ -60,7 +60,7 @@ export function displayName(raw: string | undefined): string {
   const cleaned = (raw ?? '')
     .replace(/(?![\u200C\u200D])[\p{Cc}\p{Cf}]/gu, '')
     // A joiner only joins non-ASCII characters: between Latin letters it would hide in a name.
-    .replace(/(?<![^\x00-\x7F])[\u200C\u200D]|[\u200C\u200D](?![^\x00-\x7F])/gu, '')
+    .replace(/(?<!\P{ASCII})[\u200C\u200D]|[\u200C\u200D](?!\P{ASCII})/gu, '')
     .split(/[/\\]/)
     .at(-1)
     ?.trim();
