@@ -2,9 +2,9 @@
  * The administrator's Users page: role checkboxes. The server replaces a user's roles with
  * the list sent, so a second tick must not be built from a list that misses the first.
  */
-import { grantRole, registerAccount, uniqueEmail } from '@app/server/testing';
+import { registerAccount } from '@app/server/testing';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { describeInBrowser, type Harness, heading, holdCall, signIn, startHarness } from './harness.ts';
+import { adminSearchingFor, describeInBrowser, type Harness, holdCall, startHarness } from './harness.ts';
 
 describeInBrowser('the Users page', () => {
   let h: Harness;
@@ -36,13 +36,7 @@ describeInBrowser('the Users page', () => {
       ])
       .execute();
     const member = await registerAccount(h.t.app);
-    const admin = await registerAccount(h.t.app, { email: uniqueEmail('admin') });
-    await grantRole(h.t.services.db, admin.id, 'admin');
-    const page = await h.newPage();
-    await signIn(page, admin.email, admin.password);
-    await page.getByRole('link', { name: 'Users' }).click();
-    await heading(page, 'Users').waitFor();
-    await page.getByLabel('Search by email or name').fill(member.email);
+    const page = await adminSearchingFor(h, member.email);
     const row = page.getByRole('row').filter({ hasText: member.email });
     const editor = row.getByRole('checkbox', { name: 'editor', exact: true });
     const reviewer = row.getByRole('checkbox', { name: 'reviewer', exact: true });

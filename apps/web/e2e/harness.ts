@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32, deflateSync } from 'node:zlib';
-import { buildTestApp, freePort, type TestApp, type TestAppOptions } from '@app/server/testing';
+import { buildTestApp, freePort, registerAdmin, type TestApp, type TestAppOptions } from '@app/server/testing';
 import type { AxeResults } from 'axe-core';
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { describe, expect, inject } from 'vitest';
@@ -123,6 +123,17 @@ export async function signIn(page: Page, email: string, password: string): Promi
 }
 
 /** Fills and sends the sign-in form already on screen (no waiting for the outcome). */
+/** A new administrator's page on the Users list, searching for `email`. */
+export async function adminSearchingFor(h: Harness, email: string): Promise<Page> {
+  const admin = await registerAdmin(h.t.app, h.t.services.db);
+  const page = await h.newPage();
+  await signIn(page, admin.email, admin.password);
+  await page.getByRole('link', { name: 'Users' }).click();
+  await heading(page, 'Users').waitFor();
+  await page.getByLabel('Search by email or name').fill(email);
+  return page;
+}
+
 export async function submitPasswordSignIn(page: Page, email: string, password: string): Promise<void> {
   const form = page.getByRole('form', { name: 'Sign in with a password' });
   await form.getByLabel('Email').fill(email);

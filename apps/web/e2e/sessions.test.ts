@@ -4,9 +4,10 @@
  * message.
  */
 import { createClient, memoryTokenStore } from '@app/sdk';
-import { grantRole, registerAccount, uniqueEmail } from '@app/server/testing';
+import { registerAccount } from '@app/server/testing';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import {
+  adminSearchingFor,
   describeInBrowser,
   type Harness,
   heading,
@@ -29,18 +30,6 @@ describeInBrowser('sessions ended elsewhere', () => {
   });
   afterEach(() => h?.endTest());
   afterAll(() => h?.close());
-
-  /** A new administrator's page on the Users list, searching for `email`. */
-  async function adminSearchingFor(email: string) {
-    const admin = await registerAccount(h.t.app, { email: uniqueEmail('admin') });
-    await grantRole(h.t.services.db, admin.id, 'admin');
-    const page = await h.newPage();
-    await signIn(page, admin.email, admin.password);
-    await page.getByRole('link', { name: 'Users' }).click();
-    await heading(page, 'Users').waitFor();
-    await page.getByLabel('Search by email or name').fill(email);
-    return page;
-  }
 
   it('notices a session revoked from another device at its next call', async () => {
     const account = await registerAccount(h.t.app);
@@ -69,7 +58,7 @@ describeInBrowser('sessions ended elsewhere', () => {
     const member = await registerAccount(h.t.app);
     const memberPage = await h.newPage();
     await signIn(memberPage, member.email, member.password);
-    const adminPage = await adminSearchingFor(member.email);
+    const adminPage = await adminSearchingFor(h, member.email);
     const rows = adminPage.getByRole('table', { name: 'Users' }).getByRole('row');
     await expect
       .poll(() => rows.allTextContents())
@@ -156,7 +145,7 @@ describeInBrowser('sessions ended elsewhere', () => {
 
   it('tells an administrator why a change of a user was refused (deleted meanwhile), not that the server is away', async () => {
     const member = await registerAccount(h.t.app);
-    const adminPage = await adminSearchingFor(member.email);
+    const adminPage = await adminSearchingFor(h, member.email);
     const disable = adminPage.getByRole('button', { name: `Disable ${member.email}` });
     await disable.waitFor();
 
