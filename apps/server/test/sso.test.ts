@@ -1256,6 +1256,21 @@ describe('more that can go wrong', () => {
     });
     const signedIn = await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: longName });
     expect(signedIn.body.user.name).toBe(`Ada ${'L'.repeat(96)}`);
+    // Cut by characters, as the users table counts them: never half of an emoji (stored as U+FFFD).
+    const emojiSub = unique('emoji-name');
+    const emojiName = await fakes.oidc.signIdToken({
+      sub: emojiSub,
+      email: `${emojiSub}@acme.test`,
+      email_verified: true,
+      name: `Ada ${'L'.repeat(95)}😀😀`,
+    });
+    const emojiSignedIn = await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: emojiName });
+    expect(emojiSignedIn.body.user.name).toBe(`Ada ${'L'.repeat(95)}😀`);
+    // Half of a surrogate pair is no subject: two of them would be stored as the same U+FFFD.
+    const halfPair = await fakes.oidc.signIdToken({ sub: `x\ud800${unique('half')}`, email: 'half@acme.test' });
+    expect((await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: halfPair })).body.appCode).toBe(
+      'INVALID_ID_TOKEN',
+    );
   });
 
   it('lets only one of two concurrent unlinks remove the last way to sign in', async () => {

@@ -4,6 +4,7 @@
  * checks; plain OAuth 2.0 for GitHub and Facebook); none speaks the protocol by hand.
  */
 import type { CustomFetchOptions } from 'openid-client';
+import { firstCharacters } from '../text.ts';
 
 /** Every sign-in provider the server knows. */
 export const PROVIDER_IDS = ['google', 'github', 'facebook', 'apple', 'oidc'] as const;
@@ -58,7 +59,14 @@ export function normalizeIdentity(raw: {
   name: unknown;
 }): ProviderIdentity {
   const subject = typeof raw.subject === 'number' ? String(raw.subject) : raw.subject;
-  if (typeof subject !== 'string' || subject.length === 0 || subject.length > 255 || CONTROL.test(subject)) {
+  if (
+    typeof subject !== 'string' ||
+    subject.length === 0 ||
+    subject.length > 255 ||
+    CONTROL.test(subject) ||
+    // Half of a surrogate pair is stored as U+FFFD: two subjects would become one.
+    !subject.isWellFormed()
+  ) {
     throw new MalformedIdentityError('the provider gave no usable subject');
   }
   const email = typeof raw.email === 'string' ? raw.email.trim().toLowerCase() : '';
@@ -74,7 +82,7 @@ export function normalizeIdentity(raw: {
 
 /** A name a provider sent, fit for the users table: no control characters, up to 100 characters, else none. */
 export function identityName(raw: unknown): string | null {
-  const name = typeof raw === 'string' ? raw.replace(CONTROLS, '').trim().slice(0, 100).trim() : '';
+  const name = typeof raw === 'string' ? firstCharacters(raw.replace(CONTROLS, '').trim(), 100).trim() : '';
   return name || null;
 }
 

@@ -14,6 +14,7 @@ import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import { SNIFF_BYTES, sniffContentType, TextCheck } from '../../infra/sniff.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
+import { firstCharacters } from '../../infra/text.ts';
 import type { ByteRange } from '../../infra/storage/index.ts';
 import type { Services } from '../../services.ts';
 import { hasPermission } from '../auth/assert-permission.ts';
@@ -64,7 +65,7 @@ export function displayName(raw: string | undefined): string {
     .split(/[/\\]/)
     .at(-1)
     ?.trim();
-  return [...(cleaned ?? '')].slice(0, 255).join('') || 'file';
+  return firstCharacters(cleaned ?? '', 255) || 'file';
 }
 
 /** The usual extension of each type: a download is named so that it opens as what it is. */
