@@ -1,10 +1,11 @@
 /**
- * The administrator's Users page: role checkboxes. The server replaces a user's roles with
- * the list sent, so a second tick must not be built from a list that misses the first.
+ * The administrator's Users page: role checkboxes. Changes go one at a time; each must be
+ * what was asked (this role given or taken), so a second tick neither misses the first nor
+ * carries one the server refused.
  */
 import { registerAccount } from '@app/server/testing';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { adminSearchingFor, describeInBrowser, type Harness, holdCall, startHarness } from './harness.ts';
+import { adminSearchingFor, describeInBrowser, type Harness, holdMutations, startHarness } from './harness.ts';
 
 describeInBrowser('the Users page', () => {
   let h: Harness;
@@ -27,24 +28,31 @@ describeInBrowser('the Users page', () => {
       .map((role) => role.name)
       .sort();
 
-  it('keeps both roles ticked in quick succession', async () => {
+  /** Two new roles, and an administrator's page showing a new member's row with their checkboxes. */
+  async function memberRow(first: string, second: string) {
     await h.t.services.db
       .insertInto('roles')
       .values([
-        { name: 'editor', description: '' },
-        { name: 'reviewer', description: '' },
+        { name: first, description: '' },
+        { name: second, description: '' },
       ])
       .execute();
     const member = await registerAccount(h.t.app);
     const page = await adminSearchingFor(h, member.email);
     const row = page.getByRole('row').filter({ hasText: member.email });
-    const editor = row.getByRole('checkbox', { name: 'editor', exact: true });
-    const reviewer = row.getByRole('checkbox', { name: 'reviewer', exact: true });
-    await editor.waitFor();
+    const checkbox = (role: string) => row.getByRole('checkbox', { name: role, exact: true });
+    await checkbox(first).waitFor();
     expect(await rolesOf(member.id)).toEqual(['user']);
+    return { member, page, checkbox };
+  }
+
+  it('keeps both roles ticked in quick succession', async () => {
+    const { member, page, checkbox } = await memberRow('editor', 'reviewer');
+    const editor = checkbox('editor');
+    const reviewer = checkbox('reviewer');
 
     // The second tick comes while the first change is still on its way.
-    const change = await holdCall(page, 'users.updateMany');
+    const change = await holdMutations(page);
     await editor.click();
     await change.arrived;
     const secondTick = reviewer.click();
@@ -57,5 +65,31 @@ describeInBrowser('the Users page', () => {
     await expect.poll(() => editor.isChecked()).toBe(true);
     await expect.poll(() => reviewer.isChecked()).toBe(true);
     expect(await page.getByRole('alert').count()).toBe(0);
+  });
+
+  it('does not carry a refused role change into the next one, and says why it was refused', async () => {
+    const { member, page, checkbox } = await memberRow('auditor', 'translator');
+    const auditor = checkbox('auditor');
+    const translator = checkbox('translator');
+
+    // The second tick comes while the first is on its way; meanwhile another administrator
+    // deletes the first role, so the server refuses the first change.
+    const changes = await holdMutations(page);
+    await auditor.click();
+    await changes.arrived;
+    const secondTick = translator.click();
+    await page.waitForTimeout(500);
+    await h.t.services.db.deleteFrom('roles').where('name', '=', 'auditor').execute();
+    changes.release();
+    await secondTick;
+    await changes.stop();
+
+    // The second change is made as asked, without the refused one.
+    await expect.poll(() => rolesOf(member.id)).toEqual(['translator', 'user']);
+    await expect.poll(() => translator.isChecked()).toBe(true);
+    await expect.poll(() => auditor.isChecked()).toBe(false);
+    const refusal = page.getByRole('alert');
+    await refusal.waitFor();
+    expect(await refusal.getAttribute('data-app-code')).toBe('NOT_FOUND');
   });
 });

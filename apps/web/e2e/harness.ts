@@ -12,7 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { crc32, deflateSync } from 'node:zlib';
 import { buildTestApp, freePort, registerAdmin, type TestApp, type TestAppOptions } from '@app/server/testing';
 import type { AxeResults } from 'axe-core';
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import {
+  type Browser,
+  type BrowserContext,
+  chromium,
+  type Locator,
+  type Page,
+  type Request,
+  type Route,
+} from 'playwright-core';
 import { describe, expect, inject } from 'vitest';
 import { CHROMIUM } from './chromium.ts';
 
@@ -122,7 +130,6 @@ export async function signIn(page: Page, email: string, password: string): Promi
   await heading(page, 'Notes').waitFor();
 }
 
-/** Fills and sends the sign-in form already on screen (no waiting for the outcome). */
 /** A new administrator's page on the Users list, searching for `email`. */
 export async function adminSearchingFor(h: Harness, email: string): Promise<Page> {
   const admin = await registerAdmin(h.t.app, h.t.services.db);
@@ -134,6 +141,7 @@ export async function adminSearchingFor(h: Harness, email: string): Promise<Page
   return page;
 }
 
+/** Fills and sends the sign-in form already on screen (no waiting for the outcome). */
 export async function submitPasswordSignIn(page: Page, email: string, password: string): Promise<void> {
   const form = page.getByRole('form', { name: 'Sign in with a password' });
   await form.getByLabel('Email').fill(email);
@@ -145,27 +153,36 @@ export async function submitPasswordSignIn(page: Page, email: string, password: 
 export const pathOf = (page: Page): string => new URL(page.url()).pathname;
 
 /**
- * Holds the page's calls of a tRPC procedure until `release()`: `arrived` resolves when one
- * reaches the route (held), `answered` once it has gone through. `stop()` removes the hold.
+ * Holds the page's tRPC calls that `matches` picks until `release()`: `arrived` resolves when
+ * one reaches the route (held), `answered` once it has gone through. `stop()` removes the hold.
  */
-export async function holdCall(page: Page, procedure: string) {
+async function holdTrpcCalls(page: Page, matches: (request: Request) => boolean) {
   const held = Promise.withResolvers<void>();
   const arrived = Promise.withResolvers<void>();
   const answered = Promise.withResolvers<void>();
-  const matches = (url: URL) => url.pathname.startsWith('/trpc/') && url.pathname.includes(procedure);
-  await page.route(matches, async (route) => {
+  const isTrpc = (url: URL) => url.pathname.startsWith('/trpc/');
+  const hold = async (route: Route) => {
+    if (!matches(route.request())) return route.fallback();
     arrived.resolve();
     await held.promise;
     await route.continue();
     answered.resolve();
-  });
+  };
+  await page.route(isTrpc, hold);
   return {
     arrived: arrived.promise,
     answered: answered.promise,
     release: () => held.resolve(),
-    stop: () => page.unroute(matches),
+    stop: () => page.unroute(isTrpc, hold),
   };
 }
+
+/** Holds the page's calls of the tRPC procedure `procedure` (see holdTrpcCalls). */
+export const holdCall = (page: Page, procedure: string) =>
+  holdTrpcCalls(page, (request) => new URL(request.url()).pathname.includes(procedure));
+
+/** Holds the page's changes: every tRPC mutation (a POST), whichever procedure makes it (see holdTrpcCalls). */
+export const holdMutations = (page: Page) => holdTrpcCalls(page, (request) => request.method() === 'POST');
 
 /** The tokens the app keeps in localStorage (null once signed out). */
 export const storedTokens = (page: Page): Promise<{ accessToken: string; refreshToken: string } | null> =>

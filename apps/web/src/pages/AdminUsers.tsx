@@ -1,4 +1,4 @@
-import type { User } from '@app/sdk';
+import type { Role, User } from '@app/sdk';
 import { useInfiniteQuery, useMutation, useMutationState, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useDeferredValue, useState } from 'react';
 import { api } from '../api.ts';
@@ -6,14 +6,34 @@ import { ItemError, problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
 import { Field, FormError, Page } from '../ui.tsx';
 
-type UserChange = { id: string; disabled?: boolean; roles?: string[] };
-const UPDATE_KEY = ['users.updateMany'];
+/** A change as the administrator asked for it: a role given or taken, or the account disabled or enabled. */
+type Change = { role: Role; give: boolean } | { disabled: boolean };
+type UserChange = Change & { userId: string };
+const CHANGE_KEY = ['users.change'];
+
+/**
+ * Sends one change. A role goes as itself ("give editor", "take reviewer"), which the server
+ * applies to the roles the user has when it arrives: never a whole list made earlier, which
+ * would carry a change refused meanwhile, or undo another administrator's.
+ */
+async function sendChange(change: UserChange): Promise<void> {
+  if ('role' in change) {
+    const assignment = { id: change.userId, roleId: change.role.id };
+    await (change.give ? api.rbac.assignRole.mutate(assignment) : api.rbac.unassignRole.mutate(assignment));
+    return;
+  }
+  const { results } = await api.users.updateMany.mutate({
+    items: [{ id: change.userId, disabled: change.disabled }],
+  });
+  const result = results[0];
+  // Refused alone (the user deleted meanwhile): said as the server said it.
+  if (!result?.ok) throw result?.error ? new ItemError(result.error) : new Error('Not saved');
+}
 
 /**
  * Users: search, disable or enable (which ends their sessions), and their roles (with
- * roles:assign). A change sends the user's whole role list, which the server takes as is, so
- * changes go one at a time, each built on the ones before it: a row shows what its pending
- * changes ask for, and the next tick starts from that, not from the list as last read.
+ * roles:assign). Changes go one at a time, in the order made; a row shows what its pending
+ * changes ask for. A refused change is said above the list, whichever changes followed it.
  */
 export function AdminUsers() {
   const { can } = useSession();
@@ -36,22 +56,23 @@ export function AdminUsers() {
     queryFn: () => api.rbac.roles.list.query(),
     enabled: can('roles:read') && can('roles:assign'),
   });
+  /** The last change the server refused (the mutation's own error is only the newest change's). */
+  const [refused, setRefused] = useState<Error | null>(null);
   const update = useMutation({
-    mutationKey: UPDATE_KEY,
+    mutationKey: CHANGE_KEY,
     // One at a time, in the order made: the next starts once the list shows the last one's result.
-    scope: { id: 'users.updateMany' },
-    mutationFn: async (item: UserChange) => {
-      const { results } = await api.users.updateMany.mutate({ items: [item] });
-      const result = results[0];
-      // Refused alone (the user deleted meanwhile, a role it may not give): said as the server said it.
-      if (!result?.ok) throw result?.error ? new ItemError(result.error) : new Error('Not saved');
-      return result.user;
-    },
+    scope: { id: 'users.change' },
+    mutationFn: sendChange,
+    onError: (error) => setRefused(error),
     onSettled: () => queryClient.invalidateQueries({ queryKey: ['users.list'] }),
   });
+  const change = (userId: string) => (asked: Change) => {
+    setRefused(null);
+    update.mutate({ userId, ...asked });
+  };
   /** The changes sent or waiting their turn, oldest first. */
   const pending = useMutationState({
-    filters: { mutationKey: UPDATE_KEY, status: 'pending' },
+    filters: { mutationKey: CHANGE_KEY, status: 'pending' },
     select: (mutation) => mutation.state.variables as UserChange,
   });
   const items = users.data?.pages.flatMap((page) => page.items) ?? [];
@@ -65,7 +86,7 @@ export function AdminUsers() {
           onChange={(e) => setSearch(e.target.value)}
         />
       </search>
-      {update.error && <FormError problem={problemOf(update.error)} />}
+      {refused && <FormError problem={problemOf(refused)} />}
       {users.isError && <FormError problem={problemOf(users.error)} />}
       <table>
         <caption className="visually-hidden">Users</caption>
@@ -83,12 +104,12 @@ export function AdminUsers() {
               key={user.id}
               user={withChanges(
                 user,
-                pending.filter((change) => change.id === user.id),
+                pending.filter((waiting) => waiting.userId === user.id),
               )}
-              busy={pending.some((change) => change.id === user.id)}
-              roleNames={roles.data?.map((role) => role.name)}
+              busy={pending.some((waiting) => waiting.userId === user.id)}
+              roles={roles.data}
               canWrite={can('users:write')}
-              onChange={(change) => update.mutate({ id: user.id, ...change })}
+              onChange={change(user.id)}
             />
           ))}
         </tbody>
@@ -105,9 +126,13 @@ export function AdminUsers() {
 /** The user as its pending changes will leave it. */
 function withChanges(user: User, changes: UserChange[]): User {
   let result = user;
-  for (const { roles, disabled } of changes) {
-    if (roles) result = { ...result, roles };
-    if (disabled !== undefined) result = { ...result, disabled };
+  for (const change of changes) {
+    if ('role' in change) {
+      const others = result.roles.filter((role) => role !== change.role.name);
+      result = { ...result, roles: change.give ? [...others, change.role.name] : others };
+    } else {
+      result = { ...result, disabled: change.disabled };
+    }
   }
   return result;
 }
@@ -117,31 +142,28 @@ function UserRow(props: {
   user: User;
   /** A change of the user is on its way. */
   busy: boolean;
-  roleNames: string[] | undefined;
+  /** The roles to give or take (loaded only with roles:assign). */
+  roles: Role[] | undefined;
   canWrite: boolean;
-  onChange: (change: { disabled?: boolean; roles?: string[] }) => void;
+  onChange: (change: Change) => void;
 }) {
-  const { user, roleNames } = props;
+  const { user, roles } = props;
   return (
     <tr aria-busy={props.busy || undefined}>
       <td>{user.email}</td>
       <td>{user.name ?? '—'}</td>
       <td>
-        {roleNames && props.canWrite ? (
+        {roles ? (
           <fieldset className="inline">
             <legend className="visually-hidden">Roles of {user.email}</legend>
-            {roleNames.map((role) => (
-              <label key={role}>
+            {roles.map((role) => (
+              <label key={role.id}>
                 <input
                   type="checkbox"
-                  checked={user.roles.includes(role)}
-                  onChange={(event) =>
-                    props.onChange({
-                      roles: event.target.checked ? [...user.roles, role] : user.roles.filter((r) => r !== role),
-                    })
-                  }
+                  checked={user.roles.includes(role.name)}
+                  onChange={(event) => props.onChange({ role, give: event.target.checked })}
                 />{' '}
-                {role}
+                {role.name}
               </label>
             ))}
           </fieldset>
