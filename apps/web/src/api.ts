@@ -5,6 +5,7 @@
  * listeners hear it and the app goes to the sign-in page with a message.
  */
 import { type ClientOptions, createClient, type SessionEndReason, type TokenStore, type Tokens } from '@app/sdk';
+import { HttpStatusError } from './errors.ts';
 
 const STORAGE_KEY = 'app.tokens';
 
@@ -35,9 +36,24 @@ export function onSessionEnded(listener: Listener): () => void {
 /** The API's base URL: the page's own origin (the dev server proxies /trpc and /api; production serves both). */
 export const apiUrl = import.meta.env.VITE_API_URL ?? window.location.origin;
 
+const isJson = (response: Response) =>
+  /^application\/([\w.-]+\+)?json\b/i.test(response.headers.get('content-type') ?? '');
+
+/**
+ * fetch, except that an error answer which is not the API's JSON (a proxy's 413 page, a
+ * gateway's 502) fails with its status: the client would fail reading it as JSON, and say
+ * nothing of the status.
+ */
+const fetchKeepingStatus: typeof fetch = async (input, init) => {
+  const response = await fetch(input, init);
+  if (!response.ok && !isJson(response)) throw new HttpStatusError(response.status);
+  return response;
+};
+
 /** The client's options: `uploadFile` takes the same, so an upload refreshes and ends sessions like any call. */
 export const clientOptions: ClientOptions = {
   url: apiUrl,
+  fetch: fetchKeepingStatus,
   headers: () => ({ 'accept-language': navigator.language }),
   auth: {
     tokenStore: localTokenStore,

@@ -1,10 +1,12 @@
 /**
  * What a failed call means to a person: the server's message (already in the browser's
  * language), and per field the `issues` of a VALIDATION_FAILED. Forms program against
- * `appCode`, never the message. A provider sign-in's `error` parameter is said by
- * `signInFailure`, in the app's own words.
+ * `appCode`, never the message. A failure without an app code is said for what it is: no
+ * answer (the network), an answer that is not the API's (a proxy's status), or a failure in
+ * the page itself. A provider sign-in's `error` parameter is said by `signInFailure`, in the
+ * app's own words.
  */
-import { type AppErrorCode, getAppErrorCode, TRPCClientError } from '@app/sdk';
+import { type AppErrorCode, getAppErrorCode, TRPCClientError, UploadError } from '@app/sdk';
 
 export interface Problem {
   appCode: AppErrorCode | undefined;
@@ -20,6 +22,16 @@ export class ItemError extends Error {
   constructor(error: { appCode: AppErrorCode; message: string }) {
     super(error.message);
     this.appCode = error.appCode;
+  }
+}
+
+/** An error answer that is not the API's (a proxy's 413 page, a gateway's 502): its status is all it says. */
+export class HttpStatusError extends Error {
+  override name = 'HttpStatusError';
+  readonly status: number;
+  constructor(status: number) {
+    super(`The server answered ${status}`);
+    this.status = status;
   }
 }
 
@@ -52,12 +64,37 @@ function describe(error: unknown): Problem {
     if (field) fields[field] ??= error.message;
   }
   const message =
-    appCode === undefined
-      ? 'The server could not be reached. Check your connection and try again.'
-      : error instanceof Error
-        ? error.message
-        : String(error);
+    appCode === undefined ? withoutAppCode(error) : error instanceof Error ? error.message : String(error);
   return { appCode, message, fields };
+}
+
+/** What a failure the API did not describe means: no answer, someone else's answer, or the page's own failure. */
+function withoutAppCode(error: unknown): string {
+  if (gotNoAnswer(error)) return 'The server could not be reached. Check your connection and try again.';
+  const status = httpStatusOf(error);
+  if (status === undefined) return 'Something went wrong on this page. Try again, or reload the page.';
+  return status >= 500
+    ? `The server could not answer the request (${status}). Try again in a moment.`
+    : `The server refused the request (${status}).`;
+}
+
+/**
+ * A request that got no answer: fetch (and the SDK's upload) fail with a TypeError when the
+ * network does (offline, no route, the connection refused); a refresh can also get none in time.
+ */
+function gotNoAnswer(error: unknown): boolean {
+  const cause = error instanceof TRPCClientError ? error.cause : error;
+  return cause instanceof TypeError || (cause instanceof Error && cause.name === 'TimeoutError');
+}
+
+/** The HTTP status of an answer that carried no app code, when there was one. */
+function httpStatusOf(error: unknown): number | undefined {
+  if (error instanceof UploadError) return error.status;
+  if (!(error instanceof TRPCClientError)) return undefined;
+  if (error.cause instanceof HttpStatusError) return error.cause.status;
+  // JSON, but not a tRPC answer: the client kept the response.
+  const response = error.meta?.response as Response | undefined;
+  return response && !response.ok ? response.status : undefined;
 }
 
 const SIGN_IN_DID_NOT_COMPLETE = 'The sign-in did not complete. Try again, or sign in another way.';
