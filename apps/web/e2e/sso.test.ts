@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type FakeOidcProvider, startFakeOidcProvider } from '@app/server/testing';
+import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeInBrowser, type Harness, heading, pathOf, startHarness } from './harness.ts';
 
@@ -82,6 +83,57 @@ describeInBrowser('sign-in with a provider', () => {
       .getByRole('listitem')
       .filter({ hasText: `oidc (${email})` })
       .waitFor();
+  });
+
+  /** A provider's new person, signing in for the first time. */
+  const newPerson = () => {
+    const sub = `web-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    provider.user = { sub, email: `${sub}@acme.test`, email_verified: true, name: 'Grace Hopper' };
+  };
+  const ssoButton = (page: Page) => page.getByRole('button', { name: 'Continue with Single sign-on' });
+
+  it('lands back on the page the person was sent to sign in from, query included', async () => {
+    newPerson();
+    const page = await h.newPage();
+    await page.goto('/profile?section=picture');
+    await heading(page, 'Sign in').waitFor();
+    await ssoButton(page).click();
+    await heading(page, 'Profile').waitFor();
+    const landed = new URL(page.url());
+    expect(`${landed.origin}${landed.pathname}${landed.search}`).toBe(`${h.url}/profile?section=picture`);
+  });
+
+  it('never leaves the app after the sign-in, whatever return path the tab holds', async () => {
+    for (const elsewhere of ['//evil.test/', 'https://evil.test/', '/\\evil.test/', '/\t/evil.test/']) {
+      newPerson();
+      const page = await h.newPage();
+      // The kept return path is rewritten when the provider sends the tab back.
+      await page.addInitScript((path) => {
+        if (window.location.pathname === '/oauth/return') sessionStorage.setItem('app.oauth.returnTo', path);
+      }, elsewhere);
+      await page.goto('/sign-in');
+      await ssoButton(page).click();
+      await heading(page, 'Notes').waitFor();
+      expect(page.url(), elsewhere).toBe(`${h.url}/notes`);
+    }
+  });
+
+  it('says in the form that a provider sign-in needs a secure page, on plain http away from this machine', async () => {
+    const page = await h.newPage();
+    // The app under a name of no secure context (http, not localhost), answered by the test's server.
+    const insecure = 'http://app.example.test';
+    await page.route(`${insecure}/**`, async (route) => {
+      const url = new URL(route.request().url());
+      await route.fulfill({ response: await route.fetch({ url: `${h.url}${url.pathname}${url.search}` }) });
+    });
+    await page.goto(`${insecure}/sign-in`);
+    expect(await page.evaluate(() => window.isSecureContext)).toBe(false);
+
+    await ssoButton(page).click();
+    const alert = page.getByRole('region', { name: 'Sign in with a provider' }).getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toMatch(/^Signing in with a provider needs a secure \(https\) address/);
+    expect(new URL(page.url()).href).toBe(`${insecure}/sign-in`);
   });
 
   it('says in words why a sign-in did not complete, and never shows the address’s own text', async () => {

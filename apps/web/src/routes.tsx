@@ -68,7 +68,9 @@ function RequireUser({ children, permission }: { children: ReactNode; permission
       </>
     );
   }
-  if (!user) return <Navigate to="/sign-in" replace state={{ from: location.pathname }} />;
+  // Back to this page, query included, after signing in (whichever way).
+  const from = `${location.pathname}${location.search}${location.hash}`;
+  if (!user) return <Navigate to="/sign-in" replace state={{ from }} />;
   if (permission && !can(permission)) return <p role="alert">You do not have access to this page.</p>;
   return children;
 }

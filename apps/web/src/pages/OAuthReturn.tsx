@@ -4,16 +4,19 @@
  * proves it is the same browser with the verifier kept in sessionStorage. A code that comes
  * without our verifier is never exchanged: it is from a sign-in this tab did not start,
  * perhaps someone else's, sent here to sign this browser into their account (login CSRF).
+ * The page the person came from is kept beside the verifier, to land back on it.
  */
 import { useMutation } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
+import { afterSignIn } from '../after-sign-in.ts';
 import { api } from '../api.ts';
-import { problemOf, signInFailure } from '../errors.ts';
+import { type Problem, problemOf, signInFailure } from '../errors.ts';
 import { useSession } from '../session.tsx';
 import { FormError, Page } from '../ui.tsx';
 
 const VERIFIER_KEY = 'app.oauth.verifier';
+const RETURN_TO_KEY = 'app.oauth.returnTo';
 
 const base64url = (bytes: Uint8Array) =>
   btoa(String.fromCharCode(...bytes))
@@ -21,16 +24,43 @@ const base64url = (bytes: Uint8Array) =>
     .replaceAll('/', '_')
     .replace(/=+$/, '');
 
-export async function startProviderSignIn(apiUrl: string, provider: string): Promise<void> {
+/** Leaves for the provider; back on `returnTo` once signed in. */
+export async function startProviderSignIn(apiUrl: string, provider: string, returnTo: string): Promise<void> {
   const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
   const challenge = base64url(
     new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))),
   );
   sessionStorage.setItem(VERIFIER_KEY, verifier);
+  sessionStorage.setItem(RETURN_TO_KEY, returnTo);
   const start = new URL(`/api/auth/oauth/${provider}/start`, apiUrl);
   start.searchParams.set('redirectTo', `${window.location.origin}/oauth/return`);
   start.searchParams.set('codeChallenge', challenge);
   window.location.assign(start);
+}
+
+const NEEDS_A_SECURE_PAGE: Problem = {
+  appCode: undefined,
+  message:
+    'Signing in with a provider needs a secure (https) address. Open the app over https, or sign in with a password or an email code.',
+  fields: {},
+};
+
+/**
+ * Why a provider sign-in could not start. The PKCE challenge's hash (crypto.subtle) exists only
+ * on a secure page (https, or this machine's localhost): on plain http elsewhere it cannot.
+ */
+export const providerStartFailure = (error: unknown): Problem =>
+  window.isSecureContext ? problemOf(error) : NEEDS_A_SECURE_PAGE;
+
+/** What this tab kept when it started the sign-in, read once (a code is exchanged once). */
+function takeStartedSignIn(): { codeVerifier: string | null; returnTo: string } {
+  const started = {
+    codeVerifier: sessionStorage.getItem(VERIFIER_KEY),
+    returnTo: afterSignIn(sessionStorage.getItem(RETURN_TO_KEY)),
+  };
+  sessionStorage.removeItem(VERIFIER_KEY);
+  sessionStorage.removeItem(RETURN_TO_KEY);
+  return started;
 }
 
 export function OAuthReturn() {
@@ -40,10 +70,11 @@ export function OAuthReturn() {
   const code = params.get('code');
   const error = params.get('error');
   const exchange = useMutation({
-    mutationFn: (input: { code: string; codeVerifier: string }) => api.auth.oauth.exchange.mutate(input),
-    onSuccess: (result) => {
+    mutationFn: (input: { code: string; codeVerifier: string; returnTo: string }) =>
+      api.auth.oauth.exchange.mutate({ code: input.code, codeVerifier: input.codeVerifier }),
+    onSuccess: (result, { returnTo }) => {
       signedIn(result.user);
-      navigate('/notes', { replace: true });
+      navigate(returnTo, { replace: true });
     },
   });
   const started = useRef(false);
@@ -51,9 +82,8 @@ export function OAuthReturn() {
   useEffect(() => {
     if (!code || started.current) return;
     started.current = true;
-    const codeVerifier = sessionStorage.getItem(VERIFIER_KEY);
-    sessionStorage.removeItem(VERIFIER_KEY);
-    if (codeVerifier) exchange.mutate({ code, codeVerifier });
+    const { codeVerifier, returnTo } = takeStartedSignIn();
+    if (codeVerifier) exchange.mutate({ code, codeVerifier, returnTo });
     else setStartedElsewhere(true);
   }, [code, exchange]);
 

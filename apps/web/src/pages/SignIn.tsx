@@ -1,16 +1,17 @@
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { type FormEvent, useRef, useState } from 'react';
 import { Link, useLocation, useNavigate } from 'react-router';
+import { afterSignIn } from '../after-sign-in.ts';
 import { api, apiUrl } from '../api.ts';
 import { problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
 import { Field, FormError, Notice, Page } from '../ui.tsx';
-import { startProviderSignIn } from './OAuthReturn.tsx';
+import { providerStartFailure, startProviderSignIn } from './OAuthReturn.tsx';
 
 export function SignIn() {
   const { signedIn, endedMessage } = useSession();
   const navigate = useNavigate();
-  const from = (useLocation().state as { from?: string } | null)?.from ?? '/notes';
+  const from = afterSignIn((useLocation().state as { from?: unknown } | null)?.from);
   const done = (user: Parameters<typeof signedIn>[0]) => {
     signedIn(user);
     navigate(from, { replace: true });
@@ -30,7 +31,7 @@ export function SignIn() {
         </button>
       </fieldset>
       {mode === 'password' ? <PasswordForm onSignedIn={done} /> : <CodeForm onSignedIn={done} />}
-      <Providers />
+      <Providers returnTo={from} />
       <p>
         <Link to="/forgot-password">Forgot your password?</Link> · <Link to="/sign-up">Create an account</Link>
       </p>
@@ -172,14 +173,17 @@ function CodeForm({ onSignedIn }: { onSignedIn: OnSignedIn }) {
   );
 }
 
-/** One button per provider the server has configured. */
-function Providers() {
+/** One button per provider the server has configured; back on `returnTo` once signed in. */
+function Providers({ returnTo }: { returnTo: string }) {
   const providers = useQuery({ queryKey: ['auth.oauth.providers'], queryFn: () => api.auth.oauth.providers.query() });
+  // Starting can fail before the page leaves (no secure page): said here, never left unhandled.
+  const start = useMutation({ mutationFn: (provider: string) => startProviderSignIn(apiUrl, provider, returnTo) });
   if (!providers.data?.length) return null;
   return (
     <section aria-label="Sign in with a provider" className="providers">
+      <FormError problem={start.error ? providerStartFailure(start.error) : null} />
       {providers.data.map((provider) => (
-        <button key={provider.id} type="button" onClick={() => startProviderSignIn(apiUrl, provider.id)}>
+        <button key={provider.id} type="button" disabled={start.isPending} onClick={() => start.mutate(provider.id)}>
           Continue with {provider.name}
         </button>
       ))}
