@@ -4,8 +4,11 @@
  * Revoked sessions stay revoked, outages are 503 DEPENDENCY_DOWN (never a 500 or a hang),
  * and rate limits hold while Redis is away.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createDb } from '@app/db';
+import { createTestDatabase } from '@app/db/testing';
+import { type KyselyPlugin, QueryNode, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore, RedisStore } from '../src/infra/kv/index.ts';
 import {
@@ -133,6 +136,50 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
     } finally {
       await restarted.close();
       await first.close();
+    }
+  });
+
+  it('publishes a revocation whose markers Postgres did not answer for after the commit, and says it took effect', async () => {
+    // After the logout committed, the read of the ended sessions' markers and the sweep of
+    // spent ones run past the statement timeout (a busy database): Postgres cancels them, for real.
+    let slowQueries = 0;
+    const slowRevocations: KyselyPlugin = {
+      transformQuery({ node }) {
+        const kind = node.kind === 'SelectQueryNode' || node.kind === 'DeleteQueryNode';
+        if (!kind || slowQueries === 0 || !JSON.stringify(node).includes('session_revocations')) return node;
+        slowQueries -= 1;
+        return QueryNode.cloneWithWhere(node, sql`pg_sleep(5) is not null`.toOperationNode());
+      },
+      transformResult: async ({ result }) => result,
+    };
+    const database = await createTestDatabase();
+    const t = await buildTestApp({
+      database,
+      overrides: {
+        kv: new MemoryStore(),
+        db: createDb({ url: database.url, poolMax: 2, statementTimeoutMs: 300 }).withPlugin(slowRevocations),
+      },
+    });
+    try {
+      const account = await registerAccount(t.app);
+      // This process rebuilds its cache, then trusts it: no marker reads "not ended".
+      await until(async () => (await me(t, account)).statusCode === 200, 'the cache to be trusted');
+      // A spent revocation for the sweep to take (the slowed query waits only where it has rows).
+      await t.services.db
+        .insertInto('session_revocations')
+        .values({ session_id: randomUUID(), user_id: account.id, expires_at: new Date(Date.now() - 60_000) })
+        .execute();
+      slowQueries = 2;
+      const logout = await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(account) });
+      expect(slowQueries).toBe(0);
+      // The cache it could not complete is no longer trusted: the ended session is refused.
+      const refused = await me(t, account);
+      expect([refused.statusCode, refused.json().appCode]).toEqual([401, 'SESSION_REVOKED']);
+      // The logout committed and took effect: the client is told so.
+      expect(logout.statusCode).toBe(200);
+    } finally {
+      await t.close();
+      await database.drop();
     }
   });
 

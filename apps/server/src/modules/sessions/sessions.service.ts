@@ -19,7 +19,7 @@ import type { Db, SessionRow } from '@app/db';
 import { sql } from 'kysely';
 import { AppError } from '../../errors/index.ts';
 import type { Locale } from '../../i18n/locale.ts';
-import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
+import { DependencyUnavailableError, unavailableDependency } from '../../infra/dependency-errors.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
 import { addressKey } from '../../infra/rate-limiter.ts';
@@ -291,7 +291,15 @@ export async function endSessions(
 /** After `endSessions` committed: the user's revocations reach the cache (or the cache is dropped), spent ones go. */
 export async function publishRevocations(deps: RevocationDeps, userId: string): Promise<void> {
   await cacheRevocationsOf(deps, userId);
-  await deps.db.deleteFrom('session_revocations').where('expires_at', '<', new Date(deps.clock.now())).execute();
+  // Housekeeping, not the change: a failure here must not answer 503 for a change that took effect.
+  await deps.db
+    .deleteFrom('session_revocations')
+    .where('expires_at', '<', new Date(deps.clock.now()))
+    .execute()
+    .catch((error: unknown) => {
+      if (!unavailableDependency(error)) throw error;
+      deps.log.warn({ err: error }, 'spent revocations not swept: the next revocation sweeps them');
+    });
 }
 
 /** Markers for the user's revocations still in force (so a retry after a failed write completes it). */
@@ -300,12 +308,12 @@ async function cacheRevocationsOf(
   userId: string,
   whenUnreachable: (deps: RevocationDeps, userId: string) => void = keepPublishing,
 ): Promise<void> {
-  const entries = await revocationMarkers(deps, userId);
   try {
-    await deps.kv.setMany(entries);
+    await deps.kv.setMany(await revocationMarkers(deps, userId));
   } catch (error) {
-    if (!(error instanceof DependencyUnavailableError)) throw error;
-    // The store answers but refuses writes (full), or is away. If the "cache ready" key
+    if (!unavailableDependency(error)) throw error;
+    // Postgres did not answer the markers' read (after the change committed), or the store
+    // answers but refuses writes (full), or is away. If the "cache ready" key
     // can still be removed, every process asks Postgres from now on: effective. If not,
     // the store is fully down: every process asks Postgres while it is (which refuses these
     // sessions), this one publishes the markers once it answers again, and the caller
