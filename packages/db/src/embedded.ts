@@ -17,6 +17,7 @@ import { isProcessAlive } from './process-alive.ts';
 import { canRunBinaries, type RunAsUser, resolveRunAsUser } from './run-as.ts';
 import { placeCluster, stageBinaries, stagingRoot } from './staging.ts';
 import { withStartLock } from './start-lock.ts';
+import { holdsCluster, initialisingMarker, removeUnfinishedCluster } from './unfinished-cluster.ts';
 
 export interface EmbeddedPostgresOptions {
   /** The cluster's data directory; created and initialised on first start. */
@@ -283,10 +284,13 @@ async function startCluster(
 ): Promise<EmbeddedPostgres> {
   const runAs = resolveRunAsUser();
   const { binaries, clusterDir } = await placeForUser(dataDir, runAs, options, log);
-  if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) {
-    rmSync(clusterDir, { recursive: true, force: true }); // a half-initialised directory from an interrupted first start
+  if (!holdsCluster(clusterDir)) {
+    const marker = initialisingMarker(dataDir);
+    removeUnfinishedCluster(clusterDir, marker);
     log(`Initialising embedded Postgres in ${clusterDir}`);
+    writeFileSync(marker, '');
     await initialise(binaries, clusterDir, runAs);
+    rmSync(marker);
   }
 
   const port = await freePort(lastPort(dataDir));

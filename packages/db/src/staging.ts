@@ -32,6 +32,7 @@ import {
 import { arch, platform, tmpdir } from 'node:os';
 import path from 'node:path';
 import { canTraverse, ROOT_ADVICE, type RunAsUser } from './run-as.ts';
+import { holdsCluster, initialisingMarker, removeUnfinishedCluster } from './unfinished-cluster.ts';
 
 const ROOT_NAME = 'app-embedded-postgres';
 /** An orphaned test cluster (its data directory link is gone) is removed after this long. */
@@ -214,18 +215,19 @@ export function placeCluster(options: PlaceClusterOptions): string {
     }
     mkdirSync(path.dirname(dataDir), { recursive: true });
     if (canTraverse(path.dirname(dataDir), user)) return dataDir;
+    // A real directory (never a link another process has just made): a cluster made while
+    // the directory was still reachable moves along; a half-initialised one goes; anything
+    // else is refused.
+    const directory = isRealDirectory(dataDir);
+    const moving = directory && holdsCluster(dataDir);
+    if (directory && !moving) removeUnfinishedCluster(dataDir, initialisingMarker(dataDir));
 
     const clusters = path.join(options.root(), 'clusters');
     if (mkdirSync(clusters, { recursive: true })) chmodSync(clusters, 0o755);
     collectOrphans(clusters, options.isRunning);
     const cluster = path.join(clusters, `${shortHash(dataDir)}-${randomBytes(4).toString('hex')}`);
     writeRecord(cluster, { dataDir, ephemeral: options.ephemeral });
-    // A real directory (never a link another process has just made): a cluster made while
-    // the directory was still reachable moves along; a half-initialised one goes.
-    const directory = isRealDirectory(dataDir);
-    const moving = directory && existsSync(path.join(dataDir, 'PG_VERSION'));
     if (moving) moveCluster(dataDir, cluster, user);
-    else if (directory) rmSync(dataDir, { recursive: true, force: true });
     try {
       symlinkSync(cluster, dataDir, 'dir');
     } catch (error) {

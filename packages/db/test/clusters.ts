@@ -18,6 +18,7 @@ export function removeCluster(dir: string) {
   rmSync(`${dir}.owner`, { force: true });
   rmSync(`${dir}.starting`, { force: true });
   rmSync(`${dir}.port`, { force: true });
+  rmSync(`${dir}.initialising`, { force: true });
   if (real && real !== dir) {
     rmSync(real, { recursive: true, force: true });
     rmSync(`${real}.json`, { force: true });

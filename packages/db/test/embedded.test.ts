@@ -121,6 +121,42 @@ describe('embedded Postgres', () => {
     }
   });
 
+  it('refuses a folder that holds files but no cluster (EMBEDDED_POSTGRES_DIR=.data), touching nothing', async () => {
+    const folder = `${dataDir}-files`;
+    mkdirSync(path.join(folder, 'uploads'), { recursive: true });
+    writeFileSync(path.join(folder, 'uploads', 'photo.jpg'), 'bytes');
+    writeFileSync(path.join(folder, 'outbox.json'), '[]');
+    try {
+      await expect(startEmbeddedPostgres({ dataDir: folder, ephemeral: true })).rejects.toThrow(
+        `${folder} is not a Postgres data directory and is not empty: point EMBEDDED_POSTGRES_DIR at an empty or new folder.`,
+      );
+      expect(readdirSync(folder).sort()).toEqual(['outbox.json', 'uploads']);
+      expect(readFileSync(path.join(folder, 'uploads', 'photo.jpg'), 'utf8')).toBe('bytes');
+    } finally {
+      removeCluster(folder);
+    }
+  });
+
+  it('initialises an empty folder, and again one whose first start was cut short (its marker beside it)', async () => {
+    const empty = `${dataDir}-empty`;
+    const interrupted = `${dataDir}-interrupted`;
+    mkdirSync(empty, { recursive: true });
+    mkdirSync(path.join(interrupted, 'base'), { recursive: true }); // what initdb had made when it was stopped
+    writeFileSync(path.join(interrupted, 'postgresql.conf'), '');
+    writeFileSync(`${interrupted}.initialising`, '');
+    try {
+      for (const dir of [empty, interrupted]) {
+        const started = await startEmbeddedPostgres({ dataDir: dir, ephemeral: true });
+        expect(await query(started.url, 'select 1 as one')).toEqual([{ one: 1 }]);
+        expect(existsSync(`${dir}.initialising`)).toBe(false);
+        await started.stop();
+      }
+    } finally {
+      removeCluster(empty);
+      removeCluster(interrupted);
+    }
+  });
+
   it('takes over a start lock its holder left behind when it died', async () => {
     const fresh = `${dataDir}-left`;
     mkdirSync(path.dirname(fresh), { recursive: true });
@@ -263,6 +299,24 @@ describe.skipIf(!isRoot)(
       expect(statSync(path.join(staged, 'bin', 'postgres')).mtimeMs).toBe(copied);
       expect(readdirSync(stagingDir).sort()).toEqual(['clusters', path.basename(staged)].sort());
       await second.stop();
+    });
+
+    it('refuses a folder of files it cannot reach, rather than replacing it with a link to a new cluster', async () => {
+      const dir = path.join(parent, 'files');
+      mkdirSync(dir);
+      writeFileSync(path.join(dir, 'notes.txt'), 'mine');
+      await expect(startEmbeddedPostgres({ dataDir: dir, ephemeral: true })).rejects.toThrow(
+        `${dir} is not a Postgres data directory and is not empty`,
+      );
+      expect(lstatSync(dir).isDirectory()).toBe(true);
+      expect(readFileSync(path.join(dir, 'notes.txt'), 'utf8')).toBe('mine');
+
+      const interrupted = path.join(parent, 'cut-short'); // a first start of ours, cut short
+      mkdirSync(path.join(interrupted, 'base'), { recursive: true });
+      writeFileSync(`${interrupted}.initialising`, '');
+      const started = await startEmbeddedPostgres({ dataDir: interrupted, ephemeral: true });
+      expect(lstatSync(interrupted).isSymbolicLink()).toBe(true);
+      await started.stop();
     });
 
     it('says in one line what to do when there is no place the postgres user can reach', async () => {
