@@ -1,7 +1,8 @@
 /**
  * Sessions that end elsewhere: revoked from another device, or the account disabled by an
  * administrator. The browser notices at its next call and goes to the sign-in page with a
- * message.
+ * message. Another tab of the browser (the same tokens) signing into another account or out
+ * is followed at once.
  */
 import { createClient, memoryTokenStore } from '@app/sdk';
 import { registerAccount } from '@app/server/testing';
@@ -141,6 +142,39 @@ describeInBrowser('sessions ended elsewhere', () => {
     await heading(page, 'Sign in').waitFor();
     expect(await storedTokens(page)).toBeNull();
     await page.unroute('**/trpc/auth.logout**');
+  });
+
+  it('follows another tab into another account or out of it, and keeps its page when the other tab signs into the same one', async () => {
+    const first = await registerAccount(h.t.app);
+    const second = await registerAccount(h.t.app);
+    const tab = await h.newPage();
+    await signIn(tab, first.email, first.password);
+    await tab.getByRole('link', { name: 'Profile' }).click();
+    await tab.getByText(`Signed in as ${first.email}`).waitFor();
+    const name = tab.getByRole('form', { name: 'Your name' }).getByLabel('Name');
+    await name.fill('Typed, not saved');
+
+    // Another tab of the same browser (the same tokens) signs into the same account again: nothing changes here.
+    const otherTab = await tab.context().newPage();
+    await otherTab.goto('/sign-in');
+    await submitPasswordSignIn(otherTab, first.email, first.password);
+    await heading(otherTab, 'Notes').waitFor();
+    await tab.waitForTimeout(500);
+    expect(await name.inputValue()).toBe('Typed, not saved');
+
+    // Then into another account, without signing out: this tab is that account now, with nothing of the first.
+    await otherTab.goto('/sign-in');
+    await submitPasswordSignIn(otherTab, second.email, second.password);
+    await heading(otherTab, 'Notes').waitFor();
+    await tab.getByText(`Signed in as ${second.email}`).waitFor();
+    expect(await tab.getByText(first.email).count()).toBe(0);
+    expect(await name.inputValue()).not.toBe('Typed, not saved');
+    expect(pathOf(tab)).toBe('/profile');
+
+    // The other tab signs out: this one is signed out too.
+    await otherTab.getByRole('button', { name: 'Sign out' }).click();
+    await heading(tab, 'Sign in').waitFor();
+    await status(tab, 'You signed out in another tab.').waitFor();
   });
 
   it('tells an administrator why a change of a user was refused (deleted meanwhile), not that the server is away', async () => {

@@ -2,15 +2,16 @@
  * The one API client of the app: the SDK in auth mode. Tokens live in localStorage (so a
  * reload keeps the session; another tab shares it); one refresh on a 401 is the SDK's.
  * When the session ends (signed out elsewhere, revoked, refresh refused) `onSessionEnded`
- * listeners hear it and the app goes to the sign-in page with a message.
+ * listeners hear it and the app goes to the sign-in page with a message; when another tab
+ * changes the stored session, `onStoredSessionChange` listeners hear whose it now is.
  */
 import { type ClientOptions, createClient, type SessionEndReason, type TokenStore, type Tokens } from '@app/sdk';
 import { HttpStatusError } from './errors.ts';
 
 const STORAGE_KEY = 'app.tokens';
 
-const localTokenStore: TokenStore = {
-  get() {
+const localTokenStore = {
+  get(): Tokens | null {
     try {
       const raw = localStorage.getItem(STORAGE_KEY);
       return raw ? (JSON.parse(raw) as Tokens) : null;
@@ -18,11 +19,11 @@ const localTokenStore: TokenStore = {
       return null;
     }
   },
-  set(tokens) {
+  set(tokens: Tokens | null) {
     if (tokens) localStorage.setItem(STORAGE_KEY, JSON.stringify(tokens));
     else localStorage.removeItem(STORAGE_KEY);
   },
-};
+} satisfies TokenStore;
 
 type Listener = (reason: SessionEndReason) => void;
 const listeners = new Set<Listener>();
@@ -31,6 +32,39 @@ const listeners = new Set<Listener>();
 export function onSessionEnded(listener: Listener): () => void {
   listeners.add(listener);
   return () => listeners.delete(listener);
+}
+
+/**
+ * The account the tokens sign in: the access token's `sub`, read without checking its
+ * signature (the server checks it at every call), only to tell one account from another.
+ * Undefined when it cannot be read.
+ */
+function accountOf(tokens: Tokens): string | undefined {
+  try {
+    const payload = tokens.accessToken.split('.')[1] ?? '';
+    const claims = JSON.parse(atob(payload.replaceAll('-', '+').replaceAll('_', '/'))) as { sub?: unknown };
+    return typeof claims.sub === 'string' ? claims.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The session stored now: null when none, else the account it signs in. */
+export type StoredSession = { accountId: string | undefined } | null;
+
+/**
+ * Calls `listener` with the stored session each time another tab changes it (a sign-in, a
+ * sign-out, a refresh of the same account's tokens); returns an unsubscribe function.
+ */
+export function onStoredSessionChange(listener: (session: StoredSession) => void): () => void {
+  const onStorage = (event: StorageEvent) => {
+    // A null key: the other tab cleared the whole storage.
+    if (event.storageArea !== localStorage || (event.key !== null && event.key !== STORAGE_KEY)) return;
+    const tokens = localTokenStore.get();
+    listener(tokens && { accountId: accountOf(tokens) });
+  };
+  window.addEventListener('storage', onStorage);
+  return () => window.removeEventListener('storage', onStorage);
 }
 
 /** The API's base URL: the page's own origin (the dev server proxies /trpc and /api; production serves both). */

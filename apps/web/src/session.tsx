@@ -1,13 +1,15 @@
 /**
  * Who is signed in: `users.me`, cached by TanStack Query. Sign-in pages call `signedIn` with
  * the AuthResult; a session that ends anywhere (another tab signed out, revoked, refused
- * refresh) clears it and sends the person to the sign-in page with a message.
+ * refresh) clears it and sends the person to the sign-in page with a message. Another tab
+ * signing into another account (the tabs share the tokens) makes this one that account too,
+ * with nothing kept of the last one: a tab never shows one account while acting as another.
  */
 import type { Permission, User } from '@app/sdk';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import { useNavigate } from 'react-router';
-import { api, forgetTokens, hasTokens, onSessionEnded } from './api.ts';
+import { api, forgetTokens, hasTokens, onSessionEnded, onStoredSessionChange } from './api.ts';
 import { type Problem, problemOf } from './errors.ts';
 
 export const meKey = ['users.me'] as const;
@@ -58,15 +60,24 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     [queryClient, navigate],
   );
 
+  /** Another account signs this browser in now: the last one's data and queued changes go, its pages load again. */
+  const switchAccount = useCallback(() => {
+    queryClient.getMutationCache().clear();
+    void queryClient.resetQueries();
+  }, [queryClient]);
+
   useEffect(() => onSessionEnded((reason) => end(reason)), [end]);
-  useEffect(() => {
-    // Another tab signed out (the shared tokens are gone): this one is signed out too.
-    const onStorage = (event: StorageEvent) => {
-      if (event.key === 'app.tokens' && event.newValue === null && queryClient.getQueryData(meKey)) end('other-tab');
-    };
-    window.addEventListener('storage', onStorage);
-    return () => window.removeEventListener('storage', onStorage);
-  }, [end, queryClient]);
+  useEffect(
+    () =>
+      onStoredSessionChange((stored) => {
+        const user = queryClient.getQueryData<User | null>(meKey);
+        // No account shown here, or the same one (its tokens refreshed, or signed in again): nothing to change.
+        if (!user || stored?.accountId === user.id) return;
+        if (stored === null) end('other-tab');
+        else switchAccount();
+      }),
+    [end, switchAccount, queryClient],
+  );
 
   const session = useMemo<Session>(() => {
     const user = me.data ?? null;
