@@ -515,6 +515,33 @@ describe('Postgres down', () => {
   });
 });
 
+describe('a storm of sign-ins', () => {
+  it('answers the calls its password hashing cannot take soon a fast 503 with Retry-After, and serves the rest', async () => {
+    const t = await buildTestApp();
+    try {
+      const account = await registerAccount(t.app);
+      // Many addresses, each within its limits: more password checks than can run soon.
+      const storm = Array.from({ length: 200 }, () => login(t.app, uniqueEmail(), 'Wrong-pass-1'));
+      const signedIn = await me(t, account);
+      const answers = await Promise.all(storm);
+      expect(signedIn.statusCode).toBe(200);
+      const busy = answers.filter((answer) => answer.statusCode === 503);
+      expect(busy.length).toBeGreaterThan(0);
+      for (const answer of busy) {
+        expect(answer.headers['retry-after']).toBe('1');
+        expect(answer.json().appCode).toBe('SERVICE_UNAVAILABLE');
+      }
+      const checked = answers.filter((answer) => answer.statusCode !== 503);
+      expect(checked.length).toBeGreaterThan(2);
+      expect(new Set(checked.map((answer) => answer.json().appCode))).toEqual(new Set(['INVALID_CREDENTIALS']));
+      // Once the storm is over, sign-ins are checked again.
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('one-time codes under concurrent guesses', () => {
   let t: TestApp;
   beforeAll(async () => {

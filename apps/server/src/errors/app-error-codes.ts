@@ -78,7 +78,8 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   RATE_LIMITED: 'too many calls: wait `Retry-After` seconds',
   TIMEOUT: 'the request took too long to arrive',
   CLIENT_CLOSED_REQUEST: 'the client went away before the answer',
-  SERVICE_UNAVAILABLE: 'not available right now: try again later',
+  SERVICE_UNAVAILABLE:
+    'not available right now: try again later (the server too busy to check a password: after `Retry-After` seconds)',
   DEPENDENCY_DOWN:
     'the database, Redis or the file storage is unreachable (`details.dependency`): retry after `Retry-After` seconds',
   INTERNAL_ERROR: 'a bug on the server',

@@ -45,6 +45,9 @@ export class AppError extends TRPCError {
 /** How long clients are told to wait before retrying while a dependency is down. */
 export const DEPENDENCY_RETRY_AFTER_SECONDS = 2;
 
+/** How long clients are told to wait when the server is too busy to take the call (a sign-in storm). */
+export const BUSY_RETRY_AFTER_SECONDS = 1;
+
 export function dependencyDown(dependency: Dependency, cause?: unknown): AppError {
   const options = { details: { dependency, retryAfterSeconds: DEPENDENCY_RETRY_AFTER_SECONDS }, cause };
   switch (dependency) {

@@ -1,13 +1,15 @@
 import { isForeignKeyViolation, isTransactionConflict, isUniqueViolation } from '@app/db';
 import { TRPCError } from '@trpc/server';
 import { unavailableDependency } from '../infra/dependency-errors.ts';
-import { AppError, dependencyDown } from './app-error.ts';
+import { PasswordHashingBusyError } from '../infra/passwords.ts';
+import { AppError, BUSY_RETRY_AFTER_SECONDS, dependencyDown } from './app-error.ts';
 
 /**
  * The AppError a failure stands for: itself, or what an unexpected error means to a client.
  * A dependency that is down is a 503; a row that a concurrent request deleted (23503) or
  * created (23505), or a transaction Postgres ended to settle a conflict with another (a
- * deadlock: 40P01, 40001), is a 404 or 409, not a 500. Undefined for everything else (a bug: 500).
+ * deadlock: 40P01, 40001), is a 404 or 409, not a 500; too many password hashes waiting
+ * is a 503 with Retry-After. Undefined for everything else (a bug: 500).
  */
 export function recognizeError(error: unknown): AppError | undefined {
   if (error instanceof AppError) return error;
@@ -15,6 +17,12 @@ export function recognizeError(error: unknown): AppError | undefined {
   if (error instanceof TRPCError && error.code !== 'INTERNAL_SERVER_ERROR') return undefined;
   const dependency = unavailableDependency(cause);
   if (dependency) return dependencyDown(dependency, cause);
+  if (cause instanceof PasswordHashingBusyError) {
+    return new AppError('SERVICE_UNAVAILABLE', 'The server is busy: try again in a moment', {
+      details: { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS },
+      cause,
+    });
+  }
   if (isForeignKeyViolation(cause)) {
     return new AppError('NOT_FOUND', 'Something this request refers to was deleted meanwhile', { cause });
   }

@@ -1,8 +1,12 @@
 import type { AppError } from './app-error.ts';
 import type { AppErrorCode } from './app-error-codes.ts';
 
-/** The app codes whose answer says when to try again: a rate limit's window, an outage's usual length. */
-export const RETRY_AFTER_CODES: ReadonlySet<AppErrorCode> = new Set(['RATE_LIMITED', 'DEPENDENCY_DOWN']);
+/** The app codes whose answer says when to try again: a rate limit's window, an outage's usual length, a busy server's moment. */
+export const RETRY_AFTER_CODES: ReadonlySet<AppErrorCode> = new Set([
+  'RATE_LIMITED',
+  'DEPENDENCY_DOWN',
+  'SERVICE_UNAVAILABLE',
+]);
 
 /**
  * The one place `Retry-After` is set, on every transport: an error that says how long to wait

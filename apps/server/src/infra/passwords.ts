@@ -1,7 +1,46 @@
-/** Where services hash and check passwords; the hash format lives in @app/db, which the seeds share. */
-import { hashPassword, verifyPassword } from '@app/db';
+/**
+ * Where services hash and check passwords; the hash format lives in @app/db, which the seeds
+ * share. Each hash is memory-hard (19 MiB, tens of milliseconds) and runs on one of libuv's
+ * threads (4 by default), which JWT signing, file reads and DNS lookups share: so only a
+ * few run at once, and a storm of sign-ins (many addresses, each within its rate limit) is
+ * answered a fast 503 with Retry-After instead of queueing every call for seconds.
+ */
+import { hashPassword as hashWithArgon2, verifyPassword } from '@app/db';
 
-export { hashPassword };
+/** Hashes at once: the other libuv threads stay free for the rest of the server's work. */
+const HASHES_AT_ONCE = 2;
+/** Hashes allowed to wait for a turn (about a second's worth); more are refused. */
+const HASHES_WAITING_MAX = 64;
+
+let hashing = 0;
+const waiting: (() => void)[] = [];
+
+/** Too many hashes wait already: answered 503 SERVICE_UNAVAILABLE with Retry-After (errors/recognize-error.ts). */
+export class PasswordHashingBusyError extends Error {
+  constructor() {
+    super('too many password hashes are waiting');
+    this.name = 'PasswordHashingBusyError';
+  }
+}
+
+/** Runs `hash` in its turn; throws PasswordHashingBusyError when too many already wait. */
+async function inTurn<T>(hash: () => Promise<T>): Promise<T> {
+  if (hashing < HASHES_AT_ONCE) hashing += 1;
+  else if (waiting.length < HASHES_WAITING_MAX) await new Promise<void>((resolve) => waiting.push(resolve));
+  else throw new PasswordHashingBusyError();
+  try {
+    return await hash();
+  } finally {
+    // The turn passes to the next in line, or is given back.
+    const next = waiting.shift();
+    if (next) next();
+    else hashing -= 1;
+  }
+}
+
+export function hashPassword(password: string): Promise<string> {
+  return inTurn(() => hashWithArgon2(password));
+}
 
 let dummyHash: Promise<string> | undefined;
 
@@ -14,7 +53,8 @@ export async function checkPassword(
   storedHash: string | null | undefined,
   password: string,
 ): Promise<{ valid: boolean; needsRehash: boolean }> {
-  dummyHash ??= hashPassword('dummy-password-for-constant-time-checks');
-  const result = await verifyPassword(storedHash ?? (await dummyHash), password);
+  dummyHash ??= hashWithArgon2('dummy-password-for-constant-time-checks');
+  const against = storedHash ?? (await dummyHash);
+  const result = await inTurn(() => verifyPassword(against, password));
   return storedHash ? result : { valid: false, needsRehash: false };
 }

@@ -43,7 +43,7 @@ export const authRouter = router({
         tags,
         summary: 'Create an account and sign in',
       },
-      errors: ['EMAIL_TAKEN', 'DEPENDENCY_DOWN'],
+      errors: ['EMAIL_TAKEN', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE'],
     })
     .input(registerInput)
     .output(authResult)
@@ -58,7 +58,7 @@ export const authRouter = router({
         summary: 'Sign in with email and password',
         description: 'An unknown email and a wrong password get the same 401 INVALID_CREDENTIALS.',
       },
-      errors: ['INVALID_CREDENTIALS', 'ACCOUNT_DISABLED', 'ACCOUNT_ARCHIVED', 'DEPENDENCY_DOWN'],
+      errors: ['INVALID_CREDENTIALS', 'ACCOUNT_DISABLED', 'ACCOUNT_ARCHIVED', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE'],
     })
     .input(loginInput)
     .output(authResult)
@@ -130,7 +130,7 @@ export const authRouter = router({
         tags,
         summary: 'Change your password; ends your other sessions',
       },
-      errors: ['INVALID_CREDENTIALS'],
+      errors: ['INVALID_CREDENTIALS', 'SERVICE_UNAVAILABLE'],
     })
     .input(changePasswordInput)
     .output(ok)
@@ -164,7 +164,7 @@ export const authRouter = router({
         tags,
         summary: 'Set a new password with the emailed token; ends every session',
       },
-      errors: ['INVALID_TOKEN', 'DEPENDENCY_DOWN'],
+      errors: ['INVALID_TOKEN', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE'],
     })
     .input(resetPasswordInput)
     .output(ok)

@@ -98,7 +98,7 @@ export const usersRouter = router({
         summary: 'Delete your account and its data',
         description: 'Accounts with a password confirm with it, in the JSON body (never in the URL).',
       },
-      errors: ['INVALID_CREDENTIALS', 'LAST_ADMIN'],
+      errors: ['INVALID_CREDENTIALS', 'LAST_ADMIN', 'SERVICE_UNAVAILABLE'],
     })
     .input(deleteMeInput)
     .output(ok)
@@ -192,6 +192,7 @@ export const usersRouter = router({
   createMany: requirePermission('users:write')
     .meta({
       openapi: { method: 'POST', path: '/users/batch', tags, summary: 'Create users', description: batchDescription },
+      errors: ['SERVICE_UNAVAILABLE'],
     })
     .input(createManyInput)
     .output(userBatchOutput)
