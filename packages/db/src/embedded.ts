@@ -7,8 +7,8 @@
  * the first SIGINT/SIGTERM, which would cut off in-flight requests during our graceful
  * shutdown. Here the caller decides when to stop.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { arch, platform } from 'node:os';
 import path from 'node:path';
@@ -102,15 +102,52 @@ interface PostmasterStatus {
   ready: boolean;
 }
 
-/** Parses `postmaster.pid`: line 1 pid, line 4 port, line 8 status ("ready" once it accepts connections). */
+const postmasterFile = (dataDir: string) => path.join(dataDir, 'postmaster.pid');
+
+/**
+ * Parses `postmaster.pid` (line 1 pid, line 4 port, line 8 status: "ready" once it accepts
+ * connections), when its postmaster is alive.
+ */
 function readPostmaster(dataDir: string): PostmasterStatus | undefined {
-  const file = path.join(dataDir, 'postmaster.pid');
+  const file = postmasterFile(dataDir);
   if (!existsSync(file)) return undefined;
   const lines = readFileSync(file, 'utf8').split('\n');
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isProcessAlive(pid)) return undefined;
+  if (!Number.isInteger(pid) || pid <= 0 || !isPostmasterOf(pid, dataDir)) return undefined;
   return { pid, port, ready: lines[7]?.trim() === 'ready' };
+}
+
+/**
+ * Whether `pid` is the postmaster of the cluster in `dataDir`. The pid in a postmaster.pid
+ * left by a cluster that died (a crash, a reboot) may since be any process's, which must
+ * never be taken for the cluster, nor signalled. On Linux, the postmaster is the process
+ * started with `-D <that directory>` (its command line, which anyone may read); elsewhere,
+ * a process of the `postgres` program.
+ */
+function isPostmasterOf(pid: number, dataDir: string): boolean {
+  try {
+    if (platform() === 'linux') {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const flag = args.indexOf('-D');
+      return flag > 0 && realpathSync(args[flag + 1] as string) === realpathSync(dataDir);
+    }
+    const program = execFileSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8', stdio: 'pipe' });
+    return path.basename(program.trim()) === 'postgres';
+  } catch {
+    return false;
+  }
+}
+
+/** Sends `signal` to the cluster's postmaster, if `pid` still is it; false when it is not. */
+function signalPostmaster(pid: number, dataDir: string, signal: NodeJS.Signals): boolean {
+  if (!isPostmasterOf(pid, dataDir)) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const ownerFile = (dataDir: string) => `${dataDir}.owner`;
@@ -193,16 +230,13 @@ async function waitUntilReady(dataDir: string, child: ChildProcess, stderr: () =
   throw new Error(`Embedded Postgres did not become ready within ${READY_TIMEOUT_MS / 1000} s: ${stderr().trim()}`);
 }
 
-async function stopPostmaster(pid: number): Promise<void> {
-  try {
-    process.kill(pid, 'SIGINT'); // "fast" shutdown: roll back open transactions, checkpoint, exit
-  } catch {
-    return;
-  }
+async function stopPostmaster(pid: number, dataDir: string): Promise<void> {
+  // "fast" shutdown: roll back open transactions, checkpoint, exit
+  if (!signalPostmaster(pid, dataDir, 'SIGINT')) return;
   const deadline = Date.now() + STOP_TIMEOUT_MS;
   while (isProcessAlive(pid)) {
     if (Date.now() > deadline) {
-      process.kill(pid, 'SIGQUIT');
+      signalPostmaster(pid, dataDir, 'SIGQUIT');
       return;
     }
     await sleep(15);
@@ -293,6 +327,12 @@ async function startCluster(
     rmSync(marker);
   }
 
+  // Left by a cluster that died, and naming a live process (its pid reused): Postgres would
+  // take that process for a postmaster still running, and refuse to start.
+  if (existsSync(postmasterFile(clusterDir)) && !readPostmaster(clusterDir)) {
+    rmSync(postmasterFile(clusterDir), { force: true });
+  }
+
   const port = await freePort(lastPort(dataDir));
   writeFileSync(portFile(dataDir), String(port));
   const settings = [
@@ -331,14 +371,12 @@ function handle(dataDir: string, port: number, pid: number, owned: boolean): Emb
     owned,
     stop() {
       if (!owned) return Promise.resolve();
-      stopping ??= stopPostmaster(pid).then(() => rmSync(ownerFile(dataDir), { force: true }));
+      stopping ??= stopPostmaster(pid, dataDir).then(() => rmSync(ownerFile(dataDir), { force: true }));
       return stopping;
     },
     stopNow() {
       if (!owned) return;
-      try {
-        process.kill(pid, 'SIGINT'); // Postgres finishes its fast shutdown on its own
-      } catch {}
+      signalPostmaster(pid, dataDir, 'SIGINT'); // Postgres finishes its fast shutdown on its own
       rmSync(ownerFile(dataDir), { force: true });
     },
   };

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import {
   chmodSync,
   cpSync,
@@ -13,7 +15,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -98,6 +100,34 @@ describe('embedded Postgres', () => {
     expect(adopted.port).toBe(first.port);
     await adopted.stop();
     expect(isProcessAlive(pid)).toBe(false);
+  });
+
+  it('starts a cluster whose postmaster.pid names a live process that is not its postmaster, leaving that process alone', async () => {
+    const first = await startEmbeddedPostgres({ dataDir });
+    await first.stop();
+    // The cluster died (a crash, a reboot) and its pid now belongs to another process of
+    // the user Postgres runs as (which Postgres itself takes for a postmaster still running).
+    const user = resolveRunAsUser();
+    const victim = spawn('sleep', ['60'], user ? { uid: user.uid, gid: user.gid } : {});
+    await once(victim, 'spawn');
+    const silentPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const stale = [victim.pid, dataDir, '1700000000', silentPort, '', '127.0.0.1', '  5432001         0', 'ready   '];
+    writeFileSync(path.join(dataDir, 'postmaster.pid'), `${stale.join('\n')}\n`);
+    try {
+      const started = await startEmbeddedPostgres({ dataDir });
+      const answer = await query(started.url, 'select 1 as one').catch((error: Error) => error.message);
+      await started.stop();
+      expect([victim.exitCode, victim.signalCode]).toEqual([null, null]);
+      expect(answer).toEqual([{ one: 1 }]);
+      expect(started.owned).toBe(true);
+    } finally {
+      victim.kill();
+    }
   });
 
   it('starts a fresh directory once when two starts race: the second waits, then attaches', async () => {
