@@ -38,17 +38,46 @@ export function createDb(config: DbConfig): Db {
     // Bounds a query even when the server cannot enforce statement_timeout (frozen, unreachable).
     query_timeout: config.statementTimeoutMs ? config.statementTimeoutMs + 1_000 : undefined,
     application_name: config.applicationName ?? 'app',
+    // A server gone without a word (a failover, a dropped route) is found out on an idle
+    // connection too, by TCP probes after 10 s of silence (the system's default waits 2 h).
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     // Timestamps read for a third of what pg's own parser costs (./timestamps.ts).
     types: typeParsers,
-    ...(config.preparedStatements !== false && {
-      Client: preparingClient({ onUnsupported: config.onPreparedStatementsUnsupported }),
-    }),
+    Client: closedOnReadTimeout(
+      config.preparedStatements === false
+        ? pg.Client
+        : preparingClient({ onUnsupported: config.onPreparedStatementsUnsupported }),
+    ),
   });
   // Without a listener, a connection that fails outside a query crashes the process: an idle
   // one (the pool's 'error'), or one checked out between two queries (the client's own).
   pool.on('error', (error) => config.onConnectionError?.(error));
   pool.on('connect', (client) => client.on('error', (error) => config.onConnectionError?.(error)));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * pg's `query_timeout` fails the query but leaves it running on its connection: every later
+ * query there would queue behind it, and fail after the full timeout too, while the pool
+ * kept handing out that connection (a failover whose old socket went silent: minutes of
+ * timeouts, never a fresh connection). The connection is closed instead, so the pool drops
+ * it when it comes back. (Kysely calls with promises; only those are watched.)
+ */
+function closedOnReadTimeout(Base: typeof pg.Client): typeof pg.Client {
+  return class extends Base {
+    // biome-ignore lint/suspicious/noExplicitAny: the overloads of pg.Client#query
+    override query(...args: any[]): any {
+      // biome-ignore lint/suspicious/noExplicitAny: the overloads of pg.Client#query
+      const result = (super.query as any)(...args);
+      if (result instanceof Promise) {
+        result.catch((error: unknown) => {
+          if (error instanceof Error && error.message === 'Query read timeout') void this.end();
+        });
+      }
+      return result;
+    }
+  };
 }
 
 /** "postgres://user@host:5432/db" without the password, for logs and error messages. */
