@@ -2,8 +2,8 @@
  * Database commands: `pnpm db:<command>` from the repository root.
  *
  *   migrate              apply every pending migration
- *   rollback [--steps N | --all]
- *                        revert the newest migration (or N, or all of them)
+ *   rollback [--steps N | --all] [--force]
+ *                        revert the newest migration (or N, or all of them; the same refusals as seed)
  *   status               list migrations, applied and pending
  *   seed [--force]       run seeds/*.ts (refused in production; beyond the embedded cluster only with --force)
  *   new <name>           create migrations/<timestamp>_<name>.ts
@@ -31,13 +31,15 @@ import { runSeeds } from './seed.ts';
 
 const USAGE = `Usage: pnpm db:<command>
   db:migrate                      apply every pending migration
-  db:rollback [--steps N | --all] revert the newest migration (or N, or all)
+  db:rollback [--steps N | --all] [--force]
+                                  revert the newest migration (or N, or all)
   db:status                       list applied and pending migrations
   db:seed [--force]               run the seeds (development users with known passwords)
   db:new <name>                   create a migration file, name in snake_case
   db:reset [--force]              drop all tables, migrate, seed
-                                  (both refused with NODE_ENV=production; for any database but
-                                  the embedded one, --force says it is a development one)
+                                  (rollback, seed and reset are refused with NODE_ENV=production;
+                                  for any database but the embedded one, --force says it is a
+                                  development one)
   db:grant-admin <email>          give that account the admin role (production's first admin;
                                   a disabled or archived one can sign in again)`;
 
@@ -90,7 +92,10 @@ async function migrate(db: Db) {
 }
 
 async function rollbackCommand(db: Db, args: string[]) {
-  const { values } = parseArgs({ args, options: { steps: { type: 'string' }, all: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args,
+    options: { steps: { type: 'string' }, all: { type: 'boolean' }, force: { type: 'boolean' } },
+  });
   const steps = values.all ? Number.POSITIVE_INFINITY : Number(values.steps ?? 1);
   if (!Number.isInteger(steps) && steps !== Number.POSITIVE_INFINITY)
     throw new UsageError('--steps must be a whole number');
@@ -130,7 +135,8 @@ async function seed(db: Db) {
 }
 
 /**
- * Seeding (users with known passwords) and resetting (every table dropped) are for the
+ * Seeding (users with known passwords), resetting (every table dropped) and rolling back
+ * (what a migration made dropped, its data with it; every table with --all) are for the
  * embedded development cluster. Any other database takes `--force`, whatever NODE_ENV says:
  * NODE_ENV is the operator's shell's, not the database's, and a production database reached
  * through a tunnel (`kubectl port-forward`, `ssh -L`, a cloud SQL proxy) looks local.
@@ -140,8 +146,8 @@ function assertDevelopmentDatabase(command: string, target: DatabaseTarget, args
   if (target.embedded || args.includes('--force')) return;
   throw new UsageError(
     `db:${command} is refused for ${target.description}: only the embedded development database is ` +
-      `seeded or reset without asking, and this one may be a production database (a tunnel to one looks ` +
-      `local). If it is a development one, run \`pnpm db:${command} --force\`.`,
+      `seeded, reset or rolled back without asking, and this one may be a production database ` +
+      `(a tunnel to one looks local). If it is a development one, run \`pnpm db:${[command, ...args, '--force'].join(' ')}\`.`,
   );
 }
 
@@ -238,7 +244,9 @@ async function main(argv: string[]): Promise<number> {
   console.log(styleText('dim', `Database: ${target.description}`));
   const db = createDb({ url: target.url, poolMax: 2, statementTimeoutMs });
   try {
-    if (command === 'seed' || command === 'reset') assertDevelopmentDatabase(command, target, args);
+    if (command === 'seed' || command === 'reset' || command === 'rollback') {
+      assertDevelopmentDatabase(command, target, args);
+    }
     await run(db);
     return 0;
   } finally {

@@ -51,9 +51,9 @@ describe('db CLI', () => {
     expect((await run(['migrate'], env)).stdout).toMatch(/Nothing to migrate/);
     expect((await run(['status'], env)).stdout).toMatch(/applied\s+\d{14}_create_users/);
 
-    const rollback = await run(['rollback', '--all'], env);
+    const rollback = await run(['rollback', '--all', '--force'], env);
     expect(rollback.stdout).toMatch(/↓ \d{14}_create_users/);
-    expect((await run(['rollback'], env)).stdout).toMatch(/Nothing to roll back/);
+    expect((await run(['rollback', '--force'], env)).stdout).toMatch(/Nothing to roll back/);
   });
 
   it('lets a migration wait as long as it needs (another host’s migration lock), whatever the statement limit', async () => {
@@ -73,7 +73,7 @@ describe('db CLI', () => {
       expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/DATABASE_STATEMENT_TIMEOUT_MS must be/)]);
     } finally {
       await holder.destroy();
-      expect((await run(['rollback', '--all'], { DATABASE_URL: database.url })).code).toBe(0);
+      expect((await run(['rollback', '--all', '--force'], { DATABASE_URL: database.url })).code).toBe(0);
     }
   });
 
@@ -84,8 +84,9 @@ describe('db CLI', () => {
     const badName = await run(['new', 'Add Notes!']);
     expect(badName.code).toBe(2);
     expect(badName.stderr).toMatch(/snake_case/);
-    const badSteps = await run(['rollback', '--steps', 'x'], { DATABASE_URL: database.url });
+    const badSteps = await run(['rollback', '--steps', 'x', '--force'], { DATABASE_URL: database.url });
     expect(badSteps.code).toBe(2);
+    expect(badSteps.stderr).toMatch(/--steps must be a whole number/);
     expect(badSteps.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
@@ -137,19 +138,19 @@ describe('db CLI', () => {
       expect(missing.stderr).toMatch(/needs the account's email/);
     } finally {
       await db.destroy();
-      expect((await run(['rollback', '--all'], env)).code).toBe(0);
+      expect((await run(['rollback', '--all', '--force'], { DATABASE_URL: database.url })).code).toBe(0);
     }
   });
 
-  it('refuses to seed or reset a production database', async () => {
-    for (const command of ['seed', 'reset']) {
+  it('refuses to seed, reset or roll back a production database', async () => {
+    for (const command of ['seed', 'reset', 'rollback']) {
       const result = await run([command], { DATABASE_URL: database.url, NODE_ENV: 'production' });
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(/refused in production/);
     }
   });
 
-  it('seeds or resets a database other than the embedded one only with --force, whatever NODE_ENV says', async () => {
+  it('seeds, resets or rolls back a database other than the embedded one only with --force, whatever NODE_ENV says', async () => {
     // A production database reached through a tunnel looks local; NODE_ENV is the shell's (here unset).
     const env = { DATABASE_URL: database.url, NODE_ENV: '' };
     const tables = async () => {
@@ -164,20 +165,23 @@ describe('db CLI', () => {
         await db.destroy();
       }
     };
+    expect((await run(['migrate'], env)).code).toBe(0);
     const before = await tables();
-    for (const command of ['seed', 'reset']) {
-      const refused = await run([command], env);
+    for (const args of [['seed'], ['reset'], ['rollback'], ['rollback', '--all']]) {
+      const refused = await run(args, env);
       expect(refused.code).toBe(2);
       expect(refused.stderr).toMatch(/is refused for .*only the embedded development database/);
-      expect(refused.stderr).toContain(`pnpm db:${command} --force`);
+      expect(refused.stderr).toContain(`pnpm db:${args.join(' ')} --force`);
     }
+    expect(before).toContain('users');
     expect(await tables()).toEqual(before); // nothing touched
     // Told it is a development database, it goes on.
     const forced = await run(['reset', '--force'], env);
     expect(forced.stderr).toBe('');
     expect(forced).toMatchObject({ code: 0, stdout: expect.stringMatching(/Ran \d+ seed/) });
     expect((await run(['seed', '--force'], env)).code).toBe(0);
-    expect((await run(['rollback', '--all'], env)).code).toBe(0);
+    expect((await run(['rollback', '--all', '--force'], env)).code).toBe(0);
+    expect(await tables()).toEqual(['kysely_migration', 'kysely_migration_lock']);
   });
 
   it("uses the embedded cluster EMBEDDED_POSTGRES_DIR names (pnpm dev's), relative to the repository root from any folder", async () => {
