@@ -9,8 +9,9 @@ const USERS = [
 
 export async function seed(db: Db): Promise<void> {
   for (const user of USERS) {
+    const byEmail = db.selectFrom('users').select('id').where('email', '=', user.email);
     const row =
-      (await db.selectFrom('users').select('id').where('email', '=', user.email).executeTakeFirst()) ??
+      (await byEmail.executeTakeFirst()) ??
       (await db
         .insertInto('users')
         .values({
@@ -19,8 +20,12 @@ export async function seed(db: Db): Promise<void> {
           password_hash: await hashPassword(user.password),
           email_verified_at: new Date(),
         })
+        .onConflict((oc) => oc.column('email').doNothing())
         .returning('id')
-        .executeTakeFirstOrThrow());
+        .executeTakeFirst()) ??
+      // Inserted meanwhile by another process seeding the same fresh database (`pnpm dev`
+      // and `pnpm worker` started together).
+      (await byEmail.executeTakeFirstOrThrow());
     const roles = await db.selectFrom('roles').select('id').where('name', 'in', [user.role, 'user']).execute();
     await db
       .insertInto('user_roles')

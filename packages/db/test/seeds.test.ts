@@ -45,6 +45,27 @@ describe('seeds', () => {
     expect(await accounts()).toEqual(first);
   });
 
+  it('can run twice at the same moment on a fresh database (pnpm dev and pnpm worker started together)', async () => {
+    const fresh = await createTestDatabase();
+    const processes = [createDb({ url: fresh.url, poolMax: 2 }), createDb({ url: fresh.url, poolMax: 2 })];
+    try {
+      await Promise.all(processes.map((each) => runSeeds(each, { nodeEnv: 'development' })));
+      const links = await (processes[0] as Db)
+        .selectFrom('users as u')
+        .innerJoin('user_roles as ur', 'ur.user_id', 'u.id')
+        .select(['u.email'])
+        .execute();
+      expect(links.map((link) => link.email).sort()).toEqual([
+        'admin@example.com',
+        'admin@example.com',
+        'user@example.com',
+      ]);
+    } finally {
+      await Promise.all(processes.map((each) => each.destroy()));
+      await fresh.drop();
+    }
+  });
+
   it('are refused in production, touching nothing', async () => {
     const before = await accounts();
     await expect(runSeeds(db, { nodeEnv: 'production' })).rejects.toThrow(/refused in production/);
