@@ -6,7 +6,9 @@
  *   globalSetup:  export default () => setupTestDatabases('server')
  *   a test file:  const database = await createTestDatabase(); ... await database.drop()
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { createDb } from './client.ts';
@@ -43,10 +45,23 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
   });
 }
 
-/** Drops this package's databases left behind by test runs that died (their pid is gone). */
+/**
+ * Where the pid in a database's name means something: this machine, and on Linux this pid
+ * namespace (a container). The test runs of other hosts sharing the server (CI runners,
+ * containers) have pids alive or dead there, not here.
+ */
+function pidSpace(): string {
+  let namespace = '';
+  try {
+    namespace = readlinkSync('/proc/self/ns/pid');
+  } catch {}
+  return createHash('sha256').update(`${hostname()} ${namespace}`).digest('hex').slice(0, 8);
+}
+
+/** Drops this package's databases left behind by test runs of this host that died (their pid is gone). */
 async function dropStaleDatabases(adminUrl: string, prefix: string): Promise<void> {
-  // Only names this module makes: never touch anyone else's database on a shared server.
-  const ours = new RegExp(`^(t|tmpl)_${prefix}_(\\d+)(_[0-9a-f]{8})?$`);
+  // Only names this module makes here: never touch anyone else's database on a shared server.
+  const ours = new RegExp(`^(t|tmpl)_${prefix}_${pidSpace()}_(\\d+)(_[0-9a-f]{8})?$`);
   const { rows } = await withAdmin(adminUrl, (client) =>
     client.query<{ datname: string }>('select datname from pg_database'),
   );
@@ -70,7 +85,7 @@ export async function setupTestDatabases(packageName: string): Promise<() => Pro
   const adminUrl = process.env.DATABASE_URL || (embedded?.url as string);
   await dropStaleDatabases(adminUrl, packageName);
 
-  const template = `tmpl_${packageName}_${process.pid}`;
+  const template = `tmpl_${packageName}_${pidSpace()}_${process.pid}`;
   await withAdmin(adminUrl, (client) => client.query(`create database ${quote(template)}`));
   const db = createDb({ url: databaseUrl(adminUrl, template), poolMax: 1 });
   try {
@@ -103,11 +118,13 @@ function testSetup(): { adminUrl: string; template: string } {
   return { adminUrl, template };
 }
 
+/** A test file's database: its template's name (package, pid space, pid) and a random part. */
+const testDatabaseName = (template: string) => `${template.replace(/^tmpl_/, 't_')}_${randomBytes(4).toString('hex')}`;
+
 /** A fresh, fully migrated database of its own for one test file. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const { adminUrl, template } = testSetup();
-  const [, packageName, pid] = template.split('_');
-  const name = `t_${packageName}_${pid}_${randomBytes(4).toString('hex')}`;
+  const name = testDatabaseName(template);
   await withAdmin(adminUrl, (client) => client.query(`create database ${quote(name)} template ${quote(template)}`));
   return { name, url: databaseUrl(adminUrl, name), adminUrl, drop: () => dropDatabase(adminUrl, name) };
 }
@@ -115,8 +132,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 /** An empty database (no migrations), for testing migrations themselves. */
 export async function createEmptyTestDatabase(): Promise<TestDatabase> {
   const { adminUrl, template } = testSetup();
-  const [, packageName, pid] = template.split('_');
-  const name = `t_${packageName}_${pid}_${randomBytes(4).toString('hex')}`;
+  const name = testDatabaseName(template);
   await withAdmin(adminUrl, (client) => client.query(`create database ${quote(name)}`));
   return { name, url: databaseUrl(adminUrl, name), adminUrl, drop: () => dropDatabase(adminUrl, name) };
 }
