@@ -190,6 +190,31 @@ describe('durable jobs', () => {
       expect((await queue.failed(10))[0]).toMatchObject({ id, tries: 6, error: 'the provider said no (try 6)' });
       expect(await queue.retry('flaky', randomUUID())).toBe(false); // no such failed job
     });
+
+    it('is kept while its retry runs, however old it is (pg-boss sweeps a waiting job past its retention)', async () => {
+      const id = (await queue.send('flaky', { to: 'old@example.com' })) as string;
+      const boss = await queue.ready();
+      const failedAfter = (tries: number) =>
+        until(
+          async () => {
+            const [found] = await boss.findJobs('flaky', { id });
+            return found?.state === 'failed' && found.retryCount === tries - 1 ? found : undefined;
+          },
+          `the job to fail for good after ${tries} tries`,
+          30_000,
+        );
+      await failedAfter(3);
+      // A job failed longer ago than the queue keeps jobs: pg-boss deletes one waiting past its
+      // keep_until, so an administrator's retry that left it there lost the job in its backoff.
+      await boss
+        .getDb()
+        .executeSql(
+          "update pgboss.job set created_on = now() - interval '15 days', keep_until = now() - interval '1 day' where id = $1",
+          [id],
+        );
+      expect(await queue.retry('flaky', id)).toBe(true);
+      expect((await failedAfter(6)).keepUntil.getTime()).toBeGreaterThan(Date.now() + 13 * 86_400_000);
+    });
   });
 
   describe('a worker told to stop taking jobs (the first step of a shutdown)', () => {

@@ -292,14 +292,16 @@ export class JobQueue {
   /**
    * Queues a failed job again with as many tries as a new one (the queue's `retryLimit` after
    * the first); false when it is not failed. (pg-boss's own `retry` gives one more try.) The
-   * count of tries goes on, as pg-boss names each try by it: the limit is raised instead.
+   * count of tries goes on, as pg-boss names each try by it: the limit is raised instead. It
+   * is kept as long again as when it was new: pg-boss deletes a waiting job past its
+   * `keep_until`, which a job failed long ago is.
    */
   async retry(queue: string, id: string): Promise<boolean> {
     const { retryLimit } = this.#definition(queue);
     const boss = await this.ready();
     const { rows } = await boss.getDb().executeSql(
       `update pgboss.job set state = 'retry', retry_limit = retry_count + 1 + $3, completed_on = null,
-         start_after = now()
+         start_after = now(), keep_until = greatest(keep_until, now() + (keep_until - created_on))
          where name = $1 and id = $2 and state = 'failed' returning id`,
       [queue, id, retryLimit],
     );
