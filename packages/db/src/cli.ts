@@ -3,7 +3,8 @@
  *
  *   migrate              apply every pending migration
  *   rollback [--steps N | --all] [--force]
- *                        revert the newest migration (or N, or all of them; the same refusals as seed)
+ *                        revert the newest migration (or N, or all of them); beyond the embedded
+ *                        cluster only with --force; --all refused in production
  *   status               list migrations, applied and pending
  *   seed [--force]       run seeds/*.ts (refused in production; beyond the embedded cluster only with --force)
  *   new <name>           create migrations/<timestamp>_<name>.ts
@@ -37,9 +38,9 @@ const USAGE = `Usage: pnpm db:<command>
   db:seed [--force]               run the seeds (development users with known passwords)
   db:new <name>                   create a migration file, name in snake_case
   db:reset [--force]              drop all tables, migrate, seed
-                                  (rollback, seed and reset are refused with NODE_ENV=production;
-                                  for any database but the embedded one, --force says it is a
-                                  development one)
+                                  (seed, reset and rollback --all are refused with
+                                  NODE_ENV=production; for any database but the embedded one,
+                                  --force says you mean it)
   db:grant-admin <email>          give that account the admin role (production's first admin;
                                   a disabled or archived one can sign in again)`;
 
@@ -140,9 +141,15 @@ async function seed(db: Db) {
  * embedded development cluster. Any other database takes `--force`, whatever NODE_ENV says:
  * NODE_ENV is the operator's shell's, not the database's, and a production database reached
  * through a tunnel (`kubectl port-forward`, `ssh -L`, a cloud SQL proxy) looks local.
+ * Production refuses seeding and resetting outright; reverting a release's migration is an
+ * operator's step there, so one rollback takes `--force`, and only `--all` is refused.
  */
 function assertDevelopmentDatabase(command: string, target: DatabaseTarget, args: string[]): void {
-  if (process.env.NODE_ENV === 'production') throw new UsageError(`db:${command} is refused in production.`);
+  if (process.env.NODE_ENV === 'production' && (command !== 'rollback' || args.includes('--all'))) {
+    throw new UsageError(
+      `db:${[command, ...args.filter((arg) => arg === '--all')].join(' ')} is refused in production.`,
+    );
+  }
   if (target.embedded || args.includes('--force')) return;
   throw new UsageError(
     `db:${command} is refused for ${target.description}: only the embedded development database is ` +

@@ -142,12 +142,22 @@ describe('db CLI', () => {
     }
   });
 
-  it('refuses to seed, reset or roll back a production database', async () => {
-    for (const command of ['seed', 'reset', 'rollback']) {
-      const result = await run([command], { DATABASE_URL: database.url, NODE_ENV: 'production' });
-      expect(result.code).not.toBe(0);
+  it('refuses to seed, reset or roll back everything in production; one rollback there takes --force', async () => {
+    const production = { DATABASE_URL: database.url, NODE_ENV: 'production' };
+    for (const args of [['seed'], ['reset'], ['rollback', '--all'], ['rollback', '--all', '--force']]) {
+      const result = await run(args, production);
+      expect(result.code, args.join(' ')).not.toBe(0);
       expect(result.stderr).toMatch(/refused in production/);
     }
+    // Reverting a release's migration is an operator's step: asked for, it runs.
+    expect((await run(['migrate'], production)).code).toBe(0);
+    const unasked = await run(['rollback'], production);
+    expect(unasked.code).toBe(2);
+    expect(unasked.stderr).toContain('pnpm db:rollback --force');
+    const asked = await run(['rollback', '--force'], production);
+    expect(asked.code).toBe(0);
+    expect(asked.stdout).toMatch(/Reverted 1 migration/);
+    expect((await run(['migrate'], production)).code).toBe(0);
   });
 
   it('seeds, resets or rolls back a database other than the embedded one only with --force, whatever NODE_ENV says', async () => {
