@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DependencyUnavailableError } from '../src/infra/dependency-errors.ts';
 import { MemoryStore } from '../src/infra/kv/index.ts';
 import { MemoryTransport } from '../src/infra/mail/index.ts';
 import { runEmailJob } from '../src/modules/auth/email-jobs.ts';
@@ -269,6 +270,39 @@ describe('email one-time codes', () => {
       await restore();
     }
     // Not RATE_LIMITED for 30 s over a code no email carried.
+    expect((await verify(email, await codeFor(email))).json()).toMatchObject({ created: true });
+  });
+
+  it('keeps the code for a retry when the sign-in it proved failed on the database', async () => {
+    const email = uniqueEmail('retried');
+    const code = await codeFor(email);
+    // Creating the account fails, as with the database away at that moment (a 503).
+    const restore = await failWrites(t.services.db, { table: 'users', when: `new.email = '${email}'` });
+    try {
+      expect((await verify(email, code)).json().appCode).toBe('DEPENDENCY_DOWN');
+    } finally {
+      await restore();
+    }
+    // The retry the 503 asked for signs in with the same code, once.
+    expect((await verify(email, code)).json()).toMatchObject({ created: true });
+    expect((await verify(email, code)).json().appCode).toBe('INVALID_CODE');
+  });
+
+  it('lets a code be asked for again at once when the last one could not be stored', async () => {
+    const email = uniqueEmail('unstored');
+    const set = t.services.kv.set.bind(t.services.kv);
+    // The store refuses the code's write (full, or away at that moment): a 503.
+    t.services.kv.set = async (key, value, options) => {
+      if (key.startsWith('otp:') && key.includes(email))
+        throw new DependencyUnavailableError('redis', 'refused (a test)');
+      return set(key, value, options);
+    };
+    try {
+      expect((await request(email)).json().appCode).toBe('DEPENDENCY_DOWN');
+    } finally {
+      t.services.kv.set = set;
+    }
+    // Not RATE_LIMITED for 30 s over a code never stored.
     expect((await verify(email, await codeFor(email))).json()).toMatchObject({ created: true });
   });
 

@@ -11,7 +11,7 @@
 
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { UserRow } from '@app/db';
-import { AppError } from '../../errors/index.ts';
+import { AppError, recognizeError } from '../../errors/index.ts';
 import type { Locale } from '../../i18n/locale.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import type { Services } from '../../services.ts';
@@ -84,16 +84,17 @@ export async function requestCode(
   const code = codeOf(deps, jobId);
   const issued = await deps.kv.increment(issuedKey(email), { ttlMs: DAY_MS });
   const waitMs = codeCooldownMs(issued.value);
-  await deps.kv.set(waitKey(email), String(now + waitMs), { ttlMs: waitMs });
-  await writeCode(deps, codeKey(email), {
-    hash: deps.tokens.keyedHash(`${email}:${code}`),
-    issuedAt: now,
-    expiresAt: now + OTP_TTL_MS,
-  });
   try {
+    await deps.kv.set(waitKey(email), String(now + waitMs), { ttlMs: waitMs });
+    await writeCode(deps, codeKey(email), {
+      hash: deps.tokens.keyedHash(`${email}:${code}`),
+      issuedAt: now,
+      expiresAt: now + OTP_TTL_MS,
+    });
     await enqueueEmail(deps, { kind: 'one-time-code', email, locale, requestId }, { id: jobId });
   } catch (error) {
-    // No email will carry this code: a retry must not wait out the cooldown of a code never sent.
+    // No email will carry this code (not stored, or not queued): a retry must not wait out
+    // the cooldown of a code never sent.
     await deps.kv.delete(codeKey(email)).catch(() => undefined);
     await deps.kv.delete(waitKey(email)).catch(() => undefined);
     await deps.kv.increment(issuedKey(email), { by: -1 }).catch(() => undefined);
@@ -110,7 +111,7 @@ const invalidCode = () => new AppError('INVALID_CODE', 'The code is wrong or has
  * so concurrent guesses cannot slip past the limit: after OTP_MAX_ATTEMPTS tries the code
  * is burnt, even for the right one.
  */
-async function claimCode(deps: Deps, email: string, code: string): Promise<void> {
+async function claimCode(deps: Deps, email: string, code: string): Promise<StoredCode> {
   const key = codeKey(email);
   const stored = await readCode(deps, key);
   if (!stored) throw invalidCode();
@@ -121,6 +122,7 @@ async function claimCode(deps: Deps, email: string, code: string): Promise<void>
   if (!matches || tries.value > OTP_MAX_ATTEMPTS) throw invalidCode();
   // Whoever deletes it first used it: a code works once, even for concurrent calls.
   if (!(await deps.kv.delete(key))) throw invalidCode();
+  return stored;
 }
 
 /**
@@ -157,8 +159,39 @@ export async function verifyCode(
   );
 
   if (email === deps.config.otp.appleReviewEmail) await claimReviewCode(deps, existing?.id, code);
-  else if (!byDevCode) await claimCode(deps, email, code);
+  else if (!byDevCode) {
+    const claimed = await claimCode(deps, email, code);
+    try {
+      return await signInByCode(deps, { email, existing, byDevCode, client });
+    } catch (error) {
+      // A dependency failed before anyone was signed in: the code works for the retry the
+      // 503 asks for (unless a newer code replaced it meanwhile), instead of being spent for nothing.
+      if (recognizeError(error)?.appCode === 'DEPENDENCY_DOWN') await giveBack(deps, codeKey(email), claimed);
+      throw error;
+    }
+  }
+  return signInByCode(deps, { email, existing, byDevCode, client });
+}
 
+/** Stores a claimed code again, unless a newer one took its place. */
+async function giveBack(deps: Deps, key: string, claimed: StoredCode): Promise<void> {
+  try {
+    if (!(await readCode(deps, key))) await writeCode(deps, key, claimed);
+  } catch {
+    // The store is away too: the code stays spent, and a new one can be asked for.
+  }
+}
+
+/** After the code was checked: the account of the address (created when new), signed in. */
+async function signInByCode(
+  deps: Deps,
+  {
+    email,
+    existing,
+    byDevCode,
+    client,
+  }: { email: string; existing: UserRow | undefined; byDevCode: boolean; client: ClientInfo },
+): Promise<AuthResult & { created: boolean }> {
   // (An account registered meanwhile, after the lookup above, is signed in to as one found by it.)
   const account = existing
     ? { existing }
