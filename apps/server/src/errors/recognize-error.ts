@@ -1,7 +1,7 @@
 import { isForeignKeyViolation, isTransactionConflict, isUniqueViolation } from '@app/db';
 import { TRPCError } from '@trpc/server';
 import { unavailableDependency } from '../infra/dependency-errors.ts';
-import { PasswordHashingBusyError } from '../infra/passwords.ts';
+import { PasswordCheckAbandonedError, PasswordHashingBusyError } from '../infra/passwords.ts';
 import { AppError, BUSY_RETRY_AFTER_SECONDS, dependencyDown } from './app-error.ts';
 
 /**
@@ -9,7 +9,7 @@ import { AppError, BUSY_RETRY_AFTER_SECONDS, dependencyDown } from './app-error.
  * A dependency that is down is a 503; a row that a concurrent request deleted (23503) or
  * created (23505), or a transaction Postgres ended to settle a conflict with another (a
  * deadlock: 40P01, 40001), is a 404 or 409, not a 500; too many password hashes waiting
- * is a 503 with Retry-After. Undefined for everything else (a bug: 500).
+ * is a 503 with Retry-After, a password check its client left before its turn a 499. Undefined for everything else (a bug: 500).
  */
 export function recognizeError(error: unknown): AppError | undefined {
   if (error instanceof AppError) return error;
@@ -17,6 +17,9 @@ export function recognizeError(error: unknown): AppError | undefined {
   if (error instanceof TRPCError && error.code !== 'INTERNAL_SERVER_ERROR') return undefined;
   const dependency = unavailableDependency(cause);
   if (dependency) return dependencyDown(dependency, cause);
+  if (cause instanceof PasswordCheckAbandonedError) {
+    return new AppError('CLIENT_CLOSED_REQUEST', 'The client went away before the answer', { cause });
+  }
   if (cause instanceof PasswordHashingBusyError) {
     return new AppError('SERVICE_UNAVAILABLE', 'The server is busy: try again in a moment', {
       details: { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS },

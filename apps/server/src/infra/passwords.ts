@@ -13,6 +13,7 @@ const HASHES_AT_ONCE = 2;
 const HASHES_WAITING_MAX = 64;
 
 let hashing = 0;
+/** Callers waiting for a turn, first come first served. */
 const waiting: (() => void)[] = [];
 
 /** Too many hashes wait already: answered 503 SERVICE_UNAVAILABLE with Retry-After (errors/recognize-error.ts). */
@@ -23,10 +24,23 @@ export class PasswordHashingBusyError extends Error {
   }
 }
 
-/** Runs `hash` in its turn; throws PasswordHashingBusyError when too many already wait. */
-async function inTurn<T>(hash: () => Promise<T>): Promise<T> {
+/** The caller went away while it waited (its request's signal): no hash is made for nobody. */
+export class PasswordCheckAbandonedError extends Error {
+  constructor() {
+    super('the client went away before its password was checked');
+    this.name = 'PasswordCheckAbandonedError';
+  }
+}
+
+/**
+ * Runs `hash` in its turn; throws PasswordHashingBusyError when too many already wait, and
+ * PasswordCheckAbandonedError when `signal` aborts first (a client that gave up, often in a
+ * storm, leaves the line instead of holding a place in it and a hash nobody reads).
+ */
+async function inTurn<T>(hash: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal?.aborted) throw new PasswordCheckAbandonedError();
   if (hashing < HASHES_AT_ONCE) hashing += 1;
-  else if (waiting.length < HASHES_WAITING_MAX) await new Promise<void>((resolve) => waiting.push(resolve));
+  else if (waiting.length < HASHES_WAITING_MAX) await turnFor(signal);
   else throw new PasswordHashingBusyError();
   try {
     return await hash();
@@ -38,8 +52,26 @@ async function inTurn<T>(hash: () => Promise<T>): Promise<T> {
   }
 }
 
-export function hashPassword(password: string): Promise<string> {
-  return inTurn(() => hashWithArgon2(password));
+/** Waits in line for a turn, handed over by the caller whose turn ends; leaves the line if `signal` aborts. */
+function turnFor(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const leave = () => {
+      const place = waiting.indexOf(take);
+      if (place !== -1) waiting.splice(place, 1);
+      reject(new PasswordCheckAbandonedError());
+    };
+    const take = () => {
+      signal?.removeEventListener('abort', leave);
+      resolve();
+    };
+    waiting.push(take);
+    signal?.addEventListener('abort', leave, { once: true });
+  });
+}
+
+/** `signal`: the request's, so a caller gone while it waits for its turn makes no hash. */
+export function hashPassword(password: string, signal?: AbortSignal): Promise<string> {
+  return inTurn(() => hashWithArgon2(password), signal);
 }
 
 let dummyHash: Promise<string> | undefined;
@@ -52,9 +84,10 @@ let dummyHash: Promise<string> | undefined;
 export async function checkPassword(
   storedHash: string | null | undefined,
   password: string,
+  signal?: AbortSignal,
 ): Promise<{ valid: boolean; needsRehash: boolean }> {
   dummyHash ??= hashWithArgon2('dummy-password-for-constant-time-checks');
   const against = storedHash ?? (await dummyHash);
-  const result = await inTurn(() => verifyPassword(against, password));
+  const result = await inTurn(() => verifyPassword(against, password), signal);
   return storedHash ? result : { valid: false, needsRehash: false };
 }

@@ -43,11 +43,11 @@ export const authRouter = router({
         tags,
         summary: 'Create an account and sign in',
       },
-      errors: ['EMAIL_TAKEN', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE'],
+      errors: ['EMAIL_TAKEN', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE', 'CLIENT_CLOSED_REQUEST'],
     })
     .input(registerInput)
     .output(authResult)
-    .mutation(({ ctx, input }) => auth.register(ctx.services, { ...input, client: clientInfo(ctx) })),
+    .mutation(({ ctx, input, signal }) => auth.register(ctx.services, { ...input, client: clientInfo(ctx), signal })),
 
   login: credentialProcedure
     .meta({
@@ -58,11 +58,18 @@ export const authRouter = router({
         summary: 'Sign in with email and password',
         description: 'An unknown email and a wrong password get the same 401 INVALID_CREDENTIALS.',
       },
-      errors: ['INVALID_CREDENTIALS', 'ACCOUNT_DISABLED', 'ACCOUNT_ARCHIVED', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE'],
+      errors: [
+        'INVALID_CREDENTIALS',
+        'ACCOUNT_DISABLED',
+        'ACCOUNT_ARCHIVED',
+        'DEPENDENCY_DOWN',
+        'SERVICE_UNAVAILABLE',
+        'CLIENT_CLOSED_REQUEST',
+      ],
     })
     .input(loginInput)
     .output(authResult)
-    .mutation(({ ctx, input }) => auth.login(ctx.services, { ...input, client: clientInfo(ctx) })),
+    .mutation(({ ctx, input, signal }) => auth.login(ctx.services, { ...input, client: clientInfo(ctx), signal })),
 
   refresh: publicProcedure
     .meta({

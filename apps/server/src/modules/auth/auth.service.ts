@@ -55,9 +55,9 @@ export async function startSession(
 
 export async function register(
   deps: Deps,
-  input: { email: string; password: string; name?: string | undefined; client: ClientInfo },
+  input: { email: string; password: string; name?: string | undefined; client: ClientInfo; signal?: AbortSignal },
 ): Promise<AuthResult> {
-  const passwordHash = await hashPassword(input.password);
+  const passwordHash = await hashPassword(input.password, input.signal);
   // The account and its verification email: both or neither.
   const userId = await deps.db.transaction().execute(async (trx) => {
     const id = await insertUser({ ...deps, db: trx }, { email: input.email, name: input.name, passwordHash });
@@ -78,10 +78,10 @@ export async function register(
  */
 export async function login(
   deps: Deps,
-  input: { email: string; password: string; client: ClientInfo },
+  input: { email: string; password: string; client: ClientInfo; signal?: AbortSignal },
 ): Promise<AuthResult> {
   const user = await findUserRowByEmail(deps, input.email);
-  const { valid, needsRehash } = await checkPassword(user?.password_hash, input.password);
+  const { valid, needsRehash } = await checkPassword(user?.password_hash, input.password, input.signal);
   if (!user?.password_hash || !valid) throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
   assertMaySignIn(user);
   let passwordHash = user.password_hash;
