@@ -227,6 +227,41 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
       }
     });
 
+    it('publishes a revocation that a process cut off from Redis could not, though that process is gone', async () => {
+      // A third process reaches the shared Redis through a proxy that the test cuts (a
+      // partition of that host alone); the others reach it and trust their caches.
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(redis.url).port) });
+      const cutOff = await buildTestApp({
+        database: a.database,
+        overrides: {
+          kv: new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: 'durable:', commandTimeoutMs: 500 }),
+        },
+      });
+      let running = true;
+      try {
+        const account = await registerAccount(cutOff.app);
+        await until(async () => (await me(b, account)).statusCode === 200, 'the other process to trust its cache');
+        proxy.cut();
+        // The session ends in Postgres; neither its marker nor the drop of the cache reach Redis.
+        const logout = await cutOff.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(account) });
+        expect(logout.statusCode).toBe(503);
+        await cutOff.close(); // the process goes away (a deploy, a crash) before it could publish
+        running = false;
+        const refused = await until(
+          async () => {
+            const response = await me(b, account);
+            return response.statusCode === 401 && response;
+          },
+          'the other process to refuse the ended session',
+          15_000,
+        );
+        expect(refused.json().appCode).toBe('SESSION_REVOKED');
+      } finally {
+        if (running) await cutOff.close();
+        await proxy.close();
+      }
+    });
+
     it('asks Postgres again after a reconnect, until it has rebuilt the cache: the store may have lost a marker', async () => {
       const account = await registerAccount(a.app);
       const sessionId = JSON.parse(
@@ -536,6 +571,34 @@ describe('a storm of sign-ins', () => {
       expect(new Set(checked.map((answer) => answer.json().appCode))).toEqual(new Set(['INVALID_CREDENTIALS']));
       // Once the storm is over, sign-ins are checked again.
       expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('lets the callers that gave up leave the line: they hold no place, and no hash is made for them', async () => {
+    const t = await buildTestApp();
+    try {
+      await t.app.listen({ host: '127.0.0.1', port: 0 });
+      const address = t.app.server.address();
+      const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/api/auth/login`;
+      // A line's worth of clients over real connections, which give up (a timeout) while they wait.
+      const givingUp = new AbortController();
+      const abandoned = Array.from({ length: 80 }, () =>
+        fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email: uniqueEmail(), password: 'Wrong-pass-1' }),
+          signal: givingUp.signal,
+        }).catch(() => undefined),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      givingUp.abort();
+      await Promise.all(abandoned);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // The next callers find room in the line: checked, not turned away as if it were full.
+      const next = await Promise.all(Array.from({ length: 20 }, () => login(t.app, uniqueEmail(), 'Wrong-pass-1')));
+      expect(next.map((answer) => answer.json().appCode)).toEqual(Array(20).fill('INVALID_CREDENTIALS'));
     } finally {
       await t.close();
     }

@@ -269,7 +269,7 @@ describe('durable jobs', () => {
       const counts = await t.app.inject({ method: 'GET', url: '/api/admin/jobs', headers: bearer(admin) });
       expect(counts.statusCode).toBe(200);
       const queues = counts.json() as { queue: string; failed: number; ready: number }[];
-      expect(queues.map((q) => q.queue)).toEqual(['email', 'storage-delete', MAINTENANCE]);
+      expect(queues.map((q) => q.queue)).toEqual(['email', 'storage-delete', 'publish-revocations', MAINTENANCE]);
       expect(queues.find((q) => q.queue === MAINTENANCE)?.failed).toBeGreaterThanOrEqual(1);
       const failed = await t.app.inject({
         method: 'GET',

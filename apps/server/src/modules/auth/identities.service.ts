@@ -27,7 +27,7 @@ import {
 import { dropCodesOf } from './oauth-flows.ts';
 import { dropUserTokens } from './user-tokens.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'clock' | 'log'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'clock' | 'log' | 'jobs'>;
 
 /**
  * The address is proven to belong to whoever holds this account now: it counts as

@@ -1,6 +1,7 @@
 /**
  * The app's job queues and what runs them: `email`, `storage-delete` (the bytes of deleted
- * files) and `maintenance`, scheduled (MAINTENANCE_INTERVAL) once across every process and
+ * files), `publish-revocations` (ended sessions a process could not tell the store of) and
+ * `maintenance`, scheduled (MAINTENANCE_INTERVAL) once across every process and
  * host: it purges what can never be used again and sweeps the file store, the backstop for
  * objects no job removed. `startWorker` takes jobs in this process (the server by default,
  * or `pnpm worker`).
@@ -12,13 +13,19 @@ import { purgeExpiredFlows } from '../auth/oauth-flows.ts';
 import { purgeSpentUserTokens } from '../auth/user-tokens.ts';
 import { runStorageDeleteJob, STORAGE_DELETE_QUEUE, type StorageDeleteJob } from '../files/file-jobs.ts';
 import { sweepFiles } from '../files/files.service.ts';
-import { purgeEndedSessions } from '../sessions/sessions.service.ts';
+import {
+  PUBLISH_REVOCATIONS_QUEUE,
+  type PublishRevocationsJob,
+  purgeEndedSessions,
+  runPublishRevocationsJob,
+} from '../sessions/sessions.service.ts';
 
 export const MAINTENANCE = 'maintenance';
 
 export const QUEUES: QueueDefinition[] = [
   EMAIL_QUEUE,
   STORAGE_DELETE_QUEUE,
+  PUBLISH_REVOCATIONS_QUEUE,
   // A missed run is no loss (the next one does its work): few, quick retries.
   { name: MAINTENANCE, retryLimit: 2, retryDelaySeconds: 30, retryDelayMaxSeconds: 300, expireInSeconds: 15 * 60 },
 ];
@@ -82,6 +89,9 @@ export async function startWorker(deps: Deps): Promise<void> {
   );
   await deps.jobs.work(STORAGE_DELETE_QUEUE.name, deps.config.jobs.concurrency, (job) =>
     runStorageDeleteJob(deps, { id: job.id, data: job.data as StorageDeleteJob }),
+  );
+  await deps.jobs.work(PUBLISH_REVOCATIONS_QUEUE.name, 1, (job) =>
+    runPublishRevocationsJob(deps, { data: job.data as PublishRevocationsJob }),
   );
   await deps.jobs.work(MAINTENANCE, 1, async (job) => {
     const done = await runMaintenance(deps, job.signal);

@@ -21,14 +21,17 @@ import { AppError } from '../../errors/index.ts';
 import type { Locale } from '../../i18n/locale.ts';
 import { DependencyUnavailableError, unavailableDependency } from '../../infra/dependency-errors.ts';
 import { isoTime } from '../../infra/iso-time.ts';
+import type { QueueDefinition } from '../../infra/jobs.ts';
 import type { KeyValueStore } from '../../infra/kv/index.ts';
 import { addressKey } from '../../infra/rate-limiter.ts';
 import { hashOpaqueToken, newOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
 import { assertMaySignIn, findUserRow } from '../users/users.service.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'clock'>;
-type RevocationDeps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'clock' | 'jobs'>;
+/** What the revocation cache needs; publishing a revocation may also queue a job. */
+type CacheDeps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
+type RevocationDeps = CacheDeps & Pick<Services, 'jobs'>;
 
 export interface ClientInfo {
   ip: string;
@@ -306,7 +309,7 @@ export async function publishRevocations(deps: RevocationDeps, userId: string): 
 async function cacheRevocationsOf(
   deps: RevocationDeps,
   userId: string,
-  whenUnreachable: (deps: RevocationDeps, userId: string) => void = keepPublishing,
+  whenUnreachable: (deps: RevocationDeps, userId: string) => Promise<void> = publishLater,
 ): Promise<void> {
   try {
     await deps.kv.setMany(await revocationMarkers(deps, userId));
@@ -315,13 +318,12 @@ async function cacheRevocationsOf(
     // Postgres did not answer the markers' read (after the change committed), or the store
     // answers but refuses writes (full), or is away. If the "cache ready" key
     // can still be removed, every process asks Postgres from now on: effective. If not,
-    // the store is fully down: every process asks Postgres while it is (which refuses these
-    // sessions), this one publishes the markers once it answers again, and the caller
-    // learns it failed.
+    // the store is away (for every process, or for this one alone): a job publishes the
+    // markers once it answers again, and the caller learns it failed.
     try {
       await deps.kv.delete(CACHE_READY);
     } catch (unreachable) {
-      whenUnreachable(deps, userId);
+      await whenUnreachable(deps, userId);
       throw unreachable;
     }
     deps.log.warn(
@@ -331,39 +333,48 @@ async function cacheRevocationsOf(
   }
 }
 
-/** Per store: the users whose revocations could not reach it, with when trying may stop. */
-const unpublished = new WeakMap<KeyValueStore, Map<string, number>>();
+/** Publishing a user's revocations that could not reach the store when they were made. */
+export const PUBLISH_REVOCATIONS_QUEUE: QueueDefinition = {
+  name: 'publish-revocations',
+  // Every few seconds (1 s doubling, at most 5 s apart), as long as an access token lives.
+  retryLimit: 300,
+  retryDelaySeconds: 1,
+  retryDelayMaxSeconds: 5,
+  expireInSeconds: 60,
+};
+
+export interface PublishRevocationsJob {
+  userId: string;
+  /** When the last access token the revocations cover has expired (epoch ms): no need to publish after. */
+  until: number;
+}
 
 /**
- * Neither the markers nor the drop of the cache reached the store. Signed-in calls ask
- * Postgres while it is away, but a store that comes back with its data (a partition, a
- * paused server) would let the ended sessions' access tokens through, and a change that
- * cannot be retried (a spent reset link) would never publish them again. So this process
- * keeps trying, every second, until the store takes them or the access tokens have expired.
+ * Neither the markers nor the drop of the cache reached the store: it is away, for every
+ * process or for this one alone (a partition). The others may still trust a cache without
+ * the markers, and a change that cannot be retried (a spent reset link) would never publish
+ * them again; nor would this process, were it to stop. So the publishing is a durable job:
+ * any worker of any host tries it every few seconds until the store takes the markers or
+ * the access tokens have expired.
  */
-function keepPublishing(deps: RevocationDeps, userId: string): void {
-  let pending = unpublished.get(deps.kv);
-  if (!pending) {
-    pending = new Map();
-    unpublished.set(deps.kv, pending);
-  }
-  const running = pending.size > 0;
+async function publishLater(deps: RevocationDeps, userId: string): Promise<void> {
   const lifetimeMs = (deps.config.jwt.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS) * 1000;
-  pending.set(userId, deps.clock.now() + lifetimeMs);
-  if (running) return;
-  const users = pending;
-  const attempt = async () => {
-    for (const [id, until] of users) {
-      const published = await cacheRevocationsOf(deps, id, () => {}).then(
-        () => true,
-        () => false,
-      );
-      if (published) deps.log.info({ userId: id }, 'revocations published once the key-value store answered again');
-      if (published || deps.clock.now() > until) users.delete(id);
-    }
-    if (users.size > 0) setTimeout(attempt, REBUILD_RETRY_MS).unref();
-  };
-  setTimeout(attempt, REBUILD_RETRY_MS).unref();
+  const job: PublishRevocationsJob = { userId, until: deps.clock.now() + lifetimeMs };
+  try {
+    await deps.jobs.send(PUBLISH_REVOCATIONS_QUEUE.name, job);
+  } catch (error) {
+    deps.log.error(
+      { err: error, userId },
+      'revocations neither published nor queued: processes that trust their cache accept them until they expire',
+    );
+  }
+}
+
+/** One try of a `publish-revocations` job: throws while the store stays away, so it is tried again. */
+export async function runPublishRevocationsJob(deps: RevocationDeps, job: { data: PublishRevocationsJob }) {
+  if (deps.clock.now() > job.data.until) return;
+  await cacheRevocationsOf(deps, job.data.userId, async () => {});
+  deps.log.info({ userId: job.data.userId }, 'revocations published once the key-value store answered');
 }
 
 async function revocationMarkers(deps: Pick<RevocationDeps, 'db' | 'clock'>, userId?: string) {
@@ -404,7 +415,7 @@ function cacheStateOf(kv: KeyValueStore): CacheState {
   return state;
 }
 
-function rebuildCache(deps: RevocationDeps): void {
+function rebuildCache(deps: CacheDeps): void {
   const state = cacheStateOf(deps.kv);
   if (state.running || deps.clock.now() < state.notBefore) return;
   const connection = deps.kv.connections;
@@ -438,7 +449,7 @@ export const revocationKeys = (sessionId: string) => [revokedMarker(sessionId), 
  * answer: fail closed.
  */
 export async function isSessionRevoked(
-  deps: RevocationDeps,
+  deps: CacheDeps,
   sessionId: string,
   read?: (string | null)[] | DependencyUnavailableError,
 ): Promise<boolean> {

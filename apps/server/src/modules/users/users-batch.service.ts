@@ -14,7 +14,7 @@ import { deleteUserRow, getUsers, insertUser } from './users.service.ts';
 import { newUserItem, userChangesItem, userIdItem } from './users-batch.schemas.ts';
 import { assertMayAssignRoles, assertMayGrantRoles, assertMayManage } from './users-policy.ts';
 
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock' | 'jobs'>;
 type DbDeps = Pick<Services, 'db' | 'clock'>;
 
 /** Each item's outcome, at the item's index. */

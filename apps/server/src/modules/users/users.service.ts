@@ -24,7 +24,7 @@ type DbDeps = Pick<Services, 'db'>;
 /** Reading users as the API shows them (avatar links are absolute: PUBLIC_URL). */
 type ReadDeps = Pick<Services, 'db' | 'config'>;
 type DbClockDeps = Pick<Services, 'db' | 'clock'>;
-type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock'>;
+type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock' | 'jobs'>;
 
 /** Users as the API shows them: each row with its roles and permissions, in one statement. */
 const selectUsers = (deps: DbDeps) =>
