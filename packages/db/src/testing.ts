@@ -58,16 +58,29 @@ function pidSpace(): string {
   return createHash('sha256').update(`${hostname()} ${namespace}`).digest('hex').slice(0, 8);
 }
 
-/** Drops this package's databases left behind by test runs of this host that died (their pid is gone). */
+/** No test run lasts this long: a database of another host's run that is older was left by a dead one. */
+const ABANDONED_AFTER_SECONDS = 24 * 60 * 60;
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * Drops this package's databases left behind by test runs that died: this host's whose pid
+ * is gone, and any host's (a CI runner, a container: its pids mean nothing here, and it may
+ * never run again) started over a day ago. Only names this module makes (package, pid space,
+ * pid, start time in base 36): never anyone else's database on a shared server.
+ */
 async function dropStaleDatabases(adminUrl: string, prefix: string): Promise<void> {
-  // Only names this module makes here: never touch anyone else's database on a shared server.
-  const ours = new RegExp(`^(t|tmpl)_${prefix}_${pidSpace()}_(\\d+)(_[0-9a-f]{8})?$`);
+  const ours = new RegExp(`^(?:t|tmpl)_${prefix}_([0-9a-f]{8})_(\\d+)_([0-9a-z]+)(?:_[0-9a-f]{8})?$`);
+  const here = pidSpace();
   const { rows } = await withAdmin(adminUrl, (client) =>
     client.query<{ datname: string }>('select datname from pg_database'),
   );
   for (const { datname } of rows) {
-    const pid = Number(ours.exec(datname)?.[2]);
-    if (pid > 0 && !isProcessAlive(pid)) await dropDatabase(adminUrl, datname);
+    const [, space, pid, started] = ours.exec(datname) ?? [];
+    if (!space) continue;
+    const dead = space === here && !isProcessAlive(Number(pid));
+    const abandoned = nowSeconds() - Number.parseInt(started as string, 36) > ABANDONED_AFTER_SECONDS;
+    if (dead || abandoned) await dropDatabase(adminUrl, datname);
   }
 }
 
@@ -85,7 +98,7 @@ export async function setupTestDatabases(packageName: string): Promise<() => Pro
   const adminUrl = process.env.DATABASE_URL || (embedded?.url as string);
   await dropStaleDatabases(adminUrl, packageName);
 
-  const template = `tmpl_${packageName}_${pidSpace()}_${process.pid}`;
+  const template = `tmpl_${packageName}_${pidSpace()}_${process.pid}_${nowSeconds().toString(36)}`;
   await withAdmin(adminUrl, (client) => client.query(`create database ${quote(template)}`));
   const db = createDb({ url: databaseUrl(adminUrl, template), poolMax: 1 });
   try {
@@ -118,7 +131,7 @@ function testSetup(): { adminUrl: string; template: string } {
   return { adminUrl, template };
 }
 
-/** A test file's database: its template's name (package, pid space, pid) and a random part. */
+/** A test file's database: its template's name (package, pid space, pid, start time) and a random part. */
 const testDatabaseName = (template: string) => `${template.replace(/^tmpl_/, 't_')}_${randomBytes(4).toString('hex')}`;
 
 /** A fresh, fully migrated database of its own for one test file. */

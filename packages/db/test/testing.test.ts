@@ -19,17 +19,21 @@ async function databasesNamed(adminUrl: string, prefix: string): Promise<string[
 }
 
 describe('test databases', () => {
-  it('drops only what test runs of this host left behind when they died, never another host’s', async () => {
+  it('drops what dead test runs left: this host’s whose pid is gone, any host’s from over a day ago', async () => {
     const adminUrl = process.env.TEST_DATABASE_ADMIN_URL as string;
-    const template = process.env.TEST_DATABASE_TEMPLATE as string; // tmpl_db_<this host's pid space>_<pid>
+    const template = process.env.TEST_DATABASE_TEMPLATE as string; // tmpl_db_<this host's pid space>_<pid>_<start>
     const here = template.split('_')[2];
+    const now = Math.floor(Date.now() / 1000);
+    const started = (secondsAgo: number) => (now - secondsAgo).toString(36);
     const names = {
-      deadHere: `t_dbstale_${here}_${DEAD_PID}_0000aaaa`,
-      liveHere: `t_dbstale_${here}_${process.pid}_0000bbbb`,
+      deadHere: `t_dbstale_${here}_${DEAD_PID}_${started(60)}_0000aaaa`,
+      liveHere: `t_dbstale_${here}_${process.pid}_${started(60)}_0000bbbb`,
       // A pid that is dead here may be alive on the host that made it (CI runners, containers).
-      elsewhere: `t_dbstale_0badc0de_${DEAD_PID}_0000cccc`,
+      elsewhere: `t_dbstale_0badc0de_${DEAD_PID}_${started(60)}_0000cccc`,
+      // No run lasts a day: that host's run died (a container that never runs again).
+      abandonedElsewhere: `t_dbstale_0badc0de_${DEAD_PID}_${started(2 * 86_400)}_0000dddd`,
       // Named before hosts were told apart: whose it is, no one can say.
-      unplaced: `t_dbstale_${DEAD_PID}_0000dddd`,
+      unplaced: `t_dbstale_${DEAD_PID}_0000eeee`,
     };
     const client = new pg.Client({ connectionString: adminUrl });
     await client.connect();
@@ -40,6 +44,8 @@ describe('test databases', () => {
     }
     const environment = { ...process.env };
     try {
+      // On the cluster these tests use (else an embedded run would start one of its own).
+      process.env.DATABASE_URL = adminUrl;
       const teardown = await setupTestDatabases('dbstale');
       await teardown();
       expect(await databasesNamed(adminUrl, 't_dbstale_')).toEqual(
