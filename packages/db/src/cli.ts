@@ -4,7 +4,7 @@
  *   migrate              apply every pending migration
  *   rollback [--steps N | --all] [--force]
  *                        revert the newest migration (or N, or all of them); beyond the embedded
- *                        cluster only with --force; --all refused in production
+ *                        cluster only with --force; one at a time in production
  *   status               list migrations, applied and pending
  *   seed [--force]       run seeds/*.ts (refused in production; beyond the embedded cluster only with --force)
  *   new <name>           create migrations/<timestamp>_<name>.ts
@@ -38,9 +38,9 @@ const USAGE = `Usage: pnpm db:<command>
   db:seed [--force]               run the seeds (development users with known passwords)
   db:new <name>                   create a migration file, name in snake_case
   db:reset [--force]              drop all tables, migrate, seed
-                                  (seed, reset and rollback --all are refused with
-                                  NODE_ENV=production; for any database but the embedded one,
-                                  --force says you mean it)
+                                  (seed and reset are refused with NODE_ENV=production, and
+                                  rollback reverts one migration at a time there; for any
+                                  database but the embedded one, --force says you mean it)
   db:grant-admin <email>          give that account the admin role (production's first admin;
                                   a disabled or archived one can sign in again)`;
 
@@ -142,13 +142,14 @@ async function seed(db: Db) {
  * NODE_ENV is the operator's shell's, not the database's, and a production database reached
  * through a tunnel (`kubectl port-forward`, `ssh -L`, a cloud SQL proxy) looks local.
  * Production refuses seeding and resetting outright; reverting a release's migration is an
- * operator's step there, so one rollback takes `--force`, and only `--all` is refused.
+ * operator's step there: one migration at a time, with `--force`.
  */
 function assertDevelopmentDatabase(command: string, target: DatabaseTarget, args: string[]): void {
-  if (process.env.NODE_ENV === 'production' && (command !== 'rollback' || args.includes('--all'))) {
-    throw new UsageError(
-      `db:${[command, ...args.filter((arg) => arg === '--all')].join(' ')} is refused in production.`,
-    );
+  if (process.env.NODE_ENV === 'production' && command !== 'rollback') {
+    throw new UsageError(`db:${command} is refused in production.`);
+  }
+  if (process.env.NODE_ENV === 'production' && (args.includes('--all') || args.includes('--steps'))) {
+    throw new UsageError('db:rollback reverts one migration at a time in production (no --all, no --steps).');
   }
   if (target.embedded || args.includes('--force')) return;
   throw new UsageError(

@@ -38,8 +38,10 @@ export function createDb(config: DbConfig): Db {
     // Bounds a query even when the server cannot enforce statement_timeout (frozen, unreachable).
     query_timeout: config.statementTimeoutMs ? config.statementTimeoutMs + 1_000 : undefined,
     application_name: config.applicationName ?? 'app',
-    // A server gone without a word (a failover, a dropped route) is found out on an idle
-    // connection too, by TCP probes after 10 s of silence (the system's default waits 2 h).
+    // TCP keepalive probes from 10 s of silence (the system's default waits 2 h): a connection
+    // to a server gone without a word (a failover, a dropped route) is ended by the kernel
+    // within minutes (its probes' count and interval), not hours. A query on it is bounded
+    // by query_timeout anyway; this frees what holds such a connection between queries.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     // Timestamps read for a third of what pg's own parser costs (./timestamps.ts).

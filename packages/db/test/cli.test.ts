@@ -142,12 +142,20 @@ describe('db CLI', () => {
     }
   });
 
-  it('refuses to seed, reset or roll back everything in production; one rollback there takes --force', async () => {
+  it('refuses to seed or reset in production, and rolls back one migration at a time there, with --force', async () => {
     const production = { DATABASE_URL: database.url, NODE_ENV: 'production' };
-    for (const args of [['seed'], ['reset'], ['rollback', '--all'], ['rollback', '--all', '--force']]) {
+    for (const args of [['seed'], ['reset']]) {
       const result = await run(args, production);
       expect(result.code, args.join(' ')).not.toBe(0);
       expect(result.stderr).toMatch(/refused in production/);
+    }
+    for (const args of [
+      ['rollback', '--all', '--force'],
+      ['rollback', '--steps', '99', '--force'],
+    ]) {
+      const result = await run(args, production);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(/one migration at a time in production/);
     }
     // Reverting a release's migration is an operator's step: asked for, it runs.
     expect((await run(['migrate'], production)).code).toBe(0);
