@@ -12,6 +12,7 @@ import {
   describeInBrowser,
   type Harness,
   heading,
+  holdCall,
   pathOf,
   signIn,
   startHarness,
@@ -175,6 +176,30 @@ describeInBrowser('sessions ended elsewhere', () => {
     await otherTab.getByRole('button', { name: 'Sign out' }).click();
     await heading(tab, 'Sign in').waitFor();
     await status(tab, 'You signed out in another tab.').waitFor();
+  });
+
+  it('shows the account it now acts as when a change made as the last one answers after the switch', async () => {
+    const first = await registerAccount(h.t.app);
+    const second = await registerAccount(h.t.app);
+    const tab = await h.newPage();
+    await signIn(tab, first.email, first.password);
+    await tab.getByRole('link', { name: 'Profile' }).click();
+    await tab.getByText(`Signed in as ${first.email}`).waitFor();
+    // A new name is on its way, as the first account, when another tab signs into the second.
+    const save = await holdCall(tab, 'users.updateMe');
+    await tab.getByRole('form', { name: 'Your name' }).getByLabel('Name').fill('Renamed first');
+    await tab.getByRole('button', { name: 'Save name' }).click();
+    await save.arrived;
+    const otherTab = await tab.context().newPage();
+    await otherTab.goto('/sign-in');
+    await submitPasswordSignIn(otherTab, second.email, second.password);
+    await tab.getByText(`Signed in as ${second.email}`).waitFor();
+    save.release();
+    await save.answered;
+    await tab.waitForTimeout(500);
+    // The first account was renamed, as asked; this tab still shows the second, whose tokens it holds.
+    expect(await tab.getByText(`Signed in as ${second.email}`).count()).toBe(1);
+    expect(await tab.getByText(first.email).count()).toBe(0);
   });
 
   it('tells an administrator why a change of a user was refused (deleted meanwhile), not that the server is away', async () => {

@@ -104,7 +104,15 @@ describeInBrowser('sign-in with a provider', () => {
   });
 
   it('never leaves the app after the sign-in, whatever return path the tab holds', async () => {
-    for (const elsewhere of ['//evil.test/', 'https://evil.test/', '/\\evil.test/', '/\t/evil.test/']) {
+    const hostile = [
+      '//evil.test/',
+      'https://evil.test/',
+      '/\\evil.test/',
+      '/\t/evil.test/',
+      '/.//evil.test/',
+      '/%2e//evil.test/',
+    ];
+    for (const elsewhere of hostile) {
       newPerson();
       const page = await h.newPage();
       // The kept return path is rewritten when the provider sends the tab back.

@@ -49,6 +49,12 @@ function accountOf(tokens: Tokens): string | undefined {
   }
 }
 
+/** The account the stored tokens sign in (undefined when there are none, or they cannot be read). */
+export function storedAccountId(): string | undefined {
+  const tokens = localTokenStore.get();
+  return tokens ? accountOf(tokens) : undefined;
+}
+
 /** The session stored now: null when none, else the account it signs in. */
 export type StoredSession = { accountId: string | undefined } | null;
 

@@ -6,13 +6,22 @@
  * with nothing kept of the last one: a tab never shows one account while acting as another.
  */
 import type { Permission, User } from '@app/sdk';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { type QueryClient, useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import { useNavigate } from 'react-router';
-import { api, forgetTokens, hasTokens, onSessionEnded, onStoredSessionChange } from './api.ts';
+import { api, forgetTokens, hasTokens, onSessionEnded, onStoredSessionChange, storedAccountId } from './api.ts';
 import { type Problem, problemOf } from './errors.ts';
 
 export const meKey = ['users.me'] as const;
+
+/**
+ * The signed-in user as a change of it answered (a new name, a picture). Kept only while the
+ * stored tokens still sign that account in: a change sent before another tab signed this
+ * browser into another account answers after the switch, and would show the last account again.
+ */
+export function showChangedUser(queryClient: QueryClient, changed: User): void {
+  if (storedAccountId() === changed.id) queryClient.setQueryData(meKey, changed);
+}
 
 interface Session {
   user: User | null;

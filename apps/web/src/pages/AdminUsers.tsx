@@ -33,7 +33,8 @@ async function sendChange(change: UserChange): Promise<void> {
 /**
  * Users: search, disable or enable (which ends their sessions), and their roles (with
  * roles:assign). Changes go one at a time, in the order made; a row shows what its pending
- * changes ask for. A refused change is said above the list, whichever changes followed it.
+ * changes ask for. The last refused change is said above the list, even after the changes
+ * queued behind it went through, until the next change is made.
  */
 export function AdminUsers() {
   const { can } = useSession();

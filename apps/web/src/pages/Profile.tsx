@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useNavigate } from 'react-router';
 import { api, clientOptions, forgetTokens } from '../api.ts';
 import { problemOf } from '../errors.ts';
-import { meKey, useSession } from '../session.tsx';
+import { meKey, showChangedUser, useSession } from '../session.tsx';
 import { Field, FormError, Notice, Page } from '../ui.tsx';
 
 export function Profile() {
@@ -25,7 +25,7 @@ function NameForm() {
   const [name, setName] = useState(user?.name ?? '');
   const save = useMutation({
     mutationFn: () => api.users.updateMe.mutate({ name: name.trim() || null }),
-    onSuccess: (next) => queryClient.setQueryData(meKey, next),
+    onSuccess: (next) => showChangedUser(queryClient, next),
   });
   const problem = save.error ? problemOf(save.error) : null;
   return (
@@ -67,12 +67,12 @@ function Avatar() {
       });
       return api.users.setAvatar.mutate({ fileId: stored.id });
     },
-    onSuccess: (next) => queryClient.setQueryData(meKey, next),
+    onSuccess: (next) => showChangedUser(queryClient, next),
     onSettled: () => setProgress(null),
   });
   const remove = useMutation({
     mutationFn: () => api.users.removeAvatar.mutate(),
-    onSuccess: (next) => queryClient.setQueryData(meKey, next),
+    onSuccess: (next) => showChangedUser(queryClient, next),
   });
   const failure = upload.error ?? remove.error;
   return (
