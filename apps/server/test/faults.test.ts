@@ -6,11 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createDb } from '@app/db';
+import { createDb, PASSWORD_HASH_OPTIONS } from '@app/db';
 import { createTestDatabase } from '@app/db/testing';
+import { hash } from '@node-rs/argon2';
 import { type KyselyPlugin, QueryNode, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore, RedisStore } from '../src/infra/kv/index.ts';
+import { checkPassword } from '../src/infra/passwords.ts';
 import {
   type Account,
   bearer,
@@ -245,6 +247,12 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
         // The session ends in Postgres; neither its marker nor the drop of the cache reach Redis.
         const logout = await cutOff.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(account) });
         expect(logout.statusCode).toBe(503);
+        // Queued with tries for as long as the access token lives (15 minutes and the clock skew's minute).
+        const { rows } = await sql<{ retry_limit: number }>`
+          select retry_limit from pgboss.job where name = 'publish-revocations' and data->>'userId' = ${account.id}`.execute(
+          a.services.db,
+        );
+        expect(rows.map((row) => row.retry_limit)).toEqual([16 * 60]);
         await cutOff.close(); // the process goes away (a deploy, a crash) before it could publish
         running = false;
         const refused = await until(
@@ -551,6 +559,12 @@ describe('Postgres down', () => {
 });
 
 describe('a storm of sign-ins', () => {
+  /** A stored hash that takes about a second to check (300 passes): the line stays full while a test looks. */
+  let slowHash: string;
+  beforeAll(async () => {
+    slowHash = await hash('Slow-pass-1', { ...PASSWORD_HASH_OPTIONS, timeCost: 300 });
+  });
+
   it('answers the calls its password hashing cannot take soon a fast 503 with Retry-After, and serves the rest', async () => {
     const t = await buildTestApp();
     try {
@@ -579,27 +593,90 @@ describe('a storm of sign-ins', () => {
   it('lets the callers that gave up leave the line: they hold no place, and no hash is made for them', async () => {
     const t = await buildTestApp();
     try {
+      // An account whose stored hash takes about a second to check: the line stays full while the test looks.
+      const slow = await registerAccount(t.app);
+      await t.services.db.updateTable('users').set({ password_hash: slowHash }).where('id', '=', slow.id).execute();
       await t.app.listen({ host: '127.0.0.1', port: 0 });
       const address = t.app.server.address();
       const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/api/auth/login`;
-      // A line's worth of clients over real connections, which give up (a timeout) while they wait.
+      // A line's worth of clients over real connections (2 checking, 64 waiting), which give up while they wait.
       const givingUp = new AbortController();
-      const abandoned = Array.from({ length: 80 }, () =>
+      const abandoned = Array.from({ length: 66 }, () =>
         fetch(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ email: uniqueEmail(), password: 'Wrong-pass-1' }),
+          body: JSON.stringify({ email: slow.email, password: 'Wrong-pass-1' }),
           signal: givingUp.signal,
         }).catch(() => undefined),
       );
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await new Promise((resolve) => setTimeout(resolve, 1_000)); // all in line, behind two checks of a second
       givingUp.abort();
       await Promise.all(abandoned);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      // The next callers find room in the line: checked, not turned away as if it were full.
+      // The next callers find room in the line (behind the two checks still running), not a full one.
       const next = await Promise.all(Array.from({ length: 20 }, () => login(t.app, uniqueEmail(), 'Wrong-pass-1')));
       expect(next.map((answer) => answer.json().appCode)).toEqual(Array(20).fill('INVALID_CREDENTIALS'));
     } finally {
+      await t.close();
+    }
+  });
+
+  it('answers every call that would hash a password 503 while the line is full', async () => {
+    const t = await buildTestApp();
+    const admin = await registerAdmin(t.app, t.services.db);
+    const account = await registerAccount(t.app);
+    // Two slow checks running and 64 waiting: the line is full until they are released.
+    const release = new AbortController();
+    const filling = Array.from({ length: 66 }, () =>
+      checkPassword(slowHash, 'Wrong-pass-1', release.signal).catch(() => undefined),
+    );
+    try {
+      const calls = {
+        register: () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/api/auth/register',
+            payload: { email: uniqueEmail(), password: 'Sunny-day-42' },
+          }),
+        changePassword: () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/api/auth/password/change',
+            headers: bearer(account),
+            payload: { currentPassword: account.password, newPassword: 'Brand-new-pass-7' },
+          }),
+        resetPassword: () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/api/auth/password/reset',
+            payload: { token: 'x'.repeat(43), newPassword: 'Brand-new-pass-7' },
+          }),
+        deleteMe: () =>
+          t.app.inject({
+            method: 'DELETE',
+            url: '/api/users/me',
+            headers: bearer(account),
+            payload: { password: account.password },
+          }),
+        createMany: () =>
+          t.app.inject({
+            method: 'POST',
+            url: '/api/users/batch',
+            headers: bearer(admin),
+            payload: { items: [{ email: uniqueEmail(), password: 'Sunny-day-42' }] },
+          }),
+      };
+      for (const [name, call] of Object.entries(calls)) {
+        const answer = await call();
+        expect([answer.statusCode, answer.json().appCode], name).toEqual([503, 'SERVICE_UNAVAILABLE']);
+        expect(answer.headers['retry-after'], name).toBe('1');
+      }
+      // Nothing was done: the account still signs in with its password.
+      release.abort();
+      await Promise.all(filling);
+      expect((await login(t.app, account.email, account.password)).statusCode).toBe(200);
+    } finally {
+      release.abort();
+      await Promise.all(filling);
       await t.close();
     }
   });

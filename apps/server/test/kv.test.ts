@@ -32,6 +32,15 @@ function contract(name: string, makeStore: () => KeyValueStore & { cleanup?: () 
       expect(await store.get('forever')).toBe('kept');
     });
 
+    it('sets a key only when it is absent, with its TTL, and says whether it did', async () => {
+      expect(await store.setIfAbsent('claimed', 'first', { ttlMs: 400 })).toBe(true);
+      expect(await store.setIfAbsent('claimed', 'second')).toBe(false);
+      expect(await store.get('claimed')).toBe('first');
+      await sleep(600);
+      expect(await store.setIfAbsent('claimed', 'third')).toBe(true);
+      expect(await store.get('claimed')).toBe('third');
+    });
+
     it('deletes, and says whether the key existed', async () => {
       await store.set('doomed', '1');
       expect(await store.delete('doomed')).toBe(true);

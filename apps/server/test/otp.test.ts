@@ -306,6 +306,26 @@ describe('email one-time codes', () => {
     expect((await verify(email, await codeFor(email))).json()).toMatchObject({ created: true });
   });
 
+  it('keeps the last code sent when a new one could not be started', async () => {
+    const email = uniqueEmail('kept');
+    const sent = await codeFor(email);
+    const set = t.services.kv.set.bind(t.services.kv);
+    // The store refuses the new code's cooldown (full, or away at that moment): a 503.
+    t.services.kv.set = async (key, value, options) => {
+      if (key.startsWith('otp-wait:') && key.includes(email))
+        throw new DependencyUnavailableError('redis', 'refused (a test)');
+      return set(key, value, options);
+    };
+    try {
+      clock.advance(60_000); // past the first code's cooldown
+      expect((await request(email)).json().appCode).toBe('DEPENDENCY_DOWN');
+    } finally {
+      t.services.kv.set = set;
+    }
+    // The code already in the person's inbox still signs in.
+    expect((await verify(email, sent)).json()).toMatchObject({ created: true });
+  });
+
   it('refuses malformed input with 400', async () => {
     for (const code of ['12345', '1234567', 'abcdef', ''])
       expect((await verify(uniqueEmail(), code)).statusCode).toBe(400);

@@ -79,7 +79,7 @@ export const APP_ERROR_MEANINGS: Record<AppErrorCode, string> = {
   TIMEOUT: 'the request took too long to arrive',
   CLIENT_CLOSED_REQUEST: 'the client went away before the answer',
   SERVICE_UNAVAILABLE:
-    'not available right now: try again later (the server too busy to check a password: after `Retry-After` seconds)',
+    'not available right now: try again later (after `Retry-After` seconds when it says: a server too busy to check a password)',
   DEPENDENCY_DOWN:
     'the database, Redis or the file storage is unreachable (`details.dependency`): retry after `Retry-After` seconds',
   INTERNAL_ERROR: 'a bug on the server',

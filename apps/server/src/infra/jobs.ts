@@ -166,7 +166,13 @@ export class JobQueue {
   async send(
     name: string,
     data: object,
-    options: { db?: KyselyTransactionLike | undefined; id?: string | undefined; singletonKey?: string } = {},
+    options: {
+      db?: KyselyTransactionLike | undefined;
+      id?: string | undefined;
+      singletonKey?: string;
+      /** Tries after the first, for this job (else the queue's `retryLimit`). */
+      retryLimit?: number;
+    } = {},
   ): Promise<string | null> {
     this.#definition(name);
     const { db, ...rest } = options;

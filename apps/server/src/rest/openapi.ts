@@ -248,7 +248,7 @@ Program against \`appCode\`: it is stable, while \`message\` is for people. Each
 
 ## Rate limits
 
-Every call counts, per client address: ${rateLimits.defaultPerMinute} a minute; calls that check a secret or send an email, ${rateLimits.authPerMinute} a minute. Answers carry \`RateLimit-Limit\`, \`RateLimit-Remaining\` and \`RateLimit-Reset\`; a \`429 RATE_LIMITED\` carries \`Retry-After\` (seconds), and so does a \`503 DEPENDENCY_DOWN\`.`;
+Every call counts, per client address: ${rateLimits.defaultPerMinute} a minute; calls that check a secret or send an email, ${rateLimits.authPerMinute} a minute. Answers carry \`RateLimit-Limit\`, \`RateLimit-Remaining\` and \`RateLimit-Reset\`; a \`429 RATE_LIMITED\` carries \`Retry-After\` (seconds), and so do a \`503 DEPENDENCY_DOWN\` and a \`503 SERVICE_UNAVAILABLE\` (a server too busy to check a password).`;
 }
 
 /** The OpenAPI document (trpc-to-openapi is loaded here, not at start-up: it is only needed for this). */

@@ -47,6 +47,8 @@ function record(procedurePath: string, appCode: string | undefined, status: numb
   const operation = operations?.get(procedurePath);
   if (!operation) return;
   const code = appCode ?? '(no appCode)';
+  // Answered to a client that has gone (a 499): it reaches no one, so no operation documents it.
+  if (code === 'CLIENT_CLOSED_REQUEST') return;
   const codes = observed.get(procedurePath) ?? new Set();
   observed.set(procedurePath, codes.add(code));
   if (!operation.documented.has(code as AppErrorCode)) {

@@ -12,6 +12,8 @@ export interface KeyValueStore {
   getMany(keys: string[]): Promise<(string | null)[]>;
   /** Stores `value`; with `ttlMs` the key disappears after that long, without it it never expires. */
   set(key: string, value: string, options?: { ttlMs?: number }): Promise<void>;
+  /** As `set`, only when the key does not exist (atomically); true when it was stored. */
+  setIfAbsent(key: string, value: string, options?: { ttlMs?: number }): Promise<boolean>;
   /** Several keys at once, all or none (one transaction). */
   setMany(entries: { key: string; value: string; ttlMs?: number }[]): Promise<void>;
   /** True when the key existed. */

@@ -51,6 +51,12 @@ export class MemoryStore implements KeyValueStore {
     this.#entries.set(key, { value, expiresAt: options.ttlMs === undefined ? undefined : this.#now() + options.ttlMs });
   }
 
+  async setIfAbsent(key: string, value: string, options: { ttlMs?: number } = {}): Promise<boolean> {
+    if (this.#live(key) !== undefined) return false;
+    await this.set(key, value, options);
+    return true;
+  }
+
   async setMany(entries: { key: string; value: string; ttlMs?: number }[]): Promise<void> {
     for (const entry of entries) assertTtl(entry.ttlMs);
     for (const { key, value, ttlMs } of entries) await this.set(key, value, { ttlMs });

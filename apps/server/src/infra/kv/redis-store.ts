@@ -141,6 +141,15 @@ export class RedisStore implements KeyValueStore {
     );
   }
 
+  async setIfAbsent(key: string, value: string, options: { ttlMs?: number } = {}): Promise<boolean> {
+    assertTtl(options.ttlMs);
+    const { ttlMs } = options;
+    const stored = await this.#run(() =>
+      ttlMs === undefined ? this.client.set(key, value, 'NX') : this.client.set(key, value, 'PX', ttlMs, 'NX'),
+    );
+    return stored === 'OK';
+  }
+
   async setMany(entries: { key: string; value: string; ttlMs?: number }[]): Promise<void> {
     for (const entry of entries) assertTtl(entry.ttlMs);
     if (entries.length === 0) return;

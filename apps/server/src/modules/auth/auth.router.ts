@@ -43,7 +43,7 @@ export const authRouter = router({
         tags,
         summary: 'Create an account and sign in',
       },
-      errors: ['EMAIL_TAKEN', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE', 'CLIENT_CLOSED_REQUEST'],
+      errors: ['EMAIL_TAKEN', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE'],
     })
     .input(registerInput)
     .output(authResult)
@@ -58,14 +58,7 @@ export const authRouter = router({
         summary: 'Sign in with email and password',
         description: 'An unknown email and a wrong password get the same 401 INVALID_CREDENTIALS.',
       },
-      errors: [
-        'INVALID_CREDENTIALS',
-        'ACCOUNT_DISABLED',
-        'ACCOUNT_ARCHIVED',
-        'DEPENDENCY_DOWN',
-        'SERVICE_UNAVAILABLE',
-        'CLIENT_CLOSED_REQUEST',
-      ],
+      errors: ['INVALID_CREDENTIALS', 'ACCOUNT_DISABLED', 'ACCOUNT_ARCHIVED', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE'],
     })
     .input(loginInput)
     .output(authResult)

@@ -25,3 +25,9 @@ export async function readCode(deps: Deps, key: string): Promise<StoredCode | un
 export async function writeCode(deps: Deps, key: string, stored: StoredCode): Promise<void> {
   await deps.kv.set(key, JSON.stringify(stored), { ttlMs: Math.max(1, stored.expiresAt - deps.clock.now()) });
 }
+
+/** Stores `stored` again unless another code took its place meanwhile (atomically). */
+export async function restoreCode(deps: Deps, key: string, stored: StoredCode): Promise<void> {
+  const ttlMs = stored.expiresAt - deps.clock.now();
+  if (ttlMs > 0) await deps.kv.setIfAbsent(key, JSON.stringify(stored), { ttlMs });
+}

@@ -21,7 +21,7 @@ import type { AuthResult } from './auth.schemas.ts';
 import { startSession } from './auth.service.ts';
 import { codeOf, enqueueEmail, OTP_TTL_MS } from './email-jobs.ts';
 import { reclaim } from './identities.service.ts';
-import { codeKey, readCode, type StoredCode, writeCode } from './otp-codes.ts';
+import { codeKey, readCode, restoreCode, type StoredCode, writeCode } from './otp-codes.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'mailer' | 'clock' | 'tokens' | 'log' | 'jobs'>;
 
@@ -84,8 +84,10 @@ export async function requestCode(
   const code = codeOf(deps, jobId);
   const issued = await deps.kv.increment(issuedKey(email), { ttlMs: DAY_MS });
   const waitMs = codeCooldownMs(issued.value);
+  let replacing = false;
   try {
     await deps.kv.set(waitKey(email), String(now + waitMs), { ttlMs: waitMs });
+    replacing = true; // the last code, already sent, is replaced from here
     await writeCode(deps, codeKey(email), {
       hash: deps.tokens.keyedHash(`${email}:${code}`),
       issuedAt: now,
@@ -94,8 +96,8 @@ export async function requestCode(
     await enqueueEmail(deps, { kind: 'one-time-code', email, locale, requestId }, { id: jobId });
   } catch (error) {
     // No email will carry this code (not stored, or not queued): a retry must not wait out
-    // the cooldown of a code never sent.
-    await deps.kv.delete(codeKey(email)).catch(() => undefined);
+    // the cooldown of a code never sent. The last code stays, unless this one replaced it.
+    if (replacing) await deps.kv.delete(codeKey(email)).catch(() => undefined);
     await deps.kv.delete(waitKey(email)).catch(() => undefined);
     await deps.kv.increment(issuedKey(email), { by: -1 }).catch(() => undefined);
     throw error;
@@ -166,20 +168,14 @@ export async function verifyCode(
     } catch (error) {
       // A dependency failed before anyone was signed in: the code works for the retry the
       // 503 asks for (unless a newer code replaced it meanwhile), instead of being spent for nothing.
-      if (recognizeError(error)?.appCode === 'DEPENDENCY_DOWN') await giveBack(deps, codeKey(email), claimed);
+      if (recognizeError(error)?.appCode === 'DEPENDENCY_DOWN') {
+        // (The store away too: the code stays spent, and a new one can be asked for.)
+        await restoreCode(deps, codeKey(email), claimed).catch(() => undefined);
+      }
       throw error;
     }
   }
   return signInByCode(deps, { email, existing, byDevCode, client });
-}
-
-/** Stores a claimed code again, unless a newer one took its place. */
-async function giveBack(deps: Deps, key: string, claimed: StoredCode): Promise<void> {
-  try {
-    if (!(await readCode(deps, key))) await writeCode(deps, key, claimed);
-  } catch {
-    // The store is away too: the code stays spent, and a new one can be asked for.
-  }
 }
 
 /** After the code was checked: the account of the address (created when new), signed in. */

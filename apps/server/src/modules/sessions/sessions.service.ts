@@ -336,7 +336,8 @@ async function cacheRevocationsOf(
 /** Publishing a user's revocations that could not reach the store when they were made. */
 export const PUBLISH_REVOCATIONS_QUEUE: QueueDefinition = {
   name: 'publish-revocations',
-  // Every few seconds (1 s doubling, at most 5 s apart), as long as an access token lives.
+  // Every few seconds (1 s doubling, at most 5 s apart); each job is given tries for as long
+  // as the access tokens it covers live (`publishLater`), whatever ACCESS_TOKEN_TTL says.
   retryLimit: 300,
   retryDelaySeconds: 1,
   retryDelayMaxSeconds: 5,
@@ -361,7 +362,8 @@ async function publishLater(deps: RevocationDeps, userId: string): Promise<void>
   const lifetimeMs = (deps.config.jwt.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS) * 1000;
   const job: PublishRevocationsJob = { userId, until: deps.clock.now() + lifetimeMs };
   try {
-    await deps.jobs.send(PUBLISH_REVOCATIONS_QUEUE.name, job);
+    // At least a second between tries: one try a second of the tokens' lifetime outlasts them.
+    await deps.jobs.send(PUBLISH_REVOCATIONS_QUEUE.name, job, { retryLimit: Math.ceil(lifetimeMs / 1000) });
   } catch (error) {
     deps.log.error(
       { err: error, userId },
@@ -374,7 +376,10 @@ async function publishLater(deps: RevocationDeps, userId: string): Promise<void>
 export async function runPublishRevocationsJob(deps: RevocationDeps, job: { data: PublishRevocationsJob }) {
   if (deps.clock.now() > job.data.until) return;
   await cacheRevocationsOf(deps, job.data.userId, async () => {});
-  deps.log.info({ userId: job.data.userId }, 'revocations published once the key-value store answered');
+  deps.log.info(
+    { userId: job.data.userId },
+    'revocations published (or the cache dropped) once the key-value store answered',
+  );
 }
 
 async function revocationMarkers(deps: Pick<RevocationDeps, 'db' | 'clock'>, userId?: string) {
