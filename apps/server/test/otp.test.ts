@@ -32,6 +32,19 @@ describe('email one-time codes', () => {
   const request = (email: string) => t.app.inject({ method: 'POST', url: '/api/auth/otp/request', payload: { email } });
   const verify = (email: string, code: string | undefined) =>
     t.app.inject({ method: 'POST', url: '/api/auth/otp/verify', payload: { email, code } });
+  /** Runs `run` while the store refuses to write `key` (as one full, or away at that moment, would). */
+  async function whileStoreRefuses(key: string, run: () => Promise<void>): Promise<void> {
+    const set = t.services.kv.set.bind(t.services.kv);
+    t.services.kv.set = async (written, value, options) => {
+      if (written.endsWith(key)) throw new DependencyUnavailableError('redis', 'refused (a test)');
+      return set(written, value, options);
+    };
+    try {
+      await run();
+    } finally {
+      t.services.kv.set = set;
+    }
+  }
   async function codeFor(email: string): Promise<string> {
     expect((await request(email)).statusCode).toBe(200);
     await t.settle();
@@ -290,18 +303,10 @@ describe('email one-time codes', () => {
 
   it('lets a code be asked for again at once when the last one could not be stored', async () => {
     const email = uniqueEmail('unstored');
-    const set = t.services.kv.set.bind(t.services.kv);
     // The store refuses the code's write (full, or away at that moment): a 503.
-    t.services.kv.set = async (key, value, options) => {
-      if (key.startsWith('otp:') && key.includes(email))
-        throw new DependencyUnavailableError('redis', 'refused (a test)');
-      return set(key, value, options);
-    };
-    try {
+    await whileStoreRefuses(`otp:${email}`, async () => {
       expect((await request(email)).json().appCode).toBe('DEPENDENCY_DOWN');
-    } finally {
-      t.services.kv.set = set;
-    }
+    });
     // Not RATE_LIMITED for 30 s over a code never stored.
     expect((await verify(email, await codeFor(email))).json()).toMatchObject({ created: true });
   });
@@ -309,19 +314,11 @@ describe('email one-time codes', () => {
   it('keeps the last code sent when a new one could not be started', async () => {
     const email = uniqueEmail('kept');
     const sent = await codeFor(email);
-    const set = t.services.kv.set.bind(t.services.kv);
+    clock.advance(60_000); // past the first code's cooldown
     // The store refuses the new code's cooldown (full, or away at that moment): a 503.
-    t.services.kv.set = async (key, value, options) => {
-      if (key.startsWith('otp-wait:') && key.includes(email))
-        throw new DependencyUnavailableError('redis', 'refused (a test)');
-      return set(key, value, options);
-    };
-    try {
-      clock.advance(60_000); // past the first code's cooldown
+    await whileStoreRefuses(`otp-wait:${email}`, async () => {
       expect((await request(email)).json().appCode).toBe('DEPENDENCY_DOWN');
-    } finally {
-      t.services.kv.set = set;
-    }
+    });
     // The code already in the person's inbox still signs in.
     expect((await verify(email, sent)).json()).toMatchObject({ created: true });
   });

@@ -145,13 +145,19 @@ describeInBrowser('sessions ended elsewhere', () => {
     await page.unroute('**/trpc/auth.logout**');
   });
 
-  it('follows another tab into another account or out of it, and keeps its page when the other tab signs into the same one', async () => {
+  /** Two accounts, and a tab signed into the first, on its Profile page. */
+  async function twoAccountsOnProfile() {
     const first = await registerAccount(h.t.app);
     const second = await registerAccount(h.t.app);
     const tab = await h.newPage();
     await signIn(tab, first.email, first.password);
     await tab.getByRole('link', { name: 'Profile' }).click();
     await tab.getByText(`Signed in as ${first.email}`).waitFor();
+    return { first, second, tab };
+  }
+
+  it('follows another tab into another account or out of it, and keeps its page when the other tab signs into the same one', async () => {
+    const { first, second, tab } = await twoAccountsOnProfile();
     const name = tab.getByRole('form', { name: 'Your name' }).getByLabel('Name');
     await name.fill('Typed, not saved');
 
@@ -179,12 +185,7 @@ describeInBrowser('sessions ended elsewhere', () => {
   });
 
   it('shows the account it now acts as when a change made as the last one answers after the switch', async () => {
-    const first = await registerAccount(h.t.app);
-    const second = await registerAccount(h.t.app);
-    const tab = await h.newPage();
-    await signIn(tab, first.email, first.password);
-    await tab.getByRole('link', { name: 'Profile' }).click();
-    await tab.getByText(`Signed in as ${first.email}`).waitFor();
+    const { first, second, tab } = await twoAccountsOnProfile();
     // A new name is on its way, as the first account, when another tab signs into the second.
     const save = await holdCall(tab, 'users.updateMe');
     await tab.getByRole('form', { name: 'Your name' }).getByLabel('Name').fill('Renamed first');
