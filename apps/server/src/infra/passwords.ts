@@ -24,7 +24,7 @@ export class PasswordHashingBusyError extends Error {
   }
 }
 
-/** The caller went away while it waited (its request's signal): no hash is made for nobody. */
+/** The caller went away while it waited (its request's signal): no hash is made for a caller that is gone. */
 export class PasswordCheckAbandonedError extends Error {
   constructor() {
     super('the client went away before its password was checked');
