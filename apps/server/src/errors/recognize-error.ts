@@ -9,7 +9,8 @@ import { AppError, BUSY_RETRY_AFTER_SECONDS, dependencyDown } from './app-error.
  * A dependency that is down is a 503; a row that a concurrent request deleted (23503) or
  * created (23505), or a transaction Postgres ended to settle a conflict with another (a
  * deadlock: 40P01, 40001), is a 404 or 409, not a 500; too many password hashes waiting
- * is a 503 with Retry-After, a password check its client left before its turn a 499. Undefined for everything else (a bug: 500).
+ * is a 503 with Retry-After, a password check its client left before its turn a 499.
+ * Undefined for everything else (a bug: 500).
  */
 export function recognizeError(error: unknown): AppError | undefined {
   if (error instanceof AppError) return error;

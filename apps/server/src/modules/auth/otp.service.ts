@@ -160,22 +160,21 @@ export async function verifyCode(
     devCode && existing && email !== deps.config.otp.appleReviewEmail && sameHash(code, devCode),
   );
 
-  if (email === deps.config.otp.appleReviewEmail) await claimReviewCode(deps, existing?.id, code);
-  else if (!byDevCode) {
-    const claimed = await claimCode(deps, email, code);
-    try {
-      return await signInByCode(deps, { email, existing, byDevCode, client });
-    } catch (error) {
-      // A dependency failed before anyone was signed in: the code works for the retry the
-      // 503 asks for (unless a newer code replaced it meanwhile), instead of being spent for nothing.
-      if (recognizeError(error)?.appCode === 'DEPENDENCY_DOWN') {
-        // (The store away too: the code stays spent, and a new one can be asked for.)
-        await restoreCode(deps, codeKey(email), claimed).catch(() => undefined);
-      }
-      throw error;
+  const reviewing = email === deps.config.otp.appleReviewEmail;
+  if (reviewing) await claimReviewCode(deps, existing?.id, code);
+  // The one-time code this sign-in spends (the review code and the development code are reusable).
+  const claimed = reviewing || byDevCode ? undefined : await claimCode(deps, email, code);
+  try {
+    return await signInByCode(deps, { email, existing, byDevCode, client });
+  } catch (error) {
+    // A dependency failed before anyone was signed in: the code works for the retry the 503
+    // asks for (unless a newer code replaced it meanwhile), instead of being spent for nothing.
+    // (The store away too: the code stays spent, and a new one can be asked for.)
+    if (claimed && recognizeError(error)?.appCode === 'DEPENDENCY_DOWN') {
+      await restoreCode(deps, codeKey(email), claimed).catch(() => undefined);
     }
+    throw error;
   }
-  return signInByCode(deps, { email, existing, byDevCode, client });
 }
 
 /** After the code was checked: the account of the address (created when new), signed in. */
