@@ -167,6 +167,7 @@ const variables = z.object({
   ACCESS_TOKEN_TTL: duration.default(15 * 60),
   REFRESH_TOKEN_TTL: duration.default(30 * 86_400),
   REFRESH_REUSE_GRACE_SECONDS: integer(0, 300).default(10),
+  MAX_SESSIONS_PER_USER: integer(1, 10_000).default(100),
   RATE_LIMIT_AUTH_PER_MINUTE: integer(1, 100_000).default(10),
   RATE_LIMIT_DEFAULT_PER_MINUTE: integer(1, 1_000_000).default(300),
   RATE_LIMIT_EMAIL_FAILURES_PER_MINUTE: integer(1, 100_000).default(50),
@@ -654,6 +655,8 @@ function configSchema({ isTTY }: { isTTY?: boolean }) {
         refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
         /** A rotated refresh token presented again within this long gets the same successor (concurrent tabs). */
         refreshReuseGraceSeconds: e.REFRESH_REUSE_GRACE_SECONDS,
+        /** Active sessions an account may hold: a sign-in beyond them ends the least recently used. */
+        maxSessionsPerUser: e.MAX_SESSIONS_PER_USER,
       },
       email: {
         /** MAIL_TRANSPORT (or the one provider configured); without one, the development outbox. */

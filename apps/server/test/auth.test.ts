@@ -711,3 +711,61 @@ describe('auth: session and token expiry follow the injected clock', () => {
     expect(await revocations()).toHaveLength(0);
   });
 });
+
+describe('auth: an account holds at most MAX_SESSIONS_PER_USER active sessions', () => {
+  let t: TestApp;
+  let clock: FakeClock;
+  beforeAll(async () => {
+    clock = fakeClock();
+    t = await buildTestApp({ env: { MAX_SESSIONS_PER_USER: '3' }, overrides: { clock } });
+  });
+  afterAll(() => t.close());
+
+  const me = (token: string) =>
+    t.app.inject({ method: 'GET', url: '/api/users/me', headers: { authorization: `Bearer ${token}` } });
+  const refresh = (refreshToken: string) =>
+    t.app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refreshToken } });
+  const sessionIds = async (accessToken: string) =>
+    (
+      (await t.app.inject({ method: 'GET', url: '/api/auth/sessions', headers: bearer({ accessToken }) })).json() as {
+        id: string;
+      }[]
+    ).map((session) => session.id);
+  const signIn = async (account: Account) => {
+    clock.advance(1000);
+    const response = await login(t.app, account.email, account.password);
+    expect(response.statusCode).toBe(200);
+    return response.json() as { accessToken: string; refreshToken: string };
+  };
+
+  it('ends the least recently used session at a sign-in over the cap, at once, and no other', async () => {
+    const account = await registerAccount(t.app);
+    const second = await signIn(account);
+    const third = await signIn(account);
+    // At the cap, not over it: the sign-in that reaches it ends nothing.
+    expect(await sessionIds(third.accessToken)).toHaveLength(3);
+    // The first session is used again: the second is now the one used least recently.
+    clock.advance(1000);
+    const first = (await refresh(account.refreshToken)).json() as { accessToken: string; refreshToken: string };
+
+    const fourth = await signIn(account);
+    expect((await me(second.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+    expect((await refresh(second.refreshToken)).json().appCode).toBe('SESSION_REVOKED');
+    for (const live of [first, third, fourth]) expect((await me(live.accessToken)).statusCode).toBe(200);
+    expect(await sessionIds(fourth.accessToken)).toHaveLength(3);
+
+    // Sessions that ended on their own (signed out, expired) leave room: nothing more ends.
+    await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: bearer(third) });
+    const fifth = await signIn(account);
+    for (const live of [first, fourth, fifth]) expect((await me(live.accessToken)).statusCode).toBe(200);
+  });
+
+  it('caps each account on its own', async () => {
+    const alice = await registerAccount(t.app);
+    const bob = await registerAccount(t.app);
+    for (let i = 0; i < 3; i++) await signIn(bob);
+    // Bob's fourth sign-in ended his first session; Alice's only session stays.
+    expect((await me(bob.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+    expect((await me(alice.accessToken)).statusCode).toBe(200);
+  });
+});

@@ -362,7 +362,10 @@ describe.skipIf(!REDIS_AVAILABLE)('Redis down or hung', () => {
   beforeAll(async () => {
     redis = await startRedisServer();
     store = new RedisStore({ url: redis.url, keyPrefix: 'down:', commandTimeoutMs: 300 });
-    t = await buildTestApp({ env: { RATE_LIMIT_AUTH_PER_MINUTE: '10', TRUST_PROXY: '1' }, overrides: { kv: store } });
+    t = await buildTestApp({
+      env: { RATE_LIMIT_AUTH_PER_MINUTE: '10', TRUST_PROXY: '1', MAX_SESSIONS_PER_USER: '2' },
+      overrides: { kv: store },
+    });
   });
   afterAll(async () => {
     redis?.thaw();
@@ -463,6 +466,34 @@ describe.skipIf(!REDIS_AVAILABLE)('Redis down or hung', () => {
       10_000,
     );
     expect(refused.json().appCode).toBe('SESSION_REVOKED');
+  });
+
+  it('signs in over the session cap while Redis is frozen, and publishes the session it ended once Redis answers', async () => {
+    const account = await registerAccount(t.app);
+    const second = await login(t.app, account.email, account.password);
+    // The cache is ready (its key set): a session without a marker there is taken as live.
+    expect((await me(t, account)).statusCode).toBe(200);
+    redis.freeze();
+    let third: { accessToken: string };
+    try {
+      // The first session (least recently used) ends in Postgres; its marker cannot be written.
+      const signedIn = await login(t.app, account.email, account.password);
+      expect(signedIn.statusCode).toBe(200);
+      third = signedIn.json();
+    } finally {
+      redis.thaw();
+    }
+    // Redis is back with its data (and its "cache ready" key): a job publishes the marker.
+    const refused = await until(
+      async () => {
+        const response = await me(t, account);
+        return response.statusCode === 401 && !store.circuitOpen && response;
+      },
+      'the ended session’s access token to be refused with Redis answering',
+      10_000,
+    );
+    expect(refused.json().appCode).toBe('SESSION_REVOKED');
+    for (const live of [second.json(), third]) expect((await me(t, live)).statusCode).toBe(200);
   });
 
   it('keeps a per-process login limit while Redis is down, and signs in for real meanwhile', async () => {

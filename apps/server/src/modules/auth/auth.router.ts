@@ -100,7 +100,16 @@ export const authRouter = router({
     }),
 
   sessions: authedProcedure
-    .meta({ openapi: { method: 'GET', path: '/auth/sessions', tags, summary: 'Active sessions' } })
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/auth/sessions',
+        tags,
+        summary: 'Active sessions',
+        description:
+          'Most recently used first. An account holds at most MAX_SESSIONS_PER_USER active sessions (100 by default): a sign-in beyond them ends the least recently used.',
+      },
+    })
     .input(z.void())
     .output(z.array(sessionOutput))
     .query(({ ctx }) => auth.listSessions(ctx.services, ctx.caller)),

@@ -47,6 +47,8 @@ export interface IssuedRefreshToken {
   userId: string;
   refreshToken: string;
   refreshTokenExpiresAt: Date;
+  /** A sign-in ended older sessions (over MAX_SESSIONS_PER_USER): they are published once it commits. */
+  endedOthers?: boolean;
 }
 
 const revokedMarker = (sessionId: string) => `revoked-session:${sessionId}`;
@@ -64,6 +66,9 @@ function expiresAt(deps: Pick<Deps, 'config' | 'clock'>): Date {
 /**
  * A new session for the user. With `passwordHash` (a password sign-in), only while that is
  * still the account's password: one replaced meanwhile refuses it (INVALID_CREDENTIALS).
+ * Past MAX_SESSIONS_PER_USER active sessions, the least recently used end (`endSessions`,
+ * in the caller's transaction if any); the caller publishes them once that commits
+ * (`publishEndedOthers`).
  */
 export async function createSession(
   deps: Deps,
@@ -96,7 +101,15 @@ export async function createSession(
         .$if(passwordHash !== undefined, (query) => query.where('users.password_hash', '=', passwordHash as string))
         .forShare(),
     )
-    .returning('id')
+    // The account's other active sessions, counted in the same statement (its snapshot does
+    // not hold the new row): a sign-in under the cap costs no query more.
+    .returning([
+      'id',
+      sql<number>`(select count(*)::int from sessions as other
+        where other.user_id = sessions.user_id and other.revoked_at is null and other.expires_at > ${now})`.as(
+        'others',
+      ),
+    ])
     .executeTakeFirst();
   if (!row) {
     // Disabled, archived or deleted since it was read (or its password replaced): say which, as the sign-in would have.
@@ -104,7 +117,34 @@ export async function createSession(
     if (user) assertMaySignIn(user);
     throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
   }
-  return { sessionId: row.id, userId, refreshToken, refreshTokenExpiresAt };
+  const issued: IssuedRefreshToken = { sessionId: row.id, userId, refreshToken, refreshTokenExpiresAt };
+  if (row.others < deps.config.jwt.maxSessionsPerUser) return issued;
+  const leastRecentlyUsed = await deps.db
+    .selectFrom('sessions')
+    .select('id')
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now)
+    .where('id', '!=', row.id)
+    .orderBy('last_used_at', 'desc')
+    .orderBy('created_at', 'desc')
+    .offset(deps.config.jwt.maxSessionsPerUser - 1)
+    .execute();
+  const ended = await endSessions(deps, { userId, sessionIds: leastRecentlyUsed.map((session) => session.id) });
+  return { ...issued, endedOthers: ended.length > 0 };
+}
+
+/**
+ * After the sign-in that ended them commits: the sessions `createSession` ended over the cap
+ * are published. The sign-in stands if that fails: their refresh tokens are already refused
+ * (Postgres), and a store out of reach has been handed a job that publishes them.
+ */
+export async function publishEndedOthers(deps: RevocationDeps, issued: IssuedRefreshToken): Promise<void> {
+  if (!issued.endedOthers) return;
+  await publishRevocations(deps, issued.userId).catch((error: unknown) => {
+    if (!unavailableDependency(error)) throw error;
+    deps.log.warn({ err: error, userId: issued.userId }, 'sessions ended over the cap not published yet');
+  });
 }
 
 /**
