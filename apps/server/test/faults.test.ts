@@ -12,7 +12,7 @@ import { hash } from '@node-rs/argon2';
 import { type KyselyPlugin, QueryNode, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore, RedisStore } from '../src/infra/kv/index.ts';
-import { checkPassword } from '../src/infra/passwords.ts';
+import { checkPassword, passwordHashingLine } from '../src/infra/passwords.ts';
 import {
   type Account,
   bearer,
@@ -647,6 +647,50 @@ describe('a storm of sign-ins', () => {
       const next = await Promise.all(Array.from({ length: 20 }, () => login(t.app, uniqueEmail(), 'Wrong-pass-1')));
       expect(next.map((answer) => answer.json().appCode)).toEqual(Array(20).fill('INVALID_CREDENTIALS'));
     } finally {
+      await t.close();
+    }
+  });
+
+  it('signs in with an outdated hash without waiting for a turn to upgrade it, and upgrades it at a quieter sign-in', async () => {
+    const t = await buildTestApp();
+    const release = new AbortController();
+    try {
+      await until(() => {
+        const line = passwordHashingLine();
+        return line.running === 0 && line.waiting === 0;
+      }, 'the previous tests’ checks to end');
+      const email = uniqueEmail();
+      const outdated = await hash('Legacy-pass-1', { ...PASSWORD_HASH_OPTIONS, timeCost: 1 });
+      const user = await t.services.db
+        .insertInto('users')
+        .values({ email, password_hash: outdated })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const storedHash = async () =>
+        (
+          await t.services.db
+            .selectFrom('users')
+            .select('password_hash')
+            .where('id', '=', user.id)
+            .executeTakeFirstOrThrow()
+        ).password_hash;
+      // Two slow checks hold both turns; the sign-in waits in line, and another check behind it.
+      const slowChecks = [0, 1].map(() =>
+        checkPassword(slowHash, 'Wrong-pass-1', release.signal).catch(() => undefined),
+      );
+      const signingIn = login(t.app, email, 'Legacy-pass-1');
+      await until(() => passwordHashingLine().waiting === 1, 'the sign-in to wait in line');
+      slowChecks.push(checkPassword(slowHash, 'Wrong-pass-1', release.signal).catch(() => undefined));
+      // Its check done, its turn went to the one behind it: no turn is free for an upgrade.
+      const signedIn = await signingIn;
+      expect(signedIn.statusCode).toBe(200);
+      expect((await me(t, signedIn.json())).statusCode).toBe(200);
+      expect(await storedHash()).toBe(outdated);
+      await Promise.all(slowChecks);
+      expect((await login(t.app, email, 'Legacy-pass-1')).statusCode).toBe(200);
+      expect(await storedHash()).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    } finally {
+      release.abort();
       await t.close();
     }
   });

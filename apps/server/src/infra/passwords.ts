@@ -45,11 +45,20 @@ async function inTurn<T>(hash: () => Promise<T>, signal: AbortSignal | undefined
   try {
     return await hash();
   } finally {
-    // The turn passes to the next in line, or is given back.
-    const next = waiting.shift();
-    if (next) next();
-    else hashing -= 1;
+    endTurn();
   }
+}
+
+/** The turn passes to the next in line, or is given back. */
+function endTurn(): void {
+  const next = waiting.shift();
+  if (next) next();
+  else hashing -= 1;
+}
+
+/** Hashes running and waiting for a turn, in this process (for tests and metrics). */
+export function passwordHashingLine(): { running: number; waiting: number } {
+  return { running: hashing, waiting: waiting.length };
 }
 
 /** Waits in line for a turn, handed over by the caller whose turn ends; leaves the line if `signal` aborts. */
@@ -72,6 +81,21 @@ function turnFor(signal: AbortSignal | undefined): Promise<void> {
 /** `signal`: the request's, so a caller gone while it waits for its turn makes no hash. */
 export function hashPassword(password: string, signal?: AbortSignal): Promise<string> {
   return inTurn(() => hashWithArgon2(password), signal);
+}
+
+/**
+ * Hashes `password` if a turn is free at once, else gives up (undefined): for housekeeping
+ * such as upgrading a stored hash, which neither waits behind the line (its sign-in would)
+ * nor takes a turn anyone waits for, and is done at a later sign-in instead.
+ */
+export async function hashPasswordIfIdle(password: string): Promise<string | undefined> {
+  if (hashing >= HASHES_AT_ONCE) return undefined;
+  hashing += 1;
+  try {
+    return await hashWithArgon2(password);
+  } finally {
+    endTurn();
+  }
 }
 
 let dummyHash: Promise<string> | undefined;

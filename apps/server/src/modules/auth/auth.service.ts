@@ -1,6 +1,6 @@
 import { AppError } from '../../errors/index.ts';
 import { isoTime } from '../../infra/iso-time.ts';
-import { checkPassword, hashPassword } from '../../infra/passwords.ts';
+import { checkPassword, hashPassword, hashPasswordIfIdle } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
 import {
   activeSessions,
@@ -87,8 +87,10 @@ export async function login(
   if (!user?.password_hash || !valid) throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
   assertMaySignIn(user);
   let passwordHash = user.password_hash;
-  if (needsRehash) {
-    const rehashed = await hashPassword(input.password);
+  // Hashed with parameters older than today's: upgraded, when a hashing turn is free at once
+  // (a busy server signs in with the hash as it is, and upgrades it at a later sign-in).
+  const rehashed = needsRehash ? await hashPasswordIfIdle(input.password) : undefined;
+  if (rehashed) {
     if (await storeRehash(deps, { userId: user.id, passwordHash: rehashed, replacing: user.password_hash })) {
       passwordHash = rehashed;
     } else {
