@@ -12,6 +12,7 @@ import { FILE_ROUTES, filesRoutes } from './http/files-routes.ts';
 import { jwksRoute } from './http/jwks.ts';
 import { OAUTH_REDIRECT_ROUTES, oauthRoutes } from './http/oauth-routes.ts';
 import { requestLifecycle } from './http/request-lifecycle.ts';
+import { answerMethodsTakenByParameters } from './http/route-methods.ts';
 import { lazySchemaCompilers } from './http/schema-compilers.ts';
 import { markLanguage } from './i18n/locale.ts';
 import { LazyLogger, requestIdFor } from './infra/logger.ts';
@@ -112,6 +113,7 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
   if (options.officialTrpcPrefix) await official(options.officialTrpcPrefix);
 
   await app.register(restRoutes, { router, basePath: '/api', createContext, onError });
+  answerMethodsTakenByParameters(app, restRouteTable(router, '/api'));
   await app.register(oauthRoutes, { services });
   await app.register(filesRoutes, { services });
 

@@ -655,7 +655,7 @@ describe('a storm of sign-ins', () => {
     const t = await buildTestApp();
     const release = new AbortController();
     try {
-      await until(() => {
+      await until(async () => {
         const line = passwordHashingLine();
         return line.running === 0 && line.waiting === 0;
       }, 'the previous tests’ checks to end');
@@ -679,7 +679,7 @@ describe('a storm of sign-ins', () => {
         checkPassword(slowHash, 'Wrong-pass-1', release.signal).catch(() => undefined),
       );
       const signingIn = login(t.app, email, 'Legacy-pass-1');
-      await until(() => passwordHashingLine().waiting === 1, 'the sign-in to wait in line');
+      await until(async () => passwordHashingLine().waiting === 1, 'the sign-in to wait in line');
       slowChecks.push(checkPassword(slowHash, 'Wrong-pass-1', release.signal).catch(() => undefined));
       // Its check done, its turn went to the one behind it: no turn is free for an upgrade.
       const signedIn = await signingIn;

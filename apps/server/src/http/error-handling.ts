@@ -71,7 +71,9 @@ export const errorHandling = fp(
 
     // Every route registered after this plugin (all of the app's) is known by its path.
     const routeMethods = new RouteMethods();
-    app.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
+    app.addHook('onRoute', (route) => {
+      if (!route.config?.answersMethodNotAllowed) routeMethods.add(route.method, route.url);
+    });
 
     app.setNotFoundHandler((request, reply) => {
       const locale = answerLanguage(request, reply);
