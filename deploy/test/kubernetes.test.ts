@@ -297,7 +297,25 @@ describe('the manifests against each other', () => {
     expect(hpa.spec?.minReplicas).toBeGreaterThan(Number(pdb.spec?.minAvailable));
   });
 
-  it('keeps the Postgres connections within budget at maxReplicas', () => {
+  /**
+   * Pods of a Deployment holding Postgres connections at once during a rollout: its replicas,
+   * `maxSurge` new ones, and (with more than one replica) one old pod still terminating, which
+   * Kubernetes counts against nothing: `minReadySeconds` at least the grace period keeps
+   * that to one at a time. A problem instead when the strategy leaves the count open.
+   */
+  function podsInRollout(deployment: IDeployment, replicas: number): number | string {
+    const strategy = deployment.spec?.strategy;
+    if (strategy?.type !== 'RollingUpdate') return 'not a RollingUpdate';
+    const surge = strategy.rollingUpdate?.maxSurge;
+    if (typeof surge !== 'number') return 'maxSurge is not a number of pods';
+    if (strategy.rollingUpdate?.maxUnavailable !== 0) return 'maxUnavailable is not 0';
+    if (replicas === 1) return replicas + surge; // the one old pod stops once its replacement is ready
+    const grace = podTemplate(deployment).spec?.terminationGracePeriodSeconds ?? 30;
+    if ((deployment.spec?.minReadySeconds ?? 0) < grace) return 'minReadySeconds is under the grace period';
+    return replicas + surge + 1;
+  }
+
+  it('keeps the Postgres connections within budget during a rollout at maxReplicas', () => {
     // Postgres's default max_connections (100) less its superuser_reserved_connections (3);
     // PgBouncer's default max_client_conn is 100 too.
     const budget = 97;
@@ -306,8 +324,33 @@ describe('the manifests against each other', () => {
       const number = (name: string) => Number(env.get(name)?.value);
       return number('WORKERS') * (number('DATABASE_POOL_MAX') + number('JOBS_POOL_MAX'));
     };
-    const total = hpa.spec!.maxReplicas * perPod(server) + (worker.spec?.replicas ?? 1) * perPod(worker) + 1;
+    const servers = podsInRollout(server, hpa.spec!.maxReplicas);
+    const workers = podsInRollout(worker, worker.spec?.replicas ?? 1);
+    expect([typeof servers, typeof workers]).toEqual(['number', 'number']);
+    const total = Number(servers) * perPod(server) + Number(workers) * perPod(worker) + 1;
     expect(total).toBeGreaterThan(0);
     expect(total).toBeLessThanOrEqual(budget);
+    // What the count rests on, broken one way at a time.
+    const broken: ((deployment: IDeployment) => void)[] = [
+      (d) => {
+        delete d.spec?.minReadySeconds;
+      },
+      (d) => {
+        const rolling = d.spec?.strategy?.rollingUpdate;
+        if (rolling) rolling.maxSurge = '25%';
+      },
+      (d) => {
+        const rolling = d.spec?.strategy?.rollingUpdate;
+        if (rolling) rolling.maxUnavailable = 1;
+      },
+      (d) => {
+        if (d.spec) d.spec.strategy = { type: 'Recreate' };
+      },
+    ];
+    for (const breakIt of broken) {
+      const changed = copy(server);
+      breakIt(changed);
+      expect(typeof podsInRollout(changed, hpa.spec!.maxReplicas)).toBe('string');
+    }
   });
 });
