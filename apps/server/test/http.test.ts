@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb } from '@app/db';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import Fastify, { type FastifyRequest } from 'fastify';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECKED_LINES_LIMITS, CheckedLines, nodeReads } from '../src/http/checked-lines.ts';
 import { CommonHeadersResponse, HTML_CSP, NAMES_KEPT } from '../src/http/common-headers.ts';
@@ -1070,6 +1071,40 @@ describe('readiness when a dependency is down', () => {
       const live = await t.app.inject({ method: 'GET', url: '/api/health' });
       expect(live.statusCode).toBe(200);
     } finally {
+      await t.close();
+    }
+  });
+
+  it('reads a database as up when its probe waited for a connection behind requests Postgres kept answering', async () => {
+    // A pool of 4 (the test app's), 24 callers each running a 100 ms query after another: a
+    // new query waits ~0.6 s for a connection, twice the health check's timeout.
+    const t = await buildTestApp({ env: { HEALTH_CHECK_TIMEOUT_MS: '300' } });
+    let busy = true;
+    const load = Array.from({ length: 24 }, async () => {
+      while (busy) await sql`select pg_sleep(0.1)`.execute(t.services.db);
+    });
+    try {
+      await sleep(300); // the queue is formed
+      const response = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+      expect([response.statusCode, response.json().checks]).toEqual([200, { database: 'ok', redis: 'ok' }]);
+    } finally {
+      busy = false;
+      await Promise.all(load);
+      await t.close();
+    }
+  });
+
+  it('reads a database as down when every connection waits on a query it does not answer', async () => {
+    const t = await buildTestApp({ env: { HEALTH_CHECK_TIMEOUT_MS: '300' } });
+    // The pool's 4 connections each in a query that answers after the probe has given up.
+    const stuck = Array.from({ length: 4 }, () => sql`select pg_sleep(1.5)`.execute(t.services.db));
+    try {
+      await sleep(100);
+      const response = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
+      expect(response.statusCode).toBe(503);
+      expect(response.json()).toMatchObject({ details: { checks: { database: 'down' } } });
+    } finally {
+      await Promise.all(stuck);
       await t.close();
     }
   });

@@ -29,6 +29,7 @@ export interface DbConfig {
 export type Db = Kysely<Database>;
 
 export function createDb(config: DbConfig): Db {
+  const answers = { count: 0 };
   const pool = new pg.Pool({
     connectionString: config.url,
     max: config.poolMax ?? 10,
@@ -50,13 +51,27 @@ export function createDb(config: DbConfig): Db {
       config.preparedStatements === false
         ? pg.Client
         : preparingClient({ onUnsupported: config.onPreparedStatementsUnsupported }),
+      answers,
     ),
   });
   // Without a listener, a connection that fails outside a query crashes the process: an idle
   // one (the pool's 'error'), or one checked out between two queries (the client's own).
   pool.on('error', (error) => config.onConnectionError?.(error));
   pool.on('connect', (client) => client.on('error', (error) => config.onConnectionError?.(error)));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  answeredQueries.set(db, answers);
+  return db;
+}
+
+const answeredQueries = new WeakMap<Db, { count: number }>();
+
+/**
+ * How many queries the server has answered on this pool so far. A readiness check that
+ * waited behind busy requests for a connection tells a database that is busy (the count
+ * moved meanwhile) from one that stopped answering (it did not).
+ */
+export function queriesAnswered(db: Db): number {
+  return answeredQueries.get(db)?.count ?? 0;
 }
 
 /**
@@ -64,18 +79,24 @@ export function createDb(config: DbConfig): Db {
  * query there would queue behind it, and fail after the full timeout too, while the pool
  * kept handing out that connection (a failover whose old socket went silent: minutes of
  * timeouts, never a fresh connection). The connection is closed instead, so the pool drops
- * it when it comes back. (Kysely calls with promises; only those are watched.)
+ * it when it comes back. Each answered query is counted in `answers` (`queriesAnswered`).
+ * (Kysely calls with promises; only those are watched.)
  */
-function closedOnReadTimeout(Base: typeof pg.Client): typeof pg.Client {
+function closedOnReadTimeout(Base: typeof pg.Client, answers: { count: number }): typeof pg.Client {
   return class extends Base {
     // biome-ignore lint/suspicious/noExplicitAny: the overloads of pg.Client#query
     override query(...args: any[]): any {
       // biome-ignore lint/suspicious/noExplicitAny: the overloads of pg.Client#query
       const result = (super.query as any)(...args);
       if (result instanceof Promise) {
-        result.catch((error: unknown) => {
-          if (error instanceof Error && error.message === 'Query read timeout') void this.end();
-        });
+        result.then(
+          () => {
+            answers.count += 1;
+          },
+          (error: unknown) => {
+            if (error instanceof Error && error.message === 'Query read timeout') void this.end();
+          },
+        );
       }
       return result;
     }

@@ -1,4 +1,4 @@
-export { createDb, type Db, type DbConfig, describeDatabaseUrl } from './client.ts';
+export { createDb, type Db, type DbConfig, describeDatabaseUrl, queriesAnswered } from './client.ts';
 export { type DatabaseTarget, resolveDatabase } from './connect.ts';
 export { type EmbeddedPostgres, type EmbeddedPostgresOptions, startEmbeddedPostgres } from './embedded.ts';
 export { isLoopback, isLoopbackUrl } from './hosts.ts';

@@ -1,3 +1,4 @@
+import { queriesAnswered } from '@app/db';
 import { sql } from 'kysely';
 import { AppError } from '../../errors/index.ts';
 import { withTimeout } from '../../infra/with-timeout.ts';
@@ -19,6 +20,17 @@ async function probe(check: () => Promise<unknown>, timeoutMs: number): Promise<
   } catch {
     return 'down';
   }
+}
+
+/**
+ * `select 1` through the request pool. One that waited out the timeout behind busy requests
+ * for a connection, while Postgres answered theirs, reads a busy database, not one down: a
+ * load balancer must not take a replica out (and then the next) because it is busy.
+ */
+async function probeDatabase(deps: Pick<Services, 'db'>, timeoutMs: number): Promise<CheckStatus> {
+  const answeredBefore = queriesAnswered(deps.db);
+  const status = await probe(() => sql`select 1`.execute(deps.db), timeoutMs);
+  return status === 'down' && queriesAnswered(deps.db) > answeredBefore ? 'ok' : status;
 }
 
 /** How long one readiness answer is reused: probes are polled, and batches could multiply them. */
@@ -53,7 +65,7 @@ async function probeAll(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock' | 
 async function probeDependencies(deps: Pick<Services, 'config' | 'db' | 'kv' | 'clock'>): Promise<ReadyChecks> {
   const timeoutMs = deps.config.healthCheckTimeoutMs;
   const [database, redis] = await Promise.all([
-    probe(() => sql`select 1`.execute(deps.db), timeoutMs),
+    probeDatabase(deps, timeoutMs),
     // A write, not a PING: a full Redis (maxmemory, noeviction) answers PING but refuses revocations.
     deps.kv.kind === 'redis'
       ? probe(() => deps.kv.set('health:write-probe', String(deps.clock.now()), { ttlMs: 60_000 }), timeoutMs)
