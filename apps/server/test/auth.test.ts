@@ -760,6 +760,22 @@ describe('auth: an account holds at most MAX_SESSIONS_PER_USER active sessions',
     for (const live of [first, fourth, fifth]) expect((await me(live.accessToken)).statusCode).toBe(200);
   });
 
+  it('ends with the cap, not fewer, when sign-ins come at once', async () => {
+    const account = await registerAccount(t.app);
+    clock.advance(1000);
+    const answers = await Promise.all(Array.from({ length: 8 }, () => login(t.app, account.email, account.password)));
+    expect(answers.map((answer) => answer.statusCode)).toEqual(Array(8).fill(200));
+    const tokens = [account.accessToken, ...answers.map((answer) => answer.json().accessToken as string)];
+    const live: string[] = [];
+    for (const token of tokens) {
+      const response = await me(token);
+      if (response.statusCode === 200) live.push(token);
+      else expect(response.json().appCode).toBe('SESSION_REVOKED');
+    }
+    expect(live).toHaveLength(3);
+    expect(await sessionIds(live[0] as string)).toHaveLength(3);
+  });
+
   it('caps each account on its own', async () => {
     const alice = await registerAccount(t.app);
     const bob = await registerAccount(t.app);

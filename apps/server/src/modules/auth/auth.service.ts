@@ -8,7 +8,7 @@ import {
   createSession,
   endSessions,
   type IssuedRefreshToken,
-  publishEndedOthers,
+  publishCappedSessions,
   publishRevocations,
   revokeSessions,
   rotateRefreshToken,
@@ -35,7 +35,7 @@ type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'tokens' | 'mailer' | 'clock
 
 /** The answer of a sign-in: tokens for the session `issued` started, and the account (read here unless given). */
 export async function authResult(deps: Deps, issued: IssuedRefreshToken, user?: UserDto): Promise<AuthResult> {
-  await publishEndedOthers(deps, issued);
+  await publishCappedSessions(deps, issued);
   const access = await deps.tokens.issueAccessToken({ userId: issued.userId, sessionId: issued.sessionId });
   return {
     accessToken: access.token,

@@ -47,8 +47,8 @@ export interface IssuedRefreshToken {
   userId: string;
   refreshToken: string;
   refreshTokenExpiresAt: Date;
-  /** A sign-in ended older sessions (over MAX_SESSIONS_PER_USER): they are published once it commits. */
-  endedOthers?: boolean;
+  /** A sign-in ended sessions over MAX_SESSIONS_PER_USER: they are published once it commits. */
+  endedSessions?: boolean;
 }
 
 const revokedMarker = (sessionId: string) => `revoked-session:${sessionId}`;
@@ -68,7 +68,7 @@ function expiresAt(deps: Pick<Deps, 'config' | 'clock'>): Date {
  * still the account's password: one replaced meanwhile refuses it (INVALID_CREDENTIALS).
  * Past MAX_SESSIONS_PER_USER active sessions, the least recently used end (`endSessions`,
  * in the caller's transaction if any); the caller publishes them once that commits
- * (`publishEndedOthers`).
+ * (`publishCappedSessions`).
  */
 export async function createSession(
   deps: Deps,
@@ -119,19 +119,22 @@ export async function createSession(
   }
   const issued: IssuedRefreshToken = { sessionId: row.id, userId, refreshToken, refreshTokenExpiresAt };
   if (row.others < deps.config.jwt.maxSessionsPerUser) return issued;
+  // The account keeps its most recently used sessions, this one among them. Sign-ins at once
+  // each keep the same newest ones, whatever each of them saw: the account ends with the cap,
+  // not under it (with many more sign-ins at once than the cap, the oldest of them end too).
   const leastRecentlyUsed = await deps.db
     .selectFrom('sessions')
     .select('id')
     .where('user_id', '=', userId)
     .where('revoked_at', 'is', null)
     .where('expires_at', '>', now)
-    .where('id', '!=', row.id)
     .orderBy('last_used_at', 'desc')
     .orderBy('created_at', 'desc')
-    .offset(deps.config.jwt.maxSessionsPerUser - 1)
+    .orderBy('id', 'desc')
+    .offset(deps.config.jwt.maxSessionsPerUser)
     .execute();
   const ended = await endSessions(deps, { userId, sessionIds: leastRecentlyUsed.map((session) => session.id) });
-  return { ...issued, endedOthers: ended.length > 0 };
+  return { ...issued, endedSessions: ended.length > 0 };
 }
 
 /**
@@ -139,8 +142,8 @@ export async function createSession(
  * are published. The sign-in stands if that fails: their refresh tokens are already refused
  * (Postgres), and a store out of reach has been handed a job that publishes them.
  */
-export async function publishEndedOthers(deps: RevocationDeps, issued: IssuedRefreshToken): Promise<void> {
-  if (!issued.endedOthers) return;
+export async function publishCappedSessions(deps: RevocationDeps, issued: IssuedRefreshToken): Promise<void> {
+  if (!issued.endedSessions) return;
   await publishRevocations(deps, issued.userId).catch((error: unknown) => {
     if (!unavailableDependency(error)) throw error;
     deps.log.warn({ err: error, userId: issued.userId }, 'sessions ended over the cap not published yet');
