@@ -680,12 +680,17 @@ describe('a storm of sign-ins', () => {
       );
       const signingIn = login(t.app, email, 'Legacy-pass-1');
       await until(async () => passwordHashingLine().waiting === 1, 'the sign-in to wait in line');
-      slowChecks.push(checkPassword(slowHash, 'Wrong-pass-1', release.signal).catch(() => undefined));
-      // Its check done, its turn went to the one behind it: no turn is free for an upgrade.
+      // Two checks behind it: whichever of the two running checks ends first, its turn goes to
+      // the sign-in, and the other's and then the sign-in's to these two, so when the sign-in's
+      // check is done, both turns are taken and none is free for an upgrade.
+      for (let i = 0; i < 2; i++) {
+        slowChecks.push(checkPassword(slowHash, 'Wrong-pass-1', release.signal).catch(() => undefined));
+      }
       const signedIn = await signingIn;
       expect(signedIn.statusCode).toBe(200);
       expect((await me(t, signedIn.json())).statusCode).toBe(200);
       expect(await storedHash()).toBe(outdated);
+      release.abort(); // those still waiting leave the line; those running end
       await Promise.all(slowChecks);
       expect((await login(t.app, email, 'Legacy-pass-1')).statusCode).toBe(200);
       expect(await storedHash()).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);

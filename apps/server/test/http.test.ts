@@ -123,6 +123,15 @@ describe('HTTP surface', () => {
       ] as const) {
         expect((await t.app.inject({ method, url })).statusCode).toBe(404);
       }
+      // Whatever body comes with it: none labelled JSON, another type, JSON.
+      for (const [headers, payload] of [
+        [{ 'content-type': 'application/json' }, ''],
+        [{ 'content-type': 'application/xml' }, '<x/>'],
+        [{ 'content-type': 'application/json' }, '{}'],
+      ] as const) {
+        const response = await t.app.inject({ method: 'DELETE', url: '/api/users/batch', headers, payload });
+        expect([response.statusCode, response.headers.allow]).toEqual([405, 'PATCH, POST']);
+      }
     });
 
     it('answers bad input with 400 and field issues over REST', async () => {

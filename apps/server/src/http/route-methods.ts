@@ -82,6 +82,11 @@ export function answerMethodsTakenByParameters(app: FastifyInstance, routes: { m
         method: method as HTTPMethods,
         url,
         config: { answersMethodNotAllowed: true },
+        // Before the body is read: no body, or one of any type, changes a 405.
+        onRequest: async (_request, reply) => {
+          reply.callNotFound();
+          return reply;
+        },
         handler: (_request, reply) => reply.callNotFound(),
       });
     }
