@@ -507,6 +507,33 @@ describe.each(['local', 's3'] as const)('uploading and downloading (%s storage)'
     expect.soft(takeUncaught(), NOTHING_UNCAUGHT).toEqual([]);
   });
 
+  it('keeps the bytes of an upload whose commit went through but was not answered (503: a row names them)', async () => {
+    const erin = await registerAccount(server.app);
+    const { db } = server.services;
+    const transaction = db.transaction;
+    // The next transaction commits, then its answer is lost: a connection that breaks right after COMMIT.
+    db.transaction = () => {
+      const builder = transaction.call(db);
+      return Object.assign(Object.create(builder), {
+        execute: async (work: Parameters<typeof builder.execute>[0]) => {
+          await builder.execute(work);
+          throw new Error('Connection terminated unexpectedly');
+        },
+      });
+    };
+    let answer: Awaited<ReturnType<typeof upload>>;
+    try {
+      answer = await upload(server, erin, 'committed.txt', Buffer.from('committed\n'));
+    } finally {
+      db.transaction = transaction;
+    }
+    expect([answer.status, answer.body.appCode]).toEqual([503, 'DEPENDENCY_DOWN']);
+    // The row was written: its bytes are still there to download (the retry makes a second file).
+    const [row] = await rowsOf(server, erin.id);
+    const download = await call(server, erin, 'GET', `/api/files/${row?.id}/content`);
+    expect([download.statusCode, download.body]).toEqual([200, 'committed\n']);
+  });
+
   it('lists, reads and deletes the caller’s files; another user gets 404 everywhere', async () => {
     const owner = await registerAccount(server.app);
     const other = await registerAccount(server.app);
@@ -1773,6 +1800,78 @@ describe('an S3 store that does not answer', () => {
       server.app.server.closeAllConnections();
       await server.close();
       await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 30_000);
+});
+
+describe('an S3 store that fails a part while the client is still sending', () => {
+  it('answers 503 DEPENDENCY_DOWN, not the error the store left on the body (a 500)', async () => {
+    // Starts a multipart upload, then refuses every part: the SDK stops reading the body
+    // midway, and Node ends it with an error of its own.
+    const store = http.createServer((request, response) => {
+      const url = new URL(request.url ?? '/', 'http://store');
+      request.resume();
+      request.on('end', () => {
+        if (request.method === 'POST' && url.searchParams.has('uploads')) {
+          response.writeHead(200, { 'content-type': 'application/xml' });
+          response.end(
+            '<?xml version="1.0"?><InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>',
+          );
+        } else if (request.method === 'PUT' && url.searchParams.has('partNumber')) {
+          response.writeHead(503, { 'content-type': 'application/xml' });
+          response.end('<Error><Code>ServiceUnavailable</Code><Message>down</Message></Error>');
+        } else {
+          response.writeHead(204);
+          response.end();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve));
+    const { port } = store.address() as { port: number };
+    const server = await startTestServer({
+      env: {
+        STORAGE_DRIVER: 's3',
+        S3_BUCKET: 'bucket',
+        S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        S3_FORCE_PATH_STYLE: 'true',
+        S3_ACCESS_KEY_ID: 'x',
+        S3_SECRET_ACCESS_KEY: 'y',
+        S3_TIMEOUT_MS: '2000',
+      },
+    });
+    try {
+      const account = await registerAccount(server.app);
+      // 24 MiB, sent at a client's pace: the store fails the first parts while more arrive.
+      const total = 24 * 1024 * 1024;
+      let sent = -1;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent === -1) {
+            controller.enqueue(partHead('big.txt', { type: 'text/plain' }));
+            sent = 0;
+          } else if (sent >= total) {
+            controller.enqueue(PART_TAIL);
+            controller.close();
+          } else {
+            await sleep(2);
+            const chunk = text(256 * 1024);
+            sent += chunk.length;
+            controller.enqueue(chunk);
+          }
+        },
+      });
+      const response = await fetch(`${server.url}/api/files`, {
+        method: 'POST',
+        headers: { ...bearer(account), 'content-type': MULTIPART },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { dependency: 'storage' } });
+    } finally {
+      server.app.server.closeAllConnections();
+      await server.close();
+      await new Promise((resolve) => store.close(resolve));
     }
   }, 30_000);
 });

@@ -235,9 +235,10 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
   ])('keeps nothing when the body fails $label', async ({ failAt }) => {
     const key = `broken/${failAt}`;
     const put = storage.put(key, Readable.from(generated(32 * MiB, { failAt })), { contentType: 'video/mp4' });
-    // The body's own failure is the reason given, not the store's (s3rver does not implement
-    // AbortMultipartUpload: that the parts are gone on AWS S3 is the SDK's abort, not tested here).
-    await expect(put).rejects.toThrow('the upload broke off');
+    // Failed as the store unavailable: only the caller, who made the body, knows it was the
+    // reason (the files service then gives the body's own). (s3rver does not implement
+    // AbortMultipartUpload: that the parts are gone on AWS S3 is the SDK's abort, not tested here.)
+    await expect(put).rejects.toBeInstanceOf(DependencyUnavailableError);
     expect(await storage.head(key)).toBeUndefined();
     expect(await storage.get(key)).toBeUndefined();
     expect(await listed(storage, 'broken/')).toEqual([]);
@@ -392,6 +393,32 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
         closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
         await rm(path.dirname(fifo), { recursive: true, force: true });
       }
+    });
+
+    it('fails a write the disk refuses midway (a file size limit) as the storage unavailable, keeping nothing', async () => {
+      // A child process under `ulimit -f` (256 blocks): its disk writes past that fail with EFBIG.
+      const script = path.join(subject.dir as string, 'put.ts');
+      const local = path.resolve(import.meta.dirname, '../src/infra/storage/local.ts');
+      await writeFile(
+        script,
+        `import { Readable } from 'node:stream';
+import { localStorage } from ${JSON.stringify(local)};
+const storage = localStorage(process.argv[2], { timeoutMs: 5_000 });
+const body = Readable.from([Buffer.alloc(1024 * 1024), Buffer.alloc(1024 * 1024)]);
+const outcome = await storage.put('limited/object', body, { contentType: 'text/plain' }).then(
+  () => 'stored',
+  (error) => error.constructor.name + ': ' + error.message,
+);
+await storage.close();
+console.log(outcome);
+`,
+      );
+      const root = path.join(subject.dir as string, 'limited-root');
+      const output = execFileSync('sh', ['-c', 'ulimit -f 256 && exec "$0" "$@"', process.execPath, script, root], {
+        encoding: 'utf8',
+      });
+      expect(output.trim()).toMatch(/^DependencyUnavailableError: the file storage could not write: EFBIG/);
+      expect(await readdir(path.join(root, 'limited')).catch(() => [])).toEqual([]);
     });
 
     it('refuses such a key in head too, rather than calling it missing', async () => {

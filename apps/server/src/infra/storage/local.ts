@@ -72,10 +72,6 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
 
     async put(key: string, body: Readable): Promise<void> {
       const target = pathOf(key);
-      let bodyFailed: unknown;
-      body.once('error', (error) => {
-        bodyFailed = error;
-      });
       const temporary = `${target}.tmp-${randomBytes(6).toString('hex')}`;
       try {
         await bounded('write', mkdir(path.dirname(target), { recursive: true }));
@@ -83,8 +79,8 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
         await bounded('write', rename(temporary, target));
       } catch (error) {
         await bounded('write', rm(temporary, { force: true })).catch(() => undefined);
-        // The body's own failure (too large, the client gone) is the reason, not the disk.
-        throw bodyFailed ?? failure('write', error);
+        // Also when the body failed: the caller, who made it, knows whether that was the reason.
+        throw failure('write', error);
       }
     },
 

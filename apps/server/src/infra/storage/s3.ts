@@ -95,10 +95,6 @@ export function s3Storage(options: S3Options): ObjectStorage {
     driver: 's3',
 
     async put(key: string, body: Readable, { contentType }: { contentType: string }): Promise<void> {
-      let bodyFailed: unknown;
-      body.once('error', (error) => {
-        bodyFailed = error;
-      });
       const upload = new Upload({
         client,
         params: { Bucket, Key: key, Body: body, ContentType: contentType },
@@ -110,8 +106,8 @@ export function s3Storage(options: S3Options): ObjectStorage {
         await credentialsReady();
         await upload.done();
       } catch (error) {
-        // The body's own failure (too large, the client gone) is the reason, not the store.
-        throw bodyFailed ?? unavailable('upload', error);
+        // Also when the body failed: the caller, who made it, knows whether that was the reason.
+        throw unavailable('upload', error);
       }
     },
 

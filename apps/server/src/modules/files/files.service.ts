@@ -10,7 +10,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FilesTable } from '@app/db';
 import type { Selectable } from 'kysely';
 import { AppError } from '../../errors/index.ts';
-import { DependencyUnavailableError } from '../../infra/dependency-errors.ts';
+import { DependencyUnavailableError, unavailableDependency } from '../../infra/dependency-errors.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import { SNIFF_BYTES, sniffContentType, TextCheck } from '../../infra/sniff.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
@@ -231,13 +231,18 @@ export async function storeUpload(
   // The client going away fails the source; the meter passes that on to the store, and
   // its own refusal (too large) is read from it below, whoever listens first.
   const metered = all.pipe(meter);
-  all.once('error', (error) => meter.destroy(error));
+  let clientFailed: unknown;
+  all.once('error', (error) => {
+    clientFailed = error;
+    meter.destroy(error);
+  });
   meter.on('error', () => {});
   try {
     await deps.storage.put(key, metered, { contentType });
   } catch (error) {
-    // The meter's own error (too large) is the reason: the store only saw its stream fail.
-    const reason = meter.errored ?? error;
+    // The body's own failure is the reason: the meter's refusal (too large, not text) or the
+    // client gone. Else the store failed (and ended the body with an error of its own): a 503.
+    const reason = meter.errored instanceof AppError ? meter.errored : (clientFailed ?? error);
     all.unpipe(meter);
     await drainRest(all);
     throw reason;
@@ -252,9 +257,11 @@ export async function storeUpload(
       key,
     });
   } catch (error) {
-    // No row ever named these bytes, so there is no transaction to queue their removal in:
-    // removed at once, and an object the store fails to delete is left to the sweep.
-    await removeUnnamed(deps, [key]);
+    // Refused (the quota, a constraint): no row names these bytes, and no transaction is
+    // there to queue their removal in: removed at once (one the store fails to delete is left
+    // to the sweep). A database gone meanwhile may have committed before it went (the commit's
+    // answer lost): then a row names them, so they stay, for the sweep if none does.
+    if (!unavailableDependency(error)) await removeUnnamed(deps, [key]);
     throw error;
   }
 }
