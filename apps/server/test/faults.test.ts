@@ -17,6 +17,7 @@ import {
   type Account,
   bearer,
   buildTestApp,
+  grantRole,
   login,
   type RedisServer,
   registerAccount,
@@ -494,6 +495,59 @@ describe.skipIf(!REDIS_AVAILABLE)('Redis down or hung', () => {
     );
     expect(refused.json().appCode).toBe('SESSION_REVOKED');
     for (const live of [second.json(), third]) expect((await me(t, live)).statusCode).toBe(200);
+  });
+
+  it('ends the sessions of every user a batch disables while Redis is frozen, not only the first', async () => {
+    // Each from an address of its own: this app keeps the real sign-up limit (10 a minute an address).
+    const signUp = async (ip: string) => {
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/register',
+        headers: { 'x-forwarded-for': ip },
+        payload: { email: uniqueEmail(), password: 'Correct-horse-42' },
+      });
+      expect(response.statusCode).toBe(200);
+      return { id: response.json().user.id as string, accessToken: response.json().accessToken as string };
+    };
+    const admin = await signUp('198.51.100.10');
+    await grantRole(t.services.db, admin.id, 'admin');
+    const users = [await signUp('198.51.100.11'), await signUp('198.51.100.12'), await signUp('198.51.100.13')];
+    redis.freeze();
+    try {
+      const batch = await t.app.inject({
+        method: 'PATCH',
+        url: '/api/users/batch',
+        headers: bearer(admin),
+        payload: { items: users.map((user) => ({ id: user.id, disabled: true })) },
+      });
+      // Written, but not yet effective where a cache is trusted: a retry finishes it.
+      expect([batch.statusCode, batch.json().appCode]).toEqual([503, 'DEPENDENCY_DOWN']);
+      // Postgres answers for the store meanwhile: every one of them has ended.
+      for (const user of users) {
+        const refused = await me(t, user);
+        expect([refused.statusCode, refused.json().appCode]).toEqual([401, 'SESSION_REVOKED']);
+      }
+    } finally {
+      redis.thaw();
+    }
+    // Redis is back with its data (and its "cache ready" key): jobs published every marker.
+    for (const user of users) {
+      await until(
+        async () => (await me(t, user)).statusCode === 401 && !store.circuitOpen,
+        'each disabled user’s session refused with Redis answering',
+        10_000,
+      );
+    }
+    const rows = await t.services.db
+      .selectFrom('users')
+      .select('disabled_at')
+      .where(
+        'id',
+        'in',
+        users.map((u) => u.id),
+      )
+      .execute();
+    expect(rows.every((row) => row.disabled_at !== null)).toBe(true);
   });
 
   it('keeps a per-process login limit while Redis is down, and signs in for real meanwhile', async () => {

@@ -348,6 +348,20 @@ export async function publishRevocations(deps: RevocationDeps, userId: string): 
     });
 }
 
+/**
+ * `publishRevocations` for each of several users, every one tried (a store out of reach hands
+ * each to a job) before the first failure is thrown: a batch's change made for all of them.
+ */
+export async function publishRevocationsOf(deps: RevocationDeps, userIds: string[]): Promise<void> {
+  let failed: { error: unknown } | undefined;
+  for (const userId of userIds) {
+    await publishRevocations(deps, userId).catch((error: unknown) => {
+      failed ??= { error };
+    });
+  }
+  if (failed) throw failed.error;
+}
+
 /** Markers for the user's revocations still in force (so a retry after a failed write completes it). */
 async function cacheRevocationsOf(
   deps: RevocationDeps,

@@ -8,14 +8,14 @@ import { AppError, recognizeError } from '../../errors/index.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
 import { administratorIds, keepAnAdministrator, lastAdministrator, replaceRoles } from '../rbac/rbac.service.ts';
-import { publishRevocations, revokeSessions } from '../sessions/sessions.service.ts';
+import { endSessions, publishRevocationsOf, revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 import { deleteUserRow, getUsers, insertUser } from './users.service.ts';
 import { newUserItem, userChangesItem, userIdItem } from './users-batch.schemas.ts';
 import { assertMayAssignRoles, assertMayGrantRoles, assertMayManage } from './users-policy.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock' | 'jobs'>;
-type DbDeps = Pick<Services, 'db' | 'clock'>;
+type DbDeps = Pick<Services, 'db' | 'clock' | 'config'>;
 
 /** Each item's outcome, at the item's index. */
 export type Outcome<Value> = { ok: true; value: Value } | { ok: false; error: AppError };
@@ -259,14 +259,18 @@ export async function updateMany(
         : writeChanges(trx, item),
     { inTurns: planned.some((item) => !(item instanceof AppError) && (item.disabled || item.roleIds)) },
   );
-  for (const [index, outcome] of outcomes.entries()) {
-    const item = planned[index];
-    if (outcome.ok && !(item instanceof AppError) && item?.disabled) await revokeSessions(deps, { userId: item.id });
-  }
+  // Their sessions ended with the change (writeChanges): made effective everywhere now.
+  await publishRevocationsOf(
+    deps,
+    outcomes.flatMap((outcome, index) => {
+      const item = planned[index];
+      return outcome.ok && !(item instanceof AppError) && item?.disabled ? [item.id] : [];
+    }),
+  );
   return withUsers(deps, outcomes);
 }
 
-/** One item of `updateMany`, in its transaction. */
+/** One item of `updateMany`, in its transaction: disabling ends the sessions with it. */
 async function writeChanges(
   trx: DbDeps,
   item: { id: string; name?: string | null | undefined; disabled?: boolean | undefined; roleIds: string[] | undefined },
@@ -288,6 +292,7 @@ async function writeChanges(
     if (updated.numUpdatedRows === 0n) throw new AppError('NOT_FOUND', 'No such user');
   }
   if (item.roleIds) await replaceRoles(trx, { userId: item.id, roleIds: item.roleIds });
+  if (item.disabled) await endSessions(trx, { userId: item.id });
   return item.id;
 }
 
@@ -321,9 +326,10 @@ export async function deleteMany(
     return id;
   });
   // Sessions started since the revocations above: published once their deletion committed.
-  for (const outcome of outcomes) {
-    if (outcome.ok && endedLate.has(outcome.value)) await publishRevocations(deps, outcome.value);
-  }
+  await publishRevocationsOf(
+    deps,
+    outcomes.flatMap((outcome) => (outcome.ok && endedLate.has(outcome.value) ? [outcome.value] : [])),
+  );
   return outcomes;
 }
 

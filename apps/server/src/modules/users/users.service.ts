@@ -289,11 +289,15 @@ async function applyUserChanges(deps: Deps, existing: UserRow, input: UserChange
     }),
   };
   if (Object.keys(changes).length > 0) {
-    const write = (trx: Deps) => trx.db.updateTable('users').set(changes).where('id', '=', id).execute();
+    const write = async (trx: Deps) => {
+      await trx.db.updateTable('users').set(changes).where('id', '=', id).execute();
+      // The sessions end with the change: no outage between the two leaves them running.
+      if (input.disabled) await endSessions(trx, { userId: id });
+    };
     // Disabling may take away the last administrator.
     await (input.disabled ? keepAnAdministrator(deps, write) : write(deps));
   }
-  if (input.disabled) await revokeSessions(deps, { userId: id });
+  if (input.disabled) await publishRevocations(deps, id);
   return getUser(deps, id);
 }
 
@@ -303,16 +307,19 @@ async function applyUserChanges(deps: Deps, existing: UserRow, input: UserChange
  * Never the last administrator.
  */
 export async function archiveUser(deps: Deps, id: string): Promise<UserDto> {
-  const archived = await keepAnAdministrator(deps, (trx) =>
-    trx.db
+  const archived = await keepAnAdministrator(deps, async (trx) => {
+    const row = await trx.db
       .updateTable('users')
       .set((eb) => ({ archived_at: eb.fn.coalesce('archived_at', eb.val(new Date(deps.clock.now()))) }))
       .where('id', '=', id)
       .returning('id')
-      .executeTakeFirst(),
-  );
+      .executeTakeFirst();
+    // The sessions end with the change: no outage between the two leaves them running.
+    if (row) await endSessions(trx, { userId: id });
+    return row;
+  });
   if (!archived) throw new AppError('NOT_FOUND', 'No such user');
-  await revokeSessions(deps, { userId: id });
+  await publishRevocations(deps, id);
   return getUser(deps, id);
 }
 
