@@ -753,6 +753,10 @@ describe('batches of users', () => {
       expect((await userById(user.id))?.name).toBeNull();
       const allowed = await updateMany(writer, [{ id: user.id, name: 'By writer' }]);
       expect(allowed.json().results[0].user.name).toBe('By writer');
+      // An item that changes nothing answers the user's record: not one above the caller's.
+      const peek = await updateMany(writer, [{ id: user.id }, { id: admin.id }]);
+      expect([peek.statusCode, peek.json().appCode]).toEqual([403, 'PERMISSION_DENIED']);
+      expect(JSON.stringify(peek.json())).not.toContain(admin.email);
 
       for (const count of [0, 101]) {
         const response = await updateMany(

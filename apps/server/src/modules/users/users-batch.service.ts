@@ -236,10 +236,14 @@ export async function updateMany(
   const parsed = input.items.map((item) => parseItem(userChangesItem, item));
   refuseRepeats(parsed, (item) => item.id, ['id']);
   const planned = await withExisting(deps, await resolveRoles(deps, parsed), (item) => item.id);
+  // Every item but a change of roles alone (checked as rbac.assignRole is, below): one that
+  // changes nothing still answers the user's record, which must not show an account above the caller.
   await assertMayManage(
     deps,
     granted,
-    validItems(planned, (item) => (item.name !== undefined || item.disabled !== undefined ? item.id : undefined)),
+    validItems(planned, (item) =>
+      item.name !== undefined || item.disabled !== undefined || !item.roleIds ? item.id : undefined,
+    ),
   );
   await assertMayGrantRoles(
     deps,
