@@ -72,6 +72,12 @@ export function s3Storage(options: S3Options): ObjectStorage {
       throwOnRequestTimeout: true,
     },
     maxAttempts: 2,
+    // Checksums only where S3 requires them. By default the SDK signs a CRC32 into presigned
+    // URLs (the empty body's, for a PUT) and asks GETs for checksum mode, which stores that
+    // call themselves S3-compatible (Cloudflare R2, SeaweedFS) refuse; the bytes are checked
+    // by their SHA-256 here anyway.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
   });
   const Bucket = options.bucket;
   /**
