@@ -75,6 +75,11 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
       'ratelimit-limit',
       'ratelimit-remaining',
       'ratelimit-reset',
+      // A download's name, version and range (GET /api/files/:id/content).
+      'content-disposition',
+      'etag',
+      'content-range',
+      'accept-ranges',
     ],
     maxAgeSeconds: 600,
   });

@@ -497,7 +497,17 @@ describe('HTTP surface', () => {
         const response = await t.app.inject({ method: 'GET', url, headers: { origin } });
         expect(response.headers['access-control-allow-origin'], url).toBe(origin);
         expect(String(response.headers['access-control-expose-headers']).split(', '), url).toEqual(
-          expect.arrayContaining(['x-request-id', 'server-timing', 'retry-after', 'ratelimit-remaining']),
+          expect.arrayContaining([
+            'x-request-id',
+            'server-timing',
+            'retry-after',
+            'ratelimit-remaining',
+            // A download's (GET /api/files/:id/content): its name, version and range.
+            'content-disposition',
+            'etag',
+            'content-range',
+            'accept-ranges',
+          ]),
         );
         expect(String(response.headers.vary).split(', '), url).toContain('Origin');
       }
