@@ -299,9 +299,10 @@ describe('the manifests against each other', () => {
 
   /**
    * Pods of a Deployment holding Postgres connections at once during a rollout: its replicas,
-   * `maxSurge` new ones, and (with more than one replica) one old pod still terminating, which
-   * Kubernetes counts against nothing: `minReadySeconds` at least the grace period keeps
-   * that to one at a time. A problem instead when the strategy leaves the count open.
+   * `maxSurge` new ones, and (with more than one replica) the old pods still terminating,
+   * which Kubernetes counts against nothing: as many as became available together, `maxSurge`,
+   * when `minReadySeconds` is at least the grace period (each batch gone before the next
+   * ends). A problem instead when the strategy leaves the count open.
    */
   function podsInRollout(deployment: IDeployment, replicas: number): number | string {
     const strategy = deployment.spec?.strategy;
@@ -312,7 +313,7 @@ describe('the manifests against each other', () => {
     if (replicas === 1) return replicas + surge; // the one old pod stops once its replacement is ready
     const grace = podTemplate(deployment).spec?.terminationGracePeriodSeconds ?? 30;
     if ((deployment.spec?.minReadySeconds ?? 0) < grace) return 'minReadySeconds is under the grace period';
-    return replicas + surge + 1;
+    return replicas + 2 * surge;
   }
 
   it('keeps the Postgres connections within budget during a rollout at maxReplicas', () => {
