@@ -157,6 +157,35 @@ describe('RBAC', () => {
       expect((await as(writer, 'DELETE', `/api/roles/${readers.id}`)).statusCode).toBe(200);
     });
 
+    it('roles:write checks only the permissions a replacement adds or removes, not those it keeps', async () => {
+      const writer = await holding(['roles:write', 'roles:read', 'email:send-test']);
+      const auditors = await createRole(`keepers-${Date.now()}`, ['jobs:manage']);
+      const grantsOf = async () =>
+        ((await as(admin, 'GET', '/api/roles')).json() as { id: string; permissions: string[] }[])
+          .find((role) => role.id === auditors.id)
+          ?.permissions.sort();
+      // The list sent back whole, unchanged (a form that always sends it): no grant.
+      expect(
+        (await as(writer, 'PATCH', `/api/roles/${auditors.id}`, { permissions: ['jobs:manage'] })).statusCode,
+      ).toBe(200);
+      // Adding one it holds, keeping one it lacks.
+      const added = await as(writer, 'PATCH', `/api/roles/${auditors.id}`, {
+        permissions: ['jobs:manage', 'email:send-test'],
+      });
+      expect(added.statusCode).toBe(200);
+      expect(await grantsOf()).toEqual(['email:send-test', 'jobs:manage']);
+      // Taking away the one it lacks stays refused, and so does swapping it for another it lacks.
+      deniedFor(
+        await as(writer, 'PATCH', `/api/roles/${auditors.id}`, { permissions: ['email:send-test'] }),
+        'jobs:manage',
+      );
+      deniedFor(
+        await as(writer, 'PATCH', `/api/roles/${auditors.id}`, { permissions: ['jobs:manage', 'users:delete'] }),
+        'users:delete',
+      );
+      expect(await grantsOf()).toEqual(['email:send-test', 'jobs:manage']);
+    });
+
     it('a batch sets only roles whose permissions the caller holds', async () => {
       const manager = await holding(['users:read', 'users:write', 'roles:assign']);
       // However the name is written: the item reads `ADMIN` and ` Admin` as `admin`.

@@ -80,15 +80,7 @@ export const rbacRouter = router({
       })
       .input(updateRoleInput)
       .output(roleOutput)
-      .mutation(async ({ ctx, input }) => {
-        if (input.permissions) {
-          // Replacing the grants gives the new ones and takes the old ones back from every holder:
-          // both only for permissions the caller holds.
-          const current = await rbac.permissionsOfRoles(ctx.services, { ids: [input.id] });
-          assertMayGrant(ctx.permissions, [...new Set([...input.permissions, ...current])]);
-        }
-        return rbac.updateRole(ctx.services, input);
-      }),
+      .mutation(({ ctx, input }) => rbac.updateRole(ctx.services, input, ctx.permissions)),
 
     delete: requirePermission('roles:write')
       .meta({

@@ -3,6 +3,7 @@ import { type ExpressionBuilder, sql } from 'kysely';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import { AppError } from '../../errors/index.ts';
 import type { Services } from '../../services.ts';
+import { assertMayGrant } from '../auth/assert-permission.ts';
 import { ADMIN_ROLE, ALL_PERMISSIONS, isPermission, PERMISSIONS, type Permission } from './permissions.ts';
 
 export interface RoleDto {
@@ -184,9 +185,15 @@ export async function createRole(
   }
 }
 
+/**
+ * `granted`: the caller's permissions. Replacing the grants gives the added ones and takes
+ * the removed ones back from every holder: both only for permissions the caller holds (the
+ * ones kept, the caller may lack: a full list sent back unchanged is no grant).
+ */
 export async function updateRole(
   deps: Deps,
   input: { id: string; name?: string; description?: string; permissions?: string[] },
+  granted: ReadonlySet<string>,
 ): Promise<RoleDto> {
   const { id } = input;
   const role = await getRole(deps, id);
@@ -216,6 +223,17 @@ export async function updateRole(
           .execute();
       }
       if (input.permissions) {
+        // Read under the lock: a grant another change made meanwhile is not taken back unchecked.
+        const current = new Set(
+          (await trx.selectFrom('role_permissions').select('permission').where('role_id', '=', id).execute()).map(
+            (row) => row.permission,
+          ),
+        );
+        const wanted = new Set(input.permissions);
+        assertMayGrant(granted, [
+          ...[...wanted].filter((permission) => !current.has(permission)),
+          ...[...current].filter((permission) => !wanted.has(permission)),
+        ]);
         await trx.deleteFrom('role_permissions').where('role_id', '=', id).execute();
         if (input.permissions.length > 0) {
           await trx
