@@ -92,6 +92,11 @@ describe('notes', () => {
     expect(await search("' or 1=1; drop table notes; --")).toEqual([]);
     const input = encodeURIComponent(JSON.stringify({ limit: 10 }));
     expect((await as(owner, 'GET', `/trpc/notes.list?input=${input}`)).json().result.data.items).toHaveLength(5);
+    // The first page again: an empty cursor (`?cursor=`), or null (what a last page answers, a pager's first parameter).
+    expect((await as(owner, 'GET', '/api/notes?limit=10&cursor=')).json().items).toHaveLength(5);
+    const fromNull = encodeURIComponent(JSON.stringify({ limit: 10, cursor: null }));
+    expect((await as(owner, 'GET', `/trpc/notes.list?input=${fromNull}`)).json().result.data.items).toHaveLength(5);
+    expect((await as(owner, 'GET', '/api/notes?cursor=not-an-id')).statusCode).toBe(400);
   });
 
   it('enforces the limits and types, storing nothing on failure', async () => {
@@ -100,6 +105,9 @@ describe('notes', () => {
       { title: '' },
       { title: '   ' },
       { title: 'x'.repeat(201) },
+      { title: '\u200B\u200B' },
+      { title: '\u0007\u001b[31m' },
+      { title: 'two\nlines' },
       { title: 'ok', body: 'x'.repeat(20_001) },
       { title: 123 },
       { title: { $gt: '' } },

@@ -39,6 +39,23 @@ describe('users', () => {
       expect(renamed.json().name).toBe('Ada Lovelace');
       expect((await as(account, 'PATCH', '/api/users/me', { name: null })).json().name).toBeNull();
       expect((await as(account, 'PATCH', '/api/users/me', { name: 'x'.repeat(101) })).statusCode).toBe(400);
+      // One line people read: no line break, escape, bidi override or zero-width space, and something visible.
+      const refusals = {
+        'Ada\nAdmin': 'must not contain control characters',
+        'Ada \u001b[31m': 'must not contain control characters',
+        'Ada \u202Enimda': 'must not contain invisible formatting characters',
+        '\u200B': 'must not contain invisible formatting characters',
+        '\u200D\u200C': 'must contain a visible character',
+      };
+      for (const [name, message] of Object.entries(refusals)) {
+        const refused = await as(account, 'PATCH', '/api/users/me', { name });
+        expect(refused.statusCode, JSON.stringify(name)).toBe(400);
+        expect(refused.json().issues, JSON.stringify(name)).toEqual([expect.objectContaining({ message })]);
+      }
+      // Scripts and emoji that use joiners and direction marks are names too.
+      for (const name of ['👩‍💻 Ada', 'नमस्ते', 'میرزا\u200Cعلی', 'שלום\u200F Ada', '🏴󠁧󠁢󠁳󠁣󠁴󠁿']) {
+        expect((await as(account, 'PATCH', '/api/users/me', { name })).json().name, name).toBe(name);
+      }
     });
 
     it('deletes the account with its password, ending its sessions and removing its data', async () => {

@@ -502,7 +502,7 @@ export type AppRouter = TRPCBuiltRouter<
           role?: string | undefined;
           includeArchived?: boolean | undefined;
           limit?: number | undefined;
-          cursor?: string | undefined;
+          cursor?: string | null | undefined;
           search?: string | undefined;
         };
         output: {
@@ -680,7 +680,7 @@ export type AppRouter = TRPCBuiltRouter<
           input: {
             id: string;
             limit?: number | undefined;
-            cursor?: string | undefined;
+            cursor?: string | null | undefined;
             includeArchived?: boolean | undefined;
           };
           output: {
@@ -772,7 +772,7 @@ export type AppRouter = TRPCBuiltRouter<
       list: TRPCQueryProcedure<{
         input: {
           limit?: number | undefined;
-          cursor?: string | undefined;
+          cursor?: string | null | undefined;
           search?: string | undefined;
         };
         output: {
@@ -829,7 +829,7 @@ export type AppRouter = TRPCBuiltRouter<
       list: TRPCQueryProcedure<{
         input: {
           limit?: number | undefined;
-          cursor?: string | undefined;
+          cursor?: string | null | undefined;
           search?: string | undefined;
         };
         output: {

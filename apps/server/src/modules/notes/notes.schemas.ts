@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { id, isoDateTime, pageInput, text } from '../common-schemas.ts';
+import { id, isoDateTime, lineOfText, pageInput, text } from '../common-schemas.ts';
 
-const title = text.trim().min(1, { error: 'must not be empty' }).max(200);
+const title = lineOfText.min(1, { error: 'must not be empty' }).max(200);
 const body = text.max(20_000);
 
 export const noteOutput = z

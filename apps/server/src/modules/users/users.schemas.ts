@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LOCALES } from '../../i18n/locale.ts';
-import { id, isoDateTime, pageInput, text } from '../common-schemas.ts';
+import { id, isoDateTime, lineOfText, pageInput, text } from '../common-schemas.ts';
 import { ALL_PERMISSIONS } from '../rbac/permissions.ts';
 
 export const userOutput = z
@@ -25,7 +25,7 @@ export const userOutput = z
   })
   .meta({ id: 'User' });
 
-export const name = text.trim().min(1).max(100);
+export const name = lineOfText.min(1).max(100);
 
 export const locale = z.enum(LOCALES);
 export const updateMeInput = z.object({
