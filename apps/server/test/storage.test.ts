@@ -511,6 +511,42 @@ console.log(outcome);
   }
 });
 
+describe('uploading to an S3-compatible store over a slow link', () => {
+  it('stores a body that takes longer than S3_TIMEOUT_MS to send, the store reading all along', async () => {
+    // A store that answers once it has read the body, at ~256 KB/s: 512 KiB take ~2 s.
+    let received = 0;
+    const store = http.createServer((request, response) => {
+      request.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        request.pause();
+        setTimeout(() => request.resume(), Math.ceil(chunk.length / 256));
+      });
+      request.on('end', () => {
+        response.writeHead(200, { etag: '"slow"' });
+        response.end();
+      });
+    });
+    await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve));
+    const storage = s3Storage({
+      bucket: 'bucket',
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${(store.address() as AddressInfo).port}`,
+      accessKeyId: 'key',
+      secretAccessKey: 'secret',
+      forcePathStyle: true,
+      timeoutMs: 1_000,
+      bodyIdleMs: 60_000,
+    });
+    try {
+      await storage.put('slow/object', bodyOf(randomBytes(512 * 1024)), { contentType: 'image/png' });
+      expect(received).toBe(512 * 1024);
+    } finally {
+      await storage.close();
+      await new Promise((resolve) => store.close(resolve));
+    }
+  });
+});
+
 describe('deleting from an S3-compatible store', () => {
   const s3Against = (endpoint: string) =>
     s3Storage({

@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { NodeHttpHandler, type NodeHttpHandlerOptions } from '@smithy/node-http-handler';
 import { DependencyUnavailableError } from '../dependency-errors.ts';
 import { withTimeout } from '../with-timeout.ts';
 import type { ByteRange, ObjectInfo, ObjectStorage } from './storage.ts';
@@ -54,11 +55,43 @@ const unavailable = (what: string, error: unknown) =>
     cause: error,
   });
 
+/** The slowest link to the store an upload still works over (8 MiB then take ~2 minutes). */
+const SLOWEST_UPLOAD_BYTES_PER_SECOND = 64 * 1024;
+
+/**
+ * The SDK's handler, whose request timeout (from the request's start to the store's answer)
+ * grows with the body sent: its configured time, plus the body's at the slowest rate.
+ */
+class BodySizedTimeouts extends NodeHttpHandler {
+  readonly #baseMs: number;
+
+  constructor(options: NodeHttpHandlerOptions & { requestTimeout: number }) {
+    super(options);
+    this.#baseMs = options.requestTimeout;
+  }
+
+  override handle(...[request, options = {}]: Parameters<NodeHttpHandler['handle']>) {
+    const length = Number(request.headers['content-length'] ?? request.headers['Content-Length'] ?? 0) || 0;
+    const requestTimeout = this.#baseMs + Math.ceil((length / SLOWEST_UPLOAD_BYTES_PER_SECOND) * 1000);
+    return super.handle(request, { ...options, requestTimeout });
+  }
+}
+
 export function s3Storage(options: S3Options): ObjectStorage {
-  const client = new S3Client({
+  const settings = {
     region: options.region,
     ...(options.endpoint && { endpoint: options.endpoint }),
     forcePathStyle: options.forcePathStyle,
+    maxAttempts: 2,
+    // Checksums only where S3 requires them. By default the SDK signs a CRC32 into presigned
+    // URLs (the empty body's, for a PUT) and asks GETs for checksum mode, which stores that
+    // call themselves S3-compatible (Cloudflare R2, SeaweedFS) refuse; the bytes are checked
+    // by their SHA-256 here anyway.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  } as const;
+  const client = new S3Client({
+    ...settings,
     ...(options.accessKeyId &&
       options.secretAccessKey && {
         credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
@@ -71,13 +104,21 @@ export function s3Storage(options: S3Options): ObjectStorage {
       // Without it the SDK only warns when a request runs out of time.
       throwOnRequestTimeout: true,
     },
-    maxAttempts: 2,
-    // Checksums only where S3 requires them. By default the SDK signs a CRC32 into presigned
-    // URLs (the empty body's, for a PUT) and asks GETs for checksum mode, which stores that
-    // call themselves S3-compatible (Cloudflare R2, SeaweedFS) refuse; the bytes are checked
-    // by their SHA-256 here anyway.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  /**
+   * Uploads send whole parts (read into memory first: the sender never waits on the client),
+   * each request given S3_TIMEOUT_MS plus its body's time at the slowest rate allowed: a
+   * healthy store over a slow link (8 MiB in 10 s takes ~7 Mbit/s) is not one down.
+   */
+  const uploadClient = new S3Client({
+    ...settings,
+    credentials: client.config.credentials,
+    requestHandler: new BodySizedTimeouts({
+      connectionTimeout: options.timeoutMs,
+      requestTimeout: options.timeoutMs,
+      socketTimeout: Math.max(options.timeoutMs, options.bodyIdleMs),
+      throwOnRequestTimeout: true,
+    }),
   });
   const Bucket = options.bucket;
   /**
@@ -102,7 +143,7 @@ export function s3Storage(options: S3Options): ObjectStorage {
 
     async put(key: string, body: Readable, { contentType }: { contentType: string }): Promise<void> {
       const upload = new Upload({
-        client,
+        client: uploadClient,
         params: { Bucket, Key: key, Body: body, ContentType: contentType },
         partSize: PART_SIZE,
         queueSize: PARTS_IN_FLIGHT,
@@ -219,6 +260,7 @@ export function s3Storage(options: S3Options): ObjectStorage {
 
     async close(): Promise<void> {
       client.destroy();
+      uploadClient.destroy();
     },
   };
 }
