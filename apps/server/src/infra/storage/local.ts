@@ -6,7 +6,7 @@
  * request that never ends); the bytes themselves flow at the pace of the request's client.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, type Dir } from 'node:fs';
+import type { Dir } from 'node:fs';
 import { copyFile, type FileHandle, lstat, mkdir, open, opendir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -75,7 +75,9 @@ export function localStorage(dir: string, { timeoutMs }: { timeoutMs: number }):
       const temporary = `${target}.tmp-${randomBytes(6).toString('hex')}`;
       try {
         await bounded('write', mkdir(path.dirname(target), { recursive: true }));
-        await pipeline(body, createWriteStream(temporary, { flags: 'wx' }));
+        // Opened first, within the time limit (a hung mount is a 503, not an upload that never ends).
+        const file = await bounded('write', open(temporary, 'wx'), (late) => late.close());
+        await pipeline(body, file.createWriteStream());
         await bounded('write', rename(temporary, target));
       } catch (error) {
         await bounded('write', rm(temporary, { force: true })).catch(() => undefined);
