@@ -1266,6 +1266,23 @@ describe('more that can go wrong', () => {
     });
     const emojiSignedIn = await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: emojiName });
     expect(emojiSignedIn.body.user.name).toBe(`Ada ${'L'.repeat(95)}😀`);
+    // Held to what the API takes for a name: no bidi override, zero-width space or line separator;
+    // nothing visible left is no name.
+    for (const [name, stored] of [
+      ['\u202EAda\u200B Love\u2028lace\uFEFF', 'Ada Lovelace'],
+      ['\u3164', null],
+      ['👩\u200D💻 Ada \u200F', '👩\u200D💻 Ada \u200F'],
+    ] as const) {
+      const nameSub = unique('clean-name');
+      const token = await fakes.oidc.signIdToken({
+        sub: nameSub,
+        email: `${nameSub}@acme.test`,
+        email_verified: true,
+        name,
+      });
+      const cleaned = await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: token });
+      expect(cleaned.body.user.name, JSON.stringify(name)).toBe(stored);
+    }
     // Half of a surrogate pair is no subject: two of them would be stored as the same U+FFFD.
     const halfPair = await fakes.oidc.signIdToken({ sub: `x\ud800${unique('half')}`, email: 'half@acme.test' });
     expect((await post(server, '/auth/oauth/id-token', { provider: 'oidc', idToken: halfPair })).body.appCode).toBe(

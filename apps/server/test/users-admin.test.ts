@@ -753,10 +753,21 @@ describe('batches of users', () => {
       expect((await userById(user.id))?.name).toBeNull();
       const allowed = await updateMany(writer, [{ id: user.id, name: 'By writer' }]);
       expect(allowed.json().results[0].user.name).toBe('By writer');
-      // An item that changes nothing answers the user's record: not one above the caller's.
-      const peek = await updateMany(writer, [{ id: user.id }, { id: admin.id }]);
-      expect([peek.statusCode, peek.json().appCode]).toEqual([403, 'PERMISSION_DENIED']);
-      expect(JSON.stringify(peek.json())).not.toContain(admin.email);
+      // Each item answers the user's record: to a caller without users:read, never one above its own,
+      // whatever the item changes (nothing, or roles it holds the permissions of).
+      const blind = await registerAccount(t.app);
+      const blindRole = await rest(admin, 'POST', '/api/roles', {
+        name: `blind-writers-${Date.now()}`,
+        permissions: ['users:write', 'roles:assign'],
+      });
+      await grantRole(t.services.db, blind.id, blindRole.json().name);
+      for (const item of [{ id: admin.id }, { id: admin.id, roles: ['admin', 'user'] }]) {
+        const peek = await updateMany(blind, [{ id: user.id }, item]);
+        expect([peek.statusCode, peek.json().appCode], JSON.stringify(item)).toEqual([403, 'PERMISSION_DENIED']);
+        expect(JSON.stringify(peek.json())).not.toContain(admin.email);
+      }
+      expect((await updateMany(blind, [{ id: user.id }])).statusCode).toBe(200);
+      await rest(admin, 'DELETE', `/api/roles/${blindRole.json().id}`);
 
       for (const count of [0, 101]) {
         const response = await updateMany(

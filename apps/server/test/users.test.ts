@@ -46,6 +46,9 @@ describe('users', () => {
         'Ada \u202Enimda': 'must not contain invisible formatting characters',
         '\u200B': 'must not contain invisible formatting characters',
         '\u200D\u200C': 'must contain a visible character',
+        'Ada\u2028Admin': 'must not contain control characters',
+        '\u3164': 'must not contain invisible formatting characters',
+        'Ada \u206A': 'must not contain invisible formatting characters',
       };
       for (const [name, message] of Object.entries(refusals)) {
         const refused = await as(account, 'PATCH', '/api/users/me', { name });

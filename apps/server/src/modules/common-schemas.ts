@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { lineProblem } from '../infra/text.ts';
 
 /**
  * Where every string input starts (`text`, never `z.string()`): Postgres cannot store NUL
@@ -12,19 +13,17 @@ export const text = z
   .refine((value) => value.isWellFormed(), { error: 'must not contain unpaired surrogates (invalid Unicode)' });
 
 /**
- * One line shown to people (a name, a title), trimmed: no control characters (line breaks,
- * terminal escapes), none of the invisible ones that reorder or hide what a list shows (bidi
- * embeddings, overrides and isolates; zero-width spaces, joiners of words, the BOM), and at
- * least one visible character. The joiners emoji and some scripts need stay, as do the
- * left-to-right and right-to-left marks.
+ * One line shown to people (a name, a title), trimmed: none of the characters `lineProblem`
+ * names (control and invisible formatting characters), and at least one visible character.
  */
 export const lineOfText = text.trim().superRefine((value, context) => {
   // One issue, the first that applies (NUL has its own, from `text`).
-  if (/\p{Cc}/u.test(value.replaceAll('\u0000', ''))) {
+  const problem = lineProblem(value);
+  if (problem === 'control') {
     context.addIssue({ code: 'custom', message: 'must not contain control characters' });
-  } else if (/[\u200B\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/u.test(value)) {
+  } else if (problem === 'invisible') {
     context.addIssue({ code: 'custom', message: 'must not contain invisible formatting characters' });
-  } else if (value !== '' && !/[^\p{Cf}\p{M}\p{Z}]/u.test(value)) {
+  } else if (problem === 'blank') {
     context.addIssue({ code: 'custom', message: 'must contain a visible character' });
   }
 });

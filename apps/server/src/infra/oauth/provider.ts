@@ -4,7 +4,7 @@
  * checks; plain OAuth 2.0 for GitHub and Facebook); none speaks the protocol by hand.
  */
 import type { CustomFetchOptions } from 'openid-client';
-import { firstCharacters } from '../text.ts';
+import { asLineOfText, firstCharacters } from '../text.ts';
 
 /** Every sign-in provider the server knows. */
 export const PROVIDER_IDS = ['google', 'github', 'facebook', 'apple', 'oidc'] as const;
@@ -44,8 +44,6 @@ export interface ProviderIdentity {
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what they find
 const CONTROL = /[\u0000-\u001F\u007F]/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: see CONTROL
-const CONTROLS = /[\u0000-\u001F\u007F]/g;
 
 /**
  * What a provider sent, made safe to store: a subject that is a bounded string, an email
@@ -80,9 +78,12 @@ export function normalizeIdentity(raw: {
   };
 }
 
-/** A name a provider sent, fit for the users table: no control characters, up to 100 characters, else none. */
+/**
+ * A name a provider sent, fit for the users table and held to what the API takes for a name
+ * (`asLineOfText`: no control or invisible formatting characters), up to 100 characters, else none.
+ */
 export function identityName(raw: unknown): string | null {
-  const name = typeof raw === 'string' ? firstCharacters(raw.replace(CONTROLS, '').trim(), 100).trim() : '';
+  const name = typeof raw === 'string' ? asLineOfText(firstCharacters(asLineOfText(raw), 100)) : '';
   return name || null;
 }
 

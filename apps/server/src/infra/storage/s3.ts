@@ -83,15 +83,15 @@ export function s3Storage(options: S3Options): ObjectStorage {
     ...(options.endpoint && { endpoint: options.endpoint }),
     forcePathStyle: options.forcePathStyle,
     maxAttempts: 2,
-    // Checksums only where S3 requires them. By default the SDK signs a CRC32 into presigned
-    // URLs (the empty body's, for a PUT) and asks GETs for checksum mode, which stores that
-    // call themselves S3-compatible (Cloudflare R2, SeaweedFS) refuse; the bytes are checked
-    // by their SHA-256 here anyway.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
   } as const;
   const client = new S3Client({
     ...settings,
+    // Checksums only where S3 requires them. By default the SDK signs a CRC32 into presigned
+    // URLs (the empty body's, for a PUT) and asks GETs for checksum mode, which stores that
+    // call themselves S3-compatible (Cloudflare R2, SeaweedFS) refuse; the bytes are checked
+    // by their SHA-256 here anyway. (Uploads keep theirs: `uploadClient`.)
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
     ...(options.accessKeyId &&
       options.secretAccessKey && {
         credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
@@ -112,6 +112,9 @@ export function s3Storage(options: S3Options): ObjectStorage {
    */
   const uploadClient = new S3Client({
     ...settings,
+    // The SDK's checksum on each part (CRC32): a bucket with a default Object Lock retention
+    // refuses an upload without one.
+    requestChecksumCalculation: 'WHEN_SUPPORTED',
     credentials: client.config.credentials,
     requestHandler: new BodySizedTimeouts({
       connectionTimeout: options.timeoutMs,

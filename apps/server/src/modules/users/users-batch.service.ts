@@ -236,13 +236,16 @@ export async function updateMany(
   const parsed = input.items.map((item) => parseItem(userChangesItem, item));
   refuseRepeats(parsed, (item) => item.id, ['id']);
   const planned = await withExisting(deps, await resolveRoles(deps, parsed), (item) => item.id);
-  // Every item but a change of roles alone (checked as rbac.assignRole is, below): one that
-  // changes nothing still answers the user's record, which must not show an account above the caller.
+  // Renaming, disabling or enabling needs a user holding no more than the caller. So does any
+  // item, for a caller without users:read: each answers the user's record, which such a
+  // caller may not read otherwise. (A change of roles alone is checked as rbac.assignRole
+  // is, below, for the roles it gives or takes.)
+  const mayRead = granted.has('users:read');
   await assertMayManage(
     deps,
     granted,
     validItems(planned, (item) =>
-      item.name !== undefined || item.disabled !== undefined || !item.roleIds ? item.id : undefined,
+      item.name !== undefined || item.disabled !== undefined || !mayRead ? item.id : undefined,
     ),
   );
   await assertMayGrantRoles(
