@@ -1105,7 +1105,7 @@ describe('readiness when a dependency is down', () => {
     try {
       await sleep(300); // the queue is formed
       const response = await t.app.inject({ method: 'GET', url: '/api/health/ready' });
-      expect([response.statusCode, response.json().checks]).toEqual([200, { database: 'ok', redis: 'ok' }]);
+      expect([response.statusCode, response.json().checks.database]).toEqual([200, 'ok']);
     } finally {
       busy = false;
       await Promise.all(load);

@@ -29,7 +29,9 @@ async function run(args: string[], env: Record<string, string> = {}, cwd?: strin
   }
 }
 
-describe('db CLI', () => {
+// Each test runs the CLI as a process up to ten times (each a Node start and a connection):
+// on a loaded two-core machine (the whole suite at once) that outlasts the default 30 s.
+describe('db CLI', { timeout: 120_000 }, () => {
   let database: TestDatabase;
   beforeAll(async () => {
     database = await createEmptyTestDatabase();
