@@ -1767,23 +1767,27 @@ describe('a download its client pauses (S3)', () => {
   }, 60_000);
 });
 
+/** A server whose S3 store is the test's own fake at 127.0.0.1:`port`, given `timeoutMs` (S3_TIMEOUT_MS). */
+const startFakeS3Server = (port: number, timeoutMs: number) =>
+  startTestServer({
+    env: {
+      STORAGE_DRIVER: 's3',
+      S3_BUCKET: 'bucket',
+      S3_ENDPOINT: `http://127.0.0.1:${port}`,
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_ACCESS_KEY_ID: 'x',
+      S3_SECRET_ACCESS_KEY: 'y',
+      S3_TIMEOUT_MS: String(timeoutMs),
+    },
+  });
+
 describe('an S3 store that does not answer', () => {
   it('answers 503 DEPENDENCY_DOWN within S3_TIMEOUT_MS, never a hang or a 500', async () => {
     const sockets = new Set<import('node:net').Socket>();
     const silent = createNetServer((socket) => sockets.add(socket));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const { port } = silent.address() as { port: number };
-    const server = await startTestServer({
-      env: {
-        STORAGE_DRIVER: 's3',
-        S3_BUCKET: 'nowhere',
-        S3_ENDPOINT: `http://127.0.0.1:${port}`,
-        S3_FORCE_PATH_STYLE: 'true',
-        S3_ACCESS_KEY_ID: 'x',
-        S3_SECRET_ACCESS_KEY: 'y',
-        S3_TIMEOUT_MS: '500',
-      },
-    });
+    const server = await startFakeS3Server(port, 500);
     try {
       const account = await registerAccount(server.app);
       const response = await fetch(`${server.url}/api/files`, {
@@ -1828,17 +1832,7 @@ describe('an S3 store that fails a part while the client is still sending', () =
     });
     await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve));
     const { port } = store.address() as { port: number };
-    const server = await startTestServer({
-      env: {
-        STORAGE_DRIVER: 's3',
-        S3_BUCKET: 'bucket',
-        S3_ENDPOINT: `http://127.0.0.1:${port}`,
-        S3_FORCE_PATH_STYLE: 'true',
-        S3_ACCESS_KEY_ID: 'x',
-        S3_SECRET_ACCESS_KEY: 'y',
-        S3_TIMEOUT_MS: '2000',
-      },
-    });
+    const server = await startFakeS3Server(port, 2_000);
     try {
       const account = await registerAccount(server.app);
       // 24 MiB, sent at a client's pace: the store fails the first parts while more arrive.

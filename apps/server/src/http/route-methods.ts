@@ -87,6 +87,7 @@ export function answerMethodsTakenByParameters(app: FastifyInstance, routes: { m
           reply.callNotFound();
           return reply;
         },
+        // (Fastify asks for one; the hook has answered before it would run.)
         handler: (_request, reply) => reply.callNotFound(),
       });
     }
