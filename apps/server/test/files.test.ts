@@ -1897,18 +1897,19 @@ describe('an upload its client gives up on', () => {
         `POST /api/files HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${accessToken}\r\n` +
           `Content-Type: ${MULTIPART}\r\nContent-Length: 1000000\r\nX-Request-Id: cut-off-upload\r\n\r\n${part}${'x'.repeat(64 * 1024)}`,
       );
-      await sleep(200); // the handler is streaming the body to storage
+      // The handler is streaming the body to storage once its temporary file exists (a fixed
+      // pause was too short on a loaded machine).
+      expect(await eventually(async () => (await filesUnder(dir)).length > 0, 20_000)).toBe(true);
       socket.destroy();
       // Before: "database unavailable: answering 503 (aborted)", an outage that was not one.
-      await server.waitFor(/"requestId":"cut-off-upload".*upload cut off by its client/, 10_000);
+      await server.waitFor(/"requestId":"cut-off-upload".*upload cut off by its client/, 20_000);
       expect(server.output()).not.toMatch(/unavailable/);
-      const kept = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
-      expect(kept).toEqual([]); // not the bytes, not a temporary file
+      expect(await eventually(async () => (await filesUnder(dir)).length === 0)).toBe(true); // not the bytes, not a temporary file
     } finally {
       server.process.kill('SIGKILL');
       await server.exited;
       await database.drop();
       await rm(dir, { recursive: true, force: true });
     }
-  }, 30_000);
+  }, 60_000);
 });
