@@ -204,6 +204,20 @@ describeInBrowser('a person and their account', () => {
     await expect.poll(() => noteTitles(account.id)).toEqual(['Kept, renamed']);
   });
 
+  it('sends only what an edit changed: a title renamed elsewhere meanwhile stays', async () => {
+    const { account, asAccount, notes, page } = await notesOf(['Draft']);
+    await page.getByRole('button', { name: 'Edit “Draft”' }).click();
+    const editor = page.getByRole('group', { name: 'Edit “Draft”' });
+    await editor.getByLabel('Text').fill('Typed here');
+    await asAccount.notes.update.mutate({ id: notes[0]?.id ?? '', title: 'Renamed elsewhere' });
+    await editor.getByRole('button', { name: 'Save' }).click();
+    await editor.waitFor({ state: 'detached' });
+    // Before: the editor sent the title it opened with too, and undid the rename.
+    const stored = () =>
+      h.t.services.db.selectFrom('notes').select(['title', 'body']).where('owner_id', '=', account.id).execute();
+    await expect.poll(stored).toEqual([{ title: 'Renamed elsewhere', body: 'Typed here' }]);
+  });
+
   it('keeps what was typed in a note’s editor when the note was deleted elsewhere meanwhile', async () => {
     const { asAccount, notes, page } = await notesOf(['Stays', 'Gone']);
     await page.getByRole('button', { name: 'Edit “Gone”' }).click();

@@ -19,6 +19,8 @@ import { Field, FormError, Notice, Page } from '../ui.tsx';
 
 type NotesPage = RouterOutputs['notes']['list'];
 type NotesCache = InfiniteData<NotesPage, string | undefined>;
+/** What an edit changes: the fields left as they were are not sent. */
+type NoteChanges = { title?: string; body?: string };
 const PAGE_SIZE = 10;
 
 export function Notes() {
@@ -86,7 +88,7 @@ export function Notes() {
     onSettled: settle,
   });
   const update = useMutation({
-    mutationFn: (input: { id: string; title: string; body: string }) => api.notes.update.mutate(input),
+    mutationFn: (input: { id: string } & NoteChanges) => api.notes.update.mutate(input),
     onMutate: (input) =>
       optimistically((items) => items.map((note) => (note.id === input.id ? { ...note, ...input } : note))),
     onError: (_error, _input, previous) => rollback(previous),
@@ -173,7 +175,7 @@ function NoteItem({
   editing: Note | undefined;
   onEdit: () => void;
   onClose: () => void;
-  onSave: (input: { title: string; body: string }) => Promise<unknown>;
+  onSave: (changes: NoteChanges) => Promise<unknown>;
   onDelete: () => void;
 }) {
   const pending = note.id.startsWith('pending-');
@@ -207,16 +209,23 @@ function NoteEditor({
   onClose,
 }: {
   note: Note;
-  onSave: (input: { title: string; body: string }) => Promise<unknown>;
+  onSave: (changes: NoteChanges) => Promise<unknown>;
   onClose: () => void;
 }) {
   const [saving, setSaving] = useState(false);
   const [problem, setProblem] = useState<Problem | null>(null);
   const save = async (input: { title: string; body: string }) => {
+    // Only what was changed here is sent: a field left alone keeps what another device saved
+    // meanwhile (and a title saved under older rules stays as it is).
+    const changes: NoteChanges = {
+      ...(input.title !== note.title && { title: input.title }),
+      ...(input.body !== note.body && { body: input.body }),
+    };
+    if (Object.keys(changes).length === 0) return onClose();
     setSaving(true);
     setProblem(null);
     try {
-      await onSave(input);
+      await onSave(changes);
       onClose();
     } catch (error) {
       setProblem(problemOf(error));
