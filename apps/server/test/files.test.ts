@@ -646,6 +646,24 @@ describe('what the first bytes do not show (local storage)', () => {
     expect(await rowsOf(server, account.id)).toEqual([]);
   });
 
+  it('keeps a "text" file whose bytes turn binary as binary where binary files are accepted', async () => {
+    const allowing = await startFilesServer({ env: { FILES_ALLOWED_TYPES: 'text/plain,application/octet-stream' } });
+    try {
+      const account = await registerAccount(allowing.app);
+      const hidden = Buffer.concat([text(64 * KiB), zip()]);
+      // Before: refused (415), as if binary files were not accepted.
+      const stored = await uploaded(allowing, account, 'readme.txt', hidden);
+      expect(stored).toMatchObject({ contentType: 'application/octet-stream', size: hidden.length });
+      const response = await content(allowing, stored.id, account);
+      expect(response.headers.get('content-type')).toBe('application/octet-stream');
+      expect(Buffer.from(await response.arrayBuffer()).equals(hidden)).toBe(true);
+      // Text to its end stays text.
+      expect((await uploaded(allowing, account, 'plain.txt', text(64 * KiB))).contentType).toBe('text/plain');
+    } finally {
+      await allowing.close();
+    }
+  });
+
   it('names a download by what it is, and drops invisible and reordering characters from names', async () => {
     const account = await registerAccount(server.app);
     const page = await uploaded(server, account, 'page.html', text(100));

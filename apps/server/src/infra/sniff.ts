@@ -21,6 +21,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 // biome-ignore lint/suspicious/noControlCharactersInRegex: this is the point
 const BINARY = /[\u0000-\u0008\u000B\u000E-\u001F\u007F]/;
 
+/** Bytes of no known format, and text that turned binary. */
+export const OCTET_STREAM = 'application/octet-stream';
+
 /**
  * Text wins over a signature met in bytes that are text: many are a few letters (`BM`, `MZ`,
  * `AC`, `ID3`, `FORM`...), which a CSV or a note may start with; the binary formats they mark
@@ -30,7 +33,7 @@ export async function sniffContentType(head: Uint8Array, options: { complete: bo
   const detected = (await loadFileType().fileTypeFromBuffer(head))?.mime;
   if (detected !== undefined && mayBeWhollyText(detected)) return detected;
   if (looksLikeText(head, options.complete)) return 'text/plain';
-  return detected ?? 'application/octet-stream';
+  return detected ?? OCTET_STREAM;
 }
 
 /**
@@ -63,7 +66,7 @@ function looksLikeText(head: Uint8Array, complete: boolean): boolean {
 export function isSniffable(contentType: string): boolean {
   return (
     contentType === 'text/plain' ||
-    contentType === 'application/octet-stream' ||
+    contentType === OCTET_STREAM ||
     loadFileType().supportedMimeTypes.has(contentType)
   );
 }

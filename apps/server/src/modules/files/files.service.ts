@@ -12,7 +12,7 @@ import type { Selectable } from 'kysely';
 import { AppError } from '../../errors/index.ts';
 import { DependencyUnavailableError, unavailableDependency } from '../../infra/dependency-errors.ts';
 import { isoTime } from '../../infra/iso-time.ts';
-import { SNIFF_BYTES, sniffContentType, TextCheck } from '../../infra/sniff.ts';
+import { OCTET_STREAM, SNIFF_BYTES, sniffContentType, TextCheck } from '../../infra/sniff.ts';
 import { keysetPage, likePattern } from '../../infra/sql.ts';
 import type { ByteRange } from '../../infra/storage/index.ts';
 import { firstCharacters } from '../../infra/text.ts';
@@ -128,16 +128,29 @@ async function assertRoomFor(
 class Meter extends Transform {
   size = 0;
   readonly hash = createHash('sha256');
+  /** The first bytes sniffed as text, later ones were not (and binary was allowed). */
+  turnedBinary = false;
   private readonly limit: number;
   private readonly overLimit: () => Error;
-  /** For text: every byte must stay text, not only the first ones sniffed. */
-  private readonly text: { check: TextCheck; notText: () => Error } | undefined;
+  /**
+   * For text: every byte must stay text, not only the first ones sniffed. Without `notText`
+   * (binary is allowed too), bytes that turn binary make the file binary instead of failing it.
+   */
+  private text: { check: TextCheck; notText?: () => Error } | undefined;
 
-  constructor(limit: number, overLimit: () => Error, text?: { check: TextCheck; notText: () => Error }) {
+  constructor(limit: number, overLimit: () => Error, text?: { check: TextCheck; notText?: () => Error }) {
     super();
     this.limit = limit;
     this.overLimit = overLimit;
     this.text = text;
+  }
+
+  /** The bytes are not text after all: the stream's failure, or none if binary is allowed. */
+  private notText(): Error | null {
+    const refusal = this.text?.notText?.() ?? null;
+    this.text = undefined;
+    this.turnedBinary = refusal === null;
+    return refusal;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
@@ -147,15 +160,18 @@ class Meter extends Transform {
       return;
     }
     if (this.text && !this.text.check.push(chunk)) {
-      done(this.text.notText());
-      return;
+      const refusal = this.notText();
+      if (refusal) {
+        done(refusal);
+        return;
+      }
     }
     this.hash.update(chunk);
     done(null, chunk);
   }
 
   override _flush(done: TransformCallback): void {
-    done(this.text && !this.text.check.end() ? this.text.notText() : null);
+    done(this.text && !this.text.check.end() ? this.notText() : null);
   }
 }
 
@@ -224,7 +240,10 @@ export async function storeUpload(
     limit,
     () => (limit === maxBytes ? tooLarge(maxBytes) : overQuota(quotaBytes)),
     contentType === 'text/plain'
-      ? { check: new TextCheck(), notText: () => refuseType('application/octet-stream') }
+      ? {
+          check: new TextCheck(),
+          ...(!allowedTypes.includes(OCTET_STREAM) && { notText: () => refuseType(OCTET_STREAM) }),
+        }
       : undefined,
   );
   const key = newKey();
@@ -251,7 +270,7 @@ export async function storeUpload(
     return await insertReady(deps, {
       ownerId: input.ownerId,
       name: displayName(input.name),
-      contentType,
+      contentType: meter.turnedBinary ? OCTET_STREAM : contentType,
       size: meter.size,
       sha256: meter.hash.digest('hex'),
       key,
@@ -597,7 +616,7 @@ async function checkUploaded(
   const head = Buffer.concat(chunks).subarray(0, SNIFF_BYTES);
   const sniffed = isText
     ? await sniffContentType(head, { complete: info.size <= SNIFF_BYTES })
-    : 'application/octet-stream';
+    : OCTET_STREAM;
   if (sniffed !== declared.contentType) {
     throw new AppError('UPLOAD_REJECTED', 'The upload is {type}, not the {declared} declared', {
       details: { reason: 'type' },
