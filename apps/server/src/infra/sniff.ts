@@ -65,9 +65,7 @@ function looksLikeText(head: Uint8Array, complete: boolean): boolean {
 /** Whether sniffing can ever answer this type (an allowed type it cannot answer would never match). */
 export function isSniffable(contentType: string): boolean {
   return (
-    contentType === 'text/plain' ||
-    contentType === OCTET_STREAM ||
-    loadFileType().supportedMimeTypes.has(contentType)
+    contentType === 'text/plain' || contentType === OCTET_STREAM || loadFileType().supportedMimeTypes.has(contentType)
   );
 }
 

@@ -614,9 +614,7 @@ async function checkUploaded(
   }
   if (text && isText) isText = text.end();
   const head = Buffer.concat(chunks).subarray(0, SNIFF_BYTES);
-  const sniffed = isText
-    ? await sniffContentType(head, { complete: info.size <= SNIFF_BYTES })
-    : OCTET_STREAM;
+  const sniffed = isText ? await sniffContentType(head, { complete: info.size <= SNIFF_BYTES }) : OCTET_STREAM;
   if (sniffed !== declared.contentType) {
     throw new AppError('UPLOAD_REJECTED', 'The upload is {type}, not the {declared} declared', {
       details: { reason: 'type' },
