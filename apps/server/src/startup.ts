@@ -3,6 +3,7 @@ import {
   type DatabaseTarget,
   type Db,
   describeDatabaseUrl,
+  errorReason,
   migrateToLatest,
   pendingMigrations,
   runSeeds,
@@ -22,13 +23,6 @@ export class StartupError extends Error {
   }
 }
 
-const reason = (error: unknown) =>
-  error instanceof AggregateError
-    ? error.errors.map((e: Error) => e.message).join('; ')
-    : error instanceof Error
-      ? error.message
-      : String(error);
-
 async function checkDatabase(db: Db, url: string, config: Config): Promise<void> {
   try {
     await sql`select 1`.execute(db);
@@ -37,7 +31,7 @@ async function checkDatabase(db: Db, url: string, config: Config): Promise<void>
     const hint = config.isProduction
       ? 'Check DATABASE_URL.'
       : 'Check DATABASE_URL, or unset it to use the embedded database.';
-    throw new StartupError(`Cannot reach the database at ${describeDatabaseUrl(url)}: ${reason(error)}. ${hint}`);
+    throw new StartupError(`Cannot reach the database at ${describeDatabaseUrl(url)}: ${errorReason(error)}. ${hint}`);
   }
 }
 
@@ -70,7 +64,7 @@ async function ensureMigrations(db: Db, url: string, config: Config, log: Logger
       onStep: (step) => log.info(`migrated ${step.name} (${step.durationMs.toFixed(0)} ms)`),
     });
   } catch (error) {
-    throw new StartupError(reason(error));
+    throw new StartupError(errorReason(error));
   } finally {
     await migrating.destroy();
   }
@@ -87,7 +81,7 @@ async function checkKeyValueStore(kv: KeyValueStore, config: Config): Promise<vo
   } catch (error) {
     const where = config.redis.url ? new URL(config.redis.url).host : 'REDIS_URL';
     const hint = config.isProduction ? 'Check REDIS_URL.' : 'Check REDIS_URL, or unset it to use the in-memory store.';
-    throw new StartupError(`Cannot reach Redis at ${where}: ${reason(error)}. ${hint}`);
+    throw new StartupError(`Cannot reach Redis at ${where}: ${errorReason(error)}. ${hint}`);
   }
   // A revoked session is refused by its marker in Redis: a marker evicted under memory
   // pressure would let the session in again, while the cache still reads as complete.

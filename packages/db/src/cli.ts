@@ -28,6 +28,7 @@ import {
   rollback,
 } from './migrate.ts';
 import { defaultEmbeddedDataDir, loadRepoEnvFile, repoPath } from './paths.ts';
+import { errorReason } from './postgres-errors.ts';
 import { runSeeds } from './seed.ts';
 
 const USAGE = `Usage: pnpm db:<command>
@@ -92,15 +93,27 @@ async function migrate(db: Db) {
   );
 }
 
-async function rollbackCommand(db: Db, args: string[]) {
-  const { values } = parseArgs({
-    args,
-    options: { steps: { type: 'string' }, all: { type: 'boolean' }, force: { type: 'boolean' } },
-  });
-  const steps = values.all ? Number.POSITIVE_INFINITY : Number(values.steps ?? 1);
-  if (!Number.isInteger(steps) && steps !== Number.POSITIVE_INFINITY)
+/** `db:rollback`'s options, read before the database is reached: how many migrations to revert. */
+function rollbackOptions(args: string[]): { steps: number; force: boolean } {
+  let values: { steps?: string; all?: boolean; force?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { steps: { type: 'string' }, all: { type: 'boolean' }, force: { type: 'boolean' } },
+    }));
+  } catch (error) {
+    throw new UsageError(errorReason(error));
+  }
+  if (values.all && values.steps !== undefined) throw new UsageError('Give --steps or --all, not both');
+  if (values.steps !== undefined && !/^\d+$/.test(values.steps)) {
     throw new UsageError('--steps must be a whole number');
+  }
+  const steps = values.all ? Number.POSITIVE_INFINITY : Number(values.steps ?? 1);
   if (steps < 1) throw new UsageError('--steps must be at least 1');
+  return { steps, force: values.force === true };
+}
+
+async function rollbackCommand(db: Db, { steps }: { steps: number }) {
   const done = await rollback(db, steps, { onStep: printStep });
   console.log(
     done.length === 0
@@ -136,7 +149,7 @@ async function seed(db: Db) {
 }
 
 /**
- * Seeding (users with known passwords), resetting (every table dropped) and rolling back
+ * Seeding (users with known passwords), resetting (every table and queued job dropped) and rolling back
  * (what a migration made dropped, its data with it; every table with --all) are for the
  * embedded development cluster. Any other database takes `--force`, whatever NODE_ENV says:
  * NODE_ENV is the operator's shell's, not the database's, and a production database reached
@@ -144,14 +157,19 @@ async function seed(db: Db) {
  * Production refuses seeding and resetting outright; reverting a release's migration is an
  * operator's step there: one migration at a time, with `--force`.
  */
-function assertDevelopmentDatabase(command: string, target: DatabaseTarget, args: string[]): void {
+function assertDevelopmentDatabase(
+  command: string,
+  target: DatabaseTarget,
+  args: string[],
+  asked: { force: boolean; steps?: number },
+): void {
   if (process.env.NODE_ENV === 'production' && command !== 'rollback') {
     throw new UsageError(`db:${command} is refused in production.`);
   }
-  if (process.env.NODE_ENV === 'production' && (args.includes('--all') || args.includes('--steps'))) {
-    throw new UsageError('db:rollback reverts one migration at a time in production (no --all, no --steps).');
+  if (process.env.NODE_ENV === 'production' && asked.steps !== undefined && asked.steps !== 1) {
+    throw new UsageError('db:rollback reverts one migration at a time in production (no --all, no --steps over 1).');
   }
-  if (target.embedded || args.includes('--force')) return;
+  if (target.embedded || asked.force) return;
   throw new UsageError(
     `db:${command} is refused for ${target.description}: only the embedded development database is ` +
       `seeded, reset or rolled back without asking, and this one may be a production database ` +
@@ -162,7 +180,10 @@ function assertDevelopmentDatabase(command: string, target: DatabaseTarget, args
 async function reset(db: Db) {
   await sql`drop schema public cascade`.execute(db);
   await sql`create schema public`.execute(db);
-  console.log(ok('Dropped every table'));
+  // The job queue's own schema too: its queued emails and deletions name rows that are gone.
+  // The server installs it again at its next start.
+  await sql`drop schema if exists pgboss cascade`.execute(db);
+  console.log(ok('Dropped every table and queued job'));
   await migrate(db);
   await seed(db);
 }
@@ -232,9 +253,11 @@ async function main(argv: string[]): Promise<number> {
     await createMigrationFile(args[0]);
     return 0;
   }
+  // Bad options are refused before the database is reached.
+  const rollbackAsked = command === 'rollback' ? rollbackOptions(args) : undefined;
   const commands: Record<string, (db: Db) => Promise<void>> = {
     migrate,
-    rollback: (db) => rollbackCommand(db, args),
+    rollback: (db) => rollbackCommand(db, rollbackAsked ?? { steps: 1 }),
     status,
     seed,
     reset,
@@ -253,7 +276,7 @@ async function main(argv: string[]): Promise<number> {
   const db = createDb({ url: target.url, poolMax: 2, statementTimeoutMs });
   try {
     if (command === 'seed' || command === 'reset' || command === 'rollback') {
-      assertDevelopmentDatabase(command, target, args);
+      assertDevelopmentDatabase(command, target, args, rollbackAsked ?? { force: args.includes('--force') });
     }
     await run(db);
     return 0;
@@ -273,8 +296,7 @@ Promise.resolve()
       process.exitCode = code;
     },
     (error: unknown) => {
-      const message = error instanceof Error ? error.message : String(error);
-      console.error(`${styleText('red', '✗')} ${message}`);
+      console.error(`${styleText('red', '✗')} ${errorReason(error)}`);
       process.exitCode = error instanceof UsageError ? 2 : 1;
     },
   );

@@ -17,6 +17,7 @@ export {
 export { hashPassword, PASSWORD_HASH_OPTIONS, verifyPassword } from './password-hash.ts';
 export { defaultEmbeddedDataDir, loadRepoEnvFile, repoEnvFile, repoPath, repoRoot } from './paths.ts';
 export {
+  errorReason,
   isForeignKeyViolation,
   isTransactionConflict,
   isUndefinedTable,

@@ -45,3 +45,16 @@ export function isDuplicatePreparedStatement(error: unknown): boolean {
 export function isCachedPlanChange(error: unknown): boolean {
   return sqlState(error) === '0A000' && (error as { routine?: unknown }).routine === 'RevalidateCachedQuery';
 }
+
+/**
+ * An error as one readable line. A connection to a host name with several addresses (IPv6 and
+ * IPv4 `localhost`) fails with an AggregateError whose own message is empty: its attempts'
+ * messages are the reason. An error without a message says its code.
+ */
+export function errorReason(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) {
+    return [...new Set(error.errors.map(errorReason))].join('; ');
+  }
+  if (error instanceof Error) return error.message || String((error as { code?: unknown }).code ?? error.name);
+  return String(error);
+}

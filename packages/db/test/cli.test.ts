@@ -86,10 +86,18 @@ describe('db CLI', { timeout: 120_000 }, () => {
     const badName = await run(['new', 'Add Notes!']);
     expect(badName.code).toBe(2);
     expect(badName.stderr).toMatch(/snake_case/);
-    const badSteps = await run(['rollback', '--steps', 'x', '--force'], { DATABASE_URL: database.url });
-    expect(badSteps.code).toBe(2);
-    expect(badSteps.stderr).toMatch(/--steps must be a whole number/);
-    expect(badSteps.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    for (const [args, message] of [
+      [['rollback', '--steps', 'x', '--force'], /--steps must be a whole number/],
+      [['rollback', '--steps', 'Infinity', '--force'], /--steps must be a whole number/],
+      [['rollback', '--steps', '2', '--all', '--force'], /--steps or --all, not both/],
+      // Before: a stack trace and exit code 1.
+      [['rollback', '--stpes', '2', '--force'], /Unknown option '--stpes'/],
+    ] as const) {
+      const refused = await run([...args], { DATABASE_URL: database.url });
+      expect({ args, code: refused.code }).toEqual({ args, code: 2 });
+      expect(refused.stderr).toMatch(message);
+      expect(refused.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
   });
 
   it('grants the admin role to an account by its email (production’s first admin), once', async () => {
@@ -154,6 +162,7 @@ describe('db CLI', { timeout: 120_000 }, () => {
     for (const args of [
       ['rollback', '--all', '--force'],
       ['rollback', '--steps', '99', '--force'],
+      ['rollback', '--steps=5', '--force'], // before: reverted five
     ]) {
       const result = await run(args, production);
       expect(result.code, args.join(' ')).toBe(2);
@@ -195,10 +204,16 @@ describe('db CLI', { timeout: 120_000 }, () => {
     }
     expect(before).toContain('users');
     expect(await tables()).toEqual(before); // nothing touched
-    // Told it is a development database, it goes on.
+    // Told it is a development database, it goes on: the job queue's jobs go with the rows they name.
+    const jobs = createDb({ url: database.url, poolMax: 1 });
+    await sql`create schema if not exists pgboss`.execute(jobs);
+    await sql`create table if not exists pgboss.job (id int)`.execute(jobs);
     const forced = await run(['reset', '--force'], env);
     expect(forced.stderr).toBe('');
     expect(forced).toMatchObject({ code: 0, stdout: expect.stringMatching(/Ran \d+ seed/) });
+    const { rows: queues } = await sql`select 1 from pg_namespace where nspname = 'pgboss'`.execute(jobs);
+    await jobs.destroy();
+    expect(queues).toEqual([]); // before: kept, and its jobs ran against the new rows
     expect((await run(['seed', '--force'], env)).code).toBe(0);
     expect((await run(['rollback', '--all', '--force'], env)).code).toBe(0);
     expect(await tables()).toEqual(['kysely_migration', 'kysely_migration_lock']);

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/client.ts';
 import {
+  errorReason,
   isCachedPlanChange,
   isDuplicatePreparedStatement,
   isForeignKeyViolation,
@@ -94,5 +95,22 @@ describe('Postgres errors by SQLSTATE, as Postgres raises them', () => {
     for (const error of [new Error('23505'), null, undefined, '42P01', { code: 23505 }, { code: '0A000' }]) {
       expect(recognised(error)).toEqual([]);
     }
+  });
+});
+
+describe('errorReason', () => {
+  it('reads a failed connection to several addresses from its attempts, and an error without a message from its code', () => {
+    const refused = (address: string) =>
+      Object.assign(new Error(`connect ECONNREFUSED ${address}`), { code: 'ECONNREFUSED' });
+    // What Node's connect gives for `localhost` as ::1 and 127.0.0.1, both refused: no message of its own.
+    const both = Object.assign(new AggregateError([refused('::1:5432'), refused('127.0.0.1:5432')]), {
+      code: 'ECONNREFUSED',
+    });
+    expect(both.message).toBe('');
+    expect(errorReason(both)).toBe('connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432');
+    expect(errorReason(Object.assign(new Error(''), { code: 'ECONNRESET' }))).toBe('ECONNRESET');
+    expect(errorReason(new TypeError(''))).toBe('TypeError');
+    expect(errorReason(new Error('plain'))).toBe('plain');
+    expect(errorReason('a string')).toBe('a string');
   });
 });
