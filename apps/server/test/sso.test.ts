@@ -10,6 +10,7 @@ import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import { calculatePKCECodeChallenge, randomPKCECodeVerifier } from 'openid-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashOpaqueToken } from '../src/infra/tokens.ts';
+import { reclaim } from '../src/modules/auth/identities.service.ts';
 import {
   buildTestApp,
   type FakeClock,
@@ -407,6 +408,34 @@ describe('the browser flow', () => {
     );
     expect((await get(server, '/users/me', squatter.body.accessToken)).body.appCode).toBe('SESSION_REVOKED');
     expect((await get(server, '/users/me', victim.body.accessToken)).status).toBe(200);
+  });
+
+  it('takes such an account back once when sign-ins proving the address arrive at once: none ends another', async () => {
+    const email = `${unique('victim')}@example.test`;
+    const squatter = await post(server, '/auth/register', { email, password: 'Squatter-pass-1' });
+    const sub = unique('google-at-once');
+    const idToken = () =>
+      fakes.google.signIdToken({ sub, email, email_verified: true }, { audience: 'google-ios-client' });
+    const signIns = await Promise.all(
+      Array.from({ length: 4 }, async () =>
+        post(server, '/auth/oauth/id-token', { provider: 'google', idToken: await idToken() }),
+      ),
+    );
+    expect(signIns.map((signIn) => signIn.status)).toEqual([200, 200, 200, 200]);
+    // Before: each read the account as unverified and took it back, ending the sessions the
+    // others had started.
+    for (const signIn of signIns) {
+      expect((await get(server, '/users/me', signIn.body.accessToken)).status).toBe(200);
+      const refreshed = await post(server, '/auth/refresh', { refreshToken: signIn.body.refreshToken });
+      expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+    }
+    expect((await get(server, '/users/me', squatter.body.accessToken)).body.appCode).toBe('SESSION_REVOKED');
+    // A sign-in that read the account as unverified just before the others took it back (a
+    // window these four may or may not hit): its reclaim now finds the address proven.
+    await reclaim(server.services, squatter.body.user.id);
+    for (const signIn of signIns) {
+      expect((await get(server, '/users/me', signIn.body.accessToken)).status).toBe(200);
+    }
   });
 
   it('takes such an account back whole or not at all: a retry ends the sessions a failed try left alive', async () => {

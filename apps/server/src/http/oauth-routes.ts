@@ -46,7 +46,9 @@ const callbackDescription =
   '`POST /api/auth/oauth/exchange`) or with `error=<appCode>`: `OAUTH_DENIED`, `OAUTH_PROVIDER_ERROR`, ' +
   '`OAUTH_EMAIL_MISSING`, `EMAIL_TAKEN` (an account has this email and the provider does not vouch for it), ' +
   '`ACCOUNT_DISABLED`, `ACCOUNT_ARCHIVED`, `DEPENDENCY_DOWN`, `NOT_FOUND` or `CONFLICT` (a change made at the ' +
-  'same time: try again), or `INTERNAL_ERROR` (a bug, logged).';
+  'same time: try again), `OAUTH_STATE_INVALID` (the sign-in was removed while the provider answered, by a ' +
+  'password reset or the account taken back: start again), or `INTERNAL_ERROR` (a bug, logged). A callback ' +
+  'without its state or cookie is answered 400 `OAUTH_STATE_INVALID` itself (no `redirectTo` to go back to).';
 
 /** These routes in the OpenAPI document (they are not procedures). */
 export const OAUTH_REDIRECT_ROUTES = [

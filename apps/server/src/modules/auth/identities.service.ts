@@ -34,9 +34,13 @@ type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'clock' | 'log' | 'jobs'>;
  * verified, and the identities linked while it was not are dropped. Call it wherever an
  * address gets proven (it may run inside the caller's transaction).
  */
-export async function confirmEmailOwner(deps: Pick<Services, 'db' | 'clock'>, userId: string): Promise<void> {
+export async function confirmEmailOwner(
+  deps: Pick<Services, 'db' | 'clock'>,
+  userId: string,
+): Promise<{ newly: boolean }> {
   const { newly } = await markEmailVerified(deps, userId);
   if (newly) await deps.db.deleteFrom('user_identities').where('user_id', '=', userId).execute();
+  return { newly };
 }
 
 /**
@@ -46,14 +50,20 @@ export async function confirmEmailOwner(deps: Pick<Services, 'db' | 'clock'>, us
  * sign-in codes go, and every session ends, before the prover's own session starts.
  */
 export async function reclaim(deps: Deps, userId: string): Promise<void> {
-  await deps.db.transaction().execute(async (trx) => {
+  const reclaimed = await deps.db.transaction().execute(async (trx) => {
     const inTransaction = { ...deps, db: trx };
+    // Marking the address proven locks the row first: of two sign-ins proving it at once,
+    // the second finds it proven and leaves alone what the first started (its session, its
+    // sign-in code), as it would a moment later.
+    const { newly } = await confirmEmailOwner(inTransaction, userId);
+    if (!newly) return false;
     await removePassword(inTransaction, userId);
-    await confirmEmailOwner(inTransaction, userId);
     await dropUserTokens(inTransaction, userId);
     await dropCodesOf(inTransaction, userId);
     await endSessions(inTransaction, { userId });
+    return true;
   });
+  if (!reclaimed) return;
   await publishRevocations(deps, userId);
   deps.log.warn(
     { userId },
