@@ -754,6 +754,60 @@ describe('a storm of sign-ins', () => {
     }
   });
 
+  it('signs in with the right password when another sign-in upgraded its hash during the check', async () => {
+    const t = await buildTestApp();
+    const release = new AbortController();
+    const again = new AbortController();
+    try {
+      await until(async () => {
+        const line = passwordHashingLine();
+        return line.running === 0 && line.waiting === 0;
+      }, 'the previous tests’ checks to end');
+      const email = uniqueEmail();
+      const outdated = await hash('Legacy-pass-1', { ...PASSWORD_HASH_OPTIONS, timeCost: 1 });
+      const user = await t.services.db
+        .insertInto('users')
+        .values({ email, password_hash: outdated })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const setHash = (password_hash: string) =>
+        t.services.db.updateTable('users').set({ password_hash }).where('id', '=', user.id).execute();
+      // Two slow checks hold both turns: the sign-in reads the outdated hash and waits in line.
+      const slowChecks = [0, 1].map(() =>
+        checkPassword(slowHash, 'Wrong-pass-1', release.signal).catch(() => undefined),
+      );
+      const signingIn = login(t.app, email, 'Legacy-pass-1');
+      await until(async () => passwordHashingLine().waiting === 1, 'the sign-in to wait in line');
+      // Meanwhile another sign-in upgrades the hash (the same password, today's parameters),
+      // and two more checks queue behind this one: no turn is free for its own upgrade.
+      await setHash(await hash('Legacy-pass-1', PASSWORD_HASH_OPTIONS));
+      for (let i = 0; i < 2; i++) {
+        slowChecks.push(checkPassword(slowHash, 'Wrong-pass-1', release.signal).catch(() => undefined));
+      }
+      const signedIn = await signingIn;
+      // Before: 401 INVALID_CREDENTIALS (the session wanted the hash it had checked), counted as a wrong password.
+      expect(signedIn.statusCode, signedIn.body).toBe(200);
+      expect((await me(t, signedIn.json())).statusCode).toBe(200);
+
+      // A hash replaced by another password's during the check (a change) still refuses it.
+      release.abort();
+      await Promise.all(slowChecks);
+      await until(async () => passwordHashingLine().running === 0, 'the slow checks to end');
+      await setHash(outdated);
+      const holding = [0, 1].map(() => checkPassword(slowHash, 'Wrong-pass-1', again.signal).catch(() => undefined));
+      const refused = login(t.app, email, 'Legacy-pass-1');
+      await until(async () => passwordHashingLine().waiting === 1, 'the sign-in to wait in line');
+      await setHash(await hash('Changed-pass-2', PASSWORD_HASH_OPTIONS));
+      expect((await refused).json().appCode).toBe('INVALID_CREDENTIALS');
+      again.abort();
+      await Promise.all(holding);
+    } finally {
+      release.abort();
+      again.abort();
+      await t.close();
+    }
+  });
+
   it('answers every call that would hash a password 503 while the line is full', async () => {
     const t = await buildTestApp();
     const admin = await registerAdmin(t.app, t.services.db);

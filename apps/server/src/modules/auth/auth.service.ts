@@ -90,21 +90,22 @@ export async function login(
   // Hashed with parameters older than today's: upgraded, when a hashing turn is free at once
   // (a busy server signs in with the hash as it is, and upgrades it at a later sign-in).
   const rehashed = needsRehash ? await hashPasswordIfIdle(input.password) : undefined;
-  if (rehashed) {
-    if (await storeRehash(deps, { userId: user.id, passwordHash: rehashed, replacing: user.password_hash })) {
-      passwordHash = rehashed;
-    } else {
-      // Replaced meanwhile: by a concurrent sign-in's rehash (the same password), or by a change.
-      const current = (await findUserRow(deps, user.id))?.password_hash;
-      if (!current || !(await checkPassword(current, input.password)).valid) {
-        throw new AppError('INVALID_CREDENTIALS', 'Email or password is incorrect');
-      }
-      passwordHash = current;
-    }
+  if (rehashed && (await storeRehash(deps, { userId: user.id, passwordHash: rehashed, replacing: passwordHash }))) {
+    passwordHash = rehashed;
   }
   // The session starts only while the password checked is still the account's: one changed
   // or reset during the check (its other sessions ended) leaves this sign-in refused.
-  return startSession(deps, { userId: user.id, client: input.client, passwordHash });
+  try {
+    return await startSession(deps, { userId: user.id, client: input.client, passwordHash });
+  } catch (error) {
+    if (!(error instanceof AppError && error.appCode === 'INVALID_CREDENTIALS')) throw error;
+    // The hash was replaced meanwhile: by a concurrent sign-in's upgrade of it (the same
+    // password, which must not read as a wrong one), or by a change or a reset. Checked once
+    // more against the account's hash now.
+    const current = (await findUserRow(deps, user.id))?.password_hash;
+    if (!current || current === passwordHash || !(await checkPassword(current, input.password)).valid) throw error;
+    return startSession(deps, { userId: user.id, client: input.client, passwordHash: current });
+  }
 }
 
 /** The account is read before the token rotates (`rotateRefreshToken`): once it has, nothing is left to fail. */
