@@ -13,6 +13,7 @@ import {
   registerAccount,
   type TestApp,
   uniqueEmail,
+  whileHolding,
 } from './helpers/index.ts';
 
 const tokenIn = (text: string | undefined, path: string) =>
@@ -310,6 +311,34 @@ describe('email verification and password reset', () => {
       expect((await reset(linkTokenOf(t.services, jobId as string), 'Brand-new-123')).json().appCode).toBe(
         'INVALID_TOKEN',
       );
+    });
+
+    it('makes no reset link while a password change is committing: the link waits for it and sees it', async () => {
+      const account = await registerAccount(t.app);
+      await t.settle();
+      // The email job reads the account before the change commits, and makes its link as it does.
+      await whileHolding(
+        t.services.db,
+        (trx) =>
+          trx
+            .updateTable('users')
+            .set({ password_changed_at: new Date(clock.now() + 60_000) })
+            .where('id', '=', account.id)
+            .execute(),
+        async () => {
+          await forgot(account.email);
+          await t.settle();
+        },
+      );
+      // Before: the link was made after the change had dropped the account's links, and worked.
+      expect(t.mail.last(account.email, 'reset-password')).toBeUndefined();
+      const links = await t.services.db
+        .selectFrom('user_tokens')
+        .select('id')
+        .where('user_id', '=', account.id)
+        .where('purpose', '=', 'reset-password')
+        .execute();
+      expect(links).toEqual([]);
     });
 
     it('sends nothing to a disabled account', async () => {

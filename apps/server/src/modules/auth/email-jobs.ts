@@ -107,6 +107,8 @@ async function prepare(deps: Deps, jobId: string, job: EmailJob) {
         ttlMs: RESET_PASSWORD_TTL_MS,
         vars: { minutes: String(RESET_PASSWORD_TTL_MS / 60_000) },
         locale: job.locale,
+        // Checked again as the link is made: a change committing between the two voids it too.
+        unlessPasswordSetSince: job.requestedAt,
       });
     }
     case 'one-time-code': {
@@ -145,15 +147,18 @@ async function linkEmail(
     ttlMs: number;
     vars?: Record<string, string>;
     locale: Locale | undefined;
+    unlessPasswordSetSince?: number | undefined;
   },
 ) {
   const token = linkTokenOf(deps, jobId);
-  await ensureUserToken(deps, {
+  const made = await ensureUserToken(deps, {
     userId: input.user.id,
     purpose: input.purpose,
     tokenHash: hashOpaqueToken(token),
     ttlMs: input.ttlMs,
+    ...(input.unlessPasswordSetSince !== undefined && { unlessPasswordSetSince: input.unlessPasswordSetSince }),
   });
+  if (!made) return undefined;
   return composeEmail(deps, {
     template: input.purpose,
     to: input.user.email,

@@ -1,5 +1,6 @@
 /** Single-use tokens of email links (verify the address, reset the password): the `user_tokens` table's owner. */
 import type { UserTokensTable } from '@app/db';
+import { sql } from 'kysely';
 import { AppError } from '../../errors/index.ts';
 import { hashOpaqueToken } from '../../infra/tokens.ts';
 import type { Services } from '../../services.ts';
@@ -14,17 +15,63 @@ export const invalidLink = () =>
  * Records the token (by its hash) of a link about to be sent. Idempotent: a token already
  * recorded (a retried email) stays as it was, expiry included. Earlier links keep working
  * until this one is sent (`retireOlderLinks`): one that is never sent must not take away the
- * link an earlier email delivered.
+ * link an earlier email delivered. False when the link is not made (`unlessPasswordSetSince`, or
+ * the account gone).
  */
 export async function ensureUserToken(
   deps: Deps,
-  { userId, purpose, tokenHash, ttlMs }: { userId: string; purpose: LinkPurpose; tokenHash: string; ttlMs: number },
-): Promise<void> {
+  {
+    userId,
+    purpose,
+    tokenHash,
+    ttlMs,
+    unlessPasswordSetSince,
+  }: {
+    userId: string;
+    purpose: LinkPurpose;
+    tokenHash: string;
+    ttlMs: number;
+    /**
+     * A reset link asked for at this time (ms) is not made once a password was set or removed
+     * since: checked in the insert, under the account's row lock, so a change committing
+     * meanwhile (which drops the links it finds) is waited for and seen.
+     */
+    unlessPasswordSetSince?: number;
+  },
+): Promise<boolean> {
+  const expiresAt = new Date(deps.clock.now() + ttlMs);
   await deps.db
     .insertInto('user_tokens')
-    .values({ user_id: userId, purpose, token_hash: tokenHash, expires_at: new Date(deps.clock.now() + ttlMs) })
+    .columns(['user_id', 'purpose', 'token_hash', 'expires_at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('users')
+        .select([
+          'users.id',
+          sql<LinkPurpose>`${purpose}::text`.as('purpose'),
+          sql<string>`${tokenHash}::text`.as('token_hash'),
+          sql<Date>`${expiresAt}::timestamptz`.as('expires_at'),
+        ])
+        .where('users.id', '=', userId)
+        .$if(unlessPasswordSetSince !== undefined, (query) =>
+          query.where((w) =>
+            w.or([
+              w('users.password_changed_at', 'is', null),
+              w('users.password_changed_at', '<', new Date(unlessPasswordSetSince as number)),
+            ]),
+          ),
+        )
+        .forShare(),
+    )
     .onConflict((oc) => oc.column('token_hash').doNothing())
     .execute();
+  // Made now or by an earlier try of the same email (a retry): the link is live.
+  const made = await deps.db
+    .selectFrom('user_tokens')
+    .select('id')
+    .where('token_hash', '=', tokenHash)
+    .executeTakeFirst();
+  return made !== undefined;
 }
 
 /** Once the link of `tokenHash` was sent: the unused links of its user and purpose made before it stop working. */
