@@ -1,7 +1,7 @@
 /**
  * The administrator's Users page: role checkboxes. Changes go one at a time; each must be
  * what was asked (this role given or taken), so a second tick neither misses the first nor
- * carries one the server refused.
+ * carries one the server refused. And the Roles page: a save carries only its own changes.
  */
 import { registerAccount } from '@app/server/testing';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
@@ -91,5 +91,49 @@ describeInBrowser('the Users page', () => {
     const refusal = page.getByRole('alert');
     await refusal.waitFor();
     expect(await refusal.getAttribute('data-app-code')).toBe('NOT_FOUND');
+  });
+  it('saves on the Roles page only the boxes changed there: another administrator’s change meanwhile stays', async () => {
+    const name = `editor-${Date.now()}`;
+    const role = await h.t.services.db
+      .insertInto('roles')
+      .values({ name, description: '' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await h.t.services.db
+      .insertInto('role_permissions')
+      .values([
+        { role_id: role.id, permission: 'users:read' },
+        { role_id: role.id, permission: 'users:delete' },
+      ])
+      .execute();
+    const permissionsOf = async () =>
+      (
+        await h.t.services.db
+          .selectFrom('role_permissions')
+          .select('permission')
+          .where('role_id', '=', role.id)
+          .orderBy('permission')
+          .execute()
+      ).map((row) => row.permission);
+    const page = await adminSearchingFor(h, 'nobody@example.com');
+    await page.getByRole('link', { name: 'Roles' }).click();
+    const form = page.getByRole('form', { name });
+    const box = (permission: string) => form.getByRole('checkbox', { name: permission });
+    await box('users:delete').waitFor();
+    expect(await box('users:delete').isChecked()).toBe(true);
+
+    // Another administrator takes users:delete away while this page is open.
+    await h.t.services.db
+      .deleteFrom('role_permissions')
+      .where('role_id', '=', role.id)
+      .where('permission', '=', 'users:delete')
+      .execute();
+    await box('notes:read-any').check();
+    await form.getByRole('button', { name: `Save ${name}` }).click();
+    await form.getByText('Saved.').waitFor();
+    // Before: the page sent the whole list it had loaded, and gave users:delete back.
+    expect(await permissionsOf()).toEqual(['notes:read-any', 'users:read']);
+    expect(await box('users:delete').isChecked()).toBe(false);
+    expect(await box('notes:read-any').isChecked()).toBe(true);
   });
 });

@@ -6,9 +6,11 @@ import { problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
 import { FormError, Notice, Page } from '../ui.tsx';
 
+const rolesQuery = { queryKey: ['rbac.roles.list'], queryFn: () => api.rbac.roles.list.query() };
+
 /** Roles and the permissions each grants (admin holds all; built-in roles cannot be renamed). */
 export function AdminRoles() {
-  const roles = useQuery({ queryKey: ['rbac.roles.list'], queryFn: () => api.rbac.roles.list.query() });
+  const roles = useQuery(rolesQuery);
   const permissions = useQuery({
     queryKey: ['rbac.permissions.list'],
     queryFn: () => api.rbac.permissions.list.query(),
@@ -24,13 +26,32 @@ export function AdminRoles() {
   );
 }
 
+/**
+ * One role's permissions. The form keeps only the boxes ticked or cleared in it: the others
+ * show the role as last read, and a save applies this form's changes to the role as it is
+ * then (read again), so it never undoes what another administrator changed meanwhile.
+ */
 function RoleForm({ role, all }: { role: Role; all: { name: Permission; description: string }[] }) {
   const { can } = useSession();
   const queryClient = useQueryClient();
-  const [granted, setGranted] = useState(new Set<Permission>(role.permissions));
+  const [changes, setChanges] = useState<ReadonlyMap<Permission, boolean>>(new Map());
+  const isGranted = (permission: Permission) => changes.get(permission) ?? role.permissions.includes(permission);
   const save = useMutation({
-    mutationFn: () => api.rbac.roles.update.mutate({ id: role.id, permissions: [...granted] }),
-    onSuccess: () => queryClient.invalidateQueries({ queryKey: ['rbac.roles.list'] }),
+    mutationFn: async () => {
+      const current = (await queryClient.fetchQuery({ ...rolesQuery, staleTime: 0 })).find((r) => r.id === role.id);
+      const permissions = new Set(current?.permissions ?? role.permissions);
+      for (const [permission, on] of changes) {
+        if (on) permissions.add(permission);
+        else permissions.delete(permission);
+      }
+      return api.rbac.roles.update.mutate({ id: role.id, permissions: [...permissions] });
+    },
+    onSuccess: (saved) => {
+      queryClient.setQueryData<Role[]>(rolesQuery.queryKey, (list) =>
+        list?.map((listed) => (listed.id === saved.id ? saved : listed)),
+      );
+      setChanges(new Map());
+    },
   });
   const locked = role.name === 'admin' || !can('roles:write');
   return (
@@ -51,12 +72,10 @@ function RoleForm({ role, all }: { role: Role; all: { name: Permission; descript
           <label key={permission.name} className="check">
             <input
               type="checkbox"
-              checked={granted.has(permission.name)}
+              checked={isGranted(permission.name)}
               onChange={(event) => {
-                const next = new Set(granted);
-                if (event.target.checked) next.add(permission.name);
-                else next.delete(permission.name);
-                setGranted(next);
+                const { checked } = event.target;
+                setChanges((current) => new Map(current).set(permission.name, checked));
               }}
             />{' '}
             <code>{permission.name}</code> {permission.description}
