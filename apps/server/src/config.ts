@@ -155,7 +155,23 @@ const variables = z.object({
   DATABASE_STATEMENT_TIMEOUT_MS: integer(0, 3_600_000).default(30_000),
   DATABASE_PREPARED_STATEMENTS: flag.default(true),
   EMBEDDED_POSTGRES_DIR: folder.default(defaultEmbeddedDataDir),
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
+    .check((ctx) => {
+      const url = new URL(ctx.value);
+      // ioredis lets options in the query override the app's (its command timeout, its
+      // offline queue, the key prefix): only the address family may be chosen there.
+      const options = [...url.searchParams.keys()].filter((option) => option !== 'family');
+      const problem =
+        url.hostname === ''
+          ? 'needs a host: redis://host:6379'
+          : options.length > 0
+            ? `takes no ${options.map((o) => `?${o}`).join(', ')}: the app sets its Redis options itself ` +
+              '(REDIS_COMMAND_TIMEOUT_MS, REDIS_KEY_PREFIX); only ?family= may be given'
+            : undefined;
+      if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+    })
+    .optional(),
   REDIS_KEY_PREFIX: z.string().default('app:'),
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 60_000).default(500),
   JWT_SECRET: z.string().min(1).optional(),
@@ -176,7 +192,12 @@ const variables = z.object({
   RESEND_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   SMTP_URL: smtpUrl.optional(),
   // Optional rather than defaulted: production requires it to be set.
-  EMAIL_FROM: z.string().min(3).optional(),
+  EMAIL_FROM: z
+    .string()
+    .regex(/^(?:[^<>]*<[^\s@<>]+@[^\s@<>]+>|[^\s@<>]+@[^\s@<>]+)$/, {
+      error: 'must be an address, or a name and an address: "Acme <no-reply@acme.com>"',
+    })
+    .optional(),
   EMAIL_SEND_TIMEOUT_MS: integer(100, 60_000).default(5_000),
   EMAIL_OUTBOX_DIR: folder.default(defaultOutboxDir),
   PRODUCT_NAME: z.string().min(1).max(100).default('App'),
@@ -205,7 +226,7 @@ const variables = z.object({
     .union([z.literal('auto'), integer(1, 256)], { error: 'must be a whole number from 1 to 256, or "auto"' })
     .default(1),
   MIGRATE_ON_START: flag.optional(),
-  SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+  SHUTDOWN_TIMEOUT_MS: integer(1_000, 600_000).default(10_000),
   REQUEST_TIMEOUT_MS: integer(1_000, 3_600_000).default(60_000),
   TRPC_TRANSPORT: z.enum(['fast', 'official']).default('fast'),
   TRPC_MAX_BATCH_SIZE: integer(1, 1_000).default(50),
@@ -283,6 +304,15 @@ function isKeyPair(privatePem: string, publicPem: string): boolean {
   try {
     const spki = (key: KeyObject) => key.export({ type: 'spki', format: 'der' });
     return spki(createPublicKey(privatePem)).equals(spki(createPublicKey(publicPem)));
+  } catch {
+    return true;
+  }
+}
+
+/** Whether `pem` is an Ed25519 private key (one that cannot be read is left to the import, as above). */
+function isEd25519(pem: string): boolean {
+  try {
+    return createPrivateKey(pem).asymmetricKeyType === 'ed25519';
   } catch {
     return true;
   }
@@ -388,7 +418,9 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
   if (keyPair && (e.JWT_PRIVATE_KEY === undefined || e.JWT_PUBLIC_KEY === undefined)) {
     refuse('JWT_PRIVATE_KEY', 'and JWT_PUBLIC_KEY must be set together (an Ed25519 key pair, PEM)');
   } else if (e.JWT_PRIVATE_KEY !== undefined && e.JWT_PUBLIC_KEY !== undefined) {
-    if (!isKeyPair(e.JWT_PRIVATE_KEY, e.JWT_PUBLIC_KEY)) {
+    if (!isEd25519(e.JWT_PRIVATE_KEY)) {
+      refuse('JWT_PRIVATE_KEY', 'must be an Ed25519 key (`openssl genpkey -algorithm ed25519`): tokens are signed with EdDSA');
+    } else if (!isKeyPair(e.JWT_PRIVATE_KEY, e.JWT_PUBLIC_KEY)) {
       refuse('JWT_PUBLIC_KEY', 'is not the public half of JWT_PRIVATE_KEY: no token signed could be verified');
     }
   }
@@ -457,8 +489,10 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
   if (OAUTH_PROVIDERS.some((provider) => e[`OAUTH_${provider}_CLIENT_ID`] !== undefined)) {
     // The development defaults (http://localhost pages) must not receive production sign-in
     // codes: the origins a sign-in may return to, as oauthConfig makes them.
-    const appOrigin = new URL(appUrlOf(e)).origin;
-    const origins = e.OAUTH_REDIRECT_ORIGINS ?? [...e.CORS_ORIGINS.filter((o) => o !== '*'), appOrigin];
+    // An APP_URL (or PUBLIC_URL) that is no URL is reported by its own check.
+    const appUrl = appUrlOf(e);
+    const appOrigins = URL.canParse(appUrl) ? [new URL(appUrl).origin] : [];
+    const origins = e.OAUTH_REDIRECT_ORIGINS ?? [...e.CORS_ORIGINS.filter((o) => o !== '*'), ...appOrigins];
     for (const origin of origins) {
       if (!origin.startsWith('http:')) continue;
       const variable = e.OAUTH_REDIRECT_ORIGINS
@@ -500,6 +534,12 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
   if (e.CORS_ORIGINS.includes('*')) refuse('CORS_ORIGINS', 'must list origins in production, not "*"');
   if (e.EMAIL_FROM === undefined) refuse('EMAIL_FROM', 'is required in production (e.g. "Acme <no-reply@acme.com>")');
   if (e.DEV_OTP !== undefined) refuse('DEV_OTP', 'is refused in production');
+  if (e.DATABASE_STATEMENT_TIMEOUT_MS === 0) {
+    refuse(
+      'DATABASE_STATEMENT_TIMEOUT_MS',
+      'is 0 (no limit), refused in production: a query on a frozen database would hold its request until TCP gives up (minutes); set the longest a query may take',
+    );
+  }
 }
 
 export type LogFormat = 'pretty' | 'json';

@@ -156,6 +156,10 @@ describe('config', () => {
   it('accepts a complete production configuration', () => {
     const result = loadConfig(productionBase);
     expect(result.ok).toBe(true);
+    // A bare sender address, and the address family chosen in REDIS_URL (Railway's `?family=0`).
+    expect(
+      loadConfig({ ...productionBase, EMAIL_FROM: 'no-reply@acme.example', REDIS_URL: 'redis://redis:6379?family=0' }).ok,
+    ).toBe(true);
     expect(result.ok && result.config).toMatchObject({
       isProduction: true,
       migrateOnStart: false,
@@ -232,6 +236,45 @@ describe('config', () => {
       },
       /SMTP_URL: still holds a placeholder[\s\S]*S3_BUCKET: still holds a placeholder/,
     ],
+    [
+      // Before: a TypeError thrown out of the rules, with a stack trace, and no report.
+      'an APP_URL without its scheme, with a provider',
+      {
+        PUBLIC_URL: 'https://api.example.com',
+        OAUTH_GITHUB_CLIENT_ID: 'gh',
+        OAUTH_GITHUB_CLIENT_SECRET: 's',
+        APP_URL: 'app.example.com',
+      },
+      /APP_URL: must be an http\(s\) URL/,
+    ],
+    // Before: accepted, and every email then refused by the provider.
+    ['a sender that is no address', { EMAIL_FROM: 'noreply' }, /EMAIL_FROM: must be an address/],
+    ['a sender without its domain', { EMAIL_FROM: 'Acme <no-reply@>' }, /EMAIL_FROM: must be an address/],
+    // Before: accepted, and ioredis let the URL's options override the app's timeout and queue.
+    [
+      'Redis options in REDIS_URL',
+      { REDIS_URL: 'redis://redis:6379?commandTimeout=0&enableOfflineQueue=true' },
+      /REDIS_URL: takes no \?commandTimeout, \?enableOfflineQueue/,
+    ],
+    ['a REDIS_URL without a host', { REDIS_URL: 'redis://' }, /REDIS_URL: needs a host/],
+    [
+      // Before: accepted, and the start failed on "Invalid key type", naming no variable.
+      'a JWT key pair that is not Ed25519',
+      (() => {
+        const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+        return {
+          JWT_PRIVATE_KEY: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+          JWT_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+        };
+      })(),
+      /JWT_PRIVATE_KEY: must be an Ed25519 key/,
+    ],
+    [
+      'no limit on a query',
+      { DATABASE_STATEMENT_TIMEOUT_MS: '0' },
+      /DATABASE_STATEMENT_TIMEOUT_MS: is 0 \(no limit\), refused in production/,
+    ],
+    ['no time to drain', { SHUTDOWN_TIMEOUT_MS: '0' }, /SHUTDOWN_TIMEOUT_MS: must be a whole number from 1000/],
   ])('refuses production with %s', (_, change, expected) => {
     const env = Object.fromEntries(
       Object.entries({ ...productionBase, ...change }).filter(
