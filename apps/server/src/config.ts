@@ -419,7 +419,10 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
     refuse('JWT_PRIVATE_KEY', 'and JWT_PUBLIC_KEY must be set together (an Ed25519 key pair, PEM)');
   } else if (e.JWT_PRIVATE_KEY !== undefined && e.JWT_PUBLIC_KEY !== undefined) {
     if (!isEd25519(e.JWT_PRIVATE_KEY)) {
-      refuse('JWT_PRIVATE_KEY', 'must be an Ed25519 key (`openssl genpkey -algorithm ed25519`): tokens are signed with EdDSA');
+      refuse(
+        'JWT_PRIVATE_KEY',
+        'must be an Ed25519 key (`openssl genpkey -algorithm ed25519`): tokens are signed with EdDSA',
+      );
     } else if (!isKeyPair(e.JWT_PRIVATE_KEY, e.JWT_PUBLIC_KEY)) {
       refuse('JWT_PUBLIC_KEY', 'is not the public half of JWT_PRIVATE_KEY: no token signed could be verified');
     }

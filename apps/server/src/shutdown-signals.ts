@@ -39,6 +39,7 @@ export function onShutdownSignal(
       (code) => process.exit(code),
       (error: unknown) => {
         log.error({ err: error }, 'shutdown failed');
+        options.onForcedExit?.(); // what it did not get to stop
         process.exit(1);
       },
     );

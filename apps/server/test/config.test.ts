@@ -158,7 +158,8 @@ describe('config', () => {
     expect(result.ok).toBe(true);
     // A bare sender address, and the address family chosen in REDIS_URL (Railway's `?family=0`).
     expect(
-      loadConfig({ ...productionBase, EMAIL_FROM: 'no-reply@acme.example', REDIS_URL: 'redis://redis:6379?family=0' }).ok,
+      loadConfig({ ...productionBase, EMAIL_FROM: 'no-reply@acme.example', REDIS_URL: 'redis://redis:6379?family=0' })
+        .ok,
     ).toBe(true);
     expect(result.ok && result.config).toMatchObject({
       isProduction: true,

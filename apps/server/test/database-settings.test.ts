@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createDb } from '@app/db';
 import { createTestDatabase } from '@app/db/testing';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +28,30 @@ describe("the server's database pool", () => {
       expect(held).toBe(statements);
     } finally {
       await services.close();
+      await kv.cleanup();
+      await database.drop();
+    }
+  });
+
+  it("is closed when the job queue fails to stop: the queue's failure is the answer", async () => {
+    const database = await createTestDatabase();
+    const config = testConfig({ DATABASE_URL: database.url, JOBS_WORKER: 'off' });
+    const kv = createTestKeyValueStore();
+    const services = await createServices(config, createLogger({ level: 'silent', format: 'json' }), database.url, {
+      kv,
+    });
+    try {
+      await sql`select 1`.execute(services.db); // a connection in the pool
+      services.jobs.stop = () => Promise.reject(new Error('the queue would not stop'));
+      await expect(services.close()).rejects.toThrow('the queue would not stop');
+      // Before: the pool stayed open, its connection with it (and held the process up).
+      const watcher = createDb({ url: database.url, poolMax: 1, applicationName: 'watcher' });
+      const { rows } = await sql<{ open: number }>`
+        select count(*)::int as open from pg_stat_activity
+        where datname = current_database() and application_name like 'app-server@%'`.execute(watcher);
+      await watcher.destroy();
+      expect(rows[0]?.open).toBe(0);
+    } finally {
       await kv.cleanup();
       await database.drop();
     }
