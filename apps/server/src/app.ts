@@ -46,24 +46,6 @@ function trustedProxies(trust: Config['trustProxy']) {
 export async function buildApp(services: Services, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const router = options.router ?? appRouter;
   const { config } = services;
-  const app = Fastify({
-    // Each request's logger is made when it first writes a line (most never do).
-    loggerInstance: new LazyLogger(services.log) as unknown as FastifyBaseLogger,
-    logController: new AccessLogController(),
-    requestIdHeader: false,
-    genReqId: requestIdFor,
-    // Its responses write the headers every answer carries as one block (CommonHeadersResponse).
-    http: { ServerResponse: CommonHeadersResponse as typeof ServerResponse },
-    bodyLimit: config.bodyLimitBytes,
-    // A client trickling a request (or its body) cannot hold a connection for ever; one that
-    // stops reading a streamed answer is cut by requestLifecycle after as long.
-    requestTimeout: config.requestTimeoutMs,
-    trustProxy: trustedProxies(config.trustProxy),
-    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    frameworkErrors: answerFrameworkError,
-    schemaController: { compilersFactory: lazySchemaCompilers },
-  });
-
   const cors = new CorsPolicy({
     origins: config.corsOrigins,
     // tRPC's GET and POST, and every method of the REST route table (PATCH, DELETE…).
@@ -83,9 +65,33 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
     ],
     maxAgeSeconds: 600,
   });
+  const trpcPrefixes = ['/trpc', ...(options.officialTrpcPrefix ? [options.officialTrpcPrefix] : [])];
+  const app = Fastify({
+    // Each request's logger is made when it first writes a line (most never do).
+    loggerInstance: new LazyLogger(services.log) as unknown as FastifyBaseLogger,
+    logController: new AccessLogController(),
+    requestIdHeader: false,
+    genReqId: requestIdFor,
+    // Its responses write the headers every answer carries as one block (CommonHeadersResponse).
+    http: { ServerResponse: CommonHeadersResponse as typeof ServerResponse },
+    bodyLimit: config.bodyLimitBytes,
+    // A client trickling a request (or its body) cannot hold a connection for ever; one that
+    // stops reading a streamed answer is cut by requestLifecycle after as long.
+    requestTimeout: config.requestTimeoutMs,
+    trustProxy: trustedProxies(config.trustProxy),
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // No hook runs for what Fastify refuses before routing: CORS is applied here, so the page
+    // that sent it can read the answer (and its request id).
+    frameworkErrors: (error, request, reply) => {
+      cors.applyTo(request, reply);
+      answerFrameworkError(error, request, reply, trpcPrefixes);
+    },
+    schemaController: { compilersFactory: lazySchemaCompilers },
+  });
+
   await app.register(requestLifecycle, { cors, idleTimeoutMs: config.requestTimeoutMs });
   const dependencyLog = dependencyOutageLog(services.log);
-  await app.register(errorHandling, { services, dependencyLog });
+  await app.register(errorHandling, { services, dependencyLog, trpcPrefixes });
 
   const createContext = createContextFactory(services);
   // Every failed procedure call, on every transport (the fast path, tRPC's adapter, REST), before its answer.

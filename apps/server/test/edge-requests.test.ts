@@ -155,6 +155,62 @@ describe('HTTP edges', () => {
     expect(known.json().error.data).toMatchObject({ code: 'METHOD_NOT_SUPPORTED', appCode: 'METHOD_NOT_SUPPORTED' });
   });
 
+  it("answers what Fastify refuses before a procedure runs in tRPC's shape on a tRPC path, on both transports", async () => {
+    const page = 'https://app.example.test';
+    for (const trpcTransport of ['fast', 'official'] as const) {
+      const t = await buildTestApp({ env: { BODY_LIMIT_BYTES: '4096', CORS_ORIGINS: page }, trpcTransport });
+      try {
+        const refusals = [
+          // Over BODY_LIMIT_BYTES, a content type with no parser, a malformed URL (before routing).
+          [
+            413,
+            'PAYLOAD_TOO_LARGE',
+            {
+              method: 'POST',
+              url: '/trpc/auth.login',
+              payload: JSON.stringify({ email: 'x'.repeat(5000) }),
+              headers: { 'content-type': 'application/json' },
+            },
+          ],
+          [
+            415,
+            'UNSUPPORTED_MEDIA_TYPE',
+            {
+              method: 'POST',
+              url: '/trpc/auth.login',
+              payload: '<login/>',
+              headers: { 'content-type': 'application/xml' },
+            },
+          ],
+          [400, 'BAD_REQUEST', { method: 'GET', url: '/trpc/health.live%E0' }],
+        ] as const;
+        for (const [status, appCode, request] of refusals) {
+          const what = `${trpcTransport} ${request.method} ${request.url}`;
+          const response = await t.app.inject({
+            ...request,
+            headers: { ...('headers' in request && request.headers), origin: page },
+          });
+          expect(response.statusCode, what).toBe(status);
+          // Before: the REST body, which tRPC's client cannot read ("Unable to transform response from server").
+          expect(response.json().error?.data, what).toMatchObject({
+            appCode,
+            httpStatus: status,
+            requestId: response.headers['x-request-id'],
+          });
+          // Before: no CORS on a refusal made before routing: the page could not read it.
+          expect(response.headers['access-control-allow-origin'], what).toBe(page);
+        }
+        // On a REST path, the REST body, and a status the API has a code for (a 414 was answered BAD_REQUEST).
+        const rest = await t.app.inject({ method: 'GET', url: '/api/health%E0' });
+        expect([rest.statusCode, rest.json().appCode]).toEqual([400, 'BAD_REQUEST']);
+        const long = await t.app.inject({ method: 'GET', url: `/api/notes/${'a'.repeat(5001)}` });
+        expect([long.statusCode, long.json().code]).toEqual([400, 'BAD_REQUEST']);
+      } finally {
+        await t.close();
+      }
+    }
+  });
+
   it('refuses a tRPC batch larger than TRPC_MAX_BATCH_SIZE as a whole, on both transports', async () => {
     const paths = (n: number) => Array(n).fill('health.live').join(',');
     const five = await edge.app.inject({ method: 'GET', url: `/trpc/${paths(5)}?batch=1` });

@@ -162,6 +162,14 @@ const STATUS_TO_TRPC_CODE: Record<number, TRPC_ERROR_CODE_KEY> = {
   503: 'SERVICE_UNAVAILABLE',
 };
 
+/**
+ * The status an HTTP refusal that no procedure made is answered with: its own when the API
+ * has a code for it, else 400 (a 406 or a 414 would carry `BAD_REQUEST`, whose status is 400).
+ */
+export function refusalStatus(status: number | undefined): number {
+  return status !== undefined && status < 500 && STATUS_TO_TRPC_CODE[status] !== undefined ? status : 400;
+}
+
 /** The tRPC code of an HTTP refusal that no procedure made (no route, a body Fastify refused). */
 export function trpcCodeForStatus(status: number): TRPC_ERROR_CODE_KEY {
   return STATUS_TO_TRPC_CODE[status] ?? (status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR');

@@ -4,7 +4,7 @@
  */
 import { getTRPCErrorFromUnknown, type TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
-import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { type TRPC_ERROR_CODE_KEY, TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import type { z } from 'zod';
 import { codeMessage, errorMessage, issueMessage } from '../i18n/errors.ts';
 import { DEFAULT_LOCALE, type Locale } from '../i18n/locale.ts';
@@ -110,6 +110,17 @@ export function httpErrorBody(
     message: locale === DEFAULT_LOCALE ? message : codeMessage(locale, answered),
     requestId,
   };
+}
+
+/**
+ * A refusal made before any procedure ran (a body Fastify refused, a malformed URL), on a
+ * tRPC path: in tRPC's error shape, the facts in `error.data` as a procedure's error has them
+ * (trpc/error-formatter.ts). tRPC's client cannot read the REST body ("Unable to transform
+ * response from server").
+ */
+export function trpcRefusal(status: number, body: ErrorBody) {
+  const { code, message, ...facts } = body;
+  return { error: { message, code: TRPC_ERROR_CODES_BY_KEY[code], data: { code, httpStatus: status, ...facts } } };
 }
 
 /** An item of a batch that was not written: its error as the call's would be, without the call's facts. */

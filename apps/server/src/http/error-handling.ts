@@ -6,7 +6,9 @@ import {
   httpErrorBody,
   isSettledConflict,
   recognizeError,
+  refusalStatus,
   setRetryAfter,
+  trpcRefusal,
 } from '../errors/index.ts';
 import { answerLanguage } from '../i18n/locale.ts';
 import { createOutageLog, type Logger } from '../infra/logger.ts';
@@ -27,15 +29,30 @@ export function dependencyOutageLog(log: Pick<Logger, 'warn'>) {
   };
 }
 
+/** Where tRPC answers (`/trpc`, and a second prefix the conformance tests serve tRPC's own adapter on). */
+export type TrpcPrefixes = readonly string[];
+
+/** A refusal Fastify made itself (no procedure ran): the error body, in tRPC's shape on a tRPC path. */
+function refusal(request: FastifyRequest, reply: FastifyReply, error: FastifyError, trpcPrefixes: TrpcPrefixes) {
+  const status = refusalStatus(error.statusCode);
+  const body = httpErrorBody(status, error.message, request.id, { locale: answerLanguage(request, reply) });
+  const onTrpc = trpcPrefixes.some((prefix) => request.url.startsWith(`${prefix}/`));
+  return { status, body: onTrpc ? trpcRefusal(status, body) : body };
+}
+
 /**
  * Errors Fastify raises before routing (a malformed URL, say): the JSON error body too, and
  * the headers every answer carries (no hook runs for these).
  */
-export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 400;
-  const locale = answerLanguage(request, reply);
+export function answerFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  trpcPrefixes: TrpcPrefixes,
+): void {
+  const { status, body } = refusal(request, reply, error, trpcPrefixes);
   addCommonHeaders(reply, request.id);
-  reply.code(status).send(httpErrorBody(status, error.message, request.id, { locale }));
+  reply.code(status).send(body);
 }
 
 /**
@@ -65,7 +82,11 @@ function forgetSuccessHeaders(reply: FastifyReply): void {
 export const errorHandling = fp(
   async (
     app: FastifyInstance,
-    { services, dependencyLog }: { services: Services; dependencyLog: ReturnType<typeof dependencyOutageLog> },
+    {
+      services,
+      dependencyLog,
+      trpcPrefixes,
+    }: { services: Services; dependencyLog: ReturnType<typeof dependencyOutageLog>; trpcPrefixes: TrpcPrefixes },
   ) => {
     const expose = services.config.exposeErrorDetails;
 
@@ -102,12 +123,13 @@ export const errorHandling = fp(
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
       forgetSuccessHeaders(reply);
-      // Fastify's own refusals (a body too large or unreadable): their status and message.
-      const status = error.statusCode;
-      const locale = answerLanguage(request, reply);
-      if (status !== undefined && status >= 400 && status < 500) {
-        return reply.code(status).send(httpErrorBody(status, error.message, request.id, { locale }));
+      // Fastify's own refusals (a body too large or unreadable, a content type it has no
+      // parser for): their status and message.
+      if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+        const { status, body } = refusal(request, reply, error, trpcPrefixes);
+        return reply.code(status).send(body);
       }
+      const locale = answerLanguage(request, reply);
       // Anything else a route threw: answered as a procedure's error is (one rule for what is hidden).
       const recognized = recognizeError(error);
       if (!recognized) request.log.error({ err: error }, 'unhandled error');
