@@ -777,6 +777,20 @@ describe('upload requests (local storage)', () => {
       expect(broken.status, contentType).toBe(400);
       expect(((await broken.json()) as { appCode: string }).appCode, contentType).toBe('BAD_REQUEST');
     }
+    // More parts than the parser takes (12) before the file: 413 PAYLOAD_TOO_LARGE, as documented.
+    const fields = Array.from(
+      { length: 12 },
+      (_, i) => `--${BOUNDARY}\r\nContent-Disposition: form-data; name="field${i}"\r\n\r\nv\r\n`,
+    ).join('');
+    const crowded = await fetch(`${server.url}/api/files`, {
+      method: 'POST',
+      headers: { ...bearer(account), 'content-type': MULTIPART },
+      body: Buffer.concat([Buffer.from(fields), multipart('a.txt', Buffer.from('a'))]),
+    });
+    expect([crowded.status, ((await crowded.json()) as { appCode: string }).appCode]).toEqual([
+      413,
+      'PAYLOAD_TOO_LARGE',
+    ]);
     expect(await rowsOf(server, account.id)).toEqual([]);
   });
 

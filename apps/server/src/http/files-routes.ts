@@ -56,7 +56,8 @@ export const FILE_ROUTES = [
     description:
       'The bytes are streamed to storage, never held whole in memory; their type is sniffed from the bytes ' +
       '(`FILES_ALLOWED_TYPES`), not taken from the client. Answers `{ id, name, contentType, size, sha256, createdAt }`. ' +
-      'Over `FILES_MAX_BYTES` or the account quota: 413, and nothing is kept.',
+      'Over `FILES_MAX_BYTES` or the account quota: 413, and nothing is kept; a body of more than 12 parts: ' +
+      '413 `PAYLOAD_TOO_LARGE`.',
     tags: ['files'],
     parameters: [],
     body: {
@@ -70,6 +71,7 @@ export const FILE_ROUTES = [
       'TOKEN_EXPIRED',
       'SESSION_REVOKED',
       'BAD_REQUEST',
+      'PAYLOAD_TOO_LARGE',
       'FILE_TOO_LARGE',
       'QUOTA_EXCEEDED',
       'UNSUPPORTED_FILE_TYPE',
