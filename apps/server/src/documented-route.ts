@@ -27,6 +27,8 @@ export interface DocumentedRoute {
     | { status: 302 | 303; description: string; redirect: true }
     | { status: 200 | 201; description: string; schema: string }
     | { status: 200; description: string; binary: true };
+  /** Other answers that are not errors (a range, a revalidation, a redirect), with what each carries. */
+  otherAnswers?: { status: 206 | 302 | 304 | 416; description: string; headers?: Record<string, string> }[];
   /** The bearer token: required, or optional (public resources open without it). */
   bearer?: 'required' | 'optional';
   errors: AppErrorCode[];

@@ -95,6 +95,11 @@ describe('the OpenAPI document', () => {
     expect(headers('/admin/test-email', 'post', '503')?.['Retry-After']?.description).toMatch(/with DEPENDENCY_DOWN\)/);
     expect(headers('/notes/{id}', 'get', '429')?.['Retry-After']?.description).toBe('Seconds to wait before retrying');
     expect(headers('/notes/{id}', 'get', '404')).toBeUndefined();
+    // A download's answers that are not errors (before: only its 200).
+    expect(Object.keys(paths['/files/{id}/content']?.get?.responses ?? {})).toEqual(
+      expect.arrayContaining(['200', '206', '302', '304', '416']),
+    );
+    expect(headers('/files/{id}/content', 'get', '206')?.['Content-Range']?.description).toMatch(/bytes/);
   });
 
   it('passes Redocly lint with the recommended rules: no error, no warning', async () => {

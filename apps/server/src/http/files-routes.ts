@@ -48,7 +48,7 @@ const fileParameter = {
 };
 
 /** These routes in the OpenAPI document. */
-export const FILE_ROUTES = [
+export const FILE_ROUTES: readonly DocumentedRoute[] = [
   {
     method: 'POST',
     path: '/files',
@@ -96,11 +96,21 @@ export const FILE_ROUTES = [
       fileParameter,
       { in: 'header', name: 'Range', description: 'bytes=start-end', schema: { type: 'string' } },
     ],
-    success: { status: 200, description: 'The bytes (206 for a range)', binary: true },
+    success: { status: 200, description: 'The bytes', binary: true },
+    otherAnswers: [
+      { status: 206, description: 'The range asked for', headers: { 'Content-Range': 'bytes start-end/size' } },
+      {
+        status: 302,
+        description: 'With S3 and `FILES_DOWNLOAD_REDIRECT`: to a short-lived URL of the bytes',
+        headers: { Location: 'The presigned URL' },
+      },
+      { status: 304, description: '`If-None-Match` names the ETag: the copy held is current' },
+      { status: 416, description: 'No byte of the range is in the file', headers: { 'Content-Range': 'bytes */size' } },
+    ],
     bearer: 'optional',
     errors: ['UNAUTHORIZED', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'NOT_FOUND', 'RATE_LIMITED', 'DEPENDENCY_DOWN'],
   },
-] satisfies DocumentedRoute[];
+];
 
 export async function filesRoutes(app: FastifyInstance, { services }: { services: Services }) {
   const { files } = services.config;

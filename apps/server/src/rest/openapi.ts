@@ -76,7 +76,29 @@ function documentPlainRoutes(document: OpenApiDocument, routes: readonly Documen
           },
         },
       }),
-      responses: { [String(success.status)]: successResponse, ...errorResponses(route.errors) },
+      responses: {
+        [String(success.status)]: successResponse,
+        ...Object.fromEntries(
+          (route.otherAnswers ?? []).map((answer) => [
+            String(answer.status),
+            {
+              description: answer.description,
+              ...(answer.status === 206 && {
+                content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+              }),
+              ...(answer.headers && {
+                headers: Object.fromEntries(
+                  Object.entries(answer.headers).map(([name, description]) => [
+                    name,
+                    { description, schema: { type: 'string' } },
+                  ]),
+                ),
+              }),
+            },
+          ]),
+        ),
+        ...errorResponses(route.errors),
+      },
       security:
         route.bearer === 'required' ? [{ [BEARER]: [] }] : route.bearer === 'optional' ? [{ [BEARER]: [] }, {}] : [],
       'x-plain-route': true,
