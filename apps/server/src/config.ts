@@ -158,6 +158,7 @@ const variables = z.object({
   REDIS_URL: z
     .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
     .check((ctx) => {
+      if (!URL.canParse(ctx.value)) return; // said by the check above
       const url = new URL(ctx.value);
       // ioredis lets options in the query override the app's (its command timeout, its
       // offline queue, the key prefix): only the address family may be chosen there.

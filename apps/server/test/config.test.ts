@@ -259,6 +259,11 @@ describe('config', () => {
     ],
     ['a REDIS_URL without a host', { REDIS_URL: 'redis://' }, /REDIS_URL: needs a host/],
     [
+      'a REDIS_URL without its scheme',
+      { REDIS_URL: '127.0.0.1:6379' },
+      /REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/,
+    ],
+    [
       // Before: accepted, and the start failed on "Invalid key type", naming no variable.
       'a JWT key pair that is not Ed25519',
       (() => {

@@ -777,7 +777,7 @@ describe('upload requests (local storage)', () => {
       expect(broken.status, contentType).toBe(400);
       expect(((await broken.json()) as { appCode: string }).appCode, contentType).toBe('BAD_REQUEST');
     }
-    // More parts than the parser takes (12) before the file: 413 PAYLOAD_TOO_LARGE, as documented.
+    // Twelve fields before the file, over the parser's limits (10 fields, 12 parts): 413 PAYLOAD_TOO_LARGE, as documented.
     const fields = Array.from(
       { length: 12 },
       (_, i) => `--${BOUNDARY}\r\nContent-Disposition: form-data; name="field${i}"\r\n\r\nv\r\n`,

@@ -50,6 +50,13 @@ describe('the web app from WEB_DIR', () => {
     expect(asset.headers['cache-control']).toBe('public, max-age=31536000, immutable');
     const icon = await t.app.inject({ method: 'GET', url: '/favicon.svg' });
     expect([icon.statusCode, icon.headers['cache-control']]).toEqual([200, 'no-cache']);
+    // A range past the file's end keeps its 416 (not a 400), with the error body.
+    const range = await t.app.inject({
+      method: 'GET',
+      url: '/assets/index-abc123.js',
+      headers: { range: 'bytes=9999-' },
+    });
+    expect(range.statusCode).toBe(416);
   });
 
   it.each(['/api/nope', '/trpc/nope.nope', '/.well-known/nope', '/dev/nope', '/docs/nope'])(

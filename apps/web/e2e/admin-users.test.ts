@@ -121,6 +121,9 @@ describeInBrowser('the Users page', () => {
     const box = (permission: string) => form.getByRole('checkbox', { name: permission });
     await box('users:delete').waitFor();
     expect(await box('users:delete').isChecked()).toBe(true);
+    // Cleared and ticked again here: no change of this page's.
+    await box('users:delete').uncheck();
+    await box('users:delete').check();
 
     // Another administrator takes users:delete away while this page is open.
     await h.t.services.db

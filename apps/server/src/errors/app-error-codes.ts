@@ -162,12 +162,17 @@ const STATUS_TO_TRPC_CODE: Record<number, TRPC_ERROR_CODE_KEY> = {
   503: 'SERVICE_UNAVAILABLE',
 };
 
+/** Refusals that keep their status without a code of their own: a static file's precondition and range. */
+const KEPT_STATUSES = new Set([412, 416]);
+
 /**
  * The status an HTTP refusal that no procedure made is answered with: its own when the API
- * has a code for it, else 400 (a 406 or a 414 would carry `BAD_REQUEST`, whose status is 400).
+ * has a code for it (or it is a static file's 412 or 416), else 400 (a 406 or a 414 would
+ * carry `BAD_REQUEST`, whose status is 400).
  */
 export function refusalStatus(status: number | undefined): number {
-  return status !== undefined && status < 500 && STATUS_TO_TRPC_CODE[status] !== undefined ? status : 400;
+  if (status === undefined || status >= 500) return 400;
+  return STATUS_TO_TRPC_CODE[status] !== undefined || KEPT_STATUSES.has(status) ? status : 400;
 }
 
 /** The tRPC code of an HTTP refusal that no procedure made (no route, a body Fastify refused). */

@@ -56,8 +56,8 @@ export const FILE_ROUTES: readonly DocumentedRoute[] = [
     description:
       'The bytes are streamed to storage, never held whole in memory; their type is sniffed from the bytes ' +
       '(`FILES_ALLOWED_TYPES`), not taken from the client. Answers `{ id, name, contentType, size, sha256, createdAt }`. ' +
-      'Over `FILES_MAX_BYTES` or the account quota: 413, and nothing is kept; a body of more than 12 parts: ' +
-      '413 `PAYLOAD_TOO_LARGE`.',
+      'Over `FILES_MAX_BYTES` or the account quota: 413, and nothing is kept; a body of more parts than the ' +
+      'file and a few fields (10 fields, 12 parts): 413 `PAYLOAD_TOO_LARGE`.',
     tags: ['files'],
     parameters: [],
     body: {

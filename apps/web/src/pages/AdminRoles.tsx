@@ -37,20 +37,21 @@ function RoleForm({ role, all }: { role: Role; all: { name: Permission; descript
   const [changes, setChanges] = useState<ReadonlyMap<Permission, boolean>>(new Map());
   const isGranted = (permission: Permission) => changes.get(permission) ?? role.permissions.includes(permission);
   const save = useMutation({
-    mutationFn: async () => {
+    mutationFn: async (sent: ReadonlyMap<Permission, boolean>) => {
       const current = (await queryClient.fetchQuery({ ...rolesQuery, staleTime: 0 })).find((r) => r.id === role.id);
       const permissions = new Set(current?.permissions ?? role.permissions);
-      for (const [permission, on] of changes) {
+      for (const [permission, on] of sent) {
         if (on) permissions.add(permission);
         else permissions.delete(permission);
       }
       return api.rbac.roles.update.mutate({ id: role.id, permissions: [...permissions] });
     },
-    onSuccess: (saved) => {
+    onSuccess: (saved, sent) => {
       queryClient.setQueryData<Role[]>(rolesQuery.queryKey, (list) =>
         list?.map((listed) => (listed.id === saved.id ? saved : listed)),
       );
-      setChanges(new Map());
+      // What was sent is saved; a box changed again meanwhile stays changed.
+      setChanges((current) => new Map([...current].filter(([permission, on]) => sent.get(permission) !== on)));
     },
   });
   const locked = role.name === 'admin' || !can('roles:write');
@@ -59,10 +60,10 @@ function RoleForm({ role, all }: { role: Role; all: { name: Permission; descript
       aria-labelledby={`role-${role.id}`}
       onSubmit={(event) => {
         event.preventDefault();
-        save.mutate();
+        save.mutate(changes);
       }}
     >
-      <fieldset disabled={locked}>
+      <fieldset disabled={locked || save.isPending}>
         <legend id={`role-${role.id}`}>
           {role.name} {role.description && <small>— {role.description}</small>}
         </legend>
@@ -75,7 +76,13 @@ function RoleForm({ role, all }: { role: Role; all: { name: Permission; descript
               checked={isGranted(permission.name)}
               onChange={(event) => {
                 const { checked } = event.target;
-                setChanges((current) => new Map(current).set(permission.name, checked));
+                // A box put back as the role has it is no change: another administrator's stays.
+                setChanges((current) => {
+                  const next = new Map(current);
+                  if (checked === role.permissions.includes(permission.name)) next.delete(permission.name);
+                  else next.set(permission.name, checked);
+                  return next;
+                });
               }}
             />{' '}
             <code>{permission.name}</code> {permission.description}
