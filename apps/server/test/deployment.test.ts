@@ -236,11 +236,11 @@ describe('deploy/kubernetes configuration', () => {
 
   it('passes production validation for the servers and the workers once the placeholders are replaced', () => {
     for (const file of ['server-deployment.yaml', 'worker-deployment.yaml']) {
-      // The ConfigMap's own placeholders (the bucket) replaced too.
+      // The ConfigMap's own placeholders (the bucket, the domain) replaced too.
       const env = Object.fromEntries(
         Object.entries(podEnvironment(file, replaced)).map(([name, value]) => [
           name,
-          value.replace(/^replace-with-[\w-]*$/, 'the-real-one'),
+          value.replaceAll(/replace-with-[\w-]*/g, 'the-real-one'),
         ]),
       );
       const result = loadConfig(env);
@@ -259,9 +259,18 @@ describe('deploy/kubernetes configuration', () => {
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^JWT_SECRET: looks guessable/),
-        ...['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'SMTP_URL', 'S3_BUCKET'].map((name) =>
-          expect.stringMatching(new RegExp(`^${name}: still holds a placeholder`)),
-        ),
+        // Before: the example.com origin and sender started, and emailed links to example.com.
+        ...[
+          'DATABASE_URL',
+          'REDIS_URL',
+          'JWT_SECRET',
+          'SMTP_URL',
+          'S3_BUCKET',
+          'PUBLIC_URL',
+          'APP_URL',
+          'CORS_ORIGINS',
+          'EMAIL_FROM',
+        ].map((name) => expect.stringMatching(new RegExp(`^${name}: still holds a placeholder`))),
       ]),
     );
     for (const problem of problems) expect(problem).toMatch(/^JWT_SECRET: looks guessable|: still holds a placeholder/);
