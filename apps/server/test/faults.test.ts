@@ -705,21 +705,27 @@ describe('a storm of sign-ins', () => {
     }
   });
 
+  /** Once the hashing line is idle: an account whose password (Legacy-pass-1) was hashed with older parameters. */
+  async function accountWithOutdatedHash(t: TestApp) {
+    await until(async () => {
+      const line = passwordHashingLine();
+      return line.running === 0 && line.waiting === 0;
+    }, 'the previous tests’ checks to end');
+    const email = uniqueEmail();
+    const outdated = await hash('Legacy-pass-1', { ...PASSWORD_HASH_OPTIONS, timeCost: 1 });
+    const user = await t.services.db
+      .insertInto('users')
+      .values({ email, password_hash: outdated })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { email, outdated, user };
+  }
+
   it('signs in with an outdated hash without waiting for a turn to upgrade it, and upgrades it at a quieter sign-in', async () => {
     const t = await buildTestApp();
     const release = new AbortController();
     try {
-      await until(async () => {
-        const line = passwordHashingLine();
-        return line.running === 0 && line.waiting === 0;
-      }, 'the previous tests’ checks to end');
-      const email = uniqueEmail();
-      const outdated = await hash('Legacy-pass-1', { ...PASSWORD_HASH_OPTIONS, timeCost: 1 });
-      const user = await t.services.db
-        .insertInto('users')
-        .values({ email, password_hash: outdated })
-        .returning('id')
-        .executeTakeFirstOrThrow();
+      const { email, outdated, user } = await accountWithOutdatedHash(t);
       const storedHash = async () =>
         (
           await t.services.db
@@ -759,17 +765,7 @@ describe('a storm of sign-ins', () => {
     const release = new AbortController();
     const again = new AbortController();
     try {
-      await until(async () => {
-        const line = passwordHashingLine();
-        return line.running === 0 && line.waiting === 0;
-      }, 'the previous tests’ checks to end');
-      const email = uniqueEmail();
-      const outdated = await hash('Legacy-pass-1', { ...PASSWORD_HASH_OPTIONS, timeCost: 1 });
-      const user = await t.services.db
-        .insertInto('users')
-        .values({ email, password_hash: outdated })
-        .returning('id')
-        .executeTakeFirstOrThrow();
+      const { email, outdated, user } = await accountWithOutdatedHash(t);
       const setHash = (password_hash: string) =>
         t.services.db.updateTable('users').set({ password_hash }).where('id', '=', user.id).execute();
       // Two slow checks hold both turns: the sign-in reads the outdated hash and waits in line.
