@@ -163,14 +163,14 @@ const variables = z.object({
       // ioredis lets options in the query override the app's (its command timeout, its
       // offline queue, the key prefix): only the address family may be chosen there.
       const options = [...url.searchParams.keys()].filter((option) => option !== 'family');
-      const problem =
-        url.hostname === ''
-          ? 'needs a host: redis://host:6379'
-          : options.length > 0
-            ? `takes no ${options.map((o) => `?${o}`).join(', ')}: the app sets its Redis options itself ` +
-              '(REDIS_COMMAND_TIMEOUT_MS, REDIS_KEY_PREFIX); only ?family= may be given'
-            : undefined;
-      if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+      const refuse = (message: string) => ctx.issues.push({ code: 'custom', message, input: ctx.value });
+      if (url.hostname === '') refuse('needs a host: redis://host:6379');
+      else if (options.length > 0) {
+        refuse(
+          `takes no ${options.map((o) => `?${o}`).join(', ')}: the app sets its Redis options itself ` +
+            '(REDIS_COMMAND_TIMEOUT_MS, REDIS_KEY_PREFIX); only ?family= may be given',
+        );
+      }
     })
     .optional(),
   REDIS_KEY_PREFIX: z.string().default('app:'),

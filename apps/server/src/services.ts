@@ -128,21 +128,14 @@ export async function createServices(
     async close(timeoutMs = config.shutdownTimeoutMs) {
       // In this order, each step whatever the one before did: a queue that failed to stop
       // still leaves the connections to close. The first failure is the answer.
-      const failed = (
-        await sequentially([
-          () => jobs.stop(timeoutMs), // jobs in progress finish, or go back to the queue
-          () => mailer.close(), // background sends finish before their dependencies close
-          () => Promise.allSettled([db.destroy(), kv.close(), storage.close()]),
-        ])
-      ).find((result) => result.status === 'rejected');
-      if (failed) throw failed.reason;
+      let failed: { error: unknown } | undefined;
+      const noting = (error: unknown) => {
+        failed ??= { error };
+      };
+      await jobs.stop(timeoutMs).catch(noting); // jobs in progress finish, or go back to the queue
+      await mailer.close().catch(noting); // background sends finish before their dependencies close
+      await Promise.allSettled([db.destroy(), kv.close(), storage.close()]);
+      if (failed) throw failed.error;
     },
   };
-}
-
-/** Runs each step after the one before has settled, and says how each ended. */
-async function sequentially(steps: (() => Promise<unknown>)[]): Promise<PromiseSettledResult<unknown>[]> {
-  const results: PromiseSettledResult<unknown>[] = [];
-  for (const step of steps) results.push(...(await Promise.allSettled([step()])));
-  return results;
 }
