@@ -272,7 +272,7 @@ const variables = z.object({
         });
       }
     })
-    .default(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain']),
+    .default(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'application/pdf', 'text/plain']),
   // Presigned URLs last at most 7 days (SigV4).
   FILES_UPLOAD_URL_TTL: duration.refine((s) => s <= 7 * 86_400, { error: 'must be at most 7d' }).default(15 * 60),
   FILES_DOWNLOAD_REDIRECT: flag.default(false),
@@ -490,7 +490,8 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
       if (e[variable] === undefined) refuse(variable, 'is required in production when OAUTH_APPLE_CLIENT_ID is set');
     }
   }
-  if (OAUTH_PROVIDERS.some((provider) => e[`OAUTH_${provider}_CLIENT_ID`] !== undefined)) {
+  const providerOn = OAUTH_PROVIDERS.some((provider) => e[`OAUTH_${provider}_CLIENT_ID`] !== undefined);
+  if (providerOn) {
     // The development defaults (http://localhost pages) must not receive production sign-in
     // codes: the origins a sign-in may return to, as oauthConfig makes them.
     // An APP_URL (or PUBLIC_URL) that is no URL is reported by its own check.
@@ -508,11 +509,18 @@ function checkAcrossVariables(e: Variables, ctx: z.RefinementCtx<Variables>): vo
     }
   }
   if (e.PUBLIC_URL === undefined) {
-    if (OAUTH_PROVIDERS.some((provider) => e[`OAUTH_${provider}_CLIENT_ID`] !== undefined)) {
+    if (providerOn) {
       refuse('PUBLIC_URL', 'is required in production with a sign-in provider (the callback URLs are built on it)');
     }
-  } else if (e.PUBLIC_URL.startsWith('http:')) {
-    refuse('PUBLIC_URL', 'must be https in production (providers send sign-in codes to it)');
+  } else if (e.PUBLIC_URL.startsWith('http:') && URL.canParse(e.PUBLIC_URL)) {
+    // Plain http only on this machine (`docker compose up` on localhost) and without a provider.
+    if (providerOn) refuse('PUBLIC_URL', 'must be https in production (providers send sign-in codes to it)');
+    else if (!isLoopbackUrl(e.PUBLIC_URL)) {
+      refuse(
+        'PUBLIC_URL',
+        'must be https in production, or http on localhost (profile-picture and email links are built on it)',
+      );
+    }
   }
   const secret = e.JWT_SECRET;
   if (keyPair) {

@@ -168,6 +168,13 @@ describe('config', () => {
     });
   });
 
+  it('accepts an http PUBLIC_URL on localhost in production without a provider (docker compose on this machine)', () => {
+    for (const origin of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000']) {
+      const result = loadConfig({ ...productionBase, PUBLIC_URL: origin });
+      expect(result.ok && result.config.publicUrl, origin).toBe(origin);
+    }
+  });
+
   it.each([
     ['a missing JWT_SECRET', { JWT_SECRET: undefined }, /JWT_SECRET: is required in production/],
     ['half a key pair', { JWT_PRIVATE_KEY: 'x' }, /JWT_PRIVATE_KEY: and JWT_PUBLIC_KEY must be set together/],
@@ -224,7 +231,17 @@ describe('config', () => {
     [
       'an http PUBLIC_URL',
       { PUBLIC_URL: 'http://api.example.com', OAUTH_GOOGLE_CLIENT_ID: 'g', OAUTH_GOOGLE_CLIENT_SECRET: 's' },
-      /PUBLIC_URL: must be https in production/,
+      /PUBLIC_URL: must be https in production \(providers send sign-in codes to it\)/,
+    ],
+    [
+      'an http PUBLIC_URL on another machine',
+      { PUBLIC_URL: 'http://api.example.com' },
+      /PUBLIC_URL: must be https in production, or http on localhost/,
+    ],
+    [
+      'an http PUBLIC_URL on localhost with a provider',
+      { PUBLIC_URL: 'http://localhost:3000', OAUTH_GITHUB_CLIENT_ID: 'gh', OAUTH_GITHUB_CLIENT_SECRET: 's' },
+      /PUBLIC_URL: must be https in production \(providers send sign-in codes to it\)/,
     ],
     [
       "deploy/kubernetes' placeholders left in",

@@ -22,17 +22,38 @@ const envExample = readFileSync(path.join(repoRoot, '.env.example'), 'utf8');
 const haproxyConfig = readFileSync(path.join(repoRoot, 'deploy/compose/haproxy.cfg'), 'utf8');
 const healthRouter = readFileSync(path.join(repoRoot, 'apps/server/src/modules/health/health.router.ts'), 'utf8');
 
-/** A service's environment as compose resolves it without a .env file. */
-function composeEnvironment(service: string): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(compose.services[service].environment as Record<string, string>).map(([name, value]) => [
-      name,
-      // "${NAME:-default}" -> default; "${NAME:?message}" must be supplied: use a random secret.
-      String(value)
-        .replace(/\$\{\w+:-([^}]*)\}/g, '$1')
-        .replace(/\$\{\w+:\?[^}]*\}/g, randomBytes(36).toString('base64')),
-    ]),
+/**
+ * A variable in compose's interpolation, innermost first: `${NAME}`, `${NAME:-default}` (also
+ * when NAME is empty), `${NAME:?message}` (required).
+ */
+const INTERPOLATION = /\$\{(\w+)(?::([-?])([^${}]*))?\}/;
+
+/**
+ * A service's environment as compose resolves it with this .env (none by default), over the
+ * image's own ENV. A required variable missing from the .env gets a random secret.
+ */
+function composeEnvironment(service: string, dotenv: Record<string, string> = {}): Record<string, string> {
+  const interpolate = (text: string): string => {
+    let resolved = text;
+    for (let match = INTERPOLATION.exec(resolved); match; match = INTERPOLATION.exec(resolved)) {
+      const [whole, name, kind, fallback = ''] = match;
+      const value = dotenv[name as string] ?? '';
+      const replacement = value !== '' ? value : kind === '?' ? randomBytes(36).toString('base64') : fallback;
+      resolved = resolved.slice(0, match.index) + replacement + resolved.slice(match.index + whole.length);
+    }
+    return resolved;
+  };
+  const composed = Object.entries(compose.services[service].environment as Record<string, string>).map(
+    ([name, value]) => [name, interpolate(String(value))] as const,
   );
+  return { ...imageEnvironment(), ...Object.fromEntries(composed.filter(([, value]) => value !== '')) };
+}
+
+/** The runtime image's ENV (its last stage), which compose's environment adds to. */
+function imageEnvironment(): Record<string, string> {
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const pairs = [...runtime.matchAll(/^ENV (.+)$/gm)].flatMap((line) => (line[1] as string).split(/\s+/));
+  return Object.fromEntries(pairs.map((pair) => pair.split('=', 2) as [string, string]));
 }
 
 /** The REST path of a health procedure (`live`, `ready`), as its router declares it. */
@@ -130,11 +151,56 @@ describe('docker-compose.yml', () => {
     // The UI shows every reset link and sign-in code: this machine only.
     expect(mailpit.ports).toEqual(['127.0.0.1:8025:8025', '127.0.0.1:1025:1025']);
     expect(server.environment.MAIL_TRANSPORT).toMatch(/^\$\{MAIL_TRANSPORT:-smtp\}$/);
-    expect(server.environment.SMTP_URL).toMatch(/^\$\{SMTP_URL:-smtp:\/\/mailpit:1025\}$/);
+    expect(server.environment.SMTP_URL).toMatch(/^\$\{COMPOSE_SMTP_URL:-smtp:\/\/mailpit:1025\}$/);
     const required = Object.entries(server.environment as Record<string, string>)
       .filter(([, value]) => /\$\{\w+:\?/.test(String(value)))
       .map(([name]) => name);
     expect(required).toEqual(['JWT_SECRET']);
+  });
+
+  it("shares .env with `pnpm dev` without taking its addresses: mail, links, origins and proxies stay compose's", () => {
+    // A developer's .env: Mailpit on this machine, the web app's dev server, no proxy, port 4000.
+    const dotenv = {
+      JWT_SECRET: randomBytes(36).toString('base64'),
+      PORT: '4000',
+      HOST: '127.0.0.1',
+      SMTP_URL: 'smtp://localhost:1025',
+      APP_URL: 'http://localhost:5173',
+      PUBLIC_URL: 'http://localhost:4000',
+      CORS_ORIGINS: 'http://localhost:5173',
+      TRUST_PROXY: 'false',
+    };
+    const result = loadConfig(composeEnvironment('server', dotenv));
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    const { config } = result;
+    expect(config.email.delivery).toMatchObject({ transport: 'smtp', server: { host: 'mailpit', port: 1025 } });
+    // The proxy publishes PORT (the test below): profile pictures, email links and the page's origin are there.
+    expect(config.publicUrl).toBe('http://localhost:4000');
+    expect(config.appUrl).toBe('http://localhost:4000');
+    expect(config.corsOrigins).toEqual(['http://localhost:4000']);
+    expect(config.trustProxy).toBe(1);
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.port).toBe(3000);
+
+    // On a domain, through the COMPOSE_* variables.
+    const deployed = loadConfig(
+      composeEnvironment('server', {
+        ...dotenv,
+        COMPOSE_SMTP_URL: 'smtp://user:secret@smtp.example.com:587',
+        COMPOSE_PUBLIC_URL: 'https://api.example.com',
+        COMPOSE_APP_URL: 'https://app.example.com',
+        COMPOSE_CORS_ORIGINS: 'https://app.example.com',
+        COMPOSE_TRUST_PROXY: '2',
+      }),
+    );
+    if (!deployed.ok) throw new Error(deployed.problems.join('\n'));
+    expect(deployed.config).toMatchObject({
+      publicUrl: 'https://api.example.com',
+      appUrl: 'https://app.example.com',
+      corsOrigins: ['https://app.example.com'],
+      trustProxy: 2,
+      email: { delivery: { server: { host: 'smtp.example.com' } } },
+    });
   });
 
   it('runs server replicas behind the proxy: no fixed host port on the server, one on the proxy', () => {

@@ -1027,6 +1027,28 @@ describe('profile pictures', () => {
     expect((await content(server, image.id, alice)).status).toBe(200);
   });
 
+  it('takes each image format it names (PNG, JPEG, GIF, WebP, AVIF) under the default FILES_ALLOWED_TYPES', async () => {
+    const alice = await registerAccount(server.app);
+    const pad = (start: number[] | string) => Buffer.concat([Buffer.from(start as never), Buffer.alloc(64)]);
+    const images = {
+      'image/png': png(),
+      'image/jpeg': pad([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, ...Buffer.from('JFIF\0')]),
+      'image/gif': pad('GIF89a'),
+      'image/webp': Buffer.concat([Buffer.from('RIFF'), Buffer.from([56, 0, 0, 0]), pad('WEBPVP8 ')]),
+      // An ISO media file whose major brand is AVIF's.
+      'image/avif': pad([0, 0, 0, 0x1c, ...Buffer.from('ftypavif'), 0, 0, 0, 0, ...Buffer.from('avifmif1miaf')]),
+    };
+    for (const [type, bytes] of Object.entries(images)) {
+      const image = await uploaded(server, alice, 'me', bytes);
+      expect(image.contentType, type).toBe(type);
+      const set = await call(server, alice, 'PUT', '/api/users/me/avatar', { fileId: image.id });
+      expect(set.statusCode, type).toBe(200);
+      const picture = await fetch(`${server.url}${new URL(set.json().avatarUrl as string).pathname}`);
+      expect(picture.headers.get('content-type'), type).toBe(type);
+      expect(Buffer.from(await picture.arrayBuffer()), type).toEqual(bytes);
+    }
+  });
+
   it('refuses a file that is not one of your images: 400 NOT_AN_IMAGE', async () => {
     const alice = await registerAccount(server.app);
     const bob = await registerAccount(server.app);
