@@ -178,7 +178,7 @@ describe('auth: password and sessions', () => {
   });
 
   describe('refresh', () => {
-    it('rotates: the new token works once, the old one stops working', async () => {
+    it('rotates: each refresh answers a new token, and one rotated past no longer refreshes', async () => {
       const account = await registerAccount(t.app);
       const first = await refresh(account.refreshToken);
       expect(first.statusCode).toBe(200);
@@ -187,6 +187,11 @@ describe('auth: password and sessions', () => {
       expect((await me(next.accessToken)).statusCode).toBe(200);
       const second = await refresh(next.refreshToken);
       expect(second.statusCode).toBe(200);
+      expect(second.json().refreshToken).not.toBe(next.refreshToken);
+      // The first token, two rotations back (within the grace window: a late tab, refused alone).
+      const stale = await refresh(account.refreshToken);
+      expect([stale.statusCode, stale.json().appCode]).toEqual([401, 'INVALID_REFRESH_TOKEN']);
+      expect((await me(second.json().accessToken)).statusCode).toBe(200);
     });
 
     /** Moves the session's last rotation back, past the reuse grace window. */

@@ -142,8 +142,26 @@ describe('config', () => {
   });
 
   it('never echoes secret values', () => {
-    const found = problems({ DATABASE_URL: 'mysql://user:hunter2@host/db' });
-    expect(found.join('\n')).not.toContain('hunter2');
+    // Each secret with a form of its own, given a value that fails it (others are any text).
+    const invalid: Record<string, string> = {
+      DATABASE_URL: 'mysql://user:hunter2@host/db',
+      REDIS_URL: 'hunter2://host',
+      SMTP_URL: 'http://user:hunter2@host',
+      JWT_PRIVATE_KEY: 'hunter2',
+      OAUTH_APPLE_PRIVATE_KEY: 'hunter2',
+      DEV_OTP: 'hunter2',
+    };
+    for (const [name, value] of Object.entries(invalid)) {
+      const found = problems({ [name]: value }).join('\n');
+      expect(found, name).toMatch(new RegExp(`^${name}: `, 'm'));
+      expect(found, name).not.toContain('hunter2');
+    }
+    // In production too, where the secret's own rules speak.
+    const production = problems({ ...productionBase, JWT_SECRET: 'hunter2' }).join('\n');
+    expect(production).toMatch(/^JWT_SECRET: /m);
+    expect(production).not.toContain('hunter2');
+    // Where a variable is not secret, its value is shown: the check above would see it.
+    expect(problems({ PORT: 'hunter2' }).join('\n')).toContain('hunter2');
   });
 
   it('refuses more than one worker without Redis', () => {

@@ -229,6 +229,8 @@ describe('DEPENDENCY_DOWN', () => {
 
   it('is answered fast, with Retry-After, by every operation that needs Postgres or Redis, and only by them', async () => {
     const operations = await documentedOperations(t.app);
+    // Most operations need a backend: a document that listed the code nowhere would check nothing here.
+    expect(operations.filter((o) => o.codes.has('DEPENDENCY_DOWN')).length).toBeGreaterThan(operations.length / 2);
     const token = await accessToken({ sub: randomUUID(), sid: randomUUID() });
     for (const operation of operations.filter((o) => !DEPENDENCY_DOWN_ELSEWHERE.has(o.name))) {
       const input = VALID_INPUTS[operation.name];
@@ -244,7 +246,7 @@ describe('DEPENDENCY_DOWN', () => {
         expect(response.json().appCode, operation.name).toBe('DEPENDENCY_DOWN');
         expect(Number(response.headers['retry-after']), operation.name).toBeGreaterThan(0);
       } else {
-        expect(response.statusCode, operation.name).not.toBe(503);
+        expect(response.statusCode, operation.name).toBeLessThan(500);
       }
     }
   });

@@ -6,6 +6,7 @@
 import { createDb } from '@app/db';
 import type { AnyTRPCProcedure } from '@trpc/server';
 import type { KyselyPlugin } from 'kysely';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recognizeError } from '../src/errors/index.ts';
 import { appRouter } from '../src/trpc/router.ts';
@@ -145,14 +146,24 @@ describe('HTTP edges', () => {
   afterAll(() => edge.close());
 
   it('answers TRACE on /trpc with 405, without logging an error', async () => {
-    for (const url of ['/trpc/health.live', '/trpc/auth.login', '/trpc/nope']) {
-      const response = await edge.app.inject({ method: 'TRACE', url });
-      expect(response.statusCode, url).toBeLessThan(500);
+    const lines: { level: number; msg: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const traced = await buildTestApp({ log });
+    try {
+      for (const url of ['/trpc/health.live', '/trpc/auth.login', '/trpc/nope']) {
+        const response = await traced.app.inject({ method: 'TRACE', url });
+        expect(response.statusCode, url).toBeLessThan(500);
+      }
+      const known = await traced.app.inject({ method: 'TRACE', url: '/trpc/health.live' });
+      expect(known.statusCode).toBe(405);
+      expect(known.headers.allow).toBe('GET');
+      expect(known.json().error.data).toMatchObject({ code: 'METHOD_NOT_SUPPORTED', appCode: 'METHOD_NOT_SUPPORTED' });
+      // The log was written (an access line per request), and none of it at error level or above.
+      expect(lines.filter((line) => /TRACE \/trpc\//.test(line.msg))).toHaveLength(4);
+      expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+    } finally {
+      await traced.close();
     }
-    const known = await edge.app.inject({ method: 'TRACE', url: '/trpc/health.live' });
-    expect(known.statusCode).toBe(405);
-    expect(known.headers.allow).toBe('GET');
-    expect(known.json().error.data).toMatchObject({ code: 'METHOD_NOT_SUPPORTED', appCode: 'METHOD_NOT_SUPPORTED' });
   });
 
   it("answers what Fastify refuses before a procedure runs in tRPC's shape on a tRPC path, on both transports", async () => {

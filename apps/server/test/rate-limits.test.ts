@@ -252,6 +252,16 @@ describe('rate limits', () => {
     const keys = await storedKeys(t);
     expect(keys.length).toBeGreaterThan(0);
     expect(Math.max(...keys.map((key) => key.length))).toBeLessThan(200);
+
+    // A long address the limits do count (at most 320 characters) is keyed by its hash alone.
+    const local = `${'b'.repeat(250)}-${randomUUID()}`;
+    const before = new Set(await storedKeys(t));
+    expect(
+      (await login(t.app, `${local}@example.com`, 'Wrong-pass-1', { 'x-forwarded-for': '198.51.100.221' })).statusCode,
+    ).toBe(401);
+    const added = (await storedKeys(t)).filter((key) => !before.has(key));
+    expect(added.filter((key) => /(^|:)email:[\w-]{43}$/.test(key))).toHaveLength(1);
+    expect(added.filter((key) => key.includes(local.slice(-36)))).toEqual([]);
   });
 
   it('ignores X-Forwarded-For unless TRUST_PROXY is on', async () => {

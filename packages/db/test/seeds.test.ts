@@ -66,17 +66,30 @@ describe('seeds', () => {
     }
   });
 
-  it('are refused in production, touching nothing', async () => {
-    const before = await accounts();
-    await expect(runSeeds(db, { nodeEnv: 'production' })).rejects.toThrow(/refused in production/);
-    expect(await accounts()).toEqual(before);
-  });
+  describe('on a database never seeded', () => {
+    let unseeded: TestDatabase;
+    let unseededDb: Db;
+    beforeAll(async () => {
+      unseeded = await createTestDatabase();
+      unseededDb = createDb({ url: unseeded.url, poolMax: 2 });
+    });
+    afterAll(async () => {
+      await unseededDb.destroy();
+      await unseeded.drop();
+    });
 
-  it('leave the built-in roles to the migrations (they exist in production too)', async () => {
-    const roles = await db.selectFrom('roles').select(['name', 'built_in']).orderBy('name').execute();
-    expect(roles).toEqual([
-      { name: 'admin', built_in: true },
-      { name: 'user', built_in: true },
-    ]);
+    it('are refused in production, touching nothing', async () => {
+      await expect(runSeeds(unseededDb, { nodeEnv: 'production' })).rejects.toThrow(/refused in production/);
+      expect(await unseededDb.selectFrom('users').select('email').execute()).toEqual([]);
+      expect(await unseededDb.selectFrom('user_roles').select('user_id').execute()).toEqual([]);
+    });
+
+    it('leave the built-in roles to the migrations (they exist in production too)', async () => {
+      const roles = await unseededDb.selectFrom('roles').select(['name', 'built_in']).orderBy('name').execute();
+      expect(roles).toEqual([
+        { name: 'admin', built_in: true },
+        { name: 'user', built_in: true },
+      ]);
+    });
   });
 });

@@ -35,9 +35,13 @@ describe('email flows through the SDK', () => {
     const api = createClient({ url: server.url, auth: { tokenStore: memoryTokenStore() } });
     const address = email('verify');
     await api.auth.register.mutate({ email: address, password: 'Sdk-pass-123' });
+    await server.settle();
+    const sentAtRegistration = tokenIn(server.mail.last(address, 'verify-email')?.text, '/verify-email');
     await api.auth.resendVerification.mutate();
     await server.settle();
+    expect(server.mail.to(address)).toHaveLength(2);
     const token = tokenIn(server.mail.last(address, 'verify-email')?.text, '/verify-email');
+    expect(token).not.toBe(sentAtRegistration);
     await api.auth.verifyEmail.mutate({ token });
     expect((await api.users.me.query()).emailVerified).toBe(true);
     expect(getAppErrorCode(await api.auth.verifyEmail.mutate({ token }).catch((e: unknown) => e))).toBe(

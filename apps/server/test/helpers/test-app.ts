@@ -7,7 +7,7 @@ import { type BuildAppOptions, buildApp } from '../../src/app.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import type { Clock } from '../../src/infra/clock.ts';
 import { type KeyValueStore, MemoryStore, RedisStore } from '../../src/infra/kv/index.ts';
-import { createLogger } from '../../src/infra/logger.ts';
+import { createLogger, type Logger } from '../../src/infra/logger.ts';
 import { MemoryTransport } from '../../src/infra/mail/index.ts';
 import { EMAIL_QUEUE } from '../../src/modules/auth/email-jobs.ts';
 import { STORAGE_DELETE_QUEUE } from '../../src/modules/files/file-jobs.ts';
@@ -94,6 +94,8 @@ export interface TestAppOptions extends BuildAppOptions {
   configuredMail?: boolean;
   /** Adds plain Fastify routes (not procedures) to the app before it is ready. */
   plainRoutes?: (app: FastifyInstance, services: Services) => void;
+  /** Where the app logs (the config's LOG_LEVEL, quiet by default, otherwise). */
+  log?: Logger;
 }
 
 /** An app over a fresh database of its own (and its own Redis keys); call close() after. */
@@ -108,7 +110,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     JOBS_POLL_INTERVAL: '1',
     ...options.env,
   });
-  const log = createLogger({ level: config.logLevel, format: 'json' });
+  const log = options.log ?? createLogger({ level: config.logLevel, format: 'json' });
   const kv = createTestKeyValueStore();
   const mail = new MemoryTransport();
   const services = await createServices(config, log, database.url, {
