@@ -198,6 +198,28 @@ describe('email verification and password reset', () => {
       expect((await reset(token, 'Another-one-456')).json().appCode).toBe('INVALID_TOKEN');
     });
 
+    it('voids the email sign-in code asked for before it (a session the reset did not end)', async () => {
+      const account = await registerAccount(t.app);
+      const codeRequest = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/otp/request',
+        payload: { email: account.email },
+      });
+      expect(codeRequest.statusCode).toBe(200);
+      await forgot(account.email);
+      await t.settle();
+      const code = /code: (\d{6})/.exec(t.mail.last(account.email, 'one-time-code')?.text ?? '')?.[1];
+      expect(code).toMatch(/^\d{6}$/);
+      const token = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
+      expect((await reset(token, 'Brand-new-123')).json()).toEqual({ ok: true });
+      const signIn = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/otp/verify',
+        payload: { email: account.email, code },
+      });
+      expect([signIn.statusCode, signIn.json().appCode]).toEqual([401, 'INVALID_CODE']);
+    });
+
     it('changes nothing, and keeps the link for a retry, when the sessions cannot be ended', async () => {
       const account = await registerAccount(t.app);
       await forgot(account.email);

@@ -9,6 +9,7 @@ import { findUserRow, setPasswordHash } from '../users/users.service.ts';
 import { enqueueEmail } from './email-jobs.ts';
 import { confirmEmailOwner } from './identities.service.ts';
 import { dropCodesOf } from './oauth-flows.ts';
+import { codeKey } from './otp-codes.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
 import { consumeUserToken, dropUserTokens, invalidLink } from './user-tokens.ts';
 
@@ -70,15 +71,15 @@ export async function forgotPassword(
 
 /**
  * Sets the new password, confirms the email (the link proved the inbox) and ends every
- * session, and every provider sign-in not yet exchanged for one (its code would start a
- * session the reset did not end). The account's other reset links stop working, as after a
+ * session, every provider sign-in not yet exchanged for one and the email sign-in code not
+ * yet used (either would start a session the reset did not end). The account's other reset links stop working, as after a
  * change of password (one sent by a request whose answer was lost would undo this reset).
  */
 export async function resetPassword(deps: Deps, input: { token: string; newPassword: string }): Promise<void> {
   const passwordHash = await hashPassword(input.newPassword);
   // One transaction: a refused new password, or a failure before the sessions end, leaves the
   // link unused for a retry (once spent, nothing could end the sessions it was used to end).
-  const userId = await deps.db.transaction().execute(async (trx) => {
+  const { id: userId, email } = await deps.db.transaction().execute(async (trx) => {
     const inTransaction = { ...deps, db: trx };
     const id = await consumeUserToken(inTransaction, { token: input.token, purpose: 'reset-password' });
     const user = await findUserRow(inTransaction, id);
@@ -89,7 +90,12 @@ export async function resetPassword(deps: Deps, input: { token: string; newPassw
     await confirmEmailOwner(inTransaction, id);
     await dropCodesOf(inTransaction, id);
     await endSessions(inTransaction, { userId: id });
-    return id;
+    return { id, email: user.email };
+  });
+  // After the commit (a reset rolled back leaves the code); never a failure of the reset: a
+  // store out of reach cannot check the code either, and it expires within minutes.
+  await deps.kv.delete(codeKey(email)).catch((error: unknown) => {
+    deps.log.warn({ err: error }, 'email sign-in code not discarded after a password reset: it expires on its own');
   });
   await publishRevocations(deps, userId);
 }
