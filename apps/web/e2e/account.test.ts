@@ -240,6 +240,56 @@ describeInBrowser('a person and their account', () => {
     expect(await listedTitles(page)).toEqual(['Stays']);
   });
 
+  it('keeps the list and an open editor, with what was typed, when the list cannot be read again; reads it on request', async () => {
+    const { account, page } = await notesOf(['Open']);
+    await page.getByRole('button', { name: 'Edit “Open”' }).click();
+    const editor = page.getByRole('group', { name: 'Edit “Open”' });
+    await editor.getByLabel('Text').fill('Typed while the server was away');
+    // The server out of reach: the save fails, and so does the list's reading after it.
+    await page.route('**/trpc/notes.**', (route) => route.abort('internetdisconnected'));
+    const readAgain = page.waitForRequest((request) => request.url().includes('notes.list'));
+    await editor.getByRole('button', { name: 'Save' }).click();
+    await editor.getByRole('alert').waitFor();
+    await readAgain;
+    const stale = page.getByRole('status').filter({ hasText: 'The list could not be brought up to date' });
+    await stale.waitFor();
+    // Before: the list, and the editor with it, gave way to one alert.
+    expect(await editor.getByLabel('Text').inputValue()).toBe('Typed while the server was away');
+    expect(await page.getByRole('list', { name: 'Your notes' }).getByRole('group').count()).toBe(1);
+
+    await page.unroute('**/trpc/notes.**');
+    await stale.getByRole('button', { name: 'Try again' }).click();
+    await stale.waitFor({ state: 'detached' });
+    await editor.getByRole('button', { name: 'Save' }).click();
+    await editor.waitFor({ state: 'detached' });
+    const stored = () =>
+      h.t.services.db.selectFrom('notes').select('body').where('owner_id', '=', account.id).execute();
+    await expect.poll(stored).toEqual([{ body: 'Typed while the server was away' }]);
+  });
+
+  it('adds a note once however fast its button is pressed again', async () => {
+    const { account, page } = await notesOf(['First']);
+    const form = page.getByRole('group', { name: 'New note' });
+    await form.getByLabel('Title').fill('Only once');
+    // The save held until every press is in, as on a slow network; every one sent is counted.
+    let sent = 0;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await page.route('**/trpc/notes.create**', async (route) => {
+      sent += 1;
+      await held;
+      await route.continue();
+    });
+    await form.getByRole('button', { name: 'Add note' }).dblclick();
+    await form.getByLabel('Title').press('Enter');
+    release();
+    await page.getByRole('list', { name: 'Your notes' }).getByRole('heading', { name: 'Only once' }).waitFor();
+    await expect.poll(() => noteTitles(account.id)).toEqual(['First', 'Only once']);
+    expect(sent).toBe(1);
+  });
+
   it('confirms the email from a link opened signed out once the account signs in, and comes back to it', async () => {
     const account = await registerAccount(h.t.app, { password: 'Elsewhere-pass-1' });
     const link = linkIn(await mailTo(h.t, account.email, 'verify-email'), `${h.url}/verify-email?token=`);
@@ -267,6 +317,21 @@ describeInBrowser('a person and their account', () => {
     expect(await refusal.getAttribute('data-app-code')).toBe('INVALID_TOKEN');
     expect(await refusal.textContent()).toContain('This link was sent to another account');
     expect((await userRow(h.t, other.email)).email_verified_at).toBeNull();
+  });
+
+  it('comes back to the email’s link after signing in again when the browser’s session had ended', async () => {
+    const account = await registerAccount(h.t.app, { password: 'Ended-pass-1' });
+    const link = linkIn(await mailTo(h.t, account.email, 'verify-email'), `${h.url}/verify-email?token=`);
+    const page = await h.newPage();
+    await signIn(page, account.email, 'Ended-pass-1');
+    // Signed out everywhere from another device: this browser still holds its tokens.
+    await createClient({ url: h.url, getAccessToken: () => account.accessToken }).auth.logoutAll.mutate();
+    await page.goto(link);
+    await heading(page, 'Sign in').waitFor();
+    await submitPasswordSignIn(page, account.email, 'Ended-pass-1');
+    // Before: the notes, and the link to find and open again.
+    await status(page, 'Your email address is confirmed.').waitFor();
+    expect(pathOf(page)).toBe('/verify-email');
   });
 
   it('resets a forgotten password from the emailed link; the old password is refused', async () => {
@@ -326,6 +391,20 @@ describeInBrowser('a person and their account', () => {
     const tokens = await storedTokens(page);
     const asBrowser = createClient({ url: h.url, getAccessToken: () => tokens?.accessToken });
     expect((await asBrowser.users.me.query()).email).toBe(account.email);
+  });
+
+  it('says the linked sign-in providers could not be read, instead of showing none, and reads them again on request', async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await signIn(page, account.email, account.password);
+    await page.route('**/trpc/**auth.identities.list**', (route) => route.abort('internetdisconnected'));
+    await page.getByRole('link', { name: 'Profile' }).click();
+    const unread = page.getByRole('status').filter({ hasText: 'They could not be read' });
+    await unread.waitFor();
+    await page.unroute('**/trpc/**auth.identities.list**');
+    await unread.getByRole('button', { name: 'Try again' }).click();
+    // None linked: read, the section goes.
+    await page.getByRole('heading', { name: 'Linked sign-in providers' }).waitFor({ state: 'detached' });
   });
 
   it('uploads a profile picture, shows it, and removes it', async () => {

@@ -64,7 +64,10 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       setEndedMessage(ENDED_MESSAGES[reason]);
       queryClient.clear();
       queryClient.setQueryData(meKey, null);
-      navigate('/sign-in');
+      // Signing in again comes back to this page (an email's link, a deep link), as when
+      // RequireUser sends a signed-out visitor to sign in.
+      const { pathname, search, hash } = window.location;
+      navigate('/sign-in', pathname === '/sign-in' ? undefined : { state: { from: `${pathname}${search}${hash}` } });
     },
     [queryClient, navigate],
   );

@@ -11,7 +11,7 @@ import {
   useMutation,
   useQueryClient,
 } from '@tanstack/react-query';
-import { useDeferredValue, useEffect, useId, useState } from 'react';
+import { useDeferredValue, useEffect, useId, useRef, useState } from 'react';
 import { api } from '../api.ts';
 import { type Problem, problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
@@ -87,6 +87,18 @@ export function Notes() {
     onError: (_error, _input, previous) => rollback(previous),
     onSettled: settle,
   });
+  // One note per press of what was typed: the same note pressed again while it is sent (a
+  // double click, Enter again) is not added twice; another one typed meanwhile may be.
+  const sending = useRef(new Set<string>());
+  const add = (input: { title: string; body: string }) => {
+    const key = JSON.stringify([input.title, input.body]);
+    if (sending.current.has(key)) return;
+    sending.current.add(key);
+    create
+      .mutateAsync(input)
+      .catch(() => undefined) // said by the form (create.error)
+      .finally(() => sending.current.delete(key));
+  };
   const update = useMutation({
     mutationFn: (input: { id: string } & NoteChanges) => api.notes.update.mutate(input),
     onMutate: (input) =>
@@ -125,18 +137,33 @@ export function Notes() {
         saved={saved}
         legend="New note"
         submitLabel="Add note"
-        onSubmit={(input) => create.mutate(input)}
+        onSubmit={add}
         problem={create.error ? problemOf(create.error) : null}
       />
       {remove.error && <FormError problem={problemOf(remove.error)} />}
       <search>
         <Field label="Search notes" type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
       </search>
+      {notes.isError && !notes.data ? (
+        <>
+          <FormError problem={problemOf(notes.error)} />
+          <button type="button" onClick={() => void notes.refetch()}>
+            Try again
+          </button>
+        </>
+      ) : notes.isError ? (
+        // A reading again that failed (a save's, a return to the tab): the list, and any editor
+        // open in it with what was typed, stay; said without taking the focus from the editor.
+        <Notice>
+          The list could not be brought up to date: {problemOf(notes.error).message}{' '}
+          <button type="button" onClick={() => void notes.refetch()}>
+            Try again
+          </button>
+        </Notice>
+      ) : null}
       {notes.isPending ? (
         <p aria-busy="true">Loading…</p>
-      ) : notes.isError ? (
-        <FormError problem={problemOf(notes.error)} />
-      ) : items.length === 0 ? (
+      ) : !notes.data ? null : items.length === 0 ? (
         <p>{deferred ? 'No note matches.' : 'No notes yet.'}</p>
       ) : (
         <ul className="notes" aria-label="Your notes" aria-busy={notes.isPlaceholderData || undefined}>

@@ -120,21 +120,33 @@ function Identities() {
       api.auth.identities.unlink.mutate({ provider }),
     onSettled: () => queryClient.invalidateQueries({ queryKey: ['auth.identities'] }),
   });
-  if (!identities.data?.length) return null;
+  // Hidden when none is linked; a failed read is said (it is not "none").
+  const unread = identities.isError && !identities.data;
+  if (!unread && !identities.data?.length) return null;
   return (
     <section aria-labelledby="identities-heading">
       <h2 id="identities-heading">Linked sign-in providers</h2>
+      {unread && (
+        <Notice>
+          They could not be read: {problemOf(identities.error).message}{' '}
+          <button type="button" onClick={() => void identities.refetch()}>
+            Try again
+          </button>
+        </Notice>
+      )}
       {unlink.error && <FormError problem={problemOf(unlink.error)} />}
-      <ul>
-        {identities.data.map((identity) => (
-          <li key={identity.provider}>
-            {identity.provider} {identity.email && `(${identity.email})`}{' '}
-            <button type="button" onClick={() => unlink.mutate(identity.provider)}>
-              Unlink
-            </button>
-          </li>
-        ))}
-      </ul>
+      {identities.data && (
+        <ul>
+          {identities.data.map((identity) => (
+            <li key={identity.provider}>
+              {identity.provider} {identity.email && `(${identity.email})`}{' '}
+              <button type="button" disabled={unlink.isPending} onClick={() => unlink.mutate(identity.provider)}>
+                Unlink
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
     </section>
   );
 }
