@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DependencyUnavailableError } from '../src/infra/dependency-errors.ts';
 import { linkTokenOf } from '../src/modules/auth/email-jobs.ts';
 import {
   type Account,
@@ -218,6 +219,31 @@ describe('email verification and password reset', () => {
         payload: { email: account.email, code },
       });
       expect([signIn.statusCode, signIn.json().appCode]).toEqual([401, 'INVALID_CODE']);
+    });
+
+    it('resets all the same when the sign-in code cannot be discarded (the store refusing it)', async () => {
+      const account = await registerAccount(t.app);
+      await forgot(account.email);
+      await t.settle();
+      const token = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
+      const { kv } = t.services;
+      const remove = kv.delete.bind(kv);
+      let refused = 0;
+      kv.delete = async (key) => {
+        if (key.endsWith(`otp:${account.email}`)) {
+          refused += 1;
+          throw new DependencyUnavailableError('redis', 'refused (a test)');
+        }
+        return remove(key);
+      };
+      try {
+        expect((await reset(token, 'Brand-new-123')).json()).toEqual({ ok: true });
+      } finally {
+        kv.delete = remove;
+      }
+      expect(refused).toBe(1);
+      expect((await me(account.accessToken)).json().appCode).toBe('SESSION_REVOKED');
+      expect((await login(t.app, account.email, 'Brand-new-123')).statusCode).toBe(200);
     });
 
     it('changes nothing, and keeps the link for a retry, when the sessions cannot be ended', async () => {

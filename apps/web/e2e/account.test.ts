@@ -273,18 +273,16 @@ describeInBrowser('a person and their account', () => {
     await form.getByLabel('Title').fill('Only once');
     // The save held until every press is in, as on a slow network; every one sent is counted.
     let sent = 0;
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
+    page.on('request', (request) => {
+      if (request.url().includes('notes.create')) sent += 1;
     });
-    await page.route('**/trpc/notes.create**', async (route) => {
-      sent += 1;
-      await held;
-      await route.continue();
-    });
+    const save = await holdCall(page, 'notes.create');
     await form.getByRole('button', { name: 'Add note' }).dblclick();
     await form.getByLabel('Title').press('Enter');
-    release();
+    await save.arrived;
+    save.release();
+    await save.answered;
+    await save.stop();
     await page.getByRole('list', { name: 'Your notes' }).getByRole('heading', { name: 'Only once' }).waitFor();
     await expect.poll(() => noteTitles(account.id)).toEqual(['First', 'Only once']);
     expect(sent).toBe(1);

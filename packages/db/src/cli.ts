@@ -19,6 +19,7 @@ import { parseArgs, styleText } from 'node:util';
 import { sql } from 'kysely';
 import { createDb, type Db } from './client.ts';
 import { type DatabaseTarget, resolveDatabase } from './connect.ts';
+import { JOBS_SCHEMA } from './job-queue.ts';
 import {
   MIGRATION_FILE,
   type MigrationStep,
@@ -161,12 +162,12 @@ function assertDevelopmentDatabase(
   command: string,
   target: DatabaseTarget,
   args: string[],
-  asked: { force: boolean; steps?: number },
+  asked: { force: boolean; steps: number },
 ): void {
   if (process.env.NODE_ENV === 'production' && command !== 'rollback') {
     throw new UsageError(`db:${command} is refused in production.`);
   }
-  if (process.env.NODE_ENV === 'production' && asked.steps !== undefined && asked.steps !== 1) {
+  if (process.env.NODE_ENV === 'production' && asked.steps !== 1) {
     throw new UsageError('db:rollback reverts one migration at a time in production (no --all, no --steps over 1).');
   }
   if (target.embedded || asked.force) return;
@@ -182,7 +183,7 @@ async function reset(db: Db) {
   await sql`create schema public`.execute(db);
   // The job queue's own schema too: its queued emails and deletions name rows that are gone.
   // The server installs it again at its next start.
-  await sql`drop schema if exists pgboss cascade`.execute(db);
+  await sql`drop schema if exists ${sql.id(JOBS_SCHEMA)} cascade`.execute(db);
   console.log(ok('Dropped every table and queued job'));
   await migrate(db);
   await seed(db);
@@ -254,10 +255,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // Bad options are refused before the database is reached.
-  const rollbackAsked = command === 'rollback' ? rollbackOptions(args) : undefined;
+  const asked = command === 'rollback' ? rollbackOptions(args) : { steps: 1, force: args.includes('--force') };
   const commands: Record<string, (db: Db) => Promise<void>> = {
     migrate,
-    rollback: (db) => rollbackCommand(db, rollbackAsked ?? { steps: 1 }),
+    rollback: (db) => rollbackCommand(db, asked),
     status,
     seed,
     reset,
@@ -276,7 +277,7 @@ async function main(argv: string[]): Promise<number> {
   const db = createDb({ url: target.url, poolMax: 2, statementTimeoutMs });
   try {
     if (command === 'seed' || command === 'reset' || command === 'rollback') {
-      assertDevelopmentDatabase(command, target, args, rollbackAsked ?? { force: args.includes('--force') });
+      assertDevelopmentDatabase(command, target, args, asked);
     }
     await run(db);
     return 0;

@@ -2,6 +2,7 @@ export { createDb, type Db, type DbConfig, describeDatabaseUrl, queriesAnswered 
 export { type DatabaseTarget, resolveDatabase } from './connect.ts';
 export { type EmbeddedPostgres, type EmbeddedPostgresOptions, startEmbeddedPostgres } from './embedded.ts';
 export { isLoopback, isLoopbackUrl } from './hosts.ts';
+export { JOBS_SCHEMA } from './job-queue.ts';
 export {
   loadMigrations,
   MigrationError,

@@ -2,9 +2,10 @@
  * Durable background jobs in Postgres (pg-boss): a job outlives the process that queued it,
  * is retried with exponential backoff up to its queue's limit, and is kept as failed, with its
  * error, after the last try. pg-boss polls with SKIP LOCKED (any number of workers, each job
- * to one of them) and installs and migrates its own schema (`pgboss`) at start, under a
+ * to one of them) and installs and migrates its own schema (`JOBS_SCHEMA`, `pgboss`) at start, under a
  * transaction-scoped advisory lock. The queue starts on first use, so a process that never touches it pays nothing.
  */
+import { JOBS_SCHEMA } from '@app/db';
 import { type QueryExecutorProvider, sql } from 'kysely';
 import type { KyselyTransactionLike, PgBoss, Queue } from 'pg-boss';
 import { isoTime } from './iso-time.ts';
@@ -103,7 +104,7 @@ export class JobQueue {
       const { PgBoss } = await loadPgBoss();
       const boss = new PgBoss({
         connectionString: this.#options.url,
-        schema: 'pgboss',
+        schema: JOBS_SCHEMA,
         max: this.#options.poolMax,
         connectionTimeoutMillis: this.#options.connectTimeoutMs,
         // Passed on to pg's pool (pg-boss's types name only some of its options): no call waits
@@ -245,7 +246,7 @@ export class JobQueue {
          count(*) filter (where state in ('created', 'retry') and start_after > now())::int as deferred,
          count(*) filter (where state = 'active')::int as active,
          count(*) filter (where state = 'failed')::int as failed
-       from pgboss.job where name = any($1) group by name`,
+       from ${JOBS_SCHEMA}.job where name = any($1) group by name`,
       [names],
     );
     const byName = new Map(rows.map((row) => [row.name as string, row]));
@@ -270,7 +271,7 @@ export class JobQueue {
     const { rows } = await sql<{ ready: number; oldest: number }>`
       select count(*)::int as ready,
         coalesce(extract(epoch from now() - min(start_after)), 0)::int as oldest
-      from pgboss.job where state in ('created', 'retry') and start_after <= now()
+      from ${sql.table(`${JOBS_SCHEMA}.job`)} where state in ('created', 'retry') and start_after <= now()
         and name = any(${this.#queues.map((q) => q.name)})`.execute(this.#options.db);
     return { ready: Number(rows[0]?.ready ?? 0), oldestWaitingSeconds: Number(rows[0]?.oldest ?? 0) };
   }
@@ -280,7 +281,7 @@ export class JobQueue {
     const boss = await this.ready();
     // pg-boss lists jobs oldest first and by queue: the latest failures across queues are one query.
     const { rows } = await boss.getDb().executeSql(
-      `select id, name, data, output, retry_count, created_on, completed_on from pgboss.job
+      `select id, name, data, output, retry_count, created_on, completed_on from ${JOBS_SCHEMA}.job
          where state = 'failed' and name = any($1) order by completed_on desc nulls last, id desc limit $2`,
       [this.#queues.map((q) => q.name), limit],
     );
@@ -306,7 +307,7 @@ export class JobQueue {
     const { retryLimit } = this.#definition(queue);
     const boss = await this.ready();
     const { rows } = await boss.getDb().executeSql(
-      `update pgboss.job set state = 'retry', retry_limit = retry_count + 1 + $3, completed_on = null,
+      `update ${JOBS_SCHEMA}.job set state = 'retry', retry_limit = retry_count + 1 + $3, completed_on = null,
          start_after = now(), keep_until = greatest(keep_until, now() + (keep_until - created_on))
          where name = $1 and id = $2 and state = 'failed' returning id`,
       [queue, id, retryLimit],
