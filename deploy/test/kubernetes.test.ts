@@ -24,7 +24,7 @@ import {
 
 const manifests = loadManifests();
 const kustomization = parse(readRepoFile('deploy/kubernetes/kustomization.yaml'));
-const compose = parse(readRepoFile('docker-compose.yml'));
+const compose = parse(readRepoFile('docker-compose.yml'), { merge: true });
 const envExample = readRepoFile('.env.example');
 
 const config = find(manifests, 'ConfigMap', 'app-config').data ?? {};

@@ -16,7 +16,8 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../src/config.ts';
 
-const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'));
+// Merge keys (`<<: *app-environment`) resolved, as compose does.
+const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true });
 const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
 const envExample = readFileSync(path.join(repoRoot, '.env.example'), 'utf8');
 const haproxyConfig = readFileSync(path.join(repoRoot, 'deploy/compose/haproxy.cfg'), 'utf8');
@@ -102,12 +103,32 @@ describe('docker-compose.yml', () => {
     const { server, worker } = compose.services;
     expect(worker.image).toBe(server.image);
     expect(worker.command).toEqual(['node', 'apps/server/src/worker.ts']);
-    expect(worker.environment).toEqual(server.environment);
-    expect(server.environment.JOBS_WORKER).toBe('off');
+    // The same settings, but for the server's: no worker in it, one connection to queue jobs.
+    expect(worker.environment).toEqual(compose['x-app-environment']);
+    expect(server.environment).toEqual({ ...worker.environment, JOBS_WORKER: 'off', JOBS_POOL_MAX: '1' });
     expect(worker.depends_on).toEqual(server.depends_on);
     expect(worker.ports).toBeUndefined();
     // The image's health check asks the server's port, which a worker never opens.
     expect(worker.healthcheck).toEqual({ disable: true });
+  });
+
+  it("fits the most server replicas the proxy balances over, and a worker, within Postgres's connections", () => {
+    const connectionsOf = (service: string) => {
+      const result = loadConfig(composeEnvironment(service));
+      if (!result.ok) throw new Error(result.problems.join('; '));
+      return result.config.database.poolMax + result.config.jobs.poolMax;
+    };
+    const replicas = Number(/^\s*server-template server- (\d+) /m.exec(haproxyConfig)?.[1]);
+    const command: string[] = compose.services.postgres.command;
+    const maxConnections = Number(command[command.indexOf('-c') + 1]?.replace('max_connections=', ''));
+    expect(replicas).toBe(10);
+    // Postgres keeps 3 for superusers; a migration or a psql session needs one more.
+    expect(replicas * connectionsOf('server') + connectionsOf('worker') + 1).toBeLessThanOrEqual(maxConnections - 3);
+    const header = readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8');
+    expect(header).toContain(`(up to ${replicas};`);
+    expect(header).toContain(
+      `hold ${replicas * connectionsOf('server') + connectionsOf('worker')} of the ${maxConnections} Postgres is given`,
+    );
   });
 
   it('gives a stopping server and worker longer than their shutdown takes before Docker kills them', () => {

@@ -389,6 +389,9 @@ describe('recognizeError', () => {
     [pgError('57P01', 'terminating connection due to administrator command'), 'DEPENDENCY_DOWN'],
     [pgError('08006'), 'DEPENDENCY_DOWN'],
     [pgError('53300'), 'DEPENDENCY_DOWN'],
+    [pgError('53100', 'could not extend file: No space left on device'), 'DEPENDENCY_DOWN'],
+    [pgError('53200', 'out of memory'), 'DEPENDENCY_DOWN'],
+    [pgError('25006', 'cannot execute INSERT in a read-only transaction'), 'DEPENDENCY_DOWN'],
     [new Error('timeout exceeded when trying to connect'), 'DEPENDENCY_DOWN'],
     [new Error('Connection terminated unexpectedly'), 'DEPENDENCY_DOWN'],
   ])('maps %s to %s', (error, appCode) => {
@@ -398,5 +401,6 @@ describe('recognizeError', () => {
   it('leaves bugs alone (a 500 without details)', () => {
     expect(recognizeError(new TypeError('x is undefined'))).toBeUndefined();
     expect(recognizeError(pgError('42P01'))).toBeUndefined();
+    expect(recognizeError(pgError('25P02'))).toBeUndefined(); // a transaction already aborted: a bug's sequel
   });
 });

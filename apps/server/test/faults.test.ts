@@ -275,6 +275,63 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
       }
     });
 
+    it('finishes a password change answered 503 after its commit when it is sent again (was: the old password called wrong)', async () => {
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(redis.url).port) });
+      const cutOff = await buildTestApp({
+        database: a.database,
+        overrides: {
+          kv: new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: 'durable:', commandTimeoutMs: 500 }),
+        },
+      });
+      try {
+        const account = await registerAccount(cutOff.app);
+        const otherDevice = (await login(a.app, account.email, account.password)).json();
+        await until(async () => (await me(b, otherDevice)).statusCode === 200, 'the other process to trust its cache');
+        const change = (currentPassword: string) =>
+          cutOff.app.inject({
+            method: 'POST',
+            url: '/api/auth/password/change',
+            headers: bearer(account),
+            payload: { currentPassword, newPassword: 'Changed-pass-9' },
+          });
+        proxy.cut();
+        // Committed, its revocations not published: 503. Sent again while the store is away: 503 again.
+        for (const attempt of ['first', 'again']) {
+          const answer = await change(account.password);
+          expect([answer.statusCode, answer.json().appCode], attempt).toEqual([503, 'DEPENDENCY_DOWN']);
+        }
+        const signedInSince = await login(a.app, account.email, 'Changed-pass-9');
+        expect(signedInSince.statusCode).toBe(200);
+        // Only the session that made the change may finish it: from one signed in since, a wrong
+        // current password is one wrong guess, whatever the new one (not two passwords tried).
+        const fromAnother = await a.app.inject({
+          method: 'POST',
+          url: '/api/auth/password/change',
+          headers: bearer(signedInSince.json()),
+          payload: { currentPassword: 'Wrong-pass-1', newPassword: 'Changed-pass-9' },
+        });
+        expect([fromAnother.statusCode, fromAnother.json().appCode]).toEqual([401, 'INVALID_CREDENTIALS']);
+
+        // Once the store answers, sending it again finishes it: 200, and the other device is refused.
+        proxy.restore();
+        const finished = await untilAvailable(() => change(account.password));
+        expect(finished.statusCode, finished.body).toBe(200);
+        expect((await me(b, otherDevice)).json().appCode).toBe('SESSION_REVOKED');
+        expect((await me(cutOff, account)).statusCode).toBe(200);
+        // Not a way around the current password: a wrong one with another new password is refused.
+        const wrong = await cutOff.app.inject({
+          method: 'POST',
+          url: '/api/auth/password/change',
+          headers: bearer(account),
+          payload: { currentPassword: account.password, newPassword: 'Another-pass-8' },
+        });
+        expect([wrong.statusCode, wrong.json().appCode]).toEqual([401, 'INVALID_CREDENTIALS']);
+      } finally {
+        await cutOff.close();
+        await proxy.close();
+      }
+    });
+
     it('asks Postgres again after a reconnect, until it has rebuilt the cache: the store may have lost a marker', async () => {
       const account = await registerAccount(a.app);
       const sessionId = JSON.parse(
@@ -629,6 +686,37 @@ describe('Postgres down', () => {
       (await untilAvailable(() => t.app.inject({ method: 'GET', url: '/api/notes', headers: bearer(account) })))
         .statusCode,
     ).toBe(200);
+  });
+
+  it('answers a write 503 while the database takes none (a standby, a primary demoted by a failover), never a 500', async () => {
+    // Every new connection to the test's database is read-only, as on a standby; the app's
+    // are ended so that its pool reconnects into that.
+    const admin = createDb({ url: t.database.url, poolMax: 1 });
+    const readOnly = async (on: boolean) => {
+      const name = sql.id(new URL(t.database.url).pathname.slice(1));
+      await sql`alter database ${name} set default_transaction_read_only = ${sql.lit(on)}`.execute(admin);
+      await sql`select pg_terminate_backend(pid) from pg_stat_activity
+                where datname = current_database() and pid <> pg_backend_pid()`.execute(admin);
+    };
+    const write = () =>
+      t.app.inject({ method: 'POST', url: '/api/notes', headers: bearer(account), payload: { title: 'Kept?' } });
+    try {
+      await readOnly(true);
+      // The first calls may meet the ended connections (a 503 too); the rest, the read-only
+      // server's refusal (before: 500 INTERNAL_ERROR, logged as a bug).
+      for (let i = 0; i < 5; i++) {
+        const refused = await write();
+        expect(refused.statusCode, refused.body).toBe(503);
+        expect(refused.json()).toMatchObject({ appCode: 'DEPENDENCY_DOWN', details: { dependency: 'database' } });
+        expect(refused.headers['retry-after']).toBe('2');
+      }
+      const stored = await t.services.db.selectFrom('notes').select('id').where('title', '=', 'Kept?').execute();
+      expect(stored).toEqual([]);
+    } finally {
+      await readOnly(false);
+      await admin.destroy();
+    }
+    expect((await untilAvailable(write)).statusCode).toBe(200);
   });
 
   it('answers 503 when the pool is exhausted for longer than the connection wait', async () => {

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import {
   describeInBrowser,
   type Harness,
+  hasFocus,
   heading,
   holdCall,
   linkIn,
@@ -267,6 +268,76 @@ describeInBrowser('a person and their account', () => {
     await expect.poll(stored).toEqual([{ body: 'Typed while the server was away' }]);
   });
 
+  it('moves the focus with the work: into an editor, back to its Edit button, on past a deleted note', async () => {
+    const { page } = await notesOf(['Third', 'Second', 'First']);
+    const [first, second, third] = await listedTitles(page);
+    const edit = (title: string | undefined) => page.getByRole('button', { name: `Edit “${title}”` });
+    const deleteButton = (title: string | undefined) => page.getByRole('button', { name: `Delete “${title}”` });
+
+    // Opened: the editor's title has the focus; cancelled: back to the note's Edit button.
+    await edit(first).click();
+    const editor = page.getByRole('group', { name: `Edit “${first}”` });
+    await expect.poll(() => hasFocus(editor.getByLabel('Title'))).toBe(true);
+    await editor.getByRole('button', { name: 'Cancel' }).click();
+    await editor.waitFor({ state: 'detached' });
+    await expect.poll(() => hasFocus(edit(first))).toBe(true);
+
+    // Edited from the keyboard alone and saved with Enter: back to Edit, under the new title.
+    await page.keyboard.press('Enter');
+    await expect.poll(() => hasFocus(editor.getByLabel('Title'))).toBe(true);
+    await page.keyboard.press('End');
+    await page.keyboard.type(', renamed');
+    await page.keyboard.press('Enter');
+    await editor.waitFor({ state: 'detached' });
+    await expect.poll(() => hasFocus(edit(`${first}, renamed`))).toBe(true);
+
+    // Deleted: on to the next note; the last one: back to the one before; none left: a new note.
+    await deleteButton(`${first}, renamed`).click();
+    await expect.poll(() => hasFocus(edit(second))).toBe(true);
+    await deleteButton(third).click();
+    await expect.poll(() => hasFocus(edit(second))).toBe(true);
+    await deleteButton(second).click();
+    await page.getByText('No notes yet.').waitFor();
+    const form = page.getByRole('group', { name: 'New note' });
+    await expect.poll(() => hasFocus(form.getByLabel('Title'))).toBe(true);
+  });
+
+  it('leaves the focus where it was taken when an editor closes after it (a search typed during the save)', async () => {
+    const { page } = await notesOf(['Slow save']);
+    await page.getByRole('button', { name: 'Edit “Slow save”' }).click();
+    const editor = page.getByRole('group', { name: 'Edit “Slow save”' });
+    await editor.getByLabel('Text').fill('Saved while searching');
+    const save = await holdCall(page, 'notes.update');
+    await editor.getByRole('button', { name: 'Save' }).click();
+    await save.arrived;
+    const search = page.getByLabel('Search notes');
+    await search.focus();
+    save.release();
+    await save.answered;
+    await save.stop();
+    await editor.waitFor({ state: 'detached' });
+    expect(await hasFocus(search)).toBe(true);
+  });
+
+  it('takes the focus to a new page’s heading after a navigation, and leaves the first page’s to the browser', async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await page.goto('/sign-in');
+    await heading(page, 'Sign in').waitFor();
+    expect(await hasFocus(heading(page, 'Sign in'))).toBe(false);
+
+    // A form that moves on, then a link: each new page's heading has the focus (a screen reader
+    // reads it), and Tab goes on into that page, not back to the top of the document.
+    await submitPasswordSignIn(page, account.email, account.password);
+    await heading(page, 'Notes').waitFor();
+    await expect.poll(() => hasFocus(heading(page, 'Notes'))).toBe(true);
+    await page.getByRole('link', { name: 'Profile' }).click();
+    await heading(page, 'Profile').waitFor();
+    await expect.poll(() => hasFocus(heading(page, 'Profile'))).toBe(true);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.querySelector('main')?.contains(document.activeElement))).toBe(true);
+  });
+
   it('adds a note once however fast its button is pressed again', async () => {
     const { account, page } = await notesOf(['First']);
     const form = page.getByRole('group', { name: 'New note' });
@@ -350,6 +421,8 @@ describeInBrowser('a person and their account', () => {
     await page.getByLabel('New password', { exact: true }).fill(newPassword);
     await page.getByRole('button', { name: 'Set password' }).click();
     await heading(page, 'Password changed').waitFor();
+    // The page's new heading has the focus (the form and its button are gone).
+    await expect.poll(() => hasFocus(heading(page, 'Password changed'))).toBe(true);
     // The reset ended the sessions the account had.
     const before = createClient({ url: h.url, getAccessToken: () => account.accessToken });
     expect(await before.users.me.query().catch(getAppErrorCode)).toBe('SESSION_REVOKED');
@@ -366,6 +439,41 @@ describeInBrowser('a person and their account', () => {
     await submitPasswordSignIn(page, account.email, newPassword);
     await heading(page, 'Notes').waitFor();
     expect(pathOf(page)).toBe('/notes');
+  });
+
+  it('signs a tab out when a reset made in it ended its own session, and keeps another account signed in', async () => {
+    const account = await registerAccount(h.t.app, { password: 'Reset-here-1' });
+    const other = await registerAccount(h.t.app, { password: 'Other-pass-1' });
+    const resetLink = async () => {
+      await createClient({ url: h.url }).auth.forgotPassword.mutate({ email: account.email });
+      return linkIn(await mailTo(h.t, account.email, 'reset-password'), `${h.url}/reset-password?token=`);
+    };
+    // Set from the link opened in a signed-in tab; resolves once the tab has asked who it is again.
+    const setPassword = async (page: Page, link: string, password: string) => {
+      await page.goto(link);
+      await page.getByRole('button', { name: 'Sign out' }).waitFor();
+      await page.getByLabel('New password', { exact: true }).fill(password);
+      const readAgain = page.waitForResponse((response) => response.url().includes('users.me'));
+      await page.getByRole('button', { name: 'Set password' }).click();
+      await heading(page, 'Password changed').waitFor();
+      await readAgain;
+    };
+
+    // Signed in to the account whose password it resets: signed out, on the page that says so.
+    const own = await h.newPage();
+    await signIn(own, account.email, 'Reset-here-1');
+    await setPassword(own, await resetLink(), 'Reset-here-2');
+    // Before: "Sign out" stayed in the navigation until the tab's next call.
+    await own.getByRole('navigation').getByRole('link', { name: 'Sign in' }).waitFor();
+    expect(await storedTokens(own)).toBeNull();
+    expect(pathOf(own)).toBe('/reset-password');
+
+    // Signed in to another account: that one stays.
+    const another = await h.newPage();
+    await signIn(another, other.email, 'Other-pass-1');
+    await setPassword(another, await resetLink(), 'Reset-here-3');
+    expect(await another.getByRole('button', { name: 'Sign out' }).isVisible()).toBe(true);
+    expect(await storedTokens(another)).not.toBeNull();
   });
 
   it('signs in with a code from the email', async () => {

@@ -119,6 +119,10 @@ export async function startHarness(
 export const heading = (page: Page, name: string): Locator =>
   page.getByRole('heading', { level: 1, name, exact: true });
 
+/** Whether `locator`'s element holds the focus (the document's active element). */
+export const hasFocus = (locator: Locator): Promise<boolean> =>
+  locator.evaluate((element) => element === document.activeElement);
+
 /** A status line (role=status) containing `text`. */
 export const status = (scope: Page | Locator, text: string | RegExp): Locator =>
   scope.getByRole('status').filter({ hasText: text });
@@ -130,14 +134,21 @@ export async function signIn(page: Page, email: string, password: string): Promi
   await heading(page, 'Notes').waitFor();
 }
 
-/** A new administrator's page on the Users list, searching for `email`. */
+/**
+ * A new administrator's page on the Users list, searching for `email`, once the search's
+ * results have come (before them, the list first read may still be replaced by them).
+ */
 export async function adminSearchingFor(h: Harness, email: string): Promise<Page> {
   const admin = await registerAdmin(h.t.app, h.t.services.db);
   const page = await h.newPage();
   await signIn(page, admin.email, admin.password);
   await page.getByRole('link', { name: 'Users' }).click();
   await heading(page, 'Users').waitFor();
+  const searched = page.waitForResponse(
+    (response) => response.url().includes('users.list') && decodeURIComponent(response.url()).includes(email),
+  );
   await page.getByLabel('Search by email or name').fill(email);
+  await searched;
   return page;
 }
 

@@ -48,6 +48,9 @@ const ENDED_MESSAGES = {
   'other-tab': 'You signed out in another tab.',
 } as const;
 
+/** The pages that serve a signed-out visitor (routes.tsx): an ended session does not leave them. */
+const SIGNED_OUT_PAGES = new Set(['/sign-in', '/sign-up', '/forgot-password', '/reset-password', '/oauth/return']);
+
 export function SessionProvider({ children }: { children: ReactNode }) {
   const queryClient = useQueryClient();
   const navigate = useNavigate();
@@ -64,10 +67,12 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       setEndedMessage(ENDED_MESSAGES[reason]);
       queryClient.clear();
       queryClient.setQueryData(meKey, null);
-      // Signing in again comes back to this page (an email's link, a deep link), as when
-      // RequireUser sends a signed-out visitor to sign in.
+      // A page made for signed-out visitors stays (a reset that ended this session says so and
+      // links to sign-in); any other goes to sign-in, and signing in again comes back to it (an
+      // email's link, a deep link), as when RequireUser sends a signed-out visitor to sign in.
       const { pathname, search, hash } = window.location;
-      navigate('/sign-in', pathname === '/sign-in' ? undefined : { state: { from: `${pathname}${search}${hash}` } });
+      if (SIGNED_OUT_PAGES.has(pathname)) return;
+      navigate('/sign-in', { state: { from: `${pathname}${search}${hash}` } });
     },
     [queryClient, navigate],
   );

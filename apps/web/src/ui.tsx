@@ -50,14 +50,30 @@ export function Notice({ children }: { children: ReactNode }) {
   );
 }
 
-/** A page: its title as the document title and the one h1. */
+/** Whether a page has been shown since the document loaded (see Page). */
+let shownSinceLoad = false;
+
+/**
+ * A page: its title as the document title and the one h1. A page shown after another (a link
+ * followed, a form that moves on, a session that ended, a page's title changing with what it
+ * shows) takes the focus to its heading, so a screen reader says where it is and Tab starts
+ * from it, unless the page has put it in itself (a field, an error). The document's first page
+ * leaves the focus where the browser put it.
+ */
 export function Page({ title, children }: { title: string; children: ReactNode }) {
+  const section = useRef<HTMLElement>(null);
+  const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${title} · App`;
+    const navigated = shownSinceLoad;
+    shownSinceLoad = true;
+    if (navigated && !section.current?.contains(document.activeElement)) heading.current?.focus();
   }, [title]);
   return (
-    <section aria-labelledby="page-title">
-      <h1 id="page-title">{title}</h1>
+    <section ref={section} aria-labelledby="page-title">
+      <h1 ref={heading} id="page-title" tabIndex={-1}>
+        {title}
+      </h1>
       {children}
     </section>
   );

@@ -30,17 +30,20 @@ const NETWORK_CODES = new Set([
 
 /**
  * Postgres SQLSTATEs of an unavailable server: class 08 (connection exception), 57P01-57P03
- * (shutting down, crashed, not accepting connections yet), 53300 (too many connections),
- * 57014 (statement timeout: the database did not answer in time).
+ * (shutting down, crashed, not accepting connections yet), class 53 (out of resources: disk
+ * full, out of memory, too many connections), 57014 (statement timeout: the database did not
+ * answer in time), 25006 (a write on a server that takes none: a standby, or a primary demoted
+ * by a failover until the connections move to the new one).
  */
 function isUnavailableSqlState(code: string): boolean {
   return (
     code.startsWith('08') ||
+    code.startsWith('53') ||
     code === '57P01' ||
     code === '57P02' ||
     code === '57P03' ||
-    code === '53300' ||
-    code === '57014'
+    code === '57014' ||
+    code === '25006'
   );
 }
 

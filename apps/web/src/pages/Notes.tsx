@@ -1,7 +1,9 @@
 /**
  * The example module's page: keyset paging ("Show more"), search, and create, edit and delete
  * with optimistic updates (the list changes at once and rolls back if the server refuses).
- * An edit that is refused keeps its editor open, with what was typed and why.
+ * An edit that is refused keeps its editor open, with what was typed and why. The focus follows
+ * the work: into an editor as it opens, back to its note's Edit button as it closes, and to
+ * the next note (or the new-note form) when a note is deleted.
  */
 import type { Note, RouterOutputs } from '@app/sdk';
 import {
@@ -11,7 +13,7 @@ import {
   useMutation,
   useQueryClient,
 } from '@tanstack/react-query';
-import { useDeferredValue, useEffect, useId, useRef, useState } from 'react';
+import { type Ref, useDeferredValue, useEffect, useId, useRef, useState } from 'react';
 import { api } from '../api.ts';
 import { type Problem, problemOf } from '../errors.ts';
 import { useSession } from '../session.tsx';
@@ -130,6 +132,16 @@ export function Notes() {
   for (const [id, { note, index }] of editors) {
     if (!listed.some((item) => item.id === id)) items.splice(Math.min(index, items.length), 0, note);
   }
+
+  // A note leaving the list takes its buttons with it (deleted here, or its editor closed once
+  // it was deleted elsewhere): the focus moves on to the note after it (before it, for the
+  // last one), or to the new note's title once none is left.
+  const list = useRef<HTMLUListElement>(null);
+  const newTitle = useRef<HTMLInputElement>(null);
+  const focusPast = (index: number) => {
+    const next = list.current?.children[index + 1] ?? list.current?.children[index - 1];
+    (next?.querySelector<HTMLElement>('button:enabled, input') ?? newTitle.current)?.focus();
+  };
   return (
     <Page title="Notes">
       {user && !user.emailVerified && <Notice>Please confirm your email address: we sent you a link.</Notice>}
@@ -138,6 +150,7 @@ export function Notes() {
         legend="New note"
         submitLabel="Add note"
         onSubmit={add}
+        titleRef={newTitle}
         problem={create.error ? problemOf(create.error) : null}
       />
       {remove.error && <FormError problem={problemOf(remove.error)} />}
@@ -166,16 +179,22 @@ export function Notes() {
       ) : !notes.data ? null : items.length === 0 ? (
         <p>{deferred ? 'No note matches.' : 'No notes yet.'}</p>
       ) : (
-        <ul className="notes" aria-label="Your notes" aria-busy={notes.isPlaceholderData || undefined}>
+        <ul ref={list} className="notes" aria-label="Your notes" aria-busy={notes.isPlaceholderData || undefined}>
           {items.map((note, index) => (
             <NoteItem
               key={note.id}
               note={note}
               editing={editors.get(note.id)?.note}
               onEdit={() => openEditor(note, index)}
-              onClose={() => closeEditor(note.id)}
+              onClose={() => {
+                if (!listed.some((item) => item.id === note.id)) focusPast(index);
+                closeEditor(note.id);
+              }}
               onSave={(input) => update.mutateAsync({ id: note.id, ...input })}
-              onDelete={() => remove.mutate(note.id)}
+              onDelete={() => {
+                focusPast(index);
+                remove.mutate(note.id);
+              }}
             />
           ))}
         </ul>
@@ -206,6 +225,15 @@ function NoteItem({
   onDelete: () => void;
 }) {
   const pending = note.id.startsWith('pending-');
+  // An editor that closes (saved, cancelled) with the focus in it gives the focus back to Edit;
+  // not if it was taken elsewhere meanwhile (typing a search while the save was sent).
+  const editButton = useRef<HTMLButtonElement>(null);
+  const wasEditing = useRef(Boolean(editing));
+  useEffect(() => {
+    const closed = wasEditing.current && !editing;
+    wasEditing.current = Boolean(editing);
+    if (closed && (document.activeElement === document.body || !document.activeElement)) editButton.current?.focus();
+  }, [editing]);
   if (editing) {
     return (
       <li>
@@ -218,7 +246,7 @@ function NoteItem({
       <h2>{note.title}</h2>
       {note.body && <p>{note.body}</p>}
       <div className="actions">
-        <button type="button" disabled={pending} onClick={onEdit} aria-label={`Edit “${note.title}”`}>
+        <button ref={editButton} type="button" disabled={pending} onClick={onEdit} aria-label={`Edit “${note.title}”`}>
           Edit
         </button>
         <button type="button" disabled={pending} onClick={onDelete} aria-label={`Delete “${note.title}”`}>
@@ -241,6 +269,10 @@ function NoteEditor({
 }) {
   const [saving, setSaving] = useState(false);
   const [problem, setProblem] = useState<Problem | null>(null);
+  const title = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    title.current?.focus();
+  }, []);
   const save = async (input: { title: string; body: string }) => {
     // Only what was changed here is sent: a field left alone keeps what another device saved
     // meanwhile (and a title saved under older rules stays as it is).
@@ -265,6 +297,7 @@ function NoteEditor({
       submitLabel={saving ? 'Saving…' : 'Save'}
       busy={saving}
       initial={note}
+      titleRef={title}
       problem={problem}
       onSubmit={save}
       onCancel={onClose}
@@ -281,6 +314,7 @@ function NoteForm(props: {
   busy?: boolean;
   /** What was just saved: the form empties if it still holds exactly that. */
   saved?: { title: string; body: string } | null;
+  titleRef?: Ref<HTMLInputElement>;
   onSubmit: (input: { title: string; body: string }) => void;
   onCancel?: () => void;
 }) {
@@ -309,6 +343,7 @@ function NoteForm(props: {
         <legend>{props.legend}</legend>
         <FormError problem={props.problem} />
         <Field
+          ref={props.titleRef}
           label="Title"
           required
           maxLength={200}

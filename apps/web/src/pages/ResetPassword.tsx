@@ -3,13 +3,22 @@ import { useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { api } from '../api.ts';
 import { problemOf } from '../errors.ts';
+import { useSession } from '../session.tsx';
 import { Field, FormError, Notice, Page } from '../ui.tsx';
 
 /** The target of the reset email's link: `/reset-password?token=…`. */
 export function ResetPassword() {
   const token = useSearchParams()[0].get('token') ?? '';
   const [newPassword, setNewPassword] = useState('');
-  const reset = useMutation({ mutationFn: () => api.auth.resetPassword.mutate({ token, newPassword }) });
+  const { user, retry } = useSession();
+  const reset = useMutation({
+    mutationFn: () => api.auth.resetPassword.mutate({ token, newPassword }),
+    // The reset ended every session of its account: if this tab was signed in to it, reading
+    // who is signed in finds the session ended and signs the tab out (another account stays).
+    onSuccess: () => {
+      if (user) retry();
+    },
+  });
   const problem = reset.error ? problemOf(reset.error) : null;
   if (reset.isSuccess) {
     return (

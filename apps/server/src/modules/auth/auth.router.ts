@@ -138,8 +138,10 @@ export const authRouter = router({
         path: '/auth/password/change',
         tags,
         summary: 'Change your password; ends your other sessions',
+        description:
+          'A 503 `DEPENDENCY_DOWN` answered after the change was made (Redis could not be told of the ended sessions) is finished by sending the same call again.',
       },
-      errors: ['INVALID_CREDENTIALS', 'SERVICE_UNAVAILABLE'],
+      errors: ['INVALID_CREDENTIALS', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE'],
     })
     .input(changePasswordInput)
     .output(ok)

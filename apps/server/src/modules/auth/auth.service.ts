@@ -1,3 +1,4 @@
+import type { UserRow } from '@app/db';
 import { AppError } from '../../errors/index.ts';
 import { isoTime } from '../../infra/iso-time.ts';
 import { checkPassword, hashPassword, hashPasswordIfIdle } from '../../infra/passwords.ts';
@@ -10,6 +11,7 @@ import {
   type IssuedRefreshToken,
   publishCappedSessions,
   publishRevocations,
+  revocationLifetimeMs,
   revokeSessions,
   rotateRefreshToken,
 } from '../sessions/sessions.service.ts';
@@ -165,7 +167,15 @@ export async function changePassword(
 ): Promise<void> {
   const user = await callerRow(deps, input.caller.userId);
   const { valid } = await checkPassword(user.password_hash, input.currentPassword);
-  if (!valid) throw new AppError('INVALID_CREDENTIALS', 'The current password is incorrect');
+  if (!valid) {
+    if (!(await changedAlreadyTo(deps, { user, sessionId: input.caller.sessionId, newPassword: input.newPassword }))) {
+      throw new AppError('INVALID_CREDENTIALS', 'The current password is incorrect');
+    }
+    // The retry of a change that committed and answered 503 (its revocations unpublished):
+    // the current password is the new one by now. It finishes the publishing, or 503 again.
+    await publishRevocations(deps, user.id);
+    return;
+  }
   assertNewPasswordAllowed(input.newPassword, user.email);
   const passwordHash = await hashPassword(input.newPassword);
   // Together: once the password is replaced, a retry (with the old one) could not end the sessions.
@@ -189,4 +199,25 @@ export async function changePassword(
     await endSessions({ ...deps, db: trx }, { userId: user.id, exceptSessionId: input.caller.sessionId });
   });
   await publishRevocations(deps, user.id);
+}
+
+/**
+ * Whether this is the caller's own change sent again (after a 503): the password was set to
+ * `newPassword`, by this session, while its revocations may still matter. A change ends every
+ * other session, and a reset every one, so a session older than the password made it. Only
+ * then is a second password hashed: another caller's wrong guess is one guess.
+ */
+async function changedAlreadyTo(
+  deps: Deps,
+  input: { user: UserRow; sessionId: string; newPassword: string },
+): Promise<boolean> {
+  const changedAt = input.user.password_changed_at?.getTime();
+  if (changedAt === undefined || deps.clock.now() - changedAt > revocationLifetimeMs(deps)) return false;
+  const session = await deps.db
+    .selectFrom('sessions')
+    .select('created_at')
+    .where('id', '=', input.sessionId)
+    .executeTakeFirst();
+  if (!session || session.created_at.getTime() >= changedAt) return false;
+  return (await checkPassword(input.user.password_hash, input.newPassword)).valid;
 }

@@ -56,6 +56,13 @@ const revokedMarker = (sessionId: string) => `revoked-session:${sessionId}`;
 const CACHE_READY = 'revoked-sessions:cached';
 /** Access tokens are refused a little longer than they live, so no clock skew lets one through. */
 const CLOCK_SKEW_SECONDS = 60;
+
+/**
+ * How long a revocation matters (ms): as long as an access token issued just before it lives,
+ * clock skew included. After that, Postgres's refusal of the session's refresh token is enough.
+ */
+export const revocationLifetimeMs = (deps: { config: RevocationDeps['config'] }): number =>
+  (deps.config.jwt.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS) * 1000;
 /** After a failed rebuild, callers keep asking Postgres for this long before the next attempt. */
 const REBUILD_RETRY_MS = 1_000;
 
@@ -302,9 +309,7 @@ export async function endSessions(
 ): Promise<string[]> {
   if (scope.sessionIds?.length === 0) return [];
   const now = new Date(deps.clock.now());
-  const revocationExpiresAt = new Date(
-    now.getTime() + (deps.config.jwt.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS) * 1000,
-  );
+  const revocationExpiresAt = new Date(now.getTime() + revocationLifetimeMs(deps));
   const ended = await deps.db
     .with('ended', (db) => {
       let query = db
@@ -416,7 +421,7 @@ export interface PublishRevocationsJob {
  * the access tokens have expired.
  */
 async function publishLater(deps: RevocationDeps, userId: string): Promise<void> {
-  const lifetimeMs = (deps.config.jwt.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS) * 1000;
+  const lifetimeMs = revocationLifetimeMs(deps);
   const job: PublishRevocationsJob = { userId, until: deps.clock.now() + lifetimeMs };
   try {
     // At least a second between tries: one try a second of the tokens' lifetime outlasts them.
