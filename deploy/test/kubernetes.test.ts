@@ -5,7 +5,10 @@
  * (selectors, references, the Postgres connection budget). The server's code is read as
  * text, never imported: this package stands apart from it.
  */
-import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { describe, expect, it } from 'vitest';
@@ -140,8 +143,9 @@ describe('the manifests against the app', () => {
     expect(container.readinessProbe?.httpGet?.path).toBe(healthRoutes.live);
     for (const workload of [worker, migrate]) {
       const other = onlyContainer(workload);
-      expect([other.livenessProbe, other.ports], 'no HTTP in it').toEqual([undefined, undefined]);
+      expect([other.livenessProbe?.httpGet, other.ports], 'no HTTP in it').toEqual([undefined, undefined]);
     }
+    expect(onlyContainer(migrate).livenessProbe).toBeUndefined();
     expect(onlyContainer(migrate).readinessProbe).toBeUndefined();
   });
 
@@ -151,8 +155,43 @@ describe('the manifests against the app', () => {
     expect(readyFile).toMatch(/^\/tmp\/[\w-]+$/);
     expect(onlyContainer(worker).volumeMounts?.map((mount) => mount.mountPath)).toContain('/tmp');
     expect(onlyContainer(worker).readinessProbe?.exec?.command).toEqual(['test', '-f', readyFile]);
+    expect(onlyContainer(worker).startupProbe?.exec?.command).toEqual(['test', '-f', readyFile]);
     expect(worker.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
     expect(environment(onlyContainer(server)).get('JOBS_READY_FILE')).toBeUndefined();
+  });
+
+  it('restarts a worker whose ready file the worker stopped renewing (stuck), asked only once it started', () => {
+    const container = onlyContainer(worker);
+    const readyFile = environment(container).get('JOBS_READY_FILE')?.value as string;
+    const heartbeatMs = Number(
+      /^const READY_FILE_HEARTBEAT_MS = ([\d_]+);/m
+        .exec(readRepoFile('apps/server/src/worker.ts'))?.[1]
+        ?.replaceAll('_', ''),
+    );
+    const command = container.livenessProbe?.exec?.command ?? [];
+    expect(command.slice(0, 2)).toEqual(['sh', '-c']);
+    const script = command[2] ?? '';
+    expect(script).toContain(readyFile);
+    const maxAgeSeconds = Number(/-lt (\d+)$/.exec(script)?.[1]);
+    // Renewed several times within the age the probe allows: a slow turn is not a stuck worker.
+    expect(maxAgeSeconds * 1000).toBeGreaterThanOrEqual(6 * heartbeatMs);
+    // The probe's own command, run here on a file as old as it allows and on a fresh one.
+    const folder = mkdtempSync(path.join(tmpdir(), 'liveness-'));
+    const file = path.join(folder, 'ready');
+    const run = (age: number) => {
+      writeFileSync(file, '1\n');
+      const when = new Date(Date.now() - age * 1000);
+      utimesSync(file, when, when);
+      return spawnSync('sh', ['-c', script.replaceAll(readyFile, file)]).status;
+    };
+    try {
+      expect(run(0)).toBe(0);
+      expect(run(maxAgeSeconds + 5)).not.toBe(0);
+      rmSync(file);
+      expect(spawnSync('sh', ['-c', script.replaceAll(readyFile, file)]).status).not.toBe(0);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it('listens where the probes and the Service look: the configured PORT, by name', () => {

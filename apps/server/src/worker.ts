@@ -4,7 +4,7 @@
  * a job in progress finishes (up to SHUTDOWN_TIMEOUT_MS) or goes back to the queue; a second
  * signal, or a shutdown that outruns its time, exits at once.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { rm, utimes, writeFile } from 'node:fs/promises';
 import { resolveDatabase } from '@app/db';
 import { configOrExit } from './config.ts';
 import { createLogger } from './infra/logger.ts';
@@ -20,8 +20,16 @@ const log = createLogger({
   base: { role: 'worker', pid: process.pid },
 });
 
+/**
+ * How often the ready file's time is renewed while the worker's event loop turns: a liveness
+ * probe that finds it much older than this restarts a worker stuck (a job that never yields).
+ */
+const READY_FILE_HEARTBEAT_MS = 5_000;
+let heartbeat: NodeJS.Timeout | undefined;
+
 /** (A file left by a process that died, in a folder the next one keeps: it is not ready yet.) */
 const notReady = async () => {
+  clearInterval(heartbeat);
   if (config.jobs.readyFile) await rm(config.jobs.readyFile, { force: true }).catch(() => undefined);
 };
 await notReady();
@@ -53,9 +61,18 @@ try {
   // MIGRATE_ON_START), and Redis answers. Jobs never run on a schema older than their code.
   await runStartupChecks(services, database.url, database);
   await startWorker(services);
-  if (config.jobs.readyFile && !stopping) {
-    await writeFile(config.jobs.readyFile, `${process.pid}\n`);
-    if (stopping) await notReady(); // (a signal while it was written)
+  const { readyFile } = config.jobs;
+  if (readyFile && !stopping) {
+    await writeFile(readyFile, `${process.pid}\n`);
+    if (stopping)
+      await notReady(); // (a signal while it was written)
+    else {
+      // (Never recreates a file removed meanwhile: renewing a missing file's time fails.)
+      heartbeat = setInterval(() => {
+        const now = new Date();
+        utimes(readyFile, now, now).catch(() => undefined);
+      }, READY_FILE_HEARTBEAT_MS).unref();
+    }
   }
   log.info(`worker ready: ${database.description}`);
 } catch (error) {

@@ -5,7 +5,7 @@
  * discard failed jobs (REST and tRPC); `pnpm worker` runs jobs in a process of its own.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -427,6 +427,13 @@ describe('durable jobs', () => {
     try {
       await worker.waitFor(/worker ready/);
       expect(readFileSync(readyFile, 'utf8')).toBe(`${worker.process.pid}\n`);
+      // Renewed while it runs (a liveness probe reads its age): made old here, it is new again.
+      utimesSync(readyFile, 0, 0);
+      await until(
+        async () => statSync(readyFile).mtimeMs > Date.now() - 60_000,
+        'the worker to renew its ready file',
+        15_000,
+      );
       const boss = await t.services.jobs.ready();
       const id = (await t.services.jobs.send(MAINTENANCE, {})) as string;
       await until(
