@@ -78,6 +78,14 @@ describe('durable jobs', () => {
           used_at: old,
         },
         { user_id: account.id, purpose: 'reset-password', token_hash: `expired-${now}`, expires_at: old },
+        // Used a minute ago: kept while a reset sent again may still finish with it.
+        {
+          user_id: account.id,
+          purpose: 'reset-password',
+          token_hash: `just-used-${now}`,
+          expires_at: new Date(now + DAY),
+          used_at: new Date(now - 60_000),
+        },
         { user_id: account.id, purpose: 'reset-password', token_hash: `live-${now}`, expires_at: new Date(now + DAY) },
       ])
       .execute();
@@ -101,6 +109,7 @@ describe('durable jobs', () => {
     const tokens = await db.selectFrom('user_tokens').select('token_hash').where('user_id', '=', account.id).execute();
     const kept = tokens.map((row) => row.token_hash);
     expect(kept).toContain(`live-${now}`);
+    expect(kept).toContain(`just-used-${now}`);
     expect(kept).not.toContain(`used-${now}`);
     expect(kept).not.toContain(`expired-${now}`);
   });

@@ -174,6 +174,8 @@ export const authRouter = router({
         path: '/auth/password/reset',
         tags,
         summary: 'Set a new password with the emailed token; ends every session',
+        description:
+          'A 503 `DEPENDENCY_DOWN` answered after the reset was made (Redis could not be told of the ended sessions) is finished by sending the same call again.',
       },
       errors: ['INVALID_TOKEN', 'DEPENDENCY_DOWN', 'SERVICE_UNAVAILABLE'],
     })

@@ -2,16 +2,16 @@
 import type { Db } from '@app/db';
 import { AppError } from '../../errors/index.ts';
 import type { Locale } from '../../i18n/locale.ts';
-import { hashPassword } from '../../infra/passwords.ts';
+import { checkPassword, hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
-import { endSessions, publishRevocations } from '../sessions/sessions.service.ts';
+import { endSessions, publishRevocations, revocationLifetimeMs } from '../sessions/sessions.service.ts';
 import { findUserRow, setPasswordHash } from '../users/users.service.ts';
 import { enqueueEmail } from './email-jobs.ts';
 import { confirmEmailOwner } from './identities.service.ts';
 import { dropCodesOf } from './oauth-flows.ts';
 import { codeKey } from './otp-codes.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
-import { consumeUserToken, dropUserTokens, invalidLink } from './user-tokens.ts';
+import { consumeUserToken, dropUserTokens, invalidLink, usedSince } from './user-tokens.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'clock' | 'log' | 'jobs'>;
 
@@ -79,23 +79,50 @@ export async function resetPassword(deps: Deps, input: { token: string; newPassw
   const passwordHash = await hashPassword(input.newPassword);
   // One transaction: a refused new password, or a failure before the sessions end, leaves the
   // link unused for a retry (once spent, nothing could end the sessions it was used to end).
-  const { id: userId, email } = await deps.db.transaction().execute(async (trx) => {
-    const inTransaction = { ...deps, db: trx };
-    const id = await consumeUserToken(inTransaction, { token: input.token, purpose: 'reset-password' });
-    const user = await findUserRow(inTransaction, id);
-    if (!user) throw invalidLink();
-    assertNewPasswordAllowed(input.newPassword, user.email);
-    await setPasswordHash(inTransaction, { userId: id, passwordHash });
-    await dropUserTokens(inTransaction, id, 'reset-password');
-    await confirmEmailOwner(inTransaction, id);
-    await dropCodesOf(inTransaction, id);
-    await endSessions(inTransaction, { userId: id });
-    return { id, email: user.email };
-  });
+  const made = await deps.db
+    .transaction()
+    .execute(async (trx) => {
+      const inTransaction = { ...deps, db: trx };
+      const id = await consumeUserToken(inTransaction, { token: input.token, purpose: 'reset-password' });
+      const user = await findUserRow(inTransaction, id);
+      if (!user) throw invalidLink();
+      assertNewPasswordAllowed(input.newPassword, user.email);
+      await setPasswordHash(inTransaction, { userId: id, passwordHash });
+      await dropUserTokens(inTransaction, id, 'reset-password');
+      await confirmEmailOwner(inTransaction, id);
+      await dropCodesOf(inTransaction, id);
+      await endSessions(inTransaction, { userId: id });
+      return { userId: id, email: user.email };
+    })
+    .catch(async (error: unknown) => {
+      // The link spent already: by this same reset, sent again after a 503 that came once it
+      // had committed (Redis not told of the ended sessions), finished here; else refused.
+      if (!(error instanceof AppError && error.appCode === 'INVALID_TOKEN')) throw error;
+      const done = await resetAlreadyMade(deps, input);
+      if (!done) throw error;
+      return done;
+    });
   // After the commit (a reset rolled back leaves the code); never a failure of the reset: a
   // store out of reach cannot check the code either, and it expires within minutes.
-  await deps.kv.delete(codeKey(email)).catch((error: unknown) => {
+  await deps.kv.delete(codeKey(made.email)).catch((error: unknown) => {
     deps.log.warn({ err: error }, 'email sign-in code not discarded after a password reset: it expires on its own');
   });
-  await publishRevocations(deps, userId);
+  await publishRevocations(deps, made.userId);
+}
+
+/**
+ * The account a reset with this link and this new password has been made to, while its
+ * revocations may still matter (`revocationLifetimeMs`); undefined if not (a link used by
+ * another reset, or long ago, or another password: the new one is the one in force).
+ */
+async function resetAlreadyMade(
+  deps: Deps,
+  input: { token: string; newPassword: string },
+): Promise<{ userId: string; email: string } | undefined> {
+  const since = deps.clock.now() - revocationLifetimeMs(deps);
+  const userId = await usedSince(deps, { token: input.token, purpose: 'reset-password', since });
+  const user = userId === undefined ? undefined : await findUserRow(deps, userId);
+  if (!user?.password_changed_at || user.password_changed_at.getTime() < since) return undefined;
+  if (!(await checkPassword(user.password_hash, input.newPassword)).valid) return undefined;
+  return { userId: user.id, email: user.email };
 }

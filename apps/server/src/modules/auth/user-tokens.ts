@@ -107,6 +107,24 @@ export async function consumeUserToken(
 }
 
 /**
+ * The account whose link `token` (of `purpose`) was used at `since` (ms) or after: the same
+ * request sent again, its first answer lost or a failure after its commit. Undefined otherwise.
+ */
+export async function usedSince(
+  deps: Pick<Services, 'db'>,
+  { token, purpose, since }: { token: string; purpose: LinkPurpose; since: number },
+): Promise<string | undefined> {
+  const row = await deps.db
+    .selectFrom('user_tokens')
+    .select('user_id')
+    .where('token_hash', '=', hashOpaqueToken(token))
+    .where('purpose', '=', purpose)
+    .where('used_at', '>=', new Date(since))
+    .executeTakeFirst();
+  return row?.user_id;
+}
+
+/**
  * Every unused link of the account stops working (someone else proved the address), or
  * those of one `purpose` (a changed password: a reset link sent before must not undo it).
  */
@@ -119,11 +137,18 @@ export async function dropUserTokens(deps: Pick<Services, 'db'>, userId: string,
     .execute();
 }
 
-/** Maintenance: links used or expired (they can never work again). */
-export async function purgeSpentUserTokens(deps: Pick<Services, 'db' | 'clock'>): Promise<number> {
+/**
+ * Maintenance: links expired, or used over `keepUsedMs` ago (they can never work again; one
+ * used since is kept for `usedSince`: a request sent again to finish it).
+ */
+export async function purgeSpentUserTokens(
+  deps: Pick<Services, 'db' | 'clock'>,
+  { keepUsedMs }: { keepUsedMs: number },
+): Promise<number> {
+  const now = deps.clock.now();
   const result = await deps.db
     .deleteFrom('user_tokens')
-    .where((eb) => eb.or([eb('expires_at', '<', new Date(deps.clock.now())), eb('used_at', 'is not', null)]))
+    .where((eb) => eb.or([eb('expires_at', '<', new Date(now)), eb('used_at', '<', new Date(now - keepUsedMs))]))
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

@@ -17,6 +17,7 @@ import {
   PUBLISH_REVOCATIONS_QUEUE,
   type PublishRevocationsJob,
   purgeEndedSessions,
+  revocationLifetimeMs,
   runPublishRevocationsJob,
 } from '../sessions/sessions.service.ts';
 
@@ -42,7 +43,7 @@ export async function runMaintenance(deps: Deps, signal?: AbortSignal): Promise<
   const failures: string[] = [];
   const parts: [string, () => Promise<Record<string, number>>][] = [
     ['sessions', async () => ({ sessions: await purgeEndedSessions(deps) })],
-    ['links', async () => ({ links: await purgeSpentUserTokens(deps) })],
+    ['links', async () => ({ links: await purgeSpentUserTokens(deps, { keepUsedMs: revocationLifetimeMs(deps) }) })],
     ['sign-ins', async () => ({ signIns: await purgeExpiredFlows(deps) })],
     ['files', () => sweepFiles(deps, signal)],
   ];

@@ -415,7 +415,7 @@ export interface PublishRevocationsJob {
 /**
  * Neither the markers nor the drop of the cache reached the store: it is away, for every
  * process or for this one alone (a partition). The others may still trust a cache without
- * the markers, and a change that cannot be retried (a spent reset link) would never publish
+ * the markers, and a change whose caller never sends it again would never publish
  * them again; nor would this process, were it to stop. So the publishing is a durable job:
  * any worker of any host tries it every few seconds until the store takes the markers or
  * the access tokens have expired.
