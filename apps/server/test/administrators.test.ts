@@ -234,6 +234,64 @@ describe('two administrators removing each other at once', () => {
     expect(response.json()).toMatchObject({ succeeded: 2, failed: 0 });
   });
 
+  it('a batch setting roles changes only those it was checked for: a role given or taken meanwhile stays so', async () => {
+    await registerAdmin(t.app, t.services.db);
+    // A manager who may assign roles but holds no administrator's permission.
+    const manager = await registerAccount(t.app);
+    const role = await t.services.db
+      .insertInto('roles')
+      .values({ name: `assigner-${Date.now()}`, description: '' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await t.services.db
+      .insertInto('role_permissions')
+      .values(['users:read', 'users:write', 'roles:assign'].map((permission) => ({ role_id: role.id, permission })))
+      .execute();
+    await t.services.db.insertInto('user_roles').values({ user_id: manager.id, role_id: role.id }).execute();
+    const adminRole = await roleId('admin');
+    const rolesOf = async (userId: string) =>
+      (
+        await t.services.db
+          .selectFrom('user_roles as ur')
+          .innerJoin('roles as r', 'r.id', 'ur.role_id')
+          .select('r.name')
+          .where('ur.user_id', '=', userId)
+          .execute()
+      )
+        .map((row) => row.name)
+        .sort();
+    const setRoles = (userId: string, roles: string[]) => () =>
+      as(manager, 'PATCH', '/api/users/batch', { items: [{ id: userId, roles }] });
+
+    // The manager keeps x's roles as they are ("user") while an administrator makes x one:
+    // before, the batch took the role away, which the manager may not do.
+    const x = await registerAccount(t.app);
+    const kept = await whileTurnHeld(
+      {
+        after: async (trx) => {
+          await trx.db.insertInto('user_roles').values({ user_id: x.id, role_id: adminRole }).execute();
+        },
+      },
+      setRoles(x.id, ['user']),
+    );
+    expect(kept.json(), kept.body).toMatchObject({ succeeded: 1 });
+    expect(await rolesOf(x.id)).toEqual(['admin', 'user']);
+
+    // The manager keeps y's roles as they are ("admin", "user") while an administrator takes
+    // the role away: before, the batch gave it back, which the manager may not do.
+    const y = await registerAdmin(t.app, t.services.db);
+    const notGiven = await whileTurnHeld(
+      {
+        after: async (trx) => {
+          await trx.db.deleteFrom('user_roles').where('user_id', '=', y.id).where('role_id', '=', adminRole).execute();
+        },
+      },
+      setRoles(y.id, ['admin', 'user']),
+    );
+    expect(notGiven.json(), notGiven.body).toMatchObject({ succeeded: 1 });
+    expect(await rolesOf(y.id)).toEqual(['user']);
+  });
+
   it('a batch naming every administrator removes all but the last of them, ending no session of that one', async () => {
     await t.services.db.deleteFrom('user_roles').execute();
     const a = await registerAdmin(t.app, t.services.db);

@@ -329,15 +329,26 @@ export async function keepAnAdministrator<D extends Deps, T>(deps: D, change: (t
   return result;
 }
 
-/** The user holds exactly `roleIds` from now on (in the caller's transaction, if any). */
-export async function replaceRoles(deps: Deps, input: { userId: string; roleIds: string[] }): Promise<void> {
-  let removal = deps.db.deleteFrom('user_roles').where('user_id', '=', input.userId);
-  if (input.roleIds.length > 0) removal = removal.where('role_id', 'not in', input.roleIds);
-  await removal.execute();
-  if (input.roleIds.length === 0) return;
+/**
+ * Applies a change of a user's roles that was checked against `held`, the roles seen then:
+ * takes away those of `held` not in `roleIds`, gives those of `roleIds` not in `held`, and
+ * leaves any other alone. A role given or taken by someone else since the check stays as
+ * they left it: the change never gives or takes a role the check did not see it change.
+ */
+export async function changeRoles(
+  deps: Deps,
+  input: { userId: string; held: ReadonlySet<string>; roleIds: string[] },
+): Promise<void> {
+  const named = new Set(input.roleIds);
+  const lost = [...input.held].filter((roleId) => !named.has(roleId));
+  const gained = [...named].filter((roleId) => !input.held.has(roleId));
+  if (lost.length > 0) {
+    await deps.db.deleteFrom('user_roles').where('user_id', '=', input.userId).where('role_id', 'in', lost).execute();
+  }
+  if (gained.length === 0) return;
   await deps.db
     .insertInto('user_roles')
-    .values(input.roleIds.map((roleId) => ({ user_id: input.userId, role_id: roleId })))
+    .values(gained.map((roleId) => ({ user_id: input.userId, role_id: roleId })))
     .onConflict((oc) => oc.doNothing())
     .execute();
 }

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AppError, recognizeError } from '../../errors/index.ts';
 import { hashPassword } from '../../infra/passwords.ts';
 import type { Services } from '../../services.ts';
-import { administratorIds, keepAnAdministrator, lastAdministrator, replaceRoles } from '../rbac/rbac.service.ts';
+import { administratorIds, changeRoles, keepAnAdministrator, lastAdministrator } from '../rbac/rbac.service.ts';
 import { endSessions, publishRevocationsOf, revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
 import { deleteUserRow, getUsers, insertUser } from './users.service.ts';
@@ -248,7 +248,7 @@ export async function updateMany(
       item.name !== undefined || item.disabled !== undefined || !mayRead ? item.id : undefined,
     ),
   );
-  await assertMayGrantRoles(
+  const heldRoles = await assertMayGrantRoles(
     deps,
     granted,
     validItems(planned, (item) => item.roleIds && { userId: item.id, roleIds: item.roleIds }),
@@ -262,8 +262,8 @@ export async function updateMany(
     input.atomic,
     (trx, item) =>
       item.disabled || item.roleIds
-        ? keepAnAdministrator(trx, (guarded) => writeChanges(guarded, item))
-        : writeChanges(trx, item),
+        ? keepAnAdministrator(trx, (guarded) => writeChanges(guarded, item, heldRoles))
+        : writeChanges(trx, item, heldRoles),
     { inTurns: planned.some((item) => !(item instanceof AppError) && (item.disabled || item.roleIds)) },
   );
   // Their sessions ended with the change (writeChanges): made effective everywhere now.
@@ -277,10 +277,14 @@ export async function updateMany(
   return withUsers(deps, outcomes);
 }
 
-/** One item of `updateMany`, in its transaction: disabling ends the sessions with it. */
+/**
+ * One item of `updateMany`, in its transaction: disabling ends the sessions with it; its roles
+ * change from those the check saw it hold (`heldRoles`, by user id).
+ */
 async function writeChanges(
   trx: DbDeps,
   item: { id: string; name?: string | null | undefined; disabled?: boolean | undefined; roleIds: string[] | undefined },
+  heldRoles: ReadonlyMap<string, ReadonlySet<string>>,
 ): Promise<string> {
   if (item.name !== undefined || item.disabled !== undefined) {
     const now = new Date(trx.clock.now());
@@ -298,7 +302,9 @@ async function writeChanges(
     // Deleted since the batch looked it up.
     if (updated.numUpdatedRows === 0n) throw new AppError('NOT_FOUND', 'No such user');
   }
-  if (item.roleIds) await replaceRoles(trx, { userId: item.id, roleIds: item.roleIds });
+  if (item.roleIds) {
+    await changeRoles(trx, { userId: item.id, held: heldRoles.get(item.id) ?? new Set(), roleIds: item.roleIds });
+  }
   if (item.disabled) await endSessions(trx, { userId: item.id });
   return item.id;
 }

@@ -34,23 +34,29 @@ export function assertMayAssignRoles(granted: ReadonlySet<string>, items: { role
 /**
  * Setting users' roles takes the permissions of every role a user gains or loses, read by
  * the ids that will be written: a role renamed meanwhile cannot slip a grant past the check.
+ * Returns the roles each user held as checked, by user id: the write changes those only
+ * (`changeRoles`), so a role given or taken by someone else since is not undone unchecked.
  */
 export async function assertMayGrantRoles(
   deps: Deps,
   granted: ReadonlySet<string>,
   changes: RoleChange[],
-): Promise<void> {
-  if (changes.length === 0) return;
+): Promise<ReadonlyMap<string, ReadonlySet<string>>> {
+  const heldBy = new Map<string, Set<string>>();
+  if (changes.length === 0) return heldBy;
   const userIds = [...new Set(changes.flatMap((change) => (change.userId === undefined ? [] : [change.userId])))];
   const held = userIds.length
     ? await deps.db.selectFrom('user_roles').select(['user_id', 'role_id']).where('user_id', 'in', userIds).execute()
     : [];
+  for (const userId of userIds) heldBy.set(userId, new Set());
+  for (const row of held) heldBy.get(row.user_id)?.add(row.role_id);
   const changed = new Set<string>();
   for (const change of changes) {
-    const holds = new Set(held.filter((row) => row.user_id === change.userId).map((row) => row.role_id));
+    const holds = (change.userId !== undefined && heldBy.get(change.userId)) || new Set<string>();
     const named = new Set(change.roleIds);
     for (const role of named) if (!holds.has(role)) changed.add(role);
     for (const role of holds) if (!named.has(role)) changed.add(role);
   }
   assertMayGrant(granted, await permissionsOfRoles(deps, { ids: [...changed] }));
+  return heldBy;
 }

@@ -12,10 +12,10 @@ import {
   accessOf,
   administratorIds,
   assignDefaultRole,
+  changeRoles,
   type HeldRole,
   keepAnAdministrator,
   lastAdministrator,
-  replaceRoles,
 } from '../rbac/rbac.service.ts';
 import { endSessions, publishRevocations, revokeSessions } from '../sessions/sessions.service.ts';
 import type { UserDto } from './users.schemas.ts';
@@ -102,7 +102,8 @@ export async function insertUser(deps: DbClockDeps, input: NewUser): Promise<str
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    if (input.roleIds) await replaceRoles(deps, { userId: user.id, roleIds: input.roleIds });
+    // A new account holds no role yet: the roles named, or the default one.
+    if (input.roleIds) await changeRoles(deps, { userId: user.id, held: new Set(), roleIds: input.roleIds });
     else await assignDefaultRole(deps, user.id);
     return user.id;
   } catch (error) {
