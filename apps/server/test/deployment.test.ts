@@ -113,8 +113,11 @@ describe('docker-compose.yml', () => {
   });
 
   it("fits the most server replicas the proxy balances over, and a worker, within Postgres's connections", () => {
+    // With a developer's .env asking for more processes: a container still runs one.
     const connectionsOf = (service: string) => {
-      const result = loadConfig(composeEnvironment(service));
+      const env = composeEnvironment(service, { WORKERS: '4' });
+      expect(env.WORKERS, service).toBe('1');
+      const result = loadConfig(env);
       if (!result.ok) throw new Error(result.problems.join('; '));
       return result.config.database.poolMax + result.config.jobs.poolMax;
     };

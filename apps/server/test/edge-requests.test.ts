@@ -402,5 +402,6 @@ describe('recognizeError', () => {
     expect(recognizeError(new TypeError('x is undefined'))).toBeUndefined();
     expect(recognizeError(pgError('42P01'))).toBeUndefined();
     expect(recognizeError(pgError('25P02'))).toBeUndefined(); // a transaction already aborted: a bug's sequel
+    expect(recognizeError(pgError('53400'))).toBeUndefined(); // a configured limit a query exceeds: not an outage
   });
 });

@@ -13,6 +13,7 @@ import { type KyselyPlugin, QueryNode, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore, RedisStore } from '../src/infra/kv/index.ts';
 import { checkPassword, passwordHashingLine } from '../src/infra/passwords.ts';
+import { changePassword } from '../src/modules/auth/auth.service.ts';
 import {
   type Account,
   bearer,
@@ -311,6 +312,17 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
           payload: { currentPassword: 'Wrong-pass-1', newPassword: 'Changed-pass-9' },
         });
         expect([fromAnother.statusCode, fromAnother.json().appCode]).toEqual([401, 'INVALID_CREDENTIALS']);
+        // Nor from a session the change ended (a process whose cache lacks its revocation
+        // would still admit it): asked of the service directly, as such a process would.
+        const endedSession = JSON.parse(
+          Buffer.from(otherDevice.accessToken.split('.')[1] as string, 'base64url').toString(),
+        ).sid;
+        const fromEnded = changePassword(a.services, {
+          caller: { userId: account.id, sessionId: endedSession },
+          currentPassword: account.password,
+          newPassword: 'Changed-pass-9',
+        });
+        await expect(fromEnded).rejects.toMatchObject({ appCode: 'INVALID_CREDENTIALS' });
 
         // Once the store answers, sending it again finishes it: 200, and the other device is refused.
         proxy.restore();
@@ -525,8 +537,10 @@ describe.skipIf(!REDIS_AVAILABLE)('Redis down or hung', () => {
     await until(answers, 'Redis to answer this process again');
     const finished = await reset();
     expect(finished.statusCode, finished.body).toBe(200);
-    // The spent link sets no other password, nor says whether a guess is the new one.
+    // The spent link sets no other password, nor says whether a guess is the new one: after
+    // one other password, even the right one is refused (the link is gone).
     expect((await reset('Another-pass-34')).json().appCode).toBe('INVALID_TOKEN');
+    expect((await reset()).json().appCode).toBe('INVALID_TOKEN');
     expect((await login(t.app, account.email, 'Reset-pass-12', headers)).statusCode).toBe(200);
     // And the old session's access token is refused.
     const refused = await until(

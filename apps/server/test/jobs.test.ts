@@ -78,12 +78,19 @@ describe('durable jobs', () => {
           used_at: old,
         },
         { user_id: account.id, purpose: 'reset-password', token_hash: `expired-${now}`, expires_at: old },
-        // Used a minute ago: kept while a reset sent again may still finish with it.
+        // Used a minute ago: kept while a reset sent again may still finish with it, expired or not.
         {
           user_id: account.id,
           purpose: 'reset-password',
           token_hash: `just-used-${now}`,
           expires_at: new Date(now + DAY),
+          used_at: new Date(now - 60_000),
+        },
+        {
+          user_id: account.id,
+          purpose: 'reset-password',
+          token_hash: `used-then-expired-${now}`,
+          expires_at: new Date(now - 1_000),
           used_at: new Date(now - 60_000),
         },
         { user_id: account.id, purpose: 'reset-password', token_hash: `live-${now}`, expires_at: new Date(now + DAY) },
@@ -110,6 +117,7 @@ describe('durable jobs', () => {
     const kept = tokens.map((row) => row.token_hash);
     expect(kept).toContain(`live-${now}`);
     expect(kept).toContain(`just-used-${now}`);
+    expect(kept).toContain(`used-then-expired-${now}`);
     expect(kept).not.toContain(`used-${now}`);
     expect(kept).not.toContain(`expired-${now}`);
   });

@@ -324,6 +324,8 @@ describeInBrowser('a person and their account', () => {
     const page = await h.newPage();
     await page.goto('/sign-in');
     await heading(page, 'Sign in').waitFor();
+    // (The title is set by the effect that decides the focus: it has run.)
+    await expect.poll(() => page.title()).toBe('Sign in · App');
     expect(await hasFocus(heading(page, 'Sign in'))).toBe(false);
 
     // A form that moves on, then a link: each new page's heading has the focus (a screen reader

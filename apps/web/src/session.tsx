@@ -1,7 +1,8 @@
 /**
  * Who is signed in: `users.me`, cached by TanStack Query. Sign-in pages call `signedIn` with
  * the AuthResult; a session that ends anywhere (another tab signed out, revoked, refused
- * refresh) clears it and sends the person to the sign-in page with a message. Another tab
+ * refresh) clears it and sends the person to the sign-in page with a message (a page made
+ * for signed-out visitors stays, its message kept for the sign-in page). Another tab
  * signing into another account (the tabs share the tokens) makes this one that account too,
  * with nothing kept of the last one: a tab never shows one account while acting as another.
  */

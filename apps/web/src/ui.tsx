@@ -63,11 +63,15 @@ let shownSinceLoad = false;
 export function Page({ title, children }: { title: string; children: ReactNode }) {
   const section = useRef<HTMLElement>(null);
   const heading = useRef<HTMLHeadingElement>(null);
+  /** The title this page has shown (and decided the focus for): StrictMode runs effects twice. */
+  const shown = useRef<string | undefined>(undefined);
   useEffect(() => {
     document.title = `${title} · App`;
-    const navigated = shownSinceLoad;
+    if (shown.current === title) return;
+    const firstOfDocument = shown.current === undefined && !shownSinceLoad;
+    shown.current = title;
     shownSinceLoad = true;
-    if (navigated && !section.current?.contains(document.activeElement)) heading.current?.focus();
+    if (!firstOfDocument && !section.current?.contains(document.activeElement)) heading.current?.focus();
   }, [title]);
   return (
     <section ref={section} aria-labelledby="page-title">

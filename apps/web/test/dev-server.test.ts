@@ -2,13 +2,15 @@
  * `pnpm dev`'s web half: Vite with this package's own config, on both loopback names, the
  * API proxied to the server (one origin for the browser: no CORS).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnCommand, startTestServer, type TestApp } from '@app/server/testing';
+import { chromium } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM } from '../e2e/chromium.ts';
 
 describe('the web dev server (vite.config.ts)', () => {
   let api: TestApp & { url: string };
@@ -35,6 +37,30 @@ describe('the web dev server (vite.config.ts)', () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('/src/main.tsx');
   });
+
+  // Development runs React's StrictMode, which runs every effect twice on mount: the page's
+  // heading must still take the focus after a navigation only, not on the document's first page.
+  it.skipIf(!existsSync(CHROMIUM))(
+    "leaves the first page's focus to the browser under StrictMode, and moves it after a link",
+    async () => {
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
+      });
+      try {
+        const page = await browser.newPage();
+        await page.goto(`http://127.0.0.1:${port}/sign-in`);
+        await expect.poll(() => page.title(), { timeout: 30_000 }).toBe('Sign in · App');
+        const focusedTag = () => page.evaluate(() => document.activeElement?.tagName);
+        expect(await focusedTag()).toBe('BODY');
+        await page.getByRole('navigation').getByRole('link', { name: 'Sign up' }).click();
+        await expect.poll(() => page.title(), { timeout: 30_000 }).toBe('Create an account · App');
+        expect(await focusedTag()).toBe('H1');
+      } finally {
+        await browser.close();
+      }
+    },
+  );
 
   it('proxies the API (REST and tRPC) to the server', async () => {
     const rest = await fetch(`http://127.0.0.1:${port}/api/health`);

@@ -30,15 +30,17 @@ const NETWORK_CODES = new Set([
 
 /**
  * Postgres SQLSTATEs of an unavailable server: class 08 (connection exception), 57P01-57P03
- * (shutting down, crashed, not accepting connections yet), class 53 (out of resources: disk
- * full, out of memory, too many connections), 57014 (statement timeout: the database did not
- * answer in time), 25006 (a write on a server that takes none: a standby, or a primary demoted
- * by a failover until the connections move to the new one).
+ * (shutting down, crashed, not accepting connections yet), 53000-53300 (out of resources: disk
+ * full, out of memory, too many connections; not 53400, a configured limit a query exceeds),
+ * 57014 (statement timeout: the database did not answer in time), 25006 (a write on a server
+ * that takes none: a standby, or a primary demoted by a failover until the connections move).
  */
+const OUT_OF_RESOURCES = new Set(['53000', '53100', '53200', '53300']);
+
 function isUnavailableSqlState(code: string): boolean {
   return (
     code.startsWith('08') ||
-    code.startsWith('53') ||
+    OUT_OF_RESOURCES.has(code) ||
     code === '57P01' ||
     code === '57P02' ||
     code === '57P03' ||

@@ -139,8 +139,10 @@ export function Notes() {
   const list = useRef<HTMLUListElement>(null);
   const newTitle = useRef<HTMLInputElement>(null);
   const focusPast = (index: number) => {
-    const next = list.current?.children[index + 1] ?? list.current?.children[index - 1];
-    (next?.querySelector<HTMLElement>('button:enabled, input') ?? newTitle.current)?.focus();
+    const notes = [...(list.current?.children ?? [])];
+    const nearest = [...notes.slice(index + 1), ...notes.slice(0, index).reverse()];
+    const control = nearest.map((note) => note.querySelector<HTMLElement>('button:enabled, input')).find(Boolean);
+    (control ?? newTitle.current)?.focus();
   };
   return (
     <Page title="Notes">

@@ -217,6 +217,7 @@ async function changedAlreadyTo(
     .selectFrom('sessions')
     .select('created_at')
     .where('id', '=', input.sessionId)
+    .where('revoked_at', 'is', null)
     .executeTakeFirst();
   if (!session || session.created_at.getTime() >= changedAt) return false;
   return (await checkPassword(input.user.password_hash, input.newPassword)).valid;

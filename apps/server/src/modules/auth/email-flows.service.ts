@@ -11,7 +11,7 @@ import { confirmEmailOwner } from './identities.service.ts';
 import { dropCodesOf } from './oauth-flows.ts';
 import { codeKey } from './otp-codes.ts';
 import { assertNewPasswordAllowed } from './password-policy.ts';
-import { consumeUserToken, dropUserTokens, invalidLink, usedSince } from './user-tokens.ts';
+import { consumeUserToken, discardUserToken, dropUserTokens, invalidLink, usedSince } from './user-tokens.ts';
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'clock' | 'log' | 'jobs'>;
 
@@ -113,7 +113,9 @@ export async function resetPassword(deps: Deps, input: { token: string; newPassw
 /**
  * The account a reset with this link and this new password has been made to, while its
  * revocations may still matter (`revocationLifetimeMs`); undefined if not (a link used by
- * another reset, or long ago, or another password: the new one is the one in force).
+ * another reset, or long ago, or another password: the new one is the one in force). A
+ * spent link answers one other password only, then is gone: it cannot be used to try
+ * passwords against the account.
  */
 async function resetAlreadyMade(
   deps: Deps,
@@ -123,6 +125,9 @@ async function resetAlreadyMade(
   const userId = await usedSince(deps, { token: input.token, purpose: 'reset-password', since });
   const user = userId === undefined ? undefined : await findUserRow(deps, userId);
   if (!user?.password_changed_at || user.password_changed_at.getTime() < since) return undefined;
-  if (!(await checkPassword(user.password_hash, input.newPassword)).valid) return undefined;
+  if (!(await checkPassword(user.password_hash, input.newPassword)).valid) {
+    await discardUserToken(deps, { token: input.token, purpose: 'reset-password' });
+    return undefined;
+  }
   return { userId: user.id, email: user.email };
 }

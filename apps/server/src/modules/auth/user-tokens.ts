@@ -124,6 +124,18 @@ export async function usedSince(
   return row?.user_id;
 }
 
+/** The link of `token` (of `purpose`) is gone, used or not. */
+export async function discardUserToken(
+  deps: Pick<Services, 'db'>,
+  { token, purpose }: { token: string; purpose: LinkPurpose },
+): Promise<void> {
+  await deps.db
+    .deleteFrom('user_tokens')
+    .where('token_hash', '=', hashOpaqueToken(token))
+    .where('purpose', '=', purpose)
+    .execute();
+}
+
 /**
  * Every unused link of the account stops working (someone else proved the address), or
  * those of one `purpose` (a changed password: a reset link sent before must not undo it).
@@ -138,8 +150,8 @@ export async function dropUserTokens(deps: Pick<Services, 'db'>, userId: string,
 }
 
 /**
- * Maintenance: links expired, or used over `keepUsedMs` ago (they can never work again; one
- * used since is kept for `usedSince`: a request sent again to finish it).
+ * Maintenance: links expired unused, or used over `keepUsedMs` ago (they can never work again;
+ * one used since, expired or not, is kept for `usedSince`: a request sent again to finish it).
  */
 export async function purgeSpentUserTokens(
   deps: Pick<Services, 'db' | 'clock'>,
@@ -148,7 +160,12 @@ export async function purgeSpentUserTokens(
   const now = deps.clock.now();
   const result = await deps.db
     .deleteFrom('user_tokens')
-    .where((eb) => eb.or([eb('expires_at', '<', new Date(now)), eb('used_at', '<', new Date(now - keepUsedMs))]))
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('used_at', 'is', null), eb('expires_at', '<', new Date(now))]),
+        eb('used_at', '<', new Date(now - keepUsedMs)),
+      ]),
+    )
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

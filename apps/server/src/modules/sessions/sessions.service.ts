@@ -288,9 +288,10 @@ type RevocationScope = { userId: string; sessionIds?: string[]; exceptSessionId?
  * Ends the user's sessions (all, the listed ones, or all but one) and records them in the
  * revocation list in the same statement. Returns the ended ids. Answers only once the
  * revocation is effective everywhere (see the header); otherwise throws (a 503), and a
- * retry finishes the job. A change that cannot be retried once it is committed (a spent
- * reset link, a replaced password) ends the sessions in its own transaction instead:
- * `endSessions`, then `publishRevocations` once it commits.
+ * retry finishes the job. A change that must end them with it (a reset spends its link, a
+ * change replaces the password its retry would give) ends the sessions in its own
+ * transaction instead: `endSessions`, then `publishRevocations` once it commits (sent again
+ * after a 503 there, each recognizes itself and publishes again).
  */
 export async function revokeSessions(deps: RevocationDeps, scope: RevocationScope): Promise<string[]> {
   const ended = await endSessions(deps, scope);
