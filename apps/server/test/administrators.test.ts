@@ -25,12 +25,26 @@ function calls(t: () => TestApp) {
     t().app.inject({ method, url, headers: bearer(account), ...(payload && { payload }) });
   const roleId = async (name: string) =>
     (await t().services.db.selectFrom('roles').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id;
+  /** Gives the account a role of its own holding exactly `permissions`. */
+  const giveRoleWith = async (account: Account, permissions: string[]) => {
+    const { db } = t().services;
+    const role = await db
+      .insertInto('roles')
+      .values({ name: `custom-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, description: '' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('role_permissions')
+      .values(permissions.map((permission) => ({ role_id: role.id, permission })))
+      .execute();
+    await db.insertInto('user_roles').values({ user_id: account.id, role_id: role.id }).execute();
+  };
   /** Whether the account is still signed in and still holds the admin role. */
   const isSignedInAdmin = async (account: Account) => {
     const me = await as(account, 'GET', '/api/users/me');
     return me.statusCode === 200 && (me.json() as { roles: string[] }).roles.includes('admin');
   };
-  return { as, roleId, isSignedInAdmin };
+  return { as, roleId, giveRoleWith, isSignedInAdmin };
 }
 
 describe('the last administrator', () => {
@@ -124,7 +138,7 @@ describe('the last administrator', () => {
 
 describe('two administrators removing each other at once', () => {
   let t: TestApp;
-  const { as, roleId } = calls(() => t);
+  const { as, roleId, giveRoleWith } = calls(() => t);
   beforeAll(async () => {
     t = await buildTestApp({ env: { RATE_LIMIT_DEFAULT_PER_MINUTE: '100000' } });
   });
@@ -238,16 +252,7 @@ describe('two administrators removing each other at once', () => {
     await registerAdmin(t.app, t.services.db);
     // A manager who may assign roles but holds no administrator's permission.
     const manager = await registerAccount(t.app);
-    const role = await t.services.db
-      .insertInto('roles')
-      .values({ name: `assigner-${Date.now()}`, description: '' })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    await t.services.db
-      .insertInto('role_permissions')
-      .values(['users:read', 'users:write', 'roles:assign'].map((permission) => ({ role_id: role.id, permission })))
-      .execute();
-    await t.services.db.insertInto('user_roles').values({ user_id: manager.id, role_id: role.id }).execute();
+    await giveRoleWith(manager, ['users:read', 'users:write', 'roles:assign']);
     const adminRole = await roleId('admin');
     const rolesOf = async (userId: string) =>
       (
@@ -309,16 +314,7 @@ describe('two administrators removing each other at once', () => {
     await t.services.db.deleteFrom('user_roles').execute();
     const manager = await registerAccount(t.app);
     const target = await registerAccount(t.app);
-    const role = await t.services.db
-      .insertInto('roles')
-      .values({ name: `manager-${Date.now()}`, description: '' })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    await t.services.db
-      .insertInto('role_permissions')
-      .values(['users:write', 'users:delete'].map((permission) => ({ role_id: role.id, permission })))
-      .execute();
-    await t.services.db.insertInto('user_roles').values({ user_id: manager.id, role_id: role.id }).execute();
+    await giveRoleWith(manager, ['users:write', 'users:delete']);
     expect((await as(manager, 'PATCH', `/api/users/${target.id}`, { disabled: true })).statusCode).toBe(200);
     expect((await as(manager, 'DELETE', `/api/users/${target.id}`)).statusCode).toBe(200);
   });

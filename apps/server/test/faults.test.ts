@@ -209,6 +209,21 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
       await redis?.stop();
     });
 
+    /**
+     * A third process that reaches the shared Redis through a proxy the test can cut (a
+     * partition of that host alone); the others reach it and trust their caches.
+     */
+    async function cutOffProcess() {
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(redis.url).port) });
+      const app = await buildTestApp({
+        database: a.database,
+        overrides: {
+          kv: new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: 'durable:', commandTimeoutMs: 500 }),
+        },
+      });
+      return { proxy, cutOff: app };
+    }
+
     it('refuses every ended session on every process after FLUSHALL and after a real restart', async () => {
       const ended = await revokeEveryWay(a, admin);
       const live = await registerAccount(a.app);
@@ -236,15 +251,7 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
     });
 
     it('publishes a revocation that a process cut off from Redis could not, though that process is gone', async () => {
-      // A third process reaches the shared Redis through a proxy that the test cuts (a
-      // partition of that host alone); the others reach it and trust their caches.
-      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(redis.url).port) });
-      const cutOff = await buildTestApp({
-        database: a.database,
-        overrides: {
-          kv: new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: 'durable:', commandTimeoutMs: 500 }),
-        },
-      });
+      const { proxy, cutOff } = await cutOffProcess();
       let running = true;
       try {
         const account = await registerAccount(cutOff.app);
@@ -277,13 +284,7 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
     });
 
     it('finishes a password change answered 503 after its commit when it is sent again (was: the old password called wrong)', async () => {
-      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(redis.url).port) });
-      const cutOff = await buildTestApp({
-        database: a.database,
-        overrides: {
-          kv: new RedisStore({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: 'durable:', commandTimeoutMs: 500 }),
-        },
-      });
+      const { proxy, cutOff } = await cutOffProcess();
       try {
         const account = await registerAccount(cutOff.app);
         const otherDevice = (await login(a.app, account.email, account.password)).json();
