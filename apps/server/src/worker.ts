@@ -64,15 +64,10 @@ try {
   const { readyFile } = config.jobs;
   if (readyFile && !stopping) {
     await writeFile(readyFile, `${process.pid}\n`);
-    if (stopping)
-      await notReady(); // (a signal while it was written)
-    else {
-      // (Never recreates a file removed meanwhile: renewing a missing file's time fails.)
-      heartbeat = setInterval(() => {
-        const now = new Date();
-        utimes(readyFile, now, now).catch(() => undefined);
-      }, READY_FILE_HEARTBEAT_MS).unref();
-    }
+    // (Renewing never recreates a file removed meanwhile: a missing file's time cannot be set.)
+    const renew = () => utimes(readyFile, new Date(), new Date()).catch(() => undefined);
+    heartbeat = setInterval(renew, READY_FILE_HEARTBEAT_MS).unref();
+    if (stopping) await notReady(); // (a signal while it was written)
   }
   log.info(`worker ready: ${database.description}`);
 } catch (error) {

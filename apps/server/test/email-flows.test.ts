@@ -246,6 +246,37 @@ describe('email verification and password reset', () => {
       expect((await login(t.app, account.email, 'Brand-new-123')).statusCode).toBe(200);
     });
 
+    it('finishes a reset sent again with its spent link and password, only while its revocations matter', async () => {
+      const account = await registerAccount(t.app);
+      await forgot(account.email);
+      await t.settle();
+      const token = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
+      expect((await reset(token, 'Brand-new-123')).json()).toEqual({ ok: true });
+      // Sent again (its answer lost, or a 503 after the commit): the same answer.
+      expect((await reset(token, 'Brand-new-123')).json()).toEqual({ ok: true });
+      // Once the access tokens it ended have expired, the spent link is only spent.
+      const { accessTokenTtlSeconds } = t.services.config.jwt;
+      clock.advance((accessTokenTtlSeconds + 61) * 1000);
+      expect((await reset(token, 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
+    });
+
+    it('finishes a password change sent again from its session, only while its revocations matter', async () => {
+      const account = await registerAccount(t.app);
+      expect((await changePassword(account)).json()).toEqual({ ok: true });
+      // Sent again (the current password is the new one by now): the same answer.
+      expect((await changePassword(account)).json()).toEqual({ ok: true });
+      // Later, from the same session (its access token refreshed): the old password is wrong.
+      clock.advance((t.services.config.jwt.accessTokenTtlSeconds + 61) * 1000);
+      const refreshed = await t.app.inject({
+        method: 'POST',
+        url: '/api/auth/refresh',
+        payload: { refreshToken: account.refreshToken },
+      });
+      expect(refreshed.statusCode, refreshed.body).toBe(200);
+      const late = await changePassword({ ...account, accessToken: refreshed.json().accessToken });
+      expect([late.statusCode, late.json().appCode]).toEqual([401, 'INVALID_CREDENTIALS']);
+    });
+
     it('changes nothing, and keeps the link for a retry, when the sessions cannot be ended', async () => {
       const account = await registerAccount(t.app);
       await forgot(account.email);

@@ -11,6 +11,9 @@ import type { KyselyTransactionLike, PgBoss, Queue } from 'pg-boss';
 import { isoTime } from './iso-time.ts';
 import type { Logger } from './logger.ts';
 
+/** pg-boss's table of jobs, which the queries below read and change beside its API. */
+const JOBS_TABLE = `${JOBS_SCHEMA}.job`;
+
 /** pg-boss, loaded with the queue's first use: a server that never queues a job never pays for it. */
 const loadPgBoss = () => import('pg-boss');
 
@@ -246,7 +249,7 @@ export class JobQueue {
          count(*) filter (where state in ('created', 'retry') and start_after > now())::int as deferred,
          count(*) filter (where state = 'active')::int as active,
          count(*) filter (where state = 'failed')::int as failed
-       from ${JOBS_SCHEMA}.job where name = any($1) group by name`,
+       from ${JOBS_TABLE} where name = any($1) group by name`,
       [names],
     );
     const byName = new Map(rows.map((row) => [row.name as string, row]));
@@ -271,7 +274,7 @@ export class JobQueue {
     const { rows } = await sql<{ ready: number; oldest: number }>`
       select count(*)::int as ready,
         coalesce(extract(epoch from now() - min(start_after)), 0)::int as oldest
-      from ${sql.table(`${JOBS_SCHEMA}.job`)} where state in ('created', 'retry') and start_after <= now()
+      from ${sql.table(JOBS_TABLE)} where state in ('created', 'retry') and start_after <= now()
         and name = any(${this.#queues.map((q) => q.name)})`.execute(this.#options.db);
     return { ready: Number(rows[0]?.ready ?? 0), oldestWaitingSeconds: Number(rows[0]?.oldest ?? 0) };
   }
@@ -281,7 +284,7 @@ export class JobQueue {
     const boss = await this.ready();
     // pg-boss lists jobs oldest first and by queue: the latest failures across queues are one query.
     const { rows } = await boss.getDb().executeSql(
-      `select id, name, data, output, retry_count, created_on, completed_on from ${JOBS_SCHEMA}.job
+      `select id, name, data, output, retry_count, created_on, completed_on from ${JOBS_TABLE}
          where state = 'failed' and name = any($1) order by completed_on desc nulls last, id desc limit $2`,
       [this.#queues.map((q) => q.name), limit],
     );
@@ -307,7 +310,7 @@ export class JobQueue {
     const { retryLimit } = this.#definition(queue);
     const boss = await this.ready();
     const { rows } = await boss.getDb().executeSql(
-      `update ${JOBS_SCHEMA}.job set state = 'retry', retry_limit = retry_count + 1 + $3, completed_on = null,
+      `update ${JOBS_TABLE} set state = 'retry', retry_limit = retry_count + 1 + $3, completed_on = null,
          start_after = now(), keep_until = greatest(keep_until, now() + (keep_until - created_on))
          where name = $1 and id = $2 and state = 'failed' returning id`,
       [queue, id, retryLimit],

@@ -204,7 +204,7 @@ export async function changePassword(
 /**
  * Whether this is the caller's own change sent again (after a 503): the password was set to
  * `newPassword`, by this session, while its revocations may still matter. A change ends every
- * other session, and a reset every one, so a session older than the password made it. Only
+ * other session, and a reset every one, so a session not younger than the password made it. Only
  * then is a second password hashed: another caller's wrong guess is one guess.
  */
 async function changedAlreadyTo(
@@ -219,6 +219,6 @@ async function changedAlreadyTo(
     .where('id', '=', input.sessionId)
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
-  if (!session || session.created_at.getTime() >= changedAt) return false;
+  if (!session || session.created_at.getTime() > changedAt) return false;
   return (await checkPassword(input.user.password_hash, input.newPassword)).valid;
 }

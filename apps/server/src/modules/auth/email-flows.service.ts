@@ -72,8 +72,9 @@ export async function forgotPassword(
 /**
  * Sets the new password, confirms the email (the link proved the inbox) and ends every
  * session, every provider sign-in not yet exchanged for one and the email sign-in code not
- * yet used (either would start a session the reset did not end). The account's other reset links stop working, as after a
- * change of password (one sent by a request whose answer was lost would undo this reset).
+ * yet used (either would start a session the reset did not end). The account's other reset
+ * links stop working, as after a change of password (one sent by a request whose answer was
+ * lost would undo this reset).
  */
 export async function resetPassword(deps: Deps, input: { token: string; newPassword: string }): Promise<void> {
   const passwordHash = await hashPassword(input.newPassword);
