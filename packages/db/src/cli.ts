@@ -24,11 +24,13 @@ import {
   MIGRATION_FILE,
   type MigrationStep,
   migrateToLatest,
+  migrationFiles,
   migrationStatus,
   migrationsDir,
+  newMigrationFile,
   rollback,
 } from './migrate.ts';
-import { defaultEmbeddedDataDir, loadRepoEnvFile, repoPath } from './paths.ts';
+import { defaultEmbeddedDataDir, loadRepoEnvFile, repoPath, repoRoot } from './paths.ts';
 import { errorReason } from './postgres-errors.ts';
 import { runSeeds } from './seed.ts';
 
@@ -56,16 +58,11 @@ function printStep(step: MigrationStep) {
 
 class UsageError extends Error {}
 
-function timestamp(date = new Date()): string {
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${date.getUTCFullYear()}${pad(date.getUTCMonth() + 1)}${pad(date.getUTCDate())}${pad(date.getUTCHours())}${pad(date.getUTCMinutes())}${pad(date.getUTCSeconds())}`;
-}
-
 async function createMigrationFile(name: string | undefined): Promise<void> {
   if (!name || !/^[a-z][a-z0-9_]*$/.test(name)) {
     throw new UsageError('db:new needs a name in snake_case, e.g. `pnpm db:new add_notes`');
   }
-  const file = path.join(migrationsDir, `${timestamp()}_${name}.ts`);
+  const file = path.join(migrationsDir, newMigrationFile(name, await migrationFiles()));
   if (!MIGRATION_FILE.test(path.basename(file))) throw new UsageError(`Invalid migration name: ${name}`);
   const body = `import type { Kysely } from 'kysely';
 
@@ -80,7 +77,7 @@ export async function down(db: Kysely<any>): Promise<void> {
 }
 `;
   await writeFile(file, body, { flag: 'wx' });
-  console.log(ok(`Created ${path.relative(process.cwd(), file)}`));
+  console.log(ok(`Created ${path.relative(repoRoot, file)}`));
   console.log('  Fill in up() and down(), then run `pnpm db:migrate`; update src/schema.ts to match.');
 }
 
@@ -181,12 +178,24 @@ function assertDevelopmentDatabase(
 async function reset(db: Db) {
   await sql`drop schema public cascade`.execute(db);
   await sql`create schema public`.execute(db);
-  // The job queue's own schema too: its queued emails and deletions name rows that are gone.
-  // The server installs it again at its next start.
-  await sql`drop schema if exists ${sql.id(JOBS_SCHEMA)} cascade`.execute(db);
+  // The job queue's jobs too: its queued emails and deletions name rows that are gone. Its
+  // schema stays: a running server (`pnpm dev`) installed it once, at its start, and queues
+  // jobs in the same transaction as the rows they name (a sign-up's email).
+  await emptyJobQueue(db);
   console.log(ok('Dropped every table and queued job'));
   await migrate(db);
   await seed(db);
+}
+
+/** Deletes the job queue's jobs (and their dependencies), if it is installed; its queues and schedules stay. */
+async function emptyJobQueue(db: Db) {
+  const { rows } = await sql<{ name: string }>`
+    select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = ${JOBS_SCHEMA} and c.relname in ('job', 'job_dependency') and c.relkind in ('r', 'p')`.execute(
+    db,
+  );
+  if (rows.length === 0) return;
+  await sql`truncate ${sql.join(rows.map((row) => sql.table(`${JOBS_SCHEMA}.${row.name}`)))}`.execute(db);
 }
 
 /**
@@ -268,8 +277,14 @@ async function main(argv: string[]): Promise<number> {
   if (!run) throw new UsageError(`Unknown command "${command}".\n${USAGE}`);
 
   const statementTimeoutMs = statementTimeoutFor(command);
+  const url = process.env.DATABASE_URL || undefined;
+  // As the server refuses to start (config.ts): a production shell with DATABASE_URL unset or
+  // misspelled would otherwise migrate (or roll back) a local cluster and report success.
+  if (url === undefined && process.env.NODE_ENV === 'production') {
+    throw new UsageError('DATABASE_URL is required in production (the embedded database is for development).');
+  }
   const target = await resolveDatabase({
-    url: process.env.DATABASE_URL || undefined,
+    url,
     // The cluster `pnpm dev` runs, wherever it keeps it: attached to when running.
     embeddedDataDir: repoPath(process.env.EMBEDDED_POSTGRES_DIR || defaultEmbeddedDataDir),
   });

@@ -8,7 +8,16 @@
  * shutdown. Here the caller decides when to stop.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { arch, platform } from 'node:os';
 import path from 'node:path';
@@ -41,7 +50,10 @@ export interface EmbeddedPostgres {
   port: number;
   /** False when another live process started this cluster and we only attached to it. */
   owned: boolean;
-  /** Stops the cluster if this process owns it; otherwise just detaches. */
+  /**
+   * Stops the cluster if this process owns it and no other live process is attached to it;
+   * else hands it over to one that is (which stops it in turn), or just detaches.
+   */
   stop(): Promise<void>;
   /** Tells an owned cluster to stop, without waiting: for a process that must exit right now. */
   stopNow(): void;
@@ -164,6 +176,41 @@ function lastPort(dataDir: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The processes attached to a cluster another one owns, one empty file each named by its
+ * pid: its owner, stopping, hands the cluster over to one still alive (`pnpm dev` attached to
+ * the cluster `pnpm worker` started keeps its database when the worker stops).
+ */
+const attachedDir = (dataDir: string) => `${dataDir}.attached`;
+const attachedFile = (dataDir: string, pid: number) => path.join(attachedDir(dataDir), String(pid));
+
+function attach(dataDir: string): void {
+  mkdirSync(attachedDir(dataDir), { recursive: true });
+  writeFileSync(attachedFile(dataDir, process.pid), '');
+}
+
+function detach(dataDir: string): void {
+  rmSync(attachedFile(dataDir, process.pid), { force: true });
+}
+
+/** A live process attached to the cluster, other than this one (entries of dead ones are removed). */
+function liveAttached(dataDir: string): number | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync(attachedDir(dataDir));
+  } catch {
+    return undefined;
+  }
+  let live: number | undefined;
+  for (const entry of entries) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    if (!isProcessAlive(pid)) rmSync(attachedFile(dataDir, pid), { force: true });
+    else live ??= pid;
+  }
+  return live;
 }
 
 function readOwnerPid(dataDir: string): number | undefined {
@@ -307,6 +354,7 @@ function attachToRunning(dataDir: string, log: (message: string) => void): Embed
   const owner = readOwnerPid(dataDir);
   const owned = owner === undefined || owner === process.pid || !isProcessAlive(owner);
   if (owned) writeFileSync(ownerFile(dataDir), String(process.pid));
+  else attach(dataDir);
   log(`${owned ? 'Adopted' : 'Attached to'} the embedded Postgres already running on port ${running.port}`);
   return handle(dataDir, running.port, running.pid, owned);
 }
@@ -365,17 +413,32 @@ async function startCluster(
 
 function handle(dataDir: string, port: number, pid: number, owned: boolean): EmbeddedPostgres {
   let stopping: Promise<void> | undefined;
+  /**
+   * Whether this process is to stop the cluster: it owns it, and no other process is
+   * attached to it, else the cluster is handed over to one that is. A process attached
+   * owns it once handed over.
+   */
+  const lastToLeave = () => {
+    detach(dataDir);
+    if (!owned && readOwnerPid(dataDir) !== process.pid) return false;
+    const heir = liveAttached(dataDir);
+    if (heir === undefined) return true;
+    writeFileSync(ownerFile(dataDir), String(heir));
+    rmSync(attachedFile(dataDir, heir), { force: true });
+    return false;
+  };
   return {
     url: urlFor(port),
     port,
     owned,
     stop() {
-      if (!owned) return Promise.resolve();
-      stopping ??= stopPostmaster(pid, dataDir).then(() => rmSync(ownerFile(dataDir), { force: true }));
+      stopping ??= lastToLeave()
+        ? stopPostmaster(pid, dataDir).then(() => rmSync(ownerFile(dataDir), { force: true }))
+        : Promise.resolve();
       return stopping;
     },
     stopNow() {
-      if (!owned) return;
+      if (!lastToLeave()) return;
       signalPostmaster(pid, dataDir, 'SIGINT'); // Postgres finishes its fast shutdown on its own
       rmSync(ownerFile(dataDir), { force: true });
     },

@@ -1,5 +1,5 @@
 /**
  * The schema the job queue (pg-boss) keeps its jobs in: the server installs it at start
- * (apps/server/src/infra/jobs.ts), `db:reset` drops it with the tables its jobs name.
+ * (apps/server/src/infra/jobs.ts); `db:reset` empties its jobs with the tables they name.
  */
 export const JOBS_SCHEMA = 'pgboss';

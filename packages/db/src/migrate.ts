@@ -18,11 +18,29 @@ export const migrationsDir = fileURLToPath(new URL('../migrations/', import.meta
 export const MIGRATION_FILE = /^\d{14}_[a-z0-9_]+\.ts$/;
 
 /** A folder's migration files, oldest first. */
-async function migrationFiles(folder: string): Promise<string[]> {
+export async function migrationFiles(folder = migrationsDir): Promise<string[]> {
   return (await readdir(folder)).filter((file) => MIGRATION_FILE.test(file)).sort();
 }
 
 const migrationName = (file: string) => file.replace(/\.ts$/, '');
+
+/** A moment as a migration's timestamp: `YYYYMMDDhhmmss`, UTC. */
+const timestampOf = (date: Date) => date.toISOString().replace(/\D/g, '').slice(0, 14);
+
+/**
+ * A new migration's file name: timestamped now, or a second after the newest migration when
+ * that one is dated later (a clock behind, a migration dated ahead): Kysely refuses to apply
+ * a migration that sorts before one a database has applied, so a new one always sorts last.
+ */
+export function newMigrationFile(name: string, existing: readonly string[], now = new Date()): string {
+  const newest = existing.at(-1)?.slice(0, 14);
+  let timestamp = timestampOf(now);
+  if (newest !== undefined && timestamp <= newest) {
+    const newestAt = Date.parse(newest.replace(/^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)$/, '$1-$2-$3T$4:$5:$6Z'));
+    timestamp = timestampOf(new Date(newestAt + 1000));
+  }
+  return `${timestamp}_${name}.ts`;
+}
 
 /** How long a migration waits for a table's lock before it fails (and can be run again). */
 export const MIGRATION_LOCK_TIMEOUT_MS = 5_000;

@@ -204,16 +204,32 @@ describe('db CLI', { timeout: 120_000 }, () => {
     }
     expect(before).toContain('users');
     expect(await tables()).toEqual(before); // nothing touched
-    // Told it is a development database, it goes on: the job queue's jobs go with the rows they name.
+    // Told it is a development database, it goes on: the job queue's jobs go with the rows they
+    // name; the queue stays installed (a running server queues into it: before, a sign-up
+    // under `pnpm dev` answered 500 after a reset, its email's queue gone).
     const jobs = createDb({ url: database.url, poolMax: 1 });
     await sql`create schema if not exists pgboss`.execute(jobs);
-    await sql`create table if not exists pgboss.job (id int)`.execute(jobs);
+    await sql`create table if not exists pgboss.queue (name text primary key)`.execute(jobs);
+    await sql`create table if not exists pgboss.job (id int, name text references pgboss.queue) partition by list (name)`.execute(
+      jobs,
+    );
+    await sql`create table if not exists pgboss.job_common partition of pgboss.job default`.execute(jobs);
+    await sql`create table if not exists pgboss.job_dependency (child_id int)`.execute(jobs);
+    await sql`insert into pgboss.queue values ('send-email')`.execute(jobs);
+    await sql`insert into pgboss.job values (1, 'send-email')`.execute(jobs);
+    await sql`insert into pgboss.job_dependency values (1)`.execute(jobs);
     const forced = await run(['reset', '--force'], env);
     expect(forced.stderr).toBe('');
     expect(forced).toMatchObject({ code: 0, stdout: expect.stringMatching(/Ran \d+ seed/) });
-    const { rows: queues } = await sql`select 1 from pg_namespace where nspname = 'pgboss'`.execute(jobs);
+    const count = async (table: string) =>
+      (await sql<{ n: number }>`select count(*)::int as n from ${sql.table(table)}`.execute(jobs)).rows[0]?.n;
+    const left = {
+      jobs: await count('pgboss.job'),
+      dependencies: await count('pgboss.job_dependency'),
+      queues: await count('pgboss.queue'),
+    };
     await jobs.destroy();
-    expect(queues).toEqual([]); // before: kept, and its jobs ran against the new rows
+    expect(left).toEqual({ jobs: 0, dependencies: 0, queues: 1 });
     expect((await run(['seed', '--force'], env)).code).toBe(0);
     expect((await run(['rollback', '--all', '--force'], env)).code).toBe(0);
     expect(await tables()).toEqual(['kysely_migration', 'kysely_migration_lock']);
@@ -234,6 +250,17 @@ describe('db CLI', { timeout: 120_000 }, () => {
     } finally {
       removeCluster(dataDir);
     }
+  });
+
+  it('refuses a production command without DATABASE_URL, before any embedded cluster starts', async () => {
+    const relative = path.join('.data', 'test-postgres', `cli-production-${process.pid}`);
+    for (const command of ['migrate', 'status', 'rollback', 'grant-admin']) {
+      const refused = await run([command], { NODE_ENV: 'production', EMBEDDED_POSTGRES_DIR: relative });
+      expect({ command, code: refused.code }).toEqual({ command, code: 2 });
+      expect(refused.stderr).toMatch(/DATABASE_URL is required in production/);
+    }
+    // Before: a cluster made there, migrated (or rolled back), and "Applied 15 migrations".
+    expect(existsSync(path.join(repoRoot, relative))).toBe(false);
   });
 
   it('explains an unreachable database in one line', async () => {

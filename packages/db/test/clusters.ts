@@ -16,6 +16,7 @@ export function removeCluster(dir: string) {
   } catch {}
   rmSync(dir, { recursive: true, force: true });
   rmSync(`${dir}.owner`, { force: true });
+  rmSync(`${dir}.attached`, { recursive: true, force: true });
   rmSync(`${dir}.starting`, { force: true });
   rmSync(`${dir}.port`, { force: true });
   rmSync(`${dir}.initialising`, { force: true });

@@ -91,6 +91,28 @@ describe('embedded Postgres', () => {
     await owner.stop();
   });
 
+  it('hands the cluster over to a live process attached to it when its owner stops (pnpm dev beside pnpm worker)', async () => {
+    const owner = await startEmbeddedPostgres({ dataDir });
+    const pid = postmasterPid(dataDir);
+    // Another live process attached to it (pid 1 always exists), and one that died since.
+    mkdirSync(`${dataDir}.attached`, { recursive: true });
+    writeFileSync(path.join(`${dataDir}.attached`, '1'), '');
+    writeFileSync(path.join(`${dataDir}.attached`, '999999999'), '');
+    await owner.stop();
+    // Before: stopped, and the attached process's every query refused until its restart.
+    expect(isProcessAlive(pid)).toBe(true);
+    expect(await query(owner.url, 'select 1 as one')).toEqual([{ one: 1 }]);
+    expect(readFileSync(`${dataDir}.owner`, 'utf8')).toBe('1');
+    expect(readdirSync(`${dataDir}.attached`)).toEqual([]);
+    // The heir is this process now (as if pid 1 had attached here): attached, it stops the cluster as it leaves.
+    const attached = await startEmbeddedPostgres({ dataDir });
+    expect(attached.owned).toBe(false);
+    writeFileSync(`${dataDir}.owner`, String(process.pid));
+    await attached.stop();
+    expect(isProcessAlive(pid)).toBe(false);
+    expect(existsSync(`${dataDir}.owner`)).toBe(false);
+  });
+
   it('adopts a cluster whose owner died, and stops it', async () => {
     const first = await startEmbeddedPostgres({ dataDir });
     const pid = postmasterPid(dataDir);

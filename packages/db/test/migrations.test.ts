@@ -1,10 +1,29 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
+import {
+  CreateIndexNode,
+  CreateTableNode,
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryResult,
+  type RootOperationNode,
+  sql,
+  type UnknownRow,
+} from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/client.ts';
-import { migrateToLatest, migrationStatus, migrationsDir, pendingMigrations, rollback } from '../src/migrate.ts';
+import {
+  loadMigrations,
+  migrateToLatest,
+  migrationFiles,
+  migrationStatus,
+  migrationsDir,
+  newMigrationFile,
+  pendingMigrations,
+  rollback,
+} from '../src/migrate.ts';
 import { createEmptyTestDatabase, type TestDatabase } from '../src/testing.ts';
 
 async function tables(db: Db): Promise<string[]> {
@@ -84,6 +103,101 @@ describe('migrations', () => {
     expect(await rollback(db, 1)).toEqual([]);
     expect(await migrateToLatest(db)).not.toHaveLength(0);
     expect(await migrateToLatest(db)).toEqual([]);
+  });
+});
+
+describe('a new migration’s name (pnpm db:new)', () => {
+  const at = new Date('2026-12-07T13:05:09.750Z');
+  it('is timestamped now, in UTC to the second', () => {
+    expect(newMigrationFile('add_projects', [], at)).toBe('20261207130509_add_projects.ts');
+    expect(newMigrationFile('add_projects', ['20261207130508_older.ts'], at)).toBe('20261207130509_add_projects.ts');
+  });
+
+  it('sorts after the newest migration when that one is dated now or later (Kysely refuses one out of order)', () => {
+    expect(newMigrationFile('x', ['20261101000000_a.ts', '20261207130509_b.ts'], at)).toBe('20261207130510_x.ts');
+    expect(newMigrationFile('x', ['20261210000000_ahead.ts'], at)).toBe('20261210000001_x.ts');
+    expect(newMigrationFile('x', ['20261231235959_year_end.ts'], at)).toBe('20270101000000_x.ts');
+  });
+
+  it('sorts last among the migrations of this repository, whatever the clock says', async () => {
+    const files = await migrationFiles();
+    for (const now of [new Date('2000-01-01T00:00:00Z'), new Date()]) {
+      const name = newMigrationFile('probe', files, now);
+      expect([...files, name].sort().at(-1)).toBe(name);
+    }
+  });
+});
+
+/**
+ * Notes each index a migration builds on a table it did not create while it holds that table
+ * in ACCESS EXCLUSIVE (taken by `alter table`, `drop index`...): the build reads the whole
+ * table, and every query of it waits for the migration to commit. The locks are read from
+ * another connection after each statement (so before the next one).
+ */
+class IndexBuildWatch implements KyselyPlugin {
+  readonly created = new Set<string>();
+  readonly builtUnderLock: string[] = [];
+  #exclusive: string[] = [];
+  readonly #locked: () => Promise<string[]>;
+  constructor(locked: () => Promise<string[]>) {
+    this.#locked = locked;
+  }
+  transformQuery({ node }: PluginTransformQueryArgs): RootOperationNode {
+    if (CreateTableNode.is(node)) this.created.add(node.table.table.identifier.name);
+    if (CreateIndexNode.is(node) && node.table) {
+      const table = node.table.table.identifier.name;
+      if (!this.created.has(table) && this.#exclusive.includes(table)) {
+        this.builtUnderLock.push(`${node.name.name} on ${table}`);
+      }
+    }
+    return node;
+  }
+  async transformResult({ result }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    this.#exclusive = await this.#locked();
+    return result;
+  }
+}
+
+describe('what a migration locks', () => {
+  let database: TestDatabase;
+  let db: Db;
+  let observer: Db;
+  beforeAll(async () => {
+    database = await createEmptyTestDatabase();
+    db = createDb({ url: database.url, poolMax: 1 });
+    observer = createDb({ url: database.url, poolMax: 1 });
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await observer.destroy();
+    await database.drop();
+  });
+
+  it('builds no index on an existing table while that table’s reads wait for it (up and down)', async () => {
+    const locked = async () => {
+      const { rows } = await sql<{ name: string }>`
+        select c.relname as name from pg_locks l join pg_class c on c.oid = l.relation
+        where l.mode = 'AccessExclusiveLock' and l.granted and l.pid <> pg_backend_pid()
+          and l.database = (select oid from pg_database where datname = current_database())`.execute(observer);
+      return rows.map((row) => row.name);
+    };
+    // Written before anyone could have had a large table to lock: applied by every database
+    // since, so changing it now would reach none (the users index is on a column it adds).
+    const before = new Set(['20261130000100_create_files up: users_avatar_file_id_idx on users']);
+    const found: string[] = [];
+    for (const [name, migration] of Object.entries(await loadMigrations())) {
+      for (const [direction, step] of [
+        ['up', migration.up],
+        ['down', migration.down ?? (async () => {})],
+        ['up', migration.up],
+      ] as const) {
+        const watch = new IndexBuildWatch(locked);
+        await db.transaction().execute((trx) => step(trx.withPlugin(watch)));
+        found.push(...watch.builtUnderLock.map((build) => `${name} ${direction}: ${build}`));
+      }
+    }
+    expect(found.filter((build) => !before.has(build))).toEqual([]);
+    expect(new Set(found)).toEqual(before); // the watch sees a build under the lock
   });
 });
 
