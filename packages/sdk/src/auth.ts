@@ -73,6 +73,68 @@ function tokensOf(data: unknown): Tokens | undefined {
     : undefined;
 }
 
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** Base64url to a string of one character a byte (no `atob`: React Native before 0.74 lacks it). */
+function base64UrlBytes(text: string): string {
+  let bytes = '';
+  let value = 0;
+  let bits = 0;
+  for (const char of text) {
+    const digit = BASE64URL.indexOf(char);
+    if (digit === -1) throw new SyntaxError('not base64url');
+    value = ((value << 6) | digit) & 0xffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes += String.fromCharCode((value >> bits) & 0xff);
+    }
+  }
+  return bytes;
+}
+
+/** What an access token says of its session: the account (`sub`) and the session (`sid`). */
+interface SessionClaims {
+  sub?: unknown;
+  sid?: unknown;
+}
+
+/** An access token's claims, read without checking the token (the server does); none when unreadable. */
+function claimsOf(tokens: Tokens): SessionClaims {
+  try {
+    const claims = JSON.parse(base64UrlBytes(tokens.accessToken.split('.')[1] ?? '')) as unknown;
+    return typeof claims === 'object' && claims !== null ? claims : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The account tokens sign in (the access token's `sub`, its user id), read without checking
+ * the token (the server checks it at every call), to tell one account's tokens from
+ * another's; undefined when it cannot be read.
+ */
+export function accountOf(tokens: Tokens): string | undefined {
+  const { sub } = claimsOf(tokens);
+  return typeof sub === 'string' ? sub : undefined;
+}
+
+/** Whether `current` and `sent` are of one account (false when it cannot be read, unless they are the same tokens). */
+function sameAccount(current: Tokens | null, sent: Tokens): boolean {
+  if (!current) return false;
+  if (current.refreshToken === sent.refreshToken) return true;
+  const account = accountOf(current);
+  return account !== undefined && account === accountOf(sent);
+}
+
+/** Whether `current` and `sent` are of one session, however often refreshed (as `sameAccount`, by `sid`). */
+function sameSession(current: Tokens | null, sent: Tokens): boolean {
+  if (!current) return false;
+  if (current.refreshToken === sent.refreshToken) return true;
+  const { sid } = claimsOf(current);
+  return typeof sid === 'string' && sid === claimsOf(sent).sid;
+}
+
 function errorCode(error: unknown): { status?: number; appCode?: string } {
   const data = (error as TRPCClientError<AnyTRPCRouter>).data as { httpStatus?: number; appCode?: string } | undefined;
   return { status: data?.httpStatus, appCode: data?.appCode };
@@ -127,18 +189,6 @@ export function sessionKeeper(options: SessionOptions) {
   const stillHolds = async (tokens: Tokens) => (await store.get())?.refreshToken === tokens.refreshToken;
 
   /**
-   * One refresh at a time per token store (the client's calls and its uploads alike): every
-   * caller that hits a 401 meanwhile waits for the same one. A sign-in or a sign-out while it
-   * runs wins: its answer then neither overwrites nor clears the store. Answers whether the
-   * tokens were refreshed; when not, `unreachable` is why, if the session still stands (the
-   * network, a 503, a 429, no answer within `refreshTimeoutMs`): the call then fails with that
-   * reason, not with its own 401.
-   *
-   * `sentWith` is the session the refused call was sent with: when the store already holds
-   * newer tokens (another tab or process refreshed meanwhile, sharing the store), the call
-   * goes again with those, and no refresh is made.
-   */
-  /**
    * The refresh call, in two tries of half of `refreshTimeoutMs` each. A try whose answer did
    * not come (the network, no answer in time) may still have rotated the tokens on the
    * server: the second, sent at once with the same token, is within the server's grace window
@@ -155,6 +205,18 @@ export function sessionKeeper(options: SessionOptions) {
     }
   };
 
+  /**
+   * One refresh at a time per token store (the client's calls and its uploads alike): every
+   * caller that hits a 401 meanwhile waits for the same one. A sign-in or a sign-out while it
+   * runs wins: its answer then neither overwrites nor clears the store. Answers whether the
+   * tokens were refreshed; when not, `unreachable` is why, if the session still stands (the
+   * network, a 503, a 429, no answer within `refreshTimeoutMs`): the call then fails with that
+   * reason, not with its own 401.
+   *
+   * `sentWith` is the session the refused call was sent with: when the store already holds
+   * newer tokens (another tab or process refreshed meanwhile, sharing the store), the call
+   * goes again with those, and no refresh is made.
+   */
   const refreshOnce = (sentWith?: Tokens | null): Promise<Refreshed> => {
     const running = refreshes.get(store);
     if (running) return running;
@@ -185,7 +247,19 @@ export function sessionKeeper(options: SessionOptions) {
     refreshes.set(store, refreshing);
     return refreshing;
   };
-  return { refreshOnce, endSession };
+
+  /**
+   * `refreshOnce`, for a call sent with `sentWith`: it goes again only as the account it was
+   * sent for. Tokens of another account in the store (signed in meanwhile, in another tab or
+   * on this client) are not the call's to use: sent with them, a write would land in that
+   * account. It fails with its own 401 instead.
+   */
+  const refreshFor = async (sentWith?: Tokens | null): Promise<Refreshed> => {
+    const refresh = await refreshOnce(sentWith);
+    if (refresh.refreshed && sentWith && !sameAccount(await store.get(), sentWith)) return { refreshed: false };
+    return refresh;
+  };
+  return { refreshOnce: refreshFor, endSession };
 }
 
 /**
@@ -225,6 +299,16 @@ export function unlessAborted<T>(
 /** The link that stores tokens and refreshes them (`trpcUrl` is the tRPC endpoint). */
 export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
   const { refreshOnce, endSession } = sessionKeeper(options);
+  /**
+   * Whether a sign-out sent with `sent` ended the session the store holds: the one it was
+   * sent for (`auth.logout`), or any of that account's (the others). A sign-in made while it
+   * was on its way (another tab, another account) is not cleared by its answer.
+   */
+  const endedBy = async (path: string, sent: Tokens | null) => {
+    const current = await options.tokenStore.get();
+    if (!sent) return false;
+    return path === 'auth.logout' ? sameSession(current, sent) : sameAccount(current, sent);
+  };
 
   return () =>
     ({ op, next }) =>
@@ -246,7 +330,9 @@ export function authLink(options: SessionOptions): TRPCLink<AppRouter> {
                 const data = 'data' in value.result ? value.result.data : undefined;
                 const tokens = SIGN_IN_PATHS.has(op.path) ? tokensOf(data) : undefined;
                 if (tokens) await options.tokenStore.set(tokens);
-                if (SIGN_OUT_PATHS.has(op.path)) await options.tokenStore.set(null);
+                if (SIGN_OUT_PATHS.has(op.path) && (await endedBy(op.path, await sentFor))) {
+                  await options.tokenStore.set(null);
+                }
                 observer.next(value);
               })();
             },

@@ -13,7 +13,14 @@ import { type AuthOptions, authLink, sessionKeeper } from './auth.ts';
 import { uploadFile as send, UploadError, type UploadOptions } from './files.ts';
 import type { AppErrorCode, AppErrorData, AppRouter, StoredFile } from './router.gen.ts';
 
-export { type AuthOptions, memoryTokenStore, type SessionEndReason, type TokenStore, type Tokens } from './auth.ts';
+export {
+  type AuthOptions,
+  accountOf,
+  memoryTokenStore,
+  type SessionEndReason,
+  type TokenStore,
+  type Tokens,
+} from './auth.ts';
 
 import {
   createTRPCClient,

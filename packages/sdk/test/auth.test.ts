@@ -186,6 +186,58 @@ describe('auth-aware client', () => {
     expect(tabs.ended).toEqual([]);
   });
 
+  it("never sends a call again as another account that signed in meanwhile in another tab: the write is not that account's", async () => {
+    let beforeAnswer: (() => Promise<unknown>) | undefined;
+    const tabs = twoTabs(async (input, init) => {
+      const answer = await fetch(input, init);
+      const hold = beforeAnswer;
+      beforeAnswer = undefined;
+      await hold?.();
+      return answer;
+    });
+    await tabs.first.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    await sleep(2_100); // the first account's access token expires
+    // The second tab's write comes back 401 after the first tab has signed in to another account.
+    const other = newEmail();
+    beforeAnswer = () => tabs.first.auth.register.mutate({ email: other, password: 'Sdk-pass-123' });
+    const write = await tabs.second.notes.create
+      .mutate({ title: 'meant for the first account' })
+      .catch((e: unknown) => e);
+    expect(getAppErrorCode(write)).toBe('TOKEN_EXPIRED');
+    expect((await tabs.first.users.me.query()).email).toBe(other);
+    expect((await tabs.first.notes.list.query({})).items).toEqual([]); // before: the note was the other account's
+    expect(tabs.ended).toEqual([]);
+  });
+
+  it("lets a sign-in made while a sign-out was on its way stay: the sign-out's answer clears only its own session", async () => {
+    let beforeSent: (() => Promise<unknown>) | undefined;
+    let beforeAnswer: (() => Promise<unknown>) | undefined;
+    const tabs = twoTabs(async (input, init) => {
+      const logout = new URL(String(input)).pathname.endsWith('/auth.logout');
+      if (logout) await beforeSent?.();
+      const answer = await fetch(input, init);
+      if (logout) await beforeAnswer?.();
+      return answer;
+    });
+    await tabs.first.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
+    // The second tab signs out; before its answer arrives, the first signs another account in.
+    const other = newEmail();
+    let signedIn: Tokens | undefined;
+    beforeAnswer = async () => {
+      signedIn = await tabs.first.auth.register.mutate({ email: other, password: 'Sdk-pass-123' });
+    };
+    await tabs.second.auth.logout.mutate();
+    expect(tabs.saved()?.refreshToken).toBe(signedIn?.refreshToken); // before: cleared
+    expect((await tabs.first.users.me.query()).email).toBe(other);
+    // A sign-out whose session is the store's clears it, refreshed meanwhile or not.
+    beforeAnswer = undefined;
+    beforeSent = () => tabs.first.auth.refresh.mutate({ refreshToken: tabs.saved()?.refreshToken ?? '' });
+    const sentWith = tabs.saved();
+    await tabs.second.auth.logout.mutate();
+    expect(sentWith).not.toBeNull();
+    expect(tabs.saved()).toBeNull();
+  });
+
   it('goes on with the stored tokens when its refresh is refused as late (two rotations by other tabs first)', async () => {
     let beforeRefresh: (() => Promise<unknown>) | undefined;
     const tabs = twoTabs(async (input, init) => {
@@ -446,7 +498,9 @@ describe('auth-aware client', () => {
     const other = newEmail();
     const signedIn = await api.auth.register.mutate({ email: other, password: 'Sdk-pass-123' });
     refreshHeld.resolve();
-    await call;
+    // The call was the first account's: it fails, rather than go again as the other (before:
+    // it answered the other account's user).
+    expect(getAppErrorCode(await call.catch((e: unknown) => e))).toBe('TOKEN_EXPIRED');
     expect((await store.get())?.refreshToken).toBe(signedIn.refreshToken);
     expect((await api.users.me.query()).email).toBe(other);
   });
