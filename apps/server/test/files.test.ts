@@ -1303,7 +1303,7 @@ describe('direct uploads (S3)', () => {
   ): Promise<T> => {
     const { storage } = server.services;
     const own = storage.copy.bind(storage);
-    storage.copy = (from, to) => copy(own, from, to);
+    storage.copy = (from, to, options) => copy(own, from, to, options);
     try {
       return await body();
     } finally {
@@ -1361,6 +1361,38 @@ describe('direct uploads (S3)', () => {
     await removalsRun(server);
     expect(await server.services.storage.head(uploadedKey)).toBeUndefined();
     expect(await server.services.storage.head(await storageKeyOf(server, file.id))).toBeDefined();
+  });
+
+  it('keeps a file whose text turns binary past its head, declared binary, where binary files are accepted', async () => {
+    const allowing = await startFilesServer({
+      driver: 's3',
+      env: { FILES_ALLOWED_TYPES: 'text/plain,application/octet-stream' },
+    });
+    try {
+      const account = await registerAccount(allowing.app);
+      const hidden = Buffer.concat([text(64 * KiB), zip()]);
+      const directly = async (contentType: string) => {
+        const started = await call(allowing, account, 'POST', '/api/files/uploads', {
+          name: 'readme.txt',
+          contentType,
+          size: hidden.length,
+        });
+        expect(started.statusCode, started.body).toBe(200);
+        const created = started.json() as Upload;
+        const response = await fetch(created.url, { method: created.method, headers: created.headers, body: hidden });
+        expect(response.status).toBe(200);
+        return call(allowing, account, 'POST', `/api/files/uploads/${created.id}/complete`, {});
+      };
+      // Before: refused as text/plain (its head), so no declared type was taken.
+      const binary = await directly('application/octet-stream');
+      expect(binary.statusCode, binary.body).toBe(200);
+      expect(binary.json()).toMatchObject({ contentType: 'application/octet-stream', size: hidden.length });
+      // Declared text, it is not.
+      const declaredText = await directly('text/plain');
+      expect([declaredText.statusCode, declaredText.json().details]).toEqual([400, { reason: 'type' }]);
+    } finally {
+      await allowing.close();
+    }
   });
 
   it('keeps a completed file as checked, whatever is PUT to its URL afterwards', async () => {
@@ -1425,9 +1457,9 @@ describe('direct uploads (S3)', () => {
     await put(created, image);
     // Swept, or removed by a cancellation's job, just after the completion saw it.
     const response = await whileCopying(
-      async (copy, from, to) => {
+      async (copy, from, to, options) => {
         await server.services.storage.delete(from);
-        return copy(from, to);
+        return copy(from, to, options);
       },
       () => complete(account, created.id),
     );
@@ -1566,11 +1598,11 @@ describe('direct uploads (S3)', () => {
     const copying = Promise.withResolvers<void>();
     const copied = Promise.withResolvers<void>();
     await whileCopying(
-      async (copy, from, to) => {
+      async (copy, from, to, options) => {
         copies += 1;
         copying.resolve();
         await copied.promise;
-        return copy(from, to);
+        return copy(from, to, options);
       },
       async () => {
         const first = complete(account, created.id);
@@ -1762,6 +1794,42 @@ describe('download redirects (S3 with FILES_DOWNLOAD_REDIRECT)', () => {
     expect((await content(server, image.id, account)).status).toBe(200);
     const other = await uploaded(server, account, 'other.png', png(3, 3));
     expect((await content(server, other.id, account)).status).toBe(302);
+  });
+
+  it('has the store serve a direct upload with none of the headers its PUT was sent with (unsigned, kept by S3)', async () => {
+    const account = await registerAccount(server.app);
+    const image = png(6, 6);
+    const started = await call(server, account, 'POST', '/api/files/uploads', {
+      name: 'sent-along.png',
+      contentType: 'image/png',
+      size: image.length,
+    });
+    expect(started.statusCode, started.body).toBe(200);
+    const target = started.json() as { id: string; url: string; method: string; headers: Record<string, string> };
+    const sentAlong = {
+      'content-encoding': 'gzip',
+      'cache-control': 'public, max-age=31536000',
+      'content-language': 'fr',
+    };
+    const put = await fetch(target.url, {
+      method: target.method,
+      headers: { ...target.headers, ...sentAlong },
+      body: image,
+    });
+    expect(put.status).toBe(200);
+    const completed = await call(server, account, 'POST', `/api/files/uploads/${target.id}/complete`, {});
+    expect(completed.statusCode, completed.body).toBe(200);
+    const location = (await content(server, target.id, account)).headers.get('location') ?? '';
+    const stored = await fetch(location);
+    expect(stored.status).toBe(200);
+    // Before: gzip (a browser would try to decode the checked bytes), and the uploader's caching.
+    expect({
+      encoding: stored.headers.get('content-encoding'),
+      caching: stored.headers.get('cache-control'),
+      language: stored.headers.get('content-language'),
+      type: stored.headers.get('content-type'),
+    }).toEqual({ encoding: null, caching: null, language: null, type: 'image/png' });
+    expect(Buffer.from(await stored.arrayBuffer())).toEqual(image);
   });
 
   it('has the store serve text as UTF-8, as the server does', async () => {

@@ -190,9 +190,9 @@ describe.each(drivers)('$name storage', ({ name, start }) => {
   it('copies an object, and answers false for a missing one, creating nothing', async () => {
     const bytes = randomBytes(10);
     await storage.put('copy/from', bodyOf(bytes), { contentType: 'text/plain' });
-    expect(await storage.copy('copy/from', 'copy/to')).toBe(true);
+    expect(await storage.copy('copy/from', 'copy/to', { contentType: 'text/plain' })).toBe(true);
     expect(await readAll(await storage.get('copy/to'))).toEqual(bytes);
-    expect(await storage.copy('copy/missing', 'copy/nowhere')).toBe(false);
+    expect(await storage.copy('copy/missing', 'copy/nowhere', { contentType: 'text/plain' })).toBe(false);
     expect(await storage.head('copy/nowhere')).toBeUndefined();
     expect((await listed(storage, 'copy/')).map((object) => object.key)).toEqual(['copy/from', 'copy/to']);
   });
@@ -657,7 +657,7 @@ describe('an S3 store whose credentials cannot be had', () => {
     storage.put('files/a', Readable.from([Buffer.from('abc')]), { contentType: 'text/plain' }),
     storage.get('files/a'),
     storage.head('files/a'),
-    storage.copy('files/a', 'files/b'),
+    storage.copy('files/a', 'files/b', { contentType: 'text/plain' }),
     storage.delete('files/a'),
     (async () => {
       for await (const _ of storage.list('files/'));

@@ -185,7 +185,7 @@ export function s3Storage(options: S3Options): ObjectStorage {
       );
     },
 
-    copy(from: string, to: string): Promise<boolean> {
+    copy(from: string, to: string, { contentType }: { contentType: string }): Promise<boolean> {
       return request(
         'copy',
         async () => {
@@ -194,6 +194,9 @@ export function s3Storage(options: S3Options): ObjectStorage {
               Bucket,
               Key: to,
               CopySource: `${Bucket}/${from}` /* generated keys: no characters to escape */,
+              // The copy's headers are these, not the ones its PUT was sent with.
+              MetadataDirective: 'REPLACE',
+              ContentType: contentType,
             }),
           );
           return true;

@@ -27,8 +27,13 @@ export interface ObjectStorage {
   /** The object's bytes (or a range of them), or undefined when there is no such object. */
   get(key: string, range?: ByteRange): Promise<Readable | undefined>;
   head(key: string): Promise<ObjectInfo | undefined>;
-  /** Copies an object to another key (a direct upload becomes a file no upload URL names); false when there is none at `from`. */
-  copy(from: string, to: string): Promise<boolean>;
+  /**
+   * Copies an object's bytes to another key (a direct upload becomes a file no upload URL
+   * names), stored as `contentType` with no other header its uploader sent along (S3 keeps a
+   * PUT's unsigned `Content-Encoding` or `Cache-Control`, and serves them on a download
+   * redirect); false when there is none at `from`.
+   */
+  copy(from: string, to: string, options: { contentType: string }): Promise<boolean>;
   /** Removes the object; a missing one is not an error. */
   delete(key: string): Promise<void>;
   /**

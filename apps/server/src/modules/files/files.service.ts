@@ -594,14 +594,16 @@ async function checkUploaded(
     });
   }
   const hash = createHash('sha256');
-  const text = declared.contentType === 'text/plain' ? new TextCheck() : undefined;
+  // Whatever was declared: a file whose head reads as text but whose bytes turn binary further
+  // on is binary (as an upload through the server is kept), and may be declared so.
+  const text = new TextCheck();
   let isText = true;
   const chunks: Buffer[] = [];
   let headLength = 0;
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       hash.update(chunk);
-      if (text && isText) isText = text.push(chunk);
+      if (isText) isText = text.push(chunk);
       if (headLength < SNIFF_BYTES) {
         chunks.push(chunk);
         headLength += chunk.length;
@@ -612,9 +614,10 @@ async function checkUploaded(
       cause: error,
     });
   }
-  if (text && isText) isText = text.end();
+  if (isText) isText = text.end();
   const head = Buffer.concat(chunks).subarray(0, SNIFF_BYTES);
-  const sniffed = isText ? await sniffContentType(head, { complete: info.size <= SNIFF_BYTES }) : OCTET_STREAM;
+  const headType = await sniffContentType(head, { complete: info.size <= SNIFF_BYTES });
+  const sniffed = headType === 'text/plain' && !isText ? OCTET_STREAM : headType;
   if (sniffed !== declared.contentType) {
     throw new AppError('UPLOAD_REJECTED', 'The upload is {type}, not the {declared} declared', {
       details: { reason: 'type' },
@@ -675,7 +678,7 @@ async function completeInTurn(deps: Deps, row: FileRow): Promise<FileDto> {
   // The bytes are checked in a copy no upload URL names: a PUT to the URL while they are
   // checked cannot replace what is kept with bytes never checked.
   const finalKey = newKey();
-  if (!(await deps.storage.copy(row.storage_key, finalKey))) {
+  if (!(await deps.storage.copy(row.storage_key, finalKey, { contentType: row.content_type }))) {
     // Gone since it was seen: the upload cancelled or swept meanwhile (404), or its object
     // removed by other means (as if it had never come).
     const still = await deps.db
