@@ -11,6 +11,7 @@ import {
   adminSearchingFor,
   describeInBrowser,
   type Harness,
+  hasFocus,
   heading,
   holdCall,
   pathOf,
@@ -54,6 +55,60 @@ describeInBrowser('sessions ended elsewhere', () => {
     expect(pathOf(page)).toBe('/sign-in');
     expect(await storedTokens(page)).toBeNull();
     await page.getByRole('link', { name: 'Sign up' }).waitFor(); // the signed-out navigation
+  });
+
+  it("revokes a session from its row, named by its device, and moves the focus to the nearest row's button", async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await signIn(page, account.email, account.password);
+    for (const device of ['Phone A', 'Phone B']) {
+      const phone = createClient({
+        url: h.url,
+        headers: { 'user-agent': device },
+        auth: { tokenStore: memoryTokenStore() },
+      });
+      await phone.auth.login.mutate({ email: account.email, password: account.password });
+    }
+    await page.getByRole('link', { name: 'Sessions' }).click();
+    const table = page.getByRole('table', { name: 'Your active sessions' });
+    await table.waitFor();
+    const revokeButtons = table.getByRole('button', { name: /^Revoke / });
+    // Each button names its session's device (before: "Revoke", every one).
+    await table.getByRole('button', { name: /^Revoke Phone A, last used / }).focus();
+    await table.getByRole('button', { name: /^Revoke Phone B, last used / }).waitFor();
+    let left = await revokeButtons.count();
+    const focusedIsRevoke = () =>
+      page.evaluate(() => document.activeElement?.getAttribute('aria-label')?.startsWith('Revoke ') ?? false);
+    while (left > 0) {
+      await page.keyboard.press('Enter');
+      await expect.poll(() => revokeButtons.count()).toBe(left - 1);
+      left -= 1;
+      // Before: the focus fell to the page's body with the row.
+      if (left > 0) await expect.poll(focusedIsRevoke).toBe(true);
+    }
+    await expect.poll(() => hasFocus(page.getByRole('button', { name: 'Sign out everywhere' }))).toBe(true);
+    expect(await table.locator('tbody tr').count()).toBe(1); // this device's
+  });
+
+  it('tells another tab of the same session why it ended (revoked), not that it signed out there', async () => {
+    const account = await registerAccount(h.t.app);
+    const tab = await h.newPage();
+    await signIn(tab, account.email, account.password);
+    const otherTab = await tab.context().newPage();
+    await otherTab.goto('/notes');
+    await heading(otherTab, 'Notes').waitFor();
+    const elsewhere = createClient({ url: h.url, auth: { tokenStore: memoryTokenStore() } });
+    await elsewhere.auth.login.mutate({ email: account.email, password: account.password });
+    const browser = (await elsewhere.auth.sessions.query()).find(
+      (session) => !session.current && session.userAgent?.includes('Chrome'),
+    );
+    await elsewhere.auth.revokeSession.mutate({ id: browser?.id ?? '' });
+    // The first tab's next call meets the revocation; the other tab hears of it through the storage.
+    await tab.getByRole('link', { name: 'Sessions' }).click();
+    await status(tab, ENDED).waitFor();
+    await heading(otherTab, 'Sign in').waitFor();
+    // Before: "You signed out in another tab."
+    await status(otherTab, ENDED).waitFor();
   });
 
   it('signs out a person an administrator disables, and refuses their sign-in', async () => {
@@ -143,6 +198,45 @@ describeInBrowser('sessions ended elsewhere', () => {
     await heading(page, 'Sign in').waitFor();
     expect(await storedTokens(page)).toBeNull();
     await page.unroute('**/trpc/auth.logout**');
+  });
+
+  it('signs this browser out within seconds when the server never answers, saying it is signing out', async () => {
+    const account = await registerAccount(h.t.app);
+    const page = await h.newPage();
+    await signIn(page, account.email, account.password);
+    const logout = await holdCall(page, 'auth.logout');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await logout.arrived;
+    const pending = page.getByRole('button', { name: 'Signing out…' });
+    await pending.waitFor();
+    expect(await pending.isDisabled()).toBe(true);
+    // Before: signed in for as long as the call hung (a shared computer left signed in).
+    await heading(page, 'Sign in').waitFor({ timeout: 15_000 });
+    expect(await storedTokens(page)).toBeNull();
+    await logout.stop(); // the call stays held: the page gave up on it
+  });
+
+  it("leaves another account's sign-in, made in another tab while this one signed out, in place", async () => {
+    const first = await registerAccount(h.t.app);
+    const second = await registerAccount(h.t.app);
+    const tab = await h.newPage();
+    await signIn(tab, first.email, first.password);
+    const logout = await holdCall(tab, 'auth.logout');
+    await tab.getByRole('button', { name: 'Sign out' }).click();
+    await logout.arrived;
+    const otherTab = await tab.context().newPage();
+    await otherTab.goto('/sign-in');
+    await submitPasswordSignIn(otherTab, second.email, second.password);
+    await heading(otherTab, 'Notes').waitFor();
+    const signedIn = await storedTokens(otherTab);
+    logout.release();
+    await logout.answered;
+    await logout.stop();
+    // Before: the first tab's sign-out cleared the second account's tokens.
+    await tab.getByRole('button', { name: 'Sign out' }).waitFor();
+    expect(await storedTokens(tab)).toEqual(signedIn);
+    await otherTab.reload();
+    await heading(otherTab, 'Notes').waitFor();
   });
 
   /** Two accounts, and a tab signed into the first, on its Profile page. */

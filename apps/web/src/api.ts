@@ -5,7 +5,14 @@
  * listeners hear it and the app goes to the sign-in page with a message; when another tab
  * changes the stored session, `onStoredSessionChange` listeners hear whose it now is.
  */
-import { type ClientOptions, createClient, type SessionEndReason, type TokenStore, type Tokens } from '@app/sdk';
+import {
+  accountOf,
+  type ClientOptions,
+  createClient,
+  type SessionEndReason,
+  type TokenStore,
+  type Tokens,
+} from '@app/sdk';
 import { HttpStatusError } from './errors.ts';
 
 const STORAGE_KEY = 'app.tokens';
@@ -34,19 +41,25 @@ export function onSessionEnded(listener: Listener): () => void {
   return () => listeners.delete(listener);
 }
 
+/** Where a tab says why the SDK ended the session (the other tabs read it: `onSessionEndedElsewhere`). */
+const ENDED_KEY = 'app.session-ended';
+
 /**
- * The account the tokens sign in: the access token's `sub`, read without checking its
- * signature (the server checks it at every call), only to tell one account from another.
- * Undefined when it cannot be read.
+ * Calls `listener` with the reason each time another tab's session ended for a reason of the
+ * server's (its tokens cleared by the SDK: revoked, or the refresh refused); returns an
+ * unsubscribe function.
  */
-function accountOf(tokens: Tokens): string | undefined {
-  try {
-    const payload = tokens.accessToken.split('.')[1] ?? '';
-    const claims = JSON.parse(atob(payload.replaceAll('-', '+').replaceAll('_', '/'))) as { sub?: unknown };
-    return typeof claims.sub === 'string' ? claims.sub : undefined;
-  } catch {
-    return undefined;
-  }
+export function onSessionEndedElsewhere(listener: Listener): () => void {
+  const onStorage = (event: StorageEvent) => {
+    if (event.storageArea !== localStorage || event.key !== ENDED_KEY || !event.newValue) return;
+    let reason: unknown;
+    try {
+      reason = (JSON.parse(event.newValue) as { reason?: unknown }).reason;
+    } catch {}
+    if (reason === 'session-revoked' || reason === 'refresh-failed') listener(reason);
+  };
+  window.addEventListener('storage', onStorage);
+  return () => window.removeEventListener('storage', onStorage);
 }
 
 /** The account the stored tokens sign in (undefined when there are none, or they cannot be read). */
@@ -98,6 +111,10 @@ export const clientOptions: ClientOptions = {
   auth: {
     tokenStore: localTokenStore,
     onSessionEnded: (reason) => {
+      // Written anew each time (with the time), so the other tabs hear every ending.
+      try {
+        localStorage.setItem(ENDED_KEY, JSON.stringify({ reason, at: Date.now() }));
+      } catch {}
       for (const listener of listeners) listener(reason);
     },
   },

@@ -1,6 +1,6 @@
 /** Every page and who may see it. Adding a page: a component in pages/, a route here, a link in the nav. */
 import type { Permission } from '@app/sdk';
-import type { ReactNode } from 'react';
+import { type ReactNode, useState } from 'react';
 import { createBrowserRouter, Navigate, NavLink, Outlet, useLocation } from 'react-router';
 import { AdminRoles } from './pages/AdminRoles.tsx';
 import { AdminUsers } from './pages/AdminUsers.tsx';
@@ -18,6 +18,11 @@ import { FormError } from './ui.tsx';
 
 function Layout() {
   const { user, signOut, can } = useSession();
+  const [signingOut, setSigningOut] = useState(false);
+  const signOutHere = () => {
+    setSigningOut(true);
+    void signOut().finally(() => setSigningOut(false));
+  };
   return (
     <>
       <a className="skip" href="#main">
@@ -33,8 +38,8 @@ function Layout() {
               <NavLink to="/sessions">Sessions</NavLink>
               {can('users:read') && <NavLink to="/admin/users">Users</NavLink>}
               {can('roles:read') && <NavLink to="/admin/roles">Roles</NavLink>}
-              <button type="button" className="link" onClick={() => void signOut()}>
-                Sign out
+              <button type="button" className="link" onClick={signOutHere} disabled={signingOut}>
+                {signingOut ? 'Signing out…' : 'Sign out'}
               </button>
             </>
           ) : (

@@ -10,7 +10,15 @@ import type { Permission, User } from '@app/sdk';
 import { type QueryClient, useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import { useNavigate } from 'react-router';
-import { api, forgetTokens, hasTokens, onSessionEnded, onStoredSessionChange, storedAccountId } from './api.ts';
+import {
+  api,
+  forgetTokens,
+  hasTokens,
+  onSessionEnded,
+  onSessionEndedElsewhere,
+  onStoredSessionChange,
+  storedAccountId,
+} from './api.ts';
 import { type Problem, problemOf } from './errors.ts';
 
 export const meKey = ['users.me'] as const;
@@ -49,6 +57,8 @@ const ENDED_MESSAGES = {
   'other-tab': 'You signed out in another tab.',
 } as const;
 
+/** How long signing out here waits for the server's answer before forgetting the tokens anyway. */
+const SIGN_OUT_WAIT_MS = 5_000;
 /** The pages that serve a signed-out visitor (routes.tsx): an ended session does not leave them. */
 const SIGNED_OUT_PAGES = new Set(['/sign-in', '/sign-up', '/forgot-password', '/reset-password', '/oauth/return']);
 
@@ -85,6 +95,15 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   }, [queryClient]);
 
   useEffect(() => onSessionEnded((reason) => end(reason)), [end]);
+  // The session ended in another tab for a reason of the server's (revoked, expired): this
+  // tab, signed out as that tab cleared the tokens, says that reason rather than "another tab".
+  useEffect(
+    () =>
+      onSessionEndedElsewhere((reason) =>
+        setEndedMessage((shown) => (shown === ENDED_MESSAGES['other-tab'] ? ENDED_MESSAGES[reason] : shown)),
+      ),
+    [],
+  );
   useEffect(
     () =>
       onStoredSessionChange((stored) => {
@@ -115,9 +134,15 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       },
       async signOut(everywhere = false) {
         // Everywhere: a failure (the server away) ends no session, this one included, and is
-        // the caller's to show. Here only: this browser forgets the tokens whatever the answer.
+        // the caller's to show. Here only: this browser forgets the tokens whatever the answer,
+        // and waits for it SIGN_OUT_WAIT_MS at most (a server that never answers keeps no one
+        // signed in on a shared computer).
+        const account = storedAccountId();
         if (everywhere) await api.auth.logoutAll.mutate();
-        else await api.auth.logout.mutate().catch(() => undefined);
+        else await api.auth.logout.mutate(undefined, { signal: AbortSignal.timeout(SIGN_OUT_WAIT_MS) }).catch(() => {});
+        // Another account signed in meanwhile (another tab): it stays, and this tab shows it.
+        const stored = storedAccountId();
+        if (stored !== undefined && stored !== account) return;
         forgetTokens();
         queryClient.clear();
         queryClient.setQueryData(meKey, null);
