@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DependencyUnavailableError } from '../src/infra/dependency-errors.ts';
-import { linkTokenOf } from '../src/modules/auth/email-jobs.ts';
+import { linkTokenOf, runEmailJob } from '../src/modules/auth/email-jobs.ts';
 import {
   type Account,
   bearer,
@@ -323,6 +324,61 @@ describe('email verification and password reset', () => {
       const newer = tokenIn(t.mail.last(account.email, 'reset-password')?.text, '/reset-password');
       expect((await reset(older, 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
       expect((await reset(newer, 'Brand-new-123')).statusCode).toBe(200);
+    });
+
+    it('keeps the link of the email that arrives last working when two are sent at once', async () => {
+      const account = await registerAccount(t.app);
+      await t.settle();
+      const job = (id: string) => ({
+        id,
+        data: { kind: 'reset-password' as const, email: account.email, requestedAt: clock.now() },
+      });
+      const [first, second] = [randomUUID(), randomUUID()];
+      const sending = Promise.withResolvers<void>();
+      const gate = Promise.withResolvers<void>();
+      const send = t.mail.send.bind(t.mail);
+      t.mail.send = async (message, ...rest) => {
+        if (message.idempotencyKey === first) {
+          sending.resolve();
+          await gate.promise;
+        }
+        return send(message, ...rest);
+      };
+      try {
+        const firstSent = runEmailJob(t.services, job(first));
+        await sending.promise; // its link made, its email on its way
+        await runEmailJob(t.services, job(second)); // made after it, sent before it
+        gate.resolve();
+        await firstSent;
+      } finally {
+        t.mail.send = send;
+      }
+      // Before: the second's send deleted the first's link, whose email then arrived last, dead.
+      expect((await reset(linkTokenOf(t.services, first), 'Brand-new-123')).statusCode).toBe(200);
+    });
+
+    it('keeps a newer link working when an older email is sent again after its answer was lost', async () => {
+      const account = await registerAccount(t.app);
+      await t.settle();
+      const job = (id: string) => ({
+        id,
+        data: { kind: 'reset-password' as const, email: account.email, requestedAt: clock.now() },
+      });
+      const [older, newer] = [randomUUID(), randomUUID()];
+      const send = t.mail.send.bind(t.mail);
+      t.mail.send = async (message, ...rest) => {
+        await send(message, ...rest);
+        throw new Error('the answer was lost on its way'); // delivered all the same
+      };
+      try {
+        await expect(runEmailJob(t.services, job(older))).rejects.toThrow('lost');
+      } finally {
+        t.mail.send = send;
+      }
+      await runEmailJob(t.services, job(newer));
+      await runEmailJob(t.services, job(older)); // its retry (a provider that keeps one email a key sends nothing)
+      // Before: the newer link, in the email that arrived last, was deleted by the older's retry.
+      expect((await reset(linkTokenOf(t.services, newer), 'Brand-new-123')).statusCode).toBe(200);
     });
 
     it('keeps the link an earlier email delivered working while a newer one cannot be sent', async () => {

@@ -108,6 +108,8 @@ export interface UserTokensTable {
   created_at: GeneratedTimestamp;
   expires_at: Timestamp;
   used_at: NullableTimestamp;
+  /** When its email was sent (the send answered); null while it is on its way, or never was. */
+  sent_at: NullableTimestamp;
 }
 
 /** The app-store review account's reusable sign-in code (one per account). */

@@ -81,7 +81,7 @@ export async function runEmailJob(
   if (!message) return;
   const { id } = await deps.mailer.send({ ...message, idempotencyKey: job.id }, { signal: job.signal });
   deps.log.info({ requestId: job.data.requestId, jobId: job.id, template: message.template, id }, 'email sent');
-  // A link, once sent, is the one that works: the earlier unused ones of its kind stop.
+  // A link, once sent, is the one that works: the unused ones of its kind sent before it stop.
   if (job.data.kind === 'verify-email' || job.data.kind === 'reset-password') {
     await retireOlderLinks(deps, hashOpaqueToken(linkTokenOf(deps, job.id)));
   }

@@ -74,16 +74,30 @@ export async function ensureUserToken(
   return made !== undefined;
 }
 
-/** Once the link of `tokenHash` was sent: the unused links of its user and purpose made before it stop working. */
+/**
+ * Once the link of `tokenHash` was sent: it is marked sent, and the unused links of its user
+ * and purpose sent before it and made before it stop working. Not one whose email is still on
+ * its way (two sent at once, the later made may answer first), nor one made after it (a try
+ * of this email sent again after its answer was lost, when a newer one was sent meanwhile):
+ * the email that arrives last always carries a link that works.
+ */
 export async function retireOlderLinks(deps: Pick<Services, 'db'>, tokenHash: string): Promise<void> {
   await deps.db
+    .with('sent', (db) =>
+      db
+        .updateTable('user_tokens')
+        .set({ sent_at: sql`coalesce(sent_at, clock_timestamp())` })
+        .where('token_hash', '=', tokenHash)
+        .returning(['id', 'user_id', 'purpose', 'created_at', 'sent_at']),
+    )
     .deleteFrom('user_tokens as older')
-    .using('user_tokens as sent')
-    .where('sent.token_hash', '=', tokenHash)
+    .using('sent')
     .whereRef('older.user_id', '=', 'sent.user_id')
     .whereRef('older.purpose', '=', 'sent.purpose')
-    .whereRef('older.created_at', '<', 'sent.created_at')
+    .whereRef('older.id', '<>', 'sent.id')
     .where('older.used_at', 'is', null)
+    .whereRef('older.sent_at', '<', 'sent.sent_at')
+    .whereRef('older.created_at', '<', 'sent.created_at')
     .execute();
 }
 
