@@ -336,6 +336,36 @@ describe('durable jobs', () => {
       });
       expect(discard.json().result.data).toEqual({ ok: true });
       expect(await boss.findJobs(MAINTENANCE, { id: doomed })).toEqual([]);
+      // Retried by another administrator while the discard runs (after it read the job's
+      // state, or before its delete): the retry stands.
+      const contested = (await boss.send(MAINTENANCE, {}, { retryLimit: 0, startAfter: 3_600 })) as string;
+      await boss.fail(MAINTENANCE, contested, { message: 'gone' });
+      let raced = false;
+      const race = async () => {
+        if (raced) return;
+        raced = true;
+        await t.services.jobs.retry(MAINTENANCE, contested);
+      };
+      const findJobs = boss.findJobs.bind(boss);
+      const db = boss.getDb();
+      const executeSql = db.executeSql.bind(db);
+      boss.findJobs = (async (...args: Parameters<typeof findJobs>) => {
+        const found = await findJobs(...args);
+        await race();
+        return found;
+      }) as typeof boss.findJobs;
+      db.executeSql = (async (text: string, values?: unknown[]) => {
+        if (/^delete /i.test(text)) await race();
+        return executeSql(text, values);
+      }) as typeof db.executeSql;
+      try {
+        expect(await t.services.jobs.discard(MAINTENANCE, contested)).toBe(false); // before: true, the job gone
+      } finally {
+        boss.findJobs = findJobs;
+        db.executeSql = executeSql;
+      }
+      expect(raced).toBe(true);
+      expect((await findJobs(MAINTENANCE, { id: contested }))[0]?.state).toBe('retry');
       const missing = await t.app.inject({
         method: 'DELETE',
         url: `/api/admin/jobs/${MAINTENANCE}/${doomed}`,

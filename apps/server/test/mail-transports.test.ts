@@ -46,6 +46,20 @@ describe('the Resend transport, against a local fake Resend', () => {
     await resend.close();
   });
 
+  it('takes an email whose key Resend took before with another body as sent: one delivery, no try after', async () => {
+    resend.setMode('ok');
+    const id = '01900000-0000-7000-8000-00000000e0c1';
+    const email = uniqueEmail();
+    await runEmailJob(t.services, { id, data: { kind: 'welcome', email, locale: 'en' } });
+    // Its answer lost, the next try renders it anew, in another language meanwhile (a deploy,
+    // the reader's choice): Resend refuses the key with another body (409), on every try.
+    await expect(
+      runEmailJob(t.services, { id, data: { kind: 'welcome', email, locale: 'fr' } }),
+    ).resolves.toBeUndefined();
+    expect(resend.received.filter((entry) => entry.idempotencyKey === id)).toHaveLength(2);
+    expect(resend.delivered.filter((entry) => entry.idempotencyKey === id)).toHaveLength(1);
+  });
+
   it('sends the exact payload with the bearer key', async () => {
     resend.setMode('ok');
     const before = resend.received.length;

@@ -318,14 +318,20 @@ export class JobQueue {
     return rows.length > 0;
   }
 
-  /** Deletes a failed job for good; false when it is not failed. */
+  /**
+   * Deletes a failed job for good; false when it is not failed. One statement: a job retried
+   * (or taken by a worker) between a read of its state and a delete is not lost.
+   */
   async discard(queue: string, id: string): Promise<boolean> {
     this.#definition(queue);
     const boss = await this.ready();
-    const job = (await boss.findJobs(queue, { id }))[0];
-    if (job?.state !== 'failed') return false;
-    await boss.deleteJob(queue, id);
-    return true;
+    const { rows } = await boss
+      .getDb()
+      .executeSql(`delete from ${JOBS_TABLE} where name = $1 and id = $2 and state = 'failed' returning id`, [
+        queue,
+        id,
+      ]);
+    return rows.length > 0;
   }
 
   /** Stops taking jobs; jobs in progress finish (up to `timeoutMs`) or are handed back (retried). */

@@ -18,7 +18,8 @@ export interface ReceivedEmail {
 export async function startFakeResend() {
   const received: ReceivedEmail[] = [];
   const delivered: ReceivedEmail[] = [];
-  const answered = new Map<string, string>();
+  /** Each key that succeeded: its answer's id, and the payload it was sent with. */
+  const answered = new Map<string, { id: string; payload: string }>();
   let mode: 'ok' | 'fail' | 'slow' | 'accept-then-hang' = 'ok';
   /** In 'ok' mode, how long each answer takes (a provider under load). */
   let delayMs = 0;
@@ -55,23 +56,31 @@ export async function startFakeResend() {
     const reply = (status: number, payload: object) =>
       response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
     const earlier = entry.idempotencyKey && answered.get(entry.idempotencyKey);
-    if (earlier) reply(200, { id: earlier });
+    // As Resend: the same key with another payload is refused, not sent (and never will be).
+    if (earlier && earlier.payload !== JSON.stringify(body))
+      reply(409, {
+        statusCode: 409,
+        name: 'invalid_idempotent_request',
+        message: 'Same idempotency key used with a different request payload.',
+      });
+    else if (earlier) reply(200, { id: earlier.id });
     else if (mode === 'fail')
       reply(500, { statusCode: 500, name: 'internal_server_error', message: 'The fake is down' });
     else if (mode === 'slow') setTimeout(() => reply(200, { id: 'late' }), 3_000);
     else if (mode === 'accept-then-hang') {
       // Delivered, but the answer never leaves (the sender dies or gives up first).
       const id = `fake-${received.length}`;
-      if (entry.idempotencyKey) answered.set(entry.idempotencyKey, id);
+      if (entry.idempotencyKey) answered.set(entry.idempotencyKey, { id, payload: JSON.stringify(body) });
       delivered.push(entry);
     } else {
       const id = `fake-${received.length}`;
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      if (entry.idempotencyKey && answered.has(entry.idempotencyKey)) {
-        reply(200, { id: answered.get(entry.idempotencyKey) as string });
+      const meanwhile = entry.idempotencyKey && answered.get(entry.idempotencyKey);
+      if (meanwhile) {
+        reply(200, { id: meanwhile.id });
         return;
       }
-      if (entry.idempotencyKey) answered.set(entry.idempotencyKey, id);
+      if (entry.idempotencyKey) answered.set(entry.idempotencyKey, { id, payload: JSON.stringify(body) });
       delivered.push(entry);
       reply(200, { id });
     }

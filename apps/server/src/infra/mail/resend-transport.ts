@@ -1,6 +1,9 @@
 import type { Resend } from 'resend';
 import type { EmailMessage, MailTransport } from './mailer.ts';
 
+/** The id of an email whose key Resend took before, with another body: delivered then, not now. */
+export const SENT_BEFORE = 'sent-before';
+
 /** Resend's HTTP API (RESEND_BASE_URL points it elsewhere: a proxy, or a fake in tests). */
 export class ResendTransport implements MailTransport {
   readonly name = 'resend';
@@ -35,6 +38,10 @@ export class ResendTransport implements MailTransport {
       // Resend sends a retried email once: the same key within 24 h answers the first send.
       message.idempotencyKey ? { idempotencyKey: message.idempotencyKey } : undefined,
     );
+    // The key was sent before with another body (a try whose answer was lost, rendered again
+    // after a deploy or a change of name or language): Resend delivered that one, and refuses
+    // this one on every try, so it is done.
+    if (error?.name === 'invalid_idempotent_request') return { id: SENT_BEFORE };
     if (error || !data) throw new Error(`Resend refused the email: ${error?.message ?? 'no answer'}`);
     return { id: data.id };
   }
