@@ -28,7 +28,7 @@ describe('the web app from WEB_DIR', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it.each(['/', '/notes', '/verify-email?token=abc', '/admin/users', '/sign-in'])(
+  it.each(['/', '/notes', '/verify-email?token=abc.def', '/admin/users', '/sign-in', '/index.html'])(
     'answers %s with the app page, never cached, under the app’s own CSP',
     async (url) => {
       const page = await t.app.inject({ method: 'GET', url, headers: { accept: 'text/html' } });
@@ -65,6 +65,15 @@ describe('the web app from WEB_DIR', () => {
       const answer = await t.app.inject({ method: 'GET', url, headers: { accept: 'text/html' } });
       expect(answer.statusCode).toBe(404);
       expect(answer.headers['content-type']).toMatch(/application\/json/);
+    },
+  );
+
+  it.each(['/assets/index-old123.js', '/assets/index-old123.css', '/missing.png'])(
+    'answers a file the build does not hold, %s, 404 (not the app page)',
+    async (url) => {
+      const answer = await t.app.inject({ method: 'GET', url });
+      expect(answer.statusCode).toBe(404);
+      expect(answer.json().appCode).toBe('ROUTE_NOT_FOUND');
     },
   );
 

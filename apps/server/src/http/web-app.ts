@@ -10,6 +10,7 @@ import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
+import { requestPath } from './request-lifecycle.ts';
 
 /**
  * The app's pages: scripts and styles from this origin only (the build inlines none), so an
@@ -31,6 +32,12 @@ export const WEB_APP_CSP = [
 
 /** Paths the server itself answers: never the web app's (an unknown one stays a JSON 404). */
 const SERVER_PATHS = /^\/(api|trpc|docs|dev|openapi\.json|\.well-known)(\/|$|\?)/;
+/**
+ * A file's path (its last part has an extension, `.html` aside): one the build does not hold
+ * is a 404, not the app's page (a page cached before a deploy asking for its old hashed
+ * script would get HTML, and monitoring a 200).
+ */
+const FILE_PATH = /\.(?!html$)[a-z0-9]+$/i;
 
 export const webApp = fp(
   async (app: FastifyInstance, { dir }: { dir: string }) => {
@@ -42,6 +49,8 @@ export const webApp = fp(
       prefix: '/',
       wildcard: false,
       index: false,
+      // /index.html is the app's page, under its CSP (`page`), not a file under /docs's.
+      globIgnore: ['index.html'],
       setHeaders(res, file) {
         const immutable = file.startsWith(path.join(dir, 'assets') + path.sep);
         res.header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
@@ -54,7 +63,11 @@ export const webApp = fp(
         .header('content-security-policy', WEB_APP_CSP)
         .send(html);
     app.get('/', page);
-    app.get('/*', (request, reply) => (SERVER_PATHS.test(request.url) ? reply.callNotFound() : page(request, reply)));
+    app.get('/*', (request, reply) =>
+      SERVER_PATHS.test(request.url) || FILE_PATH.test(requestPath(request))
+        ? reply.callNotFound()
+        : page(request, reply),
+    );
   },
   { name: 'web-app' },
 );
