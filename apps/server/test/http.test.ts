@@ -132,6 +132,21 @@ describe('HTTP surface', () => {
         const response = await t.app.inject({ method: 'DELETE', url: '/api/users/batch', headers, payload });
         expect([response.statusCode, response.headers.allow]).toEqual([405, 'PATCH, POST']);
       }
+      // So on any path: an unknown one or a wrong method is answered before its body is read
+      // (before: an empty or bad JSON body was a 400, a body too large a 413).
+      const tooLarge = JSON.stringify({ text: 'x'.repeat(2 * 1024 * 1024) });
+      for (const [headers, payload] of [
+        [{ 'content-type': 'application/json' }, ''],
+        [{ 'content-type': 'application/json' }, '{'],
+        [{ 'content-type': 'application/xml' }, '<x/>'],
+        [{ 'content-type': 'application/json' }, tooLarge],
+      ] as const) {
+        const unknown = await t.app.inject({ method: 'POST', url: '/api/nope', headers, payload });
+        expect([unknown.statusCode, unknown.json().appCode]).toEqual([404, 'ROUTE_NOT_FOUND']);
+        const wrongMethod = await t.app.inject({ method: 'PUT', url: '/api/notes', headers, payload });
+        expect([wrongMethod.statusCode, wrongMethod.headers.allow]).toEqual([405, 'GET, HEAD, POST']);
+        expect(wrongMethod.json().appCode).toBe('METHOD_NOT_SUPPORTED');
+      }
     });
 
     it('answers bad input with 400 and field issues over REST', async () => {

@@ -96,7 +96,7 @@ export const errorHandling = fp(
       if (!route.config?.answersMethodNotAllowed) routeMethods.add(route.method, route.url);
     });
 
-    app.setNotFoundHandler((request, reply) => {
+    const answerNotFound = (request: FastifyRequest, reply: FastifyReply) => {
       const locale = answerLanguage(request, reply);
       const path = requestPath(request);
       // A known path with another method (a route that found nothing under its own is a 404).
@@ -119,7 +119,19 @@ export const errorHandling = fp(
           locale,
         }),
       );
-    });
+    };
+    // Answered as the request arrives, before its body is read: an unknown path's or a wrong
+    // method's answer does not depend on the body (an empty one labelled JSON, a bad one, one
+    // too large), as it does not on the dedicated 405 routes'. Fastify runs the 404 context's
+    // own hooks given here (lib/four-oh-four.js; its types name only two of them); the handler
+    // answers the routes that hand a request over (`reply.callNotFound()`, no hooks run).
+    const notFoundHooks = {
+      onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
+        answerNotFound(request, reply);
+        return reply;
+      },
+    };
+    app.setNotFoundHandler(notFoundHooks as Parameters<typeof app.setNotFoundHandler>[0], answerNotFound);
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
       forgetSuccessHeaders(reply);
