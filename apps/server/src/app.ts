@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
 import { isSettledConflict, recognizeError, setRetryAfter } from './errors/index.ts';
 import { AccessLogController } from './http/access-log.ts';
+import { answerClientError } from './http/client-errors.ts';
 import { CommonHeadersResponse } from './http/common-headers.ts';
 import { CorsPolicy } from './http/cors.ts';
 import { devOutboxRoutes } from './http/dev-outbox.ts';
@@ -86,6 +87,8 @@ export async function buildApp(services: Services, options: BuildAppOptions = {}
       cors.applyTo(request, reply);
       answerFrameworkError(error, request, reply, trpcPrefixes);
     },
+    // ...and what Node's HTTP parser refuses before a request exists.
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, trpcPrefixes),
     schemaController: { compilersFactory: lazySchemaCompilers },
   });
 

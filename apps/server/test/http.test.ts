@@ -468,6 +468,61 @@ describe('HTTP surface', () => {
       expect(denied.headers['access-control-allow-origin']).toBeUndefined();
     });
 
+    it("answers what Node's HTTP parser refuses in the app's error shape, with a request id and the security headers", async () => {
+      const server = await startTestServer();
+      /** Writes raw bytes on a new connection; resolves with all it reads until the server closes it. */
+      const raw = (bytes: string) =>
+        new Promise<string>((resolve, reject) => {
+          const { hostname, port } = new URL(server.url);
+          const socket = new Socket();
+          let read = '';
+          socket.on('data', (chunk) => {
+            read += chunk.toString('latin1');
+          });
+          socket.on('close', () => resolve(read));
+          socket.on('error', reject);
+          socket.connect(Number(port), hostname, () => socket.write(bytes));
+        });
+      const parsed = (answer: string) => {
+        const [head = '', body = ''] = answer.split('\r\n\r\n');
+        const [statusLine, ...lines] = head.split('\r\n');
+        const headers = Object.fromEntries(
+          lines.map((line) => [
+            line.slice(0, line.indexOf(':')).toLowerCase(),
+            line.slice(line.indexOf(':') + 1).trim(),
+          ]),
+        );
+        return { statusLine, headers, body: JSON.parse(body) };
+      };
+      try {
+        const twice = (path: string) =>
+          raw(
+            `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+              'Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}',
+          );
+        const rest = parsed(await twice('/api/auth/login'));
+        // Before: Fastify's {"error":"Bad Request","message":"Client Error","statusCode":400}, no id, no headers.
+        expect(rest.statusLine).toBe('HTTP/1.1 400 Bad Request');
+        expect(rest.body).toMatchObject({ code: 'BAD_REQUEST', appCode: 'BAD_REQUEST' });
+        expect(rest.body.requestId).toMatch(/^[0-9a-f]{32}$/);
+        expect(rest.headers['x-request-id']).toBe(rest.body.requestId);
+        expect(rest.headers['x-content-type-options']).toBe('nosniff');
+        expect(rest.headers['cache-control']).toBe('no-store');
+        expect(rest.headers.connection).toBe('close');
+        // On a tRPC path, in tRPC's shape (its client reads nothing else).
+        const trpc = parsed(await twice('/trpc/auth.login'));
+        expect(trpc.body.error.data).toMatchObject({ appCode: 'BAD_REQUEST', httpStatus: 400 });
+        // Headers over Node's limit.
+        const large = await fetch(`${server.url}/api/health`, { headers: { 'x-pad': 'a'.repeat(20_000) } });
+        expect(large.status).toBe(431);
+        expect(((await large.json()) as { requestId: string }).requestId).toBe(large.headers.get('x-request-id'));
+        // The server goes on.
+        expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+      } finally {
+        await server.close();
+      }
+    });
+
     it('lets a browser page on a development origin PATCH and DELETE over REST (real preflight over HTTP)', async () => {
       const server = await startTestServer();
       try {

@@ -54,7 +54,7 @@ let idPoolAt = idPool.length;
  * `randomUUID` builds its string a byte at a time (and it is flattened when written): ~1.9k
  * more instructions on every request.
  */
-function newRequestId(): string {
+export function newRequestId(): string {
   if (idPoolAt === idPool.length) {
     randomFillSync(idPool);
     idPoolAt = 0;
