@@ -1,10 +1,10 @@
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AppErrorCode } from '../errors/app-error-codes.ts';
 import { httpErrorBody, trpcRefusal } from '../errors/index.ts';
 import { newRequestId } from '../infra/logger.ts';
 import { SECURITY_HEADERS } from './common-headers.ts';
 import type { TrpcPrefixes } from './error-handling.ts';
+import { http } from './node-http.ts';
 
 /** The headers every answer carries that a refusal without a request can carry (no CORS: no Origin was read). */
 const HEADER_LINES = [
@@ -61,7 +61,7 @@ export function answerClientError(
   const onTrpc = trpcPrefixes.some((prefix) => target.startsWith(`${prefix}/`));
   const body = JSON.stringify(onTrpc ? trpcRefusal(status, errorBody) : errorBody);
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${HEADER_LINES}x-request-id: ${requestId}\r\n` +
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${HEADER_LINES}x-request-id: ${requestId}\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
