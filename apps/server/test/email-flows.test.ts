@@ -326,13 +326,15 @@ describe('email verification and password reset', () => {
       expect((await reset(newer, 'Brand-new-123')).statusCode).toBe(200);
     });
 
+    /** A reset email's job, asked for now, run by the test itself (`runEmailJob`). */
+    const resetEmail = (id: string, email: string) => ({
+      id,
+      data: { kind: 'reset-password' as const, email, requestedAt: clock.now() },
+    });
+
     it('keeps the link of the email that arrives last working when two are sent at once', async () => {
       const account = await registerAccount(t.app);
       await t.settle();
-      const job = (id: string) => ({
-        id,
-        data: { kind: 'reset-password' as const, email: account.email, requestedAt: clock.now() },
-      });
       const [first, second] = [randomUUID(), randomUUID()];
       const sending = Promise.withResolvers<void>();
       const gate = Promise.withResolvers<void>();
@@ -345,9 +347,9 @@ describe('email verification and password reset', () => {
         return send(message, ...rest);
       };
       try {
-        const firstSent = runEmailJob(t.services, job(first));
+        const firstSent = runEmailJob(t.services, resetEmail(first, account.email));
         await sending.promise; // its link made, its email on its way
-        await runEmailJob(t.services, job(second)); // made after it, sent before it
+        await runEmailJob(t.services, resetEmail(second, account.email)); // made after it, sent before it
         gate.resolve();
         await firstSent;
       } finally {
@@ -360,10 +362,6 @@ describe('email verification and password reset', () => {
     it('keeps a newer link working when an older email is sent again after its answer was lost', async () => {
       const account = await registerAccount(t.app);
       await t.settle();
-      const job = (id: string) => ({
-        id,
-        data: { kind: 'reset-password' as const, email: account.email, requestedAt: clock.now() },
-      });
       const [older, newer] = [randomUUID(), randomUUID()];
       const send = t.mail.send.bind(t.mail);
       t.mail.send = async (message, ...rest) => {
@@ -371,13 +369,36 @@ describe('email verification and password reset', () => {
         throw new Error('the answer was lost on its way'); // delivered all the same
       };
       try {
-        await expect(runEmailJob(t.services, job(older))).rejects.toThrow('lost');
+        await expect(runEmailJob(t.services, resetEmail(older, account.email))).rejects.toThrow('lost');
       } finally {
         t.mail.send = send;
       }
-      await runEmailJob(t.services, job(newer));
-      await runEmailJob(t.services, job(older)); // its retry (a provider that keeps one email a key sends nothing)
+      await runEmailJob(t.services, resetEmail(newer, account.email));
+      await runEmailJob(t.services, resetEmail(older, account.email)); // its retry (a provider that keeps one email a key sends nothing)
       // Before: the newer link, in the email that arrived last, was deleted by the older's retry.
+      expect((await reset(linkTokenOf(t.services, newer), 'Brand-new-123')).statusCode).toBe(200);
+    });
+
+    it('sends nothing from an older email run again once a newer one retired its link, and the newer link stays', async () => {
+      const account = await registerAccount(t.app);
+      await t.settle();
+      const [older, newer] = [randomUUID(), randomUUID()];
+      await runEmailJob(t.services, resetEmail(older, account.email));
+      await runEmailJob(t.services, resetEmail(newer, account.email));
+      const sends: string[] = [];
+      const send = t.mail.send.bind(t.mail);
+      t.mail.send = async (message, ...rest) => {
+        sends.push(message.idempotencyKey ?? '');
+        return send(message, ...rest);
+      };
+      try {
+        await runEmailJob(t.services, resetEmail(older, account.email)); // its job's completion was lost
+      } finally {
+        t.mail.send = send;
+      }
+      // Before: its link made anew and sent again (an SMTP server delivers it), and the newer one retired.
+      expect(sends).toEqual([]);
+      expect((await reset(linkTokenOf(t.services, older), 'Brand-new-123')).json().appCode).toBe('INVALID_TOKEN');
       expect((await reset(linkTokenOf(t.services, newer), 'Brand-new-123')).statusCode).toBe(200);
     });
 

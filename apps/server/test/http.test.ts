@@ -516,6 +516,22 @@ describe('HTTP surface', () => {
         const large = await fetch(`${server.url}/api/health`, { headers: { 'x-pad': 'a'.repeat(20_000) } });
         expect(large.status).toBe(431);
         expect(((await large.json()) as { requestId: string }).requestId).toBe(large.headers.get('x-request-id'));
+        // A client that keeps its side open after the answer (as one trickling a request would)
+        // does not keep the connection: the server closes it.
+        const { hostname, port } = new URL(server.url);
+        const lingering = new Socket({ allowHalfOpen: true });
+        const answered = new Promise<void>((resolve) => lingering.once('end', () => resolve()));
+        lingering.on('data', () => {});
+        lingering.connect(Number(port), hostname, () =>
+          lingering.write('GET /api/health HTTP/1.1\r\nHost: \u0001\r\n\r\n'),
+        );
+        await answered;
+        const connections = () =>
+          new Promise<number>((resolve, reject) =>
+            server.app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+          );
+        await expect.poll(connections).toBe(0); // before: 1, half-open for as long as the client kept it
+        lingering.destroy();
         // The server goes on.
         expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
       } finally {

@@ -110,6 +110,8 @@ export interface UserTokensTable {
   used_at: NullableTimestamp;
   /** When its email was sent (the send answered); null while it is on its way, or never was. */
   sent_at: NullableTimestamp;
+  /** When a link sent after it retired it (it works no more, and its email is not sent again). */
+  retired_at: NullableTimestamp;
 }
 
 /** The app-store review account's reusable sign-in code (one per account). */

@@ -17,6 +17,9 @@ const HEADER_LINES = [
   .map(([name, value]) => `${name}: ${value}\r\n`)
   .join('');
 
+/** How long a refused connection is given to take its answer before it is closed. */
+const CLOSE_WITHIN_MS = 1_000;
+
 /** What each refusal of Node's HTTP parser is answered with. */
 function refusalOf(code: string | undefined): { status: number; appCode: AppErrorCode; message: string } {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
@@ -47,8 +50,9 @@ export function answerClientError(
   trpcPrefixes: TrpcPrefixes,
 ): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const responding = (socket as Duplex & { _httpMessage?: unknown })._httpMessage;
-  if (!socket.writable || responding) {
+  // A response whose header section is on its way (pipelined requests): nothing can be added.
+  const responding = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || responding?.headersSent) {
     socket.destroy();
     return;
   }
@@ -60,8 +64,16 @@ export function answerClientError(
   const target = packet.subarray(0, 512).toString('latin1').split(' ', 2)[1] ?? '';
   const onTrpc = trpcPrefixes.some((prefix) => target.startsWith(`${prefix}/`));
   const body = JSON.stringify(onTrpc ? trpcRefusal(status, errorBody) : errorBody);
+  // Closed once written, or within a second whatever the client does: Node's server keeps a
+  // half-closed connection open, and a client that never reads or hangs up (the one a request
+  // timeout was for) would hold it.
+  const closing = setTimeout(() => socket.destroy(), CLOSE_WITHIN_MS).unref();
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${HEADER_LINES}x-request-id: ${requestId}\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => {
+      clearTimeout(closing);
+      socket.destroy();
+    },
   );
 }

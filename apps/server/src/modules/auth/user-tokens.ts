@@ -65,21 +65,24 @@ export async function ensureUserToken(
     )
     .onConflict((oc) => oc.column('token_hash').doNothing())
     .execute();
-  // Made now or by an earlier try of the same email (a retry): the link is live.
+  // Made now or by an earlier try of the same email (a retry): the link is live, unless a link
+  // sent since retired it (this try's email would carry a dead link).
   const made = await deps.db
     .selectFrom('user_tokens')
     .select('id')
     .where('token_hash', '=', tokenHash)
+    .where('retired_at', 'is', null)
     .executeTakeFirst();
   return made !== undefined;
 }
 
 /**
  * Once the link of `tokenHash` was sent: it is marked sent, and the unused links of its user
- * and purpose sent before it and made before it stop working. Not one whose email is still on
- * its way (two sent at once, the later made may answer first), nor one made after it (a try
- * of this email sent again after its answer was lost, when a newer one was sent meanwhile):
- * the email that arrives last always carries a link that works.
+ * and purpose sent before it and made before it are retired (they work no more; kept until
+ * they expire, so a try of their email run again sends nothing rather than make them anew).
+ * Not one whose email is still on its way (two sent at once, the later made may answer
+ * first), nor one made after it (a try of this email sent again after its answer was lost,
+ * when a newer one was sent meanwhile): the email that arrives last carries a link that works.
  */
 export async function retireOlderLinks(deps: Pick<Services, 'db'>, tokenHash: string): Promise<void> {
   await deps.db
@@ -90,12 +93,14 @@ export async function retireOlderLinks(deps: Pick<Services, 'db'>, tokenHash: st
         .where('token_hash', '=', tokenHash)
         .returning(['id', 'user_id', 'purpose', 'created_at', 'sent_at']),
     )
-    .deleteFrom('user_tokens as older')
-    .using('sent')
+    .updateTable('user_tokens as older')
+    .from('sent')
+    .set({ retired_at: sql`clock_timestamp()` })
     .whereRef('older.user_id', '=', 'sent.user_id')
     .whereRef('older.purpose', '=', 'sent.purpose')
     .whereRef('older.id', '<>', 'sent.id')
     .where('older.used_at', 'is', null)
+    .where('older.retired_at', 'is', null)
     .whereRef('older.sent_at', '<', 'sent.sent_at')
     .whereRef('older.created_at', '<', 'sent.created_at')
     .execute();
@@ -113,6 +118,7 @@ export async function consumeUserToken(
     .where('token_hash', '=', hashOpaqueToken(token))
     .where('purpose', '=', purpose)
     .where('used_at', 'is', null)
+    .where('retired_at', 'is', null)
     .where('expires_at', '>', now)
     .returning('user_id')
     .executeTakeFirst();
