@@ -59,6 +59,17 @@ const ENDED_MESSAGES = {
 
 /** How long signing out here waits for the server's answer before forgetting the tokens anyway. */
 const SIGN_OUT_WAIT_MS = 5_000;
+
+/**
+ * Tells the server this browser signs out, waiting SIGN_OUT_WAIT_MS at most, whatever the
+ * answer: the call's signal aborts it, and a timer ends the wait whatever the link does with
+ * the signal (a batched call is aborted only with every call of its batch).
+ */
+async function signOutHere(): Promise<void> {
+  const signal = AbortSignal.timeout(SIGN_OUT_WAIT_MS);
+  const given = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  await Promise.race([api.auth.logout.mutate(undefined, { signal }).catch(() => {}), given]);
+}
 /** The pages that serve a signed-out visitor (routes.tsx): an ended session does not leave them. */
 const SIGNED_OUT_PAGES = new Set(['/sign-in', '/sign-up', '/forgot-password', '/reset-password', '/oauth/return']);
 
@@ -139,7 +150,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
         // signed in on a shared computer).
         const account = storedAccountId();
         if (everywhere) await api.auth.logoutAll.mutate();
-        else await api.auth.logout.mutate(undefined, { signal: AbortSignal.timeout(SIGN_OUT_WAIT_MS) }).catch(() => {});
+        else await signOutHere();
         // Another account signed in meanwhile (another tab): it stays, and this tab shows it.
         const stored = storedAccountId();
         if (stored !== undefined && stored !== account) return;

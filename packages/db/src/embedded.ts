@@ -408,6 +408,9 @@ async function startCluster(
   (child.stderr as unknown as Socket | null)?.unref();
   await waitUntilReady(clusterDir, child, () => stderr);
   writeFileSync(ownerFile(dataDir), String(process.pid));
+  // No process is attached to a cluster just started: entries left by processes that died
+  // attached (a db command stopped by Ctrl-C) must not take it over.
+  rmSync(attachedDir(dataDir), { recursive: true, force: true });
   return handle(dataDir, port, child.pid as number, true);
 }
 

@@ -113,6 +113,16 @@ describe('embedded Postgres', () => {
     expect(existsSync(`${dataDir}.owner`)).toBe(false);
   });
 
+  it('forgets the processes attached to a cluster before it stopped: a new start has none to hand over to', async () => {
+    // Left by a process that died attached (pid 1 always exists: a reused pid).
+    mkdirSync(`${dataDir}.attached`, { recursive: true });
+    writeFileSync(path.join(`${dataDir}.attached`, '1'), '');
+    const started = await startEmbeddedPostgres({ dataDir });
+    const pid = postmasterPid(dataDir);
+    await started.stop();
+    expect(isProcessAlive(pid)).toBe(false); // before: handed over to pid 1, left running
+  });
+
   it('adopts a cluster whose owner died, and stops it', async () => {
     const first = await startEmbeddedPostgres({ dataDir });
     const pid = postmasterPid(dataDir);

@@ -33,7 +33,13 @@ export function memoryTokenStore(initial: Tokens | null = null): TokenStore {
 export type SessionEndReason = 'refresh-failed' | 'session-revoked';
 
 /** A refresh's outcome: `unreachable` is why it could not be made while the session stands. */
-export type Refreshed = { refreshed: true } | { refreshed: false; unreachable?: unknown };
+export type Refreshed =
+  | {
+      refreshed: true;
+      /** When this refresh stored new tokens: the refresh token it traded, and the one it stored. */
+      renewed?: { from: string; into: string };
+    }
+  | { refreshed: false; unreachable?: unknown };
 
 export interface AuthOptions {
   tokenStore: TokenStore;
@@ -226,10 +232,9 @@ export function sessionKeeper(options: SessionOptions) {
       if (sentWith && tokens.refreshToken !== sentWith.refreshToken) return { refreshed: true };
       try {
         const result = await refreshAnswer(tokens.refreshToken);
-        if (await stillHolds(tokens)) {
-          await store.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
-        }
-        return { refreshed: true };
+        if (!(await stillHolds(tokens))) return { refreshed: true };
+        await store.set({ accessToken: result.accessToken, refreshToken: result.refreshToken });
+        return { refreshed: true, renewed: { from: tokens.refreshToken, into: result.refreshToken } };
       } catch (error) {
         const { status, appCode } = errorCode(error);
         // Only a definite "no" from the server ends the session; a network error does not.
@@ -256,8 +261,13 @@ export function sessionKeeper(options: SessionOptions) {
    */
   const refreshFor = async (sentWith?: Tokens | null): Promise<Refreshed> => {
     const refresh = await refreshOnce(sentWith);
-    if (refresh.refreshed && sentWith && !sameAccount(await store.get(), sentWith)) return { refreshed: false };
-    return refresh;
+    if (!refresh.refreshed || !sentWith) return refresh;
+    const current = await store.get();
+    // The store holds what this refresh made of the call's own session (whatever its access
+    // token said), or tokens of the call's account.
+    const renewedItsSession =
+      refresh.renewed?.from === sentWith.refreshToken && current?.refreshToken === refresh.renewed.into;
+    return renewedItsSession || sameAccount(current, sentWith) ? refresh : { refreshed: false };
   };
   return { refreshOnce: refreshFor, endSession };
 }

@@ -76,6 +76,15 @@ describe('auth-aware client', () => {
     expect(after?.accessToken).not.toBe(before?.accessToken);
   });
 
+  it('refreshes and sends again a call whose stored access token cannot be read (a 401 a refresh cures)', async () => {
+    const { api, store } = setup();
+    const email = newEmail();
+    const registered = await api.auth.register.mutate({ email, password: 'Sdk-pass-123' });
+    await store.set({ accessToken: 'not-a-token', refreshToken: registered.refreshToken });
+    expect((await api.users.me.query()).email).toBe(email);
+    expect((await store.get())?.refreshToken).not.toBe(registered.refreshToken);
+  });
+
   it('clears the store on logout', async () => {
     const { api, store } = setup();
     await api.auth.register.mutate({ email: newEmail(), password: 'Sdk-pass-123' });
