@@ -760,7 +760,9 @@ describe('Postgres down', () => {
   });
 });
 
-describe('a storm of sign-ins', () => {
+// Each test waits for checks of a hash that takes about a second (on an idle machine) to end:
+// on one loaded by the whole suite at once, several times that.
+describe('a storm of sign-ins', { timeout: 120_000 }, () => {
   /** A stored hash that takes about a second to check (300 passes): the line stays full while a test looks. */
   let slowHash: string;
   beforeAll(async () => {
