@@ -50,13 +50,23 @@ const ENDED_KEY = 'app.session-ended';
  * unsubscribe function.
  */
 export function onSessionEndedElsewhere(listener: Listener): () => void {
-  const onStorage = (event: StorageEvent) => {
-    if (event.storageArea !== localStorage || event.key !== ENDED_KEY || !event.newValue) return;
+  return onOtherTabWrite(ENDED_KEY, (value) => {
     let reason: unknown;
     try {
-      reason = (JSON.parse(event.newValue) as { reason?: unknown }).reason;
+      reason = (JSON.parse(value ?? 'null') as { reason?: unknown } | null)?.reason;
     } catch {}
     if (reason === 'session-revoked' || reason === 'refresh-failed') listener(reason);
+  });
+}
+
+/**
+ * Calls `listener` with the new value each time another tab writes `key` in localStorage (or
+ * clears the whole storage: null); returns an unsubscribe function.
+ */
+function onOtherTabWrite(key: string, listener: (value: string | null) => void): () => void {
+  const onStorage = (event: StorageEvent) => {
+    if (event.storageArea !== localStorage || (event.key !== null && event.key !== key)) return;
+    listener(event.newValue);
   };
   window.addEventListener('storage', onStorage);
   return () => window.removeEventListener('storage', onStorage);
@@ -76,14 +86,10 @@ export type StoredSession = { accountId: string | undefined } | null;
  * sign-out, a refresh of the same account's tokens); returns an unsubscribe function.
  */
 export function onStoredSessionChange(listener: (session: StoredSession) => void): () => void {
-  const onStorage = (event: StorageEvent) => {
-    // A null key: the other tab cleared the whole storage.
-    if (event.storageArea !== localStorage || (event.key !== null && event.key !== STORAGE_KEY)) return;
+  return onOtherTabWrite(STORAGE_KEY, () => {
     const tokens = localTokenStore.get();
     listener(tokens && { accountId: accountOf(tokens) });
-  };
-  window.addEventListener('storage', onStorage);
-  return () => window.removeEventListener('storage', onStorage);
+  });
 }
 
 /** The API's base URL: the page's own origin (the dev server proxies /trpc and /api; production serves both). */

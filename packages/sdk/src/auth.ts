@@ -125,21 +125,18 @@ export function accountOf(tokens: Tokens): string | undefined {
   return typeof sub === 'string' ? sub : undefined;
 }
 
-/** Whether `current` and `sent` are of one account (false when it cannot be read, unless they are the same tokens). */
-function sameAccount(current: Tokens | null, sent: Tokens): boolean {
+/**
+ * Whether `current` and `sent` carry the same `claim` (`sub`: one account; `sid`: one session,
+ * however often refreshed); false when it cannot be read, unless they are the same tokens.
+ */
+function sameClaim(claim: keyof SessionClaims, current: Tokens | null, sent: Tokens): boolean {
   if (!current) return false;
   if (current.refreshToken === sent.refreshToken) return true;
-  const account = accountOf(current);
-  return account !== undefined && account === accountOf(sent);
+  const value = claimsOf(current)[claim];
+  return typeof value === 'string' && value === claimsOf(sent)[claim];
 }
-
-/** Whether `current` and `sent` are of one session, however often refreshed (as `sameAccount`, by `sid`). */
-function sameSession(current: Tokens | null, sent: Tokens): boolean {
-  if (!current) return false;
-  if (current.refreshToken === sent.refreshToken) return true;
-  const { sid } = claimsOf(current);
-  return typeof sid === 'string' && sid === claimsOf(sent).sid;
-}
+const sameAccount = (current: Tokens | null, sent: Tokens) => sameClaim('sub', current, sent);
+const sameSession = (current: Tokens | null, sent: Tokens) => sameClaim('sid', current, sent);
 
 function errorCode(error: unknown): { status?: number; appCode?: string } {
   const data = (error as TRPCClientError<AnyTRPCRouter>).data as { httpStatus?: number; appCode?: string } | undefined;

@@ -3,7 +3,7 @@ import type { AppErrorCode } from '../errors/app-error-codes.ts';
 import { httpErrorBody, trpcRefusal } from '../errors/index.ts';
 import { newRequestId } from '../infra/logger.ts';
 import { SECURITY_HEADERS } from './common-headers.ts';
-import type { TrpcPrefixes } from './error-handling.ts';
+import { onTrpcPath, type TrpcPrefixes } from './error-handling.ts';
 import { http } from './node-http.ts';
 
 /** The headers every answer carries that a refusal without a request can carry (no CORS: no Origin was read). */
@@ -62,8 +62,7 @@ export function answerClientError(
   // The bytes Node had read (a Buffer, though Fastify's types call it JSON): the request line first.
   const packet = Buffer.isBuffer(error.rawPacket) ? error.rawPacket : Buffer.alloc(0);
   const target = packet.subarray(0, 512).toString('latin1').split(' ', 2)[1] ?? '';
-  const onTrpc = trpcPrefixes.some((prefix) => target.startsWith(`${prefix}/`));
-  const body = JSON.stringify(onTrpc ? trpcRefusal(status, errorBody) : errorBody);
+  const body = JSON.stringify(onTrpcPath(target, trpcPrefixes) ? trpcRefusal(status, errorBody) : errorBody);
   // Closed once written, or within a second whatever the client does: Node's server keeps a
   // half-closed connection open, and a client that never reads or hangs up (the one a request
   // timeout was for) would hold it.

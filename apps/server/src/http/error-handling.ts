@@ -32,12 +32,15 @@ export function dependencyOutageLog(log: Pick<Logger, 'warn'>) {
 /** Where tRPC answers (`/trpc`, and a second prefix the conformance tests serve tRPC's own adapter on). */
 export type TrpcPrefixes = readonly string[];
 
+/** Whether a request's target (path and query) is under one of the tRPC prefixes. */
+export const onTrpcPath = (target: string, trpcPrefixes: TrpcPrefixes) =>
+  trpcPrefixes.some((prefix) => target.startsWith(`${prefix}/`));
+
 /** A refusal Fastify made itself (no procedure ran): the error body, in tRPC's shape on a tRPC path. */
 function refusal(request: FastifyRequest, reply: FastifyReply, error: FastifyError, trpcPrefixes: TrpcPrefixes) {
   const status = refusalStatus(error.statusCode);
   const body = httpErrorBody(status, error.message, request.id, { locale: answerLanguage(request, reply) });
-  const onTrpc = trpcPrefixes.some((prefix) => request.url.startsWith(`${prefix}/`));
-  return { status, body: onTrpc ? trpcRefusal(status, body) : body };
+  return { status, body: onTrpcPath(request.url, trpcPrefixes) ? trpcRefusal(status, body) : body };
 }
 
 /**
