@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unavailableDependency } from '../src/infra/dependency-errors.ts';
-import { JobQueue } from '../src/infra/jobs.ts';
+import { JobQueue, type QueueDefinition } from '../src/infra/jobs.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { type EmailJob, enqueueEmail, runEmailJob } from '../src/modules/auth/email-jobs.ts';
 import {
@@ -141,7 +141,7 @@ describe('durable jobs', () => {
   });
 
   /** A queue of its own on the test database, polled every 0.5 s, retrying twice after 1–2 s. */
-  const quickQueue = (name: string) =>
+  const quickQueue = (name: string, definition: Partial<QueueDefinition> = {}) =>
     new JobQueue(
       {
         url: t.database.url,
@@ -153,7 +153,7 @@ describe('durable jobs', () => {
         pollingIntervalSeconds: 0.5,
         superviseIntervalSeconds: 1,
       },
-      [{ name, retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30 }],
+      [{ name, retryLimit: 2, retryDelaySeconds: 1, retryDelayMaxSeconds: 2, expireInSeconds: 30, ...definition }],
     );
 
   describe('a job that fails', () => {
@@ -270,6 +270,69 @@ describe('durable jobs', () => {
       });
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       expect(await stateOf(second)).toBe('created');
+    });
+  });
+
+  describe('a shutdown with a job in progress', () => {
+    /** Takes jobs of `name` that run until their signal aborts, then fail by it. */
+    const untilAborted = async (queue: JobQueue, name: string) => {
+      const aborted: string[] = [];
+      await queue.work(name, 1, async (job) => {
+        await new Promise((resolve) => job.signal.addEventListener('abort', resolve, { once: true }));
+        aborted.push(job.id);
+        throw new Error('cut off');
+      });
+      return aborted;
+    };
+    const jobOf = async (name: string, id: string) => (await (await t.services.jobs.ready()).findJobs(name, { id }))[0];
+    const started = (name: string, id: string) =>
+      until(async () => ((await jobOf(name, id))?.state === 'active' ? true : undefined), 'the job to start');
+
+    it("hands the try its deadline cuts off back to the queue, unspent even when it was the last, and settles nothing of another worker's try", async () => {
+      const leaving = quickQueue('cut-off');
+      const aborted = await untilAborted(leaving, 'cut-off');
+      const id = (await leaving.send('cut-off', {}, { retryLimit: 0 })) as string;
+      await started('cut-off', id);
+      const stopping = leaving.stop(2_000);
+      try {
+        // Handed back at the deadline, it is another worker's to take at once.
+        const boss = await t.services.jobs.ready();
+        const taken = await until(
+          async () => (await boss.fetch('cut-off'))[0],
+          'the try handed back to be taken',
+          10_000,
+        );
+        expect(taken).toMatchObject({ id, retryCount: 1 });
+        await stopping;
+        await until(async () => (aborted.includes(id) ? true : undefined), 'the cut-off handler to end');
+        // The cut-off handler failed, and pg-boss failed what it had in progress as it stopped:
+        // neither touched the try the other worker holds.
+        expect(await jobOf('cut-off', id)).toMatchObject({ state: 'active', retryCount: 1, retryLimit: 1 });
+        await boss.complete('cut-off', taken);
+        expect((await jobOf('cut-off', id))?.state).toBe('completed');
+      } finally {
+        await stopping;
+      }
+    });
+
+    it('tells a resumable try to stop as soon as its process begins to stop, and hands it back unspent', async () => {
+      const leaving = quickQueue('resumable', { resumable: true });
+      const aborted = await untilAborted(leaving, 'resumable');
+      const id = (await leaving.send('resumable', {})) as string;
+      await started('resumable', id);
+      try {
+        // The shutdown's first step, long before any deadline.
+        await leaving.stopTaking();
+        const handedBack = await until(async () => {
+          const job = await jobOf('resumable', id);
+          return job?.state === 'retry' ? job : undefined;
+        }, 'the try to be handed back');
+        expect(handedBack).toMatchObject({ retryCount: 0, retryLimit: 3 });
+        expect(handedBack?.startAfter.getTime()).toBeLessThanOrEqual(Date.now() + 1_000); // no backoff
+        expect(aborted).toEqual([id]);
+      } finally {
+        await leaving.stop(1_000);
+      }
     });
   });
 

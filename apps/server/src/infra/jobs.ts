@@ -30,6 +30,12 @@ export interface QueueDefinition {
    * by the supervisor (`superviseIntervalSeconds`) long before `expireInSeconds`. At least 10.
    */
   heartbeatSeconds?: number;
+  /**
+   * A try that may stop part-way and leave the rest to the next (maintenance): as its process
+   * begins to stop, its signal aborts, and a try that ends by it goes back to the queue unspent.
+   * Tries of other queues (an email being sent) are given the shutdown's time to finish.
+   */
+  resumable?: boolean;
 }
 
 export interface JobCounts {
@@ -79,6 +85,9 @@ export interface JobQueueOptions {
   superviseIntervalSeconds: number;
 }
 
+/** Of a shutdown's time for the jobs in progress, what pg-boss's own stop is left (its workers' last cleanup). */
+const STOP_MARGIN_MS = 1_000;
+
 export class JobQueue {
   readonly #options: JobQueueOptions;
   readonly #queues: QueueDefinition[];
@@ -89,6 +98,10 @@ export class JobQueue {
   #stopped = false;
   /** Whether this process still takes jobs (`stopTaking`). */
   #taking = true;
+  /** Aborted as this process begins to stop: the tries of resumable queues end early, unspent. */
+  readonly #leaving = new AbortController();
+  /** Tries in progress in this process, by job id: those a shutdown's deadline cuts off are handed back. */
+  readonly #running = new Map<string, { name: string; retryCount: number; done: Promise<unknown> }>();
 
   constructor(options: JobQueueOptions, queues: QueueDefinition[]) {
     this.#options = options;
@@ -193,7 +206,7 @@ export class JobQueue {
 
   /** Takes jobs of `name` in this process, `concurrency` at a time. */
   async work(name: string, concurrency: number, handler: JobHandler): Promise<void> {
-    this.#definition(name);
+    const { resumable = false } = this.#definition(name);
     if (this.#working.has(name)) return;
     const boss = await this.ready();
     if (this.#stopped || !this.#taking) return;
@@ -202,12 +215,56 @@ export class JobQueue {
       name,
       { localConcurrency: concurrency, pollingIntervalSeconds: this.#options.pollingIntervalSeconds },
       async ([job]) => {
-        if (job) await handler(job);
+        if (!job) return;
+        const { retryCount } = job;
+        const signal = resumable ? AbortSignal.any([job.signal, this.#leaving.signal]) : job.signal;
+        const done = handler({ id: job.id, data: job.data, signal, retryCount });
+        this.#running.set(job.id, { name, retryCount, done });
+        try {
+          await done;
+        } catch (error) {
+          // Ended by this process's stop, part-way: the rest is the next try's, and this one is not spent.
+          const leftForNext = resumable && this.#leaving.signal.aborted && !job.signal.aborted;
+          if (!leftForNext || !(await this.#handBack([{ id: job.id, name, retryCount }]))) throw error;
+        } finally {
+          this.#running.delete(job.id);
+        }
       },
     );
     this.#workers.push(id);
     // (Told to stop taking jobs while pg-boss set the worker up.)
     if (!this.#taking) await boss.offWork(name, { wait: false });
+  }
+
+  /**
+   * Puts tries in progress here back in the queue, to run again at once, wherever a worker
+   * takes them, without spending a try: the retry limit grows by the one handed back. The
+   * next claim counts a try more (pg-boss names a try by its count), so this process's
+   * handler, should it still end, settles nothing (pg-boss's fence). False if none was
+   * handed back (the database away: the try is then failed, or its heartbeat lapses).
+   */
+  async #handBack(tries: { id: string; name: string; retryCount: number }[]): Promise<boolean> {
+    try {
+      const boss = await this.ready();
+      const { rows } = await boss.getDb().executeSql(
+        `update ${JOBS_TABLE} j set state = 'retry', start_after = now(), heartbeat_on = null,
+           retry_limit = j.retry_limit + 1
+           from unnest($1::text[], $2::uuid[], $3::int[]) as t(name, id, retry_count)
+           where j.name = t.name and j.id = t.id and j.retry_count = t.retry_count and j.state = 'active'
+           returning j.id`,
+        [tries.map((t) => t.name), tries.map((t) => t.id), tries.map((t) => t.retryCount)],
+      );
+      if (rows.length > 0) {
+        this.#options.log.info(
+          { jobs: rows.map((row) => row.id) },
+          `job queue: ${rows.length} job(s) in progress handed back to the queue, unspent`,
+        );
+      }
+      return rows.length > 0;
+    } catch (error) {
+      this.#options.log.warn({ err: error }, `job queue: the jobs in progress could not be handed back: ${error}`);
+      return false;
+    }
   }
 
   /**
@@ -217,6 +274,7 @@ export class JobQueue {
    */
   async stopTaking(): Promise<void> {
     this.#taking = false;
+    this.#leaving.abort();
     const boss = await this.#starting?.catch(() => undefined);
     if (boss) await Promise.allSettled([...this.#working].map((name) => boss.offWork(name, { wait: false })));
   }
@@ -334,12 +392,30 @@ export class JobQueue {
     return rows.length > 0;
   }
 
-  /** Stops taking jobs; jobs in progress finish (up to `timeoutMs`) or are handed back (retried). */
+  /**
+   * Stops taking jobs. The tries in progress finish (up to `timeoutMs`), or are handed back
+   * to the queue at the deadline, unspent, for another worker to run; resumable ones are told
+   * to stop at once.
+   */
   async stop(timeoutMs: number): Promise<void> {
     this.#stopped = true;
     if (!this.#starting) return;
     const boss = await this.#starting.catch(() => undefined);
-    await boss?.stop({ graceful: true, timeout: Math.max(1_000, timeoutMs) });
+    if (!boss) return;
+    await this.stopTaking();
+    const grace = Math.max(0, timeoutMs - STOP_MARGIN_MS);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#running.values()].map((running) => running.done)),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, grace);
+      }),
+    ]);
+    clearTimeout(timer);
+    const cutOff = [...this.#running].map(([id, { name, retryCount }]) => ({ id, name, retryCount }));
+    if (cutOff.length > 0) await this.#handBack(cutOff);
+    // pg-boss fails what is still in progress as it stops: a try handed back is no longer its to fail.
+    await boss.stop({ graceful: true, timeout: STOP_MARGIN_MS });
   }
 }
 

@@ -27,15 +27,23 @@ export const QUEUES: QueueDefinition[] = [
   EMAIL_QUEUE,
   STORAGE_DELETE_QUEUE,
   PUBLISH_REVOCATIONS_QUEUE,
-  // A missed run is no loss (the next one does its work): few, quick retries.
-  { name: MAINTENANCE, retryLimit: 2, retryDelaySeconds: 30, retryDelayMaxSeconds: 300, expireInSeconds: 15 * 60 },
+  // A missed run is no loss (the next one does its work): few, quick retries. A run its process's
+  // shutdown stops between parts goes back to the queue, for a worker that stays.
+  {
+    name: MAINTENANCE,
+    retryLimit: 2,
+    retryDelaySeconds: 30,
+    retryDelayMaxSeconds: 300,
+    expireInSeconds: 15 * 60,
+    resumable: true,
+  },
 ];
 
 type Deps = Pick<Services, 'db' | 'kv' | 'config' | 'log' | 'clock' | 'storage' | 'jobs' | 'tokens' | 'mailer'>;
 
 /**
  * One maintenance run: each part on its own, so one failing does not stop the others (the job
- * then fails, and is retried). `signal` (the job's: it expired, or the worker is stopping)
+ * then fails, and is retried). `signal` (the job's: it expired, or its process began to stop)
  * stops the run between parts, and the file sweep between objects.
  */
 export async function runMaintenance(deps: Deps, signal?: AbortSignal): Promise<Record<string, number>> {
