@@ -114,7 +114,10 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const kv = createTestKeyValueStore();
   const mail = new MemoryTransport();
   const services = await createServices(config, log, database.url, {
-    db: createDb({ url: database.url, poolMax: 4 }),
+    // As with Redis above: every package's tests at once on two cores can make a wait for a
+    // connection outlast production's 5 s, a 503 that would be the machine's load, not the code.
+    // Tests of an unreachable database bring a pool of their own.
+    db: createDb({ url: database.url, poolMax: 4, connectionTimeoutMs: 30_000 }),
     kv,
     ...(!options.configuredMail && { mailTransport: mail }),
     ...options.overrides,
