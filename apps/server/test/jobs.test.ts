@@ -33,6 +33,7 @@ import {
   startFakeResend,
   startTcpProxy,
   type TestApp,
+  uniqueEmail,
   until,
 } from './helpers/index.ts';
 
@@ -462,18 +463,30 @@ describe('durable jobs', () => {
     const before = (await boss.findJobs('email')).length;
     await expect(
       t.services.db.transaction().execute(async (trx) => {
+        await trx.insertInto('users').values({ email: 'rolled-back@example.com' }).execute();
         await enqueueEmail(t.services, { kind: 'welcome', email: 'rolled-back@example.com' }, { db: trx });
         throw new Error('the account could not be created');
       }),
     ).rejects.toThrow(/could not be created/);
     expect(await boss.findJobs('email')).toHaveLength(before);
 
-    await t.services.db
-      .transaction()
-      .execute((trx) => enqueueEmail(t.services, { kind: 'welcome', email: 'committed@example.com' }, { db: trx }));
+    await t.services.db.transaction().execute(async (trx) => {
+      await trx.insertInto('users').values({ email: 'committed@example.com' }).execute();
+      await enqueueEmail(t.services, { kind: 'welcome', email: 'committed@example.com' }, { db: trx });
+    });
     await t.settle();
     expect(t.mail.last('committed@example.com', 'welcome')).toBeDefined();
     expect(t.mail.to('rolled-back@example.com')).toEqual([]);
+  });
+
+  it('sends no welcome to an address whose account went before its job ran (deleted, disabled)', async () => {
+    const deleted = uniqueEmail();
+    const disabled = uniqueEmail();
+    await t.services.db.insertInto('users').values({ email: disabled, disabled_at: new Date() }).execute();
+    for (const email of [deleted, disabled]) await enqueueEmail(t.services, { kind: 'welcome', email });
+    await t.settle();
+    expect(t.mail.to(deleted)).toEqual([]);
+    expect(t.mail.to(disabled)).toEqual([]);
   });
 
   it('registers an account and queues its verification email together: a refused sign-up queues nothing', async () => {
@@ -622,6 +635,7 @@ describe('a worker that cannot start (the database away)', () => {
       superviseIntervalSeconds: 1,
     });
     try {
+      await t.services.db.insertInto('users').values({ email: 'patient@example.com' }).execute();
       proxy.cut();
       startWorkerWhenPossible({ ...t.services, jobs: queue }, 200);
       await new Promise((resolve) => setTimeout(resolve, 600)); // a few refused tries

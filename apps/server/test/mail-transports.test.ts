@@ -50,6 +50,7 @@ describe('the Resend transport, against a local fake Resend', () => {
     resend.setMode('ok');
     const id = '01900000-0000-7000-8000-00000000e0c1';
     const email = uniqueEmail();
+    await t.services.db.insertInto('users').values({ email }).execute();
     await runEmailJob(t.services, { id, data: { kind: 'welcome', email, locale: 'en' } });
     // Its answer lost, the next try renders it anew, in another language meanwhile (a deploy,
     // the reader's choice): Resend refuses the key with another body (409), on every try.
@@ -417,6 +418,7 @@ describe('the SMTP transport when the server fails', () => {
       env: { MAIL_TRANSPORT: 'smtp', SMTP_URL: `smtp://127.0.0.1:${silent.port}`, EMAIL_SEND_TIMEOUT_MS: '60000' },
     });
     try {
+      await t.services.db.insertInto('users').values({ email: 'ada@acme.test' }).execute();
       const job = new AbortController();
       const sending = runEmailJob(t.services, {
         id: '01900000-0000-7000-8000-00000000e0b1',

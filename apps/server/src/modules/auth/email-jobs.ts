@@ -128,13 +128,18 @@ async function prepare(deps: Deps, jobId: string, job: EmailJob) {
         locale: preferredLocale(user?.locale, job.locale),
       });
     }
-    case 'welcome':
+    case 'welcome': {
+      // Only to an account that still holds the address and may sign in: tries go on for an
+      // hour, and it may have been deleted, disabled or moved to another address meanwhile.
+      const user = await findUserRowByEmail(deps, job.email);
+      if (!user || !maySignIn(user)) return undefined;
       return composeEmail(deps, {
         template: 'welcome',
-        to: job.email,
-        vars: { email: job.email, link: deps.config.appUrl },
-        locale: job.locale ?? 'en',
+        to: user.email,
+        vars: { email: user.email, link: deps.config.appUrl },
+        locale: preferredLocale(user.locale, job.locale),
       });
+    }
   }
 }
 
