@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations are frozen and must not depend on the current schema types
 export async function up(db: Kysely<any>): Promise<void> {
@@ -12,6 +12,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('sent_at', 'timestamptz')
     .addColumn('retired_at', 'timestamptz')
     .execute();
+  // The live links made before: each was made as its email went out, so it counts as sent
+  // then, and the next link sent retires it (left unsent, it would work until it expired).
+  await sql`update user_tokens set sent_at = created_at
+    where sent_at is null and used_at is null and expires_at > now()`.execute(db);
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: see up()

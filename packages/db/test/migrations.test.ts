@@ -15,6 +15,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/client.ts';
 import {
+  createMigrator,
   loadMigrations,
   migrateToLatest,
   migrationFiles,
@@ -103,6 +104,42 @@ describe('migrations', () => {
     expect(await rollback(db, 1)).toEqual([]);
     expect(await migrateToLatest(db)).not.toHaveLength(0);
     expect(await migrateToLatest(db)).toEqual([]);
+  });
+});
+
+describe('the links made before links remembered when they were sent (20261210000100)', () => {
+  let database: TestDatabase;
+  let db: Db;
+  beforeAll(async () => {
+    database = await createEmptyTestDatabase();
+    db = createDb({ url: database.url, poolMax: 2 });
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await database.drop();
+  });
+
+  it('counts each live unused one as sent when it was made: a link sent later retires it (retireOlderLinks asks for one sent before)', async () => {
+    const { error } = await createMigrator(db).migrateTo('20261210000000_count_upload_urls_until_they_expire');
+    expect(error).toBeUndefined();
+    const [user] = await sql<{ id: string }>`insert into users (email) values ('early@example.com') returning id`
+      .execute(db)
+      .then((result) => result.rows);
+    const made = new Date(Date.now() - 60_000);
+    const link = (hash: string, expires: string, used: Date | null) =>
+      sql`insert into user_tokens (user_id, purpose, token_hash, created_at, expires_at, used_at)
+        values (${user?.id}, 'reset-password', ${hash}, ${made}, now() + ${expires}::interval, ${used})`.execute(db);
+    await link('live', '1 hour', null);
+    await link('used', '1 hour', made);
+    await link('expired', '-1 minute', null);
+    await migrateToLatest(db);
+    const { rows } = await sql<{ token_hash: string; sent_at: Date | null }>`
+      select token_hash, sent_at from user_tokens order by token_hash`.execute(db);
+    expect(rows).toEqual([
+      { token_hash: 'expired', sent_at: null },
+      { token_hash: 'live', sent_at: made },
+      { token_hash: 'used', sent_at: null },
+    ]);
   });
 });
 
