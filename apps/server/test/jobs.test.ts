@@ -276,12 +276,12 @@ describe('durable jobs', () => {
 
   describe('a shutdown with a job in progress', () => {
     /** Takes jobs of `name` that run until their signal aborts, then fail by it. */
-    const untilAborted = async (queue: JobQueue, name: string) => {
+    const untilAborted = async (queue: JobQueue, name: string, failure?: Error) => {
       const aborted: string[] = [];
       await queue.work(name, 1, async (job) => {
         await new Promise((resolve) => job.signal.addEventListener('abort', resolve, { once: true }));
         aborted.push(job.id);
-        throw new Error('cut off');
+        throw failure ?? job.signal.reason;
       });
       return aborted;
     };
@@ -331,6 +331,23 @@ describe('durable jobs', () => {
         expect(handedBack).toMatchObject({ retryCount: 0, retryLimit: 3 });
         expect(handedBack?.startAfter.getTime()).toBeLessThanOrEqual(Date.now() + 1_000); // no backoff
         expect(aborted).toEqual([id]);
+      } finally {
+        await leaving.stop(1_000);
+      }
+    });
+
+    it('spends the try of a resumable run that failed for another reason as it was told to stop', async () => {
+      const leaving = quickQueue('failing-as-stopped', { resumable: true });
+      await untilAborted(leaving, 'failing-as-stopped', new Error('the store was away'));
+      const id = (await leaving.send('failing-as-stopped', {})) as string;
+      await started('failing-as-stopped', id);
+      try {
+        await leaving.stopTaking();
+        const failed = await until(async () => {
+          const job = await jobOf('failing-as-stopped', id);
+          return job?.state === 'retry' ? job : undefined;
+        }, 'the try to fail');
+        expect(failed).toMatchObject({ retryCount: 0, retryLimit: 2, output: { message: 'the store was away' } });
       } finally {
         await leaving.stop(1_000);
       }

@@ -10,6 +10,7 @@ import { type QueryExecutorProvider, sql } from 'kysely';
 import type { KyselyTransactionLike, PgBoss, Queue } from 'pg-boss';
 import { isoTime } from './iso-time.ts';
 import type { Logger } from './logger.ts';
+import { withTimeout } from './with-timeout.ts';
 
 /** pg-boss's table of jobs, which the queries below read and change beside its API. */
 const JOBS_TABLE = `${JOBS_SCHEMA}.job`;
@@ -224,10 +225,13 @@ export class JobQueue {
           await done;
         } catch (error) {
           // Ended by this process's stop, part-way: the rest is the next try's, and this one is not spent.
-          const leftForNext = resumable && this.#leaving.signal.aborted && !job.signal.aborted;
+          // (By its stop alone: a run that failed for another reason meanwhile spends its try.)
+          const leftForNext =
+            resumable && this.#leaving.signal.aborted && !job.signal.aborted && error === signal.reason;
           if (!leftForNext || !(await this.#handBack([{ id: job.id, name, retryCount }]))) throw error;
         } finally {
-          this.#running.delete(job.id);
+          // (Another try of the job may run here since, its claim having lapsed: that one stays.)
+          if (this.#running.get(job.id)?.done === done) this.#running.delete(job.id);
         }
       },
     );
@@ -402,18 +406,14 @@ export class JobQueue {
     if (!this.#starting) return;
     const boss = await this.#starting.catch(() => undefined);
     if (!boss) return;
-    await this.stopTaking();
-    const grace = Math.max(0, timeoutMs - STOP_MARGIN_MS);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled([...this.#running.values()].map((running) => running.done)),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, grace);
-      }),
-    ]);
-    clearTimeout(timer);
+    this.#taking = false;
+    this.#leaving.abort();
+    // Each worker's loop ends with its try (one a poll in flight claims included), or the grace does.
+    const working = Promise.allSettled([...this.#working].map((name) => boss.offWork(name, { wait: true })));
+    await withTimeout(() => working, Math.max(0, timeoutMs - STOP_MARGIN_MS)).catch(() => undefined);
     const cutOff = [...this.#running].map(([id, { name, retryCount }]) => ({ id, name, retryCount }));
-    if (cutOff.length > 0) await this.#handBack(cutOff);
+    // (A database that does not answer leaves them to pg-boss, whose stop below fails them.)
+    if (cutOff.length > 0) await withTimeout(() => this.#handBack(cutOff), STOP_MARGIN_MS).catch(() => undefined);
     // pg-boss fails what is still in progress as it stops: a try handed back is no longer its to fail.
     await boss.stop({ graceful: true, timeout: STOP_MARGIN_MS });
   }

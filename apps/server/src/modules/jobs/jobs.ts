@@ -63,6 +63,8 @@ export async function runMaintenance(deps: Deps, signal?: AbortSignal): Promise<
       failures.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
+  // Stopped part-way (a part cut off by it fails too): the run is left for the next, not failed.
+  signal?.throwIfAborted();
   if (failures.length > 0) throw new Error(`maintenance failed in part: ${failures.join('; ')}`);
   return done;
 }
