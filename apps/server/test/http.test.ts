@@ -434,6 +434,47 @@ describe('HTTP surface', () => {
       }
     });
 
+    it("answers 408 in the app's error shape to a request whose body stops coming, and closes its connection; reads a slow one whole", async () => {
+      const server = await startTestServer({ env: { REQUEST_TIMEOUT_MS: '1000' } });
+      try {
+        // Two bytes of the hundred announced, then nothing (the client keeps its side open).
+        const answer = parsed(
+          await rawExchange(
+            server.url,
+            'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"',
+          ),
+        );
+        expect(answer.statusLine).toBe('HTTP/1.1 408 Request Timeout');
+        expect(answer.body).toMatchObject({ code: 'TIMEOUT', appCode: 'TIMEOUT' });
+        expect(answer.headers['x-request-id']).toBe(answer.body.requestId);
+        expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+        // A body that keeps coming, if slowly, is read whole however long it takes: only a stall is cut.
+        const body = JSON.stringify({ email: 'slow@example.com', password: 'Not-the-password-1' });
+        const { hostname, port } = new URL(server.url);
+        const socket = new Socket();
+        let read = '';
+        socket.on('data', (chunk) => {
+          read += chunk.toString('latin1');
+        });
+        await new Promise<void>((resolve) => socket.connect(Number(port), hostname, resolve));
+        socket.write(
+          `POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+        );
+        for (const part of [body.slice(0, 10), body.slice(10, 20), body.slice(20, 30), body.slice(30)]) {
+          await sleep(600);
+          socket.write(part);
+        }
+        await until(async () => (read.includes('\r\n\r\n{') && read.endsWith('}') ? true : undefined), 'the answer');
+        socket.destroy();
+        expect(parsed(read)).toMatchObject({
+          statusLine: 'HTTP/1.1 401 Unauthorized',
+          body: { appCode: 'INVALID_CREDENTIALS' },
+        });
+      } finally {
+        await server.close();
+      }
+    });
+
     it('keeps a download going while its client reads, and answers a slow handler', async () => {
       const server = await serverWithEndlessBody();
       try {
@@ -470,30 +511,7 @@ describe('HTTP surface', () => {
 
     it("answers what Node's HTTP parser refuses in the app's error shape, with a request id and the security headers", async () => {
       const server = await startTestServer();
-      /** Writes raw bytes on a new connection; resolves with all it reads until the server closes it. */
-      const raw = (bytes: string) =>
-        new Promise<string>((resolve, reject) => {
-          const { hostname, port } = new URL(server.url);
-          const socket = new Socket();
-          let read = '';
-          socket.on('data', (chunk) => {
-            read += chunk.toString('latin1');
-          });
-          socket.on('close', () => resolve(read));
-          socket.on('error', reject);
-          socket.connect(Number(port), hostname, () => socket.write(bytes));
-        });
-      const parsed = (answer: string) => {
-        const [head = '', body = ''] = answer.split('\r\n\r\n');
-        const [statusLine, ...lines] = head.split('\r\n');
-        const headers = Object.fromEntries(
-          lines.map((line) => [
-            line.slice(0, line.indexOf(':')).toLowerCase(),
-            line.slice(line.indexOf(':') + 1).trim(),
-          ]),
-        );
-        return { statusLine, headers, body: JSON.parse(body) };
-      };
+      const raw = (bytes: string) => rawExchange(server.url, bytes);
       try {
         const twice = (path: string) =>
           raw(
@@ -1259,3 +1277,28 @@ describe('readiness when a dependency is down', () => {
     }
   });
 });
+
+/** Writes raw bytes on a new connection to `url`; resolves with all it reads until the server closes it. */
+function rawExchange(url: string, bytes: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const socket = new Socket();
+    let read = '';
+    socket.on('data', (chunk) => {
+      read += chunk.toString('latin1');
+    });
+    socket.on('close', () => resolve(read));
+    socket.on('error', reject);
+    socket.connect(Number(port), hostname, () => socket.write(bytes));
+  });
+}
+
+/** A raw HTTP answer's status line, headers (lower-case names) and JSON body. */
+function parsed(answer: string) {
+  const [head = '', body = ''] = answer.split('\r\n\r\n');
+  const [statusLine, ...lines] = head.split('\r\n');
+  const headers = Object.fromEntries(
+    lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+  );
+  return { statusLine, headers, body: JSON.parse(body) };
+}
