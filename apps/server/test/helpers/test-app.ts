@@ -108,6 +108,8 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     DATABASE_URL: database.url,
     RATE_LIMIT_AUTH_PER_MINUTE: '100000',
     JOBS_POLL_INTERVAL: '1',
+    // The job queue's pool waits as long as the app's below (see there).
+    DATABASE_CONNECT_TIMEOUT_MS: '30000',
     ...options.env,
   });
   const log = options.log ?? createLogger({ level: config.logLevel, format: 'json' });
