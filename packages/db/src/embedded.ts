@@ -152,7 +152,7 @@ function isPostmasterOf(pid: number, dataDir: string): boolean {
 }
 
 /** Sends `signal` to the cluster's postmaster, if `pid` still is it; false when it is not. */
-function signalPostmaster(pid: number, dataDir: string, signal: NodeJS.Signals): boolean {
+export function signalPostmaster(pid: number, dataDir: string, signal: NodeJS.Signals): boolean {
   if (!isPostmasterOf(pid, dataDir)) return false;
   try {
     process.kill(pid, signal);

@@ -1,6 +1,7 @@
 /** Test helpers for the embedded clusters the tests start. */
 import { readFileSync, realpathSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { signalPostmaster } from '../src/embedded.ts';
 
 export const postmasterPid = (dir: string) =>
   Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -12,7 +13,9 @@ export function removeCluster(dir: string) {
     real = realpathSync(dir);
   } catch {}
   try {
-    process.kill(postmasterPid(dir), 'SIGQUIT'); // left running by a failed test
+    // Left running by a failed test; the pid of one that died may be another process's since
+    // (a backend of a cluster other tests use, whose every connection a SIGQUIT there would end).
+    signalPostmaster(postmasterPid(dir), dir, 'SIGQUIT');
   } catch {}
   rmSync(dir, { recursive: true, force: true });
   rmSync(`${dir}.owner`, { force: true });
