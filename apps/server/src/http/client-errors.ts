@@ -1,4 +1,3 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AppErrorCode } from '../errors/app-error-codes.ts';
 import { httpErrorBody, trpcRefusal } from '../errors/index.ts';
@@ -49,8 +48,6 @@ export function answerClientError(
   error: Error & { code?: string; rawPacket?: unknown },
   socket: Duplex,
   trpcPrefixes: TrpcPrefixes,
-  /** The request's path, when a request was read (else it is read off the bytes Node had). */
-  path?: string,
 ): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   // A response whose header section is on its way (pipelined requests): nothing can be added.
@@ -64,7 +61,7 @@ export function answerClientError(
   const errorBody = httpErrorBody(status, message, requestId, { appCode });
   // The bytes Node had read (a Buffer, though Fastify's types call it JSON): the request line first.
   const packet = Buffer.isBuffer(error.rawPacket) ? error.rawPacket : Buffer.alloc(0);
-  const target = path ?? packet.subarray(0, 512).toString('latin1').split(' ', 2)[1] ?? '';
+  const target = packet.subarray(0, 512).toString('latin1').split(' ', 2)[1] ?? '';
   const body = JSON.stringify(onTrpcPath(target, trpcPrefixes) ? trpcRefusal(status, errorBody) : errorBody);
   // Closed once written, or within a second whatever the client does: Node's server keeps a
   // half-closed connection open, and a client that never reads or hangs up (the one a request
@@ -78,35 +75,4 @@ export function answerClientError(
       socket.destroy();
     },
   );
-}
-
-/**
- * Bounds the wait for a request's body: one whose bytes stop coming for `idleMs` is answered
- * 408 (as above) and its connection closed. Node's `requestTimeout` bounds a request only
- * until its headers are read: a client that sent headers and part of a body held the
- * connection, and the request, for ever. The socket's idle timer runs only while a body is
- * read (Node re-arms it at every read); a request without one costs a header check.
- */
-export function boundRequestBodies(server: Server, idleMs: number, trpcPrefixes: TrpcPrefixes): void {
-  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-    if (request.complete || (!request.headers['content-length'] && !request.headers['transfer-encoding'])) return;
-    const { socket } = request;
-    const stalled = () => {
-      // An answer already on its way (one that did not wait for the body): nothing can be added.
-      if (response.headersSent) socket.destroy();
-      else {
-        const error = Object.assign(new Error('the request body stopped coming'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
-        answerClientError(error, socket, trpcPrefixes, request.url);
-      }
-    };
-    socket.setTimeout(idleMs);
-    request.once('timeout', stalled);
-    const done = () => {
-      request.off('timeout', stalled);
-      // (Once the answer is written, the socket's timer is Node's keep-alive timeout.)
-      if (!socket.destroyed && !response.writableEnded) socket.setTimeout(0);
-    };
-    request.once('end', done);
-    request.once('close', done);
-  });
 }
