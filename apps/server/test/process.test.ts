@@ -297,7 +297,9 @@ describe('embedded defaults', () => {
   const dataDir = path.join(repoRoot, '.data', 'test-postgres', `server-embedded-${process.pid}`);
   afterAll(() => {
     rmSync(dataDir, { recursive: true, force: true });
-    rmSync(`${dataDir}.owner`, { force: true });
+    // The files the launcher keeps beside a cluster (its owner, its port, the processes attached).
+    for (const beside of ['owner', 'port', 'attached'])
+      rmSync(`${dataDir}.${beside}`, { recursive: true, force: true });
   });
 
   it('starts with no DATABASE_URL and no REDIS_URL, becomes ready, and stops cleanly', async () => {
