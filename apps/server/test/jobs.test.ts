@@ -286,14 +286,18 @@ describe('durable jobs', () => {
       return aborted;
     };
     const jobOf = async (name: string, id: string) => (await (await t.services.jobs.ready()).findJobs(name, { id }))[0];
-    const started = (name: string, id: string) =>
-      until(async () => ((await jobOf(name, id))?.state === 'active' ? true : undefined), 'the job to start');
+    /** The job once it is in `state`. */
+    const inState = (name: string, id: string, state: string) =>
+      until(async () => {
+        const job = await jobOf(name, id);
+        return job?.state === state ? job : undefined;
+      }, `the job to be ${state}`);
 
     it("hands the try its deadline cuts off back to the queue, unspent even when it was the last, and settles nothing of another worker's try", async () => {
       const leaving = quickQueue('cut-off');
       const aborted = await untilAborted(leaving, 'cut-off');
       const id = (await leaving.send('cut-off', {}, { retryLimit: 0 })) as string;
-      await started('cut-off', id);
+      await inState('cut-off', id, 'active');
       const stopping = leaving.stop(2_000);
       try {
         // Handed back at the deadline, it is another worker's to take at once.
@@ -320,14 +324,11 @@ describe('durable jobs', () => {
       const leaving = quickQueue('resumable', { resumable: true });
       const aborted = await untilAborted(leaving, 'resumable');
       const id = (await leaving.send('resumable', {})) as string;
-      await started('resumable', id);
+      await inState('resumable', id, 'active');
       try {
         // The shutdown's first step, long before any deadline.
         await leaving.stopTaking();
-        const handedBack = await until(async () => {
-          const job = await jobOf('resumable', id);
-          return job?.state === 'retry' ? job : undefined;
-        }, 'the try to be handed back');
+        const handedBack = await inState('resumable', id, 'retry');
         expect(handedBack).toMatchObject({ retryCount: 0, retryLimit: 3 });
         expect(handedBack?.startAfter.getTime()).toBeLessThanOrEqual(Date.now() + 1_000); // no backoff
         expect(aborted).toEqual([id]);
@@ -340,13 +341,10 @@ describe('durable jobs', () => {
       const leaving = quickQueue('failing-as-stopped', { resumable: true });
       await untilAborted(leaving, 'failing-as-stopped', new Error('the store was away'));
       const id = (await leaving.send('failing-as-stopped', {})) as string;
-      await started('failing-as-stopped', id);
+      await inState('failing-as-stopped', id, 'active');
       try {
         await leaving.stopTaking();
-        const failed = await until(async () => {
-          const job = await jobOf('failing-as-stopped', id);
-          return job?.state === 'retry' ? job : undefined;
-        }, 'the try to fail');
+        const failed = await inState('failing-as-stopped', id, 'retry');
         expect(failed).toMatchObject({ retryCount: 0, retryLimit: 2, output: { message: 'the store was away' } });
       } finally {
         await leaving.stop(1_000);

@@ -7,7 +7,7 @@
  *   a test file:  const database = await createTestDatabase(); ... await database.drop()
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, readlinkSync } from 'node:fs';
+import { appendFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -84,26 +84,21 @@ async function dropStaleDatabases(adminUrl: string, prefix: string): Promise<voi
   }
 }
 
-/** Where a package's embedded test cluster logs: `.data/test-postgres/<package>.log`. */
-function embeddedLog(packageName: string): string {
-  const folder = path.join(repoRoot, '.data', 'test-postgres');
-  mkdirSync(folder, { recursive: true });
-  return path.join(folder, `${packageName}.log`);
-}
-
 /**
  * Vitest globalSetup: picks the cluster, builds the migrated template, and exposes both to
  * the test files through environment variables. Returns the teardown.
  */
 export async function setupTestDatabases(packageName: string): Promise<() => Promise<void>> {
+  const clusters = path.join(repoRoot, '.data', 'test-postgres');
+  // What an embedded cluster says (warnings and worse: a backend that died, a refused
+  // connection), kept beside it in <package>.log for a test that failed for its reason.
+  const logFile = path.join(clusters, `${packageName}.log`);
   const embedded = process.env.DATABASE_URL
     ? undefined
     : await startEmbeddedPostgres({
-        dataDir: path.join(repoRoot, '.data', 'test-postgres', packageName),
+        dataDir: path.join(clusters, packageName),
         ephemeral: true,
-        // What the cluster says (warnings and worse: a backend that died, a refused connection),
-        // kept beside it for a test that failed for its reason.
-        log: (line) => appendFileSync(embeddedLog(packageName), `${new Date().toISOString()} ${line}\n`),
+        log: (line) => appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`),
       });
   const adminUrl = process.env.DATABASE_URL || (embedded?.url as string);
   await dropStaleDatabases(adminUrl, packageName);

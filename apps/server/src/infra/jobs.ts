@@ -277,10 +277,15 @@ export class JobQueue {
    * while the requests drain would be cut off at the deadline, a try spent on nothing.
    */
   async stopTaking(): Promise<void> {
+    await this.#leave({ wait: false });
+  }
+
+  /** Takes no more jobs, tells resumable tries to stop, and (`wait`) waits for each worker's loop to end with its try. */
+  async #leave({ wait }: { wait: boolean }): Promise<void> {
     this.#taking = false;
     this.#leaving.abort();
     const boss = await this.#starting?.catch(() => undefined);
-    if (boss) await Promise.allSettled([...this.#working].map((name) => boss.offWork(name, { wait: false })));
+    if (boss) await Promise.allSettled([...this.#working].map((name) => boss.offWork(name, { wait })));
   }
 
   /**
@@ -406,11 +411,9 @@ export class JobQueue {
     if (!this.#starting) return;
     const boss = await this.#starting.catch(() => undefined);
     if (!boss) return;
-    this.#taking = false;
-    this.#leaving.abort();
     // Each worker's loop ends with its try (one a poll in flight claims included), or the grace does.
-    const working = Promise.allSettled([...this.#working].map((name) => boss.offWork(name, { wait: true })));
-    await withTimeout(() => working, Math.max(0, timeoutMs - STOP_MARGIN_MS)).catch(() => undefined);
+    const leaving = this.#leave({ wait: true });
+    await withTimeout(() => leaving, Math.max(0, timeoutMs - STOP_MARGIN_MS)).catch(() => undefined);
     const cutOff = [...this.#running].map(([id, { name, retryCount }]) => ({ id, name, retryCount }));
     // (A database that does not answer leaves them to pg-boss, whose stop below fails them.)
     if (cutOff.length > 0) await withTimeout(() => this.#handBack(cutOff), STOP_MARGIN_MS).catch(() => undefined);

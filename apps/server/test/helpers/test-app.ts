@@ -108,7 +108,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     DATABASE_URL: database.url,
     RATE_LIMIT_AUTH_PER_MINUTE: '100000',
     JOBS_POLL_INTERVAL: '1',
-    // The job queue's pool waits as long as the app's below (see there).
+    // Both pools' wait for a connection: see the app's below.
     DATABASE_CONNECT_TIMEOUT_MS: '30000',
     ...options.env,
   });
@@ -119,7 +119,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     // As with Redis above: every package's tests at once on two cores can make a wait for a
     // connection outlast production's 5 s, a 503 that would be the machine's load, not the code.
     // Tests of an unreachable database bring a pool of their own.
-    db: createDb({ url: database.url, poolMax: 4, connectionTimeoutMs: 30_000 }),
+    db: createDb({ url: database.url, poolMax: 4, connectionTimeoutMs: config.database.connectTimeoutMs }),
     kv,
     ...(!options.configuredMail && { mailTransport: mail }),
     ...options.overrides,
