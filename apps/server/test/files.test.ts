@@ -35,6 +35,7 @@ import {
   registerAccount,
   registerAdmin,
   type S3Server,
+  sharedRedisEnv,
   spawnServer,
   startS3Server,
   startTestServer,
@@ -2001,7 +2002,7 @@ describe('an upload its client gives up on', () => {
       FILES_DIR: dir,
       LOG_LEVEL: 'info',
       REDIS_COMMAND_TIMEOUT_MS: '5000', // a loaded CI machine, not the code, may be slow
-      ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+      ...sharedRedisEnv(),
     });
     try {
       const url = await listeningUrl(server);
@@ -2010,6 +2011,8 @@ describe('an upload its client gives up on', () => {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ email: `abort-${randomUUID()}@example.com`, password: 'Sunny-day-42' }),
       });
+      // (A refused sign-up would leave the upload a 401, and no file to wait for.)
+      expect(registered.status, await registered.clone().text()).toBe(200);
       const { accessToken } = (await registered.json()) as { accessToken: string };
       const { hostname, port } = new URL(url);
       const socket = createConnection({ host: hostname, port: Number(port) });

@@ -29,6 +29,7 @@ import {
   buildTestApp,
   registerAccount,
   registerAdmin,
+  sharedRedisEnv,
   spawnCommand,
   startFakeResend,
   startTcpProxy,
@@ -559,7 +560,7 @@ describe('durable jobs', () => {
         DATABASE_URL: t.database.url,
         JOBS_POLL_INTERVAL: '1',
         JOBS_READY_FILE: readyFile,
-        ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+        ...sharedRedisEnv(),
       },
     });
     try {
@@ -722,7 +723,7 @@ describe('a worker killed in the middle of a send', () => {
         EMAIL_SEND_TIMEOUT_MS: '60000',
         JOBS_POLL_INTERVAL: '1',
         JOBS_SUPERVISE_INTERVAL: '1',
-        ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+        ...sharedRedisEnv(),
         ...env,
       },
     });

@@ -11,6 +11,7 @@ import {
   freePort,
   listeningUrl,
   type SpawnedServer,
+  sharedRedisEnv,
   spawnCommand,
   spawnServer,
   startFakeRedis,
@@ -138,7 +139,7 @@ describe('the server process', () => {
           LOG_FORMAT: 'json',
           DATABASE_URL: empty.url,
           MIGRATE_ON_START: 'false',
-          ...(process.env.REDIS_URL && { REDIS_URL: process.env.REDIS_URL }),
+          ...sharedRedisEnv(),
         },
       });
       expect(await worker.exited).toBe(1);
@@ -333,7 +334,7 @@ describe.skipIf(!process.env.REDIS_URL)('cluster workers', () => {
   const startCluster = () =>
     spawnServer({
       DATABASE_URL: database.url,
-      REDIS_URL: process.env.REDIS_URL,
+      ...sharedRedisEnv(),
       REDIS_COMMAND_TIMEOUT_MS: '5000', // a loaded CI machine, not the code, may be slow
       WORKERS: '2',
       PORT: '0',

@@ -25,6 +25,7 @@ export {
   createTestKeyValueStore,
   type FakeClock,
   fakeClock,
+  sharedRedisEnv,
   startTestServer,
   storedKeys,
   type TestApp,

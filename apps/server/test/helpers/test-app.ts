@@ -22,13 +22,25 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return result.config;
 }
 
+/** A Redis key prefix no other test uses. */
+const uniqueKeyPrefix = () => `test:${randomBytes(6).toString('hex')}:`;
+
+/**
+ * The environment that points a spawned server or worker at the machine's Redis when
+ * REDIS_URL is set (as in CI), under a key prefix of its own; else nothing (the memory
+ * store). With the default prefix every such process shared one set of rate-limit counters
+ * (ten sign-ins a minute from 127.0.0.1, across the whole run) and one revocation cache.
+ */
+export function sharedRedisEnv(): { REDIS_URL?: string; REDIS_KEY_PREFIX?: string } {
+  const url = process.env.REDIS_URL;
+  return url ? { REDIS_URL: url, REDIS_KEY_PREFIX: uniqueKeyPrefix() } : {};
+}
+
 /**
  * Real Redis under a key prefix of its own when REDIS_URL is set (as in CI), else the
  * memory store. Two stores given the same `keyPrefix` share their keys, like two processes.
  */
-export function createTestKeyValueStore(
-  keyPrefix = `test:${randomBytes(6).toString('hex')}:`,
-): KeyValueStore & { cleanup(): Promise<void> } {
+export function createTestKeyValueStore(keyPrefix = uniqueKeyPrefix()): KeyValueStore & { cleanup(): Promise<void> } {
   const url = process.env.REDIS_URL;
   if (!url) {
     const memory = new MemoryStore();
