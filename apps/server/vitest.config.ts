@@ -1,6 +1,11 @@
 import { mergeConfig } from 'vitest/config';
 import { packageTestConfig } from '../../vitest.shared.ts';
 
+/**
+ * Two test files at a time: vitest's default on two cores is one, and this package's files
+ * (the longest of the suite) spend much of their time waiting on timers, sockets and the
+ * processes they start, so one at a time left a core idle once the other packages were done.
+ */
 export default mergeConfig(packageTestConfig('server'), {
-  test: { setupFiles: ['./test/setup-error-observations.ts'] },
+  test: { setupFiles: ['./test/setup-error-observations.ts'], maxWorkers: 2 },
 });
