@@ -165,7 +165,8 @@ describe('revocation is durable: Postgres is the truth, the store a cache of it'
       database,
       overrides: {
         kv: new MemoryStore(),
-        db: createDb({ url: database.url, poolMax: 2, statementTimeoutMs: 300 }).withPlugin(slowRevocations),
+        // (2 s: under the slowed queries' 5 s, with room for the others on a loaded machine.)
+        db: createDb({ url: database.url, poolMax: 2, statementTimeoutMs: 2_000 }).withPlugin(slowRevocations),
       },
     });
     try {
@@ -436,7 +437,7 @@ describe.skipIf(!REDIS_AVAILABLE)('Redis down or hung', () => {
   let store: RedisStore;
   beforeAll(async () => {
     redis = await startRedisServer();
-    store = new RedisStore({ url: redis.url, keyPrefix: 'down:', commandTimeoutMs: 300 });
+    store = new RedisStore({ url: redis.url, keyPrefix: 'down:', commandTimeoutMs: 1_000 });
     t = await buildTestApp({
       env: { RATE_LIMIT_AUTH_PER_MINUTE: '10', TRUST_PROXY: '1', MAX_SESSIONS_PER_USER: '2' },
       overrides: { kv: store },

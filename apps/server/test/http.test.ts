@@ -11,7 +11,7 @@ import { CHECKED_LINES_LIMITS, CheckedLines, nodeReads } from '../src/http/check
 import { CommonHeadersResponse, HTML_CSP, NAMES_KEPT } from '../src/http/common-headers.ts';
 import { lazySchemaCompilers } from '../src/http/schema-compilers.ts';
 import { appendVary } from '../src/http/vary.ts';
-import { RedisStore } from '../src/infra/kv/index.ts';
+import { MemoryStore, RedisStore } from '../src/infra/kv/index.ts';
 import {
   abortedCalls,
   bearer,
@@ -1189,7 +1189,8 @@ describe('readiness when a dependency is down', () => {
   it('reads a database as up when its probe waited for a connection behind requests Postgres kept answering', async () => {
     // A pool of 4 (the test app's), 24 callers each running a 100 ms query after another: a
     // new query waits ~0.6 s for a connection, twice the health check's timeout.
-    const t = await buildTestApp({ env: { HEALTH_CHECK_TIMEOUT_MS: '300' } });
+    // (The in-memory store: its probe is not what this test is about, nor bound to a loaded machine's Redis.)
+    const t = await buildTestApp({ env: { HEALTH_CHECK_TIMEOUT_MS: '300' }, overrides: { kv: new MemoryStore() } });
     let busy = true;
     const load = Array.from({ length: 24 }, async () => {
       while (busy) await sql`select pg_sleep(0.1)`.execute(t.services.db);
@@ -1244,7 +1245,7 @@ describe('readiness when a dependency is down', () => {
 
   it('answers 503 naming Redis when it is unreachable', async () => {
     const t = await buildTestApp({
-      env: { HEALTH_CHECK_TIMEOUT_MS: '500' },
+      env: { HEALTH_CHECK_TIMEOUT_MS: '2000' }, // (the database's probe, on a loaded machine)
       overrides: { kv: new RedisStore({ url: 'redis://127.0.0.1:1', keyPrefix: 'x:' }) },
     });
     try {

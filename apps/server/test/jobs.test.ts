@@ -669,8 +669,9 @@ describe('a worker that cannot start (the database away)', () => {
 describe('a database that stops answering', () => {
   it("fails the administrators' job calls as the database being down (503), after DATABASE_STATEMENT_TIMEOUT_MS, never a hang", async () => {
     const { t, proxy, queue } = await queueBehindProxy({
-      connectTimeoutMs: 500,
-      statementTimeoutMs: 500,
+      // Room for pg-boss's start and the first count on a loaded machine; four frozen calls ~12 s.
+      connectTimeoutMs: 2_000,
+      statementTimeoutMs: 2_000,
       pollingIntervalSeconds: 60,
       superviseIntervalSeconds: 60,
     });

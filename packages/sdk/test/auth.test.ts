@@ -312,7 +312,8 @@ describe('auth-aware client', () => {
     let refreshes = 0;
     const api = createClient({
       url: server.url,
-      auth: { tokenStore: store, refreshTimeoutMs: 1_000, onSessionEnded: (reason) => ended.push(reason) },
+      // Two tries of 3 s: the second, a real refresh, with room for a loaded machine.
+      auth: { tokenStore: store, refreshTimeoutMs: 6_000, onSessionEnded: (reason) => ended.push(reason) },
       fetch: async (input, init) => {
         if (!new URL(String(input)).pathname.endsWith('/auth.refresh') || ++refreshes > 1) return fetch(input, init);
         // The server rotates the tokens; its answer never reaches the client.
