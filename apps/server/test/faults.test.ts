@@ -669,7 +669,7 @@ describe('Postgres down', () => {
     viaProxy.port = String(proxy.port);
     t = await buildTestApp({
       database: healthy.database,
-      overrides: { db: createDb({ url: viaProxy.toString(), poolMax: 2, connectionTimeoutMs: 500 }) },
+      overrides: { db: createDb({ url: viaProxy.toString(), poolMax: 2, connectionTimeoutMs: 1_500 }) },
     });
     account = await registerAccount(t.app);
     // The first app only created the database; it is dropped when `t`'s owner closes.
@@ -749,10 +749,10 @@ describe('Postgres down', () => {
     const held = t.services.db.transaction().execute(async (trx) => {
       const other = trx.selectFrom('users').select('id').execute();
       await other;
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
     });
     const second = t.services.db.transaction().execute(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
     });
     const response = await t.app.inject({ method: 'GET', url: '/api/notes', headers: bearer(account) });
     expect(response.statusCode).toBe(503);

@@ -462,8 +462,8 @@ describe('the SMTP transport when the server fails', () => {
       // An email job's try fails with the same reason, without the password (what the job keeps).
       const server = { host: '127.0.0.1', port: smtp.port, secure: false, requireTls: false };
       const mailer = new Mailer(
-        new SmtpTransport({ ...server, auth: { user: 'mailer', pass: wrong }, timeoutMs: 2_000 }),
-        { from: 'hello@acme.test', timeoutMs: 2_000 },
+        new SmtpTransport({ ...server, auth: { user: 'mailer', pass: wrong }, timeoutMs: 10_000 }),
+        { from: 'hello@acme.test', timeoutMs: 10_000 },
       );
       const failure = await mailer.send(testEmail('ada@acme.test')).then(
         () => undefined,
@@ -488,7 +488,7 @@ describe('the SMTP transport when the server fails', () => {
 describe('the SMTP transport over TLS', () => {
   const auth = { user: 'mailer', pass: 's3cret' };
   const send = async (transport: SmtpTransport, to = 'ada@acme.test') => {
-    const mailer = new Mailer(transport, { from: 'hello@acme.test', timeoutMs: 2_000 });
+    const mailer = new Mailer(transport, { from: 'hello@acme.test', timeoutMs: 10_000 });
     try {
       return await mailer.send(testEmail(to));
     } finally {
@@ -502,7 +502,7 @@ describe('the SMTP transport over TLS', () => {
       secure: options.secure,
       requireTls: options.requireTls,
       auth,
-      timeoutMs: 2_000,
+      timeoutMs: 10_000,
       ...(options.trusted !== false && { tls: { ca: LOCALHOST_TLS.cert } }),
     });
 
