@@ -28,8 +28,9 @@ const uniqueKeyPrefix = () => `test:${randomBytes(6).toString('hex')}:`;
 /**
  * The environment that points a spawned server or worker at the machine's Redis when
  * REDIS_URL is set (as in CI), under a key prefix of its own; else nothing (the memory
- * store). With the default prefix every such process shared one set of rate-limit counters
- * (ten sign-ins a minute from 127.0.0.1, across the whole run) and one revocation cache.
+ * store). With the default prefix, every such process shared its rate-limit counters (ten
+ * sign-ins a minute from 127.0.0.1) and its revocation cache with the others and with
+ * anything else on the machine (`pnpm bench`, a `pnpm dev`).
  */
 export function sharedRedisEnv(): { REDIS_URL?: string; REDIS_KEY_PREFIX?: string } {
   const url = process.env.REDIS_URL;
