@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 const run = fileURLToPath(new URL('../run.ts', import.meta.url));
 const bench = (...args: string[]) => spawnSync(process.execPath, [run, ...args], { encoding: 'utf8', timeout: 20_000 });
 
-describe('pnpm bench command line', () => {
+// Each test starts the command up to eight times, one after another (a Node start each): on a
+// loaded two-core machine (every package's tests at once) that outlasts the default 30 s.
+describe('pnpm bench command line', { timeout: 120_000 }, () => {
   it('prints its usage for --help and -h, and starts nothing', () => {
     for (const flag of ['--help', '-h']) {
       const result = bench(flag);
