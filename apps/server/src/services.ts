@@ -9,7 +9,14 @@ import { createOAuthProviders, type OAuthProviders } from './infra/oauth/provide
 import { createRateLimiter, type RateLimiter } from './infra/rate-limiter.ts';
 import { createStorage, type ObjectStorage } from './infra/storage/index.ts';
 import { createTokenService, type TokenService } from './infra/tokens.ts';
+import { withTimeout } from './infra/with-timeout.ts';
 import { QUEUES } from './modules/jobs/jobs.ts';
+
+/**
+ * How long a dependency's connections may take to close at the end of a shutdown (they
+ * close in milliseconds when it answers). Within server.ts's SHUTDOWN_MARGIN_MS.
+ */
+const CONNECTIONS_CLOSE_MS = 1_000;
 
 /** Everything a request handler may use; built once per process. */
 export interface Services {
@@ -134,7 +141,25 @@ export async function createServices(
       };
       await jobs.stop(timeoutMs).catch(noting); // jobs in progress finish, or go back to the queue
       await mailer.close().catch(noting); // background sends finish before their dependencies close
-      await Promise.allSettled([db.destroy(), kv.close(), storage.close()]);
+      // A pool ends once its calls in flight do, which a database or Redis that stopped
+      // answering holds up to their own timeouts (a statement's 30 s): such connections are
+      // left to the process's exit. (A close that fails leaves nothing open either.)
+      const closing = { database: db.destroy(), redis: kv.close(), storage: storage.close() };
+      const leftOpen: string[] = [];
+      await Promise.all(
+        Object.entries(closing).map(async ([dependency, closed]) => {
+          const settled = closed.then(
+            () => true,
+            () => true,
+          );
+          if (!(await withTimeout(() => settled, CONNECTIONS_CLOSE_MS).catch(() => false))) leftOpen.push(dependency);
+        }),
+      );
+      if (leftOpen.length > 0) {
+        const message = `${leftOpen.join(', ')}: connections not closed within ${CONNECTIONS_CLOSE_MS} ms (calls still unanswered), left to the process's exit`;
+        log.warn(`shutdown: ${message}`);
+        noting(new Error(message));
+      }
       if (failed) throw failed.error;
     },
   };

@@ -56,4 +56,32 @@ describe("the server's database pool", () => {
       await database.drop();
     }
   });
+
+  it("is left to the process's exit when a connection does not close (a query the database never answers), saying so", async () => {
+    const database = await createTestDatabase();
+    const config = testConfig({ DATABASE_URL: database.url, JOBS_WORKER: 'off' });
+    const kv = createTestKeyValueStore();
+    const services = await createServices(config, createLogger({ level: 'silent', format: 'json' }), database.url, {
+      kv,
+    });
+    const watcher = createDb({ url: database.url, poolMax: 1, applicationName: 'watcher' });
+    const sleeping = () =>
+      sql<{ pid: number }>`
+        select pid from pg_stat_activity
+        where datname = current_database() and query like 'select pg_sleep(60)%'`.execute(watcher);
+    try {
+      // A query that holds its connection for a minute: the pool cannot end before it does.
+      const held = sql`select pg_sleep(60)`.execute(services.db).catch(() => undefined);
+      await expect.poll(async () => (await sleeping()).rows.length).toBe(1);
+      await expect(services.close()).rejects.toThrow(
+        /^database: connections not closed within \d+ ms \(calls still unanswered\)/,
+      );
+      for (const { pid } of (await sleeping()).rows) await sql`select pg_terminate_backend(${pid})`.execute(watcher);
+      await held;
+    } finally {
+      await watcher.destroy();
+      await kv.cleanup();
+      await database.drop();
+    }
+  });
 });

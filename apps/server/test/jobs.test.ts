@@ -699,6 +699,59 @@ describe('a database that stops answering', () => {
   }, 30_000);
 });
 
+describe('a queue stopped while the database does not answer', () => {
+  it('gives up on a start still waiting on the database, saying so, never a hang', async () => {
+    const { t, proxy, queue } = await queueBehindProxy({
+      connectTimeoutMs: 20_000,
+      statementTimeoutMs: 30_000,
+      pollingIntervalSeconds: 60,
+      superviseIntervalSeconds: 60,
+    });
+    try {
+      proxy.freeze();
+      const starting = queue.ready().catch(() => undefined);
+      await expect(queue.stop(200)).rejects.toThrow(
+        "job queue: still starting when the shutdown's time ran out (the database has not answered)",
+      );
+      await proxy.close(); // the start fails now, and lets go of what it opened
+      await starting;
+    } finally {
+      await proxy.close();
+      await t.close();
+    }
+  });
+
+  it('gives up on a stop whose last queries the database has not answered, saying so', async () => {
+    const { t, proxy, queue } = await queueBehindProxy({
+      connectTimeoutMs: 5_000,
+      statementTimeoutMs: 0,
+      pollingIntervalSeconds: 60,
+      superviseIntervalSeconds: 60,
+    });
+    const sleeping = () =>
+      sql<{ pid: number }>`select pid from pg_stat_activity
+        where datname = current_database() and query = 'select pg_sleep(60)'`.execute(t.services.db);
+    try {
+      const boss = await queue.ready();
+      // A query that holds one of the queue's connections: its pool cannot end before it does.
+      const held = boss
+        .getDb()
+        .executeSql('select pg_sleep(60)')
+        .catch(() => undefined);
+      await expect.poll(async () => (await sleeping()).rows.length).toBe(1);
+      await expect(queue.stop(0)).rejects.toThrow(
+        /^job queue: not stopped within \d+ ms \(the database has not answered its last queries\)$/,
+      );
+      for (const { pid } of (await sleeping()).rows)
+        await sql`select pg_terminate_backend(${pid})`.execute(t.services.db);
+      await held;
+    } finally {
+      await proxy.close();
+      await t.close();
+    }
+  });
+});
+
 describe('a worker killed in the middle of a send', () => {
   let resend: Awaited<ReturnType<typeof startFakeResend>>;
   let t: TestApp;

@@ -16,11 +16,14 @@ import {
   spawnServer,
   startFakeRedis,
   startRedisServer,
+  startTcpProxy,
 } from './helpers/index.ts';
 
 const warmScript = fileURLToPath(new URL('../scripts/warm-compile-cache.ts', import.meta.url));
 
-describe('the server process', () => {
+// Each test starts one Node process or more, one after another (up to five, with migrations,
+// in one): a loaded machine needs more than vitest's 30 s.
+describe('the server process', { timeout: 120_000 }, () => {
   let database: TestDatabase;
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -55,6 +58,39 @@ describe('the server process', () => {
     } finally {
       server.process.kill('SIGKILL');
       await redis.close();
+    }
+  });
+
+  it('stops when SIGTERM arrives while its database has stopped answering, never waiting on it', async () => {
+    const target = new URL(database.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const viaProxy = new URL(database.url);
+    viaProxy.port = String(proxy.port);
+    // The job worker in the process too (the default): its queue's connections freeze as well.
+    const server = spawnServer({ DATABASE_URL: viaProxy.toString(), SHUTDOWN_TIMEOUT_MS: '1000' });
+    try {
+      const url = await listeningUrl(server);
+      expect((await fetch(`${url}/api/health/ready`)).status).toBe(200); // pooled connections now open
+      proxy.freeze();
+      // A query in flight when the signal comes holds its pooled connection: the pool cannot end.
+      const stuck = fetch(`${url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'nobody@example.com', password: 'not-a-password-1' }),
+      }).catch(() => undefined);
+      await sleep(1_000);
+      server.process.kill('SIGTERM');
+      // A failing exit that says what was left (the pool, and the job queue if its start or
+      // its stop was under way), not the last resort's "did not finish", nor a hang.
+      expect(await server.exited).toBe(1);
+      const output = server.output();
+      expect(output).toMatch(/SIGTERM: finishing in-flight requests/);
+      expect(output).toMatch(/shutdown: database: connections not closed within \d+ ms \(calls still unanswered\)/);
+      expect(output).not.toMatch(/the shutdown did not finish/);
+      await stuck;
+    } finally {
+      server.process.kill('SIGKILL');
+      await proxy.close();
     }
   });
 

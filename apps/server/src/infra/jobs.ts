@@ -404,21 +404,39 @@ export class JobQueue {
   /**
    * Stops taking jobs. The tries in progress finish (up to `timeoutMs`), or are handed back
    * to the queue at the deadline, unspent, for another worker to run; resumable ones are told
-   * to stop at once.
+   * to stop at once. A database that stopped answering holds it up no longer than the
+   * deadline (a start under way) or pg-boss's stop 2 s: it rejects, saying which.
    */
   async stop(timeoutMs: number): Promise<void> {
     this.#stopped = true;
-    if (!this.#starting) return;
-    const boss = await this.#starting.catch(() => undefined);
+    const starting = this.#starting;
+    if (!starting) return;
+    const deadline = Date.now() + timeoutMs;
+    // A start still under way has taken no job yet; a database that stopped answering may
+    // never let it end. (A moment at least, when the requests took the shutdown's time.)
+    const boss = await withTimeout(
+      () => starting.catch(() => undefined),
+      Math.max(timeoutMs, STOP_MARGIN_MS),
+      () => new Error("job queue: still starting when the shutdown's time ran out (the database has not answered)"),
+    );
     if (!boss) return;
     // Each worker's loop ends with its try (one a poll in flight claims included), or the grace does.
     const leaving = this.#leave({ wait: true });
-    await withTimeout(() => leaving, Math.max(0, timeoutMs - STOP_MARGIN_MS)).catch(() => undefined);
+    await withTimeout(() => leaving, Math.max(0, deadline - Date.now() - STOP_MARGIN_MS)).catch(() => undefined);
     const cutOff = [...this.#running].map(([id, { name, retryCount }]) => ({ id, name, retryCount }));
     // (A database that does not answer leaves them to pg-boss, whose stop below fails them.)
     if (cutOff.length > 0) await withTimeout(() => this.#handBack(cutOff), STOP_MARGIN_MS).catch(() => undefined);
     // pg-boss fails what is still in progress as it stops: a try handed back is no longer its to fail.
-    await boss.stop({ graceful: true, timeout: STOP_MARGIN_MS });
+    // Its stop ends in queries and the closing of its pool, which a database that stopped
+    // answering never finishes: then its connections are left to the process's exit.
+    await withTimeout(
+      () => boss.stop({ graceful: true, timeout: STOP_MARGIN_MS }),
+      2 * STOP_MARGIN_MS,
+      () =>
+        new Error(
+          `job queue: not stopped within ${2 * STOP_MARGIN_MS} ms (the database has not answered its last queries)`,
+        ),
+    );
   }
 }
 
