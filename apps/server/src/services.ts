@@ -44,7 +44,10 @@ export interface Services {
   jobs: JobQueue;
   /** Epoch ms when this process started serving (for `uptimeSeconds`). */
   startedAt: number;
-  /** Jobs in progress get `timeoutMs` (SHUTDOWN_TIMEOUT_MS by default) to finish; then every connection closes. */
+  /**
+   * Jobs in progress get `timeoutMs` (SHUTDOWN_TIMEOUT_MS by default) to finish; then every
+   * connection closes, or is left to the process's exit after a second (rejects, naming it).
+   */
   close(timeoutMs?: number): Promise<void>;
 }
 
@@ -156,7 +159,7 @@ export async function createServices(
         }),
       );
       if (leftOpen.length > 0) {
-        const message = `${leftOpen.join(', ')}: connections not closed within ${CONNECTIONS_CLOSE_MS} ms (calls still unanswered), left to the process's exit`;
+        const message = `${leftOpen.join(', ')}: connections not closed within ${CONNECTIONS_CLOSE_MS} ms (calls still in flight), left to the process's exit`;
         log.warn(`shutdown: ${message}`);
         noting(new Error(message));
       }

@@ -74,7 +74,7 @@ describe("the server's database pool", () => {
       const held = sql`select pg_sleep(60)`.execute(services.db).catch(() => undefined);
       await expect.poll(async () => (await sleeping()).rows.length).toBe(1);
       await expect(services.close()).rejects.toThrow(
-        /^database: connections not closed within \d+ ms \(calls still unanswered\)/,
+        /^database: connections not closed within \d+ ms \(calls still in flight\)/,
       );
       for (const { pid } of (await sleeping()).rows) await sql`select pg_terminate_backend(${pid})`.execute(watcher);
       await held;

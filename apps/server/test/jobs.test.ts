@@ -711,7 +711,7 @@ describe('a queue stopped while the database does not answer', () => {
       proxy.freeze();
       const starting = queue.ready().catch(() => undefined);
       await expect(queue.stop(200)).rejects.toThrow(
-        "job queue: still starting when the shutdown's time ran out (the database has not answered)",
+        "job queue: still starting when the shutdown's time ran out (waiting on the database)",
       );
       await proxy.close(); // the start fails now, and lets go of what it opened
       await starting;
@@ -721,7 +721,7 @@ describe('a queue stopped while the database does not answer', () => {
     }
   });
 
-  it('gives up on a stop whose last queries the database has not answered, saying so', async () => {
+  it('gives up on a stop whose last queries are still running, saying so', async () => {
     const { t, proxy, queue } = await queueBehindProxy({
       connectTimeoutMs: 5_000,
       statementTimeoutMs: 0,
@@ -740,7 +740,7 @@ describe('a queue stopped while the database does not answer', () => {
         .catch(() => undefined);
       await expect.poll(async () => (await sleeping()).rows.length).toBe(1);
       await expect(queue.stop(0)).rejects.toThrow(
-        /^job queue: not stopped within \d+ ms \(the database has not answered its last queries\)$/,
+        /^job queue: not stopped within \d+ ms \(its last queries still running\)$/,
       );
       for (const { pid } of (await sleeping()).rows)
         await sql`select pg_terminate_backend(${pid})`.execute(t.services.db);

@@ -85,7 +85,7 @@ describe('the server process', { timeout: 120_000 }, () => {
       expect(await server.exited).toBe(1);
       const output = server.output();
       expect(output).toMatch(/SIGTERM: finishing in-flight requests/);
-      expect(output).toMatch(/shutdown: database: connections not closed within \d+ ms \(calls still unanswered\)/);
+      expect(output).toMatch(/shutdown: database: connections not closed within \d+ ms \(calls still in flight\)/);
       expect(output).not.toMatch(/the shutdown did not finish/);
       await stuck;
     } finally {

@@ -86,8 +86,14 @@ export interface JobQueueOptions {
   superviseIntervalSeconds: number;
 }
 
-/** Of a shutdown's time for the jobs in progress, what pg-boss's own stop is left (its workers' last cleanup). */
+/**
+ * Of a shutdown's time for the jobs in progress, what is kept for handing back the tries the
+ * deadline cuts off; then pg-boss's own stop has as long for its workers' last cleanup.
+ */
 const STOP_MARGIN_MS = 1_000;
+
+/** pg-boss's stop after its grace: its last queries and the closing of its pool (milliseconds when the database answers). */
+const POOL_STOP_MS = 2_000;
 
 export class JobQueue {
   readonly #options: JobQueueOptions;
@@ -405,7 +411,8 @@ export class JobQueue {
    * Stops taking jobs. The tries in progress finish (up to `timeoutMs`), or are handed back
    * to the queue at the deadline, unspent, for another worker to run; resumable ones are told
    * to stop at once. A database that stopped answering holds it up no longer than the
-   * deadline (a start under way) or pg-boss's stop 2 s: it rejects, saying which.
+   * deadline (a start under way, a second at least), or the hand-back's second and pg-boss's
+   * stop's three past it: it rejects, saying which.
    */
   async stop(timeoutMs: number): Promise<void> {
     this.#stopped = true;
@@ -417,8 +424,12 @@ export class JobQueue {
     const boss = await withTimeout(
       () => starting.catch(() => undefined),
       Math.max(timeoutMs, STOP_MARGIN_MS),
-      () => new Error("job queue: still starting when the shutdown's time ran out (the database has not answered)"),
-    );
+      () => new Error("job queue: still starting when the shutdown's time ran out (waiting on the database)"),
+    ).catch((error: unknown) => {
+      // Should it start after all, it stops at once: none of its timers or connections run on.
+      starting.then((late) => late.stop({ graceful: false })).catch(() => undefined);
+      throw error;
+    });
     if (!boss) return;
     // Each worker's loop ends with its try (one a poll in flight claims included), or the grace does.
     const leaving = this.#leave({ wait: true });
@@ -431,11 +442,9 @@ export class JobQueue {
     // answering never finishes: then its connections are left to the process's exit.
     await withTimeout(
       () => boss.stop({ graceful: true, timeout: STOP_MARGIN_MS }),
-      2 * STOP_MARGIN_MS,
+      STOP_MARGIN_MS + POOL_STOP_MS,
       () =>
-        new Error(
-          `job queue: not stopped within ${2 * STOP_MARGIN_MS} ms (the database has not answered its last queries)`,
-        ),
+        new Error(`job queue: not stopped within ${STOP_MARGIN_MS + POOL_STOP_MS} ms (its last queries still running)`),
     );
   }
 }

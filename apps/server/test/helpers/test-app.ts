@@ -151,10 +151,13 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     settle: () => services.jobs.settle([EMAIL_QUEUE.name, STORAGE_DELETE_QUEUE.name]),
     database,
     async close() {
-      await app.close();
-      await services.close();
-      await kv.cleanup();
-      if (ownsDatabase) await database.drop();
+      try {
+        await app.close();
+        await services.close();
+      } finally {
+        await kv.cleanup();
+        if (ownsDatabase) await database.drop();
+      }
     },
   };
 }
