@@ -148,16 +148,16 @@ export async function createServices(
       // answering holds up to their own timeouts (a statement's 30 s): such connections are
       // left to the process's exit. (A close that fails leaves nothing open either.)
       const closing = { database: db.destroy(), redis: kv.close(), storage: storage.close() };
-      const leftOpen: string[] = [];
-      await Promise.all(
-        Object.entries(closing).map(async ([dependency, closed]) => {
-          const settled = closed.then(
-            () => true,
-            () => true,
-          );
-          if (!(await withTimeout(() => settled, CONNECTIONS_CLOSE_MS).catch(() => false))) leftOpen.push(dependency);
-        }),
-      );
+      const leftOpen = (
+        await Promise.all(
+          Object.entries(closing).map(([dependency, closed]) =>
+            withTimeout(() => closed.catch(() => undefined), CONNECTIONS_CLOSE_MS).then(
+              () => [],
+              () => [dependency],
+            ),
+          ),
+        )
+      ).flat();
       if (leftOpen.length > 0) {
         const message = `${leftOpen.join(', ')}: connections not closed within ${CONNECTIONS_CLOSE_MS} ms (calls still in flight), left to the process's exit`;
         log.warn(`shutdown: ${message}`);

@@ -5,19 +5,33 @@ import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/infra/logger.ts';
 import { createServices } from '../src/services.ts';
+import { holdConnection } from './helpers/index.ts';
 import { createTestKeyValueStore, testConfig } from './helpers/test-app.ts';
+
+/** The server's services on a database of their own (no job worker), with what to clean up. */
+async function servicesOnTestDatabase(env: Record<string, string> = {}) {
+  const database = await createTestDatabase();
+  const config = testConfig({ DATABASE_URL: database.url, JOBS_WORKER: 'off', ...env });
+  const kv = createTestKeyValueStore();
+  const services = await createServices(config, createLogger({ level: 'silent', format: 'json' }), database.url, {
+    kv,
+  });
+  return {
+    database,
+    services,
+    async cleanup() {
+      await kv.cleanup();
+      await database.drop();
+    },
+  };
+}
 
 describe("the server's database pool", () => {
   it.each([
     ['prepares queries with parameters by default', {}, 1],
     ['runs them unnamed with DATABASE_PREPARED_STATEMENTS=false', { DATABASE_PREPARED_STATEMENTS: 'false' }, 0],
   ])('%s', async (_title, env, statements) => {
-    const database = await createTestDatabase();
-    const config = testConfig({ DATABASE_URL: database.url, JOBS_WORKER: 'off', ...env });
-    const kv = createTestKeyValueStore();
-    const services = await createServices(config, createLogger({ level: 'silent', format: 'json' }), database.url, {
-      kv,
-    });
+    const { services, cleanup } = await servicesOnTestDatabase(env);
     try {
       // One connection of the pool: the statements it holds.
       const held = await services.db.connection().execute(async (db) => {
@@ -28,18 +42,12 @@ describe("the server's database pool", () => {
       expect(held).toBe(statements);
     } finally {
       await services.close();
-      await kv.cleanup();
-      await database.drop();
+      await cleanup();
     }
   });
 
   it("is closed when the job queue fails to stop: the queue's failure is the answer", async () => {
-    const database = await createTestDatabase();
-    const config = testConfig({ DATABASE_URL: database.url, JOBS_WORKER: 'off' });
-    const kv = createTestKeyValueStore();
-    const services = await createServices(config, createLogger({ level: 'silent', format: 'json' }), database.url, {
-      kv,
-    });
+    const { database, services, cleanup } = await servicesOnTestDatabase();
     try {
       await sql`select 1`.execute(services.db); // a connection in the pool
       services.jobs.stop = () => Promise.reject(new Error('the queue would not stop'));
@@ -52,36 +60,22 @@ describe("the server's database pool", () => {
       await watcher.destroy();
       expect(rows[0]?.open).toBe(0);
     } finally {
-      await kv.cleanup();
-      await database.drop();
+      await cleanup();
     }
   });
 
   it("is left to the process's exit when a connection does not close (a query the database never answers), saying so", async () => {
-    const database = await createTestDatabase();
-    const config = testConfig({ DATABASE_URL: database.url, JOBS_WORKER: 'off' });
-    const kv = createTestKeyValueStore();
-    const services = await createServices(config, createLogger({ level: 'silent', format: 'json' }), database.url, {
-      kv,
-    });
+    const { database, services, cleanup } = await servicesOnTestDatabase();
     const watcher = createDb({ url: database.url, poolMax: 1, applicationName: 'watcher' });
-    const sleeping = () =>
-      sql<{ pid: number }>`
-        select pid from pg_stat_activity
-        where datname = current_database() and query like 'select pg_sleep(60)%'`.execute(watcher);
     try {
-      // A query that holds its connection for a minute: the pool cannot end before it does.
-      const held = sql`select pg_sleep(60)`.execute(services.db).catch(() => undefined);
-      await expect.poll(async () => (await sleeping()).rows.length).toBe(1);
+      const held = await holdConnection(watcher, (query) => sql.raw(query).execute(services.db));
       await expect(services.close()).rejects.toThrow(
         /^database: connections not closed within \d+ ms \(calls still in flight\)/,
       );
-      for (const { pid } of (await sleeping()).rows) await sql`select pg_terminate_backend(${pid})`.execute(watcher);
-      await held;
+      await held.release();
     } finally {
       await watcher.destroy();
-      await kv.cleanup();
-      await database.drop();
+      await cleanup();
     }
   });
 });

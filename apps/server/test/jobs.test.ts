@@ -27,6 +27,7 @@ import {
   type Account,
   bearer,
   buildTestApp,
+  holdConnection,
   registerAccount,
   registerAdmin,
   sharedRedisEnv,
@@ -728,23 +729,13 @@ describe('a queue stopped while the database does not answer', () => {
       pollingIntervalSeconds: 60,
       superviseIntervalSeconds: 60,
     });
-    const sleeping = () =>
-      sql<{ pid: number }>`select pid from pg_stat_activity
-        where datname = current_database() and query = 'select pg_sleep(60)'`.execute(t.services.db);
     try {
       const boss = await queue.ready();
-      // A query that holds one of the queue's connections: its pool cannot end before it does.
-      const held = boss
-        .getDb()
-        .executeSql('select pg_sleep(60)')
-        .catch(() => undefined);
-      await expect.poll(async () => (await sleeping()).rows.length).toBe(1);
+      const held = await holdConnection(t.services.db, (query) => boss.getDb().executeSql(query));
       await expect(queue.stop(0)).rejects.toThrow(
         /^job queue: not stopped within \d+ ms \(its last queries still running\)$/,
       );
-      for (const { pid } of (await sleeping()).rows)
-        await sql`select pg_terminate_backend(${pid})`.execute(t.services.db);
-      await held;
+      await held.release();
     } finally {
       await proxy.close();
       await t.close();

@@ -32,4 +32,4 @@ export {
   type TestAppOptions,
   testConfig,
 } from './test-app.ts';
-export { until, untilWaitingOnLocks, whileHolding } from './until.ts';
+export { holdConnection, until, untilWaitingOnLocks, whileHolding } from './until.ts';

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Db } from '@app/db';
 import { sql } from 'kysely';
 
@@ -60,4 +61,28 @@ export async function whileHolding<T>(db: Db, hold: (trx: Db) => Promise<unknown
     await untilWaitingOnLocks(db, 1, pending);
   });
   return pending as Promise<T>;
+}
+
+/**
+ * Runs a minute-long `pg_sleep` through `run` (a connection of the pool under test) and
+ * returns once `observer` (another pool, on the same database) sees it running: a call in
+ * flight that holds its connection, as one on a database that stopped answering would.
+ * `release()` ends it (its backend terminated) and waits for the call to settle.
+ */
+export async function holdConnection(
+  observer: Db,
+  run: (query: string) => Promise<unknown>,
+): Promise<{ release(): Promise<void> }> {
+  const query = `select pg_sleep(60) -- held ${randomUUID()}`;
+  const call = run(query).catch(() => undefined);
+  const running = () =>
+    sql<{ pid: number }>`select pid from pg_stat_activity
+      where datname = current_database() and query = ${query}`.execute(observer);
+  await until(async () => (await running()).rows.length > 0, 'the held query to run', 10_000);
+  return {
+    async release() {
+      for (const { pid } of (await running()).rows) await sql`select pg_terminate_backend(${pid})`.execute(observer);
+      await call;
+    },
+  };
 }
